@@ -133,8 +133,14 @@ class LocalKafka:
         libs.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
         cmd = [
-            "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
         ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
@@ -208,9 +214,14 @@ class LocalKafka:
 
     def _run_tool(self, java: str, classpath: str, args: list[str]) -> str:
         cmd = [
-            java, "-Xmx256m", "-cp", classpath,
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", f"-Dkafka.logs.dir={self._log_dir}",
-            STORAGE_TOOL, *args,
+            java,
+            "-Xmx256m",
+            "-cp",
+            classpath,
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self._log_dir}",
+            STORAGE_TOOL,
+            *args,
         ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
@@ -242,14 +253,25 @@ class LocalKafka:
         self._write_config()
         self._format_storage(java, classpath)
         cmd = [
-            java, f"-Xmx{self.heap}", f"-Xms{self.heap}", *JVM_FLAGS,
-            f"-Dkafka.logs.dir={self._log_dir}", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            "-cp", classpath, MAIN_CLASS, str(self._config_file),
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            *JVM_FLAGS,
+            f"-Dkafka.logs.dir={self._log_dir}",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp",
+            classpath,
+            MAIN_CLASS,
+            str(self._config_file),
         ]
         stdout = open(self._log_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            cmd, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.home,
+            cmd,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.home,
         )
         stdout.close()
         self._pid_file.write_text(str(proc.pid))
@@ -305,8 +327,9 @@ class LocalKafka:
 
     def status(self) -> KafkaStatus:
         pid = self.running_pid()
-        return KafkaStatus(running=pid is not None, pid=pid, bootstrap=self.bootstrap,
-                           home=self.home)
+        return KafkaStatus(
+            running=pid is not None, pid=pid, bootstrap=self.bootstrap, home=self.home
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         chunks = []

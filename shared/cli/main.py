@@ -1,0 +1,72 @@
+"""The `kinship` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from shared.local_kafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
+
+
+def local_kafka() -> LocalKafka:
+    """Return the local broker of this checkout (var/kafka, port KAFKA_PORT or 9092)."""
+    from shared.config import var_dir
+
+    port = int(os.environ.get("KAFKA_PORT", "9092"))
+    return LocalKafka(var_dir() / "kafka", port=port, heap=os.environ.get("KAFKA_HEAP", "512m"))
+
+
+@click.group()
+def cli() -> None:
+    """Kinship: coalition campaigns, petitions, alerts and partner webhooks."""
+
+
+@cli.group()
+def kafka() -> None:
+    """The local single-node Apache Kafka (KRaft) for development and tests."""
+
+
+@kafka.command("start")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for readiness.")
+def kafka_start(timeout: float) -> None:
+    """Start Kafka (fetching its jars with mvn on first use) and wait until it answers."""
+    broker = local_kafka()
+    try:
+        status = broker.start(timeout=timeout)
+    except LocalKafkaError as exc:
+        click.echo(f"kinship kafka start: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"Kafka {KAFKA_VERSION} is running on {status.bootstrap} (pid {status.pid}); "
+        f"data in {status.home}"
+    )
+
+
+@kafka.command("stop")
+def kafka_stop() -> None:
+    """Stop the local Kafka cleanly."""
+    if local_kafka().stop():
+        click.echo("Kafka stopped.")
+    else:
+        click.echo("Kafka was not running.")
+
+
+@kafka.command("status")
+def kafka_status() -> None:
+    """Say whether the local Kafka is running; exit 3 when it is not."""
+    status = local_kafka().status()
+    if status.running:
+        click.echo(f"running: Kafka {KAFKA_VERSION} on {status.bootstrap} (pid {status.pid})")
+    else:
+        click.echo(f"stopped (data in {status.home})")
+        sys.exit(3)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Settings from the environment: one typed object per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from shared.local_kafka import PROJECT_ROOT
+
+SERVICES = ("campaigns", "petitions", "notifications")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def var_dir() -> Path:
+    """Return the folder for local state (SQLite files, local Kafka, logs)."""
+    return Path(_env("KINSHIP_VAR_DIR", str(PROJECT_ROOT / "var")))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service or worker reads from its environment."""
+
+    service: str
+    database_url: str
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_partitions: int = 3
+    kafka_replication_factor: int = 1
+    environment: str = "development"
+    log_level: str = "INFO"
+    var_dir: Path = field(default_factory=var_dir)
+    # Keys for hashing personal data (dedupe, suppression): must be secret in production.
+    hash_key: str = "dev-only-hash-key-change-me"
+    public_base_url: str = "http://127.0.0.1:8000"
+    email_backend: str = "capture"
+    sms_backend: str = "capture"
+    sendgrid_api_key: str = ""
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_messaging_service_sid: str = ""
+    twilio_from_number: str = ""
+    relay_batch_size: int = 1000
+    consumer_max_attempts: int = 5
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls, service: str) -> Settings:
+        """Build the settings of one service from the process environment."""
+        var_dir_path = var_dir()
+        default_db = f"sqlite:///{var_dir_path / f'{service}.db'}"
+        database_url = _env(f"{service.upper()}_DATABASE_URL", _env("DATABASE_URL", default_db))
+        sendgrid_key = _env("SENDGRID_API_KEY", "")
+        twilio_sid = _env("TWILIO_ACCOUNT_SID", "")
+        twilio_token = _env("TWILIO_AUTH_TOKEN", "")
+        settings = cls(
+            service=service,
+            database_url=normalize_database_url(database_url),
+            kafka_bootstrap_servers=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            kafka_topic_partitions=_int("KAFKA_TOPIC_PARTITIONS", 3),
+            kafka_replication_factor=_int("KAFKA_REPLICATION_FACTOR", 1),
+            environment=_env("KINSHIP_ENV", "development"),
+            log_level=_env("LOG_LEVEL", "INFO").upper(),
+            var_dir=var_dir_path,
+            hash_key=_env("KINSHIP_HASH_KEY", "dev-only-hash-key-change-me"),
+            public_base_url=_env("KINSHIP_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            email_backend=_env("EMAIL_BACKEND", "sendgrid" if sendgrid_key else "capture"),
+            sms_backend=_env("SMS_BACKEND", "twilio" if twilio_sid and twilio_token else "capture"),
+            sendgrid_api_key=sendgrid_key,
+            sendgrid_api_host=_env("SENDGRID_API_HOST", "https://api.sendgrid.com"),
+            twilio_account_sid=twilio_sid,
+            twilio_auth_token=twilio_token,
+            twilio_api_base_url=_env("TWILIO_API_BASE_URL", "https://api.twilio.com"),
+            twilio_messaging_service_sid=_env("TWILIO_MESSAGING_SERVICE_SID", ""),
+            twilio_from_number=_env("TWILIO_FROM_NUMBER", ""),
+            relay_batch_size=_int("OUTBOX_RELAY_BATCH_SIZE", 1000),
+            consumer_max_attempts=_int("CONSUMER_MAX_ATTEMPTS", 5),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that would be unsafe or cannot work."""
+        if self.service not in SERVICES and not self.service.startswith("test"):
+            raise ValueError(f"unknown service {self.service!r}")
+        if self.email_backend not in {"sendgrid", "capture"}:
+            raise ValueError("EMAIL_BACKEND must be 'sendgrid' or 'capture'")
+        if self.sms_backend not in {"twilio", "capture"}:
+            raise ValueError("SMS_BACKEND must be 'twilio' or 'capture'")
+        if self.production and self.hash_key.startswith("dev-only"):
+            raise ValueError("KINSHIP_HASH_KEY must be set to a secret in production")
+
+    def with_(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (tests, CLI overrides)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the common way."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

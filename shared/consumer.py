@@ -1,0 +1,455 @@
+"""The consumer runner: at-least-once delivery from Kafka, exactly-once effects in the database.
+
+For each polled batch the runner validates every record, runs the handlers of new events in one
+database transaction that also records their event ids (so a redelivered event has no second
+effect), and commits the Kafka offsets only after that transaction commits. A record that can
+never be processed goes to ``<topic>.<group>.dlq`` with its error and origin in headers; a
+``RetryableError`` sends it to ``<topic>.<group>.retry`` to be tried again after a backoff. When
+the database is unreachable the runner pauses its partitions and resumes when it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shared import metrics
+from shared.db import database_ready, is_connection_error
+from shared.errors import InvalidEvent, RetryableError
+from shared.events.envelope import Event, decode, utcnow
+from shared.events.registry import EventRegistry
+from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer, retry_topic
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, Connection], None]
+H_ATTEMPT = "kinship_attempt"
+H_NOT_BEFORE = "kinship_not_before_ms"
+H_ORIGIN_TOPIC = "kinship_origin_topic"
+H_ORIGIN_PARTITION = "kinship_origin_partition"
+H_ORIGIN_OFFSET = "kinship_origin_offset"
+H_ERROR = "kinship_error"
+H_ERROR_CLASS = "kinship_error_class"
+H_FAILED_AT = "kinship_failed_at"
+_OWN_HEADERS = {
+    H_ATTEMPT,
+    H_NOT_BEFORE,
+    H_ORIGIN_TOPIC,
+    H_ORIGIN_PARTITION,
+    H_ORIGIN_OFFSET,
+    H_ERROR,
+    H_ERROR_CLASS,
+    H_FAILED_AT,
+}
+
+
+class DatabaseDown(Exception):
+    """The database cannot be reached: pause, do not drop or dead-letter anything."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; after max_attempts the event is dead-lettered."""
+
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        computed = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        computed *= random.uniform(0.8, 1.2)
+        return max(computed, retry_after or 0.0)
+
+
+@dataclass
+class _Item:
+    record: Any
+    event: Event
+    attempt: int
+
+
+@dataclass
+class _Outcome:
+    """What one batch produced besides its database effects."""
+
+    dead: list[tuple[Any, BaseException]] = field(default_factory=list)
+    retries: list[tuple[_Item, BaseException]] = field(default_factory=list)
+    # The next offset to commit per partition.
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+def _header(record: Any, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+class ConsumerRunner:
+    """Runs the handlers of one consumer group over its topics until stopped."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        processed: Table,
+        registry: EventRegistry,
+        group: str,
+        topics: Sequence[str],
+        handlers: Mapping[str, Sequence[Handler]],
+        bootstrap: str,
+        retry: RetryPolicy | None = None,
+        max_records: int = 1000,
+        poll_timeout_ms: int = 200,
+        partitions: int = 3,
+        replication_factor: int = 1,
+        consumer_factory: Callable[[], KafkaConsumer] | None = None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
+    ) -> None:
+        unknown = [name for name in handlers if name not in registry]
+        if unknown:
+            raise ValueError(f"handlers registered for unknown event types: {unknown}")
+        self.engine = engine
+        self.processed = processed
+        self.registry = registry
+        self.group = group
+        self.topics = list(topics)
+        self.handlers = {name: list(fns) for name, fns in handlers.items()}
+        self.bootstrap = bootstrap
+        self.retry = retry or RetryPolicy()
+        self.max_records = max_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self._consumer_factory = consumer_factory or (
+            lambda: make_consumer(bootstrap, group, f"{group}-consumer")
+        )
+        self._producer_factory = producer_factory or (
+            lambda: make_producer(bootstrap, f"{group}-dlq", linger_ms=0)
+        )
+        self._retry_topics = {retry_topic(topic, group): topic for topic in self.topics}
+        self._stop = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        # Retry partitions held back until their head record is due (monotonic deadline).
+        self._held: dict[TopicPartition, float] = {}
+        self.stats = {"processed": 0, "skipped": 0, "duplicates": 0, "dead": 0, "retried": 0}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, leave the group and return from run()."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def all_topics(self) -> list[str]:
+        """Return the main, retry and dead-letter topics this group uses."""
+        names = list(self.topics)
+        names += [retry_topic(t, self.group) for t in self.topics]
+        names += [dead_letter_topic(t, self.group) for t in self.topics]
+        return names
+
+    def run(self) -> None:
+        """Consume until stop() is called."""
+        ensure_topics(self.bootstrap, self.all_topics(), self.partitions, self.replication_factor)
+        self._consumer = self._consumer_factory()
+        self._consumer.subscribe(self.topics + list(self._retry_topics))
+        log.info("consumer started", extra={"group": self.group, "topics": self.topics})
+        try:
+            while not self.stopping:
+                self.poll_once()
+        finally:
+            self._consumer.close(autocommit=False)
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+            log.info("consumer stopped", extra={"group": self.group, **self.stats})
+
+    def poll_once(self) -> None:
+        """Poll one batch and process it completely (or put it back when the database is down)."""
+        consumer = self._consumer
+        assert consumer is not None, "run() creates the consumer"
+        self._release_due()
+        batch = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        if not batch:
+            return
+        try:
+            outcome = self._process(batch)
+        except DatabaseDown:
+            self._wait_for_database(batch)
+            return
+        self._finish(outcome)
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def _process(self, batch: Mapping[TopicPartition, list[Any]]) -> _Outcome:
+        outcome = _Outcome()
+        work: list[_Item] = []
+        for tp, records in batch.items():
+            for record in records:
+                if tp.topic in self._retry_topics and self._hold_if_early(tp, record):
+                    break
+                outcome.offsets[tp] = record.offset + 1
+                try:
+                    event = decode(record.key, record.value, record.headers)
+                    self.registry.check_incoming(event)
+                except InvalidEvent as exc:
+                    outcome.dead.append((record, exc))
+                    continue
+                if not self.handlers.get(event.type):
+                    self.stats["skipped"] += 1
+                    continue
+                attempt = int(_header(record, H_ATTEMPT) or 0)
+                work.append(_Item(record, event, attempt))
+        if work:
+            self._apply(work, outcome)
+        return outcome
+
+    def _hold_if_early(self, tp: TopicPartition, record: Any) -> bool:
+        """Hold a retry partition back while its head record is not yet due."""
+        due_ms = int(_header(record, H_NOT_BEFORE) or 0)
+        wait = due_ms / 1000 - time.time()
+        if wait <= 0:
+            return False
+        assert self._consumer is not None
+        self._consumer.seek(tp, record.offset)
+        self._consumer.pause(tp)
+        self._held[tp] = time.monotonic() + wait
+        return True
+
+    def _release_due(self) -> None:
+        now = time.monotonic()
+        due = [tp for tp, until in self._held.items() if until <= now]
+        if due and self._consumer is not None:
+            for tp in due:
+                del self._held[tp]
+            assigned = self._consumer.assignment()
+            self._consumer.resume(*[tp for tp in due if tp in assigned])
+
+    def _apply(self, work: list[_Item], outcome: _Outcome) -> None:
+        """Run handlers for new events: the whole batch in one transaction, else one by one."""
+        unique: dict[str, _Item] = {}
+        for item in work:
+            unique.setdefault(item.event.id, item)
+        self.stats["duplicates"] += len(work) - len(unique)
+        items = list(unique.values())
+        failed: tuple[_Item, Exception] | None = None
+        try:
+            with self.engine.begin() as conn:
+                fresh = self._mark_processed(conn, [item.event.id for item in items])
+                for item in items:
+                    if item.event.id in fresh:
+                        try:
+                            self._handle(item.event, conn)
+                        except Exception as exc:
+                            failed = (item, exc)
+                            raise
+            self._count(items, fresh)
+            return
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise DatabaseDown(str(exc)) from exc
+            if failed is None:
+                raise
+        # One event failed and rolled the batch back: route it, and redo the others one by one
+        # so they still take effect. The failed handler is not called a second time.
+        log.info("batch failed, isolating the failing event", extra={"group": self.group})
+        self._route_failure(*failed, outcome)
+        try:
+            with self.engine.begin() as conn:
+                fresh = set()
+                for item in items:
+                    if item is failed[0]:
+                        continue
+                    savepoint = conn.begin_nested()
+                    try:
+                        if self._mark_processed(conn, [item.event.id]):
+                            self._handle(item.event, conn)
+                            fresh.add(item.event.id)
+                        savepoint.commit()
+                    except Exception as exc:
+                        if is_connection_error(exc):
+                            raise
+                        savepoint.rollback()
+                        self._route_failure(item, exc, outcome)
+            self._count([item for item in items if item is not failed[0]], fresh)
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise DatabaseDown(str(exc)) from exc
+            raise
+
+    @staticmethod
+    def _route_failure(item: _Item, exc: Exception, outcome: _Outcome) -> None:
+        if isinstance(exc, InvalidEvent):
+            outcome.dead.append((item.record, exc))
+        else:
+            # RetryableError, or an unexpected bug that may be transient: retry, then DLQ.
+            outcome.retries.append((item, exc))
+
+    def _count(self, items: list[_Item], fresh: set[str]) -> None:
+        for item in items:
+            if item.event.id in fresh:
+                metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "processed").inc()
+        self.stats["processed"] += len(fresh)
+        self.stats["duplicates"] += len(items) - len(fresh)
+
+    def _handle(self, event: Event, conn: Connection) -> None:
+        for handler in self.handlers[event.type]:
+            handler(event, conn)
+
+    def _mark_processed(self, conn: Connection, event_ids: list[str]) -> set[str]:
+        """Record event ids for this group; return those not seen before."""
+        table = self.processed
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        statement = (
+            insert(table)
+            .values(
+                [
+                    {"consumer_group": self.group, "event_id": eid, "processed_at": now}
+                    for eid in event_ids
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(table.c.event_id)
+        )
+        return set(conn.execute(statement).scalars())
+
+    # -- after the batch -------------------------------------------------------------------------
+
+    def _finish(self, outcome: _Outcome) -> None:
+        """Dead-letter and schedule retries, then commit offsets."""
+        if outcome.dead or outcome.retries:
+            producer = self._get_producer()
+            futures = [self._send_dead(producer, record, exc) for record, exc in outcome.dead]
+            futures += [self._send_retry(producer, item, exc) for item, exc in outcome.retries]
+            producer.flush(timeout=30)
+            if not all(future.succeeded() for future in futures):
+                # Nothing is committed, so the batch comes back; its done events are deduped.
+                self._rewind(outcome.offsets)
+                return
+        self._commit(outcome.offsets)
+
+    def _commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        assert self._consumer is not None
+        try:
+            self._consumer.commit(
+                {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+            )
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partitions: their next owner redelivers, and dedupe holds.
+            log.warning("offset commit failed", extra={"error": type(exc).__name__})
+
+    def _rewind(self, offsets: Mapping[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        committed_to = {}
+        for tp in offsets:
+            try:
+                committed_to[tp] = self._consumer.committed(tp)
+            except KafkaError:
+                committed_to[tp] = None
+        for tp, offset in committed_to.items():
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+
+    def _get_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = self._producer_factory()
+        return self._producer
+
+    def _origin(self, record: Any) -> list[tuple[str, bytes]]:
+        if record.topic in self._retry_topics:
+            keep = (H_ORIGIN_TOPIC, H_ORIGIN_PARTITION, H_ORIGIN_OFFSET)
+            return [(k, bytes(v)) for k, v in record.headers or () if k in keep]
+        return [
+            (H_ORIGIN_TOPIC, record.topic.encode()),
+            (H_ORIGIN_PARTITION, str(record.partition).encode()),
+            (H_ORIGIN_OFFSET, str(record.offset).encode()),
+        ]
+
+    def _main_topic(self, record: Any) -> str:
+        return self._retry_topics.get(record.topic, record.topic)
+
+    def _send_dead(self, producer: KafkaProducer, record: Any, exc: BaseException) -> Any:
+        self.stats["dead"] += 1
+        metrics.EVENTS_CONSUMED.labels(self.group, "-", "dead_lettered").inc()
+        log.warning(
+            "event dead-lettered",
+            extra={
+                "group": self.group,
+                "topic": record.topic,
+                "offset": record.offset,
+                "error_class": type(exc).__name__,
+            },
+        )
+        headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
+        headers += self._origin(record)
+        headers += [
+            (H_ERROR, str(exc)[:2000].encode()),
+            (H_ERROR_CLASS, type(exc).__name__.encode()),
+            (H_FAILED_AT, utcnow().isoformat().encode()),
+            (H_ATTEMPT, (_header(record, H_ATTEMPT) or "0").encode()),
+        ]
+        topic = dead_letter_topic(self._main_topic(record), self.group)
+        return producer.send(topic, key=record.key, value=record.value, headers=headers)
+
+    def _send_retry(self, producer: KafkaProducer, item: _Item, exc: BaseException) -> Any:
+        attempt = item.attempt + 1
+        if attempt >= self.retry.max_attempts:
+            return self._send_dead(producer, item.record, exc)
+        self.stats["retried"] += 1
+        metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "retried").inc()
+        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+        delay = self.retry.delay(attempt, retry_after)
+        record = item.record
+        headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
+        headers += self._origin(record)
+        headers += [
+            (H_ATTEMPT, str(attempt).encode()),
+            (H_NOT_BEFORE, str(int((time.time() + delay) * 1000)).encode()),
+            (H_ERROR, str(exc)[:2000].encode()),
+            (H_ERROR_CLASS, type(exc).__name__.encode()),
+        ]
+        topic = retry_topic(self._main_topic(record), self.group)
+        return producer.send(topic, key=record.key, value=record.value, headers=headers)
+
+    # -- database outage -------------------------------------------------------------------------
+
+    def _wait_for_database(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
+        """Put the batch back, pause every partition and resume once the database answers."""
+        consumer = self._consumer
+        assert consumer is not None
+        log.warning("database unreachable, consumer paused", extra={"group": self.group})
+        metrics.CONSUMER_PAUSED.labels(self.group).set(1)
+        assigned = consumer.assignment()
+        for tp, records in batch.items():
+            if tp in assigned and records:
+                consumer.seek(tp, records[0].offset)
+        consumer.pause(*assigned)
+        delay = 0.25
+        while not self.stopping:
+            # Polling while paused keeps the group membership alive and fetches nothing.
+            consumer.poll(timeout_ms=int(delay * 1000))
+            if database_ready(self.engine):
+                break
+            delay = min(delay * 2, 5.0)
+        held = set(self._held)
+        consumer.resume(*[tp for tp in consumer.assignment() if tp not in held])
+        metrics.CONSUMER_PAUSED.labels(self.group).set(0)
+        log.info("database back, consumer resumed", extra={"group": self.group})

@@ -1,0 +1,280 @@
+"""Kinship's event types: the contract between the services.
+
+Each type's record key is named in its description. Within a major version, changes are additive
+only. Community identity never appears in any of these events.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from shared.events.registry import EventRegistry, EventType
+
+CAMPAIGNS = "kinship.campaigns"
+PETITIONS = "kinship.petitions"
+NOTIFICATIONS = "kinship.notifications"
+
+CHANNELS = ("email", "sms")
+LocaleMap = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+def _id() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+def _time() -> fields.DateTime:
+    return fields.DateTime(required=True)
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+
+class OrganizationSchema(Schema):
+    organization_id = _id()
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    communities = fields.List(fields.String(), load_default=list)
+    contact_email = fields.Email(allow_none=True)
+    postal_address = fields.String(allow_none=True)
+    source_code = fields.String(allow_none=True)
+    at = _time()
+
+
+class ApiKeyIssuedSchema(Schema):
+    key_id = _id()
+    prefix = fields.String(required=True)
+    # SHA-256 of the whole key; keys are 256 random bits, so the hash cannot be reversed.
+    key_hash = fields.String(required=True, validate=validate.Length(equal=64))
+    role = fields.String(required=True, validate=validate.OneOf(["admin", "organizer", "partner"]))
+    organization_id = _id()
+    at = _time()
+
+
+class ApiKeyRevokedSchema(Schema):
+    key_id = _id()
+    organization_id = _id()
+    at = _time()
+
+
+class CampaignSchema(Schema):
+    campaign_id = _id()
+    lead_organization_id = _id()
+    partner_organization_ids = fields.List(fields.String(), load_default=list)
+    communities = fields.List(fields.String(), load_default=list)
+    titles = LocaleMap
+    status = fields.String(validate=validate.OneOf(["draft", "active", "closed"]))
+    at = _time()
+
+
+class CampaignPartnerJoinedSchema(Schema):
+    campaign_id = _id()
+    organization_id = _id()
+    at = _time()
+
+
+class AlertContentSchema(Schema):
+    email_subject = fields.String(allow_none=True)
+    email_html = fields.String(allow_none=True)
+    email_text = fields.String(allow_none=True)
+    discreet_email_subject = fields.String(allow_none=True)
+    sms_text = fields.String(allow_none=True)
+    sms_discreet_text = fields.String(allow_none=True)
+
+
+class AudienceSchema(Schema):
+    locales = fields.List(fields.String(), load_default=list)
+    countries = fields.List(fields.String(), load_default=list)
+    regions = fields.List(fields.String(), load_default=list)
+    postal_prefixes = fields.List(fields.String(), load_default=list)
+    partner_organization_ids = fields.List(fields.String(), load_default=list)
+    interests = fields.List(fields.String(), load_default=list)
+
+
+class AlertScheduledSchema(Schema):
+    alert_id = _id()
+    campaign_id = _id()
+    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True)
+    send_at = fields.DateTime(allow_none=True)
+    at = _time()
+
+
+class AlertPublishedSchema(Schema):
+    alert_id = _id()
+    campaign_id = _id()
+    organization_id = _id()
+    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True)
+    default_locale = fields.String(required=True)
+    content = fields.Dict(keys=fields.String(), values=fields.Nested(AlertContentSchema))
+    audience = fields.Nested(AudienceSchema, required=True)
+    at = _time()
+
+
+class AlertCancelledSchema(Schema):
+    alert_id = _id()
+    campaign_id = _id()
+    at = _time()
+
+
+# -- petitions ---------------------------------------------------------------------------------
+
+
+class PetitionPublishedSchema(Schema):
+    petition_id = _id()
+    campaign_id = _id()
+    organization_id = _id()
+    titles = LocaleMap
+    default_locale = fields.String(required=True)
+    goal = fields.Integer(required=True)
+    double_opt_in = fields.Boolean(required=True)
+    at = _time()
+
+
+class PetitionClosedSchema(Schema):
+    petition_id = _id()
+    campaign_id = _id()
+    total = fields.Integer(required=True)
+    at = _time()
+
+
+class PersonSchema(Schema):
+    given_name = fields.String(allow_none=True)
+    family_name = fields.String(allow_none=True)
+    email = fields.Email(required=True)
+    phone = fields.String(allow_none=True)  # E.164
+    postal_code = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+    region = fields.String(allow_none=True)
+    language = fields.String(allow_none=True)
+    pronouns = fields.String(allow_none=True)
+    discreet = fields.Boolean(load_default=False)
+
+
+class ConsentsSchema(Schema):
+    email = fields.Boolean(required=True)
+    sms = fields.Boolean(required=True)
+    partner_organization_ids = fields.List(fields.String(), load_default=list)
+
+
+class AttributionSchema(Schema):
+    source = fields.String(allow_none=True)
+    partner_organization_id = fields.String(allow_none=True)
+
+
+class SignatureCreatedSchema(Schema):
+    """Key: supporter_id. `duplicate` marks a repeat signature: thank nobody twice."""
+
+    signature_id = _id()
+    petition_id = _id()
+    campaign_id = _id()
+    organization_id = _id()
+    supporter_id = _id()
+    duplicate = fields.Boolean(required=True)
+    double_opt_in = fields.Boolean(required=True)
+    confirm_url = fields.String(allow_none=True)
+    locale = fields.String(required=True)
+    person = fields.Nested(PersonSchema, required=True)
+    consents = fields.Nested(ConsentsSchema, required=True)
+    attribution = fields.Nested(AttributionSchema, required=True)
+    interests = fields.List(fields.String(), load_default=list)
+    at = _time()
+
+
+class SignatureConfirmedSchema(Schema):
+    signature_id = _id()
+    petition_id = _id()
+    campaign_id = _id()
+    supporter_id = _id()
+    at = _time()
+
+
+class MilestoneReachedSchema(Schema):
+    petition_id = _id()
+    campaign_id = _id()
+    milestone = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    next_goal = fields.Integer(required=True)
+    at = _time()
+
+
+# -- notifications -----------------------------------------------------------------------------
+
+
+class DeliverySchema(Schema):
+    delivery_id = _id()
+    supporter_id = _id()
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    alert_id = fields.String(allow_none=True)
+    provider_message_id = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True)
+    at = _time()
+
+
+class AlertProgressedSchema(Schema):
+    alert_id = _id()
+    campaign_id = _id()
+    total = fields.Integer(required=True)
+    queued = fields.Integer(required=True)
+    sent = fields.Integer(required=True)
+    delivered = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    suppressed = fields.Integer(required=True)
+    at = _time()
+
+
+class ConsentChangedSchema(Schema):
+    supporter_id = _id()
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    organization_id = fields.String(allow_none=True)
+    change = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            ["subscribe", "unsubscribe", "stop", "start", "bounce", "complaint"]
+        ),
+    )
+    at = _time()
+
+
+class PersonErasedSchema(Schema):
+    """Key: supporter_id. Carries keyed hashes only, never the address itself."""
+
+    supporter_id = _id()
+    email_hash = fields.String(allow_none=True)
+    phone_hash = fields.String(allow_none=True)
+    at = _time()
+
+
+def _t(name: str, topic: str, schema: type[Schema], key: str) -> EventType:
+    return EventType(f"kinship.{name}.v1", topic, schema, f"record key: {key}")
+
+
+CATALOG = EventRegistry(
+    [
+        _t("organization.created", CAMPAIGNS, OrganizationSchema, "organization_id"),
+        _t("organization.updated", CAMPAIGNS, OrganizationSchema, "organization_id"),
+        _t("apikey.issued", CAMPAIGNS, ApiKeyIssuedSchema, "organization_id"),
+        _t("apikey.revoked", CAMPAIGNS, ApiKeyRevokedSchema, "organization_id"),
+        _t("campaign.created", CAMPAIGNS, CampaignSchema, "campaign_id"),
+        _t("campaign.launched", CAMPAIGNS, CampaignSchema, "campaign_id"),
+        _t("campaign.closed", CAMPAIGNS, CampaignSchema, "campaign_id"),
+        _t("campaign.partner_joined", CAMPAIGNS, CampaignPartnerJoinedSchema, "campaign_id"),
+        _t("alert.scheduled", CAMPAIGNS, AlertScheduledSchema, "campaign_id"),
+        _t("alert.published", CAMPAIGNS, AlertPublishedSchema, "campaign_id"),
+        _t("alert.cancelled", CAMPAIGNS, AlertCancelledSchema, "campaign_id"),
+        _t("petition.published", PETITIONS, PetitionPublishedSchema, "petition_id"),
+        _t("petition.closed", PETITIONS, PetitionClosedSchema, "petition_id"),
+        _t("signature.created", PETITIONS, SignatureCreatedSchema, "supporter_id"),
+        _t("signature.confirmed", PETITIONS, SignatureConfirmedSchema, "supporter_id"),
+        _t("petition.milestone_reached", PETITIONS, MilestoneReachedSchema, "petition_id"),
+        _t("delivery.sent", NOTIFICATIONS, DeliverySchema, "supporter_id"),
+        _t("delivery.delivered", NOTIFICATIONS, DeliverySchema, "supporter_id"),
+        _t("delivery.failed", NOTIFICATIONS, DeliverySchema, "supporter_id"),
+        _t("alert.progressed", NOTIFICATIONS, AlertProgressedSchema, "campaign_id"),
+        _t("consent.changed", NOTIFICATIONS, ConsentChangedSchema, "supporter_id"),
+        _t("person.erased", NOTIFICATIONS, PersonErasedSchema, "supporter_id"),
+    ]
+)
+
+
+def type_name(short: str) -> str:
+    """Return the full type name of a short one: 'signature.created' -> 'kinship.signature.created.v1'."""
+    return f"kinship.{short}.v1"

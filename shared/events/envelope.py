@@ -1,0 +1,106 @@
+"""CloudEvents 1.0 envelope in the Kafka binary binding.
+
+The record value is the JSON ``data``; the attributes travel in ``ce_*`` headers; the record key
+is the aggregate id, so one aggregate's events stay in one partition, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import InvalidEvent
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+Headers = list[tuple[str, bytes]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """Format a time as RFC 3339 in UTC with a Z."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def json_dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event: a past-tense fact about one aggregate."""
+
+    type: str
+    key: str
+    data: Mapping[str, Any]
+    source: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time: datetime = field(default_factory=utcnow)
+    subject: str | None = None
+
+    def headers(self) -> Headers:
+        """Return the CloudEvents binary-binding headers of this event."""
+        headers = [
+            ("ce_specversion", SPEC_VERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_time", format_time(self.time).encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if self.subject:
+            headers.append(("ce_subject", self.subject.encode()))
+        return headers
+
+    def value(self) -> bytes:
+        return json_dumps(dict(self.data))
+
+
+def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
+    """Rebuild an event from a Kafka record; raise InvalidEvent if it is not one."""
+    attrs: dict[str, str] = {}
+    for name, raw in headers or ():
+        if name.startswith("ce_") or name == "content-type":
+            try:
+                attrs[name] = raw.decode()
+            except (UnicodeDecodeError, AttributeError):
+                raise InvalidEvent(f"header {name} is not UTF-8") from None
+    for required in ("ce_id", "ce_source", "ce_type", "ce_specversion"):
+        if not attrs.get(required):
+            raise InvalidEvent(f"missing header {required}")
+    if attrs["ce_specversion"] != SPEC_VERSION:
+        raise InvalidEvent(f"unsupported ce_specversion {attrs['ce_specversion']!r}")
+    if value is None:
+        raise InvalidEvent("empty record value")
+    try:
+        data = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEvent(f"record value is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("record value must be a JSON object")
+    try:
+        moment = parse_time(attrs["ce_time"]) if attrs.get("ce_time") else utcnow()
+    except ValueError:
+        raise InvalidEvent("ce_time is not RFC 3339") from None
+    return Event(
+        type=attrs["ce_type"],
+        key=key.decode(errors="replace") if key else "",
+        data=data,
+        source=attrs["ce_source"],
+        id=attrs["ce_id"],
+        time=moment,
+        subject=attrs.get("ce_subject"),
+    )

@@ -1,0 +1,69 @@
+"""Keyed hashes of contact details: dedupe and suppression without keeping the address."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+
+# Providers whose mailboxes deliver user+tag@ to user@ (subaddressing).
+_PLUS_TAG_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "fastmail.com",
+        "fastmail.fm",
+        "protonmail.com",
+        "proton.me",
+        "pm.me",
+        "zoho.com",
+        "yandex.com",
+        "yandex.ru",
+    }
+)
+# Providers that ignore dots in the local part.
+_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}
+
+
+def normalize_email(address: str) -> str:
+    """Return the mailbox an address reaches: case, spaces, and provider-ignored dots and tags."""
+    address = address.strip().lower()
+    local, sep, domain = address.rpartition("@")
+    if not sep:
+        return address
+    domain = domain.rstrip(".")
+    if domain in _PLUS_TAG_DOMAINS:
+        local = local.split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+    domain = _DOMAIN_ALIASES.get(domain, domain)
+    return f"{local}@{domain}"
+
+
+def keyed_hash(key: str, purpose: str, value: str) -> str:
+    """Return a hex HMAC-SHA256 of value for one purpose; without the key it reveals nothing."""
+    return hmac.new(key.encode(), f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def email_hash(key: str, address: str) -> str:
+    """Return the keyed hash of a normalized email address (same in every service)."""
+    return keyed_hash(key, "email", normalize_email(address))
+
+
+def phone_hash(key: str, e164: str) -> str:
+    """Return the keyed hash of an E.164 phone number."""
+    return keyed_hash(key, "phone", e164.strip())
+
+
+def supporter_id(key: str, address: str) -> str:
+    """Return the stable supporter id of an email address, the same in every service."""
+    digest = bytes.fromhex(keyed_hash(key, "supporter", normalize_email(address)))
+    return str(uuid.UUID(bytes=digest[:16], version=4))

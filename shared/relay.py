@@ -1,0 +1,218 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, in order, then deletes them.
+
+Only one relay per database publishes at a time: it holds a PostgreSQL session advisory lock
+(SQLite: an exclusive file lock) on the connection it reads the outbox with, so a second relay
+waits as a hot standby and takes over within a second of the first one dying. A relay killed
+after Kafka acknowledged a batch but before deleting it republishes that batch when it comes
+back; consumers drop the repeats by event id.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from sqlalchemy import Connection, Engine, Table, delete, select, text
+
+from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time
+
+log = logging.getLogger(__name__)
+ProducerFactory = Callable[[], KafkaProducer]
+
+
+class LeaderLock(Protocol):
+    """Held by the one relay that may publish; released when its process or connection dies."""
+
+    def try_acquire(self, conn: Connection) -> bool:
+        """Try once, without blocking; return True when this process now holds the lock."""
+
+    def release(self, conn: Connection) -> None:
+        """Give the lock up (best effort; a dead connection has released it already)."""
+
+
+class AdvisoryLock:
+    """A PostgreSQL session-level advisory lock."""
+
+    def __init__(self, name: str) -> None:
+        self.key = zlib.crc32(name.encode())
+
+    def try_acquire(self, conn: Connection) -> bool:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
+        conn.commit()
+        return bool(got)
+
+    def release(self, conn: Connection) -> None:
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        conn.commit()
+
+
+class FileLock:
+    """An exclusive flock beside a SQLite database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self, conn: Connection) -> bool:
+        import os
+
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self, conn: Connection) -> None:
+        import os
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_for(engine: Engine, name: str) -> LeaderLock:
+    """Return the leader lock that suits the engine's database."""
+    if engine.dialect.name == "postgresql":
+        return AdvisoryLock(name)
+    database = engine.url.database or "memory"
+    return FileLock(Path(f"{database}.{name}.lock"))
+
+
+def record_headers(row: Any) -> list[tuple[str, bytes]]:
+    headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", row.event_id.encode()),
+        ("ce_source", row.source.encode()),
+        ("ce_type", row.type.encode()),
+        ("ce_time", format_time(row.time).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    if row.subject:
+        headers.append(("ce_subject", row.subject.encode()))
+    return headers
+
+
+class OutboxRelay:
+    """Moves outbox rows to Kafka in id order, in batches, with the idempotent producer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        table: Table,
+        producer_factory: ProducerFactory,
+        *,
+        batch_size: int = 1000,
+        idle_sleep: float = 0.05,
+        lock: LeaderLock | None = None,
+        flush_timeout: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.producer_factory = producer_factory
+        self.batch_size = batch_size
+        self.idle_sleep = idle_sleep
+        self.lock = lock or lock_for(engine, f"{table.name}-relay")
+        self.flush_timeout = flush_timeout
+        self._stop = threading.Event()
+        self._producer: KafkaProducer | None = None
+        self.published = 0
+
+    def stop(self) -> None:
+        """Ask the relay to finish its current batch and return from run()."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _get_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = self.producer_factory()
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        # A fresh producer gets a new producer id, so no half-failed sequence state survives.
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except Exception:  # noqa: BLE001 - closing a broken producer must not mask the cause
+                log.debug("closing a failed producer raised", exc_info=True)
+            self._producer = None
+
+    def publish_batch(self, conn: Connection) -> int:
+        """Publish one batch of committed rows; return how many were published and deleted."""
+        table = self.table
+        rows = conn.execute(select(table).order_by(table.c.id).limit(self.batch_size)).all()
+        conn.commit()
+        if not rows:
+            return 0
+        producer = self._get_producer()
+        futures = [
+            producer.send(
+                row.topic, key=row.key.encode(), value=bytes(row.data), headers=record_headers(row)
+            )
+            for row in rows
+        ]
+        producer.flush(timeout=self.flush_timeout)
+        # Delete only the prefix Kafka acknowledged: a gap would let a later event overtake.
+        done = []
+        failure: BaseException | None = None
+        for row, future in zip(rows, futures, strict=True):
+            if not future.is_done or future.failed():
+                failure = future.exception if future.is_done else TimeoutError("not acknowledged")
+                break
+            done.append(row.id)
+        if done:
+            conn.execute(delete(table).where(table.c.id.in_(done)))
+            conn.commit()
+        self.published += len(done)
+        if failure is not None:
+            self._drop_producer()
+            raise KafkaError(f"outbox publish failed after {len(done)} rows: {failure}")
+        return len(done)
+
+    def run(self) -> None:
+        """Publish until stop() is called; wait as a standby while another relay leads."""
+        backoff = 0.5
+        while not self.stopping:
+            try:
+                with self.engine.connect() as conn:
+                    if not self.lock.try_acquire(conn):
+                        self._stop.wait(1.0)
+                        continue
+                    log.info("outbox relay is the leader", extra={"table": self.table.name})
+                    try:
+                        self._lead(conn)
+                    finally:
+                        try:
+                            self.lock.release(conn)
+                        except Exception:  # noqa: BLE001 - the connection may be gone
+                            log.debug("lock release failed", exc_info=True)
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - keep relaying through outages
+                log.warning(
+                    "outbox relay paused", extra={"error": type(exc).__name__, "retry_in": backoff}
+                )
+                self._drop_producer()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self._drop_producer()
+
+    def _lead(self, conn: Connection) -> None:
+        while not self.stopping:
+            if self.publish_batch(conn) == 0:
+                self._stop.wait(self.idle_sleep)

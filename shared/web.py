@@ -1,0 +1,163 @@
+"""The HTTP edge every service shares: the API object, the one error shape, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from shared import metrics
+from shared.errors import DomainError
+
+log = logging.getLogger(__name__)
+Check = Callable[[], bool]
+
+
+def error_body(code: int, message: str, errors: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the one JSON error shape."""
+    body: dict[str, Any] = {
+        "code": code,
+        "status": HTTPStatus(code).phrase,
+        "message": message,
+    }
+    if errors:
+        body["errors"] = dict(errors)
+    return body
+
+
+def _flatten_webargs(errors: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop webargs' location level ({"json": {"email": [...]}} -> {"email": [...]})."""
+    flat: dict[str, Any] = {}
+    for location, fields in errors.items():
+        if location in {"json", "query", "form", "headers", "files", "path"} and isinstance(
+            fields, Mapping
+        ):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    code = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    errors = _flatten_webargs(data.get("messages", {})) if isinstance(data, dict) else {}
+    message = (data.get("message") if isinstance(data, dict) else None) or exc.description
+    if errors and (not message or message == exc.description):
+        message = "Invalid " + ", ".join(sorted(str(name) for name in errors))
+    response = jsonify(error_body(code, str(message or HTTPStatus(code).phrase), errors))
+    for name, value in exc.get_headers() if code == 429 else []:
+        if name.lower() == "retry-after":
+            response.headers[name] = value
+    headers = data.get("headers") if isinstance(data, dict) else None
+    if headers:
+        response.headers.update(headers)
+    return response, code
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Make every error, including unexpected ones, answer in the one JSON shape."""
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> tuple[Response, int]:
+        return jsonify(error_body(exc.status, exc.message, exc.errors)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response, int]:
+        return _http_error(exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error", extra={"endpoint": request.endpoint})
+        return jsonify(error_body(500, "Internal server error")), 500
+
+
+class KinshipApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, answering its errors in Kinship's one shape."""
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[Response, int]:
+        return _http_error(error)
+
+
+def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
+    """Configure OpenAPI 3 at /api/v1/openapi.json with docs at /api/v1/docs."""
+    app.config.setdefault("API_TITLE", title)
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+    app.config.setdefault("API_SPEC_OPTIONS", {"info": {"description": description}})
+    app.config["JSON_SORT_KEYS"] = False
+    api = KinshipApi(app)
+    register_error_handlers(app)
+    return api
+
+
+def health_blueprint(service: str, checks: Mapping[str, Check]) -> Blueprint:
+    """Return /healthz (alive), /readyz (every dependency answers) and /metrics."""
+    bp = Blueprint("health", __name__)
+
+    @bp.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok", "service": service})
+
+    @bp.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = "ok" if check() else "unavailable"
+            except Exception:  # noqa: BLE001 - a failing probe means not ready
+                results[name] = "unavailable"
+        ready = all(value == "ok" for value in results.values())
+        body = {"status": "ok" if ready else "unavailable", "service": service, "checks": results}
+        return jsonify(body), 200 if ready else 503
+
+    @bp.get("/metrics")
+    def metrics_view() -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, content_type=content_type)
+
+    return bp
+
+
+def instrument(app: Flask, service: str) -> None:
+    """Time each request by route template (never by raw path, which may hold ids or tokens)."""
+
+    @app.before_request
+    def _start() -> None:
+        g._kinship_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("_kinship_started", None)
+        if started is not None and request.url_rule is not None:
+            metrics.HTTP_REQUESTS.labels(
+                service, request.url_rule.rule, request.method, str(response.status_code)
+            ).observe(time.perf_counter() - started)
+        return response
+
+
+class CachedCheck:
+    """Run an expensive readiness probe at most once per ttl seconds."""
+
+    def __init__(self, probe: Check, ttl: float = 5.0) -> None:
+        self.probe = probe
+        self.ttl = ttl
+        self._at = 0.0
+        self._ok = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._at > self.ttl:
+            self._ok = self.probe()
+            self._at = now
+        return self._ok

@@ -1,0 +1,374 @@
+"""Fault tests of the outbox, relay and consumer runner with real Kafka and real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+from sqlalchemy import Engine, Table, func, select
+
+from shared.consumer import ConsumerRunner, RetryPolicy
+from shared.db import make_engine
+from shared.errors import RetryableError
+from shared.events import Event, EventRegistry
+from shared.kafka import dead_letter_topic, ensure_topics, make_producer
+from shared.outbox import Outbox
+from shared.relay import OutboxRelay
+from tests.integration import eventapp
+from tests.support.kafka import group_lag, headers_of, read_all
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class App:
+    db: str
+    bootstrap: str
+    topic: str
+    group: str
+    engine: Engine
+    outbox_table: Table
+    processed: Table
+    effects: Table
+    registry: EventRegistry
+    outbox: Outbox
+    logs: Path
+
+    def count(self, table: Table) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def distinct_effects(self) -> int:
+        with self.engine.connect() as conn:
+            query = select(func.count(func.distinct(self.effects.c.event_id)))
+            return int(conn.execute(query).scalar_one())
+
+    def add_events(self, events: list[Event]) -> None:
+        with self.engine.begin() as conn:
+            self.outbox.add_many(conn, events)
+
+    def spawn(self, role: str, *extra: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{role}-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.eventapp",
+                role,
+                self.db,
+                self.bootstrap,
+                self.topic,
+                self.group,
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return proc
+
+    def per_key_sequences(self) -> dict[str, list[int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(self.effects.c.item_key, self.effects.c.seq).order_by(self.effects.c.id)
+            ).all()
+        sequences: dict[str, list[int]] = defaultdict(list)
+        for key, seq in rows:
+            sequences[key].append(seq)
+        return sequences
+
+
+@pytest.fixture
+def app(database_url: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[App]:
+    topic = f"kinship.test.{uuid.uuid4().hex[:8]}"
+    metadata, outbox_table, processed, effects, registry = eventapp.build(topic)
+    engine = make_engine(database_url)
+    metadata.create_all(engine)
+    ensure_topics(kafka_bootstrap, [topic], partitions=3)
+    yield App(
+        database_url,
+        kafka_bootstrap,
+        topic,
+        f"g-{uuid.uuid4().hex[:6]}",
+        engine,
+        outbox_table,
+        processed,
+        effects,
+        registry,
+        eventapp.make_outbox(outbox_table, registry),
+        tmp_path,
+    )
+    engine.dispose()
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_relay_killed_three_times_loses_nothing_and_duplicates_nothing(app: App) -> None:
+    total, keys = 10_000, 50
+    consumer = app.spawn("consumer")
+    relay = app.spawn("relay", "--batch", "300")
+    seq: dict[str, int] = defaultdict(int)
+
+    def write() -> None:
+        rng = random.Random(7)
+        for start in range(0, total, 100):
+            events = []
+            for _ in range(100):
+                key = f"item-{rng.randrange(keys)}"
+                events.append(eventapp.item_event(key, seq[key]))
+                seq[key] += 1
+            app.add_events(events)
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    pending_at_kill = []
+    rng = random.Random()
+    try:
+        for _ in range(3):
+            time.sleep(rng.uniform(0.3, 1.5))
+            relay.send_signal(signal.SIGKILL)
+            relay.wait()
+            pending_at_kill.append(app.count(app.outbox_table))
+            relay = app.spawn("relay", "--batch", "300")
+        writer.join()
+        eventually(lambda: app.count(app.outbox_table) == 0, timeout=120, message="outbox drained")
+        eventually(
+            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
+            timeout=120,
+            message="consumer caught up",
+        )
+    finally:
+        writer.join()
+        stop(relay)
+        stop(consumer)
+    assert any(pending for pending in pending_at_kill), "no kill happened while work was pending"
+    assert app.count(app.effects) == total
+    assert app.distinct_effects() == total
+    for key, sequence in app.per_key_sequences().items():
+        assert sequence == sorted(sequence), f"events of {key} were reordered"
+
+
+def test_two_relays_at_once_publish_each_event_once_in_order(app: App) -> None:
+    relays = [app.spawn("relay", "--batch", "100"), app.spawn("relay", "--batch", "100")]
+    try:
+        for batch in range(20):
+            app.add_events([eventapp.item_event(f"k{i % 7}", batch * 100 + i) for i in range(100)])
+        eventually(lambda: app.count(app.outbox_table) == 0, timeout=60, message="outbox drained")
+    finally:
+        for relay in relays:
+            stop(relay)
+    records = read_all(app.bootstrap, app.topic, expected=2000)
+    ids = [headers_of(r)["ce_id"] for r in records]
+    assert len(ids) == 2000 and len(set(ids)) == 2000
+    by_key: dict[bytes, list[int]] = defaultdict(list)
+    for record in records:
+        by_key[record.key].append(int(record.value.split(b'"seq":')[1].split(b"}")[0]))
+    assert all(seqs == sorted(seqs) for seqs in by_key.values())
+
+
+def test_consumer_killed_mid_batch_applies_no_effect_twice(app: App) -> None:
+    total = 3000
+    for start in range(0, total, 500):
+        app.add_events([eventapp.item_event(f"k{i % 11}", i) for i in range(start, start + 500)])
+    relay = app.spawn("relay")
+    # A slow handler keeps a batch transaction open long enough to be killed inside it.
+    consumer = app.spawn("consumer", "--delay-ms", "2", "--batch", "400")
+    try:
+        for threshold in (400, 1200):
+            eventually(
+                lambda t=threshold: app.count(app.effects) >= t,
+                timeout=60,
+                message=f"{threshold} effects",
+            )
+            time.sleep(random.uniform(0.05, 0.4))
+            consumer.send_signal(signal.SIGKILL)
+            consumer.wait()
+            consumer = app.spawn("consumer", "--delay-ms", "2", "--batch", "400")
+        eventually(
+            lambda: (
+                group_lag(app.bootstrap, app.group, app.topic) == 0
+                and app.count(app.outbox_table) == 0
+            ),
+            timeout=120,
+            message="caught up",
+        )
+    finally:
+        stop(consumer)
+        stop(relay)
+    assert app.count(app.effects) == total
+    assert app.distinct_effects() == total
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(app: App) -> None:
+    good = [eventapp.item_event("k", i) for i in range(5)]
+    producer: KafkaProducer = make_producer(app.bootstrap, "test-poison")
+    base = good[0].headers()
+
+    def with_type(type_name: str) -> list[tuple[str, bytes]]:
+        return [(k, type_name.encode() if k == "ce_type" else v) for k, v in base]
+
+    def with_id(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        return [(k, uuid.uuid4().hex.encode() if k == "ce_id" else v) for k, v in headers]
+
+    poison = [
+        (b"{not json", with_id(base)),
+        (b'{"item_id": "k", "seq": 1}', with_id(with_type("kinship.nobody.heard_of.v1"))),
+        (b'{"item_id": "k", "seq": "not a number"}', with_id(base)),
+    ]
+    producer.send(app.topic, key=b"k", value=good[0].value(), headers=good[0].headers())
+    for value, headers in poison:
+        producer.send(app.topic, key=b"k", value=value, headers=headers)
+    for event in good[1:]:
+        producer.send(app.topic, key=b"k", value=event.value(), headers=event.headers())
+    producer.flush()
+    producer.close()
+
+    consumer = app.spawn("consumer")
+    try:
+        eventually(lambda: app.count(app.effects) == 5, timeout=60, message="good events applied")
+        dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=3)
+    finally:
+        stop(consumer)
+    assert len(dead) == 3
+    errors = [headers_of(record) for record in dead]
+    assert {h["kinship_error_class"] for h in errors} == {"InvalidEvent", "UnknownEventType"}
+    assert any("not JSON" in h["kinship_error"] for h in errors)
+    assert any("seq" in h["kinship_error"] for h in errors)
+    assert all(h["kinship_origin_topic"] == app.topic for h in errors)
+    assert all(h["kinship_origin_offset"].isdigit() for h in errors)
+    assert [record.value for record in dead][0] == b"{not json"
+
+
+def _runner(app: App, handler: Any, **kwargs: Any) -> ConsumerRunner:
+    return ConsumerRunner(
+        engine=app.engine,
+        processed=app.processed,
+        registry=app.registry,
+        group=app.group,
+        topics=[app.topic],
+        handlers={eventapp.ITEM_CREATED: [handler]},
+        bootstrap=app.bootstrap,
+        **kwargs,
+    )
+
+
+def test_retryable_error_is_retried_later_and_applied_once(app: App) -> None:
+    attempts: dict[int, int] = defaultdict(int)
+    apply = eventapp.effect_handler(app.effects)
+
+    def flaky(event: Event, conn: Any) -> None:
+        attempts[event.data["seq"]] += 1
+        if event.data["seq"] == 2 and attempts[2] < 3:
+            raise RetryableError("provider said 503", retry_after=0.2)
+        apply(event, conn)
+
+    runner = _runner(app, flaky, retry=RetryPolicy(max_attempts=5, base_delay=0.1))
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    try:
+        app.add_events([eventapp.item_event("k", i) for i in range(5)])
+        relay = OutboxRelay(
+            app.engine, app.outbox_table, lambda: make_producer(app.bootstrap, "test-relay")
+        )
+        with app.engine.connect() as conn:
+            while relay.publish_batch(conn):
+                pass
+        eventually(lambda: app.count(app.effects) == 5, timeout=60, message="all applied")
+    finally:
+        runner.stop()
+        thread.join(timeout=30)
+    # Each failure is one attempt: the first in the batch, the second from the retry topic.
+    assert attempts[2] == 3
+    assert app.distinct_effects() == 5 and app.count(app.effects) == 5
+    assert runner.stats["retried"] == 2
+
+
+def test_broker_restart_mid_stream_loses_nothing(app: App, local_kafka: Any) -> None:
+    if local_kafka is None:
+        pytest.skip("needs the test session's own broker to restart it")
+    total = 3000
+    relay = app.spawn("relay", "--batch", "100")
+    consumer = app.spawn("consumer")
+    try:
+        app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(1000)])
+        eventually(lambda: app.count(app.effects) > 0, timeout=60, message="first effects")
+        local_kafka.stop()
+        # Events keep arriving while the broker is down; they wait in the outbox.
+        app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(1000, 2000)])
+        time.sleep(1.0)
+        local_kafka.start()
+        app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(2000, total)])
+        eventually(lambda: app.count(app.outbox_table) == 0, timeout=180, message="outbox drained")
+        eventually(
+            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
+            timeout=180,
+            message="consumer caught up",
+        )
+    finally:
+        if not local_kafka.status().running:
+            local_kafka.start()
+        stop(relay)
+        stop(consumer)
+    assert app.count(app.effects) == total
+    assert app.distinct_effects() == total
+
+
+def test_consumer_pauses_while_the_database_is_down_and_resumes(app: App, postgres: Any) -> None:
+    if postgres is None:
+        pytest.skip("needs the test session's own PostgreSQL to stop it")
+    consumer = app.spawn("consumer")
+    # Events go straight to Kafka: the database is about to disappear under the consumer.
+    producer = make_producer(app.bootstrap, "test-direct")
+    events = [eventapp.item_event("k", i) for i in range(400)]
+    try:
+        for event in events[:200]:
+            producer.send(app.topic, key=b"k", value=event.value(), headers=event.headers())
+        producer.flush()
+        eventually(lambda: app.count(app.effects) == 200, timeout=60, message="first half")
+        app.engine.dispose()
+        postgres.stop_server()
+        for event in events[200:]:
+            producer.send(app.topic, key=b"k", value=event.value(), headers=event.headers())
+        producer.flush()
+        time.sleep(2.0)
+        assert consumer.poll() is None, "the consumer crashed while the database was down"
+        postgres.start_server()
+        eventually(lambda: app.count(app.effects) == 400, timeout=90, message="second half")
+        eventually(
+            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
+            timeout=60,
+            message="offsets committed",
+        )
+    finally:
+        producer.close()
+        if os.path.exists(postgres.data / "postmaster.pid") is False:
+            postgres.start_server()
+        stop(consumer)
+    assert app.distinct_effects() == 400 and app.count(app.effects) == 400
+    dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=0, timeout=1)
+    assert dead == []

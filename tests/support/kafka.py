@@ -1,0 +1,55 @@
+"""Look at real Kafka from tests: end offsets, a group's lag, every record of a topic."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    with KafkaConsumer(bootstrap_servers=bootstrap, client_id="test-probe") as consumer:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return dict(consumer.end_offsets(tps)) if tps else {}
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Return how many records of topic the group has not committed past."""
+    ends = end_offsets(bootstrap, topic)
+    with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-probe") as admin:
+        committed = admin.list_group_offsets({group: list(ends)}).get(group, {})
+    lag = 0
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        offset = meta.offset if meta is not None and meta.offset >= 0 else 0
+        lag += max(end - offset, 0)
+    return lag
+
+
+def read_all(
+    bootstrap: str, topic: str, expected: int | None = None, timeout: float = 30.0
+) -> list[Any]:
+    """Read a topic from the beginning until expected records (or its end) have been seen."""
+    wanted = expected if expected is not None else sum(end_offsets(bootstrap, topic).values())
+    records: list[Any] = []
+    with KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        client_id="test-reader",
+    ) as consumer:
+        deadline = time.monotonic() + timeout
+        while len(records) < wanted and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    return records
+
+
+def headers_of(record: Any) -> dict[str, str]:
+    return {k: bytes(v).decode(errors="replace") for k, v in record.headers or ()}
