@@ -1,0 +1,213 @@
+"""API keys: issued by campaigns, honoured by every service through its own projection.
+
+A key is shown once and stored only as its SHA-256 (keys carry 256 random bits, so the hash
+cannot be reversed). Each service keeps a `kinship_api_keys` table: campaigns writes it when it
+issues or revokes a key, the others fill it from `apikey.issued` / `apikey.revoked` events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shared.errors import PermissionDenied, Unauthenticated
+from shared.events import Event
+from shared.events.catalog import type_name
+from shared.events.envelope import parse_time
+
+ROLES = ("admin", "organizer", "partner")
+API_KEYS_TABLE = "kinship_api_keys"
+KEY_PREFIX = "kin"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: one key, one role, one organization."""
+
+    key_id: str
+    role: str
+    organization_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly generated key: `secret` is shown once and never stored."""
+
+    key_id: str
+    secret: str
+    prefix: str
+    key_hash: str
+
+
+def api_keys_table(metadata: MetaData) -> Table:
+    if API_KEYS_TABLE in metadata.tables:
+        return metadata.tables[API_KEYS_TABLE]
+    return Table(
+        API_KEYS_TABLE,
+        metadata,
+        Column("key_id", String(64), primary_key=True),
+        Column("prefix", String(32), nullable=False),
+        Column("key_hash", String(64), nullable=False, unique=True),
+        Column("role", String(16), nullable=False),
+        Column("organization_id", String(64), nullable=False, index=True),
+        Column("issued_at", DateTime(timezone=True), nullable=False),
+        Column("revoked_at", DateTime(timezone=True)),
+    )
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def generate_key(role: str) -> NewKey:
+    """Generate a key whose visible prefix says its role, e.g. kin_org_3fa9c2…"""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    visible = f"{KEY_PREFIX}_{role[:3]}_{secrets.token_hex(4)}"
+    secret = f"{visible}_{secrets.token_urlsafe(32)}"
+    return NewKey(
+        key_id=secrets.token_hex(8), secret=secret, prefix=visible, key_hash=hash_key(secret)
+    )
+
+
+def _upsert(conn: Connection, table: Table, row: Mapping[str, Any]) -> None:
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(**row)
+    statement = statement.on_conflict_do_nothing(index_elements=[table.c.key_id])
+    conn.execute(statement)
+
+
+def store_issued(conn: Connection, table: Table, data: Mapping[str, Any]) -> None:
+    """Record an issued key (idempotent)."""
+    _upsert(
+        conn,
+        table,
+        {
+            "key_id": data["key_id"],
+            "prefix": data["prefix"],
+            "key_hash": data["key_hash"],
+            "role": data["role"],
+            "organization_id": data["organization_id"],
+            "issued_at": parse_time(data["at"]) if isinstance(data["at"], str) else data["at"],
+        },
+    )
+
+
+def store_revoked(conn: Connection, table: Table, key_id: str, at: datetime) -> None:
+    conn.execute(
+        update(table)
+        .where(table.c.key_id == key_id, table.c.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+def projection_handlers(table: Table) -> dict[str, list[Callable[[Event, Connection], None]]]:
+    """Consumer handlers that keep a service's key projection current."""
+
+    def on_issued(event: Event, conn: Connection) -> None:
+        store_issued(conn, table, event.data)
+
+    def on_revoked(event: Event, conn: Connection) -> None:
+        store_revoked(conn, table, event.data["key_id"], parse_time(event.data["at"]))
+
+    return {type_name("apikey.issued"): [on_issued], type_name("apikey.revoked"): [on_revoked]}
+
+
+class KeyVerifier:
+    """Looks keys up by hash, with a cache short enough that revocation lands within seconds."""
+
+    def __init__(self, engine: Engine, table: Table, ttl: float = 1.0) -> None:
+        self.engine = engine
+        self.table = table
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, secret: str) -> Principal | None:
+        digest = hash_key(secret)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        table = self.table
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(table.c.key_id, table.c.role, table.c.organization_id).where(
+                    table.c.key_hash == digest, table.c.revoked_at.is_(None)
+                )
+            ).first()
+        principal = Principal(row.key_id, row.role, row.organization_id) if row else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, principal)
+        return principal
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def current_principal(verifier: KeyVerifier) -> Principal:
+    """Return the caller's principal, or raise 401."""
+    cached = g.get("kinship_principal")
+    if cached is not None:
+        return cast(Principal, cached)
+    token = bearer_token()
+    if token is None:
+        raise Unauthenticated("An API key is required: Authorization: Bearer <key>")
+    principal = verifier.verify(token)
+    if principal is None:
+        raise Unauthenticated("The API key is unknown or revoked")
+    g.kinship_principal = principal
+    return principal
+
+
+def require_role(
+    verifier_of: Callable[[], KeyVerifier], roles: Sequence[str] = ROLES
+) -> Callable[[F], F]:
+    """Decorate a view so only keys of the given roles reach it (401 without key, 403 else)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal(verifier_of())
+            if principal.role not in roles:
+                raise PermissionDenied(f"This action needs a {' or '.join(roles)} key")
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
