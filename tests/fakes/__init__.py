@@ -1,0 +1,1 @@
+"""Local fake SendGrid and Twilio servers that speak the real HTTP APIs (see README.md)."""
