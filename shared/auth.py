@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
@@ -211,3 +211,23 @@ def require_role(
         return cast(F, wrapper)
 
     return decorate
+
+
+def authorize(
+    principal: Principal,
+    organization_ids: Iterable[str],
+    roles: Sequence[str] = ROLES,
+    action: str = "do this",
+) -> None:
+    """Raise 403 unless the caller is an admin or holds one of roles in one of the organizations.
+
+    The one authorization rule every service shares: a key acts only for its own organization,
+    and an admin key acts for the platform. Pass the organizations that may act on the resource
+    (a campaign's lead; its lead and partners for reading; an endpoint's owner).
+    """
+    if principal.is_admin:
+        return
+    if principal.role not in roles:
+        raise PermissionDenied(f"A {principal.role} key cannot {action}")
+    if principal.organization_id not in set(organization_ids):
+        raise PermissionDenied(f"This key's organization cannot {action}")

@@ -64,6 +64,9 @@ class CampaignSchema(Schema):
     titles = LocaleMap
     status = fields.String(validate=validate.OneOf(["draft", "active", "closed"]))
     at = _time()
+    # Additive: what a projection needs to show the campaign without asking campaigns.
+    descriptions = LocaleMap
+    default_locale = fields.String()
 
 
 class CampaignPartnerJoinedSchema(Schema):
@@ -96,6 +99,7 @@ class AlertScheduledSchema(Schema):
     channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True)
     send_at = fields.DateTime(allow_none=True)
     at = _time()
+    organization_id = fields.String()  # additive: the lead organization
 
 
 class AlertPublishedSchema(Schema):
@@ -107,6 +111,9 @@ class AlertPublishedSchema(Schema):
     content = fields.Dict(keys=fields.String(), values=fields.Nested(AlertContentSchema))
     audience = fields.Nested(AudienceSchema, required=True)
     at = _time()
+    # Additive: the coalition the audience is drawn from and when the organizer asked to send.
+    partner_organization_ids = fields.List(fields.String())
+    send_at = fields.DateTime(allow_none=True)
 
 
 class AlertCancelledSchema(Schema):
@@ -276,5 +283,5 @@ CATALOG = EventRegistry(
 
 
 def type_name(short: str) -> str:
-    """Return the full type name of a short one: 'signature.created' -> 'kinship.signature.created.v1'."""
+    """Return a short type's full name: 'signature.created' -> 'kinship.signature.created.v1'."""
     return f"kinship.{short}.v1"
