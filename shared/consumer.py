@@ -35,6 +35,8 @@ from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_p
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, Connection], None]
+# Takes a run of consecutive events of one type: for effects that are cheaper in bulk.
+BatchHandler = Callable[[list[Event], Connection], None]
 H_ATTEMPT = "kinship_attempt"
 H_NOT_BEFORE = "kinship_not_before_ms"
 H_ORIGIN_TOPIC = "kinship_origin_topic"
@@ -55,6 +57,19 @@ _OWN_HEADERS = {
 }
 
 
+class _HandlerFailed(Exception):
+    """A per-event handler raised: names the event, so it is not handled a second time."""
+
+    def __init__(self, item: _Item, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.item = item
+        self.cause = cause
+
+
+def _cause(exc: Exception) -> Exception:
+    return exc.cause if isinstance(exc, _HandlerFailed) else exc
+
+
 class DatabaseDown(Exception):
     """The database cannot be reached: pause, do not drop or dead-letter anything."""
 
@@ -73,7 +88,7 @@ class RetryPolicy:
         return max(computed, retry_after or 0.0)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Item:
     record: Any
     event: Event
@@ -110,6 +125,7 @@ class ConsumerRunner:
         topics: Sequence[str],
         handlers: Mapping[str, Sequence[Handler]],
         bootstrap: str,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         retry: RetryPolicy | None = None,
         max_records: int = 1000,
         poll_timeout_ms: int = 200,
@@ -118,7 +134,8 @@ class ConsumerRunner:
         consumer_factory: Callable[[], KafkaConsumer] | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
     ) -> None:
-        unknown = [name for name in handlers if name not in registry]
+        batch_handlers = dict(batch_handlers or {})
+        unknown = [name for name in [*handlers, *batch_handlers] if name not in registry]
         if unknown:
             raise ValueError(f"handlers registered for unknown event types: {unknown}")
         self.engine = engine
@@ -126,7 +143,11 @@ class ConsumerRunner:
         self.registry = registry
         self.group = group
         self.topics = list(topics)
-        self.handlers = {name: list(fns) for name, fns in handlers.items()}
+        self.handlers: dict[str, list[Handler]] = {n: list(fns) for n, fns in handlers.items()}
+        self.batch_handlers = batch_handlers
+        both = set(self.handlers) & set(batch_handlers)
+        if both:
+            raise ValueError(f"event types with both kinds of handler: {sorted(both)}")
         self.bootstrap = bootstrap
         self.retry = retry or RetryPolicy()
         self.max_records = max_records
@@ -210,7 +231,7 @@ class ConsumerRunner:
                 except InvalidEvent as exc:
                     outcome.dead.append((record, exc))
                     continue
-                if not self.handlers.get(event.type):
+                if not self.handlers.get(event.type) and event.type not in self.batch_handlers:
                     self.stats["skipped"] += 1
                     continue
                 attempt = int(_header(record, H_ATTEMPT) or 0)
@@ -248,45 +269,49 @@ class ConsumerRunner:
         self.stats["duplicates"] += len(work) - len(unique)
         items = list(unique.values())
         failed: tuple[_Item, Exception] | None = None
+        failed_run: list[_Item] = []
         try:
             with self.engine.begin() as conn:
                 fresh = self._mark_processed(conn, [item.event.id for item in items])
-                for item in items:
-                    if item.event.id in fresh:
-                        try:
-                            self._handle(item.event, conn)
-                        except Exception as exc:
-                            failed = (item, exc)
-                            raise
+                for run in self._runs([item for item in items if item.event.id in fresh]):
+                    try:
+                        self._handle_run(run, conn)
+                    except _HandlerFailed as exc:
+                        failed, failed_run = (exc.item, exc.cause), run
+                        raise
+                    except Exception:
+                        failed_run = run  # a batch handler failed: isolate its events
+                        raise
             self._count(items, fresh)
             return
         except Exception as exc:
-            if is_connection_error(exc):
+            if is_connection_error(_cause(exc)):
                 raise DatabaseDown(str(exc)) from exc
-            if failed is None:
+            if not failed_run:
                 raise
         # One event failed and rolled the batch back: route it, and redo the others one by one
-        # so they still take effect. The failed handler is not called a second time.
+        # so they still take effect. A per-event handler that failed is not called twice.
         log.info("batch failed, isolating the failing event", extra={"group": self.group})
-        self._route_failure(*failed, outcome)
+        if failed is not None:
+            self._route_failure(*failed, outcome)
         try:
             with self.engine.begin() as conn:
                 fresh = set()
                 for item in items:
-                    if item is failed[0]:
+                    if failed is not None and item is failed[0]:
                         continue
                     savepoint = conn.begin_nested()
                     try:
                         if self._mark_processed(conn, [item.event.id]):
-                            self._handle(item.event, conn)
+                            self._handle_run([item], conn)
                             fresh.add(item.event.id)
                         savepoint.commit()
                     except Exception as exc:
-                        if is_connection_error(exc):
-                            raise
+                        if is_connection_error(_cause(exc)):
+                            raise _cause(exc) from None
                         savepoint.rollback()
-                        self._route_failure(item, exc, outcome)
-            self._count([item for item in items if item is not failed[0]], fresh)
+                        self._route_failure(item, _cause(exc), outcome)
+            self._count([i for i in items if failed is None or i is not failed[0]], fresh)
         except Exception as exc:
             if is_connection_error(exc):
                 raise DatabaseDown(str(exc)) from exc
@@ -307,9 +332,29 @@ class ConsumerRunner:
         self.stats["processed"] += len(fresh)
         self.stats["duplicates"] += len(items) - len(fresh)
 
-    def _handle(self, event: Event, conn: Connection) -> None:
-        for handler in self.handlers[event.type]:
-            handler(event, conn)
+    @staticmethod
+    def _runs(items: list[_Item]) -> list[list[_Item]]:
+        """Split items into runs of consecutive events of one type (keeps their order)."""
+        runs: list[list[_Item]] = []
+        for item in items:
+            if runs and runs[-1][0].event.type == item.event.type:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        return runs
+
+    def _handle_run(self, run: list[_Item], conn: Connection) -> None:
+        event_type = run[0].event.type
+        batch_handler = self.batch_handlers.get(event_type)
+        if batch_handler is not None:
+            batch_handler([item.event for item in run], conn)
+            return
+        for item in run:
+            try:
+                for handler in self.handlers[event_type]:
+                    handler(item.event, conn)
+            except Exception as exc:
+                raise _HandlerFailed(item, exc) from exc
 
     def _mark_processed(self, conn: Connection, event_ids: list[str]) -> set[str]:
         """Record event ids for this group; return those not seen before."""

@@ -28,6 +28,17 @@ def kafka() -> None:
     """The local single-node Apache Kafka (KRaft) for development and tests."""
 
 
+@kafka.command("fetch")
+def kafka_fetch() -> None:
+    """Resolve the Kafka jars with mvn into the cache (once; later runs need no network)."""
+    try:
+        libs = local_kafka().ensure_jars()
+    except LocalKafkaError as exc:
+        click.echo(f"kinship kafka fetch: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"Kafka {KAFKA_VERSION} jars in {libs}")
+
+
 @kafka.command("start")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for readiness.")
 def kafka_start(timeout: float) -> None:

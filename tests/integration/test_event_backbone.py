@@ -135,7 +135,7 @@ def test_relay_killed_three_times_loses_nothing_and_duplicates_nothing(app: App)
 
     def write() -> None:
         rng = random.Random(7)
-        for start in range(0, total, 100):
+        for _start in range(0, total, 100):
             events = []
             for _ in range(100):
                 key = f"item-{rng.randrange(keys)}"

@@ -1,0 +1,90 @@
+"""The envelope and the registry: what producers and consumers agree on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.errors import InvalidEvent
+from shared.events import Event, UnknownEventType, decode
+from shared.events.catalog import CATALOG, type_name
+
+
+def _signature_event(**overrides: object) -> Event:
+    data = {
+        "signature_id": "s1",
+        "petition_id": "p1",
+        "campaign_id": "c1",
+        "organization_id": "o1",
+        "supporter_id": "u1",
+        "duplicate": False,
+        "double_opt_in": False,
+        "confirm_url": None,
+        "locale": "zh-Hant",
+        "at": "2026-11-28T00:00:00Z",
+        "person": {"email": "mei@example.org", "given_name": "Mei"},
+        "consents": {"email": True, "sms": False, "partner_organization_ids": []},
+        "attribution": {"source": "rainbow", "partner_organization_id": "o2"},
+    }
+    data.update(overrides)  # type: ignore[arg-type]
+    return Event(type=type_name("signature.created"), key="u1", data=data, source="/petitions")
+
+
+def test_an_event_survives_the_kafka_binary_binding() -> None:
+    event = _signature_event()
+    event = Event(
+        event.type,
+        event.key,
+        event.data,
+        event.source,
+        time=datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC),
+        subject="p1",
+    )
+    back = decode(event.key.encode(), event.value(), event.headers())
+    assert back == event
+    headers = dict(event.headers())
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["ce_time"] == b"2026-11-28T01:02:03Z"
+    assert headers["content-type"] == b"application/json"
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "reason"),
+    [
+        (b"{oops", None, "not JSON"),
+        (b"[1, 2]", None, "JSON object"),
+        (b"{}", [("ce_id", b"x")], "missing header"),
+        (b"{}", "bad-time", "RFC 3339"),
+    ],
+)
+def test_records_that_are_not_events_are_refused(
+    value: bytes, headers: object, reason: str
+) -> None:
+    event_headers = _signature_event().headers()
+    if headers == "bad-time":
+        event_headers = [(k, b"yesterday" if k == "ce_time" else v) for k, v in event_headers]
+    elif headers is not None:
+        event_headers = headers  # type: ignore[assignment]
+    with pytest.raises(InvalidEvent, match=reason):
+        decode(b"k", value, event_headers)
+
+
+def test_producers_cannot_publish_fields_outside_the_contract() -> None:
+    with pytest.raises(InvalidEvent, match="ethnicity"):
+        CATALOG.check_outgoing(_signature_event(ethnicity="x"))
+
+
+def test_consumers_accept_additive_changes_but_not_violations() -> None:
+    CATALOG.check_incoming(_signature_event(new_optional_field=1))
+    with pytest.raises(InvalidEvent, match="duplicate"):
+        CATALOG.check_incoming(_signature_event(duplicate="maybe"))
+    with pytest.raises(UnknownEventType):
+        CATALOG.check_incoming(Event("kinship.nothing.happened.v1", "k", {}, "/x"))
+
+
+def test_every_type_follows_the_naming_rule_and_lives_on_its_owners_topic() -> None:
+    owners = {"kinship.campaigns", "kinship.petitions", "kinship.notifications"}
+    for event_type in CATALOG:
+        assert event_type.topic in owners
+        assert event_type.name.startswith("kinship.") and event_type.name.endswith(".v1")

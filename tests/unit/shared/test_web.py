@@ -1,0 +1,75 @@
+"""The one JSON error shape, for every kind of failure."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from shared.errors import Conflict
+from shared.web import create_api, health_blueprint
+
+
+class Body(Schema):
+    email = fields.Email(required=True)
+
+
+def make_app() -> Flask:
+    app = Flask("t")
+    api = create_api(app, "Test")
+    bp = Blueprint("things", __name__, url_prefix="/api/v1/things")
+
+    @bp.post("/")
+    @bp.arguments(Body)
+    def create(body: dict[str, str]) -> dict[str, str]:
+        return body
+
+    @bp.get("/conflict")
+    def conflict() -> None:
+        raise Conflict("already there")
+
+    @bp.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    api.register_blueprint(bp)
+    app.register_blueprint(
+        health_blueprint("t", {"database": lambda: True, "kafka": lambda: False})
+    )
+    return app
+
+
+def test_validation_errors_name_the_field() -> None:
+    response = make_app().test_client().post("/api/v1/things/", json={"email": "nope"})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["code"] == 422 and body["status"] == "Unprocessable Entity"
+    assert "email" in body["errors"] and "email" in body["message"]
+
+
+def test_domain_errors_unknown_routes_and_crashes_share_the_shape() -> None:
+    client = make_app().test_client()
+    assert client.get("/api/v1/things/conflict").get_json() == {
+        "code": 409,
+        "status": "Conflict",
+        "message": "already there",
+    }
+    missing = client.get("/api/v1/nothing")
+    assert missing.status_code == 404 and missing.get_json()["code"] == 404
+    crash = client.get("/api/v1/things/boom")
+    assert crash.status_code == 500
+    assert crash.get_json() == {
+        "code": 500,
+        "status": "Internal Server Error",
+        "message": "Internal server error",
+    }
+
+
+def test_readiness_reports_each_dependency() -> None:
+    client = make_app().test_client()
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"] == {"database": "ok", "kafka": "unavailable"}
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and b"kinship_http_request_seconds" in metrics.data
