@@ -1,0 +1,245 @@
+"""Action alert use cases: drafts, validation, scheduling, cancelling, publishing, progress."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from services.campaigns import content as rules
+from services.campaigns import domain, events, store
+from services.campaigns.bootstrap import Deps
+from services.campaigns.operations import access_of, joined_ids, load_campaign
+from shared.auth import Principal
+from shared.errors import Conflict, DomainError, FieldError, NotFound
+from shared.outbox import Outbox
+
+AUDIENCE_KEYS = (
+    "locales",
+    "countries",
+    "regions",
+    "postal_prefixes",
+    "partner_organization_ids",
+    "interests",
+)
+
+
+def _check_draft(data: Mapping[str, Any], access: domain.CampaignAccess) -> dict[str, Any]:
+    """Check what a draft must get right already: locales, variables, audience."""
+    domain.check_locale(data["default_locale"], "default_locale")
+    content: dict[str, dict[str, str | None]] = {}
+    for locale, texts in data["content"].items():
+        domain.check_locale(locale, f"content.{locale}")
+        for name, text in texts.items():
+            if text:
+                rules.check_template(text, f"content.{locale}.{name}", rules.ALLOWED[name])
+        content[locale] = dict(texts)
+    audience = {key: list(data.get("audience", {}).get(key) or []) for key in AUDIENCE_KEYS}
+    return {
+        "channels": sorted(set(data["channels"])),
+        "default_locale": data["default_locale"],
+        "content": content,
+        "audience": domain.check_audience(audience, access),
+    }
+
+
+def alert_view(row: Any, titles: Mapping[str, str], org_name: str) -> dict[str, Any]:
+    """Return an alert with its progress and what checking its content found."""
+    view = {k: v for k, v in row._mapping.items() if not k.startswith("progress_")}
+    view["progress"] = {name: getattr(row, f"progress_{name}") for name in store.PROGRESS_FIELDS}
+    view["progress"]["updated_at"] = row.progress_at
+    problems: dict[str, list[str]] = {}
+    try:
+        rules.check_content(row.content, row.channels, row.default_locale, titles, org_name)
+    except DomainError as exc:
+        problems = exc.errors
+    view["checks"] = {
+        "ready": not problems,
+        "problems": problems,
+        "sms": {
+            locale: rules.measure_locale(texts, locale, titles, org_name)
+            for locale, texts in row.content.items()
+        },
+    }
+    return view
+
+
+def _load(conn: Connection, alert_id: str, lock: bool = False) -> tuple[Any, Any, list[Any]]:
+    alert = store.alert(conn, alert_id)
+    if alert is None:
+        raise NotFound("No such alert")
+    campaign, partner_rows = load_campaign(conn, alert.campaign_id, lock=lock)
+    if lock:  # re-read under the campaign's lock: a scheduler may have published it meanwhile
+        alert = store.alert(conn, alert_id)
+    return alert, campaign, partner_rows
+
+
+def _view(conn: Connection, alert: Any, campaign: Any) -> dict[str, Any]:
+    org = store.organization(conn, campaign.lead_organization_id)
+    return alert_view(alert, campaign.titles, org.name if org else "")
+
+
+def create_alert(
+    deps: Deps, principal: Principal, campaign_id: str, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        campaign, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        access = access_of(campaign, partner_rows)
+        domain.may_manage_campaign(principal, access)
+        domain.require_open_campaign(campaign.status, "get new alerts")
+        checked = _check_draft(data, access)
+        alert_id = str(uuid.uuid4())
+        store.insert_alert(
+            conn,
+            {
+                "alert_id": alert_id,
+                "campaign_id": campaign_id,
+                "name": data["name"],
+                "status": "draft",
+                **checked,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        return _view(conn, store.alert(conn, alert_id), campaign)
+
+
+def get_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, Any]:
+    with deps.engine.connect() as conn:
+        alert, campaign, partner_rows = _load(conn, alert_id)
+        domain.may_read_campaign(principal, access_of(campaign, partner_rows))
+        return _view(conn, alert, campaign)
+
+
+def list_alerts(
+    deps: Deps,
+    principal: Principal,
+    campaign_id: str,
+    status: str | None,
+    page: int,
+    per_page: int,
+) -> tuple[list[dict[str, Any]], int]:
+    with deps.engine.connect() as conn:
+        campaign, partner_rows = load_campaign(conn, campaign_id)
+        domain.may_read_campaign(principal, access_of(campaign, partner_rows))
+        rows, total = store.page_of(conn, store.alerts_query(campaign_id, status), page, per_page)
+        return [_view(conn, row, campaign) for row in rows], total
+
+
+def update_alert(
+    deps: Deps, principal: Principal, alert_id: str, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        alert, campaign, partner_rows = _load(conn, alert_id, lock=True)
+        access = access_of(campaign, partner_rows)
+        domain.may_manage_campaign(principal, access)
+        domain.require_alert_status(alert.status, domain.ALERT_EDITABLE, "edited")
+        merged = {
+            "channels": changes.get("channels", alert.channels),
+            "default_locale": changes.get("default_locale", alert.default_locale),
+            "content": changes.get("content", alert.content),
+            "audience": changes.get("audience", alert.audience),
+        }
+        values = _check_draft(merged, access)
+        if "name" in changes:
+            values["name"] = changes["name"]
+        store.update_alert(conn, alert_id, {**values, "updated_at": now})
+        return _view(conn, store.alert(conn, alert_id), campaign)
+
+
+def schedule_alert(
+    deps: Deps, principal: Principal, alert_id: str, send_at: datetime | None
+) -> dict[str, Any]:
+    """Validate an alert for sending and schedule it; with no send_at it is published now."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        alert, campaign, partner_rows = _load(conn, alert_id, lock=True)
+        domain.may_manage_campaign(principal, access_of(campaign, partner_rows))
+        domain.require_alert_status(alert.status, domain.ALERT_EDITABLE, "scheduled")
+        if campaign.status != "active":
+            raise Conflict(f"Launch the campaign first: it is {campaign.status}")
+        org = store.organization(conn, campaign.lead_organization_id)
+        assert org is not None  # a campaign's lead is a foreign key
+        if "email" in alert.channels and not (org.postal_address or "").strip():
+            raise FieldError(
+                "channels",
+                "Email alerts print the lead organization's postal address: set it first.",
+            )
+        rules.check_content(
+            alert.content, alert.channels, alert.default_locale, campaign.titles, org.name
+        )
+        when = domain.check_send_at(send_at, now)
+        store.update_alert(
+            conn,
+            alert_id,
+            {"status": "scheduled", "send_at": when, "scheduled_at": now, "updated_at": now},
+        )
+        alert = store.alert(conn, alert_id)
+        deps.outbox.add(conn, events.alert_scheduled(alert, org.organization_id, now))
+        if when <= now:
+            publish(conn, deps.outbox, alert_id, campaign, joined_ids(partner_rows), now)
+        return _view(conn, store.alert(conn, alert_id), campaign)
+
+
+def cancel_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, Any]:
+    """Cancel a draft or scheduled alert; once published, sending has started: 409."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        alert, campaign, partner_rows = _load(conn, alert_id, lock=True)
+        domain.may_manage_campaign(principal, access_of(campaign, partner_rows))
+        domain.require_alert_status(alert.status, domain.ALERT_CANCELLABLE, "cancelled")
+        store.update_alert(
+            conn, alert_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now}
+        )
+        if alert.status == "scheduled":
+            deps.outbox.add(conn, events.alert_cancelled(alert_id, campaign.campaign_id, now))
+        return _view(conn, store.alert(conn, alert_id), campaign)
+
+
+def publish(
+    conn: Connection,
+    outbox: Outbox,
+    alert_id: str,
+    campaign: Any,
+    partner_ids: list[str],
+    now: datetime,
+) -> bool:
+    """Flip a due alert to published and stage alert.published, once; False if not ours."""
+    if not store.claim_alert(conn, alert_id, now):
+        return False
+    alert = store.alert(conn, alert_id)
+    outbox.add(conn, events.alert_published(alert, campaign.lead_organization_id, partner_ids, now))
+    return True
+
+
+def publish_due(deps: Deps, limit: int = 100) -> int:
+    """Publish every scheduled alert whose time has come; return how many this call published.
+
+    Each alert is claimed in its own transaction under its campaign's row lock, taken with SKIP
+    LOCKED on PostgreSQL: a campaign another worker (or request) holds is left for the next
+    round, and the compare-and-set on the alert's status publishes it exactly once.
+    """
+    now = deps.clock()
+    with deps.engine.connect() as conn:
+        due = store.due_alerts(conn, now, limit)
+    published = 0
+    for alert_id, campaign_id in ((row.alert_id, row.campaign_id) for row in due):
+        with deps.engine.begin() as conn:
+            campaign = store.lock_campaign(conn, campaign_id, skip_locked=True)
+            if campaign is None:
+                continue
+            partner_ids = joined_ids(store.partners(conn, campaign_id))
+            if publish(conn, deps.outbox, alert_id, campaign, partner_ids, now):
+                published += 1
+    return published
+
+
+def record_progress(conn: Connection, data: Mapping[str, Any], at: datetime) -> bool:
+    """Keep notifications' latest progress report of an alert."""
+    counts = {name: int(data[name]) for name in store.PROGRESS_FIELDS}
+    return store.record_progress(conn, data["alert_id"], counts, at)

@@ -1,0 +1,352 @@
+# mypy: disable-error-code="untyped-decorator"
+"""The campaigns HTTP API: thin views that authenticate, call a use case and serialize."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import current_app, request
+from flask_smorest import Blueprint
+from sqlalchemy import Engine
+
+from services.campaigns import alerts, operations
+from services.campaigns import schemas as s
+from services.campaigns.bootstrap import Deps
+from services.campaigns.idempotency import DOC as IDEMPOTENCY_DOC
+from services.campaigns.idempotency import idempotent
+from shared.auth import KeyVerifier, Principal, current_principal
+
+EXTENSION = "kinship_campaigns"
+AUTH_DOC: dict[str, Any] = {"security": [{"bearer": []}]}
+
+
+def deps() -> Deps:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def caller() -> Principal:
+    """Return who is calling (401 without a valid key)."""
+    return current_principal(deps().verifier)
+
+
+def _services() -> tuple[Engine, KeyVerifier]:
+    found = deps()
+    return found.engine, found.verifier
+
+
+once = idempotent(_services)
+
+
+def page_body(
+    name: str, items: Sequence[Any], total: int, args: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Shape a page the OSDI way: counts, _links.next/prev and items under _embedded."""
+    page, per_page = args["page"], args["per_page"]
+    base = request.base_url
+    query = {k: v for k, v in request.args.items() if k not in {"page", "per_page"}}
+
+    def link(number: int) -> dict[str, str]:
+        return {"href": f"{base}?{urlencode({**query, 'page': number, 'per_page': per_page})}"}
+
+    pages = math.ceil(total / per_page) if total else 0
+    links = {"self": link(page)}
+    if page < pages:
+        links["next"] = link(page + 1)
+    if page > 1:
+        links["prev"] = link(page - 1)
+    return {
+        "page": page,
+        "per_page": per_page,
+        "total_pages": pages,
+        "total_records": total,
+        "links": links,
+        "embedded": {name: list(items)},
+    }
+
+
+def aware(row: Any) -> dict[str, Any]:
+    """Return a row as a dict with its naive (SQLite) timestamps marked as UTC."""
+    return {
+        k: v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v
+        for k, v in row._mapping.items()
+    }
+
+
+# -- organizations -----------------------------------------------------------------------------
+
+orgs = Blueprint(
+    "organizations",
+    __name__,
+    url_prefix="/api/v1/organizations",
+    description="Coalition partners: who they serve, how to reach them, their referral codes.",
+)
+
+
+@orgs.route("", methods=["POST"])
+@once
+@orgs.arguments(s.OrganizationIn)
+@orgs.response(201, s.OrganizationOut)
+@orgs.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
+def create_organization(data: dict[str, Any]) -> Any:
+    """Create an organization (platform admin)."""
+    return operations.create_organization(deps(), caller(), data)
+
+
+@orgs.route("", methods=["GET"])
+@orgs.arguments(s.OrganizationFilter, location="query")
+@orgs.response(200, s.OrganizationPage)
+@orgs.doc(**AUTH_DOC)
+def list_organizations(args: dict[str, Any]) -> Any:
+    """List organizations: the coalition directory any key may read."""
+    caller()
+    rows, total = operations.list_organizations(
+        deps(), args.get("slug"), args["page"], args["per_page"]
+    )
+    return page_body("organizations", rows, total, args)
+
+
+@orgs.route("/<ref>", methods=["GET"])
+@orgs.response(200, s.OrganizationOut)
+@orgs.doc(**AUTH_DOC)
+def get_organization(ref: str) -> Any:
+    """Read one organization by id or slug."""
+    caller()
+    return operations.get_organization(deps(), ref)
+
+
+@orgs.route("/<ref>", methods=["PATCH"])
+@orgs.arguments(s.OrganizationPatch)
+@orgs.response(200, s.OrganizationOut)
+@orgs.doc(**AUTH_DOC)
+def update_organization(data: dict[str, Any], ref: str) -> Any:
+    """Change an organization (its organizers, or an admin)."""
+    return operations.update_organization(deps(), caller(), ref, data)
+
+
+# -- API keys ----------------------------------------------------------------------------------
+
+keys = Blueprint(
+    "keys",
+    __name__,
+    url_prefix="/api/v1/keys",
+    description="API keys: shown once, stored as a hash, honoured by every service.",
+)
+
+
+@keys.route("", methods=["POST"])
+@once
+@keys.arguments(s.KeyIn)
+@keys.response(201, s.KeyCreated)
+@keys.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
+def issue_key(data: dict[str, Any]) -> Any:
+    """Issue a key; its secret is in this response only."""
+    principal = caller()
+    org = data.get("organization") or principal.organization_id
+    new, row = operations.issue_key(deps(), principal, org, data["role"], data.get("name"))
+    return {**aware(row), "secret": new.secret}
+
+
+@keys.route("", methods=["GET"])
+@keys.arguments(s.KeyFilter, location="query")
+@keys.response(200, s.KeyPage)
+@keys.doc(**AUTH_DOC)
+def list_keys(args: dict[str, Any]) -> Any:
+    """List an organization's keys (prefixes only, never secrets)."""
+    rows, total = operations.list_keys(
+        deps(),
+        caller(),
+        args.get("organization"),
+        args["include_revoked"],
+        args["page"],
+        args["per_page"],
+    )
+    return page_body("api_keys", [aware(row) for row in rows], total, args)
+
+
+@keys.route("/me", methods=["GET"])
+@keys.response(200, s.KeyOut)
+@keys.doc(**AUTH_DOC)
+def whoami() -> Any:
+    """Describe the key making this request."""
+    return aware(operations.own_key(deps(), caller()))
+
+
+@keys.route("/<key_id>", methods=["DELETE"])
+@keys.response(204)
+@keys.doc(**AUTH_DOC)
+def revoke_key(key_id: str) -> None:
+    """Revoke a key: every service refuses it within seconds."""
+    operations.revoke_key(deps(), caller(), key_id)
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+campaigns = Blueprint(
+    "campaigns",
+    __name__,
+    url_prefix="/api/v1/campaigns",
+    description="Coalition campaigns: a lead organization, partners, draft → active → closed.",
+)
+
+
+@campaigns.route("", methods=["POST"])
+@once
+@campaigns.arguments(s.CampaignIn)
+@campaigns.response(201, s.CampaignOut)
+@campaigns.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
+def create_campaign(data: dict[str, Any]) -> Any:
+    """Create a draft campaign led by your organization."""
+    return operations.create_campaign(deps(), caller(), data)
+
+
+@campaigns.route("", methods=["GET"])
+@campaigns.arguments(s.CampaignFilter, location="query")
+@campaigns.response(200, s.CampaignPage)
+@campaigns.doc(**AUTH_DOC)
+def list_campaigns(args: dict[str, Any]) -> Any:
+    """List the campaigns your organization leads, joined or is invited to."""
+    items, total = operations.list_campaigns(
+        deps(), caller(), args.get("status"), args["page"], args["per_page"]
+    )
+    return page_body("campaigns", items, total, args)
+
+
+@campaigns.route("/<campaign_id>", methods=["GET"])
+@campaigns.response(200, s.CampaignOut)
+@campaigns.doc(**AUTH_DOC)
+def get_campaign(campaign_id: str) -> Any:
+    """Read a campaign."""
+    return operations.get_campaign(deps(), caller(), campaign_id)
+
+
+@campaigns.route("/<campaign_id>", methods=["PATCH"])
+@campaigns.arguments(s.CampaignPatch)
+@campaigns.response(200, s.CampaignOut)
+@campaigns.doc(**AUTH_DOC)
+def update_campaign(data: dict[str, Any], campaign_id: str) -> Any:
+    """Change titles, descriptions or communities (until closed)."""
+    return operations.update_campaign(deps(), caller(), campaign_id, data)
+
+
+@campaigns.route("/<campaign_id>/launch", methods=["POST"])
+@campaigns.response(200, s.CampaignOut)
+@campaigns.doc(**AUTH_DOC)
+def launch_campaign(campaign_id: str) -> Any:
+    """Launch a draft campaign."""
+    return operations.move_campaign(deps(), caller(), campaign_id, "launch")
+
+
+@campaigns.route("/<campaign_id>/close", methods=["POST"])
+@campaigns.response(200, s.CampaignOut)
+@campaigns.doc(**AUTH_DOC)
+def close_campaign(campaign_id: str) -> Any:
+    """Close an active campaign; its unsent alerts are cancelled."""
+    return operations.move_campaign(deps(), caller(), campaign_id, "close")
+
+
+@campaigns.route("/<campaign_id>/partners", methods=["GET"])
+@campaigns.response(200, s.PartnerOut(many=True))
+@campaigns.doc(**AUTH_DOC)
+def list_partners(campaign_id: str) -> Any:
+    """List the campaign's partners and open invitations."""
+    return operations.list_partners(deps(), caller(), campaign_id)
+
+
+@campaigns.route("/<campaign_id>/partners", methods=["POST"])
+@once
+@campaigns.arguments(s.InvitationIn)
+@campaigns.response(201, s.PartnerOut)
+@campaigns.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
+def invite_partner(data: dict[str, Any], campaign_id: str) -> Any:
+    """Invite an organization to join the coalition."""
+    return operations.invite_partner(deps(), caller(), campaign_id, data["organization"])
+
+
+@campaigns.route("/<campaign_id>/partners/<org>/accept", methods=["POST"])
+@campaigns.response(200, s.PartnerOut)
+@campaigns.doc(**AUTH_DOC)
+def accept_invitation(campaign_id: str, org: str) -> Any:
+    """Accept an invitation (the invited organization's organizer)."""
+    return operations.answer_invitation(deps(), caller(), campaign_id, org, accept=True)
+
+
+@campaigns.route("/<campaign_id>/partners/<org>/decline", methods=["POST"])
+@campaigns.response(200, s.PartnerOut)
+@campaigns.doc(**AUTH_DOC)
+def decline_invitation(campaign_id: str, org: str) -> Any:
+    """Decline an invitation."""
+    return operations.answer_invitation(deps(), caller(), campaign_id, org, accept=False)
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+@campaigns.route("/<campaign_id>/alerts", methods=["POST"])
+@once
+@campaigns.arguments(s.AlertIn)
+@campaigns.response(201, s.AlertOut)
+@campaigns.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
+def create_alert(data: dict[str, Any], campaign_id: str) -> Any:
+    """Draft an action alert; checks shows what scheduling would refuse, and SMS segments."""
+    return alerts.create_alert(deps(), caller(), campaign_id, data)
+
+
+@campaigns.route("/<campaign_id>/alerts", methods=["GET"])
+@campaigns.arguments(s.AlertFilter, location="query")
+@campaigns.response(200, s.AlertPage)
+@campaigns.doc(**AUTH_DOC)
+def list_alerts(args: dict[str, Any], campaign_id: str) -> Any:
+    """List a campaign's alerts, newest first."""
+    items, total = alerts.list_alerts(
+        deps(), caller(), campaign_id, args.get("status"), args["page"], args["per_page"]
+    )
+    return page_body("alerts", items, total, args)
+
+
+alert_bp = Blueprint(
+    "alerts",
+    __name__,
+    url_prefix="/api/v1/alerts",
+    description="Action alerts: validate, schedule, cancel, follow their progress.",
+)
+
+
+@alert_bp.route("/<alert_id>", methods=["GET"])
+@alert_bp.response(200, s.AlertOut)
+@alert_bp.doc(**AUTH_DOC)
+def get_alert(alert_id: str) -> Any:
+    """Read an alert with its progress (total, queued, sent, delivered, failed, suppressed)."""
+    return alerts.get_alert(deps(), caller(), alert_id)
+
+
+@alert_bp.route("/<alert_id>", methods=["PATCH"])
+@alert_bp.arguments(s.AlertPatch)
+@alert_bp.response(200, s.AlertOut)
+@alert_bp.doc(**AUTH_DOC)
+def update_alert(data: dict[str, Any], alert_id: str) -> Any:
+    """Edit a draft alert."""
+    return alerts.update_alert(deps(), caller(), alert_id, data)
+
+
+@alert_bp.route("/<alert_id>/schedule", methods=["POST"])
+@alert_bp.arguments(s.ScheduleIn)
+@alert_bp.response(200, s.AlertOut)
+@alert_bp.doc(**AUTH_DOC)
+def schedule_alert(data: dict[str, Any], alert_id: str) -> Any:
+    """Validate every locale and schedule the alert (no send_at: send now)."""
+    return alerts.schedule_alert(deps(), caller(), alert_id, data.get("send_at"))
+
+
+@alert_bp.route("/<alert_id>/cancel", methods=["POST"])
+@alert_bp.response(200, s.AlertOut)
+@alert_bp.doc(**AUTH_DOC)
+def cancel_alert(alert_id: str) -> Any:
+    """Cancel an alert until sending starts."""
+    return alerts.cancel_alert(deps(), caller(), alert_id)
+
+
+BLUEPRINTS = (orgs, keys, campaigns, alert_bp)

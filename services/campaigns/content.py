@@ -1,0 +1,162 @@
+"""Alert content rules: complete locales, known template variables, SMS length and segments."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from shared.errors import FieldError
+
+# GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+MAX_SMS_SEGMENTS = 4
+
+VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# Variables notifications fills per recipient, with the width assumed when counting SMS length.
+PERSONAL = {"given_name": 20, "family_name": 20}
+EMAIL_VARIABLES = frozenset(
+    {
+        "given_name",
+        "family_name",
+        "organization_name",
+        "campaign_title",
+        "unsubscribe_url",
+        "preferences_url",
+        "postal_address",
+    }
+)
+SMS_VARIABLES = frozenset({"given_name", "organization_name", "campaign_title"})
+# A discreet text must name no cause: neither the campaign nor the organization behind it.
+DISCREET_VARIABLES = frozenset({"given_name", "family_name", "unsubscribe_url", "preferences_url"})
+
+EMAIL_FIELDS = ("email_subject", "email_html", "email_text")
+SMS_FIELDS = ("sms_text",)
+ALL_FIELDS = (*EMAIL_FIELDS, "discreet_email_subject", "sms_text", "sms_discreet_text")
+ALLOWED = {
+    "email_subject": EMAIL_VARIABLES,
+    "email_html": EMAIL_VARIABLES,
+    "email_text": EMAIL_VARIABLES,
+    "discreet_email_subject": DISCREET_VARIABLES & {"given_name", "family_name"},
+    "sms_text": SMS_VARIABLES,
+    "sms_discreet_text": DISCREET_VARIABLES & {"given_name"},
+}
+
+
+@dataclass(frozen=True)
+class SmsMeasure:
+    """How an SMS text will be billed: encoding, characters (worst case) and segments."""
+
+    encoding: str
+    length: int
+    segments: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"encoding": self.encoding, "length": self.length, "segments": self.segments}
+
+
+def measure_sms(text: str) -> SmsMeasure:
+    """Count an SMS's segments: GSM-7 160/153 characters, else UCS-2 70/67 UTF-16 units."""
+    if all(ch in GSM_BASIC or ch in GSM_EXTENDED for ch in text):
+        units = sum(2 if ch in GSM_EXTENDED else 1 for ch in text)
+        single, multi, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, multi, encoding = 70, 67, "UCS-2"
+    segments = 1 if units <= single else math.ceil(units / multi)
+    return SmsMeasure(encoding, units, segments)
+
+
+def variables(text: str) -> list[str]:
+    return [match.group(1) for match in VARIABLE.finditer(text)]
+
+
+def expand_for_length(text: str, known: Mapping[str, str]) -> str:
+    """Replace variables by their value or a worst-case stand-in, to count an SMS's length."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return known.get(name, "x" * PERSONAL.get(name, 20))
+
+    return VARIABLE.sub(fill, text)
+
+
+def check_template(text: str, field: str, allowed: frozenset[str] | set[str]) -> None:
+    """Reject unknown or misplaced {{ variables }} and unbalanced braces."""
+    for name in variables(text):
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise FieldError(field, f"Unknown template variable {{{{ {name} }}}} (known: {known}).")
+    leftover = VARIABLE.sub("", text)
+    if "{{" in leftover or "}}" in leftover:
+        raise FieldError(field, "Unbalanced {{ }} in the template.")
+
+
+def check_content(
+    content: Mapping[str, Mapping[str, str | None]],
+    channels: Sequence[str],
+    default_locale: str,
+    titles: Mapping[str, str],
+    organization_name: str,
+) -> dict[str, dict[str, dict[str, object]]]:
+    """Validate every locale's content for sending; return SMS measures per locale and field.
+
+    Raises FieldError naming the first wrong field, e.g. content.fil.sms_text.
+    """
+    if not channels:
+        raise FieldError("channels", "Choose email, sms or both.")
+    if default_locale not in content:
+        raise FieldError(f"content.{default_locale}", "The default locale needs content.")
+    required = (EMAIL_FIELDS if "email" in channels else ()) + (
+        SMS_FIELDS if "sms" in channels else ()
+    )
+    report: dict[str, dict[str, dict[str, object]]] = {}
+    for locale, texts in content.items():
+        for name in required:
+            if not (texts.get(name) or "").strip():
+                raise FieldError(f"content.{locale}.{name}", "Missing for a chosen channel.")
+        for name in ALL_FIELDS:
+            text = texts.get(name)
+            if text:
+                check_template(text, f"content.{locale}.{name}", ALLOWED[name])
+        check_discreet(texts, locale, titles)
+        report[locale] = measure_locale(texts, locale, titles, organization_name)
+        for name, measure in report[locale].items():
+            if int(str(measure["segments"])) > MAX_SMS_SEGMENTS:
+                raise FieldError(
+                    f"content.{locale}.{name}",
+                    f"Too long: {measure['segments']} segments ({measure['encoding']}, "
+                    f"{measure['length']} characters); at most {MAX_SMS_SEGMENTS}.",
+                )
+    return report
+
+
+def measure_locale(
+    texts: Mapping[str, str | None], locale: str, titles: Mapping[str, str], org_name: str
+) -> dict[str, dict[str, object]]:
+    """Measure the SMS texts of one locale with the campaign's real title and organization."""
+    known = {"campaign_title": titles.get(locale, ""), "organization_name": org_name}
+    found = {}
+    for name in ("sms_text", "sms_discreet_text"):
+        text = texts.get(name)
+        if text:
+            found[name] = measure_sms(expand_for_length(text, known)).as_dict()
+    return found
+
+
+def check_discreet(texts: Mapping[str, str | None], locale: str, titles: Mapping[str, str]) -> None:
+    """A discreet text must not spell out the campaign's title: it is for who must not be seen."""
+    title = titles.get(locale, "").strip().casefold()
+    if not title:
+        return
+    for name in ("discreet_email_subject", "sms_discreet_text"):
+        text = (texts.get(name) or "").casefold()
+        if title in text:
+            raise FieldError(
+                f"content.{locale}.{name}", "A discreet text must not name the campaign."
+            )

@@ -1,0 +1,112 @@
+"""The events campaigns publishes, built with complete data so projections need nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.events import Event
+from shared.events.catalog import type_name
+from shared.events.envelope import format_time
+
+SOURCE = "/services/campaigns"
+
+
+def _event(short: str, key: str, data: Mapping[str, Any], at: datetime) -> Event:
+    return Event(type=type_name(short), key=key, data=dict(data), source=SOURCE, time=at)
+
+
+def organization(kind: str, row: Any, at: datetime) -> Event:
+    """organization.created / organization.updated, with the partner's referral source code."""
+    data = {
+        "organization_id": row.organization_id,
+        "slug": row.slug,
+        "name": row.name,
+        "communities": list(row.communities),
+        "contact_email": row.contact_email,
+        "postal_address": row.postal_address,
+        "source_code": row.source_code,
+        "at": format_time(at),
+    }
+    return _event(f"organization.{kind}", row.organization_id, data, at)
+
+
+def key_issued(
+    key_id: str, prefix: str, key_hash: str, role: str, organization_id: str, at: datetime
+) -> Event:
+    data = {
+        "key_id": key_id,
+        "prefix": prefix,
+        "key_hash": key_hash,
+        "role": role,
+        "organization_id": organization_id,
+        "at": format_time(at),
+    }
+    return _event("apikey.issued", organization_id, data, at)
+
+
+def key_revoked(key_id: str, organization_id: str, at: datetime) -> Event:
+    data = {"key_id": key_id, "organization_id": organization_id, "at": format_time(at)}
+    return _event("apikey.revoked", organization_id, data, at)
+
+
+def campaign(kind: str, row: Any, partner_ids: Sequence[str], at: datetime) -> Event:
+    """campaign.created / launched / closed: the whole campaign as it now stands."""
+    data = {
+        "campaign_id": row.campaign_id,
+        "lead_organization_id": row.lead_organization_id,
+        "partner_organization_ids": list(partner_ids),
+        "communities": list(row.communities),
+        "titles": dict(row.titles),
+        "descriptions": dict(row.descriptions),
+        "default_locale": row.default_locale,
+        "status": row.status,
+        "at": format_time(at),
+    }
+    return _event(f"campaign.{kind}", row.campaign_id, data, at)
+
+
+def partner_joined(campaign_id: str, organization_id: str, at: datetime) -> Event:
+    data = {"campaign_id": campaign_id, "organization_id": organization_id, "at": format_time(at)}
+    return _event("campaign.partner_joined", campaign_id, data, at)
+
+
+def alert_scheduled(row: Any, lead_organization_id: str, at: datetime) -> Event:
+    data = {
+        "alert_id": row.alert_id,
+        "campaign_id": row.campaign_id,
+        "organization_id": lead_organization_id,
+        "channels": list(row.channels),
+        "send_at": format_time(row.send_at) if row.send_at else None,
+        "at": format_time(at),
+    }
+    return _event("alert.scheduled", row.campaign_id, data, at)
+
+
+def alert_published(
+    row: Any, lead_organization_id: str, partner_ids: Sequence[str], at: datetime
+) -> Event:
+    """alert.published: everything notifications needs to expand the audience and send."""
+    content = {
+        locale: {name: value for name, value in texts.items() if value}
+        for locale, texts in row.content.items()
+    }
+    data = {
+        "alert_id": row.alert_id,
+        "campaign_id": row.campaign_id,
+        "organization_id": lead_organization_id,
+        "partner_organization_ids": list(partner_ids),
+        "channels": list(row.channels),
+        "default_locale": row.default_locale,
+        "content": content,
+        "audience": dict(row.audience),
+        "send_at": format_time(row.send_at) if row.send_at else None,
+        "at": format_time(at),
+    }
+    return _event("alert.published", row.campaign_id, data, at)
+
+
+def alert_cancelled(alert_id: str, campaign_id: str, at: datetime) -> Event:
+    data = {"alert_id": alert_id, "campaign_id": campaign_id, "at": format_time(at)}
+    return _event("alert.cancelled", campaign_id, data, at)

@@ -1,0 +1,368 @@
+"""Use cases: each checks who asks, changes state and stages its events in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from services.campaigns import domain, events, store
+from services.campaigns.bootstrap import Deps
+from shared.auth import NewKey, Principal, generate_key, store_issued, store_revoked
+from shared.errors import Conflict, FieldError, NotFound, PermissionDenied
+from shared.outbox import Outbox
+
+# -- organizations -----------------------------------------------------------------------------
+
+
+def insert_organization(
+    conn: Connection, outbox: Outbox, data: Mapping[str, Any], now: datetime
+) -> Any:
+    """Create an organization and stage organization.created (used by the API and the CLI)."""
+    slug = domain.check_slug(data["slug"])
+    code = domain.check_source_code(data.get("source_code") or domain.default_source_code(slug))
+    if store.taken(conn, "slug", slug):
+        raise Conflict(f"The slug {slug!r} is taken")
+    if store.taken(conn, "source_code", code):
+        raise FieldError("source_code", "Another organization uses this source code.")
+    row = {
+        "organization_id": str(uuid.uuid4()),
+        "slug": slug,
+        "name": data["name"].strip(),
+        "communities": domain.check_communities(data.get("communities") or []),
+        "contact_email": data.get("contact_email"),
+        "postal_address": data.get("postal_address"),
+        "source_code": code,
+        "created_at": now,
+        "updated_at": now,
+    }
+    store.insert_organization(conn, row)
+    created = store.organization(conn, row["organization_id"])
+    outbox.add(conn, events.organization("created", created, now))
+    return created
+
+
+def create_organization(deps: Deps, principal: Principal, data: Mapping[str, Any]) -> Any:
+    domain.require_admin(principal, "create organizations")
+    with deps.engine.begin() as conn:
+        return insert_organization(conn, deps.outbox, data, deps.clock())
+
+
+def get_organization(deps: Deps, ref: str) -> Any:
+    with deps.engine.connect() as conn:
+        return _organization(conn, ref)
+
+
+def _organization(conn: Connection, ref: str, field: str | None = None) -> Any:
+    row = store.organization(conn, ref)
+    if row is None:
+        if field:
+            raise FieldError(field, f"No organization {ref!r}.")
+        raise NotFound("No such organization")
+    return row
+
+
+def update_organization(
+    deps: Deps, principal: Principal, ref: str, changes: Mapping[str, Any]
+) -> Any:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row = _organization(conn, ref)
+        domain.may_manage_organization(principal, row.organization_id)
+        values = dict(changes)
+        if "slug" in values:
+            domain.check_slug(values["slug"])
+            if store.taken(conn, "slug", values["slug"], row.organization_id):
+                raise Conflict(f"The slug {values['slug']!r} is taken")
+        if "source_code" in values:
+            domain.check_source_code(values["source_code"])
+            if store.taken(conn, "source_code", values["source_code"], row.organization_id):
+                raise FieldError("source_code", "Another organization uses this source code.")
+        if "communities" in values:
+            values["communities"] = domain.check_communities(values["communities"])
+        if "name" in values:
+            values["name"] = values["name"].strip()
+        if not values:
+            return row
+        store.update_organization(conn, row.organization_id, {**values, "updated_at": now})
+        updated = store.organization(conn, row.organization_id)
+        deps.outbox.add(conn, events.organization("updated", updated, now))
+        return updated
+
+
+def list_organizations(
+    deps: Deps, slug: str | None, page: int, per_page: int
+) -> tuple[list[Any], int]:
+    with deps.engine.connect() as conn:
+        return store.page_of(conn, store.organizations_query(slug), page, per_page)
+
+
+# -- API keys ----------------------------------------------------------------------------------
+
+
+def insert_key(
+    conn: Connection,
+    outbox: Outbox,
+    organization_id: str,
+    role: str,
+    name: str | None,
+    issued_by: str | None,
+    now: datetime,
+) -> NewKey:
+    """Issue a key: keep its hash, stage apikey.issued so every service learns it."""
+    new = generate_key(role)
+    record = {
+        "key_id": new.key_id,
+        "prefix": new.prefix,
+        "key_hash": new.key_hash,
+        "role": role,
+        "organization_id": organization_id,
+        "at": now,
+    }
+    store_issued(conn, store.api_keys, record)
+    conn.execute(
+        store.api_key_labels.insert().values(key_id=new.key_id, name=name, issued_by=issued_by)
+    )
+    outbox.add(
+        conn, events.key_issued(new.key_id, new.prefix, new.key_hash, role, organization_id, now)
+    )
+    return new
+
+
+def issue_key(
+    deps: Deps, principal: Principal, organization_ref: str, role: str, name: str | None
+) -> tuple[NewKey, Any]:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        org = _organization(conn, organization_ref, field="organization")
+        domain.may_issue_key(principal, org.organization_id, role)
+        new = insert_key(conn, deps.outbox, org.organization_id, role, name, principal.key_id, now)
+        return new, store.key(conn, new.key_id)
+
+
+def mark_revoked(conn: Connection, outbox: Outbox, row: Any, now: datetime) -> None:
+    """Revoke a key here and stage apikey.revoked so every service refuses it (idempotent)."""
+    if row.revoked_at is not None:
+        return
+    store_revoked(conn, store.api_keys, row.key_id, now)
+    outbox.add(conn, events.key_revoked(row.key_id, row.organization_id, now))
+
+
+def revoke_key(deps: Deps, principal: Principal, key_id: str) -> None:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row = store.key(conn, key_id)
+        if row is None:
+            raise NotFound("No such key")
+        if row.role == "admin" and not principal.is_admin:
+            raise PermissionDenied("Only a platform admin key can revoke admin keys")
+        domain.may_issue_key(principal, row.organization_id, "organizer")
+        mark_revoked(conn, deps.outbox, row, now)
+
+
+def list_keys(
+    deps: Deps,
+    principal: Principal,
+    organization_ref: str | None,
+    include_revoked: bool,
+    page: int,
+    per_page: int,
+) -> tuple[list[Any], int]:
+    with deps.engine.connect() as conn:
+        org_id = None
+        if organization_ref:
+            org_id = _organization(conn, organization_ref, field="organization").organization_id
+        if not principal.is_admin:
+            org_id = org_id or principal.organization_id
+            domain.may_issue_key(principal, org_id, "organizer")
+        query = store.keys_query(org_id, include_revoked)
+        return store.page_of(conn, query, page, per_page)
+
+
+def own_key(deps: Deps, principal: Principal) -> Any:
+    with deps.engine.connect() as conn:
+        return store.key(conn, principal.key_id)
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+
+def access_of(row: Any, partner_rows: list[Any]) -> domain.CampaignAccess:
+    return domain.CampaignAccess(
+        lead_organization_id=row.lead_organization_id,
+        joined=frozenset(p.organization_id for p in partner_rows if p.status == "joined"),
+        invited=frozenset(p.organization_id for p in partner_rows if p.status == "invited"),
+    )
+
+
+def joined_ids(partner_rows: list[Any]) -> list[str]:
+    return [p.organization_id for p in partner_rows if p.status == "joined"]
+
+
+def campaign_view(row: Any, partner_rows: list[Any]) -> dict[str, Any]:
+    view = dict(row._mapping)
+    view.pop("version", None)
+    view["partner_organization_ids"] = joined_ids(partner_rows)
+    view["partners"] = [dict(p._mapping) for p in partner_rows]
+    return view
+
+
+def load_campaign(conn: Connection, campaign_id: str, lock: bool = False) -> tuple[Any, list[Any]]:
+    row = store.lock_campaign(conn, campaign_id) if lock else store.campaign(conn, campaign_id)
+    if row is None:
+        raise NotFound("No such campaign")
+    return row, store.partners(conn, campaign_id)
+
+
+def create_campaign(deps: Deps, principal: Principal, data: Mapping[str, Any]) -> dict[str, Any]:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        lead_ref = data.get("lead_organization") or principal.organization_id
+        lead = _organization(conn, lead_ref, field="lead_organization")
+        domain.may_create_campaign_for(principal, lead.organization_id)
+        titles, descriptions = data["titles"], data.get("descriptions") or {}
+        domain.check_titles(titles, descriptions, data["default_locale"])
+        campaign_id = str(uuid.uuid4())
+        store.insert_campaign(
+            conn,
+            {
+                "campaign_id": campaign_id,
+                "lead_organization_id": lead.organization_id,
+                "status": "draft",
+                "default_locale": data["default_locale"],
+                "titles": titles,
+                "descriptions": descriptions,
+                "communities": domain.check_communities(data.get("communities") or []),
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        row, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        deps.outbox.add(conn, events.campaign("created", row, [], now))
+        return campaign_view(row, partner_rows)
+
+
+def get_campaign(deps: Deps, principal: Principal, campaign_id: str) -> dict[str, Any]:
+    with deps.engine.connect() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id)
+    domain.may_read_campaign(principal, access_of(row, partner_rows))
+    return campaign_view(row, partner_rows)
+
+
+def list_campaigns(
+    deps: Deps, principal: Principal, status: str | None, page: int, per_page: int
+) -> tuple[list[dict[str, Any]], int]:
+    query = store.campaigns_query(domain.visible_organization(principal), status)
+    with deps.engine.connect() as conn:
+        rows, total = store.page_of(conn, query, page, per_page)
+        partner_map = store.partners_of(conn, [row.campaign_id for row in rows])
+    return [campaign_view(row, partner_map[row.campaign_id]) for row in rows], total
+
+
+def update_campaign(
+    deps: Deps, principal: Principal, campaign_id: str, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        domain.may_manage_campaign(principal, access_of(row, partner_rows))
+        domain.require_open_campaign(row.status, "be changed")
+        values = dict(changes)
+        domain.check_titles(
+            values.get("titles", row.titles),
+            values.get("descriptions", row.descriptions),
+            values.get("default_locale", row.default_locale),
+        )
+        if "communities" in values:
+            values["communities"] = domain.check_communities(values["communities"])
+        store.update_campaign(conn, campaign_id, {**values, "updated_at": now})
+        row, partner_rows = load_campaign(conn, campaign_id)
+        deps.outbox.add(conn, events.campaign("updated", row, joined_ids(partner_rows), now))
+        return campaign_view(row, partner_rows)
+
+
+def move_campaign(
+    deps: Deps, principal: Principal, campaign_id: str, action: str
+) -> dict[str, Any]:
+    """Launch (draft to active) or close (active to closed) a campaign."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        domain.may_manage_campaign(principal, access_of(row, partner_rows))
+        status = domain.move_campaign(row.status, action)
+        stamp = "launched_at" if action == "launch" else "closed_at"
+        store.update_campaign(conn, campaign_id, {"status": status, stamp: now, "updated_at": now})
+        if status == "closed":
+            _cancel_pending_alerts(conn, deps.outbox, campaign_id, now)
+        row, partner_rows = load_campaign(conn, campaign_id)
+        kind = "launched" if action == "launch" else "closed"
+        deps.outbox.add(conn, events.campaign(kind, row, joined_ids(partner_rows), now))
+        return campaign_view(row, partner_rows)
+
+
+def _cancel_pending_alerts(
+    conn: Connection, outbox: Outbox, campaign_id: str, now: datetime
+) -> None:
+    """A closed campaign sends nothing more: cancel its drafts and scheduled alerts."""
+    query = store.alerts_query(campaign_id, None).where(
+        store.alerts.c.status.in_(domain.ALERT_CANCELLABLE)
+    )
+    for alert in conn.execute(query).all():
+        store.update_alert(
+            conn, alert.alert_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now}
+        )
+        if alert.status == "scheduled":
+            outbox.add(conn, events.alert_cancelled(alert.alert_id, campaign_id, now))
+
+
+def invite_partner(
+    deps: Deps, principal: Principal, campaign_id: str, organization_ref: str
+) -> dict[str, Any]:
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        access = access_of(row, partner_rows)
+        domain.may_manage_campaign(principal, access)
+        domain.require_open_campaign(row.status, "invite partners")
+        org = _organization(conn, organization_ref, field="organization")
+        domain.check_invitation(access, org.organization_id)
+        if org.organization_id in access.invited:
+            return _invitation(conn, campaign_id, org.organization_id)
+        exists = any(p.organization_id == org.organization_id for p in partner_rows)
+        store.upsert_invitation(conn, campaign_id, org.organization_id, now, exists)
+        return _invitation(conn, campaign_id, org.organization_id)
+
+
+def _invitation(conn: Connection, campaign_id: str, organization_id: str) -> dict[str, Any]:
+    for partner in store.partners(conn, campaign_id):
+        if partner.organization_id == organization_id:
+            return dict(partner._mapping)
+    raise NotFound("No such invitation")
+
+
+def answer_invitation(
+    deps: Deps, principal: Principal, campaign_id: str, organization_ref: str, accept: bool
+) -> dict[str, Any]:
+    """Accept (joining the coalition, campaign.partner_joined) or decline an invitation."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        org = _organization(conn, organization_ref)
+        domain.may_answer_invitation(principal, org.organization_id)
+        domain.check_answer(access_of(row, partner_rows), org.organization_id)
+        domain.require_open_campaign(row.status, "take new partners")
+        status = "joined" if accept else "declined"
+        store.set_partner_status(conn, campaign_id, org.organization_id, status, now)
+        if accept:
+            deps.outbox.add(conn, events.partner_joined(campaign_id, org.organization_id, now))
+        return _invitation(conn, campaign_id, org.organization_id)
+
+
+def list_partners(deps: Deps, principal: Principal, campaign_id: str) -> list[dict[str, Any]]:
+    with deps.engine.connect() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id)
+    domain.may_read_campaign(principal, access_of(row, partner_rows))
+    return [dict(p._mapping) for p in partner_rows]

@@ -1,0 +1,263 @@
+"""Request and response schemas of the campaigns API (Marshmallow, documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from shared.auth import ROLES
+from shared.events.catalog import CHANNELS
+
+Text = fields.String
+ALERT_STATUSES = ("draft", "scheduled", "published", "cancelled")
+CAMPAIGN_STATUSES = ("draft", "active", "closed")
+
+
+def _texts(max_length: int, required: bool = False) -> fields.Dict:
+    """Return a map of locale to text."""
+    return fields.Dict(
+        keys=fields.String(validate=validate.Length(min=2, max=35)),
+        values=fields.String(validate=validate.Length(max=max_length)),
+        required=required,
+    )
+
+
+class Links(Schema):
+    self = fields.Dict(dump_only=True)
+
+
+# -- pagination --------------------------------------------------------------------------------
+
+
+class PageArgs(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+def page_schema(name: str, item: type[Schema]) -> type[Schema]:
+    """Return an OSDI-style page schema whose items sit under _embedded.<name>."""
+    embedded = Schema.from_dict({name: fields.List(fields.Nested(item))}, name=f"{name}Embedded")
+    return Schema.from_dict(
+        {
+            "page": fields.Integer(),
+            "per_page": fields.Integer(),
+            "total_pages": fields.Integer(),
+            "total_records": fields.Integer(),
+            "links": fields.Dict(data_key="_links"),
+            "embedded": fields.Nested(embedded, data_key="_embedded"),
+        },
+        name=f"{name.title().replace('_', '')}Page",
+    )
+
+
+# -- organizations -----------------------------------------------------------------------------
+
+
+class OrganizationIn(Schema):
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    slug = Text(required=True, validate=validate.Length(min=1, max=64))
+    communities = fields.List(Text(validate=validate.Length(max=63)), load_default=list)
+    contact_email = fields.Email(allow_none=True, load_default=None)
+    postal_address = Text(allow_none=True, load_default=None, validate=validate.Length(max=500))
+    source_code = Text(allow_none=True, load_default=None, validate=validate.Length(max=64))
+
+
+class OrganizationPatch(Schema):
+    name = Text(validate=validate.Length(min=1, max=200))
+    slug = Text(validate=validate.Length(min=1, max=64))
+    communities = fields.List(Text(validate=validate.Length(max=63)))
+    contact_email = fields.Email(allow_none=True)
+    postal_address = Text(allow_none=True, validate=validate.Length(max=500))
+    source_code = Text(validate=validate.Length(min=2, max=64))
+
+
+class OrganizationOut(Schema):
+    organization_id = Text()
+    slug = Text()
+    name = Text()
+    communities = fields.List(Text())
+    contact_email = Text(allow_none=True)
+    postal_address = Text(allow_none=True)
+    source_code = Text()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class OrganizationFilter(PageArgs):
+    slug = Text()
+
+
+# -- API keys ----------------------------------------------------------------------------------
+
+
+class KeyIn(Schema):
+    organization = Text(metadata={"description": "Organization id or slug (default: your own)"})
+    role = Text(required=True, validate=validate.OneOf(ROLES))
+    name = Text(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
+class KeyOut(Schema):
+    key_id = Text()
+    prefix = Text()
+    role = Text()
+    organization_id = Text()
+    name = Text(allow_none=True)
+    issued_by = Text(allow_none=True)
+    issued_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class KeyCreated(KeyOut):
+    secret = Text(metadata={"description": "The key itself: shown once, never again"})
+
+
+class KeyFilter(PageArgs):
+    organization = Text()
+    include_revoked = fields.Boolean(load_default=False)
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+
+class CampaignIn(Schema):
+    lead_organization = Text(metadata={"description": "Id or slug (default: your own)"})
+    default_locale = Text(required=True, validate=validate.Length(min=2, max=35))
+    titles = _texts(300, required=True)
+    descriptions = _texts(20_000)
+    communities = fields.List(Text(validate=validate.Length(max=63)), load_default=list)
+
+
+class CampaignPatch(Schema):
+    default_locale = Text(validate=validate.Length(min=2, max=35))
+    titles = _texts(300)
+    descriptions = _texts(20_000)
+    communities = fields.List(Text(validate=validate.Length(max=63)))
+
+
+class PartnerOut(Schema):
+    organization_id = Text()
+    slug = Text()
+    name = Text()
+    status = Text(metadata={"description": "invited, joined or declined"})
+    invited_at = fields.DateTime()
+    responded_at = fields.DateTime(allow_none=True)
+
+
+class CampaignOut(Schema):
+    campaign_id = Text()
+    lead_organization_id = Text()
+    partner_organization_ids = fields.List(Text())
+    partners = fields.List(fields.Nested(PartnerOut))
+    status = Text()
+    default_locale = Text()
+    titles = fields.Dict()
+    descriptions = fields.Dict()
+    communities = fields.List(Text())
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    launched_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+
+
+class CampaignFilter(PageArgs):
+    status = Text(validate=validate.OneOf(CAMPAIGN_STATUSES))
+
+
+class InvitationIn(Schema):
+    organization = Text(required=True, metadata={"description": "Organization id or slug"})
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+class AlertContentIn(Schema):
+    email_subject = Text(allow_none=True, validate=validate.Length(max=255))
+    email_html = Text(allow_none=True, validate=validate.Length(max=200_000))
+    email_text = Text(allow_none=True, validate=validate.Length(max=100_000))
+    discreet_email_subject = Text(allow_none=True, validate=validate.Length(max=255))
+    sms_text = Text(allow_none=True, validate=validate.Length(max=1600))
+    sms_discreet_text = Text(allow_none=True, validate=validate.Length(max=1600))
+
+
+class AudienceIn(Schema):
+    locales = fields.List(Text(), load_default=list)
+    countries = fields.List(Text(), load_default=list)
+    regions = fields.List(Text(), load_default=list)
+    postal_prefixes = fields.List(Text(), load_default=list)
+    partner_organization_ids = fields.List(Text(), load_default=list)
+    interests = fields.List(Text(), load_default=list)
+
+
+def _alert_fields(required: bool) -> dict[str, Any]:
+    return {
+        "name": Text(required=required, validate=validate.Length(min=1, max=200)),
+        "channels": fields.List(
+            Text(validate=validate.OneOf(CHANNELS)),
+            required=required,
+            validate=validate.Length(min=1, max=2),
+        ),
+        "default_locale": Text(required=required, validate=validate.Length(min=2, max=35)),
+        "content": fields.Dict(
+            keys=Text(validate=validate.Length(min=2, max=35)),
+            values=fields.Nested(AlertContentIn),
+            required=required,
+            validate=validate.Length(min=1, max=30),
+        ),
+        "audience": fields.Nested(AudienceIn, load_default=dict if required else None),
+    }
+
+
+AlertIn = Schema.from_dict(_alert_fields(True), name="AlertIn")
+_patch = _alert_fields(False)
+_patch["audience"] = fields.Nested(AudienceIn)
+AlertPatch = Schema.from_dict(_patch, name="AlertPatch")
+
+
+class ScheduleIn(Schema):
+    send_at = fields.AwareDateTime(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "When to send (RFC 3339 with offset); leave out to send now"},
+    )
+
+
+class ProgressOut(Schema):
+    total = fields.Integer()
+    queued = fields.Integer()
+    sent = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer()
+    suppressed = fields.Integer()
+    updated_at = fields.DateTime(allow_none=True)
+
+
+class AlertOut(Schema):
+    alert_id = Text()
+    campaign_id = Text()
+    name = Text()
+    status = Text(metadata={"description": "draft, scheduled, published or cancelled"})
+    channels = fields.List(Text())
+    default_locale = Text()
+    content = fields.Dict()
+    audience = fields.Dict()
+    send_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    scheduled_at = fields.DateTime(allow_none=True)
+    published_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+    progress = fields.Nested(ProgressOut)
+    checks = fields.Dict(
+        metadata={"description": "ready, problems by field, SMS encoding/length/segments"}
+    )
+
+
+class AlertFilter(PageArgs):
+    status = Text(validate=validate.OneOf(ALERT_STATUSES))
+
+
+OrganizationPage = page_schema("organizations", OrganizationOut)
+KeyPage = page_schema("api_keys", KeyOut)
+CampaignPage = page_schema("campaigns", CampaignOut)
+AlertPage = page_schema("alerts", AlertOut)
