@@ -75,6 +75,38 @@ def kafka_status() -> None:
         sys.exit(3)
 
 
+@cli.command("migrate")
+@click.argument("services", nargs=-1)
+def migrate(services: tuple[str, ...]) -> None:
+    """Upgrade each service's database to its newest schema (default: every service)."""
+    from shared.config import SERVICES, Settings
+    from shared.local_kafka import PROJECT_ROOT
+    from shared.migrate import upgrade
+
+    unknown = [name for name in services if name not in SERVICES]
+    if unknown:
+        click.echo(f"kinship migrate: unknown service(s) {', '.join(unknown)}", err=True)
+        sys.exit(2)
+    for name in services or SERVICES:
+        if not (PROJECT_ROOT / "services" / name / "migrations" / "env.py").exists():
+            if services:
+                click.echo(f"kinship migrate: {name} has no migrations", err=True)
+                sys.exit(1)
+            continue
+        upgrade(name, Settings.from_env(name).database_url)
+        click.echo(f"{name}: database at the newest schema")
+
+
+def _add_service_commands() -> None:
+    """Register the services' command groups (their modules import nothing heavy at load)."""
+    from services.campaigns.cli import keys
+
+    cli.add_command(keys)
+
+
+_add_service_commands()
+
+
 def main() -> None:
     cli()
 
