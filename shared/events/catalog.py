@@ -263,6 +263,7 @@ CATALOG = EventRegistry(
         _t("campaign.created", CAMPAIGNS, CampaignSchema, "campaign_id"),
         _t("campaign.launched", CAMPAIGNS, CampaignSchema, "campaign_id"),
         _t("campaign.closed", CAMPAIGNS, CampaignSchema, "campaign_id"),
+        _t("campaign.updated", CAMPAIGNS, CampaignSchema, "campaign_id"),
         _t("campaign.partner_joined", CAMPAIGNS, CampaignPartnerJoinedSchema, "campaign_id"),
         _t("alert.scheduled", CAMPAIGNS, AlertScheduledSchema, "campaign_id"),
         _t("alert.published", CAMPAIGNS, AlertPublishedSchema, "campaign_id"),
