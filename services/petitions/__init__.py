@@ -1,0 +1,43 @@
+"""The petitions service: petitions, signatures once per person, exact counters, exports."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from services.petitions.bootstrap import Deps, build
+from shared.config import Settings
+from shared.service import app_shell
+
+# Petition texts in 20 locales fit; anything bigger is not a petition.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
+    """Create the petitions app (gunicorn 'services.petitions:create_app()')."""
+    from services.petitions.api import build_blueprint
+
+    deps = deps or build(settings)
+    app, api = app_shell(
+        "petitions",
+        deps.settings,
+        deps.engine,
+        "Petitions in several languages sharing one counter; signatures once per person.",
+    )
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.extensions["petitions_deps"] = deps
+    if deps.config.proxy_hops:
+        # Only behind a known number of proxies is X-Forwarded-For the client's address.
+        hops = deps.config.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=deps.config.ratelimit_storage_uri,
+        strategy="fixed-window",
+        headers_enabled=True,
+    )
+    api.register_blueprint(build_blueprint(deps, limiter))
+    return app

@@ -1,0 +1,213 @@
+"""The petitions HTTP API: thin views that parse, call the use cases and serialize."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from flask import Response, request, url_for
+from flask_limiter import Limiter
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError
+from webargs.flaskparser import FlaskParser
+
+from services.petitions import exports, schemas, signing, usecases
+from services.petitions.bootstrap import Deps
+from shared.auth import Principal, bearer_token, current_principal, require_role
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def dotted(messages: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested Marshmallow errors to dotted field names ({"person.email": [...]})."""
+    if not isinstance(messages, Mapping):
+        return {prefix or "_schema": messages}
+    flat: dict[str, Any] = {}
+    for name, value in messages.items():
+        path = f"{prefix}.{name}" if prefix else str(name)
+        if isinstance(value, Mapping):
+            flat.update(dotted(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+class DottedParser(FlaskParser):
+    """webargs' parser, naming nested fields with dotted paths in the 422 answer."""
+
+    def handle_error(
+        self,
+        error: ValidationError,
+        req: Any,
+        schema: Schema,
+        *,
+        error_status_code: int | None,
+        error_headers: Mapping[str, str] | None,
+    ) -> NoReturn:
+        messages = error.messages
+        if isinstance(messages, Mapping):
+            messages = {location: dotted(errs) for location, errs in messages.items()}
+        error = ValidationError(messages)
+        super().handle_error(
+            error,
+            req,
+            schema,
+            error_status_code=error_status_code,
+            error_headers=error_headers,
+        )
+        raise AssertionError("handle_error aborts")  # pragma: no cover
+
+
+class PetitionsBlueprint(Blueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = DottedParser()
+
+
+def optional_principal(deps: Deps) -> Principal | None:
+    """Return the caller's principal when a key is sent (401 if it is bad), else None."""
+    if bearer_token() is None:
+        return None
+    return current_principal(deps.verifier)
+
+
+def accept_languages() -> list[str]:
+    return [tag for tag, _ in request.accept_languages][:10]
+
+
+def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
+    """Return the petitions blueprint bound to one app's dependencies."""
+    blp = PetitionsBlueprint(
+        "petitions",
+        __name__,
+        url_prefix="/api/v1",
+        description="Petitions, signatures, counters and exports",
+    )
+    organizers = require_role(lambda: deps.verifier, ["admin", "organizer"])
+    members = require_role(lambda: deps.verifier, ["admin", "organizer", "partner"])
+
+    @blp.route("/petitions", methods=["POST"])
+    @organizers
+    @blp.arguments(schemas.PetitionCreateSchema)
+    @blp.response(201, schemas.PetitionSchema)
+    def create_petition(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Create a draft petition (organizers of the campaign; Idempotency-Key honoured)."""
+        principal = current_principal(deps.verifier)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        status, body = usecases.create_petition(deps, principal, data, key)
+        return body, status
+
+    @blp.route("/petitions", methods=["GET"])
+    @members
+    @blp.arguments(schemas.ListQuerySchema, location="query")
+    @blp.response(200, schemas.PetitionPageSchema)
+    def list_petitions(query: dict[str, Any]) -> dict[str, Any]:
+        """List the petitions of the caller's campaigns (OSDI-style pagination)."""
+        principal = current_principal(deps.verifier)
+        items, total = usecases.list_petitions(deps, principal, query)
+        page, per_page = query["page"], query["per_page"]
+        pages = (total + per_page - 1) // per_page
+        links: dict[str, Any] = {
+            "self": {"href": _page_url(query, page)},
+        }
+        if page < pages:
+            links["next"] = {"href": _page_url(query, page + 1)}
+        if page > 1:
+            links["previous"] = {"href": _page_url(query, page - 1)}
+        return {
+            "total_records": total,
+            "page": page,
+            "per_page": per_page,
+            "total_pages": pages,
+            "_links": links,
+            "petitions": items,
+        }
+
+    @blp.route("/petitions/<petition_id>", methods=["GET"])
+    @blp.arguments(schemas.LocaleQuerySchema, location="query")
+    @blp.response(200, schemas.PublicPetitionSchema)
+    def read_petition(query: dict[str, Any], petition_id: str) -> dict[str, Any]:
+        """Read an open petition in ?locale= or Accept-Language, falling back to its default."""
+        wanted = [query["locale"]] if query.get("locale") else []
+        wanted += accept_languages()
+        return usecases.read_public(deps, petition_id, wanted, optional_principal(deps))
+
+    @blp.route("/petitions/<petition_id>", methods=["PATCH"])
+    @organizers
+    @blp.arguments(schemas.PetitionPatchSchema)
+    @blp.response(200, schemas.PetitionSchema)
+    def edit_petition(changes: dict[str, Any], petition_id: str) -> dict[str, Any]:
+        """Edit a draft petition."""
+        principal = current_principal(deps.verifier)
+        return usecases.edit_petition(deps, principal, petition_id, changes)
+
+    @blp.route("/petitions/<petition_id>/publish", methods=["POST"])
+    @organizers
+    @blp.response(200, schemas.PetitionSchema)
+    def publish_petition(petition_id: str) -> dict[str, Any]:
+        """Open a draft petition for signatures."""
+        return usecases.publish_petition(deps, current_principal(deps.verifier), petition_id)
+
+    @blp.route("/petitions/<petition_id>/close", methods=["POST"])
+    @organizers
+    @blp.response(200, schemas.PetitionSchema)
+    def close_petition(petition_id: str) -> dict[str, Any]:
+        """Stop taking signatures."""
+        return usecases.close_petition(deps, current_principal(deps.verifier), petition_id)
+
+    @blp.route("/petitions/<petition_id>/counts", methods=["GET"])
+    @members
+    @blp.response(200, schemas.CountsSchema)
+    def read_counts(petition_id: str) -> dict[str, Any]:
+        """Read the total and the counts by locale, recruiting partner and source."""
+        return usecases.read_counts(deps, current_principal(deps.verifier), petition_id)
+
+    @blp.route("/petitions/<petition_id>/signatures", methods=["POST"])
+    @limiter.limit(deps.config.sign_limits, error_message="Too many signatures from this address")
+    @blp.arguments(schemas.SignRequestSchema)
+    @blp.response(202, schemas.SignResponseSchema)
+    def sign(data: dict[str, Any], petition_id: str) -> tuple[dict[str, Any], int]:
+        """Sign a petition (OSDI record_signature_helper); repeat signers get the same answer."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        status, body = signing.sign(deps, petition_id, data, key, accept_languages())
+        return body, status
+
+    @blp.route("/confirmations/<token>", methods=["GET", "POST"])
+    @blp.response(200, schemas.ConfirmResponseSchema)
+    def confirm(token: str) -> dict[str, Any]:
+        """Confirm a double opt-in signature (the emailed link; safe to repeat)."""
+        return signing.confirm(deps, token)
+
+    @blp.route("/petitions/<petition_id>/exports/signers.csv", methods=["GET"])
+    @organizers
+    @blp.arguments(schemas.ExportQuerySchema, location="query")
+    @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
+    def export_signers(query: dict[str, Any], petition_id: str) -> Response:
+        """Stream every confirmed signer as CSV (lead organization's organizers)."""
+        principal = current_principal(deps.verifier)
+        slugs = exports.authorize(deps, principal, petition_id, None)
+        columns = exports.DELIVERY if query["purpose"] == "delivery" else exports.CONTACT
+        lines = exports.csv_lines(deps, petition_id, columns, slugs)
+        return _csv(lines, f"petition-{petition_id}-signers.csv")
+
+    @blp.route("/petitions/<petition_id>/exports/partners/<organization_id>.csv", methods=["GET"])
+    @members
+    @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
+    def export_partner(petition_id: str, organization_id: str) -> Response:
+        """Stream the confirmed signers who chose to share their details with one partner."""
+        principal = current_principal(deps.verifier)
+        slugs = exports.authorize(deps, principal, petition_id, organization_id)
+        lines = exports.csv_lines(deps, petition_id, exports.PARTNER, slugs, organization_id)
+        return _csv(lines, f"petition-{petition_id}-partner-{organization_id}.csv")
+
+    return blp
+
+
+def _csv(lines: Any, filename: str) -> Response:
+    response = Response(lines, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page_url(query: Mapping[str, Any], page: int) -> str:
+    args = {k: v for k, v in query.items() if v is not None and k != "page"}
+    return str(url_for("petitions.list_petitions", page=page, _external=True, **args))

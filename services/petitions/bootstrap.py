@@ -1,0 +1,123 @@
+"""Build the petitions service's dependencies from settings; nothing connects at import time."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Engine
+
+from services.petitions import store
+from shared.auth import KeyVerifier
+from shared.config import Settings
+from shared.db import make_engine
+from shared.events.catalog import CATALOG
+from shared.outbox import Outbox
+
+SOURCE = "/services/petitions"
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class PetitionsConfig:
+    """The settings only this service reads (PETITIONS_* in the environment)."""
+
+    # Per client IP: a burst limit and a sustained one (flask-limiter notation, ';'-separated).
+    sign_limits: str = "10 per second;120 per minute"
+    # memory:// counts per gunicorn worker process (so N workers allow N times the limit);
+    # a shared store such as redis://host:6379 makes the limits exact across processes and hosts.
+    ratelimit_storage_uri: str = "memory://"
+    # Reverse proxies in front of the service whose X-Forwarded-For is trusted (0: none).
+    proxy_hops: int = 0
+    counter_shards: int = 16
+    confirm_ttl_hours: int = 72
+    idempotency_ttl_hours: int = 24
+    pool_size: int = 5
+
+    @classmethod
+    def from_env(cls) -> PetitionsConfig:
+        """Read PETITIONS_* variables (RATELIMIT_STORAGE_URI is honoured as is)."""
+        defaults = cls()
+        return cls(
+            sign_limits=_env("PETITIONS_SIGN_RATE_LIMITS", defaults.sign_limits),
+            ratelimit_storage_uri=_env("RATELIMIT_STORAGE_URI", defaults.ratelimit_storage_uri),
+            proxy_hops=int(_env("PETITIONS_PROXY_HOPS", str(defaults.proxy_hops))),
+            counter_shards=int(_env("PETITIONS_COUNTER_SHARDS", str(defaults.counter_shards))),
+            confirm_ttl_hours=int(
+                _env("PETITIONS_CONFIRM_TTL_HOURS", str(defaults.confirm_ttl_hours))
+            ),
+            idempotency_ttl_hours=int(
+                _env("PETITIONS_IDEMPOTENCY_TTL_HOURS", str(defaults.idempotency_ttl_hours))
+            ),
+            pool_size=int(_env("PETITIONS_DB_POOL_SIZE", str(defaults.pool_size))),
+        )
+
+    def with_(self, **changes: object) -> PetitionsConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Everything the app and the worker use, built once per process."""
+
+    settings: Settings
+    config: PetitionsConfig
+    engine: Engine
+    outbox: Outbox
+    verifier: KeyVerifier
+    # Campaign id -> (Coalition, status); a few seconds stale at most, off the signing hot path.
+    coalitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=5.0))
+
+    def confirm_url(self, token: str) -> str:
+        return f"{self.settings.public_base_url}/api/v1/confirmations/{token}"
+
+
+def build(settings: Settings | None = None, config: PetitionsConfig | None = None) -> Deps:
+    """Wire the service from settings (the environment when not given)."""
+    settings = settings or Settings.from_env("petitions")
+    config = config or PetitionsConfig.from_env()
+    engine = make_engine(settings.database_url, pool_size=config.pool_size)
+    return Deps(
+        settings=settings,
+        config=config,
+        engine=engine,
+        outbox=Outbox(store.outbox, CATALOG, source=SOURCE),
+        verifier=KeyVerifier(engine, store.api_keys),
+    )
+
+
+class TtlCache(Generic[K, V]):
+    """A small per-process cache for data that changes rarely (a campaign's organizations)."""
+
+    def __init__(self, ttl: float, max_items: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_items = max_items
+        self._items: dict[K, tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        value = load()
+        with self._lock:
+            if len(self._items) >= self.max_items:
+                self._items.clear()
+            self._items[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

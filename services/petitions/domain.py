@@ -1,0 +1,256 @@
+"""Petition rules as plain functions: no Flask, no Kafka, no SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+from babel import Locale, UnknownLocaleError
+from email_validator import EmailNotValidError, validate_email
+
+from shared.auth import Principal
+from shared.errors import FieldError, PermissionDenied
+
+DRAFT, OPEN, CLOSED = "draft", "open", "closed"
+PENDING, CONFIRMED, ERASED = "pending", "confirmed", "erased"
+SOURCE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_LOCALE_PART = re.compile(r"^[A-Za-z0-9]{1,8}$")
+
+
+# -- the goal ladder ---------------------------------------------------------------------------
+
+
+def ladder() -> Iterable[int]:
+    """Yield the goal ladder without end: 100, 250, 500, 1k, 2.5k, 5k, 10k, 25k, …"""
+    scale = 100
+    while True:
+        yield from (scale, scale * 5 // 2, scale * 5)
+        scale *= 10
+
+
+def next_rung(value: int) -> int:
+    """Return the first rung of the ladder strictly above value."""
+    for rung in ladder():
+        if rung > value:
+            return rung
+    raise AssertionError("the ladder has no top")  # pragma: no cover
+
+
+def initial_goal(requested: int | None) -> int:
+    """Return a new petition's goal: the organizer's, or the ladder's first rung."""
+    return requested if requested is not None else next_rung(0)
+
+
+def milestones_passed(goal: int, total: int) -> list[tuple[int, int]]:
+    """Return (milestone, next goal) for each goal that total has reached, climbing the ladder."""
+    passed = []
+    while total >= goal:
+        following = next_rung(goal)
+        passed.append((goal, following))
+        goal = following
+    return passed
+
+
+# -- locales -----------------------------------------------------------------------------------
+
+
+def canonical_locale(tag: str) -> str:
+    """Return a BCP 47 tag in canonical case ('pt_br' -> 'pt-BR'); raise ValueError if unknown."""
+    parts = tag.strip().replace("_", "-").split("-")
+    if not parts or not all(_LOCALE_PART.match(part) for part in parts):
+        raise ValueError(f"{tag!r} is not a language tag")
+    try:
+        Locale.parse("_".join(parts))
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(f"unknown locale {tag!r}") from None
+    out = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 4 and part.isalpha():
+            out.append(part.title())
+        elif len(part) in (2, 3):
+            out.append(part.upper())
+        else:
+            out.append(part)
+    return "-".join(out)
+
+
+def resolve_locale(wanted: Sequence[str], available: Iterable[str], default: str) -> str:
+    """Pick the best available locale for the wanted ones: exact, then language, then default."""
+    have = list(available)
+    by_lower = {tag.lower(): tag for tag in have}
+    for tag in wanted:
+        hit = by_lower.get(tag.lower())
+        if hit:
+            return hit
+        language = tag.split("-", 1)[0].lower()
+        hit = by_lower.get(language) or next(
+            (t for t in have if t.split("-", 1)[0].lower() == language), None
+        )
+        if hit:
+            return hit
+    return default
+
+
+# -- contact details ---------------------------------------------------------------------------
+
+
+def clean_email(address: str, field: str = "person.email") -> str:
+    """Return the address as it should be used for sending; raise FieldError if it is not one."""
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise FieldError(field, f"Not a valid email address: {exc}") from None
+    return str(result.normalized)
+
+
+def e164(number: str, country: str | None, field: str = "person.phone") -> str:
+    """Return a phone number written any common way as E.164; raise FieldError if it is not."""
+    try:
+        parsed = phonenumbers.parse(number, (country or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        raise FieldError(field, "Not a phone number (give +country code or a country)") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise FieldError(field, "Not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+# -- attribution and consent -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coalition:
+    """A campaign's organizations as this service knows them from events."""
+
+    campaign_id: str
+    lead_organization_id: str
+    partner_organization_ids: frozenset[str]
+    # organization id -> (slug, source code)
+    organizations: Mapping[str, tuple[str, str | None]]
+
+    @property
+    def members(self) -> frozenset[str]:
+        return self.partner_organization_ids | {self.lead_organization_id}
+
+    def recruiter_for(self, source: str | None) -> str | None:
+        """Return the member organization whose source code this is (case-insensitive)."""
+        if not source:
+            return None
+        wanted = source.lower()
+        for org_id in sorted(self.members):
+            code = self.organizations.get(org_id, ("", None))[1]
+            if code and code.lower() == wanted:
+                return org_id
+        return None
+
+    def partner_boxes(self, ticks: Mapping[str, bool]) -> list[str]:
+        """Return the ids of partner organizations whose box was ticked (by id or slug)."""
+        by_slug = {
+            self.organizations[org_id][0]: org_id
+            for org_id in self.partner_organization_ids
+            if org_id in self.organizations
+        }
+        chosen: set[str] = set()
+        for key, ticked in ticks.items():
+            org_id = key if key in self.partner_organization_ids else by_slug.get(key)
+            if org_id is None:
+                raise FieldError(f"consents.partners.{key}", "Not a partner of this campaign")
+            if ticked is True:
+                chosen.add(org_id)
+        return sorted(chosen)
+
+
+def clean_source(source: str | None) -> str | None:
+    """Return a referrer source code, or raise FieldError if it is not a plain code."""
+    if source is None or source == "":
+        return None
+    if not SOURCE_CODE.match(source):
+        raise FieldError("referrer_data.source", "Letters, digits, '.', '_' or '-', at most 64")
+    return source.lower()
+
+
+# -- confirmation links ------------------------------------------------------------------------
+
+
+def confirm_token(key: str, signature_id: str) -> str:
+    """Return the double opt-in token of a signature: its id and a MAC, so nothing is stored."""
+    mac = hmac.new(key.encode(), f"confirm\x00{signature_id}".encode(), hashlib.sha256)
+    return f"{signature_id}.{mac.hexdigest()[:32]}"
+
+
+def signature_of_token(key: str, token: str) -> str | None:
+    """Return the signature id a confirmation token vouches for, or None if it is forged."""
+    signature_id, _, _ = token.partition(".")
+    if not signature_id or len(token) > 200:
+        return None
+    return signature_id if hmac.compare_digest(confirm_token(key, signature_id), token) else None
+
+
+# -- who may do what ---------------------------------------------------------------------------
+
+
+def can_manage(principal: Principal, coalition: Coalition) -> bool:
+    """Organizers of the lead or a partner organization manage petitions; admins anything."""
+    if principal.is_admin:
+        return True
+    return principal.role == "organizer" and principal.organization_id in coalition.members
+
+
+def require_manage(principal: Principal, coalition: Coalition) -> None:
+    if not can_manage(principal, coalition):
+        raise PermissionDenied("Only organizers of this campaign's organizations may do this")
+
+
+def require_read_counts(principal: Principal, coalition: Coalition) -> None:
+    """Any key of a campaign member (organizer or partner) may read the counts."""
+    if principal.is_admin or principal.organization_id in coalition.members:
+        return
+    raise PermissionDenied("Only the campaign's organizations may read its counts")
+
+
+def require_full_export(principal: Principal, coalition: Coalition) -> None:
+    """Only the lead organization's organizers (and admins) get every signer's details."""
+    if principal.is_admin:
+        return
+    if (
+        principal.role == "organizer"
+        and principal.organization_id == coalition.lead_organization_id
+    ):
+        return
+    raise PermissionDenied(
+        "Only organizers of the lead organization may export all signers; "
+        "partners export the signers who chose to share with them"
+    )
+
+
+def require_partner_export(principal: Principal, coalition: Coalition, partner_id: str) -> None:
+    """A partner's own keys, the lead's organizers and admins may export that partner's list."""
+    if partner_id not in coalition.partner_organization_ids:
+        raise FieldError("organization_id", "Not a partner of this campaign")
+    if principal.is_admin or principal.organization_id == partner_id:
+        return
+    if (
+        principal.role == "organizer"
+        and principal.organization_id == coalition.lead_organization_id
+    ):
+        return
+    raise PermissionDenied("Only that partner (or the lead organization) may export its signers")
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def csv_safe(value: object) -> str:
+    """Return a cell that spreadsheets will not run as a formula (CSV injection)."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(_FORMULA_START) and not _E164.match(text):
+        return "'" + text
+    return text

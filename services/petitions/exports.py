@@ -1,0 +1,110 @@
+"""Streamed CSV exports of confirmed signers: constant memory, whatever the petition's size.
+
+Community identity (and pronouns, which can disclose gender identity) never appears here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from services.petitions import domain, store
+from services.petitions.bootstrap import Deps
+from services.petitions.usecases import coalition_of
+from shared.auth import Principal
+from shared.errors import NotFound
+
+CONTACT = (
+    "signature_id",
+    "signed_at",
+    "given_name",
+    "family_name",
+    "email",
+    "phone",
+    "postal_code",
+    "country",
+    "region",
+    "language",
+    "locale",
+    "source",
+    "recruited_by",
+    "email_consent",
+    "sms_consent",
+    "comment",
+)
+DELIVERY = ("signed_at", "given_name", "family_name", "postal_code", "country", "region", "comment")
+PARTNER = (
+    "signed_at",
+    "given_name",
+    "family_name",
+    "email",
+    "phone",
+    "postal_code",
+    "country",
+    "region",
+    "language",
+)
+
+
+def authorize(
+    deps: Deps, principal: Principal, petition_id: str, partner_id: str | None
+) -> dict[str, str]:
+    """Check the caller may export; return organization id -> slug for the recruited_by column."""
+    with deps.engine.connect() as conn:
+        petition = store.get_petition(conn, petition_id)
+        if petition is None:
+            raise NotFound("No such petition")
+        coalition, _ = coalition_of(deps, conn, petition.campaign_id, fresh=True)
+    if partner_id is None:
+        domain.require_full_export(principal, coalition)
+    else:
+        domain.require_partner_export(principal, coalition, partner_id)
+    return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
+
+
+def _cells(row: Any, slugs: dict[str, str]) -> dict[str, Any]:
+    return {
+        "signature_id": row.signature_id,
+        "signed_at": (row.confirmed_at or row.created_at).isoformat(),
+        "given_name": row.given_name,
+        "family_name": row.family_name,
+        "email": row.email,
+        "phone": row.phone,
+        "postal_code": row.postal_code,
+        "country": row.country,
+        "region": row.region,
+        "language": row.language,
+        "locale": row.locale,
+        "source": row.source,
+        "recruited_by": slugs.get(row.recruiter_organization_id or "", ""),
+        "email_consent": "yes" if row.consent_email else "no",
+        "sms_consent": "yes" if row.consent_sms else "no",
+        "comment": row.comment,
+    }
+
+
+def csv_lines(
+    deps: Deps,
+    petition_id: str,
+    columns: tuple[str, ...],
+    slugs: dict[str, str],
+    partner_id: str | None = None,
+    batch: int = 1000,
+) -> Iterator[str]:
+    """Yield the CSV in chunks of one batch of rows each."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    rows = store.stream_signers(deps.engine.connect, petition_id, partner_id, batch)
+    count = 0
+    for row in rows:
+        cells = _cells(row, slugs)
+        writer.writerow([domain.csv_safe(cells[name]) for name in columns])
+        count += 1
+        if count % batch == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

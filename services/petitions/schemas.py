@@ -1,0 +1,270 @@
+"""Request and response schemas of the petitions API (Marshmallow; OSDI shapes where one exists)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+
+from services.petitions.domain import canonical_locale
+
+MAX_LOCALES = 20
+
+
+def _text(max_length: int, min_length: int | None = None, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+
+
+class LocaleField(fields.String):
+    """A BCP 47 language tag that babel knows, in canonical case."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return canonical_locale(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class CountryField(fields.String):
+    """An ISO 3166-1 alpha-2 country code, upper case."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        if len(text) != 2 or not text.isalpha():
+            raise ValidationError("An ISO 3166-1 alpha-2 country code, like 'US' or 'PH'")
+        return text
+
+
+# -- petitions ---------------------------------------------------------------------------------
+
+
+class PetitionTextSchema(Schema):
+    title = _text(200, 1, required=True)
+    summary = _text(1000, load_default=None, allow_none=True)
+    text = _text(20_000, 1, required=True)
+
+
+class TargetSchema(Schema):
+    """OSDI's target shape: who the petition is addressed to."""
+
+    name = _text(200, allow_none=True)
+    title = _text(200, allow_none=True)
+    given_name = _text(100, allow_none=True)
+    family_name = _text(100, allow_none=True)
+    organization = _text(200, allow_none=True)
+    ocdid = _text(200, allow_none=True)
+
+
+class TextsField(fields.Dict):
+    """{locale: {title, summary, text}} with canonical locale keys."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            keys=LocaleField(),
+            values=fields.Nested(PetitionTextSchema),
+            validate=validate.Length(min=1, max=MAX_LOCALES),
+            **kwargs,
+        )
+
+
+class PetitionCreateSchema(Schema):
+    campaign_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    default_locale = LocaleField(required=True)
+    texts = TextsField(required=True)
+    targets = fields.List(
+        fields.Nested(TargetSchema), load_default=list, validate=validate.Length(max=50)
+    )
+    goal = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 10**9))
+    double_opt_in = fields.Boolean(load_default=False)
+
+
+class PetitionPatchSchema(Schema):
+    default_locale = LocaleField()
+    texts = TextsField()
+    targets = fields.List(fields.Nested(TargetSchema), validate=validate.Length(max=50))
+    goal = fields.Integer(validate=validate.Range(1, 10**9))
+    double_opt_in = fields.Boolean()
+
+
+class PetitionSchema(Schema):
+    """An organizer's view of a petition: every locale variant."""
+
+    petition_id = fields.String()
+    campaign_id = fields.String()
+    organization_id = fields.String()
+    status = fields.String()
+    default_locale = fields.String()
+    texts = fields.Dict(keys=fields.String(), values=fields.Nested(PetitionTextSchema))
+    targets = fields.List(fields.Nested(TargetSchema))
+    goal = fields.Integer()
+    double_opt_in = fields.Boolean()
+    total = fields.Integer()
+    created_at = fields.DateTime()
+    published_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+
+
+class PartnerBoxSchema(Schema):
+    organization_id = fields.String()
+    slug = fields.String()
+    name = fields.String()
+
+
+class PublicPetitionSchema(Schema):
+    """What a signer sees: one locale's texts, the count and the goal."""
+
+    petition_id = fields.String()
+    status = fields.String()
+    locale = fields.String()
+    locales = fields.List(fields.String())
+    title = fields.String()
+    summary = fields.String(allow_none=True)
+    text = fields.String()
+    targets = fields.List(fields.Nested(TargetSchema))
+    total = fields.Integer()
+    goal = fields.Integer()
+    double_opt_in = fields.Boolean()
+    partners = fields.List(fields.Nested(PartnerBoxSchema))
+
+
+class LocaleQuerySchema(Schema):
+    locale = LocaleField(load_default=None)
+
+
+class ListQuerySchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    campaign_id = fields.String(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(["draft", "open", "closed"]))
+
+
+class PetitionPageSchema(Schema):
+    total_records = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total_pages = fields.Integer()
+    _links = fields.Dict(data_key="_links")
+    petitions = fields.List(fields.Nested(PetitionSchema), data_key="_embedded")
+
+
+class CountsSchema(Schema):
+    petition_id = fields.String()
+    total = fields.Integer(metadata={"description": "Signatures that count (confirmed)"})
+    pending = fields.Integer(metadata={"description": "Awaiting double opt-in confirmation"})
+    goal = fields.Integer()
+    by_locale = fields.Dict(keys=fields.String(), values=fields.Integer())
+    by_partner = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "Recruiting organization id ('direct' when none)"},
+    )
+    by_source = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "'none' if none"}
+    )
+
+
+# -- signatures (OSDI record_signature_helper) ---------------------------------------------------
+
+
+def _first(items: Any, key: str) -> Any:
+    """Return key of the primary (else first) item of an OSDI list, if any."""
+    if not isinstance(items, list) or not items:
+        return None
+    chosen = next((i for i in items if isinstance(i, dict) and i.get("primary")), items[0])
+    return chosen.get(key) if isinstance(chosen, dict) else None
+
+
+class SignerSchema(Schema):
+    """The signer; flat fields, or OSDI's email_addresses / phone_numbers / postal_addresses."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    given_name = _text(100, load_default=None, allow_none=True)
+    family_name = _text(100, load_default=None, allow_none=True)
+    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    phone = _text(40, load_default=None, allow_none=True)
+    postal_code = _text(20, load_default=None, allow_none=True)
+    country = CountryField(load_default=None, allow_none=True)
+    region = _text(100, load_default=None, allow_none=True)
+    language = LocaleField(load_default=None, allow_none=True)
+    pronouns = _text(40, load_default=None, allow_none=True)
+    discreet = fields.Boolean(load_default=False)
+
+    @pre_load
+    def flatten_osdi(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        osdi = {
+            "email": _first(data.pop("email_addresses", None), "address"),
+            "phone": _first(data.pop("phone_numbers", None), "number"),
+            "postal_code": _first(data.get("postal_addresses"), "postal_code"),
+            "country": _first(data.get("postal_addresses"), "country"),
+            "region": _first(data.pop("postal_addresses", None), "region"),
+            "language": (data.pop("languages_spoken", None) or [None])[0],
+        }
+        for name, value in osdi.items():
+            if value is not None and data.get(name) is None:
+                data[name] = value
+        return data
+
+
+class ConsentsInSchema(Schema):
+    email = fields.Boolean(load_default=False)
+    sms = fields.Boolean(load_default=False)
+    # One box per partner organization ("share my details with X"), keyed by id or slug.
+    partners = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=100)),
+        values=fields.Boolean(),
+        load_default=dict,
+        validate=validate.Length(max=50),
+    )
+
+
+class ReferrerDataSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    source = _text(64, load_default=None, allow_none=True)
+    referrer = _text(200, load_default=None, allow_none=True)
+
+
+class SignRequestSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    person = fields.Nested(SignerSchema, required=True)
+    consents = fields.Nested(ConsentsInSchema, load_default=dict)
+    referrer_data = fields.Nested(ReferrerDataSchema, load_default=dict)
+    comment = _text(2000, load_default=None, allow_none=True)
+    locale = LocaleField(
+        load_default=None, metadata={"description": "Variant signed; default: best match"}
+    )
+    # Honeypot: hidden from people by the form, filled by bots; a filled one is dropped silently.
+    # Any value is accepted, so a bot never learns from an error that it was caught.
+    website = fields.Raw(load_default=None, allow_none=True)
+
+
+class SignResponseSchema(Schema):
+    """The same for every signer of a petition, new or repeat (never reveal who has signed)."""
+
+    petition_id = fields.String()
+    status = fields.String(
+        metadata={"description": "'received' or 'confirmation_required' (double opt-in)"}
+    )
+    message = fields.String()
+
+
+class ConfirmResponseSchema(Schema):
+    petition_id = fields.String()
+    status = fields.String()
+
+
+class ExportQuerySchema(Schema):
+    purpose = fields.String(
+        load_default="contact",
+        validate=validate.OneOf(["contact", "delivery"]),
+        metadata={"description": "'delivery' leaves out email and phone (for handing to targets)"},
+    )

@@ -1,0 +1,594 @@
+"""The petitions service's tables and the queries on them (PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from services.petitions.domain import CONFIRMED, ERASED, OPEN, PENDING, Coalition
+from shared.auth import api_keys_table
+from shared.db import BigId
+from shared.outbox import shared_tables
+
+metadata = MetaData()
+outbox, processed = shared_tables(metadata)
+api_keys = api_keys_table(metadata)
+
+# -- projections of the campaigns service (filled from kinship.campaigns events) -----------------
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("organization_id", String(64), primary_key=True),
+    Column("slug", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("source_code", String(64)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("lead_organization_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+campaign_partners = Table(
+    "campaign_partners",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("organization_id", String(64), primary_key=True),
+)
+
+# -- this service's own aggregates -------------------------------------------------------------
+
+petitions = Table(
+    "petitions",
+    metadata,
+    Column("petition_id", String(64), primary_key=True),
+    Column("campaign_id", String(64), nullable=False, index=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("default_locale", String(35), nullable=False),
+    # {locale: {"title", "summary", "text"}}: every variant shares the one counter.
+    Column("texts", JSON, nullable=False),
+    Column("targets", JSON, nullable=False),
+    Column("goal", Integer, nullable=False),
+    Column("double_opt_in", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+signatures = Table(
+    "signatures",
+    metadata,
+    # The row id orders exports (keyset pagination) and never leaves the service.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("signature_id", String(64), nullable=False, unique=True),
+    Column("petition_id", String(64), nullable=False),
+    # Keyed hash of the normalized address: one signature per person. NULL once erased.
+    Column("email_hash", String(64)),
+    Column("supporter_id", String(64), index=True),
+    Column("status", String(16), nullable=False),
+    Column("locale", String(35), nullable=False),
+    Column("recruiter_organization_id", String(64)),
+    Column("source", String(64)),
+    Column("given_name", String(100)),
+    Column("family_name", String(100)),
+    Column("email", String(320)),
+    Column("phone", String(20)),
+    Column("postal_code", String(20)),
+    Column("country", String(2)),
+    Column("region", String(100)),
+    Column("language", String(35)),
+    Column("pronouns", String(40)),
+    Column("discreet", Boolean, nullable=False, default=False),
+    Column("comment", Text),
+    Column("consent_email", Boolean, nullable=False),
+    Column("consent_sms", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    UniqueConstraint("petition_id", "email_hash", name="uq_signatures_petition_email"),
+    Index("ix_signatures_petition_row", "petition_id", "id"),
+    Index("ix_signatures_expires_at", "expires_at"),
+)
+
+partner_consents = Table(
+    "signature_partner_consents",
+    metadata,
+    Column("petition_id", String(64), primary_key=True),
+    Column("organization_id", String(64), primary_key=True),
+    Column("signature_row", BigId, primary_key=True),
+)
+
+counters = Table(
+    "petition_counters",
+    metadata,
+    Column("petition_id", String(64), primary_key=True),
+    # total | pending | locale | partner | source
+    Column("dimension", String(16), primary_key=True),
+    Column("bucket", String(64), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Personal data held on a signature: what erasure removes and what never leaves but in exports.
+PERSONAL_COLUMNS = (
+    "given_name",
+    "family_name",
+    "email",
+    "phone",
+    "postal_code",
+    "region",
+    "pronouns",
+    "comment",
+)
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def upsert(conn: Connection, table: Table, row: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """Insert a row or update its non-key columns."""
+    statement = _insert(conn, table).values(**row)
+    changes = {name: statement.excluded[name] for name in row if name not in keys}
+    if changes:
+        statement = statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    conn.execute(statement)
+
+
+# -- coalition projection ----------------------------------------------------------------------
+
+
+def save_organization(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:
+    upsert(
+        conn,
+        organizations,
+        {
+            "organization_id": data["organization_id"],
+            "slug": data["slug"],
+            "name": data["name"],
+            "source_code": data.get("source_code"),
+            "updated_at": at,
+        },
+        ["organization_id"],
+    )
+
+
+def save_campaign(
+    conn: Connection, campaign_id: str, lead: str, status: str | None, at: datetime
+) -> None:
+    row = {"campaign_id": campaign_id, "lead_organization_id": lead, "updated_at": at}
+    if status:
+        row["status"] = status
+    existing = conn.execute(
+        select(campaigns.c.status).where(campaigns.c.campaign_id == campaign_id)
+    ).first()
+    if existing is None:
+        row.setdefault("status", "draft")
+    upsert(conn, campaigns, row, ["campaign_id"])
+
+
+def add_partners(conn: Connection, campaign_id: str, organization_ids: Iterable[str]) -> None:
+    for org_id in organization_ids:
+        upsert(
+            conn,
+            campaign_partners,
+            {"campaign_id": campaign_id, "organization_id": org_id},
+            ["campaign_id", "organization_id"],
+        )
+
+
+def coalition(conn: Connection, campaign_id: str) -> tuple[Coalition, str] | None:
+    """Return a campaign's organizations and its status, or None if unknown here."""
+    row = conn.execute(select(campaigns).where(campaigns.c.campaign_id == campaign_id)).first()
+    if row is None:
+        return None
+    partner_ids = frozenset(
+        conn.execute(
+            select(campaign_partners.c.organization_id).where(
+                campaign_partners.c.campaign_id == campaign_id
+            )
+        ).scalars()
+    ) - {row.lead_organization_id}
+    members = partner_ids | {row.lead_organization_id}
+    orgs = {
+        r.organization_id: (r.slug, r.source_code)
+        for r in conn.execute(
+            select(organizations).where(organizations.c.organization_id.in_(members))
+        )
+    }
+    return Coalition(campaign_id, row.lead_organization_id, partner_ids, orgs), row.status
+
+
+def organization_names(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Return organization id -> (slug, name) for the given ids."""
+    rows = conn.execute(
+        select(organizations.c.organization_id, organizations.c.slug, organizations.c.name).where(
+            organizations.c.organization_id.in_(list(ids))
+        )
+    )
+    return {r.organization_id: (r.slug, r.name) for r in rows}
+
+
+# -- petitions ---------------------------------------------------------------------------------
+
+
+def get_petition(conn: Connection, petition_id: str, *, for_update: bool = False) -> Any:
+    query = select(petitions).where(petitions.c.petition_id == petition_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def insert_petition(conn: Connection, row: Mapping[str, Any]) -> None:
+    conn.execute(petitions.insert().values(**row))
+
+
+def update_petition(conn: Connection, petition_id: str, **values: Any) -> None:
+    conn.execute(update(petitions).where(petitions.c.petition_id == petition_id).values(**values))
+
+
+def list_petitions(
+    conn: Connection,
+    *,
+    organization_id: str | None,
+    campaign_id: str | None,
+    status: str | None,
+    page: int,
+    per_page: int,
+) -> tuple[list[Any], int]:
+    """Return one page of petitions (of campaigns the organization belongs to) and the total."""
+    where = []
+    if organization_id is not None:
+        member_of = select(campaign_partners.c.campaign_id).where(
+            campaign_partners.c.organization_id == organization_id
+        )
+        led = select(campaigns.c.campaign_id).where(
+            campaigns.c.lead_organization_id == organization_id
+        )
+        where.append(petitions.c.campaign_id.in_(member_of.union(led).scalar_subquery()))
+    if campaign_id:
+        where.append(petitions.c.campaign_id == campaign_id)
+    if status:
+        where.append(petitions.c.status == status)
+    condition = and_(True, *where)
+    total = conn.execute(select(func.count()).select_from(petitions).where(condition)).scalar_one()
+    rows = conn.execute(
+        select(petitions)
+        .where(condition)
+        .order_by(petitions.c.created_at.desc(), petitions.c.petition_id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return list(rows), int(total)
+
+
+def open_petitions_of_campaign(conn: Connection, campaign_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(petitions).where(
+                petitions.c.campaign_id == campaign_id, petitions.c.status == OPEN
+            )
+        )
+    )
+
+
+# -- counters ----------------------------------------------------------------------------------
+#
+# Counts live in N shard rows per (petition, dimension, bucket); a change adds to one shard picked
+# at random, so concurrent signers rarely wait on the same row, and a read sums at most N rows per
+# bucket. Counting the signatures table instead would be exact too, but its reads grow with the
+# petition (a million-row COUNT for every public page view and every milestone check).
+
+
+def bump(
+    conn: Connection, petition_id: str, changes: Iterable[tuple[str, str, int]], shards: int
+) -> None:
+    """Add deltas to (dimension, bucket) counters, all in one statement on one random shard."""
+    shard = random.randrange(shards)
+    rows = [
+        {"petition_id": petition_id, "dimension": d, "bucket": b, "shard": shard, "count": n}
+        for d, b, n in changes
+    ]
+    if not rows:
+        return
+    # A fixed row order keeps lock order the same in every transaction: no deadlocks.
+    rows.sort(key=lambda r: (r["dimension"], r["bucket"]))
+    statement = _insert(conn, counters).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["petition_id", "dimension", "bucket", "shard"],
+        set_={"count": counters.c.count + statement.excluded["count"]},
+    )
+    conn.execute(statement)
+
+
+def counts(conn: Connection, petition_id: str) -> dict[str, dict[str, int]]:
+    """Return {dimension: {bucket: count}} summed over shards."""
+    rows = conn.execute(
+        select(counters.c.dimension, counters.c.bucket, func.sum(counters.c.count))
+        .where(counters.c.petition_id == petition_id)
+        .group_by(counters.c.dimension, counters.c.bucket)
+    )
+    result: dict[str, dict[str, int]] = {}
+    for dimension, bucket, total in rows:
+        result.setdefault(dimension, {})[bucket] = int(total or 0)
+    return result
+
+
+def total(conn: Connection, petition_id: str) -> int:
+    value = conn.execute(
+        select(func.coalesce(func.sum(counters.c.count), 0)).where(
+            counters.c.petition_id == petition_id,
+            counters.c.dimension == "total",
+            counters.c.bucket == "",
+        )
+    ).scalar_one()
+    return int(value)
+
+
+def petitions_past_goal(conn: Connection, limit: int = 100) -> list[Any]:
+    """Return open petitions whose total has reached their goal (petition_id, goal, total)."""
+    summed = func.sum(counters.c.count)
+    return list(
+        conn.execute(
+            select(
+                petitions.c.petition_id,
+                petitions.c.campaign_id,
+                petitions.c.goal,
+                summed.label("total"),
+            )
+            .join(counters, counters.c.petition_id == petitions.c.petition_id)
+            .where(
+                petitions.c.status == OPEN,
+                counters.c.dimension == "total",
+                counters.c.bucket == "",
+            )
+            .group_by(petitions.c.petition_id, petitions.c.campaign_id, petitions.c.goal)
+            .having(summed >= petitions.c.goal)
+            .limit(limit)
+        )
+    )
+
+
+def claim_goal(conn: Connection, petition_id: str, seen_goal: int, new_goal: int) -> bool:
+    """Move a petition's goal up; True for the one transaction that moved it (once per rung)."""
+    result = conn.execute(
+        update(petitions)
+        .where(petitions.c.petition_id == petition_id, petitions.c.goal == seen_goal)
+        .values(goal=new_goal)
+    )
+    return result.rowcount == 1
+
+
+# -- signatures --------------------------------------------------------------------------------
+
+
+def insert_signature(conn: Connection, row: Mapping[str, Any]) -> int | None:
+    """Insert a signature; return its row id, or None when this person already signed."""
+    statement = (
+        _insert(conn, signatures)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["petition_id", "email_hash"])
+        .returning(signatures.c.id)
+    )
+    return conn.execute(statement).scalar()
+
+
+def existing_signature(conn: Connection, petition_id: str, email_hash: str) -> Any:
+    return conn.execute(
+        select(signatures.c.signature_id, signatures.c.status).where(
+            signatures.c.petition_id == petition_id, signatures.c.email_hash == email_hash
+        )
+    ).first()
+
+
+def add_partner_consents(
+    conn: Connection, petition_id: str, signature_row: int, organization_ids: Sequence[str]
+) -> None:
+    if organization_ids:
+        conn.execute(
+            partner_consents.insert(),
+            [
+                {"petition_id": petition_id, "organization_id": o, "signature_row": signature_row}
+                for o in organization_ids
+            ],
+        )
+
+
+def partner_ids_of(conn: Connection, signature_row: int) -> list[str]:
+    return list(
+        conn.execute(
+            select(partner_consents.c.organization_id)
+            .where(partner_consents.c.signature_row == signature_row)
+            .order_by(partner_consents.c.organization_id)
+        ).scalars()
+    )
+
+
+def get_signature(conn: Connection, signature_id: str, *, for_update: bool = False) -> Any:
+    query = select(signatures).where(signatures.c.signature_id == signature_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def confirm_signature(conn: Connection, row_id: int, at: datetime) -> bool:
+    """Mark a pending signature confirmed; True for the one transaction that did it."""
+    result = conn.execute(
+        update(signatures)
+        .where(signatures.c.id == row_id, signatures.c.status == PENDING)
+        .values(status=CONFIRMED, confirmed_at=at, expires_at=None)
+    )
+    return result.rowcount == 1
+
+
+def expired_pending(conn: Connection, now: datetime, limit: int) -> list[Any]:
+    return list(
+        conn.execute(
+            select(signatures)
+            .where(signatures.c.expires_at < now, signatures.c.status == PENDING)
+            .order_by(signatures.c.expires_at)
+            .limit(limit)
+        )
+    )
+
+
+def delete_signature(conn: Connection, row_id: int) -> bool:
+    conn.execute(delete(partner_consents).where(partner_consents.c.signature_row == row_id))
+    result = conn.execute(delete(signatures).where(signatures.c.id == row_id))
+    return result.rowcount == 1
+
+
+def signatures_of_person(
+    conn: Connection, supporter_id: str | None, email_hash: str | None
+) -> list[Any]:
+    keys = []
+    if supporter_id:
+        keys.append(signatures.c.supporter_id == supporter_id)
+    if email_hash:
+        keys.append(signatures.c.email_hash == email_hash)
+    if not keys:
+        return []
+    return list(conn.execute(select(signatures).where(or_(*keys))))
+
+
+def scrub_signature(conn: Connection, row_id: int) -> None:
+    """Remove a confirmed signature's personal data and its link to the person; keep it counted."""
+    conn.execute(delete(partner_consents).where(partner_consents.c.signature_row == row_id))
+    values: dict[str, Any] = {name: None for name in PERSONAL_COLUMNS}
+    values.update(
+        status=ERASED, email_hash=None, supporter_id=None, consent_email=False, consent_sms=False
+    )
+    conn.execute(update(signatures).where(signatures.c.id == row_id).values(**values))
+
+
+EXPORT_COLUMNS = (
+    signatures.c.id,
+    signatures.c.signature_id,
+    signatures.c.confirmed_at,
+    signatures.c.created_at,
+    signatures.c.given_name,
+    signatures.c.family_name,
+    signatures.c.email,
+    signatures.c.phone,
+    signatures.c.postal_code,
+    signatures.c.country,
+    signatures.c.region,
+    signatures.c.language,
+    signatures.c.locale,
+    signatures.c.source,
+    signatures.c.recruiter_organization_id,
+    signatures.c.consent_email,
+    signatures.c.consent_sms,
+    signatures.c.comment,
+)
+
+
+def stream_signers(
+    engine_connect: Any, petition_id: str, partner_id: str | None, batch: int = 1000
+) -> Iterator[Any]:
+    """Yield confirmed, unerased signers in row order, one short query per batch (keyset)."""
+    last = 0
+    while True:
+        query = select(*EXPORT_COLUMNS).where(
+            signatures.c.petition_id == petition_id,
+            signatures.c.status == CONFIRMED,
+            signatures.c.id > last,
+        )
+        if partner_id is not None:
+            query = query.join(
+                partner_consents,
+                and_(
+                    partner_consents.c.signature_row == signatures.c.id,
+                    partner_consents.c.petition_id == petition_id,
+                    partner_consents.c.organization_id == partner_id,
+                ),
+            )
+        query = query.order_by(signatures.c.id).limit(batch)
+        with engine_connect() as conn:
+            rows = conn.execute(query).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        last = rows[-1].id
+
+
+# -- idempotency keys --------------------------------------------------------------------------
+
+
+def find_idempotency_key(conn: Connection, scope: str, key: str) -> Any:
+    return conn.execute(
+        select(idempotency_keys).where(
+            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
+        )
+    ).first()
+
+
+def claim_idempotency_key(
+    conn: Connection, scope: str, key: str, request_hash: str, status: int, body: Any, at: datetime
+) -> bool:
+    """Store a response under a key; False when another request holds the key already."""
+    inserted = conn.execute(
+        _insert(conn, idempotency_keys)
+        .values(
+            scope=scope,
+            key=key,
+            request_hash=request_hash,
+            status_code=status,
+            body=body,
+            created_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(idempotency_keys.c.key)
+    ).scalar()
+    return inserted is not None
+
+
+def forget_idempotency_keys(conn: Connection, before: datetime) -> int:
+    result = conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < before))
+    return int(result.rowcount or 0)

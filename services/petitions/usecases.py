@@ -1,0 +1,359 @@
+"""Petition use cases: each runs one transaction holding the change and its events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from services.petitions import domain, store
+from services.petitions.bootstrap import Deps
+from shared.auth import Principal
+from shared.errors import Conflict, FieldError, NotFound
+from shared.events import Event
+from shared.events.catalog import type_name
+from shared.privacy import keyed_hash
+
+Result = tuple[int, dict[str, Any]]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def event(deps: Deps, short: str, key: str, data: Mapping[str, Any]) -> Event:
+    return Event(type=type_name(short), key=key, data=data, source=deps.outbox.source)
+
+
+# -- coalition ---------------------------------------------------------------------------------
+
+
+def coalition_of(
+    deps: Deps, conn: Connection, campaign_id: str, *, fresh: bool = False
+) -> tuple[domain.Coalition, str]:
+    """Return a campaign's organizations and status; NotFound if no event told us of it."""
+
+    def load() -> tuple[domain.Coalition, str] | None:
+        return store.coalition(conn, campaign_id)
+
+    found = load() if fresh else deps.coalitions.get(campaign_id, load)
+    if found is None:
+        raise NotFound(f"Campaign {campaign_id} is not known to the petitions service (yet)")
+    return found  # type: ignore[no-any-return]
+
+
+# -- idempotency -------------------------------------------------------------------------------
+
+
+class _Raced(Exception):
+    """Another request with the same Idempotency-Key committed first."""
+
+
+def request_fingerprint(deps: Deps, payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return keyed_hash(deps.settings.hash_key, "idempotency", text)
+
+
+def _replay(prior: Any, fingerprint: str) -> Result:
+    if prior.request_hash != fingerprint:
+        raise FieldError("Idempotency-Key", "This key was already used for a different request")
+    return int(prior.status_code), dict(prior.body)
+
+
+def run_idempotent(
+    deps: Deps,
+    scope: str,
+    key: str | None,
+    payload: Any,
+    work: Callable[[Connection], Result],
+) -> Result:
+    """Run work in one transaction; a repeated key returns the first response, with no effect."""
+    if not key:
+        with deps.engine.begin() as conn:
+            return work(conn)
+    if len(key) > 200:
+        raise FieldError("Idempotency-Key", "At most 200 characters")
+    fingerprint = request_fingerprint(deps, payload)
+    try:
+        with deps.engine.begin() as conn:
+            prior = store.find_idempotency_key(conn, scope, key)
+            if prior is not None:
+                return _replay(prior, fingerprint)
+            status, body = work(conn)
+            # The key row is unique: a concurrent twin waits here, then finds it taken.
+            if not store.claim_idempotency_key(conn, scope, key, fingerprint, status, body, now()):
+                raise _Raced()
+            return status, body
+    except _Raced:
+        with deps.engine.connect() as conn:
+            prior = store.find_idempotency_key(conn, scope, key)
+        return _replay(prior, fingerprint)
+
+
+# -- views of a petition -----------------------------------------------------------------------
+
+
+def organizer_view(petition: Any, total: int) -> dict[str, Any]:
+    return {
+        "petition_id": petition.petition_id,
+        "campaign_id": petition.campaign_id,
+        "organization_id": petition.organization_id,
+        "status": petition.status,
+        "default_locale": petition.default_locale,
+        "texts": petition.texts,
+        "targets": petition.targets,
+        "goal": petition.goal,
+        "double_opt_in": petition.double_opt_in,
+        "total": total,
+        "created_at": petition.created_at,
+        "published_at": petition.published_at,
+        "closed_at": petition.closed_at,
+    }
+
+
+def _petition(conn: Connection, petition_id: str, *, for_update: bool = False) -> Any:
+    petition = store.get_petition(conn, petition_id, for_update=for_update)
+    if petition is None:
+        raise NotFound("No such petition")
+    return petition
+
+
+def _check_texts(texts: Mapping[str, Any], default_locale: str) -> None:
+    if default_locale not in texts:
+        raise FieldError("default_locale", "There must be a text in the default locale")
+
+
+# -- organizer actions -------------------------------------------------------------------------
+
+
+def create_petition(
+    deps: Deps, principal: Principal, data: Mapping[str, Any], idempotency_key: str | None
+) -> Result:
+    """Create a draft petition in a campaign the caller's organization belongs to."""
+    _check_texts(data["texts"], data["default_locale"])
+
+    def work(conn: Connection) -> Result:
+        try:
+            coalition, status = coalition_of(deps, conn, data["campaign_id"], fresh=True)
+        except NotFound as exc:
+            raise FieldError("campaign_id", exc.message) from None
+        domain.require_manage(principal, coalition)
+        if status == "closed":
+            raise FieldError("campaign_id", "This campaign is closed")
+        moment = now()
+        row = {
+            "petition_id": str(uuid.uuid4()),
+            "campaign_id": coalition.campaign_id,
+            "organization_id": coalition.lead_organization_id,
+            "status": domain.DRAFT,
+            "default_locale": data["default_locale"],
+            "texts": data["texts"],
+            "targets": data.get("targets") or [],
+            "goal": domain.initial_goal(data.get("goal")),
+            "double_opt_in": bool(data.get("double_opt_in")),
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        store.insert_petition(conn, row)
+        body = organizer_view(_petition(conn, row["petition_id"]), 0)
+        return 201, json.loads(json.dumps(body, default=_iso))
+
+    scope = f"create-petition:{principal.key_id}"
+    return run_idempotent(deps, scope, idempotency_key, dict(data), work)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def _managed(
+    deps: Deps, conn: Connection, principal: Principal, petition_id: str
+) -> tuple[Any, domain.Coalition]:
+    petition = _petition(conn, petition_id, for_update=True)
+    coalition, _ = coalition_of(deps, conn, petition.campaign_id, fresh=True)
+    domain.require_manage(principal, coalition)
+    return petition, coalition
+
+
+def edit_petition(
+    deps: Deps, principal: Principal, petition_id: str, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Change a draft petition (texts replace all locale variants when given)."""
+    with deps.engine.begin() as conn:
+        petition, _ = _managed(deps, conn, principal, petition_id)
+        if petition.status != domain.DRAFT:
+            raise Conflict("Only a draft petition can be edited", {"status": [petition.status]})
+        texts = changes.get("texts", petition.texts)
+        _check_texts(texts, changes.get("default_locale", petition.default_locale))
+        store.update_petition(conn, petition_id, **dict(changes), updated_at=now())
+        return organizer_view(_petition(conn, petition_id), 0)
+
+
+def publish_petition(deps: Deps, principal: Principal, petition_id: str) -> dict[str, Any]:
+    """Open a draft petition for signatures and announce it."""
+    with deps.engine.begin() as conn:
+        petition, _ = _managed(deps, conn, principal, petition_id)
+        if petition.status != domain.DRAFT:
+            raise Conflict("Only a draft petition can be published", {"status": [petition.status]})
+        _, campaign_status = coalition_of(deps, conn, petition.campaign_id, fresh=True)
+        if campaign_status == "closed":
+            raise Conflict("The campaign is closed", {"campaign_id": ["closed"]})
+        moment = now()
+        store.update_petition(
+            conn, petition_id, status=domain.OPEN, published_at=moment, updated_at=moment
+        )
+        data = {
+            "petition_id": petition_id,
+            "campaign_id": petition.campaign_id,
+            "organization_id": petition.organization_id,
+            "titles": {locale: text["title"] for locale, text in petition.texts.items()},
+            "default_locale": petition.default_locale,
+            "goal": petition.goal,
+            "double_opt_in": petition.double_opt_in,
+            "at": moment.isoformat(),
+        }
+        deps.outbox.add(conn, event(deps, "petition.published", petition_id, data))
+        return organizer_view(_petition(conn, petition_id), store.total(conn, petition_id))
+
+
+def close_open_petition(deps: Deps, conn: Connection, petition: Any) -> None:
+    """Close an open petition and announce its final count (caller holds the row)."""
+    moment = now()
+    store.update_petition(
+        conn, petition.petition_id, status=domain.CLOSED, closed_at=moment, updated_at=moment
+    )
+    data = {
+        "petition_id": petition.petition_id,
+        "campaign_id": petition.campaign_id,
+        "total": store.total(conn, petition.petition_id),
+        "at": moment.isoformat(),
+    }
+    deps.outbox.add(conn, event(deps, "petition.closed", petition.petition_id, data))
+
+
+def close_petition(deps: Deps, principal: Principal, petition_id: str) -> dict[str, Any]:
+    """Stop taking signatures."""
+    with deps.engine.begin() as conn:
+        petition, _ = _managed(deps, conn, principal, petition_id)
+        if petition.status != domain.OPEN:
+            raise Conflict("Only an open petition can be closed", {"status": [petition.status]})
+        close_open_petition(deps, conn, petition)
+        return organizer_view(_petition(conn, petition_id), store.total(conn, petition_id))
+
+
+def list_petitions(
+    deps: Deps, principal: Principal, query: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """Return a page of the petitions of the caller's campaigns (all of them for admins)."""
+    with deps.engine.connect() as conn:
+        rows, total = store.list_petitions(
+            conn,
+            organization_id=None if principal.is_admin else principal.organization_id,
+            campaign_id=query.get("campaign_id"),
+            status=query.get("status"),
+            page=query["page"],
+            per_page=query["per_page"],
+        )
+        return [organizer_view(row, store.total(conn, row.petition_id)) for row in rows], total
+
+
+def read_counts(deps: Deps, principal: Principal, petition_id: str) -> dict[str, Any]:
+    """Return total, pending and the counts by locale, recruiting partner and source."""
+    with deps.engine.connect() as conn:
+        petition = _petition(conn, petition_id)
+        coalition, _ = coalition_of(deps, conn, petition.campaign_id)
+        domain.require_read_counts(principal, coalition)
+        counts = store.counts(conn, petition_id)
+    return {
+        "petition_id": petition_id,
+        "total": counts.get("total", {}).get("", 0),
+        "pending": counts.get("pending", {}).get("", 0),
+        "goal": petition.goal,
+        "by_locale": _nonzero(counts.get("locale", {})),
+        "by_partner": _nonzero(counts.get("partner", {}), empty="direct"),
+        "by_source": _nonzero(counts.get("source", {}), empty="none"),
+    }
+
+
+def _nonzero(buckets: Mapping[str, int], empty: str = "") -> dict[str, int]:
+    return {(name or empty): n for name, n in sorted(buckets.items()) if n}
+
+
+def read_public(
+    deps: Deps, petition_id: str, wanted: Sequence[str], principal: Principal | None
+) -> dict[str, Any]:
+    """Return an open or closed petition in the best locale; drafts only for its organizers."""
+    with deps.engine.connect() as conn:
+        petition = _petition(conn, petition_id)
+        coalition, _ = coalition_of(deps, conn, petition.campaign_id)
+        if petition.status == domain.DRAFT and not (
+            principal is not None and domain.can_manage(principal, coalition)
+        ):
+            raise NotFound("No such petition")
+        total = store.total(conn, petition_id)
+        names = store.organization_names(conn, coalition.partner_organization_ids)
+    locale = domain.resolve_locale(wanted, petition.texts, petition.default_locale)
+    text = petition.texts[locale]
+    return {
+        "petition_id": petition_id,
+        "status": petition.status,
+        "locale": locale,
+        "locales": sorted(petition.texts),
+        "title": text["title"],
+        "summary": text.get("summary"),
+        "text": text["text"],
+        "targets": petition.targets,
+        "total": total,
+        "goal": petition.goal,
+        "double_opt_in": petition.double_opt_in,
+        "partners": [
+            {"organization_id": org_id, "slug": slug, "name": name}
+            for org_id, (slug, name) in sorted(names.items(), key=lambda item: item[1][1])
+        ],
+    }
+
+
+# -- milestones --------------------------------------------------------------------------------
+
+
+def advance_milestones(deps: Deps) -> int:
+    """Publish each milestone a petition has passed, once per rung, and raise its goal."""
+    published = 0
+    with deps.engine.connect() as conn:
+        due = store.petitions_past_goal(conn)
+    for row in due:
+        with deps.engine.begin() as conn:
+            passed = domain.milestones_passed(row.goal, int(row.total))
+            if not passed:
+                continue
+            # Only the transaction that moves the goal from the value it saw publishes.
+            if not store.claim_goal(conn, row.petition_id, row.goal, passed[-1][1]):
+                continue
+            moment = now()
+            deps.outbox.add_many(
+                conn,
+                [
+                    event(
+                        deps,
+                        "petition.milestone_reached",
+                        row.petition_id,
+                        {
+                            "petition_id": row.petition_id,
+                            "campaign_id": row.campaign_id,
+                            "milestone": milestone,
+                            "total": int(row.total),
+                            "next_goal": next_goal,
+                            "at": moment.isoformat(),
+                        },
+                    )
+                    for milestone, next_goal in passed
+                ],
+            )
+            published += len(passed)
+    return published
