@@ -1,0 +1,111 @@
+"""Alert content rules: SMS segments, template variables, complete locales, discreet texts."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.campaigns import content
+from shared.errors import FieldError
+
+TITLES = {"en": "Stop the Deportations", "vi": "Dừng trục xuất"}
+
+
+def complete(**changes: str | None) -> dict[str, str | None]:
+    texts: dict[str, str | None] = {
+        "email_subject": "Act now, {{ given_name }}",
+        "email_html": "<p>Call today. {{ unsubscribe_url }}</p>",
+        "email_text": "Call today. {{ unsubscribe_url }}",
+        "sms_text": "{{ organization_name }}: call your senator today.",
+    }
+    texts.update(changes)
+    return texts
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "segments"),
+    [
+        ("a" * 160, "GSM-7", 1),
+        ("a" * 161, "GSM-7", 2),
+        ("a" * 306, "GSM-7", 2),
+        ("a" * 307, "GSM-7", 3),
+        ("€" * 80, "GSM-7", 1),  # extension characters cost two septets
+        ("€" * 81, "GSM-7", 2),
+        ("ă" * 70, "UCS-2", 1),
+        ("ă" * 71, "UCS-2", 2),
+        ("😀" * 35, "UCS-2", 1),  # astral characters are two UTF-16 units
+        ("😀" * 36, "UCS-2", 2),
+    ],
+)
+def test_sms_segments_follow_gsm7_and_ucs2_limits(text: str, encoding: str, segments: int) -> None:
+    measure = content.measure_sms(text)
+    assert (measure.encoding, measure.segments) == (encoding, segments)
+
+
+def test_unknown_template_variable_is_rejected_naming_the_field() -> None:
+    with pytest.raises(FieldError) as caught:
+        content.check_content(
+            {"en": complete(sms_text="Hi {{ frist_name }}")}, ["sms"], "en", TITLES, "Org"
+        )
+    assert "content.en.sms_text" in caught.value.errors
+    assert "frist_name" in caught.value.errors["content.en.sms_text"][0]
+
+
+def test_unbalanced_braces_are_rejected() -> None:
+    with pytest.raises(FieldError) as caught:
+        content.check_template("Hi {{ given_name }", "content.en.sms_text", {"given_name"})
+    assert caught.value.errors == {"content.en.sms_text": ["Unbalanced {{ }} in the template."]}
+
+
+def test_every_locale_must_be_complete_for_every_channel() -> None:
+    texts = {"en": complete(), "vi": complete(email_html=None)}
+    with pytest.raises(FieldError) as caught:
+        content.check_content(texts, ["email", "sms"], "en", TITLES, "Org")
+    assert list(caught.value.errors) == ["content.vi.email_html"]
+    # The same content is complete when only SMS goes out.
+    content.check_content(texts, ["sms"], "en", TITLES, "Org")
+
+
+def test_default_locale_needs_content() -> None:
+    with pytest.raises(FieldError) as caught:
+        content.check_content({"vi": complete()}, ["sms"], "en", TITLES, "Org")
+    assert list(caught.value.errors) == ["content.en"]
+
+
+def test_discreet_texts_cannot_name_the_campaign_or_use_revealing_variables() -> None:
+    with pytest.raises(FieldError) as caught:
+        content.check_content(
+            {"en": complete(sms_discreet_text="About stop the deportations")},
+            ["sms"],
+            "en",
+            TITLES,
+            "Org",
+        )
+    assert list(caught.value.errors) == ["content.en.sms_discreet_text"]
+    with pytest.raises(FieldError) as caught:
+        content.check_content(
+            {"en": complete(discreet_email_subject="News from {{ organization_name }}")},
+            ["email"],
+            "en",
+            TITLES,
+            "Org",
+        )
+    assert list(caught.value.errors) == ["content.en.discreet_email_subject"]
+
+
+def test_sms_length_counts_the_real_title_and_organization_and_worst_case_names() -> None:
+    report = content.check_content(
+        {"en": complete(sms_text="{{ given_name }} {{ organization_name }}")},
+        ["sms"],
+        "en",
+        TITLES,
+        "Asian Queer Alliance",
+    )
+    # 20 characters assumed for a given name, a space, then the organization's 20.
+    assert report["en"]["sms_text"] == {"encoding": "GSM-7", "length": 41, "segments": 1}
+
+
+def test_too_many_segments_is_refused_with_the_count() -> None:
+    with pytest.raises(FieldError) as caught:
+        content.check_content({"en": complete(sms_text="ă" * 300)}, ["sms"], "en", TITLES, "O")
+    message = caught.value.errors["content.en.sms_text"][0]
+    assert "5 segments" in message and "UCS-2" in message
