@@ -18,6 +18,8 @@ SOURCE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 COMMUNITY = re.compile(r"^[\w][\w .&+'/-]{0,62}$")
 REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 POSTAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,9}$")
+# language[-Script][-REGION]: the part of BCP 47 that picks a translation.
+LOCALE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?$")
 INTEREST = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 COUNTRIES = frozenset(
     str(code) for code in Locale("en").territories if re.fullmatch("[A-Z]{2}", str(code))
@@ -128,6 +130,8 @@ def check_communities(communities: Iterable[str], field: str = "communities") ->
 def check_locale(tag: str, field: str) -> str:
     """Return a BCP 47 tag Babel knows (en, fil, zh-Hant, vi-VN), or raise naming the field."""
     try:
+        if not LOCALE_TAG.match(tag):
+            raise ValueError(tag)
         Locale.parse(tag, sep="-")
     except (ValueError, UnknownLocaleError, TypeError):
         raise FieldError(

@@ -1,0 +1,229 @@
+"""The campaigns API over HTTP on PostgreSQL: the organizer's path, validation, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from services.campaigns.cli import keys as keys_cli
+from tests.integration.campaigns.conftest import (
+    Service,
+    bilingual_alert,
+    make_coalition,
+    org_body,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_cli_bootstraps_a_fresh_install_and_its_key_works(
+    campaigns_db: str, service: Service
+) -> None:
+    runner = CliRunner()
+    env = {"CAMPAIGNS_DATABASE_URL": campaigns_db}
+    made = runner.invoke(
+        keys_cli, ["create", "--org", "hq", "--role", "admin", "--create-org"], env=env
+    )
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("kin_adm_")
+    me = service.http.as_(secret).get("/api/v1/keys/me")
+    assert me.status_code == 200 and me.json["role"] == "admin"
+    assert "secret" not in me.json and "key_hash" not in me.json
+    listed = runner.invoke(keys_cli, ["list", "--org", "hq"], env=env)
+    assert me.json["key_id"] in listed.stdout and me.json["prefix"] in listed.stdout
+    # Issued through the outbox like the API does, so other services learn the key.
+    assert service.outbox_types() == ["organization.created", "apikey.issued"]
+    revoked = runner.invoke(keys_cli, ["revoke", me.json["key_id"]], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    assert service.outbox_types()[-1] == "apikey.revoked"
+    again = runner.invoke(keys_cli, ["create", "--org", "nobody", "--role", "admin"], env=env)
+    assert again.exit_code == 1 and "--create-org" in again.output
+
+
+def test_organizer_builds_a_coalition_launches_and_schedules_a_bilingual_alert(
+    service: Service,
+) -> None:
+    campaign = make_coalition(service)
+    cid = campaign["campaign_id"]
+    lead = service.as_("organizer@lead")
+    launched = lead.post(f"/api/v1/campaigns/{cid}/launch")
+    assert launched.status_code == 200 and launched.json["status"] == "active"
+    assert launched.json["partner_organization_ids"] == [service.orgs["partner"]["organization_id"]]
+
+    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert())
+    assert draft.status_code == 201, draft.json
+    alert = draft.json
+    assert alert["status"] == "draft" and alert["checks"]["ready"] is True
+    sms = alert["checks"]["sms"]
+    assert sms["en"]["sms_text"]["segments"] == 1 and sms["en"]["sms_text"]["encoding"] == "GSM-7"
+    assert set(sms) == {"en", "tl"}
+
+    send_at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    scheduled = lead.post(
+        f"/api/v1/alerts/{alert['alert_id']}/schedule", json={"send_at": send_at.isoformat()}
+    )
+    assert scheduled.status_code == 200, scheduled.json
+    assert scheduled.json["status"] == "scheduled"
+    assert datetime.fromisoformat(scheduled.json["send_at"]) == send_at
+    progress = service.as_("partner@partner").get(f"/api/v1/alerts/{alert['alert_id']}").json
+    assert progress["progress"] == {
+        "total": 0,
+        "queued": 0,
+        "sent": 0,
+        "delivered": 0,
+        "failed": 0,
+        "suppressed": 0,
+        "updated_at": None,
+    }
+    cancelled = lead.post(f"/api/v1/alerts/{alert['alert_id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    assert lead.post(f"/api/v1/alerts/{alert['alert_id']}/cancel").status_code == 409
+
+    now = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
+    sent = lead.post(f"/api/v1/alerts/{now['alert_id']}/schedule")
+    assert sent.status_code == 200 and sent.json["status"] == "published"
+    assert lead.post(f"/api/v1/alerts/{now['alert_id']}/cancel").status_code == 409
+    closed = lead.post(f"/api/v1/campaigns/{cid}/close")
+    assert closed.status_code == 200 and closed.json["status"] == "closed"
+    assert service.outbox_types() == [
+        *["organization.created", "apikey.issued"],  # the admin bootstrap
+        *["organization.created", "apikey.issued", "apikey.issued"] * 3,
+        "campaign.created",
+        "campaign.partner_joined",
+        "campaign.launched",
+        "alert.scheduled",
+        "alert.cancelled",
+        "alert.scheduled",
+        "alert.published",
+        "campaign.closed",
+    ]
+
+
+def post_alert(service: Service, cid: str, body: dict[str, Any]) -> Any:
+    return service.as_("organizer@lead").post(f"/api/v1/campaigns/{cid}/alerts", json=body)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"channels": ["fax"]}, "channels"),
+        ({"channels": []}, "channels"),
+        ({"default_locale": "xx-nope"}, "default_locale"),
+        ({"audience": {"countries": ["USA"]}}, "audience.countries"),
+        ({"audience": {"partner_organization_ids": ["nope"]}}, "audience.partner_organization_ids"),
+        ({"content": {"en": {"sms_text": "Hi {{ frist_name }}"}}}, "content.en.sms_text"),
+        ({"content": {"en": {"sms_txt": "typo"}}}, "content"),
+        ({"content": {"kl-ingon": {"sms_text": "Qapla'"}}}, "content.kl-ingon"),
+        ({"name": ""}, "name"),
+    ],
+)
+def test_alert_drafts_with_bad_input_get_422_naming_the_field(
+    service: Service, change: dict[str, Any], field: str
+) -> None:
+    cid = make_coalition(service)["campaign_id"]
+    response = post_alert(service, cid, bilingual_alert(**change))
+    assert response.status_code == 422, response.json
+    body = response.json
+    assert body["code"] == 422 and body["status"] == "Unprocessable Entity"
+    assert field in body["errors"], body
+
+
+def test_scheduling_validates_every_locale_and_the_send_time(service: Service) -> None:
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    body = bilingual_alert()
+    body["content"]["tl"]["email_html"] = None
+    draft = post_alert(service, cid, body).json
+    assert draft["checks"] == {
+        "ready": False,
+        "problems": {"content.tl.email_html": ["Missing for a chosen channel."]},
+        "sms": draft["checks"]["sms"],
+    }
+    schedule = f"/api/v1/alerts/{draft['alert_id']}/schedule"
+    # A draft campaign sends nothing.
+    assert lead.post(schedule).status_code == 409
+    lead.post(f"/api/v1/campaigns/{cid}/launch")
+    refused = lead.post(schedule)
+    assert refused.status_code == 422 and list(refused.json["errors"]) == ["content.tl.email_html"]
+    fixed = lead.patch(f"/api/v1/alerts/{draft['alert_id']}", json={"channels": ["sms"]})
+    assert fixed.status_code == 200 and fixed.json["checks"]["ready"] is True
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    late = lead.post(schedule, json={"send_at": past})
+    assert late.status_code == 422 and list(late.json["errors"]) == ["send_at"]
+    naive = lead.post(schedule, json={"send_at": "2030-01-01T10:00:00"})
+    assert naive.status_code == 422 and list(naive.json["errors"]) == ["send_at"]
+    long_sms = "ă" * 300
+    too_long = lead.patch(
+        f"/api/v1/alerts/{draft['alert_id']}",
+        json={"content": {"en": {"sms_text": long_sms}, "tl": {"sms_text": "ok"}}},
+    )
+    assert too_long.json["checks"]["sms"]["en"]["sms_text"]["segments"] == 5
+    refused = lead.post(schedule)
+    assert refused.status_code == 422 and list(refused.json["errors"]) == ["content.en.sms_text"]
+
+
+def test_email_alerts_need_the_lead_organizations_postal_address(service: Service) -> None:
+    campaign = make_coalition(service)
+    lead = service.as_("organizer@lead")
+    lead.post(f"/api/v1/campaigns/{campaign['campaign_id']}/launch")
+    org = service.orgs["lead"]["slug"]
+    assert (
+        lead.patch(f"/api/v1/organizations/{org}", json={"postal_address": None}).status_code == 200
+    )
+    draft = post_alert(service, campaign["campaign_id"], bilingual_alert()).json
+    refused = lead.post(f"/api/v1/alerts/{draft['alert_id']}/schedule")
+    assert refused.status_code == 422 and list(refused.json["errors"]) == ["channels"]
+
+
+def test_idempotency_key_replays_the_first_response(service: Service) -> None:
+    admin = service.http.as_(service.admin_key())
+    headers = {"Idempotency-Key": "create-org-1"}
+    first = admin.post("/api/v1/organizations", json=org_body("once"), headers=headers)
+    again = admin.post("/api/v1/organizations", json=org_body("once"), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    assert service.outbox_types().count("organization.created") == 2  # platform + once
+    other = admin.post("/api/v1/organizations", json=org_body("twice"), headers=headers)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json["errors"]
+    # A failed request keeps nothing: fixing it and retrying with the same key works.
+    bad = admin.post(
+        "/api/v1/organizations", json=org_body("BAD"), headers={"Idempotency-Key": "k2"}
+    )
+    assert bad.status_code == 422
+    good = admin.post(
+        "/api/v1/organizations", json=org_body("bad"), headers={"Idempotency-Key": "k2"}
+    )
+    assert good.status_code == 201, good.json
+
+
+def test_collections_are_paginated_osdi_style(service: Service) -> None:
+    admin = service.http.as_(service.admin_key())
+    for index in range(5):
+        admin.post("/api/v1/organizations", json=org_body(f"org-{index}"))
+    first = admin.get("/api/v1/organizations?per_page=2")
+    assert first.status_code == 200
+    body = first.json
+    assert (body["page"], body["per_page"], body["total_records"], body["total_pages"]) == (
+        1,
+        2,
+        6,
+        3,
+    )
+    assert len(body["_embedded"]["organizations"]) == 2
+    last = admin.get(body["_links"]["next"]["href"].replace("http://localhost", ""))
+    assert last.json["page"] == 2 and "prev" in last.json["_links"]
+    too_big = admin.get("/api/v1/organizations?per_page=101")
+    assert too_big.status_code == 422 and "per_page" in too_big.json["errors"]
+
+
+def test_duplicate_slug_is_a_conflict_and_bad_email_names_the_field(service: Service) -> None:
+    admin = service.http.as_(service.admin_key())
+    assert admin.post("/api/v1/organizations", json=org_body("dup")).status_code == 201
+    dup = admin.post("/api/v1/organizations", json=org_body("dup"))
+    assert dup.status_code == 409 and dup.json["code"] == 409
+    bad = admin.post("/api/v1/organizations", json=org_body("mail", contact_email="nope"))
+    assert bad.status_code == 422 and list(bad.json["errors"]) == ["contact_email"]
