@@ -36,6 +36,15 @@ class CountryField(fields.String):
         return text
 
 
+class Timestamp(fields.DateTime):
+    """An RFC 3339 time; passes through one already written (a replayed idempotent response)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 # -- petitions ---------------------------------------------------------------------------------
 
 
@@ -100,9 +109,9 @@ class PetitionSchema(Schema):
     goal = fields.Integer()
     double_opt_in = fields.Boolean()
     total = fields.Integer()
-    created_at = fields.DateTime()
-    published_at = fields.DateTime(allow_none=True)
-    closed_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    published_at = Timestamp(allow_none=True)
+    closed_at = Timestamp(allow_none=True)
 
 
 class PartnerBoxSchema(Schema):
@@ -236,8 +245,12 @@ class SignRequestSchema(Schema):
         unknown = EXCLUDE
 
     person = fields.Nested(SignerSchema, required=True)
-    consents = fields.Nested(ConsentsInSchema, load_default=dict)
-    referrer_data = fields.Nested(ReferrerDataSchema, load_default=dict)
+    consents = fields.Nested(
+        ConsentsInSchema, load_default=lambda: {"email": False, "sms": False, "partners": {}}
+    )
+    referrer_data = fields.Nested(
+        ReferrerDataSchema, load_default=lambda: {"source": None, "referrer": None}
+    )
     comment = _text(2000, load_default=None, allow_none=True)
     locale = LocaleField(
         load_default=None, metadata={"description": "Variant signed; default: best match"}

@@ -1,0 +1,160 @@
+"""Organizers publish bilingual petitions; the public reads them in their language."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.petitions.conftest import Petitions
+
+pytestmark = pytest.mark.integration
+
+
+def test_organizer_publishes_a_bilingual_petition(svc: Petitions) -> None:
+    petition_id = svc.create_petition()
+    draft = svc.client.get(f"/api/v1/petitions/{petition_id}")
+    assert draft.status_code == 404  # drafts are not public
+
+    edited = svc.client.patch(
+        f"/api/v1/petitions/{petition_id}", json={"goal": 50}, headers=svc.auth("p1_organizer")
+    )
+    assert edited.status_code == 200 and edited.get_json()["goal"] == 50
+    published = svc.client.post(
+        f"/api/v1/petitions/{petition_id}/publish", headers=svc.auth("lead")
+    )
+    assert published.status_code == 200
+    assert published.get_json()["status"] == "open"
+
+    events = svc.outbox_events("petition.published")
+    assert events == [
+        {
+            "petition_id": petition_id,
+            "campaign_id": svc.campaign_id,
+            "organization_id": svc.lead,
+            "titles": {"en": "Protect our elders", "es": "Protejan a nuestros mayores"},
+            "default_locale": "en",
+            "goal": 50,
+            "double_opt_in": False,
+            "at": events[0]["at"],
+        }
+    ]
+
+    spanish = svc.client.get(f"/api/v1/petitions/{petition_id}?locale=es-MX").get_json()
+    assert (spanish["locale"], spanish["title"]) == ("es", "Protejan a nuestros mayores")
+    assert spanish["summary"] is None
+    assert spanish["total"] == 0 and spanish["goal"] == 50
+    assert [p["slug"] for p in spanish["partners"]] == ["kapwa", "rainbow"]
+    by_header = svc.client.get(
+        f"/api/v1/petitions/{petition_id}", headers={"Accept-Language": "fr-CA, es;q=0.5"}
+    ).get_json()
+    assert by_header["locale"] == "es"
+    fallback = svc.client.get(f"/api/v1/petitions/{petition_id}?locale=tl").get_json()
+    assert fallback["locale"] == "en" and fallback["locales"] == ["en", "es"]
+
+    again = svc.client.patch(
+        f"/api/v1/petitions/{petition_id}", json={"goal": 10}, headers=svc.auth("lead")
+    )
+    assert again.status_code == 409  # only drafts are edited
+
+    closed = svc.client.post(f"/api/v1/petitions/{petition_id}/close", headers=svc.auth("lead"))
+    assert closed.status_code == 200 and closed.get_json()["status"] == "closed"
+    assert svc.outbox_events("petition.closed")[0]["total"] == 0
+    signing = svc.sign(petition_id, "late@example.org")
+    assert signing.status_code == 409
+    assert "petition_id" in signing.get_json()["errors"]
+
+
+def test_keys_decide_who_manages(svc: Petitions) -> None:
+    body = {
+        "campaign_id": svc.campaign_id,
+        "default_locale": "en",
+        "texts": {"en": {"title": "T", "text": "X"}},
+    }
+    no_key = svc.client.post("/api/v1/petitions", json=body)
+    assert no_key.status_code == 401
+    assert no_key.get_json()["code"] == 401
+    bad_key = svc.client.post(
+        "/api/v1/petitions", json=body, headers={"Authorization": "Bearer kin_org_nope_x"}
+    )
+    assert bad_key.status_code == 401
+    outsider = svc.client.post("/api/v1/petitions", json=body, headers=svc.auth("outsider"))
+    assert outsider.status_code == 403
+    partner = svc.client.post("/api/v1/petitions", json=body, headers=svc.auth("p1"))
+    assert partner.status_code == 403
+    assert (
+        svc.client.post("/api/v1/petitions", json=body, headers=svc.auth("admin")).status_code
+        == 201
+    )
+
+    petition_id = svc.open_petition()
+    assert (
+        svc.client.get(
+            f"/api/v1/petitions/{petition_id}/counts", headers=svc.auth("p2")
+        ).status_code
+        == 200
+    )
+    assert (
+        svc.client.get(
+            f"/api/v1/petitions/{petition_id}/counts", headers=svc.auth("outsider")
+        ).status_code
+        == 403
+    )
+    assert (
+        svc.client.post(
+            f"/api/v1/petitions/{petition_id}/close", headers=svc.auth("p1")
+        ).status_code
+        == 403
+    )
+
+
+def test_petition_input_is_checked(svc: Petitions) -> None:
+    def create(**body: object) -> tuple[int, dict[str, object]]:
+        full = {
+            "campaign_id": svc.campaign_id,
+            "default_locale": "en",
+            "texts": {"en": {"title": "T", "text": "X"}},
+        }
+        full.update(body)
+        response = svc.client.post("/api/v1/petitions", json=full, headers=svc.auth("lead"))
+        return response.status_code, response.get_json()
+
+    status, body = create(default_locale="fr")
+    assert status == 422 and "default_locale" in body["errors"]
+    status, body = create(texts={"xx-YY": {"title": "T", "text": "X"}})
+    assert status == 422 and any(name.startswith("texts") for name in body["errors"])
+    status, body = create(texts={"en": {"title": "T" * 201, "text": "X"}})
+    assert status == 422 and "texts.en.value.title" in body["errors"]
+    status, body = create(campaign_id="no-such-campaign")
+    assert status == 422 and "campaign_id" in body["errors"]
+    status, body = create(goal=0)
+    assert status == 422 and "goal" in body["errors"]
+
+
+def test_creating_twice_with_one_idempotency_key_creates_once(svc: Petitions) -> None:
+    body = {
+        "campaign_id": svc.campaign_id,
+        "default_locale": "en",
+        "texts": {"en": {"title": "T", "text": "X"}},
+    }
+    headers = {**svc.auth("lead"), "Idempotency-Key": "create-1"}
+    first = svc.client.post("/api/v1/petitions", json=body, headers=headers)
+    second = svc.client.post("/api/v1/petitions", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.get_json()["petition_id"] == second.get_json()["petition_id"]
+    listed = svc.client.get("/api/v1/petitions", headers=svc.auth("lead")).get_json()
+    assert listed["total_records"] == 1
+    changed = svc.client.post("/api/v1/petitions", json={**body, "goal": 5}, headers=headers)
+    assert changed.status_code == 422 and "Idempotency-Key" in changed.get_json()["errors"]
+
+
+def test_petitions_are_listed_in_pages(svc: Petitions) -> None:
+    for _ in range(3):
+        svc.create_petition()
+    page = svc.client.get("/api/v1/petitions?per_page=2", headers=svc.auth("p1")).get_json()
+    assert page["total_records"] == 3 and len(page["_embedded"]) == 2
+    assert "page=2" in page["_links"]["next"]["href"]
+    last = svc.client.get("/api/v1/petitions?per_page=2&page=2", headers=svc.auth("p1")).get_json()
+    assert len(last["_embedded"]) == 1 and "next" not in last["_links"]
+    outsider = svc.client.get("/api/v1/petitions", headers=svc.auth("outsider")).get_json()
+    assert outsider["total_records"] == 0
+    too_many = svc.client.get("/api/v1/petitions?per_page=101", headers=svc.auth("lead"))
+    assert too_many.status_code == 422 and "per_page" in too_many.get_json()["errors"]
