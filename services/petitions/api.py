@@ -24,7 +24,11 @@ def dotted(messages: Any, prefix: str = "") -> dict[str, Any]:
         return {prefix or "_schema": messages}
     flat: dict[str, Any] = {}
     for name, value in messages.items():
-        path = f"{prefix}.{name}" if prefix else str(name)
+        # Marshmallow files whole-object errors under _schema: name the object itself.
+        if name == "_schema" and prefix:
+            path = prefix
+        else:
+            path = f"{prefix}.{name}" if prefix else str(name)
         if isinstance(value, Mapping):
             flat.update(dotted(value, path))
         else:

@@ -1,0 +1,230 @@
+"""Signing over HTTP: once per person, identical answers, bad input named, bots and floods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.petitions import signing, store
+from tests.integration.petitions.conftest import HASH_KEY, Petitions
+
+pytestmark = pytest.mark.integration
+
+
+def comparable(response: Any) -> tuple[int, bytes, dict[str, str]]:
+    """Status, body and headers, less those that vary by the moment or the rate window."""
+    varying = {"date", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"}
+    headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in varying}
+    return response.status_code, response.get_data(), headers
+
+
+def test_a_signature_is_recorded_counted_and_announced(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    response = svc.sign(
+        petition_id,
+        "Mari.Santos@example.org",
+        person={
+            "given_name": "Mari",
+            "email": "Mari.Santos@example.org",
+            "phone": "(415) 555-2671",
+            "country": "US",
+            "postal_code": "94110",
+            "language": "es-MX",
+            "pronouns": "she/her",
+        },
+        consents={"email": True, "sms": True, "partners": {"rainbow": True, svc.p2: False}},
+        referrer_data={"source": "RB"},
+        comment="For my lola",
+    )
+    assert response.status_code == 202
+    assert response.get_json() == {
+        "petition_id": petition_id,
+        "status": "received",
+        "message": signing.MESSAGES["received"],
+    }
+    [row] = svc.rows(store.signatures, petition_id=petition_id)
+    assert row.phone == "+14155552671" and row.locale == "es"
+    assert row.recruiter_organization_id == svc.p1 and row.source == "rb"
+    [event] = svc.outbox_events("signature.created")
+    assert event["duplicate"] is False and event["confirm_url"] is None
+    assert event["person"]["email"] == "Mari.Santos@example.org"
+    assert event["consents"] == {"email": True, "sms": True, "partner_organization_ids": [svc.p1]}
+    assert event["attribution"] == {"source": "rb", "partner_organization_id": svc.p1}
+    assert event["locale"] == "es" and event["organization_id"] == svc.lead
+    counts = svc.counts(petition_id)
+    assert counts["total"] == 1 and counts["pending"] == 0
+    assert counts["by_locale"] == {"es": 1}
+    assert counts["by_partner"] == {svc.p1: 1}
+    assert counts["by_source"] == {"rb": 1}
+
+
+def test_a_duplicate_is_invisible_to_the_signer_and_never_counted(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    first = svc.sign(petition_id, "mari.santos@gmail.com")
+    variants = [" MariSantos@Gmail.com ", "mari.santos+petition@googlemail.com"]
+    repeats = [svc.sign(petition_id, address) for address in variants]
+    for repeat in repeats:
+        assert comparable(repeat) == comparable(first)
+    assert svc.counts(petition_id)["total"] == 1
+    assert len(svc.rows(store.signatures, petition_id=petition_id)) == 1
+    events = svc.outbox_events("signature.created")
+    assert [e["duplicate"] for e in events] == [False, True, True]
+    assert len({e["signature_id"] for e in events}) == 1
+    assert len({e["supporter_id"] for e in events}) == 1
+    # Another mailbox at a provider that does not ignore dots is another person.
+    svc.sign(petition_id, "mari.santos@example.org")
+    svc.sign(petition_id, "marisantos@example.org")
+    assert svc.counts(petition_id)["total"] == 3
+
+
+def test_one_idempotency_key_signs_once_and_says_nothing_twice(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    headers = {"Idempotency-Key": "retry-me"}
+    first = svc.sign(petition_id, "ana@example.org", headers=headers)
+    retried = svc.sign(petition_id, "ana@example.org", headers=headers)
+    assert comparable(first) == comparable(retried)
+    # A network retry is not a second signature: no "already signed" email.
+    assert len(svc.outbox_events("signature.created")) == 1
+    reused = svc.sign(petition_id, "someone-else@example.org", headers=headers)
+    assert reused.status_code == 422
+    assert "Idempotency-Key" in reused.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"person": {"email": "not-an-email"}}, "person.email"),
+        ({"person": {"email": "a@example.org", "phone": "555"}}, "person.phone"),
+        ({"person": {"email": "a@example.org", "phone": "12345", "country": "US"}}, "person.phone"),
+        ({"person": {"email": "a@example.org"}, "locale": "fr"}, "locale"),
+        ({"person": {"email": "a@example.org"}, "locale": "qq-ZZ"}, "locale"),
+        ({"person": {"email": "a@example.org", "language": "klingon"}}, "person.language"),
+        ({"person": {"email": "a@example.org"}, "comment": "x" * 5000}, "comment"),
+        ({"person": {"email": "a@example.org", "family_name": "x" * 500}}, "person.family_name"),
+        ({"person": {"email": "a" * 300 + "@example.org"}}, "person.email"),
+        (
+            {"person": {"email": "a@example.org"}, "referrer_data": {"source": "a b"}},
+            "referrer_data.source",
+        ),
+        (
+            {"person": {"email": "a@example.org"}, "consents": {"partners": {"outsider": True}}},
+            "consents.partners.outsider",
+        ),
+        ({"person": "me"}, "person"),
+        ({}, "person"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(
+    svc: Petitions, body: dict[str, Any], field: str
+) -> None:
+    petition_id = svc.open_petition()
+    response = svc.client.post(f"/api/v1/petitions/{petition_id}/signatures", json=body)
+    assert response.status_code == 422, response.get_json()
+    payload = response.get_json()
+    assert payload["code"] == 422 and field in payload["errors"], payload
+    assert svc.rows(store.signatures) == []
+
+
+def test_malformed_requests_never_reach_a_500(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    url = f"/api/v1/petitions/{petition_id}/signatures"
+    not_json = svc.client.post(url, data="{nope", content_type="application/json")
+    assert not_json.status_code == 400 and not_json.get_json()["code"] == 400
+    huge = svc.client.post(url, data="x" * (3 * 1024 * 1024), content_type="application/json")
+    assert huge.status_code == 413
+    unknown = svc.client.post(
+        "/api/v1/petitions/no-such/signatures", json={"person": {"email": "a@example.org"}}
+    )
+    assert unknown.status_code == 404
+    draft_id = svc.create_petition()
+    draft = svc.client.post(
+        f"/api/v1/petitions/{draft_id}/signatures", json={"person": {"email": "a@example.org"}}
+    )
+    assert draft.status_code == 404
+
+
+def test_a_filled_honeypot_is_dropped_silently(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    human = svc.sign(petition_id, "human@example.org")
+    bot = svc.sign(petition_id, "bot@example.org", website="http://spam.example")
+    assert comparable(bot) == comparable(human)
+    assert [r.email for r in svc.rows(store.signatures)] == ["human@example.org"]
+    assert len(svc.outbox_events("signature.created")) == 1
+
+
+def test_floods_from_one_address_get_a_clear_429(make_service: Any) -> None:
+    svc = make_service(sign_limits="3 per hour;1000 per day")
+    petition_id = svc.open_petition()
+    statuses = [svc.sign(petition_id, f"s{i}@example.org").status_code for i in range(3)]
+    assert statuses == [202, 202, 202]
+    limited = svc.sign(petition_id, "s4@example.org")
+    assert limited.status_code == 429
+    body = limited.get_json()
+    assert body["code"] == 429 and body["status"] == "Too Many Requests"
+    assert "Too many signatures" in body["message"]
+    assert int(limited.headers["Retry-After"]) > 0
+    other_ip = svc.client.post(
+        f"/api/v1/petitions/{petition_id}/signatures",
+        json={"person": {"email": "s5@example.org"}},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert other_ip.status_code == 202
+    assert svc.counts(petition_id)["total"] == 4
+
+    burst = make_service(sign_limits="1000 per hour;2 per day")
+    statuses = [burst.sign(petition_id, f"b{i}@example.org").status_code for i in range(3)]
+    assert statuses == [202, 202, 429]
+
+
+def test_double_opt_in_counts_only_confirmed_signatures(svc: Petitions) -> None:
+    petition_id = svc.open_petition(double_opt_in=True)
+    response = svc.sign(petition_id, "Lin@Example.org", referrer_data={"source": "kp"})
+    assert response.get_json()["status"] == "confirmation_required"
+    counts = svc.counts(petition_id)
+    assert (counts["total"], counts["pending"]) == (0, 1)
+    [created] = svc.outbox_events("signature.created")
+    url = created["confirm_url"]
+    assert url.startswith("https://act.example.org/api/v1/confirmations/")
+    # Signing again before confirming: same answer, a fresh copy of the same link.
+    repeat = svc.sign(petition_id, "lin@example.org")
+    assert repeat.get_data() == response.get_data()
+    assert svc.outbox_events("signature.created")[1]["confirm_url"] == url
+
+    path = url.removeprefix("https://act.example.org")
+    forged = svc.client.get(path[:-4] + "abcd")
+    assert forged.status_code == 404
+    confirmed = svc.client.get(path)
+    assert confirmed.status_code == 200
+    assert confirmed.get_json() == {"petition_id": petition_id, "status": "confirmed"}
+    assert svc.client.post(path).status_code == 200  # a second click changes nothing
+    counts = svc.counts(petition_id)
+    assert (counts["total"], counts["pending"]) == (1, 0)
+    assert counts["by_partner"] == {svc.p2: 1}
+    assert len(svc.outbox_events("signature.confirmed")) == 1
+    after = svc.sign(petition_id, "lin@example.org")
+    assert after.get_data() == response.get_data()
+    assert svc.outbox_events("signature.created")[2]["confirm_url"] is None
+
+
+def test_unconfirmed_signatures_expire_with_their_personal_data(svc: Petitions) -> None:
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "late@example.org")
+    svc.sign(petition_id, "prompt@example.org")
+    with svc.deps.engine.begin() as conn:
+        conn.execute(
+            store.signatures.update()
+            .where(store.signatures.c.email == "late@example.org")
+            .values(expires_at=store.signatures.c.created_at)
+        )
+    assert signing.expire_unconfirmed(svc.deps) == 1
+    assert [r.email for r in svc.rows(store.signatures)] == ["prompt@example.org"]
+    assert svc.counts(petition_id)["pending"] == 1
+    late_url = next(
+        e["confirm_url"]
+        for e in svc.outbox_events("signature.created")
+        if e["person"]["email"] == "late@example.org"
+    )
+    gone = svc.client.get(late_url.removeprefix("https://act.example.org"))
+    assert gone.status_code == 404
+    assert HASH_KEY not in gone.get_data(as_text=True)
