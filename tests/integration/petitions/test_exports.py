@@ -1,0 +1,106 @@
+"""Streamed CSV exports: the lead gets every confirmed signer, a partner only its own boxes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+
+from tests.integration.petitions.conftest import Petitions
+
+pytestmark = pytest.mark.integration
+
+
+def table(response: Any) -> list[dict[str, str]]:
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "text/csv"
+    assert response.is_streamed
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+@pytest.fixture
+def petition(svc: Petitions) -> str:
+    petition_id = svc.open_petition()
+    people = [
+        ("ana@example.org", {"partners": {"rainbow": True}, "email": True}),
+        ("ben@example.org", {"partners": {"kapwa": True}}),
+        ("cai@example.org", {"partners": {"rainbow": True, "kapwa": True}, "sms": True}),
+        ("dee@example.org", {}),
+    ]
+    for email, consents in people:
+        response = svc.sign(
+            petition_id,
+            email,
+            person={
+                "given_name": email.split("@")[0].title(),
+                "email": email,
+                "pronouns": "they/them",
+                "phone": "+14155552671",
+            },
+            consents=consents,
+            comment='=HYPERLINK("http://evil.example")' if email.startswith("dee") else None,
+        )
+        assert response.status_code == 202
+    return petition_id
+
+
+def test_the_lead_exports_every_confirmed_signer(svc: Petitions, petition: str) -> None:
+    rows = table(
+        svc.client.get(
+            f"/api/v1/petitions/{petition}/exports/signers.csv", headers=svc.auth("lead")
+        )
+    )
+    assert [r["email"] for r in rows] == [
+        "ana@example.org",
+        "ben@example.org",
+        "cai@example.org",
+        "dee@example.org",
+    ]
+    assert "pronouns" not in rows[0]
+    assert not any("they/them" in value for row in rows for value in row.values())
+    assert rows[0]["email_consent"] == "yes" and rows[1]["email_consent"] == "no"
+    assert rows[2]["sms_consent"] == "yes" and rows[2]["phone"] == "+14155552671"
+    assert rows[3]["comment"].startswith("'=")  # never a live formula in a spreadsheet
+
+    delivery = table(
+        svc.client.get(
+            f"/api/v1/petitions/{petition}/exports/signers.csv?purpose=delivery",
+            headers=svc.auth("lead"),
+        )
+    )
+    assert len(delivery) == 4
+    assert "email" not in delivery[0] and "phone" not in delivery[0]
+
+
+def test_a_partner_export_holds_only_those_who_ticked_its_box(
+    svc: Petitions, petition: str
+) -> None:
+    base = f"/api/v1/petitions/{petition}/exports/partners"
+    rainbow = table(svc.client.get(f"{base}/{svc.p1}.csv", headers=svc.auth("p1")))
+    assert [r["email"] for r in rainbow] == ["ana@example.org", "cai@example.org"]
+    assert "pronouns" not in rainbow[0]
+    kapwa = table(svc.client.get(f"{base}/{svc.p2}.csv", headers=svc.auth("p2")))
+    assert [r["email"] for r in kapwa] == ["ben@example.org", "cai@example.org"]
+    by_lead = table(svc.client.get(f"{base}/{svc.p2}.csv", headers=svc.auth("lead")))
+    assert by_lead == kapwa
+
+    assert svc.client.get(f"{base}/{svc.p2}.csv", headers=svc.auth("p1")).status_code == 403
+    full = f"/api/v1/petitions/{petition}/exports/signers.csv"
+    assert svc.client.get(full, headers=svc.auth("p1_organizer")).status_code == 403
+    assert svc.client.get(full, headers=svc.auth("p1")).status_code == 403
+    assert svc.client.get(full).status_code == 401
+
+
+def test_exports_stream_in_batches_whatever_the_size(svc: Petitions) -> None:
+    from services.petitions import exports
+
+    petition_id = svc.open_petition()
+    for i in range(25):
+        svc.sign(petition_id, f"p{i}@example.org")
+    chunks = list(exports.csv_lines(svc.deps, petition_id, exports.PARTNER, {}, batch=10))
+    # A header, then one chunk per batch of 10 rows: memory holds one batch at a time.
+    assert len(chunks) == 3
+    rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert [r["email"] for r in rows] == [f"p{i}@example.org" for i in range(25)]

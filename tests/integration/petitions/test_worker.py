@@ -1,0 +1,201 @@
+"""The worker's side: milestones once per rung, erasure, and projections fed through Kafka."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+
+from services.petitions import store, usecases
+from services.petitions.handlers import TOPICS, handlers
+from services.petitions.worker import Housekeeping
+from shared.auth import generate_key
+from shared.events import Event
+from shared.events.catalog import CAMPAIGNS, type_name
+from shared.kafka import ensure_topics, make_producer
+from shared.privacy import email_hash, supporter_id
+from shared.service import worker_parts
+from tests.integration.petitions.conftest import HASH_KEY, Petitions, at
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def test_each_milestone_is_published_once_and_the_goal_climbs(svc: Petitions) -> None:
+    petition_id = svc.open_petition(goal=3)
+    for i in range(2):
+        svc.sign(petition_id, f"m{i}@example.org")
+    assert usecases.advance_milestones(svc.deps) == 0
+    svc.sign(petition_id, "m2@example.org")
+
+    # Several housekeepers at once (two workers, say) still publish the rung once.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        published = list(pool.map(lambda _: usecases.advance_milestones(svc.deps), range(4)))
+    assert sum(published) == 1
+    assert usecases.advance_milestones(svc.deps) == 0
+    [event] = svc.outbox_events("petition.milestone_reached")
+    assert (event["milestone"], event["total"], event["next_goal"]) == (3, 3, 100)
+    public = svc.client.get(f"/api/v1/petitions/{petition_id}").get_json()
+    assert public["goal"] == 100
+
+
+def test_a_jump_past_several_rungs_publishes_each_rung(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    with svc.deps.engine.begin() as conn:
+        store.bump(conn, petition_id, [("total", "", 600)], shards=4)
+    Housekeeping(svc.deps).run_once()
+    milestones = [e["milestone"] for e in svc.outbox_events("petition.milestone_reached")]
+    assert milestones == [100, 250, 500]
+    assert svc.counts(petition_id)["goal"] == 1000
+
+
+def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> None:
+    confirmed_id = svc.open_petition()
+    doi_id = svc.open_petition(double_opt_in=True)
+    for petition_id in (confirmed_id, doi_id):
+        svc.sign(
+            petition_id,
+            "Noor@Example.org",
+            person={"email": "Noor@Example.org", "given_name": "Noor", "phone": "+14155552671"},
+            consents={"partners": {"rainbow": True}},
+            comment="personal story",
+        )
+    svc.sign(confirmed_id, "other@example.org")
+
+    svc.deliver(
+        "person.erased",
+        {
+            "supporter_id": supporter_id(HASH_KEY, "noor@example.org"),
+            "email_hash": email_hash(HASH_KEY, "noor@example.org"),
+            "at": at(),
+        },
+    )
+
+    rows = svc.rows(store.signatures, petition_id=confirmed_id)
+    erased = next(r for r in rows if r.email != "other@example.org")
+    assert erased.status == "erased"
+    assert all(getattr(erased, name) is None for name in store.PERSONAL_COLUMNS)
+    assert erased.email_hash is None and erased.supporter_id is None
+    assert svc.rows(store.signatures, petition_id=doi_id) == []  # never counted: gone
+    assert svc.rows(store.partner_consents) == []
+    counts = svc.counts(confirmed_id)
+    assert counts["total"] == 2
+    assert svc.counts(doi_id)["pending"] == 0
+    export = svc.client.get(
+        f"/api/v1/petitions/{confirmed_id}/exports/signers.csv", headers=svc.auth("lead")
+    ).get_data(as_text=True)
+    assert "Noor" not in export and "other@example.org" in export
+
+
+def test_a_closed_campaign_closes_its_open_petitions(svc: Petitions) -> None:
+    open_id = svc.open_petition()
+    svc.sign(open_id, "z@example.org")
+    draft_id = svc.create_petition()
+    svc.deliver(
+        "campaign.closed",
+        {
+            "campaign_id": svc.campaign_id,
+            "lead_organization_id": svc.lead,
+            "partner_organization_ids": [svc.p1, svc.p2],
+            "status": "closed",
+            "at": at(),
+        },
+    )
+    [closed] = svc.outbox_events("petition.closed")
+    assert (closed["petition_id"], closed["total"]) == (open_id, 1)
+    assert svc.sign(open_id, "y@example.org").status_code == 409
+    publish = svc.client.post(f"/api/v1/petitions/{draft_id}/publish", headers=svc.auth("lead"))
+    assert publish.status_code == 409
+
+
+def test_keys_and_campaigns_arrive_through_kafka(svc: Petitions) -> None:
+    """The real path: campaigns' events on Kafka, the worker's consumer, then the API."""
+    ensure_topics(svc.bootstrap, list(TOPICS))
+    _, runner = worker_parts(
+        svc.deps.settings,
+        svc.deps.engine,
+        store.outbox,
+        store.processed,
+        TOPICS,
+        handlers(svc.deps),
+        group=f"petitions-test-{uuid.uuid4().hex[:6]}",
+    )
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    producer: KafkaProducer = make_producer(svc.bootstrap, "campaigns-test", linger_ms=0)
+    try:
+        org, campaign = f"org-{uuid.uuid4().hex[:6]}", f"camp-{uuid.uuid4().hex[:6]}"
+        new = generate_key("organizer")
+        events: list[tuple[str, dict[str, Any]]] = [
+            (
+                "organization.created",
+                {"organization_id": org, "slug": org, "name": "New Org", "at": at()},
+            ),
+            (
+                "apikey.issued",
+                {
+                    "key_id": new.key_id,
+                    "prefix": new.prefix,
+                    "key_hash": new.key_hash,
+                    "role": "organizer",
+                    "organization_id": org,
+                    "at": at(),
+                },
+            ),
+            (
+                "campaign.created",
+                {
+                    "campaign_id": campaign,
+                    "lead_organization_id": org,
+                    "partner_organization_ids": [],
+                    "status": "active",
+                    "at": at(),
+                },
+            ),
+        ]
+        for short, data in events:
+            event = Event(type=type_name(short), key=org, data=data, source="/services/campaigns")
+            producer.send(CAMPAIGNS, key=org.encode(), value=event.value(), headers=event.headers())
+        producer.flush(timeout=30)
+
+        headers = {"Authorization": f"Bearer {new.secret}"}
+        body = {
+            "campaign_id": campaign,
+            "default_locale": "en",
+            "texts": {"en": {"title": "T", "text": "X"}},
+        }
+        created = eventually(
+            lambda: (
+                r
+                if (
+                    r := svc.client.post("/api/v1/petitions", json=body, headers=headers)
+                ).status_code
+                == 201
+                else None
+            ),
+            timeout=60,
+            message="key and campaign projected from Kafka",
+        )
+        assert created.get_json()["organization_id"] == org
+
+        revoked = Event(
+            type=type_name("apikey.revoked"),
+            key=org,
+            data={"key_id": new.key_id, "organization_id": org, "at": at()},
+            source="/services/campaigns",
+        )
+        producer.send(CAMPAIGNS, key=org.encode(), value=revoked.value(), headers=revoked.headers())
+        producer.flush(timeout=30)
+        eventually(
+            lambda: svc.client.get("/api/v1/petitions", headers=headers).status_code == 401,
+            timeout=60,
+            message="revoked key refused",
+        )
+    finally:
+        producer.close(timeout=5)
+        runner.stop()
+        thread.join(timeout=30)
