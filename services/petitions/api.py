@@ -1,3 +1,4 @@
+# mypy: disable-error-code="untyped-decorator"
 """The petitions HTTP API: thin views that parse, call the use cases and serialize."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     DateTime,
     Index,
@@ -283,7 +284,7 @@ def list_petitions(
     per_page: int,
 ) -> tuple[list[Any], int]:
     """Return one page of petitions (of campaigns the organization belongs to) and the total."""
-    where = []
+    where: list[ColumnElement[bool]] = []
     if organization_id is not None:
         member_of = select(campaign_partners.c.campaign_id).where(
             campaign_partners.c.organization_id == organization_id

@@ -43,7 +43,7 @@ def coalition_of(
     found = load() if fresh else deps.coalitions.get(campaign_id, load)
     if found is None:
         raise NotFound(f"Campaign {campaign_id} is not known to the petitions service (yet)")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 # -- idempotency -------------------------------------------------------------------------------
