@@ -13,6 +13,8 @@ from shared.events.registry import EventRegistry, EventType
 CAMPAIGNS = "kinship.campaigns"
 PETITIONS = "kinship.petitions"
 NOTIFICATIONS = "kinship.notifications"
+# Internal work topic of the notifications service: alert batches for its senders.
+DISPATCH = "kinship.notifications.dispatch"
 
 CHANNELS = ("email", "sms")
 LocaleMap = fields.Dict(keys=fields.String(), values=fields.String())
@@ -250,6 +252,19 @@ class PersonErasedSchema(Schema):
     at = _time()
 
 
+class DeliveryBatchQueuedSchema(Schema):
+    """Key: batch_id. One slice of an alert's audience for one channel (supporter ids only)."""
+
+    batch_id = _id()
+    alert_id = _id()
+    campaign_id = _id()
+    organization_id = _id()
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    seq = fields.Integer(required=True)
+    supporter_ids = fields.List(fields.String(), required=True, validate=validate.Length(max=1000))
+    at = _time()
+
+
 def _t(name: str, topic: str, schema: type[Schema], key: str) -> EventType:
     return EventType(f"kinship.{name}.v1", topic, schema, f"record key: {key}")
 
@@ -279,6 +294,7 @@ CATALOG = EventRegistry(
         _t("alert.progressed", NOTIFICATIONS, AlertProgressedSchema, "campaign_id"),
         _t("consent.changed", NOTIFICATIONS, ConsentChangedSchema, "supporter_id"),
         _t("person.erased", NOTIFICATIONS, PersonErasedSchema, "supporter_id"),
+        _t("delivery_batch.queued", DISPATCH, DeliveryBatchQueuedSchema, "batch_id"),
     ]
 )
 

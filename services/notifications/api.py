@@ -1,0 +1,300 @@
+"""HTTP edge: one-click unsubscribe, preference pages, provider callbacks, erasure, progress."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+from flask import Blueprint, Response, request
+from flask_smorest import Blueprint as ApiBlueprint
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy import select, update
+from twilio.request_validator import RequestValidator
+
+from services.notifications import audience, compliance, erasure, messages
+from services.notifications.bootstrap import Deps
+from services.notifications.domain import sms_keyword
+from services.notifications.fanout import alert_counts
+from services.notifications.schemas import AlertProgressSchema, ErasureRequestSchema, ErasureSchema
+from services.notifications.store import alerts, supporters
+from shared.auth import Principal, authorize, current_principal, require_role
+from shared.errors import FieldError, NotFound, PermissionDenied
+from shared.privacy import phone_hash
+
+SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+
+
+def _page(title: str, body: str, status: int = 200) -> Response:
+    html = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title></head><body><main><h1>{escape(title)}</h1>{body}"
+        "</main></body></html>"
+    )
+    return Response(html, status, PAGE_HEADERS, content_type="text/html; charset=utf-8")
+
+
+def _twiml(message: str | None = None) -> Response:
+    inner = f"<Message>{escape(message)}</Message>" if message else ""
+    xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>'
+    return Response(xml, 200, content_type="text/xml")
+
+
+def public_blueprint(deps: Deps) -> Blueprint:
+    """Pages reached from emails: unsubscribe (one-click and page), preferences, erasure."""
+    bp = Blueprint("notifications_public", __name__)
+
+    def resolve(token: str) -> tuple[audience.Supporter | None, Any]:
+        parsed = compliance.parse_list_token(token)
+        if parsed is None:
+            return None, None
+        with deps.engine.connect() as conn:
+            person = audience.supporter_by_token(conn, parsed[0])
+            org = audience.organization_by_tag(conn, parsed[1])
+        return person, org
+
+    @bp.post("/unsubscribe/<token>")
+    def one_click(token: str) -> Response:
+        # RFC 8058: no cookies, no redirect, no confirmation step; the same answer every time,
+        # and the same answer for an unknown token, so the endpoint reveals nothing.
+        person, org = resolve(token)
+        if person is not None and org is not None:
+            with deps.engine.begin() as conn:
+                compliance.unsubscribe_email(
+                    conn, deps.outbox, person, org.organization_id, deps.clock()
+                )
+        return Response("Unsubscribed.\n", 200, PAGE_HEADERS, content_type="text/plain")
+
+    @bp.get("/unsubscribe/<token>")
+    @bp.get("/preferences/<token>")
+    def preferences_page(token: str) -> Response:
+        person, org = resolve(token)
+        if person is None or org is None:
+            return _page("Preferences", "<p>This link is no longer valid.</p>", 404)
+        with deps.engine.connect() as conn:
+            email_on = person.supporter_id in audience.consented_ids(
+                conn, [person.supporter_id], org.organization_id, "email"
+            ) and not audience.suppressed_hashes(
+                conn, [person.email_hash], "email", org.organization_id
+            )
+            sms_on = person.supporter_id in audience.consented_ids(
+                conn, [person.supporter_id], org.organization_id, "sms"
+            )
+        t = escape(token)
+        checked = {True: " checked", False: ""}
+        body = (
+            f"<p>Email from <strong>{escape(org.name)}</strong> to "
+            f"{escape(_mask(person.email))}.</p>"
+            f'<form method="post" action="/unsubscribe/{t}">'
+            '<button type="submit">Unsubscribe from these emails</button></form>'
+            f'<form method="post" action="/preferences/{t}">'
+            f'<label><input type="checkbox" name="email"{checked[email_on]}> Email</label><br>'
+            f'<label><input type="checkbox" name="sms"{checked[sms_on]}> Text messages</label><br>'
+            f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
+            "Discreet mode: texts and subjects that name no cause</label><br>"
+            '<button type="submit" name="action" value="save">Save</button></form>'
+            f'<form method="post" action="/preferences/{t}">'
+            '<button type="submit" name="action" value="erase">Erase my data</button>'
+            "<p>We will email you a link to confirm.</p></form>"
+        )
+        return _page("Your preferences", body)
+
+    @bp.post("/preferences/<token>")
+    def save_preferences(token: str) -> Response:
+        person, org = resolve(token)
+        if person is None or org is None:
+            return _page("Preferences", "<p>This link is no longer valid.</p>", 404)
+        now = deps.clock()
+        with deps.engine.begin() as conn:
+            if request.form.get("action") == "erase":
+                erasure.request_erasure(deps, conn, person)
+                return _page("Check your email", "<p>We sent you a link to confirm.</p>")
+            if request.form.get("email"):
+                compliance.resubscribe_email(conn, deps.outbox, person, org.organization_id, now)
+            else:
+                compliance.unsubscribe_email(conn, deps.outbox, person, org.organization_id, now)
+            wants_sms = bool(request.form.get("sms"))
+            if audience.set_consent(
+                conn, person.supporter_id, org.organization_id, "sms", wants_sms, now
+            ):
+                change = "subscribe" if wants_sms else "unsubscribe"
+                deps.outbox.add(
+                    conn,
+                    compliance.consent_event(
+                        person.supporter_id, "sms", org.organization_id, change, now
+                    ),
+                )
+            conn.execute(
+                update(supporters)
+                .where(supporters.c.supporter_id == person.supporter_id)
+                .values(discreet=bool(request.form.get("discreet")), updated_at=now)
+            )
+        return _page("Saved", "<p>Your preferences are saved.</p>")
+
+    @bp.get("/erase/<token>")
+    def erase_page(token: str) -> Response:
+        with deps.engine.connect() as conn:
+            target = erasure.erasure_target(deps, conn, token)
+        if target is None:
+            return _page("Erase my data", "<p>This link is no longer valid.</p>", 404)
+        body = (
+            f'<form method="post" action="/erase/{escape(token)}"><p>This removes your contact '
+            "details and preferences from every Kinship service. It cannot be undone.</p>"
+            '<button type="submit">Erase my data</button></form>'
+        )
+        return _page("Erase my data", body)
+
+    @bp.post("/erase/<token>")
+    def erase_confirm(token: str) -> Response:
+        with deps.engine.begin() as conn:
+            target = erasure.erasure_target(deps, conn, token)
+            if target is None:
+                return _page("Erase my data", "<p>This link is no longer valid.</p>", 404)
+            erasure.erase(deps, conn, supporter=target)
+        return _page("Erased", "<p>Your data has been erased.</p>")
+
+    return bp
+
+
+def _mask(address: str | None) -> str:
+    if not address or "@" not in address:
+        return "your address"
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}\u2026@{domain}"
+
+
+def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
+    """Provider callbacks, each verified by the provider's signature (403 and no effect else)."""
+    blp = ApiBlueprint(
+        "callbacks", __name__, url_prefix="/api/v1/callbacks", description="Provider callbacks"
+    )
+
+    def twilio_verified() -> None:
+        token = deps.settings.twilio_auth_token
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not token or not signature:
+            raise PermissionDenied("The callback's signature is missing or invalid")
+        url = deps.settings.public_base_url + request.full_path.rstrip("?")
+        if not RequestValidator(token).validate(url, request.form.to_dict(), signature):
+            raise PermissionDenied("The callback's signature is missing or invalid")
+
+    @blp.route("/twilio/inbound", methods=["POST"])
+    @blp.doc(summary="Inbound SMS (STOP/START/HELP), verified by X-Twilio-Signature")
+    def twilio_inbound() -> Response:
+        twilio_verified()
+        number = request.form.get("From", "")
+        keyword = sms_keyword(request.form.get("Body", ""))
+        now = deps.clock()
+        if keyword == "help":
+            return _twiml(
+                messages.text(
+                    "en", "sms_help", org=deps.config.from_name, contact=deps.config.help_contact
+                )
+            )
+        if keyword in ("stop", "start") and number:
+            contact = phone_hash(deps.settings.hash_key, number)
+            with deps.engine.begin() as conn:
+                if keyword == "stop":
+                    compliance.sms_stop(conn, deps.outbox, contact, now)
+                else:
+                    compliance.sms_start(conn, deps.outbox, contact, now)
+        return _twiml()
+
+    @blp.route("/twilio/status/<delivery_id>", methods=["POST"])
+    @blp.doc(summary="Twilio message status callback, verified by X-Twilio-Signature")
+    def twilio_status(delivery_id: str) -> Response:
+        twilio_verified()
+        with deps.engine.begin() as conn:
+            compliance.apply_twilio_status(
+                conn, deps.outbox, delivery_id, request.form.to_dict(), deps.clock()
+            )
+        return Response(b"", 204)
+
+    @blp.route("/sendgrid/events", methods=["POST"])
+    @blp.doc(summary="SendGrid Event Webhook, verified by its ECDSA signature")
+    def sendgrid_events() -> Response:
+        payload = request.get_data(as_text=True)
+        if not _sendgrid_verified(deps, payload):
+            raise PermissionDenied("The callback's signature is missing or invalid")
+        try:
+            events = json.loads(payload)
+        except ValueError:
+            raise FieldError("body", "must be a JSON array of events") from None
+        if not isinstance(events, list):
+            raise FieldError("body", "must be a JSON array of events")
+        now = deps.clock()
+        with deps.engine.begin() as conn:
+            for item in events:
+                if isinstance(item, dict):
+                    compliance.apply_sendgrid_event(
+                        conn, deps.outbox, deps.settings.hash_key, item, now
+                    )
+        return Response(b"", 204)
+
+    return blp
+
+
+def _sendgrid_verified(deps: Deps, payload: str) -> bool:
+    key = deps.config.sendgrid_webhook_public_key
+    signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature", "")
+    timestamp = request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", "")
+    if not key or not signature or not timestamp:
+        return False
+    try:
+        if abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE:
+            return False
+        body = key.strip()
+        if "BEGIN PUBLIC KEY" in body:
+            body = "".join(line for line in body.splitlines() if "PUBLIC KEY" not in line)
+        return bool(EventWebhook(body).verify_signature(payload, signature, timestamp))
+    except Exception:  # noqa: BLE001 - a malformed signature or key is a refusal
+        return False
+
+
+def api_blueprint(deps: Deps) -> ApiBlueprint:
+    """Authenticated API: erasure by admins, alert progress for the alert's organization."""
+    blp = ApiBlueprint("notifications", __name__, url_prefix="/api/v1", description="Notifications")
+    verifier: Callable[[], Any] = lambda: deps.verifier  # noqa: E731
+
+    @blp.route("/erasures", methods=["POST"])
+    @blp.arguments(ErasureRequestSchema)
+    @blp.response(202, ErasureSchema)
+    @require_role(verifier, ["admin"])
+    def create_erasure(body: dict[str, Any]) -> dict[str, Any]:
+        """Erase a person by email or phone here and, through person.erased, everywhere."""
+        email, phone = body.get("email"), body.get("phone")
+        if not email and not phone:
+            raise FieldError("email", "give an email or a phone number")
+        with deps.engine.begin() as conn:
+            erased = erasure.erase(deps, conn, email=email, phone=phone)
+        return {"status": "erased", "count": len(erased)}
+
+    @blp.route("/alerts/<alert_id>/progress", methods=["GET"])
+    @blp.response(200, AlertProgressSchema)
+    @require_role(verifier, ["admin", "organizer"])
+    def alert_progress(alert_id: str) -> dict[str, Any]:
+        """Return an alert's delivery counts."""
+        principal: Principal = current_principal(deps.verifier)
+        with deps.engine.connect() as conn:
+            org = conn.execute(
+                select(alerts.c.organization_id).where(alerts.c.alert_id == alert_id)
+            ).scalar()
+            if org is None:
+                raise NotFound("No such alert")
+            try:
+                authorize(principal, [str(org)], ["organizer"], "read this alert")
+            except PermissionDenied:
+                raise NotFound("No such alert") from None
+            counts = alert_counts(conn, alert_id)
+        assert counts is not None
+        return counts
+
+    return blp

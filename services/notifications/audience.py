@@ -1,0 +1,441 @@
+"""The audience projection: organizations, campaigns, supporters, consents and suppressions."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, delete, false, or_, select, true, update
+
+from services.notifications.domain import resolve_locale, resolve_time_zone, to_e164
+from services.notifications.store import (
+    campaigns,
+    consents,
+    organizations,
+    petitions,
+    supporter_campaigns,
+    supporters,
+    suppressions,
+    upsert,
+)
+from shared.privacy import email_hash, keyed_hash, phone_hash
+
+EVERY_ORG = "*"
+
+
+@dataclass(frozen=True)
+class Supporter:
+    """What a sender needs to know about one supporter."""
+
+    supporter_id: str
+    email: str | None
+    email_hash: str | None
+    phone: str | None
+    phone_hash: str | None
+    given_name: str | None
+    pronouns: str | None
+    locale: str
+    time_zone: str
+    discreet: bool
+    token: str
+
+
+_SUPPORTER_COLUMNS = (
+    supporters.c.supporter_id,
+    supporters.c.email,
+    supporters.c.email_hash,
+    supporters.c.phone,
+    supporters.c.phone_hash,
+    supporters.c.given_name,
+    supporters.c.pronouns,
+    supporters.c.locale,
+    supporters.c.time_zone,
+    supporters.c.discreet,
+    supporters.c.token,
+)
+
+
+def org_token_tag(hash_key: str, organization_id: str) -> str:
+    """Return the opaque tag that stands for an organization in unsubscribe links."""
+    return keyed_hash(hash_key, "org-tag", organization_id)[:12]
+
+
+# -- organizations, campaigns, petitions ---------------------------------------------------------
+
+
+def upsert_organization(
+    conn: Connection, hash_key: str, data: Mapping[str, Any], at: datetime
+) -> None:
+    """Keep an organization's name, contact and postal address (for footers and milestones)."""
+    row = {
+        "organization_id": data["organization_id"],
+        "name": data["name"],
+        "contact_email": data.get("contact_email"),
+        "postal_address": data.get("postal_address"),
+        "token_tag": org_token_tag(hash_key, data["organization_id"]),
+        "updated_at": at,
+    }
+    changes = {k: v for k, v in row.items() if k not in {"organization_id", "token_tag"}}
+    upsert(conn, organizations, row, ["organization_id"], changes)
+
+
+def upsert_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:
+    row = {
+        "campaign_id": data["campaign_id"],
+        "lead_organization_id": data["lead_organization_id"],
+        "partner_organization_ids": list(data.get("partner_organization_ids") or []),
+        "titles": dict(data.get("titles") or {}),
+        "status": data.get("status"),
+        "updated_at": at,
+    }
+    upsert(
+        conn, campaigns, row, ["campaign_id"], {k: v for k, v in row.items() if k != "campaign_id"}
+    )
+
+
+def add_campaign_partner(conn: Connection, campaign_id: str, organization_id: str) -> None:
+    current = conn.execute(
+        select(campaigns.c.partner_organization_ids).where(campaigns.c.campaign_id == campaign_id)
+    ).scalar()
+    if current is None:
+        return
+    if organization_id not in current:
+        conn.execute(
+            update(campaigns)
+            .where(campaigns.c.campaign_id == campaign_id)
+            .values(partner_organization_ids=[*current, organization_id])
+        )
+
+
+def upsert_petition(conn: Connection, data: Mapping[str, Any]) -> None:
+    row = {
+        "petition_id": data["petition_id"],
+        "campaign_id": data["campaign_id"],
+        "organization_id": data["organization_id"],
+        "titles": dict(data.get("titles") or {}),
+        "default_locale": data["default_locale"],
+        "double_opt_in": bool(data["double_opt_in"]),
+    }
+    upsert(
+        conn, petitions, row, ["petition_id"], {k: v for k, v in row.items() if k != "petition_id"}
+    )
+
+
+# -- supporters ----------------------------------------------------------------------------------
+
+
+def project_supporter(
+    conn: Connection, hash_key: str, data: Mapping[str, Any], at: datetime
+) -> str:
+    """Create or refresh a supporter from a signature; return the supporter id."""
+    person = data["person"]
+    sid = str(data["supporter_id"])
+    country = (person.get("country") or "").upper()[:2] or None
+    phone = to_e164(person.get("phone"), country)
+    values: dict[str, Any] = {
+        "email": person["email"],
+        "email_hash": email_hash(hash_key, person["email"]),
+        "given_name": person.get("given_name"),
+        "family_name": person.get("family_name"),
+        "pronouns": person.get("pronouns"),
+        "locale": resolve_locale(data.get("locale") or person.get("language")),
+        "country": country,
+        "region": person.get("region"),
+        "postal_code": person.get("postal_code"),
+        "discreet": bool(person.get("discreet", False)),
+        "updated_at": at,
+    }
+    if phone:
+        values["phone"] = phone
+        values["phone_hash"] = phone_hash(hash_key, phone)
+    existing = conn.execute(
+        select(supporters.c.phone, supporters.c.interests).where(supporters.c.supporter_id == sid)
+    ).first()
+    interests = sorted(
+        set(data.get("interests") or []) | set(existing.interests if existing else [])
+    )
+    values["interests"] = interests
+    values["time_zone"] = resolve_time_zone(
+        phone or (existing.phone if existing else None), country, person.get("postal_code")
+    )
+    if existing is None:
+        conn.execute(
+            supporters.insert().values(
+                supporter_id=sid, token=secrets.token_urlsafe(24), created_at=at, **values
+            )
+        )
+    else:
+        # A later signature refreshes what the person typed, but never blanks a known field.
+        keep = {k: v for k, v in values.items() if v is not None}
+        conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))
+    attribution = data.get("attribution") or {}
+    upsert(
+        conn,
+        supporter_campaigns,
+        {
+            "campaign_id": data["campaign_id"],
+            "supporter_id": sid,
+            "partner_organization_id": attribution.get("partner_organization_id"),
+            "source": attribution.get("source"),
+            "joined_at": at,
+        },
+        ["campaign_id", "supporter_id"],
+    )
+    return sid
+
+
+def grant_consents(
+    conn: Connection,
+    supporter_id: str,
+    organization_id: str,
+    given: Mapping[str, Any],
+    has_phone: bool,
+    at: datetime,
+) -> set[str]:
+    """Record the boxes a supporter ticked (never untick by omission); return new grants."""
+    wanted: list[tuple[str, str]] = []
+    if given.get("email"):
+        wanted.append((organization_id, "email"))
+    if given.get("sms") and has_phone:
+        wanted.append((organization_id, "sms"))
+    for partner in given.get("partner_organization_ids") or []:
+        wanted.append((partner, "share"))
+    new: set[str] = set()
+    for org, channel in wanted:
+        current = conn.execute(
+            select(consents.c.granted).where(
+                consents.c.supporter_id == supporter_id,
+                consents.c.organization_id == org,
+                consents.c.channel == channel,
+            )
+        ).scalar()
+        if current:
+            continue
+        upsert(
+            conn,
+            consents,
+            {
+                "supporter_id": supporter_id,
+                "organization_id": org,
+                "channel": channel,
+                "granted": True,
+                "changed_at": at,
+            },
+            ["supporter_id", "organization_id", "channel"],
+            {"granted": True, "changed_at": at},
+        )
+        if org == organization_id:
+            new.add(channel)
+    return new
+
+
+def set_consent(
+    conn: Connection,
+    supporter_id: str,
+    organization_id: str,
+    channel: str,
+    granted: bool,
+    at: datetime,
+) -> bool:
+    """Set one consent; return True when it changed."""
+    current = conn.execute(
+        select(consents.c.granted).where(
+            consents.c.supporter_id == supporter_id,
+            consents.c.organization_id == organization_id,
+            consents.c.channel == channel,
+        )
+    ).scalar()
+    if current is not None and bool(current) == granted:
+        return False
+    upsert(
+        conn,
+        consents,
+        {
+            "supporter_id": supporter_id,
+            "organization_id": organization_id,
+            "channel": channel,
+            "granted": granted,
+            "changed_at": at,
+        },
+        ["supporter_id", "organization_id", "channel"],
+        {"granted": granted, "changed_at": at},
+    )
+    return True
+
+
+def load_supporters(conn: Connection, ids: Iterable[str]) -> dict[str, Supporter]:
+    """Return the supporters among ids that still exist (erased ones are gone)."""
+    id_list = list(ids)
+    if not id_list:
+        return {}
+    rows = conn.execute(select(*_SUPPORTER_COLUMNS).where(supporters.c.supporter_id.in_(id_list)))
+    return {row.supporter_id: Supporter(*row) for row in rows}
+
+
+def supporter_by_token(conn: Connection, token: str) -> Supporter | None:
+    row = conn.execute(select(*_SUPPORTER_COLUMNS).where(supporters.c.token == token)).first()
+    return Supporter(*row) if row else None
+
+
+def consented_ids(
+    conn: Connection, ids: Iterable[str], organization_id: str, channel: str
+) -> set[str]:
+    """Return which of ids currently consent to channel from the organization."""
+    id_list = list(ids)
+    if not id_list:
+        return set()
+    rows = conn.execute(
+        select(consents.c.supporter_id).where(
+            consents.c.supporter_id.in_(id_list),
+            consents.c.organization_id == organization_id,
+            consents.c.channel == channel,
+            consents.c.granted == true(),
+        )
+    )
+    return set(rows.scalars())
+
+
+# -- suppressions --------------------------------------------------------------------------------
+
+
+def suppressed_hashes(
+    conn: Connection, hashes: Iterable[str | None], channel: str, organization_id: str | None
+) -> set[str]:
+    """Return which contact hashes are suppressed for channel (everywhere or for the org)."""
+    wanted = [h for h in hashes if h]
+    if not wanted:
+        return set()
+    scopes = [EVERY_ORG] if organization_id is None else [EVERY_ORG, organization_id]
+    rows = conn.execute(
+        select(suppressions.c.contact_hash).where(
+            suppressions.c.contact_hash.in_(wanted),
+            suppressions.c.channel == channel,
+            suppressions.c.scope.in_(scopes),
+        )
+    )
+    return set(rows.scalars())
+
+
+def suppress(
+    conn: Connection, contact_hash: str, channel: str, scope: str, reason: str, at: datetime
+) -> bool:
+    """Add a suppression (idempotent); return True when it is new."""
+    exists = conn.execute(
+        select(suppressions.c.reason).where(
+            suppressions.c.contact_hash == contact_hash,
+            suppressions.c.channel == channel,
+            suppressions.c.scope == scope,
+        )
+    ).first()
+    if exists:
+        return False
+    upsert(
+        conn,
+        suppressions,
+        {
+            "contact_hash": contact_hash,
+            "channel": channel,
+            "scope": scope,
+            "reason": reason,
+            "created_at": at,
+        },
+        ["contact_hash", "channel", "scope"],
+    )
+    return True
+
+
+def lift_suppression(
+    conn: Connection, contact_hash: str, channel: str, scope: str, reasons: Iterable[str]
+) -> bool:
+    """Remove a suppression only if it has one of the liftable reasons; return True if removed."""
+    result = conn.execute(
+        delete(suppressions).where(
+            suppressions.c.contact_hash == contact_hash,
+            suppressions.c.channel == channel,
+            suppressions.c.scope == scope,
+            suppressions.c.reason.in_(list(reasons)),
+        )
+    )
+    return bool(result.rowcount)
+
+
+# -- alert audiences -----------------------------------------------------------------------------
+
+
+def audience_query(
+    campaign_id: str, organization_id: str, audience: Mapping[str, Any], after: str | None
+) -> Select[Any]:
+    """Select (supporter_id, email consent, sms consent, interests) of an alert's audience,
+    ordered by supporter id, from the first id after `after`."""
+    ce = consents.alias("ce")
+    cs = consents.alias("cs")
+    sc = supporter_campaigns
+    s = supporters
+    email_ok = and_(
+        ce.c.supporter_id == sc.c.supporter_id,
+        ce.c.organization_id == organization_id,
+        ce.c.channel == "email",
+        ce.c.granted == true(),
+    )
+    sms_ok = and_(
+        cs.c.supporter_id == sc.c.supporter_id,
+        cs.c.organization_id == organization_id,
+        cs.c.channel == "sms",
+        cs.c.granted == true(),
+    )
+    query = (
+        select(
+            sc.c.supporter_id,
+            ce.c.granted.label("email_ok"),
+            cs.c.granted.label("sms_ok"),
+            s.c.interests,
+        )
+        .select_from(
+            sc.join(s, s.c.supporter_id == sc.c.supporter_id)
+            .outerjoin(ce, email_ok)
+            .outerjoin(cs, sms_ok)
+        )
+        .where(sc.c.campaign_id == campaign_id)
+        .where(or_(ce.c.granted == true(), cs.c.granted == true()))
+        .order_by(sc.c.supporter_id)
+    )
+    if after is not None:
+        query = query.where(sc.c.supporter_id > after)
+    if audience.get("locales"):
+        query = query.where(s.c.locale.in_([resolve_locale(x) for x in audience["locales"]]))
+    if audience.get("countries"):
+        query = query.where(s.c.country.in_([c.upper() for c in audience["countries"]]))
+    if audience.get("regions"):
+        query = query.where(s.c.region.in_(list(audience["regions"])))
+    if audience.get("postal_prefixes"):
+        query = query.where(
+            or_(false(), *[s.c.postal_code.startswith(p) for p in audience["postal_prefixes"]])
+        )
+    if audience.get("partner_organization_ids"):
+        query = query.where(
+            sc.c.partner_organization_id.in_(list(audience["partner_organization_ids"]))
+        )
+    return query
+
+
+def matches_interests(audience: Mapping[str, Any], interests: Iterable[str] | None) -> bool:
+    """Return True when the audience names no interests or the supporter shares one."""
+    wanted = set(audience.get("interests") or [])
+    return not wanted or bool(wanted & set(interests or []))
+
+
+def organization(conn: Connection, organization_id: str) -> Any:
+    return conn.execute(
+        select(organizations).where(organizations.c.organization_id == organization_id)
+    ).first()
+
+
+def organization_by_tag(conn: Connection, tag: str) -> Any:
+    return conn.execute(select(organizations).where(organizations.c.token_tag == tag)).first()
+
+
+def petition(conn: Connection, petition_id: str) -> Any:
+    return conn.execute(select(petitions).where(petitions.c.petition_id == petition_id)).first()

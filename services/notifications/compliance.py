@@ -1,0 +1,322 @@
+"""Consent changes: unsubscribe links, SMS keywords, provider receipts; each one published."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from services.notifications import audience, ledger
+from services.notifications.audience import EVERY_ORG, Supporter
+from services.notifications.bootstrap import SOURCE
+from services.notifications.store import alerts, supporters
+from shared.events import Event
+from shared.events.catalog import type_name
+from shared.events.envelope import format_time
+from shared.outbox import Outbox
+from shared.privacy import email_hash, supporter_id
+
+UNSUBSCRIBE_REASONS = ("unsubscribe",)  # what a supporter may undo from the preference page
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+# -- links ---------------------------------------------------------------------------------------
+
+
+def list_token(supporter_token: str, org_tag: str) -> str:
+    """Return the opaque token of one supporter's list with one organization."""
+    return f"{supporter_token}.{org_tag}"
+
+
+def parse_list_token(token: str) -> tuple[str, str] | None:
+    supporter_part, dot, org_tag = token.rpartition(".")
+    if not dot or not supporter_part or not org_tag or len(token) > 200:
+        return None
+    return supporter_part, org_tag
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    return f"{base_url}/unsubscribe/{token}"
+
+
+def preferences_url(base_url: str, token: str) -> str:
+    return f"{base_url}/preferences/{token}"
+
+
+def list_unsubscribe_headers(url: str) -> dict[str, str]:
+    """Return the RFC 2369 / RFC 8058 headers of a bulk email."""
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK}
+
+
+# -- events --------------------------------------------------------------------------------------
+
+
+def consent_event(
+    supporter: str, channel: str, organization_id: str | None, change: str, at: datetime
+) -> Event:
+    return Event(
+        type=type_name("consent.changed"),
+        key=supporter,
+        source=SOURCE,
+        data={
+            "supporter_id": supporter,
+            "channel": channel,
+            "organization_id": organization_id,
+            "change": change,
+            "at": format_time(at),
+        },
+    )
+
+
+def delivery_event(
+    kind: str, row: Any, at: datetime, error_code: str | None = None
+) -> Event | None:
+    """Return delivery.<kind> for a supporter's row (organizers' mail has no supporter)."""
+    if str(row.recipient_id).startswith("org:"):
+        return None
+    return Event(
+        type=type_name(f"delivery.{kind}"),
+        key=row.recipient_id,
+        source=SOURCE,
+        data={
+            "delivery_id": row.delivery_id,
+            "supporter_id": row.recipient_id,
+            "channel": row.channel,
+            "alert_id": row.alert_id,
+            "provider_message_id": row.provider_message_id,
+            "error_code": error_code,
+            "at": format_time(at),
+        },
+    )
+
+
+# -- email ---------------------------------------------------------------------------------------
+
+
+def unsubscribe_email(
+    conn: Connection, outbox: Outbox, supporter: Supporter, organization_id: str, at: datetime
+) -> bool:
+    """Stop email from one organization to a supporter (idempotent); return True if it changed."""
+    changed = audience.set_consent(
+        conn, supporter.supporter_id, organization_id, "email", False, at
+    )
+    if supporter.email_hash:
+        changed |= audience.suppress(
+            conn, supporter.email_hash, "email", organization_id, "unsubscribe", at
+        )
+    if changed:
+        outbox.add(
+            conn, consent_event(supporter.supporter_id, "email", organization_id, "unsubscribe", at)
+        )
+    return changed
+
+
+def resubscribe_email(
+    conn: Connection, outbox: Outbox, supporter: Supporter, organization_id: str, at: datetime
+) -> bool:
+    """Undo one's own unsubscribe (never a bounce or complaint); return True if it changed."""
+    changed = audience.set_consent(conn, supporter.supporter_id, organization_id, "email", True, at)
+    if supporter.email_hash:
+        changed |= audience.lift_suppression(
+            conn, supporter.email_hash, "email", organization_id, UNSUBSCRIBE_REASONS
+        )
+    if changed:
+        outbox.add(
+            conn, consent_event(supporter.supporter_id, "email", organization_id, "subscribe", at)
+        )
+    return changed
+
+
+def suppress_email_everywhere(
+    conn: Connection,
+    outbox: Outbox,
+    hash_key: str,
+    address: str | None,
+    contact_hash: str | None,
+    reason: str,
+    change: str,
+    at: datetime,
+) -> bool:
+    """Suppress an address for every organization (hard bounce, complaint); publish it."""
+    contact_hash = contact_hash or (email_hash(hash_key, address) if address else None)
+    if not contact_hash:
+        return False
+    if not audience.suppress(conn, contact_hash, "email", EVERY_ORG, reason, at):
+        return False
+    owners = list(
+        conn.execute(
+            select(supporters.c.supporter_id).where(supporters.c.email_hash == contact_hash)
+        ).scalars()
+    )
+    if not owners and address:
+        owners = [supporter_id(hash_key, address)]
+    for owner in owners:
+        outbox.add(conn, consent_event(owner, "email", None, change, at))
+    return True
+
+
+# -- SMS -----------------------------------------------------------------------------------------
+
+
+def _phone_owners(conn: Connection, contact_hash: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(supporters.c.supporter_id).where(supporters.c.phone_hash == contact_hash)
+        ).scalars()
+    )
+
+
+def sms_stop(conn: Connection, outbox: Outbox, contact_hash: str, at: datetime) -> bool:
+    """Suppress a number for every organization (STOP and its synonyms, Twilio 21610)."""
+    if not audience.suppress(conn, contact_hash, "sms", EVERY_ORG, "stop", at):
+        return False
+    for owner in _phone_owners(conn, contact_hash):
+        outbox.add(conn, consent_event(owner, "sms", None, "stop", at))
+    return True
+
+
+def sms_start(conn: Connection, outbox: Outbox, contact_hash: str, at: datetime) -> bool:
+    """Lift a STOP (START, YES, UNSTOP); consents given before STOP apply again."""
+    if not audience.lift_suppression(conn, contact_hash, "sms", EVERY_ORG, ("stop",)):
+        return False
+    for owner in _phone_owners(conn, contact_hash):
+        outbox.add(conn, consent_event(owner, "sms", None, "start", at))
+    return True
+
+
+# -- receipts ------------------------------------------------------------------------------------
+
+
+def _demote_sent(conn: Connection, row: Any, error_code: str, at: datetime) -> bool:
+    """Mark a sent (or delivered) row failed after the fact, keeping the counts adding up."""
+    moved = ledger.transition(
+        conn,
+        [row.delivery_id],
+        "failed",
+        at,
+        from_status=("sent", "delivered"),
+        error_code=error_code,
+    )
+    if moved:
+        was_delivered = row.status == "delivered"
+        ledger.bump(conn, row.alert_id, sent=-1, failed=1, delivered=-1 if was_delivered else 0)
+    return bool(moved)
+
+
+def mark_delivered(conn: Connection, outbox: Outbox, row: Any, at: datetime) -> bool:
+    moved = ledger.transition(conn, [row.delivery_id], "delivered", at, from_status=("sent",))
+    if moved:
+        ledger.bump(conn, row.alert_id, delivered=1)
+        if row.alert_id is None:
+            event = delivery_event("delivered", row, at)
+            if event is not None:
+                outbox.add(conn, event)
+    return bool(moved)
+
+
+def mark_failed_after_send(
+    conn: Connection, outbox: Outbox, row: Any, error_code: str, at: datetime
+) -> bool:
+    moved = _demote_sent(conn, row, error_code, at)
+    if moved:
+        event = delivery_event("failed", row, at, error_code)
+        if event is not None:
+            outbox.add(conn, event)
+    return moved
+
+
+def alert_organization(conn: Connection, alert_id: str | None) -> str | None:
+    if alert_id is None:
+        return None
+    value = conn.execute(
+        select(alerts.c.organization_id).where(alerts.c.alert_id == alert_id)
+    ).scalar()
+    return str(value) if value is not None else None
+
+
+SENDGRID_SUPPRESSING = {
+    "bounce": ("bounce", "bounce"),
+    "dropped": ("dropped", "bounce"),
+    "spamreport": ("complaint", "complaint"),
+}
+
+
+def apply_sendgrid_event(
+    conn: Connection, outbox: Outbox, hash_key: str, event: Mapping[str, Any], at: datetime
+) -> None:
+    """Apply one verified SendGrid Event Webhook event."""
+    kind = str(event.get("event") or "")
+    notification_id = event.get("notification_id")
+    row = ledger.by_id(conn, str(notification_id)) if notification_id else None
+    address = event.get("email")
+    if kind == "delivered":
+        if row is not None:
+            mark_delivered(conn, outbox, row, at)
+        return
+    if kind == "bounce" and str(event.get("type") or "bounce") == "blocked":
+        # A block is a temporary refusal by the receiving server, not a dead address.
+        if row is not None:
+            mark_failed_after_send(conn, outbox, row, "blocked", at)
+        return
+    if kind in SENDGRID_SUPPRESSING:
+        reason, change = SENDGRID_SUPPRESSING[kind]
+        if row is not None:
+            mark_failed_after_send(conn, outbox, row, reason, at)
+        suppress_email_everywhere(
+            conn, outbox, hash_key, str(address) if address else None, None, reason, change, at
+        )
+        return
+    if kind in {"unsubscribe", "group_unsubscribe"}:
+        org = alert_organization(conn, row.alert_id) if row is not None else None
+        if org is None and row is not None:
+            org = (row.params or {}).get("organization_id")
+        contact = email_hash(hash_key, str(address)) if address else None
+        owners = (
+            [row.recipient_id]
+            if row is not None and not str(row.recipient_id).startswith("org:")
+            else []
+        )
+        if not owners and contact:
+            owners = list(
+                conn.execute(
+                    select(supporters.c.supporter_id).where(supporters.c.email_hash == contact)
+                ).scalars()
+            )
+        people = audience.load_supporters(conn, owners)
+        if org is None:
+            # Unsubscribed from everything at SendGrid: honour it for every organization.
+            if contact:
+                audience.suppress(conn, contact, "email", EVERY_ORG, "unsubscribe", at)
+                for owner in owners:
+                    outbox.add(conn, consent_event(owner, "email", None, "unsubscribe", at))
+            return
+        for person in people.values():
+            unsubscribe_email(conn, outbox, person, org, at)
+        if not people and contact:
+            audience.suppress(conn, contact, "email", org, "unsubscribe", at)
+
+
+TWILIO_FAILED = {"failed", "undelivered"}
+
+
+def apply_twilio_status(
+    conn: Connection, outbox: Outbox, delivery_id: str, form: Mapping[str, str], at: datetime
+) -> None:
+    """Apply one verified Twilio status callback to its ledger row."""
+    row = ledger.by_id(conn, delivery_id)
+    if row is None:
+        return
+    status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+    error_code = form.get("ErrorCode") or None
+    if status == "delivered":
+        mark_delivered(conn, outbox, row, at)
+    elif status in TWILIO_FAILED:
+        mark_failed_after_send(conn, outbox, row, error_code or status, at)
+        if error_code == "21610":
+            number_hash = conn.execute(
+                select(supporters.c.phone_hash).where(supporters.c.supporter_id == row.recipient_id)
+            ).scalar()
+            if number_hash:
+                sms_stop(conn, outbox, str(number_hash), at)

@@ -1,0 +1,63 @@
+"""Settings only the notifications service reads (the shared Settings hold the common ones)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class NotificationConfig:
+    """Senders, pacing, retries and compliance details of the notifications service."""
+
+    from_email: str = "alerts@kinship.example"
+    from_name: str = "Kinship"
+    help_contact: str = "help@kinship.example"
+    # SendGrid Event Webhook verification key (base64 DER or PEM of the ECDSA P-256 key).
+    sendgrid_webhook_public_key: str = ""
+    sms_rate_per_second: float = 10.0
+    email_batch_size: int = 1000
+    sms_batch_size: int = 100
+    send_max_attempts: int = 6
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 30.0
+    provider_timeout: float = 30.0
+    email_sender_threads: int = 2
+    sms_sender_threads: int = 1
+    dispatch_partitions: int = 6
+    poll_interval: float = 0.2
+    progress_interval: float = 1.0
+    # A poller's claim on a row older than this is taken over (the poller died).
+    claim_lease_seconds: float = 300.0
+    quiet_start_hour: int = 8
+    quiet_end_hour: int = 21
+
+    @classmethod
+    def from_env(cls) -> NotificationConfig:
+        """Read NOTIFICATIONS_* (and SENDGRID_WEBHOOK_PUBLIC_KEY, SMS_RATE_PER_SECOND)."""
+        d = cls()
+        return cls(
+            from_email=_env("NOTIFICATIONS_FROM_EMAIL", d.from_email),
+            from_name=_env("NOTIFICATIONS_FROM_NAME", d.from_name),
+            help_contact=_env("NOTIFICATIONS_HELP_CONTACT", d.help_contact),
+            sendgrid_webhook_public_key=_env("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+            sms_rate_per_second=float(_env("SMS_RATE_PER_SECOND", str(d.sms_rate_per_second))),
+            email_batch_size=min(int(_env("EMAIL_BATCH_SIZE", str(d.email_batch_size))), 1000),
+            sms_batch_size=int(_env("SMS_BATCH_SIZE", str(d.sms_batch_size))),
+            send_max_attempts=int(_env("SEND_MAX_ATTEMPTS", str(d.send_max_attempts))),
+            retry_base_delay=float(_env("SEND_RETRY_BASE_DELAY", str(d.retry_base_delay))),
+            retry_max_delay=float(_env("SEND_RETRY_MAX_DELAY", str(d.retry_max_delay))),
+            provider_timeout=float(_env("PROVIDER_TIMEOUT", str(d.provider_timeout))),
+            email_sender_threads=int(_env("EMAIL_SENDER_THREADS", str(d.email_sender_threads))),
+            sms_sender_threads=int(_env("SMS_SENDER_THREADS", str(d.sms_sender_threads))),
+            dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
+        )
+
+    def with_(self, **changes: object) -> NotificationConfig:
+        """Return a copy with some fields changed (tests)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,749 @@
+"""Send what the ledger holds: alert batches from the dispatch topic and queued single messages.
+
+Every path is: claim ledger rows (committed) -> call the provider outside any transaction ->
+record the outcome (committed, with the alert's counters in the same transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, or_, select, update
+
+from services.notifications import audience, compliance, ledger, messages
+from services.notifications.audience import Supporter
+from services.notifications.bootstrap import Deps
+from services.notifications.domain import TokenBucket, backoff_delay, next_sms_window, pick_variant
+from services.notifications.senders import (
+    Accepted,
+    EmailBatch,
+    PermanentSendError,
+    Recipient,
+    Sms,
+    TransientSendError,
+)
+from services.notifications.store import alerts, deliveries
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+UNSUB_TAG = "-unsubscribe_url-"
+PREFS_TAG = "-preferences_url-"
+STOP_SUFFIX = "Reply STOP to opt out."
+
+
+class Stopped(Exception):
+    """The worker is stopping: the work in hand was released, not finished."""
+
+
+class RetriesExhausted(Exception):
+    """A provider kept failing; the rows were marked failed."""
+
+
+@dataclass(frozen=True)
+class AlertInfo:
+    alert_id: str
+    campaign_id: str
+    organization_id: str
+    status: str
+    default_locale: str
+    content: dict[str, dict[str, Any]]
+    org_name: str
+    postal_address: str
+    org_tag: str
+
+
+class Deliverer:
+    """Runs the send paths for one worker thread (each thread has its own)."""
+
+    def __init__(self, deps: Deps, stop: threading.Event | None = None) -> None:
+        self.deps = deps
+        self.stop = stop or threading.Event()
+        self._alerts: dict[str, tuple[float, AlertInfo | None]] = {}
+
+    @property
+    def now(self) -> datetime:
+        return self.deps.clock()
+
+    # -- alert metadata --------------------------------------------------------------------------
+
+    def alert(self, alert_id: str) -> AlertInfo | None:
+        """Return an alert with its organization's footer details (cached a few seconds)."""
+        hit = self._alerts.get(alert_id)
+        if hit is not None and time.monotonic() - hit[0] < 5.0:
+            return hit[1]
+        with self.deps.engine.connect() as conn:
+            row = conn.execute(select(alerts).where(alerts.c.alert_id == alert_id)).first()
+            org = audience.organization(conn, row.organization_id) if row else None
+        info = None
+        if row is not None:
+            info = AlertInfo(
+                alert_id=row.alert_id,
+                campaign_id=row.campaign_id,
+                organization_id=row.organization_id,
+                status=row.status,
+                default_locale=row.default_locale,
+                content=dict(row.content or {}),
+                org_name=org.name if org else "Kinship",
+                postal_address=(org.postal_address or "") if org else "",
+                org_tag=org.token_tag
+                if org
+                else audience.org_token_tag(self.deps.settings.hash_key, row.organization_id),
+            )
+        self._alerts[alert_id] = (time.monotonic(), info)
+        return info
+
+    # -- retries ---------------------------------------------------------------------------------
+
+    def wait(self, seconds: float) -> None:
+        """Sleep for a backoff, unless the worker is asked to stop."""
+        if self.stop.wait(seconds):
+            raise Stopped()
+
+    def with_retries(
+        self,
+        call: Callable[[], T],
+        *,
+        on_ambiguous: Callable[[], None],
+        release: Callable[[], None],
+        reclaim: Callable[[], None],
+    ) -> T:
+        """Call a provider, retrying transient failures with backoff that honours Retry-After.
+
+        Before waiting out a failure the provider surely refused, the rows are released to
+        `queued`, so a crash during the wait leaves nothing ambiguous behind.
+        """
+        config = self.deps.config
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call()
+            except TransientSendError as exc:
+                if exc.ambiguous:
+                    on_ambiguous()
+                if attempt >= config.send_max_attempts:
+                    raise
+                delay = backoff_delay(
+                    attempt, exc.retry_after, config.retry_base_delay, config.retry_max_delay
+                )
+                log.info(
+                    "provider refused, will retry",
+                    extra={"error": str(exc), "attempt": attempt, "delay": round(delay, 2)},
+                )
+                if not exc.ambiguous:
+                    release()
+                try:
+                    self.wait(delay)
+                finally:
+                    if not exc.ambiguous and not self.stop.is_set():
+                        reclaim()
+
+    # -- alert email batches ---------------------------------------------------------------------
+
+    def send_alert_email_batch(self, data: Mapping[str, Any]) -> str:
+        """Send one dispatch batch of an email alert; return 'done', 'skipped' or 'dead'."""
+        info = self.alert(str(data["alert_id"]))
+        if info is None or info.status == "cancelled":
+            return "skipped"
+        batch_key = str(data["batch_id"])
+        ids = [str(i) for i in data["supporter_ids"]]
+        now = self.now
+        with self.deps.engine.begin() as conn:
+            people = audience.load_supporters(conn, ids)
+            consenting = audience.consented_ids(conn, ids, info.organization_id, "email")
+            blocked = audience.suppressed_hashes(
+                conn, [p.email_hash for p in people.values()], "email", info.organization_id
+            )
+            rows = []
+            for sid in ids:
+                person = people.get(sid)
+                ok = (
+                    person is not None
+                    and person.email
+                    and sid in consenting
+                    and person.email_hash not in blocked
+                )
+                rows.append(
+                    ledger.new_row(
+                        message_key=info.alert_id,
+                        recipient_id=sid,
+                        channel="email",
+                        kind="alert",
+                        alert_id=info.alert_id,
+                        status="sending" if ok else "suppressed",
+                        batch_key=batch_key,
+                        now=now,
+                    )
+                )
+            inserted = ledger.insert_new(conn, rows)
+            mine = {r.recipient_id: r.delivery_id for r in inserted if r.status == "sending"}
+            suppressed = sum(1 for r in inserted if r.status == "suppressed")
+            ambiguous = self._reclaim_own(
+                conn, info.alert_id, "email", ids, inserted, batch_key, mine
+            )
+            ledger.bump(conn, info.alert_id, suppressed=suppressed, ambiguous=ambiguous)
+        if not mine:
+            return "done"
+        groups: dict[str, list[tuple[str, Supporter]]] = defaultdict(list)
+        for sid, delivery_id in mine.items():
+            person = people[sid]
+            variant = pick_variant(info.content, person.locale, info.default_locale) or ""
+            groups[variant].append((delivery_id, person))
+        outcome = "done"
+        for variant, members in groups.items():
+            if self._send_email_group(info, variant, members, batch_key) == "dead":
+                outcome = "dead"
+        return outcome
+
+    def _reclaim_own(
+        self,
+        conn: Connection,
+        message_key: str,
+        channel: str,
+        ids: Sequence[str],
+        inserted: Sequence[Any],
+        batch_key: str,
+        mine: dict[str, str],
+    ) -> int:
+        """Take back rows this batch already held (a redelivery); return how many are ambiguous."""
+        fresh = {r.recipient_id for r in inserted}
+        seen = [sid for sid in ids if sid not in fresh]
+        ambiguous = 0
+        for row in ledger.existing(conn, message_key, channel, seen):
+            if row.batch_key != batch_key or row.status not in ("queued", "sending"):
+                continue  # done already, or held by another batch: never send it twice
+            if row.status == "sending":
+                ambiguous += 1  # killed mid-request: it may have gone out already
+            else:
+                ledger.transition(
+                    conn, [row.delivery_id], "sending", self.now,
+                    from_status=("queued",), batch_key=batch_key,
+                )  # fmt: skip
+            mine[row.recipient_id] = row.delivery_id
+        return ambiguous
+
+    def _email_recipient(
+        self, info: AlertInfo, delivery_id: str, person: Supporter, discreet_subject: str | None
+    ) -> Recipient:
+        base = self.deps.settings.public_base_url
+        token = compliance.list_token(person.token, info.org_tag)
+        unsub = compliance.unsubscribe_url(base, token)
+        return Recipient(
+            email=str(person.email),
+            name=person.given_name,
+            custom_args={"notification_id": delivery_id, "alert_id": info.alert_id},
+            headers=compliance.list_unsubscribe_headers(unsub),
+            substitutions={UNSUB_TAG: unsub, PREFS_TAG: compliance.preferences_url(base, token)},
+            subject=discreet_subject if person.discreet and discreet_subject else None,
+        )
+
+    def _send_email_group(
+        self,
+        info: AlertInfo,
+        variant: str,
+        members: list[tuple[str, Supporter]],
+        batch_key: str,
+    ) -> str:
+        content = info.content.get(variant) or {}
+        ids = [delivery_id for delivery_id, _ in members]
+        if not content.get("email_subject") or not (
+            content.get("email_text") or content.get("email_html")
+        ):
+            self._finish(ids, "failed", info.alert_id, batch_key, error_code="no_content")
+            return "done"
+        locale = variant or info.default_locale
+        footer = messages.Footer(info.org_name, info.postal_address, UNSUB_TAG, PREFS_TAG)
+        text_body = content.get("email_text") or ""
+        html_body = content.get("email_html") or f"<pre>{text_body}</pre>"
+        discreet_subject = content.get("discreet_email_subject")
+        recipients = [self._email_recipient(info, d, p, discreet_subject) for d, p in members]
+        while recipients:
+            batch = EmailBatch(
+                from_email=self.deps.config.from_email,
+                from_name=info.org_name or self.deps.config.from_name,
+                subject=content["email_subject"],
+                text=text_body + messages.footer_text(locale, footer),
+                html=html_body + messages.footer_html(locale, footer),
+                recipients=recipients,
+                custom_args={"alert_id": info.alert_id},
+            )
+            ids = [r.custom_args["notification_id"] for r in recipients]
+            try:
+                accepted = self._send_rows(
+                    lambda b=batch: self.deps.email.send_batch(b), ids, info.alert_id, batch_key
+                )
+            except PermanentSendError as exc:
+                bad = [i for i in exc.bad_indices if i < len(recipients)]
+                if bad and len(bad) < len(recipients):
+                    # One bad address fails the whole request: fail it alone, send the rest.
+                    bad_ids = [ids[i] for i in bad]
+                    self._finish(
+                        bad_ids, "failed", info.alert_id, batch_key, error_code="invalid_address"
+                    )
+                    recipients = [r for i, r in enumerate(recipients) if i not in set(bad)]
+                    continue
+                self._finish(ids, "failed", info.alert_id, batch_key, error_code=exc.code)
+                return "done"
+            except RetriesExhausted:
+                return "dead"
+            self._finish(
+                ids,
+                "sent",
+                info.alert_id,
+                batch_key,
+                provider_message_id=accepted.provider_message_id,
+            )
+            return "done"
+        return "done"
+
+    def _send_rows(
+        self, call: Callable[[], Accepted], ids: list[str], alert_id: str | None, batch_key: str
+    ) -> Accepted:
+        """Call the provider for rows held in `sending`; on exhaustion mark them failed."""
+
+        def ambiguous() -> None:
+            with self.deps.engine.begin() as conn:
+                ledger.bump(conn, alert_id, ambiguous=len(ids))
+
+        def release() -> None:
+            with self.deps.engine.begin() as conn:
+                ledger.transition(
+                    conn, ids, "queued", self.now, from_status=("sending",), batch_key=batch_key
+                )
+
+        def reclaim() -> None:
+            with self.deps.engine.begin() as conn:
+                ledger.transition(
+                    conn, ids, "sending", self.now, from_status=("queued",), batch_key=batch_key
+                )
+
+        try:
+            return self.with_retries(call, on_ambiguous=ambiguous, release=release, reclaim=reclaim)
+        except TransientSendError as exc:
+            self._finish(
+                ids, "failed", alert_id, batch_key, error_code=f"retries_exhausted:{exc}"[:64]
+            )
+            raise RetriesExhausted(str(exc)) from exc
+
+    def _finish(
+        self,
+        ids: list[str],
+        status: str,
+        alert_id: str | None,
+        batch_key: str | None,
+        *,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+    ) -> int:
+        """Record an outcome for rows this worker holds; count it on the alert."""
+        with self.deps.engine.begin() as conn:
+            moved = ledger.transition(
+                conn,
+                ids,
+                status,
+                self.now,
+                from_status=("sending", "queued"),
+                batch_key=batch_key,
+                provider_message_id=provider_message_id,
+                error_code=error_code,
+                count_attempt=True,
+            )
+            ledger.bump(conn, alert_id, **{status: moved})
+            if status == "failed" and alert_id is not None and moved:
+                self._failed_events(conn, ids, error_code)
+        return moved
+
+    def _failed_events(self, conn: Connection, ids: list[str], error_code: str | None) -> None:
+        rows = conn.execute(select(deliveries).where(deliveries.c.delivery_id.in_(ids))).all()
+        for row in rows:
+            event = compliance.delivery_event("failed", row, self.now, error_code)
+            if event is not None:
+                self.deps.outbox.add(conn, event)
+
+    # -- alert SMS batches -----------------------------------------------------------------------
+
+    def send_alert_sms_batch(self, data: Mapping[str, Any], bucket: TokenBucket) -> str:
+        """Send one dispatch batch of an SMS alert, paced by the bucket; defer quiet hours."""
+        info = self.alert(str(data["alert_id"]))
+        if info is None or info.status == "cancelled":
+            return "skipped"
+        batch_key = str(data["batch_id"])
+        ids = [str(i) for i in data["supporter_ids"]]
+        now = self.now
+        config = self.deps.config
+        with self.deps.engine.begin() as conn:
+            people = audience.load_supporters(conn, ids)
+            consenting = audience.consented_ids(conn, ids, info.organization_id, "sms")
+            blocked = audience.suppressed_hashes(
+                conn, [p.phone_hash for p in people.values()], "sms", info.organization_id
+            )
+            rows = []
+            deferred = 0
+            for sid in ids:
+                person = people.get(sid)
+                status, not_before, key = "suppressed", None, batch_key
+                if (
+                    person is not None
+                    and person.phone
+                    and sid in consenting
+                    and person.phone_hash not in blocked
+                ):
+                    not_before = next_sms_window(
+                        now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
+                    )
+                    status = "deferred" if not_before else "queued"
+                    key = None if not_before else batch_key  # the poller picks deferred rows
+                rows.append(
+                    ledger.new_row(
+                        message_key=info.alert_id,
+                        recipient_id=sid,
+                        channel="sms",
+                        kind="alert",
+                        alert_id=info.alert_id,
+                        status=status,
+                        batch_key=key,
+                        not_before=not_before,
+                        now=now,
+                    )
+                )
+            inserted = ledger.insert_new(conn, rows)
+            queued = {r.recipient_id: r.delivery_id for r in inserted if r.status == "queued"}
+            suppressed = sum(1 for r in inserted if r.status == "suppressed")
+            deferred = sum(1 for r in inserted if r.status == "deferred")
+            held: dict[str, str] = {}
+            ambiguous = self._reclaim_own(
+                conn, info.alert_id, "sms", ids, inserted, batch_key, held
+            )
+            ledger.bump(
+                conn, info.alert_id, suppressed=suppressed, deferred=deferred, ambiguous=ambiguous
+            )
+        # Rows reclaimed by _reclaim_own are in `sending`; fresh ones still `queued`.
+        work = [(d, people[s], "queued") for s, d in queued.items()]
+        work += [(d, people[s], "sending") for s, d in held.items() if s in people]
+        outcome = "done"
+        for delivery_id, person, state in work:
+            if self.stop.is_set():
+                raise Stopped()
+            bucket.acquire()
+            if state == "queued":
+                with self.deps.engine.begin() as conn:
+                    claimed = ledger.transition(
+                        conn, [delivery_id], "sending", self.now,
+                        from_status=("queued",), batch_key=batch_key,
+                    )  # fmt: skip
+                if not claimed:
+                    continue
+            if self._send_sms_row(info, delivery_id, person, batch_key) == "dead":
+                outcome = "dead"
+        return outcome
+
+    def _sms_body(self, info: AlertInfo, person: Supporter) -> str | None:
+        variant = pick_variant(info.content, person.locale, info.default_locale)
+        content = info.content.get(variant or "") or {}
+        body = content.get("sms_text")
+        if person.discreet and content.get("sms_discreet_text"):
+            body = content["sms_discreet_text"]
+        if not body:
+            return None
+        return body if "STOP" in body.upper() else f"{body} {STOP_SUFFIX}"
+
+    def _status_callback(self, delivery_id: str) -> str:
+        return f"{self.deps.settings.public_base_url}/api/v1/callbacks/twilio/status/{delivery_id}"
+
+    def _send_sms_row(
+        self, info: AlertInfo, delivery_id: str, person: Supporter, batch_key: str
+    ) -> str:
+        body = self._sms_body(info, person)
+        if body is None or not person.phone:
+            self._finish([delivery_id], "failed", info.alert_id, batch_key, error_code="no_content")
+            return "done"
+        sms = Sms(
+            to=person.phone,
+            body=body,
+            status_callback=self._status_callback(delivery_id),
+            custom_args={"notification_id": delivery_id, "alert_id": info.alert_id},
+        )
+        try:
+            accepted = self._send_rows(
+                lambda: self.deps.sms.send(sms), [delivery_id], info.alert_id, batch_key
+            )
+        except PermanentSendError as exc:
+            self._finish([delivery_id], "failed", info.alert_id, batch_key, error_code=exc.code)
+            if exc.opt_out and person.phone_hash:
+                with self.deps.engine.begin() as conn:
+                    compliance.sms_stop(conn, self.deps.outbox, person.phone_hash, self.now)
+            return "done"
+        except RetriesExhausted:
+            return "dead"
+        self._finish(
+            [delivery_id], "sent", info.alert_id, batch_key,
+            provider_message_id=accepted.provider_message_id,
+        )  # fmt: skip
+        return "done"
+
+    # -- queued single messages (transactional, deferred SMS) ------------------------------------
+
+    def claim_due(self, limit: int = 50) -> tuple[str, list[Any]]:
+        """Claim due queued/deferred rows (and rows a dead poller held); return claim and rows."""
+        now = self.now
+        lease = now - timedelta(seconds=self.deps.config.claim_lease_seconds)
+        claim = f"poll:{uuid.uuid4()}"
+        due = or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now)
+        candidates = (
+            select(deliveries.c.delivery_id)
+            .where(
+                or_(
+                    (deliveries.c.batch_key.is_(None))
+                    & deliveries.c.status.in_(["queued", "deferred"])
+                    & due,
+                    (deliveries.c.batch_key.like("poll:%"))
+                    & deliveries.c.status.in_(["queued", "sending"])
+                    & (deliveries.c.claimed_at < lease),
+                )
+            )
+            .order_by(deliveries.c.created_at)
+            .limit(limit)
+        )
+        with self.deps.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True)
+            ids = list(conn.execute(candidates).scalars())
+            if not ids:
+                return claim, []
+            rows = conn.execute(select(deliveries).where(deliveries.c.delivery_id.in_(ids))).all()
+            waking: dict[str | None, int] = defaultdict(int)
+            for row in rows:
+                if row.status == "deferred":
+                    waking[row.alert_id] += 1
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.delivery_id.in_(ids))
+                .values(batch_key=claim, claimed_at=now)
+            )
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.delivery_id.in_(ids), deliveries.c.status == "deferred")
+                .values(status="queued")
+            )
+            for alert_id, count in waking.items():
+                ledger.bump(conn, alert_id, deferred=-count)
+        return claim, list(rows)
+
+    def send_claimed(self, claim: str, row: Any) -> None:
+        """Send one claimed row once; transient failures reschedule it with backoff."""
+        now = self.now
+        ambiguous = row.status == "sending"
+        if ambiguous:
+            with self.deps.engine.begin() as conn:
+                ledger.bump(conn, row.alert_id, ambiguous=1)
+        try:
+            call = self._prepare_single(row)
+        except _Skip as skip:
+            self._finish_single(claim, row, skip.status, error_code=skip.code)
+            return
+        if call is None:
+            return  # re-deferred
+        with self.deps.engine.begin() as conn:
+            held = ledger.transition(
+                conn, [row.delivery_id], "sending", now,
+                from_status=("queued", "sending"), batch_key=claim,
+            )  # fmt: skip
+        if not held:
+            return
+        try:
+            accepted = call()
+        except TransientSendError as exc:
+            if exc.ambiguous:
+                with self.deps.engine.begin() as conn:
+                    ledger.bump(conn, row.alert_id, ambiguous=1)
+            attempts = int(row.attempts or 0) + 1
+            config = self.deps.config
+            if attempts >= config.send_max_attempts:
+                self._finish_single(claim, row, "failed", error_code="retries_exhausted")
+                return
+            delay = backoff_delay(
+                attempts, exc.retry_after, config.retry_base_delay, config.retry_max_delay
+            )
+            with self.deps.engine.begin() as conn:
+                ledger.transition(
+                    conn, [row.delivery_id], "queued", self.now,
+                    from_status=("sending",), batch_key=claim, keep_claim=False,
+                    not_before=self.now + timedelta(seconds=delay), count_attempt=True,
+                )  # fmt: skip
+            return
+        except PermanentSendError as exc:
+            self._finish_single(claim, row, "failed", error_code=exc.code)
+            if exc.opt_out:
+                self._opt_out(row)
+            return
+        self._finish_single(claim, row, "sent", provider_message_id=accepted.provider_message_id)
+
+    def _opt_out(self, row: Any) -> None:
+        with self.deps.engine.begin() as conn:
+            people = audience.load_supporters(conn, [row.recipient_id])
+            person = people.get(row.recipient_id)
+            if person is not None and person.phone_hash:
+                compliance.sms_stop(conn, self.deps.outbox, person.phone_hash, self.now)
+
+    def _finish_single(
+        self,
+        claim: str,
+        row: Any,
+        status: str,
+        *,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        now = self.now
+        with self.deps.engine.begin() as conn:
+            moved = ledger.transition(
+                conn,
+                [row.delivery_id],
+                status,
+                now,
+                from_status=("queued", "sending"),
+                batch_key=claim,
+                provider_message_id=provider_message_id,
+                error_code=error_code,
+                count_attempt=status != "suppressed",
+            )
+            if not moved:
+                return
+            ledger.bump(conn, row.alert_id, **{status: 1})
+            if status in ("sent", "failed") and (row.alert_id is None or status == "failed"):
+                fresh = ledger.by_id(conn, row.delivery_id)
+                event = compliance.delivery_event(status, fresh, now, error_code)
+                if event is not None:
+                    self.deps.outbox.add(conn, event)
+
+    def _prepare_single(self, row: Any) -> Callable[[], Accepted] | None:
+        """Render one queued row; return the provider call, None if re-deferred, or raise _Skip."""
+        params = dict(row.params or {})
+        with self.deps.engine.connect() as conn:
+            if str(row.recipient_id).startswith("org:"):
+                org = audience.organization(conn, str(row.recipient_id)[4:])
+                if org is None or not org.contact_email:
+                    raise _Skip("failed", "no_contact")
+                return self._single_email(row, params, str(org.contact_email), None, None, conn)
+            person = audience.load_supporters(conn, [row.recipient_id]).get(row.recipient_id)
+            if person is None:
+                raise _Skip("suppressed", "erased")
+            org_id = params.get("organization_id")
+            if row.alert_id is not None:
+                info = self.alert(str(row.alert_id))
+                if info is None or info.status == "cancelled":
+                    raise _Skip("suppressed", "cancelled")
+                org_id = info.organization_id
+            if row.channel == "email":
+                if not person.email or audience.suppressed_hashes(
+                    conn, [person.email_hash], "email", org_id
+                ):
+                    raise _Skip("suppressed", "suppressed")
+                return self._single_email(row, params, person.email, person, org_id, conn)
+            if not person.phone or audience.suppressed_hashes(
+                conn, [person.phone_hash], "sms", org_id
+            ):
+                raise _Skip("suppressed", "suppressed")
+            if row.alert_id is not None:
+                if org_id is None or row.recipient_id not in audience.consented_ids(
+                    conn, [row.recipient_id], org_id, "sms"
+                ):
+                    raise _Skip("suppressed", "no_consent")
+                config = self.deps.config
+                later = next_sms_window(
+                    self.now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
+                )
+                if later is not None:
+                    self._redefer(row, later)
+                    return None
+                info = self.alert(str(row.alert_id))
+                assert info is not None
+                body = self._sms_body(info, person)
+                custom = {"notification_id": row.delivery_id, "alert_id": str(row.alert_id)}
+            else:
+                body = messages.render_sms(row.kind, person.locale, params)
+                custom = {"notification_id": row.delivery_id}
+            if not body:
+                raise _Skip("failed", "no_content")
+            sms = Sms(person.phone, body, self._status_callback(row.delivery_id), custom)
+            return lambda: self.deps.sms.send(sms)
+
+    def _redefer(self, row: Any, when: datetime) -> None:
+        with self.deps.engine.begin() as conn:
+            moved = ledger.transition(
+                conn, [row.delivery_id], "deferred", self.now,
+                from_status=("queued", "sending"), keep_claim=False, not_before=when,
+            )  # fmt: skip
+            ledger.bump(conn, row.alert_id, deferred=moved)
+
+    def _single_email(
+        self,
+        row: Any,
+        params: dict[str, Any],
+        address: str,
+        person: Supporter | None,
+        org_id: str | None,
+        conn: Connection,
+    ) -> Callable[[], Accepted]:
+        locale = person.locale if person else str(params.get("locale") or "en")
+        footer = None
+        org_name = self.deps.config.from_name
+        if person is not None and org_id:
+            org = audience.organization(conn, org_id)
+            tag = (
+                org.token_tag
+                if org
+                else audience.org_token_tag(self.deps.settings.hash_key, org_id)
+            )
+            token = compliance.list_token(person.token, tag)
+            base = self.deps.settings.public_base_url
+            org_name = org.name if org else org_name
+            footer = messages.Footer(
+                org_name,
+                (org.postal_address or "") if org else "",
+                compliance.unsubscribe_url(base, token),
+                compliance.preferences_url(base, token),
+            )
+        params.setdefault("name", person.given_name if person else None)
+        params.setdefault("pronouns", person.pronouns if person else None)
+        params.setdefault("title", self._petition_title(conn, params, locale))
+        rendered = messages.render_transactional(row.kind, locale, params, footer)
+        recipient = Recipient(
+            email=address,
+            name=person.given_name if person else None,
+            custom_args={"notification_id": row.delivery_id},
+        )
+        batch = EmailBatch(
+            from_email=self.deps.config.from_email,
+            from_name=org_name,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            recipients=[recipient],
+        )
+        return lambda: self.deps.email.send_batch(batch)
+
+    @staticmethod
+    def _petition_title(conn: Connection, params: Mapping[str, Any], locale: str) -> str:
+        petition_id = params.get("petition_id")
+        row = audience.petition(conn, str(petition_id)) if petition_id else None
+        if row is None:
+            return str(params.get("title") or "")
+        titles = dict(row.titles or {})
+        key = pick_variant(titles, locale, row.default_locale)
+        return str(titles.get(key or "", "")) if key else ""
+
+
+class _Skip(Exception):
+    def __init__(self, status: str, code: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code

@@ -1,0 +1,210 @@
+"""Notification rules as plain functions: time zones, quiet hours, locales, keywords, pacing."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from babel.core import get_global
+from phonenumbers import timezone as phone_timezone
+
+QUIET_START_HOUR = 8  # earliest local hour an SMS may go out
+QUIET_END_HOUR = 21  # local hour from which SMS waits for the next morning
+
+# Locales with their own message catalogues; everything else falls back to English.
+SUPPORTED_LOCALES = ("en", "zh-Hans", "zh-Hant", "ja", "ko", "vi", "tl")
+_LOCALE_ALIASES = {
+    "zh": "zh-Hans",
+    "zh-cn": "zh-Hans",
+    "zh-sg": "zh-Hans",
+    "zh-hans": "zh-Hans",
+    "zh-tw": "zh-Hant",
+    "zh-hk": "zh-Hant",
+    "zh-mo": "zh-Hant",
+    "zh-hant": "zh-Hant",
+    "fil": "tl",
+    "tl": "tl",
+    "ja": "ja",
+    "ko": "ko",
+    "vi": "vi",
+    "en": "en",
+}
+
+# Countries spanning several zones: the zone where most people live.
+_MAIN_ZONE = {
+    "US": "America/New_York",
+    "CA": "America/Toronto",
+    "AU": "Australia/Sydney",
+    "BR": "America/Sao_Paulo",
+    "MX": "America/Mexico_City",
+    "RU": "Europe/Moscow",
+    "ID": "Asia/Jakarta",
+    "CN": "Asia/Shanghai",
+    "NZ": "Pacific/Auckland",
+}
+# US ZIP codes by first digit: coarse, but right for most of each range.
+_US_ZIP_ZONE = {
+    "0": "America/New_York",
+    "1": "America/New_York",
+    "2": "America/New_York",
+    "3": "America/New_York",
+    "4": "America/New_York",
+    "5": "America/Chicago",
+    "6": "America/Chicago",
+    "7": "America/Chicago",
+    "8": "America/Denver",
+    "9": "America/Los_Angeles",
+}
+_US_ZIP3_ZONE = {"967": "Pacific/Honolulu", "968": "Pacific/Honolulu", "995": "America/Anchorage"}
+
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+
+def to_e164(raw: str | None, country: str | None = None) -> str | None:
+    """Return a phone number in E.164, or None when it is not a valid number."""
+    if not raw:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, (country or "US").upper())
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def resolve_time_zone(
+    phone: str | None, country: str | None, postal_code: str | None = None
+) -> str:
+    """Return the IANA zone of a supporter: postal code, then phone, then country, else UTC."""
+    country = (country or "").upper() or None
+    if country == "US" and postal_code and postal_code[:1].isdigit():
+        return _US_ZIP3_ZONE.get(postal_code[:3], _US_ZIP_ZONE[postal_code[0]])
+    if phone:
+        try:
+            zones = phone_timezone.time_zones_for_number(phonenumbers.parse(phone, None))
+        except phonenumbers.NumberParseException:
+            zones = ()
+        real = [z for z in zones if "/" in z]
+        if len(real) == 1:
+            return real[0]
+        if real and not country:
+            country = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    if country:
+        if country in _MAIN_ZONE:
+            return _MAIN_ZONE[country]
+        zones = get_global("territory_zones").get(country) or []
+        if zones:
+            return str(zones[0])
+    return "UTC"
+
+
+def zone(name: str) -> ZoneInfo:
+    """Return a ZoneInfo, UTC for unknown names."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def next_sms_window(
+    now: datetime,
+    time_zone: str,
+    start_hour: int = QUIET_START_HOUR,
+    end_hour: int = QUIET_END_HOUR,
+) -> datetime | None:
+    """Return when an SMS may go out in the recipient's zone, or None when it may go now."""
+    local = now.astimezone(zone(time_zone))
+    if start_hour <= local.hour < end_hour:
+        return None
+    day = local.date() if local.hour < start_hour else local.date() + timedelta(days=1)
+    opening = datetime(day.year, day.month, day.day, start_hour, tzinfo=zone(time_zone))
+    return opening.astimezone(now.tzinfo)
+
+
+def resolve_locale(requested: str | None, fallback: str = "en") -> str:
+    """Map a language tag (zh-TW, fil, ko-KR...) to a supported locale, else the fallback."""
+    if not requested:
+        return fallback
+    tag = requested.replace("_", "-").strip().lower()
+    if tag in _LOCALE_ALIASES:
+        return _LOCALE_ALIASES[tag]
+    if tag.startswith("zh"):
+        return "zh-Hant" if any(p in tag for p in ("hant", "tw", "hk", "mo")) else "zh-Hans"
+    base = tag.split("-", 1)[0]
+    return _LOCALE_ALIASES.get(base, fallback)
+
+
+def pick_variant(variants: dict[str, object], locale: str, default: str) -> str | None:
+    """Return the key of the content variant that best serves a locale."""
+    if not variants:
+        return None
+    if locale in variants:
+        return locale
+    for key in variants:
+        if resolve_locale(key) == locale:
+            return key
+    if default in variants:
+        return default
+    return next(iter(variants))
+
+
+def sms_keyword(body: str) -> str | None:
+    """Classify an inbound SMS: 'stop', 'start', 'help' or None (carriers' standard words)."""
+    word = body.strip().upper().rstrip(".!")
+    if word in STOP_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    return None
+
+
+def backoff_delay(
+    attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0
+) -> float:
+    """Return the wait before retry `attempt` (1-based): exponential, jittered, >= Retry-After."""
+    computed = min(base * 2 ** (attempt - 1), cap) * random.uniform(0.8, 1.2)
+    return max(computed, retry_after or 0.0)
+
+
+class TokenBucket:
+    """Allow `rate` operations per second with bursts of `burst`; acquire() blocks until allowed."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate / 10)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.sleep = sleep
+        self.updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Take one token, waiting as long as needed."""
+        while True:
+            with self._lock:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.rate
+            self.sleep(wait)

@@ -1,0 +1,135 @@
+"""Erasure: remove a person's data here, keep only keyed-hash suppressions, publish it."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from services.notifications import audience, ledger
+from services.notifications.audience import EVERY_ORG
+from services.notifications.bootstrap import SOURCE, Deps
+from services.notifications.store import (
+    captured,
+    consents,
+    deliveries,
+    erasure_requests,
+    signatures,
+    supporter_campaigns,
+    supporters,
+)
+from shared.events import Event
+from shared.events.catalog import type_name
+from shared.events.envelope import format_time
+from shared.privacy import email_hash, phone_hash, supporter_id
+
+ERASE_LINK_TTL = timedelta(hours=24)
+
+
+def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None:
+    """Delete a supporter's personal data; tombstone their contacts (idempotent)."""
+    now = deps.clock()
+    sid = str(data["supporter_id"])
+    row = conn.execute(
+        select(supporters.c.email_hash, supporters.c.phone_hash).where(
+            supporters.c.supporter_id == sid
+        )
+    ).first()
+    hashes = {
+        ("email", data.get("email_hash") or (row.email_hash if row else None)),
+        ("sms", data.get("phone_hash") or (row.phone_hash if row else None)),
+    }
+    for channel, contact in hashes:
+        if contact:
+            audience.suppress(conn, str(contact), channel, EVERY_ORG, "erased", now)
+    delivery_ids = select(deliveries.c.delivery_id).where(deliveries.c.recipient_id == sid)
+    conn.execute(delete(captured).where(captured.c.delivery_id.in_(delivery_ids)))
+    conn.execute(delete(captured).where(captured.c.supporter_id == sid))
+    # Ledger rows stay (counts must stay right) but lose anything personal they carried.
+    conn.execute(update(deliveries).where(deliveries.c.recipient_id == sid).values(params=None))
+    for table in (consents, supporter_campaigns, signatures, erasure_requests):
+        conn.execute(delete(table).where(table.c.supporter_id == sid))
+    conn.execute(delete(supporters).where(supporters.c.supporter_id == sid))
+
+
+def erase(
+    deps: Deps,
+    conn: Connection,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    supporter: str | None = None,
+) -> list[str]:
+    """Erase everyone matching an email, phone or supporter id; publish person.erased for each."""
+    key = deps.settings.hash_key
+    contact_email = email_hash(key, email) if email else None
+    contact_phone = phone_hash(key, phone) if phone else None
+    targets: dict[str, dict[str, Any]] = {}
+    query = select(supporters.c.supporter_id, supporters.c.email_hash, supporters.c.phone_hash)
+    if contact_email:
+        for row in conn.execute(query.where(supporters.c.email_hash == contact_email)):
+            targets[row.supporter_id] = {"email_hash": row.email_hash, "phone_hash": row.phone_hash}
+    if contact_phone:
+        for row in conn.execute(query.where(supporters.c.phone_hash == contact_phone)):
+            targets[row.supporter_id] = {"email_hash": row.email_hash, "phone_hash": row.phone_hash}
+    if supporter:
+        for row in conn.execute(query.where(supporters.c.supporter_id == supporter)):
+            targets[row.supporter_id] = {"email_hash": row.email_hash, "phone_hash": row.phone_hash}
+    if not targets and email:
+        # Unknown here, maybe known elsewhere: the other services erase by the same id.
+        targets[supporter_id(key, email)] = {"email_hash": contact_email, "phone_hash": None}
+    if not targets and contact_phone:
+        targets[contact_phone] = {"email_hash": None, "phone_hash": contact_phone}
+    now = deps.clock()
+    for sid, hashes in targets.items():
+        data = {"supporter_id": sid, **hashes, "at": format_time(now)}
+        if contact_email and not data["email_hash"]:
+            data["email_hash"] = contact_email
+        if contact_phone and not data["phone_hash"]:
+            data["phone_hash"] = contact_phone
+        apply_erasure(deps, conn, data)
+        deps.outbox.add(
+            conn, Event(type=type_name("person.erased"), key=sid, source=SOURCE, data=data)
+        )
+    return list(targets)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def request_erasure(deps: Deps, conn: Connection, supporter: audience.Supporter) -> None:
+    """Email the supporter a link that confirms erasure (so nobody else can erase them)."""
+    token = secrets.token_urlsafe(32)
+    now = deps.clock()
+    conn.execute(
+        erasure_requests.insert().values(
+            token_hash=_token_hash(token),
+            supporter_id=supporter.supporter_id,
+            expires_at=now + ERASE_LINK_TTL,
+        )
+    )
+    row = ledger.new_row(
+        message_key=f"erase:{_token_hash(token)[:32]}",
+        recipient_id=supporter.supporter_id,
+        channel="email",
+        kind="erase",
+        status="queued",
+        params={"erase_url": f"{deps.settings.public_base_url}/erase/{token}"},
+        now=now,
+    )
+    ledger.insert_new(conn, [row])
+
+
+def erasure_target(deps: Deps, conn: Connection, token: str) -> str | None:
+    """Return the supporter an unexpired erasure link belongs to."""
+    row = conn.execute(
+        select(erasure_requests).where(erasure_requests.c.token_hash == _token_hash(token))
+    ).first()
+    if row is None or row.expires_at < deps.clock():
+        return None
+    return str(row.supporter_id)

@@ -1,0 +1,412 @@
+"""Alert fan-out: the expander, the dispatch senders, the queue poller and progress reports.
+
+The expander streams an alert's audience with a server-side cursor and writes one
+`delivery_batch.queued` event per slice (up to 1,000 email or `sms_batch_size` SMS recipients)
+to the outbox, with its per-channel resume point, in one transaction: a restarted expander goes
+on from where the last committed slice ended. Senders consume the dispatch topic, one Kafka
+consumer per thread, and commit a record's offset only after every row of its batch has an
+outcome in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import Connection, select, update
+
+from services.notifications import audience, ledger
+from services.notifications.bootstrap import SOURCE, Deps
+from services.notifications.delivery import Deliverer, Stopped
+from services.notifications.domain import TokenBucket
+from services.notifications.store import alerts
+from shared.errors import InvalidEvent
+from shared.events import Event
+from shared.events.catalog import CATALOG, DISPATCH, type_name
+from shared.events.envelope import decode, format_time, utcnow
+from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer
+from shared.relay import lock_for
+
+log = logging.getLogger(__name__)
+BATCH_TYPE = type_name("delivery_batch.queued")
+
+
+class Expander:
+    """Turns published alerts into dispatch batches; one leader per database."""
+
+    def __init__(self, deps: Deps, idle: float = 0.5) -> None:
+        self.deps = deps
+        self.idle = idle
+        self._stop = threading.Event()
+        self.lock = lock_for(deps.engine, "nf-expander")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Expand due alerts until stopped; wait as a standby while another expander leads."""
+        while not self._stop.is_set():
+            try:
+                with self.deps.engine.connect() as lock_conn:
+                    if not self.lock.try_acquire(lock_conn):
+                        self._stop.wait(1.0)
+                        continue
+                    try:
+                        while not self._stop.is_set():
+                            if not self.expand_next():
+                                self._stop.wait(self.idle)
+                    finally:
+                        try:
+                            self.lock.release(lock_conn)
+                        except Exception:  # noqa: BLE001 - the connection may be gone
+                            log.debug("expander lock release failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - keep expanding through outages
+                log.warning("expander paused", extra={"error": type(exc).__name__})
+                self._stop.wait(1.0)
+
+    def expand_next(self) -> bool:
+        """Expand one due alert completely; return False when none is due."""
+        now = self.deps.clock()
+        with self.deps.engine.connect() as conn:
+            row = conn.execute(
+                select(alerts)
+                .where(alerts.c.status == "expanding")
+                .where((alerts.c.send_at.is_(None)) | (alerts.c.send_at <= now))
+                .order_by(alerts.c.created_at)
+                .limit(1)
+            ).first()
+        if row is None:
+            return False
+        self.expand(row)
+        return True
+
+    def expand(self, alert: Any) -> None:
+        """Stream the audience after the resume points; write slices with their resume points."""
+        config = self.deps.config
+        channels = [c for c in alert.channels if c in ("email", "sms")]
+        checkpoints: dict[str, str | None] = dict.fromkeys(channels)
+        saved = alert.checkpoint or ""
+        for part in saved.split("|") if saved else []:
+            channel, _, last = part.partition("=")
+            if channel in checkpoints:
+                checkpoints[channel] = last or None
+        size = {"email": config.email_batch_size, "sms": config.sms_batch_size}
+        buffers: dict[str, list[str]] = {c: [] for c in channels}
+        seq = int(alert.batches or 0)
+        starts = [v for v in checkpoints.values()]
+        after = None if any(v is None for v in starts) else min(v for v in starts if v)
+        query = audience.audience_query(
+            alert.campaign_id, alert.organization_id, alert.audience or {}, after
+        )
+        with self.deps.engine.connect() as read:
+            # A server-side cursor: the audience streams through in slices, never all in memory.
+            result = read.execution_options(stream_results=True, yield_per=2000).execute(query)
+            for rows in result.partitions():
+                for sid, email_ok, sms_ok, interests in rows:
+                    if not audience.matches_interests(alert.audience or {}, interests):
+                        continue
+                    for channel, ok in (("email", email_ok), ("sms", sms_ok)):
+                        if channel not in buffers or not ok:
+                            continue
+                        last = checkpoints[channel]
+                        if last is not None and sid <= last:
+                            continue
+                        buffers[channel].append(sid)
+                        if len(buffers[channel]) >= size[channel]:
+                            seq += 1
+                            self._flush(alert, channel, buffers[channel], seq, checkpoints)
+                            buffers[channel] = []
+                if self._stop.is_set():
+                    return  # resumes from the saved points
+                if self._cancelled(alert.alert_id):
+                    return
+        for channel, members in buffers.items():
+            if members:
+                seq += 1
+                self._flush(alert, channel, members, seq, checkpoints)
+        with self.deps.engine.begin() as conn:
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == alert.alert_id, alerts.c.status == "expanding")
+                .values(status="sending", version=alerts.c.version + 1)
+            )
+        log.info("alert expanded", extra={"alert_id": alert.alert_id, "batches": seq})
+
+    def _cancelled(self, alert_id: str) -> bool:
+        with self.deps.engine.connect() as conn:
+            status = conn.execute(
+                select(alerts.c.status).where(alerts.c.alert_id == alert_id)
+            ).scalar()
+        return status == "cancelled"
+
+    def _flush(
+        self,
+        alert: Any,
+        channel: str,
+        members: list[str],
+        seq: int,
+        checkpoints: dict[str, str | None],
+    ) -> None:
+        checkpoints[channel] = members[-1]
+        saved = "|".join(f"{c}={v or ''}" for c, v in checkpoints.items())
+        event = Event(
+            type=BATCH_TYPE,
+            key=f"{alert.alert_id}:{seq}",
+            source=SOURCE,
+            data={
+                "batch_id": f"{alert.alert_id}:{seq}",
+                "alert_id": alert.alert_id,
+                "campaign_id": alert.campaign_id,
+                "organization_id": alert.organization_id,
+                "channel": channel,
+                "seq": seq,
+                "supporter_ids": members,
+                "at": format_time(utcnow()),
+            },
+        )
+        with self.deps.engine.begin() as conn:
+            self.deps.outbox.add(conn, event)
+            ledger.bump(conn, alert.alert_id, total=len(members), batches=1)
+            conn.execute(
+                update(alerts).where(alerts.c.alert_id == alert.alert_id).values(checkpoint=saved)
+            )
+
+
+class DispatchSender:
+    """Consumes the dispatch topic for one channel and sends each batch through the ledger."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        channel: str,
+        name: str,
+        bucket: TokenBucket | None = None,
+        group: str = "notifications",
+    ) -> None:
+        self.deps = deps
+        self.channel = channel
+        self.group = f"{group}-{channel}-sender"
+        self.name = name
+        self._stop = threading.Event()
+        self.deliverer = Deliverer(deps, self._stop)
+        self.bucket = bucket
+        self._producer: KafkaProducer | None = None
+        self.stats = {"batches": 0, "dead": 0, "skipped": 0}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        bootstrap = self.deps.settings.kafka_bootstrap_servers
+        ensure_topics(
+            bootstrap,
+            [DISPATCH, dead_letter_topic(DISPATCH, self.group)],
+            self.deps.config.dispatch_partitions,
+            self.deps.settings.kafka_replication_factor,
+        )
+        consumer = make_consumer(
+            bootstrap,
+            self.group,
+            f"{self.group}-{self.name}",
+            max_poll_records=1,
+            # A slow SMS batch or a long provider backoff must not cost the partition.
+            max_poll_interval_ms=900_000,
+        )
+        consumer.subscribe([DISPATCH])
+        try:
+            while not self._stop.is_set():
+                self.poll_once(consumer)
+        finally:
+            consumer.close(autocommit=False)
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+
+    def poll_once(self, consumer: KafkaConsumer) -> None:
+        batch = consumer.poll(timeout_ms=200, max_records=1)
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    done = self.handle(record)
+                except Stopped:
+                    return  # not committed: the next owner takes the batch up where it stands
+                except Exception as exc:  # noqa: BLE001 - database or broker trouble: retry it
+                    log.warning(
+                        "dispatch batch interrupted, will retry",
+                        extra={"error": type(exc).__name__, "group": self.group},
+                    )
+                    consumer.seek(tp, record.offset)
+                    self._stop.wait(1.0)
+                    return
+                if done:
+                    self._commit(consumer, tp, record.offset + 1)
+
+    def handle(self, record: Any) -> bool:
+        """Send one dispatch record; return True when its offset may be committed."""
+        try:
+            event = decode(record.key, record.value, record.headers)
+            CATALOG.check_incoming(event)
+        except InvalidEvent as exc:
+            self._dead_letter(record, exc)
+            return True
+        if event.type != BATCH_TYPE or event.data.get("channel") != self.channel:
+            return True
+        if self.channel == "email":
+            outcome = self.deliverer.send_alert_email_batch(event.data)
+        else:
+            assert self.bucket is not None
+            outcome = self.deliverer.send_alert_sms_batch(event.data, self.bucket)
+        self.stats["batches"] += 1
+        if outcome == "dead":
+            self._dead_letter(record, RuntimeError("provider kept failing; deliveries failed"))
+            with self.deps.engine.begin() as conn:
+                ledger.bump(conn, str(event.data["alert_id"]), dead_batches=1)
+        return True
+
+    def _commit(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
+        except KafkaError as exc:
+            # Redelivery is harmless: the ledger says every row of the batch is done.
+            log.warning("dispatch offset commit failed", extra={"error": type(exc).__name__})
+
+    def _dead_letter(self, record: Any, exc: BaseException) -> None:
+        if self._producer is None:
+            self._producer = make_producer(
+                self.deps.settings.kafka_bootstrap_servers, f"{self.group}-dlq", linger_ms=0
+            )
+        headers = [(k, bytes(v)) for k, v in record.headers or ()]
+        headers += [
+            ("kinship_error", str(exc)[:2000].encode()),
+            ("kinship_error_class", type(exc).__name__.encode()),
+            ("kinship_origin_topic", record.topic.encode()),
+            ("kinship_origin_offset", str(record.offset).encode()),
+        ]
+        future = self._producer.send(
+            dead_letter_topic(DISPATCH, self.group),
+            key=record.key,
+            value=record.value,
+            headers=headers,
+        )
+        self._producer.flush(timeout=30)
+        future.get(timeout=1)
+        self.stats["dead"] += 1
+
+
+class QueuePoller:
+    """Sends queued single messages: transactional mail and SMS, and deferred SMS when due."""
+
+    def __init__(self, deps: Deps, bucket: TokenBucket | None = None) -> None:
+        self.deps = deps
+        self._stop = threading.Event()
+        self.deliverer = Deliverer(deps, self._stop)
+        self.bucket = bucket
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - keep polling through outages
+                log.warning("queue poller paused", extra={"error": type(exc).__name__})
+                self._stop.wait(1.0)
+                continue
+            if not sent:
+                self._stop.wait(self.deps.config.poll_interval)
+
+    def run_once(self) -> int:
+        """Claim and send one slice of due rows; return how many were claimed."""
+        claim, rows = self.deliverer.claim_due()
+        for row in rows:
+            if self._stop.is_set():
+                break  # the claim lapses and another poller takes the rest
+            if row.channel == "sms" and self.bucket is not None:
+                self.bucket.acquire()
+            self.deliverer.send_claimed(claim, row)
+        return len(rows)
+
+
+class ProgressPublisher:
+    """Publishes alert.progressed when an alert's counts changed, at most once per interval."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.publish_once()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("progress publisher paused", extra={"error": type(exc).__name__})
+            self._stop.wait(self.deps.config.progress_interval)
+
+    def publish_once(self) -> int:
+        """Publish the counts of every alert that changed; mark alerts whose rows are all done."""
+        published = 0
+        with self.deps.engine.begin() as conn:
+            rows = conn.execute(
+                select(alerts).where(alerts.c.version != alerts.c.published_version)
+            ).all()
+            for row in rows:
+                status = row.status
+                done = row.sent + row.failed + row.suppressed
+                if status == "sending" and done >= row.total:
+                    status = "done"
+                    conn.execute(
+                        update(alerts)
+                        .where(alerts.c.alert_id == row.alert_id, alerts.c.status == "sending")
+                        .values(status="done")
+                    )
+                self.deps.outbox.add(conn, progress_event(row))
+                conn.execute(
+                    update(alerts)
+                    .where(alerts.c.alert_id == row.alert_id)
+                    .values(published_version=row.version)
+                )
+                published += 1
+        return published
+
+
+def progress_event(row: Any) -> Event:
+    """Return alert.progressed for an alert row: queued = total - sent - failed - suppressed."""
+    queued = max(row.total - row.sent - row.failed - row.suppressed, 0)
+    return Event(
+        type=type_name("alert.progressed"),
+        key=row.campaign_id,
+        source=SOURCE,
+        id=str(uuid.uuid4()),
+        data={
+            "alert_id": row.alert_id,
+            "campaign_id": row.campaign_id,
+            "total": row.total,
+            "queued": queued,
+            "sent": row.sent,
+            "delivered": row.delivered,
+            "failed": row.failed,
+            "suppressed": row.suppressed,
+            "at": format_time(utcnow()),
+        },
+    )
+
+
+def alert_counts(conn: Connection, alert_id: str) -> dict[str, Any] | None:
+    """Return an alert's status and counters."""
+    row = conn.execute(select(alerts).where(alerts.c.alert_id == alert_id)).first()
+    if row is None:
+        return None
+    keys = ("status", "total", "sent", "delivered", "failed", "suppressed", "deferred")
+    counts = {k: getattr(row, k) for k in keys}
+    counts.update(ambiguous=row.ambiguous, dead_batches=row.dead_batches, batches=row.batches)
+    counts["queued"] = max(row.total - row.sent - row.failed - row.suppressed, 0)
+    counts["alert_id"] = alert_id
+    return counts

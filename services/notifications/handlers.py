@@ -1,0 +1,259 @@
+"""Event handlers: keep the audience projection current and queue transactional messages.
+
+Handlers run inside the consumer's batch transaction; they never call a provider. They write
+ledger rows in `queued`, which the queue poller sends once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from services.notifications import audience, erasure, ledger
+from services.notifications.bootstrap import Deps
+from services.notifications.store import alerts, signatures, supporters, upsert
+from shared.auth import projection_handlers
+from shared.events import Event
+from shared.events.catalog import type_name
+from shared.events.envelope import parse_time
+from shared.privacy import email_hash
+
+Handler = Callable[[Event, Connection], None]
+
+
+def _at(event: Event) -> Any:
+    raw = event.data.get("at")
+    return parse_time(raw) if isinstance(raw, str) else event.time
+
+
+def queue(
+    conn: Connection,
+    *,
+    message_key: str,
+    recipient_id: str,
+    channel: str,
+    kind: str,
+    params: dict[str, Any],
+    now: Any,
+) -> None:
+    """Queue one transactional message (once per key, recipient and channel)."""
+    row = ledger.new_row(
+        message_key=message_key,
+        recipient_id=recipient_id,
+        channel=channel,
+        kind=kind,
+        status="queued",
+        params=params,
+        now=now,
+    )
+    ledger.insert_new(conn, [row])
+
+
+def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None:
+    """Project the signer and queue their thank-you, confirmation or "already signed" email."""
+    data = event.data
+    now = deps.clock()
+    sid = str(data["supporter_id"])
+    org = str(data["organization_id"])
+    params = {
+        "petition_id": data["petition_id"],
+        "organization_id": org,
+        "locale": data.get("locale"),
+    }
+    if data["duplicate"]:
+        # A repeat may be typed by anyone: it changes nothing we hold, it only tells the owner.
+        known = conn.execute(
+            select(supporters.c.supporter_id).where(supporters.c.supporter_id == sid)
+        ).first()
+        if known is not None:
+            queue(
+                conn, message_key=f"already:{event.id}", recipient_id=sid, channel="email",
+                kind="already_signed", params=params, now=now,
+            )  # fmt: skip
+        return
+    audience.project_supporter(conn, deps.settings.hash_key, data, now)
+    consents = dict(data["consents"])
+    if consents.get("email") or consents.get("sms"):
+        # A fresh, explicit opt-in lifts an erasure tombstone (never a bounce, STOP or complaint).
+        contact = email_hash(deps.settings.hash_key, data["person"]["email"])
+        audience.lift_suppression(conn, contact, "email", audience.EVERY_ORG, ("erased",))
+    if data["double_opt_in"]:
+        upsert(
+            conn,
+            signatures,
+            {
+                "signature_id": data["signature_id"],
+                "supporter_id": sid,
+                "petition_id": data["petition_id"],
+                "organization_id": org,
+                "consents": consents,
+                "confirmed": False,
+            },
+            ["signature_id"],
+        )
+        queue(
+            conn, message_key=f"confirm:{data['signature_id']}", recipient_id=sid,
+            channel="email", kind="confirm",
+            params={**params, "confirm_url": data.get("confirm_url")}, now=now,
+        )  # fmt: skip
+        return
+    _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params)
+
+
+def _welcome(
+    deps: Deps,
+    conn: Connection,
+    sid: str,
+    org: str,
+    consents: dict[str, Any],
+    signature_id: str,
+    params: dict[str, Any],
+) -> None:
+    now = deps.clock()
+    phone = conn.execute(
+        select(supporters.c.phone).where(supporters.c.supporter_id == sid)
+    ).scalar()
+    new = audience.grant_consents(conn, sid, org, consents, bool(phone), now)
+    queue(
+        conn, message_key=f"thanks:{signature_id}", recipient_id=sid, channel="email",
+        kind="thank_you", params=params, now=now,
+    )  # fmt: skip
+    if "sms" in new:
+        org_row = audience.organization(conn, org)
+        queue(
+            conn, message_key=f"sms_welcome:{org}", recipient_id=sid, channel="sms",
+            kind="sms_welcome", params={**params, "org": org_row.name if org_row else None},
+            now=now,
+        )  # fmt: skip
+
+
+def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> None:
+    """Apply a double opt-in signature's consents and thank the signer."""
+    data = event.data
+    row = conn.execute(
+        select(signatures).where(signatures.c.signature_id == data["signature_id"])
+    ).first()
+    if row is None or row.confirmed:
+        return
+    conn.execute(
+        update(signatures)
+        .where(signatures.c.signature_id == row.signature_id)
+        .values(confirmed=True)
+    )
+    params = {"petition_id": row.petition_id, "organization_id": row.organization_id}
+    _welcome(
+        deps, conn, row.supporter_id, row.organization_id, dict(row.consents),
+        row.signature_id, params,
+    )  # fmt: skip
+
+
+def handle_milestone(deps: Deps, event: Event, conn: Connection) -> None:
+    """Tell the petition's organizers it passed a milestone."""
+    data = event.data
+    petition = audience.petition(conn, str(data["petition_id"]))
+    if petition is None:
+        return
+    queue(
+        conn,
+        message_key=f"milestone:{data['petition_id']}:{data['milestone']}",
+        recipient_id=f"org:{petition.organization_id}",
+        channel="email",
+        kind="milestone",
+        params={
+            "petition_id": data["petition_id"],
+            "milestone": data["milestone"],
+            "total": data["total"],
+            "next_goal": data["next_goal"],
+        },
+        now=deps.clock(),
+    )
+
+
+def handle_alert_published(deps: Deps, event: Event, conn: Connection) -> None:
+    """Record an alert for the expander (it starts at send_at, or now)."""
+    data = event.data
+    send_at = data.get("send_at")
+    upsert(
+        conn,
+        alerts,
+        {
+            "alert_id": data["alert_id"],
+            "campaign_id": data["campaign_id"],
+            "organization_id": data["organization_id"],
+            "channels": list(data["channels"]),
+            "default_locale": data["default_locale"],
+            "content": dict(data.get("content") or {}),
+            "audience": dict(data.get("audience") or {}),
+            "send_at": parse_time(send_at) if isinstance(send_at, str) else None,
+            "status": "expanding",
+            "checkpoint": None,
+            "batches": 0,
+            "total": 0,
+            "sent": 0,
+            "delivered": 0,
+            "failed": 0,
+            "suppressed": 0,
+            "deferred": 0,
+            "ambiguous": 0,
+            "dead_batches": 0,
+            "version": 1,
+            "published_version": 0,
+            "created_at": deps.clock(),
+        },
+        ["alert_id"],
+    )
+
+
+def handle_alert_cancelled(deps: Deps, event: Event, conn: Connection) -> None:
+    """Stop an alert that has not finished; rows already sent stay sent."""
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.alert_id == event.data["alert_id"], alerts.c.status != "done")
+        .values(status="cancelled", version=alerts.c.version + 1)
+    )
+
+
+def handlers(deps: Deps) -> dict[str, list[Handler]]:
+    """Return the consumer's handlers, bound to deps."""
+
+    def bind(fn: Callable[[Deps, Event, Connection], None]) -> Handler:
+        return lambda event, conn: fn(deps, event, conn)
+
+    def org(event: Event, conn: Connection) -> None:
+        audience.upsert_organization(conn, deps.settings.hash_key, event.data, _at(event))
+
+    def campaign(event: Event, conn: Connection) -> None:
+        audience.upsert_campaign(conn, event.data, _at(event))
+
+    def partner(event: Event, conn: Connection) -> None:
+        audience.add_campaign_partner(
+            conn, str(event.data["campaign_id"]), str(event.data["organization_id"])
+        )
+
+    def petition(event: Event, conn: Connection) -> None:
+        audience.upsert_petition(conn, event.data)
+
+    def erased(event: Event, conn: Connection) -> None:
+        erasure.apply_erasure(deps, conn, event.data)
+
+    table: dict[str, list[Handler]] = {
+        type_name("organization.created"): [org],
+        type_name("organization.updated"): [org],
+        type_name("campaign.created"): [campaign],
+        type_name("campaign.launched"): [campaign],
+        type_name("campaign.closed"): [campaign],
+        type_name("campaign.partner_joined"): [partner],
+        type_name("petition.published"): [petition],
+        type_name("signature.created"): [bind(handle_signature_created)],
+        type_name("signature.confirmed"): [bind(handle_signature_confirmed)],
+        type_name("petition.milestone_reached"): [bind(handle_milestone)],
+        type_name("alert.published"): [bind(handle_alert_published)],
+        type_name("alert.cancelled"): [bind(handle_alert_cancelled)],
+        type_name("person.erased"): [erased],
+    }
+    from services.notifications.store import api_keys
+
+    table.update(projection_handlers(api_keys))
+    return table

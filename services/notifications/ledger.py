@@ -1,0 +1,149 @@
+"""The delivery ledger: one row per (message, recipient, channel), written before any send.
+
+A row moves queued/deferred -> sending -> sent/failed (or straight to suppressed). A worker only
+calls a provider for rows it has just moved into `sending` under its own claim (`batch_key`), so
+two workers never send the same row; a row found still `sending` under one's own claim after a
+crash is the one ambiguous case (the request may or may not have reached the provider), and is
+resent and counted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from services.notifications.store import alerts, deliveries, insert_ignore
+
+DONE = ("sent", "delivered", "failed", "suppressed")
+COUNTERS = ("total", "sent", "delivered", "failed", "suppressed", "deferred", "ambiguous")
+
+
+def new_row(
+    *,
+    message_key: str,
+    recipient_id: str,
+    channel: str,
+    kind: str,
+    status: str,
+    now: datetime,
+    alert_id: str | None = None,
+    batch_key: str | None = None,
+    params: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+    error_code: str | None = None,
+) -> dict[str, Any]:
+    """Return a ledger row ready to insert."""
+    return {
+        "delivery_id": str(uuid.uuid4()),
+        "message_key": message_key,
+        "recipient_id": recipient_id,
+        "channel": channel,
+        "alert_id": alert_id,
+        "kind": kind,
+        "status": status,
+        "batch_key": batch_key,
+        "claimed_at": now if batch_key else None,
+        "not_before": not_before,
+        "attempts": 0,
+        "params": params,
+        "provider_message_id": None,
+        "error_code": error_code,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Row[Any]]:
+    """Insert rows whose (message, recipient, channel) is new; return those inserted."""
+    if not rows:
+        return []
+    statement = insert_ignore(conn, deliveries, rows).returning(
+        deliveries.c.delivery_id, deliveries.c.recipient_id, deliveries.c.status
+    )
+    return list(conn.execute(statement).all())
+
+
+def existing(
+    conn: Connection, message_key: str, channel: str, recipient_ids: Sequence[str]
+) -> list[Row[Any]]:
+    """Return the ledger rows already held for these recipients of a message."""
+    if not recipient_ids:
+        return []
+    query = select(
+        deliveries.c.delivery_id,
+        deliveries.c.recipient_id,
+        deliveries.c.status,
+        deliveries.c.batch_key,
+    ).where(
+        deliveries.c.message_key == message_key,
+        deliveries.c.channel == channel,
+        deliveries.c.recipient_id.in_(list(recipient_ids)),
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return list(conn.execute(query).all())
+
+
+def transition(
+    conn: Connection,
+    delivery_ids: Iterable[str],
+    status: str,
+    now: datetime,
+    *,
+    from_status: Sequence[str],
+    batch_key: str | None = None,
+    keep_claim: bool = True,
+    provider_message_id: str | None = None,
+    error_code: str | None = None,
+    not_before: datetime | None = None,
+    count_attempt: bool = False,
+) -> int:
+    """Move rows (held under batch_key when given) from one of from_status to status."""
+    ids = list(delivery_ids)
+    if not ids:
+        return 0
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if provider_message_id is not None:
+        values["provider_message_id"] = provider_message_id
+    if error_code is not None:
+        values["error_code"] = error_code
+    if not_before is not None:
+        values["not_before"] = not_before
+    if count_attempt:
+        values["attempts"] = deliveries.c.attempts + 1
+    if not keep_claim:
+        values["batch_key"] = None
+        values["claimed_at"] = None
+    statement = update(deliveries).where(
+        deliveries.c.delivery_id.in_(ids), deliveries.c.status.in_(list(from_status))
+    )
+    if batch_key is not None:
+        statement = statement.where(deliveries.c.batch_key == batch_key)
+    return int(conn.execute(statement.values(**values)).rowcount or 0)
+
+
+def bump(conn: Connection, alert_id: str | None, **deltas: int) -> None:
+    """Add to an alert's counters in the caller's transaction (the ledger change's own)."""
+    changes = {k: v for k, v in deltas.items() if v}
+    if alert_id is None or not changes:
+        return
+    unknown = set(changes) - set(COUNTERS) - {"dead_batches", "batches"}
+    if unknown:
+        raise ValueError(f"unknown alert counters {sorted(unknown)}")
+    values: dict[str, Any] = {name: alerts.c[name] + delta for name, delta in changes.items()}
+    values["version"] = alerts.c.version + 1
+    conn.execute(update(alerts).where(alerts.c.alert_id == alert_id).values(**values))
+
+
+def by_id(conn: Connection, delivery_id: str) -> Row[Any] | None:
+    return conn.execute(select(deliveries).where(deliveries.c.delivery_id == delivery_id)).first()
+
+
+def by_provider_id(conn: Connection, provider_message_id: str) -> Row[Any] | None:
+    return conn.execute(
+        select(deliveries).where(deliveries.c.provider_message_id == provider_message_id)
+    ).first()

@@ -1,0 +1,30 @@
+"""Marshmallow request and response schemas of the notifications API."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class ErasureRequestSchema(Schema):
+    email = fields.Email(load_default=None)
+    phone = fields.String(load_default=None, validate=validate.Regexp(r"^\+[1-9]\d{6,14}$"))
+
+
+class ErasureSchema(Schema):
+    status = fields.String(required=True)
+    count = fields.Integer(required=True)
+
+
+class AlertProgressSchema(Schema):
+    alert_id = fields.String(required=True)
+    status = fields.String(required=True)
+    total = fields.Integer(required=True)
+    queued = fields.Integer(required=True)
+    sent = fields.Integer(required=True)
+    delivered = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    suppressed = fields.Integer(required=True)
+    deferred = fields.Integer(required=True)
+    ambiguous = fields.Integer(required=True)
+    dead_batches = fields.Integer(required=True)
+    batches = fields.Integer(required=True)

@@ -1,0 +1,89 @@
+"""Ports for sending email and SMS, with the outcomes every adapter reports the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One personalization of a bulk email."""
+
+    email: str
+    name: str | None
+    custom_args: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
+    substitutions: dict[str, str] = field(default_factory=dict)
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailBatch:
+    """One provider request: shared content, up to 1,000 recipients."""
+
+    from_email: str
+    from_name: str
+    subject: str
+    text: str
+    html: str
+    recipients: list[Recipient]
+    custom_args: dict[str, str] = field(default_factory=dict)
+    categories: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Sms:
+    """One text message."""
+
+    to: str
+    body: str
+    status_callback: str | None = None
+    custom_args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The provider accepted the request."""
+
+    provider_message_id: str | None
+
+
+class SendError(Exception):
+    """A provider refused or did not answer."""
+
+
+class TransientSendError(SendError):
+    """Try again later (429, 5xx, transport). ambiguous: the request may have been accepted."""
+
+    def __init__(self, message: str, retry_after: float | None = None, ambiguous: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.ambiguous = ambiguous
+
+
+class PermanentSendError(SendError):
+    """Never retry. bad_indices names the refused recipients of a batch when the provider says;
+    opt_out means the recipient has unsubscribed at the provider (Twilio 21610)."""
+
+    def __init__(
+        self,
+        message: str,
+        code: str,
+        bad_indices: list[int] | None = None,
+        opt_out: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.bad_indices = bad_indices or []
+        self.opt_out = opt_out
+
+
+class EmailSender(Protocol):
+    def send_batch(self, batch: EmailBatch) -> Accepted:
+        """Send one request (blocks); raise TransientSendError or PermanentSendError."""
+
+
+class SmsSender(Protocol):
+    def send(self, sms: Sms) -> Accepted:
+        """Send one message (blocks); raise TransientSendError or PermanentSendError."""

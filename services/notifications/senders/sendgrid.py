@@ -1,0 +1,104 @@
+"""Email through SendGrid's v3 Mail Send API with the official SDK."""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+from typing import Any
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+
+from services.notifications.senders import (
+    Accepted,
+    EmailBatch,
+    PermanentSendError,
+    TransientSendError,
+)
+
+_BAD_ADDRESS = re.compile(r"^personalizations\.(\d+)\.(to|cc|bcc)")
+
+
+def _retry_after(exc: HTTPError) -> float | None:
+    headers = getattr(exc, "headers", None)
+    raw = headers.get("Retry-After") if headers is not None else None
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def mail_body(batch: EmailBatch) -> dict[str, Any]:
+    """Return the v3 mail/send JSON body of a batch."""
+    personalizations = []
+    for recipient in batch.recipients:
+        to: dict[str, str] = {"email": recipient.email}
+        if recipient.name:
+            to["name"] = recipient.name
+        item: dict[str, Any] = {"to": [to], "custom_args": recipient.custom_args}
+        if recipient.headers:
+            item["headers"] = recipient.headers
+        if recipient.substitutions:
+            item["substitutions"] = recipient.substitutions
+        if recipient.subject:
+            item["subject"] = recipient.subject
+        personalizations.append(item)
+    body: dict[str, Any] = {
+        "personalizations": personalizations,
+        "from": {"email": batch.from_email, "name": batch.from_name},
+        "subject": batch.subject,
+        "content": [
+            {"type": "text/plain", "value": batch.text},
+            {"type": "text/html", "value": batch.html},
+        ],
+    }
+    if batch.custom_args:
+        body["custom_args"] = batch.custom_args
+    if batch.categories:
+        body["categories"] = batch.categories
+    return body
+
+
+class SendGridSender:
+    """Posts one mail/send request per batch; maps SDK errors to transient or permanent."""
+
+    def __init__(self, client: SendGridAPIClient) -> None:
+        self.client = client
+
+    @classmethod
+    def build(cls, api_key: str, host: str, timeout: float = 30.0) -> SendGridSender:
+        client = SendGridAPIClient(api_key=api_key, host=host)
+        client.client.timeout = timeout  # the SDK has no timeout of its own
+        return cls(client)
+
+    def send_batch(self, batch: EmailBatch) -> Accepted:
+        try:
+            response = self.client.send(mail_body(batch))
+        except HTTPError as exc:
+            status = int(getattr(exc, "status_code", 0) or 0)
+            if status == 429 or status >= 500:
+                raise TransientSendError(f"sendgrid {status}", _retry_after(exc)) from None
+            raise self._permanent(exc, status) from None
+        except TimeoutError as exc:
+            raise TransientSendError(f"sendgrid timeout: {exc}", ambiguous=True) from None
+        except (urllib.error.URLError, ConnectionError, OSError) as exc:
+            # Refused or reset before an answer: the request may or may not have been read.
+            raise TransientSendError(
+                f"sendgrid transport: {type(exc).__name__}", ambiguous=True
+            ) from None
+        headers = getattr(response, "headers", None)
+        message_id = headers.get("X-Message-Id") if headers is not None else None
+        return Accepted(message_id)
+
+    @staticmethod
+    def _permanent(exc: HTTPError, status: int) -> PermanentSendError:
+        bad: set[int] = set()
+        try:
+            errors = exc.to_dict.get("errors", [])
+        except Exception:  # noqa: BLE001 - an unreadable error body is still a refusal
+            errors = []
+        for error in errors:
+            match = _BAD_ADDRESS.match(str(error.get("field") or ""))
+            if match:
+                bad.add(int(match.group(1)))
+        return PermanentSendError(f"sendgrid {status}", str(status), sorted(bad))

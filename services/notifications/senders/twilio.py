@@ -1,0 +1,79 @@
+"""SMS through Twilio's Messages API with the official SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from services.notifications.senders import Accepted, PermanentSendError, Sms, TransientSendError
+
+OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
+
+
+class TwilioSender:
+    """Creates one message per call; maps SDK errors to transient or permanent."""
+
+    def __init__(
+        self, client: Client, *, messaging_service_sid: str = "", from_number: str = ""
+    ) -> None:
+        if not messaging_service_sid and not from_number:
+            raise ValueError("TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER is required")
+        self.client = client
+        self.messaging_service_sid = messaging_service_sid
+        self.from_number = from_number
+
+    @classmethod
+    def build(
+        cls,
+        account_sid: str,
+        auth_token: str,
+        base_url: str,
+        *,
+        messaging_service_sid: str = "",
+        from_number: str = "",
+        timeout: float = 15.0,
+    ) -> TwilioSender:
+        client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        client.api.base_url = base_url
+        return cls(client, messaging_service_sid=messaging_service_sid, from_number=from_number)
+
+    def _retry_after(self) -> float | None:
+        # The SDK's exception carries no headers; its client keeps the last response.
+        response = getattr(self.client.http_client, "_test_only_last_response", None)
+        raw = response.headers.get("Retry-After") if response is not None else None
+        try:
+            return float(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def send(self, sms: Sms) -> Accepted:
+        params: dict[str, Any] = {"to": sms.to, "body": sms.body}
+        if self.messaging_service_sid:
+            params["messaging_service_sid"] = self.messaging_service_sid
+        else:
+            params["from_"] = self.from_number
+        if sms.status_callback:
+            params["status_callback"] = sms.status_callback
+        try:
+            message = self.client.messages.create(**params)
+        except TwilioRestException as exc:
+            status = int(exc.status or 0)
+            if status == 429 or status >= 500:
+                raise TransientSendError(f"twilio {status}", self._retry_after()) from None
+            code = str(exc.code or status)
+            raise PermanentSendError(
+                f"twilio {status} {code}", code, opt_out=code in OPT_OUT_CODES
+            ) from None
+        except requests.exceptions.Timeout as exc:
+            raise TransientSendError(
+                f"twilio timeout: {type(exc).__name__}", ambiguous=True
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise TransientSendError(
+                f"twilio transport: {type(exc).__name__}", ambiguous=True
+            ) from None
+        return Accepted(message.sid)

@@ -1,0 +1,259 @@
+"""The notifications database: audience projection, suppressions, delivery ledger, alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shared.auth import api_keys_table
+from shared.db import BigId
+from shared.outbox import shared_tables
+
+
+class Moment(TypeDecorator[datetime]):
+    """A UTC timestamp that comes back time-zone aware on SQLite too (it stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must be time-zone aware")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+metadata = MetaData()
+outbox_table, processed_table = shared_tables(metadata)
+api_keys = api_keys_table(metadata)
+
+organizations = Table(
+    "nf_organizations",
+    metadata,
+    Column("organization_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("contact_email", String(320)),
+    Column("postal_address", Text),
+    # Part of every unsubscribe token: names the organization without revealing its id.
+    Column("token_tag", String(16), nullable=False, unique=True),
+    Column("updated_at", Moment(), nullable=False),
+)
+
+campaigns = Table(
+    "nf_campaigns",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("lead_organization_id", String(64), nullable=False),
+    Column("partner_organization_ids", JSON, nullable=False),
+    Column("titles", JSON, nullable=False),
+    Column("status", String(16)),
+    Column("updated_at", Moment(), nullable=False),
+)
+
+petitions = Table(
+    "nf_petitions",
+    metadata,
+    Column("petition_id", String(64), primary_key=True),
+    Column("campaign_id", String(64), nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    Column("titles", JSON, nullable=False),
+    Column("default_locale", String(16), nullable=False),
+    Column("double_opt_in", Boolean, nullable=False),
+)
+
+supporters = Table(
+    "nf_supporters",
+    metadata,
+    Column("supporter_id", String(64), primary_key=True),
+    Column("email", String(320)),
+    Column("email_hash", String(64), index=True),
+    Column("phone", String(32)),
+    Column("phone_hash", String(64), index=True),
+    Column("given_name", String(200)),
+    Column("family_name", String(200)),
+    Column("pronouns", String(64)),
+    Column("locale", String(16), nullable=False),
+    Column("country", String(2)),
+    Column("region", String(64)),
+    Column("postal_code", String(32)),
+    Column("time_zone", String(64), nullable=False),
+    Column("discreet", Boolean, nullable=False),
+    Column("interests", JSON, nullable=False),
+    # Random, unguessable: the supporter's half of every unsubscribe / preference link.
+    Column("token", String(64), nullable=False, unique=True),
+    Column("created_at", Moment(), nullable=False),
+    Column("updated_at", Moment(), nullable=False),
+)
+
+# channel is "email", "sms", or "share" (the supporter agreed to share details with the org).
+consents = Table(
+    "nf_consents",
+    metadata,
+    Column("supporter_id", String(64), primary_key=True),
+    Column("organization_id", String(64), primary_key=True),
+    Column("channel", String(8), primary_key=True),
+    Column("granted", Boolean, nullable=False),
+    Column("changed_at", Moment(), nullable=False),
+)
+
+supporter_campaigns = Table(
+    "nf_supporter_campaigns",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("supporter_id", String(64), primary_key=True),
+    Column("partner_organization_id", String(64)),
+    Column("source", String(64)),
+    Column("joined_at", Moment(), nullable=False),
+)
+
+# Signatures awaiting double opt-in keep their consents here until confirmed.
+signatures = Table(
+    "nf_signatures",
+    metadata,
+    Column("signature_id", String(64), primary_key=True),
+    Column("supporter_id", String(64), nullable=False, index=True),
+    Column("petition_id", String(64), nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    Column("consents", JSON, nullable=False),
+    Column("confirmed", Boolean, nullable=False),
+)
+
+# Final: checked at send time. Keyed hashes only, so it survives erasure.
+# scope is an organization id, or "*" for every organization (bounce, complaint, STOP, erasure).
+suppressions = Table(
+    "nf_suppressions",
+    metadata,
+    Column("contact_hash", String(64), primary_key=True),
+    Column("channel", String(8), primary_key=True),
+    Column("scope", String(64), primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("created_at", Moment(), nullable=False),
+)
+
+alerts = Table(
+    "nf_alerts",
+    metadata,
+    Column("alert_id", String(64), primary_key=True),
+    Column("campaign_id", String(64), nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("default_locale", String(16), nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("audience", JSON, nullable=False),
+    Column("send_at", Moment()),
+    # scheduled -> expanding -> sending -> done, or cancelled.
+    Column("status", String(16), nullable=False),
+    # Per channel, the last supporter id already batched: "email=<id>|sms=<id>" (resume point).
+    Column("checkpoint", Text),
+    Column("batches", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False, default=0),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("delivered", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("suppressed", Integer, nullable=False, default=0),
+    Column("deferred", Integer, nullable=False, default=0),
+    Column("ambiguous", Integer, nullable=False, default=0),
+    Column("dead_batches", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=False, default=0),
+    Column("published_version", Integer, nullable=False, default=0),
+    Column("created_at", Moment(), nullable=False),
+)
+
+# The delivery ledger: one row per (message, recipient, channel), written before the provider
+# call. message_key is an alert id or a transactional key such as "thanks:<signature id>".
+# status: queued | deferred | sending | sent | delivered | failed | suppressed.
+deliveries = Table(
+    "nf_deliveries",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("message_key", String(160), nullable=False),
+    Column("recipient_id", String(80), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("alert_id", String(64)),
+    Column("kind", String(24), nullable=False),
+    Column("status", String(12), nullable=False),
+    # Who holds the row: a dispatch batch id, or "poll:<uuid>" for the queue poller.
+    Column("batch_key", String(80)),
+    Column("claimed_at", Moment()),
+    Column("not_before", Moment()),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("params", JSON),
+    Column("provider_message_id", String(80)),
+    Column("error_code", String(64)),
+    Column("created_at", Moment(), nullable=False),
+    Column("updated_at", Moment(), nullable=False),
+    UniqueConstraint("message_key", "recipient_id", "channel", name="uq_nf_deliveries_once"),
+    Index("ix_nf_deliveries_due", "status", "not_before"),
+    Index("ix_nf_deliveries_provider", "provider_message_id"),
+)
+
+# What the capture sender "sent": the local run's outbox (`kinship outbox`).
+captured = Table(
+    "nf_captured",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel", String(8), nullable=False),
+    Column("to_address", String(320), nullable=False),
+    Column("subject", Text),
+    Column("body", Text, nullable=False),
+    Column("html", Text),
+    Column("headers", JSON, nullable=False),
+    Column("custom_args", JSON, nullable=False),
+    Column("alert_id", String(64), index=True),
+    Column("supporter_id", String(64), index=True),
+    Column("delivery_id", String(36)),
+    Column("created_at", Moment(), nullable=False),
+)
+
+erasure_requests = Table(
+    "nf_erasure_requests",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("supporter_id", String(64), nullable=False),
+    Column("expires_at", Moment(), nullable=False),
+)
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    row: Mapping[str, Any],
+    keys: list[str],
+    update: Mapping[str, Any] | None = None,
+) -> None:
+    """Insert a row, or on a key conflict update the given columns (or do nothing)."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(**row)
+    if update:
+        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=dict(update)))
+    else:
+        conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
+
+
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Any:
+    """Return an INSERT of rows that skips rows whose unique keys exist (caller may .returning)."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return insert(table).values(rows).on_conflict_do_nothing()

@@ -1,0 +1,74 @@
+"""python -m services.notifications.worker: relay, consumer, expander, senders, poller, progress.
+
+--role all (default) runs every part; `core` runs the relay, consumer, expander, poller and
+progress publisher; `email` / `sms` run only dispatch senders (scale these out).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from services.notifications import store
+from services.notifications.bootstrap import Deps, build
+from services.notifications.domain import TokenBucket
+from services.notifications.fanout import DispatchSender, Expander, ProgressPublisher, QueuePoller
+from services.notifications.handlers import handlers
+from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS
+from shared.logging import configure_logging
+from shared.service import worker_parts
+from shared.worker import Stoppable, run_all
+
+ROLES = ("all", "core", "email", "sms")
+
+
+def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[Stoppable]:
+    """Return the worker parts of a role (group: the consumer groups' common prefix)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    config = deps.config
+    # One bucket per process: SMS_RATE_PER_SECOND is this process's share of the sender's rate.
+    bucket = TokenBucket(config.sms_rate_per_second)
+    result: list[Stoppable] = []
+    if role in ("all", "core"):
+        relay, runner = worker_parts(
+            deps.settings,
+            deps.engine,
+            store.outbox_table,
+            store.processed_table,
+            [CAMPAIGNS, PETITIONS, NOTIFICATIONS],
+            handlers(deps),
+            group=group,
+        )
+        result += [
+            relay,
+            runner,
+            Expander(deps),
+            QueuePoller(deps, bucket),
+            ProgressPublisher(deps),
+        ]
+    if role in ("all", "email"):
+        result += [
+            DispatchSender(deps, "email", f"e{i}", group=group)
+            for i in range(config.email_sender_threads)
+        ]
+    if role in ("all", "sms"):
+        result += [
+            DispatchSender(deps, "sms", f"s{i}", bucket, group=group)
+            for i in range(config.sms_sender_threads)
+        ]
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the notifications worker until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="services.notifications.worker")
+    parser.add_argument("--role", choices=ROLES, default="all")
+    args = parser.parse_args(argv)
+    deps = build()
+    configure_logging("notifications-worker", deps.settings.log_level)
+    run_all(parts(deps, args.role))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""A running notifications service for integration tests: real PostgreSQL, Kafka and SDKs."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import Engine, func, select
+
+from services.notifications import create_app, store
+from services.notifications.bootstrap import Deps, build
+from services.notifications.config import NotificationConfig
+from services.notifications.worker import parts
+from shared.config import Settings
+from shared.db import make_engine
+from shared.events import Event
+from shared.events.catalog import CAMPAIGNS, DISPATCH, NOTIFICATIONS, PETITIONS, type_name
+from shared.events.envelope import format_time, utcnow
+from shared.kafka import ensure_topics
+from shared.migrate import upgrade
+from shared.privacy import supporter_id
+from shared.worker import Stoppable
+from tests.fakes.providers import FakeRecords
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "twilio-test-token"
+SENDGRID_KEY = "SG.test"
+FROM_NUMBER = "+15557654321"
+HASH_KEY = "test-hash-key"
+BASE_URL = "https://notify.example.org"
+SOURCE = "/tests/producer"
+
+
+def settings_for(database_url: str, bootstrap: str, sendgrid: str, twilio: str) -> Settings:
+    return Settings(
+        service="notifications",
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        hash_key=HASH_KEY,
+        public_base_url=BASE_URL,
+        email_backend="sendgrid",
+        sms_backend="twilio",
+        sendgrid_api_key=SENDGRID_KEY,
+        sendgrid_api_host=sendgrid,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_api_base_url=twilio,
+        twilio_from_number=FROM_NUMBER,
+    )
+
+
+def fast_config(**changes: Any) -> NotificationConfig:
+    base = NotificationConfig(
+        retry_base_delay=0.05,
+        retry_max_delay=2.0,
+        provider_timeout=10.0,
+        sms_rate_per_second=200.0,
+        poll_interval=0.05,
+        progress_interval=0.2,
+        email_sender_threads=1,
+        sms_sender_threads=1,
+        dispatch_partitions=6,
+    )
+    return base.with_(**changes)
+
+
+def start_groups_at_end(bootstrap: str, groups: list[str], topics: list[str]) -> None:
+    """Make new consumer groups start after everything earlier tests produced."""
+    for group in groups:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+        try:
+            tps = [
+                TopicPartition(t, p)
+                for t in topics
+                for p in (consumer.partitions_for_topic(t) or set())
+            ]
+            ends = consumer.end_offsets(tps)
+            consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in ends.items()})
+        finally:
+            consumer.close()
+
+
+@dataclass
+class Service:
+    deps: Deps
+    app: Flask
+    fakes: FakeRecords
+    bootstrap: str
+    group: str
+    producer: KafkaProducer
+    running: list[tuple[Stoppable, threading.Thread]] = field(default_factory=list)
+
+    @property
+    def engine(self) -> Engine:
+        return self.deps.engine
+
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
+
+    def start(self, role: str = "all") -> None:
+        for part in parts(self.deps, role, group=self.group):
+            thread = threading.Thread(target=part.run, name=type(part).__name__, daemon=True)
+            thread.start()
+            self.running.append((part, thread))
+
+    def stop(self) -> None:
+        for part, _ in self.running:
+            part.stop()
+        for _, thread in self.running:
+            thread.join(timeout=30)
+        self.running.clear()
+
+    def publish(self, *events: Event) -> None:
+        topics = {
+            "organization": CAMPAIGNS,
+            "campaign": CAMPAIGNS,
+            "alert": CAMPAIGNS,
+            "apikey": CAMPAIGNS,
+            "petition": PETITIONS,
+            "signature": PETITIONS,
+        }
+        for event in events:
+            entity = event.type.split(".")[1]
+            self.producer.send(
+                topics[entity], key=event.key.encode(), value=event.value(), headers=event.headers()
+            )
+        self.producer.flush(timeout=30)
+
+    def rows(self, table: Any, *where: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table).where(*where)).all())
+
+    def count(self, table: Any, *where: Any) -> int:
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(table).where(*where)
+            return int(conn.execute(query).scalar_one())
+
+
+@contextmanager
+def running_service(
+    database_url: str,
+    bootstrap: str,
+    sendgrid_url: str,
+    twilio_url: str,
+    fakes_db: Path,
+    config: NotificationConfig | None = None,
+    clock: Any = None,
+) -> Iterator[Service]:
+    settings = settings_for(database_url, bootstrap, sendgrid_url, twilio_url)
+    upgrade("notifications", database_url)
+    engine = make_engine(database_url)
+    deps = build(settings, config or fast_config(), engine)
+    if clock is not None:
+        deps.clock = clock
+    group = f"nf-test-{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, [CAMPAIGNS, PETITIONS, NOTIFICATIONS], 3)
+    ensure_topics(bootstrap, [DISPATCH], deps.config.dispatch_partitions)
+    start_groups_at_end(
+        bootstrap,
+        [group, f"{group}-email-sender", f"{group}-sms-sender"],
+        [CAMPAIGNS, PETITIONS, NOTIFICATIONS, DISPATCH],
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    service = Service(
+        deps, create_app(deps=deps), FakeRecords(fakes_db), bootstrap, group, producer
+    )
+    try:
+        yield service
+    finally:
+        service.stop()
+        producer.close(timeout=10)
+        engine.dispose()
+
+
+# -- events other services would publish -----------------------------------------------------------
+
+
+def event(short: str, key: str, **data: Any) -> Event:
+    data.setdefault("at", format_time(utcnow()))
+    return Event(type=type_name(short), key=key, data=data, source=SOURCE)
+
+
+def organization(org_id: str, name: str = "Rainbow Bridge", **extra: Any) -> Event:
+    return event(
+        "organization.created",
+        org_id,
+        organization_id=org_id,
+        slug=org_id,
+        name=name,
+        contact_email=extra.get("contact_email", f"team@{org_id}.example.org"),
+        postal_address=extra.get("postal_address", "1 Unity Way, Oakland, CA 94601, USA"),
+    )
+
+
+def petition(petition_id: str, campaign_id: str, org_id: str, double_opt_in: bool = False) -> Event:
+    return event(
+        "petition.published",
+        petition_id,
+        petition_id=petition_id,
+        campaign_id=campaign_id,
+        organization_id=org_id,
+        titles={"en": "Fund language access", "zh-Hant": "\u8cc7\u52a9\u8a9e\u8a00\u670d\u52d9"},
+        default_locale="en",
+        goal=100,
+        double_opt_in=double_opt_in,
+    )
+
+
+def signature(
+    email: str,
+    petition_id: str,
+    campaign_id: str,
+    org_id: str,
+    *,
+    phone: str | None = None,
+    locale: str = "en",
+    sms: bool = False,
+    email_ok: bool = True,
+    duplicate: bool = False,
+    double_opt_in: bool = False,
+    given_name: str | None = "Alex",
+    pronouns: str | None = None,
+    country: str = "US",
+    postal_code: str | None = "94601",
+    discreet: bool = False,
+) -> Event:
+    sid = supporter_id(HASH_KEY, email)
+    return event(
+        "signature.created",
+        sid,
+        signature_id=uuid.uuid4().hex,
+        petition_id=petition_id,
+        campaign_id=campaign_id,
+        organization_id=org_id,
+        supporter_id=sid,
+        duplicate=duplicate,
+        double_opt_in=double_opt_in,
+        confirm_url=f"https://sign.example.org/confirm/{uuid.uuid4().hex}"
+        if double_opt_in
+        else None,
+        locale=locale,
+        person={
+            "given_name": given_name,
+            "family_name": "Nguyen",
+            "email": email,
+            "phone": phone,
+            "postal_code": postal_code,
+            "country": country,
+            "language": locale,
+            "pronouns": pronouns,
+            "discreet": discreet,
+        },
+        consents={"email": email_ok, "sms": sms, "partner_organization_ids": []},
+        attribution={"source": None, "partner_organization_id": None},
+    )
+
+
+def alert(
+    alert_id: str,
+    campaign_id: str,
+    org_id: str,
+    channels: list[str],
+    **content: Any,
+) -> Event:
+    body = {
+        "email_subject": "Call your council member today",
+        "email_html": "<p>The vote on language access is Tuesday.</p>",
+        "email_text": "The vote on language access is Tuesday.",
+        "discreet_email_subject": "An update for you",
+        "sms_text": "The language access vote is Tuesday: call now.",
+        "sms_discreet_text": "A reminder from your group.",
+    }
+    body.update(content)
+    return event(
+        "alert.published",
+        campaign_id,
+        alert_id=alert_id,
+        campaign_id=campaign_id,
+        organization_id=org_id,
+        channels=channels,
+        default_locale="en",
+        content={"en": body},
+        audience={},
+    )

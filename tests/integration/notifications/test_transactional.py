@@ -1,0 +1,128 @@
+"""Transactional messages end to end: events in through Kafka, email out through SendGrid's SDK."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notifications.store import deliveries, petitions, supporters
+from tests.integration.notifications.harness import (
+    FROM_NUMBER,
+    Service,
+    event,
+    organization,
+    petition,
+    signature,
+)
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def mails_to(service: Service, address: str) -> list[dict]:
+    found = []
+    for request in service.fakes.sendgrid_requests():
+        for pers in request.body["personalizations"]:
+            if any(to["email"] == address for to in pers["to"]):
+                found.append({**request.body, "personalization": pers})
+    return found
+
+
+def test_signature_gets_one_localized_thank_you_through_sendgrid(service: Service) -> None:
+    service.start()
+    service.publish(
+        organization("org-rb", postal_address="1 Unity Way, Oakland, CA 94601"),
+        petition("pet-1", "camp-1", "org-rb"),
+    )
+    sig = signature(
+        "mei@example.org", "pet-1", "camp-1", "org-rb", locale="zh-TW", given_name="Mei",
+        pronouns="she/her",
+    )  # fmt: skip
+    service.publish(sig)
+    service.publish(sig)  # a redelivered event thanks nobody twice
+    mails = eventually(lambda: mails_to(service, "mei@example.org"), message="thank-you sent")
+    mail = mails[0]
+    assert "\u611f\u8b1d" in mail["subject"]  # Traditional Chinese
+    assert "\u8cc7\u52a9\u8a9e\u8a00\u670d\u52d9" in mail["subject"]  # the petition's zh-Hant title
+    text = mail["content"][0]["value"]
+    assert "Mei" in text and "she/her" in text
+    assert "1 Unity Way, Oakland" in text  # the organization's postal address
+    assert "https://notify.example.org/unsubscribe/" in text
+    notification_id = mail["personalization"]["custom_args"]["notification_id"]
+    eventually(
+        lambda: (
+            service.rows(deliveries, deliveries.c.delivery_id == notification_id)[0].status
+            == "sent"
+        ),
+        message="ledger says sent",
+    )
+    # Give a duplicate a chance to appear, then check there is none.
+    eventually(lambda: service.count(deliveries, deliveries.c.status == "queued") == 0)
+    assert len(mails_to(service, "mei@example.org")) == 1
+    person = service.rows(supporters)[0]
+    assert person.time_zone == "America/Los_Angeles"  # from the 94601 ZIP code
+    assert person.locale == "zh-Hant"
+
+
+def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service) -> None:
+    service.start()
+    service.publish(organization("org-rb"), petition("pet-2", "camp-1", "org-rb", True))
+    sig = signature("kai@example.org", "pet-2", "camp-1", "org-rb", double_opt_in=True)
+    service.publish(sig)
+    mails = eventually(lambda: mails_to(service, "kai@example.org"), message="confirmation")
+    assert sig.data["confirm_url"] in mails[0]["content"][0]["value"]
+    assert "confirm" in mails[0]["subject"].lower()
+    service.publish(
+        event(
+            "signature.confirmed",
+            sig.key,
+            signature_id=sig.data["signature_id"],
+            petition_id="pet-2",
+            campaign_id="camp-1",
+            supporter_id=sig.key,
+        )
+    )
+    eventually(lambda: len(mails_to(service, "kai@example.org")) == 2, message="thank-you")
+    subjects = [m["subject"] for m in mails_to(service, "kai@example.org")]
+    assert any(s.startswith("Thank you") for s in subjects)
+
+
+def test_duplicate_gets_already_signed_and_sms_opt_in_gets_welcome(service: Service) -> None:
+    service.start()
+    service.publish(organization("org-rb"), petition("pet-3", "camp-1", "org-rb"))
+    first = signature(
+        "sam@example.org", "pet-3", "camp-1", "org-rb", phone="+14155550123", sms=True
+    )
+    service.publish(first)
+    eventually(lambda: service.fakes.twilio_messages(), message="SMS welcome")
+    sms = service.fakes.twilio_messages()
+    assert len(sms) == 1
+    assert sms[0].body["To"] == "+14155550123" and sms[0].body["From"] == FROM_NUMBER
+    assert "STOP" in sms[0].body["Body"] and "HELP" in sms[0].body["Body"]
+    repeat = signature(
+        "sam@example.org", "pet-3", "camp-1", "org-rb", duplicate=True, given_name="Mallory"
+    )
+    service.publish(repeat)
+    eventually(lambda: len(mails_to(service, "sam@example.org")) == 2, message="already signed")
+    subjects = sorted(m["subject"] for m in mails_to(service, "sam@example.org"))
+    assert any("already signed" in s for s in subjects)
+    # A duplicate never rewrites what we hold about the person.
+    assert service.rows(supporters)[0].given_name == "Alex"
+
+
+def test_milestone_email_goes_to_the_petition_organizers(service: Service) -> None:
+    service.start()
+    service.publish(
+        organization("org-ms", contact_email="organizers@org-ms.example.org"),
+        petition("pet-4", "camp-1", "org-ms"),
+    )
+    eventually(lambda: service.rows(petitions), message="petition projected")
+    service.publish(
+        event(
+            "petition.milestone_reached", "pet-4", petition_id="pet-4", campaign_id="camp-1",
+            milestone=100, total=101, next_goal=250,
+        )
+    )  # fmt: skip
+    mails = eventually(
+        lambda: mails_to(service, "organizers@org-ms.example.org"), message="milestone email"
+    )
+    assert "101" in mails[0]["subject"]
