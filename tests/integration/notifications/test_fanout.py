@@ -1,0 +1,153 @@
+"""Alert fan-out: batches of 1,000 through SendGrid, SMS paced and kept to daytime, counts."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.notifications.audience import EVERY_ORG
+from services.notifications.store import alerts, deliveries, organizations, suppressions
+from shared.events.catalog import NOTIFICATIONS
+from shared.events.envelope import utcnow
+from tests.integration.notifications.harness import (
+    Service,
+    alert,
+    organization,
+    running_service,
+    seed_audience,
+)
+from tests.support.kafka import headers_of, read_all
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def alert_row(service: Service, alert_id: str):  # type: ignore[no-untyped-def]
+    rows = service.rows(alerts, alerts.c.alert_id == alert_id)
+    return rows[0] if rows else None
+
+
+def finished(service: Service, alert_id: str) -> bool:
+    row = alert_row(service, alert_id)
+    return bool(row and row.status == "done")
+
+
+def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Service) -> None:
+    n = 2345
+    service.publish(organization("org-fan", postal_address="88 Harmony St, Seattle, WA 98104"))
+    people = seed_audience(service.engine, "camp-f", "org-fan", n, discreet_every=100)
+    bounced = people[7]
+    with service.engine.begin() as conn:
+        conn.execute(
+            suppressions.insert().values(
+                contact_hash=bounced["email_hash"], channel="email", scope=EVERY_ORG,
+                reason="bounce", created_at=utcnow(),
+            )
+        )  # fmt: skip
+    service.start()
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    service.publish(alert("alert-e", "camp-f", "org-fan", ["email"]))
+    eventually(lambda: finished(service, "alert-e"), timeout=120, message="alert done")
+
+    requests = service.fakes.sendgrid_requests()
+    assert len(requests) == math.ceil(n / 1000)
+    recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert set(recipients.values()) == {1}, "someone got the alert twice"
+    assert len(recipients) == n - 1 and bounced["email"] not in recipients
+    for request in requests:
+        body = request.body
+        text = body["content"][0]["value"]
+        assert "88 Harmony St, Seattle" in text and "-unsubscribe_url-" in text
+        for pers in body["personalizations"]:
+            headers = pers["headers"]
+            assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            url = pers["substitutions"]["-unsubscribe_url-"]
+            assert headers["List-Unsubscribe"] == f"<{url}>"
+            assert url.startswith("https://notify.example.org/unsubscribe/")
+            assert len(url.rsplit("/", 1)[1]) >= 40  # opaque and unguessable
+            assert "@" not in url and pers["to"][0]["email"].split("@")[0] not in url
+            assert pers["custom_args"]["notification_id"]
+    discreet = {p["email"] for p in people if p["discreet"]}
+    for request in requests:
+        for pers in request.body["personalizations"]:
+            if pers["to"][0]["email"] in discreet:
+                assert pers["subject"] == "An update for you"
+            else:
+                assert "subject" not in pers
+    row = alert_row(service, "alert-e")
+    assert row.total == n and row.sent == n - 1 and row.suppressed == 1 and row.failed == 0
+    assert row.total == row.sent + row.failed + row.suppressed
+    progress = [
+        json.loads(r.value)
+        for r in read_all(service.bootstrap, NOTIFICATIONS)
+        if headers_of(r)["ce_type"] == "kinship.alert.progressed.v1"
+        and json.loads(r.value)["alert_id"] == "alert-e"
+    ]
+    assert progress, "no alert.progressed published"
+    assert any(p["sent"] == n - 1 and p["queued"] == 0 for p in progress)
+
+
+def test_sms_outside_8_to_21_local_waits_for_the_morning(
+    database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    # 05:00 UTC is 21:00 in Los Angeles (too late) and 14:00 in Tokyo (fine).
+    clock = Clock(datetime(2026, 11, 28, 5, 0, tzinfo=UTC))
+    with running_service(
+        database_url, kafka_bootstrap, *provider_urls, fakes_db, clock=clock
+    ) as service:
+        service.publish(organization("org-q"))
+        la = seed_audience(
+            service.engine, "camp-q", "org-q", 20, prefix="la", phone_every=1,
+            time_zone="America/Los_Angeles", email_consent=False,
+        )  # fmt: skip
+        tokyo = seed_audience(
+            service.engine, "camp-q", "org-q", 10, prefix="tk", phone_every=1,
+            time_zone="Asia/Tokyo", email_consent=False,
+        )  # fmt: skip
+        # Distinct numbers for the two groups.
+        with service.engine.begin() as conn:
+            from sqlalchemy import update
+
+            from services.notifications.store import supporters
+
+            for i, person in enumerate(tokyo):
+                conn.execute(
+                    update(supporters)
+                    .where(supporters.c.supporter_id == person["supporter_id"])
+                    .values(phone=f"+8190123{i:05d}")
+                )
+        service.start()
+        service.publish(alert("alert-q", "camp-q", "org-q", ["sms"]))
+        eventually(lambda: len(service.fakes.twilio_messages()) == len(tokyo), message="Tokyo sent")
+        row = eventually(
+            lambda: (r := alert_row(service, "alert-q")) and r.deferred == len(la) and r,
+            message="LA deferred",
+        )
+        assert row.sent == len(tokyo)
+        deferred = service.rows(deliveries, deliveries.c.status == "deferred")
+        local = {d.not_before.astimezone(__import__("zoneinfo").ZoneInfo("America/Los_Angeles"))
+                 for d in deferred}  # fmt: skip
+        assert {(t.hour, t.minute) for t in local} == {(8, 0)}
+        assert {t.date() for t in local} == {datetime(2026, 11, 28).date()}
+        clock.now += timedelta(hours=11)  # 08:00 in Los Angeles
+        eventually(lambda: finished(service, "alert-q"), message="morning sends")
+        messages = service.fakes.twilio_messages()
+        assert len(messages) == len(la) + len(tokyo)
+        assert len({m.body["To"] for m in messages}) == len(messages)
+        assert all("STOP" in m.body["Body"] for m in messages)
+        assert all(
+            m.body["StatusCallback"].startswith("https://notify.example.org/") for m in messages
+        )
