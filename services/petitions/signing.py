@@ -44,35 +44,36 @@ def sign(
     accept_languages: Sequence[str] = (),
 ) -> Result:
     """Record a signature, once per person; a repeat gets the same answer and counts nothing."""
-    with deps.engine.connect() as conn:
+    honeypot = bool(data.get("website"))
+    person = dict(data["person"])
+    if not honeypot:
+        person["email"] = domain.clean_email(person["email"])
+        if person.get("phone"):
+            person["phone"] = domain.e164(person["phone"], person.get("country"))
+    source = domain.clean_source((data.get("referrer_data") or {}).get("source"))
+    consents = data.get("consents") or {}
+
+    def work(conn: Connection) -> Result:
+        # One connection and one transaction per signature: the hot path's round trips count.
         petition = store.get_petition(conn, petition_id)
         if petition is None or petition.status == domain.DRAFT:
             raise NotFound("No such petition")
         if petition.status != domain.OPEN:
             raise Conflict("This petition is closed", {"petition_id": ["closed"]})
+        response = sign_response(petition_id, petition.double_opt_in)
+        if honeypot:
+            return response  # a bot filled the hidden field: tell it nothing, keep nothing
         coalition, _ = coalition_of(deps, conn, petition.campaign_id)
-    response = sign_response(petition_id, petition.double_opt_in)
-    if data.get("website"):
-        return response  # the honeypot was filled: a bot; tell it nothing
-
-    person = dict(data["person"])
-    person["email"] = domain.clean_email(person["email"])
-    if person.get("phone"):
-        person["phone"] = domain.e164(person["phone"], person.get("country"))
-    locale = data.get("locale")
-    if locale is not None and locale not in petition.texts:
-        raise FieldError("locale", f"This petition is in {', '.join(sorted(petition.texts))}")
-    if locale is None:
-        wanted = [person["language"]] if person.get("language") else []
-        locale = domain.resolve_locale(
-            [*wanted, *accept_languages], petition.texts, petition.default_locale
-        )
-    consents = data.get("consents") or {}
-    partner_ids = coalition.partner_boxes(consents.get("partners") or {})
-    source = domain.clean_source((data.get("referrer_data") or {}).get("source"))
-    recruiter = coalition.recruiter_for(source)
-
-    def work(conn: Connection) -> Result:
+        locale = data.get("locale")
+        if locale is not None and locale not in petition.texts:
+            raise FieldError("locale", f"This petition is in {', '.join(sorted(petition.texts))}")
+        if locale is None:
+            wanted = [person["language"]] if person.get("language") else []
+            locale = domain.resolve_locale(
+                [*wanted, *accept_languages], petition.texts, petition.default_locale
+            )
+        partner_ids = coalition.partner_boxes(consents.get("partners") or {})
+        recruiter = coalition.recruiter_for(source)
         _record(
             deps, conn, petition, person, locale, consents, partner_ids, source, recruiter, data
         )

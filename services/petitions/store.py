@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -171,6 +172,20 @@ def _insert(conn: Connection, table: Table) -> Any:
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
+_statements: dict[tuple[str, str], Any] = {}
+
+
+def _prepared(conn: Connection, name: str, make: Callable[[Any], Any]) -> Any:
+    """Build a hot-path statement once per dialect; values travel as parameters."""
+    key = (conn.dialect.name, name)
+    statement = _statements.get(key)
+    if statement is None:
+        statement = _statements[key] = make(
+            _insert(conn, {"sig": signatures, "cnt": counters}[name])
+        )
+    return statement
+
+
 def upsert(conn: Connection, table: Table, row: Mapping[str, Any], keys: Sequence[str]) -> None:
     """Insert a row or update its non-key columns."""
     statement = _insert(conn, table).values(**row)
@@ -259,11 +274,14 @@ def organization_names(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[
 # -- petitions ---------------------------------------------------------------------------------
 
 
+_PETITION_BY_ID = select(petitions).where(petitions.c.petition_id == bindparam("petition_id"))
+
+
 def get_petition(conn: Connection, petition_id: str, *, for_update: bool = False) -> Any:
-    query = select(petitions).where(petitions.c.petition_id == petition_id)
+    query = _PETITION_BY_ID
     if for_update and conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    return conn.execute(query).first()
+    return conn.execute(query, {"petition_id": petition_id}).first()
 
 
 def insert_petition(conn: Connection, row: Mapping[str, Any]) -> None:
@@ -340,12 +358,15 @@ def bump(
         return
     # A fixed row order keeps lock order the same in every transaction: no deadlocks.
     rows.sort(key=lambda r: (r["dimension"], r["bucket"]))
-    statement = _insert(conn, counters).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["petition_id", "dimension", "bucket", "shard"],
-        set_={"count": counters.c.count + statement.excluded["count"]},
+    statement = _prepared(
+        conn,
+        "cnt",
+        lambda insert: insert.on_conflict_do_update(
+            index_elements=["petition_id", "dimension", "bucket", "shard"],
+            set_={"count": counters.c.count + insert.excluded["count"]},
+        ),
     )
-    conn.execute(statement)
+    conn.execute(statement, rows)
 
 
 def counts(conn: Connection, petition_id: str) -> dict[str, dict[str, int]]:
@@ -411,21 +432,24 @@ def claim_goal(conn: Connection, petition_id: str, seen_goal: int, new_goal: int
 
 def insert_signature(conn: Connection, row: Mapping[str, Any]) -> int | None:
     """Insert a signature; return its row id, or None when this person already signed."""
-    statement = (
-        _insert(conn, signatures)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["petition_id", "email_hash"])
-        .returning(signatures.c.id)
+    statement = _prepared(
+        conn,
+        "sig",
+        lambda insert: insert.on_conflict_do_nothing(
+            index_elements=["petition_id", "email_hash"]
+        ).returning(signatures.c.id),
     )
-    return conn.execute(statement).scalar()
+    return conn.execute(statement, dict(row)).scalar()
+
+
+_EXISTING = select(signatures.c.signature_id, signatures.c.status).where(
+    signatures.c.petition_id == bindparam("petition_id"),
+    signatures.c.email_hash == bindparam("email_hash"),
+)
 
 
 def existing_signature(conn: Connection, petition_id: str, email_hash: str) -> Any:
-    return conn.execute(
-        select(signatures.c.signature_id, signatures.c.status).where(
-            signatures.c.petition_id == petition_id, signatures.c.email_hash == email_hash
-        )
-    ).first()
+    return conn.execute(_EXISTING, {"petition_id": petition_id, "email_hash": email_hash}).first()
 
 
 def add_partner_consents(
