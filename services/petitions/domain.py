@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -58,6 +59,7 @@ def milestones_passed(goal: int, total: int) -> list[tuple[int, int]]:
 # -- locales -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_locale(tag: str) -> str:
     """Return a BCP 47 tag in canonical case ('pt_br' -> 'pt-BR'); raise ValueError if unknown."""
     parts = tag.strip().replace("_", "-").split("-")
