@@ -1,0 +1,65 @@
+"""The embedded local run: the same service, migrations and flows on a SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.petitions import create_app, signing, usecases
+from services.petitions.bootstrap import PetitionsConfig, build
+from services.petitions.worker import Housekeeping
+from shared.config import Settings
+from shared.migrate import upgrade
+from tests.integration.petitions.conftest import Petitions
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Any:
+    url = f"sqlite:///{tmp_path / 'petitions.db'}"
+    upgrade("petitions", url)
+    upgrade("petitions", url)  # idempotent
+    settings = Settings.from_env("petitions").with_(
+        database_url=url, hash_key="k", public_base_url="https://act.example.org"
+    )
+    deps = build(settings, PetitionsConfig(sign_limits="1000 per second"))
+    app = create_app(deps=deps)
+    service = Petitions(deps, app, app.test_client(), "127.0.0.1:1")
+    service.seed()
+    yield service
+    deps.engine.dispose()
+
+
+def test_the_whole_flow_runs_on_sqlite(lite: Petitions) -> None:
+    petition_id = lite.open_petition(goal=2, double_opt_in=True)
+    assert (
+        lite.sign(
+            petition_id, "a@example.org", consents={"partners": {"rainbow": True}}
+        ).status_code
+        == 202
+    )
+    assert lite.sign(petition_id, "A@Example.org ").status_code == 202
+    lite.sign(petition_id, "b@example.org")
+    created = lite.outbox_events("signature.created")
+    assert [e["duplicate"] for e in created] == [False, True, False]
+    for event in (created[0], created[2]):
+        path = event["confirm_url"].removeprefix("https://act.example.org")
+        assert lite.client.get(path).status_code == 200
+    counts = lite.counts(petition_id)
+    assert (counts["total"], counts["pending"]) == (2, 0)
+
+    Housekeeping(lite.deps).run_once()
+    assert [e["milestone"] for e in lite.outbox_events("petition.milestone_reached")] == [2]
+    assert usecases.advance_milestones(lite.deps) == 0
+    assert signing.expire_unconfirmed(lite.deps) == 0
+
+    export = lite.client.get(
+        f"/api/v1/petitions/{petition_id}/exports/partners/{lite.p1}.csv", headers=lite.auth("p1")
+    )
+    rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
+    assert [r["email"] for r in rows] == ["a@example.org"]
