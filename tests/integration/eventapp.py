@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from marshmallow import Schema, fields
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, text
 
 from shared.consumer import ConsumerRunner, RetryPolicy
 from shared.db import BigId, make_engine
@@ -69,6 +69,31 @@ def effect_handler(effects: Table, delay: float = 0.0) -> Any:
     return handle
 
 
+def bulk_effect_handler(effects: Table) -> Any:
+    """Apply a run of events in one statement (arrays on PostgreSQL, rows on SQLite)."""
+
+    def handle(events: list[Event], conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    f"INSERT INTO {effects.name} (event_id, item_key, seq) SELECT * FROM "
+                    "unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:seqs AS int[]))"
+                ),
+                {
+                    "ids": [e.id for e in events],
+                    "keys": [e.data["item_id"] for e in events],
+                    "seqs": [e.data["seq"] for e in events],
+                },
+            )
+            return
+        rows = [
+            {"event_id": e.id, "item_key": e.data["item_id"], "seq": e.data["seq"]} for e in events
+        ]
+        conn.execute(insert(effects), rows)
+
+    return handle
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["relay", "consumer"])
@@ -78,6 +103,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("group", nargs="?", default="test-group")
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--bulk", action="store_true", help="apply effects with a batch handler")
     args = parser.parse_args(argv)
     _, outbox, processed, effects, registry = build(args.topic)
     engine = make_engine(args.db)
@@ -90,13 +116,15 @@ def main(argv: list[str]) -> None:
             batch_size=args.batch,
         )
     else:
+        handler = effect_handler(effects, args.delay_ms / 1000)
         runner = ConsumerRunner(
             engine=engine,
             processed=processed,
             registry=registry,
             group=args.group,
             topics=[args.topic],
-            handlers={ITEM_CREATED: [effect_handler(effects, args.delay_ms / 1000)]},
+            handlers={} if args.bulk else {ITEM_CREATED: [handler]},
+            batch_handlers={ITEM_CREATED: bulk_effect_handler(effects)} if args.bulk else None,
             bootstrap=args.bootstrap,
             retry=RetryPolicy(base_delay=0.2),
             max_records=args.batch,

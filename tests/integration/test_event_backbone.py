@@ -320,7 +320,7 @@ def test_broker_restart_mid_stream_loses_nothing(app: App, local_kafka: Any) -> 
         local_kafka.stop()
         # Events keep arriving while the broker is down; they wait in the outbox.
         app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(1000, 2000)])
-        time.sleep(1.0)
+        time.sleep(3.0)  # a real outage, not a wait for Kafka
         local_kafka.start()
         app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(2000, total)])
         eventually(lambda: app.count(app.outbox_table) == 0, timeout=180, message="outbox drained")
