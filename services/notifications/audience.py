@@ -248,8 +248,8 @@ def set_consent(
             consents.c.channel == channel,
         )
     ).scalar()
-    if current is not None and bool(current) == granted:
-        return False
+    if bool(current) == granted:
+        return False  # no row means never given: withdrawing it changes nothing
     upsert(
         conn,
         consents,

@@ -7,7 +7,9 @@ progress publisher; `email` / `sms` run only dispatch senders (scale these out).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from kafka import KafkaConsumer
 
 from services.notifications import store
 from services.notifications.bootstrap import Deps, build
@@ -15,11 +17,28 @@ from services.notifications.domain import TokenBucket
 from services.notifications.fanout import DispatchSender, Expander, ProgressPublisher, QueuePoller
 from services.notifications.handlers import handlers
 from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS
+from shared.kafka import make_consumer
 from shared.logging import configure_logging
 from shared.service import worker_parts
 from shared.worker import Stoppable, run_all
 
 ROLES = ("all", "core", "email", "sms")
+
+
+def warmed_consumer(deps: Deps, group: str, topics: list[str]) -> Callable[[], KafkaConsumer]:
+    """Return a consumer factory that learns the topics' partitions before joining the group.
+
+    A member that joins before its metadata lists the topics can be handed no partitions and
+    keep none until the next rebalance; fetching the metadata first avoids that.
+    """
+
+    def factory() -> KafkaConsumer:
+        consumer = make_consumer(deps.settings.kafka_bootstrap_servers, group, f"{group}-consumer")
+        for topic in topics:
+            consumer.partitions_for_topic(topic)
+        return consumer
+
+    return factory
 
 
 def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[Stoppable]:
@@ -31,15 +50,17 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
     bucket = TokenBucket(config.sms_rate_per_second)
     result: list[Stoppable] = []
     if role in ("all", "core"):
+        topics = [CAMPAIGNS, PETITIONS, NOTIFICATIONS]
         relay, runner = worker_parts(
             deps.settings,
             deps.engine,
             store.outbox_table,
             store.processed_table,
-            [CAMPAIGNS, PETITIONS, NOTIFICATIONS],
+            topics,
             handlers(deps),
             group=group,
         )
+        runner._consumer_factory = warmed_consumer(deps, group, runner.all_topics())
         result += [
             relay,
             runner,

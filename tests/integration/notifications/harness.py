@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -38,6 +42,31 @@ FROM_NUMBER = "+15557654321"
 HASH_KEY = "test-hash-key"
 BASE_URL = "https://notify.example.org"
 SOURCE = "/tests/producer"
+# The SendGrid Event Webhook's ECDSA key pair: SendGrid signs, we hold the public half.
+WEBHOOK_KEY = ec.generate_private_key(ec.SECP256R1())
+WEBHOOK_PUBLIC_KEY = base64.b64encode(
+    WEBHOOK_KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+).decode()
+
+
+def sendgrid_signature(payload: str, timestamp: str | None = None) -> dict[str, str]:
+    """Return the headers SendGrid would send with a signed Event Webhook post."""
+    timestamp = timestamp or str(int(time.time()))
+    signed = WEBHOOK_KEY.sign((timestamp + payload).encode(), ec.ECDSA(hashes.SHA256()))
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signed).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
+
+
+def twilio_signature(path: str, form: dict[str, str], token: str = AUTH_TOKEN) -> dict[str, str]:
+    """Return the X-Twilio-Signature Twilio would send for a form post to path."""
+    from twilio.request_validator import RequestValidator
+
+    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(BASE_URL + path, form)}
 
 
 def settings_for(database_url: str, bootstrap: str, sendgrid: str, twilio: str) -> Settings:
@@ -69,6 +98,7 @@ def fast_config(**changes: Any) -> NotificationConfig:
         email_sender_threads=1,
         sms_sender_threads=1,
         dispatch_partitions=6,
+        sendgrid_webhook_public_key=WEBHOOK_PUBLIC_KEY,
     )
     return base.with_(**changes)
 

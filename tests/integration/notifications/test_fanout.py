@@ -7,11 +7,19 @@ import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG
-from services.notifications.store import alerts, deliveries, organizations, suppressions
+from services.notifications.store import (
+    alerts,
+    deliveries,
+    organizations,
+    supporters,
+    suppressions,
+)
 from shared.events.catalog import NOTIFICATIONS
 from shared.events.envelope import utcnow
 from tests.integration.notifications.harness import (
@@ -119,10 +127,6 @@ def test_sms_outside_8_to_21_local_waits_for_the_morning(
         )  # fmt: skip
         # Distinct numbers for the two groups.
         with service.engine.begin() as conn:
-            from sqlalchemy import update
-
-            from services.notifications.store import supporters
-
             for i, person in enumerate(tokyo):
                 conn.execute(
                     update(supporters)
@@ -138,8 +142,7 @@ def test_sms_outside_8_to_21_local_waits_for_the_morning(
         )
         assert row.sent == len(tokyo)
         deferred = service.rows(deliveries, deliveries.c.status == "deferred")
-        local = {d.not_before.astimezone(__import__("zoneinfo").ZoneInfo("America/Los_Angeles"))
-                 for d in deferred}  # fmt: skip
+        local = {d.not_before.astimezone(ZoneInfo("America/Los_Angeles")) for d in deferred}
         assert {(t.hour, t.minute) for t in local} == {(8, 0)}
         assert {t.date() for t in local} == {datetime(2026, 11, 28).date()}
         clock.now += timedelta(hours=11)  # 08:00 in Los Angeles

@@ -1,0 +1,233 @@
+"""Compliance: one-click unsubscribe, preferences, inbound STOP/START/HELP, signed callbacks."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from services.notifications.audience import EVERY_ORG
+from services.notifications.store import (
+    alerts,
+    deliveries,
+    organizations,
+    outbox_table,
+    supporters,
+    suppressions,
+)
+from shared.privacy import email_hash, phone_hash
+from tests.integration.notifications.harness import (
+    HASH_KEY,
+    Service,
+    alert,
+    seed_audience,
+    sendgrid_signature,
+    twilio_signature,
+)
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+NOON_UTC = datetime(2026, 11, 28, 12, tzinfo=UTC)
+INBOUND = "/api/v1/callbacks/twilio/inbound"
+EVENTS = "/api/v1/callbacks/sendgrid/events"
+
+
+def outbox_types(service: Service) -> list[str]:
+    with service.engine.connect() as conn:
+        return list(conn.execute(select(outbox_table.c.type)).scalars())
+
+
+def consent_events(service: Service) -> list[dict]:
+    with service.engine.connect() as conn:
+        rows = conn.execute(
+            select(outbox_table.c.data).where(outbox_table.c.type == "kinship.consent.changed.v1")
+        ).scalars()
+        return [json.loads(bytes(r)) for r in rows]
+
+
+def project_org(service: Service, org_id: str) -> None:
+    from services.notifications.audience import upsert_organization
+    from shared.events.envelope import utcnow
+
+    with service.engine.begin() as conn:
+        upsert_organization(
+            conn, HASH_KEY,
+            {"organization_id": org_id, "name": "Rainbow Bridge", "postal_address": "1 Way"},
+            utcnow(),
+        )  # fmt: skip
+
+
+def token_of(service: Service, person: dict, org_id: str) -> str:
+    tag = service.rows(organizations, organizations.c.organization_id == org_id)[0].token_tag
+    return f"{person['token']}.{tag}"
+
+
+def test_one_click_unsubscribe_is_idempotent_cookieless_and_sticks(service: Service) -> None:
+    project_org(service, "org-u")
+    people = seed_audience(service.engine, "camp-u", "org-u", 3)
+    token = token_of(service, people[0], "org-u")
+    client = service.client()
+    for _ in range(2):
+        response = client.post(
+            f"/unsubscribe/{token}",
+            data="List-Unsubscribe=One-Click",
+            content_type="application/x-www-form-urlencoded",
+        )
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers and "Location" not in response.headers
+    # An unknown token gets the same answer and changes nothing.
+    assert client.post("/unsubscribe/nope.nope").status_code == 200
+    assert len(consent_events(service)) == 1
+    assert consent_events(service)[0]["change"] == "unsubscribe"
+    contact = email_hash(HASH_KEY, people[0]["email"])
+    assert service.count(suppressions, suppressions.c.contact_hash == contact) == 1
+    page = client.get(f"/unsubscribe/{token}")
+    assert page.status_code == 200 and b"Erase my data" in page.data
+    assert people[0]["email"].encode() not in page.data  # the page masks the address
+
+    service.start()
+    service.publish(alert("alert-u", "camp-u", "org-u", ["email"]))
+    eventually(
+        lambda: (
+            (r := service.rows(alerts, alerts.c.alert_id == "alert-u")) and r[0].status == "done"
+        ),
+        message="alert done",
+    )
+    got = Counter(e for e, _ in service.fakes.sendgrid_recipients())
+    assert people[0]["email"] not in got and got[people[1]["email"]] == 1
+    row = service.rows(alerts)[0]  # an unsubscriber has left the audience altogether
+    assert (row.total, row.sent) == (2, 2)
+
+
+def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:
+    project_org(service, "org-p")
+    people = seed_audience(service.engine, "camp-p", "org-p", 1)
+    token = token_of(service, people[0], "org-p")
+    client = service.client()
+    client.post(f"/unsubscribe/{token}")
+    response = client.post(f"/preferences/{token}", data={"email": "on", "discreet": "on"})
+    assert response.status_code == 200
+    assert service.count(suppressions) == 0
+    person = service.rows(supporters)[0]
+    assert person.discreet is True
+    assert [e["change"] for e in consent_events(service)] == ["unsubscribe", "subscribe"]
+
+
+def test_inbound_stop_start_help_are_verified_and_applied(service: Service) -> None:
+    number = "+14155550100"
+    client = service.client()
+    contact = phone_hash(HASH_KEY, number)
+    stop = {"From": number, "Body": "  stop ", "To": "+15557654321"}
+    forged = client.post(INBOUND, data=stop, headers={"X-Twilio-Signature": "bm9wZQ=="})
+    unsigned = client.post(INBOUND, data=stop)
+    wrong_key = client.post(INBOUND, data=stop, headers=twilio_signature(INBOUND, stop, "other"))
+    assert {forged.status_code, unsigned.status_code, wrong_key.status_code} == {403}
+    assert service.count(suppressions) == 0
+    ok = client.post(INBOUND, data=stop, headers=twilio_signature(INBOUND, stop))
+    assert ok.status_code == 200 and b"<Response" in ok.data
+    row = service.rows(suppressions)[0]
+    assert (row.contact_hash, row.channel, row.scope) == (contact, "sms", EVERY_ORG)
+    help_form = {"From": number, "Body": "HELP"}
+    help_reply = client.post(INBOUND, data=help_form, headers=twilio_signature(INBOUND, help_form))
+    assert b"STOP" in help_reply.data and b"<Message>" in help_reply.data
+    start = {"From": number, "Body": "UNSTOP"}
+    client.post(INBOUND, data=start, headers=twilio_signature(INBOUND, start))
+    assert service.count(suppressions) == 0
+
+
+def test_sms_alert_skips_a_number_that_texted_stop(service: Service) -> None:
+    project_org(service, "org-s")
+    people = seed_audience(
+        service.engine, "camp-s", "org-s", 5, phone_every=1, email_consent=False,
+        time_zone="UTC",
+    )  # fmt: skip
+    stop = {"From": people[2]["phone"], "Body": "STOPALL"}
+    client = service.client()
+    assert (
+        client.post(INBOUND, data=stop, headers=twilio_signature(INBOUND, stop)).status_code == 200
+    )
+    service.deps.clock = lambda: NOON_UTC
+    service.start()
+    service.publish(alert("alert-s", "camp-s", "org-s", ["sms"]))
+    eventually(
+        lambda: (
+            (r := service.rows(alerts, alerts.c.alert_id == "alert-s")) and r[0].status == "done"
+        ),
+        message="alert done",
+    )
+    sent_to = [m.body["To"] for m in service.fakes.twilio_messages()]
+    assert people[2]["phone"] not in sent_to and len(sent_to) == 4
+
+
+def test_sendgrid_events_are_verified_then_bounce_suppresses_and_delivered_counts(
+    service: Service,
+) -> None:
+    project_org(service, "org-w")
+    people = seed_audience(service.engine, "camp-w", "org-w", 3)
+    service.start()
+    service.publish(alert("alert-w", "camp-w", "org-w", ["email"]))
+    eventually(
+        lambda: (
+            (r := service.rows(alerts, alerts.c.alert_id == "alert-w")) and r[0].status == "done"
+        ),
+        message="alert done",
+    )
+    service.stop()
+    ids = {e: args["notification_id"] for e, args in service.fakes.sendgrid_recipients()}
+
+    def receipt(person: dict, kind: str, **extra: str) -> dict:
+        address = person["email"]
+        return {"email": address, "event": kind, "notification_id": ids[address], **extra}
+
+    payload = json.dumps(
+        [
+            receipt(people[0], "delivered", alert_id="alert-w"),
+            receipt(people[1], "bounce", type="bounce", alert_id="alert-w"),
+            receipt(people[2], "spamreport"),
+        ]
+    )
+    client = service.client()
+    headers = sendgrid_signature(payload)
+    tampered = client.post(EVENTS, data=payload.replace("bounce", "open"), headers=headers)
+    unsigned = client.post(EVENTS, data=payload, content_type="application/json")
+    stale = client.post(EVENTS, data=payload, headers=sendgrid_signature(payload, "1000000000"))
+    assert {tampered.status_code, unsigned.status_code, stale.status_code} == {403}
+    assert service.count(suppressions) == 0
+    assert service.count(deliveries, deliveries.c.status == "delivered") == 0
+    assert client.post(EVENTS, data=payload, headers=headers).status_code == 204
+    reasons = {r.contact_hash: r.reason for r in service.rows(suppressions)}
+    assert reasons == {
+        email_hash(HASH_KEY, people[1]["email"]): "bounce",
+        email_hash(HASH_KEY, people[2]["email"]): "complaint",
+    }
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.delivered, row.failed, row.suppressed) == (1, 1, 2, 0)
+    assert row.total == row.sent + row.failed + row.suppressed
+    changes = sorted(e["change"] for e in consent_events(service))
+    assert changes == ["bounce", "complaint"]
+
+
+def test_twilio_status_callback_is_verified_and_marks_delivered(service: Service) -> None:
+    project_org(service, "org-t")
+    seed_audience(
+        service.engine, "camp-t", "org-t", 1, phone_every=1, email_consent=False, time_zone="UTC"
+    )
+    service.deps.clock = lambda: NOON_UTC
+    service.start()
+    service.publish(alert("alert-t", "camp-t", "org-t", ["sms"]))
+    eventually(lambda: service.fakes.twilio_messages(), message="sms sent")
+    message = service.fakes.twilio_messages()[0]
+    path = message.body["StatusCallback"].removeprefix("https://notify.example.org")
+    form = {"MessageSid": message.resource_id, "MessageStatus": "delivered"}
+    client = service.client()
+    eventually(lambda: service.count(deliveries, deliveries.c.status == "sent") == 1)
+    assert client.post(path, data=form).status_code == 403
+    assert (
+        client.post(path, data=form, headers=twilio_signature(path, {"x": "1"})).status_code == 403
+    )
+    assert service.count(deliveries, deliveries.c.status == "delivered") == 0
+    assert client.post(path, data=form, headers=twilio_signature(path, form)).status_code == 204
+    assert service.count(deliveries, deliveries.c.status == "delivered") == 1
