@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, jsonify
+from kafka import KafkaConsumer
 from sqlalchemy import JSON, Column, Connection, Engine, MetaData, String, Table, select
 
 from shared.auth import (
@@ -29,8 +30,10 @@ from shared.db import make_engine
 from shared.errors import NotFound, PermissionDenied
 from shared.events import Event
 from shared.events.catalog import CAMPAIGNS, CATALOG, type_name
+from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, retry_topic
 from shared.outbox import processed_table
 from shared.service import app_shell
+from tests.support.polling import eventually
 
 metadata = MetaData()
 processed = processed_table(metadata)
@@ -150,16 +153,33 @@ def start_peer(name: str, database_url: str, bootstrap: str) -> Peer:
     verifier = KeyVerifier(engine, keys, ttl=1.0)
     routes = _petitions_routes if name == "petitions" else _notifications_routes
     routes(app, engine, verifier)
+    group = f"{name}-{uuid.uuid4().hex[:6]}"
+    topics = [CAMPAIGNS, retry_topic(CAMPAIGNS, group), dead_letter_topic(CAMPAIGNS, group)]
+    # A consumer that joins its group before its metadata knows a topic gets no partitions of it
+    # until the next metadata refresh (minutes). Create the topics first and have the consumer
+    # load their metadata before it subscribes.
+    ensure_topics(bootstrap, topics, partitions=1)
+
+    def consumer() -> KafkaConsumer:
+        found = make_consumer(bootstrap, group, f"{group}-consumer")
+        eventually(
+            lambda: all(found.partitions_for_topic(topic) for topic in topics),
+            timeout=30,
+            message="topic metadata",
+        )
+        return found
+
     runner = ConsumerRunner(
         engine=engine,
         processed=processed,
         registry=CATALOG,
-        group=f"{name}-{uuid.uuid4().hex[:6]}",
+        group=group,
         topics=[CAMPAIGNS],
         handlers=handlers(),
         bootstrap=bootstrap,
         retry=RetryPolicy(base_delay=0.2),
         partitions=1,
+        consumer_factory=consumer,
     )
     thread = threading.Thread(target=runner.run, name=f"{name}-consumer", daemon=True)
     thread.start()
