@@ -8,6 +8,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.petitions.bootstrap import Deps, build
+from services.petitions.ratelimit import storage_uri
 from shared.config import Settings
 from shared.service import app_shell
 
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     limiter = Limiter(
         get_remote_address,
         app=app,
-        storage_uri=deps.config.ratelimit_storage_uri,
+        storage_uri=storage_uri(deps.config.ratelimit_storage_uri),
         strategy="fixed-window",
         headers_enabled=True,
     )

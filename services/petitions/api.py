@@ -91,7 +91,7 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
 
     @blp.route("/petitions", methods=["POST"])
     @organizers
-    @blp.arguments(schemas.PetitionCreateSchema)
+    @blp.arguments(schemas.PetitionCreateSchema())
     @blp.response(201, schemas.PetitionSchema)
     def create_petition(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Create a draft petition (organizers of the campaign; Idempotency-Key honoured)."""
@@ -102,7 +102,7 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
 
     @blp.route("/petitions", methods=["GET"])
     @members
-    @blp.arguments(schemas.ListQuerySchema, location="query")
+    @blp.arguments(schemas.ListQuerySchema(), location="query")
     @blp.response(200, schemas.PetitionPageSchema)
     def list_petitions(query: dict[str, Any]) -> dict[str, Any]:
         """List the petitions of the caller's campaigns (OSDI-style pagination)."""
@@ -127,7 +127,7 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
         }
 
     @blp.route("/petitions/<petition_id>", methods=["GET"])
-    @blp.arguments(schemas.LocaleQuerySchema, location="query")
+    @blp.arguments(schemas.LocaleQuerySchema(), location="query")
     @blp.response(200, schemas.PublicPetitionSchema)
     def read_petition(query: dict[str, Any], petition_id: str) -> dict[str, Any]:
         """Read an open petition in ?locale= or Accept-Language, falling back to its default."""
@@ -137,7 +137,7 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>", methods=["PATCH"])
     @organizers
-    @blp.arguments(schemas.PetitionPatchSchema)
+    @blp.arguments(schemas.PetitionPatchSchema())
     @blp.response(200, schemas.PetitionSchema)
     def edit_petition(changes: dict[str, Any], petition_id: str) -> dict[str, Any]:
         """Edit a draft petition."""
@@ -167,7 +167,7 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>/signatures", methods=["POST"])
     @limiter.limit(deps.config.sign_limits, error_message="Too many signatures from this address")
-    @blp.arguments(schemas.SignRequestSchema)
+    @blp.arguments(schemas.SignRequestSchema())
     @blp.response(202, schemas.SignResponseSchema)
     def sign(data: dict[str, Any], petition_id: str) -> tuple[dict[str, Any], int]:
         """Sign a petition (OSDI record_signature_helper); repeat signers get the same answer."""
@@ -183,7 +183,7 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>/exports/signers.csv", methods=["GET"])
     @organizers
-    @blp.arguments(schemas.ExportQuerySchema, location="query")
+    @blp.arguments(schemas.ExportQuerySchema(), location="query")
     @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
     def export_signers(query: dict[str, Any], petition_id: str) -> Response:
         """Stream every confirmed signer as CSV (lead organization's organizers)."""

@@ -77,6 +77,8 @@ class Deps:
     verifier: KeyVerifier
     # Campaign id -> (Coalition, status); a few seconds stale at most, off the signing hot path.
     coalitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=5.0))
+    # Petition id -> OpenPetition: immutable once open, so kept for an hour.
+    open_petitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=3600.0))
 
     def confirm_url(self, token: str) -> str:
         return f"{self.settings.public_base_url}/api/v1/confirmations/{token}"

@@ -120,6 +120,18 @@ def e164(number: str, country: str | None, field: str = "person.phone") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@dataclass(frozen=True)
+class OpenPetition:
+    """What signing needs of a petition; none of it changes once the petition is open."""
+
+    petition_id: str
+    campaign_id: str
+    organization_id: str
+    default_locale: str
+    double_opt_in: bool
+    locales: tuple[str, ...]
+
+
 # -- attribution and consent -------------------------------------------------------------------
 
 

@@ -55,22 +55,26 @@ def sign(
 
     def work(conn: Connection) -> Result:
         # One connection and one transaction per signature: the hot path's round trips count.
-        petition = store.get_petition(conn, petition_id)
-        if petition is None or petition.status == domain.DRAFT:
+        status = store.petition_status(conn, petition_id)
+        if status is None or status == domain.DRAFT:
             raise NotFound("No such petition")
-        if petition.status != domain.OPEN:
+        if status != domain.OPEN:
             raise Conflict("This petition is closed", {"petition_id": ["closed"]})
+        # What signing needs of a petition cannot change once it is open: read it once.
+        petition = deps.open_petitions.get(
+            petition_id, lambda: store.signing_view(conn, petition_id)
+        )
         response = sign_response(petition_id, petition.double_opt_in)
         if honeypot:
             return response  # a bot filled the hidden field: tell it nothing, keep nothing
         coalition, _ = coalition_of(deps, conn, petition.campaign_id)
         locale = data.get("locale")
-        if locale is not None and locale not in petition.texts:
-            raise FieldError("locale", f"This petition is in {', '.join(sorted(petition.texts))}")
+        if locale is not None and locale not in petition.locales:
+            raise FieldError("locale", f"This petition is in {', '.join(sorted(petition.locales))}")
         if locale is None:
             wanted = [person["language"]] if person.get("language") else []
             locale = domain.resolve_locale(
-                [*wanted, *accept_languages], petition.texts, petition.default_locale
+                [*wanted, *accept_languages], petition.locales, petition.default_locale
             )
         partner_ids = coalition.partner_boxes(consents.get("partners") or {})
         recruiter = coalition.recruiter_for(source)

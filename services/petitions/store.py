@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.petitions.domain import CONFIRMED, ERASED, OPEN, PENDING, Coalition
+from services.petitions.domain import CONFIRMED, ERASED, OPEN, PENDING, Coalition, OpenPetition
 from shared.auth import api_keys_table
 from shared.db import BigId
 from shared.outbox import shared_tables
@@ -282,6 +282,28 @@ def get_petition(conn: Connection, petition_id: str, *, for_update: bool = False
     if for_update and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     return conn.execute(query, {"petition_id": petition_id}).first()
+
+
+_STATUS_BY_ID = select(petitions.c.status).where(
+    petitions.c.petition_id == bindparam("petition_id")
+)
+
+
+def petition_status(conn: Connection, petition_id: str) -> str | None:
+    return conn.execute(_STATUS_BY_ID, {"petition_id": petition_id}).scalar()
+
+
+def signing_view(conn: Connection, petition_id: str) -> OpenPetition:
+    """Return what signing needs of a petition (fixed once the petition is open)."""
+    row = get_petition(conn, petition_id)
+    return OpenPetition(
+        petition_id=row.petition_id,
+        campaign_id=row.campaign_id,
+        organization_id=row.organization_id,
+        default_locale=row.default_locale,
+        double_opt_in=bool(row.double_opt_in),
+        locales=tuple(sorted(row.texts)),
+    )
 
 
 def insert_petition(conn: Connection, row: Mapping[str, Any]) -> None:
