@@ -45,7 +45,7 @@ def create(slug: str, role: str, create_org: bool, name: str | None, org_name: s
     now = deps.clock()
     try:
         with deps.engine.begin() as conn:
-            org = store.organization(conn, slug)
+            org = store.lock_organization(conn, slug)
             if org is None and not create_org:
                 _fail(f"no organization {slug!r} (add --create-org to create it)")
             if org is None:

@@ -56,8 +56,8 @@ def get_organization(deps: Deps, ref: str) -> Any:
         return _organization(conn, ref)
 
 
-def _organization(conn: Connection, ref: str, field: str | None = None) -> Any:
-    row = store.organization(conn, ref)
+def _organization(conn: Connection, ref: str, field: str | None = None, lock: bool = False) -> Any:
+    row = store.lock_organization(conn, ref) if lock else store.organization(conn, ref)
     if row is None:
         if field:
             raise FieldError(field, f"No organization {ref!r}.")
@@ -70,7 +70,7 @@ def update_organization(
 ) -> Any:
     now = deps.clock()
     with deps.engine.begin() as conn:
-        row = _organization(conn, ref)
+        row = _organization(conn, ref, lock=True)
         domain.may_manage_organization(principal, row.organization_id)
         values = dict(changes)
         if "slug" in values:
@@ -137,7 +137,7 @@ def issue_key(
 ) -> tuple[NewKey, Any]:
     now = deps.clock()
     with deps.engine.begin() as conn:
-        org = _organization(conn, organization_ref, field="organization")
+        org = _organization(conn, organization_ref, field="organization", lock=True)
         domain.may_issue_key(principal, org.organization_id, role)
         new = insert_key(conn, deps.outbox, org.organization_id, role, name, principal.key_id, now)
         return new, store.key(conn, new.key_id)
@@ -147,6 +147,7 @@ def mark_revoked(conn: Connection, outbox: Outbox, row: Any, now: datetime) -> N
     """Revoke a key here and stage apikey.revoked so every service refuses it (idempotent)."""
     if row.revoked_at is not None:
         return
+    store.lock_organization(conn, row.organization_id)
     store_revoked(conn, store.api_keys, row.key_id, now)
     outbox.add(conn, events.key_revoked(row.key_id, row.organization_id, now))
 

@@ -180,6 +180,21 @@ def organization(conn: Connection, ref: str) -> Any:
     return conn.execute(query).first()
 
 
+def lock_organization(conn: Connection, ref: str) -> Any:
+    """Take an organization's row lock and return the row (by id or slug), or None.
+
+    Events keyed by an organization (its updates, its keys) are staged under this lock, so
+    their transactions commit one after another and the events keep their order.
+    """
+    result = conn.execute(
+        update(organizations)
+        .where(or_(organizations.c.organization_id == ref, organizations.c.slug == ref))
+        .values(slug=organizations.c.slug)
+        .returning(*organizations.c)
+    )
+    return result.first()
+
+
 def organizations_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
     if not ids:
         return {}

@@ -227,3 +227,35 @@ def test_duplicate_slug_is_a_conflict_and_bad_email_names_the_field(service: Ser
     assert dup.status_code == 409 and dup.json["code"] == 409
     bad = admin.post("/api/v1/organizations", json=org_body("mail", contact_email="nope"))
     assert bad.status_code == 422 and list(bad.json["errors"]) == ["contact_email"]
+
+
+def test_the_organizers_path_works_on_sqlite_for_the_embedded_run(tmp_path: Any) -> None:
+    from services.campaigns import alerts, create_app
+    from services.campaigns.bootstrap import build
+    from shared.migrate import upgrade
+    from tests.integration.campaigns.conftest import Http, settings_for
+
+    url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    upgrade("campaigns", url)
+    deps = build(settings_for(url, "127.0.0.1:1"))
+    svc = Service(deps, Http(create_app(deps=deps).test_client()))
+    try:
+        campaign = make_coalition(svc)
+        cid = campaign["campaign_id"]
+        lead = svc.as_("organizer@lead")
+        assert lead.post(f"/api/v1/campaigns/{cid}/launch").status_code == 200
+        draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
+        soon = datetime.now(UTC) + timedelta(seconds=1)
+        scheduled = lead.post(
+            f"/api/v1/alerts/{draft['alert_id']}/schedule", json={"send_at": soon.isoformat()}
+        )
+        assert scheduled.status_code == 200 and scheduled.json["status"] == "scheduled"
+        assert alerts.publish_due(deps) == 0  # not yet due
+        deps.clock = lambda: soon + timedelta(seconds=1)
+        assert alerts.publish_due(deps) == 1
+        assert alerts.publish_due(deps) == 0  # and never twice
+        body = lead.get(f"/api/v1/alerts/{draft['alert_id']}").json
+        assert body["status"] == "published" and body["published_at"].endswith("+00:00")
+        assert svc.outbox_types()[-2:] == ["alert.scheduled", "alert.published"]
+    finally:
+        deps.engine.dispose()
