@@ -107,6 +107,16 @@ def _add_service_commands() -> None:
 _add_service_commands()
 
 
+def _add_dev_commands() -> None:
+    """Register `dev`, `demo` and `outbox` (their modules import nothing heavy at load)."""
+    from shared.cli.dev import register
+
+    register(cli)
+
+
+_add_dev_commands()
+
+
 def main() -> None:
     cli()
 

@@ -1,0 +1,85 @@
+"""Gunicorn settings for every Kinship service (local `kinship dev up`, Docker, Kubernetes).
+
+gunicorn -c deploy/gunicorn.conf.py 'services.<name>:create_app()'
+
+Read from the environment so one file serves every deployment:
+  PORT / GUNICORN_BIND     where to listen (default 0.0.0.0:$PORT, PORT default 8000)
+  GUNICORN_WORKERS         worker processes (default: 2 x CPUs + 1, at most 8)
+  GUNICORN_THREADS         threads per worker (default 4: requests mostly wait on the database)
+  GUNICORN_TIMEOUT         seconds before a silent worker is restarted (default 30)
+  GUNICORN_GRACEFUL_TIMEOUT seconds a worker gets to finish its requests on SIGTERM (default 30)
+  GUNICORN_ACCESS_LOG      "-" (stdout, default), a file, or "off"
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def default_workers(cpus: int) -> int:
+    """Return the worker count for a host with this many CPUs (gunicorn's 2n+1, capped)."""
+    return max(2, min(2 * cpus + 1, 8))
+
+
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = _int("GUNICORN_WORKERS", default_workers(multiprocessing.cpu_count()))
+threads = _int("GUNICORN_THREADS", 4)
+worker_class = "gthread"
+timeout = _int("GUNICORN_TIMEOUT", 30)
+# SIGTERM lets in-flight requests finish; their outbox rows are already committed, so a stop
+# never loses an event.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = 5
+# Build the app in each worker: engines and Kafka clients must not be shared across a fork.
+preload_app = False
+# Requests bigger than this are refused before Flask sees them (petitions cap bodies at 2 MiB).
+limit_request_line = 8190
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+_access = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+accesslog = None if _access == "off" else _access
+
+# Path segments after these carry secrets or identifiers of people (unsubscribe, preference,
+# erasure and confirmation tokens; Twilio delivery ids). The access log keeps only the route.
+SECRET_AFTER = re.compile(
+    r"(/(?:unsubscribe|preferences|erase|confirmations|status)/)[^/?]+", re.IGNORECASE
+)
+
+
+def redact_path(path: str) -> str:
+    """Return a request path with its token segments replaced, for the access log."""
+    return SECRET_AFTER.sub(r"\1<redacted>", path)
+
+
+class PrivateAccessLogger(Logger):
+    """An access log without personal data: no address, query string, referrer, agent, token."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        path = redact_path(environ.get("PATH_INFO") or "-")
+        atoms.update(
+            {
+                "h": "-",
+                "f": "-",
+                "q": "-",
+                "U": path,
+                "r": f"{environ.get('REQUEST_METHOD', '-')} {path}",
+            }
+        )
+        return atoms
+
+
+logger_class = PrivateAccessLogger
+# Method, route (tokens redacted), status, bytes, milliseconds: enough to debug, nothing personal.
+access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms"
