@@ -1,0 +1,127 @@
+"""Provider failures: retries honour Retry-After, permanent errors fail (and opt out), DLQ."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.notifications.store import alerts, deliveries, suppressions
+from shared.events.catalog import DISPATCH, NOTIFICATIONS
+from shared.kafka import dead_letter_topic
+from tests.integration.notifications.harness import (
+    Service,
+    alert,
+    fast_config,
+    running_service,
+    seed_audience,
+)
+from tests.support.kafka import headers_of, read_all
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+NOON_UTC = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+
+def done(service: Service, alert_id: str) -> bool:
+    rows = service.rows(alerts, alerts.c.alert_id == alert_id)
+    return bool(rows and rows[0].status == "done")
+
+
+def test_429_and_503_are_retried_without_duplicates(service: Service) -> None:
+    seed_audience(service.engine, "camp-r", "org-r", 2500)
+    service.fakes.set_faults(
+        "sendgrid",
+        {"rules": [
+            {"kind": "status", "status": 429, "retry_after": 1, "count": 2},
+            {"kind": "status", "status": 503, "count": 1},
+        ]},
+    )  # fmt: skip
+    service.start()
+    service.publish(alert("alert-r", "camp-r", "org-r", ["email"]))
+    eventually(lambda: done(service, "alert-r"), timeout=90, message="alert done")
+    faults = service.fakes.faults("sendgrid")
+    assert [f.status for f in faults] == [429, 429, 503]
+    got = Counter(e for e, _ in service.fakes.sendgrid_recipients())
+    assert len(got) == 2500 and set(got.values()) == {1}
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.failed, row.ambiguous) == (2500, 0, 0)
+    # Each 429 asked for a second's pause (Retry-After: 1); the next attempt waited for it.
+    events = sorted(
+        [(f.ts, f.status) for f in faults]
+        + [(r.ts, 202) for r in service.fakes.sendgrid_requests()]
+    )
+    for (at, status), (next_at, _) in zip(events, events[1:], strict=False):
+        if status == 429:
+            assert next_at - at >= 0.95
+
+
+def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> None:
+    seed_audience(
+        service.engine, "camp-p", "org-p", 3, phone_every=1, email_consent=False,
+        time_zone="UTC",
+    )  # fmt: skip
+    from sqlalchemy import update
+
+    from services.notifications.store import supporters
+    from shared.privacy import phone_hash
+
+    rows = service.rows(supporters)
+    numbers = ["+15005550004", "+15005550001"]  # Twilio's unsubscribed and invalid test numbers
+    with service.engine.begin() as conn:
+        for row, number in zip(rows, numbers, strict=False):
+            conn.execute(
+                update(supporters)
+                .where(supporters.c.supporter_id == row.supporter_id)
+                .values(phone=number, phone_hash=phone_hash("test-hash-key", number))
+            )
+    service.deps.clock = lambda: NOON_UTC
+    service.start()
+    service.publish(alert("alert-p", "camp-p", "org-p", ["sms"]))
+    eventually(lambda: done(service, "alert-p"), message="alert done")
+    failed = {r.error_code for r in service.rows(deliveries, deliveries.c.status == "failed")}
+    assert failed == {"21610", "21211"}
+    row = service.rows(alerts)[0]
+    assert (row.total, row.sent, row.failed) == (3, 1, 2)
+    stopped = service.rows(suppressions)
+    assert [(s.contact_hash, s.reason) for s in stopped] == [
+        (phone_hash("test-hash-key", "+15005550004"), "stop")
+    ]
+    stopped_id = rows[0].supporter_id
+
+    def published_changes() -> list[str]:
+        return [
+            json.loads(r.value)["change"]
+            for r in read_all(service.bootstrap, NOTIFICATIONS, timeout=5)
+            if headers_of(r)["ce_type"] == "kinship.consent.changed.v1"
+            and json.loads(r.value)["supporter_id"] == stopped_id
+        ]
+
+    assert eventually(published_changes, message="consent.changed published") == ["stop"]
+
+
+def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
+    database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    config = fast_config(send_max_attempts=3)
+    with running_service(
+        database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config
+    ) as service:
+        seed_audience(service.engine, "camp-d", "org-d", 1500)
+        service.fakes.set_faults("sendgrid", {"rules": [{"kind": "status", "status": 503}]})
+        service.start()
+        service.publish(alert("alert-d", "camp-d", "org-d", ["email"]))
+        eventually(lambda: done(service, "alert-d"), timeout=90, message="alert done")
+        row = service.rows(alerts)[0]
+        assert (row.total, row.sent, row.failed, row.dead_batches) == (1500, 0, 1500, 2)
+        assert row.total == row.sent + row.failed + row.suppressed
+        assert len(service.fakes.faults("sendgrid")) == 2 * 3  # every attempt was made
+        assert service.fakes.sendgrid_requests() == []
+        dlq = dead_letter_topic(DISPATCH, f"{service.group}-email-sender")
+        dead = read_all(service.bootstrap, dlq, expected=2)
+        assert len(dead) == 2
+        assert all(json.loads(r.value)["alert_id"] == "alert-d" for r in dead)
+        assert all("kinship_error" in headers_of(r) for r in dead)
