@@ -103,6 +103,10 @@ def test_each_state_change_reaches_kafka_with_complete_data(
     now = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
     lead.post(f"/api/v1/alerts/{now['alert_id']}/schedule")
     lead.post(f"/api/v1/campaigns/{cid}/close")
+    renamed = lead.patch(
+        f"/api/v1/organizations/{service.orgs['lead']['slug']}", json={"name": "Lead Org"}
+    )
+    assert renamed.status_code == 200
     lead_key = service.as_("partner@lead").get("/api/v1/keys/me").json
     assert (
         service.as_("organizer@lead").delete(f"/api/v1/keys/{lead_key['key_id']}").status_code
@@ -130,6 +134,7 @@ def test_each_state_change_reaches_kafka_with_complete_data(
         "organization.created",
         "apikey.issued",
         "apikey.issued",
+        "organization.updated",
         "apikey.revoked",
     ]
     data = {kind: data for kind, data, record in found if record.key.decode() == cid}
@@ -140,6 +145,8 @@ def test_each_state_change_reaches_kafka_with_complete_data(
     assert published["alert_id"] == now["alert_id"] and set(published["content"]) == {"en", "tl"}
     assert published["organization_id"] == orgs["lead"]
     assert published["audience"]["countries"] == ["US"]
+    updated = next(d for k, d, r in found if k == "organization.updated")
+    assert updated["name"] == "Lead Org" and updated["source_code"]
     org_created = next(
         d for k, d, r in found if k == "organization.created" and r.key.decode() == orgs["partner"]
     )
