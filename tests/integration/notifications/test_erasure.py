@@ -1,0 +1,114 @@
+"""Erasure: by an admin or by the person (confirmed by email); only keyed hashes remain."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import insert
+
+from services.notifications.audience import EVERY_ORG
+from services.notifications.store import (
+    alerts,
+    api_keys,
+    consents,
+    deliveries,
+    organizations,
+    supporter_campaigns,
+    supporters,
+    suppressions,
+)
+from shared.auth import generate_key
+from shared.events.catalog import NOTIFICATIONS
+from shared.events.envelope import utcnow
+from shared.privacy import email_hash, phone_hash
+from tests.integration.notifications.harness import (
+    HASH_KEY,
+    Service,
+    alert,
+    organization,
+    seed_audience,
+    signature,
+)
+from tests.support.kafka import headers_of, read_all
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def key(service: Service, role: str) -> str:
+    new = generate_key(role)
+    with service.engine.begin() as conn:
+        conn.execute(
+            insert(api_keys).values(
+                key_id=new.key_id, prefix=new.prefix, key_hash=new.key_hash, role=role,
+                organization_id="org-admin", issued_at=utcnow(),
+            )
+        )  # fmt: skip
+    return new.secret
+
+
+def erased_events(service: Service) -> list[dict]:
+    return [
+        json.loads(r.value)
+        for r in read_all(service.bootstrap, NOTIFICATIONS, timeout=5)
+        if headers_of(r)["ce_type"] == "kinship.person.erased.v1"
+    ]
+
+
+def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) -> None:
+    people = seed_audience(service.engine, "camp-x", "org-x", 3, phone_every=1)
+    target = people[1]
+    client = service.client()
+    body = {"email": target["email"]}
+    assert client.post("/api/v1/erasures", json=body).status_code == 401
+    organizer = {"Authorization": f"Bearer {key(service, 'organizer')}"}
+    assert client.post("/api/v1/erasures", json=body, headers=organizer).status_code == 403
+    admin = {"Authorization": f"Bearer {key(service, 'admin')}"}
+    bad = client.post("/api/v1/erasures", json={"email": "not-an-address"}, headers=admin)
+    assert bad.status_code == 422 and "email" in bad.get_json()["errors"]
+    response = client.post("/api/v1/erasures", json=body, headers=admin)
+    assert response.status_code == 202 and response.get_json()["count"] == 1
+    sid = target["supporter_id"]
+    for table in (supporters, consents, supporter_campaigns):
+        assert service.count(table, table.c.supporter_id == sid) == 0
+    assert service.count(supporters) == 2
+    kept = {(s.contact_hash, s.channel, s.scope, s.reason) for s in service.rows(suppressions)}
+    assert kept == {
+        (email_hash(HASH_KEY, target["email"]), "email", EVERY_ORG, "erased"),
+        (phone_hash(HASH_KEY, target["phone"]), "sms", EVERY_ORG, "erased"),
+    }
+    service.start()
+    events = eventually(lambda: erased_events(service), message="person.erased published")
+    assert events[0]["supporter_id"] == sid and target["email"] not in json.dumps(events[0])
+    # A repeat of an old event cannot bring the person back into an alert by accident.
+    service.publish(alert("alert-x", "camp-x", "org-x", ["email"]))
+    eventually(lambda: (r := service.rows(alerts)) and r[0].status == "done", message="alert done")
+    sent = {e for e, _ in service.fakes.sendgrid_recipients()}
+    assert target["email"] not in sent and len(sent) == 2
+
+
+def test_person_erases_themselves_from_the_preference_page(service: Service) -> None:
+    service.start()
+    service.publish(organization("org-y"))
+    service.publish(signature("ren@example.org", "pet-y", "camp-y", "org-y"))
+    eventually(lambda: service.fakes.sendgrid_requests(), message="thank-you sent")
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    thanks = service.fakes.sendgrid_requests()[0].body["content"][0]["value"]
+    prefs = re.search(r"https://notify\.example\.org(/preferences/\S+)", thanks)
+    assert prefs, thanks
+    client = service.client()
+    page = client.post(prefs.group(1), data={"action": "erase"})
+    assert page.status_code == 200
+    assert service.count(supporters) == 1  # nothing happens before the owner confirms
+    eventually(lambda: len(service.fakes.sendgrid_requests()) == 2, message="confirmation email")
+    confirm = service.fakes.sendgrid_requests()[1].body["content"][0]["value"]
+    link = re.search(r"https://notify\.example\.org(/erase/\S+)", confirm)
+    assert link, confirm
+    assert client.get(link.group(1)).status_code == 200
+    assert client.post(link.group(1)).status_code == 200
+    assert service.count(supporters) == 0
+    assert client.post(link.group(1)).status_code == 404  # the link is spent
+    assert all(d.params is None for d in service.rows(deliveries))
+    eventually(lambda: erased_events(service), message="person.erased published")
