@@ -175,14 +175,12 @@ def _insert(conn: Connection, table: Table) -> Any:
 _statements: dict[tuple[str, str], Any] = {}
 
 
-def _prepared(conn: Connection, name: str, make: Callable[[Any], Any]) -> Any:
+def _prepared(conn: Connection, name: str, make: Callable[[], Any]) -> Any:
     """Build a hot-path statement once per dialect; values travel as parameters."""
     key = (conn.dialect.name, name)
     statement = _statements.get(key)
     if statement is None:
-        statement = _statements[key] = make(
-            _insert(conn, {"sig": signatures, "cnt": counters}[name])
-        )
+        statement = _statements[key] = make()
     return statement
 
 
@@ -380,15 +378,21 @@ def bump(
         return
     # A fixed row order keeps lock order the same in every transaction: no deadlocks.
     rows.sort(key=lambda r: (r["dimension"], r["bucket"]))
-    statement = _prepared(
-        conn,
-        "cnt",
-        lambda insert: insert.on_conflict_do_update(
+    names = ("petition_id", "dimension", "bucket", "shard", "count")
+
+    def make() -> Any:
+        # One multi-row statement: one round trip, where executemany would pipeline several.
+        insert = _insert(conn, counters).values(
+            [{name: bindparam(f"{name}_{i}") for name in names} for i in range(len(rows))]
+        )
+        return insert.on_conflict_do_update(
             index_elements=["petition_id", "dimension", "bucket", "shard"],
             set_={"count": counters.c.count + insert.excluded["count"]},
-        ),
-    )
-    conn.execute(statement, rows)
+        )
+
+    statement = _prepared(conn, f"bump{len(rows)}", make)
+    params = {f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in names}
+    conn.execute(statement, params)
 
 
 def counts(conn: Connection, petition_id: str) -> dict[str, dict[str, int]]:
@@ -457,9 +461,11 @@ def insert_signature(conn: Connection, row: Mapping[str, Any]) -> int | None:
     statement = _prepared(
         conn,
         "sig",
-        lambda insert: insert.on_conflict_do_nothing(
-            index_elements=["petition_id", "email_hash"]
-        ).returning(signatures.c.id),
+        lambda: (
+            _insert(conn, signatures)
+            .on_conflict_do_nothing(index_elements=["petition_id", "email_hash"])
+            .returning(signatures.c.id)
+        ),
     )
     return conn.execute(statement, dict(row)).scalar()
 
