@@ -1,0 +1,566 @@
+"""`kinship demo`: a coalition campaign from petition to delivered alert, over the public APIs.
+
+A mixed-Asian-heritage organization leads, an LGBTQ+ organization joins as partner; a petition in
+English and Traditional Chinese is signed by several supporters (partner attribution, consents,
+one duplicate, one SMS opt-in); an alert goes out; the report says what each channel delivered.
+Every run uses fresh organizations and addresses, so it can be repeated on the same stack.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import requests
+
+from shared.cli.outbox import captured_messages, mask_email
+from shared.config import SERVICES, var_dir
+from shared.devstack import DEFAULT_PORTS, read_stack_state, service_ports
+
+# One SMS signer's number, chosen so that it is daytime where they live: the notifications
+# service holds texts outside 08:00-21:00 local time, and the demo should finish now.
+SMS_SIGNERS = (
+    ("+886912345678", "TW", "Asia/Taipei", None),
+    ("+447700900123", "GB", "Europe/London", None),
+    ("+12135550147", "US", "America/Los_Angeles", "90012"),
+)
+
+
+class DemoError(RuntimeError):
+    """The demo could not finish; the message says which step and why."""
+
+
+@dataclass
+class Signer:
+    given_name: str
+    family_name: str
+    email: str
+    language: str
+    country: str
+    consents: dict[str, Any]
+    source: str | None = None
+    phone: str | None = None
+    postal_code: str | None = None
+    pronouns: str | None = None
+    discreet: bool = False
+    duplicate: bool = False
+
+    def body(self) -> dict[str, Any]:
+        person = {
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "email": self.email,
+            "language": self.language,
+            "country": self.country,
+            "phone": self.phone,
+            "postal_code": self.postal_code,
+            "pronouns": self.pronouns,
+            "discreet": self.discreet,
+        }
+        return {
+            "person": {k: v for k, v in person.items() if v is not None},
+            "consents": self.consents,
+            "referrer_data": {"source": self.source},
+            "locale": self.language,
+        }
+
+
+@dataclass
+class Api:
+    """A small client of the three services."""
+
+    urls: dict[str, str]
+    timeout: float
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        key: str | None = None,
+        body: Any = None,
+        expect: tuple[int, ...] = (200, 201, 202, 204),
+    ) -> Any:
+        """Make one request; raise DemoError unless the status is expected."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        if method == "POST" and body is not None:
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        try:
+            resp = self.session.request(
+                method, self.urls[service] + path, json=body, headers=headers, timeout=30
+            )
+        except requests.RequestException as exc:
+            raise DemoError(
+                f"{service} is not answering at {self.urls[service]} ({type(exc).__name__}); "
+                "is the stack up? (`kinship dev up`)"
+            ) from None
+        if resp.status_code not in expect:
+            raise DemoError(f"{method} {service}{path}: {resp.status_code} {resp.text[:400]}")
+        if resp.status_code == 204 or not resp.content:
+            return None
+        if "json" in resp.headers.get("Content-Type", ""):
+            return resp.json()
+        return resp.text
+
+    def until(self, what: str, probe: Callable[[], Any]) -> Any:
+        """Retry probe until it returns a truthy value (events take a moment to travel)."""
+        deadline = time.monotonic() + self.timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                result = probe()
+                if result:
+                    return result
+            except DemoError as exc:
+                last = exc
+            time.sleep(0.3)
+        raise DemoError(f"timed out after {self.timeout:.0f} s waiting for {what}: {last or ''}")
+
+
+def stack_urls() -> dict[str, str]:
+    """Return the services' base URLs: from `kinship dev up`'s record, else the port settings."""
+    state = read_stack_state(var_dir())
+    recorded = state.get("urls")
+    if isinstance(recorded, dict) and all(name in recorded for name in SERVICES):
+        return {name: str(recorded[name]) for name in SERVICES}
+    ports = service_ports(os.environ) if os.environ else DEFAULT_PORTS
+    return {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+
+def admin_key(tag: str) -> str:
+    """Issue a platform admin key with `kinship keys create` (how a fresh install bootstraps)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "shared.cli.main",
+        "keys",
+        "create",
+        "--org",
+        "kinship-platform",
+        "--org-name",
+        "Kinship platform",
+        "--role",
+        "admin",
+        "--create-org",
+        "--name",
+        f"demo {tag}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise DemoError(f"kinship keys create failed: {result.stderr.strip()[-400:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def sms_signer(now: datetime) -> tuple[str, str, str | None]:
+    """Return (phone, country, postal code) of a signer for whom it is daytime now."""
+    for phone, country, zone, postal in SMS_SIGNERS:
+        if 9 <= now.astimezone(ZoneInfo(zone)).hour < 20:
+            return phone, country, postal
+    return SMS_SIGNERS[0][0], SMS_SIGNERS[0][1], SMS_SIGNERS[0][3]
+
+
+@dataclass
+class Story:
+    """What the demo created, for the report."""
+
+    tag: str
+    lead: dict[str, Any] = field(default_factory=dict)
+    partner: dict[str, Any] = field(default_factory=dict)
+    campaign: dict[str, Any] = field(default_factory=dict)
+    petition: dict[str, Any] = field(default_factory=dict)
+    signers: list[Signer] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    alert: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+    partner_rows: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_demo(
+    timeout: float = 180.0, progress: bool = False, echo: Callable[[str], None] | None = None
+) -> str:
+    """Run the story against the running stack and return the report."""
+    say = echo or (lambda line: print(line, flush=True))
+    api = Api(stack_urls(), timeout)
+    for name in SERVICES:
+        api.call(name, "GET", "/readyz")
+    tag = secrets.token_hex(3)
+    story = Story(tag)
+    say(f"[1/6] Coalition: organizations and keys (run {tag})")
+    keys = build_coalition(api, story)
+    say("[2/6] Campaign: bilingual, partner invited and joined, launched")
+    launch_campaign(api, story, keys)
+    say("[3/6] Petition: English and Traditional Chinese, one counter")
+    publish_petition(api, story, keys)
+    say("[4/6] Signatures: partner attribution, consents, one duplicate, one SMS opt-in")
+    sign(api, story)
+    wait_for_welcomes(api, story)
+    say("[5/6] Alert: email and SMS to the campaign's supporters")
+    send_alert(api, story, keys, progress, say)
+    say("[6/6] Report")
+    collect(api, story, keys)
+    return report(story)
+
+
+def build_coalition(api: Api, story: Story) -> dict[str, str]:
+    admin = admin_key(story.tag)
+    story.lead = api.call(
+        "campaigns",
+        "POST",
+        "/api/v1/organizations",
+        admin,
+        {
+            "name": "Hapa Voices Collective",
+            "slug": f"hapa-voices-{story.tag}",
+            "communities": ["mixed-Asian-heritage", "multiracial families"],
+            "contact_email": "organizers@hapavoices.example.org",
+            "postal_address": "1 Kinship Way, Oakland, CA 94612, USA",
+        },
+    )
+    story.partner = api.call(
+        "campaigns",
+        "POST",
+        "/api/v1/organizations",
+        admin,
+        {
+            "name": "Rainbow Lantern Alliance",
+            "slug": f"rainbow-lantern-{story.tag}",
+            "communities": ["LGBTQ+", "Asian diaspora"],
+            "contact_email": "hello@rainbowlantern.example.org",
+            "postal_address": "2 Lantern Street, Taipei 100, Taiwan",
+        },
+    )
+
+    def issue(org: dict[str, Any], role: str) -> str:
+        body = {"organization": org["slug"], "role": role, "name": f"demo {role}"}
+        return str(api.call("campaigns", "POST", "/api/v1/keys", admin, body)["secret"])
+
+    return {
+        "admin": admin,
+        "lead": issue(story.lead, "organizer"),
+        "partner_organizer": issue(story.partner, "organizer"),
+        "partner": issue(story.partner, "partner"),
+    }
+
+
+def launch_campaign(api: Api, story: Story, keys: dict[str, str]) -> None:
+    campaign = api.call(
+        "campaigns",
+        "POST",
+        "/api/v1/campaigns",
+        keys["lead"],
+        {
+            "default_locale": "en",
+            "titles": {
+                "en": "Language access at every county clinic",
+                "zh-Hant": "每一間縣立診所都提供語言協助",
+            },
+            "descriptions": {
+                "en": "Interpreters and translated forms for our families, in our languages.",
+                "zh-Hant": "為我們的家庭提供口譯與翻譯表格，用我們的語言。",
+            },
+            "communities": ["mixed-Asian-heritage", "LGBTQ+"],
+        },
+    )
+    cid = campaign["campaign_id"]
+    partner = story.partner["slug"]
+    api.call(
+        "campaigns",
+        "POST",
+        f"/api/v1/campaigns/{cid}/partners",
+        keys["lead"],
+        {"organization": partner},
+    )
+    api.call(
+        "campaigns",
+        "POST",
+        f"/api/v1/campaigns/{cid}/partners/{partner}/accept",
+        keys["partner_organizer"],
+    )
+    story.campaign = api.call("campaigns", "POST", f"/api/v1/campaigns/{cid}/launch", keys["lead"])
+
+
+def publish_petition(api: Api, story: Story, keys: dict[str, str]) -> None:
+    body = {
+        "campaign_id": story.campaign["campaign_id"],
+        "default_locale": "en",
+        "texts": {
+            "en": {
+                "title": "Language access at every county clinic",
+                "summary": "Ask the county health board for interpreters and translated forms.",
+                "text": "We ask the County Health Board to provide interpreters and translated "
+                "intake forms at every clinic, and to train staff to respect chosen names and "
+                "pronouns.",
+            },
+            "zh-Hant": {
+                "title": "每一間縣立診所都提供語言協助",
+                "summary": "請縣衛生委員會提供口譯員與翻譯表格。",
+                "text": "我們請求縣衛生委員會在每一間診所提供口譯員與翻譯的登記表格，"
+                "並訓練員工尊重我們選擇的名字與代名詞。",
+            },
+        },
+        "targets": [{"name": "County Health Board", "organization": "County of Alameda"}],
+    }
+
+    def create() -> Any:
+        # The petitions service learns of the key and the campaign from events: retry briefly.
+        return api.call("petitions", "POST", "/api/v1/petitions", keys["lead"], body)
+
+    petition = api.until("the petitions service to learn of the campaign", create)
+    pid = petition["petition_id"]
+    api.call("petitions", "POST", f"/api/v1/petitions/{pid}/publish", keys["lead"])
+    partner_id = story.partner["organization_id"]
+
+    def partner_box() -> Any:
+        shown = api.call("petitions", "GET", f"/api/v1/petitions/{pid}?locale=zh-Hant")
+        ids = {p["organization_id"] for p in shown.get("partners", [])}
+        return shown if partner_id in ids else None
+
+    story.petition = api.until("the partner's box on the petition", partner_box)
+
+
+def signers(story: Story) -> list[Signer]:
+    domain = f"demo-{story.tag}.example.org"
+    code = story.partner["source_code"]
+    partner = story.partner["slug"]
+    phone, country, postal = sms_signer(datetime.now(UTC))
+    return [
+        Signer("Mei", "Tanaka-Reyes", f"mei.tanaka@{domain}", "en", "US",
+               {"email": True, "partners": {partner: True}}, source=code, postal_code="94612",
+               pronouns="she/her"),
+        Signer("怡君", "陳", f"yichun.chen@{domain}", "zh-Hant", "TW", {"email": True}),
+        Signer("Alex", "Nguyen-Okafor", f"alex.no@{domain}", "en", country,
+               {"email": True, "sms": True, "partners": {partner: True}}, source=code,
+               phone=phone, postal_code=postal, pronouns="they/them"),
+        Signer("家豪", "林", f"jiahao.lin@{domain}", "zh-Hant", "TW", {}, source="newsletter"),
+        Signer("Sam", "Kealoha-Park", f"sam.kp@{domain}", "en", "US", {"email": True},
+               source=code, postal_code="96813", discreet=True),
+        # The same person again, typed differently: answered exactly like a new signature.
+        Signer("Mei", "Tanaka-Reyes", f"  MEI.TANAKA@{domain.upper()} ", "en", "US",
+               {"email": True}, duplicate=True),
+    ]  # fmt: skip
+
+
+def sign(api: Api, story: Story) -> None:
+    pid = story.petition["petition_id"]
+    story.signers = signers(story)
+    answers = set()
+    for signer in story.signers:
+        answer = api.call("petitions", "POST", f"/api/v1/petitions/{pid}/signatures", None,
+                          signer.body(), expect=(200, 201, 202))  # fmt: skip
+        answers.add(str(sorted(answer.items())))
+    if len(answers) != 1:
+        raise DemoError("a duplicate signature was answered differently from a new one")
+
+
+def _addresses(story: Story) -> set[str]:
+    return {s.email.strip().lower() for s in story.signers} | {
+        s.phone for s in story.signers if s.phone
+    }
+
+
+def _ours(story: Story, limit: int = 2000) -> list[dict[str, Any]]:
+    mine = _addresses(story)
+    return [m for m in captured_messages(limit=limit, show=True) if m["to"].lower() in mine]
+
+
+def wait_for_welcomes(api: Api, story: Story) -> None:
+    """Wait until notifications has projected every consenting signer (their welcome arrived)."""
+    consenting = {
+        s.email.lower()
+        for s in story.signers
+        if not s.duplicate and (s.consents.get("email") or s.consents.get("sms"))
+    }
+    phones = {s.phone for s in story.signers if s.phone and s.consents.get("sms")}
+
+    def arrived() -> bool:
+        seen = {m["to"].lower() for m in _ours(story) if m["kind"] == "transactional"}
+        return consenting <= seen and phones <= seen
+
+    api.until("the thank-you emails and the SMS welcome", arrived)
+
+
+def send_alert(
+    api: Api, story: Story, keys: dict[str, str], progress: bool, say: Callable[[str], None]
+) -> None:
+    cid = story.campaign["campaign_id"]
+    alert = api.call(
+        "campaigns",
+        "POST",
+        f"/api/v1/campaigns/{cid}/alerts",
+        keys["lead"],
+        {
+            "name": "Board vote on Thursday",
+            "channels": ["email", "sms"],
+            "default_locale": "en",
+            "content": {
+                "en": {
+                    "email_subject": "The county health board votes Thursday",
+                    "email_html": "<p>The board votes on language access this Thursday. "
+                    "Please call your supervisor today.</p>",
+                    "email_text": "The board votes on language access this Thursday. "
+                    "Please call your supervisor today.",
+                    "sms_text": "Board votes Thursday on clinic language access. "
+                    "Call your supervisor today.",
+                },
+                "zh-Hant": {
+                    "email_subject": "縣衛生委員會星期四投票",
+                    "email_html": "<p>委員會本週四就語言協助投票，請今天致電您的縣議員。</p>",
+                    "email_text": "委員會本週四就語言協助投票，請今天致電您的縣議員。",
+                    "sms_text": "委員會週四就診所語言協助投票，請今天致電縣議員。",
+                },
+            },
+        },
+    )
+    aid = alert["alert_id"]
+    api.call("campaigns", "POST", f"/api/v1/alerts/{aid}/schedule", keys["lead"], {})
+    story.alert = alert
+
+    def read() -> dict[str, Any] | None:
+        found = api.call(
+            "notifications", "GET", f"/api/v1/alerts/{aid}/progress", keys["lead"],
+            expect=(200, 404),
+        )  # fmt: skip
+        return found if isinstance(found, dict) and "total" in found else None
+
+    def finished(p: dict[str, Any]) -> bool:
+        done = p["sent"] + p["failed"] + p["suppressed"]
+        return p["status"] == "done" or (p["total"] > 0 and done >= p["total"])
+
+    deadline = time.monotonic() + api.timeout
+    bar = _Bar(progress, say)
+    current: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        current = read()
+        if current is not None:
+            bar.update(current)
+            if finished(current):
+                break
+        time.sleep(0.3)
+    bar.close()
+    if current is None or not finished(current):
+        raise DemoError(f"the alert's fan-out did not finish within {api.timeout:.0f} s: {current}")
+    story.progress = current
+
+
+class _Bar:
+    """A rich progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, fancy: bool, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.last = ""
+        self.progress: Any = None
+        if fancy:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("fan-out"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("fan-out", total=None, detail="")
+
+    def update(self, p: dict[str, Any]) -> None:
+        done = p["sent"] + p["failed"] + p["suppressed"]
+        detail = f"sent {p['sent']} failed {p['failed']} suppressed {p['suppressed']}"
+        if self.progress is not None:
+            self.progress.update(self.task, total=p["total"] or None, completed=done, detail=detail)
+            return
+        line = f"  fan-out: {done}/{p['total']} ({detail})"
+        if line != self.last:
+            self.say(line)
+            self.last = line
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def collect(api: Api, story: Story, keys: dict[str, str]) -> None:
+    pid = story.petition["petition_id"]
+    story.counts = api.call("petitions", "GET", f"/api/v1/petitions/{pid}/counts", keys["lead"])
+    org = story.partner["organization_id"]
+    text = api.call(
+        "petitions", "GET", f"/api/v1/petitions/{pid}/exports/partners/{org}.csv", keys["partner"]
+    )
+    story.partner_rows = list(csv.DictReader(io.StringIO(text or "")))
+    story.messages = _ours(story)
+
+
+def report(story: Story) -> str:
+    """Return the demo's report as plain text."""
+    lead, partner = story.lead, story.partner
+    names = {lead["organization_id"]: lead["slug"], partner["organization_id"]: partner["slug"]}
+    c = story.counts
+    p = story.progress
+    signed = [s for s in story.signers if not s.duplicate]
+
+    def listing(values: dict[str, int]) -> str:
+        return ", ".join(f"{names.get(k, k)} {v}" for k, v in sorted(values.items())) or "none"
+
+    by_channel: dict[str, Counter[str]] = {"email": Counter(), "sms": Counter()}
+    for m in story.messages:
+        by_channel[m["channel"]][m["kind"]] += 1
+    alert_id = story.alert["alert_id"]
+    samples = {}
+    for m in story.messages:
+        if m["alert_id"] == alert_id:
+            samples.setdefault(m["channel"], m)
+    recruited = int(c.get("by_partner", {}).get(partner["organization_id"], 0))
+    shared = [mask_email(row.get("email", "")) for row in story.partner_rows]
+    lines = [
+        "",
+        "Kinship demo report",
+        "===================",
+        f"Coalition:  {lead['name']} (lead; mixed-Asian-heritage) + {partner['name']} "
+        "(partner; LGBTQ+)",
+        f"Campaign:   {story.campaign['campaign_id']} ({story.campaign['status']})",
+        f"Petition:   {story.petition['petition_id']} open in en, zh-Hant",
+        f"Signatures: {c['total']} counted from {len(story.signers)} submissions "
+        f"({len(story.signers) - len(signed)} duplicate, answered like the others)",
+        f"  by locale:  {listing(c.get('by_locale', {}))}",
+        f"  by partner: {listing(c.get('by_partner', {}))}",
+        f"  by source:  {listing(c.get('by_source', {}))}",
+        f"Alert:      {alert_id} {p['status']}: total {p['total']}, sent {p['sent']}, "
+        f"delivered {p['delivered']}, failed {p['failed']}, suppressed {p['suppressed']}, "
+        f"deferred {p.get('deferred', 0)}",
+        "Delivered by channel (kinship outbox):",
+    ]
+    for channel in ("email", "sms"):
+        counts = by_channel[channel]
+        lines.append(
+            f"  {channel:<6} alert {counts['alert']}, transactional {counts['transactional']}"
+        )
+    if "email" in samples:
+        m = samples["email"]
+        unsub = " with List-Unsubscribe" if m["list_unsubscribe"] else ""
+        lines.append(f"  e.g. email to {mask_email(m['to'])}: {m['subject']!r}{unsub}")
+    if "sms" in samples:
+        m = samples["sms"]
+        lines.append(f"  e.g. SMS: {' '.join(m['body'].split())[:120]!r}")
+    lines += [
+        f"Partner webhook ({partner['name']}) would receive:",
+        f"  signature.created for the {recruited} signatures recruited with its code "
+        f"{partner['source_code']!r}",
+        f"  contact details only for the {len(shared)} supporters who ticked its box: "
+        f"{', '.join(shared) or 'none'}",
+        "  (the same people its partner export holds; the others reach it as counts only)",
+        "",
+        f"See every message: kinship outbox --alert {alert_id}",
+    ]
+    return "\n".join(lines)
