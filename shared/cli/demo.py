@@ -438,7 +438,7 @@ def send_alert(
 
     def finished(p: dict[str, Any]) -> bool:
         done = p["sent"] + p["failed"] + p["suppressed"]
-        return p["status"] == "done" or (p["total"] > 0 and done >= p["total"])
+        return bool(p["status"] == "done" or (p["total"] > 0 and done >= p["total"]))
 
     deadline = time.monotonic() + api.timeout
     bar = _Bar(progress, say)
@@ -517,7 +517,7 @@ def report(story: Story) -> str:
     for m in story.messages:
         by_channel[m["channel"]][m["kind"]] += 1
     alert_id = story.alert["alert_id"]
-    samples = {}
+    samples: dict[str, dict[str, Any]] = {}
     for m in story.messages:
         if m["alert_id"] == alert_id:
             samples.setdefault(m["channel"], m)
