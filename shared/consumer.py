@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import Connection, Engine, Table, text
+from sqlalchemy import Connection, Engine, Table, delete, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared import metrics
@@ -139,6 +140,7 @@ class ConsumerRunner:
         poll_timeout_ms: int = 200,
         partitions: int = 3,
         replication_factor: int = 1,
+        keep_processed_days: float = 14.0,
         consumer_factory: Callable[[], KafkaConsumer] | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
     ) -> None:
@@ -177,6 +179,8 @@ class ConsumerRunner:
         self._held: dict[TopicPartition, float] = {}
         self._committed: dict[TopicPartition, int] = {}
         self.stats = {"processed": 0, "skipped": 0, "duplicates": 0, "dead": 0, "retried": 0}
+        self.keep_processed = timedelta(days=keep_processed_days)
+        self._next_prune = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -199,7 +203,9 @@ class ConsumerRunner:
         """Consume until stop() is called."""
         ensure_topics(self.bootstrap, self.all_topics(), self.partitions, self.replication_factor)
         self._consumer = self._consumer_factory()
-        self._consumer.subscribe(self.topics + list(self._retry_topics))
+        subscribed = self.topics + list(self._retry_topics)
+        self._load_metadata(subscribed)
+        self._consumer.subscribe(subscribed)
         log.info("consumer started", extra={"group": self.group, "topics": self.topics})
         backoff = 0.25
         try:
@@ -222,11 +228,28 @@ class ConsumerRunner:
                 self._producer.close(timeout=10)
             log.info("consumer stopped", extra={"group": self.group, **self.stats})
 
+    def _load_metadata(self, topics: list[str], timeout: float = 30.0) -> None:
+        """Know every topic's partitions before joining the group.
+
+        A consumer that joins before its metadata lists a freshly created topic is assigned
+        none of its partitions until the next metadata refresh, minutes later.
+        """
+        assert self._consumer is not None
+        deadline = time.monotonic() + timeout
+        missing = list(topics)
+        while missing and time.monotonic() < deadline and not self.stopping:
+            missing = [t for t in missing if not self._consumer.partitions_for_topic(t)]
+            if missing:
+                self._stop.wait(0.1)
+        if missing:
+            log.warning("topic metadata not loaded", extra={"topics": missing})
+
     def poll_once(self) -> None:
         """Poll one batch and process it completely (or put it back when the database is down)."""
         consumer = self._consumer
         assert consumer is not None, "run() creates the consumer"
         self._release_due()
+        self._prune_if_due()
         records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
         if not records:
             return
@@ -281,6 +304,24 @@ class ConsumerRunner:
         self._consumer.pause(tp)
         self._held[tp] = time.monotonic() + wait
         return True
+
+    def _prune_if_due(self) -> None:
+        """Forget processed ids older than Kafka could redeliver (hourly, cheap on an index)."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 3600
+        cutoff = utcnow() - self.keep_processed
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    delete(self.processed).where(
+                        self.processed.c.consumer_group == self.group,
+                        self.processed.c.processed_at < cutoff,
+                    )
+                )
+        except Exception as exc:  # noqa: BLE001 - pruning is housekeeping; try again later
+            log.warning("pruning processed ids failed", extra={"error": type(exc).__name__})
 
     def _release_due(self) -> None:
         now = time.monotonic()

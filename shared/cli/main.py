@@ -15,7 +15,13 @@ def local_kafka() -> LocalKafka:
     from shared.config import var_dir
 
     port = int(os.environ.get("KAFKA_PORT", "9092"))
-    return LocalKafka(var_dir() / "kafka", port=port, heap=os.environ.get("KAFKA_HEAP", "512m"))
+    controller = os.environ.get("KAFKA_CONTROLLER_PORT")
+    return LocalKafka(
+        var_dir() / "kafka",
+        port=port,
+        controller_port=int(controller) if controller else None,
+        heap=os.environ.get("KAFKA_HEAP", "512m"),
+    )
 
 
 @click.group()

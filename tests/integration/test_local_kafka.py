@@ -31,6 +31,7 @@ def test_cli_starts_a_kafka_4_broker_that_survives_restarts(tmp_path: Path) -> N
         **os.environ,
         "KINSHIP_VAR_DIR": str(tmp_path),
         "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
         "KAFKA_HEAP": "256m",
     }
     assert kinship(["kafka", "status"], env).returncode == 3
