@@ -40,6 +40,8 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 # never loses an event.
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
+# The heartbeat file lives in memory: containers often have a read-only or slow root disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Build the app in each worker: engines and Kafka clients must not be shared across a fork.
 preload_app = False
 # Requests bigger than this are refused before Flask sees them (petitions cap bodies at 2 MiB).
@@ -83,3 +85,11 @@ class PrivateAccessLogger(Logger):
 logger_class = PrivateAccessLogger
 # Method, route (tokens redacted), status, bytes, milliseconds: enough to debug, nothing personal.
 access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms"
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's metrics files (Prometheus multiprocess mode, several workers)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

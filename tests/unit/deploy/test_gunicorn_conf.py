@@ -1,0 +1,79 @@
+"""deploy/gunicorn.conf.py: sizing from the CPU count, graceful stop, a private access log."""
+
+from __future__ import annotations
+
+import runpy
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from gunicorn.config import Config
+
+from tests.unit.deploy.conftest import DEPLOY
+
+
+def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
+    for name in ("GUNICORN_WORKERS", "GUNICORN_BIND", "PORT", "GUNICORN_ACCESS_LOG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+
+
+def test_workers_follow_the_cpu_count_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = load(monkeypatch)
+    assert conf["default_workers"](1) == 3
+    assert conf["default_workers"](2) == 5
+    assert conf["default_workers"](64) == 8
+    assert conf["workers"] == conf["default_workers"](conf["multiprocessing"].cpu_count())
+    assert load(monkeypatch, GUNICORN_WORKERS="1")["workers"] == 1
+
+
+def test_binds_to_port_and_stops_gracefully(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = load(monkeypatch, PORT="8123")
+    assert conf["bind"] == "0.0.0.0:8123"
+    assert load(monkeypatch, GUNICORN_BIND="127.0.0.1:8001")["bind"] == "127.0.0.1:8001"
+    assert conf["graceful_timeout"] >= 20
+    assert conf["preload_app"] is False
+
+
+def test_access_log_holds_no_address_query_or_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = load(monkeypatch)
+    logger_class = conf["logger_class"]
+    logger = logger_class(Config())
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/unsubscribe/tok_SECRET123",
+        "QUERY_STRING": "email=mei%40example.org",
+        "REMOTE_ADDR": "203.0.113.9",
+        "HTTP_REFERER": "https://mail.example/?u=mei",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "RAW_URI": "/unsubscribe/tok_SECRET123?email=mei%40example.org",
+    }
+    resp = SimpleNamespace(status="200 OK", sent=12, headers=[], response_length=12)
+    req = SimpleNamespace(headers=[])
+    atoms = logger.atoms(resp, req, environ, _Delta())
+    line = conf["access_log_format"] % atoms
+    assert line.startswith("POST /unsubscribe/<redacted> 200")
+    for secret in ("SECRET123", "203.0.113.9", "mei", "example.org"):
+        assert secret not in line
+        assert secret not in str(atoms["r"]) and secret not in str(atoms["h"])
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/api/v1/confirmations/abc.def", "/api/v1/confirmations/<redacted>"),
+        ("/preferences/xyz", "/preferences/<redacted>"),
+        ("/erase/xyz", "/erase/<redacted>"),
+        ("/api/v1/callbacks/twilio/status/d-1", "/api/v1/callbacks/twilio/status/<redacted>"),
+        ("/api/v1/petitions/p-1/signatures", "/api/v1/petitions/p-1/signatures"),
+    ],
+)
+def test_redacts_token_segments(monkeypatch: pytest.MonkeyPatch, path: str, expected: str) -> None:
+    assert load(monkeypatch)["redact_path"](path) == expected
+
+
+class _Delta:
+    seconds = 0
+    microseconds = 1500

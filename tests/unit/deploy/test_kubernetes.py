@@ -1,0 +1,113 @@
+"""deploy/kubernetes: APIs and workers with probes and resources, a Strimzi Kafka and topics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.events.catalog import CAMPAIGNS, DISPATCH, NOTIFICATIONS, PETITIONS
+from tests.unit.deploy.conftest import DEPLOY, SERVICES
+
+K8S = DEPLOY / "kubernetes"
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]  # type: ignore[no-any-return]
+
+
+def test_kustomization_lists_files_that_exist() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (K8S / resource).exists(), resource
+    assert kustomization["namespace"] == "kinship"
+    assert kustomization["images"][0]["name"] == "kinship"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_api_deployment_probes_ports_and_resources(
+    manifests: list[dict[str, Any]], name: str
+) -> None:
+    deployment = of_kind(manifests, "Deployment")[f"kinship-{name}"]
+    c = container(deployment)
+    assert c["image"] == "kinship"
+    assert c["command"] == [
+        "gunicorn", "-c", "deploy/gunicorn.conf.py", f"services.{name}:create_app()"
+    ]  # fmt: skip
+    assert c["ports"] == [{"name": "http", "containerPort": 8000}]
+    assert {"name": "PORT", "value": "8000"} in c["env"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    requests = c["resources"]["requests"]
+    assert requests["cpu"] and requests["memory"]
+    assert c["resources"]["limits"]["memory"]
+    refs = {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in c["envFrom"]}
+    assert refs == {"kinship-config", "kinship-secrets"}
+    spec = deployment["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    # Longer than gunicorn's graceful timeout, so in-flight requests finish.
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] > 30
+    assert spec["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_api_has_a_service_that_selects_it(manifests: list[dict[str, Any]], name: str) -> None:
+    service = of_kind(manifests, "Service")[f"kinship-{name}"]
+    deployment = of_kind(manifests, "Deployment")[f"kinship-{name}"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_worker_deployment(manifests: list[dict[str, Any]], name: str) -> None:
+    deployment = of_kind(manifests, "Deployment")[f"kinship-{name}-worker"]
+    c = container(deployment)
+    assert c["command"][:3] == ["python", "-m", f"services.{name}.worker"]
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
+
+
+def test_migrations_run_as_a_job(manifests: list[dict[str, Any]]) -> None:
+    job = of_kind(manifests, "Job")["kinship-migrate"]
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"] == ["kinship", "migrate"]
+
+
+def test_config_names_settings_the_code_reads(
+    manifests: list[dict[str, Any]], known_env: set[str]
+) -> None:
+    config = of_kind(manifests, "ConfigMap")["kinship-config"]["data"]
+    secret = of_kind(manifests, "Secret")["kinship-secrets"]["stringData"]
+    unknown = sorted((set(config) | set(secret)) - known_env)
+    assert not unknown, f"manifests set variables no code reads: {unknown}"
+    for service in SERVICES:
+        assert f"{service.upper()}_DATABASE_URL" in secret
+    assert "KINSHIP_HASH_KEY" in secret and config["KINSHIP_ENV"] == "production"
+    assert config["KAFKA_BOOTSTRAP_SERVERS"] == "kinship-kafka-bootstrap.kafka:9092"
+
+
+def test_strimzi_kafka_in_kraft_mode_with_kinship_topics(manifests: list[dict[str, Any]]) -> None:
+    kafka = of_kind(manifests, "Kafka")["kinship"]
+    assert kafka["apiVersion"].startswith("kafka.strimzi.io/")
+    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False} in kafka["spec"][
+        "kafka"
+    ]["listeners"]
+    pool = of_kind(manifests, "KafkaNodePool")["dual-role"]
+    assert set(pool["spec"]["roles"]) == {"controller", "broker"}
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "kinship"
+    topics = of_kind(manifests, "KafkaTopic")
+    assert set(topics) == {CAMPAIGNS, PETITIONS, NOTIFICATIONS, DISPATCH}
+    for topic in topics.values():
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "kinship"
+        assert topic["spec"]["replicas"] == 3
