@@ -1,0 +1,1 @@
+"""Partner webhooks: endpoints, consent-filtered messages, signed deliveries with retries."""

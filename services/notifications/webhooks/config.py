@@ -1,0 +1,70 @@
+"""Settings of partner webhook delivery (WEBHOOK_* in the environment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+# Standard Webhooks' recommended schedule: the delay before each retry, in seconds.
+DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """How webhooks are delivered, retried, limited and kept safe."""
+
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    jitter: float = 0.2
+    timeout: float = 15.0
+    # An endpoint failing without a single success for this long is disabled.
+    disable_after_seconds: float = 5 * 24 * 3600.0
+    rotation_overlap_seconds: float = 24 * 3600.0
+    # Networks a URL may resolve to even though they are not public (tests: 127.0.0.1/32).
+    allowed_networks: tuple[str, ...] = ()
+    # None: HTTPS required in production only.
+    require_https: bool | None = None
+    response_excerpt_bytes: int = 1024
+    response_read_cap: int = 64 * 1024
+    pool_size: int = 64
+    per_endpoint_concurrency: int = 4
+    # A failing endpoint is probed by one delivery at a time, so it holds at most one thread.
+    failing_endpoint_concurrency: int = 1
+    batch_per_endpoint: int = 25
+    poll_interval: float = 0.05
+    claim_lease_seconds: float = 120.0
+    connection_max_age: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> WebhookConfig:
+        """Read WEBHOOK_* settings."""
+        d = cls()
+        nets = _env("WEBHOOK_ALLOWED_NETWORKS", "")
+        https = _env("WEBHOOK_REQUIRE_HTTPS", "")
+        schedule = _env("WEBHOOK_RETRY_SCHEDULE", "")
+        return cls(
+            schedule=tuple(float(s) for s in schedule.split(",")) if schedule else d.schedule,
+            jitter=float(_env("WEBHOOK_JITTER", str(d.jitter))),
+            timeout=float(_env("WEBHOOK_TIMEOUT", str(d.timeout))),
+            disable_after_seconds=float(
+                _env("WEBHOOK_DISABLE_AFTER_SECONDS", str(d.disable_after_seconds))
+            ),
+            allowed_networks=tuple(n.strip() for n in nets.split(",") if n.strip()),
+            require_https=None if not https else https.lower() in {"1", "true", "yes", "on"},
+            pool_size=int(_env("WEBHOOK_POOL_SIZE", str(d.pool_size))),
+            per_endpoint_concurrency=int(
+                _env("WEBHOOK_PER_ENDPOINT_CONCURRENCY", str(d.per_endpoint_concurrency))
+            ),
+        )
+
+    def https_required(self, production: bool) -> bool:
+        """Return whether endpoint URLs must use HTTPS."""
+        return production if self.require_https is None else self.require_https
+
+    def with_(self, **changes: object) -> WebhookConfig:
+        """Return a copy with some fields changed (tests)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

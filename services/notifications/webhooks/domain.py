@@ -1,0 +1,262 @@
+"""Webhook rules as plain functions: retry schedule, URL safety, and what a partner may see."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# What partners may subscribe to (short names, as in the payload's "type").
+EVENT_TYPES = (
+    "campaign.created",
+    "campaign.launched",
+    "campaign.updated",
+    "campaign.closed",
+    "campaign.partner_joined",
+    "petition.published",
+    "petition.closed",
+    "petition.milestone_reached",
+    "signature.created",
+)
+TEST_EVENT_TYPE = "webhook.test"
+MAX_RETRY_AFTER = 24 * 3600.0
+# Ranges refused even though Python may call some of them global (CGNAT, cloud metadata).
+BLOCKED_NETWORKS: tuple[IpNetwork, ...] = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/128",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+        "fd00:ec2::254/128",
+    )
+)
+
+
+class UnsafeUrl(ValueError):
+    """The URL, or the address it resolves to, may not receive webhooks."""
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+
+def retry_delay(
+    attempts: int, schedule: Sequence[float], jitter: float, rng: random.Random | None = None
+) -> float | None:
+    """Return the delay before the next try after `attempts` failed tries, or None when done."""
+    if attempts < 1 or attempts > len(schedule):
+        return None
+    base = schedule[attempts - 1]
+    spread = (rng or random).uniform(-jitter, jitter)
+    return max(0.0, base * (1.0 + spread))
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Return the seconds a Retry-After header asks for (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - now).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if seconds != seconds or seconds < 0:  # NaN or the past
+        return 0.0
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def next_attempt_at(
+    attempts: int,
+    now: datetime,
+    schedule: Sequence[float],
+    jitter: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> datetime | None:
+    """Return when to try again after a failure (Retry-After wins if longer), or None: give up."""
+    delay = retry_delay(attempts, schedule, jitter, rng)
+    if delay is None:
+        return None
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return now + timedelta(seconds=delay)
+
+
+def is_success(status: int | None) -> bool:
+    """Only a 2xx answer delivers a message; redirects are failures (never followed)."""
+    return status is not None and 200 <= status < 300
+
+
+def should_disable(
+    failing_since: datetime | None, now: datetime, disable_after_seconds: float
+) -> bool:
+    """Return True when an endpoint has failed with no success for too long."""
+    if failing_since is None:
+        return False
+    return (now - failing_since).total_seconds() >= disable_after_seconds
+
+
+# -- URL safety ----------------------------------------------------------------------------------
+
+
+def parse_networks(values: Iterable[str]) -> tuple[IpNetwork, ...]:
+    """Parse the configured allow-list of networks."""
+    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
+
+
+def check_url(url: str, https_required: bool) -> tuple[str, str, int]:
+    """Return (scheme, host, port) of a well-formed endpoint URL, or raise UnsafeUrl."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeUrl("is not a valid URL") from exc
+    scheme = parts.scheme.lower()
+    allowed = ("https",) if https_required else ("https", "http")
+    if scheme not in allowed:
+        raise UnsafeUrl("must use HTTPS" if https_required else "must use http or https")
+    if not parts.hostname:
+        raise UnsafeUrl("has no host")
+    if parts.username or parts.password:
+        raise UnsafeUrl("must not carry credentials")
+    if parts.fragment:
+        raise UnsafeUrl("must not have a fragment")
+    if len(url) > 2000:
+        raise UnsafeUrl("is too long")
+    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+
+
+def check_address(address: str, allowed: Sequence[IpNetwork]) -> IpAddress:
+    """Return the address if webhooks may go there, or raise UnsafeUrl."""
+    ip: IpAddress = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in allowed if net.version == ip.version):
+        return ip
+    if not ip.is_global or any(ip in net for net in BLOCKED_NETWORKS if net.version == ip.version):
+        raise UnsafeUrl("resolves to a private, loopback, link-local or reserved address")
+    return ip
+
+
+def literal_address(host: str) -> IpAddress | None:
+    """Return the host as an IP address when it is one."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+# -- who receives what ---------------------------------------------------------------------------
+
+
+def short_type(full: str) -> str:
+    """Return 'signature.created' for 'kinship.signature.created.v1'."""
+    parts = full.split(".")
+    return ".".join(parts[1:-1]) if len(parts) >= 4 and parts[0] == "kinship" else full
+
+
+def wants(event_types: Sequence[str], short: str) -> bool:
+    """Return whether an endpoint's filter (empty: everything) admits an event type."""
+    return not event_types or short in event_types
+
+
+def _pick(data: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    return {k: data[k] for k in keys if k in data}
+
+
+# Allow-lists, never deny-lists: a field added to an event later stays private until listed here.
+# Community identity ("communities", pronouns, interests) is on no list.
+_CAMPAIGN = (
+    "campaign_id", "lead_organization_id", "partner_organization_ids", "titles",
+    "descriptions", "default_locale", "status", "at",
+)  # fmt: skip
+_PUBLIC = {
+    "campaign.partner_joined": ("campaign_id", "organization_id", "at"),
+    "petition.published": (
+        "petition_id",
+        "campaign_id",
+        "organization_id",
+        "titles",
+        "default_locale",
+        "goal",
+        "at",
+    ),  # fmt: skip
+    "petition.closed": ("petition_id", "campaign_id", "total", "at"),
+    "petition.milestone_reached": (
+        "petition_id",
+        "campaign_id",
+        "milestone",
+        "total",
+        "next_goal",
+        "at",
+    ),  # fmt: skip
+}
+_SIGNATURE = ("signature_id", "petition_id", "campaign_id", "organization_id", "locale", "at")
+_PERSON = ("given_name", "family_name", "email", "phone", "postal_code", "country", "language")
+
+
+def signature_recipients(data: Mapping[str, Any]) -> set[str]:
+    """Return the organizations a signature concerns: its owner, its recruiter, its shares."""
+    if data.get("duplicate"):
+        return set()  # a repeat changes nothing and must not reveal that someone signed
+    orgs = {str(data["organization_id"])}
+    attributed = (data.get("attribution") or {}).get("partner_organization_id")
+    if attributed:
+        orgs.add(str(attributed))
+    orgs.update(str(o) for o in (data.get("consents") or {}).get("partner_organization_ids", []))
+    return orgs
+
+
+def payload_data(short: str, data: Mapping[str, Any], organization_id: str) -> dict[str, Any]:
+    """Return what one organization may see of an event (personal data only if shared with it)."""
+    if short.startswith("campaign.") and short != "campaign.partner_joined":
+        return _pick(data, _CAMPAIGN)
+    if short in _PUBLIC:
+        return _pick(data, _PUBLIC[short])
+    if short != "signature.created":
+        raise ValueError(f"no webhook payload for {short!r}")
+    out = _pick(data, _SIGNATURE)
+    attribution = data.get("attribution") or {}
+    out["attribution"] = {
+        "source": attribution.get("source"),
+        "partner_organization_id": attribution.get("partner_organization_id"),
+    }
+    out["double_opt_in"] = bool(data.get("double_opt_in"))
+    shared = organization_id in (data.get("consents") or {}).get("partner_organization_ids", [])
+    out["shared_with_you"] = shared
+    if shared:
+        out["supporter_id"] = data.get("supporter_id")
+        out["person"] = _pick(data.get("person") or {}, _PERSON)
+    return out
+
+
+def body(short: str, time: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a Standard Webhooks body: type, timestamp and data."""
+    return {"type": short, "timestamp": time, "data": dict(data)}
+
+
+def excerpt(raw: bytes, limit: int) -> str:
+    """Return the start of a response body as text, for the attempt log."""
+    return raw[:limit].decode("utf-8", errors="replace")

@@ -1,0 +1,84 @@
+"""Tables of partner webhooks, defined on the notifications service's metadata."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from services.notifications.store import Moment, metadata
+from shared.db import BigId
+
+# failing_since: the first failure since the last success (None while healthy).
+# disabled_reason: "gone" (410), "failing" (failing too long), "partner" (turned off by its owner).
+endpoints = Table(
+    "wh_endpoints",
+    metadata,
+    Column("endpoint_id", String(40), primary_key=True),
+    Column("organization_id", String(64), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("description", String(500), nullable=False, default=""),
+    Column("event_types", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", String(16)),
+    Column("disabled_at", Moment()),
+    # The signing secret is needed in clear to sign; it never leaves except once, when made.
+    Column("secret", String(80), nullable=False),
+    Column("previous_secret", String(80)),
+    Column("previous_secret_expires_at", Moment()),
+    Column("failing_since", Moment()),
+    # "pending" once disabled for failing, "sent" when the organization's contact was told.
+    Column("notice", String(8)),
+    Column("created_at", Moment(), nullable=False),
+    Column("updated_at", Moment(), nullable=False),
+)
+
+# One message per event per endpoint; message_id is the stable webhook-id.
+# status: pending -> delivering -> succeeded | failed (retries exhausted or endpoint disabled).
+messages = Table(
+    "wh_messages",
+    metadata,
+    Column("message_id", String(40), primary_key=True),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Moment()),
+    # Why the next attempt happens: scheduled | test | replay | recover (kept in the log).
+    Column("trigger", String(12), nullable=False),
+    Column("claimed_at", Moment()),
+    Column("event_time", Moment(), nullable=False),
+    Column("created_at", Moment(), nullable=False),
+    Column("finished_at", Moment()),
+    Column("last_status_code", Integer),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_wh_messages_once"),
+    Index("ix_wh_messages_due", "status", "next_attempt_at"),
+    Index("ix_wh_messages_endpoint", "endpoint_id", "created_at"),
+)
+
+attempts = Table(
+    "wh_attempts",
+    metadata,
+    Column("attempt_id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False, index=True),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("attempted_at", Moment(), nullable=False),
+    # scheduled | test | replay | recover
+    Column("trigger", String(12), nullable=False),
+    Column("status_code", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", String(200)),
+    Column("response_excerpt", Text),
+    Index("ix_wh_attempts_endpoint", "endpoint_id", "attempted_at"),
+)
