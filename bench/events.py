@@ -46,6 +46,10 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
+def report(label: str, events_per_second: float) -> None:
+    print(f"{label:<44} {events_per_second:12,.0f} events/s", flush=True)
+
+
 def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not probe():
@@ -227,18 +231,12 @@ def main() -> None:
             bootstrap = broker.bootstrap
         print(f"events: {n:,}  broker: Kafka at {bootstrap}  cores: {os.cpu_count()}")
         plain_e2e, plain_consume = plain_round_trip(bootstrap, n)
-        print(f"(a) plain kafka-python producer -> consumer: {plain_e2e:12,.0f} events/s")
-        print(f"    plain kafka-python consumption alone:    {plain_consume:12,.0f} events/s")
+        report("(a) plain kafka-python producer -> consumer", plain_e2e)
+        report("    plain kafka-python consumption alone", plain_consume)
         result = pipeline(bootstrap, create_database(db_admin, "kinship_bench"), n)
-        print(
-            f"    outbox inserts (1,000 per transaction):  {result['outbox_insert']:12,.0f} events/s"
-        )
-        print(
-            f"(b) outbox -> relay -> runner -> PostgreSQL: {result['end_to_end']:12,.0f} events/s"
-        )
-        print(
-            f"(c) runner consume path with PG effects:     {result['runner_consume']:12,.0f} events/s"
-        )
+        report("    outbox inserts (1,000 per transaction)", result["outbox_insert"])
+        report("(b) outbox -> relay -> runner -> PostgreSQL", result["end_to_end"])
+        report("(c) runner consume path with PG effects", result["runner_consume"])
         ratio_b = result["end_to_end"] / plain_e2e
         ratio_c = result["runner_consume"] / plain_consume
         print(f"ratio b/a = {ratio_b:.2f}   ratio c/plain consumption = {ratio_c:.2f}")
