@@ -37,8 +37,11 @@ endpoints = Table(
     Column("failing_since", Moment()),
     # "pending" once disabled for failing, "sent" when the organization's contact was told.
     Column("notice", String(8)),
+    # A retried create with the same Idempotency-Key returns the first endpoint.
+    Column("idempotency_key", String(200)),
     Column("created_at", Moment(), nullable=False),
     Column("updated_at", Moment(), nullable=False),
+    UniqueConstraint("organization_id", "idempotency_key", name="uq_wh_endpoints_idempotency"),
 )
 
 # One message per event per endpoint; message_id is the stable webhook-id.
@@ -65,6 +68,7 @@ messages = Table(
     UniqueConstraint("endpoint_id", "event_id", name="uq_wh_messages_once"),
     Index("ix_wh_messages_due", "status", "next_attempt_at"),
     Index("ix_wh_messages_endpoint", "endpoint_id", "created_at"),
+    Index("ix_wh_messages_endpoint_due", "endpoint_id", "status", "next_attempt_at"),
 )
 
 attempts = Table(

@@ -1,0 +1,484 @@
+"""The delivery loop: due messages from the database, sent concurrently, each endpoint isolated.
+
+Every endpoint has its own small budget of concurrent deliveries (one while it is failing), and
+failing endpoints together never hold more than half the pool, so a dead endpoint's 15-second
+timeouts can only ever occupy its own slots. Retries are rows with a due time, not sleeping
+threads or Kafka offsets held back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, case, func, insert, select, union_all, update
+
+from services.notifications.senders import EmailBatch, EmailSender, Recipient, SendError
+from services.notifications.store import organizations
+from services.notifications.webhooks import domain, signing
+from services.notifications.webhooks.config import WebhookConfig
+from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.transport import GuardedTransport, Reply, Transport
+
+log = logging.getLogger(__name__)
+USER_AGENT = "Kinship-Webhooks/1"
+RECLAIM_EVERY = 10.0
+NOTICE_EVERY = 5.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a delivery needs to know about its endpoint."""
+
+    endpoint_id: str
+    organization_id: str
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    failing: bool
+
+    def secrets(self, now: datetime) -> list[str]:
+        """Return the secrets to sign with: the current one, and the old one while it overlaps."""
+        live = [self.secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and expires > now:
+            live.append(self.previous_secret)
+        return live
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result, recorded after its chunk."""
+
+    message_id: str
+    attempts: int
+    trigger: str
+    at: datetime
+    reply: Reply
+    latency_ms: int
+
+
+def wall_clock() -> datetime:
+    """Return the real time (signatures carry it: receivers compare it with their own clock)."""
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    """Deliver due messages until stopped (run), or one round at a time (tick, for tests)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: WebhookConfig,
+        *,
+        production: bool = False,
+        clock: Callable[[], datetime] = wall_clock,
+        transport: Transport | None = None,
+        email: EmailSender | None = None,
+        from_email: str = "alerts@kinship.example",
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.transport = transport or GuardedTransport(
+            domain.parse_networks(config.allowed_networks),
+            config.https_required(production),
+            read_cap=config.response_read_cap,
+            max_age=config.connection_max_age,
+        )
+        self.email = email
+        self.from_email = from_email
+        self.rng = rng or random.Random()
+        self._pool = ThreadPoolExecutor(config.pool_size, thread_name_prefix="webhook")
+        self._lock = threading.Lock()
+        self._inflight: dict[str, int] = {}
+        self._failing_inflight = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._last_reclaim = 0.0
+        self._last_notice = 0.0
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Deliver until stop() is called; finish the chunks in flight before returning."""
+        while not self._stop.is_set():
+            try:
+                claimed = self.tick()
+                self._housekeeping()
+            except Exception:
+                log.exception("webhook dispatcher round failed")
+                claimed = 0
+            if not claimed:
+                self._wake.wait(self.config.poll_interval)
+                self._wake.clear()
+        self._pool.shutdown(wait=True)
+        close = getattr(self.transport, "close", None)
+        if callable(close):
+            close()
+
+    def stop(self) -> None:
+        """Ask run() to return."""
+        self._stop.set()
+        self._wake.set()
+
+    def tick(self, wait_for_results: bool = False) -> int:
+        """Claim due messages for endpoints with free slots and start delivering them."""
+        now = self.clock()
+        futures: list[Future[None]] = []
+        with self.engine.begin() as conn:
+            live = self._endpoints(conn)
+            budget = self._budgets(live)
+            claimed = self._claim(conn, now, budget)
+        for endpoint_id, rows in claimed.items():
+            endpoint = live[endpoint_id]
+            size = 1 if endpoint.failing else self.config.batch_per_endpoint
+            for start in range(0, len(rows), size):
+                chunk = rows[start : start + size]
+                with self._lock:
+                    self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
+                    self._failing_inflight += endpoint.failing
+                futures.append(self._pool.submit(self._deliver, endpoint, chunk))
+        if wait_for_results:
+            wait(futures)
+            for future in futures:
+                future.result()
+        return sum(len(rows) for rows in claimed.values())
+
+    def drain(self, rounds: int = 100) -> int:
+        """Run ticks until nothing is due (tests); return how many messages were attempted."""
+        total = 0
+        for _ in range(rounds):
+            done = self.tick(wait_for_results=True)
+            self._housekeeping(force=True)
+            if not done:
+                break
+            total += done
+        return total
+
+    # -- claiming ----------------------------------------------------------------------------------
+
+    def _endpoints(self, conn: Connection) -> dict[str, Endpoint]:
+        rows = conn.execute(select(endpoints).where(endpoints.c.enabled.is_(True)))
+        return {
+            r.endpoint_id: Endpoint(
+                r.endpoint_id,
+                r.organization_id,
+                r.url,
+                r.secret,
+                r.previous_secret,
+                r.previous_secret_expires_at,
+                r.failing_since is not None,
+            )
+            for r in rows
+        }
+
+    def _budgets(self, live: dict[str, Endpoint]) -> dict[str, int]:
+        """Return how many chunks each endpoint may start now."""
+        config = self.config
+        with self._lock:
+            total = sum(self._inflight.values())
+            failing_room = config.pool_size // 2 - self._failing_inflight
+            free = config.pool_size - total
+            budget = {}
+            for endpoint_id, endpoint in live.items():
+                cap = (
+                    config.failing_endpoint_concurrency
+                    if endpoint.failing
+                    else config.per_endpoint_concurrency
+                )
+                room = cap - self._inflight.get(endpoint_id, 0)
+                if endpoint.failing:
+                    room = min(room, failing_room)
+                if room > 0 and free > 0:
+                    budget[endpoint_id] = min(room, free)
+        return budget
+
+    def _claim(
+        self, conn: Connection, now: datetime, budget: dict[str, int]
+    ) -> dict[str, list[Any]]:
+        if not budget:
+            return {}
+        chunk = self.config.batch_per_endpoint
+        picks = []
+        for endpoint_id, room in budget.items():
+            picks.append(
+                select(messages.c.message_id)
+                .where(
+                    messages.c.endpoint_id == endpoint_id,
+                    messages.c.status == "pending",
+                    messages.c.next_attempt_at <= now,
+                )
+                .order_by(messages.c.next_attempt_at)
+                .limit(room * chunk)
+                .subquery()
+                .select()
+            )
+        due = [row[0] for row in conn.execute(union_all(*picks))]
+        if not due:
+            return {}
+        query = (
+            update(messages)
+            .where(messages.c.message_id.in_(due), messages.c.status == "pending")
+            .values(status="delivering", claimed_at=now)
+            .returning(
+                messages.c.message_id,
+                messages.c.endpoint_id,
+                messages.c.body,
+                messages.c.attempts,
+                messages.c.trigger,
+                messages.c.next_attempt_at,
+            )
+        )
+        claimed: dict[str, list[Any]] = {}
+        for row in sorted(conn.execute(query), key=lambda r: r.next_attempt_at):
+            claimed.setdefault(row.endpoint_id, []).append(row)
+        return claimed
+
+    # -- delivering --------------------------------------------------------------------------------
+
+    def _deliver(self, endpoint: Endpoint, chunk: Sequence[Any]) -> None:
+        outcomes: list[Outcome] = []
+        try:
+            for row in chunk:
+                if self._stop.is_set():
+                    break
+                sent_at = wall_clock()
+                body = str(row.body)
+                headers = signing.headers(
+                    endpoint.secrets(self.clock()), row.message_id, sent_at, body
+                )
+                headers["content-type"] = "application/json"
+                headers["user-agent"] = USER_AGENT
+                started = time.perf_counter()
+                reply = self.transport.post(
+                    endpoint.endpoint_id, endpoint.url, headers, body.encode(), self.config.timeout
+                )
+                latency = int((time.perf_counter() - started) * 1000)
+                outcomes.append(
+                    Outcome(row.message_id, row.attempts, row.trigger, self.clock(), reply, latency)
+                )
+                if not domain.is_success(reply.status):
+                    break  # the rest wait for the endpoint to answer again
+        finally:
+            try:
+                self._record(endpoint, chunk, outcomes)
+            finally:
+                with self._lock:
+                    self._inflight[endpoint.endpoint_id] -= 1
+                    if not self._inflight[endpoint.endpoint_id]:
+                        del self._inflight[endpoint.endpoint_id]
+                    self._failing_inflight -= endpoint.failing
+                self._wake.set()
+
+    def _record(self, endpoint: Endpoint, chunk: Sequence[Any], outcomes: list[Outcome]) -> None:
+        """Write the attempts and each message's next state in one transaction."""
+        config = self.config
+        now = self.clock()
+        tried = {o.message_id for o in outcomes}
+        untried = [row.message_id for row in chunk if row.message_id not in tried]
+        with self.engine.begin() as conn:
+            if outcomes:
+                conn.execute(
+                    insert(attempts),
+                    [
+                        {
+                            "message_id": o.message_id,
+                            "endpoint_id": endpoint.endpoint_id,
+                            "attempted_at": o.at,
+                            "trigger": o.trigger,
+                            "status_code": o.reply.status,
+                            "latency_ms": o.latency_ms,
+                            "error": (o.reply.error or self._status_error(o.reply))[:200]
+                            if not domain.is_success(o.reply.status)
+                            else None,
+                            "response_excerpt": domain.excerpt(
+                                o.reply.body, config.response_excerpt_bytes
+                            ),
+                        }
+                        for o in outcomes
+                    ],
+                )
+            delivered = [o for o in outcomes if domain.is_success(o.reply.status)]
+            if delivered:
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.message_id.in_([o.message_id for o in delivered]))
+                    .values(
+                        status="succeeded",
+                        attempts=messages.c.attempts + 1,
+                        claimed_at=None,
+                        next_attempt_at=None,
+                        finished_at=now,
+                        last_status_code=case(
+                            *((messages.c.message_id == o.message_id, o.reply.status)
+                              for o in delivered),
+                            else_=None,
+                        ),
+                    )
+                )  # fmt: skip
+            failed = [o for o in outcomes if not domain.is_success(o.reply.status)]
+            for o in failed:
+                self._failed(conn, endpoint, o, now)
+            if untried:
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.message_id.in_(untried), messages.c.status == "delivering")
+                    .values(status="pending", claimed_at=None)
+                )
+            if outcomes:
+                last_ok = domain.is_success(outcomes[-1].reply.status)
+                conn.execute(
+                    update(endpoints)
+                    .where(endpoints.c.endpoint_id == endpoint.endpoint_id)
+                    .values(
+                        failing_since=None
+                        if last_ok
+                        else func.coalesce(endpoints.c.failing_since, now)
+                    )
+                )
+                if not last_ok:
+                    self._maybe_disable_failing(conn, endpoint.endpoint_id, now)
+
+    @staticmethod
+    def _status_error(reply: Reply) -> str:
+        if reply.status is not None and 300 <= reply.status < 400:
+            return f"HTTP {reply.status} (redirects are not followed)"
+        return f"HTTP {reply.status}"
+
+    def _failed(self, conn: Connection, endpoint: Endpoint, o: Outcome, now: datetime) -> None:
+        config = self.config
+        tries = o.attempts + 1
+        retry_after = None
+        if o.reply.status == 429:
+            retry_after = domain.parse_retry_after(o.reply.retry_after, now)
+        later = domain.next_attempt_at(
+            tries, now, config.schedule, config.jitter, retry_after, self.rng
+        )
+        gone = o.reply.status == 410
+        conn.execute(
+            update(messages)
+            .where(messages.c.message_id == o.message_id)
+            .values(
+                status="failed" if later is None or gone else "pending",
+                attempts=tries,
+                claimed_at=None,
+                next_attempt_at=None if gone else later,
+                finished_at=now if later is None or gone else None,
+                last_status_code=o.reply.status,
+            )
+        )
+        if gone:
+            disable(conn, endpoint.endpoint_id, "gone", now)
+
+    def _maybe_disable_failing(self, conn: Connection, endpoint_id: str, now: datetime) -> None:
+        since = conn.execute(
+            select(endpoints.c.failing_since).where(endpoints.c.endpoint_id == endpoint_id)
+        ).scalar()
+        if domain.should_disable(since, now, self.config.disable_after_seconds):
+            disable(conn, endpoint_id, "failing", now)
+
+    # -- housekeeping ------------------------------------------------------------------------------
+
+    def _housekeeping(self, force: bool = False) -> None:
+        mono = time.monotonic()
+        if force or mono - self._last_reclaim >= RECLAIM_EVERY:
+            self._last_reclaim = mono
+            self.reclaim()
+        if force or mono - self._last_notice >= NOTICE_EVERY:
+            self._last_notice = mono
+            self.send_notices()
+
+    def reclaim(self) -> int:
+        """Put back messages whose dispatcher died mid-delivery (their lease ran out)."""
+        cutoff = self.clock() - timedelta(seconds=self.config.claim_lease_seconds)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(messages)
+                .where(messages.c.status == "delivering", messages.c.claimed_at < cutoff)
+                .values(status="pending", claimed_at=None)
+            )
+        return int(result.rowcount or 0)
+
+    def send_notices(self) -> int:
+        """Email each disabled-for-failing endpoint's organization once."""
+        if self.email is None:
+            return 0
+        with self.engine.begin() as conn:
+            due = conn.execute(
+                update(endpoints)
+                .where(endpoints.c.notice == "pending")
+                .values(notice="sending")
+                .returning(endpoints.c.endpoint_id, endpoints.c.organization_id, endpoints.c.url)
+            ).all()
+            contacts = dict(
+                conn.execute(
+                    select(organizations.c.organization_id, organizations.c.contact_email).where(
+                        organizations.c.organization_id.in_([r.organization_id for r in due])
+                    )
+                ).all()
+            )
+        for row in due:
+            state = self._notify(row, contacts.get(row.organization_id))
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(endpoints)
+                    .where(endpoints.c.endpoint_id == row.endpoint_id)
+                    .values(notice=state)
+                )
+        return len(due)
+
+    def _notify(self, row: Any, contact: str | None) -> str:
+        if not contact or self.email is None:
+            return "nocontact"
+        days = self.config.disable_after_seconds / 86400
+        text = (
+            f"Your webhook endpoint {row.url} ({row.endpoint_id}) failed every delivery for "
+            f"{days:g} days and has been disabled. Messages since then are kept: fix the "
+            "endpoint, enable it again, then recover the failed messages since the outage."
+        )
+        batch = EmailBatch(
+            from_email=self.from_email,
+            from_name="Kinship",
+            subject="Your Kinship webhook endpoint was disabled",
+            text=text,
+            html=f"<p>{text}</p>",
+            recipients=[Recipient(contact, None, {"webhook_endpoint_id": row.endpoint_id})],
+        )
+        try:
+            self.email.send_batch(batch)
+        except SendError:
+            log.warning("webhook notice not sent", extra={"endpoint_id": row.endpoint_id})
+            return "pending"
+        return "sent"
+
+
+def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> None:
+    """Disable an endpoint; its waiting messages fail (recoverable once it is enabled again)."""
+    conn.execute(
+        update(endpoints)
+        .where(endpoints.c.endpoint_id == endpoint_id, endpoints.c.enabled.is_(True))
+        .values(
+            enabled=False,
+            disabled_reason=reason,
+            disabled_at=now,
+            notice="pending" if reason == "failing" else None,
+            updated_at=now,
+        )
+    )
+    conn.execute(
+        update(messages)
+        .where(
+            and_(messages.c.endpoint_id == endpoint_id, messages.c.status == "pending"),
+        )
+        .values(status="failed", finished_at=now, next_attempt_at=None)
+    )

@@ -1,0 +1,132 @@
+"""Event handlers: one message per event per subscribed endpoint, in the consumer's transaction.
+
+Handlers never call an endpoint: they write `pending` messages, which the dispatcher delivers
+after the transaction commits. So a slow or dead endpoint never holds a Kafka partition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from services.notifications.store import campaigns, insert_ignore, petitions
+from services.notifications.webhooks import domain
+from services.notifications.webhooks.store import endpoints, messages
+from shared.events import Event
+from shared.events.catalog import type_name
+from shared.events.envelope import format_time
+
+Handler = Callable[[Event, Connection], None]
+
+
+def message_id(endpoint_id: str, event_id: str) -> str:
+    """Return the stable webhook-id of one event for one endpoint (same on every redelivery)."""
+    return "msg_" + hashlib.sha256(f"{endpoint_id}:{event_id}".encode()).hexdigest()[:32]
+
+
+def encode(body: dict[str, Any]) -> str:
+    """Serialize a body once; the exact string is what gets signed on every attempt."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def campaign_members(conn: Connection, campaign_id: str) -> set[str]:
+    """Return the lead and partner organizations of a campaign, as projected from its events."""
+    row = conn.execute(
+        select(campaigns.c.lead_organization_id, campaigns.c.partner_organization_ids).where(
+            campaigns.c.campaign_id == campaign_id
+        )
+    ).first()
+    if row is None:
+        return set()
+    return {str(row.lead_organization_id), *(str(o) for o in row.partner_organization_ids or [])}
+
+
+def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
+    """Return the organizations an event concerns."""
+    if short == "signature.created":
+        return domain.signature_recipients(data)
+    if short.startswith("campaign."):
+        orgs = campaign_members(conn, str(data["campaign_id"]))
+        orgs.update(str(o) for o in data.get("partner_organization_ids") or [])
+        for key in ("lead_organization_id", "organization_id"):
+            if data.get(key):
+                orgs.add(str(data[key]))
+        return orgs
+    orgs = campaign_members(conn, str(data["campaign_id"]))
+    if data.get("organization_id"):
+        orgs.add(str(data["organization_id"]))
+    else:
+        owner = conn.execute(
+            select(petitions.c.organization_id).where(
+                petitions.c.petition_id == data.get("petition_id")
+            )
+        ).scalar()
+        if owner:
+            orgs.add(str(owner))
+    return orgs
+
+
+def enqueue(
+    conn: Connection,
+    short: str,
+    event_id: str,
+    event_time: datetime,
+    data: dict[str, Any],
+    organizations: Iterable[str],
+    now: datetime,
+    *,
+    only_endpoint: str | None = None,
+    trigger: str = "scheduled",
+) -> int:
+    """Write one pending message per enabled endpoint of the organizations that wants the type."""
+    orgs = sorted(set(organizations))
+    if not orgs:
+        return 0
+    query = select(endpoints.c.endpoint_id, endpoints.c.organization_id, endpoints.c.event_types)
+    query = query.where(endpoints.c.organization_id.in_(orgs), endpoints.c.enabled.is_(True))
+    if only_endpoint is not None:
+        query = query.where(endpoints.c.endpoint_id == only_endpoint)
+    rows = []
+    for ep in conn.execute(query):
+        if short != domain.TEST_EVENT_TYPE and not domain.wants(ep.event_types or [], short):
+            continue
+        payload = (
+            data
+            if short == domain.TEST_EVENT_TYPE
+            else domain.payload_data(short, data, ep.organization_id)
+        )
+        rows.append(
+            {
+                "message_id": message_id(ep.endpoint_id, event_id),
+                "endpoint_id": ep.endpoint_id,
+                "organization_id": ep.organization_id,
+                "event_id": event_id,
+                "event_type": short,
+                "body": encode(domain.body(short, format_time(event_time), payload)),
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "trigger": trigger,
+                "event_time": event_time,
+                "created_at": now,
+            }
+        )
+    if rows:
+        conn.execute(insert_ignore(conn, messages, rows))
+    return len(rows)
+
+
+def handlers(clock: Callable[[], datetime]) -> dict[str, list[Handler]]:
+    """Return the webhook handlers of every event type partners may subscribe to."""
+
+    def handle(event: Event, conn: Connection) -> None:
+        short = domain.short_type(event.type)
+        data = dict(event.data)
+        enqueue(conn, short, event.id, event.time, data, recipients(conn, short, data), clock())
+
+    return {type_name(short): [handle] for short in domain.EVENT_TYPES}

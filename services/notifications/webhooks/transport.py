@@ -1,0 +1,191 @@
+"""HTTP POSTs to partner endpoints that check where they connect, cap what they read and never
+follow redirects.
+
+The address is resolved and checked when a connection opens, and the socket connects to exactly
+that checked address (no second lookup an attacker's DNS could answer differently). Idle
+connections are kept per endpoint for reuse, and dropped after `max_age` so a changed DNS
+answer is checked again.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from services.notifications.webhooks.domain import (
+    IpNetwork,
+    UnsafeUrl,
+    check_address,
+    check_url,
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What an endpoint answered (status None: no answer; error says why)."""
+
+    status: int | None
+    retry_after: str | None
+    body: bytes
+    error: str | None
+
+
+class Transport(Protocol):
+    def post(
+        self, pool_key: str, url: str, headers: dict[str, str], body: bytes, timeout: float
+    ) -> Reply:
+        """POST body to url; never raises, blocks at most about `timeout` per network step."""
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """An HTTP connection to one pre-checked address (the Host header keeps the name)."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """An HTTPS connection to one pre-checked address, verifying the certificate of the name."""
+
+    def __init__(
+        self, host: str, port: int, address: str, timeout: float, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.address = address
+        self.tls = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+
+
+class GuardedTransport:
+    """The production transport: SSRF-checked, capped, no redirects, connections reused."""
+
+    def __init__(
+        self,
+        allowed: Sequence[IpNetwork],
+        https_required: bool,
+        read_cap: int = 64 * 1024,
+        max_age: float = 60.0,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.allowed = tuple(allowed)
+        self.https_required = https_required
+        self.read_cap = read_cap
+        self.max_age = max_age
+        self.context = context or ssl.create_default_context()
+        self._idle: dict[tuple[str, str], list[tuple[float, http.client.HTTPConnection]]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, host: str, port: int) -> str:
+        """Return the one address to connect to; refuse if any address of the name is unsafe."""
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise UnsafeUrl("does not resolve") from exc
+        addresses = [str(info[4][0]) for info in infos]
+        if not addresses:
+            raise UnsafeUrl("does not resolve")
+        for address in addresses:
+            check_address(address, self.allowed)
+        return addresses[0]
+
+    def _open(self, url: str, timeout: float) -> http.client.HTTPConnection:
+        scheme, host, port = check_url(url, self.https_required)
+        address = self.resolve(host, port)
+        if scheme == "https":
+            return _PinnedHTTPS(host, port, address, timeout, self.context)
+        return _PinnedHTTP(host, port, address, timeout)
+
+    def _checkout(self, key: tuple[str, str]) -> http.client.HTTPConnection | None:
+        now = time.monotonic()
+        with self._lock:
+            idle = self._idle.get(key) or []
+            while idle:
+                opened, conn = idle.pop()
+                if now - opened < self.max_age:
+                    return conn
+                conn.close()
+        return None
+
+    def _checkin(self, key: tuple[str, str], conn: http.client.HTTPConnection) -> None:
+        opened = getattr(conn, "kinship_opened", time.monotonic())
+        with self._lock:
+            self._idle.setdefault(key, []).append((opened, conn))
+
+    def post(
+        self, pool_key: str, url: str, headers: dict[str, str], body: bytes, timeout: float
+    ) -> Reply:
+        """POST once; a stale kept-alive connection is retried once on a fresh one."""
+        key = (pool_key, url)
+        reused = self._checkout(key)
+        if reused is not None:
+            reused.timeout = timeout
+            if reused.sock is not None:
+                reused.sock.settimeout(timeout)
+            reply, keep = self._send(reused, url, headers, body)
+            if not (reply.status is None and reply.error == "connection reset"):
+                self._finish(key, reused, keep)
+                return reply
+            reused.close()
+        try:
+            conn = self._open(url, timeout)
+        except UnsafeUrl as exc:
+            return Reply(None, None, b"", f"refused: URL {exc}")
+        conn.kinship_opened = time.monotonic()  # type: ignore[attr-defined]
+        reply, keep = self._send(conn, url, headers, body)
+        self._finish(key, conn, keep)
+        return reply
+
+    def _finish(self, key: tuple[str, str], conn: http.client.HTTPConnection, keep: bool) -> None:
+        if keep:
+            self._checkin(key, conn)
+        else:
+            conn.close()
+
+    def _send(
+        self, conn: http.client.HTTPConnection, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[Reply, bool]:
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            raw = response.read(self.read_cap)
+            # A body longer than the cap is left unread; that connection cannot be reused.
+            keep = response.isclosed() and not response.will_close
+            return Reply(response.status, response.getheader("Retry-After"), raw, None), keep
+        except TimeoutError:
+            return Reply(None, None, b"", "timeout"), False
+        except ConnectionRefusedError:
+            return Reply(None, None, b"", "connection refused"), False
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            return Reply(None, None, b"", "connection reset"), False
+        except ssl.SSLError as exc:
+            return Reply(None, None, b"", f"TLS error: {exc.reason or type(exc).__name__}"), False
+        except UnsafeUrl as exc:
+            return Reply(None, None, b"", f"refused: URL {exc}"), False
+        except (OSError, http.client.HTTPException) as exc:
+            return Reply(None, None, b"", f"network error: {type(exc).__name__}"), False
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            for idle in self._idle.values():
+                for _, conn in idle:
+                    conn.close()
+            self._idle.clear()
