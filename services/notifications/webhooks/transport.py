@@ -189,3 +189,9 @@ class GuardedTransport:
                 for _, conn in idle:
                     conn.close()
             self._idle.clear()
+
+
+def check_destination(url: str, allowed: Sequence[IpNetwork], https_required: bool) -> None:
+    """Refuse a URL whose form, or any address its host resolves to now, is not allowed."""
+    scheme, host, port = check_url(url, https_required)
+    GuardedTransport(allowed, https_required).resolve(host, port)

@@ -1,0 +1,200 @@
+# mypy: disable-error-code="untyped-decorator"
+"""HTTP edge of partner webhooks: /api/v1/webhooks/... (thin views over manage.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import request
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from services.notifications.webhooks import manage
+from services.notifications.webhooks import schemas as s
+from services.notifications.webhooks.config import WebhookConfig
+from services.notifications.webhooks.domain import EVENT_TYPES
+from services.notifications.webhooks.store import attempts, endpoints, messages
+from shared.auth import KeyVerifier, Principal, authorize, current_principal
+from shared.config import Settings
+
+AUTH_DOC: dict[str, Any] = {"security": [{"bearerAuth": []}]}
+
+
+def page_body(name: str, items: Sequence[Any], total: int, args: Mapping[str, Any]) -> Any:
+    """Shape a page the OSDI way: counts, _links.next/prev and items under _embedded."""
+    number, per_page = args["page"], args["per_page"]
+    query = {k: v for k, v in request.args.items() if k not in {"page", "per_page"}}
+
+    def link(n: int) -> dict[str, str]:
+        return {
+            "href": f"{request.base_url}?{urlencode({**query, 'page': n, 'per_page': per_page})}"
+        }
+
+    pages = math.ceil(total / per_page) if total else 0
+    links = {"self": link(number)}
+    if number < pages:
+        links["next"] = link(number + 1)
+    if number > 1:
+        links["prev"] = link(number - 1)
+    return {
+        "page": number,
+        "per_page": per_page,
+        "total_pages": pages,
+        "total_records": total,
+        "links": links,
+        "embedded": {name: [dict(r._mapping) for r in items]},
+    }
+
+
+def webhooks_blueprint(
+    engine: Any,
+    verifier: KeyVerifier,
+    settings: Settings,
+    config: WebhookConfig,
+    clock: Callable[[], Any],
+) -> Blueprint:
+    """Return the endpoints API, bound to the service's dependencies."""
+    bp = Blueprint(
+        "webhooks",
+        __name__,
+        url_prefix="/api/v1/webhooks",
+        description="Partner webhooks: endpoints, signed deliveries, attempts, replay, recovery.",
+    )
+
+    def caller() -> Principal:
+        return current_principal(verifier)
+
+    def ctx() -> manage.Context:
+        return manage.Context(engine, config, settings.production, clock())
+
+    @bp.route("/event-types", methods=["GET"])
+    @bp.response(200, s.EventTypesOut)
+    @bp.doc(**AUTH_DOC)
+    def event_types() -> Any:
+        """List the event types an endpoint may subscribe to."""
+        caller()
+        return {"event_types": list(EVENT_TYPES)}
+
+    @bp.route("/endpoints", methods=["POST"])
+    @bp.arguments(s.EndpointIn)
+    @bp.response(201, s.EndpointWithSecret)
+    @bp.doc(**AUTH_DOC, parameters=[{"in": "header", "name": "Idempotency-Key"}])
+    def create_endpoint(data: dict[str, Any]) -> Any:
+        """Register an endpoint; its signing secret is shown in this answer only."""
+        key = request.headers.get("Idempotency-Key") or None
+        row, _ = manage.create(ctx(), caller(), data, key)
+        return dict(row._mapping)
+
+    @bp.route("/endpoints", methods=["GET"])
+    @bp.arguments(s.EndpointFilter, location="query")
+    @bp.response(200, s.EndpointPage)
+    @bp.doc(**AUTH_DOC)
+    def list_endpoints(args: dict[str, Any]) -> Any:
+        """List your organization's endpoints (an admin may name any organization)."""
+        principal = caller()
+        org = args.get("organization_id") if principal.is_admin else principal.organization_id
+        authorize(principal, [principal.organization_id], manage.MANAGERS, "list endpoints")
+        query = select(endpoints)
+        if org:
+            query = query.where(endpoints.c.organization_id == org)
+        with engine.connect() as conn:
+            rows, total = manage.page(
+                conn, query, [endpoints.c.created_at, endpoints.c.endpoint_id],
+                args["page"], args["per_page"],
+            )  # fmt: skip
+        return page_body("endpoints", rows, total, args)
+
+    @bp.route("/endpoints/<endpoint_id>", methods=["GET"])
+    @bp.response(200, s.EndpointOut)
+    @bp.doc(**AUTH_DOC)
+    def get_endpoint(endpoint_id: str) -> Any:
+        """Read one endpoint."""
+        with engine.connect() as conn:
+            return dict(manage.owned(conn, caller(), endpoint_id)._mapping)
+
+    @bp.route("/endpoints/<endpoint_id>", methods=["PATCH"])
+    @bp.arguments(s.EndpointPatch)
+    @bp.response(200, s.EndpointOut)
+    @bp.doc(**AUTH_DOC)
+    def update_endpoint(data: dict[str, Any], endpoint_id: str) -> Any:
+        """Change an endpoint's URL, description, event filter or enabled flag."""
+        return dict(manage.change(ctx(), caller(), endpoint_id, data)._mapping)
+
+    @bp.route("/endpoints/<endpoint_id>", methods=["DELETE"])
+    @bp.response(204)
+    @bp.doc(**AUTH_DOC)
+    def delete_endpoint(endpoint_id: str) -> Any:
+        """Delete an endpoint with its waiting messages and attempt log."""
+        manage.remove(ctx(), caller(), endpoint_id)
+        return ""
+
+    @bp.route("/endpoints/<endpoint_id>/rotate-secret", methods=["POST"])
+    @bp.response(200, s.EndpointWithSecret)
+    @bp.doc(**AUTH_DOC)
+    def rotate_secret(endpoint_id: str) -> Any:
+        """Issue a new secret; for 24 hours deliveries carry signatures by both secrets."""
+        return dict(manage.rotate(ctx(), caller(), endpoint_id)._mapping)
+
+    @bp.route("/endpoints/<endpoint_id>/test", methods=["POST"])
+    @bp.response(202, s.TestOut)
+    @bp.doc(**AUTH_DOC)
+    def test_endpoint(endpoint_id: str) -> Any:
+        """Queue a signed webhook.test message to the endpoint."""
+        return {"message_id": manage.test_send(ctx(), caller(), endpoint_id)}
+
+    @bp.route("/endpoints/<endpoint_id>/messages", methods=["GET"])
+    @bp.arguments(s.MessageFilter, location="query")
+    @bp.response(200, s.MessagePage)
+    @bp.doc(**AUTH_DOC)
+    def list_messages(args: dict[str, Any], endpoint_id: str) -> Any:
+        """List the endpoint's messages, newest first."""
+        with engine.connect() as conn:
+            manage.owned(conn, caller(), endpoint_id)
+            query = select(*(c for c in messages.c if c.name != "body")).where(
+                messages.c.endpoint_id == endpoint_id
+            )
+            if args.get("status"):
+                query = query.where(messages.c.status == args["status"])
+            rows, total = manage.page(
+                conn, query, [messages.c.created_at.desc(), messages.c.message_id],
+                args["page"], args["per_page"],
+            )  # fmt: skip
+        return page_body("messages", rows, total, args)
+
+    @bp.route("/endpoints/<endpoint_id>/attempts", methods=["GET"])
+    @bp.arguments(s.AttemptFilter, location="query")
+    @bp.response(200, s.AttemptPage)
+    @bp.doc(**AUTH_DOC)
+    def list_attempts(args: dict[str, Any], endpoint_id: str) -> Any:
+        """List delivery attempts: time, status code, latency, error, response excerpt."""
+        with engine.connect() as conn:
+            manage.owned(conn, caller(), endpoint_id)
+            query = select(attempts).where(attempts.c.endpoint_id == endpoint_id)
+            if args.get("message_id"):
+                query = query.where(attempts.c.message_id == args["message_id"])
+            rows, total = manage.page(
+                conn, query, [attempts.c.attempted_at.desc(), attempts.c.attempt_id.desc()],
+                args["page"], args["per_page"],
+            )  # fmt: skip
+        return page_body("attempts", rows, total, args)
+
+    @bp.route("/endpoints/<endpoint_id>/messages/<message_id>/replay", methods=["POST"])
+    @bp.response(202, s.MessageOut)
+    @bp.doc(**AUTH_DOC)
+    def replay_message(endpoint_id: str, message_id: str) -> Any:
+        """Send one message again now, with the same webhook-id."""
+        return dict(manage.replay(ctx(), caller(), endpoint_id, message_id)._mapping)
+
+    @bp.route("/endpoints/<endpoint_id>/recover", methods=["POST"])
+    @bp.arguments(s.RecoverIn)
+    @bp.response(202, s.RecoverOut)
+    @bp.doc(**AUTH_DOC)
+    def recover_messages(data: dict[str, Any], endpoint_id: str) -> Any:
+        """Resend every failed message created since a time (until a time, optionally)."""
+        count = manage.recover(ctx(), caller(), endpoint_id, data["since"], data.get("until"))
+        return {"recovered": count}
+
+    return bp

@@ -1,0 +1,247 @@
+"""Use cases of the endpoints API: register, change, rotate, test, replay and recover."""
+
+from __future__ import annotations
+
+import secrets as random_tokens
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.notifications.webhooks import domain, signing
+from services.notifications.webhooks.config import WebhookConfig
+from services.notifications.webhooks.handlers import enqueue
+from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.transport import check_destination
+from shared.auth import Principal, authorize
+from shared.errors import Conflict, FieldError, NotFound
+
+MANAGERS = ("partner", "organizer")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the use cases need: the database, the rules' settings and the time."""
+
+    engine: Engine
+    config: WebhookConfig
+    production: bool
+    now: datetime
+
+
+def _check_url(ctx: Context, url: str) -> None:
+    try:
+        check_destination(
+            url,
+            domain.parse_networks(ctx.config.allowed_networks),
+            ctx.config.https_required(ctx.production),
+        )
+    except domain.UnsafeUrl as exc:
+        raise FieldError("url", f"The URL {exc}") from exc
+
+
+def owned(conn: Connection, principal: Principal, endpoint_id: str) -> Any:
+    """Return an endpoint the caller may manage; another organization's is simply not found."""
+    row = conn.execute(select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)).first()
+    if row is None or not (principal.is_admin or row.organization_id == principal.organization_id):
+        raise NotFound("No such webhook endpoint")
+    authorize(principal, [row.organization_id], MANAGERS, "manage webhook endpoints")
+    return row
+
+
+def owner_of_new(principal: Principal, requested: str | None) -> str:
+    """Return the organization a new endpoint belongs to."""
+    if principal.is_admin:
+        if not requested:
+            raise FieldError("organization_id", "An admin key must name the organization")
+        return requested
+    authorize(principal, [principal.organization_id], MANAGERS, "manage webhook endpoints")
+    if requested and requested != principal.organization_id:
+        raise FieldError("organization_id", "A key manages only its own organization's endpoints")
+    return principal.organization_id
+
+
+def create(
+    ctx: Context, principal: Principal, data: Mapping[str, Any], idempotency_key: str | None
+) -> tuple[Any, bool]:
+    """Register an endpoint with a fresh secret; return (row, created)."""
+    org = owner_of_new(principal, data.get("organization_id"))
+    if idempotency_key is not None and len(idempotency_key) > 200:
+        raise FieldError("Idempotency-Key", "At most 200 characters")
+    with ctx.engine.begin() as conn:
+        if idempotency_key:
+            found = conn.execute(
+                select(endpoints).where(
+                    endpoints.c.organization_id == org,
+                    endpoints.c.idempotency_key == idempotency_key,
+                )
+            ).first()
+            if found is not None:
+                return found, False
+    _check_url(ctx, data["url"])
+    row = {
+        "endpoint_id": "ep_" + random_tokens.token_hex(12),
+        "organization_id": org,
+        "url": data["url"],
+        "description": data.get("description") or "",
+        "event_types": sorted(set(data.get("event_types") or [])),
+        "enabled": bool(data.get("enabled", True)),
+        "disabled_reason": None if data.get("enabled", True) else "partner",
+        "disabled_at": None if data.get("enabled", True) else ctx.now,
+        "secret": signing.new_secret(),
+        "idempotency_key": idempotency_key,
+        "created_at": ctx.now,
+        "updated_at": ctx.now,
+    }
+    try:
+        with ctx.engine.begin() as conn:
+            conn.execute(endpoints.insert().values(**row))
+            return conn.execute(
+                select(endpoints).where(endpoints.c.endpoint_id == row["endpoint_id"])
+            ).one(), True
+    except IntegrityError:
+        # The same Idempotency-Key raced us and won: answer with its endpoint.
+        with ctx.engine.connect() as conn:
+            found = conn.execute(
+                select(endpoints).where(
+                    endpoints.c.organization_id == org,
+                    endpoints.c.idempotency_key == idempotency_key,
+                )
+            ).first()
+        if found is None:
+            raise
+        return found, False
+
+
+def change(ctx: Context, principal: Principal, endpoint_id: str, data: Mapping[str, Any]) -> Any:
+    """Change an endpoint's URL, description, filter or enabled flag."""
+    if "url" in data:
+        _check_url(ctx, data["url"])
+    with ctx.engine.begin() as conn:
+        row = owned(conn, principal, endpoint_id)
+        values: dict[str, Any] = {"updated_at": ctx.now}
+        for key in ("url", "description"):
+            if key in data:
+                values[key] = data[key]
+        if "event_types" in data:
+            values["event_types"] = sorted(set(data["event_types"] or []))
+        if "enabled" in data and bool(data["enabled"]) != row.enabled:
+            if data["enabled"]:
+                # A fresh start: the failure clock restarts and nobody needs telling any more.
+                values.update(
+                    enabled=True, disabled_reason=None, disabled_at=None, failing_since=None,
+                    notice=None,
+                )  # fmt: skip
+            else:
+                values.update(enabled=False, disabled_reason="partner", disabled_at=ctx.now)
+        conn.execute(
+            update(endpoints).where(endpoints.c.endpoint_id == endpoint_id).values(**values)
+        )
+        return conn.execute(select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)).one()
+
+
+def remove(ctx: Context, principal: Principal, endpoint_id: str) -> None:
+    """Delete an endpoint, its waiting messages and its attempt log."""
+    with ctx.engine.begin() as conn:
+        owned(conn, principal, endpoint_id)
+        conn.execute(delete(attempts).where(attempts.c.endpoint_id == endpoint_id))
+        conn.execute(delete(messages).where(messages.c.endpoint_id == endpoint_id))
+        conn.execute(delete(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
+
+
+def rotate(ctx: Context, principal: Principal, endpoint_id: str) -> Any:
+    """Issue a new secret; the old one keeps signing alongside it for the overlap period."""
+    with ctx.engine.begin() as conn:
+        row = owned(conn, principal, endpoint_id)
+        conn.execute(
+            update(endpoints)
+            .where(endpoints.c.endpoint_id == endpoint_id)
+            .values(
+                secret=signing.new_secret(),
+                previous_secret=row.secret,
+                previous_secret_expires_at=ctx.now
+                + timedelta(seconds=ctx.config.rotation_overlap_seconds),
+                updated_at=ctx.now,
+            )
+        )
+        return conn.execute(select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)).one()
+
+
+def _require_enabled(row: Any) -> None:
+    if not row.enabled:
+        raise Conflict("The endpoint is disabled; enable it first")
+
+
+def test_send(ctx: Context, principal: Principal, endpoint_id: str) -> str:
+    """Queue a webhook.test message to one endpoint; return its message id."""
+    event_id = "test_" + uuid.uuid4().hex
+    with ctx.engine.begin() as conn:
+        row = owned(conn, principal, endpoint_id)
+        _require_enabled(row)
+        data = {"endpoint_id": endpoint_id, "message": "A test message from Kinship."}
+        enqueue(
+            conn, domain.TEST_EVENT_TYPE, event_id, ctx.now, data, [row.organization_id],
+            ctx.now, only_endpoint=endpoint_id, trigger="test",
+        )  # fmt: skip
+        return str(
+            conn.execute(
+                select(messages.c.message_id).where(
+                    messages.c.endpoint_id == endpoint_id, messages.c.event_id == event_id
+                )
+            ).scalar_one()
+        )
+
+
+def _resend(conn: Connection, where: list[Any], trigger: str, now: datetime) -> int:
+    result = conn.execute(
+        update(messages)
+        .where(*where)
+        .values(
+            status="pending", attempts=0, next_attempt_at=now, trigger=trigger, claimed_at=None,
+            finished_at=None,
+        )
+    )  # fmt: skip
+    return int(result.rowcount or 0)
+
+
+def replay(ctx: Context, principal: Principal, endpoint_id: str, message_id: str) -> Any:
+    """Send one message again now (with its same webhook-id), whatever its state."""
+    with ctx.engine.begin() as conn:
+        _require_enabled(owned(conn, principal, endpoint_id))
+        where = [messages.c.message_id == message_id, messages.c.endpoint_id == endpoint_id]
+        if not conn.execute(select(messages.c.status).where(*where)).first():
+            raise NotFound("No such message for this endpoint")
+        # A message being delivered right now finishes first; replaying it again is a no-op.
+        _resend(conn, [*where, messages.c.status != "delivering"], "replay", ctx.now)
+        return conn.execute(select(messages).where(*where)).one()
+
+
+def recover(
+    ctx: Context, principal: Principal, endpoint_id: str, since: datetime, until: datetime | None
+) -> int:
+    """Resend every failed message created since a time; return how many."""
+    if since > ctx.now:
+        raise FieldError("since", "Must not be in the future")
+    with ctx.engine.begin() as conn:
+        _require_enabled(owned(conn, principal, endpoint_id))
+        where = [
+            messages.c.endpoint_id == endpoint_id,
+            messages.c.status == "failed",
+            messages.c.created_at >= since,
+        ]
+        if until is not None:
+            where.append(messages.c.created_at <= until)
+        return _resend(conn, where, "recover", ctx.now)
+
+
+def page(
+    conn: Connection, query: Any, order: list[Any], number: int, per_page: int
+) -> tuple[list[Any], int]:
+    """Return one page of a query's rows and the total count."""
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(query.order_by(*order).limit(per_page).offset((number - 1) * per_page))
+    return list(rows), int(total)

@@ -1,0 +1,123 @@
+"""Marshmallow schemas of the webhook endpoints API."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.notifications.webhooks.domain import EVENT_TYPES
+
+EventType = fields.String(validate=validate.OneOf(EVENT_TYPES))
+
+
+class PageArgs(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class EndpointFilter(PageArgs):
+    organization_id = fields.String(validate=validate.Length(max=64))
+
+
+class AttemptFilter(PageArgs):
+    message_id = fields.String(validate=validate.Length(max=40))
+
+
+class MessageFilter(PageArgs):
+    status = fields.String(
+        validate=validate.OneOf(["pending", "delivering", "succeeded", "failed"])
+    )
+
+
+class EndpointIn(Schema):
+    url = fields.String(required=True, validate=validate.Length(min=8, max=2000))
+    description = fields.String(load_default="", validate=validate.Length(max=500))
+    event_types = fields.List(EventType, load_default=list, validate=validate.Length(max=50))
+    enabled = fields.Boolean(load_default=True)
+    organization_id = fields.String(validate=validate.Length(max=64))
+
+
+class EndpointPatch(Schema):
+    url = fields.String(validate=validate.Length(min=8, max=2000))
+    description = fields.String(validate=validate.Length(max=500))
+    event_types = fields.List(EventType, validate=validate.Length(max=50))
+    enabled = fields.Boolean()
+
+
+class EndpointOut(Schema):
+    endpoint_id = fields.String()
+    organization_id = fields.String()
+    url = fields.String()
+    description = fields.String()
+    event_types = fields.List(fields.String())
+    enabled = fields.Boolean()
+    disabled_reason = fields.String(allow_none=True)
+    disabled_at = fields.DateTime(allow_none=True)
+    failing_since = fields.DateTime(allow_none=True)
+    previous_secret_expires_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class EndpointWithSecret(EndpointOut):
+    secret = fields.String(metadata={"description": "whsec_…; shown on create and rotate only"})
+
+
+class RecoverIn(Schema):
+    since = fields.AwareDateTime(required=True, default_timezone=None)
+    until = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class RecoverOut(Schema):
+    recovered = fields.Integer()
+
+
+class MessageOut(Schema):
+    message_id = fields.String(metadata={"description": "the webhook-id header"})
+    event_id = fields.String()
+    event_type = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    next_attempt_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    last_status_code = fields.Integer(allow_none=True)
+
+
+class AttemptOut(Schema):
+    attempt_id = fields.Integer()
+    message_id = fields.String()
+    attempted_at = fields.DateTime()
+    trigger = fields.String()
+    status_code = fields.Integer(allow_none=True)
+    latency_ms = fields.Integer()
+    error = fields.String(allow_none=True)
+    response_excerpt = fields.String(allow_none=True)
+
+
+def page_schema(name: str, item: type[Schema]) -> type[Schema]:
+    """Return an OSDI-style page schema whose items sit under _embedded.<name>."""
+    embedded = Schema.from_dict({name: fields.List(fields.Nested(item))}, name=f"Wh{name}Embedded")
+    return Schema.from_dict(
+        {
+            "page": fields.Integer(),
+            "per_page": fields.Integer(),
+            "total_pages": fields.Integer(),
+            "total_records": fields.Integer(),
+            "links": fields.Dict(data_key="_links"),
+            "embedded": fields.Nested(embedded, data_key="_embedded"),
+        },
+        name=f"Webhook{name.title().replace('_', '')}Page",
+    )
+
+
+EndpointPage = page_schema("endpoints", EndpointOut)
+MessagePage = page_schema("messages", MessageOut)
+AttemptPage = page_schema("attempts", AttemptOut)
+
+
+class EventTypesOut(Schema):
+    event_types = fields.List(fields.String())
+
+
+class TestOut(Schema):
+    message_id = fields.String()
