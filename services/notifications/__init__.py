@@ -12,6 +12,7 @@ from shared.service import app_shell
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
     """Create the notifications app (gunicorn 'services.notifications:create_app()')."""
     from services.notifications.api import api_blueprint, callbacks_blueprint, public_blueprint
+    from services.notifications.webhooks.api import webhooks_blueprint
 
     deps = deps or build(settings)
     app, api = app_shell(
@@ -24,4 +25,9 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     api.register_blueprint(api_blueprint(deps))
     api.register_blueprint(callbacks_blueprint(deps))
     app.register_blueprint(public_blueprint(deps))
+    api.register_blueprint(
+        webhooks_blueprint(
+            deps.engine, deps.verifier, deps.settings, deps.webhooks, lambda: deps.clock()
+        )
+    )
     return app

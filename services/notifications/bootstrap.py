@@ -12,6 +12,7 @@ from services.notifications import store
 from services.notifications.config import NotificationConfig
 from services.notifications.senders import EmailSender, SmsSender
 from services.notifications.senders.capture import CaptureEmailSender, CaptureSmsSender
+from services.notifications.webhooks.config import WebhookConfig
 from shared.auth import KeyVerifier
 from shared.config import Settings
 from shared.db import make_engine
@@ -34,6 +35,7 @@ class Deps:
     email: EmailSender
     sms: SmsSender
     clock: Callable[[], datetime] = field(default=utcnow)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig.from_env)
 
 
 def email_sender(settings: Settings, config: NotificationConfig, engine: Engine) -> EmailSender:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select, update
 from services.notifications import audience, erasure, ledger
 from services.notifications.bootstrap import Deps
 from services.notifications.store import alerts, signatures, supporters, upsert
+from services.notifications.webhooks.handlers import handlers as webhook_handlers
 from shared.auth import projection_handlers
 from shared.events import Event
 from shared.events.catalog import type_name
@@ -256,4 +257,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
     from services.notifications.store import api_keys
 
     table.update(projection_handlers(api_keys))
+    # Partner webhooks run after the projection handlers, so they see the updated campaign.
+    for name, fns in webhook_handlers(lambda: deps.clock()).items():
+        table.setdefault(name, []).extend(fns)
     return table

@@ -16,6 +16,7 @@ from services.notifications.bootstrap import Deps, build
 from services.notifications.domain import TokenBucket
 from services.notifications.fanout import DispatchSender, Expander, ProgressPublisher, QueuePoller
 from services.notifications.handlers import handlers
+from services.notifications.webhooks.dispatcher import from_deps as webhook_dispatcher
 from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS
 from shared.kafka import make_consumer
 from shared.logging import configure_logging
@@ -67,6 +68,7 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
             Expander(deps),
             QueuePoller(deps, bucket),
             ProgressPublisher(deps),
+            webhook_dispatcher(deps),
         ]
     if role in ("all", "email"):
         result += [

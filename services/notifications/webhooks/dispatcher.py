@@ -482,3 +482,15 @@ def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> N
         )
         .values(status="failed", finished_at=now, next_attempt_at=None)
     )
+
+
+def from_deps(deps: Any) -> Dispatcher:
+    """Build the dispatcher of a notifications worker from its Deps."""
+    return Dispatcher(
+        deps.engine,
+        deps.webhooks,
+        production=deps.settings.production,
+        clock=lambda: deps.clock(),
+        email=deps.email,
+        from_email=deps.config.from_email,
+    )
