@@ -1,0 +1,480 @@
+"""Partner webhooks end to end: real PostgreSQL, Kafka and HTTP receivers on loopback that
+verify signatures with the `standardwebhooks` library."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.notifications import audience
+from services.notifications.store import api_keys
+from services.notifications.webhooks import manage
+from services.notifications.webhooks.dispatcher import Dispatcher
+from services.notifications.webhooks.handlers import handlers as webhook_handlers
+from services.notifications.webhooks.store import attempts, endpoints, messages
+from shared.auth import generate_key, store_issued
+from shared.errors import FieldError
+from shared.events import Event
+from shared.events.envelope import format_time, utcnow
+from tests.integration.notifications.harness import (
+    Service,
+    event,
+    organization,
+    petition,
+    running_service,
+    signature,
+)
+from tests.integration.notifications.webhook_receiver import receivers
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+LEAD, PARTNER_A, PARTNER_B = "org-lead", "org-a", "org-b"
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def wh(
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    kafka_bootstrap: str,
+    provider_urls: tuple[str, str],
+    fakes_db: Path,
+) -> Iterator[Service]:
+    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+    with running_service(database_url, kafka_bootstrap, *provider_urls, fakes_db) as svc:
+        yield svc
+
+
+def issue_key(svc: Service, role: str, org: str) -> dict[str, str]:
+    new = generate_key(role)
+    row = {"key_id": new.key_id, "prefix": new.prefix, "key_hash": new.key_hash, "role": role,
+           "organization_id": org, "at": utcnow()}  # fmt: skip
+    with svc.engine.begin() as conn:
+        store_issued(conn, api_keys, row)
+    return {"Authorization": f"Bearer {new.secret}"}
+
+
+def register(svc: Service, key: dict[str, str], url: str, **extra: Any) -> dict[str, Any]:
+    response = svc.client().post("/api/v1/webhooks/endpoints", json={"url": url, **extra},
+                                 headers=key)  # fmt: skip
+    assert response.status_code == 201, response.get_json()
+    return dict(response.get_json())
+
+
+def campaign(
+    campaign_id: str = "camp-1", partners: tuple[str, ...] = (PARTNER_A, PARTNER_B)
+) -> Event:
+    return event(
+        "campaign.launched", campaign_id, campaign_id=campaign_id, lead_organization_id=LEAD,
+        partner_organization_ids=list(partners), communities=["lgbtq", "mixed-asian-heritage"],
+        titles={"en": "Language access now"}, status="active",
+    )  # fmt: skip
+
+
+def signed(email: str, shared_with: list[str], attributed: str | None = None, **kw: Any) -> Event:
+    sig = signature(email, "pet-1", "camp-1", LEAD, pronouns="they/them", **kw)
+    data = dict(sig.data)
+    data["consents"] = {**data["consents"], "partner_organization_ids": shared_with}
+    data["attribution"] = {"source": "a-newsletter" if attributed else None,
+                           "partner_organization_id": attributed}  # fmt: skip
+    data["interests"] = ["queer-aapi-health"]
+    return Event(type=sig.type, key=sig.key, data=data, source=sig.source)
+
+
+def write_events(svc: Service, clock: Clock, *events: Event) -> None:
+    """Run the webhook handlers as the consumer would, in one transaction."""
+    table = webhook_handlers(clock)
+    with svc.engine.begin() as conn:
+        for e in events:
+            for handle in table.get(e.type, []):
+                handle(e, conn)
+
+
+def dispatcher(svc: Service, clock: Clock, **config: Any) -> Dispatcher:
+    return Dispatcher(
+        svc.engine, svc.deps.webhooks.with_(**config), clock=clock, email=svc.deps.email,
+        rng=random.Random(3),
+    )  # fmt: skip
+
+
+def message_rows(svc: Service, endpoint_id: str) -> list[Any]:
+    return svc.rows(messages, messages.c.endpoint_id == endpoint_id)
+
+
+def seed_projection(svc: Service) -> None:
+    with svc.engine.begin() as conn:
+        for org in (LEAD, PARTNER_A, PARTNER_B):
+            audience.upsert_organization(
+                conn, "k", {"organization_id": org, "name": org,
+                            "contact_email": f"tech@{org}.example.org"}, utcnow(),
+            )  # fmt: skip
+        audience.upsert_campaign(conn, campaign().data, utcnow())
+
+
+# -- the partner's path ----------------------------------------------------------------------------
+
+
+def test_partner_registers_receives_signed_events_sees_attempts_and_replays(wh: Service) -> None:
+    wh.start()
+    key = issue_key(wh, "partner", PARTNER_A)
+    with receivers(1) as (rx,):
+        ep = register(wh, key, rx.url, description="CRM sync",
+                      event_types=["signature.created", "petition.milestone_reached"])  # fmt: skip
+        assert ep["secret"].startswith("whsec_")
+        wh.publish(organization(LEAD), organization(PARTNER_A), campaign(),
+                   petition("pet-1", "camp-1", LEAD))  # fmt: skip
+        sig = signed("ana@example.org", [PARTNER_A], attributed=PARTNER_A)
+        wh.publish(sig)
+        wh.publish(sig)  # redelivered: still one message
+        got = eventually(lambda: rx.received, message="signature delivered")
+        first = got[0]
+        assert first.verifies(ep["secret"])
+        assert first.message_id.startswith("msg_")
+        body = first.json()
+        assert body["type"] == "signature.created"
+        assert body["timestamp"] == sig.data["at"] or body["timestamp"].startswith("20")
+        assert body["data"]["person"]["email"] == "ana@example.org"
+        assert body["data"]["attribution"]["partner_organization_id"] == PARTNER_A
+        assert "they/them" not in first.body and "queer-aapi-health" not in first.body
+        # The filter keeps campaign and petition lifecycle events away from this endpoint.
+        milestone = event(
+            "petition.milestone_reached", "pet-1", petition_id="pet-1", campaign_id="camp-1",
+            milestone=100, total=101, next_goal=250,
+        )  # fmt: skip
+        wh.publish(milestone)
+        eventually(lambda: len(rx.received) == 2, message="milestone delivered")
+        assert [r.json()["type"] for r in rx.received] == [
+            "signature.created",
+            "petition.milestone_reached",
+        ]
+        client = wh.client()
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        logged = client.get(f"{base}/attempts", headers=key).get_json()
+        assert logged["total_records"] == 2
+        attempt = logged["_embedded"]["attempts"][0]
+        assert attempt["status_code"] == 200 and attempt["latency_ms"] >= 0
+        assert attempt["response_excerpt"] == '{"ok":true}' and attempt["error"] is None
+        # Test send, then replay of the first message with its same webhook-id.
+        test = client.post(f"{base}/test", headers=key)
+        assert test.status_code == 202
+        eventually(lambda: test.get_json()["message_id"] in rx.ids(), message="test message")
+        assert rx.received[-1].json()["type"] == "webhook.test"
+        replay = client.post(f"{base}/messages/{first.message_id}/replay", headers=key)
+        assert replay.status_code == 202
+        eventually(lambda: rx.ids().count(first.message_id) == 2, message="replayed")
+        assert rx.received[-1].verifies(ep["secret"]) and rx.received[-1].body == first.body
+        page = client.get(f"{base}/messages?per_page=1", headers=key).get_json()
+        assert page["total_records"] == 3 and "next" in page["_links"]
+
+
+def test_personal_data_reaches_only_the_partners_a_signer_chose(wh: Service) -> None:
+    wh.start()
+    with receivers(3) as (lead_rx, a_rx, b_rx):
+        eps = {
+            org: register(wh, issue_key(wh, "partner", org), rx.url)
+            for org, rx in ((LEAD, lead_rx), (PARTNER_A, a_rx), (PARTNER_B, b_rx))
+        }
+        wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B))
+        wh.publish(campaign(), petition("pet-1", "camp-1", LEAD))
+        wh.publish(
+            signed("shares.with.a@example.org", [PARTNER_A], attributed=PARTNER_B,
+                   phone="+14155550111"),
+            signed("shares.with.nobody@example.org", [], attributed=PARTNER_A,
+                   phone="+14155550122"),
+            signed("shares.with.b@example.org", [PARTNER_B]),
+        )  # fmt: skip
+        # campaign + petition to all three; then 2 signatures each to A and B, 3 to the lead.
+        eventually(lambda: len(a_rx.received) == 4 and len(b_rx.received) == 4
+                   and len(lead_rx.received) == 5, message="all deliveries")  # fmt: skip
+        everything = [r for rx in (lead_rx, a_rx, b_rx) for r in rx.received]
+        for delivered in everything:
+            assert "shares.with.nobody" not in delivered.body
+            assert "+14155550122" not in delivered.body
+            assert "lgbtq" not in delivered.body and "mixed-asian-heritage" not in delivered.body
+            assert "they/them" not in delivered.body and "queer-aapi" not in delivered.body
+        a_bodies = " ".join(r.body for r in a_rx.received)
+        b_bodies = " ".join(r.body for r in b_rx.received)
+        lead_bodies = " ".join(r.body for r in lead_rx.received)
+        assert "shares.with.a@example.org" in a_bodies and "+14155550111" in a_bodies
+        assert "shares.with.a" not in b_bodies + lead_bodies
+        assert "shares.with.b@example.org" in b_bodies and "shares.with.b" not in a_bodies
+        withheld = [r.json()["data"] for r in a_rx.received
+                    if r.json()["type"] == "signature.created"
+                    and not r.json()["data"]["shared_with_you"]]  # fmt: skip
+        assert withheld == [
+            {k: withheld[0][k] for k in withheld[0]}
+        ] and set(withheld[0]) == {
+            "signature_id", "petition_id", "campaign_id", "organization_id", "locale", "at",
+            "attribution", "double_opt_in", "shared_with_you",
+        }  # fmt: skip
+        for org, rx in ((LEAD, lead_rx), (PARTNER_A, a_rx), (PARTNER_B, b_rx)):
+            assert all(r.verifies(eps[org]["secret"]) for r in rx.received)
+        # Nothing stored for delivery holds it either.
+        stored = " ".join(r.body for r in wh.rows(messages))
+        assert "shares.with.nobody" not in stored
+
+
+# -- signatures and retries ------------------------------------------------------------------------
+
+
+def test_rotation_signs_with_both_secrets_for_24_hours_then_only_the_new(wh: Service) -> None:
+    clock = Clock()
+    key = issue_key(wh, "partner", PARTNER_A)
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        ep = register(wh, key, rx.url)
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        rotated = wh.client().post(f"{base}/rotate-secret", headers=key).get_json()
+        old, new = ep["secret"], rotated["secret"]
+        assert new != old and "previous_secret" not in rotated
+        d = dispatcher(wh, clock)
+        write_events(wh, clock, signed("r1@example.org", [PARTNER_A]))
+        d.drain()
+        during = rx.received[-1]
+        assert len(during.headers["webhook-signature"].split(" ")) == 2
+        assert during.verifies(old) and during.verifies(new)
+        clock.advance(24 * 3600 + 1)
+        write_events(wh, clock, signed("r2@example.org", [PARTNER_A]))
+        d.drain()
+        after = rx.received[-1]
+        assert after.verifies(new) and not after.verifies(old)
+
+
+def test_failures_retry_on_the_schedule_with_jitter_and_honour_retry_after(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        schedule = wh.deps.webhooks.schedule
+        d = dispatcher(wh, clock)
+        rx.default = (500, {}, b"busy")
+        rx.answer(429, headers={"Retry-After": "3600"})  # first answer: come back in an hour
+        write_events(wh, clock, signed("retry@example.org", [PARTNER_A]))
+        for attempt in range(1, len(schedule) + 2):
+            assert d.drain() == 1
+            (row,) = message_rows(wh, ep["endpoint_id"])
+            assert row.attempts == attempt and len(rx.received) == attempt
+            if attempt == len(schedule) + 1:
+                assert row.status == "failed" and row.next_attempt_at is None
+                break
+            wait = (row.next_attempt_at - clock.now).total_seconds()
+            base = schedule[attempt - 1]
+            if attempt == 1:
+                assert wait == pytest.approx(3600, abs=1)  # Retry-After beat the 5 s step
+            else:
+                assert 0.8 * base <= wait <= 1.2 * base
+            clock.advance(wait - 1)
+            assert d.drain() == 0  # not due yet: nothing sent early
+            clock.advance(1)
+        assert len(set(rx.ids())) == 1  # every retry carries the same webhook-id
+        assert all(r.verifies(ep["secret"]) for r in rx.received)
+        log = wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
+        assert [a.status_code for a in log] == [429] + [500] * len(schedule)
+
+
+def test_a_redirect_is_a_failure_and_is_not_followed(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(2) as (rx, elsewhere):
+        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        rx.answer(302, headers={"Location": elsewhere.url})
+        write_events(wh, clock, signed("redirect@example.org", [PARTNER_A]))
+        dispatcher(wh, clock).drain()
+        (row,) = message_rows(wh, ep["endpoint_id"])
+        assert row.status == "pending" and row.attempts == 1 and not elsewhere.received
+        (attempt,) = wh.rows(attempts)
+        assert attempt.status_code == 302 and "not followed" in attempt.error
+
+
+def test_410_gone_disables_the_endpoint_at_once(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        rx.answer(410)
+        write_events(wh, clock, *(signed(f"g{i}@example.org", [PARTNER_A]) for i in range(5)))
+        d = dispatcher(wh, clock, batch_per_endpoint=1, per_endpoint_concurrency=1)
+        d.drain()
+        assert len(rx.received) == 1  # nothing more after the 410
+        got = wh.client().get(f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}", headers=key)
+        assert got.get_json()["enabled"] is False and got.get_json()["disabled_reason"] == "gone"
+        assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"failed"}
+        write_events(wh, clock, signed("later@example.org", [PARTNER_A]))
+        assert len(message_rows(wh, ep["endpoint_id"])) == 5  # a disabled endpoint gets none
+
+
+def test_failing_for_five_days_disables_and_emails_the_organization(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        rx.default = (503, {}, b"down")
+        d = dispatcher(wh, clock)
+        for day in range(6):
+            write_events(wh, clock, signed(f"day{day}@example.org", [PARTNER_A]))
+            d.drain()
+            clock.advance(86400)
+        (row,) = wh.rows(endpoints, endpoints.c.endpoint_id == ep["endpoint_id"])
+        assert not row.enabled and row.disabled_reason == "failing" and row.notice == "sent"
+        mails = [
+            m for m in wh.fakes.sendgrid_requests()
+            if any(t["email"] == f"tech@{PARTNER_A}.example.org"
+                   for p in m.body["personalizations"] for t in p["to"])
+        ]  # fmt: skip
+        assert len(mails) == 1 and "disabled" in mails[0].body["subject"]
+        assert rx.url in json.dumps(mails[0].body)
+
+
+def test_recovery_resends_exactly_the_failed_messages(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        d = dispatcher(wh, clock, schedule=(60.0,))
+        write_events(wh, clock, *(signed(f"ok{i}@example.org", [PARTNER_A]) for i in range(3)))
+        d.drain()
+        outage_start = clock.now
+        clock.advance(10)
+        rx.default = (503, {}, b"")
+        write_events(wh, clock, *(signed(f"out{i}@example.org", [PARTNER_A]) for i in range(4)))
+        for _ in range(3):
+            d.drain()
+            clock.advance(75)
+        failed = {r.message_id for r in message_rows(wh, ep["endpoint_id"]) if r.status == "failed"}
+        assert len(failed) == 4
+        rx.default = (204, {}, b"")
+        before = len(rx.received)
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        since = format_time(outage_start)
+        answer = wh.client().post(f"{base}/recover", json={"since": since}, headers=key)
+        assert answer.status_code == 202 and answer.get_json() == {"recovered": 4}
+        d.drain()
+        resent = rx.received[before:]
+        assert sorted(r.message_id for r in resent) == sorted(failed)
+        assert all(r.verifies(ep["secret"]) for r in resent)
+        assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"succeeded"}
+        # Recovering again finds nothing more to send.
+        again = wh.client().post(f"{base}/recover", json={"since": since}, headers=key)
+        assert again.get_json() == {"recovered": 0}
+
+
+def test_a_dead_endpoint_does_not_delay_a_healthy_one(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(2) as (healthy, dead):
+        register(wh, issue_key(wh, "partner", PARTNER_A), healthy.url)
+        register(wh, issue_key(wh, "partner", PARTNER_B), dead.url)
+        dead.delay = 3.0
+        d = dispatcher(wh, clock, timeout=1.0)
+        write_events(wh, clock, *(signed(f"h{i}@example.org", [PARTNER_A, PARTNER_B])
+                                  for i in range(60)))  # fmt: skip
+        started = utcnow()
+        for _ in range(40):
+            d.tick()
+            if len(healthy.received) == 60:
+                break
+            eventually(lambda: True, timeout=0.05)
+        eventually(lambda: len(healthy.received) == 60, timeout=5, message="healthy all sent")
+        assert (utcnow() - started).total_seconds() < 3.0
+        assert len(dead.received) <= 4  # its own slots only; the rest wait their turn
+        d.stop()
+
+
+# -- who may do what -------------------------------------------------------------------------------
+
+
+def test_a_partner_cannot_read_or_change_another_partners_endpoints(wh: Service) -> None:
+    a, b = issue_key(wh, "partner", PARTNER_A), issue_key(wh, "partner", PARTNER_B)
+    client = wh.client()
+    with receivers(1) as (rx,):
+        ep = register(wh, a, rx.url)
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        for method, path, body in (
+            ("get", base, None), ("patch", base, {"enabled": False}),
+            ("delete", base, None), ("post", f"{base}/rotate-secret", None),
+            ("post", f"{base}/test", None), ("get", f"{base}/attempts", None),
+            ("get", f"{base}/messages", None),
+            ("post", f"{base}/recover", {"since": format_time(utcnow())}),
+        ):  # fmt: skip
+            answer = getattr(client, method)(path, json=body, headers=b)
+            assert answer.status_code == 404, (method, path)
+        assert client.get("/api/v1/webhooks/endpoints", headers=b).get_json()["total_records"] == 0
+        assert client.get("/api/v1/webhooks/endpoints", headers=a).get_json()["total_records"] == 1
+        assert client.get(base).status_code == 401
+        claim = client.post("/api/v1/webhooks/endpoints", headers=b,
+                            json={"url": rx.url, "organization_id": PARTNER_A})  # fmt: skip
+        assert claim.status_code == 422 and "organization_id" in claim.get_json()["errors"]
+        (row,) = wh.rows(endpoints)
+        assert row.enabled and row.organization_id == PARTNER_A
+        # Its owner may change and delete it; a retried create with one Idempotency-Key is one.
+        assert client.patch(base, json={"description": "x"}, headers=a).status_code == 200
+        assert client.delete(base, headers=a).status_code == 204
+        once = {**a, "Idempotency-Key": "abc"}
+        first = client.post("/api/v1/webhooks/endpoints", json={"url": rx.url}, headers=once)
+        second = client.post("/api/v1/webhooks/endpoints", json={"url": rx.url}, headers=once)
+        assert first.get_json()["endpoint_id"] == second.get_json()["endpoint_id"]
+        bad = client.post("/api/v1/webhooks/endpoints", headers=a,
+                          json={"url": rx.url, "event_types": ["person.erased"]})  # fmt: skip
+        assert bad.status_code == 422 and "event_types" in bad.get_json()["errors"]
+
+
+# -- SSRF ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5/hook", "http://169.254.169.254/latest/meta-data", "http://100.64.1.1/",
+        "http://[::1]:8080/", "http://192.168.1.10/", "http://127.0.0.2/", "http://localhost:1/",
+        "file:///etc/passwd", "http://user:pw@127.0.0.1/",
+    ],
+)  # fmt: skip
+def test_urls_to_private_networks_are_refused_at_registration(wh: Service, url: str) -> None:
+    answer = wh.client().post("/api/v1/webhooks/endpoints", json={"url": url},
+                              headers=issue_key(wh, "partner", PARTNER_A))  # fmt: skip
+    assert answer.status_code == 422, url
+    assert "url" in answer.get_json()["errors"]
+
+
+def test_the_address_is_checked_again_at_delivery_time(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        write_events(wh, clock, signed("ssrf@example.org", [PARTNER_A]))
+        # The allow-list no longer admits loopback (as if DNS now pointed somewhere private).
+        dispatcher(wh, clock, allowed_networks=()).drain()
+        assert not rx.received
+        (attempt,) = wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
+        assert attempt.status_code is None and attempt.error.startswith("refused")
+
+
+def test_production_requires_https(wh: Service) -> None:
+    ctx = manage.Context(wh.engine, wh.deps.webhooks, True, utcnow())
+    secret = issue_key(wh, "partner", PARTNER_A)["Authorization"].split(" ")[1]
+    principal = wh.deps.verifier.verify(secret)
+    assert principal is not None
+    with pytest.raises(FieldError) as refused:
+        manage.create(ctx, principal, {"url": "http://127.0.0.1:9/hook"}, None)
+    assert "HTTPS" in refused.value.errors["url"][0]
+    assert not wh.rows(endpoints)
