@@ -149,13 +149,17 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             proc.wait()
 
 
-def gunicorn(app: str, port: int, workers: int, env: dict[str, str], log: Path, chdir: Path) -> Any:
+def gunicorn(
+    app: str, port: int, options: argparse.Namespace, env: dict[str, str], log: Path, chdir: Path
+) -> Any:
     args = [
         str(VENV_BIN / "gunicorn"),
         "--workers",
-        str(workers),
+        str(options.workers),
         "--worker-class",
-        "sync",
+        options.worker_class,
+        "--threads",
+        str(options.gthreads),
         "--bind",
         f"127.0.0.1:{port}",
         "--backlog",
@@ -294,7 +298,9 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="signing load duration")
     parser.add_argument("--bare-seconds", type=float, default=15.0, help="bare endpoint duration")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--gthreads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     args = parser.parse_args()
@@ -344,7 +350,7 @@ def main() -> None:
         # (a) the ceiling: a bare Flask JSON endpoint, same gunicorn settings, same wrk.
         bare_port = free_port()
         with gunicorn(
-            "signatures:bare_app()", bare_port, args.workers, env, work / "bare.log", ROOT / "bench"
+            "signatures:bare_app()", bare_port, args, env, work / "bare.log", ROOT / "bench"
         ):
             wait_until(lambda: answers(f"http://127.0.0.1:{bare_port}/json"), 30, "bare app up")
             get_script = (
@@ -361,14 +367,15 @@ def main() -> None:
         print(
             f"bare Flask JSON endpoint: {bare['rate']:.0f} req/s, "
             f"p50 {bare['p50_us'] / 1000:.1f} ms, p99 {bare['p99_us'] / 1000:.1f} ms "
-            f"({args.workers} sync workers, {args.connections} connections)",
+            f"({args.workers} {args.worker_class} workers x {args.gthreads} threads, "
+            f"{args.connections} connections)",
             flush=True,
         )
 
         # (b) signatures.
         port = free_port()
         with gunicorn(
-            "services.petitions:create_app()", port, args.workers, env, work / "gunicorn.log", ROOT
+            "services.petitions:create_app()", port, args, env, work / "gunicorn.log", ROOT
         ):
             wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60, "petitions up")
             path = f"/api/v1/petitions/{petition_id}/signatures"
