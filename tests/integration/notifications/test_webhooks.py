@@ -445,7 +445,7 @@ def test_a_partner_cannot_read_or_change_another_partners_endpoints(wh: Service)
     "url",
     [
         "http://10.0.0.5/hook", "http://169.254.169.254/latest/meta-data", "http://100.64.1.1/",
-        "http://[::1]:8080/", "http://192.168.1.10/", "http://127.0.0.2/", "http://localhost:1/",
+        "http://[::1]:8080/", "http://192.168.1.10/", "http://127.0.0.2/", "http://0.0.0.0:8080/",
         "file:///etc/passwd", "http://user:pw@127.0.0.1/",
     ],
 )  # fmt: skip
