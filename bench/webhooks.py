@@ -1,0 +1,282 @@
+"""Benchmark partner webhook delivery with a dead endpoint next to healthy ones (not a test).
+
+    .venv/bin/python bench/webhooks.py [--events 10000] [--rate 100] [--healthy 10]
+
+Starts a throwaway PostgreSQL and a local Kafka (or uses KINSHIP_BENCH_DATABASE_URL, an admin
+URL of a server, and KINSHIP_BENCH_KAFKA). Runs twice on a fresh database each time: 10 healthy
+receivers (real HTTP servers on loopback, in a separate process), then the same plus one that
+never answers in time (the real 15 s timeout applies). Each run publishes --events
+signature.created events to Kafka at --rate per second (each signer shares their details with
+the partner); the notifications consumer turns each into one message per endpoint, and the
+dispatcher delivers them. Prints deliveries/s and the p50/p99 delay from the event's time to its
+arrival at a healthy receiver, for both runs, the ratio of the p99s, and a one-line summary.
+Targets: the dead endpoint changes the healthy p99 by less than 10%, and p99 stays under 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kafka import KafkaProducer  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from services.notifications import audience, store  # noqa: E402
+from services.notifications.webhooks import signing  # noqa: E402
+from services.notifications.webhooks.config import WebhookConfig  # noqa: E402
+from services.notifications.webhooks.dispatcher import Dispatcher  # noqa: E402
+from services.notifications.webhooks.handlers import handlers as webhook_handlers  # noqa: E402
+from services.notifications.webhooks.store import endpoints, messages  # noqa: E402
+from shared.config import Settings  # noqa: E402
+from shared.db import make_engine  # noqa: E402
+from shared.events import Event  # noqa: E402
+from shared.events.catalog import type_name  # noqa: E402
+from shared.events.envelope import format_time, utcnow  # noqa: E402
+from shared.kafka import ensure_topics  # noqa: E402
+from shared.local_kafka import LocalKafka  # noqa: E402
+from shared.migrate import upgrade  # noqa: E402
+from shared.privacy import supporter_id  # noqa: E402
+from shared.service import worker_parts  # noqa: E402
+from tests.support.postgres import ThrowawayPostgres, create_database, free_port  # noqa: E402
+
+HASH_KEY = "bench-hash-key"
+LEAD, PARTNER = "org-lead", "org-partner"
+DEAD_SLEEP = 60.0
+
+
+# -- receivers (another process, so they do not share the dispatcher's GIL) ------------------
+
+
+def serve(ports: list[int], dead: int | None, out: str, stop: Any) -> None:
+    """Serve one receiver per port; on stop, write each healthy arrival's delay to `out`."""
+    arrivals: list[tuple[int, str, float]] = []
+    lock = threading.Lock()
+    servers = []
+    for index, port in enumerate(ports):
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            me = index
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.me == dead:
+                    time.sleep(DEAD_SLEEP)  # longer than the 15 s timeout
+                    return
+                arrived = time.time()
+                sent = datetime.fromisoformat(json.loads(body)["timestamp"]).timestamp()
+                with lock:
+                    arrivals.append((self.me, self.headers["webhook-id"], arrived - sent))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    stop.wait()
+    with lock:
+        Path(out).write_text(json.dumps(arrivals))
+
+
+# -- one run --------------------------------------------------------------------------------------
+
+
+def seed(engine: Any, urls: list[str]) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        for org in (LEAD, PARTNER):
+            audience.upsert_organization(
+                conn, HASH_KEY, {"organization_id": org, "name": org, "contact_email": None}, now
+            )
+        audience.upsert_campaign(
+            conn,
+            {"campaign_id": "camp", "lead_organization_id": LEAD,
+             "partner_organization_ids": [PARTNER], "titles": {"en": "Bench"}, "status": "active"},
+            now,
+        )  # fmt: skip
+        for i, url in enumerate(urls):
+            conn.execute(
+                endpoints.insert().values(
+                    endpoint_id=f"ep_bench_{i:02d}", organization_id=PARTNER, url=url,
+                    description="bench", event_types=["signature.created"], enabled=True,
+                    secret=signing.new_secret(), created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+
+
+def signature_event(i: int, run: str) -> Event:
+    email = f"signer{i}-{run}@example.org"
+    sid = supporter_id(HASH_KEY, email)
+    data = {
+        "signature_id": uuid.uuid4().hex, "petition_id": "pet", "campaign_id": "camp",
+        "organization_id": LEAD, "supporter_id": sid, "duplicate": False,
+        "double_opt_in": False, "confirm_url": None, "locale": "en",
+        "person": {"given_name": "Sam", "family_name": "Lee", "email": email,
+                   "phone": "+14155550100", "postal_code": "94601", "country": "US",
+                   "language": "en", "pronouns": None, "discreet": False},
+        "consents": {"email": True, "sms": False, "partner_organization_ids": [PARTNER]},
+        "attribution": {"source": "bench", "partner_organization_id": PARTNER},
+        "interests": [], "at": format_time(utcnow()),
+    }  # fmt: skip
+    return Event(type=type_name("signature.created"), key=sid, data=data, source="/bench")
+
+
+def run_once(
+    admin_url: str, bootstrap: str, events: int, rate: float, healthy: int, with_dead: bool
+) -> dict[str, float]:
+    label = "with dead" if with_dead else "healthy only"
+    database_url = create_database(admin_url, "kinship_bench_webhooks")
+    upgrade("notifications", database_url)
+    engine = make_engine(database_url, pool_size=16)
+    count = healthy + (1 if with_dead else 0)
+    ports = [free_port() for _ in range(count)]
+    out = tempfile.mktemp(suffix=".json")
+    stop = multiprocessing.Event()
+    receiver = multiprocessing.Process(
+        target=serve, args=(ports, healthy if with_dead else None, out, stop), daemon=True
+    )
+    receiver.start()
+    seed(engine, [f"http://127.0.0.1:{p}/hook" for p in ports])
+    run = uuid.uuid4().hex[:8]
+    topic = f"bench.webhooks.{run}"
+    ensure_topics(bootstrap, [topic], 3)
+    settings = Settings.from_env("notifications").with_(
+        database_url=database_url, kafka_bootstrap_servers=bootstrap, hash_key=HASH_KEY
+    )
+    _, consumer = worker_parts(
+        settings, engine, store.outbox_table, store.processed_table, [topic],
+        webhook_handlers(utcnow), group=f"bench-{run}",
+    )  # fmt: skip
+    dispatcher = Dispatcher(engine, WebhookConfig(allowed_networks=("127.0.0.1/32",)), clock=utcnow)
+    threads = [threading.Thread(target=p.run, daemon=True) for p in (consumer, dispatcher)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3.0)  # let the consumer join its group before the clock starts
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    started = time.time()
+    for i in range(events):
+        due = started + i / rate
+        pause = due - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        e = signature_event(i, run)
+        producer.send(topic, key=e.key.encode(), value=e.value(), headers=e.headers())
+    producer.flush(timeout=60)
+    published = time.time()
+    target = events * healthy
+    healthy_ids = [f"ep_bench_{i:02d}" for i in range(healthy)]
+
+    def delivered() -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(messages)
+                    .where(
+                        messages.c.status == "succeeded", messages.c.endpoint_id.in_(healthy_ids)
+                    )
+                ).scalar_one()
+            )
+
+    deadline = time.time() + 600
+    while delivered() < target and time.time() < deadline:
+        time.sleep(0.2)
+    finished = time.time()
+    for part in (consumer, dispatcher):
+        part.stop()
+    stop.set()
+    receiver.join(timeout=30)
+    arrivals = json.loads(Path(out).read_text())
+    os.unlink(out)
+    delays = sorted(d for _, _, d in arrivals)
+    last = started + max((d for _, _, d in arrivals), default=0.0)
+    elapsed = max(finished, last) - started
+    unique = len({(e, m) for e, m, _ in arrivals})
+    quantiles = statistics.quantiles(delays, n=100) if len(delays) > 1 else [0.0] * 99
+    result = {
+        "deliveries": float(len(delays)),
+        "unique": float(unique),
+        "per_second": len(delays) / (finished - started),
+        "p50": quantiles[49],
+        "p99": quantiles[98],
+        "max": delays[-1] if delays else 0.0,
+    }
+    print(
+        f"{label:>13}: {len(delays):,} healthy deliveries ({unique:,} unique of {target:,}) "
+        f"in {finished - started:.1f} s (publishing took {published - started:.1f} s): "
+        f"{result['per_second']:,.0f} deliveries/s; event-to-delivery p50 "
+        f"{result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
+        f"max {result['max'] * 1000:.0f} ms",
+        flush=True,
+    )
+    del elapsed
+    engine.dispose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=100.0, help="events per second")
+    parser.add_argument("--healthy", type=int, default=10)
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        work = Path(tempfile.mkdtemp(prefix="kinship-bench-webhooks-"))
+        admin_url = os.environ.get("KINSHIP_BENCH_DATABASE_URL")
+        if not admin_url:
+            pg = ThrowawayPostgres()
+            admin_url = pg.start()
+            stack.callback(pg.destroy)
+        bootstrap = os.environ.get("KINSHIP_BENCH_KAFKA")
+        if not bootstrap:
+            broker = LocalKafka(
+                work / "kafka", port=free_port(), controller_port=free_port(), heap="512m"
+            )
+            broker.start()
+            stack.callback(broker.stop)
+            bootstrap = broker.bootstrap
+        print(
+            f"{args.events:,} signature.created events at {args.rate:g}/s to {args.healthy} "
+            f"healthy endpoints (PostgreSQL, Kafka, HTTP on loopback; 2 shared cores)",
+            flush=True,
+        )
+        base = run_once(admin_url, bootstrap, args.events, args.rate, args.healthy, False)
+        dead = run_once(admin_url, bootstrap, args.events, args.rate, args.healthy, True)
+    ratio = dead["p99"] / base["p99"] if base["p99"] else float("inf")
+    change = (ratio - 1.0) * 100
+    print(f"healthy p99 with the dead endpoint / without: {ratio:.2f} ({change:+.1f}%)")
+    ok = abs(change) < 10.0 and dead["p99"] < 2.0 and base["p99"] < 2.0
+    print(
+        f"SUMMARY webhooks: {dead['per_second']:,.0f} deliveries/s with a dead endpoint "
+        f"({base['per_second']:,.0f} without); healthy p99 {dead['p99'] * 1000:.0f} ms vs "
+        f"{base['p99'] * 1000:.0f} ms ({change:+.1f}%, target <10%), p50 "
+        f"{dead['p50'] * 1000:.0f} ms vs {base['p50'] * 1000:.0f} ms: "
+        f"{'targets met' if ok else 'targets NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
