@@ -436,22 +436,28 @@ def send_alert(
         )  # fmt: skip
         return found if isinstance(found, dict) and "total" in found else None
 
-    def finished(p: dict[str, Any]) -> bool:
-        done = p["sent"] + p["failed"] + p["suppressed"]
-        return bool(p["status"] == "done" or (p["total"] > 0 and done >= p["total"]))
+    def accounted(p: dict[str, Any]) -> bool:
+        return bool(p["total"] > 0 and p["sent"] + p["failed"] + p["suppressed"] >= p["total"])
 
     deadline = time.monotonic() + api.timeout
     bar = _Bar(progress, say)
     current: dict[str, Any] | None = None
+    complete_since: float | None = None
     while time.monotonic() < deadline:
         current = read()
         if current is not None:
             bar.update(current)
-            if finished(current):
+            if current["status"] == "done":
                 break
+            # The status turns "done" on the progress publisher's next round; do not wait
+            # long for it once every delivery is accounted for.
+            if accounted(current):
+                complete_since = complete_since or time.monotonic()
+                if time.monotonic() - complete_since > 10:
+                    break
         time.sleep(0.3)
     bar.close()
-    if current is None or not finished(current):
+    if current is None or not (current["status"] == "done" or accounted(current)):
         raise DemoError(f"the alert's fan-out did not finish within {api.timeout:.0f} s: {current}")
     story.progress = current
 
@@ -511,7 +517,8 @@ def report(story: Story) -> str:
     signed = [s for s in story.signers if not s.duplicate]
 
     def listing(values: dict[str, int]) -> str:
-        return ", ".join(f"{names.get(k, k)} {v}" for k, v in sorted(values.items())) or "none"
+        named = sorted((names.get(k, k), v) for k, v in values.items())
+        return ", ".join(f"{name} {count}" for name, count in named) or "none"
 
     by_channel: dict[str, Counter[str]] = {"email": Counter(), "sms": Counter()}
     for m in story.messages:

@@ -1,0 +1,87 @@
+"""`kinship dev up`, `kinship demo`, `kinship dev down`: a campaign from petition to alert."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+
+import psutil
+import pytest
+
+from tests.e2e.conftest import Stack, kinship
+
+pytestmark = pytest.mark.slow
+SERVICES = ("campaigns", "petitions", "notifications")
+
+
+def test_up_prints_the_docs_urls_and_logs(stack: Stack) -> None:
+    out = stack.up.stdout
+    for name in SERVICES:
+        assert f"{stack.url(name)}/api/v1/docs" in out
+        with urllib.request.urlopen(f"{stack.url(name)}/readyz", timeout=5) as resp:
+            assert resp.status == 200
+        with urllib.request.urlopen(f"{stack.url(name)}/api/v1/openapi.json", timeout=5) as resp:
+            assert json.load(resp)["openapi"].startswith("3.")
+    assert f"{stack.var}/log" in out
+    assert "email: capture, SMS: capture" in out
+
+
+def test_up_again_is_harmless(stack: Stack) -> None:
+    before = stack.handle().pids()
+    again = kinship(stack.env, "dev", "up")
+    assert again.returncode == 0, again.stderr
+    assert "starting" not in again.stdout.replace("Starting Kinship", "")
+    assert stack.handle().pids() == before
+
+
+def test_status_shows_every_part_ready(stack: Stack) -> None:
+    status = kinship(stack.env, "dev", "status")
+    assert status.returncode == 0, status.stdout
+    for part in ("kafka", *(f"{s}-api" for s in SERVICES), *(f"{s}-worker" for s in SERVICES)):
+        assert re.search(rf"^{part}\s+running \(pid \d+\)", status.stdout, re.M), status.stdout
+    assert status.stdout.count(" ready ") == 3
+
+
+def test_demo_takes_a_campaign_from_petition_to_delivered_alert(stack: Stack) -> None:
+    demo = kinship(stack.env, "demo", "--quiet", "--timeout", "180")
+    out = demo.stdout
+    assert demo.returncode == 0, f"{out}\n{demo.stderr}"
+    assert "Hapa Voices Collective (lead; mixed-Asian-heritage)" in out, out
+    assert "Rainbow Lantern Alliance (partner; LGBTQ+)" in out, out
+    # Five people, six submissions: the duplicate counts once.
+    assert "Signatures: 5 counted from 6 submissions (1 duplicate" in out, out
+    assert re.search(r"by locale:\s+en 3, zh-Hant 2", out), out
+    assert re.search(r"by partner:\s+direct 2, rainbow-lantern-\w+ 3", out), out
+    # Four email consents and one SMS opt-in: five deliveries, all sent.
+    done = r"Alert:\s+\S+ done: total 5, sent 5, delivered 0, failed 0, suppressed 0"
+    assert re.search(done, out), out
+    # Five thank-yous and one "you had already signed"; the SMS welcome.
+    assert re.search(r"email\s+alert 4, transactional 6", out), out
+    assert re.search(r"sms\s+alert 1, transactional 1", out), out
+    assert "with List-Unsubscribe" in out, out
+    # Only the two who ticked the partner's box reach it with contact details, masked here.
+    assert "contact details only for the 2 supporters who ticked its box" in out, out
+    assert "@" in out and not re.search(r"[a-z]{2,}\.[a-z]+@demo-", out), out
+    alert = re.search(r"kinship outbox --alert (\S+)", out)
+    assert alert is not None
+    listed = kinship(stack.env, "outbox", "--alert", alert.group(1), "--as-json")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(r["channel"] for r in rows) == ["email"] * 4 + ["sms"]
+    assert all("***" in r["to"] or "•" in r["to"] for r in rows)
+
+
+def test_dev_down_leaves_nothing_running(stack: Stack) -> None:
+    pids = stack.handle().pids()
+    assert len(pids) >= 7  # Kafka, three APIs (plus their gunicorn workers), three workers
+    down = kinship(stack.env, "dev", "down")
+    assert down.returncode == 0, down.stderr
+    assert "kafka" in down.stdout
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert alive == [], f"still running after down: {alive}"
+    status = kinship(stack.env, "dev", "status")
+    assert status.returncode == 3
+    assert "running" not in status.stdout
+    for name in SERVICES:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{stack.url(name)}/healthz", timeout=2)
