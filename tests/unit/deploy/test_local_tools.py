@@ -1,0 +1,53 @@
+"""The local tools' pure parts: masked recipients in `kinship outbox`, ports of `kinship dev`."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.cli.outbox import format_message, mask, mask_email, mask_phone, summarize
+from shared.devstack import DevStackError, service_ports
+
+
+@pytest.mark.parametrize(
+    ("address", "masked"),
+    [
+        ("mei.tanaka@hapavoices.example.org", "m***@h***.org"),
+        ("a@b.co", "a***@b***.co"),
+        ("x@localhost", "x***@localhost"),
+    ],
+)
+def test_email_addresses_are_masked(address: str, masked: str) -> None:
+    assert mask_email(address) == masked
+
+
+def test_phone_numbers_keep_only_their_last_two_digits() -> None:
+    assert mask_phone("+886912345678") == "+" + "•" * 10 + "78"
+    assert mask("sms", "+12135550147").endswith("47")
+    assert "213555" not in mask("sms", "+12135550147")
+
+
+def test_outbox_rows_hide_recipients_unless_shown() -> None:
+    row = {
+        "id": 7,
+        "created_at": "2026-11-28 00:00:00",
+        "channel": "email",
+        "to_address": "mei@example.org",
+        "alert_id": "a-1",
+        "supporter_id": "s-1",
+        "subject": "The board votes Thursday",
+        "body": "Call today.",
+        "headers": {"List-Unsubscribe": "<https://x/unsubscribe/t>"},
+    }
+    hidden = summarize(row, show=False)
+    assert hidden["to"] == "m***@e***.org" and hidden["kind"] == "alert"
+    assert "mei@example.org" not in format_message(hidden)
+    assert "[List-Unsubscribe]" in format_message(hidden)
+    assert summarize(row, show=True)["to"] == "mei@example.org"
+    assert summarize({**row, "alert_id": None}, show=False)["kind"] == "transactional"
+
+
+def test_ports_default_to_8001_8003_and_can_move() -> None:
+    assert service_ports({}) == {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
+    assert service_ports({"KINSHIP_PETITIONS_PORT": "9102"})["petitions"] == 9102
+    with pytest.raises(DevStackError, match="KINSHIP_CAMPAIGNS_PORT"):
+        service_ports({"KINSHIP_CAMPAIGNS_PORT": "http"})
