@@ -94,9 +94,15 @@ def outbox(
     as_json: bool,
 ) -> None:
     """List the emails and SMS held by the `capture` senders, newest first."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     from shared.cli.outbox import captured_messages, format_message
 
-    rows = captured_messages(alert_id, supporter_id, channel, limit, show)
+    try:
+        rows = captured_messages(alert_id, supporter_id, channel, limit, show)
+    except (FileNotFoundError, OperationalError, ProgrammingError):
+        click.echo("kinship outbox: no notifications database yet; run `kinship dev up`.", err=True)
+        sys.exit(1)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False, default=str))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -38,7 +39,11 @@ def captured_messages(
     from shared.config import Settings
     from shared.db import make_engine
 
-    engine = make_engine(Settings.from_env("notifications").database_url)
+    url = Settings.from_env("notifications").database_url
+    if url.startswith("sqlite:///") and not os.path.exists(url.removeprefix("sqlite:///")):
+        # Opening it would create an empty database file; there is simply nothing yet.
+        raise FileNotFoundError(url)
+    engine = make_engine(url)
     try:
         rows = list_captured(engine, alert_id, supporter_id, channel, limit)
     finally:
