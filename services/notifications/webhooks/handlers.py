@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from services.notifications.store import campaigns, insert_ignore, petitions
 from services.notifications.webhooks import domain
@@ -108,6 +108,7 @@ def enqueue(
                 "event_id": event_id,
                 "event_type": short,
                 "body": encode(domain.body(short, format_time(event_time), payload)),
+                "supporter_id": payload.get("supporter_id") if "person" in payload else None,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -121,12 +122,38 @@ def enqueue(
     return len(rows)
 
 
+def scrub(conn: Connection, supporter_id: str) -> int:
+    """Remove an erased person's details from every stored message (replays send none)."""
+    rows = conn.execute(
+        select(messages.c.message_id, messages.c.body).where(
+            messages.c.supporter_id == supporter_id
+        )
+    ).all()
+    for row in rows:
+        body = json.loads(row.body)
+        data = body.get("data") or {}
+        data.pop("person", None)
+        data.pop("supporter_id", None)
+        data["erased"] = True
+        conn.execute(
+            update(messages)
+            .where(messages.c.message_id == row.message_id)
+            .values(body=encode(body), supporter_id=None)
+        )
+    return len(rows)
+
+
 def handlers(clock: Callable[[], datetime]) -> dict[str, list[Handler]]:
-    """Return the webhook handlers of every event type partners may subscribe to."""
+    """Return the webhook handlers of every event type partners may subscribe to, and erasure."""
 
     def handle(event: Event, conn: Connection) -> None:
         short = domain.short_type(event.type)
         data = dict(event.data)
         enqueue(conn, short, event.id, event.time, data, recipients(conn, short, data), clock())
 
-    return {type_name(short): [handle] for short in domain.EVENT_TYPES}
+    def erased(event: Event, conn: Connection) -> None:
+        scrub(conn, str(event.data["supporter_id"]))
+
+    table: dict[str, list[Handler]] = {type_name(short): [handle] for short in domain.EVENT_TYPES}
+    table[type_name("person.erased")] = [erased]
+    return table

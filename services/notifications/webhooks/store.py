@@ -55,6 +55,8 @@ messages = Table(
     Column("event_id", String(64), nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("body", Text, nullable=False),
+    # Set only when the body carries a signer's personal data, so erasure can find it.
+    Column("supporter_id", String(64), index=True),
     Column("status", String(12), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Moment()),

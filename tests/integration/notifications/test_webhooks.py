@@ -21,6 +21,7 @@ from services.notifications.webhooks.store import attempts, endpoints, messages
 from shared.auth import generate_key, store_issued
 from shared.errors import FieldError
 from shared.events import Event
+from shared.events.catalog import NOTIFICATIONS
 from shared.events.envelope import format_time, utcnow
 from tests.integration.notifications.harness import (
     Service,
@@ -478,3 +479,29 @@ def test_production_requires_https(wh: Service) -> None:
         manage.create(ctx, principal, {"url": "http://127.0.0.1:9/hook"}, None)
     assert "HTTPS" in refused.value.errors["url"][0]
     assert not wh.rows(endpoints)
+
+
+def test_erasure_removes_a_signers_details_from_stored_messages(wh: Service) -> None:
+    wh.start()
+    key = issue_key(wh, "partner", PARTNER_A)
+    with receivers(1) as (rx,):
+        ep = register(wh, key, rx.url)
+        wh.publish(organization(LEAD), organization(PARTNER_A), campaign())
+        sig = signed("erase.me@example.org", [PARTNER_A])
+        wh.publish(sig)
+        (first,) = eventually(lambda: rx.received, message="delivered")
+        assert "erase.me@example.org" in first.body
+        erased = event("person.erased", sig.key, supporter_id=sig.key, email_hash=None,
+                       phone_hash=None)  # fmt: skip
+        wh.producer.send(NOTIFICATIONS, key=sig.key.encode(), value=erased.value(),
+                         headers=erased.headers())  # fmt: skip
+        wh.producer.flush(timeout=30)
+        eventually(
+            lambda: all("erase.me" not in r.body for r in message_rows(wh, ep["endpoint_id"])),
+            message="stored body scrubbed",
+        )
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        wh.client().post(f"{base}/messages/{first.message_id}/replay", headers=key)
+        again = eventually(lambda: rx.received[1:], message="replayed")[0]
+        assert again.message_id == first.message_id
+        assert "erase.me" not in again.body and again.json()["data"]["erased"] is True
