@@ -372,3 +372,30 @@ def test_consumer_pauses_while_the_database_is_down_and_resumes(app: App, postgr
     assert app.distinct_effects() == 400 and app.count(app.effects) == 400
     dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=0, timeout=1)
     assert dead == []
+
+
+def test_sigterm_lets_the_consumer_finish_its_batch_and_leave_cleanly(app: App) -> None:
+    total = 2000
+    app.add_events([eventapp.item_event(f"k{i % 3}", i) for i in range(total)])
+    relay = app.spawn("relay")
+    consumer = app.spawn("consumer", "--delay-ms", "1", "--batch", "300")
+    try:
+        eventually(lambda: app.count(app.effects) >= 300, timeout=60, message="first batch")
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(timeout=30) == 0, "the consumer did not stop cleanly on SIGTERM"
+        applied = app.count(app.effects)
+        # Whatever it applied, it committed: a fresh consumer starts where it left off.
+        assert applied == app.distinct_effects()
+        consumer = app.spawn("consumer", "--batch", "300")
+        eventually(
+            lambda: (
+                group_lag(app.bootstrap, app.group, app.topic) == 0
+                and app.count(app.effects) == total
+            ),
+            timeout=120,
+            message="caught up after the restart",
+        )
+    finally:
+        stop(consumer)
+        stop(relay)
+    assert app.distinct_effects() == total and app.count(app.effects) == total
