@@ -1,3 +1,4 @@
+# mypy: disable-error-code="untyped-decorator"
 """HTTP edge: one-click unsubscribe, preference pages, provider callbacks, erasure, progress."""
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ record the outcome (committed, with the alert's counters in the same transaction
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -278,7 +279,10 @@ class Deliverer:
             ids = [r.custom_args["notification_id"] for r in recipients]
             try:
                 accepted = self._send_rows(
-                    lambda b=batch: self.deps.email.send_batch(b), ids, info.alert_id, batch_key
+                    functools.partial(self.deps.email.send_batch, batch),
+                    ids,
+                    info.alert_id,
+                    batch_key,
                 )
             except PermanentSendError as exc:
                 bad = [i for i in exc.bad_indices if i < len(recipients)]
@@ -389,7 +393,9 @@ class Deliverer:
             deferred = 0
             for sid in ids:
                 person = people.get(sid)
-                status, not_before, key = "suppressed", None, batch_key
+                status: str = "suppressed"
+                not_before: datetime | None = None
+                key: str | None = batch_key
                 if (
                     person is not None
                     and person.phone

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -100,9 +100,9 @@ def resolve_time_zone(
     if country:
         if country in _MAIN_ZONE:
             return _MAIN_ZONE[country]
-        zones = get_global("territory_zones").get(country) or []
-        if zones:
-            return str(zones[0])
+        territory: list[str] = list(get_global("territory_zones").get(country) or [])
+        if territory:
+            return str(territory[0])
     return "UTC"
 
 
@@ -142,7 +142,7 @@ def resolve_locale(requested: str | None, fallback: str = "en") -> str:
     return _LOCALE_ALIASES.get(base, fallback)
 
 
-def pick_variant(variants: dict[str, object], locale: str, default: str) -> str | None:
+def pick_variant(variants: Mapping[str, object], locale: str, default: str) -> str | None:
     """Return the key of the content variant that best serves a locale."""
     if not variants:
         return None
@@ -172,8 +172,8 @@ def backoff_delay(
     attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0
 ) -> float:
     """Return the wait before retry `attempt` (1-based): exponential, jittered, >= Retry-After."""
-    computed = min(base * 2 ** (attempt - 1), cap) * random.uniform(0.8, 1.2)
-    return max(computed, retry_after or 0.0)
+    computed: float = min(base * 2 ** (attempt - 1), cap) * random.uniform(0.8, 1.2)
+    return max(computed, float(retry_after or 0.0))
 
 
 class TokenBucket:
@@ -203,8 +203,8 @@ class TokenBucket:
                 now = self.clock()
                 self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
                 self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                if self.tokens >= 1 - 1e-9:  # float refills land a hair short of whole
+                    self.tokens = max(self.tokens - 1, 0.0)
                     return
                 wait = (1 - self.tokens) / self.rate
             self.sleep(wait)

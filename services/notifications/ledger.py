@@ -57,7 +57,7 @@ def new_row(
     }
 
 
-def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Row[Any]]:
+def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
     """Insert rows whose (message, recipient, channel) is new; return those inserted."""
     if not rows:
         return []
@@ -69,7 +69,7 @@ def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Row[Any]]:
 
 def existing(
     conn: Connection, message_key: str, channel: str, recipient_ids: Sequence[str]
-) -> list[Row[Any]]:
+) -> list[Any]:
     """Return the ledger rows already held for these recipients of a message."""
     if not recipient_ids:
         return []

@@ -1,0 +1,123 @@
+"""Rules without I/O: time zones, quiet hours, locales, SMS keywords, backoff, token bucket."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.notifications.domain import (
+    TokenBucket,
+    backoff_delay,
+    next_sms_window,
+    pick_variant,
+    resolve_locale,
+    resolve_time_zone,
+    sms_keyword,
+    to_e164,
+)
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "postal", "zone"),
+    [
+        (None, "US", "94601", "America/Los_Angeles"),
+        (None, "US", "10001", "America/New_York"),
+        (None, "US", "96813", "Pacific/Honolulu"),
+        ("+81312345678", None, None, "Asia/Tokyo"),
+        ("+639171234567", None, None, "Asia/Manila"),
+        (None, "VN", None, "Asia/Ho_Chi_Minh"),
+        (None, "KR", None, "Asia/Seoul"),
+        (None, None, None, "UTC"),
+    ],
+)
+def test_time_zone_from_postal_code_phone_or_country(
+    phone: str | None, country: str | None, postal: str | None, zone: str
+) -> None:
+    assert resolve_time_zone(phone, country, postal) == zone
+
+
+def test_e164_normalization() -> None:
+    assert to_e164("(415) 555-0100", "US") == "+14155550100"
+    assert to_e164("090-1234-5678", "JP") == "+819012345678"
+    assert to_e164("not a phone") is None
+
+
+def test_sms_waits_until_8_local_and_never_goes_after_21() -> None:
+    la = "America/Los_Angeles"
+    at_2059 = datetime(2026, 6, 2, 3, 59, tzinfo=UTC)  # 20:59 PDT
+    at_2100 = datetime(2026, 6, 2, 4, 0, tzinfo=UTC)  # 21:00 PDT
+    at_0759 = datetime(2026, 6, 2, 14, 59, tzinfo=UTC)  # 07:59 PDT
+    assert next_sms_window(at_2059, la) is None
+    assert next_sms_window(at_2100, la) == datetime(2026, 6, 2, 15, 0, tzinfo=UTC)
+    assert next_sms_window(at_0759, la) == datetime(2026, 6, 2, 15, 0, tzinfo=UTC)
+
+
+def test_quiet_hours_follow_daylight_saving() -> None:
+    # 2026-11-01: US clocks go back; 08:00 PST is 16:00 UTC.
+    late = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)  # 22:00 PDT on Oct 31
+    assert next_sms_window(late, "America/Los_Angeles") == datetime(2026, 11, 1, 16, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("tag", "locale"),
+    [
+        ("zh-TW", "zh-Hant"),
+        ("zh_HK", "zh-Hant"),
+        ("zh-CN", "zh-Hans"),
+        ("zh", "zh-Hans"),
+        ("fil", "tl"),
+        ("ko-KR", "ko"),
+        ("vi", "vi"),
+        ("ja-JP", "ja"),
+        ("fr", "en"),
+        (None, "en"),
+    ],
+)
+def test_locale_resolution_falls_back_to_english(tag: str | None, locale: str) -> None:
+    assert resolve_locale(tag) == locale
+
+
+def test_content_variant_prefers_the_supporters_locale() -> None:
+    variants = {"en": 1, "zh-TW": 2}
+    assert pick_variant(variants, "zh-Hant", "en") == "zh-TW"
+    assert pick_variant(variants, "ko", "en") == "en"
+
+
+@pytest.mark.parametrize(
+    ("body", "keyword"),
+    [
+        ("STOP", "stop"),
+        (" stopall ", "stop"),
+        ("Unsubscribe", "stop"),
+        ("cancel", "stop"),
+        ("END", "stop"),
+        ("quit.", "stop"),
+        ("START", "start"),
+        ("yes", "start"),
+        ("UNSTOP", "start"),
+        ("help", "help"),
+        ("stop the bill!", None),
+    ],
+)
+def test_carrier_keywords(body: str, keyword: str | None) -> None:
+    assert sms_keyword(body) == keyword
+
+
+def test_backoff_grows_and_honours_retry_after() -> None:
+    assert 0.4 <= backoff_delay(1, None, base=0.5) <= 0.6
+    assert 3.2 <= backoff_delay(4, None, base=0.5) <= 4.8
+    assert backoff_delay(1, 7.0, base=0.5) == 7.0
+    assert backoff_delay(30, None, base=0.5, cap=30) <= 36
+
+
+def test_token_bucket_paces_to_its_rate() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    bucket = TokenBucket(rate=100, burst=1, clock=lambda: now[0], sleep=sleep)
+    for _ in range(501):
+        bucket.acquire()
+    assert now[0] == pytest.approx(5.0, rel=0.01)

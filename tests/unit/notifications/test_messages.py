@@ -1,0 +1,78 @@
+"""Localized messages and the compliance footer."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notifications.compliance import (
+    list_token,
+    list_unsubscribe_headers,
+    parse_list_token,
+)
+from services.notifications.messages import Footer, render_sms, render_transactional
+from services.notifications.senders import EmailBatch, Recipient
+from services.notifications.senders.sendgrid import mail_body
+from tests.fakes.providers import validate_mail
+
+FOOTER = Footer("Rainbow Bridge", "1 Unity Way, Oakland", "https://x/u/t", "https://x/p/t")
+
+
+@pytest.mark.parametrize(
+    ("locale", "marker"),
+    [
+        ("en", "Thank you"),
+        ("zh-Hans", "\u611f\u8c22"),
+        ("zh-Hant", "\u611f\u8b1d"),
+        ("ja", "\u3042\u308a\u304c\u3068\u3046"),
+        ("ko", "\uac10\uc0ac"),
+        ("vi", "C\u1ea3m \u01a1n"),
+        ("tl", "Salamat"),
+        ("de", "Thank you"),
+    ],
+)
+def test_thank_you_in_each_locale(locale: str, marker: str) -> None:
+    rendered = render_transactional("thank_you", locale, {"title": "T", "name": "Mei"}, FOOTER)
+    assert marker in rendered.subject
+    assert "Mei" in rendered.text
+
+
+def test_name_and_pronouns_used_and_escaped() -> None:
+    params = {"title": "T", "name": "<Jo>", "pronouns": "they/them"}
+    rendered = render_transactional("thank_you", "en", params, FOOTER)
+    assert "they/them" in rendered.text
+    assert "<Jo>" not in rendered.html and "&lt;Jo&gt;" in rendered.html
+
+
+def test_footer_has_address_and_visible_unsubscribe_link() -> None:
+    rendered = render_transactional("thank_you", "ko", {"title": "T"}, FOOTER)
+    for body in (rendered.text, rendered.html):
+        assert "1 Unity Way, Oakland" in body and "https://x/u/t" in body
+
+
+def test_sms_welcome_names_stop_and_help() -> None:
+    text = render_sms("sms_welcome", "ja", {"org": "Rainbow Bridge"})
+    assert "STOP" in text and "HELP" in text and "Rainbow Bridge" in text
+
+
+def test_list_unsubscribe_headers_follow_rfc_8058() -> None:
+    headers = list_unsubscribe_headers("https://n.example/unsubscribe/abc.def")
+    assert headers == {
+        "List-Unsubscribe": "<https://n.example/unsubscribe/abc.def>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    assert parse_list_token(list_token("abc", "def")) == ("abc", "def")
+    assert parse_list_token("nodot") is None
+
+
+def test_a_batch_of_1000_is_a_valid_sendgrid_request() -> None:
+    recipients = [
+        Recipient(
+            f"p{i}@example.org", None, {"notification_id": str(i)},
+            headers=list_unsubscribe_headers(f"https://n/u/{i}"),
+            substitutions={"-unsubscribe_url-": f"https://n/u/{i}"},
+        )
+        for i in range(1000)
+    ]  # fmt: skip
+    body = mail_body(EmailBatch("a@example.org", "Org", "Hi", "t", "<p>t</p>", recipients))
+    assert validate_mail(body) == []
+    assert len(body["personalizations"]) == 1000
