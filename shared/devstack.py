@@ -146,6 +146,9 @@ class DevStack:
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("GUNICORN_WORKERS", "1")
         env.setdefault("GUNICORN_THREADS", "4")
+        # Everything local listens on loopback, a developer's webhook receiver (and the demo's)
+        # too; production keeps refusing private addresses unless configured otherwise.
+        env.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
         if service is not None and not self.environ.get("KINSHIP_PUBLIC_BASE_URL"):
             # Links in emails point at the service that answers them: confirmations at
             # petitions, unsubscribe and preference pages at notifications.

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -187,6 +190,11 @@ class Story:
     progress: dict[str, Any] = field(default_factory=dict)
     partner_rows: list[dict[str, str]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    webhook: dict[str, Any] = field(default_factory=dict)
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    hook_note: str = ""
+    # Captured messages up to this id were there before this run (the same phone numbers recur).
+    baseline: int = 0
 
 
 def run_demo(
@@ -199,19 +207,26 @@ def run_demo(
         api.call(name, "GET", "/readyz")
     tag = secrets.token_hex(3)
     story = Story(tag)
+    try:
+        story.baseline = max((int(m["id"]) for m in captured_messages(limit=1)), default=0)
+    except FileNotFoundError:
+        story.baseline = 0
     say(f"[1/6] Coalition: organizations and keys (run {tag})")
     keys = build_coalition(api, story)
     say("[2/6] Campaign: bilingual, partner invited and joined, launched")
     launch_campaign(api, story, keys)
     say("[3/6] Petition: English and Traditional Chinese, one counter")
     publish_petition(api, story, keys)
-    say("[4/6] Signatures: partner attribution, consents, one duplicate, one SMS opt-in")
-    sign(api, story)
-    wait_for_welcomes(api, story)
-    say("[5/6] Alert: email and SMS to the campaign's supporters")
-    send_alert(api, story, keys, progress, say)
-    say("[6/6] Report")
-    collect(api, story, keys)
+    with Receiver() as receiver:
+        subscribe_partner(api, story, keys, receiver)
+        say("[4/6] Signatures: partner attribution, consents, one duplicate, one SMS opt-in")
+        sign(api, story)
+        wait_for_welcomes(api, story)
+        say("[5/6] Alert: email and SMS to the campaign's supporters")
+        send_alert(api, story, keys, progress, say)
+        say("[6/6] Report")
+        collect(api, story, keys)
+        wait_for_webhooks(api, story, receiver)
     return report(story)
 
 
@@ -332,6 +347,74 @@ def publish_petition(api: Api, story: Story, keys: dict[str, str]) -> None:
     story.petition = api.until("the partner's box on the petition", partner_box)
 
 
+class Receiver:
+    """The partner's webhook receiver: a local HTTP server that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append({"headers": dict(self.headers.items()), "body": body})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return  # keep the demo's output to its story
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/kinship-hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def subscribe_partner(api: Api, story: Story, keys: dict[str, str], receiver: Receiver) -> None:
+    """Register the partner's endpoint for signatures (skipped, with a note, if refused)."""
+    body = {
+        "url": receiver.url,
+        "description": "Rainbow Lantern CRM (demo)",
+        "event_types": ["signature.created"],
+    }
+    try:
+        story.webhook = api.call(
+            "notifications", "POST", "/api/v1/webhooks/endpoints", keys["partner"], body
+        )
+    except DemoError as exc:
+        story.hook_note = f"endpoint not registered: {exc}"
+
+
+def wait_for_webhooks(api: Api, story: Story, receiver: Receiver) -> None:
+    """Wait for one signed delivery per signature the partner may see, and verify each."""
+    if not story.webhook:
+        return
+    from standardwebhooks import Webhook
+
+    code = story.partner["source_code"]
+    partner = story.partner["slug"]
+    expected = sum(
+        1
+        for s in story.signers
+        if not s.duplicate and (s.source == code or s.consents.get("partners", {}).get(partner))
+    )
+    try:
+        api.until("the partner's webhook deliveries", lambda: len(receiver.received) >= expected)
+    except DemoError as exc:
+        story.hook_note = str(exc)
+    verifier = Webhook(story.webhook["secret"])
+    for hook in receiver.received:
+        payload = verifier.verify(hook["body"], hook["headers"])
+        story.hooks.append(payload if isinstance(payload, dict) else json.loads(hook["body"]))
+
+
 def signers(story: Story) -> list[Signer]:
     domain = f"demo-{story.tag}.example.org"
     code = story.partner["source_code"]
@@ -374,7 +457,11 @@ def _addresses(story: Story) -> set[str]:
 
 def _ours(story: Story, limit: int = 2000) -> list[dict[str, Any]]:
     mine = _addresses(story)
-    return [m for m in captured_messages(limit=limit, show=True) if m["to"].lower() in mine]
+    return [
+        m
+        for m in captured_messages(limit=limit, show=True)
+        if m["to"].lower() in mine and int(m["id"]) > story.baseline
+    ]
 
 
 def wait_for_welcomes(api: Api, story: Story) -> None:
@@ -560,14 +647,38 @@ def report(story: Story) -> str:
     if "sms" in samples:
         m = samples["sms"]
         lines.append(f"  e.g. SMS: {' '.join(m['body'].split())[:120]!r}")
+    lines += partner_section(story, recruited, shared)
     lines += [
-        f"Partner webhook ({partner['name']}) would receive:",
-        f"  signature.created for the {recruited} signatures recruited with its code "
-        f"{partner['source_code']!r}",
-        f"  contact details only for the {len(shared)} supporters who ticked its box: "
-        f"{', '.join(shared) or 'none'}",
-        "  (the same people its partner export holds; the others reach it as counts only)",
         "",
         f"See every message: kinship outbox --alert {alert_id}",
     ]
     return "\n".join(lines)
+
+
+def partner_section(story: Story, recruited: int, shared: list[str]) -> list[str]:
+    """Describe what the partner's webhook received (or, without one, what it would)."""
+    partner = story.partner
+    if not story.hooks:
+        lines = [
+            f"Partner webhook ({partner['name']}) would receive:",
+            f"  signature.created for the {recruited} signatures recruited with its code "
+            f"{partner['source_code']!r}",
+            f"  contact details only for the {len(shared)} supporters who ticked its box: "
+            f"{', '.join(shared) or 'none'}",
+        ]
+        return lines + ([f"  ({story.hook_note})"] if story.hook_note else [])
+    types = Counter(str(h.get("type")) for h in story.hooks)
+    with_person = [h["data"]["person"] for h in story.hooks if (h.get("data") or {}).get("person")]
+    emails = [mask_email(str(p.get("email", ""))) for p in with_person]
+    leaked = [k for p in with_person for k in ("pronouns", "interests", "discreet") if k in p]
+    kinds = ", ".join(f"{name} x{count}" for name, count in sorted(types.items()))
+    return [
+        f"Partner webhook ({partner['name']}) received {len(story.hooks)} signed deliveries "
+        "(Standard Webhooks signatures verified):",
+        f"  {kinds}, for the {recruited} signatures recruited with its code "
+        f"{partner['source_code']!r}",
+        f"  contact details only for the {len(with_person)} supporters who ticked its box: "
+        f"{', '.join(emails) or 'none'}; the others carry no personal data",
+        f"  (its partner export holds the same {len(shared)} people; pronouns, interests and "
+        f"discreet flags sent: {len(leaked)})",
+    ]

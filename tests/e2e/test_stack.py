@@ -60,7 +60,11 @@ def test_demo_takes_a_campaign_from_petition_to_delivered_alert(stack: Stack) ->
     assert re.search(r"email\s+alert 4, transactional 6", out), out
     assert re.search(r"sms\s+alert 1, transactional 1", out), out
     assert "with List-Unsubscribe" in out, out
-    # Only the two who ticked the partner's box reach it with contact details, masked here.
+    # The partner's endpoint got one signed delivery per signature it recruited; only the two
+    # who ticked its box reach it with contact details (masked here), and never pronouns.
+    assert "received 3 signed deliveries (Standard Webhooks signatures verified)" in out, out
+    assert "signature.created x3" in out, out
+    assert "discreet flags sent: 0" in out, out
     assert "contact details only for the 2 supporters who ticked its box" in out, out
     assert "@" in out and not re.search(r"[a-z]{2,}\.[a-z]+@demo-", out), out
     alert = re.search(r"kinship outbox --alert (\S+)", out)
