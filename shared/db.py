@@ -18,7 +18,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -29,6 +29,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
+    # hide_parameters: error messages must not quote the personal data a statement carried.
     return create_engine(
         url,
         echo=echo,
@@ -36,6 +37,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        hide_parameters=True,
     )
 
 

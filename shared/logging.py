@@ -99,8 +99,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         foreign_pre_chain=[*shared_processors, _stdlib_extras],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            _redact,
+            # Tracebacks are rendered first so that what they quote is redacted too.
             structlog.processors.format_exc_info,
+            _redact,
             structlog.processors.JSONRenderer(default=str),
         ],
     )

@@ -30,3 +30,14 @@ def test_personal_fields_and_embedded_contacts_are_redacted(
 def test_nested_structures_are_redacted() -> None:
     out = redact_mapping({"data": {"person": {"email": "x@y.org"}, "note": "call 020 7946 0018"}})
     assert out == {"data": {"person": "[redacted]", "note": "call [redacted]"}}
+
+
+def test_tracebacks_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("test", "INFO")
+    try:
+        raise ValueError("duplicate key for kai@example.net")
+    except ValueError:
+        logging.getLogger("kinship.test").exception("insert failed")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "kai@example.net" not in line and "ValueError" in line
+    logging.getLogger().handlers.clear()
