@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Engine
 
 from services.petitions import store
+from services.petitions.groupcommit import GroupCommit
 from shared.auth import KeyVerifier
 from shared.config import Settings
 from shared.db import make_engine
@@ -79,6 +80,8 @@ class Deps:
     coalitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=5.0))
     # Petition id -> OpenPetition: immutable once open, so kept for an hour.
     open_petitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=3600.0))
+    # Concurrent signatures of this process share transactions (threaded workers).
+    group_commit: GroupCommit[Any] = field(default_factory=GroupCommit)
 
     def confirm_url(self, token: str) -> str:
         return f"{self.settings.public_base_url}/api/v1/confirmations/{token}"
@@ -119,6 +122,10 @@ class TtlCache(Generic[K, V]):
                 self._items.clear()
             self._items[key] = (now, value)
         return value
+
+    def forget(self, key: K) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:

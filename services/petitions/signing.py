@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,17 @@ def _counted(locale: str, recruiter: str | None, source: str | None) -> list[tup
     ]
 
 
+@dataclass
+class Pending:
+    """One accepted request on its way into a transaction; the outcome is filled in after."""
+
+    petition: domain.OpenPetition
+    row: dict[str, Any]
+    partner_ids: list[str]
+    counted: list[tuple[str, str, int]]
+    event: dict[str, Any]
+
+
 def sign(
     deps: Deps,
     petition_id: str,
@@ -44,69 +56,70 @@ def sign(
     accept_languages: Sequence[str] = (),
 ) -> Result:
     """Record a signature, once per person; a repeat gets the same answer and counts nothing."""
-    honeypot = bool(data.get("website"))
+    petition = open_petition(deps, petition_id)
+    response = sign_response(petition_id, petition.double_opt_in)
+    if data.get("website"):
+        return response  # a bot filled the hidden field: tell it nothing, keep nothing
+    item = prepare(deps, petition, data, accept_languages)
+    if idempotency_key:
+
+        def work(conn: Connection) -> Result:
+            _raise_first(record(deps, conn, [item]))
+            return response
+
+        return run_idempotent(deps, f"sign:{petition_id}", idempotency_key, dict(data), work)
+    deps.group_commit.submit(item, lambda items: commit_batch(deps, items))
+    return response
+
+
+def open_petition(deps: Deps, petition_id: str) -> domain.OpenPetition:
+    """Return what signing needs of a petition; NotFound for a draft or an unknown one."""
+
+    def load() -> domain.OpenPetition | None:
+        with deps.engine.connect() as conn:
+            return store.signing_view(conn, petition_id)
+
+    view = deps.open_petitions.get(petition_id, load)
+    if view is None:
+        deps.open_petitions.forget(petition_id)  # a draft may open any moment
+        raise NotFound("No such petition")
+    return view  # type: ignore[no-any-return]
+
+
+def prepare(
+    deps: Deps,
+    petition: domain.OpenPetition,
+    data: Mapping[str, Any],
+    accept_languages: Sequence[str],
+) -> Pending:
+    """Check a request against the petition and build its row and event (no I/O but caches)."""
     person = dict(data["person"])
-    if not honeypot:
-        person["email"] = domain.clean_email(person["email"])
-        if person.get("phone"):
-            person["phone"] = domain.e164(person["phone"], person.get("country"))
+    person["email"] = domain.clean_email(person["email"])
+    if person.get("phone"):
+        person["phone"] = domain.e164(person["phone"], person.get("country"))
     source = domain.clean_source((data.get("referrer_data") or {}).get("source"))
     consents = data.get("consents") or {}
-
-    def work(conn: Connection) -> Result:
-        # One connection and one transaction per signature: the hot path's round trips count.
-        status = store.petition_status(conn, petition_id)
-        if status is None or status == domain.DRAFT:
-            raise NotFound("No such petition")
-        if status != domain.OPEN:
-            raise Conflict("This petition is closed", {"petition_id": ["closed"]})
-        # What signing needs of a petition cannot change once it is open: read it once.
-        petition = deps.open_petitions.get(
-            petition_id, lambda: store.signing_view(conn, petition_id)
+    locale = data.get("locale")
+    if locale is not None and locale not in petition.locales:
+        raise FieldError("locale", f"This petition is in {', '.join(petition.locales)}")
+    if locale is None:
+        wanted = [person["language"]] if person.get("language") else []
+        locale = domain.resolve_locale(
+            [*wanted, *accept_languages], petition.locales, petition.default_locale
         )
-        response = sign_response(petition_id, petition.double_opt_in)
-        if honeypot:
-            return response  # a bot filled the hidden field: tell it nothing, keep nothing
-        coalition, _ = coalition_of(deps, conn, petition.campaign_id)
-        locale = data.get("locale")
-        if locale is not None and locale not in petition.locales:
-            raise FieldError("locale", f"This petition is in {', '.join(sorted(petition.locales))}")
-        if locale is None:
-            wanted = [person["language"]] if person.get("language") else []
-            locale = domain.resolve_locale(
-                [*wanted, *accept_languages], petition.locales, petition.default_locale
-            )
-        partner_ids = coalition.partner_boxes(consents.get("partners") or {})
-        recruiter = coalition.recruiter_for(source)
-        _record(
-            deps, conn, petition, person, locale, consents, partner_ids, source, recruiter, data
-        )
-        return response
+    coalition, _ = coalition_of(deps, None, petition.campaign_id)
+    partner_ids = coalition.partner_boxes(consents.get("partners") or {})
+    recruiter = coalition.recruiter_for(source)
 
-    return run_idempotent(deps, f"sign:{petition_id}", idempotency_key, dict(data), work)
-
-
-def _record(
-    deps: Deps,
-    conn: Connection,
-    petition: Any,
-    person: dict[str, Any],
-    locale: str,
-    consents: Mapping[str, Any],
-    partner_ids: list[str],
-    source: str | None,
-    recruiter: str | None,
-    data: Mapping[str, Any],
-) -> None:
     key = deps.settings.hash_key
     moment = now()
-    signature_id = str(uuid.uuid4())
+    doi = petition.double_opt_in
     row = {
-        "signature_id": signature_id,
+        "signature_id": str(uuid.uuid4()),
         "petition_id": petition.petition_id,
         "email_hash": email_hash(key, person["email"]),
         "supporter_id": supporter_id(key, person["email"]),
-        "status": domain.PENDING if petition.double_opt_in else domain.CONFIRMED,
+        "status": domain.PENDING if doi else domain.CONFIRMED,
         "locale": locale,
         "recruiter_organization_id": recruiter,
         "source": source,
@@ -124,69 +137,134 @@ def _record(
         "consent_email": bool(consents.get("email")),
         "consent_sms": bool(consents.get("sms")) and bool(person.get("phone")),
         "created_at": moment,
-        "confirmed_at": None if petition.double_opt_in else moment,
-        "expires_at": (
-            moment + timedelta(hours=deps.config.confirm_ttl_hours)
-            if petition.double_opt_in
-            else None
-        ),
+        "confirmed_at": None if doi else moment,
+        "expires_at": moment + timedelta(hours=deps.config.confirm_ttl_hours) if doi else None,
     }
-    row_id = store.insert_signature(conn, row)
-    duplicate = row_id is None
-    needs_confirmation = petition.double_opt_in
-    if row_id is None:
-        # Same person, same petition: nothing changes; notifications says "already signed".
-        existing = store.existing_signature(conn, petition.petition_id, row["email_hash"])
-        signature_id = existing.signature_id
-        needs_confirmation = existing.status == domain.PENDING
-    else:
-        store.add_partner_consents(conn, petition.petition_id, row_id, partner_ids)
-        changes = (
-            [("pending", "", 1)] if petition.double_opt_in else _counted(locale, recruiter, source)
-        )
-        store.bump(conn, petition.petition_id, changes, deps.config.counter_shards)
-    token = domain.confirm_token(key, signature_id) if needs_confirmation else None
-    deps.outbox.add(
-        conn,
-        event(
-            deps,
-            "signature.created",
-            row["supporter_id"],
-            {
-                "signature_id": signature_id,
-                "petition_id": petition.petition_id,
-                "campaign_id": petition.campaign_id,
-                "organization_id": petition.organization_id,
-                "supporter_id": row["supporter_id"],
-                "duplicate": duplicate,
-                "double_opt_in": petition.double_opt_in,
-                "confirm_url": deps.confirm_url(token) if token else None,
-                "locale": locale,
-                "person": {
-                    name: person.get(name)
-                    for name in (
-                        "given_name",
-                        "family_name",
-                        "email",
-                        "phone",
-                        "postal_code",
-                        "country",
-                        "region",
-                        "language",
-                        "pronouns",
-                    )
-                }
-                | {"discreet": bool(person.get("discreet"))},
-                "consents": {
-                    "email": row["consent_email"],
-                    "sms": row["consent_sms"],
-                    "partner_organization_ids": partner_ids,
-                },
-                "attribution": {"source": source, "partner_organization_id": recruiter},
-                "at": moment.isoformat(),
-            },
-        ),
+    event_data = {
+        "petition_id": petition.petition_id,
+        "campaign_id": petition.campaign_id,
+        "organization_id": petition.organization_id,
+        "supporter_id": row["supporter_id"],
+        "double_opt_in": doi,
+        "locale": locale,
+        "person": {name: person.get(name) for name in EVENT_PERSON}
+        | {"discreet": bool(person.get("discreet"))},
+        "consents": {
+            "email": row["consent_email"],
+            "sms": row["consent_sms"],
+            "partner_organization_ids": partner_ids,
+        },
+        "attribution": {"source": source, "partner_organization_id": recruiter},
+        "at": moment.isoformat(),
+    }
+    counted = [("pending", "", 1)] if doi else _counted(locale, recruiter, source)
+    return Pending(petition, row, partner_ids, counted, event_data)
+
+
+EVENT_PERSON = (
+    "given_name",
+    "family_name",
+    "email",
+    "phone",
+    "postal_code",
+    "country",
+    "region",
+    "language",
+    "pronouns",
+)
+
+
+def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Exception | None]:
+    """Record signatures in the caller's transaction; return each one's error (None: done).
+
+    Several requests share one transaction here (see GroupCommit): one status query, one
+    multi-row insert, one counter upsert per petition and one outbox insert for all of them.
+    """
+    statuses = store.petition_statuses(conn, {item.petition.petition_id for item in items})
+    errors: list[Exception | None] = []
+    accepted: list[Pending] = []
+    for item in items:
+        status = statuses.get(item.petition.petition_id)
+        if status == domain.OPEN:
+            errors.append(None)
+            accepted.append(item)
+        else:
+            errors.append(Conflict("This petition is closed", {"petition_id": ["closed"]}))
+    if not accepted:
+        return errors
+    # Sorted, so concurrent transactions take the unique-index locks in the same order.
+    accepted.sort(key=lambda i: (i.row["petition_id"], i.row["email_hash"]))
+    inserted = store.insert_signatures(conn, [item.row for item in accepted])
+    first_of: dict[tuple[str, str], Pending] = {}
+    repeats: list[Pending] = []
+    for item in accepted:
+        person_key = (item.row["petition_id"], item.row["email_hash"])
+        if person_key in inserted and person_key not in first_of:
+            first_of[person_key] = item
+        else:
+            repeats.append(item)
+    known = store.existing_signatures(
+        conn, [(i.row["petition_id"], i.row["email_hash"]) for i in repeats]
     )
+    deltas: dict[str, dict[tuple[str, str], int]] = {}
+    consents: list[tuple[str, int, str]] = []
+    events = []
+    key = deps.settings.hash_key
+    for item in accepted:
+        person_key = (item.row["petition_id"], item.row["email_hash"])
+        new = first_of.get(person_key) is item
+        if new:
+            signature_id, status = item.row["signature_id"], item.row["status"]
+            row_id = inserted[person_key]
+            consents += [(item.row["petition_id"], row_id, org) for org in item.partner_ids]
+            bucket = deltas.setdefault(item.row["petition_id"], {})
+            for dimension, name, delta in item.counted:
+                bucket[(dimension, name)] = bucket.get((dimension, name), 0) + delta
+        else:
+            # Same person, same petition: nothing changes; notifications says "already signed".
+            signature_id, status = known[person_key]
+        token = domain.confirm_token(key, signature_id) if status == domain.PENDING else None
+        data = dict(item.event)
+        data.update(
+            signature_id=signature_id,
+            duplicate=not new,
+            confirm_url=deps.confirm_url(token) if token else None,
+        )
+        events.append(event(deps, "signature.created", item.row["supporter_id"], data))
+    store.add_partner_consent_rows(conn, consents)
+    for petition_id, changes in sorted(deltas.items()):
+        store.bump(
+            conn,
+            petition_id,
+            [(d, b, n) for (d, b), n in changes.items()],
+            deps.config.counter_shards,
+        )
+    deps.outbox.add_many(conn, events)
+    return errors
+
+
+def _raise_first(errors: Sequence[Exception | None]) -> None:
+    for error in errors:
+        if error is not None:
+            raise error
+
+
+def commit_batch(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:
+    """Record a batch in one transaction; if that fails, each on its own (one bad apple)."""
+    try:
+        with deps.engine.begin() as conn:
+            return record(deps, conn, items)
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+    outcomes: list[Exception | None] = []
+    for item in items:
+        try:
+            with deps.engine.begin() as conn:
+                outcomes += record(deps, conn, [item])
+        except Exception as exc:  # noqa: BLE001 - this request's own failure, reported to it
+            outcomes.append(exc)
+    return outcomes
 
 
 def confirm(deps: Deps, token: str) -> dict[str, Any]:

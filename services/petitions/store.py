@@ -29,12 +29,21 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.petitions.domain import CONFIRMED, ERASED, OPEN, PENDING, Coalition, OpenPetition
+from services.petitions.domain import (
+    CONFIRMED,
+    DRAFT,
+    ERASED,
+    OPEN,
+    PENDING,
+    Coalition,
+    OpenPetition,
+)
 from shared.auth import api_keys_table
 from shared.db import BigId
 from shared.outbox import shared_tables
@@ -300,18 +309,23 @@ def get_petition(conn: Connection, petition_id: str, *, for_update: bool = False
     return conn.execute(query, {"petition_id": petition_id}).first()
 
 
-_STATUS_BY_ID = select(petitions.c.status).where(
-    petitions.c.petition_id == bindparam("petition_id")
-)
+def petition_statuses(conn: Connection, petition_ids: Iterable[str]) -> dict[str, str]:
+    """Return petition id -> status for the given petitions (usually one)."""
+    ids = sorted(petition_ids)
+    names = ", ".join(f"%(p{i})s" for i in range(len(ids)))
+    rows = raw(
+        conn,
+        f"SELECT petition_id, status FROM petitions WHERE petition_id IN ({names})",
+        {f"p{i}": petition_id for i, petition_id in enumerate(ids)},
+    ).fetchall()
+    return {str(petition_id): str(status) for petition_id, status in rows}
 
 
-def petition_status(conn: Connection, petition_id: str) -> str | None:
-    return conn.execute(_STATUS_BY_ID, {"petition_id": petition_id}).scalar()
-
-
-def signing_view(conn: Connection, petition_id: str) -> OpenPetition:
-    """Return what signing needs of a petition (fixed once the petition is open)."""
+def signing_view(conn: Connection, petition_id: str) -> OpenPetition | None:
+    """Return what signing needs of a published petition (fixed once open); None for drafts."""
     row = get_petition(conn, petition_id)
+    if row is None or row.status == DRAFT:
+        return None
     return OpenPetition(
         petition_id=row.petition_id,
         campaign_id=row.campaign_id,
@@ -470,50 +484,55 @@ def claim_goal(conn: Connection, petition_id: str, seen_goal: int, new_goal: int
 # -- signatures --------------------------------------------------------------------------------
 
 
-def insert_signature(conn: Connection, row: Mapping[str, Any]) -> int | None:
-    """Insert a signature; return its row id, or None when this person already signed."""
-    names = sorted(row)
+def insert_signatures(
+    conn: Connection, rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert signatures in one statement, skipping people who already signed.
+
+    Return (petition id, email hash) -> row id for the rows inserted; with two rows of one
+    person in rows, the first is inserted.
+    """
+    if not rows:
+        return {}
+    names = sorted(rows[0])
+    values = ", ".join(
+        "(" + ", ".join(f"%({name}_{i})s" for name in names) + ")" for i in range(len(rows))
+    )
+    params = {f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in names}
     found = raw(
         conn,
-        f"INSERT INTO signatures ({', '.join(names)}) "
-        f"VALUES ({', '.join(f'%({name})s' for name in names)}) "
-        "ON CONFLICT (petition_id, email_hash) DO NOTHING RETURNING id",
-        row,
-    ).fetchone()
-    return None if found is None else int(found[0])
+        f"INSERT INTO signatures ({', '.join(names)}) VALUES {values} "
+        "ON CONFLICT (petition_id, email_hash) DO NOTHING "
+        "RETURNING petition_id, email_hash, id",
+        params,
+    ).fetchall()
+    return {(str(p), str(h)): int(row_id) for p, h, row_id in found}
 
 
-_EXISTING = select(signatures.c.signature_id, signatures.c.status).where(
-    signatures.c.petition_id == bindparam("petition_id"),
-    signatures.c.email_hash == bindparam("email_hash"),
-)
+def existing_signatures(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Return (petition id, email hash) -> (signature id, status) for those who signed."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(
+            signatures.c.petition_id,
+            signatures.c.email_hash,
+            signatures.c.signature_id,
+            signatures.c.status,
+        ).where(tuple_(signatures.c.petition_id, signatures.c.email_hash).in_(list(set(keys))))
+    )
+    return {(r.petition_id, r.email_hash): (r.signature_id, r.status) for r in rows}
 
 
-def existing_signature(conn: Connection, petition_id: str, email_hash: str) -> Any:
-    return conn.execute(_EXISTING, {"petition_id": petition_id, "email_hash": email_hash}).first()
-
-
-def add_partner_consents(
-    conn: Connection, petition_id: str, signature_row: int, organization_ids: Sequence[str]
-) -> None:
-    if organization_ids:
+def add_partner_consent_rows(conn: Connection, rows: Sequence[tuple[str, int, str]]) -> None:
+    """Record ticked partner boxes: (petition id, signature row id, organization id)."""
+    if rows:
         conn.execute(
             partner_consents.insert(),
-            [
-                {"petition_id": petition_id, "organization_id": o, "signature_row": signature_row}
-                for o in organization_ids
-            ],
+            [{"petition_id": p, "signature_row": r, "organization_id": o} for p, r, o in rows],
         )
-
-
-def partner_ids_of(conn: Connection, signature_row: int) -> list[str]:
-    return list(
-        conn.execute(
-            select(partner_consents.c.organization_id)
-            .where(partner_consents.c.signature_row == signature_row)
-            .order_by(partner_consents.c.organization_id)
-        ).scalars()
-    )
 
 
 def get_signature(conn: Connection, signature_id: str, *, for_update: bool = False) -> Any:

@@ -33,12 +33,18 @@ def event(deps: Deps, short: str, key: str, data: Mapping[str, Any]) -> Event:
 
 
 def coalition_of(
-    deps: Deps, conn: Connection, campaign_id: str, *, fresh: bool = False
+    deps: Deps, conn: Connection | None, campaign_id: str, *, fresh: bool = False
 ) -> tuple[domain.Coalition, str]:
-    """Return a campaign's organizations and status; NotFound if no event told us of it."""
+    """Return a campaign's organizations and status; NotFound if no event told us of it.
+
+    Without a connection one is opened only when the cache has to be filled.
+    """
 
     def load() -> tuple[domain.Coalition, str] | None:
-        return store.coalition(conn, campaign_id)
+        if conn is not None:
+            return store.coalition(conn, campaign_id)
+        with deps.engine.connect() as own:
+            return store.coalition(own, campaign_id)
 
     found = load() if fresh else deps.coalitions.get(campaign_id, load)
     if found is None:

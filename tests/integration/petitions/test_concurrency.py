@@ -51,6 +51,8 @@ def test_a_thousand_concurrent_signatures_are_counted_exactly(
     responses = post_all(f"{server}/api/v1/petitions/{petition_id}/signatures", bodies, 24)
 
     assert Counter(r.status_code for r in responses) == {202: 1000}
+    group = svc.deps.group_commit
+    assert group.items == 1000 and group.batches < 1000  # concurrent signers shared commits
     counts = svc.counts(petition_id)
     assert counts["total"] == 1000
     assert counts["by_locale"] == {"en": 500, "es": 500}
