@@ -14,6 +14,7 @@ from services.notifications.domain import resolve_locale, resolve_time_zone, to_
 from services.notifications.store import (
     campaigns,
     consents,
+    one_of,
     organizations,
     petitions,
     supporter_campaigns,
@@ -271,7 +272,9 @@ def load_supporters(conn: Connection, ids: Iterable[str]) -> dict[str, Supporter
     id_list = list(ids)
     if not id_list:
         return {}
-    rows = conn.execute(select(*_SUPPORTER_COLUMNS).where(supporters.c.supporter_id.in_(id_list)))
+    rows = conn.execute(
+        select(*_SUPPORTER_COLUMNS).where(one_of(conn, supporters.c.supporter_id, id_list))
+    )
     return {row.supporter_id: Supporter(*row) for row in rows}
 
 
@@ -289,7 +292,7 @@ def consented_ids(
         return set()
     rows = conn.execute(
         select(consents.c.supporter_id).where(
-            consents.c.supporter_id.in_(id_list),
+            one_of(conn, consents.c.supporter_id, id_list),
             consents.c.organization_id == organization_id,
             consents.c.channel == channel,
             consents.c.granted == true(),
@@ -311,7 +314,7 @@ def suppressed_hashes(
     scopes = [EVERY_ORG] if organization_id is None else [EVERY_ORG, organization_id]
     rows = conn.execute(
         select(suppressions.c.contact_hash).where(
-            suppressions.c.contact_hash.in_(wanted),
+            one_of(conn, suppressions.c.contact_hash, wanted),
             suppressions.c.channel == channel,
             suppressions.c.scope.in_(scopes),
         )

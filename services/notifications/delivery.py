@@ -31,7 +31,7 @@ from services.notifications.senders import (
     Sms,
     TransientSendError,
 )
-from services.notifications.store import alerts, deliveries
+from services.notifications.store import alerts, deliveries, one_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -366,7 +366,9 @@ class Deliverer:
         return moved
 
     def _failed_events(self, conn: Connection, ids: list[str], error_code: str | None) -> None:
-        rows = conn.execute(select(deliveries).where(deliveries.c.delivery_id.in_(ids))).all()
+        rows = conn.execute(
+            select(deliveries).where(one_of(conn, deliveries.c.delivery_id, ids))
+        ).all()
         for row in rows:
             event = compliance.delivery_event("failed", row, self.now, error_code)
             if event is not None:

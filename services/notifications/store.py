@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    any_,
+    bindparam,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -253,7 +256,24 @@ def upsert(
         conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
 
 
-def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Any:
-    """Return an INSERT of rows that skips rows whose unique keys exist (caller may .returning)."""
+def one_of(conn: Connection, column: Any, values: Iterable[Any]) -> Any:
+    """Return `column IN values` as one array parameter on PostgreSQL (cheap to plan and send)."""
+    items = list(values)
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
+    return column.in_(items)
+
+
+def insert_ignore(
+    conn: Connection, table: Table, rows: list[dict[str, Any]] | None = None
+) -> Any:
+    """Return an INSERT that skips rows whose unique keys exist.
+
+    With rows, the statement carries them (a multi-row VALUES); without, execute it with a list
+    of rows (executemany, which is cheaper for large batches).
+    """
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return insert(table).values(rows).on_conflict_do_nothing()
+    statement = insert(table)
+    if rows is not None:
+        statement = statement.values(rows)
+    return statement.on_conflict_do_nothing()

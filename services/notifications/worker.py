@@ -87,10 +87,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the notifications worker until SIGTERM."""
     parser = argparse.ArgumentParser(prog="services.notifications.worker")
     parser.add_argument("--role", choices=ROLES, default="all")
+    parser.add_argument("--group", default="notifications", help="consumer groups' prefix")
     args = parser.parse_args(argv)
     deps = build()
     configure_logging("notifications-worker", deps.settings.log_level)
-    run_all(parts(deps, args.role))
+    run_all(parts(deps, args.role, group=args.group))
 
 
 if __name__ == "__main__":

@@ -137,7 +137,11 @@ def test_sms_outside_8_to_21_local_waits_for_the_morning(
         service.publish(alert("alert-q", "camp-q", "org-q", ["sms"]))
         eventually(lambda: len(service.fakes.twilio_messages()) == len(tokyo), message="Tokyo sent")
         row = eventually(
-            lambda: (r := alert_row(service, "alert-q")) and r.deferred == len(la) and r,
+            lambda: (
+                (r := alert_row(service, "alert-q"))
+                and (r.deferred, r.sent) == (len(la), len(tokyo))
+                and r
+            ),
             message="LA deferred",
         )
         assert row.sent == len(tokyo)

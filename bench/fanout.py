@@ -1,0 +1,446 @@
+"""Benchmark alert fan-out end to end against the plain SendGrid SDK (not a test).
+
+    .venv/bin/python bench/fanout.py [--n 1000000] [--sms 10000] [--sms-rate 500]
+
+Seeds N email supporters with COPY, starts the notifications workers (a core process and
+--email-procs email sender processes) against a fake SendGrid under gunicorn, publishes one email
+alert and times until the fake holds every recipient. Then posts the same number of pre-built
+1,000-personalization requests with the plain SDK to the same fake. Then sends an SMS alert to
+--sms supporters at a configured --sms-rate per second through a fake Twilio and measures the
+rate achieved. Prints recipients/s, requests made, peak RSS per process and the ratios.
+Uses KINSHIP_BENCH_DATABASE_URL / KINSHIP_BENCH_KAFKA if set, else starts its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import psycopg  # noqa: E402
+from kafka import KafkaProducer  # noqa: E402
+from kafka.admin import KafkaAdminClient  # noqa: E402
+from kafka.errors import KafkaError  # noqa: E402
+from sendgrid import SendGridAPIClient  # noqa: E402
+
+from shared.events import Event  # noqa: E402
+from shared.events.catalog import CAMPAIGNS, DISPATCH, NOTIFICATIONS, PETITIONS  # noqa: E402
+from shared.events.envelope import format_time, utcnow  # noqa: E402
+from shared.kafka import ensure_topics  # noqa: E402
+from shared.local_kafka import LocalKafka  # noqa: E402
+from shared.migrate import upgrade  # noqa: E402
+from tests.fakes.providers import start_fake_process  # noqa: E402
+from tests.support.postgres import ThrowawayPostgres, create_database, free_port  # noqa: E402
+
+SENDGRID_KEY = "SG.bench"
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "bench-token"
+ORG = "org-bench"
+
+
+def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step did not finish in time")
+        time.sleep(interval)
+
+
+def daytime_zone() -> str:
+    """Return an Etc/GMT zone where it is about noon now (so SMS is not held for the night)."""
+    offset = 12 - datetime.now(UTC).hour
+    offset = max(min(offset, 12), -11)
+    if offset == 0:
+        return "Etc/GMT"
+    return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"  # POSIX signs are reversed
+
+
+def seed(url: str, campaign: str, count: int, *, sms: bool, prefix: str) -> float:
+    """COPY count supporters of a campaign, consenting to email (or SMS); return seconds."""
+    started = time.perf_counter()
+    now = utcnow()
+    zone = daytime_zone() if sms else "America/New_York"
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        people = (
+            "COPY nf_supporters (supporter_id, email, email_hash, phone, phone_hash, given_name,"
+            " locale, country, time_zone, discreet, interests, token, created_at, updated_at)"
+            " FROM STDIN"
+        )
+        with cur.copy(people) as copy:
+            for i in range(count):
+                email = f"{prefix}{i:08d}@example.org"
+                sid = str(uuid.UUID(bytes=hashlib.md5(email.encode()).digest()))
+                phone = f"+1{200 + i // 10_000_000:03d}{i % 10_000_000:07d}" if sms else None
+                copy.write_row(
+                    (
+                        sid, email, hashlib.sha256(email.encode()).hexdigest(), phone,
+                        hashlib.sha256(phone.encode()).hexdigest() if phone else None,
+                        f"P{i}", "en", "US", zone, False, "[]", uuid.uuid4().hex, now, now,
+                    )
+                )  # fmt: skip
+        with cur.copy(
+            "COPY nf_supporter_campaigns (campaign_id, supporter_id, joined_at) FROM STDIN"
+        ) as copy:
+            for i in range(count):
+                email = f"{prefix}{i:08d}@example.org"
+                sid = str(uuid.UUID(bytes=hashlib.md5(email.encode()).digest()))
+                copy.write_row((campaign, sid, now))
+        with cur.copy(
+            "COPY nf_consents (supporter_id, organization_id, channel, granted, changed_at)"
+            " FROM STDIN"
+        ) as copy:
+            for i in range(count):
+                email = f"{prefix}{i:08d}@example.org"
+                sid = str(uuid.UUID(bytes=hashlib.md5(email.encode()).digest()))
+                copy.write_row((sid, ORG, "sms" if sms else "email", True, now))
+        cur.execute(
+            "INSERT INTO nf_organizations (organization_id, name, postal_address, token_tag,"
+            " updated_at) VALUES (%s, 'Bench Coalition', '1 Bench St, Oakland, CA', 'benchtag',"
+            " now()) ON CONFLICT DO NOTHING",
+            (ORG,),
+        )
+        conn.commit()
+        cur.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+class RssSampler:
+    """Samples the resident set size of processes (and their children) until stopped."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for name, pid in self.roots.items():
+                try:
+                    proc = psutil.Process(pid)
+                    procs = [proc, *proc.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    continue
+                for i, p in enumerate(procs):
+                    try:
+                        rss = p.memory_info().rss
+                    except psutil.NoSuchProcess:
+                        continue
+                    key = name if i == 0 else f"{name}/child{i}"
+                    self.peaks[key] = max(self.peaks.get(key, 0), rss)
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.peaks
+
+
+def accepted(db: str, provider: str) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM requests WHERE provider = ? AND status BETWEEN 200 AND 299",
+            (provider,),
+        ).fetchone()
+    return int(row[0])
+
+
+def sendgrid_recipients(db: str) -> tuple[int, int]:
+    """Return (recipients, distinct recipients) over accepted SendGrid requests."""
+    with sqlite3.connect(db, timeout=60) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT json_extract(p.value, '$.to[0].email'))"
+            " FROM requests r, json_each(r.body, '$.personalizations') p"
+            " WHERE r.provider = 'sendgrid' AND r.status = 202"
+        ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def twilio_times(db: str) -> tuple[int, int, float, float]:
+    with sqlite3.connect(db, timeout=60) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT json_extract(body, '$.To')), min(ts), max(ts)"
+            " FROM requests WHERE provider = 'twilio' AND status = 201"
+        ).fetchone()
+    return int(row[0]), int(row[1] or 0), float(row[2] or 0), float(row[3] or 0)
+
+
+def alert_event(alert_id: str, campaign: str, channels: list[str]) -> Event:
+    content = {
+        "email_subject": "The vote is Tuesday",
+        "email_text": "Call your council member before Tuesday's vote on language access.",
+        "email_html": "<p>Call your council member before Tuesday's vote on language access.</p>",
+        "sms_text": "The language access vote is Tuesday: call your council member.",
+    }
+    return Event(
+        type="kinship.alert.published.v1",
+        key=campaign,
+        source="/bench",
+        data={
+            "alert_id": alert_id,
+            "campaign_id": campaign,
+            "organization_id": ORG,
+            "channels": channels,
+            "default_locale": "en",
+            "content": {"en": content},
+            "audience": {},
+            "at": format_time(utcnow()),
+        },
+    )
+
+
+def publish(bootstrap: str, event: Event) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer.send(CAMPAIGNS, key=event.key.encode(), value=event.value(), headers=event.headers())
+    producer.flush(timeout=30)
+    producer.close()
+
+
+def groups_stable(bootstrap: str, groups: dict[str, int]) -> bool:
+    try:
+        with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-probe") as admin:
+            described = admin.describe_groups(list(groups))
+    except KafkaError:
+        return False  # the coordinator is still loading
+    for group, members in groups.items():
+        info = described.get(group) or {}
+        if info.get("group_state") != "Stable" or len(info.get("members") or []) < members:
+            return False
+    return True
+
+
+def plain_sdk(url: str, n: int, concurrency: int) -> float:
+    """Post ceil(n/1000) pre-built requests with the plain SDK; return seconds."""
+    bodies = []
+    for start in range(0, n, 1000):
+        personalizations = [
+            {
+                "to": [{"email": f"plain{i:08d}@example.org"}],
+                "custom_args": {"notification_id": str(uuid.uuid4()), "alert_id": "plain"},
+                "headers": {
+                    "List-Unsubscribe": f"<https://n.example/unsubscribe/{uuid.uuid4().hex}.t>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                },
+                "substitutions": {"-unsubscribe_url-": f"https://n.example/u/{i}"},
+            }
+            for i in range(start, min(start + 1000, n))
+        ]
+        bodies.append(
+            {
+                "personalizations": personalizations,
+                "from": {"email": "alerts@bench.example", "name": "Bench"},
+                "subject": "The vote is Tuesday",
+                "content": [
+                    {"type": "text/plain", "value": "Call. -unsubscribe_url-"},
+                    {"type": "text/html", "value": "<p>Call.</p> -unsubscribe_url-"},
+                ],
+            }
+        )
+    local = threading.local()
+
+    def post(body: dict[str, Any]) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = SendGridAPIClient(api_key=SENDGRID_KEY, host=url)
+            client.client.timeout = 60
+        client.send(body)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(post, bodies))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--sms", type=int, default=10_000)
+    parser.add_argument("--sms-rate", type=float, default=500.0)
+    parser.add_argument("--email-procs", type=int, default=2)
+    parser.add_argument("--email-threads", type=int, default=3)
+    parser.add_argument("--sms-threads", type=int, default=4)
+    parser.add_argument("--fake-workers", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=12)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="kinship-fanout-"))
+    cleanups: list[Callable[[], None]] = [lambda: shutil.rmtree(work, ignore_errors=True)]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        db_url = os.environ.get("KINSHIP_BENCH_DATABASE_URL")
+        if not db_url:
+            pg = ThrowawayPostgres()
+            pg.start()
+            cleanups.append(pg.destroy)
+            db_url = create_database(pg.admin_url)
+        bootstrap = os.environ.get("KINSHIP_BENCH_KAFKA")
+        if not bootstrap:
+            broker = LocalKafka(work / "kafka", port=free_port(), controller_port=free_port())
+            broker.start()
+            cleanups.append(broker.stop)
+            bootstrap = broker.bootstrap
+        upgrade("notifications", db_url)
+        print(f"seeding {args.n:,} email and {args.sms:,} SMS supporters with COPY ...", flush=True)
+        seconds = seed(db_url, "bench-email", args.n, sms=False, prefix="e")
+        seconds += seed(db_url, "bench-sms", args.sms, sms=True, prefix="s")
+        print(f"seeded in {seconds:.1f} s", flush=True)
+
+        fakes_db = str(work / "fakes.sqlite")
+        sendgrid = start_fake_process(
+            "sendgrid", fakes_db, workers=args.fake_workers, threads=8, api_key=SENDGRID_KEY
+        )
+        cleanups.append(sendgrid.stop)
+        twilio = start_fake_process(
+            "twilio", str(work / "twilio.sqlite"), workers=2, threads=8,
+            account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
+        )  # fmt: skip
+        cleanups.append(twilio.stop)
+
+        group = f"bench-{uuid.uuid4().hex[:6]}"
+        ensure_topics(bootstrap, [CAMPAIGNS, PETITIONS, NOTIFICATIONS], 3)
+        ensure_topics(bootstrap, [DISPATCH], args.partitions)
+        env = {
+            **os.environ,
+            "NOTIFICATIONS_DATABASE_URL": db_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EMAIL_BACKEND": "sendgrid",
+            "SENDGRID_API_KEY": SENDGRID_KEY,
+            "SENDGRID_API_HOST": sendgrid.url,
+            "SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_API_BASE_URL": twilio.url,
+            "TWILIO_FROM_NUMBER": "+15557654321",
+            "KINSHIP_HASH_KEY": "bench-hash-key",
+            "KINSHIP_PUBLIC_BASE_URL": "https://notify.example.org",
+            "EMAIL_SENDER_THREADS": str(args.email_threads),
+            "SMS_SENDER_THREADS": str(args.sms_threads),
+            "SMS_RATE_PER_SECOND": str(args.sms_rate),
+            "DISPATCH_PARTITIONS": str(args.partitions),
+            "LOG_LEVEL": "WARNING",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+
+        def spawn(role: str) -> subprocess.Popen[bytes]:
+            log = open(work / f"worker-{role}-{len(processes)}.log", "wb")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "services.notifications.worker", "--role", role,
+                 "--group", group],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            processes.append(proc)
+            return proc
+
+        roots = {"core": spawn("core").pid}
+        for i in range(args.email_procs):
+            roots[f"email{i}"] = spawn("email").pid
+        roots["sms"] = spawn("sms").pid
+        expected = {
+            group: 1,
+            f"{group}-email-sender": args.email_procs * args.email_threads,
+            f"{group}-sms-sender": args.sms_threads,
+        }
+        wait_until(lambda: groups_stable(bootstrap, expected), timeout=120, interval=0.5)
+        print("workers ready", flush=True)
+
+        sampler = RssSampler(roots).start()
+        requests_expected = math.ceil(args.n / 1000)
+        started = time.perf_counter()
+        publish(bootstrap, alert_event("bench-email-alert", "bench-email", ["email"]))
+        wait_until(
+            lambda: accepted(fakes_db, "sendgrid") >= requests_expected, timeout=3600, interval=0.25
+        )
+        elapsed = time.perf_counter() - started
+        peaks = sampler.stop()
+        requests_made = accepted(fakes_db, "sendgrid")
+        total, distinct = sendgrid_recipients(fakes_db)
+        kinship_rate = args.n / elapsed
+        print(f"email alert: {args.n:,} recipients in {elapsed:.1f} s", flush=True)
+        print(f"  kinship end to end         {kinship_rate:12,.0f} recipients/s")
+        print(
+            f"  SendGrid requests made     {requests_made:12,d} (ceil(N/1000) = "
+            f"{requests_expected:,}) {'OK' if requests_made == requests_expected else 'MISMATCH'}"
+        )
+        print(f"  recipients at the fake     {total:12,d} ({distinct:,} distinct)")
+        for name, rss in sorted(peaks.items()):
+            print(f"  peak RSS {name:<18}{rss / 2**20:10,.0f} MB")
+
+        sendgrid.records.clear("sendgrid")
+        concurrency = args.email_procs * args.email_threads
+        plain_seconds = plain_sdk(sendgrid.url, args.n, concurrency)
+        plain_rate = args.n / plain_seconds
+        print(
+            f"  plain SDK, pre-built       {plain_rate:12,.0f} recipients/s ({concurrency} threads)"
+        )
+        print(f"  ratio kinship / plain SDK  {kinship_rate / plain_rate:12.2f}")
+
+        sms_started = time.perf_counter()
+        publish(bootstrap, alert_event("bench-sms-alert", "bench-sms", ["sms"]))
+        wait_until(lambda: accepted(str(work / "twilio.sqlite"), "twilio") >= args.sms, 3600, 0.25)
+        sms_elapsed = time.perf_counter() - sms_started
+        count, numbers, first, last = twilio_times(str(work / "twilio.sqlite"))
+        achieved = (count - 1) / (last - first) if last > first else float("inf")
+        share = achieved / args.sms_rate
+        print(
+            f"SMS alert: {count:,} messages ({numbers:,} distinct numbers) in {sms_elapsed:.1f} s"
+        )
+        print(f"  rate first->last message   {achieved:12,.0f} msg/s at {args.sms_rate:,.0f}/s"
+              f" configured ({share:.0%}) {'OK' if share >= 0.95 else 'BELOW 95%'}")  # fmt: skip
+        peak_max = max(peaks.values()) / 2**20 if peaks else 0
+        print(
+            json.dumps(
+                {
+                    "summary": "fanout",
+                    "n": args.n,
+                    "email_recipients_per_s": round(kinship_rate),
+                    "sendgrid_requests": requests_made,
+                    "requests_expected": requests_expected,
+                    "plain_sdk_recipients_per_s": round(plain_rate),
+                    "ratio_to_plain_sdk": round(kinship_rate / plain_rate, 3),
+                    "peak_rss_mb_max": round(peak_max),
+                    "sms_rate_achieved": round(achieved, 1),
+                    "sms_rate_configured": args.sms_rate,
+                }
+            ),
+            flush=True,
+        )
+    finally:
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for cleanup in reversed(cleanups):
+            try:
+                cleanup()
+            except Exception as exc:  # noqa: BLE001 - clean up the rest regardless
+                print(f"cleanup failed: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
