@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -169,11 +170,12 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
     @limiter.limit(deps.config.sign_limits, error_message="Too many signatures from this address")
     @blp.arguments(schemas.SignRequestSchema())
     @blp.response(202, schemas.SignResponseSchema)
-    def sign(data: dict[str, Any], petition_id: str) -> tuple[dict[str, Any], int]:
+    def sign(data: dict[str, Any], petition_id: str) -> Response:
         """Sign a petition (OSDI record_signature_helper); repeat signers get the same answer."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
         status, body = signing.sign(deps, petition_id, data, key, accept_languages())
-        return body, status
+        # Already in the documented shape: skip re-serializing it on the hottest path.
+        return Response(json.dumps(body), status=status, mimetype="application/json")
 
     @blp.route("/confirmations/<token>", methods=["GET", "POST"])
     @blp.response(200, schemas.ConfirmResponseSchema)
