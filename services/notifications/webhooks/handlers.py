@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.notifications.store import campaigns, insert_ignore, petitions
+from services.notifications.store import campaigns, petitions
 from services.notifications.webhooks import domain
 from services.notifications.webhooks.store import endpoints, messages
 from shared.events import Event
@@ -92,14 +94,21 @@ def enqueue(
     if only_endpoint is not None:
         query = query.where(endpoints.c.endpoint_id == only_endpoint)
     rows = []
+    # One payload and one body per organization: every endpoint of it gets the same bytes.
+    bodies: dict[str, tuple[str, str | None]] = {}
     for ep in conn.execute(query):
         if short != domain.TEST_EVENT_TYPE and not domain.wants(ep.event_types or [], short):
             continue
-        payload = (
-            data
-            if short == domain.TEST_EVENT_TYPE
-            else domain.payload_data(short, data, ep.organization_id)
-        )
+        if ep.organization_id not in bodies:
+            payload = (
+                data
+                if short == domain.TEST_EVENT_TYPE
+                else domain.payload_data(short, data, ep.organization_id)
+            )
+            person_of = payload.get("supporter_id") if "person" in payload else None
+            encoded = encode(domain.body(short, format_time(event_time), payload))
+            bodies[ep.organization_id] = (encoded, person_of)
+        encoded, person_of = bodies[ep.organization_id]
         rows.append(
             {
                 "message_id": message_id(ep.endpoint_id, event_id),
@@ -107,8 +116,8 @@ def enqueue(
                 "organization_id": ep.organization_id,
                 "event_id": event_id,
                 "event_type": short,
-                "body": encode(domain.body(short, format_time(event_time), payload)),
-                "supporter_id": payload.get("supporter_id") if "person" in payload else None,
+                "body": encoded,
+                "supporter_id": person_of,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -118,7 +127,9 @@ def enqueue(
             }
         )
     if rows:
-        conn.execute(insert_ignore(conn, messages, rows))
+        # executemany of one cached statement: a multi-row VALUES would be compiled every time.
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(insert(messages).on_conflict_do_nothing(), rows)
     return len(rows)
 
 
