@@ -346,9 +346,15 @@ class Deliverer:
         *,
         provider_message_id: str | None = None,
         error_code: str | None = None,
+        claim_next: str | None = None,
     ) -> int:
         """Record an outcome for rows this worker holds; count it on the alert."""
         with self.deps.engine.begin() as conn:
+            if claim_next is not None:
+                ledger.transition(
+                    conn, [claim_next], "sending", self.now,
+                    from_status=("queued",), batch_key=batch_key,
+                )  # fmt: skip
             moved = ledger.transition(
                 conn,
                 ids,
@@ -437,20 +443,29 @@ class Deliverer:
         work = [(d, people[s], "queued") for s, d in queued.items()]
         work += [(d, people[s], "sending") for s, d in held.items() if s in people]
         outcome = "done"
-        for delivery_id, person, state in work:
+        claimed_ahead = False
+        for index, (delivery_id, person, state) in enumerate(work):
             if self.stop.is_set():
+                if claimed_ahead:  # claimed but never sent: not ambiguous, give it back
+                    with self.deps.engine.begin() as conn:
+                        ledger.transition(
+                            conn, [delivery_id], "queued", self.now,
+                            from_status=("sending",), batch_key=batch_key,
+                        )  # fmt: skip
                 raise Stopped()
             bucket.acquire()
-            if state == "queued":
+            if state == "queued" and not claimed_ahead:
                 with self.deps.engine.begin() as conn:
-                    claimed = ledger.transition(
+                    ledger.transition(
                         conn, [delivery_id], "sending", self.now,
                         from_status=("queued",), batch_key=batch_key,
                     )  # fmt: skip
-                if not claimed:
-                    continue
-            if self._send_sms_row(info, delivery_id, person, batch_key) == "dead":
+            # The outcome of this message and the claim of the next share one commit.
+            following = work[index + 1] if index + 1 < len(work) else None
+            ahead = following[0] if following and following[2] == "queued" else None
+            if self._send_sms_row(info, delivery_id, person, batch_key, ahead) == "dead":
                 outcome = "dead"
+            claimed_ahead = ahead is not None
         return outcome
 
     def _sms_body(self, info: AlertInfo, person: Supporter) -> str | None:
@@ -467,11 +482,19 @@ class Deliverer:
         return f"{self.deps.settings.public_base_url}/api/v1/callbacks/twilio/status/{delivery_id}"
 
     def _send_sms_row(
-        self, info: AlertInfo, delivery_id: str, person: Supporter, batch_key: str
+        self,
+        info: AlertInfo,
+        delivery_id: str,
+        person: Supporter,
+        batch_key: str,
+        claim_next: str | None = None,
     ) -> str:
         body = self._sms_body(info, person)
         if body is None or not person.phone:
-            self._finish([delivery_id], "failed", info.alert_id, batch_key, error_code="no_content")
+            self._finish(
+                [delivery_id], "failed", info.alert_id, batch_key,
+                error_code="no_content", claim_next=claim_next,
+            )  # fmt: skip
             return "done"
         sms = Sms(
             to=person.phone,
@@ -484,16 +507,25 @@ class Deliverer:
                 lambda: self.deps.sms.send(sms), [delivery_id], info.alert_id, batch_key
             )
         except PermanentSendError as exc:
-            self._finish([delivery_id], "failed", info.alert_id, batch_key, error_code=exc.code)
+            self._finish(
+                [delivery_id], "failed", info.alert_id, batch_key,
+                error_code=exc.code, claim_next=claim_next,
+            )  # fmt: skip
             if exc.opt_out and person.phone_hash:
                 with self.deps.engine.begin() as conn:
                     compliance.sms_stop(conn, self.deps.outbox, person.phone_hash, self.now)
             return "done"
         except RetriesExhausted:
+            if claim_next is not None:
+                with self.deps.engine.begin() as conn:
+                    ledger.transition(
+                        conn, [claim_next], "sending", self.now,
+                        from_status=("queued",), batch_key=batch_key,
+                    )  # fmt: skip
             return "dead"
         self._finish(
             [delivery_id], "sent", info.alert_id, batch_key,
-            provider_message_id=accepted.provider_message_id,
+            provider_message_id=accepted.provider_message_id, claim_next=claim_next,
         )  # fmt: skip
         return "done"
 
