@@ -39,7 +39,7 @@ def _counted(locale: str, recruiter: str | None, source: str | None) -> list[tup
 
 @dataclass
 class Pending:
-    """One accepted request on its way into a transaction; the outcome is filled in after."""
+    """One validated signature on its way into a (shared) transaction."""
 
     petition: domain.OpenPetition
     row: dict[str, Any]
