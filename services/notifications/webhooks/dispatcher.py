@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from sqlalchemy import Connection, Engine, and_, case, func, insert, select, union_all, update
 
 from services.notifications.senders import EmailBatch, EmailSender, Recipient, SendError
@@ -28,6 +29,11 @@ from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import GuardedTransport, Reply, Transport
 
 log = logging.getLogger(__name__)
+# Coarse labels only: no endpoint, organization or URL (cardinality, and nothing to correlate).
+ATTEMPTS = Counter(
+    "kinship_webhook_attempts_total", "Webhook delivery attempts by outcome", ["outcome"]
+)
+LATENCY = Histogram("kinship_webhook_attempt_seconds", "Webhook delivery attempt latency")
 USER_AGENT = "Kinship-Webhooks/1"
 RECLAIM_EVERY = 10.0
 NOTICE_EVERY = 5.0
@@ -64,6 +70,16 @@ class Outcome:
     at: datetime
     reply: Reply
     latency_ms: int
+
+
+def outcome(reply: Reply) -> str:
+    """Return a metrics label for an attempt's result."""
+    if domain.is_success(reply.status):
+        return "delivered"
+    if reply.status is not None:
+        return f"http_{reply.status // 100}xx"
+    error = reply.error or ""
+    return "refused" if error.startswith("refused") else error.split(":")[0].replace(" ", "_")
 
 
 def wall_clock() -> datetime:
@@ -263,7 +279,10 @@ class Dispatcher:
                 reply = self.transport.post(
                     endpoint.endpoint_id, endpoint.url, headers, body.encode(), self.config.timeout
                 )
-                latency = int((time.perf_counter() - started) * 1000)
+                elapsed = time.perf_counter() - started
+                latency = int(elapsed * 1000)
+                LATENCY.observe(elapsed)
+                ATTEMPTS.labels(outcome(reply)).inc()
                 outcomes.append(
                     Outcome(row.message_id, row.attempts, row.trigger, self.clock(), reply, latency)
                 )
