@@ -34,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 from flask import Flask, jsonify  # noqa: E402
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
@@ -171,10 +172,38 @@ def gunicorn(
     return process(args, env, log)
 
 
+def cpu_meter(server: int | None, itself: bool = False) -> Callable[[], float]:
+    """Return a reading of the CPU seconds a process's children (and itself) have used."""
+    if server is None:
+        return lambda: 0.0
+    master = psutil.Process(server)
+
+    def read() -> float:
+        total = 0.0
+        for child in master.children(recursive=True) + ([master] if itself else []):
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    return read
+
+
 def run_wrk(
-    wrk: str, url: str, seconds: float, connections: int, threads: int, script: str, *args: str
+    wrk: str,
+    url: str,
+    seconds: float,
+    connections: int,
+    threads: int,
+    script: str,
+    *args: str,
+    meter: Callable[[], float] | None = None,
 ) -> dict[str, float]:
     """Drive url with wrk from its own process; return its counts and latency percentiles."""
+    cpu_before = meter() if meter else 0.0
+    load_before = os.getloadavg()[0]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script + WRK_DONE)
     try:
@@ -202,6 +231,9 @@ def run_wrk(
     result["seconds"] = result["duration_us"] / 1e6
     result["ok"] = result["requests"] - result["status_errors"]
     result["rate"] = result["ok"] / result["seconds"]
+    # CPU per request of the server's workers: steadier than rates on a shared machine.
+    result["cpu_ms"] = (meter() - cpu_before) / max(result["requests"], 1) * 1000 if meter else 0
+    result["load"] = (load_before + os.getloadavg()[0]) / 2
     return result
 
 
@@ -343,15 +375,25 @@ def main() -> None:
             LOG_LEVEL="WARNING",
             PYTHONPATH=str(ROOT),
         )
-        stack.enter_context(
+        worker = stack.enter_context(
             process([sys.executable, "-m", "services.petitions.worker"], env, work / "worker.log")
         )
+        postmaster = None
+        if not os.environ.get("KINSHIP_BENCH_DATABASE_URL"):
+            postmaster = next(
+                (
+                    p.pid
+                    for p in psutil.process_iter(["cmdline"])
+                    if str(pg.data) in " ".join(p.info["cmdline"] or [])
+                ),
+                None,
+            )
 
         # (a) the ceiling: a bare Flask JSON endpoint, same gunicorn settings, same wrk.
         bare_port = free_port()
         with gunicorn(
             "signatures:bare_app()", bare_port, args, env, work / "bare.log", ROOT / "bench"
-        ):
+        ) as bare_server:
             wait_until(lambda: answers(f"http://127.0.0.1:{bare_port}/json"), 30, "bare app up")
             get_script = (
                 'function init(args) end\nfunction request() return wrk.format("GET") end\n'
@@ -363,12 +405,14 @@ def main() -> None:
                 args.connections,
                 args.threads,
                 get_script,
+                meter=cpu_meter(bare_server.pid),
             )
         print(
             f"bare Flask JSON endpoint: {bare['rate']:.0f} req/s, "
             f"p50 {bare['p50_us'] / 1000:.1f} ms, p99 {bare['p99_us'] / 1000:.1f} ms "
             f"({args.workers} {args.worker_class} workers x {args.gthreads} threads, "
-            f"{args.connections} connections)",
+            f"{args.connections} connections); {bare['cpu_ms']:.2f} ms of worker CPU a request; "
+            f"load average {bare['load']:.1f} on {os.cpu_count()} cores",
             flush=True,
         )
 
@@ -376,20 +420,39 @@ def main() -> None:
         port = free_port()
         with gunicorn(
             "services.petitions:create_app()", port, args, env, work / "gunicorn.log", ROOT
-        ):
+        ) as server:
             wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60, "petitions up")
             path = f"/api/v1/petitions/{petition_id}/signatures"
             base = f"http://127.0.0.1:{port}"
             warm = run_wrk(wrk, base, 3, args.connections, args.threads, WRK_SIGN, path, "w")
+            relay_cpu, database_cpu = cpu_meter(worker.pid, True), cpu_meter(postmaster, True)
+            relay_before, database_before = relay_cpu(), database_cpu()
             sign = run_wrk(
-                wrk, base, args.seconds, args.connections, args.threads, WRK_SIGN, path, "m"
+                wrk,
+                base,
+                args.seconds,
+                args.connections,
+                args.threads,
+                WRK_SIGN,
+                path,
+                "m",
+                meter=cpu_meter(server.pid),
             )
+            per_request = 1000 / max(sign["requests"], 1)
+            relay_ms = (relay_cpu() - relay_before) * per_request
+            database_ms = (database_cpu() - database_before) * per_request
         ratio = sign["rate"] / bare["rate"]
         print(
             f"signatures: {sign['rate']:.0f}/s over {sign['seconds']:.1f} s "
             f"({sign['ok']:.0f} accepted, {sign['status_errors']:.0f} refused, "
             f"{sign['socket_errors']:.0f} socket errors), p50 {sign['p50_us'] / 1000:.1f} ms, "
-            f"p90 {sign['p90_us'] / 1000:.1f} ms, p99 {sign['p99_us'] / 1000:.1f} ms",
+            f"p90 {sign['p90_us'] / 1000:.1f} ms, p99 {sign['p99_us'] / 1000:.1f} ms; "
+            f"{sign['cpu_ms']:.2f} ms of worker CPU a signature; load average {sign['load']:.1f}",
+            flush=True,
+        )
+        print(
+            f"other CPU a signature: worker (outbox relay) {relay_ms:.2f} ms, PostgreSQL "
+            f"{database_ms:.2f} ms" + ("" if postmaster else " (not measured: external server)"),
             flush=True,
         )
         print(f"ratio to the bare endpoint: {ratio:.2f}", flush=True)
