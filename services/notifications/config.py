@@ -34,6 +34,9 @@ class NotificationConfig:
     progress_interval: float = 1.0
     # A poller's claim on a row older than this is taken over (the poller died).
     claim_lease_seconds: float = 300.0
+    # A dispatch batch's rows untouched for this long belong to a worker that died. Longer than
+    # the longest silence of a live sender: one provider timeout plus one backoff wait.
+    batch_lease_seconds: float = 90.0
     quiet_start_hour: int = 8
     quiet_end_hour: int = 21
 
@@ -56,6 +59,7 @@ class NotificationConfig:
             email_sender_threads=int(_env("EMAIL_SENDER_THREADS", str(d.email_sender_threads))),
             sms_sender_threads=int(_env("SMS_SENDER_THREADS", str(d.sms_sender_threads))),
             dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
+            batch_lease_seconds=float(_env("BATCH_LEASE_SECONDS", str(d.batch_lease_seconds))),
         )
 
     def with_(self, **changes: object) -> NotificationConfig:

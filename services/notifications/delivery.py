@@ -44,6 +44,10 @@ class Stopped(Exception):
     """The worker is stopping: the work in hand was released, not finished."""
 
 
+class Busy(Exception):
+    """Another live worker still holds this batch's rows: try the batch again later."""
+
+
 class RetriesExhausted(Exception):
     """A provider kept failing; the rows were marked failed."""
 
@@ -68,6 +72,8 @@ class Deliverer:
         self.deps = deps
         self.stop = stop or threading.Event()
         self._alerts: dict[str, tuple[float, AlertInfo | None]] = {}
+        # This worker's name in ledger claims, so a batch's next owner can tell it apart.
+        self.instance = uuid.uuid4().hex[:8]
 
     @property
     def now(self) -> datetime:
@@ -154,7 +160,8 @@ class Deliverer:
         info = self.alert(str(data["alert_id"]))
         if info is None or info.status == "cancelled":
             return "skipped"
-        batch_key = str(data["batch_id"])
+        batch_id = str(data["batch_id"])
+        batch_key = f"{batch_id}@{self.instance}"
         ids = [str(i) for i in data["supporter_ids"]]
         now = self.now
         with self.deps.engine.begin() as conn:
@@ -188,7 +195,7 @@ class Deliverer:
             mine = {r.recipient_id: r.delivery_id for r in inserted if r.status == "sending"}
             suppressed = sum(1 for r in inserted if r.status == "suppressed")
             ambiguous = self._reclaim_own(
-                conn, info.alert_id, "email", ids, inserted, batch_key, mine
+                conn, info.alert_id, "email", ids, inserted, batch_id, batch_key, mine
             )
             ledger.bump(conn, info.alert_id, suppressed=suppressed, ambiguous=ambiguous)
         if not mine:
@@ -211,16 +218,35 @@ class Deliverer:
         channel: str,
         ids: Sequence[str],
         inserted: Sequence[Any],
+        batch_id: str,
         batch_key: str,
         mine: dict[str, str],
     ) -> int:
-        """Take back rows this batch already held (a redelivery); return how many are ambiguous."""
+        """Take over rows an earlier delivery of this batch held; return how many are ambiguous.
+
+        Rows another worker touched within the lease belong to a worker that may still be
+        sending them (a rebalance handed us its partition): raise Busy and come back later.
+        Rows older than that were held by a worker that died; those it left in `sending` may
+        or may not have reached the provider, and are resent and counted as ambiguous.
+        """
         fresh = {r.recipient_id for r in inserted}
         seen = [sid for sid in ids if sid not in fresh]
         ambiguous = 0
-        for row in ledger.existing(conn, message_key, channel, seen):
-            if row.batch_key != batch_key or row.status not in ("queued", "sending"):
-                continue  # done already, or held by another batch: never send it twice
+        prefix = f"{batch_id}@"
+        rows = [
+            row
+            for row in ledger.existing(conn, message_key, channel, seen)
+            if row.status in ("queued", "sending") and str(row.batch_key or "").startswith(prefix)
+        ]  # rows done already, or held by another batch, are never sent again here
+        lease = timedelta(seconds=self.deps.config.batch_lease_seconds)
+        if any(r.batch_key != batch_key and self.now - r.updated_at < lease for r in rows):
+            raise Busy(batch_id)
+        for row in rows:
+            if row.batch_key != batch_key:
+                ledger.transition(
+                    conn, [row.delivery_id], row.status, self.now,
+                    from_status=(row.status,), batch_key=row.batch_key, new_key=batch_key,
+                )  # fmt: skip
             if row.status == "sending":
                 ambiguous += 1  # killed mid-request: it may have gone out already
             else:
@@ -387,7 +413,8 @@ class Deliverer:
         info = self.alert(str(data["alert_id"]))
         if info is None or info.status == "cancelled":
             return "skipped"
-        batch_key = str(data["batch_id"])
+        batch_id = str(data["batch_id"])
+        batch_key = f"{batch_id}@{self.instance}"
         ids = [str(i) for i in data["supporter_ids"]]
         now = self.now
         config = self.deps.config
@@ -434,7 +461,7 @@ class Deliverer:
             deferred = sum(1 for r in inserted if r.status == "deferred")
             held: dict[str, str] = {}
             ambiguous = self._reclaim_own(
-                conn, info.alert_id, "sms", ids, inserted, batch_key, held
+                conn, info.alert_id, "sms", ids, inserted, batch_id, batch_key, held
             )
             ledger.bump(
                 conn, info.alert_id, suppressed=suppressed, deferred=deferred, ambiguous=ambiguous

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, select, update
 
 from services.notifications import audience, ledger
 from services.notifications.bootstrap import SOURCE, Deps
-from services.notifications.delivery import Deliverer, Stopped
+from services.notifications.delivery import Busy, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
 from services.notifications.store import alerts
 from shared.errors import InvalidEvent
@@ -235,6 +235,11 @@ class DispatchSender:
                     done = self.handle(record)
                 except Stopped:
                     return  # not committed: the next owner takes the batch up where it stands
+                except Busy:
+                    # A worker that lost this partition in a rebalance is still sending it.
+                    consumer.seek(tp, record.offset)
+                    self._stop.wait(1.0)
+                    return
                 except Exception as exc:  # noqa: BLE001 - database or broker trouble: retry it
                     log.warning(
                         "dispatch batch interrupted, will retry",

@@ -122,6 +122,7 @@ def existing(
         deliveries.c.recipient_id,
         deliveries.c.status,
         deliveries.c.batch_key,
+        deliveries.c.updated_at,
     ).where(
         deliveries.c.message_key == message_key,
         deliveries.c.channel == channel,
@@ -145,6 +146,7 @@ def transition(
     error_code: str | None = None,
     not_before: datetime | None = None,
     count_attempt: bool = False,
+    new_key: str | None = None,
 ) -> int:
     """Move rows (held under batch_key when given) from one of from_status to status."""
     ids = list(delivery_ids)
@@ -162,6 +164,9 @@ def transition(
     if not keep_claim:
         values["batch_key"] = None
         values["claimed_at"] = None
+    if new_key is not None:
+        values["batch_key"] = new_key
+        values["claimed_at"] = now
     statement = update(deliveries).where(
         one_of(conn, deliveries.c.delivery_id, ids), deliveries.c.status.in_(list(from_status))
     )

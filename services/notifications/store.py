@@ -199,7 +199,7 @@ deliveries = Table(
     Column("kind", String(24), nullable=False),
     Column("status", String(12), nullable=False),
     # Who holds the row: a dispatch batch id, or "poll:<uuid>" for the queue poller.
-    Column("batch_key", String(80)),
+    Column("batch_key", String(120)),
     Column("claimed_at", Moment()),
     Column("not_before", Moment()),
     Column("attempts", Integer, nullable=False, default=0),
@@ -264,9 +264,7 @@ def one_of(conn: Connection, column: Any, values: Iterable[Any]) -> Any:
     return column.in_(items)
 
 
-def insert_ignore(
-    conn: Connection, table: Table, rows: list[dict[str, Any]] | None = None
-) -> Any:
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | None = None) -> Any:
     """Return an INSERT that skips rows whose unique keys exist.
 
     With rows, the statement carries them (a multi-row VALUES); without, execute it with a list

@@ -103,6 +103,13 @@ def fast_config(**changes: Any) -> NotificationConfig:
     return base.with_(**changes)
 
 
+def build_sender(service: Service) -> Any:
+    """Return a fresh SendGrid sender for a service's settings."""
+    from services.notifications.bootstrap import email_sender
+
+    return email_sender(service.deps.settings, service.deps.config, service.engine)
+
+
 def start_groups_at_end(bootstrap: str, groups: list[str], topics: list[str]) -> None:
     """Make new consumer groups start after everything earlier tests produced."""
     for group in groups:

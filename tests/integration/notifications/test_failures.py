@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_429_and_503_are_retried_without_duplicates(service: Service) -> None:
 def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> None:
     seed_audience(
         service.engine, "camp-p", "org-p", 3, phone_every=1, email_consent=False,
-        time_zone="UTC",
+        time_zone="UTC", prefix=f"perm{uuid.uuid4().hex[:6]}",
     )  # fmt: skip
     from sqlalchemy import update
 
@@ -125,3 +126,51 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
         assert len(dead) == 2
         assert all(json.loads(r.value)["alert_id"] == "alert-d" for r in dead)
         assert all("kinship_error" in headers_of(r) for r in dead)
+
+
+def test_a_batch_held_by_a_live_worker_waits_and_a_dead_ones_is_taken_over(
+    service: Service,
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from services.notifications.delivery import Busy, Deliverer
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(service.engine, "camp-l", "org-l", 3)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-l", "camp-l", "org-l", ["email"]), conn)
+    batch = {
+        "alert_id": "alert-l",
+        "batch_id": "alert-l:1",
+        "supporter_ids": [p["supporter_id"] for p in people],
+    }
+    first = Deliverer(service.deps)
+    # The first owner claimed the batch and was cut off in the middle of its request.
+    service.deps.email = _Crash()  # type: ignore[assignment]
+    with pytest.raises(_Crashed):
+        first.send_alert_email_batch(batch)
+    from tests.integration.notifications.harness import build_sender
+
+    service.deps.email = build_sender(service)
+    second = Deliverer(service.deps)
+    with pytest.raises(Busy):  # the first owner may still be alive: do not send twice
+        second.send_alert_email_batch(batch)
+    with service.engine.begin() as conn:
+        conn.execute(
+            update(deliveries).values(updated_at=NOON_UTC - timedelta(days=1))
+        )  # the first owner fell silent long ago: it died
+    assert second.send_alert_email_batch(batch) == "done"
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.ambiguous) == (3, 3)
+    assert len(service.fakes.sendgrid_recipients()) == 3
+
+
+class _Crashed(Exception):
+    pass
+
+
+class _Crash:
+    def send_batch(self, batch: object) -> None:
+        raise _Crashed("killed mid-request")
