@@ -399,3 +399,100 @@ def seed_audience(
             for start in range(0, len(rows), 5000):
                 conn.execute(table.insert(), rows[start : start + 5000])
     return people
+
+
+def daytime_zone() -> str:
+    """Return an Etc/GMT zone where it is about noon now (so SMS is not held for the night)."""
+    from datetime import UTC, datetime
+
+    offset = max(min(12 - datetime.now(UTC).hour, 12), -11)
+    if offset == 0:
+        return "Etc/GMT"
+    return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"  # POSIX signs are reversed
+
+
+def copy_audience(
+    database_url: str,
+    campaign_id: str,
+    org_id: str,
+    count: int,
+    *,
+    prefix: str,
+    email: bool = True,
+    sms_first: int = 0,
+    time_zone: str = "America/New_York",
+) -> None:
+    """COPY count supporters into the projection (fast enough for a million).
+
+    Everyone consents to email (when email) from org_id; the first sms_first also have a phone
+    number and consent to SMS.
+    """
+    import hashlib
+
+    import psycopg
+
+    now = utcnow()
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
+
+    def ident(i: int) -> tuple[str, str]:
+        address = f"{prefix}{i:08d}@example.org"
+        return str(uuid.UUID(bytes=hashlib.md5(address.encode()).digest())), address
+
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY nf_supporters (supporter_id, email, email_hash, phone, phone_hash, given_name,"
+            " locale, country, time_zone, discreet, interests, token, created_at, updated_at)"
+            " FROM STDIN"
+        ) as copy:
+            for i in range(count):
+                sid, address = ident(i)
+                phone = (
+                    f"+1{200 + i // 10_000_000:03d}{i % 10_000_000:07d}" if i < sms_first else None
+                )
+                copy.write_row(
+                    (
+                        sid, address, hashlib.sha256(address.encode()).hexdigest(), phone,
+                        hashlib.sha256(phone.encode()).hexdigest() if phone else None,
+                        f"P{i}", "en", "US", time_zone, False, "[]", uuid.uuid4().hex, now, now,
+                    )
+                )  # fmt: skip
+        with cur.copy(
+            "COPY nf_supporter_campaigns (campaign_id, supporter_id, joined_at) FROM STDIN"
+        ) as copy:
+            for i in range(count):
+                copy.write_row((campaign_id, ident(i)[0], now))
+        with cur.copy(
+            "COPY nf_consents (supporter_id, organization_id, channel, granted, changed_at)"
+            " FROM STDIN"
+        ) as copy:
+            for i in range(count):
+                sid = ident(i)[0]
+                if email:
+                    copy.write_row((sid, org_id, "email", True, now))
+                if i < sms_first:
+                    copy.write_row((sid, org_id, "sms", True, now))
+        cur.execute(
+            "INSERT INTO nf_organizations (organization_id, name, postal_address, token_tag,"
+            " updated_at) VALUES (%s, 'Coalition', '1 Unity Way, Oakland, CA', %s, now())"
+            " ON CONFLICT DO NOTHING",
+            (org_id, uuid.uuid4().hex[:12]),
+        )
+        conn.commit()
+        cur.execute("ANALYZE")
+
+
+def groups_stable(bootstrap: str, groups: dict[str, int]) -> bool:
+    """Return True when every group is Stable with at least the given number of members."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-probe") as admin:
+            described = admin.describe_groups(list(groups))
+    except KafkaError:
+        return False  # the coordinator is still loading
+    for group, members in groups.items():
+        info = described.get(group) or {}
+        if info.get("group_state") != "Stable" or len(info.get("members") or []) < members:
+            return False
+    return True
