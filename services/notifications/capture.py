@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
-from services.notifications.store import captured
+from services.notifications.store import captured, deliveries
 
 
 def list_captured(
@@ -21,7 +21,11 @@ def list_captured(
     if alert_id is not None:
         query = query.where(captured.c.alert_id == alert_id)
     if supporter_id is not None:
-        query = query.where(captured.c.supporter_id == supporter_id)
+        # Captured rows name their ledger row; the ledger names the supporter.
+        theirs = select(deliveries.c.delivery_id).where(deliveries.c.recipient_id == supporter_id)
+        query = query.where(
+            or_(captured.c.supporter_id == supporter_id, captured.c.delivery_id.in_(theirs))
+        )
     if channel is not None:
         query = query.where(captured.c.channel == channel)
     with engine.connect() as conn:
