@@ -217,6 +217,9 @@ class Dispatcher:
                     room = min(room, failing_room)
                 if room > 0 and free > 0:
                     budget[endpoint_id] = min(room, free)
+                    free -= budget[endpoint_id]
+                    if endpoint.failing:
+                        failing_room -= budget[endpoint_id]
         return budget
 
     def _claim(
