@@ -215,11 +215,11 @@ class Dispatcher:
                 room = cap - self._inflight.get(endpoint_id, 0)
                 if endpoint.failing:
                     room = min(room, failing_room)
+                # Not decremented per endpoint: most have nothing due, and counting their
+                # unused room would starve the endpoints listed after them. The executor
+                # queues any overshoot; failing endpoints stay within their half.
                 if room > 0 and free > 0:
                     budget[endpoint_id] = min(room, free)
-                    free -= budget[endpoint_id]
-                    if endpoint.failing:
-                        failing_room -= budget[endpoint_id]
         return budget
 
     def _claim(
