@@ -155,20 +155,37 @@ class Dispatcher:
             live = self._endpoints(conn)
             budget = self._budgets(live)
             claimed = self._claim(conn, now, budget)
-        for endpoint_id, rows in claimed.items():
+        with self._lock:
+            failing_room = self.config.pool_size // 2 - self._failing_inflight
+        handed_back: list[str] = []
+        order = list(claimed.items())
+        self.rng.shuffle(order)  # failing endpoints take turns when their half is full
+        for endpoint_id, rows in order:
             endpoint = live[endpoint_id]
             size = 1 if endpoint.failing else self.config.batch_per_endpoint
+            if endpoint.failing:
+                keep = max(0, min(len(rows), failing_room))
+                handed_back += [row.message_id for row in rows[keep:]]
+                rows = rows[:keep]
+                failing_room -= keep
             for start in range(0, len(rows), size):
                 chunk = rows[start : start + size]
                 with self._lock:
                     self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
                     self._failing_inflight += endpoint.failing
                 futures.append(self._pool.submit(self._deliver, endpoint, chunk))
+        if handed_back:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.message_id.in_(handed_back))
+                    .values(status="pending", claimed_at=None)
+                )
         if wait_for_results:
             wait(futures)
             for future in futures:
                 future.result()
-        return sum(len(rows) for rows in claimed.values())
+        return sum(len(rows) for rows in claimed.values()) - len(handed_back)
 
     def drain(self, rounds: int = 100) -> int:
         """Run ticks until nothing is due (tests); return how many messages were attempted."""

@@ -19,6 +19,7 @@ from services.notifications.webhooks import manage
 from services.notifications.webhooks.dispatcher import Dispatcher
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
 from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.transport import Reply
 from shared.auth import generate_key, store_issued
 from shared.errors import FieldError
 from shared.events import Event
@@ -507,3 +508,56 @@ def test_erasure_removes_a_signers_details_from_stored_messages(wh: Service) -> 
         again = eventually(lambda: rx.received[1:], message="replayed")[0]
         assert again.message_id == first.message_id
         assert "erase.me" not in again.body and again.json()["data"]["erased"] is True
+
+
+class BlockingTransport:
+    """Answers 200 for healthy URLs; holds 'dead' ones until released, counting them."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.dead_now = 0
+        self.dead_most = 0
+        self.healthy = 0
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        if "dead" not in url:
+            with self.lock:
+                self.healthy += 1
+            return Reply(200, None, b"", None)
+        with self.lock:
+            self.dead_now += 1
+            self.dead_most = max(self.dead_most, self.dead_now)
+        self.release.wait(10)
+        with self.lock:
+            self.dead_now -= 1
+        return Reply(None, None, b"", "timeout")
+
+
+def test_many_failing_endpoints_hold_at_most_half_the_pool(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh, "partner", PARTNER_A)
+    for i in range(5):
+        register(wh, key, f"http://127.0.0.1:9/dead{i}")
+    register(wh, key, "http://127.0.0.1:9/ok")
+    with wh.engine.begin() as conn:
+        conn.execute(
+            endpoints.update()
+            .where(endpoints.c.url.like("%dead%"))
+            .values(failing_since=clock.now - timedelta(hours=1))
+        )
+    write_events(wh, clock, *(signed(f"m{i}@example.org", [PARTNER_A]) for i in range(30)))
+    transport = BlockingTransport()
+    d = Dispatcher(wh.engine, wh.deps.webhooks.with_(pool_size=4), clock=clock,
+                   transport=transport)  # fmt: skip
+    loop = threading.Thread(target=d.run, daemon=True)
+    loop.start()
+    try:
+        eventually(lambda: transport.healthy == 30, timeout=10, message="healthy delivered")
+        assert transport.dead_most <= 2  # five dead endpoints, but only half of four threads
+    finally:
+        transport.release.set()
+        d.stop()
+        loop.join(timeout=15)
