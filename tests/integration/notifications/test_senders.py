@@ -1,0 +1,125 @@
+"""One contract for each port, run against every adapter: capture and the real SDKs over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from services.notifications.senders import (
+    EmailBatch,
+    EmailSender,
+    PermanentSendError,
+    Recipient,
+    Sms,
+    SmsSender,
+    TransientSendError,
+)
+from services.notifications.senders.capture import CaptureEmailSender, CaptureSmsSender
+from services.notifications.senders.sendgrid import SendGridSender
+from services.notifications.senders.twilio import TwilioSender
+from services.notifications.store import metadata
+from shared.db import make_engine
+from tests.fakes.providers import FakeRecords
+from tests.integration.notifications.harness import ACCOUNT_SID, AUTH_TOKEN, SENDGRID_KEY
+
+pytestmark = pytest.mark.integration
+
+
+def batch(*addresses: str) -> EmailBatch:
+    return EmailBatch(
+        from_email="alerts@example.org",
+        from_name="Org",
+        subject="Hello",
+        text="Hi -unsubscribe_url-",
+        html="<p>Hi</p>",
+        recipients=[
+            Recipient(
+                a, None, {"notification_id": str(i)}, substitutions={"-unsubscribe_url-": "u"}
+            )
+            for i, a in enumerate(addresses)
+        ],
+    )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'capture.db'}")
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["capture", "sendgrid"])
+def email(
+    request: pytest.FixtureRequest, engine: Engine, provider_urls: tuple[str, str]
+) -> EmailSender:
+    if request.param == "capture":
+        return CaptureEmailSender(engine)
+    return SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=1.0)
+
+
+@pytest.fixture(params=["capture", "twilio"])
+def sms(
+    request: pytest.FixtureRequest, engine: Engine, provider_urls: tuple[str, str]
+) -> SmsSender:
+    if request.param == "capture":
+        return CaptureSmsSender(engine)
+    return TwilioSender.build(
+        ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+15557654321", timeout=1.0
+    )
+
+
+def test_email_sender_accepts_a_batch(email: EmailSender) -> None:
+    accepted = email.send_batch(batch("a@example.org", "b@example.org"))
+    assert accepted.provider_message_id
+
+
+def test_sms_sender_accepts_a_message(sms: SmsSender) -> None:
+    accepted = sms.send(Sms("+14155550100", "Hi. Reply STOP to opt out."))
+    assert accepted.provider_message_id
+
+
+def test_sendgrid_errors_map_to_transient_or_permanent(
+    provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    sender = SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=0.5)
+    records = FakeRecords(fakes_db)
+    records.set_faults(
+        "sendgrid", {"rules": [{"kind": "status", "status": 429, "retry_after": 2, "count": 1}]}
+    )
+    with pytest.raises(TransientSendError) as busy:
+        sender.send_batch(batch("a@example.org"))
+    assert busy.value.retry_after == 2 and not busy.value.ambiguous
+    records.set_faults(
+        "sendgrid", {"rules": [{"kind": "timeout", "seconds": 2, "accept": True, "count": 1}]}
+    )
+    with pytest.raises(TransientSendError) as slow:
+        sender.send_batch(batch("a@example.org"))
+    assert slow.value.ambiguous  # it may have been accepted
+    records.clear_faults("sendgrid")
+    with pytest.raises(PermanentSendError) as bad:
+        sender.send_batch(batch("a@example.org", "not-an-address", "c@example.org"))
+    assert bad.value.bad_indices == [1]
+
+
+def test_twilio_errors_map_to_transient_permanent_and_opt_out(
+    provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    sender = TwilioSender.build(
+        ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+15557654321", timeout=5.0
+    )
+    with pytest.raises(PermanentSendError) as stopped:
+        sender.send(Sms("+15005550004", "hi"))
+    assert stopped.value.code == "21610" and stopped.value.opt_out
+    with pytest.raises(PermanentSendError) as invalid:
+        sender.send(Sms("+15005550001", "hi"))
+    assert invalid.value.code == "21211" and not invalid.value.opt_out
+    FakeRecords(fakes_db).set_faults(
+        "twilio", {"rules": [{"kind": "status", "status": 429, "retry_after": 3, "count": 1}]}
+    )
+    with pytest.raises(TransientSendError) as busy:
+        sender.send(Sms("+14155550100", "hi"))
+    assert busy.value.retry_after == 3
