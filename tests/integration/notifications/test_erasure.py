@@ -112,3 +112,31 @@ def test_person_erases_themselves_from_the_preference_page(service: Service) -> 
     assert client.post(link.group(1)).status_code == 404  # the link is spent
     assert all(d.params is None for d in service.rows(deliveries))
     eventually(lambda: erased_events(service), message="person.erased published")
+
+
+def test_alert_progress_is_shown_to_its_organization_only(service: Service) -> None:
+    from services.notifications.handlers import handle_alert_published
+
+    with service.engine.begin() as conn:
+        handle_alert_published(
+            service.deps, alert("alert-v", "camp-v", "org-admin", ["email"]), conn
+        )
+    client = service.client()
+    assert client.get("/api/v1/alerts/alert-v/progress").status_code == 401
+    own = {"Authorization": f"Bearer {key(service, 'organizer')}"}
+    body = client.get("/api/v1/alerts/alert-v/progress", headers=own).get_json()
+    assert body["status"] == "expanding" and body["total"] == 0 and body["queued"] == 0
+    new = generate_key("organizer")
+    with service.engine.begin() as conn:
+        conn.execute(
+            insert(api_keys).values(
+                key_id=new.key_id, prefix=new.prefix, key_hash=new.key_hash, role="organizer",
+                organization_id="org-other", issued_at=utcnow(),
+            )
+        )  # fmt: skip
+    other = {"Authorization": f"Bearer {new.secret}"}
+    assert client.get("/api/v1/alerts/alert-v/progress", headers=other).status_code == 404
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert (
+        "/api/v1/erasures" in spec["paths"] and "/api/v1/callbacks/sendgrid/events" in spec["paths"]
+    )
