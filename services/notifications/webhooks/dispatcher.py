@@ -216,7 +216,7 @@ class Dispatcher:
         }
 
     def _budgets(self, live: dict[str, Endpoint]) -> dict[str, int]:
-        """Return how many chunks each endpoint may start now."""
+        """Return how many messages each endpoint may start on now (its free chunks' worth)."""
         config = self.config
         with self._lock:
             total = sum(self._inflight.values())
@@ -236,7 +236,9 @@ class Dispatcher:
                 # unused room would starve the endpoints listed after them. The executor
                 # queues any overshoot; failing endpoints stay within their half.
                 if room > 0 and free > 0:
-                    budget[endpoint_id] = min(room, free)
+                    # In messages: a failing endpoint's chunks hold one message each.
+                    size = 1 if endpoint.failing else config.batch_per_endpoint
+                    budget[endpoint_id] = min(room, free) * size
         return budget
 
     def _claim(
@@ -244,7 +246,6 @@ class Dispatcher:
     ) -> dict[str, list[Any]]:
         if not budget:
             return {}
-        chunk = self.config.batch_per_endpoint
         picks = []
         for endpoint_id, room in budget.items():
             picks.append(
@@ -255,7 +256,7 @@ class Dispatcher:
                     messages.c.next_attempt_at <= now,
                 )
                 .order_by(messages.c.next_attempt_at)
-                .limit(room * chunk)
+                .limit(room)
                 .subquery()
                 .select()
             )
