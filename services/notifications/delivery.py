@@ -566,6 +566,7 @@ class Deliverer:
         due = or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now)
         candidates = (
             select(deliveries.c.delivery_id)
+            .where(deliveries.c.status.in_(["queued", "deferred", "sending"]))  # the index's rows
             .where(
                 or_(
                     (deliveries.c.batch_key.is_(None))

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, text, update
 
-from services.notifications.store import alerts, deliveries, insert_ignore, one_of
+from services.notifications.store import alerts, deliveries, insert_ignore, one_of, pg_array
 
 DONE = ("sent", "delivered", "failed", "suppressed")
 COUNTERS = ("total", "sent", "delivered", "failed", "suppressed", "deferred", "ambiguous")
@@ -101,12 +101,12 @@ def _insert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
         "al": first["alert_id"],
         "kind": first["kind"],
         "now": first["created_at"],
-        "d": [r["delivery_id"] for r in rows],
-        "r": [r["recipient_id"] for r in rows],
-        "s": [r["status"] for r in rows],
-        "nb": [r["not_before"] for r in rows],
-        "bk": [r["batch_key"] for r in rows],
-        "ca": [r["claimed_at"] for r in rows],
+        "d": pg_array(r["delivery_id"] for r in rows),
+        "r": pg_array(r["recipient_id"] for r in rows),
+        "s": pg_array(r["status"] for r in rows),
+        "nb": pg_array(r["not_before"] for r in rows),
+        "bk": pg_array(r["batch_key"] for r in rows),
+        "ca": pg_array(r["claimed_at"] for r in rows),
     }
     return list(conn.execute(_UNNEST, params).all())
 
@@ -190,9 +190,3 @@ def bump(conn: Connection, alert_id: str | None, **deltas: int) -> None:
 
 def by_id(conn: Connection, delivery_id: str) -> Row[Any] | None:
     return conn.execute(select(deliveries).where(deliveries.c.delivery_id == delivery_id)).first()
-
-
-def by_provider_id(conn: Connection, provider_message_id: str) -> Row[Any] | None:
-    return conn.execute(
-        select(deliveries).where(deliveries.c.provider_message_id == provider_message_id)
-    ).first()
