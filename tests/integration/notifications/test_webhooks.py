@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from services.notifications import audience
-from services.notifications.store import api_keys
+from services.notifications.store import api_keys, campaigns
 from services.notifications.webhooks import manage
 from services.notifications.webhooks.dispatcher import Dispatcher
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
@@ -196,7 +196,10 @@ def test_personal_data_reaches_only_the_partners_a_signer_chose(wh: Service) -> 
             for org, rx in ((LEAD, lead_rx), (PARTNER_A, a_rx), (PARTNER_B, b_rx))
         }
         wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B))
-        wh.publish(campaign(), petition("pet-1", "camp-1", LEAD))
+        wh.publish(campaign())
+        # Petition events learn the coalition from the campaign projection (another topic).
+        eventually(lambda: wh.count(campaigns) == 1, message="campaign projected")
+        wh.publish(petition("pet-1", "camp-1", LEAD))
         wh.publish(
             signed("shares.with.a@example.org", [PARTNER_A], attributed=PARTNER_B,
                    phone="+14155550111"),
