@@ -281,7 +281,7 @@ def main() -> None:
     parser.add_argument("--sms-rate", type=float, default=500.0)
     parser.add_argument("--email-procs", type=int, default=2)
     parser.add_argument("--email-threads", type=int, default=3)
-    parser.add_argument("--sms-threads", type=int, default=4)
+    parser.add_argument("--sms-threads", type=int, default=3)
     parser.add_argument("--fake-workers", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=12)
     args = parser.parse_args()
@@ -314,7 +314,7 @@ def main() -> None:
         )
         cleanups.append(sendgrid.stop)
         twilio = start_fake_process(
-            "twilio", str(work / "twilio.sqlite"), workers=2, threads=8,
+            "twilio", str(work / "twilio.sqlite"), workers=3, threads=16,
             account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
         )  # fmt: skip
         cleanups.append(twilio.stop)

@@ -29,6 +29,8 @@ class NotificationConfig:
     provider_timeout: float = 30.0
     email_sender_threads: int = 2
     sms_sender_threads: int = 1
+    # Texts of one batch in flight at once (each claimed in the ledger before its request).
+    sms_concurrency: int = 4
     dispatch_partitions: int = 6
     poll_interval: float = 0.2
     progress_interval: float = 1.0
@@ -58,6 +60,7 @@ class NotificationConfig:
             provider_timeout=float(_env("PROVIDER_TIMEOUT", str(d.provider_timeout))),
             email_sender_threads=int(_env("EMAIL_SENDER_THREADS", str(d.email_sender_threads))),
             sms_sender_threads=int(_env("SMS_SENDER_THREADS", str(d.sms_sender_threads))),
+            sms_concurrency=int(_env("SMS_CONCURRENCY", str(d.sms_concurrency))),
             dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
             batch_lease_seconds=float(_env("BATCH_LEASE_SECONDS", str(d.batch_lease_seconds))),
         )

@@ -158,3 +158,31 @@ def test_sms_outside_8_to_21_local_waits_for_the_morning(
         assert all(
             m.body["StatusCallback"].startswith("https://notify.example.org/") for m in messages
         )
+
+
+def test_sms_goes_at_the_configured_rate(
+    database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    from tests.integration.notifications.harness import fast_config
+
+    rate, count = 40.0, 200
+    config = fast_config(sms_rate_per_second=rate, sms_sender_threads=3, sms_batch_size=50)
+    clock = Clock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+    with running_service(
+        database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config, clock=clock
+    ) as service:
+        service.publish(organization("org-r"))
+        seed_audience(
+            service.engine, "camp-r", "org-r", count, prefix="rate", phone_every=1,
+            email_consent=False, time_zone="UTC",
+        )  # fmt: skip
+        service.start()
+        service.publish(alert("alert-rate", "camp-r", "org-r", ["sms"]))
+        eventually(lambda: finished(service, "alert-rate"), timeout=60, message="alert done")
+        times = sorted(m.ts for m in service.fakes.twilio_messages())
+        assert len(times) == count
+        achieved = (count - 1) / (times[-1] - times[0])
+        # Never faster than configured (beyond a tenth of a second of burst). The floor is 85%
+        # here, not the benchmark's 95%: in this test the fakes and every worker share one
+        # Python process (one GIL) on a shared machine.
+        assert 0.85 * rate <= achieved <= 1.1 * rate, achieved
