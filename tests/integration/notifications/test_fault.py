@@ -232,9 +232,9 @@ def test_alert_survives_kills_broker_restart_and_provider_faults(
         assert (row.failed, row.suppressed, row.dead_batches) == (0, 0, 0)
         # Every duplicate is one the service knew might happen and counted.
         assert duplicates <= row.ambiguous
-        # Only requests in flight at a SIGKILL are ambiguous: at most one batch or one text per
-        # sender thread per kill (3 kills, 2 email and 2 SMS threads per worker).
-        assert row.ambiguous <= 3 * (2 * 1000 + 2)
+        # Only requests in flight at a SIGKILL are ambiguous: at most one batch per email thread
+        # and SMS_CONCURRENCY texts per SMS thread, per kill (3 kills; 2 + 2 threads a worker).
+        assert row.ambiguous <= 3 * (2 * 1000 + 2 * 4)
     finally:
         if workers is not None:
             workers.stop()
