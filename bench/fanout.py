@@ -274,6 +274,28 @@ def plain_sdk(url: str, n: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
+def plain_twilio(url: str, count: int, concurrency: int) -> float:
+    """Create count messages with the plain Twilio SDK, unpaced; return messages per second."""
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    local = threading.local()
+
+    def create(i: int) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = Client(
+                ACCOUNT_SID, AUTH_TOKEN, http_client=TwilioHttpClient(timeout=30)
+            )
+            client.api.base_url = url
+        client.messages.create(to=f"+1555{i:07d}", from_="+15557654321", body="plain")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(create, range(count)))
+    return count / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -409,6 +431,10 @@ def main() -> None:
         )
         print(f"  rate first->last message   {achieved:12,.0f} msg/s at {args.sms_rate:,.0f}/s"
               f" configured ({share:.0%}) {'OK' if share >= 0.95 else 'BELOW 95%'}")  # fmt: skip
+        sms_concurrency = args.sms_threads * int(env.get("SMS_CONCURRENCY", "4"))
+        plain_sms = plain_twilio(twilio.url, min(args.sms, 3000), sms_concurrency)
+        print(f"  plain Twilio SDK, unpaced  {plain_sms:12,.0f} msg/s ({sms_concurrency} threads,"
+              " the fake's ceiling here)")  # fmt: skip
         peak_max = max(peaks.values()) / 2**20 if peaks else 0
         print(
             json.dumps(
@@ -423,6 +449,7 @@ def main() -> None:
                     "peak_rss_mb_max": round(peak_max),
                     "sms_rate_achieved": round(achieved, 1),
                     "sms_rate_configured": args.sms_rate,
+                    "plain_twilio_msg_per_s": round(plain_sms, 1),
                 }
             ),
             flush=True,
