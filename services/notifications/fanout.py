@@ -217,7 +217,7 @@ class DispatchSender:
             # A slow SMS batch or a long provider backoff must not cost the partition.
             max_poll_interval_ms=900_000,
         )
-        consumer.partitions_for_topic(DISPATCH)  # metadata first: see worker.warmed_consumer
+        consumer.partitions_for_topic(DISPATCH)  # metadata first, as ConsumerRunner does
         consumer.subscribe([DISPATCH])
         try:
             while not self._stop.is_set():

@@ -7,9 +7,7 @@ progress publisher; `email` / `sms` run only dispatch senders (scale these out).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-
-from kafka import KafkaConsumer
+from collections.abc import Sequence
 
 from services.notifications import store
 from services.notifications.bootstrap import Deps, build
@@ -18,28 +16,11 @@ from services.notifications.fanout import DispatchSender, Expander, ProgressPubl
 from services.notifications.handlers import handlers
 from services.notifications.webhooks.dispatcher import from_deps as webhook_dispatcher
 from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS
-from shared.kafka import make_consumer
 from shared.logging import configure_logging
 from shared.service import worker_parts
 from shared.worker import Stoppable, run_all
 
 ROLES = ("all", "core", "email", "sms")
-
-
-def warmed_consumer(deps: Deps, group: str, topics: list[str]) -> Callable[[], KafkaConsumer]:
-    """Return a consumer factory that learns the topics' partitions before joining the group.
-
-    A member that joins before its metadata lists the topics can be handed no partitions and
-    keep none until the next rebalance; fetching the metadata first avoids that.
-    """
-
-    def factory() -> KafkaConsumer:
-        consumer = make_consumer(deps.settings.kafka_bootstrap_servers, group, f"{group}-consumer")
-        for topic in topics:
-            consumer.partitions_for_topic(topic)
-        return consumer
-
-    return factory
 
 
 def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[Stoppable]:
@@ -61,7 +42,6 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
             handlers(deps),
             group=group,
         )
-        runner._consumer_factory = warmed_consumer(deps, group, runner.all_topics())
         result += [
             relay,
             runner,
