@@ -141,7 +141,7 @@ def test_alert_survives_kills_broker_restart_and_provider_faults(
         workers.spawn()
         workers.spawn()
         members = {group: 2, f"{group}-email-sender": 4, f"{group}-sms-sender": 4}
-        eventually(lambda: groups_stable(broker.bootstrap, members), timeout=120, interval=0.5)
+        eventually(lambda: groups_stable(broker.bootstrap, members), timeout=300, interval=0.5)
 
         total = EMAILS + SMS
         engine_url = database_url
