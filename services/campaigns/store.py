@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Column,
     Connection,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +17,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     and_,
     func,
     insert,
@@ -28,25 +26,8 @@ from sqlalchemy import (
 )
 
 from shared.auth import api_keys_table
+from shared.db import Moment
 from shared.outbox import shared_tables
-
-
-class Moment(TypeDecorator[datetime]):
-    """A UTC timestamp that comes back time-zone aware on SQLite too (it stores naive text)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("timestamps must be time-zone aware")
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
 
 metadata = MetaData()
 outbox_table, processed_table = shared_tables(metadata)

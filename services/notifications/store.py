@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -11,14 +11,12 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
-    DateTime,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     any_,
     bindparam,
@@ -29,26 +27,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.auth import api_keys_table
-from shared.db import BigId
+from shared.db import BigId, Moment
 from shared.outbox import shared_tables
-
-
-class Moment(TypeDecorator[datetime]):
-    """A UTC timestamp that comes back time-zone aware on SQLite too (it stores naive text)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("timestamps must be time-zone aware")
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
 
 metadata = MetaData()
 outbox_table, processed_table = shared_tables(metadata)

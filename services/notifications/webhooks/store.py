@@ -14,8 +14,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from services.notifications.store import Moment, metadata
-from shared.db import BigId
+from services.notifications.store import metadata
+from shared.db import BigId, Moment
 
 # failing_since: the first failure since the last success (None while healthy).
 # disabled_reason: "gone" (410), "failing" (failing too long), "partner" (turned off by its owner).
