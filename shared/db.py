@@ -68,10 +68,6 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     )
 
 
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
 def is_connection_error(exc: BaseException) -> bool:
     """Return True when the database itself is unreachable (as opposed to a bad statement)."""
     if isinstance(exc, DBAPIError):

@@ -52,8 +52,9 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     if errors and (not message or message == exc.description):
         message = "Invalid " + ", ".join(sorted(str(name) for name in errors))
     response = jsonify(error_body(code, str(message or HTTPStatus(code).phrase), errors))
-    for name, value in exc.get_headers() if code == 429 else []:
-        if name.lower() == "retry-after":
+    # Keep what the exception says in headers (Retry-After on 429, Allow on 405, ...).
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
             response.headers[name] = value
     headers = data.get("headers") if isinstance(data, dict) else None
     if headers:

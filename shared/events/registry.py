@@ -64,9 +64,6 @@ class EventRegistry:
         except KeyError:
             raise UnknownEventType(f"unknown event type {name!r}") from None
 
-    def topics(self) -> set[str]:
-        return {event_type.topic for event_type in self._types.values()}
-
     def check_outgoing(self, event: Event) -> EventType:
         """Validate an event about to be published; raise InvalidEvent naming the fields."""
         return self._check(event.type, event.data, self._strict)

@@ -54,6 +54,8 @@ def test_domain_errors_unknown_routes_and_crashes_share_the_shape() -> None:
         "status": "Conflict",
         "message": "already there",
     }
+    wrong_method = client.delete("/api/v1/things/conflict")
+    assert wrong_method.status_code == 405 and "GET" in wrong_method.headers["Allow"]
     missing = client.get("/api/v1/nothing")
     assert missing.status_code == 404 and missing.get_json()["code"] == 404
     crash = client.get("/api/v1/things/boom")
