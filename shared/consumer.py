@@ -6,15 +6,21 @@ effect), and commits the Kafka offsets only after that transaction commits. A re
 never be processed goes to ``<topic>.<group>.dlq`` with its error and origin in headers; a
 ``RetryableError`` sends it to ``<topic>.<group>.retry`` to be tried again after a backoff. When
 the database is unreachable the runner pauses its partitions and resumes when it is back.
+
+A batch's transaction runs on the runner's apply thread while the next batch is fetched and
+validated: batches are still applied one at a time and in order.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,7 +32,7 @@ from sqlalchemy import Connection, Engine, Table, delete, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared import metrics
-from shared.db import database_ready, is_connection_error
+from shared.db import database_ready, is_connection_error, json_param
 from shared.errors import InvalidEvent, RetryableError
 from shared.events.envelope import Event, decode, utcnow
 from shared.events.registry import EventRegistry
@@ -141,6 +147,7 @@ class ConsumerRunner:
         partitions: int = 3,
         replication_factor: int = 1,
         keep_processed_days: float = 14.0,
+        switch_interval: float | None = 0.001,
         consumer_factory: Callable[[], KafkaConsumer] | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
     ) -> None:
@@ -164,6 +171,7 @@ class ConsumerRunner:
         self.poll_timeout_ms = poll_timeout_ms
         self.partitions = partitions
         self.replication_factor = replication_factor
+        self.switch_interval = switch_interval
         self._consumer_factory = consumer_factory or (
             lambda: make_consumer(bootstrap, group, f"{group}-consumer")
         )
@@ -178,6 +186,8 @@ class ConsumerRunner:
         # Retry partitions held back until their head record is due (monotonic deadline).
         self._held: dict[TopicPartition, float] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._applier: ThreadPoolExecutor | None = None
+        self._inflight: tuple[_Batch, Future[None]] | None = None
         self.stats = {"processed": 0, "skipped": 0, "duplicates": 0, "dead": 0, "retried": 0}
         self.keep_processed = timedelta(days=keep_processed_days)
         self._next_prune = 0.0
@@ -203,6 +213,11 @@ class ConsumerRunner:
         """Consume until stop() is called."""
         ensure_topics(self.bootstrap, self.all_topics(), self.partitions, self.replication_factor)
         self._consumer = self._consumer_factory()
+        self._applier = ThreadPoolExecutor(1, thread_name_prefix=f"{self.group}-apply")
+        if self.switch_interval is not None:
+            # When PostgreSQL answers, the apply thread needs the GIL back from the polling
+            # thread: at the default 5 ms interval that wait was longer than the database's work.
+            sys.setswitchinterval(self.switch_interval)
         subscribed = self.topics + list(self._retry_topics)
         self._load_metadata(subscribed)
         self._consumer.subscribe(subscribed)
@@ -222,6 +237,12 @@ class ConsumerRunner:
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
+            try:
+                self._settle()
+            except Exception as exc:  # noqa: BLE001 - its events are redelivered, deduped
+                log.warning("last batch not finished", extra={"error": type(exc).__name__})
+            self._applier.shutdown(wait=True)
+            self._applier = None
             self._commit(dict(self._committed), wait=True)
             self._consumer.close(autocommit=False)
             if self._producer is not None:
@@ -245,27 +266,66 @@ class ConsumerRunner:
             log.warning("topic metadata not loaded", extra={"topics": missing})
 
     def poll_once(self) -> None:
-        """Poll one batch and process it completely (or put it back when the database is down)."""
+        """Poll the next batch while the previous one is applied, then hand the next one over.
+
+        The database transaction of batch N runs on the runner's apply thread (it mostly waits
+        on PostgreSQL, which works on another core) while this thread fetches and validates
+        batch N+1. Batches are still applied one at a time and in order, and offsets are only
+        committed after their batch's transaction has committed.
+        """
         consumer = self._consumer
         assert consumer is not None, "run() creates the consumer"
         self._release_due()
         self._prune_if_due()
         records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-        if not records:
+        batch = self._prepare(records) if records else None
+        if not self._settle(pending=batch):
             return
-        batch = self._prepare(records)
+        if batch is None:
+            return
         if batch.work:
-            try:
-                self._apply(batch.work, batch.outcome)
-            except DatabaseDown:
-                self._wait_for_database(batch)
-                return
+            assert self._applier is not None, "run() creates the apply thread"
+            self._inflight = (batch, self._applier.submit(self._apply, batch.work, batch.outcome))
+        else:
+            self._finish_batch(batch)
+
+    def _settle(self, pending: _Batch | None = None) -> bool:
+        """Wait for the batch being applied and finish it; False if the database went away.
+
+        ``pending`` is a batch polled meanwhile: if the database is down it is put back too.
+        """
+        if self._inflight is None:
+            return True
+        batch, applied = self._inflight
+        self._inflight = None
+        try:
+            applied.result()
+        except DatabaseDown:
+            self._wait_for_database(batch, pending)
+            return False
+        except BaseException:
+            self._seek_back(batch, pending)
+            raise
+        try:
+            self._finish_batch(batch)
+        except KafkaError:
+            self._seek_back(batch, pending)
+            raise
+        return True
+
+    def _finish_batch(self, batch: _Batch) -> None:
         try:
             self._finish(batch.outcome)
         except KafkaError:
             # Dead letters or retries were not written: take the whole batch again later.
             self._seek(batch.first_offsets)
             raise
+
+    def _seek_back(self, batch: _Batch, pending: _Batch | None) -> None:
+        """Rewind to the first offsets of a batch and of the one polled after it."""
+        offsets = dict(pending.first_offsets) if pending is not None else {}
+        offsets.update(batch.first_offsets)  # the earlier batch's offsets win
+        self._seek(offsets)
 
     # -- one batch -------------------------------------------------------------------------------
 
@@ -397,11 +457,12 @@ class ConsumerRunner:
             outcome.retries.append((item, exc))
 
     def _count(self, items: list[_Item], fresh: set[str]) -> None:
-        for item in items:
-            if item.event.id in fresh:
-                metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "processed").inc()
-        self.stats["processed"] += len(fresh)
-        self.stats["duplicates"] += len(items) - len(fresh)
+        applied = Counter(item.event.type for item in items if item.event.id in fresh)
+        for event_type, count in applied.items():
+            metrics.EVENTS_CONSUMED.labels(self.group, event_type, "processed").inc(count)
+        processed = sum(applied.values())
+        self.stats["processed"] += processed
+        self.stats["duplicates"] += len(items) - processed
 
     @staticmethod
     def _runs(items: list[_Item]) -> list[list[_Item]]:
@@ -432,14 +493,18 @@ class ConsumerRunner:
         table = self.processed
         now = utcnow()
         if conn.dialect.name == "postgresql":
-            # One array parameter instead of 3 x N bind parameters: compiling those dominated.
+            # One JSON parameter instead of 3 x N bind parameters (compiling those dominated),
+            # and only the ids seen before come back: usually none, so nothing to fetch.
             statement = text(
-                f"INSERT INTO {table.name} (consumer_group, event_id, processed_at) "
-                "SELECT :group, unnest(CAST(:ids AS text[])), :now "
-                "ON CONFLICT DO NOTHING RETURNING event_id"
+                f"WITH fresh AS (INSERT INTO {table.name} (consumer_group, event_id, processed_at) "
+                "SELECT :group, json_array_elements_text(CAST(:ids AS json)), :now "
+                "ON CONFLICT DO NOTHING RETURNING event_id) "
+                "SELECT json_array_elements_text(CAST(:ids AS json)) "
+                "EXCEPT ALL SELECT event_id FROM fresh"
             )
-            params = {"group": self.group, "ids": event_ids, "now": now}
-            return set(conn.execute(statement, params).scalars())
+            params = {"group": self.group, "ids": json_param(event_ids), "now": now}
+            seen = set(conn.execute(statement, params).scalars())
+            return set(event_ids) - seen if seen else set(event_ids)
         rows = [
             {"consumer_group": self.group, "event_id": eid, "processed_at": now}
             for eid in event_ids
@@ -553,13 +618,13 @@ class ConsumerRunner:
 
     # -- database outage -------------------------------------------------------------------------
 
-    def _wait_for_database(self, batch: _Batch) -> None:
+    def _wait_for_database(self, batch: _Batch, pending: _Batch | None = None) -> None:
         """Put the batch back, pause every partition and resume once the database answers."""
         consumer = self._consumer
         assert consumer is not None
         log.warning("database unreachable, consumer paused", extra={"group": self.group})
         metrics.CONSUMER_PAUSED.labels(self.group).set(1)
-        self._seek(batch.first_offsets)
+        self._seek_back(batch, pending)
         consumer.pause(*consumer.assignment())
         delay = 0.25
         while not self.stopping:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -66,6 +68,16 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         pool_recycle=1800,
         hide_parameters=True,
     )
+
+
+def json_param(values: Sequence[Any]) -> str:
+    """Pass a list to PostgreSQL as one JSON parameter; read it with json_array_elements[_text].
+
+    psycopg adapts a Python list parameter element by element in Python (about 1.5 us each);
+    orjson writes the whole list in C and the server parses it in C (about 0.4 us each). Rows
+    go as lists (``r->>0``, ``r->>1``, ...).
+    """
+    return orjson.dumps(values).decode()
 
 
 def is_connection_error(exc: BaseException) -> bool:

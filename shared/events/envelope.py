@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from shared.errors import InvalidEvent
 
 SPEC_VERSION = "1.0"
@@ -32,7 +34,7 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)  # Python 3.11 reads RFC 3339, Z included
 
 
 def json_dumps(data: Any) -> bytes:
@@ -69,15 +71,25 @@ class Event:
         return json_dumps(dict(self.data))
 
 
-def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
-    """Rebuild an event from a Kafka record; raise InvalidEvent if it is not one."""
-    attrs: dict[str, str] = {}
-    for name, raw in headers or ():
-        if name.startswith("ce_") or name == "content-type":
+def _attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    try:
+        return {
+            name: raw.decode()
+            for name, raw in headers or ()
+            if name.startswith("ce_") or name == "content-type"
+        }
+    except (UnicodeDecodeError, AttributeError):
+        for name, raw in headers:
             try:
-                attrs[name] = raw.decode()
+                raw.decode()
             except (UnicodeDecodeError, AttributeError):
                 raise InvalidEvent(f"header {name} is not UTF-8") from None
+        raise
+
+
+def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
+    """Rebuild an event from a Kafka record; raise InvalidEvent if it is not one."""
+    attrs = _attributes(headers)
     for required in ("ce_id", "ce_source", "ce_type", "ce_specversion"):
         if not attrs.get(required):
             raise InvalidEvent(f"missing header {required}")
@@ -86,13 +98,14 @@ def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, 
     if value is None:
         raise InvalidEvent("empty record value")
     try:
-        data = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"record value is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidEvent("record value must be a JSON object")
+    ce_time = attrs.get("ce_time")
     try:
-        moment = parse_time(attrs["ce_time"]) if attrs.get("ce_time") else utcnow()
+        moment = parse_time(ce_time) if ce_time else utcnow()
     except ValueError:
         raise InvalidEvent("ce_time is not RFC 3339") from None
     return Event(

@@ -17,7 +17,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, text
 
 from shared.consumer import ConsumerRunner, RetryPolicy
-from shared.db import BigId, make_engine
+from shared.db import BigId, json_param, make_engine
 from shared.events import Event, EventRegistry, EventType
 from shared.kafka import make_producer
 from shared.outbox import Outbox, shared_tables
@@ -70,20 +70,16 @@ def effect_handler(effects: Table, delay: float = 0.0) -> Any:
 
 
 def bulk_effect_handler(effects: Table) -> Any:
-    """Apply a run of events in one statement (arrays on PostgreSQL, rows on SQLite)."""
+    """Apply a run of events in one statement (one JSON parameter on PostgreSQL, rows on SQLite)."""
 
     def handle(events: list[Event], conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(
                 text(
-                    f"INSERT INTO {effects.name} (event_id, item_key, seq) SELECT * FROM "
-                    "unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:seqs AS int[]))"
+                    f"INSERT INTO {effects.name} (event_id, item_key, seq) "
+                    "SELECT r->>0, r->>1, (r->>2)::int FROM json_array_elements(CAST(:rows AS json)) r"
                 ),
-                {
-                    "ids": [e.id for e in events],
-                    "keys": [e.data["item_id"] for e in events],
-                    "seqs": [e.data["seq"] for e in events],
-                },
+                {"rows": json_param([(e.id, e.data["item_id"], e.data["seq"]) for e in events])},
             )
             return
         rows = [

@@ -1,0 +1,96 @@
+"""The registry's fast acceptance test never accepts what the Marshmallow schema would refuse."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from marshmallow import Schema, fields, validate
+
+from shared.events.catalog import CATALOG
+from shared.events.registry import EventRegistry
+
+JUNK: list[Any] = [
+    None,
+    "",
+    "x",
+    "a" * 65,
+    "not an email",
+    "2026-13-45T99:00:00Z",
+    0,
+    -1,
+    1.5,
+    True,
+    False,
+    [],
+    ["x", 1],
+    {},
+    {"unexpected": 1},
+    "draft",
+    "email",
+    "12",
+]
+
+
+def plausible(field: fields.Field[Any], rng: random.Random, mutate: float = 0.0) -> Any:
+    """A value the field probably accepts (the test also mutates it into junk)."""
+    for validator in field.validators:
+        if isinstance(validator, validate.OneOf):
+            return rng.choice(list(validator.choices))
+        if isinstance(validator, validate.Length) and validator.equal:
+            return "f" * validator.equal
+    if isinstance(field, fields.Email):
+        return "mei@example.org"
+    if isinstance(field, fields.DateTime):
+        return datetime.now(UTC).isoformat()
+    if isinstance(field, fields.Boolean):
+        return rng.random() < 0.5
+    if isinstance(field, fields.Integer):
+        return rng.randint(-5, 10_000)
+    if isinstance(field, fields.List):
+        return [plausible(field.inner, rng, mutate) for _ in range(rng.randint(0, 3))]
+    if isinstance(field, fields.Nested):
+        return document(field.schema, rng, mutate)
+    if isinstance(field, fields.Dict):
+        values = field.value_field
+        if values is None:
+            return {"en": "Hello", "ja": "こんにちは"}
+        return {"en": plausible(values, rng, mutate), "ja": plausible(values, rng, mutate)}
+    return rng.choice(["p-1", "Mei", "en", "ja", "zh-Hant"])
+
+
+def document(schema: Schema, rng: random.Random, mutate: float = 0.0) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, field in schema.load_fields.items():
+        key = field.data_key or name
+        roll = rng.random()
+        if roll < mutate / 3:
+            continue  # missing
+        if roll < mutate:
+            data[key] = rng.choice(JUNK)
+        else:
+            data[key] = plausible(field, rng, mutate)
+    if rng.random() < mutate:
+        data["extra_field"] = "surprise"
+    return data
+
+
+@pytest.mark.parametrize("event_type", list(CATALOG), ids=lambda t: t.name)
+@pytest.mark.parametrize("strict", [True, False], ids=["outgoing", "incoming"])
+def test_fast_acceptance_is_a_subset_of_the_schema(event_type: Any, strict: bool) -> None:
+    registry = EventRegistry([event_type])
+    schema = event_type.schema(unknown="raise" if strict else "exclude")
+    rng = random.Random(event_type.name)
+    accepted_fast = rejected_fast = 0
+    for i in range(300):
+        data = document(schema, rng, mutate=0.0 if i < 30 else 0.3)
+        if registry.accepts_fast(event_type.name, data, strict=strict):
+            accepted_fast += 1
+            assert schema.validate(data) == {}, data
+        else:
+            rejected_fast += 1
+    # The cheap path must actually serve well-formed events, or it is only overhead.
+    assert accepted_fast >= 30
+    assert rejected_fast > 0
