@@ -11,14 +11,14 @@ from urllib.parse import urlencode
 
 from flask import current_app, request
 from flask_smorest import Blueprint
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 
-from services.campaigns import alerts, operations
+from services.campaigns import alerts, operations, store
 from services.campaigns import schemas as s
 from services.campaigns.bootstrap import Deps
-from services.campaigns.idempotency import DOC as IDEMPOTENCY_DOC
-from services.campaigns.idempotency import idempotent
 from shared.auth import KeyVerifier, Principal, current_principal
+from shared.idempotency import DOC as IDEMPOTENCY_DOC
+from shared.idempotency import idempotent
 
 EXTENSION = "kinship_campaigns"
 AUTH_DOC: dict[str, Any] = {"security": [{"bearer": []}]}
@@ -33,9 +33,9 @@ def caller() -> Principal:
     return current_principal(deps().verifier)
 
 
-def _services() -> tuple[Engine, KeyVerifier]:
+def _services() -> tuple[Engine, KeyVerifier, Table]:
     found = deps()
-    return found.engine, found.verifier
+    return found.engine, found.verifier, store.idempotency_keys
 
 
 once = idempotent(_services)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from services.campaigns import alerts
+from services.campaigns import alerts, store
 from services.campaigns.bootstrap import Deps
-from services.campaigns.idempotency import forget_expired
+from shared.idempotency import forget_expired
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class AlertScheduler:
                     self._stop.wait(self.interval)
                 rounds += 1
                 if rounds % self.housekeeping_every == 0:
-                    forget_expired(self.deps.engine)
+                    forget_expired(self.deps.engine, store.idempotency_keys)
             except Exception as exc:  # noqa: BLE001 - keep scheduling through outages
                 log.warning("alert scheduler paused", extra={"error": type(exc).__name__})
                 self._stop.wait(min(self.interval * 4, 5.0))

@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     func,
     insert,
     or_,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 
 from shared.auth import api_keys_table
 from shared.db import Moment
+from shared.idempotency import idempotency_table
 from shared.outbox import shared_tables
 
 metadata = MetaData()
@@ -125,16 +125,7 @@ alerts = Table(
     Index("ix_alerts_due", "status", "send_at"),
 )
 
-idempotency_keys = Table(
-    "idempotency_keys",
-    metadata,
-    Column("key_id", String(64), primary_key=True),  # the API key that sent the request
-    Column("idempotency_key", String(255), primary_key=True),
-    Column("fingerprint", String(64), nullable=False),
-    Column("status_code", Integer),  # NULL while the first request is in progress
-    Column("body", Text),
-    Column("created_at", Moment(), nullable=False, index=True),
-)
+idempotency_keys = idempotency_table(metadata)
 
 PROGRESS_FIELDS = ("total", "queued", "sent", "delivered", "failed", "suppressed")
 
@@ -415,17 +406,3 @@ def record_progress(
         .values(**values)
     )
     return result.rowcount == 1
-
-
-# -- idempotency -------------------------------------------------------------------------------
-
-
-def idempotent_response(conn: Connection, key_id: str, idem_key: str) -> Any:
-    return conn.execute(
-        select(idempotency_keys).where(
-            and_(
-                idempotency_keys.c.key_id == key_id,
-                idempotency_keys.c.idempotency_key == idem_key,
-            )
-        )
-    ).first()

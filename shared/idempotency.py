@@ -1,8 +1,13 @@
 """Idempotency-Key for creating POSTs: a retried request gets the first one's response.
 
+Every service that honours the header keeps its records in a table made by idempotency_table()
+in its own metadata, and decorates its views with idempotent(services), where services()
+returns the service's engine, key verifier and that table.
+
 The key is scoped to the API key that sent it. Only successful responses are kept: a request
 that failed changed nothing (its transaction rolled back), so retrying it is safe. A key reused
 with a different request is refused (422); a retry while the first is still running gets 409.
+Records are kept for KEPT_FOR; the service's housekeeping calls forget_expired().
 """
 
 from __future__ import annotations
@@ -14,11 +19,23 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Response, make_response, request
-from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from services.campaigns import store
 from shared.auth import KeyVerifier, current_principal
+from shared.db import Moment
 from shared.errors import Conflict, FieldError
 from shared.events.envelope import utcnow
 
@@ -27,7 +44,7 @@ HEADER = "Idempotency-Key"
 # A first request that never finished (its process died) stops blocking retries after this.
 ABANDONED_AFTER = timedelta(minutes=1)
 KEPT_FOR = timedelta(hours=24)
-DOC = {
+DOC: dict[str, Any] = {
     "parameters": [
         {
             "in": "header",
@@ -39,6 +56,22 @@ DOC = {
     ]
 }
 
+Services = Callable[[], tuple[Engine, KeyVerifier, Table]]
+
+
+def idempotency_table(metadata: MetaData, name: str = "idempotency_keys") -> Table:
+    """Define the idempotency records table in a service's metadata."""
+    return Table(
+        name,
+        metadata,
+        Column("key_id", String(64), primary_key=True),  # the API key that sent the request
+        Column("idempotency_key", String(255), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),
+        Column("status_code", Integer),  # NULL while the first request is in progress
+        Column("body", Text),
+        Column("created_at", Moment(), nullable=False, index=True),
+    )
+
 
 def _fingerprint() -> str:
     digest = hashlib.sha256(f"{request.method} {request.full_path}\n".encode())
@@ -46,7 +79,7 @@ def _fingerprint() -> str:
     return digest.hexdigest()
 
 
-def idempotent(services: Callable[[], tuple[Engine, KeyVerifier]]) -> Callable[[F], F]:
+def idempotent(services: Services) -> Callable[[F], F]:
     """Decorate a creating view so an Idempotency-Key header makes retries safe."""
 
     def decorate(view: F) -> F:
@@ -57,20 +90,20 @@ def idempotent(services: Callable[[], tuple[Engine, KeyVerifier]]) -> Callable[[
                 return view(*args, **kwargs)
             if not 1 <= len(idem) <= 255:
                 raise FieldError(HEADER, "Use 1 to 255 characters.")
-            engine, verifier = services()
-            principal = current_principal(verifier)
-            replay = _claim(engine, principal.key_id, idem, _fingerprint())
+            engine, verifier, table = services()
+            key_id = current_principal(verifier).key_id
+            replay = _claim(engine, table, key_id, idem, _fingerprint())
             if replay is not None:
                 return replay
             try:
                 response = make_response(view(*args, **kwargs))
             except BaseException:
-                _release(engine, principal.key_id, idem)
+                _release(engine, table, key_id, idem)
                 raise
             if response.status_code < 300:
-                _keep(engine, principal.key_id, idem, response)
+                _keep(engine, table, key_id, idem, response)
             else:
-                _release(engine, principal.key_id, idem)
+                _release(engine, table, key_id, idem)
             return response
 
         return cast(F, wrapper)
@@ -78,10 +111,11 @@ def idempotent(services: Callable[[], tuple[Engine, KeyVerifier]]) -> Callable[[
     return decorate
 
 
-def _claim(engine: Engine, key_id: str, idem: str, fingerprint: str) -> Response | None:
+def _claim(
+    engine: Engine, table: Table, key_id: str, idem: str, fingerprint: str
+) -> Response | None:
     """Claim the key for this request, or return the stored response to replay."""
     now = utcnow()
-    table = store.idempotency_keys
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -92,8 +126,9 @@ def _claim(engine: Engine, key_id: str, idem: str, fingerprint: str) -> Response
         return None
     except IntegrityError:
         pass
+    mine = (table.c.key_id == key_id, table.c.idempotency_key == idem)
     with engine.begin() as conn:
-        row = store.idempotent_response(conn, key_id, idem)
+        row = conn.execute(select(table).where(*mine)).first()
         if row is None:  # released between our insert and this read: the caller may retry
             raise Conflict("A request with this Idempotency-Key just failed; retry it")
         if row.fingerprint != fingerprint:
@@ -103,11 +138,7 @@ def _claim(engine: Engine, key_id: str, idem: str, fingerprint: str) -> Response
                 raise Conflict("A request with this Idempotency-Key is still in progress")
             taken = conn.execute(
                 update(table)
-                .where(
-                    table.c.key_id == key_id,
-                    table.c.idempotency_key == idem,
-                    table.c.created_at == row.created_at,
-                )
+                .where(*mine, table.c.created_at == row.created_at)
                 .values(created_at=now)
             )
             if taken.rowcount != 1:
@@ -118,8 +149,7 @@ def _claim(engine: Engine, key_id: str, idem: str, fingerprint: str) -> Response
     return response
 
 
-def _keep(engine: Engine, key_id: str, idem: str, response: Response) -> None:
-    table = store.idempotency_keys
+def _keep(engine: Engine, table: Table, key_id: str, idem: str, response: Response) -> None:
     with engine.begin() as conn:
         conn.execute(
             update(table)
@@ -128,15 +158,13 @@ def _keep(engine: Engine, key_id: str, idem: str, response: Response) -> None:
         )
 
 
-def _release(engine: Engine, key_id: str, idem: str) -> None:
-    table = store.idempotency_keys
+def _release(engine: Engine, table: Table, key_id: str, idem: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(table).where(table.c.key_id == key_id, table.c.idempotency_key == idem))
 
 
-def forget_expired(engine: Engine) -> int:
-    """Delete idempotency records older than a day; return how many."""
-    table = store.idempotency_keys
+def forget_expired(engine: Engine, table: Table) -> int:
+    """Delete idempotency records older than KEPT_FOR; return how many."""
     with engine.begin() as conn:
         result = conn.execute(delete(table).where(table.c.created_at < utcnow() - KEPT_FOR))
     return result.rowcount

@@ -1,0 +1,93 @@
+"""shared.idempotency on SQLite: replay, a different request, a request still running, expiry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, request
+from sqlalchemy import MetaData, insert, select, update
+
+from shared.auth import Principal
+from shared.db import make_engine
+from shared.events.envelope import utcnow
+from shared.idempotency import forget_expired, idempotency_table, idempotent
+from shared.web import register_error_handlers
+
+
+class Verifier:
+    def verify(self, token: str) -> Principal | None:
+        return Principal(key_id=token, role="admin", organization_id="org")
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Any:
+    engine = make_engine(f"sqlite:///{tmp_path / 'idem.db'}")
+    metadata = MetaData()
+    table = idempotency_table(metadata, "test_idempotency_keys")
+    metadata.create_all(engine)
+    app = Flask(__name__)
+    register_error_handlers(app)
+    calls: list[Any] = []
+
+    @app.post("/things")
+    @idempotent(lambda: (engine, Verifier(), table))
+    def create() -> Any:
+        calls.append(request.get_json())
+        if request.get_json().get("fail"):
+            return {"error": "no"}, 400
+        return {"n": len(calls)}, 201
+
+    yield engine, table, app.test_client(), calls
+    engine.dispose()
+
+
+def post(client: Any, body: dict[str, Any], key: str | None, api_key: str = "k1") -> Any:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return client.post("/things", json=body, headers=headers)
+
+
+def test_a_retry_replays_and_a_different_request_is_refused(setup: Any) -> None:
+    engine, table, client, calls = setup
+    first = post(client, {"a": 1}, "x")
+    again = post(client, {"a": 1}, "x")
+    assert first.status_code == again.status_code == 201 and len(calls) == 1
+    assert again.get_json() == first.get_json() and again.headers["Idempotent-Replayed"] == "true"
+    other = post(client, {"a": 2}, "x")
+    assert other.status_code == 422 and "Idempotency-Key" in other.get_json()["errors"]
+    assert post(client, {"a": 2}, "x", api_key="k2").status_code == 201  # scoped per API key
+    assert post(client, {"a": 1}, None).status_code == 201 and len(calls) == 3
+    failed = post(client, {"fail": True}, "y")
+    assert failed.status_code == 400 and post(client, {"fail": True}, "y").status_code == 400
+    assert len(calls) == 5  # a failure keeps nothing: the retry ran again
+
+
+def test_in_progress_is_a_conflict_until_abandoned(setup: Any) -> None:
+    engine, table, client, calls = setup
+    post(client, {"a": 1}, "x")
+    with engine.begin() as conn:  # as if the first request were still running
+        conn.execute(update(table).values(status_code=None, body=None))
+    assert post(client, {"a": 1}, "x").status_code == 409
+    with engine.begin() as conn:  # ... or had died two minutes ago
+        conn.execute(update(table).values(created_at=utcnow() - timedelta(minutes=2)))
+    taken = post(client, {"a": 1}, "x")
+    assert taken.status_code == 201 and "Idempotent-Replayed" not in taken.headers
+    assert len(calls) == 2
+
+
+def test_forget_expired_keeps_a_day(setup: Any) -> None:
+    engine, table, _, _ = setup
+    with engine.begin() as conn:
+        for key, age in (("old", timedelta(hours=25)), ("new", timedelta(hours=23))):
+            conn.execute(
+                insert(table).values(
+                    key_id="k", idempotency_key=key, fingerprint="f", created_at=utcnow() - age
+                )
+            )
+    assert forget_expired(engine, table) == 1
+    with engine.connect() as conn:
+        assert list(conn.execute(select(table.c.idempotency_key)).scalars()) == ["new"]
