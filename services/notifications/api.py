@@ -20,9 +20,11 @@ from services.notifications.bootstrap import Deps
 from services.notifications.domain import sms_keyword
 from services.notifications.fanout import alert_counts
 from services.notifications.schemas import AlertProgressSchema, ErasureRequestSchema, ErasureSchema
-from services.notifications.store import alerts, supporters
+from services.notifications.store import alerts, idempotency_keys, supporters
 from shared.auth import Principal, authorize, current_principal, require_role
 from shared.errors import FieldError, NotFound, PermissionDenied
+from shared.idempotency import DOC as IDEMPOTENCY_DOC
+from shared.idempotency import idempotent
 from shared.privacy import phone_hash
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
@@ -264,13 +266,20 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
     """Authenticated API: erasure by admins, alert progress for the alert's organization."""
     blp = ApiBlueprint("notifications", __name__, url_prefix="/api/v1", description="Notifications")
     verifier: Callable[[], Any] = lambda: deps.verifier  # noqa: E731
+    once = idempotent(lambda: (deps.engine, deps.verifier, idempotency_keys))
 
     @blp.route("/erasures", methods=["POST"])
+    @once
     @blp.arguments(ErasureRequestSchema)
     @blp.response(202, ErasureSchema)
+    @blp.doc(**IDEMPOTENCY_DOC)
     @require_role(verifier, ["admin"])
     def create_erasure(body: dict[str, Any]) -> dict[str, Any]:
-        """Erase a person by email or phone here and, through person.erased, everywhere."""
+        """Erase a person by email or phone here and, through person.erased, everywhere.
+
+        With an Idempotency-Key header a retry returns the first response (24 h) and erases
+        nothing again; the same key with a different request is refused (422).
+        """
         email, phone = body.get("email"), body.get("phone")
         if not email and not phone:
             raise FieldError("email", "give an email or a phone number")

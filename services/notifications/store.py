@@ -1,4 +1,7 @@
-"""The notifications database: audience projection, suppressions, delivery ledger, alerts."""
+"""The notifications database: audience projection, suppressions, delivery ledger, alerts.
+
+Also the admin API's Idempotency-Key records (shared.idempotency).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.auth import api_keys_table
 from shared.db import BigId, Moment
+from shared.idempotency import idempotency_table
 from shared.outbox import shared_tables
 
 metadata = MetaData()
@@ -226,6 +230,9 @@ erasure_requests = Table(
     Column("supporter_id", String(64), nullable=False),
     Column("expires_at", Moment(), nullable=False),
 )
+
+# Idempotency-Key records of the admin API (POST /api/v1/erasures): see shared.idempotency.
+idempotency_keys = idempotency_table(metadata, "nf_idempotency_keys")
 
 
 def upsert(
