@@ -117,6 +117,7 @@ class OutboxRelay:
         *,
         batch_size: int = 1000,
         idle_sleep: float = 0.05,
+        linger: float = 0.02,
         lock: LeaderLock | None = None,
         flush_timeout: float = 30.0,
     ) -> None:
@@ -125,6 +126,10 @@ class OutboxRelay:
         self.producer_factory = producer_factory
         self.batch_size = batch_size
         self.idle_sleep = idle_sleep
+        # After a partial batch, let rows gather a moment: under a steady trickle of requests
+        # each cycle (select, produce, wait for the acks, delete, commit) otherwise carried a
+        # handful of rows and the relay spent more CPU per event than the request that made it.
+        self.linger = linger
         self.lock = lock or lock_for(engine, f"{table.name}-relay")
         self.flush_timeout = flush_timeout
         self._stop = threading.Event()
@@ -214,5 +219,8 @@ class OutboxRelay:
 
     def _lead(self, conn: Connection) -> None:
         while not self.stopping:
-            if self.publish_batch(conn) == 0:
+            published = self.publish_batch(conn)
+            if published == 0:
                 self._stop.wait(self.idle_sleep)
+            elif published < self.batch_size and self.linger > 0:
+                self._stop.wait(self.linger)

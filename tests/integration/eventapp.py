@@ -77,7 +77,8 @@ def bulk_effect_handler(effects: Table) -> Any:
             conn.execute(
                 text(
                     f"INSERT INTO {effects.name} (event_id, item_key, seq) "
-                    "SELECT r->>0, r->>1, (r->>2)::int FROM json_array_elements(CAST(:rows AS json)) r"
+                    "SELECT r->>0, r->>1, (r->>2)::int "
+                    "FROM json_array_elements(CAST(:rows AS json)) r"
                 ),
                 {"rows": json_param([(e.id, e.data["item_id"], e.data["seq"]) for e in events])},
             )
