@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Connection, Engine, and_, case, func, insert, select, union_all, update
+from sqlalchemy import Connection, Engine, and_, insert, select, union_all, update
 
 from services.notifications.senders import EmailBatch, EmailSender, Recipient, SendError
 from services.notifications.store import organizations
@@ -349,23 +349,24 @@ class Dispatcher:
                     ],
                 )
             delivered = [o for o in outcomes if domain.is_success(o.reply.status)]
-            if delivered:
+            by_code: dict[int | None, list[str]] = {}
+            for o in delivered:
+                by_code.setdefault(o.reply.status, []).append(o.message_id)
+            # One statement per status code (nearly always one): a statement of the same shape
+            # each time, so SQLAlchemy compiles it once instead of per chunk.
+            for code, ids in by_code.items():
                 conn.execute(
                     update(messages)
-                    .where(messages.c.message_id.in_([o.message_id for o in delivered]))
+                    .where(messages.c.message_id.in_(ids))
                     .values(
                         status="succeeded",
                         attempts=messages.c.attempts + 1,
                         claimed_at=None,
                         next_attempt_at=None,
                         finished_at=now,
-                        last_status_code=case(
-                            *((messages.c.message_id == o.message_id, o.reply.status)
-                              for o in delivered),
-                            else_=None,
-                        ),
+                        last_status_code=code,
                     )
-                )  # fmt: skip
+                )
             failed = [o for o in outcomes if not domain.is_success(o.reply.status)]
             for o in failed:
                 self._failed(conn, endpoint, o, now)
@@ -377,16 +378,24 @@ class Dispatcher:
                 )
             if outcomes:
                 last_ok = domain.is_success(outcomes[-1].reply.status)
-                conn.execute(
-                    update(endpoints)
-                    .where(endpoints.c.endpoint_id == endpoint.endpoint_id)
-                    .values(
-                        failing_since=None
-                        if last_ok
-                        else func.coalesce(endpoints.c.failing_since, now)
+                # The endpoint row changes only when its health does: rewriting it after every
+                # chunk made concurrent chunks of one endpoint queue on its row lock.
+                if last_ok and endpoint.failing:
+                    conn.execute(
+                        update(endpoints)
+                        .where(endpoints.c.endpoint_id == endpoint.endpoint_id)
+                        .values(failing_since=None)
                     )
-                )
-                if not last_ok:
+                elif not last_ok:
+                    if not endpoint.failing:
+                        conn.execute(
+                            update(endpoints)
+                            .where(
+                                endpoints.c.endpoint_id == endpoint.endpoint_id,
+                                endpoints.c.failing_since.is_(None),
+                            )
+                            .values(failing_since=now)
+                        )
                     self._maybe_disable_failing(conn, endpoint.endpoint_id, now)
 
     @staticmethod
