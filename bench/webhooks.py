@@ -7,10 +7,11 @@ URL of a server, and KINSHIP_BENCH_KAFKA). Two scenarios, each on a fresh databa
 alternating over --rounds so other load on the machine falls on both alike: 10 healthy
 receivers (real HTTP servers on loopback, in a separate process), and the same plus one that
 never answers in time (the real 15 s timeout applies). Each scenario publishes --events
-signature.created events in all to Kafka at --rate per second, from a process of its own (each signer shares their details with
-the partner); the notifications consumer turns each into one message per endpoint, and the
-dispatcher delivers them. Prints deliveries/s and the p50/p99 delay from the event's time to its
-arrival at a healthy receiver, for both runs, the ratio of the p99s, and a one-line summary.
+signature.created events in all to Kafka at --rate per second from a process of its own (each
+signer shares their details with the partner); the notifications consumer turns each into one
+message per endpoint, and the dispatcher delivers them. Prints deliveries/s and the p50/p99
+delay from the event's time to its arrival at a healthy receiver, for both runs, the ratio of
+the p99s, and a one-line summary.
 Targets: the dead endpoint changes the healthy p99 by less than 10%, and p99 stays under 2 s.
 """
 
