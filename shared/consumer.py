@@ -306,19 +306,16 @@ class ConsumerRunner:
         except BaseException:
             self._seek_back(batch, pending)
             raise
-        try:
-            self._finish_batch(batch)
-        except KafkaError:
-            self._seek_back(batch, pending)
-            raise
+        self._finish_batch(batch, pending)
         return True
 
-    def _finish_batch(self, batch: _Batch) -> None:
+    def _finish_batch(self, batch: _Batch, pending: _Batch | None = None) -> None:
         try:
             self._finish(batch.outcome)
         except KafkaError:
-            # Dead letters or retries were not written: take the whole batch again later.
-            self._seek(batch.first_offsets)
+            # Dead letters or retries were not written: take the batch (and any polled after
+            # it) again later.
+            self._seek_back(batch, pending)
             raise
 
     def _seek_back(self, batch: _Batch, pending: _Batch | None) -> None:
@@ -503,8 +500,7 @@ class ConsumerRunner:
                 "EXCEPT ALL SELECT event_id FROM fresh"
             )
             params = {"group": self.group, "ids": json_param(event_ids), "now": now}
-            seen = set(conn.execute(statement, params).scalars())
-            return set(event_ids) - seen if seen else set(event_ids)
+            return set(event_ids) - set(conn.execute(statement, params).scalars())
         rows = [
             {"consumer_group": self.group, "event_id": eid, "processed_at": now}
             for eid in event_ids
