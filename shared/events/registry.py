@@ -85,7 +85,8 @@ def _schema_check(schema: Schema, unknown: str) -> Check | None:
     decides and names the fields. Schemas with hooks or schema-level validators are never
     fast-checked.
     """
-    if any(getattr(schema, "_hooks", {"unknown": True}).values()):
+    hooks = getattr(schema, "_hooks", None)  # Marshmallow's registry of a schema's hooks
+    if hooks is None or any(hooks.values()):
         return None
     checks = [
         (field.data_key or name, field.required, _field_check(field))
