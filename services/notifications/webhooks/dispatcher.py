@@ -380,22 +380,16 @@ class Dispatcher:
                 last_ok = domain.is_success(outcomes[-1].reply.status)
                 # The endpoint row changes only when its health does: rewriting it after every
                 # chunk made concurrent chunks of one endpoint queue on its row lock.
+                this = endpoints.c.endpoint_id == endpoint.endpoint_id
                 if last_ok and endpoint.failing:
+                    conn.execute(update(endpoints).where(this).values(failing_since=None))
+                elif not last_ok and not endpoint.failing:
                     conn.execute(
                         update(endpoints)
-                        .where(endpoints.c.endpoint_id == endpoint.endpoint_id)
-                        .values(failing_since=None)
+                        .where(this, endpoints.c.failing_since.is_(None))
+                        .values(failing_since=now)
                     )
-                elif not last_ok:
-                    if not endpoint.failing:
-                        conn.execute(
-                            update(endpoints)
-                            .where(
-                                endpoints.c.endpoint_id == endpoint.endpoint_id,
-                                endpoints.c.failing_since.is_(None),
-                            )
-                            .values(failing_since=now)
-                        )
+                if not last_ok:
                     self._maybe_disable_failing(conn, endpoint.endpoint_id, now)
 
     @staticmethod
