@@ -7,12 +7,13 @@ returns the service's engine, key verifier and that table.
 The key is scoped to the API key that sent it. Only successful responses are kept: a request
 that failed changed nothing (its transaction rolled back), so retrying it is safe. A key reused
 with a different request is refused (422); a retry while the first is still running gets 409.
-Records are kept for KEPT_FOR; the service's housekeeping calls forget_expired().
+Records are kept for KEPT_FOR; the service's housekeeping loop calls ExpiredKeys.forget_if_due().
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -161,6 +162,31 @@ def _keep(engine: Engine, table: Table, key_id: str, idem: str, response: Respon
 def _release(engine: Engine, table: Table, key_id: str, idem: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(table).where(table.c.key_id == key_id, table.c.idempotency_key == idem))
+
+
+class ExpiredKeys:
+    """Forgets a table's expired records at most once per `every` seconds (call it from a loop)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        table: Table,
+        every: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.every = every
+        self.clock = clock
+        self._due = 0.0
+
+    def forget_if_due(self) -> int:
+        """Forget expired records if the last time was `every` seconds ago; return how many."""
+        now = self.clock()
+        if now < self._due:
+            return 0
+        self._due = now + self.every
+        return forget_expired(self.engine, self.table)
 
 
 def forget_expired(engine: Engine, table: Table) -> int:

@@ -7,7 +7,7 @@ import threading
 
 from services.campaigns import alerts, store
 from services.campaigns.bootstrap import Deps
-from shared.idempotency import forget_expired
+from shared.idempotency import ExpiredKeys
 
 log = logging.getLogger(__name__)
 
@@ -15,10 +15,10 @@ log = logging.getLogger(__name__)
 class AlertScheduler:
     """Polls for due alerts; safe to run in several workers at once (see alerts.publish_due)."""
 
-    def __init__(self, deps: Deps, interval: float = 0.5, housekeeping_every: int = 7200) -> None:
+    def __init__(self, deps: Deps, interval: float = 0.5) -> None:
         self.deps = deps
         self.interval = interval
-        self.housekeeping_every = housekeeping_every
+        self.expired_keys = ExpiredKeys(deps.engine, store.idempotency_keys)
         self._stop = threading.Event()
         self.published = 0
 
@@ -36,15 +36,12 @@ class AlertScheduler:
 
     def run(self) -> None:
         """Publish due alerts until stopped; a database outage only delays them."""
-        rounds = 0
         while not self._stop.is_set():
             try:
                 # A full round means more may be due: go again at once.
                 if self.run_once() < 100:
                     self._stop.wait(self.interval)
-                rounds += 1
-                if rounds % self.housekeeping_every == 0:
-                    forget_expired(self.deps.engine, store.idempotency_keys)
+                self.expired_keys.forget_if_due()
             except Exception as exc:  # noqa: BLE001 - keep scheduling through outages
                 log.warning("alert scheduler paused", extra={"error": type(exc).__name__})
                 self._stop.wait(min(self.interval * 4, 5.0))

@@ -29,7 +29,7 @@ from shared.errors import InvalidEvent
 from shared.events import Event
 from shared.events.catalog import CATALOG, DISPATCH, type_name
 from shared.events.envelope import decode, format_time, utcnow
-from shared.idempotency import forget_expired
+from shared.idempotency import ExpiredKeys
 from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer
 from shared.relay import lock_for
 
@@ -342,25 +342,22 @@ class QueuePoller:
 class ProgressPublisher:
     """Publishes alert.progressed when an alert's counts changed, at most once per interval.
 
-    Every housekeeping_every rounds it also forgets expired Idempotency-Key records.
+    Hourly it also forgets expired Idempotency-Key records.
     """
 
-    def __init__(self, deps: Deps, housekeeping_every: int = 3600) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.housekeeping_every = housekeeping_every
+        self.expired_keys = ExpiredKeys(deps.engine, idempotency_keys)
         self._stop = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
     def run(self) -> None:
-        rounds = 0
         while not self._stop.is_set():
             try:
                 self.publish_once()
-                rounds += 1
-                if rounds % self.housekeeping_every == 0:
-                    forget_expired(self.deps.engine, idempotency_keys)
+                self.expired_keys.forget_if_due()
             except Exception as exc:  # noqa: BLE001
                 log.warning("progress publisher paused", extra={"error": type(exc).__name__})
             self._stop.wait(self.deps.config.progress_interval)

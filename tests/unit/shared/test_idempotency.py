@@ -13,7 +13,7 @@ from sqlalchemy import MetaData, insert, select, update
 from shared.auth import Principal
 from shared.db import make_engine
 from shared.events.envelope import utcnow
-from shared.idempotency import forget_expired, idempotency_table, idempotent
+from shared.idempotency import ExpiredKeys, forget_expired, idempotency_table, idempotent
 from shared.web import register_error_handlers
 
 
@@ -91,3 +91,28 @@ def test_forget_expired_keeps_a_day(setup: Any) -> None:
     assert forget_expired(engine, table) == 1
     with engine.connect() as conn:
         assert list(conn.execute(select(table.c.idempotency_key)).scalars()) == ["new"]
+
+
+def test_expired_keys_are_forgotten_at_most_once_per_period(setup: Any) -> None:
+    engine, table, _, _ = setup
+    now = [1000.0]
+    housekeeping = ExpiredKeys(engine, table, every=3600.0, clock=lambda: now[0])
+
+    def add_old(key: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(table).values(
+                    key_id="k",
+                    idempotency_key=key,
+                    fingerprint="f",
+                    created_at=utcnow() - timedelta(hours=25),
+                )
+            )
+
+    add_old("first")
+    assert housekeeping.forget_if_due() == 1
+    add_old("second")
+    now[0] += 3599.0
+    assert housekeeping.forget_if_due() == 0  # within the hour: no query at all
+    now[0] += 1.0
+    assert housekeeping.forget_if_due() == 1
