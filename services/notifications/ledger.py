@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, text, update
 
-from services.notifications.store import alerts, deliveries, insert_ignore, one_of, pg_array
+from services.notifications.store import alerts, deliveries, insert_ignore, one_of
+from shared.db import json_param
 
 DONE = ("sent", "delivered", "failed", "suppressed")
 COUNTERS = ("total", "sent", "delivered", "failed", "suppressed", "deferred", "ambiguous")
@@ -62,7 +63,7 @@ def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
     if not rows:
         return []
     if conn.dialect.name == "postgresql" and _uniform(rows):
-        return _insert_unnest(conn, rows)
+        return _insert_rows(conn, rows)
     # executemany: SQLAlchemy sends the rows in a few multi-row INSERTs with one cached plan.
     statement = insert_ignore(conn, deliveries).returning(
         deliveries.c.delivery_id, deliveries.c.recipient_id, deliveries.c.status
@@ -81,19 +82,18 @@ def _uniform(rows: list[dict[str, Any]]) -> bool:
     )
 
 
-_UNNEST = text(
+_INSERT_ROWS = text(
     "INSERT INTO nf_deliveries (delivery_id, recipient_id, status, not_before, batch_key,"
     " claimed_at, message_key, channel, alert_id, kind, attempts, created_at, updated_at)"
-    " SELECT u.d, u.r, u.s, u.nb, u.bk, u.ca, :mk, :ch, :al, :kind, 0, :now, :now"
-    " FROM unnest(CAST(:d AS varchar[]), CAST(:r AS varchar[]), CAST(:s AS varchar[]),"
-    " CAST(:nb AS timestamptz[]), CAST(:bk AS varchar[]), CAST(:ca AS timestamptz[]))"
-    " AS u(d, r, s, nb, bk, ca)"
+    " SELECT r->>0, r->>1, r->>2, CAST(r->>3 AS timestamptz), r->>4, CAST(r->>5 AS timestamptz),"
+    " :mk, :ch, :al, :kind, 0, :now, :now"
+    " FROM json_array_elements(CAST(:rows AS json)) r"
     " ON CONFLICT DO NOTHING RETURNING delivery_id, recipient_id, status"
 )
 
 
-def _insert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
-    """Insert a batch's rows as a few array parameters: far cheaper than a row of binds each."""
+def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert a batch's rows as one JSON parameter: far cheaper than a row of binds each."""
     first = rows[0]
     params: dict[str, Any] = {
         "mk": first["message_key"],
@@ -101,14 +101,9 @@ def _insert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
         "al": first["alert_id"],
         "kind": first["kind"],
         "now": first["created_at"],
-        "d": pg_array(r["delivery_id"] for r in rows),
-        "r": pg_array(r["recipient_id"] for r in rows),
-        "s": pg_array(r["status"] for r in rows),
-        "nb": pg_array(r["not_before"] for r in rows),
-        "bk": pg_array(r["batch_key"] for r in rows),
-        "ca": pg_array(r["claimed_at"] for r in rows),
+        "rows": json_param([[r[name] for name in _PER_ROW] for r in rows]),
     }
-    return list(conn.execute(_UNNEST, params).all())
+    return list(conn.execute(_INSERT_ROWS, params).all())
 
 
 def existing(

@@ -6,7 +6,6 @@ Also the admin API's Idempotency-Key records (shared.idempotency).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -249,22 +248,6 @@ def upsert(
         conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=dict(update)))
     else:
         conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
-
-
-def pg_array(values: Iterable[Any]) -> str:
-    """Return a PostgreSQL array literal of text values (None is NULL).
-
-    One text parameter cast to an array is far cheaper for the client than a list parameter,
-    which psycopg inspects element by element.
-    """
-    out = []
-    for value in values:
-        if value is None:
-            out.append("NULL")
-        else:
-            text_value = value.isoformat() if isinstance(value, datetime) else str(value)
-            out.append('"' + text_value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(out) + "}"
 
 
 def one_of(conn: Connection, column: Any, values: Iterable[Any]) -> Any:
