@@ -14,7 +14,6 @@ Uses KINSHIP_BENCH_DATABASE_URL / KINSHIP_BENCH_KAFKA if set, else starts its ow
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -28,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,7 @@ from shared.kafka import ensure_topics  # noqa: E402
 from shared.local_kafka import LocalKafka  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
 from tests.fakes.providers import start_fake_process  # noqa: E402
+from tests.integration.notifications.harness import copy_audience, daytime_zone  # noqa: E402
 from tests.support.postgres import ThrowawayPostgres, create_database, free_port  # noqa: E402
 
 SENDGRID_KEY = "SG.bench"
@@ -65,62 +64,16 @@ def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.1)
         time.sleep(interval)
 
 
-def daytime_zone() -> str:
-    """Return an Etc/GMT zone where it is about noon now (so SMS is not held for the night)."""
-    offset = 12 - datetime.now(UTC).hour
-    offset = max(min(offset, 12), -11)
-    if offset == 0:
-        return "Etc/GMT"
-    return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"  # POSIX signs are reversed
-
-
 def seed(url: str, campaign: str, count: int, *, sms: bool, prefix: str) -> float:
     """COPY count supporters of a campaign, consenting to email (or SMS); return seconds."""
     started = time.perf_counter()
-    now = utcnow()
-    zone = daytime_zone() if sms else "America/New_York"
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
-        people = (
-            "COPY nf_supporters (supporter_id, email, email_hash, phone, phone_hash, given_name,"
-            " locale, country, time_zone, discreet, interests, token, created_at, updated_at)"
-            " FROM STDIN"
-        )
-        with cur.copy(people) as copy:
-            for i in range(count):
-                email = f"{prefix}{i:08d}@example.org"
-                sid = str(uuid.UUID(bytes=hashlib.md5(email.encode()).digest()))
-                phone = f"+1{200 + i // 10_000_000:03d}{i % 10_000_000:07d}" if sms else None
-                copy.write_row(
-                    (
-                        sid, email, hashlib.sha256(email.encode()).hexdigest(), phone,
-                        hashlib.sha256(phone.encode()).hexdigest() if phone else None,
-                        f"P{i}", "en", "US", zone, False, "[]", uuid.uuid4().hex, now, now,
-                    )
-                )  # fmt: skip
-        with cur.copy(
-            "COPY nf_supporter_campaigns (campaign_id, supporter_id, joined_at) FROM STDIN"
-        ) as copy:
-            for i in range(count):
-                email = f"{prefix}{i:08d}@example.org"
-                sid = str(uuid.UUID(bytes=hashlib.md5(email.encode()).digest()))
-                copy.write_row((campaign, sid, now))
-        with cur.copy(
-            "COPY nf_consents (supporter_id, organization_id, channel, granted, changed_at)"
-            " FROM STDIN"
-        ) as copy:
-            for i in range(count):
-                email = f"{prefix}{i:08d}@example.org"
-                sid = str(uuid.UUID(bytes=hashlib.md5(email.encode()).digest()))
-                copy.write_row((sid, ORG, "sms" if sms else "email", True, now))
-        cur.execute(
-            "INSERT INTO nf_organizations (organization_id, name, postal_address, token_tag,"
-            " updated_at) VALUES (%s, 'Bench Coalition', '1 Bench St, Oakland, CA', 'benchtag',"
-            " now()) ON CONFLICT DO NOTHING",
-            (ORG,),
-        )
-        conn.commit()
-        cur.execute("ANALYZE")
+    if sms:  # SMS supporters live where it is daytime now, so no text waits for morning
+        copy_audience(url, campaign, ORG, count, prefix=prefix, email=False, sms_first=count,
+                      time_zone=daytime_zone())  # fmt: skip
+    else:
+        copy_audience(url, campaign, ORG, count, prefix=prefix)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute("ANALYZE")
     return time.perf_counter() - started
 
 
