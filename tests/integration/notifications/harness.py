@@ -23,7 +23,9 @@ from sqlalchemy import Engine, func, select
 from services.notifications import create_app
 from services.notifications.bootstrap import Deps, build
 from services.notifications.config import NotificationConfig
+from services.notifications.store import api_keys
 from services.notifications.worker import parts
+from shared.auth import generate_key, store_issued
 from shared.config import Settings
 from shared.db import make_engine
 from shared.events import Event
@@ -399,6 +401,16 @@ def seed_audience(
             for start in range(0, len(rows), 5000):
                 conn.execute(table.insert(), rows[start : start + 5000])
     return people
+
+
+def issue_key(engine: Engine, role: str, organization_id: str) -> dict[str, str]:
+    """Store a new API key of a role and organization; return its Authorization header."""
+    new = generate_key(role)
+    row = {"key_id": new.key_id, "prefix": new.prefix, "key_hash": new.key_hash, "role": role,
+           "organization_id": organization_id, "at": utcnow()}  # fmt: skip
+    with engine.begin() as conn:
+        store_issued(conn, api_keys, row)
+    return {"Authorization": f"Bearer {new.secret}"}
 
 
 def daytime_zone() -> str:

@@ -6,12 +6,10 @@ import json
 import re
 
 import pytest
-from sqlalchemy import insert
 
 from services.notifications.audience import EVERY_ORG
 from services.notifications.store import (
     alerts,
-    api_keys,
     consents,
     deliveries,
     organizations,
@@ -19,14 +17,13 @@ from services.notifications.store import (
     supporters,
     suppressions,
 )
-from shared.auth import generate_key
 from shared.events.catalog import NOTIFICATIONS
-from shared.events.envelope import utcnow
 from shared.privacy import email_hash, phone_hash
 from tests.integration.notifications.harness import (
     HASH_KEY,
     Service,
     alert,
+    issue_key,
     organization,
     seed_audience,
     signature,
@@ -35,18 +32,6 @@ from tests.support.kafka import headers_of, read_all
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def key(service: Service, role: str) -> str:
-    new = generate_key(role)
-    with service.engine.begin() as conn:
-        conn.execute(
-            insert(api_keys).values(
-                key_id=new.key_id, prefix=new.prefix, key_hash=new.key_hash, role=role,
-                organization_id="org-admin", issued_at=utcnow(),
-            )
-        )  # fmt: skip
-    return new.secret
 
 
 def erased_events(service: Service) -> list[dict]:
@@ -63,9 +48,9 @@ def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) 
     client = service.client()
     body = {"email": target["email"]}
     assert client.post("/api/v1/erasures", json=body).status_code == 401
-    organizer = {"Authorization": f"Bearer {key(service, 'organizer')}"}
+    organizer = issue_key(service.engine, "organizer", "org-admin")
     assert client.post("/api/v1/erasures", json=body, headers=organizer).status_code == 403
-    admin = {"Authorization": f"Bearer {key(service, 'admin')}"}
+    admin = issue_key(service.engine, "admin", "org-admin")
     bad = client.post("/api/v1/erasures", json={"email": "not-an-address"}, headers=admin)
     assert bad.status_code == 422 and "email" in bad.get_json()["errors"]
     response = client.post("/api/v1/erasures", json=body, headers=admin)
@@ -123,18 +108,10 @@ def test_alert_progress_is_shown_to_its_organization_only(service: Service) -> N
         )
     client = service.client()
     assert client.get("/api/v1/alerts/alert-v/progress").status_code == 401
-    own = {"Authorization": f"Bearer {key(service, 'organizer')}"}
+    own = issue_key(service.engine, "organizer", "org-admin")
     body = client.get("/api/v1/alerts/alert-v/progress", headers=own).get_json()
     assert body["status"] == "expanding" and body["total"] == 0 and body["queued"] == 0
-    new = generate_key("organizer")
-    with service.engine.begin() as conn:
-        conn.execute(
-            insert(api_keys).values(
-                key_id=new.key_id, prefix=new.prefix, key_hash=new.key_hash, role="organizer",
-                organization_id="org-other", issued_at=utcnow(),
-            )
-        )  # fmt: skip
-    other = {"Authorization": f"Bearer {new.secret}"}
+    other = issue_key(service.engine, "organizer", "org-other")
     assert client.get("/api/v1/alerts/alert-v/progress", headers=other).status_code == 404
     spec = client.get("/api/v1/openapi.json").get_json()
     assert (

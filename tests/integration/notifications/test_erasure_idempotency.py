@@ -11,16 +11,19 @@ from dataclasses import dataclass
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, select
 
 from services.notifications import create_app
 from services.notifications.bootstrap import build
-from services.notifications.store import api_keys, idempotency_keys, outbox_table, supporters
-from shared.auth import generate_key
+from services.notifications.store import idempotency_keys, outbox_table, supporters
 from shared.db import make_engine
-from shared.events.envelope import utcnow
 from shared.migrate import upgrade
-from tests.integration.notifications.harness import fast_config, seed_audience, settings_for
+from tests.integration.notifications.harness import (
+    fast_config,
+    issue_key,
+    seed_audience,
+    settings_for,
+)
 
 pytestmark = pytest.mark.integration
 UNUSED = "http://127.0.0.1:9"  # no Kafka or provider is reached by these requests
@@ -33,15 +36,7 @@ class Api:
     client: FlaskClient
 
     def admin(self) -> dict[str, str]:
-        new = generate_key("admin")
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(api_keys).values(
-                    key_id=new.key_id, prefix=new.prefix, key_hash=new.key_hash, role="admin",
-                    organization_id="org-admin", issued_at=utcnow(),
-                )
-            )  # fmt: skip
-        return {"Authorization": f"Bearer {new.secret}"}
+        return issue_key(self.engine, "admin", "org-admin")
 
     def count(self, table: object, *where: object) -> int:
         with self.engine.connect() as conn:

@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 
 from services.notifications import audience
-from services.notifications.store import api_keys, campaigns
+from services.notifications.store import campaigns
 from services.notifications.webhooks import manage
 from services.notifications.webhooks.dispatcher import Dispatcher
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import Reply
-from shared.auth import generate_key, store_issued
 from shared.errors import FieldError
 from shared.events import Event
 from shared.events.catalog import NOTIFICATIONS
@@ -28,6 +27,7 @@ from shared.events.envelope import format_time, utcnow
 from tests.integration.notifications.harness import (
     Service,
     event,
+    issue_key,
     organization,
     petition,
     running_service,
@@ -64,15 +64,6 @@ def wh(
     monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
     with running_service(database_url, kafka_bootstrap, *provider_urls, fakes_db) as svc:
         yield svc
-
-
-def issue_key(svc: Service, role: str, org: str) -> dict[str, str]:
-    new = generate_key(role)
-    row = {"key_id": new.key_id, "prefix": new.prefix, "key_hash": new.key_hash, "role": role,
-           "organization_id": org, "at": utcnow()}  # fmt: skip
-    with svc.engine.begin() as conn:
-        store_issued(conn, api_keys, row)
-    return {"Authorization": f"Bearer {new.secret}"}
 
 
 def register(svc: Service, key: dict[str, str], url: str, **extra: Any) -> dict[str, Any]:
@@ -137,7 +128,7 @@ def seed_projection(svc: Service) -> None:
 
 def test_partner_registers_receives_signed_events_sees_attempts_and_replays(wh: Service) -> None:
     wh.start()
-    key = issue_key(wh, "partner", PARTNER_A)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
     with receivers(1) as (rx,):
         ep = register(wh, key, rx.url, description="CRM sync",
                       event_types=["signature.created", "petition.milestone_reached"])  # fmt: skip
@@ -192,7 +183,7 @@ def test_personal_data_reaches_only_the_partners_a_signer_chose(wh: Service) -> 
     wh.start()
     with receivers(3) as (lead_rx, a_rx, b_rx):
         eps = {
-            org: register(wh, issue_key(wh, "partner", org), rx.url)
+            org: register(wh, issue_key(wh.engine, "partner", org), rx.url)
             for org, rx in ((LEAD, lead_rx), (PARTNER_A, a_rx), (PARTNER_B, b_rx))
         }
         wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B))
@@ -243,7 +234,7 @@ def test_personal_data_reaches_only_the_partners_a_signer_chose(wh: Service) -> 
 
 def test_rotation_signs_with_both_secrets_for_24_hours_then_only_the_new(wh: Service) -> None:
     clock = Clock()
-    key = issue_key(wh, "partner", PARTNER_A)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
     seed_projection(wh)
     with receivers(1) as (rx,):
         ep = register(wh, key, rx.url)
@@ -268,7 +259,7 @@ def test_failures_retry_on_the_schedule_with_jitter_and_honour_retry_after(wh: S
     clock = Clock()
     seed_projection(wh)
     with receivers(1) as (rx,):
-        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), rx.url)
         schedule = wh.deps.webhooks.schedule
         d = dispatcher(wh, clock)
         rx.default = (500, {}, b"busy")
@@ -300,7 +291,7 @@ def test_a_redirect_is_a_failure_and_is_not_followed(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)
     with receivers(2) as (rx, elsewhere):
-        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), rx.url)
         rx.answer(302, headers={"Location": elsewhere.url})
         write_events(wh, clock, signed("redirect@example.org", [PARTNER_A]))
         dispatcher(wh, clock).drain()
@@ -314,7 +305,7 @@ def test_410_gone_disables_the_endpoint_at_once(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)
     with receivers(1) as (rx,):
-        key = issue_key(wh, "partner", PARTNER_A)
+        key = issue_key(wh.engine, "partner", PARTNER_A)
         ep = register(wh, key, rx.url)
         rx.answer(410)
         write_events(wh, clock, *(signed(f"g{i}@example.org", [PARTNER_A]) for i in range(5)))
@@ -332,7 +323,7 @@ def test_failing_for_five_days_disables_and_emails_the_organization(wh: Service)
     clock = Clock()
     seed_projection(wh)
     with receivers(1) as (rx,):
-        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), rx.url)
         rx.default = (503, {}, b"down")
         d = dispatcher(wh, clock)
         for day in range(6):
@@ -354,7 +345,7 @@ def test_recovery_resends_exactly_the_failed_messages(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)
     with receivers(1) as (rx,):
-        key = issue_key(wh, "partner", PARTNER_A)
+        key = issue_key(wh.engine, "partner", PARTNER_A)
         ep = register(wh, key, rx.url)
         d = dispatcher(wh, clock, schedule=(60.0,))
         write_events(wh, clock, *(signed(f"ok{i}@example.org", [PARTNER_A]) for i in range(3)))
@@ -388,8 +379,8 @@ def test_a_dead_endpoint_does_not_delay_a_healthy_one(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)
     with receivers(2) as (healthy, dead):
-        register(wh, issue_key(wh, "partner", PARTNER_A), healthy.url)
-        register(wh, issue_key(wh, "partner", PARTNER_B), dead.url)
+        register(wh, issue_key(wh.engine, "partner", PARTNER_A), healthy.url)
+        register(wh, issue_key(wh.engine, "partner", PARTNER_B), dead.url)
         dead.delay = 3.0
         d = dispatcher(wh, clock, timeout=1.0)
         write_events(wh, clock, *(signed(f"h{i}@example.org", [PARTNER_A, PARTNER_B])
@@ -411,7 +402,7 @@ def test_a_dead_endpoint_does_not_delay_a_healthy_one(wh: Service) -> None:
 
 
 def test_a_partner_cannot_read_or_change_another_partners_endpoints(wh: Service) -> None:
-    a, b = issue_key(wh, "partner", PARTNER_A), issue_key(wh, "partner", PARTNER_B)
+    a, b = issue_key(wh.engine, "partner", PARTNER_A), issue_key(wh.engine, "partner", PARTNER_B)
     client = wh.client()
     with receivers(1) as (rx,):
         ep = register(wh, a, rx.url)
@@ -458,7 +449,7 @@ def test_a_partner_cannot_read_or_change_another_partners_endpoints(wh: Service)
 )  # fmt: skip
 def test_urls_to_private_networks_are_refused_at_registration(wh: Service, url: str) -> None:
     answer = wh.client().post("/api/v1/webhooks/endpoints", json={"url": url},
-                              headers=issue_key(wh, "partner", PARTNER_A))  # fmt: skip
+                              headers=issue_key(wh.engine, "partner", PARTNER_A))  # fmt: skip
     assert answer.status_code == 422, url
     assert "url" in answer.get_json()["errors"]
 
@@ -467,7 +458,7 @@ def test_the_address_is_checked_again_at_delivery_time(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)
     with receivers(1) as (rx,):
-        ep = register(wh, issue_key(wh, "partner", PARTNER_A), rx.url)
+        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), rx.url)
         write_events(wh, clock, signed("ssrf@example.org", [PARTNER_A]))
         # The allow-list no longer admits loopback (as if DNS now pointed somewhere private).
         dispatcher(wh, clock, allowed_networks=()).drain()
@@ -478,7 +469,7 @@ def test_the_address_is_checked_again_at_delivery_time(wh: Service) -> None:
 
 def test_production_requires_https(wh: Service) -> None:
     ctx = manage.Context(wh.engine, wh.deps.webhooks, True, utcnow())
-    secret = issue_key(wh, "partner", PARTNER_A)["Authorization"].split(" ")[1]
+    secret = issue_key(wh.engine, "partner", PARTNER_A)["Authorization"].split(" ")[1]
     principal = wh.deps.verifier.verify(secret)
     assert principal is not None
     with pytest.raises(FieldError) as refused:
@@ -489,7 +480,7 @@ def test_production_requires_https(wh: Service) -> None:
 
 def test_erasure_removes_a_signers_details_from_stored_messages(wh: Service) -> None:
     wh.start()
-    key = issue_key(wh, "partner", PARTNER_A)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
     with receivers(1) as (rx,):
         ep = register(wh, key, rx.url, event_types=["signature.created"])
         wh.publish(organization(LEAD), organization(PARTNER_A), campaign())
@@ -541,7 +532,7 @@ class BlockingTransport:
 def test_many_failing_endpoints_hold_at_most_half_the_pool(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)
-    key = issue_key(wh, "partner", PARTNER_A)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
     for i in range(5):
         register(wh, key, f"http://127.0.0.1:9/dead{i}")
     register(wh, key, "http://127.0.0.1:9/ok")
