@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,7 @@ class FakeRecords:
     """Read and write what the fakes stored in the SQLite file at path."""
 
     path: str | Path
+    _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = str(self.path)
@@ -177,23 +180,33 @@ class FakeRecords:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_DDL)
 
+    def _connection(self) -> sqlite3.Connection:
+        """Return this thread's connection, opened once per thread and process.
+
+        Opening and closing a connection for every statement cost the fakes more than their
+        requests (closing the last connection of a WAL database checkpoints it). Gunicorn forks
+        after --preload, so a connection is never carried into another process.
+        """
+        held = getattr(self._local, "held", None)
+        if held is None or held[0] != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            held = self._local.held = (os.getpid(), conn)
+        return held[1]
+
     @contextlib.contextmanager
     def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn = self._connection()
+        if not write:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("PRAGMA synchronous=NORMAL")
-            if write:
-                conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if write:
-                    conn.execute("ROLLBACK")
-                raise
-            if write:
-                conn.execute("COMMIT")
-        finally:
-            conn.close()
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     # --- writing (used by the fake servers) ---
 

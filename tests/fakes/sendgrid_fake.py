@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from flask import Flask, Response, jsonify, request
 from jsonschema import Draft202012Validator, ValidationError
 
@@ -51,6 +52,11 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(
         sendgrid_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER
     )
+
+
+@cache
+def _compiled() -> jsonschema_rs.Validator:
+    return jsonschema_rs.validator_for(sendgrid_schema(), validate_formats=True)
 
 
 def sendgrid_error(message: str, field: str | None, help_key: str | None = None) -> dict[str, Any]:
@@ -117,9 +123,16 @@ def validate_mail(body: Any) -> list[dict[str, Any]]:
     """Return SendGrid error entries for a mail-send body (empty when SendGrid would accept it)."""
     if not isinstance(body, dict):
         return [sendgrid_error("Bad Request", None)]
-    errors = sorted(_validator().iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        return [_schema_error(e) for e in errors[:20]]
+    # The compiled (Rust) validator passes a 1,000-personalization body in well under a
+    # millisecond, where jsonschema takes ~50 ms. Only a body it refuses goes through jsonschema,
+    # which names the problems and has the last word: its email format check ("@" present) is
+    # the looser one, so the fast path never refuses what jsonschema would accept.
+    if not _compiled().is_valid(body):
+        errors = sorted(
+            _validator().iter_errors(body), key=lambda e: list(map(str, e.absolute_path))
+        )
+        if errors:
+            return [_schema_error(e) for e in errors[:20]]
     return list(_semantic_errors(body))
 
 
