@@ -374,14 +374,22 @@ class Deliverer:
         provider_message_id: str | None = None,
         error_code: str | None = None,
         claim_next: str | None = None,
-    ) -> int:
-        """Record an outcome for rows this worker holds; count it on the alert."""
+    ) -> bool:
+        """Record an outcome for rows this worker holds and count it on the alert; in the same
+        transaction claim the row claim_next, and return whether it is now held."""
+        held = False
         with self.deps.engine.begin() as conn:
             if claim_next is not None:
-                ledger.transition(
-                    conn, [claim_next], "sending", self.now,
-                    from_status=("queued",), batch_key=batch_key,
-                )  # fmt: skip
+                held = bool(
+                    ledger.transition(
+                        conn,
+                        [claim_next],
+                        "sending",
+                        self.now,
+                        from_status=("queued",),
+                        batch_key=batch_key,
+                    )  # fmt: skip
+                )
             moved = ledger.transition(
                 conn,
                 ids,
@@ -396,7 +404,7 @@ class Deliverer:
             ledger.bump(conn, alert_id, **{status: moved})
             if status == "failed" and alert_id is not None and moved:
                 self._failed_events(conn, ids, error_code)
-        return moved
+        return held
 
     def _failed_events(self, conn: Connection, ids: list[str], error_code: str | None) -> None:
         rows = conn.execute(
@@ -470,63 +478,15 @@ class Deliverer:
         # Rows reclaimed by _reclaim_own are in `sending`; fresh ones still `queued`.
         work = [(d, people[s], "queued") for s, d in queued.items()]
         work += [(d, people[s], "sending") for s, d in held.items() if s in people]
-        if self.deps.config.sms_concurrency > 1:
-            return self._send_sms_concurrently(info, work, batch_key, bucket)
-        outcome = "done"
-        claimed_ahead = False
-        for index, (delivery_id, person, state) in enumerate(work):
-            if self.stop.is_set():
-                if claimed_ahead:  # claimed but never sent: not ambiguous, give it back
-                    with self.deps.engine.begin() as conn:
-                        ledger.transition(
-                            conn, [delivery_id], "queued", self.now,
-                            from_status=("sending",), batch_key=batch_key,
-                        )  # fmt: skip
-                raise Stopped()
-            bucket.acquire()
-            if state == "queued" and not claimed_ahead:
-                with self.deps.engine.begin() as conn:
-                    ledger.transition(
-                        conn, [delivery_id], "sending", self.now,
-                        from_status=("queued",), batch_key=batch_key,
-                    )  # fmt: skip
-            # The outcome of this message and the claim of the next share one commit.
-            following = work[index + 1] if index + 1 < len(work) else None
-            ahead = following[0] if following and following[2] == "queued" else None
-            if self._send_sms_row(info, delivery_id, person, batch_key, ahead) == "dead":
-                outcome = "dead"
-            claimed_ahead = ahead is not None
-        return outcome
-
-    def _send_sms_concurrently(
-        self,
-        info: AlertInfo,
-        work: list[tuple[str, Supporter, str]],
-        batch_key: str,
-        bucket: TokenBucket,
-    ) -> str:
-        """Send a batch's texts with a few requests in flight (a provider's latency, not its
-        rate, would otherwise cap one thread); each text is still claimed before its request."""
-
-        def one(delivery_id: str, person: Supporter, state: str) -> str:
-            if self.stop.is_set():
-                raise Stopped()
-            bucket.acquire()
-            if self.stop.is_set():
-                raise Stopped()
-            if state == "queued":
-                with self.deps.engine.begin() as conn:
-                    claimed = ledger.transition(
-                        conn, [delivery_id], "sending", self.now,
-                        from_status=("queued",), batch_key=batch_key,
-                    )  # fmt: skip
-                if not claimed:
-                    return "done"
-            return self._send_sms_row(info, delivery_id, person, batch_key)
-
+        lanes = max(1, min(self.deps.config.sms_concurrency, len(work)))
+        if lanes == 1:
+            return self._send_sms_lane(info, work, batch_key, bucket)
         outcome, stopped = "done", False
-        with ThreadPoolExecutor(self.deps.config.sms_concurrency) as pool:
-            futures = [pool.submit(one, *item) for item in work]
+        with ThreadPoolExecutor(lanes) as pool:
+            futures = [
+                pool.submit(self._send_sms_lane, info, work[i::lanes], batch_key, bucket)
+                for i in range(lanes)
+            ]
             for future in futures:
                 try:
                     if future.result() == "dead":
@@ -535,6 +495,45 @@ class Deliverer:
                     stopped = True
         if stopped:
             raise Stopped()
+        return outcome
+
+    def _send_sms_lane(
+        self,
+        info: AlertInfo,
+        work: list[tuple[str, Supporter, str]],
+        batch_key: str,
+        bucket: TokenBucket,
+    ) -> str:
+        """Send texts one after another, each claimed in the ledger before its request.
+
+        A batch runs a few lanes at once (a provider's latency, not its rate, would otherwise
+        cap one thread). Within a lane the outcome of one text and the claim of the next share
+        one commit, so a text costs one transaction.
+        """
+        outcome = "done"
+        claimed = False  # whether the previous commit claimed this item already
+        for index, (delivery_id, person, state) in enumerate(work):
+            if self.stop.is_set():
+                if claimed:  # claimed but never sent: not ambiguous, give it back
+                    with self.deps.engine.begin() as conn:
+                        ledger.transition(
+                            conn, [delivery_id], "queued", self.now,
+                            from_status=("sending",), batch_key=batch_key,
+                        )  # fmt: skip
+                raise Stopped()
+            bucket.acquire()
+            if state == "queued" and not claimed:
+                with self.deps.engine.begin() as conn:
+                    if not ledger.transition(
+                        conn, [delivery_id], "sending", self.now,
+                        from_status=("queued",), batch_key=batch_key,
+                    ):  # fmt: skip
+                        continue  # no longer ours to send
+            following = work[index + 1] if index + 1 < len(work) else None
+            ahead = following[0] if following and following[2] == "queued" else None
+            sent, claimed = self._send_sms_row(info, delivery_id, person, batch_key, ahead)
+            if sent == "dead":
+                outcome = "dead"
         return outcome
 
     def _sms_body(self, info: AlertInfo, person: Supporter) -> str | None:
@@ -557,14 +556,15 @@ class Deliverer:
         person: Supporter,
         batch_key: str,
         claim_next: str | None = None,
-    ) -> str:
+    ) -> tuple[str, bool]:
+        """Send one claimed text; return 'done' or 'dead', and whether claim_next is now held."""
         body = self._sms_body(info, person)
         if body is None or not person.phone:
-            self._finish(
+            held = self._finish(
                 [delivery_id], "failed", info.alert_id, batch_key,
                 error_code="no_content", claim_next=claim_next,
             )  # fmt: skip
-            return "done"
+            return "done", held
         sms = Sms(
             to=person.phone,
             body=body,
@@ -576,27 +576,21 @@ class Deliverer:
                 lambda: self.deps.sms.send(sms), [delivery_id], info.alert_id, batch_key
             )
         except PermanentSendError as exc:
-            self._finish(
+            held = self._finish(
                 [delivery_id], "failed", info.alert_id, batch_key,
                 error_code=exc.code, claim_next=claim_next,
             )  # fmt: skip
             if exc.opt_out and person.phone_hash:
                 with self.deps.engine.begin() as conn:
                     compliance.sms_stop(conn, self.deps.outbox, person.phone_hash, self.now)
-            return "done"
+            return "done", held
         except RetriesExhausted:
-            if claim_next is not None:
-                with self.deps.engine.begin() as conn:
-                    ledger.transition(
-                        conn, [claim_next], "sending", self.now,
-                        from_status=("queued",), batch_key=batch_key,
-                    )  # fmt: skip
-            return "dead"
-        self._finish(
+            return "dead", False  # the next text is claimed before its own request
+        held = self._finish(
             [delivery_id], "sent", info.alert_id, batch_key,
             provider_message_id=accepted.provider_message_id, claim_next=claim_next,
         )  # fmt: skip
-        return "done"
+        return "done", held
 
     # -- queued single messages (transactional, deferred SMS) ------------------------------------
 
