@@ -1,6 +1,6 @@
 """Benchmark partner webhook delivery with a dead endpoint next to healthy ones (not a test).
 
-    .venv/bin/python bench/webhooks.py [--events 10000] [--rate 50] [--healthy 10] [--rounds 4]
+    .venv/bin/python bench/webhooks.py [--events 10000] [--rate 50] [--healthy 10] [--rounds 8]
 
 Starts a throwaway PostgreSQL and a local Kafka (or uses KINSHIP_BENCH_DATABASE_URL, an admin
 URL of a server, and KINSHIP_BENCH_KAFKA). Two scenarios, each on a fresh database per round,
@@ -10,8 +10,10 @@ never answers in time (the real 15 s timeout applies). Each scenario publishes -
 signature.created events in all to Kafka at --rate per second from a process of its own (each
 signer shares their details with the partner); the notifications consumer turns each into one
 message per endpoint, and the dispatcher delivers them. Prints deliveries/s and the p50/p99
-delay from the event's time to its arrival at a healthy receiver, for both runs, the ratio of
-the p99s, and a one-line summary.
+delay from the event's time to its arrival at a healthy receiver, for both runs, the change
+in p99 (pooled over the rounds, and the median of the rounds' p99s, which a stall of the
+machine in one round does not swing), and a one-line summary. A round starts only when the
+previous one has wound down completely (the dispatcher waits out its last dead delivery).
 Targets: the dead endpoint changes the healthy p99 by less than 10%, and p99 stays under 2 s.
 """
 
@@ -21,6 +23,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -236,6 +239,11 @@ def run_once(
         }
     for part in (consumer, dispatcher):
         part.stop()
+    # Wait until both have really finished (the dispatcher waits out a delivery to the dead
+    # endpoint, up to its 15 s timeout): a round still winding down in the background would
+    # slow the next one, which is always the other scenario.
+    for thread in threads:
+        thread.join(timeout=60)
     stop.set()
     receiver.join(timeout=30)
     arrivals = json.loads(Path(out).read_text())
@@ -304,7 +312,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=50.0, help="events per second")
     parser.add_argument("--healthy", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per scenario")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds per scenario")
     parser.add_argument("--warmup", type=int, default=500, help="events of an uncounted round")
     args = parser.parse_args()
     with ExitStack() as stack:
@@ -360,16 +368,25 @@ def main() -> None:
         f"{min(spread['base']):.0f}-{max(spread['base']):.0f} ms, with dead "
         f"{min(spread['dead']):.0f}-{max(spread['dead']):.0f} ms"
     )
-    # The target is that the dead endpoint does not make the healthy ones slower: a p99 that
-    # comes out lower with it is noise from the machine, reported as such, not a failure.
-    ok = change < 10.0 and dead["p99"] < 2.0 and base["p99"] < 2.0
-    note = " (lower with the dead endpoint: machine noise)" if change <= -10.0 else ""
+    # Machine noise (a stall of a second now and then, on 2 shared cores) lands in whichever
+    # round it hits, and the pooled p99 follows the worst round; the median over the
+    # alternating rounds of each scenario's p99 is the robust figure. Both are printed.
+    med_base, med_dead = statistics.median(spread["base"]), statistics.median(spread["dead"])
+    med_change = (med_dead / med_base - 1.0) * 100 if med_base else float("inf")
+    print(
+        f"median over rounds of the healthy p99: {med_dead:.0f} ms with the dead endpoint vs "
+        f"{med_base:.0f} ms without ({med_change:+.1f}%)"
+    )
+    under_2s = dead["p99"] < 2.0 and base["p99"] < 2.0
+    pooled_ok = change < 10.0 and under_2s
+    median_ok = med_change < 10.0 and under_2s
     print(
         f"SUMMARY webhooks: {dead['per_second']:,.0f} deliveries/s with a dead endpoint "
-        f"({base['per_second']:,.0f} without); healthy p99 {dead['p99'] * 1000:.0f} ms vs "
-        f"{base['p99'] * 1000:.0f} ms ({change:+.1f}%{note}, target under +10% and 2 s), "
-        f"p50 {dead['p50'] * 1000:.0f} ms vs {base['p50'] * 1000:.0f} ms: "
-        f"{'targets met' if ok else 'targets NOT met'}"
+        f"({base['per_second']:,.0f} without); healthy p99 pooled {dead['p99'] * 1000:.0f} ms vs "
+        f"{base['p99'] * 1000:.0f} ms ({change:+.1f}%: {'met' if pooled_ok else 'NOT met'}), "
+        f"median of rounds {med_dead:.0f} ms vs {med_base:.0f} ms ({med_change:+.1f}%: "
+        f"{'met' if median_ok else 'NOT met'}); target under +10% and 2 s; p50 "
+        f"{dead['p50'] * 1000:.0f} ms vs {base['p50'] * 1000:.0f} ms"
     )
 
 
