@@ -72,19 +72,14 @@ class Event:
 
 
 def _attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
-    try:
-        return {
-            name: raw.decode()
-            for name, raw in headers or ()
-            if name.startswith("ce_") or name == "content-type"
-        }
-    except (UnicodeDecodeError, AttributeError):
-        for name, raw in headers:
+    attrs: dict[str, str] = {}
+    for name, raw in headers or ():
+        if name.startswith("ce_") or name == "content-type":
             try:
-                raw.decode()
+                attrs[name] = raw.decode()
             except (UnicodeDecodeError, AttributeError):
                 raise InvalidEvent(f"header {name} is not UTF-8") from None
-        raise
+    return attrs
 
 
 def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
