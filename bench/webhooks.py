@@ -195,11 +195,11 @@ def run_once(
     settings = Settings.from_env("notifications").with_(
         database_url=database_url, kafka_bootstrap_servers=bootstrap, hash_key=HASH_KEY
     )
+    dispatcher = Dispatcher(engine, WebhookConfig(allowed_networks=("127.0.0.1/32",)), clock=utcnow)
     _, consumer = worker_parts(
         settings, engine, store.outbox_table, store.processed_table, [topic],
-        webhook_handlers(utcnow), group=f"bench-{run}",
+        webhook_handlers(utcnow), group=f"bench-{run}", on_commit=dispatcher.wake,
     )  # fmt: skip
-    dispatcher = Dispatcher(engine, WebhookConfig(allowed_networks=("127.0.0.1/32",)), clock=utcnow)
     threads = [threading.Thread(target=p.run, daemon=True) for p in (consumer, dispatcher)]
     for thread in threads:
         thread.start()

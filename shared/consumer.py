@@ -150,6 +150,7 @@ class ConsumerRunner:
         switch_interval: float | None = 0.001,
         consumer_factory: Callable[[], KafkaConsumer] | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         batch_handlers = dict(batch_handlers or {})
         unknown = [name for name in [*handlers, *batch_handlers] if name not in registry]
@@ -172,6 +173,8 @@ class ConsumerRunner:
         self.partitions = partitions
         self.replication_factor = replication_factor
         self.switch_interval = switch_interval
+        # Called after a batch's effects commit (a poller in this process can look now).
+        self.on_commit = on_commit
         self._consumer_factory = consumer_factory or (
             lambda: make_consumer(bootstrap, group, f"{group}-consumer")
         )
@@ -410,7 +413,7 @@ class ConsumerRunner:
                     except Exception:
                         failed_run = run  # a batch handler failed: isolate its events
                         raise
-            self._count(items, fresh)
+            self._after_commit(items, fresh)
             return
         except Exception as exc:
             if is_connection_error(_cause(exc)):
@@ -439,7 +442,7 @@ class ConsumerRunner:
                             raise _cause(exc) from None
                         savepoint.rollback()
                         self._route_failure(item, _cause(exc), outcome)
-            self._count([i for i in items if failed is None or i is not failed[0]], fresh)
+            self._after_commit([i for i in items if failed is None or i is not failed[0]], fresh)
         except Exception as exc:
             if is_connection_error(exc):
                 raise DatabaseDown(str(exc)) from exc
@@ -453,13 +456,16 @@ class ConsumerRunner:
             # RetryableError, or an unexpected bug that may be transient: retry, then DLQ.
             outcome.retries.append((item, exc))
 
-    def _count(self, items: list[_Item], fresh: set[str]) -> None:
+    def _after_commit(self, items: list[_Item], fresh: set[str]) -> None:
+        """Count a committed batch's events, and tell whoever waits on their effects."""
         applied = Counter(item.event.type for item in items if item.event.id in fresh)
         for event_type, count in applied.items():
             metrics.EVENTS_CONSUMED.labels(self.group, event_type, "processed").inc(count)
         processed = sum(applied.values())
         self.stats["processed"] += processed
         self.stats["duplicates"] += len(items) - processed
+        if processed and self.on_commit is not None:
+            self.on_commit()
 
     @staticmethod
     def _runs(items: list[_Item]) -> list[list[_Item]]:

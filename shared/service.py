@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from flask import Flask
 from sqlalchemy import Engine, Table
@@ -43,6 +43,7 @@ def worker_parts(
     topics: Sequence[str],
     handlers: Mapping[str, Sequence[Handler]],
     group: str | None = None,
+    on_commit: Callable[[], None] | None = None,
 ) -> tuple[OutboxRelay, ConsumerRunner]:
     """Return a service's outbox relay and consumer runner, configured from settings."""
     bootstrap = settings.kafka_bootstrap_servers
@@ -63,5 +64,6 @@ def worker_parts(
         retry=RetryPolicy(max_attempts=settings.consumer_max_attempts),
         partitions=settings.kafka_topic_partitions,
         replication_factor=settings.kafka_replication_factor,
+        on_commit=on_commit,
     )
     return relay, runner

@@ -33,6 +33,7 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
     result: list[Stoppable] = []
     if role in ("all", "core"):
         topics = [CAMPAIGNS, PETITIONS, NOTIFICATIONS]
+        dispatcher = webhook_dispatcher(deps)
         relay, runner = worker_parts(
             deps.settings,
             deps.engine,
@@ -41,6 +42,8 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
             topics,
             handlers(deps),
             group=group,
+            # Webhook messages written by the consumer go out now, not at the next poll.
+            on_commit=dispatcher.wake,
         )
         result += [
             relay,
@@ -48,7 +51,7 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
             Expander(deps),
             QueuePoller(deps, bucket),
             ProgressPublisher(deps),
-            webhook_dispatcher(deps),
+            dispatcher,
         ]
     if role in ("all", "email"):
         result += [

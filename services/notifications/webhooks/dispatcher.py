@@ -9,6 +9,7 @@ threads or Kafka offsets held back.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
@@ -72,6 +73,15 @@ class Outcome:
     latency_ms: int
 
 
+@dataclass(frozen=True)
+class _Finished:
+    """A delivered chunk waiting to be recorded: the attempts made, and what was left."""
+
+    endpoint: Endpoint
+    chunk: Sequence[Any]
+    outcomes: list[Outcome]
+
+
 def outcome(reply: Reply) -> str:
     """Return a metrics label for an attempt's result."""
     if domain.is_success(reply.status):
@@ -120,6 +130,9 @@ class Dispatcher:
         self._failing_inflight = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # Finished chunks waiting to be recorded: one recorder writes all that are waiting in
+        # one transaction, instead of one transaction per chunk.
+        self._finished: queue.SimpleQueue[_Finished | None] = queue.SimpleQueue()
         self._last_reclaim = 0.0
         self._last_notice = 0.0
 
@@ -127,6 +140,8 @@ class Dispatcher:
 
     def run(self) -> None:
         """Deliver until stop() is called; finish the chunks in flight before returning."""
+        recorder = threading.Thread(target=self._record_loop, name="webhook-recorder", daemon=True)
+        recorder.start()
         while not self._stop.is_set():
             try:
                 claimed = self.tick()
@@ -138,6 +153,8 @@ class Dispatcher:
                 self._wake.wait(self.config.poll_interval)
                 self._wake.clear()
         self._pool.shutdown(wait=True)
+        self._finished.put(None)
+        recorder.join()
         close = getattr(self.transport, "close", None)
         if callable(close):
             close()
@@ -145,6 +162,10 @@ class Dispatcher:
     def stop(self) -> None:
         """Ask run() to return."""
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look for due messages now (new ones were just committed) instead of at the next poll."""
         self._wake.set()
 
     def tick(self, wait_for_results: bool = False) -> int:
@@ -183,6 +204,7 @@ class Dispatcher:
                 )
         if wait_for_results:
             wait(futures)
+            self._record_waiting(raise_errors=True)
             for future in futures:
                 future.result()
         return sum(len(rows) for rows in claimed.values()) - len(handed_back)
@@ -310,87 +332,148 @@ class Dispatcher:
                 if not domain.is_success(reply.status):
                     break  # the rest wait for the endpoint to answer again
         finally:
+            # The endpoint's slot is freed once this is recorded: until then its health is
+            # not known to the next round.
+            self._finished.put(_Finished(endpoint, chunk, outcomes))
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def _record_loop(self) -> None:
+        """Record finished chunks until run() sends None: whatever waits goes in one commit."""
+        while True:
+            first = self._finished.get()
+            if first is None:
+                return
+            waiting = [first]
+            last = False
+            while not last:
+                try:
+                    item = self._finished.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    last = True
+                else:
+                    waiting.append(item)
+            self._record_all(waiting, raise_errors=False)
+            if last:
+                return
+
+    def _record_waiting(self, raise_errors: bool) -> None:
+        """Record every finished chunk now (tick with wait_for_results: no recorder thread)."""
+        waiting = []
+        while True:
             try:
-                self._record(endpoint, chunk, outcomes)
-            finally:
-                with self._lock:
+                item = self._finished.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                waiting.append(item)
+        if waiting:
+            self._record_all(waiting, raise_errors)
+
+    def _record_all(self, finished: list[_Finished], raise_errors: bool) -> None:
+        """Write the attempts and each message's next state, for many chunks in one transaction.
+
+        If it fails, the chunks' messages stay claimed and are delivered again once their lease
+        runs out (with the same webhook-id, so receivers can tell).
+        """
+        try:
+            with self.engine.begin() as conn:
+                self._record(conn, finished)
+        except Exception:
+            if raise_errors:
+                raise
+            log.exception("webhook attempts not recorded; retried when their lease runs out")
+        finally:
+            with self._lock:
+                for item in finished:
+                    endpoint = item.endpoint
                     self._inflight[endpoint.endpoint_id] -= 1
                     if not self._inflight[endpoint.endpoint_id]:
                         del self._inflight[endpoint.endpoint_id]
                     self._failing_inflight -= endpoint.failing
-                self._wake.set()
+            self._wake.set()
 
-    def _record(self, endpoint: Endpoint, chunk: Sequence[Any], outcomes: list[Outcome]) -> None:
-        """Write the attempts and each message's next state in one transaction."""
+    def _record(self, conn: Connection, finished: list[_Finished]) -> None:
         config = self.config
         now = self.clock()
-        tried = {o.message_id for o in outcomes}
-        untried = [row.message_id for row in chunk if row.message_id not in tried]
-        with self.engine.begin() as conn:
-            if outcomes:
-                conn.execute(
-                    insert(attempts),
-                    [
-                        {
-                            "message_id": o.message_id,
-                            "endpoint_id": endpoint.endpoint_id,
-                            "attempted_at": o.at,
-                            "trigger": o.trigger,
-                            "status_code": o.reply.status,
-                            "latency_ms": o.latency_ms,
-                            "error": (o.reply.error or self._status_error(o.reply))[:200]
-                            if not domain.is_success(o.reply.status)
-                            else None,
-                            "response_excerpt": domain.excerpt(
-                                o.reply.body, config.response_excerpt_bytes
-                            ),
-                        }
-                        for o in outcomes
-                    ],
-                )
-            delivered = [o for o in outcomes if domain.is_success(o.reply.status)]
-            by_code: dict[int | None, list[str]] = {}
-            for o in delivered:
+        tried = [(item.endpoint, o) for item in finished for o in item.outcomes]
+        if tried:
+            conn.execute(
+                insert(attempts),
+                [
+                    {
+                        "message_id": o.message_id,
+                        "endpoint_id": endpoint.endpoint_id,
+                        "attempted_at": o.at,
+                        "trigger": o.trigger,
+                        "status_code": o.reply.status,
+                        "latency_ms": o.latency_ms,
+                        "error": (o.reply.error or self._status_error(o.reply))[:200]
+                        if not domain.is_success(o.reply.status)
+                        else None,
+                        "response_excerpt": domain.excerpt(
+                            o.reply.body, config.response_excerpt_bytes
+                        ),
+                    }
+                    for endpoint, o in tried
+                ],
+            )
+        by_code: dict[int | None, list[str]] = {}
+        for _, o in tried:
+            if domain.is_success(o.reply.status):
                 by_code.setdefault(o.reply.status, []).append(o.message_id)
-            # One statement per status code (nearly always one): a statement of the same shape
-            # each time, so SQLAlchemy compiles it once instead of per chunk.
-            for code, ids in by_code.items():
-                conn.execute(
-                    update(messages)
-                    .where(messages.c.message_id.in_(ids))
-                    .values(
-                        status="succeeded",
-                        attempts=messages.c.attempts + 1,
-                        claimed_at=None,
-                        next_attempt_at=None,
-                        finished_at=now,
-                        last_status_code=code,
-                    )
+        # One statement per status code (nearly always one): a statement of the same shape
+        # each time, so SQLAlchemy compiles it once.
+        for code, ids in by_code.items():
+            conn.execute(
+                update(messages)
+                .where(messages.c.message_id.in_(ids))
+                .values(
+                    status="succeeded",
+                    attempts=messages.c.attempts + 1,
+                    claimed_at=None,
+                    next_attempt_at=None,
+                    finished_at=now,
+                    last_status_code=code,
                 )
-            failed = [o for o in outcomes if not domain.is_success(o.reply.status)]
-            for o in failed:
+            )
+        for endpoint, o in tried:
+            if not domain.is_success(o.reply.status):
                 self._failed(conn, endpoint, o, now)
-            if untried:
-                conn.execute(
-                    update(messages)
-                    .where(messages.c.message_id.in_(untried), messages.c.status == "delivering")
-                    .values(status="pending", claimed_at=None)
-                )
-            if outcomes:
-                last_ok = domain.is_success(outcomes[-1].reply.status)
-                # The endpoint row changes only when its health does: rewriting it after every
-                # chunk made concurrent chunks of one endpoint queue on its row lock.
-                this = endpoints.c.endpoint_id == endpoint.endpoint_id
-                if last_ok and endpoint.failing:
-                    conn.execute(update(endpoints).where(this).values(failing_since=None))
-                elif not last_ok and not endpoint.failing:
-                    conn.execute(
-                        update(endpoints)
-                        .where(this, endpoints.c.failing_since.is_(None))
-                        .values(failing_since=now)
-                    )
-                if not last_ok:
-                    self._maybe_disable_failing(conn, endpoint.endpoint_id, now)
+        done = {o.message_id for _, o in tried}
+        untried = [
+            row.message_id for i in finished for row in i.chunk if row.message_id not in done
+        ]
+        if untried:
+            conn.execute(
+                update(messages)
+                .where(messages.c.message_id.in_(untried), messages.c.status == "delivering")
+                .values(status="pending", claimed_at=None)
+            )
+        for item in finished:
+            if item.outcomes:
+                self._record_health(conn, item.endpoint, item.outcomes[-1], now)
+
+    def _record_health(
+        self, conn: Connection, endpoint: Endpoint, last: Outcome, now: datetime
+    ) -> None:
+        """Mark an endpoint failing or healthy again, by the last answer of one of its chunks."""
+        last_ok = domain.is_success(last.reply.status)
+        # The endpoint row changes only when its health does: rewriting it after every chunk
+        # made concurrent chunks of one endpoint queue on its row lock.
+        this = endpoints.c.endpoint_id == endpoint.endpoint_id
+        if last_ok and endpoint.failing:
+            conn.execute(update(endpoints).where(this).values(failing_since=None))
+        elif not last_ok and not endpoint.failing:
+            conn.execute(
+                update(endpoints)
+                .where(this, endpoints.c.failing_since.is_(None))
+                .values(failing_since=now)
+            )
+        if not last_ok:
+            self._maybe_disable_failing(conn, endpoint.endpoint_id, now)
 
     @staticmethod
     def _status_error(reply: Reply) -> str:

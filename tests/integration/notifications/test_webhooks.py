@@ -555,3 +555,36 @@ def test_many_failing_endpoints_hold_at_most_half_the_pool(wh: Service) -> None:
         transport.release.set()
         d.stop()
         loop.join(timeout=15)
+
+
+def test_the_running_dispatcher_records_every_attempt_once_and_leaves_nothing_claimed(
+    wh: Service,
+) -> None:
+    """Chunks finished by many threads are recorded together; stopping records what is left."""
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(3) as rxs:
+        ids = [register(wh, issue_key(wh.engine, "partner", org), rx.url)["endpoint_id"]
+               for org, rx in zip((PARTNER_A, PARTNER_B, LEAD), rxs, strict=True)]  # fmt: skip
+        d = dispatcher(wh, clock, batch_per_endpoint=5)
+        loop = threading.Thread(target=d.run, daemon=True)
+        loop.start()
+        try:
+            for start in range(0, 120, 20):  # as the consumer would, in several commits
+                write_events(wh, clock, *(signed(f"r{i}@example.org", [PARTNER_A, PARTNER_B])
+                                          for i in range(start, start + 20)))  # fmt: skip
+                d.wake()
+            eventually(lambda: all(len(rx.received) >= 120 for rx in rxs[:2]), timeout=20,
+                       message="all delivered")  # fmt: skip
+        finally:
+            d.stop()
+            loop.join(timeout=20)
+        assert not loop.is_alive()
+        for endpoint_id, rx in zip(ids[:2], rxs[:2], strict=True):
+            sent = [m.message_id for m in rx.received]
+            assert len(sent) == len(set(sent)) == 120  # none twice
+            rows = message_rows(wh, endpoint_id)
+            assert {r.status for r in rows} == {"succeeded"}, {r.status for r in rows}
+            assert all(r.attempts == 1 and r.last_status_code == 200 for r in rows)
+            tried = wh.rows(attempts, attempts.c.endpoint_id == endpoint_id)
+            assert sorted(a.message_id for a in tried) == sorted(sent)
