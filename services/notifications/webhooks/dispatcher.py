@@ -8,6 +8,7 @@ threads or Kafka offsets held back.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import random
@@ -20,7 +21,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Connection, Engine, and_, insert, select, union_all, update
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    select,
+    union_all,
+    update,
+)
 
 from services.notifications.senders import EmailBatch, EmailSender, Recipient, SendError
 from services.notifications.store import organizations
@@ -71,6 +84,30 @@ class Outcome:
     at: datetime
     reply: Reply
     latency_ms: int
+
+
+@functools.lru_cache(maxsize=32)
+def _due_query(endpoints: int) -> CompoundSelect | Select[Any]:
+    """Return the ids of each endpoint's first due messages, up to its room, in one query.
+
+    One statement object per number of endpoints, with the ids, rooms and time as parameters:
+    built afresh every round, the union took a fifth of the dispatcher's time to construct and
+    compile.
+    """
+    picks = [
+        select(messages.c.message_id)
+        .where(
+            messages.c.endpoint_id == bindparam(f"endpoint_{i}"),
+            messages.c.status == "pending",
+            messages.c.next_attempt_at <= bindparam("now", type_=messages.c.next_attempt_at.type),
+        )
+        .order_by(messages.c.next_attempt_at)
+        .limit(bindparam(f"room_{i}", type_=Integer))
+        .subquery()
+        .select()
+        for i in range(endpoints)
+    ]
+    return union_all(*picks) if len(picks) > 1 else picks[0]
 
 
 @dataclass(frozen=True)
@@ -268,21 +305,12 @@ class Dispatcher:
     ) -> dict[str, list[Any]]:
         if not budget:
             return {}
-        picks = []
-        for endpoint_id, room in budget.items():
-            picks.append(
-                select(messages.c.message_id)
-                .where(
-                    messages.c.endpoint_id == endpoint_id,
-                    messages.c.status == "pending",
-                    messages.c.next_attempt_at <= now,
-                )
-                .order_by(messages.c.next_attempt_at)
-                .limit(room)
-                .subquery()
-                .select()
-            )
-        due = [row[0] for row in conn.execute(union_all(*picks))]
+        endpoint_ids = tuple(budget)
+        params: dict[str, Any] = {"now": now}
+        for i, room in enumerate(budget.values()):
+            params[f"endpoint_{i}"] = endpoint_ids[i]
+            params[f"room_{i}"] = room
+        due = [row[0] for row in conn.execute(_due_query(len(endpoint_ids)), params)]
         if not due:
             return {}
         query = (
