@@ -170,6 +170,49 @@ def transition(
     return int(conn.execute(statement.values(**values)).rowcount or 0)
 
 
+_SETTLE_SENT = text(
+    "WITH settled AS ("
+    " UPDATE nf_deliveries SET status = 'sent', updated_at = :now, attempts = attempts + 1,"
+    " provider_message_id = COALESCE(:provider_message_id, provider_message_id)"
+    " WHERE delivery_id = :delivery_id AND status IN ('sending', 'queued')"
+    " AND batch_key = :batch_key RETURNING 1),"
+    " claimed AS ("
+    " UPDATE nf_deliveries SET status = 'sending', updated_at = :now"
+    " WHERE delivery_id = :next_id AND status = 'queued' AND batch_key = :batch_key RETURNING 1),"
+    " counted AS ("
+    " UPDATE nf_alerts SET sent = sent + 1, version = version + 1"
+    " WHERE alert_id = :alert_id AND EXISTS (SELECT FROM settled))"
+    " SELECT (SELECT count(*) FROM settled), (SELECT count(*) FROM claimed)"
+)
+
+
+def settle_sent(
+    conn: Connection,
+    delivery_id: str,
+    batch_key: str,
+    now: datetime,
+    *,
+    alert_id: str,
+    provider_message_id: str | None,
+    claim_next: str | None,
+) -> tuple[int, bool]:
+    """Mark one held row sent, count it on its alert and claim the next row, in one statement
+    (PostgreSQL): what transition and bump do in three, for the SMS lanes' hot path.
+
+    Return how many rows were marked sent (0 or 1) and whether claim_next is now held.
+    """
+    params = {
+        "now": now,
+        "provider_message_id": provider_message_id,
+        "delivery_id": delivery_id,
+        "batch_key": batch_key,
+        "next_id": claim_next,
+        "alert_id": alert_id,
+    }
+    settled, claimed = conn.execute(_SETTLE_SENT, params).one()
+    return int(settled), bool(claimed)
+
+
 def bump(conn: Connection, alert_id: str | None, **deltas: int) -> None:
     """Add to an alert's counters in the caller's transaction (the ledger change's own)."""
     changes = {k: v for k, v in deltas.items() if v}
