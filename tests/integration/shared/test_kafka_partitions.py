@@ -1,0 +1,43 @@
+"""Where records land on real Kafka: alert batches round-robin, everything else by key hash."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from shared.events.catalog import DISPATCH
+from shared.kafka import ensure_topics, make_producer
+from tests.support.kafka import read_all
+
+pytestmark = pytest.mark.integration
+
+
+def test_alert_batches_spread_evenly_and_other_topics_keep_key_hashing(
+    kafka_bootstrap: str,
+) -> None:
+    alert = f"alert-{uuid.uuid4().hex[:8]}"
+    other = f"test.partitions.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, [DISPATCH, other], 6)
+    producer = make_producer(kafka_bootstrap, "test-partitions")
+    try:
+        partitions = len(producer.partitions_for(DISPATCH))
+        keys = [f"{alert}:{seq}" for seq in range(10 * partitions)]
+        for key in keys:
+            producer.send(DISPATCH, key=key.encode(), value=b"{}")
+            producer.send(other, key=key.encode(), value=b"{}")
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+    batches = [r for r in read_all(kafka_bootstrap, DISPATCH) if r.key.startswith(alert.encode())]
+    assert len(batches) == len(keys)
+    # Each partition holds exactly its tenth, in sequence order: seq % partitions.
+    assert Counter(r.partition for r in batches) == {p: 10 for p in range(partitions)}
+    assert all(r.partition == int(r.key.rpartition(b":")[2]) % partitions for r in batches)
+    # A topic not listed keeps Kafka's default: murmur2 of the key, as every client computes it.
+    plain = read_all(kafka_bootstrap, other, expected=len(keys))
+    assert len(plain) == len(keys)
+    assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 6 for r in plain)
