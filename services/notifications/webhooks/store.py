@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from services.notifications.store import metadata
@@ -68,7 +69,16 @@ messages = Table(
     Column("finished_at", Moment()),
     Column("last_status_code", Integer),
     UniqueConstraint("endpoint_id", "event_id", name="uq_wh_messages_once"),
-    Index("ix_wh_messages_due", "status", "next_attempt_at"),
+    # Only in-flight rows, for reclaiming a crashed dispatcher's claims. An index led by status
+    # also matched the claim query, and PostgreSQL's generic plan then walked every pending row
+    # (a dead endpoint's whole backlog) to find one endpoint's: the claim must use the index
+    # below, which is led by the endpoint.
+    Index(
+        "ix_wh_messages_delivering",
+        "claimed_at",
+        postgresql_where=text("status = 'delivering'"),
+        sqlite_where=text("status = 'delivering'"),
+    ),
     Index("ix_wh_messages_endpoint", "endpoint_id", "created_at"),
     Index("ix_wh_messages_endpoint_due", "endpoint_id", "status", "next_attempt_at"),
 )

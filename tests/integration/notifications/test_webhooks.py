@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql as psql
+from sqlalchemy.dialects import postgresql
 
 from services.notifications import audience
 from services.notifications.store import campaigns
 from services.notifications.webhooks import manage
-from services.notifications.webhooks.dispatcher import Dispatcher
+from services.notifications.webhooks.dispatcher import Dispatcher, _due_query
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import Reply
@@ -588,3 +590,51 @@ def test_the_running_dispatcher_records_every_attempt_once_and_leaves_nothing_cl
             assert all(r.attempts == 1 and r.last_status_code == 200 for r in rows)
             tried = wh.rows(attempts, attempts.c.endpoint_id == endpoint_id)
             assert sorted(a.message_id for a in tried) == sorted(sent)
+
+
+def test_a_dead_endpoints_backlog_is_not_walked_to_claim_a_healthy_endpoints_messages(
+    wh: Service,
+) -> None:
+    """The claim is a prepared statement: PostgreSQL may plan it once for every endpoint (a
+    generic plan). That plan must look up the endpoint's own due rows, not walk all pending
+    rows (thousands of them a dead endpoint's) and filter."""
+    now = utcnow()
+
+    def row(message_id: str, endpoint_id: str, due: datetime) -> dict[str, Any]:
+        return {"message_id": message_id, "endpoint_id": endpoint_id, "organization_id": LEAD,
+                "event_id": message_id, "event_type": "signature.created", "body": "{}",
+                "status": "pending", "attempts": 0, "next_attempt_at": due,
+                "trigger": "scheduled", "event_time": due, "created_at": due}  # fmt: skip
+
+    backlog = [row(f"msg_dead_{i}", "ep_dead", now - timedelta(hours=1)) for i in range(3000)]
+    mine = [row(f"msg_ok_{i}", "ep_ok", now) for i in range(3)]
+    # What healthy endpoints leave behind: delivered messages, no longer due.
+    done = [{**row(f"msg_done_{e}_{i}", f"ep_{e}", now), "status": "succeeded",
+             "next_attempt_at": None} for e in range(10) for i in range(1500)]  # fmt: skip
+    with wh.engine.begin() as conn:
+        conn.execute(messages.insert(), backlog + mine + done)
+    query = _due_query(1).compile(dialect=postgresql.dialect(paramstyle="numeric_dollar"))
+    values = {"endpoint_0": "ep_ok", "status_1": "pending", "now": now, "room_0": 100}
+    types = {"endpoint_0": "varchar", "status_1": "varchar", "now": "timestamptz",
+             "room_0": "integer"}  # fmt: skip
+    names = list(query.positiontup or [])
+    args = [values[name] for name in names]
+    with wh.engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("ANALYZE wh_messages")
+        driver.execute(f"PREPARE claim({', '.join(types[n] for n in names)}) AS {query}")
+        driver.execute("SET plan_cache_mode = force_generic_plan")
+        explain = psql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim({})").format(
+            psql.SQL(", ").join(psql.Literal(a) for a in args)
+        )
+        plan = driver.execute(explain).fetchone()[0][0]["Plan"]
+        conn.rollback()
+
+    def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    assert plan["Actual Rows"] == 3
+    assert sum(n.get("Rows Removed by Filter", 0) for n in nodes(plan)) == 0, plan
