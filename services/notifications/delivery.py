@@ -387,11 +387,10 @@ class Deliverer:
                 and conn.dialect.name == "postgresql"
             ):
                 # An SMS lane's every text: one statement instead of three.
-                _, held = ledger.settle_sent(
+                return ledger.settle_sent(
                     conn, ids[0], batch_key, self.now, alert_id=alert_id,
                     provider_message_id=provider_message_id, claim_next=claim_next,
                 )  # fmt: skip
-                return held
             if claim_next is not None:
                 held = bool(
                     ledger.transition(

@@ -182,7 +182,7 @@ _SETTLE_SENT = text(
     " counted AS ("
     " UPDATE nf_alerts SET sent = sent + 1, version = version + 1"
     " WHERE alert_id = :alert_id AND EXISTS (SELECT FROM settled))"
-    " SELECT (SELECT count(*) FROM settled), (SELECT count(*) FROM claimed)"
+    " SELECT EXISTS (SELECT FROM claimed)"
 )
 
 
@@ -195,11 +195,12 @@ def settle_sent(
     alert_id: str,
     provider_message_id: str | None,
     claim_next: str | None,
-) -> tuple[int, bool]:
+) -> bool:
     """Mark one held row sent, count it on its alert and claim the next row, in one statement
     (PostgreSQL): what transition and bump do in three, for the SMS lanes' hot path.
 
-    Return how many rows were marked sent (0 or 1) and whether claim_next is now held.
+    Return whether claim_next is now held. (PostgreSQL runs every data-modifying CTE whether
+    or not the final SELECT reads it.)
     """
     params = {
         "now": now,
@@ -209,8 +210,7 @@ def settle_sent(
         "next_id": claim_next,
         "alert_id": alert_id,
     }
-    settled, claimed = conn.execute(_SETTLE_SENT, params).one()
-    return int(settled), bool(claimed)
+    return bool(conn.execute(_SETTLE_SENT, params).scalar_one())
 
 
 def bump(conn: Connection, alert_id: str | None, **deltas: int) -> None:
