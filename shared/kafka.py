@@ -11,7 +11,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner import DefaultPartitioner
 
-from shared.events.catalog import DISPATCH
+from shared.events.catalog import UNORDERED_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
         "request_timeout_ms": 15_000,
         "max_block_ms": 30_000,
         # Alert batches (keyed <alert id>:<sequence>) spread evenly over the sender threads.
-        "partitioner": SpreadPartitioner([DISPATCH]),
+        "partitioner": SpreadPartitioner(UNORDERED_TOPICS),
     }
     config.update(overrides)
     return KafkaProducer(**config)

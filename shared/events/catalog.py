@@ -15,6 +15,9 @@ PETITIONS = "kinship.petitions"
 NOTIFICATIONS = "kinship.notifications"
 # Internal work topic of the notifications service: alert batches for its senders.
 DISPATCH = "kinship.notifications.dispatch"
+# Topics whose records carry no order among themselves, keyed `<id>:<sequence number>`: they
+# are spread round-robin by that number (shared/kafka.py), not by a hash of the key.
+UNORDERED_TOPICS = frozenset({DISPATCH})
 
 CHANNELS = ("email", "sms")
 LocaleMap = fields.Dict(keys=fields.String(), values=fields.String())

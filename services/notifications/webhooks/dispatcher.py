@@ -87,7 +87,7 @@ class Outcome:
 
 
 @functools.lru_cache(maxsize=32)
-def _due_query(endpoints: int) -> CompoundSelect | Select[Any]:
+def due_query(endpoints: int) -> CompoundSelect | Select[Any]:
     """Return the ids of each endpoint's first due messages, up to its room, in one query.
 
     One statement object per number of endpoints, with the ids, rooms and time as parameters:
@@ -310,7 +310,7 @@ class Dispatcher:
         for i, room in enumerate(budget.values()):
             params[f"endpoint_{i}"] = endpoint_ids[i]
             params[f"room_{i}"] = room
-        due = [row[0] for row in conn.execute(_due_query(len(endpoint_ids)), params)]
+        due = [row[0] for row in conn.execute(due_query(len(endpoint_ids)), params)]
         if not due:
             return {}
         query = (

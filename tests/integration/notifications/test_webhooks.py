@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from services.notifications import audience
 from services.notifications.store import campaigns
 from services.notifications.webhooks import manage
-from services.notifications.webhooks.dispatcher import Dispatcher, _due_query
+from services.notifications.webhooks.dispatcher import Dispatcher, due_query
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import Reply
@@ -613,7 +613,7 @@ def test_a_dead_endpoints_backlog_is_not_walked_to_claim_a_healthy_endpoints_mes
              "next_attempt_at": None} for e in range(10) for i in range(1500)]  # fmt: skip
     with wh.engine.begin() as conn:
         conn.execute(messages.insert(), backlog + mine + done)
-    query = _due_query(1).compile(dialect=postgresql.dialect(paramstyle="numeric_dollar"))
+    query = due_query(1).compile(dialect=postgresql.dialect(paramstyle="numeric_dollar"))
     values = {"endpoint_0": "ep_ok", "status_1": "pending", "now": now, "room_0": 100}
     types = {"endpoint_0": "varchar", "status_1": "varchar", "now": "timestamptz",
              "room_0": "integer"}  # fmt: skip
