@@ -308,6 +308,8 @@ def alert(
     campaign_id: str,
     org_id: str,
     channels: list[str],
+    *,
+    audience: dict[str, Any] | None = None,
     **content: Any,
 ) -> Event:
     body = {
@@ -328,7 +330,7 @@ def alert(
         channels=channels,
         default_locale="en",
         content={"en": body},
-        audience={},
+        audience=audience or {},
     )
 
 

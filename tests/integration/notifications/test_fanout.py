@@ -108,6 +108,38 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
     assert any(p["sent"] == n - 1 and p["queued"] == 0 for p in progress)
 
 
+def test_an_alert_for_some_interests_reaches_only_supporters_who_share_one(
+    service: Service,
+) -> None:
+    service.publish(organization("org-int"))
+    people = seed_audience(service.engine, "camp-i", "org-int", 30, prefix="int")
+    interests = {0: ["housing"], 1: ["transit", "arts"], 2: ["arts"]}
+    with service.engine.begin() as conn:
+        for i, person in enumerate(people):
+            conn.execute(
+                update(supporters)
+                .where(supporters.c.supporter_id == person["supporter_id"])
+                .values(interests=interests[i % 3])
+            )
+    service.start()
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    service.publish(
+        alert(
+            "alert-i",
+            "camp-i",
+            "org-int",
+            ["email"],
+            audience={"interests": ["housing", "transit"]},
+        )
+    )
+    eventually(lambda: finished(service, "alert-i"), timeout=60, message="alert done")
+
+    reached = {email for email, _ in service.fakes.sendgrid_recipients()}
+    assert reached == {p["email"] for i, p in enumerate(people) if i % 3 in (0, 1)}
+    row = alert_row(service, "alert-i")
+    assert row.total == row.sent == 20
+
+
 def test_sms_outside_8_to_21_local_waits_for_the_morning(
     database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
 ) -> None:
