@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, select, update
 
 from services.notifications import audience, compliance, ledger, messages
 from services.notifications.audience import Supporter
@@ -611,23 +611,7 @@ class Deliverer:
         now = self.now
         lease = now - timedelta(seconds=self.deps.config.claim_lease_seconds)
         claim = f"poll:{uuid.uuid4()}"
-        due = or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now)
-        candidates = (
-            select(deliveries.c.delivery_id)
-            .where(deliveries.c.status.in_(["queued", "deferred", "sending"]))  # the index's rows
-            .where(
-                or_(
-                    (deliveries.c.batch_key.is_(None))
-                    & deliveries.c.status.in_(["queued", "deferred"])
-                    & due,
-                    (deliveries.c.batch_key.like("poll:%"))
-                    & deliveries.c.status.in_(["queued", "sending"])
-                    & (deliveries.c.claimed_at < lease),
-                )
-            )
-            .order_by(deliveries.c.created_at)
-            .limit(limit)
-        )
+        candidates = ledger.pollable(now, lease, limit)
         with self.deps.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 candidates = candidates.with_for_update(skip_locked=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, text, update
+from sqlalchemy import Connection, Row, Select, select, text, update
 
 from services.notifications.store import alerts, deliveries, insert_ignore, one_of
 from shared.db import json_param
@@ -126,6 +126,21 @@ def existing(
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     return list(conn.execute(query).all())
+
+
+def pollable(now: datetime, lease: datetime, limit: int) -> Select[Any]:
+    """Select the ids of rows the queue poller may take now, the longest due first: waiting
+    rows that are due, and rows a poller claimed before `lease` (it died or hangs).
+
+    poll_at (store.POLL_AT) is computed by the database and set only for such rows, so the
+    poller's index never holds a dispatch batch's rows."""
+    return (
+        select(deliveries.c.delivery_id)
+        .where(deliveries.c.poll_at <= now)
+        .where(deliveries.c.batch_key.is_(None) | (deliveries.c.claimed_at < lease))
+        .order_by(deliveries.c.poll_at)
+        .limit(limit)
+    )
 
 
 def transition(

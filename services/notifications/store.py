@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Computed,
     Connection,
     Index,
     Integer,
@@ -169,6 +170,16 @@ alerts = Table(
     Column("created_at", Moment(), nullable=False),
 )
 
+# When the queue poller should look at a row: a waiting message of its own (no batch holds it)
+# once due, or a row a poller claimed, from its claim time (the poller takes it back after the
+# lease). NULL for every other row, which is what keeps the poller's index small and lets the
+# ledger's status updates be HOT: no index names `status`, and a dispatch batch's rows keep a
+# NULL here from insert to sent, so PostgreSQL rewrites them in place without index entries.
+POLL_AT = (
+    "CASE WHEN batch_key IS NULL AND status IN ('queued', 'deferred')"
+    " THEN COALESCE(not_before, created_at)"
+    " WHEN batch_key LIKE 'poll:%' AND status IN ('queued', 'sending') THEN claimed_at END"
+)
 # The delivery ledger: one row per (message, recipient, channel), written before the provider
 # call. message_key is an alert id or a transactional key such as "thanks:<signature id>".
 # status: queued | deferred | sending | sent | delivered | failed | suppressed.
@@ -192,16 +203,16 @@ deliveries = Table(
     Column("error_code", String(64)),
     Column("created_at", Moment(), nullable=False),
     Column("updated_at", Moment(), nullable=False),
+    Column("poll_at", Moment(), Computed(POLL_AT, persisted=True)),
     UniqueConstraint("message_key", "recipient_id", "channel", name="uq_nf_deliveries_once"),
-    # Only rows waiting or in flight are indexed (what the queue poller looks for): a million
-    # alert rows that are sent leave it, and nothing else indexes their status.
     Index(
-        "ix_nf_deliveries_due",
-        "status",
-        "not_before",
-        postgresql_where=text("status IN ('queued', 'deferred', 'sending')"),
-        sqlite_where=text("status IN ('queued', 'deferred', 'sending')"),
+        "ix_nf_deliveries_poll",
+        "poll_at",
+        postgresql_where=text("poll_at IS NOT NULL"),
+        sqlite_where=text("poll_at IS NOT NULL"),
     ),
+    # Half of each page left free for those in-place updates (PostgreSQL).
+    postgresql_with={"fillfactor": 50},
 )
 
 # What the capture sender "sent": the local run's outbox (`kinship outbox`).
