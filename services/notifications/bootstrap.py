@@ -61,6 +61,8 @@ def sms_sender(settings: Settings, config: NotificationConfig, engine: Engine) -
             messaging_service_sid=settings.twilio_messaging_service_sid,
             from_number=settings.twilio_from_number,
             timeout=min(config.provider_timeout, 15.0),
+            # every lane of every SMS sender thread, and the queue poller's sends
+            connections=config.sms_sender_threads * config.sms_concurrency + 4,
         )
     return CaptureSmsSender(engine)
 
