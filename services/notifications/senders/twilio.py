@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from services.notifications.senders import Accepted, PermanentSendError, Sms, TransientSendError
 
 OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
+
+
+class _HttpClient(TwilioHttpClient):
+    """The SDK's HTTP client, remembering each thread's own last response.
+
+    The SDK keeps one last response per client, and the SMS lanes share one client: between a
+    429 and the read of its Retry-After, another lane's request replaced it.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._own = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().request(*args, **kwargs)
+        self._own.response = response
+        return response
+
+    def last_response(self) -> Response | None:
+        """This thread's last response."""
+        return getattr(self._own, "response", None)
 
 
 class TwilioSender:
@@ -43,7 +66,7 @@ class TwilioSender:
         """A sender whose pool keeps `connections` open: as many as texts sent at once. The
         SDK's pool keeps min(32, cores + 4) (https) or requests' 10 (http); a busier process
         would discard a connection after each extra request and open a new one for the next."""
-        http = TwilioHttpClient(timeout=timeout)
+        http = _HttpClient(timeout=timeout)
         # requests reads the proxy and CA settings from the environment on every request (a
         # fifth of the SDK's CPU a text); read them once, for the one host this client calls.
         assert http.session is not None  # pooled connections: the SDK's default
@@ -59,8 +82,9 @@ class TwilioSender:
         return cls(client, messaging_service_sid=messaging_service_sid, from_number=from_number)
 
     def _retry_after(self) -> float | None:
-        # The SDK's exception carries no headers; its client keeps the last response.
-        response = getattr(self.client.http_client, "_test_only_last_response", None)
+        # The SDK's exception carries no headers; our client keeps each thread's last response.
+        http = self.client.http_client
+        response = http.last_response() if isinstance(http, _HttpClient) else None
         raw = response.headers.get("Retry-After") if response is not None else None
         try:
             return float(raw) if raw is not None else None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from services.notifications.senders import (
+    Accepted,
     EmailBatch,
     EmailSender,
     PermanentSendError,
@@ -123,3 +126,36 @@ def test_twilio_errors_map_to_transient_permanent_and_opt_out(
     with pytest.raises(TransientSendError) as busy:
         sender.send(Sms("+14155550100", "hi"))
     assert busy.value.retry_after == 3
+
+
+def test_a_twilio_429_keeps_its_retry_after_while_other_lanes_send(
+    provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    """SMS lanes share one client. Another lane's request landing between a 429 and the read
+    of its Retry-After must not take the pause away (or lend its own)."""
+    sender = TwilioSender.build(
+        ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+15557654321", timeout=5.0
+    )
+    http = sender.client.http_client
+    own_request = http.request
+    me = threading.current_thread()
+    others: list[Accepted] = []
+
+    def request_then_another_lane(*args: Any, **kwargs: Any) -> Any:
+        response = own_request(*args, **kwargs)
+        if threading.current_thread() is me and not others:
+            lane = threading.Thread(
+                target=lambda: others.append(sender.send(Sms("+14155550101", "hi")))
+            )
+            lane.start()
+            lane.join()
+        return response
+
+    http.request = request_then_another_lane  # type: ignore[method-assign]
+    FakeRecords(fakes_db).set_faults(
+        "twilio", {"rules": [{"kind": "status", "status": 429, "retry_after": 5, "count": 1}]}
+    )
+    with pytest.raises(TransientSendError) as busy:
+        sender.send(Sms("+14155550100", "hi"))
+    assert len(others) == 1 and others[0].provider_message_id  # the other lane's text went
+    assert busy.value.retry_after == 5
