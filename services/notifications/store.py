@@ -23,6 +23,9 @@ from sqlalchemy import (
     UniqueConstraint,
     any_,
     bindparam,
+    cast,
+    func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -30,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.auth import api_keys_table
-from shared.db import BigId, Moment
+from shared.db import BigId, Moment, json_param
 from shared.idempotency import idempotency_table
 from shared.outbox import shared_tables
 
@@ -262,11 +265,18 @@ def upsert(
 
 
 def one_of(conn: Connection, column: Any, values: Iterable[Any]) -> Any:
-    """Return `column IN values` as one array parameter on PostgreSQL (cheap to plan and send)."""
+    """Return `column IN values`; on PostgreSQL as one parameter, cheap to plan and send.
+
+    Strings go as one JSON text (shared.db.json_param): psycopg adapts a list of them element
+    by element in Python, 2 ms for a dispatch batch's 1,000 ids, four times a batch.
+    """
     items = list(values)
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
-    return column.in_(items)
+    if conn.dialect.name != "postgresql":
+        return column.in_(items)
+    if isinstance(column.type, String) and all(isinstance(item, str) for item in items):
+        listed = cast(bindparam(None, json_param(items), type_=Text), JSON)
+        return column.in_(select(func.json_array_elements_text(listed)))
+    return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | None = None) -> Any:
