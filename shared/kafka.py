@@ -77,7 +77,7 @@ def make_consumer(bootstrap: str, group: str, client_id: str, **overrides: Any) 
         "max_poll_interval_ms": 300_000,
         "session_timeout_ms": 15_000,
         "heartbeat_interval_ms": 3_000,
-        "fetch_max_wait_ms": 100,
+        "fetch_max_wait_ms": 500,
         "isolation_level": "read_committed",
     }
     config.update(overrides)
