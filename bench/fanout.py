@@ -112,6 +112,41 @@ class RssSampler:
         return self.peaks
 
 
+def cpu_by_part() -> dict[str, float]:
+    """CPU seconds used so far by each part of the run, every process on the machine counted."""
+    parts: dict[str, float] = {}
+    for proc in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
+        command = " ".join(proc.info["cmdline"] or [])
+        times = proc.info["cpu_times"]
+        if times is None:
+            continue
+        if proc.info["pid"] == os.getpid():
+            part = "this script"
+        elif "--role" in command:
+            part = "worker " + command.split("--role", 1)[1].split()[0]
+        elif command.startswith("postgres") or "/bin/postgres" in command:
+            part = "PostgreSQL"
+        elif "java" in command and "kafka" in command.lower():
+            part = "Kafka"
+        elif "gunicorn" in command and "tests.fakes" in command:
+            part = "provider fakes"
+        else:
+            continue
+        parts[part] = parts.get(part, 0.0) + times.user + times.system
+    return parts
+
+
+def print_cpu(before: dict[str, float], after: dict[str, float], seconds: float, n: int) -> None:
+    """Print each part's CPU over a phase: share of a core and microseconds per message."""
+    used = {part: after.get(part, 0.0) - before.get(part, 0.0) for part in after}
+    total = sum(max(v, 0.0) for v in used.values())
+    print(f"  CPU over the phase ({os.cpu_count()} cores), and per message:")
+    for part, cpu in sorted(used.items(), key=lambda kv: -kv[1]):
+        if cpu > 0:
+            print(f"    {part:<22}{cpu / seconds:6.0%} of a core {cpu / n * 1e6:8.1f} us")
+    print(f"    {'all of them':<22}{total / seconds:6.0%} of a core {total / n * 1e6:8.1f} us")
+
+
 def accepted(db: str, provider: str) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
         row = conn.execute(
@@ -343,12 +378,14 @@ def main() -> None:
 
         sampler = RssSampler(roots).start()
         requests_expected = math.ceil(args.n / 1000)
+        cpu_before = cpu_by_part()
         started = time.perf_counter()
         publish(bootstrap, alert_event("bench-email-alert", "bench-email", ["email"]))
         wait_until(
             lambda: accepted(fakes_db, "sendgrid") >= requests_expected, timeout=3600, interval=0.25
         )
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_by_part()
         peaks = sampler.stop()
         requests_made = accepted(fakes_db, "sendgrid")
         total, distinct = sendgrid_recipients(fakes_db)
@@ -362,6 +399,7 @@ def main() -> None:
         print(f"  recipients at the fake     {total:12,d} ({distinct:,} distinct)")
         for name, rss in sorted(peaks.items()):
             print(f"  peak RSS {name:<18}{rss / 2**20:10,.0f} MB")
+        print_cpu(cpu_before, cpu_after, elapsed, args.n)
 
         sendgrid.records.clear("sendgrid")
         concurrency = args.email_procs * args.email_threads
@@ -372,10 +410,12 @@ def main() -> None:
         )
         print(f"  ratio kinship / plain SDK  {kinship_rate / plain_rate:12.2f}")
 
+        cpu_before = cpu_by_part()
         sms_started = time.perf_counter()
         publish(bootstrap, alert_event("bench-sms-alert", "bench-sms", ["sms"]))
         wait_until(lambda: accepted(str(work / "twilio.sqlite"), "twilio") >= args.sms, 3600, 0.25)
         sms_elapsed = time.perf_counter() - sms_started
+        cpu_after = cpu_by_part()
         count, numbers, first, last = twilio_times(str(work / "twilio.sqlite"))
         achieved = (count - 1) / (last - first) if last > first else float("inf")
         share = achieved / args.sms_rate
@@ -384,6 +424,7 @@ def main() -> None:
         )
         print(f"  rate first->last message   {achieved:12,.0f} msg/s at {args.sms_rate:,.0f}/s"
               f" configured ({share:.0%}) {'OK' if share >= 0.95 else 'BELOW 95%'}")  # fmt: skip
+        print_cpu(cpu_before, cpu_after, sms_elapsed, count)
         sms_concurrency = args.sms_threads * int(env.get("SMS_CONCURRENCY", "4"))
         plain_sms = plain_twilio(twilio.url, min(args.sms, 3000), sms_concurrency)
         print(f"  plain Twilio SDK, unpaced  {plain_sms:12,.0f} msg/s ({sms_concurrency} threads,"

@@ -8,6 +8,8 @@ URL of a server, and KINSHIP_BENCH_KAFKA), migrates a fresh database, seeds a co
 open bilingual petition, runs the petitions worker (outbox relay) and the service under gunicorn,
 then drives it with wrk (installed from Debian if missing) from a separate process:
   (a) a bare Flask JSON endpoint under the same gunicorn settings (the ceiling);
+  (a') the same endpoint under 2 sync workers, the issue's reference setting (~4,700 req/s where
+       the targets were set): how fast this machine is against that one;
   (b) POST /api/v1/petitions/{id}/signatures with a new signer each request, for --seconds.
 Prints signatures/s, p50/p99 latency, the ratio to the bare endpoint, the CPU a request cost
 the web workers, the relay and PostgreSQL (steadier than rates on a shared machine), then
@@ -54,6 +56,8 @@ from shared.migrate import upgrade  # noqa: E402
 from tests.support.postgres import ThrowawayPostgres, create_database, free_port  # noqa: E402
 
 HASH_KEY = "bench-hash-key"
+# The issue: a bare Flask JSON endpoint under gunicorn, 2 sync workers, about 4,700 req/s.
+REFERENCE_BARE_RATE = 4700
 VENV_BIN = Path(sys.executable).parent
 
 # A new signer each request: thread number and a per-thread counter make the address unique.
@@ -150,6 +154,26 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def bare_run(
+    wrk: str, options: argparse.Namespace, env: dict[str, str], work: Path
+) -> dict[str, float]:
+    """Drive the bare JSON endpoint under options' gunicorn settings for --bare-seconds."""
+    port = free_port()
+    log = work / f"bare-{options.workers}-{options.worker_class}.log"
+    with gunicorn("signatures:bare_app()", port, options, env, log, ROOT / "bench") as server:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/json"), 30, "bare app up")
+        get_script = 'function init(args) end\nfunction request() return wrk.format("GET") end\n'
+        return run_wrk(
+            wrk,
+            f"http://127.0.0.1:{port}/json",
+            options.bare_seconds,
+            options.connections,
+            options.threads,
+            get_script,
+            meter=cpu_meter(server.pid),
+        )
 
 
 def gunicorn(
@@ -394,29 +418,26 @@ def main() -> None:
             )
 
         # (a) the ceiling: a bare Flask JSON endpoint, same gunicorn settings, same wrk.
-        bare_port = free_port()
-        with gunicorn(
-            "signatures:bare_app()", bare_port, args, env, work / "bare.log", ROOT / "bench"
-        ) as bare_server:
-            wait_until(lambda: answers(f"http://127.0.0.1:{bare_port}/json"), 30, "bare app up")
-            get_script = (
-                'function init(args) end\nfunction request() return wrk.format("GET") end\n'
-            )
-            bare = run_wrk(
-                wrk,
-                f"http://127.0.0.1:{bare_port}/json",
-                args.bare_seconds,
-                args.connections,
-                args.threads,
-                get_script,
-                meter=cpu_meter(bare_server.pid),
-            )
+        bare = bare_run(wrk, args, env, work)
         print(
             f"bare Flask JSON endpoint: {bare['rate']:.0f} req/s, "
             f"p50 {bare['p50_us'] / 1000:.1f} ms, p99 {bare['p99_us'] / 1000:.1f} ms "
             f"({args.workers} {args.worker_class} workers x {args.gthreads} threads, "
             f"{args.connections} connections); {bare['cpu_ms']:.2f} ms of worker CPU a request; "
             f"load average {bare['load']:.1f} on {os.cpu_count()} cores",
+            flush=True,
+        )
+        # (a') the issue's reference: the same endpoint under 2 sync workers, which measured
+        # about 4,700 req/s where the targets were set; this machine's speed against that one.
+        reference_options = argparse.Namespace(
+            **{**vars(args), "workers": 2, "worker_class": "sync"}
+        )
+        reference = bare_run(wrk, reference_options, env, work)
+        speed = reference["rate"] / REFERENCE_BARE_RATE
+        print(
+            f"bare endpoint, 2 sync workers (the issue's reference setting): "
+            f"{reference['rate']:.0f} req/s, {speed:.2f} of the {REFERENCE_BARE_RATE:,} the "
+            f"issue measured",
             flush=True,
         )
 
@@ -460,6 +481,13 @@ def main() -> None:
             flush=True,
         )
         print(f"ratio to the bare endpoint: {ratio:.2f}", flush=True)
+        print(
+            f"against the reference bare endpoint: {sign['rate'] / reference['rate']:.2f} "
+            f"(the issue's 1,200/s against its {REFERENCE_BARE_RATE:,} req/s: "
+            f"{1200 / REFERENCE_BARE_RATE:.2f}); at the reference machine's speed "
+            f"~{sign['rate'] / speed:.0f} signatures/s",
+            flush=True,
+        )
 
         # Every accepted signature is a row, a count and exactly one event on Kafka.
         def outbox_size() -> int:
@@ -498,7 +526,8 @@ def main() -> None:
         print(
             f"SUMMARY signatures {sign['rate']:.0f}/s p50 {sign['p50_us'] / 1000:.1f} ms "
             f"p99 {sign['p99_us'] / 1000:.1f} ms | bare {bare['rate']:.0f} req/s | ratio "
-            f"{ratio:.2f} | kafka {on_kafka}/{rows} lost {lost} | "
+            f"{ratio:.2f} | reference bare {reference['rate']:.0f} req/s (machine speed "
+            f"{speed:.2f}) | kafka {on_kafka}/{rows} lost {lost} | "
             f"{'consistent' if ok else 'INCONSISTENT'} | targets {'met' if targets else 'missed'}",
             flush=True,
         )
