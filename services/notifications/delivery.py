@@ -171,7 +171,7 @@ class Deliverer:
             blocked = audience.suppressed_hashes(
                 conn, [p.email_hash for p in people.values()], "email", info.organization_id
             )
-            rows = []
+            entries = []
             for sid in ids:
                 person = people.get(sid)
                 ok = (
@@ -180,19 +180,11 @@ class Deliverer:
                     and sid in consenting
                     and person.email_hash not in blocked
                 )
-                rows.append(
-                    ledger.new_row(
-                        message_key=info.alert_id,
-                        recipient_id=sid,
-                        channel="email",
-                        kind="alert",
-                        alert_id=info.alert_id,
-                        status="sending" if ok else "suppressed",
-                        batch_key=batch_key,
-                        now=now,
-                    )
-                )
-            inserted = ledger.insert_new(conn, rows)
+                entries.append(ledger.Entry(sid, "sending" if ok else "suppressed", batch_key))
+            inserted = ledger.insert_batch(
+                conn, entries, message_key=info.alert_id, channel="email", kind="alert",
+                alert_id=info.alert_id, now=now,
+            )  # fmt: skip
             mine = {r.recipient_id: r.delivery_id for r in inserted if r.status == "sending"}
             suppressed = sum(1 for r in inserted if r.status == "suppressed")
             ambiguous = self._reclaim_own(
@@ -445,8 +437,7 @@ class Deliverer:
             blocked = audience.suppressed_hashes(
                 conn, [p.phone_hash for p in people.values()], "sms", info.organization_id
             )
-            rows = []
-            deferred = 0
+            entries = []
             for sid in ids:
                 person = people.get(sid)
                 status: str = "suppressed"
@@ -463,20 +454,11 @@ class Deliverer:
                     )
                     status = "deferred" if not_before else "queued"
                     key = None if not_before else batch_key  # the poller picks deferred rows
-                rows.append(
-                    ledger.new_row(
-                        message_key=info.alert_id,
-                        recipient_id=sid,
-                        channel="sms",
-                        kind="alert",
-                        alert_id=info.alert_id,
-                        status=status,
-                        batch_key=key,
-                        not_before=not_before,
-                        now=now,
-                    )
-                )
-            inserted = ledger.insert_new(conn, rows)
+                entries.append(ledger.Entry(sid, status, key, not_before))
+            inserted = ledger.insert_batch(
+                conn, entries, message_key=info.alert_id, channel="sms", kind="alert",
+                alert_id=info.alert_id, now=now,
+            )  # fmt: skip
             queued = {r.recipient_id: r.delivery_id for r in inserted if r.status == "queued"}
             suppressed = sum(1 for r in inserted if r.status == "suppressed")
             deferred = sum(1 for r in inserted if r.status == "deferred")

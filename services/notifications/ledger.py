@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -62,8 +63,6 @@ def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
     """Insert rows whose (message, recipient, channel) is new; return those inserted."""
     if not rows:
         return []
-    if conn.dialect.name == "postgresql" and _uniform(rows):
-        return _insert_rows(conn, rows)
     # executemany: SQLAlchemy sends the rows in a few multi-row INSERTs with one cached plan.
     statement = insert_ignore(conn, deliveries).returning(
         deliveries.c.delivery_id, deliveries.c.recipient_id, deliveries.c.status
@@ -71,39 +70,54 @@ def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
     return list(conn.execute(statement, rows).all())
 
 
-_PER_ROW = ("delivery_id", "recipient_id", "status", "not_before", "batch_key", "claimed_at")
-_SHARED = ("message_key", "channel", "alert_id", "kind", "created_at")
+@dataclass(frozen=True)
+class Entry:
+    """One recipient's row of a dispatch batch: who, in which state, held by which claim."""
+
+    recipient_id: str
+    status: str
+    batch_key: str | None
+    not_before: datetime | None = None
 
 
-def _uniform(rows: list[dict[str, Any]]) -> bool:
-    first = rows[0]
-    return first["params"] is None and all(
-        row["params"] is None and all(row[k] == first[k] for k in _SHARED) for row in rows
-    )
-
-
-_INSERT_ROWS = text(
-    "INSERT INTO nf_deliveries (delivery_id, recipient_id, status, not_before, batch_key,"
+_INSERT_BATCH = text(
+    "INSERT INTO nf_deliveries (delivery_id, recipient_id, status, batch_key, not_before,"
     " claimed_at, message_key, channel, alert_id, kind, attempts, created_at, updated_at)"
-    " SELECT r->>0, r->>1, r->>2, CAST(r->>3 AS timestamptz), r->>4, CAST(r->>5 AS timestamptz),"
+    " SELECT gen_random_uuid()::text, r->>0, r->>1, r->>2, CAST(r->>3 AS timestamptz),"
+    " CASE WHEN r->>2 IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END,"
     " :mk, :ch, :al, :kind, 0, :now, :now"
     " FROM json_array_elements(CAST(:rows AS json)) r"
     " ON CONFLICT DO NOTHING RETURNING delivery_id, recipient_id, status"
 )
 
 
-def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
-    """Insert a batch's rows as one JSON parameter: far cheaper than a row of binds each."""
-    first = rows[0]
-    params: dict[str, Any] = {
-        "mk": first["message_key"],
-        "ch": first["channel"],
-        "al": first["alert_id"],
-        "kind": first["kind"],
-        "now": first["created_at"],
-        "rows": json_param([[r[name] for name in _PER_ROW] for r in rows]),
-    }
-    return list(conn.execute(_INSERT_ROWS, params).all())
+def insert_batch(
+    conn: Connection,
+    entries: Sequence[Entry],
+    *,
+    message_key: str,
+    channel: str,
+    kind: str,
+    alert_id: str | None,
+    now: datetime,
+) -> list[Any]:
+    """Insert a batch's rows whose (message, recipient, channel) is new; return those inserted
+    as (delivery_id, recipient_id, status).
+
+    On PostgreSQL the rows go as one JSON parameter and the database makes their ids: building
+    a dict and a uuid4 per row, and binding each field, cost more than the insert."""
+    if not entries:
+        return []
+    if conn.dialect.name != "postgresql":
+        return insert_new(conn, [
+            new_row(message_key=message_key, recipient_id=e.recipient_id, channel=channel,
+                    kind=kind, status=e.status, alert_id=alert_id, batch_key=e.batch_key,
+                    not_before=e.not_before, now=now)
+            for e in entries
+        ])  # fmt: skip
+    rows = json_param([[e.recipient_id, e.status, e.batch_key, e.not_before] for e in entries])
+    params = {"mk": message_key, "ch": channel, "al": alert_id, "kind": kind, "now": now}
+    return list(conn.execute(_INSERT_BATCH, {**params, "rows": rows}).all())
 
 
 def existing(

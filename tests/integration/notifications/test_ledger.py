@@ -45,23 +45,13 @@ def test_a_dispatch_batch_is_settled_in_place_and_never_enters_the_pollers_index
     no new entry in any index, which halves what settling a million recipients costs it."""
     now = utcnow()
     alert_id, batch_key = str(uuid.uuid4()), "alert:1@worker-a"
-    rows = [
-        ledger.new_row(
-            message_key=alert_id,
-            recipient_id=f"sup-{i:04d}",
-            channel="email",
-            kind="alert",
-            status="sending",
-            alert_id=alert_id,
-            batch_key=batch_key,
-            now=now,
-        )  # fmt: skip
-        for i in range(1000)
-    ]
+    entries = [ledger.Entry(f"sup-{i:04d}", "sending", batch_key) for i in range(1000)]
     waiting = ledger.new_row(message_key="thanks:sig-1", recipient_id="sup-x", channel="email",
                              kind="thanks", status="queued", now=now)  # fmt: skip
     with engine.begin() as conn:
-        ids = [row.delivery_id for row in ledger.insert_new(conn, rows)]
+        inserted = ledger.insert_batch(conn, entries, message_key=alert_id, channel="email",
+                                       kind="alert", alert_id=alert_id, now=now)  # fmt: skip
+        ids = [row.delivery_id for row in inserted]
         ledger.insert_new(conn, [waiting])
     with engine.connect() as conn:
         polled = conn.execute(
