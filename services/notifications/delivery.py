@@ -370,19 +370,23 @@ class Deliverer:
         """Record an outcome for rows this worker holds and count it on the alert; in the same
         transaction claim the row claim_next, and return whether it is now held."""
         held = False
-        with self.deps.engine.begin() as conn:
-            if (
-                status == "sent"
-                and len(ids) == 1
-                and alert_id is not None
-                and batch_key is not None
-                and conn.dialect.name == "postgresql"
-            ):
-                # An SMS lane's every text: one statement instead of three.
+        engine = self.deps.engine
+        if (
+            status == "sent"
+            and len(ids) == 1
+            and alert_id is not None
+            and batch_key is not None
+            and engine.dialect.name == "postgresql"
+        ):
+            # An SMS lane's every text: one statement instead of three, and its own transaction
+            # (autocommit). Every lane counts on the same alert row: inside BEGIN ... COMMIT
+            # that row stayed locked over two more round trips, and the lanes queued on it.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 return ledger.settle_sent(
                     conn, ids[0], batch_key, self.now, alert_id=alert_id,
                     provider_message_id=provider_message_id, claim_next=claim_next,
                 )  # fmt: skip
+        with engine.begin() as conn:
             if claim_next is not None:
                 held = bool(
                     ledger.transition(

@@ -229,7 +229,8 @@ def settle_sent(
     (PostgreSQL): what transition and bump do in three, for the SMS lanes' hot path.
 
     Return whether claim_next is now held. (PostgreSQL runs every data-modifying CTE whether
-    or not the final SELECT reads it.)
+    or not the final SELECT reads it.) One statement is atomic: run it in autocommit, so the
+    alert row it counts on is locked only while the statement runs.
     """
     params = {
         "now": now,
