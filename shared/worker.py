@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -42,6 +43,7 @@ def run_all(parts: Sequence[Stoppable], install_signals: bool = True) -> None:
     if install_signals:
         signal.signal(signal.SIGTERM, stop_all)
         signal.signal(signal.SIGINT, stop_all)
+    freeze_startup_heap()
     threads = [threading.Thread(target=guard(part), name=type(part).__name__) for part in parts]
     for thread in threads:
         thread.start()
@@ -49,3 +51,15 @@ def run_all(parts: Sequence[Stoppable], install_signals: bool = True) -> None:
     stop_all()
     for thread in threads:
         thread.join(timeout=60)
+
+
+def freeze_startup_heap() -> None:
+    """Move what the process built at startup (modules, engines, clients) out of the cyclic
+    garbage collector's generations: it lives as long as the process.
+
+    Left in, every full collection walks it (about 220,000 objects in a notifications worker),
+    and a sender building 1,000-recipient requests triggers one every few batches: a third of
+    an email sender's CPU. Objects made later are collected as before.
+    """
+    gc.collect()
+    gc.freeze()

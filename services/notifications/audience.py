@@ -272,9 +272,10 @@ def load_supporters(conn: Connection, ids: Iterable[str]) -> dict[str, Supporter
     id_list = list(ids)
     if not id_list:
         return {}
+    # .all() fetches the rows in one call; iterating a result fetches them one call a row.
     rows = conn.execute(
         select(*_SUPPORTER_COLUMNS).where(one_of(conn, supporters.c.supporter_id, id_list))
-    )
+    ).all()
     return {row.supporter_id: Supporter(*row) for row in rows}
 
 
@@ -298,7 +299,7 @@ def consented_ids(
             consents.c.granted == true(),
         )
     )
-    return set(rows.scalars())
+    return set(rows.scalars().all())
 
 
 # -- suppressions --------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def suppressed_hashes(
             suppressions.c.scope.in_(scopes),
         )
     )
-    return set(rows.scalars())
+    return set(rows.scalars().all())
 
 
 def suppress(
