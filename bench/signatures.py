@@ -58,6 +58,8 @@ from tests.support.postgres import ThrowawayPostgres, create_database, free_port
 HASH_KEY = "bench-hash-key"
 # The issue: a bare Flask JSON endpoint under gunicorn, 2 sync workers, about 4,700 req/s.
 REFERENCE_BARE_RATE = 4700
+# The issue's targets, set on that machine.
+TARGET_RATE = 1200
 VENV_BIN = Path(sys.executable).parent
 
 # A new signer each request: thread number and a per-thread counter make the address unique.
@@ -483,8 +485,8 @@ def main() -> None:
         print(f"ratio to the bare endpoint: {ratio:.2f}", flush=True)
         print(
             f"against the reference bare endpoint: {sign['rate'] / reference['rate']:.2f} "
-            f"(the issue's 1,200/s against its {REFERENCE_BARE_RATE:,} req/s: "
-            f"{1200 / REFERENCE_BARE_RATE:.2f}); at the reference machine's speed "
+            f"(the issue's {TARGET_RATE:,}/s against its {REFERENCE_BARE_RATE:,} req/s: "
+            f"{TARGET_RATE / REFERENCE_BARE_RATE:.2f}); at the reference machine's speed "
             f"~{sign['rate'] / speed:.0f} signatures/s",
             flush=True,
         )
@@ -522,7 +524,7 @@ def main() -> None:
             and sign["status_errors"] == 0
             and sign["socket_errors"] == 0
         )
-        targets = sign["rate"] >= 1200 and sign["p99_us"] < 100_000 and ratio >= 0.25
+        targets = sign["rate"] >= TARGET_RATE and sign["p99_us"] < 100_000 and ratio >= 0.25
         print(
             f"SUMMARY signatures {sign['rate']:.0f}/s p50 {sign['p50_us'] / 1000:.1f} ms "
             f"p99 {sign['p99_us'] / 1000:.1f} ms | bare {bare['rate']:.0f} req/s | ratio "
