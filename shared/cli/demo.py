@@ -36,7 +36,7 @@ from shared.devstack import DEFAULT_PORTS, read_stack_state, service_ports
 # service holds texts outside 08:00-21:00 local time, and the demo should finish now.
 SMS_SIGNERS = (
     ("+886912345678", "TW", "Asia/Taipei", None),
-    ("+447700900123", "GB", "Europe/London", None),
+    ("+447400123456", "GB", "Europe/London", None),
     ("+12135550147", "US", "America/Los_Angeles", "90012"),
 )
 
