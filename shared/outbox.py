@@ -13,9 +13,10 @@ from sqlalchemy import (
     String,
     Table,
     insert,
+    text,
 )
 
-from shared.db import BigId
+from shared.db import BigId, json_param
 from shared.events.envelope import Event, json_dumps
 from shared.events.registry import EventRegistry
 
@@ -83,16 +84,34 @@ class Outbox:
             if not event.key:
                 raise ValueError(f"{event.type} needs a record key (the aggregate id)")
             rows.append(
-                {
-                    "event_id": event.id,
-                    "topic": event_type.topic,
-                    "key": event.key,
-                    "type": event.type,
-                    "source": event.source or self.source,
-                    "subject": event.subject,
-                    "time": event.time,
-                    "data": json_dumps(dict(event.data)),
-                }
+                (
+                    event.id,
+                    event_type.topic,
+                    event.key,
+                    event.type,
+                    event.source or self.source,
+                    event.subject,
+                    event.time,
+                    json_dumps(dict(event.data)),
+                )
             )
-        if rows:
-            conn.execute(insert(self.table), rows)
+        if not rows:
+            return
+        if conn.dialect.name == "postgresql":
+            # One statement, the rows as one JSON parameter: executemany sends and runs a
+            # statement per event, and a hot path (a batch of signatures) adds many at once.
+            rows_json = json_param([[*row[:7], row[7].decode()] for row in rows])
+            conn.execute(_INSERT_JSON, {"rows": rows_json})
+        else:
+            named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+            conn.execute(insert(self.table), named)
+
+
+_COLUMNS = ("event_id", "topic", "key", "type", "source", "subject", "time", "data")
+# Row order is array order, so ids (and the relay's publishing order) follow the events' order.
+_INSERT_JSON = text(
+    f"INSERT INTO {OUTBOX_TABLE} ({', '.join(_COLUMNS)})"
+    " SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, CAST(r->>6 AS timestamptz),"
+    " convert_to(r->>7, 'UTF8')"
+    " FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(r, n) ORDER BY n"
+)
