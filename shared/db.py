@@ -106,7 +106,9 @@ def json_param(values: Sequence[Any]) -> str:
 
     psycopg adapts a Python list parameter element by element in Python (about 1.5 us each);
     orjson writes the whole list in C and the server parses it in C (about 0.4 us each). Rows
-    go as lists (``r->>0``, ``r->>1``, ...).
+    go as lists (``r->>0``, ``r->>1``, ...): read them with jsonb_array_elements, since each
+    ``->>`` on a ``json`` (text) value parses the row again (a ledger row: 15.3 µs of
+    PostgreSQL CPU to insert that way, 14.0 from jsonb).
     """
     return orjson.dumps(values).decode()
 

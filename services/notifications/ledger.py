@@ -86,7 +86,7 @@ _INSERT_BATCH = text(
     " SELECT gen_random_uuid()::text, r->>0, r->>1, r->>2, CAST(r->>3 AS timestamptz),"
     " CASE WHEN r->>2 IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END,"
     " :mk, :ch, :al, :kind, 0, :now, :now"
-    " FROM json_array_elements(CAST(:rows AS json)) r"
+    " FROM jsonb_array_elements(CAST(:rows AS jsonb)) r"
     " ON CONFLICT DO NOTHING RETURNING delivery_id, recipient_id, status"
 )
 
