@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -35,6 +36,9 @@ from shared.relay import lock_for
 
 log = logging.getLogger(__name__)
 BATCH_TYPE = type_name("delivery_batch.queued")
+_BATCH_TYPE_HEADER = BATCH_TYPE.encode()
+# How often a sender commits its place past the other channel's batches.
+SKIP_COMMIT_SECONDS = 5.0
 
 
 class Expander:
@@ -159,6 +163,9 @@ class Expander:
             type=BATCH_TYPE,
             key=f"{alert.alert_id}:{seq}",
             source=SOURCE,
+            # The channel as the CloudEvents subject: the other channel's senders read it in
+            # the headers and skip the batch without decoding its ids.
+            subject=channel,
             data={
                 "batch_id": f"{alert.alert_id}:{seq}",
                 "alert_id": alert.alert_id,
@@ -198,6 +205,9 @@ class DispatchSender:
         self.bucket = bucket
         self._producer: KafkaProducer | None = None
         self.stats = {"batches": 0, "dead": 0, "skipped": 0}
+        # Offsets past other channels' batches, per partition, not yet committed.
+        self._skipped: dict[TopicPartition, int] = {}
+        self._skips_due = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -228,6 +238,8 @@ class DispatchSender:
         try:
             while not self._stop.is_set():
                 self.poll_once(consumer)
+            if self._skipped:
+                self._commit_skipped(consumer)
         finally:
             consumer.close(autocommit=False)
             if self._producer is not None:
@@ -237,6 +249,12 @@ class DispatchSender:
         batch = consumer.poll(timeout_ms=200, max_records=1)
         for tp, records in batch.items():
             for record in records:
+                if self._other_channel(record):
+                    # Committed now and then, not per record: each commit is a round trip and
+                    # a write to Kafka, a thousand of them in a million-recipient email alert.
+                    # Re-reading a skipped batch after a restart costs nothing.
+                    self._skipped[tp] = record.offset + 1
+                    continue
                 try:
                     done = self.handle(record)
                 except Stopped:
@@ -255,7 +273,26 @@ class DispatchSender:
                     self._stop.wait(1.0)
                     return
                 if done:
+                    self._skipped.pop(tp, None)  # this commit is past them
                     self._commit(consumer, tp, record.offset + 1)
+        if self._skipped and time.monotonic() >= self._skips_due:
+            self._commit_skipped(consumer)
+
+    def _other_channel(self, record: Any) -> bool:
+        """Return True for a batch of another channel, told by its headers alone."""
+        headers = dict(record.headers or ())
+        subject = headers.get("ce_subject")
+        return (
+            headers.get("ce_type") == _BATCH_TYPE_HEADER
+            and subject is not None
+            and bytes(subject).decode() != self.channel
+        )
+
+    def _commit_skipped(self, consumer: KafkaConsumer) -> None:
+        for tp, offset in list(self._skipped.items()):
+            self._commit(consumer, tp, offset)
+        self._skipped.clear()
+        self._skips_due = time.monotonic() + SKIP_COMMIT_SECONDS
 
     def handle(self, record: Any) -> bool:
         """Send one dispatch record; return True when its offset may be committed."""

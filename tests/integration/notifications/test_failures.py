@@ -174,3 +174,36 @@ class _Crashed(Exception):
 class _Crash:
     def send_batch(self, batch: object) -> None:
         raise _Crashed("killed mid-request")
+
+
+def test_each_channel_skips_the_others_batches_by_their_headers(service: Service) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from services.notifications.fanout import BATCH_TYPE
+
+    service.start()
+    # An email batch whose value no one can decode: the email senders dead-letter it; the SMS
+    # senders see from its headers alone that it is not theirs, and move past it.
+    headers = [("ce_type", BATCH_TYPE.encode()), ("ce_subject", b"email")]
+    sent = service.producer.send(
+        DISPATCH, key=b"alert-x:1", value=b"{not json", headers=headers, partition=0
+    ).get(timeout=10)
+    dead = read_all(
+        service.bootstrap, dead_letter_topic(DISPATCH, f"{service.group}-email-sender"), expected=1
+    )
+    assert [r.value for r in dead] == [b"{not json"]
+
+    reader = KafkaConsumer(
+        bootstrap_servers=service.bootstrap, group_id=f"{service.group}-sms-sender"
+    )
+    try:
+        partition = TopicPartition(DISPATCH, 0)
+        eventually(
+            lambda: (reader.committed(partition) or 0) > sent.offset,
+            timeout=20,
+            message="the SMS senders committed their place past the email batch",
+        )
+    finally:
+        reader.close()
+    sms_dlq = dead_letter_topic(DISPATCH, f"{service.group}-sms-sender")
+    assert read_all(service.bootstrap, sms_dlq, timeout=2) == []
