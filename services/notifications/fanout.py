@@ -109,6 +109,12 @@ class Expander:
             alert.campaign_id, alert.organization_id, alert.audience or {}, after
         )
         with self.deps.engine.connect() as read:
+            if read.dialect.name == "postgresql":
+                # The planner assumes a cursor's reader takes a tenth of the rows and picks a
+                # fast-start plan (merge joins over indexes); the expander reads them all.
+                # Planned for all, the audience costs PostgreSQL 0.77 s of CPU per 300,000
+                # supporters instead of 1.1-1.4 s.
+                read.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
             # A server-side cursor: the audience streams through in slices, never all in memory.
             result = read.execution_options(stream_results=True, yield_per=2000).execute(query)
             for rows in result.partitions():
