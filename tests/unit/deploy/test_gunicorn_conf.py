@@ -13,7 +13,14 @@ from tests.unit.deploy.conftest import DEPLOY
 
 
 def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
-    for name in ("GUNICORN_WORKERS", "GUNICORN_BIND", "PORT", "GUNICORN_ACCESS_LOG"):
+    for name in (
+        "GUNICORN_WORKERS",
+        "GUNICORN_THREADS",
+        "GUNICORN_WORKER_CONNECTIONS",
+        "GUNICORN_BIND",
+        "PORT",
+        "GUNICORN_ACCESS_LOG",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -27,6 +34,16 @@ def test_workers_follow_the_cpu_count_within_bounds(monkeypatch: pytest.MonkeyPa
     assert conf["default_workers"](64) == 8
     assert conf["workers"] == conf["default_workers"](conf["multiprocessing"].cpu_count())
     assert load(monkeypatch, GUNICORN_WORKERS="1")["workers"] == 1
+
+
+def test_a_worker_holds_a_bounded_share_of_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = load(monkeypatch)
+    # Bounded, so one worker cannot take every kept-alive connection; above the thread count,
+    # so a worker still keeps connections alive between requests.
+    assert conf["threads"] < conf["worker_connections"] < Config().worker_connections
+    assert conf["worker_connections"] == 4 * conf["threads"]
+    assert load(monkeypatch, GUNICORN_THREADS="8")["worker_connections"] == 32
+    assert load(monkeypatch, GUNICORN_WORKER_CONNECTIONS="50")["worker_connections"] == 50
 
 
 def test_binds_to_port_and_stops_gracefully(monkeypatch: pytest.MonkeyPatch) -> None:
