@@ -247,6 +247,7 @@ class DispatchSender:
             if self._skipped:
                 self._commit_skipped(consumer)
         finally:
+            log.info("dispatch sender stopped", extra={"group": self.group, **self.stats})
             consumer.close(autocommit=False)
             if self._producer is not None:
                 self._producer.close(timeout=10)
@@ -260,6 +261,7 @@ class DispatchSender:
                     # a write to Kafka, a thousand of them in a million-recipient email alert.
                     # Re-reading a skipped batch after a restart costs nothing.
                     self._skipped[tp] = record.offset + 1
+                    self.stats["skipped"] += 1
                     continue
                 try:
                     done = self.handle(record)
@@ -309,6 +311,7 @@ class DispatchSender:
             self._dead_letter(record, exc)
             return True
         if event.type != BATCH_TYPE or event.data.get("channel") != self.channel:
+            self.stats["skipped"] += 1  # not ours, and its headers did not say (older batches)
             return True
         if self.channel == "email":
             outcome = self.deliverer.send_alert_email_batch(event.data)
