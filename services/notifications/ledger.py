@@ -9,7 +9,8 @@ resent and counted.
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,28 @@ from sqlalchemy import Connection, Row, Select, select, text, update
 
 from services.notifications.store import alerts, deliveries, insert_ignore, one_of
 from shared.db import json_param
+
+ROWS_PER_PREFIX = 1 << 16
+
+
+def id_prefix() -> str:
+    """Return the first 32 characters of a time-ordered id (UUID version 7 layout: milliseconds
+    since the epoch, then random bits); a ledger row's id is this and four hex digits.
+
+    A batch's rows take one prefix and their positions in the batch, so consecutive rows get
+    consecutive ids. Random ids (uuid4) put each of a million rows' primary-key entries on a
+    random page of an index larger than the cache; in order, a batch's entries go side by side
+    (docs/runtime-facts.md: the ledger insert cost 35 % less PostgreSQL CPU a row)."""
+    value = (int(time.time() * 1000) << 80) | (7 << 76) | (secrets.randbits(12) << 64)
+    value |= (0b10 << 62) | (secrets.randbits(46) << 16)
+    text_ = f"{value:032x}"
+    return f"{text_[:8]}-{text_[8:12]}-{text_[12:16]}-{text_[16:20]}-{text_[20:28]}"
+
+
+def new_id() -> str:
+    """Return one time-ordered row id (see id_prefix)."""
+    return id_prefix() + f"{secrets.randbits(16):04x}"
+
 
 DONE = ("sent", "delivered", "failed", "suppressed")
 COUNTERS = ("total", "sent", "delivered", "failed", "suppressed", "deferred", "ambiguous")
@@ -40,7 +63,7 @@ def new_row(
 ) -> dict[str, Any]:
     """Return a ledger row ready to insert."""
     return {
-        "delivery_id": str(uuid.uuid4()),
+        "delivery_id": new_id(),
         "message_key": message_key,
         "recipient_id": recipient_id,
         "channel": channel,
@@ -83,10 +106,11 @@ class Entry:
 _INSERT_BATCH = text(
     "INSERT INTO nf_deliveries (delivery_id, recipient_id, status, batch_key, not_before,"
     " claimed_at, message_key, channel, alert_id, kind, attempts, created_at, updated_at)"
-    " SELECT gen_random_uuid()::text, r->>0, r->>1, r->>2, CAST(r->>3 AS timestamptz),"
+    " SELECT :prefix || lpad(to_hex(n - 1), 4, '0'), r->>0, r->>1, r->>2,"
+    " CAST(r->>3 AS timestamptz),"
     " CASE WHEN r->>2 IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END,"
     " :mk, :ch, :al, :kind, 0, :now, :now"
-    " FROM jsonb_array_elements(CAST(:rows AS jsonb)) r"
+    " FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS batch(r, n)"
     " ON CONFLICT DO NOTHING RETURNING delivery_id, recipient_id, status"
 )
 
@@ -104,11 +128,12 @@ def insert_batch(
     """Insert a batch's rows whose (message, recipient, channel) is new; return those inserted
     as (delivery_id, recipient_id, status).
 
-    On PostgreSQL the rows go as one JSON parameter and the database makes their ids: building
-    a dict and a uuid4 per row, and binding each field, cost more than the insert."""
+    On PostgreSQL the rows go as one JSON parameter and the database numbers their ids from one
+    time-ordered prefix: building a dict and an id per row, and binding each field, cost more
+    than the insert."""
     if not entries:
         return []
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or len(entries) > ROWS_PER_PREFIX:
         return insert_new(conn, [
             new_row(message_key=message_key, recipient_id=e.recipient_id, channel=channel,
                     kind=kind, status=e.status, alert_id=alert_id, batch_key=e.batch_key,
@@ -116,7 +141,8 @@ def insert_batch(
             for e in entries
         ])  # fmt: skip
     rows = json_param([[e.recipient_id, e.status, e.batch_key, e.not_before] for e in entries])
-    params = {"mk": message_key, "ch": channel, "al": alert_id, "kind": kind, "now": now}
+    params = {"mk": message_key, "ch": channel, "al": alert_id, "kind": kind, "now": now,
+              "prefix": id_prefix()}  # fmt: skip
     return list(conn.execute(_INSERT_BATCH, {**params, "rows": rows}).all())
 
 
