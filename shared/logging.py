@@ -110,6 +110,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kafka", "urllib3", "werkzeug"):
+    # The provider SDKs log every request at INFO or DEBUG (URLs, headers, python_http_client's
+    # whole body): quiet at INFO, where a fan-out would write lines by the thousand a second.
+    for noisy in ("kafka", "urllib3", "werkzeug", "twilio.http_client", "python_http_client"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)

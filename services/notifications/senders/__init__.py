@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
+
+NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """One personalization of a bulk email."""
+class Recipient(NamedTuple):
+    """One personalization of a bulk email.
+
+    A named tuple: an alert makes one per recipient, and a frozen dataclass's __init__ (a
+    setattr per field) cost several times as much."""
 
     email: str
     name: str | None
-    custom_args: dict[str, str]
-    headers: dict[str, str] = field(default_factory=dict)
-    substitutions: dict[str, str] = field(default_factory=dict)
+    custom_args: Mapping[str, str]
+    headers: Mapping[str, str] = NO_FIELDS
+    substitutions: Mapping[str, str] = NO_FIELDS
     subject: str | None = None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import Engine, insert
 
@@ -11,7 +12,7 @@ from services.notifications.store import captured
 from shared.events.envelope import utcnow
 
 
-def _apply(template: str, substitutions: dict[str, str]) -> str:
+def _apply(template: str, substitutions: Mapping[str, str]) -> str:
     for tag, value in substitutions.items():
         template = template.replace(tag, value)
     return template
@@ -32,7 +33,7 @@ class CaptureEmailSender:
                 "subject": _apply(r.subject or batch.subject, r.substitutions),
                 "body": _apply(batch.text, r.substitutions),
                 "html": _apply(batch.html, r.substitutions),
-                "headers": r.headers,
+                "headers": dict(r.headers),
                 "custom_args": {**batch.custom_args, **r.custom_args},
                 "alert_id": r.custom_args.get("alert_id"),
                 "supporter_id": r.custom_args.get("supporter_id"),

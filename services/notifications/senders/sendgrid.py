@@ -24,6 +24,43 @@ _BAD_ADDRESS = re.compile(r"^personalizations\.(\d+)\.(to|cc|bcc)")
 _JSON_UTF8 = {"Content-Type": "application/json; charset=utf-8"}
 
 
+class _Payload(bytes):
+    """A request body that formats as its size.
+
+    The SDK's HTTP client formats every body into a debug message, logged or not
+    (`'PAYLOAD: {data}'.format(...)` in python_http_client): the repr of a 1,000-recipient
+    body was 7 % of an email sender's CPU. With debug logging on, it would also have written
+    every recipient's address into the log."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes of JSON>"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+
+class _JsonText(str):
+    """The JSON text handed to the SDK, which encodes it to send: to the bytes already made."""
+
+    payload: _Payload
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        if encoding.lower().replace("-", "").replace("_", "") == "utf8":
+            return self.payload
+        return str(self).encode(encoding, errors)
+
+
+def json_body(body: dict[str, Any]) -> str:
+    """Return a mail/send body for the SDK: JSON text that encodes to a _Payload."""
+    raw = orjson.dumps(body)
+    text = _JsonText(raw.decode())
+    text.payload = _Payload(raw)
+    return text
+
+
 def _retry_after(exc: HTTPError) -> float | None:
     headers = getattr(exc, "headers", None)
     raw = headers.get("Retry-After") if headers is not None else None
@@ -78,7 +115,7 @@ class SendGridSender:
 
     def send_batch(self, batch: EmailBatch) -> Accepted:
         try:
-            body = orjson.dumps(mail_body(batch)).decode()
+            body = json_body(mail_body(batch))
             response = self.client.client.mail.send.post(
                 request_body=body, request_headers=_JSON_UTF8
             )

@@ -159,3 +159,18 @@ def test_a_twilio_429_keeps_its_retry_after_while_other_lanes_send(
         sender.send(Sms("+14155550100", "hi"))
     assert len(others) == 1 and others[0].provider_message_id  # the other lane's text went
     assert busy.value.retry_after == 5
+
+
+def test_sendgrid_body_reaches_the_provider_whole_and_stays_out_of_debug_logs(
+    provider_urls: tuple[str, str], fakes_db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK's HTTP client formats each body into a debug message: it shows only a size."""
+    sender = SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=1.0)
+    caplog.set_level("DEBUG", logger="python_http_client")
+    sender.send_batch(batch("ngoc.anh@example.org", "José.Ñúñez@example.org"))
+    body = FakeRecords(fakes_db).sendgrid_requests()[-1].body
+    sent = [p["to"][0]["email"] for p in body["personalizations"]]
+    assert sent == ["ngoc.anh@example.org", "José.Ñúñez@example.org"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "PAYLOAD: <" in logged and "bytes of JSON>" in logged
+    assert "example.org" not in logged
