@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -430,10 +430,13 @@ def audience_query(
     return query
 
 
-def matches_interests(audience: Mapping[str, Any], interests: Iterable[str] | None) -> bool:
-    """Return True when the audience names no interests or the supporter shares one."""
-    wanted = set(audience.get("interests") or [])
-    return not wanted or bool(wanted & set(interests or []))
+def interest_filter(audience: Mapping[str, Any]) -> Callable[[Iterable[str] | None], bool]:
+    """Return a test of a supporter's interests: true when the audience names no interests or
+    the supporter shares one. Made once per alert: the expander asks it of every supporter."""
+    wanted = frozenset(audience.get("interests") or ())
+    if not wanted:
+        return lambda interests: True
+    return lambda interests: not wanted.isdisjoint(interests or ())
 
 
 def organization(conn: Connection, organization_id: str) -> Any:

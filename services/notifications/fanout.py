@@ -117,9 +117,10 @@ class Expander:
                 read.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
             # A server-side cursor: the audience streams through in slices, never all in memory.
             result = read.execution_options(stream_results=True, yield_per=2000).execute(query)
+            interested = audience.interest_filter(alert.audience or {})
             for rows in result.partitions():
                 for sid, email_ok, sms_ok, interests in rows:
-                    if not audience.matches_interests(alert.audience or {}, interests):
+                    if not interested(interests):
                         continue
                     for channel, ok in (("email", email_ok), ("sms", sms_ok)):
                         if channel not in buffers or not ok:

@@ -94,3 +94,36 @@ def test_fast_acceptance_is_a_subset_of_the_schema(event_type: Any, strict: bool
     # The cheap path must actually serve well-formed events, or it is only overhead.
     assert accepted_fast >= 30
     assert rejected_fast > 0
+
+
+class _Lists(Schema):
+    ids = fields.List(fields.String(), required=True, validate=validate.Length(max=3))
+    maybe = fields.List(fields.String(allow_none=True))
+    counts = fields.List(fields.Integer())
+
+
+@pytest.mark.parametrize(
+    ("data", "fast"),
+    [
+        ({"ids": ["a", "b"]}, True),
+        ({"ids": []}, True),
+        ({"ids": ["a", "b", "c", "d"]}, False),  # the list's own validator
+        ({"ids": ["a", None]}, False),
+        ({"ids": ["a", 1]}, False),
+        ({"ids": ("a",)}, False),
+        ({"ids": ["a"], "maybe": ["x", None]}, True),
+        ({"ids": ["a"], "maybe": [None, 2]}, False),
+        ({"ids": ["a"], "counts": [1, 2]}, True),
+        ({"ids": ["a"], "counts": [1, True]}, False),
+        ({"ids": ["a"], "counts": [1, 2.0]}, False),  # Marshmallow decides: it takes 2.0
+    ],
+)
+def test_lists_of_plain_items_pass_fast_only_when_the_schema_takes_them(
+    data: dict[str, Any], fast: bool
+) -> None:
+    from shared.events.registry import EventType
+
+    event_type = EventType("kinship.test_list.checked.v1", "t", _Lists)
+    assert EventRegistry([event_type]).accepts_fast(event_type.name, data, strict=True) is fast
+    if fast:
+        assert _Lists().validate(data) == {}
