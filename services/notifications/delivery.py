@@ -261,7 +261,9 @@ class Deliverer:
         return Recipient(
             email=str(person.email),
             name=person.given_name,
-            custom_args={"notification_id": delivery_id, "alert_id": info.alert_id},
+            # The alert id rides once, in the request's own custom_args, which SendGrid merges
+            # into every personalization (and into each event it reports back).
+            custom_args={"notification_id": delivery_id},
             headers=compliance.list_unsubscribe_headers(unsub),
             substitutions={UNSUB_TAG: unsub, PREFS_TAG: compliance.preferences_url(base, token)},
             subject=discreet_subject if person.discreet and discreet_subject else None,

@@ -26,22 +26,24 @@ class CaptureEmailSender:
 
     def send_batch(self, batch: EmailBatch) -> Accepted:
         now = utcnow()
-        rows = [
-            {
-                "channel": "email",
-                "to_address": r.email,
-                "subject": _apply(r.subject or batch.subject, r.substitutions),
-                "body": _apply(batch.text, r.substitutions),
-                "html": _apply(batch.html, r.substitutions),
-                "headers": dict(r.headers),
-                "custom_args": {**batch.custom_args, **r.custom_args},
-                "alert_id": r.custom_args.get("alert_id"),
-                "supporter_id": r.custom_args.get("supporter_id"),
-                "delivery_id": r.custom_args.get("notification_id"),
-                "created_at": now,
-            }
-            for r in batch.recipients
-        ]
+        rows = []
+        for r in batch.recipients:
+            args = {**batch.custom_args, **r.custom_args}  # merged as SendGrid merges them
+            rows.append(
+                {
+                    "channel": "email",
+                    "to_address": r.email,
+                    "subject": _apply(r.subject or batch.subject, r.substitutions),
+                    "body": _apply(batch.text, r.substitutions),
+                    "html": _apply(batch.html, r.substitutions),
+                    "headers": dict(r.headers),
+                    "custom_args": args,
+                    "alert_id": args.get("alert_id"),
+                    "supporter_id": args.get("supporter_id"),
+                    "delivery_id": args.get("notification_id"),
+                    "created_at": now,
+                }
+            )
         with self.engine.begin() as conn:
             if rows:
                 conn.execute(insert(captured), rows)

@@ -75,6 +75,11 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
     recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
     assert set(recipients.values()) == {1}, "someone got the alert twice"
     assert len(recipients) == n - 1 and bounced["email"] not in recipients
+    # Each personalization carries its notification id; the alert id, once per request, reaches
+    # every one of them as SendGrid merges custom_args (and so every event it reports back).
+    merged = [args for _, args in service.fakes.sendgrid_recipients()]
+    assert all(args["alert_id"] == "alert-e" and args["notification_id"] for args in merged)
+    assert len({args["notification_id"] for args in merged}) == n - 1
     for request in requests:
         body = request.body
         text = body["content"][0]["value"]
