@@ -45,9 +45,14 @@ def preferences_url(base_url: str, token: str) -> str:
     return f"{base_url}/preferences/{token}"
 
 
-def list_unsubscribe_headers(url: str) -> dict[str, str]:
-    """Return the RFC 2369 / RFC 8058 headers of a bulk email."""
-    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK}
+# RFC 8058's half of a bulk email's unsubscribe headers: the same on every message, so a bulk
+# request carries it once (SendGrid merges a request's headers into each personalization's).
+ONE_CLICK_HEADERS = {"List-Unsubscribe-Post": ONE_CLICK}
+
+
+def list_unsubscribe_header(url: str) -> dict[str, str]:
+    """Return RFC 2369's half, one recipient's own: where to unsubscribe."""
+    return {"List-Unsubscribe": f"<{url}>"}
 
 
 # -- events --------------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ class Deliverer:
             # The alert id rides once, in the request's own custom_args, which SendGrid merges
             # into every personalization (and into each event it reports back).
             custom_args={"notification_id": delivery_id},
-            headers=compliance.list_unsubscribe_headers(unsub),
+            headers=compliance.list_unsubscribe_header(unsub),
             substitutions={UNSUB_TAG: unsub, PREFS_TAG: compliance.preferences_url(base, token)},
             subject=discreet_subject if person.discreet and discreet_subject else None,
         )
@@ -298,6 +298,7 @@ class Deliverer:
                 html=html_body + messages.footer_html(locale, footer),
                 recipients=recipients,
                 custom_args={"alert_id": info.alert_id},
+                headers=compliance.ONE_CLICK_HEADERS,
             )
             ids = [r.custom_args["notification_id"] for r in recipients]
             try:

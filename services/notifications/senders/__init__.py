@@ -36,6 +36,8 @@ class EmailBatch:
     recipients: list[Recipient]
     custom_args: dict[str, str] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
+    # Headers of every message in the request; a recipient's own add to them or override them.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

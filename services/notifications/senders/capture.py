@@ -36,7 +36,7 @@ class CaptureEmailSender:
                     "subject": _apply(r.subject or batch.subject, r.substitutions),
                     "body": _apply(batch.text, r.substitutions),
                     "html": _apply(batch.html, r.substitutions),
-                    "headers": dict(r.headers),
+                    "headers": {**batch.headers, **r.headers},  # merged, as SendGrid does
                     "custom_args": args,
                     "alert_id": args.get("alert_id"),
                     "supporter_id": args.get("supporter_id"),

@@ -96,6 +96,8 @@ def mail_body(batch: EmailBatch) -> dict[str, Any]:
     }
     if batch.custom_args:
         body["custom_args"] = batch.custom_args
+    if batch.headers:
+        body["headers"] = dict(batch.headers)
     if batch.categories:
         body["categories"] = batch.categories
     return body

@@ -85,7 +85,7 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
         text = body["content"][0]["value"]
         assert "88 Harmony St, Seattle" in text and "-unsubscribe_url-" in text
         for pers in body["personalizations"]:
-            headers = pers["headers"]
+            headers = {**body["headers"], **pers["headers"]}  # as SendGrid merges them
             assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             url = pers["substitutions"]["-unsubscribe_url-"]
             assert headers["List-Unsubscribe"] == f"<{url}>"
