@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import FieldError
+from shared.templates import VARIABLE, fill, variables
 
 # GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
 GSM_BASIC = frozenset(
@@ -17,7 +17,6 @@ GSM_BASIC = frozenset(
 GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 MAX_SMS_SEGMENTS = 4
 
-VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # Variables notifications fills per recipient, with the width assumed when counting SMS length.
 PERSONAL = {"given_name": 20, "family_name": 20}
 EMAIL_VARIABLES = frozenset(
@@ -72,18 +71,10 @@ def measure_sms(text: str) -> SmsMeasure:
     return SmsMeasure(encoding, units, segments)
 
 
-def variables(text: str) -> list[str]:
-    return [match.group(1) for match in VARIABLE.finditer(text)]
-
-
 def expand_for_length(text: str, known: Mapping[str, str]) -> str:
     """Replace variables by their value or a worst-case stand-in, to count an SMS's length."""
 
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return known.get(name, "x" * PERSONAL.get(name, 20))
-
-    return VARIABLE.sub(fill, text)
+    return fill(text, lambda name: known.get(name, "x" * PERSONAL.get(name, 20)))
 
 
 def check_template(text: str, field: str, allowed: frozenset[str] | set[str]) -> None:

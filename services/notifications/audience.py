@@ -38,6 +38,7 @@ class Supporter(NamedTuple):
     phone: str | None
     phone_hash: str | None
     given_name: str | None
+    family_name: str | None
     pronouns: str | None
     locale: str
     time_zone: str
@@ -52,6 +53,7 @@ _SUPPORTER_COLUMNS = (
     supporters.c.phone,
     supporters.c.phone_hash,
     supporters.c.given_name,
+    supporters.c.family_name,
     supporters.c.pronouns,
     supporters.c.locale,
     supporters.c.time_zone,
@@ -447,6 +449,10 @@ def organization(conn: Connection, organization_id: str) -> Any:
 
 def organization_by_tag(conn: Connection, tag: str) -> Any:
     return conn.execute(select(organizations).where(organizations.c.token_tag == tag)).first()
+
+
+def campaign(conn: Connection, campaign_id: str) -> Any:
+    return conn.execute(select(campaigns).where(campaigns.c.campaign_id == campaign_id)).first()
 
 
 def petition(conn: Connection, petition_id: str) -> Any:

@@ -36,8 +36,6 @@ from services.notifications.store import alerts, deliveries, one_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-UNSUB_TAG = "-unsubscribe_url-"
-PREFS_TAG = "-preferences_url-"
 STOP_SUFFIX = "Reply STOP to opt out."
 
 
@@ -64,6 +62,16 @@ class AlertInfo:
     org_name: str
     postal_address: str
     org_tag: str
+    campaign_titles: dict[str, str]
+
+    def shared_values(self, locale: str) -> dict[str, str]:
+        """The values of the content's {{ variables }} that every recipient shares."""
+        title = pick_variant(self.campaign_titles, locale, self.default_locale)
+        return {
+            "organization_name": self.org_name,
+            "campaign_title": str(self.campaign_titles.get(title or "", "")),
+            "postal_address": self.postal_address,
+        }
 
 
 class Deliverer:
@@ -90,6 +98,7 @@ class Deliverer:
         with self.deps.engine.connect() as conn:
             row = conn.execute(select(alerts).where(alerts.c.alert_id == alert_id)).first()
             org = audience.organization(conn, row.organization_id) if row else None
+            campaign = audience.campaign(conn, row.campaign_id) if row else None
         info = None
         if row is not None:
             info = AlertInfo(
@@ -104,6 +113,7 @@ class Deliverer:
                 org_tag=org.token_tag
                 if org
                 else audience.org_token_tag(self.deps.settings.hash_key, row.organization_id),
+                campaign_titles=dict(campaign.titles or {}) if campaign else {},
             )
         self._alerts[alert_id] = (time.monotonic(), info)
         return info
@@ -253,11 +263,12 @@ class Deliverer:
         return ambiguous
 
     def _email_recipient(
-        self, info: AlertInfo, delivery_id: str, person: Supporter, discreet_subject: str | None
+        self, info: AlertInfo, delivery_id: str, person: Supporter, email: messages.BulkEmail
     ) -> Recipient:
         base = self.deps.settings.public_base_url
         token = compliance.list_token(person.token, info.org_tag)
         unsub = compliance.unsubscribe_url(base, token)
+        prefs = compliance.preferences_url(base, token)
         return Recipient(
             email=str(person.email),
             name=person.given_name,
@@ -265,8 +276,8 @@ class Deliverer:
             # into every personalization (and into each event it reports back).
             custom_args={"notification_id": delivery_id},
             headers=compliance.list_unsubscribe_header(unsub),
-            substitutions={UNSUB_TAG: unsub, PREFS_TAG: compliance.preferences_url(base, token)},
-            subject=discreet_subject if person.discreet and discreet_subject else None,
+            substitutions=email.substitutions(unsub, prefs, person),
+            subject=email.discreet_subject if person.discreet else None,
         )
 
     def _send_email_group(
@@ -284,18 +295,18 @@ class Deliverer:
             self._finish(ids, "failed", info.alert_id, batch_key, error_code="no_content")
             return "done"
         locale = variant or info.default_locale
-        footer = messages.Footer(info.org_name, info.postal_address, UNSUB_TAG, PREFS_TAG)
-        text_body = content.get("email_text") or ""
-        html_body = content.get("email_html") or f"<pre>{text_body}</pre>"
-        discreet_subject = content.get("discreet_email_subject")
-        recipients = [self._email_recipient(info, d, p, discreet_subject) for d, p in members]
+        footer = messages.Footer(
+            info.org_name, info.postal_address, messages.UNSUB_TAG, messages.PREFS_TAG
+        )
+        email = messages.bulk_email(content, locale, info.shared_values(locale), footer)
+        recipients = [self._email_recipient(info, d, p, email) for d, p in members]
         while recipients:
             batch = EmailBatch(
                 from_email=self.deps.config.from_email,
                 from_name=info.org_name or self.deps.config.from_name,
-                subject=content["email_subject"],
-                text=text_body + messages.footer_text(locale, footer),
-                html=html_body + messages.footer_html(locale, footer),
+                subject=email.subject,
+                text=email.text,
+                html=email.html,
                 recipients=recipients,
                 custom_args={"alert_id": info.alert_id},
                 headers=compliance.ONE_CLICK_HEADERS,
@@ -542,11 +553,13 @@ class Deliverer:
     def _sms_body(self, info: AlertInfo, person: Supporter) -> str | None:
         variant = pick_variant(info.content, person.locale, info.default_locale)
         content = info.content.get(variant or "") or {}
-        body = content.get("sms_text")
+        template = content.get("sms_text")
         if person.discreet and content.get("sms_discreet_text"):
-            body = content["sms_discreet_text"]
-        if not body:
+            template = content["sms_discreet_text"]
+        if not template:
             return None
+        locale = variant or info.default_locale
+        body = messages.fill_text(template, locale, info.shared_values(locale), person)
         return body if "STOP" in body.upper() else f"{body} {STOP_SUFFIX}"
 
     def _status_callback(self, delivery_id: str) -> str:

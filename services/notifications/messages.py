@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from services.notifications.domain import resolve_locale
+from shared.templates import fill
 
 # Each locale's strings; "{name}" is the supporter's chosen name, "{title}" the petition title.
 CATALOGUE: dict[str, dict[str, str]] = {
     "en": {
+        "friend": "friend",
         "hello": "Hi {name},",
         "hello_anon": "Hi,",
         "thanks_subject": "Thank you for signing: {title}",
@@ -38,6 +41,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "footer_preferences": "Manage your preferences",
     },
     "zh-Hans": {
+        "friend": "\u670b\u53cb",
         "hello": "{name}\uff0c\u4f60\u597d\uff1a",
         "hello_anon": "\u4f60\u597d\uff1a",
         "thanks_subject": "\u611f\u8c22\u60a8\u7684\u7b7e\u540d\uff1a{title}",
@@ -52,6 +56,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\u6b21\u7b7e\u540d\u4ecd\u7136\u6709\u6548\u3002",
     },
     "zh-Hant": {
+        "friend": "\u670b\u53cb",
         "hello": "{name}\uff0c\u4f60\u597d\uff1a",
         "hello_anon": "\u4f60\u597d\uff1a",
         "thanks_subject": "\u611f\u8b1d\u60a8\u7684\u7c3d\u540d\uff1a{title}",
@@ -66,6 +71,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\u6b21\u7c3d\u540d\u4ecd\u7136\u6709\u6548\u3002",
     },
     "ja": {
+        "friend": "\u7686\u3055\u307e",
         "hello": "{name}\u3055\u3093\u3001\u3053\u3093\u306b\u3061\u306f\u3002",
         "hello_anon": "\u3053\u3093\u306b\u3061\u306f\u3002",
         "thanks_subject": "\u3054\u7f72\u540d\u3042\u308a\u304c\u3068\u3046\u3054\u3056\u3044"
@@ -82,6 +88,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\u7f72\u540d\u304c\u6709\u52b9\u3067\u3059\u3002",
     },
     "ko": {
+        "friend": "\uce5c\uad6c",
         "hello": "{name}\ub2d8, \uc548\ub155\ud558\uc138\uc694.",
         "hello_anon": "\uc548\ub155\ud558\uc138\uc694.",
         "thanks_subject": "\uc11c\uba85\ud574 \uc8fc\uc154\uc11c \uac10\uc0ac\ud569\ub2c8\ub2e4: "
@@ -97,6 +104,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\ucc98\uc74c \uc11c\uba85\uc774 \uc720\ud6a8\ud569\ub2c8\ub2e4.",
     },
     "vi": {
+        "friend": "b\u1ea1n",
         "hello": "Ch\u00e0o {name},",
         "hello_anon": "Xin ch\u00e0o,",
         "thanks_subject": "C\u1ea3m \u01a1n b\u1ea1n \u0111\u00e3 k\u00fd t\u00ean: {title}",
@@ -111,6 +119,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "ti\u00ean c\u1ee7a b\u1ea1n v\u1eabn \u0111\u01b0\u1ee3c t\u00ednh.",
     },
     "tl": {
+        "friend": "kaibigan",
         "hello": "Kumusta {name},",
         "hello_anon": "Kumusta,",
         "thanks_subject": "Salamat sa iyong pirma: {title}",
@@ -130,6 +139,89 @@ def text(locale: str, key: str, **values: Any) -> str:
     strings = CATALOGUE.get(resolve_locale(locale), CATALOGUE["en"])
     template = strings.get(key) or CATALOGUE["en"][key]
     return template.format(**values)
+
+
+# Alert content's per-recipient {{ variables }} become SendGrid substitution tags: one for the
+# subject and text part, one (carrying the HTML-escaped value) for the HTML part.
+PERSONAL = frozenset({"given_name", "family_name"})
+UNSUB_TAG = "-unsubscribe_url-"
+PREFS_TAG = "-preferences_url-"
+LINKS = {"unsubscribe_url": UNSUB_TAG, "preferences_url": PREFS_TAG}
+
+
+def personal_tag(name: str, html: bool) -> str:
+    return f"-{name}_html-" if html else f"-{name}-"
+
+
+@dataclass(frozen=True)
+class BulkEmail:
+    """One locale's alert email, ready for a bulk request: each recipient's values go in
+    substitutions, everything shared is written in once."""
+
+    locale: str
+    subject: str
+    discreet_subject: str | None
+    text: str
+    html: str
+    personal: frozenset[tuple[str, bool]]  # (variable, in HTML) used by the templates
+
+    def substitutions(
+        self, unsubscribe_url: str, preferences_url: str, person: Any
+    ) -> dict[str, str]:
+        """Return one recipient's substitutions: the links and the variables in use."""
+        values = {UNSUB_TAG: unsubscribe_url, PREFS_TAG: preferences_url}
+        for name, html in self.personal:
+            value = personal_value(self.locale, name, person)
+            values[personal_tag(name, html)] = escape(value) if html else value
+        return values
+
+
+def personal_value(locale: str, name: str, person: Any) -> str:
+    """Return a supporter's value of a per-recipient variable (a name, or a friendly stand-in)."""
+    if name == "given_name":
+        return str(person.given_name or text(locale, "friend"))
+    return str(getattr(person, name, None) or "")
+
+
+def bulk_email(
+    content: Mapping[str, Any], locale: str, shared: Mapping[str, str], footer: Footer
+) -> BulkEmail:
+    """Fill an alert's email templates: shared variables (organization_name, campaign_title,
+    postal_address) in place, HTML-escaped in the HTML part; per-recipient ones and the links as
+    substitution tags. A text-only alert gets its text as preformatted HTML."""
+    personal: set[tuple[str, bool]] = set()
+
+    def render(template: str, html: bool) -> str:
+        def value(name: str) -> str:
+            if name in LINKS:
+                return LINKS[name]
+            if name in PERSONAL:
+                personal.add((name, html))
+                return personal_tag(name, html)
+            return escape(shared.get(name, "")) if html else shared.get(name, "")
+
+        return fill(template, value)
+
+    text_template = content.get("email_text") or ""
+    html_template = content.get("email_html") or f"<pre>{escape(text_template)}</pre>"
+    discreet = content.get("discreet_email_subject")
+    return BulkEmail(
+        locale=locale,
+        subject=render(content.get("email_subject") or "", html=False),
+        discreet_subject=render(discreet, html=False) if discreet else None,
+        text=render(text_template, html=False) + footer_text(locale, footer),
+        html=render(html_template, html=True) + footer_html(locale, footer),
+        personal=frozenset(personal),
+    )
+
+
+def fill_text(template: str, locale: str, shared: Mapping[str, str], person: Any) -> str:
+    """Fill a text message's {{ variables }} for one recipient (SMS)."""
+
+    def value(name: str) -> str:
+        return personal_value(locale, name, person) if name in PERSONAL else shared.get(name, "")
+
+    return fill(template, value)
 
 
 @dataclass(frozen=True)

@@ -495,19 +495,20 @@ def send_alert(
             "default_locale": "en",
             "content": {
                 "en": {
-                    "email_subject": "The county health board votes Thursday",
+                    "email_subject": "{{ given_name }}, the county health board votes Thursday",
                     "email_html": "<p>The board votes on language access this Thursday. "
                     "Please call your supervisor today.</p>",
                     "email_text": "The board votes on language access this Thursday. "
                     "Please call your supervisor today.",
-                    "sms_text": "Board votes Thursday on clinic language access. "
-                    "Call your supervisor today.",
+                    "sms_text": "{{ given_name }}: the board votes Thursday on clinic language "
+                    "access. Call your supervisor today.",
                 },
                 "zh-Hant": {
-                    "email_subject": "縣衛生委員會星期四投票",
+                    "email_subject": "{{ given_name }}，縣衛生委員會星期四投票",
                     "email_html": "<p>委員會本週四就語言協助投票，請今天致電您的縣議員。</p>",
                     "email_text": "委員會本週四就語言協助投票，請今天致電您的縣議員。",
-                    "sms_text": "委員會週四就診所語言協助投票，請今天致電縣議員。",
+                    "sms_text": "{{ given_name }}：委員會週四就診所語言協助投票，"
+                    "請今天致電縣議員。",
                 },
             },
         },

@@ -73,6 +73,16 @@ def test_demo_takes_a_campaign_from_petition_to_delivered_alert(stack: Stack) ->
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sorted(r["channel"] for r in rows) == ["email"] * 4 + ["sms"]
     assert all("***" in r["to"] or "•" in r["to"] for r in rows)
+    # The alert's {{ given_name }}: each supporter's own name, in their language, by either channel.
+    subjects = sorted(r["subject"] for r in rows if r["channel"] == "email")
+    assert subjects == [
+        "Alex, the county health board votes Thursday",
+        "Mei, the county health board votes Thursday",
+        "Sam, the county health board votes Thursday",
+        "怡君，縣衛生委員會星期四投票",
+    ], subjects
+    [sms] = [r for r in rows if r["channel"] == "sms"]
+    assert sms["body"].startswith("Alex: the board votes Thursday"), sms
 
 
 def test_dev_down_leaves_nothing_running(stack: Stack) -> None:

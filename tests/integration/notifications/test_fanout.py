@@ -15,6 +15,7 @@ from sqlalchemy import update
 from services.notifications.audience import EVERY_ORG
 from services.notifications.store import (
     alerts,
+    campaigns,
     deliveries,
     organizations,
     supporters,
@@ -25,6 +26,7 @@ from shared.events.envelope import utcnow
 from tests.integration.notifications.harness import (
     Service,
     alert,
+    daytime_zone,
     organization,
     running_service,
     seed_audience,
@@ -111,6 +113,69 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
     ]
     assert progress, "no alert.progressed published"
     assert any(p["sent"] == n - 1 and p["queued"] == 0 for p in progress)
+
+
+def test_an_alert_speaks_to_each_supporter_by_name_in_both_channels(service: Service) -> None:
+    """{{ variables }} the campaigns service accepted are filled in for every recipient: names
+    by SendGrid substitution (escaped in HTML), shared values written into the request once."""
+    service.publish(organization("org-var", name="Bayanihan & Friends"))
+    people = seed_audience(
+        service.engine, "camp-v", "org-var", 6, prefix="var", phone_every=2,
+        time_zone=daytime_zone(),
+    )  # fmt: skip
+    with service.engine.begin() as conn:
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.supporter_id == people[1]["supporter_id"])
+            .values(given_name="<b>Ana</b>", family_name="Reyes")
+        )
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.supporter_id == people[2]["supporter_id"])
+            .values(given_name=None)
+        )
+        conn.execute(
+            campaigns.insert().values(
+                campaign_id="camp-v", lead_organization_id="org-var", partner_organization_ids=[],
+                titles={"en": "Fund language access"}, status="active", updated_at=utcnow(),
+            )
+        )  # fmt: skip
+    service.start()
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    service.publish(
+        alert(
+            "alert-var", "camp-v", "org-var", ["email", "sms"],
+            email_subject="{{ given_name }}, {{ campaign_title }} needs you",
+            email_text="Hi {{ given_name }} {{ family_name }}, from {{ organization_name }}.",
+            email_html="<p>Hi {{ given_name }}, from {{ organization_name }}.</p>",
+            sms_text="{{ given_name }}: {{ campaign_title }} vote Tuesday.",
+        )
+    )  # fmt: skip
+    eventually(lambda: finished(service, "alert-var"), timeout=60, message="alert done")
+
+    def name(p: dict) -> str:  # type: ignore[type-arg]
+        return {1: "<b>Ana</b>", 2: "friend"}.get(people.index(p), p["given_name"])
+
+    by_email = {p["email"]: p for p in people}
+    [request] = service.fakes.sendgrid_requests()
+    body = request.body
+    assert body["subject"] == "-given_name-, Fund language access needs you"
+    assert "{{" not in json.dumps(body)
+    for pers in body["personalizations"]:
+        person = by_email[pers["to"][0]["email"]]
+        subs = pers["substitutions"]
+        text, html = body["content"][0]["value"], body["content"][1]["value"]
+        for tag, value in subs.items():
+            text, html = text.replace(tag, value), html.replace(tag, value)
+        family = "Reyes" if people.index(person) == 1 else person.get("family_name") or ""
+        assert text.startswith(f"Hi {name(person)} {family}, from Bayanihan & Friends.")
+        expected_html = name(person).replace("<", "&lt;").replace(">", "&gt;")
+        assert html.startswith(f"<p>Hi {expected_html}, from Bayanihan &amp; Friends.</p>")
+    texts = {m.body["To"]: m.body["Body"] for m in service.fakes.twilio_messages()}
+    phones = [p for p in people if p["phone"]]
+    assert len(texts) == len(phones) == 3
+    for p in phones:
+        assert texts[p["phone"]].startswith(f"{name(p)}: Fund language access vote Tuesday.")
 
 
 def test_an_alert_for_some_interests_reaches_only_supporters_who_share_one(

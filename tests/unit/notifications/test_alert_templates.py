@@ -1,0 +1,78 @@
+"""Alert content's {{ variables }}: filled for each recipient, escaped where HTML needs it."""
+
+from __future__ import annotations
+
+from services.notifications.audience import Supporter
+from services.notifications.messages import (
+    PREFS_TAG,
+    UNSUB_TAG,
+    Footer,
+    bulk_email,
+    fill_text,
+)
+
+SHARED = {
+    "organization_name": "Rainbow & Bridge",
+    "campaign_title": "Fund <translation> now",
+    "postal_address": "1 Unity Way, Oakland",
+}
+FOOTER = Footer("Rainbow & Bridge", "1 Unity Way, Oakland", UNSUB_TAG, PREFS_TAG)
+CONTENT = {
+    "email_subject": "{{ given_name }}, {{campaign_title}} needs you",
+    "email_text": "Hi {{ given_name }} {{ family_name }}!\n"
+    "{{ organization_name }} asks: call today.\nLeave: {{ unsubscribe_url }}",
+    "email_html": "<p>Hi {{ given_name }}!</p><p>{{ organization_name }}: {{ campaign_title }}</p>",
+    "discreet_email_subject": "{{ given_name }}, an update for you",
+}
+
+
+def person(given: str | None, family: str | None = None) -> Supporter:
+    return Supporter(
+        "s-1", "mei@example.org", "h", None, None, given, family, None, "en", "UTC", False, "tok"
+    )
+
+
+def apply(template: str, substitutions: dict[str, str]) -> str:
+    for tag, value in substitutions.items():
+        template = template.replace(tag, value)
+    return template
+
+
+def test_shared_variables_are_written_in_once_and_escaped_in_html():
+    email = bulk_email(CONTENT, "en", SHARED, FOOTER)
+    assert email.subject == "-given_name-, Fund <translation> now needs you"
+    assert "Rainbow & Bridge asks: call today." in email.text
+    assert "<p>Rainbow &amp; Bridge: Fund &lt;translation&gt; now</p>" in email.html
+    assert "{{" not in email.text + email.html + email.subject
+    assert "Leave: -unsubscribe_url-" in email.text  # the recipient's own link, by substitution
+
+
+def test_each_recipient_gets_their_own_name_and_links_by_substitution():
+    email = bulk_email(CONTENT, "en", SHARED, FOOTER)
+    subs = email.substitutions("https://n/u/t", "https://n/p/t", person("Mei <3", "Lin"))
+    assert apply(email.subject, subs) == "Mei <3, Fund <translation> now needs you"
+    text = apply(email.text, subs)
+    assert "Hi Mei <3 Lin!" in text and "Leave: https://n/u/t" in text
+    html = apply(email.html, subs)
+    assert "<p>Hi Mei &lt;3!</p>" in html and 'href="https://n/u/t"' in html
+    assert apply(email.discreet_subject or "", subs) == "Mei <3, an update for you"
+
+
+def test_a_supporter_without_a_name_is_greeted_as_a_friend_in_their_language():
+    email = bulk_email(CONTENT, "en", SHARED, FOOTER)
+    assert apply(email.text, email.substitutions("u", "p", person(None))).startswith("Hi friend !")
+    tagalog = bulk_email(CONTENT, "tl", SHARED, FOOTER)
+    assert "Hi kaibigan" in apply(tagalog.text, tagalog.substitutions("u", "p", person(None)))
+
+
+def test_only_the_variables_in_use_ride_with_each_recipient():
+    plain = {"email_subject": "News", "email_text": "From {{ organization_name }}"}
+    email = bulk_email(plain, "en", SHARED, FOOTER)
+    assert set(email.substitutions("u", "p", person("Mei"))) == {UNSUB_TAG, PREFS_TAG}
+    assert email.html.startswith("<pre>From Rainbow &amp; Bridge</pre>")
+
+
+def test_a_text_message_is_filled_for_its_recipient():
+    body = fill_text("{{ given_name }}: {{organization_name}} votes on {{ campaign_title }}", "ja",
+                     SHARED, person(None))  # fmt: skip
+    assert body == "皆さま: Rainbow & Bridge votes on Fund <translation> now"
