@@ -267,16 +267,14 @@ class Deliverer:
     ) -> Recipient:
         base = self.deps.settings.public_base_url
         token = compliance.list_token(person.token, info.org_tag)
-        unsub = compliance.unsubscribe_url(base, token)
-        prefs = compliance.preferences_url(base, token)
         return Recipient(
             email=str(person.email),
             name=person.given_name,
             # The alert id rides once, in the request's own custom_args, which SendGrid merges
             # into every personalization (and into each event it reports back).
             custom_args={"notification_id": delivery_id},
-            headers=compliance.list_unsubscribe_header(unsub),
-            substitutions=email.substitutions(unsub, prefs, person),
+            headers=compliance.list_unsubscribe_header(compliance.unsubscribe_url(base, token)),
+            substitutions=email.substitutions(token, person),
             subject=email.discreet_subject if person.discreet else None,
         )
 
@@ -295,9 +293,11 @@ class Deliverer:
             self._finish(ids, "failed", info.alert_id, batch_key, error_code="no_content")
             return "done"
         locale = variant or info.default_locale
+        base, tag = self.deps.settings.public_base_url, messages.TOKEN_TAG
         footer = messages.Footer(
-            info.org_name, info.postal_address, messages.UNSUB_TAG, messages.PREFS_TAG
-        )
+            info.org_name, info.postal_address, compliance.unsubscribe_url(base, tag),
+            compliance.preferences_url(base, tag),
+        )  # fmt: skip
         email = messages.bulk_email(content, locale, info.shared_values(locale), footer)
         recipients = [self._email_recipient(info, d, p, email) for d, p in members]
         while recipients:

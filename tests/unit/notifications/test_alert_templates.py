@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from services.notifications.audience import Supporter
 from services.notifications.messages import (
-    PREFS_TAG,
-    UNSUB_TAG,
+    TOKEN_TAG,
     Footer,
     bulk_email,
     fill_text,
@@ -16,7 +15,12 @@ SHARED = {
     "campaign_title": "Fund <translation> now",
     "postal_address": "1 Unity Way, Oakland",
 }
-FOOTER = Footer("Rainbow & Bridge", "1 Unity Way, Oakland", UNSUB_TAG, PREFS_TAG)
+FOOTER = Footer(
+    "Rainbow & Bridge",
+    "1 Unity Way, Oakland",
+    f"https://n/u/{TOKEN_TAG}",
+    f"https://n/p/{TOKEN_TAG}",
+)
 CONTENT = {
     "email_subject": "{{ given_name }}, {{campaign_title}} needs you",
     "email_text": "Hi {{ given_name }} {{ family_name }}!\n"
@@ -44,31 +48,32 @@ def test_shared_variables_are_written_in_once_and_escaped_in_html():
     assert "Rainbow & Bridge asks: call today." in email.text
     assert "<p>Rainbow &amp; Bridge: Fund &lt;translation&gt; now</p>" in email.html
     assert "{{" not in email.text + email.html + email.subject
-    assert "Leave: -unsubscribe_url-" in email.text  # the recipient's own link, by substitution
+    assert f"Leave: https://n/u/{TOKEN_TAG}" in email.text  # the recipient's token, substituted
 
 
 def test_each_recipient_gets_their_own_name_and_links_by_substitution():
     email = bulk_email(CONTENT, "en", SHARED, FOOTER)
-    subs = email.substitutions("https://n/u/t", "https://n/p/t", person("Mei <3", "Lin"))
+    subs = email.substitutions("t", person("Mei <3", "Lin"))
     assert apply(email.subject, subs) == "Mei <3, Fund <translation> now needs you"
     text = apply(email.text, subs)
     assert "Hi Mei <3 Lin!" in text and "Leave: https://n/u/t" in text
     html = apply(email.html, subs)
     assert "<p>Hi Mei &lt;3!</p>" in html and 'href="https://n/u/t"' in html
+    assert 'href="https://n/p/t"' in html and "https://n/p/t" in text  # the footer's links
     assert apply(email.discreet_subject or "", subs) == "Mei <3, an update for you"
 
 
 def test_a_supporter_without_a_name_is_greeted_as_a_friend_in_their_language():
     email = bulk_email(CONTENT, "en", SHARED, FOOTER)
-    assert apply(email.text, email.substitutions("u", "p", person(None))).startswith("Hi friend !")
+    assert apply(email.text, email.substitutions("t", person(None))).startswith("Hi friend !")
     tagalog = bulk_email(CONTENT, "tl", SHARED, FOOTER)
-    assert "Hi kaibigan" in apply(tagalog.text, tagalog.substitutions("u", "p", person(None)))
+    assert "Hi kaibigan" in apply(tagalog.text, tagalog.substitutions("t", person(None)))
 
 
 def test_only_the_variables_in_use_ride_with_each_recipient():
     plain = {"email_subject": "News", "email_text": "From {{ organization_name }}"}
     email = bulk_email(plain, "en", SHARED, FOOTER)
-    assert set(email.substitutions("u", "p", person("Mei"))) == {UNSUB_TAG, PREFS_TAG}
+    assert email.substitutions("t", person("Mei")) == {TOKEN_TAG: "t"}
     assert email.html.startswith("<pre>From Rainbow &amp; Bridge</pre>")
 
 
