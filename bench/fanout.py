@@ -7,7 +7,8 @@ Seeds N email supporters with COPY, starts the notifications workers (a core pro
 alert and times until the fake holds every recipient. Then posts the same number of pre-built
 1,000-personalization requests with the plain SDK to the same fake. Then sends an SMS alert to
 --sms supporters at a configured --sms-rate per second through a fake Twilio (after vacuuming
-the email alert's ledger rows, see vacuum_ledger) and measures the rate achieved. Prints recipients/s, requests made, peak RSS per process and the ratios.
+the email alert's ledger rows, see vacuum_ledger) and measures the rate achieved. Prints
+recipients/s, requests made, peak RSS per process and the ratios.
 Uses KINSHIP_BENCH_DATABASE_URL / KINSHIP_BENCH_KAFKA if set, else starts its own.
 """
 

@@ -113,3 +113,16 @@ def test_the_poller_takes_due_waiting_rows_and_stale_claims_only(engine: Engine)
             ).scalar_one()
             == later
         )
+
+
+def test_outbox_payloads_are_stored_without_compression(engine: Engine) -> None:
+    """A dispatch batch's payload is written once, read once and deleted: PostgreSQL keeps it
+    out of line as is, instead of compressing it on the way in and out."""
+    with engine.connect() as conn:
+        storage = conn.execute(
+            text(
+                "SELECT attstorage FROM pg_attribute"
+                " WHERE attrelid = 'kinship_outbox'::regclass AND attname = 'data'"
+            )
+        ).scalar_one()
+    assert storage == "e"  # EXTERNAL
