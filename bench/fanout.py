@@ -304,7 +304,7 @@ def main() -> None:
     parser.add_argument("--sms", type=int, default=10_000)
     parser.add_argument("--sms-rate", type=float, default=500.0)
     parser.add_argument("--email-procs", type=int, default=2)
-    parser.add_argument("--email-threads", type=int, default=3)
+    parser.add_argument("--email-threads", type=int, default=2)  # the service default
     parser.add_argument("--sms-threads", type=int, default=3)
     parser.add_argument("--fake-workers", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=12)

@@ -101,6 +101,8 @@ def fast_config(**changes: Any) -> NotificationConfig:
         sms_sender_threads=1,
         dispatch_partitions=6,
         sendgrid_webhook_public_key=WEBHOOK_PUBLIC_KEY,
+        # Small, so an alert's audience is read in both parts, a batch spanning the two.
+        expander_head_rows=700,
     )
     return base.with_(**changes)
 
