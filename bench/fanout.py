@@ -181,6 +181,16 @@ def sendgrid_recipients(db: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def first_request_at(db: str, provider: str) -> float:
+    """Return when the fake accepted its first request of a provider (epoch seconds)."""
+    with sqlite3.connect(db, timeout=60) as conn:
+        row = conn.execute(
+            "SELECT min(ts) FROM requests WHERE provider = ? AND status BETWEEN 200 AND 299",
+            (provider,),
+        ).fetchone()
+    return float(row[0] or 0)
+
+
 def twilio_times(db: str) -> tuple[int, int, float, float]:
     with sqlite3.connect(db, timeout=60) as conn:
         row = conn.execute(
@@ -393,7 +403,7 @@ def main() -> None:
         sampler = RssSampler(roots).start()
         requests_expected = math.ceil(args.n / 1000)
         cpu_before = cpu_by_part()
-        started = time.perf_counter()
+        started, published_at = time.perf_counter(), time.time()
         publish(bootstrap, alert_event("bench-email-alert", "bench-email", ["email"]))
         wait_until(
             lambda: accepted(fakes_db, "sendgrid") >= requests_expected, timeout=3600, interval=0.25
@@ -404,7 +414,9 @@ def main() -> None:
         requests_made = accepted(fakes_db, "sendgrid")
         total, distinct = sendgrid_recipients(fakes_db)
         kinship_rate = args.n / elapsed
+        first = first_request_at(fakes_db, "sendgrid") - published_at
         print(f"email alert: {args.n:,} recipients in {elapsed:.1f} s", flush=True)
+        print(f"  first SendGrid request after {first:8.2f} s")
         print(f"  kinship end to end         {kinship_rate:12,.0f} recipients/s")
         print(
             f"  SendGrid requests made     {requests_made:12,d} (ceil(N/1000) = "
