@@ -161,13 +161,20 @@ def print_cpu(before: dict[str, float], after: dict[str, float], seconds: float,
     print(f"    {'all of them':<22}{total / seconds:6.0%} of a core {total / n * 1e6:8.1f} us")
 
 
-def accepted(db: str, provider: str) -> int:
+def accepted_stats(db: str, provider: str) -> tuple[int, float]:
+    """Return how many requests of a provider the fake accepted, and when the first came
+    (epoch seconds, 0 when none)."""
     with sqlite3.connect(db, timeout=30) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM requests WHERE provider = ? AND status BETWEEN 200 AND 299",
+            "SELECT count(*), min(ts) FROM requests"
+            " WHERE provider = ? AND status BETWEEN 200 AND 299",
             (provider,),
         ).fetchone()
-    return int(row[0])
+    return int(row[0]), float(row[1] or 0)
+
+
+def accepted(db: str, provider: str) -> int:
+    return accepted_stats(db, provider)[0]
 
 
 def sendgrid_recipients(db: str) -> tuple[int, int]:
@@ -179,16 +186,6 @@ def sendgrid_recipients(db: str) -> tuple[int, int]:
             " WHERE r.provider = 'sendgrid' AND r.status = 202"
         ).fetchone()
     return int(row[0]), int(row[1])
-
-
-def first_request_at(db: str, provider: str) -> float:
-    """Return when the fake accepted its first request of a provider (epoch seconds)."""
-    with sqlite3.connect(db, timeout=60) as conn:
-        row = conn.execute(
-            "SELECT min(ts) FROM requests WHERE provider = ? AND status BETWEEN 200 AND 299",
-            (provider,),
-        ).fetchone()
-    return float(row[0] or 0)
 
 
 def twilio_times(db: str) -> tuple[int, int, float, float]:
@@ -414,7 +411,7 @@ def main() -> None:
         requests_made = accepted(fakes_db, "sendgrid")
         total, distinct = sendgrid_recipients(fakes_db)
         kinship_rate = args.n / elapsed
-        first = first_request_at(fakes_db, "sendgrid") - published_at
+        first = accepted_stats(fakes_db, "sendgrid")[1] - published_at
         print(f"email alert: {args.n:,} recipients in {elapsed:.1f} s", flush=True)
         print(f"  first SendGrid request after {first:8.2f} s")
         print(f"  kinship end to end         {kinship_rate:12,.0f} recipients/s")
