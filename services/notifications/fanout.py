@@ -308,9 +308,11 @@ class DispatchSender:
         )
 
     def _commit_skipped(self, consumer: KafkaConsumer) -> None:
+        # A place Kafka did not take (a rebalance, a broker restart) is tried again next time:
+        # no later batch of ours may come on that partition to carry the group past it.
         for tp, offset in list(self._skipped.items()):
-            self._commit(consumer, tp, offset)
-        self._skipped.clear()
+            if self._commit(consumer, tp, offset):
+                del self._skipped[tp]
         self._skips_due = time.monotonic() + SKIP_COMMIT_SECONDS
 
     def handle(self, record: Any) -> bool:
@@ -336,12 +338,15 @@ class DispatchSender:
                 ledger.bump(conn, str(event.data["alert_id"]), dead_batches=1)
         return True
 
-    def _commit(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    def _commit(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int) -> bool:
+        """Commit one partition's place; return whether Kafka took it."""
         try:
             consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
         except KafkaError as exc:
             # Redelivery is harmless: the ledger says every row of the batch is done.
             log.warning("dispatch offset commit failed", extra={"error": type(exc).__name__})
+            return False
+        return True
 
     def _dead_letter(self, record: Any, exc: BaseException) -> None:
         if self._producer is None:
