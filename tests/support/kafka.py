@@ -43,6 +43,9 @@ def read_all(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         client_id="test-reader",
+        # The topic may be created after the reader subscribes (a sender makes its dead-letter
+        # topic when it starts): without this it would not look again for five minutes.
+        metadata_max_age_ms=500,
     ) as consumer:
         deadline = time.monotonic() + timeout
         while len(records) < wanted and time.monotonic() < deadline:
