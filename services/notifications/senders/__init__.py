@@ -10,6 +10,14 @@ from typing import NamedTuple, Protocol
 NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 
 
+def substitute(template: str, substitutions: Mapping[str, str]) -> str:
+    """Replace each substitution tag in a text by its value, as SendGrid does for a
+    personalization (the capture sender, and tests reading what the fake received)."""
+    for tag, value in substitutions.items():
+        template = template.replace(tag, value)
+    return template
+
+
 class Recipient(NamedTuple):
     """One personalization of a bulk email.
 

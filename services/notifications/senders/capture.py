@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 
 from sqlalchemy import Engine, insert
 
-from services.notifications.senders import Accepted, EmailBatch, Sms
+from services.notifications.senders import Accepted, EmailBatch, Sms, substitute
 from services.notifications.store import captured
 from shared.events.envelope import utcnow
-
-
-def _apply(template: str, substitutions: Mapping[str, str]) -> str:
-    for tag, value in substitutions.items():
-        template = template.replace(tag, value)
-    return template
 
 
 class CaptureEmailSender:
@@ -33,9 +26,9 @@ class CaptureEmailSender:
                 {
                     "channel": "email",
                     "to_address": r.email,
-                    "subject": _apply(r.subject or batch.subject, r.substitutions),
-                    "body": _apply(batch.text, r.substitutions),
-                    "html": _apply(batch.html, r.substitutions),
+                    "subject": substitute(r.subject or batch.subject, r.substitutions),
+                    "body": substitute(batch.text, r.substitutions),
+                    "html": substitute(batch.html, r.substitutions),
                     "headers": {**batch.headers, **r.headers},  # merged, as SendGrid does
                     "custom_args": args,
                     "alert_id": args.get("alert_id"),

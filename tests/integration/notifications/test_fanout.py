@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG
+from services.notifications.senders import substitute
 from services.notifications.store import (
     alerts,
     campaigns,
@@ -164,10 +165,8 @@ def test_an_alert_speaks_to_each_supporter_by_name_in_both_channels(service: Ser
     assert "{{" not in json.dumps(body)
     for pers in body["personalizations"]:
         person = by_email[pers["to"][0]["email"]]
-        subs = pers["substitutions"]
-        text, html = body["content"][0]["value"], body["content"][1]["value"]
-        for tag, value in subs.items():
-            text, html = text.replace(tag, value), html.replace(tag, value)
+        text = substitute(body["content"][0]["value"], pers["substitutions"])
+        html = substitute(body["content"][1]["value"], pers["substitutions"])
         family = "Reyes" if people.index(person) == 1 else person.get("family_name") or ""
         assert text.startswith(f"Hi {name(person)} {family}, from Bayanihan & Friends.")
         expected_html = name(person).replace("<", "&lt;").replace(">", "&gt;")

@@ -9,6 +9,7 @@ from services.notifications.messages import (
     bulk_email,
     fill_text,
 )
+from services.notifications.senders import substitute
 
 SHARED = {
     "organization_name": "Rainbow & Bridge",
@@ -36,12 +37,6 @@ def person(given: str | None, family: str | None = None) -> Supporter:
     )
 
 
-def apply(template: str, substitutions: dict[str, str]) -> str:
-    for tag, value in substitutions.items():
-        template = template.replace(tag, value)
-    return template
-
-
 def test_shared_variables_are_written_in_once_and_escaped_in_html():
     email = bulk_email(CONTENT, "en", SHARED, FOOTER)
     assert email.subject == "-given_name-, Fund <translation> now needs you"
@@ -54,20 +49,20 @@ def test_shared_variables_are_written_in_once_and_escaped_in_html():
 def test_each_recipient_gets_their_own_name_and_links_by_substitution():
     email = bulk_email(CONTENT, "en", SHARED, FOOTER)
     subs = email.substitutions("t", person("Mei <3", "Lin"))
-    assert apply(email.subject, subs) == "Mei <3, Fund <translation> now needs you"
-    text = apply(email.text, subs)
+    assert substitute(email.subject, subs) == "Mei <3, Fund <translation> now needs you"
+    text = substitute(email.text, subs)
     assert "Hi Mei <3 Lin!" in text and "Leave: https://n/u/t" in text
-    html = apply(email.html, subs)
+    html = substitute(email.html, subs)
     assert "<p>Hi Mei &lt;3!</p>" in html and 'href="https://n/u/t"' in html
     assert 'href="https://n/p/t"' in html and "https://n/p/t" in text  # the footer's links
-    assert apply(email.discreet_subject or "", subs) == "Mei <3, an update for you"
+    assert substitute(email.discreet_subject or "", subs) == "Mei <3, an update for you"
 
 
 def test_a_supporter_without_a_name_is_greeted_as_a_friend_in_their_language():
     email = bulk_email(CONTENT, "en", SHARED, FOOTER)
-    assert apply(email.text, email.substitutions("t", person(None))).startswith("Hi friend !")
+    assert substitute(email.text, email.substitutions("t", person(None))).startswith("Hi friend !")
     tagalog = bulk_email(CONTENT, "tl", SHARED, FOOTER)
-    assert "Hi kaibigan" in apply(tagalog.text, tagalog.substitutions("t", person(None)))
+    assert "Hi kaibigan" in substitute(tagalog.text, tagalog.substitutions("t", person(None)))
 
 
 def test_only_the_variables_in_use_ride_with_each_recipient():
