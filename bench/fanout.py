@@ -408,10 +408,10 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         cpu_after = cpu_by_part()
         peaks = sampler.stop()
-        requests_made = accepted(fakes_db, "sendgrid")
+        requests_made, first_at = accepted_stats(fakes_db, "sendgrid")
         total, distinct = sendgrid_recipients(fakes_db)
         kinship_rate = args.n / elapsed
-        first = accepted_stats(fakes_db, "sendgrid")[1] - published_at
+        first = first_at - published_at
         print(f"email alert: {args.n:,} recipients in {elapsed:.1f} s", flush=True)
         print(f"  first SendGrid request after {first:8.2f} s")
         print(f"  kinship end to end         {kinship_rate:12,.0f} recipients/s")
