@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.petitions.bootstrap import Deps, build
-from services.petitions.ratelimit import storage_uri
+from services.petitions.ratelimit import RateLimits
 from shared.config import Settings
 from shared.service import app_shell
 
@@ -33,12 +31,11 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         # Only behind a known number of proxies is X-Forwarded-For the client's address.
         hops = deps.config.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri=storage_uri(deps.config.ratelimit_storage_uri),
-        strategy="fixed-window",
-        headers_enabled=True,
+    sign_limits = RateLimits(
+        deps.config.sign_limits,
+        deps.config.ratelimit_storage_uri,
+        scope="sign",
+        message="Too many signatures from this address",
     )
-    api.register_blueprint(build_blueprint(deps, limiter))
+    api.register_blueprint(build_blueprint(deps, sign_limits))
     return app

@@ -3,18 +3,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from flask import Response, request, url_for
-from flask_limiter import Limiter
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 
 from services.petitions import exports, schemas, signing, usecases
 from services.petitions.bootstrap import Deps
+from services.petitions.ratelimit import RateLimits
 from shared.auth import Principal, bearer_token, current_principal, require_role
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -79,7 +80,21 @@ def accept_languages() -> list[str]:
     return [tag for tag, _ in request.accept_languages][:10]
 
 
-def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
+def limited(limits: RateLimits) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Count each request against limits by client address before anything else is done."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            limits.hit(request.remote_addr or "")
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     """Return the petitions blueprint bound to one app's dependencies."""
     blp = PetitionsBlueprint(
         "petitions",
@@ -167,7 +182,7 @@ def build_blueprint(deps: Deps, limiter: Limiter) -> Blueprint:
         return usecases.read_counts(deps, current_principal(deps.verifier), petition_id)
 
     @blp.route("/petitions/<petition_id>/signatures", methods=["POST"])
-    @limiter.limit(deps.config.sign_limits, error_message="Too many signatures from this address")
+    @limited(sign_limits)
     @blp.arguments(schemas.SignRequestSchema())
     @blp.response(202, schemas.SignResponseSchema)
     def sign(data: dict[str, Any], petition_id: str) -> Response:
