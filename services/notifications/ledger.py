@@ -9,8 +9,6 @@ resent and counted.
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,28 +19,7 @@ from sqlalchemy import Connection, Row, Select, select, text, update
 
 from services.notifications.store import alerts, deliveries, insert_ignore, one_of
 from shared.db import json_param
-
-ROWS_PER_PREFIX = 1 << 16
-
-
-def id_prefix() -> str:
-    """Return the first 32 characters of a time-ordered id (UUID version 7 layout: milliseconds
-    since the epoch, then random bits); a ledger row's id is this and four hex digits.
-
-    A batch's rows take one prefix and their positions in the batch, so consecutive rows get
-    consecutive ids. Random ids (uuid4) put each of a million rows' primary-key entries on a
-    random page of an index larger than the cache; in order, a batch's entries go side by side
-    (docs/runtime-facts.md: the ledger insert cost 35 % less PostgreSQL CPU a row)."""
-    value = (int(time.time() * 1000) << 80) | (7 << 76) | (secrets.randbits(12) << 64)
-    value |= (0b10 << 62) | (secrets.randbits(46) << 16)
-    text_ = f"{value:032x}"
-    return f"{text_[:8]}-{text_[8:12]}-{text_[12:16]}-{text_[16:20]}-{text_[20:28]}"
-
-
-def new_id() -> str:
-    """Return one time-ordered row id (see id_prefix)."""
-    return id_prefix() + f"{secrets.randbits(16):04x}"
-
+from shared.ids import ROWS_PER_PREFIX, uuid7, uuid7_prefix
 
 DONE = ("sent", "delivered", "failed", "suppressed")
 COUNTERS = ("total", "sent", "delivered", "failed", "suppressed", "deferred", "ambiguous")
@@ -64,7 +41,7 @@ def new_row(
 ) -> dict[str, Any]:
     """Return a ledger row ready to insert."""
     return {
-        "delivery_id": new_id(),
+        "delivery_id": uuid7(),
         "message_key": message_key,
         "recipient_id": recipient_id,
         "channel": channel,
@@ -143,7 +120,7 @@ def insert_batch(
         ])  # fmt: skip
     rows = json_param([[e.recipient_id, e.status, e.batch_key, e.not_before] for e in entries])
     params = {"mk": message_key, "ch": channel, "al": alert_id, "kind": kind, "now": now,
-              "prefix": id_prefix()}  # fmt: skip
+              "prefix": uuid7_prefix()}  # fmt: skip
     return list(conn.execute(_INSERT_BATCH, {**params, "rows": rows}).all())
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from services.petitions import domain, store
 from services.petitions.bootstrap import Deps
 from services.petitions.usecases import Result, coalition_of, event, now, run_idempotent
 from shared.errors import Conflict, FieldError, NotFound
+from shared.ids import uuid7
 from shared.privacy import email_hash, supporter_id
 
 MESSAGES = {
@@ -115,7 +115,7 @@ def prepare(
     moment = now()
     doi = petition.double_opt_in
     row = {
-        "signature_id": str(uuid.uuid4()),
+        "signature_id": uuid7(),
         "petition_id": petition.petition_id,
         "email_hash": email_hash(key, person["email"]),
         "supporter_id": supporter_id(key, person["email"]),

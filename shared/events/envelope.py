@@ -6,7 +6,6 @@ is the aggregate id, so one aggregate's events stay in one partition, in order.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 
 from shared.errors import InvalidEvent
+from shared.ids import uuid7
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -50,7 +50,7 @@ class Event:
     key: str
     data: Mapping[str, Any]
     source: str
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=uuid7)
     time: datetime = field(default_factory=utcnow)
     subject: str | None = None
 
