@@ -42,7 +42,7 @@ from kafka.errors import KafkaError  # noqa: E402
 from sendgrid import SendGridAPIClient  # noqa: E402
 
 from shared.events import Event  # noqa: E402
-from shared.events.catalog import CAMPAIGNS, DISPATCH, NOTIFICATIONS, PETITIONS  # noqa: E402
+from shared.events.catalog import CAMPAIGNS, DISPATCH_TOPICS, NOTIFICATIONS, PETITIONS  # noqa: E402
 from shared.events.envelope import format_time, utcnow  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.local_kafka import LocalKafka  # noqa: E402
@@ -352,7 +352,7 @@ def main() -> None:
 
         group = f"bench-{uuid.uuid4().hex[:6]}"
         ensure_topics(bootstrap, [CAMPAIGNS, PETITIONS, NOTIFICATIONS], 3)
-        ensure_topics(bootstrap, [DISPATCH], args.partitions)
+        ensure_topics(bootstrap, [*DISPATCH_TOPICS.values()], args.partitions)
         env = {
             **os.environ,
             "NOTIFICATIONS_DATABASE_URL": db_url,

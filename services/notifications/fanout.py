@@ -1,18 +1,17 @@
 """Alert fan-out: the expander, the dispatch senders, the queue poller and progress reports.
 
 The expander streams an alert's audience with a server-side cursor and writes one
-`delivery_batch.queued` event per slice (up to 1,000 email or `sms_batch_size` SMS recipients)
-to the outbox, with its per-channel resume point, in one transaction: a restarted expander goes
-on from where the last committed slice ended. Senders consume the dispatch topic, one Kafka
-consumer per thread, and commit a record's offset only after every row of its batch has an
-outcome in the ledger.
+`email_batch.queued` or `sms_batch.queued` event per slice (up to 1,000 email or `sms_batch_size`
+SMS recipients) to the outbox, with its per-channel resume point, in one transaction: a restarted
+expander goes on from where the last committed slice ended. Each channel's senders consume that
+channel's dispatch topic, one Kafka consumer per thread, and commit a record's offset only after
+every row of its batch has an outcome in the ledger.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -29,17 +28,14 @@ from services.notifications.domain import TokenBucket
 from services.notifications.store import alerts, idempotency_keys
 from shared.errors import InvalidEvent
 from shared.events import Event
-from shared.events.catalog import CATALOG, DISPATCH, type_name
+from shared.events.catalog import CATALOG, CHANNELS, DISPATCH_TOPICS, type_name
 from shared.events.envelope import decode, format_time, utcnow
 from shared.idempotency import ExpiredKeys
 from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer
 from shared.relay import lock_for
 
 log = logging.getLogger(__name__)
-BATCH_TYPE = type_name("delivery_batch.queued")
-_BATCH_TYPE_HEADER = BATCH_TYPE.encode()
-# How often a sender commits its place past the other channel's batches.
-SKIP_COMMIT_SECONDS = 5.0
+BATCH_TYPES = {channel: type_name(f"{channel}_batch.queued") for channel in CHANNELS}
 
 
 class Expander:
@@ -185,11 +181,9 @@ class Expander:
         checkpoints[channel] = members[-1]
         saved = "|".join(f"{c}={v or ''}" for c, v in checkpoints.items())
         event = Event(
-            type=BATCH_TYPE,
+            type=BATCH_TYPES[channel],
             key=f"{alert.alert_id}:{seq}",
             source=SOURCE,
-            # The channel as the CloudEvents subject: the other channel's senders read it in
-            # the headers and skip the batch without decoding its ids.
             subject=channel,
             data={
                 "batch_id": f"{alert.alert_id}:{seq}",
@@ -211,7 +205,7 @@ class Expander:
 
 
 class DispatchSender:
-    """Consumes the dispatch topic for one channel and sends each batch through the ledger."""
+    """Consumes one channel's dispatch topic and sends each batch through the ledger."""
 
     def __init__(
         self,
@@ -223,16 +217,14 @@ class DispatchSender:
     ) -> None:
         self.deps = deps
         self.channel = channel
+        self.topic = DISPATCH_TOPICS[channel]
         self.group = f"{group}-{channel}-sender"
         self.name = name
         self._stop = threading.Event()
         self.deliverer = Deliverer(deps, self._stop)
         self.bucket = bucket
         self._producer: KafkaProducer | None = None
-        self.stats = {"batches": 0, "dead": 0, "skipped": 0}
-        # Offsets past other channels' batches, per partition, not yet committed.
-        self._skipped: dict[TopicPartition, int] = {}
-        self._skips_due = 0.0
+        self.stats = {"batches": 0, "dead": 0}
 
     def stop(self) -> None:
         self._stop.set()
@@ -241,7 +233,9 @@ class DispatchSender:
         bootstrap = self.deps.settings.kafka_bootstrap_servers
         ensure_topics(
             bootstrap,
-            [DISPATCH, dead_letter_topic(DISPATCH, self.group)],
+            # Both channels' topics: the relay publishes an alert's batches of each channel
+            # whether or not that channel's senders have started.
+            [*DISPATCH_TOPICS.values(), dead_letter_topic(self.topic, self.group)],
             self.deps.config.dispatch_partitions,
             self.deps.settings.kafka_replication_factor,
         )
@@ -258,13 +252,11 @@ class DispatchSender:
             # ~0.45 s at 100 ms.
             fetch_max_wait_ms=100,
         )
-        consumer.partitions_for_topic(DISPATCH)  # metadata first, as ConsumerRunner does
-        consumer.subscribe([DISPATCH])
+        consumer.partitions_for_topic(self.topic)  # metadata first, as ConsumerRunner does
+        consumer.subscribe([self.topic])
         try:
             while not self._stop.is_set():
                 self.poll_once(consumer)
-            if self._skipped:
-                self._commit_skipped(consumer)
         finally:
             log.info("dispatch sender stopped", extra={"group": self.group, **self.stats})
             consumer.close(autocommit=False)
@@ -275,15 +267,8 @@ class DispatchSender:
         batch = consumer.poll(timeout_ms=200, max_records=1)
         for tp, records in batch.items():
             for record in records:
-                if self._other_channel(record):
-                    # Committed now and then, not per record: each commit is a round trip and
-                    # a write to Kafka, a thousand of them in a million-recipient email alert.
-                    # Re-reading a skipped batch after a restart costs nothing.
-                    self._skipped[tp] = record.offset + 1
-                    self.stats["skipped"] += 1
-                    continue
                 try:
-                    done = self.handle(record)
+                    self.handle(record)
                 except Stopped:
                     return  # not committed: the next owner takes the batch up where it stands
                 except Busy:
@@ -299,41 +284,19 @@ class DispatchSender:
                     consumer.seek(tp, record.offset)
                     self._stop.wait(1.0)
                     return
-                if done:
-                    self._skipped.pop(tp, None)  # this commit is past them
-                    self._commit(consumer, tp, record.offset + 1)
-        if self._skipped and time.monotonic() >= self._skips_due:
-            self._commit_skipped(consumer)
+                self._commit(consumer, tp, record.offset + 1)
 
-    def _other_channel(self, record: Any) -> bool:
-        """Return True for a batch of another channel, told by its headers alone."""
-        headers = dict(record.headers or ())
-        subject = headers.get("ce_subject")
-        return (
-            headers.get("ce_type") == _BATCH_TYPE_HEADER
-            and subject is not None
-            and bytes(subject).decode() != self.channel
-        )
-
-    def _commit_skipped(self, consumer: KafkaConsumer) -> None:
-        # A place Kafka did not take (a rebalance, a broker restart) is tried again next time:
-        # no later batch of ours may come on that partition to carry the group past it.
-        for tp, offset in list(self._skipped.items()):
-            if self._commit(consumer, tp, offset):
-                del self._skipped[tp]
-        self._skips_due = time.monotonic() + SKIP_COMMIT_SECONDS
-
-    def handle(self, record: Any) -> bool:
-        """Send one dispatch record; return True when its offset may be committed."""
+    def handle(self, record: Any) -> None:
+        """Send one dispatch record; once this returns, its offset may be committed."""
         try:
             event = decode(record.key, record.value, record.headers)
             CATALOG.check_incoming(event)
         except InvalidEvent as exc:
             self._dead_letter(record, exc)
-            return True
-        if event.type != BATCH_TYPE or event.data.get("channel") != self.channel:
-            self.stats["skipped"] += 1  # not ours, and its headers did not say (older batches)
-            return True
+            return
+        if event.type != BATCH_TYPES[self.channel] or event.data.get("channel") != self.channel:
+            self._dead_letter(record, InvalidEvent(f"not a {self.channel} batch: {event.type}"))
+            return
         if self.channel == "email":
             outcome = self.deliverer.send_alert_email_batch(event.data)
         else:
@@ -344,17 +307,14 @@ class DispatchSender:
             self._dead_letter(record, RuntimeError("provider kept failing; deliveries failed"))
             with self.deps.engine.begin() as conn:
                 ledger.bump(conn, str(event.data["alert_id"]), dead_batches=1)
-        return True
 
-    def _commit(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int) -> bool:
-        """Commit one partition's place; return whether Kafka took it."""
+    def _commit(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """Commit one partition's place."""
         try:
             consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
         except KafkaError as exc:
             # Redelivery is harmless: the ledger says every row of the batch is done.
             log.warning("dispatch offset commit failed", extra={"error": type(exc).__name__})
-            return False
-        return True
 
     def _dead_letter(self, record: Any, exc: BaseException) -> None:
         if self._producer is None:
@@ -369,7 +329,7 @@ class DispatchSender:
             ("kinship_origin_offset", str(record.offset).encode()),
         ]
         future = self._producer.send(
-            dead_letter_topic(DISPATCH, self.group),
+            dead_letter_topic(self.topic, self.group),
             key=record.key,
             value=record.value,
             headers=headers,

@@ -13,13 +13,15 @@ from shared.events.registry import EventRegistry, EventType
 CAMPAIGNS = "kinship.campaigns"
 PETITIONS = "kinship.petitions"
 NOTIFICATIONS = "kinship.notifications"
-# Internal work topic of the notifications service: alert batches for its senders.
+CHANNELS = ("email", "sms")
+# Internal work topics of the notifications service: alert batches for its senders, one topic
+# per channel, so a sender reads only its own channel's batches (with one shared topic, the SMS
+# senders fetched and skipped every batch of a million-recipient email alert).
 DISPATCH = "kinship.notifications.dispatch"
+DISPATCH_TOPICS = {channel: f"{DISPATCH}.{channel}" for channel in CHANNELS}
 # Topics whose records carry no order among themselves, keyed `<id>:<sequence number>`: they
 # are spread round-robin by that number (shared/kafka.py), not by a hash of the key.
-UNORDERED_TOPICS = frozenset({DISPATCH})
-
-CHANNELS = ("email", "sms")
+UNORDERED_TOPICS = frozenset(DISPATCH_TOPICS.values())
 LocaleMap = fields.Dict(keys=fields.String(), values=fields.String())
 
 
@@ -297,7 +299,10 @@ CATALOG = EventRegistry(
         _t("alert.progressed", NOTIFICATIONS, AlertProgressedSchema, "campaign_id"),
         _t("consent.changed", NOTIFICATIONS, ConsentChangedSchema, "supporter_id"),
         _t("person.erased", NOTIFICATIONS, PersonErasedSchema, "supporter_id"),
-        _t("delivery_batch.queued", DISPATCH, DeliveryBatchQueuedSchema, "batch_id"),
+        *(
+            _t(f"{channel}_batch.queued", topic, DeliveryBatchQueuedSchema, "batch_id")
+            for channel, topic in DISPATCH_TOPICS.items()
+        ),
     ]
 )
 

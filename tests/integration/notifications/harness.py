@@ -29,7 +29,7 @@ from shared.auth import generate_key, store_issued
 from shared.config import Settings
 from shared.db import make_engine
 from shared.events import Event
-from shared.events.catalog import CAMPAIGNS, DISPATCH, NOTIFICATIONS, PETITIONS, type_name
+from shared.events.catalog import CAMPAIGNS, DISPATCH_TOPICS, NOTIFICATIONS, PETITIONS, type_name
 from shared.events.envelope import format_time, utcnow
 from shared.kafka import ensure_topics
 from shared.migrate import upgrade
@@ -204,11 +204,11 @@ def running_service(
         deps.clock = clock
     group = f"nf-test-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, [CAMPAIGNS, PETITIONS, NOTIFICATIONS], 3)
-    ensure_topics(bootstrap, [DISPATCH], deps.config.dispatch_partitions)
+    ensure_topics(bootstrap, [*DISPATCH_TOPICS.values()], deps.config.dispatch_partitions)
     start_groups_at_end(
         bootstrap,
         [group, f"{group}-email-sender", f"{group}-sms-sender"],
-        [CAMPAIGNS, PETITIONS, NOTIFICATIONS, DISPATCH],
+        [CAMPAIGNS, PETITIONS, NOTIFICATIONS, *DISPATCH_TOPICS.values()],
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     service = Service(

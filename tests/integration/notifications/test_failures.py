@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.notifications.store import alerts, deliveries, suppressions
-from shared.events.catalog import DISPATCH, NOTIFICATIONS
+from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
 from shared.kafka import dead_letter_topic
 from tests.integration.notifications.harness import (
     Service,
@@ -121,7 +121,7 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
         assert row.total == row.sent + row.failed + row.suppressed
         assert len(service.fakes.faults("sendgrid")) == 2 * 3  # every attempt was made
         assert service.fakes.sendgrid_requests() == []
-        dlq = dead_letter_topic(DISPATCH, f"{service.group}-email-sender")
+        dlq = dead_letter_topic(DISPATCH_TOPICS["email"], f"{service.group}-email-sender")
         dead = read_all(service.bootstrap, dlq, expected=2)
         assert len(dead) == 2
         assert all(json.loads(r.value)["alert_id"] == "alert-d" for r in dead)
@@ -176,34 +176,62 @@ class _Crash:
         raise _Crashed("killed mid-request")
 
 
-def test_each_channel_skips_the_others_batches_by_their_headers(service: Service) -> None:
+def test_each_channel_reads_only_its_own_dispatch_topic(service: Service) -> None:
     from kafka import KafkaConsumer, TopicPartition
 
-    from services.notifications.fanout import BATCH_TYPE
+    from services.notifications.fanout import BATCH_TYPES
+    from shared.events import Event
 
     service.start()
-    # An email batch whose value no one can decode: the email senders dead-letter it; the SMS
-    # senders see from its headers alone that it is not theirs, and move past it.
-    headers = [("ce_type", BATCH_TYPE.encode()), ("ce_subject", b"email")]
-    sent = service.producer.send(
-        DISPATCH, key=b"alert-x:1", value=b"{not json", headers=headers, partition=0
-    ).get(timeout=10)
-    dead = read_all(
-        service.bootstrap, dead_letter_topic(DISPATCH, f"{service.group}-email-sender"), expected=1
+    email_topic = DISPATCH_TOPICS["email"]
+    # On the email topic: a batch no one can decode, and a well-formed SMS batch put there by
+    # mistake. The email senders dead-letter both and send nothing; the SMS senders never read
+    # the email topic at all.
+    sms_batch = Event(
+        type=BATCH_TYPES["sms"],
+        key="alert-x:2",
+        source="test",
+        subject="sms",
+        data={
+            "batch_id": "alert-x:2",
+            "alert_id": "alert-x",
+            "campaign_id": "camp-x",
+            "organization_id": "org-x",
+            "channel": "sms",
+            "seq": 2,
+            "supporter_ids": ["someone"],
+            "at": "2026-11-28T12:00:00Z",
+        },
     )
-    assert [r.value for r in dead] == [b"{not json"]
-
-    reader = KafkaConsumer(
-        bootstrap_servers=service.bootstrap, group_id=f"{service.group}-sms-sender"
-    )
+    partition = TopicPartition(email_topic, 0)
+    groups = {channel: f"{service.group}-{channel}-sender" for channel in ("email", "sms")}
+    readers = {
+        channel: KafkaConsumer(bootstrap_servers=service.bootstrap, group_id=group)
+        for channel, group in groups.items()
+    }
     try:
-        partition = TopicPartition(DISPATCH, 0)
+        sms_place = readers["sms"].committed(partition)  # where the harness set it, if at all
+        service.producer.send(email_topic, key=b"alert-x:1", value=b"{not json", partition=0)
+        last = service.producer.send(
+            email_topic,
+            key=sms_batch.key.encode(),
+            value=sms_batch.value(),
+            headers=sms_batch.headers(),
+            partition=0,
+        ).get(timeout=10)
+        dlq = dead_letter_topic(email_topic, groups["email"])
+        dead = read_all(service.bootstrap, dlq, expected=2)
+        assert [r.value for r in dead] == [b"{not json", sms_batch.value()]
+        assert "not a email batch" in headers_of(dead[1])["kinship_error"]
         eventually(
-            lambda: (reader.committed(partition) or 0) > sent.offset,
+            lambda: (readers["email"].committed(partition) or 0) > last.offset,
             timeout=20,
-            message="the SMS senders committed their place past the email batch",
+            message="the email senders committed their place past both",
         )
+        assert readers["sms"].committed(partition) == sms_place
     finally:
-        reader.close()
-    sms_dlq = dead_letter_topic(DISPATCH, f"{service.group}-sms-sender")
+        for reader in readers.values():
+            reader.close()
+    assert service.fakes.twilio_messages() == [] and service.fakes.sendgrid_requests() == []
+    sms_dlq = dead_letter_topic(DISPATCH_TOPICS["sms"], groups["sms"])
     assert read_all(service.bootstrap, sms_dlq, timeout=2) == []

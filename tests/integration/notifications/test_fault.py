@@ -22,7 +22,7 @@ import pytest
 from kafka import KafkaProducer
 
 from services.notifications.store import alerts
-from shared.events.catalog import CAMPAIGNS, DISPATCH, NOTIFICATIONS, PETITIONS
+from shared.events.catalog import CAMPAIGNS, DISPATCH_TOPICS, NOTIFICATIONS, PETITIONS
 from shared.kafka import ensure_topics
 from shared.local_kafka import LocalKafka
 from shared.migrate import upgrade
@@ -109,7 +109,7 @@ def test_alert_survives_kills_broker_restart_and_provider_faults(
         )  # fmt: skip
         fakes.append(twilio)
         ensure_topics(broker.bootstrap, [CAMPAIGNS, PETITIONS, NOTIFICATIONS], 3)
-        ensure_topics(broker.bootstrap, [DISPATCH], 6)
+        ensure_topics(broker.bootstrap, [*DISPATCH_TOPICS.values()], 6)
         group = f"fault-{uuid.uuid4().hex[:6]}"
         env = {
             **os.environ,

@@ -62,4 +62,4 @@ def test_sqlite_with_capture_senders_thanks_and_expands(tmp_path: Path) -> None:
         from sqlalchemy import select
 
         kinds = list(conn.execute(select(outbox_table.c.type)).scalars())
-    assert kinds.count("kinship.delivery_batch.queued.v1") == 2  # 1,501 people, 1,000 a batch
+    assert kinds.count("kinship.email_batch.queued.v1") == 2  # 1,501 people, 1,000 a batch

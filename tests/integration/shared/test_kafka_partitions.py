@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from kafka.partitioner.default import murmur2
 
-from shared.events.catalog import DISPATCH
+from shared.events.catalog import DISPATCH_TOPICS
 from shared.kafka import ensure_topics, make_producer
 from tests.support.kafka import read_all
 
@@ -18,21 +18,22 @@ pytestmark = pytest.mark.integration
 def test_alert_batches_spread_evenly_and_other_topics_keep_key_hashing(
     kafka_bootstrap: str,
 ) -> None:
+    dispatch = DISPATCH_TOPICS["email"]
     alert = f"alert-{uuid.uuid4().hex[:8]}"
     other = f"test.partitions.{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, [DISPATCH, other], 6)
+    ensure_topics(kafka_bootstrap, [dispatch, other], 6)
     producer = make_producer(kafka_bootstrap, "test-partitions")
     try:
-        partitions = len(producer.partitions_for(DISPATCH))
+        partitions = len(producer.partitions_for(dispatch))
         keys = [f"{alert}:{seq}" for seq in range(10 * partitions)]
         for key in keys:
-            producer.send(DISPATCH, key=key.encode(), value=b"{}")
+            producer.send(dispatch, key=key.encode(), value=b"{}")
             producer.send(other, key=key.encode(), value=b"{}")
         producer.flush(timeout=30)
     finally:
         producer.close()
 
-    batches = [r for r in read_all(kafka_bootstrap, DISPATCH) if r.key.startswith(alert.encode())]
+    batches = [r for r in read_all(kafka_bootstrap, dispatch) if r.key.startswith(alert.encode())]
     assert len(batches) == len(keys)
     # Each partition holds exactly its tenth, in sequence order: seq % partitions.
     assert Counter(r.partition for r in batches) == {p: 10 for p in range(partitions)}

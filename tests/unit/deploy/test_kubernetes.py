@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.events.catalog import CAMPAIGNS, DISPATCH, NOTIFICATIONS, PETITIONS
+from shared.events.catalog import CAMPAIGNS, DISPATCH_TOPICS, NOTIFICATIONS, PETITIONS
 from tests.unit.deploy.conftest import DEPLOY, SERVICES
 
 K8S = DEPLOY / "kubernetes"
@@ -107,7 +107,7 @@ def test_strimzi_kafka_in_kraft_mode_with_kinship_topics(manifests: list[dict[st
     assert set(pool["spec"]["roles"]) == {"controller", "broker"}
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "kinship"
     topics = of_kind(manifests, "KafkaTopic")
-    assert set(topics) == {CAMPAIGNS, PETITIONS, NOTIFICATIONS, DISPATCH}
+    assert set(topics) == {CAMPAIGNS, PETITIONS, NOTIFICATIONS, *DISPATCH_TOPICS.values()}
     for topic in topics.values():
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "kinship"
         assert topic["spec"]["replicas"] == 3
