@@ -323,7 +323,7 @@ def main() -> None:
     try:
         db_url = os.environ.get("KINSHIP_BENCH_DATABASE_URL")
         if not db_url:
-            pg = ThrowawayPostgres()
+            pg = ThrowawayPostgres(durable=True)
             pg.start()
             cleanups.append(pg.destroy)
             db_url = create_database(pg.admin_url)

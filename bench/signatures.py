@@ -382,7 +382,7 @@ def main() -> None:
         stack.callback(shutil.rmtree, work, True)
         admin_url = os.environ.get("KINSHIP_BENCH_DATABASE_URL")
         if not admin_url:
-            pg = ThrowawayPostgres()
+            pg = ThrowawayPostgres(durable=True)
             admin_url = pg.start()
             stack.callback(pg.destroy)
         bootstrap = os.environ.get("KINSHIP_BENCH_KAFKA")

@@ -1,8 +1,10 @@
 """PostgreSQL for tests: the server in KINSHIP_TEST_DATABASE_URL, or a throwaway cluster.
 
-The throwaway cluster lives in a temporary folder, listens on loopback on a free port, and runs
-without fsync (its data is worthless after the run). As root, the server runs as `postgres`,
-since PostgreSQL refuses to run as root.
+The throwaway cluster lives in a temporary folder, listens on loopback on a free port, and for
+tests runs without fsync (its data is worthless after the run). Benchmarks start it durable:
+fsync, synchronous commit and full-page writes on, as in production, so a figure includes
+waiting for the WAL to reach the disk. As root, the server runs as `postgres`, since PostgreSQL
+refuses to run as root.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def _pg_bin() -> Path:
 class ThrowawayPostgres:
     """A PostgreSQL cluster in a temp dir, for one test session."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = _pg_bin()
         self.root = Path(tempfile.mkdtemp(prefix="kinship-pg-"))
         self.data = self.root / "data"
@@ -78,10 +81,11 @@ class ThrowawayPostgres:
         return self.admin_url
 
     def start_server(self) -> None:
+        durability = "on" if self.durable else "off"
         options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
-            "-c shared_buffers=256MB"
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync={durability} "
+            f"-c synchronous_commit={durability} -c full_page_writes={durability} "
+            "-c max_connections=300 -c shared_buffers=256MB"
         )
         self._run(
             str(self.bin / "pg_ctl"),
