@@ -176,20 +176,11 @@ class Deliverer:
         ids = [str(i) for i in data["supporter_ids"]]
         now = self.now
         with self.deps.engine.begin() as conn:
-            people = audience.load_supporters(conn, ids)
-            consenting = audience.consented_ids(conn, ids, info.organization_id, "email")
-            blocked = audience.suppressed_hashes(
-                conn, [p.email_hash for p in people.values()], "email", info.organization_id
-            )
+            people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "email")
             entries = []
             for sid in ids:
                 person = people.get(sid)
-                ok = (
-                    person is not None
-                    and person.email
-                    and sid in consenting
-                    and person.email_hash not in blocked
-                )
+                ok = sid in allowed and person is not None and person.email
                 entries.append(ledger.Entry(sid, "sending" if ok else "suppressed", batch_key))
             inserted = ledger.insert_batch(
                 conn, entries, message_key=info.alert_id, channel="email", kind="alert",
@@ -452,23 +443,14 @@ class Deliverer:
         now = self.now
         config = self.deps.config
         with self.deps.engine.begin() as conn:
-            people = audience.load_supporters(conn, ids)
-            consenting = audience.consented_ids(conn, ids, info.organization_id, "sms")
-            blocked = audience.suppressed_hashes(
-                conn, [p.phone_hash for p in people.values()], "sms", info.organization_id
-            )
+            people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
             entries = []
             for sid in ids:
                 person = people.get(sid)
                 status: str = "suppressed"
                 not_before: datetime | None = None
                 key: str | None = batch_key
-                if (
-                    person is not None
-                    and person.phone
-                    and sid in consenting
-                    and person.phone_hash not in blocked
-                ):
+                if sid in allowed and person is not None and person.phone:
                     not_before = next_sms_window(
                         now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
                     )
