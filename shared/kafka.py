@@ -16,7 +16,7 @@ from shared.events.catalog import UNORDERED_TOPICS
 log = logging.getLogger(__name__)
 
 
-class SpreadPartitioner(DefaultPartitioner):
+class SpreadPartitioner(DefaultPartitioner):  # type: ignore[misc]  # untyped library
     """Kafka's default (murmur2 of the key), except on work topics whose records carry no order
     among themselves and whose keys end in ``:<sequence number>``: those go round-robin by that
     number. A hash spreads 100 dispatch batches over 12 partitions as 1 to 13 a partition (one

@@ -18,7 +18,7 @@ from services.notifications.senders import Accepted, PermanentSendError, Sms, Tr
 OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
 
 
-class _HttpClient(TwilioHttpClient):
+class _HttpClient(TwilioHttpClient):  # type: ignore[misc]  # untyped library
     """The SDK's HTTP client, remembering each thread's own last response.
 
     The SDK keeps one last response per client, and the SMS lanes share one client: between a

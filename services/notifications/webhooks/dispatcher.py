@@ -87,7 +87,7 @@ class Outcome:
 
 
 @functools.lru_cache(maxsize=32)
-def due_query(endpoints: int) -> CompoundSelect | Select[Any]:
+def due_query(endpoints: int) -> CompoundSelect[Any] | Select[Any]:
     """Return the ids of each endpoint's first due messages, up to its room, in one query.
 
     One statement object per number of endpoints, with the ids, rooms and time as parameters:
