@@ -241,6 +241,23 @@ def groups_stable(bootstrap: str, groups: dict[str, int]) -> bool:
     return True
 
 
+def report_groups(bootstrap: str, groups: dict[str, int], work: Path) -> None:
+    """Print each group's state and the workers' last log lines (the groups never settled)."""
+    try:
+        with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-probe") as admin:
+            described = admin.describe_groups(list(groups))
+        for group, members in groups.items():
+            info = described.get(group) or {}
+            seen = len(info.get("members") or [])
+            state = info.get("group_state")
+            print(f"group {group}: {state}, {seen} of {members} members", file=sys.stderr)
+    except KafkaError as exc:
+        print(f"groups not described: {exc!r}", file=sys.stderr)
+    for log in sorted(work.glob("worker-*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-15:]
+        print(f"--- {log.name}", *lines, sep="\n", file=sys.stderr)
+
+
 def plain_sdk(url: str, n: int, concurrency: int) -> float:
     """Post ceil(n/1000) pre-built requests with the plain SDK; return seconds."""
     bodies = []
@@ -394,7 +411,11 @@ def main() -> None:
             f"{group}-email-sender": args.email_procs * args.email_threads,
             f"{group}-sms-sender": args.sms_threads,
         }
-        wait_until(lambda: groups_stable(bootstrap, expected), timeout=120, interval=0.5)
+        try:
+            wait_until(lambda: groups_stable(bootstrap, expected), timeout=120, interval=0.5)
+        except TimeoutError:
+            report_groups(bootstrap, expected, work)
+            raise
         print("workers ready", flush=True)
 
         sampler = RssSampler(roots).start()
