@@ -185,6 +185,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     @limited(sign_limits)
     @blp.arguments(schemas.SignRequestSchema())
     @blp.response(202, schemas.SignResponseSchema)
+    @blp.doc(responses={"429": {"description": "Too many signatures from this address"}})
     def sign(data: dict[str, Any], petition_id: str) -> Response:
         """Sign a petition (OSDI record_signature_helper); repeat signers get the same answer."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
