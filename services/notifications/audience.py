@@ -310,14 +310,10 @@ def batch_recipients(
     contact_hash = supporters.c.email_hash if channel == "email" else supporters.c.phone_hash
     consenting = exists().where(
         consents.c.supporter_id == supporters.c.supporter_id,
-        consents.c.organization_id == organization_id,
-        consents.c.channel == channel,
-        consents.c.granted == true(),
+        *_consent_given(organization_id, channel),
     )
     blocked = exists().where(
-        suppressions.c.contact_hash == contact_hash,
-        suppressions.c.channel == channel,
-        suppressions.c.scope.in_([EVERY_ORG, organization_id]),
+        suppressions.c.contact_hash == contact_hash, *_suppressed(channel, organization_id)
     )
     allowed = and_(consenting, ~blocked).label("allowed")
     rows = conn.execute(
@@ -332,6 +328,15 @@ def supporter_by_token(conn: Connection, token: str) -> Supporter | None:
     return Supporter._make(row) if row else None
 
 
+def _consent_given(organization_id: str, channel: str) -> tuple[Any, ...]:
+    """The conditions on a consent row that say the organization may reach the supporter."""
+    return (
+        consents.c.organization_id == organization_id,
+        consents.c.channel == channel,
+        consents.c.granted == true(),
+    )
+
+
 def consented_ids(
     conn: Connection, ids: Iterable[str], organization_id: str, channel: str
 ) -> set[str]:
@@ -342,15 +347,20 @@ def consented_ids(
     rows = conn.execute(
         select(consents.c.supporter_id).where(
             one_of(conn, consents.c.supporter_id, id_list),
-            consents.c.organization_id == organization_id,
-            consents.c.channel == channel,
-            consents.c.granted == true(),
+            *_consent_given(organization_id, channel),
         )
     )
     return set(rows.scalars().all())
 
 
 # -- suppressions --------------------------------------------------------------------------------
+
+
+def _suppressed(channel: str, organization_id: str | None) -> tuple[Any, ...]:
+    """The conditions on a suppression row that bar a contact from the organization's channel:
+    suppressed there, or everywhere."""
+    scopes = [EVERY_ORG] if organization_id is None else [EVERY_ORG, organization_id]
+    return suppressions.c.channel == channel, suppressions.c.scope.in_(scopes)
 
 
 def suppressed_hashes(
@@ -360,12 +370,10 @@ def suppressed_hashes(
     wanted = [h for h in hashes if h]
     if not wanted:
         return set()
-    scopes = [EVERY_ORG] if organization_id is None else [EVERY_ORG, organization_id]
     rows = conn.execute(
         select(suppressions.c.contact_hash).where(
             one_of(conn, suppressions.c.contact_hash, wanted),
-            suppressions.c.channel == channel,
-            suppressions.c.scope.in_(scopes),
+            *_suppressed(channel, organization_id),
         )
     )
     return set(rows.scalars().all())
@@ -375,14 +383,14 @@ def suppress(
     conn: Connection, contact_hash: str, channel: str, scope: str, reason: str, at: datetime
 ) -> bool:
     """Add a suppression (idempotent); return True when it is new."""
-    exists = conn.execute(
+    held = conn.execute(
         select(suppressions.c.reason).where(
             suppressions.c.contact_hash == contact_hash,
             suppressions.c.channel == channel,
             suppressions.c.scope == scope,
         )
     ).first()
-    if exists:
+    if held:
         return False
     upsert(
         conn,
