@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -431,7 +430,6 @@ def progress_event(row: Any) -> Event:
         type=type_name("alert.progressed"),
         key=row.campaign_id,
         source=SOURCE,
-        id=str(uuid.uuid4()),
         data={
             "alert_id": row.alert_id,
             "campaign_id": row.campaign_id,
