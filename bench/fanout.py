@@ -78,6 +78,27 @@ def vacuum_ledger(url: str) -> float:
     return time.perf_counter() - started
 
 
+def wal_counters(url: str) -> dict[str, float]:
+    """Return PostgreSQL's WAL and checkpoint counters (pg_stat_wal, pg_stat_bgwriter)."""
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        wal = conn.execute("SELECT wal_bytes, wal_fpi FROM pg_stat_wal").fetchone()
+        ckpt = conn.execute(
+            "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter"
+        ).fetchone()
+    assert wal is not None and ckpt is not None
+    return {"bytes": float(wal[0]), "fpi": float(wal[1]), "timed": ckpt[0], "requested": ckpt[1]}
+
+
+def print_wal(before: dict[str, float], after: dict[str, float], n: int) -> None:
+    """Print the WAL a recipient cost and the checkpoints over a phase."""
+    per = {k: (after[k] - before[k]) for k in before}
+    print(
+        f"  PostgreSQL WAL {per['bytes'] / n:,.0f} bytes and {per['fpi'] / n:.2f} full-page images"
+        f" a recipient; checkpoints: {per['timed']:.0f} timed, {per['requested']:.0f} requested"
+    )
+
+
 def seed(url: str, campaign: str, count: int, *, sms: bool, prefix: str) -> float:
     """COPY count supporters of a campaign, consenting to email (or SMS); return seconds."""
     started = time.perf_counter()
@@ -332,6 +353,10 @@ def main() -> None:
     parser.add_argument("--sms-threads", type=int, default=3)
     parser.add_argument("--fake-workers", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument(
+        "--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+        help="a server setting for the throwaway PostgreSQL (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kinship-fanout-"))
@@ -340,7 +365,8 @@ def main() -> None:
     try:
         db_url = os.environ.get("KINSHIP_BENCH_DATABASE_URL")
         if not db_url:
-            pg = ThrowawayPostgres(durable=True)
+            settings = dict(item.split("=", 1) for item in args.pg_setting)
+            pg = ThrowawayPostgres(durable=True, settings=settings)
             pg.start()
             cleanups.append(pg.destroy)
             db_url = create_database(pg.admin_url)
@@ -420,14 +446,14 @@ def main() -> None:
 
         sampler = RssSampler(roots).start()
         requests_expected = math.ceil(args.n / 1000)
-        cpu_before = cpu_by_part()
+        cpu_before, wal_before = cpu_by_part(), wal_counters(db_url)
         started, published_at = time.perf_counter(), time.time()
         publish(bootstrap, alert_event("bench-email-alert", "bench-email", ["email"]))
         wait_until(
             lambda: accepted(fakes_db, "sendgrid") >= requests_expected, timeout=3600, interval=0.25
         )
         elapsed = time.perf_counter() - started
-        cpu_after = cpu_by_part()
+        cpu_after, wal_after = cpu_by_part(), wal_counters(db_url)
         peaks = sampler.stop()
         requests_made, first_at = accepted_stats(fakes_db, "sendgrid")
         total, distinct = sendgrid_recipients(fakes_db)
@@ -444,6 +470,7 @@ def main() -> None:
         for name, rss in sorted(peaks.items()):
             print(f"  peak RSS {name:<18}{rss / 2**20:10,.0f} MB")
         print_cpu(cpu_before, cpu_after, elapsed, args.n)
+        print_wal(wal_before, wal_after, args.n)
 
         sendgrid.records.clear("sendgrid")
         concurrency = args.email_procs * args.email_threads

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -49,8 +50,9 @@ def _pg_bin() -> Path:
 class ThrowawayPostgres:
     """A PostgreSQL cluster in a temp dir, for one test session."""
 
-    def __init__(self, durable: bool = False) -> None:
+    def __init__(self, durable: bool = False, settings: Mapping[str, str] | None = None) -> None:
         self.durable = durable
+        self.settings = dict(settings or {})  # more server settings, e.g. max_wal_size
         self.bin = _pg_bin()
         self.root = Path(tempfile.mkdtemp(prefix="kinship-pg-"))
         self.data = self.root / "data"
@@ -86,7 +88,7 @@ class ThrowawayPostgres:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync={durability} "
             f"-c synchronous_commit={durability} -c full_page_writes={durability} "
             "-c max_connections=300 -c shared_buffers=256MB"
-        )
+        ) + "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
