@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -150,7 +151,7 @@ class ConsumerRunner:
         switch_interval: float | None = 0.001,
         consumer_factory: Callable[[], KafkaConsumer] | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[AbstractSet[str]], None] | None = None,
     ) -> None:
         batch_handlers = dict(batch_handlers or {})
         unknown = [name for name in [*handlers, *batch_handlers] if name not in registry]
@@ -173,7 +174,8 @@ class ConsumerRunner:
         self.partitions = partitions
         self.replication_factor = replication_factor
         self.switch_interval = switch_interval
-        # Called after a batch's effects commit (a poller in this process can look now).
+        # Called with the event types of a batch whose effects just committed (a poller in
+        # this process can look now).
         self.on_commit = on_commit
         self._consumer_factory = consumer_factory or (
             lambda: make_consumer(bootstrap, group, f"{group}-consumer")
@@ -465,7 +467,7 @@ class ConsumerRunner:
         self.stats["processed"] += processed
         self.stats["duplicates"] += len(items) - processed
         if processed and self.on_commit is not None:
-            self.on_commit()
+            self.on_commit(applied.keys())
 
     @staticmethod
     def _runs(items: list[_Item]) -> list[list[_Item]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from flask import Flask
 from sqlalchemy import Engine, Table
@@ -43,7 +44,7 @@ def worker_parts(
     topics: Sequence[str],
     handlers: Mapping[str, Sequence[Handler]],
     group: str | None = None,
-    on_commit: Callable[[], None] | None = None,
+    on_commit: Callable[[AbstractSet[str]], None] | None = None,
 ) -> tuple[OutboxRelay, ConsumerRunner]:
     """Return a service's outbox relay and consumer runner, configured from settings."""
     bootstrap = settings.kafka_bootstrap_servers

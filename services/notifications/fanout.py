@@ -44,10 +44,16 @@ class Expander:
         self.deps = deps
         self.idle = idle
         self._stop = threading.Event()
+        self._due = threading.Event()
         self.lock = lock_for(deps.engine, "nf-expander")
 
     def stop(self) -> None:
         self._stop.set()
+        self._due.set()
+
+    def wake(self) -> None:
+        """Look for due alerts now (one was just recorded) instead of at the next poll."""
+        self._due.set()
 
     def run(self) -> None:
         """Expand due alerts until stopped; wait as a standby while another expander leads."""
@@ -59,8 +65,9 @@ class Expander:
                         continue
                     try:
                         while not self._stop.is_set():
+                            self._due.clear()  # a wake from here on means: look again
                             if not self.expand_next():
-                                self._stop.wait(self.idle)
+                                self._due.wait(self.idle)
                     finally:
                         try:
                             self.lock.release(lock_conn)

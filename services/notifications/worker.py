@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from services.notifications import store
 from services.notifications.bootstrap import Deps, build
@@ -15,12 +16,13 @@ from services.notifications.domain import TokenBucket
 from services.notifications.fanout import DispatchSender, Expander, ProgressPublisher, QueuePoller
 from services.notifications.handlers import handlers
 from services.notifications.webhooks.dispatcher import from_deps as webhook_dispatcher
-from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS
+from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS, type_name
 from shared.logging import configure_logging
 from shared.service import worker_parts
 from shared.worker import Stoppable, run_all
 
 ROLES = ("all", "core", "email", "sms")
+ALERT_PUBLISHED = type_name("alert.published")
 
 
 def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[Stoppable]:
@@ -34,6 +36,13 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
     if role in ("all", "core"):
         topics = [CAMPAIGNS, PETITIONS, NOTIFICATIONS]
         dispatcher = webhook_dispatcher(deps)
+        expander = Expander(deps)
+
+        def committed(event_types: AbstractSet[str]) -> None:
+            dispatcher.wake()  # webhook messages written by the consumer go out now
+            if ALERT_PUBLISHED in event_types:
+                expander.wake()  # and a new alert starts now, not at the expander's next look
+
         relay, runner = worker_parts(
             deps.settings,
             deps.engine,
@@ -42,13 +51,12 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
             topics,
             handlers(deps),
             group=group,
-            # Webhook messages written by the consumer go out now, not at the next poll.
-            on_commit=dispatcher.wake,
+            on_commit=committed,
         )
         result += [
             relay,
             runner,
-            Expander(deps),
+            expander,
             QueuePoller(deps, bucket),
             ProgressPublisher(deps),
             dispatcher,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from services.notifications.bootstrap import build
+from services.notifications.bootstrap import Deps, build
 from services.notifications.capture import list_captured
 from services.notifications.fanout import Expander, QueuePoller
 from services.notifications.handlers import handlers
 from services.notifications.store import outbox_table
+from services.notifications.worker import parts
 from shared.config import Settings
+from shared.consumer import ConsumerRunner
 from shared.db import make_engine
 from shared.migrate import upgrade
 from tests.integration.notifications.harness import (
@@ -59,7 +64,43 @@ def test_sqlite_with_capture_senders_thanks_and_expands(tmp_path: Path) -> None:
             handle(alert("a-l", "camp-l", "org-l", ["email"]), conn)
     assert Expander(deps).expand_next()
     with deps.engine.connect() as conn:
-        from sqlalchemy import select
-
         kinds = list(conn.execute(select(outbox_table.c.type)).scalars())
     assert kinds.count("kinship.email_batch.queued.v1") == 2  # 1,501 people, 1,000 a batch
+
+
+def test_a_published_alert_starts_without_waiting_for_the_expanders_next_look(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'notifications.db'}"
+    upgrade("notifications", url)
+    settings = Settings(service="notifications", database_url=url, hash_key="test-hash-key")
+    deps = build(settings, fast_config(), make_engine(url))
+    core = parts(deps, "core")
+    expander = next(p for p in core if isinstance(p, Expander))
+    runner = next(p for p in core if isinstance(p, ConsumerRunner))
+    expander.idle = 60.0  # left to itself, it would look again only a minute from now
+    thread = threading.Thread(target=expander.run, daemon=True)
+    thread.start()
+    try:
+        seed_audience(deps.engine, "camp-w", "org-w", 10)
+        published = alert("a-w", "camp-w", "org-w", ["email"])
+        time.sleep(0.5)  # the expander has looked, found nothing, and idles
+        assert batch_events(deps) == 0
+        with deps.engine.begin() as conn:
+            for handle in handlers(deps)[published.type]:
+                handle(published, conn)
+        runner.on_commit({published.type})  # what the consumer does after that commit
+        deadline = time.monotonic() + 10
+        while batch_events(deps) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert batch_events(deps) == 1
+    finally:
+        expander.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def batch_events(deps: Deps) -> int:
+    with deps.engine.connect() as conn:
+        query = select(func.count()).where(outbox_table.c.type == "kinship.email_batch.queued.v1")
+        return int(conn.execute(query).scalar_one())
