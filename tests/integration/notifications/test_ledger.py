@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 
 from services.notifications import ledger
 from services.notifications.store import deliveries
@@ -77,6 +78,38 @@ def test_a_dispatch_batch_is_settled_in_place_and_never_enters_the_pollers_index
             select(func.count()).select_from(deliveries).where(deliveries.c.poll_at.is_not(None))
         ).scalar_one()
     assert in_index == 1
+
+
+def test_a_redelivered_batch_inserts_only_the_rows_it_did_not_have(engine: Engine) -> None:
+    """A batch is first inserted whole; when some of its rows exist (a redelivery after a
+    crash), the caller's transaction goes on and only the missing rows are added, once."""
+    now = utcnow()
+    alert_id = str(uuid.uuid4())
+
+    def insert(conn: Connection, first: int, last: int, batch_key: str) -> list[Any]:
+        entries = [ledger.Entry(f"sup-{i:04d}", "sending", batch_key) for i in range(first, last)]
+        return ledger.insert_batch(conn, entries, message_key=alert_id, channel="email",
+                                   kind="alert", alert_id=alert_id, now=now)  # fmt: skip
+
+    with engine.begin() as conn:
+        assert len(insert(conn, 0, 600, "b1@worker-a")) == 600
+    with engine.begin() as conn:
+        again = insert(conn, 300, 1000, "b1@worker-b")
+        assert sorted(row.recipient_id for row in again) == [
+            f"sup-{i:04d}" for i in range(600, 1000)
+        ]
+        ledger.bump(conn, alert_id, total=1)  # the transaction is still usable after the retry
+    with engine.connect() as conn:
+        held = dict(
+            conn.execute(
+                select(deliveries.c.recipient_id, deliveries.c.batch_key).where(
+                    deliveries.c.message_key == alert_id
+                )
+            ).all()
+        )
+    assert len(held) == 1000
+    assert {held[f"sup-{i:04d}"] for i in range(600)} == {"b1@worker-a"}
+    assert {held[f"sup-{i:04d}"] for i in range(600, 1000)} == {"b1@worker-b"}
 
 
 def test_the_poller_takes_due_waiting_rows_and_stale_claims_only(engine: Engine) -> None:
