@@ -1,6 +1,7 @@
 """Benchmark alert fan-out end to end against the plain SendGrid SDK (not a test).
 
     .venv/bin/python bench/fanout.py [--n 1000000] [--sms 10000] [--sms-rate 500]
+        [--pg-setting NAME=VALUE ...]
 
 Seeds N email supporters with COPY, starts the notifications workers (a core process and
 --email-procs email sender processes) against a fake SendGrid under gunicorn, publishes one email
@@ -8,7 +9,8 @@ alert and times until the fake holds every recipient. Then posts the same number
 1,000-personalization requests with the plain SDK to the same fake. Then sends an SMS alert to
 --sms supporters at a configured --sms-rate per second through a fake Twilio (after vacuuming
 the email alert's ledger rows, see vacuum_ledger) and measures the rate achieved. Prints
-recipients/s, requests made, peak RSS per process and the ratios.
+recipients/s, requests made, peak RSS per process, each part's CPU, PostgreSQL's WAL and
+checkpoints over the email phase, and the ratios.
 Uses KINSHIP_BENCH_DATABASE_URL / KINSHIP_BENCH_KAFKA if set, else starts its own.
 """
 
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -262,8 +265,11 @@ def groups_stable(bootstrap: str, groups: dict[str, int]) -> bool:
     return True
 
 
-def report_groups(bootstrap: str, groups: dict[str, int], work: Path) -> None:
-    """Print each group's state and the workers' last log lines (the groups never settled)."""
+def report_groups(
+    bootstrap: str, groups: dict[str, int], work: Path, workers: list[subprocess.Popen[bytes]]
+) -> None:
+    """Print each group's state, and the workers' last log lines after asking each for its
+    threads' stacks (SIGUSR1, shared/worker.py): the groups never settled."""
     try:
         with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-probe") as admin:
             described = admin.describe_groups(list(groups))
@@ -274,8 +280,11 @@ def report_groups(bootstrap: str, groups: dict[str, int], work: Path) -> None:
             print(f"group {group}: {state}, {seen} of {members} members", file=sys.stderr)
     except KafkaError as exc:
         print(f"groups not described: {exc!r}", file=sys.stderr)
+    for worker in workers:
+        worker.send_signal(signal.SIGUSR1)
+    time.sleep(1.0)
     for log in sorted(work.glob("worker-*.log")):
-        lines = log.read_text(errors="replace").splitlines()[-15:]
+        lines = log.read_text(errors="replace").splitlines()[-150:]
         print(f"--- {log.name}", *lines, sep="\n", file=sys.stderr)
 
 
@@ -440,7 +449,7 @@ def main() -> None:
         try:
             wait_until(lambda: groups_stable(bootstrap, expected), timeout=120, interval=0.5)
         except TimeoutError:
-            report_groups(bootstrap, expected, work)
+            report_groups(bootstrap, expected, work, processes)
             raise
         print("workers ready", flush=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
 import signal
@@ -43,6 +44,9 @@ def run_all(parts: Sequence[Stoppable], install_signals: bool = True) -> None:
     if install_signals:
         signal.signal(signal.SIGTERM, stop_all)
         signal.signal(signal.SIGINT, stop_all)
+        # `kill -USR1 <pid>`: every thread's stack to stderr (file, line and function names
+        # only, no values), to see where a worker that seems stuck is waiting.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     freeze_startup_heap()
     threads = [threading.Thread(target=guard(part), name=type(part).__name__) for part in parts]
     for thread in threads:
