@@ -359,7 +359,11 @@ def main() -> None:
     parser.add_argument("--sms-rate", type=float, default=500.0)
     parser.add_argument("--email-procs", type=int, default=2)
     parser.add_argument("--email-threads", type=int, default=2)  # the service default
-    parser.add_argument("--sms-threads", type=int, default=3)
+    parser.add_argument("--sms-threads", type=int, default=3)  # a process
+    parser.add_argument(
+        "--sms-procs", type=int, default=1,
+        help="SMS sender processes; each sends --sms-rate / --sms-procs a second",
+    )  # fmt: skip
     parser.add_argument("--fake-workers", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument(
@@ -421,7 +425,7 @@ def main() -> None:
             "KINSHIP_PUBLIC_BASE_URL": "https://notify.example.org",
             "EMAIL_SENDER_THREADS": str(args.email_threads),
             "SMS_SENDER_THREADS": str(args.sms_threads),
-            "SMS_RATE_PER_SECOND": str(args.sms_rate),
+            "SMS_RATE_PER_SECOND": str(args.sms_rate / args.sms_procs),
             "DISPATCH_PARTITIONS": str(args.partitions),
             "LOG_LEVEL": "WARNING",
             "NO_PROXY": "127.0.0.1,localhost",
@@ -440,11 +444,12 @@ def main() -> None:
         roots = {"core": spawn("core").pid}
         for i in range(args.email_procs):
             roots[f"email{i}"] = spawn("email").pid
-        roots["sms"] = spawn("sms").pid
+        for i in range(args.sms_procs):
+            roots["sms" if args.sms_procs == 1 else f"sms{i}"] = spawn("sms").pid
         expected = {
             group: 1,
             f"{group}-email-sender": args.email_procs * args.email_threads,
-            f"{group}-sms-sender": args.sms_threads,
+            f"{group}-sms-sender": args.sms_procs * args.sms_threads,
         }
         try:
             wait_until(lambda: groups_stable(bootstrap, expected), timeout=120, interval=0.5)
@@ -507,7 +512,7 @@ def main() -> None:
         print(f"  rate first->last message   {achieved:12,.0f} msg/s at {args.sms_rate:,.0f}/s"
               f" configured ({share:.0%}) {'OK' if share >= 0.95 else 'BELOW 95%'}")  # fmt: skip
         print_cpu(cpu_before, cpu_after, sms_elapsed, count)
-        sms_concurrency = args.sms_threads * int(env.get("SMS_CONCURRENCY", "4"))
+        sms_concurrency = args.sms_procs * args.sms_threads * int(env.get("SMS_CONCURRENCY", "4"))
         plain_sms = plain_twilio(twilio.url, min(args.sms, 3000), sms_concurrency)
         print(f"  plain Twilio SDK, unpaced  {plain_sms:12,.0f} msg/s ({sms_concurrency} threads,"
               " the fake's ceiling here)")  # fmt: skip
