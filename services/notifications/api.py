@@ -28,6 +28,10 @@ from shared.idempotency import idempotent
 from shared.privacy import phone_hash
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
+STOPPED_NOTE = (
+    "<p>This number replied STOP, so no texts are sent to it. Text START to our number to"
+    " receive them again.</p>"
+)
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -88,7 +92,12 @@ def public_blueprint(deps: Deps) -> Blueprint:
             ) and not audience.suppressed_hashes(
                 conn, [person.email_hash], "email", org.organization_id
             )
-            sms_on = person.supporter_id in audience.consented_ids(
+            # A number that texted STOP gets no texts whatever its consents say; only START,
+            # sent from the phone, lifts that, so the page says so instead of a ticked box.
+            sms_stopped = bool(
+                audience.suppressed_hashes(conn, [person.phone_hash], "sms", org.organization_id)
+            )
+            sms_on = not sms_stopped and person.supporter_id in audience.consented_ids(
                 conn, [person.supporter_id], org.organization_id, "sms"
             )
         t = escape(token)
@@ -101,6 +110,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             f'<form method="post" action="/preferences/{t}">'
             f'<label><input type="checkbox" name="email"{checked[email_on]}> Email</label><br>'
             f'<label><input type="checkbox" name="sms"{checked[sms_on]}> Text messages</label><br>'
+            f"{STOPPED_NOTE if sms_stopped else ''}"
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
             "Discreet mode: texts and subjects that name no cause</label><br>"
             '<button type="submit" name="action" value="save">Save</button></form>'

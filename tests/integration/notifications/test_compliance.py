@@ -116,6 +116,25 @@ def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:
     assert [e["change"] for e in consent_events(service)] == ["unsubscribe", "subscribe"]
 
 
+def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> None:
+    project_org(service, "org-t")
+    people = seed_audience(service.engine, "camp-t", "org-t", 1, phone_every=1)
+    token = token_of(service, people[0], "org-t")
+    client = service.client()
+    sms_box = b'name="sms" checked'
+    before = client.get(f"/preferences/{token}")
+    assert sms_box in before.data and b"replied STOP" not in before.data
+    stop = {"From": people[0]["phone"], "Body": "STOP"}
+    assert (
+        client.post(INBOUND, data=stop, headers=twilio_signature(INBOUND, stop)).status_code == 200
+    )
+    after = client.get(f"/preferences/{token}")
+    assert sms_box not in after.data and b"replied STOP" in after.data
+    start = {"From": people[0]["phone"], "Body": "START"}
+    client.post(INBOUND, data=start, headers=twilio_signature(INBOUND, start))
+    assert sms_box in client.get(f"/preferences/{token}").data  # the consent given still holds
+
+
 def test_inbound_stop_start_help_are_verified_and_applied(service: Service) -> None:
     number = "+14155550100"
     client = service.client()
