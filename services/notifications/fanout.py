@@ -301,7 +301,8 @@ class DispatchSender:
             self._dead_letter(record, exc)
             return
         if event.type != BATCH_TYPES[self.channel] or event.data.get("channel") != self.channel:
-            self._dead_letter(record, InvalidEvent(f"not a {self.channel} batch: {event.type}"))
+            wrong = InvalidEvent(f"not a batch for the {self.channel} senders: {event.type}")
+            self._dead_letter(record, wrong)
             return
         if self.channel == "email":
             outcome = self.deliverer.send_alert_email_batch(event.data)

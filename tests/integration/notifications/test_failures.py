@@ -222,7 +222,7 @@ def test_each_channel_reads_only_its_own_dispatch_topic(service: Service) -> Non
         dlq = dead_letter_topic(email_topic, groups["email"])
         dead = read_all(service.bootstrap, dlq, expected=2)
         assert [r.value for r in dead] == [b"{not json", sms_batch.value()]
-        assert "not a email batch" in headers_of(dead[1])["kinship_error"]
+        assert "not a batch for the email senders" in headers_of(dead[1])["kinship_error"]
         eventually(
             lambda: (readers["email"].committed(partition) or 0) > last.offset,
             timeout=20,
