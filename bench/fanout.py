@@ -17,6 +17,7 @@ Uses KINSHIP_BENCH_DATABASE_URL / KINSHIP_BENCH_KAFKA if set, else starts its ow
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -185,6 +186,15 @@ def print_cpu(before: dict[str, float], after: dict[str, float], seconds: float,
     print(f"    {'all of them':<22}{total / seconds:6.0%} of a core {total / n * 1e6:8.1f} us")
 
 
+def print_idle(before: dict[str, float], after: dict[str, float], seconds: float) -> None:
+    """Print each part's CPU while nothing is sent: what the system costs at rest."""
+    print(f"  CPU at rest over {seconds:.0f} s:")
+    for part, cpu in sorted(after.items(), key=lambda kv: -kv[1]):
+        used = cpu - before.get(part, 0.0)
+        if used > 0:
+            print(f"    {part:<22}{used / seconds:7.1%} of a core")
+
+
 def accepted_stats(db: str, provider: str) -> tuple[int, float]:
     """Return how many requests of a provider the fake accepted, and when the first came
     (epoch seconds, 0 when none)."""
@@ -219,6 +229,16 @@ def twilio_times(db: str) -> tuple[int, int, float, float]:
             " FROM requests WHERE provider = 'twilio' AND status = 201"
         ).fetchone()
     return int(row[0]), int(row[1] or 0), float(row[2] or 0), float(row[3] or 0)
+
+
+def longest_pauses(db: str, count: int = 3) -> list[float]:
+    """The longest gaps between consecutive texts at the fake, longest first: a sender that
+    waited on Kafka for its next batch shows here, where the average rate hides it."""
+    with sqlite3.connect(db, timeout=60) as conn:
+        times = [row[0] for row in conn.execute(
+            "SELECT ts FROM requests WHERE provider = 'twilio' AND status = 201 ORDER BY ts"
+        )]  # fmt: skip
+    return sorted((b - a for a, b in itertools.pairwise(times)), reverse=True)[:count]
 
 
 def alert_event(alert_id: str, campaign: str, channels: list[str]) -> Event:
@@ -365,6 +385,10 @@ def main() -> None:
         help="SMS sender processes; each sends --sms-rate / --sms-procs a second",
     )  # fmt: skip
     parser.add_argument("--fake-workers", type=int, default=3)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=0.0,
+        help="before publishing, print each part's CPU over this many idle seconds",
+    )  # fmt: skip
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument(
         "--pg-setting", action="append", default=[], metavar="NAME=VALUE",
@@ -400,8 +424,9 @@ def main() -> None:
             "sendgrid", fakes_db, workers=args.fake_workers, threads=8, api_key=SENDGRID_KEY
         )
         cleanups.append(sendgrid.stop)
+        twilio_db = str(work / "twilio.sqlite")
         twilio = start_fake_process(
-            "twilio", str(work / "twilio.sqlite"), workers=3, threads=16,
+            "twilio", twilio_db, workers=3, threads=16,
             account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
         )  # fmt: skip
         cleanups.append(twilio.stop)
@@ -457,6 +482,10 @@ def main() -> None:
             report_groups(bootstrap, expected, work, processes)
             raise
         print("workers ready", flush=True)
+        if args.idle_seconds:
+            idle_before = cpu_by_part()
+            time.sleep(args.idle_seconds)
+            print_idle(idle_before, cpu_by_part(), args.idle_seconds)
 
         sampler = RssSampler(roots).start()
         requests_expected = math.ceil(args.n / 1000)
@@ -500,10 +529,10 @@ def main() -> None:
         cpu_before = cpu_by_part()
         sms_started = time.perf_counter()
         publish(bootstrap, alert_event("bench-sms-alert", "bench-sms", ["sms"]))
-        wait_until(lambda: accepted(str(work / "twilio.sqlite"), "twilio") >= args.sms, 3600, 0.25)
+        wait_until(lambda: accepted(twilio_db, "twilio") >= args.sms, 3600, 0.25)
         sms_elapsed = time.perf_counter() - sms_started
         cpu_after = cpu_by_part()
-        count, numbers, first, last = twilio_times(str(work / "twilio.sqlite"))
+        count, numbers, first, last = twilio_times(twilio_db)
         achieved = (count - 1) / (last - first) if last > first else float("inf")
         share = achieved / args.sms_rate
         print(
@@ -511,6 +540,8 @@ def main() -> None:
         )
         print(f"  rate first->last message   {achieved:12,.0f} msg/s at {args.sms_rate:,.0f}/s"
               f" configured ({share:.0%}) {'OK' if share >= 0.95 else 'BELOW 95%'}")  # fmt: skip
+        pauses = ", ".join(f"{gap * 1000:.0f}" for gap in longest_pauses(twilio_db))
+        print(f"  longest pauses between texts {pauses} ms")
         print_cpu(cpu_before, cpu_after, sms_elapsed, count)
         sms_concurrency = args.sms_procs * args.sms_threads * int(env.get("SMS_CONCURRENCY", "4"))
         plain_sms = plain_twilio(twilio.url, min(args.sms, 3000), sms_concurrency)
