@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,6 +83,43 @@ def make_consumer(bootstrap: str, group: str, client_id: str, **overrides: Any) 
     }
     config.update(overrides)
     return KafkaConsumer(**config)
+
+
+class ConsumerSpinning(Exception):
+    """A consumer's empty polls kept the CPU busy instead of waiting (see SpinGuard)."""
+
+
+class SpinGuard:
+    """Tells a consumer that waits for records from one that spins.
+
+    kafka-python 3.0.12 sometimes leaves a group member in its REBALANCING state with no
+    heartbeat ever sent. Its time to the next poll is then 0, so each poll() waits 0 ms and
+    loops until its timeout: an idle sender process burned 60-90 % of a core that way, for its
+    whole life (docs/runtime-facts.md). An idle poll spends well under 1 % of its time on the
+    CPU. When the empty polls of `window` seconds spent more than `share` of it, poll() raises
+    ConsumerSpinning: the caller closes that consumer and makes a new one, which joins anew.
+    """
+
+    def __init__(self, window: float = 5.0, share: float = 0.2) -> None:
+        self.window = window
+        self.share = share
+        self._wall = self._cpu = 0.0
+
+    def poll(self, consumer: KafkaConsumer, **kwargs: Any) -> dict[Any, Any]:
+        """consumer.poll(**kwargs), timed; raise ConsumerSpinning as described above."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        records: dict[Any, Any] = consumer.poll(**kwargs)
+        if records:
+            self._wall = self._cpu = 0.0
+            return records
+        self._wall += time.perf_counter() - wall
+        self._cpu += time.thread_time() - cpu
+        if self._wall >= self.window:
+            busy = self._cpu / self._wall
+            self._wall = self._cpu = 0.0
+            if busy > self.share:
+                raise ConsumerSpinning(f"empty polls kept {busy:.0%} of a core busy")
+        return records
 
 
 def ensure_topics(

@@ -30,7 +30,14 @@ from shared.events import Event
 from shared.events.catalog import CATALOG, CHANNELS, DISPATCH_TOPICS, type_name
 from shared.events.envelope import decode, format_time, utcnow
 from shared.idempotency import ExpiredKeys
-from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer
+from shared.kafka import (
+    ConsumerSpinning,
+    SpinGuard,
+    dead_letter_topic,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 from shared.relay import lock_for
 
 log = logging.getLogger(__name__)
@@ -230,7 +237,8 @@ class DispatchSender:
         self.deliverer = Deliverer(deps, self._stop)
         self.bucket = bucket
         self._producer: KafkaProducer | None = None
-        self.stats = {"batches": 0, "dead": 0}
+        self.stats = {"batches": 0, "dead": 0, "replaced": 0}
+        self._spin_guard = SpinGuard()
 
     def stop(self) -> None:
         self._stop.set()
@@ -245,6 +253,26 @@ class DispatchSender:
             self.deps.config.dispatch_partitions,
             self.deps.settings.kafka_replication_factor,
         )
+        consumer = self._new_consumer(bootstrap)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.poll_once(consumer)
+                except ConsumerSpinning as exc:
+                    log.warning(
+                        "dispatch consumer spinning, replaced",
+                        extra={"group": self.group, "sender": self.name, "error": str(exc)},
+                    )
+                    self.stats["replaced"] += 1
+                    consumer.close(autocommit=False)
+                    consumer = self._new_consumer(bootstrap)
+        finally:
+            log.info("dispatch sender stopped", extra={"group": self.group, **self.stats})
+            consumer.close(autocommit=False)
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+
+    def _new_consumer(self, bootstrap: str) -> KafkaConsumer:
         consumer = make_consumer(
             bootstrap,
             self.group,
@@ -260,17 +288,10 @@ class DispatchSender:
         )
         consumer.partitions_for_topic(self.topic)  # metadata first, as ConsumerRunner does
         consumer.subscribe([self.topic])
-        try:
-            while not self._stop.is_set():
-                self.poll_once(consumer)
-        finally:
-            log.info("dispatch sender stopped", extra={"group": self.group, **self.stats})
-            consumer.close(autocommit=False)
-            if self._producer is not None:
-                self._producer.close(timeout=10)
+        return consumer
 
     def poll_once(self, consumer: KafkaConsumer) -> None:
-        batch = consumer.poll(timeout_ms=200, max_records=1)
+        batch = self._spin_guard.poll(consumer, timeout_ms=200, max_records=1)
         for tp, records in batch.items():
             for record in records:
                 try:

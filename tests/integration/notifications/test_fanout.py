@@ -8,12 +8,14 @@ import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG
+from services.notifications.fanout import DispatchSender
 from services.notifications.senders import substitute
 from services.notifications.store import (
     alerts,
@@ -25,6 +27,7 @@ from services.notifications.store import (
 )
 from shared.events.catalog import NOTIFICATIONS
 from shared.events.envelope import utcnow
+from shared.kafka import ConsumerSpinning, SpinGuard
 from tests.integration.notifications.harness import (
     Service,
     alert,
@@ -261,6 +264,34 @@ def test_sms_outside_8_to_21_local_waits_for_the_morning(
         assert all(
             m.body["StatusCallback"].startswith("https://notify.example.org/") for m in messages
         )
+
+
+def test_a_sender_whose_consumer_spins_replaces_it_and_sends_each_email_once(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kafka-python can leave a member spinning (shared.kafka.SpinGuard); the guard's verdict is
+    # forced here on each email consumer's first poll, which the real guard reaches after 5 s.
+    first_polls: set[int] = set()
+    real_poll = SpinGuard.poll
+
+    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
+        if id(guard) not in first_polls:
+            first_polls.add(id(guard))
+            raise ConsumerSpinning("forced by the test")
+        return real_poll(guard, consumer, **kwargs)
+
+    monkeypatch.setattr(SpinGuard, "poll", poll)
+    service.publish(organization("org-spin"))
+    seed_audience(service.engine, "camp-spin", "org-spin", 1500)
+    service.start()
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    service.publish(alert("alert-spin", "camp-spin", "org-spin", ["email"]))
+    eventually(lambda: finished(service, "alert-spin"), timeout=120, message="alert done")
+
+    recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert len(recipients) == 1500 and set(recipients.values()) == {1}
+    senders = [p for p, _ in service.running if isinstance(p, DispatchSender)]
+    assert all(p.stats["replaced"] == 1 for p in senders if p.channel == "email")
 
 
 def test_sms_goes_at_the_configured_rate(
