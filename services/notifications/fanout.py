@@ -282,9 +282,9 @@ class DispatchSender:
             max_poll_interval_ms=900_000,
             # fetch_max_wait_ms stays at the shared 500 ms: an idle sender fetches twice a
             # second, not ten times as at the 100 ms used until session 10, which cost the
-            # broker ~7 % of a core and the senders ~6 % at rest, in every phase, through the
-            # channel not sending. The "stall" that 100 ms was for was a spinning consumer
-            # starving its sibling threads; SpinGuard now replaces such a consumer.
+            # broker ~6 % of a core more and the senders ~5 % more at rest, and in every phase
+            # through the channel not sending. The "stall" that 100 ms was for was a spinning
+            # consumer starving its sibling threads; SpinGuard now replaces such a consumer.
         )
         consumer.partitions_for_topic(self.topic)  # metadata first, as ConsumerRunner does
         consumer.subscribe([self.topic])
