@@ -37,7 +37,15 @@ from shared.db import database_ready, is_connection_error, json_param
 from shared.errors import InvalidEvent, RetryableError
 from shared.events.envelope import Event, decode, utcnow
 from shared.events.registry import EventRegistry
-from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer, retry_topic
+from shared.kafka import (
+    ConsumerSpinning,
+    SpinGuard,
+    dead_letter_topic,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    retry_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +201,10 @@ class ConsumerRunner:
         self._committed: dict[TopicPartition, int] = {}
         self._applier: ThreadPoolExecutor | None = None
         self._inflight: tuple[_Batch, Future[None]] | None = None
-        self.stats = {"processed": 0, "skipped": 0, "duplicates": 0, "dead": 0, "retried": 0}
+        self.stats = {
+            "processed": 0, "skipped": 0, "duplicates": 0, "dead": 0, "retried": 0, "replaced": 0
+        }  # fmt: skip
+        self._spin_guard = SpinGuard()
         self.keep_processed = timedelta(days=keep_processed_days)
         self._next_prune = 0.0
 
@@ -233,6 +244,12 @@ class ConsumerRunner:
                 try:
                     self.poll_once()
                     backoff = 0.25
+                except ConsumerSpinning as exc:
+                    log.warning(
+                        "kafka consumer spinning, replaced",
+                        extra={"group": self.group, "error": str(exc)},
+                    )
+                    self._replace_consumer(subscribed)
                 except KafkaError as exc:
                     # The broker is away: nothing was committed, so wait and poll again.
                     log.warning(
@@ -253,6 +270,22 @@ class ConsumerRunner:
             if self._producer is not None:
                 self._producer.close(timeout=10)
             log.info("consumer stopped", extra={"group": self.group, **self.stats})
+
+    def _replace_consumer(self, topics: list[str]) -> None:
+        """Finish and commit the work in hand, then swap the consumer for a new member (see
+        shared.kafka.SpinGuard); what was not committed is delivered again and deduplicated."""
+        try:
+            self._settle()
+        except Exception as exc:  # noqa: BLE001 - its events are redelivered, deduped
+            log.warning("batch not finished", extra={"error": type(exc).__name__})
+        self._commit(dict(self._committed), wait=True)
+        assert self._consumer is not None
+        self._consumer.close(autocommit=False)
+        self._held.clear()  # a retry partition's head is held again when next polled
+        self._consumer = self._consumer_factory()
+        self._load_metadata(topics)
+        self._consumer.subscribe(topics)
+        self.stats["replaced"] += 1
 
     def _load_metadata(self, topics: list[str], timeout: float = 30.0) -> None:
         """Know every topic's partitions before joining the group.
@@ -282,7 +315,9 @@ class ConsumerRunner:
         assert consumer is not None, "run() creates the consumer"
         self._release_due()
         self._prune_if_due()
-        records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        records = self._spin_guard.poll(
+            consumer, timeout_ms=self.poll_timeout_ms, max_records=self.max_records
+        )
         batch = self._prepare(records) if records else None
         if not self._settle(pending=batch):
             return

@@ -24,7 +24,13 @@ from shared.consumer import ConsumerRunner, RetryPolicy
 from shared.db import make_engine
 from shared.errors import RetryableError
 from shared.events import Event, EventRegistry
-from shared.kafka import dead_letter_topic, ensure_topics, make_producer
+from shared.kafka import (
+    ConsumerSpinning,
+    SpinGuard,
+    dead_letter_topic,
+    ensure_topics,
+    make_producer,
+)
 from shared.outbox import Outbox
 from shared.relay import OutboxRelay
 from tests.integration import eventapp
@@ -306,6 +312,44 @@ def test_retryable_error_is_retried_later_and_applied_once(app: App) -> None:
     assert attempts[2] == 3
     assert app.distinct_effects() == 5 and app.count(app.effects) == 5
     assert runner.stats["retried"] == 2
+
+
+def test_a_spinning_consumer_is_replaced_and_every_event_applies_once(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kafka-python can leave a member whose poll() never waits (shared.kafka.SpinGuard). The
+    # guard's verdict is forced once, after the first events applied, which the real guard
+    # reaches after 5 s of such polls.
+    runner: ConsumerRunner | None = None
+    real_poll = SpinGuard.poll
+    forced: list[bool] = []
+
+    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
+        if not forced and runner is not None and runner.stats["processed"] >= 10:
+            forced.append(True)
+            raise ConsumerSpinning("forced by the test")
+        return real_poll(guard, consumer, **kwargs)
+
+    monkeypatch.setattr(SpinGuard, "poll", poll)
+    runner = _runner(app, eventapp.effect_handler(app.effects))
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    relay = OutboxRelay(
+        app.engine, app.outbox_table, lambda: make_producer(app.bootstrap, "test-relay")
+    )
+    try:
+        for first in (0, 10):
+            app.add_events([eventapp.item_event(f"k{i % 3}", i) for i in range(first, first + 10)])
+            with app.engine.connect() as conn:
+                while relay.publish_batch(conn):
+                    pass
+            eventually(lambda: forced or app.count(app.effects) == 20, timeout=60, message="spun")
+        eventually(lambda: app.count(app.effects) == 20, timeout=60, message="all applied")
+    finally:
+        runner.stop()
+        thread.join(timeout=30)
+    assert forced and runner.stats["replaced"] == 1
+    assert app.distinct_effects() == 20 and app.count(app.effects) == 20
 
 
 def test_broker_restart_mid_stream_loses_nothing(app: App, local_kafka: Any) -> None:
