@@ -126,6 +126,16 @@ def test_twilio_errors_map_to_transient_permanent_and_opt_out(
     with pytest.raises(TransientSendError) as busy:
         sender.send(Sms("+14155550100", "hi"))
     assert busy.value.retry_after == 3
+    FakeRecords(fakes_db).set_faults(
+        "twilio", {"rules": [{"kind": "timeout", "seconds": 2, "accept": True, "count": 1}]}
+    )
+    slow_sender = TwilioSender.build(
+        ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+15557654321", timeout=0.5
+    )
+    with pytest.raises(TransientSendError) as slow:
+        slow_sender.send(Sms("+14155550102", "hi"))
+    assert slow.value.ambiguous  # it may have been accepted
+    assert sender.send(Sms("+14155550103", "hi")).provider_message_id
 
 
 def test_a_twilio_429_keeps_its_retry_after_while_other_lanes_send(
