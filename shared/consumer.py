@@ -228,15 +228,13 @@ class ConsumerRunner:
     def run(self) -> None:
         """Consume until stop() is called."""
         ensure_topics(self.bootstrap, self.all_topics(), self.partitions, self.replication_factor)
-        self._consumer = self._consumer_factory()
         self._applier = ThreadPoolExecutor(1, thread_name_prefix=f"{self.group}-apply")
         if self.switch_interval is not None:
             # When PostgreSQL answers, the apply thread needs the GIL back from the polling
             # thread: at the default 5 ms interval that wait was longer than the database's work.
             sys.setswitchinterval(self.switch_interval)
         subscribed = self.topics + list(self._retry_topics)
-        self._load_metadata(subscribed)
-        self._consumer.subscribe(subscribed)
+        self._join(subscribed)
         log.info("consumer started", extra={"group": self.group, "topics": self.topics})
         backoff = 0.25
         try:
@@ -266,7 +264,8 @@ class ConsumerRunner:
             self._applier.shutdown(wait=True)
             self._applier = None
             self._commit(dict(self._committed), wait=True)
-            self._consumer.close(autocommit=False)
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
             if self._producer is not None:
                 self._producer.close(timeout=10)
             log.info("consumer stopped", extra={"group": self.group, **self.stats})
@@ -282,10 +281,14 @@ class ConsumerRunner:
         assert self._consumer is not None
         self._consumer.close(autocommit=False)
         self._held.clear()  # a retry partition's head is held again when next polled
+        self._join(topics)
+        self.stats["replaced"] += 1
+
+    def _join(self, topics: list[str]) -> None:
+        """Make the consumer and subscribe it, its topics' metadata loaded first."""
         self._consumer = self._consumer_factory()
         self._load_metadata(topics)
         self._consumer.subscribe(topics)
-        self.stats["replaced"] += 1
 
     def _load_metadata(self, topics: list[str], timeout: float = 30.0) -> None:
         """Know every topic's partitions before joining the group.
