@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import threading
@@ -61,8 +60,7 @@ class _HttpClient(HttpClient):  # type: ignore[misc]  # untyped library
     ) -> Response:
         headers = dict(headers or {})
         if auth:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {token}"
+            headers.update(urllib3.make_headers(basic_auth=":".join(auth)))
         if params:
             uri = f"{uri}?{urlencode(params, doseq=True)}"
         body = None
