@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, Select, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -73,9 +72,11 @@ def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
     return list(conn.execute(statement, rows).all())
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One recipient's row of a dispatch batch: who, in which state, held by which claim."""
+class Entry(NamedTuple):
+    """One recipient's row of a dispatch batch: who, in which state, held by which claim.
+
+    A named tuple: a batch makes a thousand, and a frozen dataclass's __init__ sets each field
+    through object.__setattr__."""
 
     recipient_id: str
     status: str

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG
@@ -25,7 +26,7 @@ from services.notifications.store import (
     supporters,
     suppressions,
 )
-from shared.events.catalog import NOTIFICATIONS
+from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
 from shared.events.envelope import utcnow
 from shared.kafka import ConsumerSpinning, SpinGuard
 from tests.integration.notifications.harness import (
@@ -292,6 +293,35 @@ def test_a_sender_whose_consumer_spins_replaces_it_and_sends_each_email_once(
     assert len(recipients) == 1500 and set(recipients.values()) == {1}
     senders = [p for p, _ in service.running if isinstance(p, DispatchSender)]
     assert all(p.stats["replaced"] == 1 for p in senders if p.channel == "email")
+
+
+def test_senders_commit_every_finished_batch_by_the_time_they_stop(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Senders commit finished batches together (once a second, and when they stop): a batch
+    # delivered again is harmless, but a stopped sender must leave nothing of its own to redo.
+    # With no commit before stopping, only the one on the way out can pass this test.
+    monkeypatch.setattr(DispatchSender, "commit_interval", 3600.0)
+    service.publish(organization("org-commit"))
+    seed_audience(service.engine, "camp-commit", "org-commit", 3500)
+    service.start()
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    service.publish(alert("alert-commit", "camp-commit", "org-commit", ["email"]))
+    eventually(lambda: finished(service, "alert-commit"), timeout=120, message="alert done")
+    service.stop()
+
+    group = f"{service.group}-email-sender"
+    consumer = KafkaConsumer(bootstrap_servers=service.bootstrap, group_id=group)
+    try:
+        topic = DISPATCH_TOPICS["email"]
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+        ends = consumer.end_offsets(tps)
+        committed = {tp: consumer.committed(tp) for tp in tps}
+    finally:
+        consumer.close()
+    assert committed == ends
+    recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert len(recipients) == 3500 and set(recipients.values()) == {1}
 
 
 def test_sms_goes_at_the_configured_rate(
