@@ -33,6 +33,8 @@ class NotificationConfig:
     sms_concurrency: int = 4
     dispatch_partitions: int = 6
     poll_interval: float = 0.2
+    # An idle queue poller looks less often, down to once per ceiling (shared.pacing.Pacer).
+    poll_ceiling: float = 1.0
     progress_interval: float = 1.0
     # A poller's claim on a row older than this is taken over (the poller died).
     claim_lease_seconds: float = 300.0

@@ -39,6 +39,7 @@ from shared.kafka import (
     make_consumer,
     make_producer,
 )
+from shared.pacing import Pacer
 from shared.relay import lock_for
 
 log = logging.getLogger(__name__)
@@ -397,9 +398,15 @@ class QueuePoller:
         self._stop = threading.Event()
         self.deliverer = Deliverer(deps, self._stop)
         self.bucket = bucket
+        self._pace = Pacer(deps.config.poll_interval, deps.config.poll_ceiling)
 
     def stop(self) -> None:
         self._stop.set()
+        self._pace.wake()
+
+    def wake(self) -> None:
+        """Look for due rows now (new ones were just committed) instead of at the next poll."""
+        self._pace.wake()
 
     def run(self) -> None:
         while not self._stop.is_set():
@@ -409,8 +416,10 @@ class QueuePoller:
                 log.warning("queue poller paused", extra={"error": type(exc).__name__})
                 self._stop.wait(1.0)
                 continue
-            if not sent:
-                self._stop.wait(self.deps.config.poll_interval)
+            if sent:
+                self._pace.found_work()
+            else:
+                self._pace.idle()
 
     def run_once(self) -> int:
         """Claim and send one slice of due rows; return how many were claimed."""

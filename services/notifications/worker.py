@@ -37,9 +37,11 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
         topics = [CAMPAIGNS, PETITIONS, NOTIFICATIONS]
         dispatcher = webhook_dispatcher(deps)
         expander = Expander(deps)
+        poller = QueuePoller(deps, bucket)
 
         def committed(event_types: AbstractSet[str]) -> None:
             dispatcher.wake()  # webhook messages written by the consumer go out now
+            poller.wake()  # and so do the messages it queued (a thank-you after a signature)
             if ALERT_PUBLISHED in event_types:
                 expander.wake()  # and a new alert starts now, not at the expander's next look
 
@@ -57,7 +59,7 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
             relay,
             runner,
             expander,
-            QueuePoller(deps, bucket),
+            poller,
             ProgressPublisher(deps),
             dispatcher,
         ]

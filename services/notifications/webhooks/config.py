@@ -36,6 +36,8 @@ class WebhookConfig:
     failing_endpoint_concurrency: int = 1
     batch_per_endpoint: int = 25
     poll_interval: float = 0.05
+    # An idle dispatcher looks less often, down to once per ceiling (shared.pacing.Pacer).
+    poll_ceiling: float = 1.0
     # Longer than the slowest chunk (batch_per_endpoint answers just inside the timeout).
     claim_lease_seconds: float = 900.0
     connection_max_age: float = 60.0

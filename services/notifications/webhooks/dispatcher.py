@@ -41,6 +41,7 @@ from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import GuardedTransport, Reply, Transport
+from shared.pacing import Pacer
 
 log = logging.getLogger(__name__)
 # Coarse labels only: no endpoint, organization or URL (cardinality, and nothing to correlate).
@@ -166,7 +167,7 @@ class Dispatcher:
         self._inflight: dict[str, int] = {}
         self._failing_inflight = 0
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._pace = Pacer(config.poll_interval, config.poll_ceiling)
         # Finished chunks waiting to be recorded: one recorder writes all that are waiting in
         # one transaction, instead of one transaction per chunk.
         self._finished: queue.SimpleQueue[_Finished | None] = queue.SimpleQueue()
@@ -186,9 +187,10 @@ class Dispatcher:
             except Exception:
                 log.exception("webhook dispatcher round failed")
                 claimed = 0
-            if not claimed:
-                self._wake.wait(self.config.poll_interval)
-                self._wake.clear()
+            if claimed:
+                self._pace.found_work()
+            else:
+                self._pace.idle()
         self._pool.shutdown(wait=True)
         self._finished.put(None)
         recorder.join()
@@ -199,11 +201,11 @@ class Dispatcher:
     def stop(self) -> None:
         """Ask run() to return."""
         self._stop.set()
-        self._wake.set()
+        self._pace.wake()
 
     def wake(self) -> None:
         """Look for due messages now (new ones were just committed) instead of at the next poll."""
-        self._wake.set()
+        self._pace.wake()
 
     def tick(self, wait_for_results: bool = False) -> int:
         """Claim due messages for endpoints with free slots and start delivering them."""
@@ -421,7 +423,7 @@ class Dispatcher:
                     if not self._inflight[endpoint.endpoint_id]:
                         del self._inflight[endpoint.endpoint_id]
                     self._failing_inflight -= endpoint.failing
-            self._wake.set()
+            self._pace.wake()
 
     def _record(self, conn: Connection, finished: list[_Finished]) -> None:
         config = self.config

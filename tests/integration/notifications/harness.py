@@ -96,6 +96,7 @@ def fast_config(**changes: Any) -> NotificationConfig:
         provider_timeout=10.0,
         sms_rate_per_second=200.0,
         poll_interval=0.05,
+        poll_ceiling=0.2,
         progress_interval=0.2,
         email_sender_threads=1,
         sms_sender_threads=1,
