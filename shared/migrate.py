@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from alembic import command
 from alembic.config import Config
 
@@ -21,3 +23,12 @@ def alembic_config(service: str, database_url: str) -> Config:
 def upgrade(service: str, database_url: str, revision: str = "head") -> None:
     """Bring a service's database to the given revision (idempotent)."""
     command.upgrade(alembic_config(service, database_url), revision)
+
+
+def on_postgresql(statements: Iterable[str]) -> None:
+    """Run SQL statements in the current migration when its database is PostgreSQL."""
+    from alembic import op
+
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in statements:
+            op.execute(statement)

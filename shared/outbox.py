@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import (
+    DDL,
     Column,
     Connection,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     insert,
     text,
 )
+from sqlalchemy import event as sa_event
 
 from shared.db import BigId, json_param
 from shared.events.envelope import Event, json_dumps
@@ -22,13 +24,26 @@ from shared.events.registry import EventRegistry
 
 OUTBOX_TABLE = "kinship_outbox"
 PROCESSED_TABLE = "kinship_processed_events"
+# Every INSERT into the outbox NOTIFYs this channel (delivered at commit), so an idle relay
+# LISTENing on it starts at once instead of polling (shared.pacing.CommitListener).
+NOTIFY_CHANNEL = OUTBOX_TABLE
+NOTIFY_DDL = (
+    f"CREATE OR REPLACE FUNCTION {OUTBOX_TABLE}_notify() RETURNS trigger LANGUAGE plpgsql"
+    f" AS $$ BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL; END $$",
+    f"CREATE TRIGGER {OUTBOX_TABLE}_notify AFTER INSERT ON {OUTBOX_TABLE}"
+    f" FOR EACH STATEMENT EXECUTE FUNCTION {OUTBOX_TABLE}_notify()",
+)
+DROP_NOTIFY_DDL = (
+    f"DROP TRIGGER IF EXISTS {OUTBOX_TABLE}_notify ON {OUTBOX_TABLE}",
+    f"DROP FUNCTION IF EXISTS {OUTBOX_TABLE}_notify()",
+)
 
 
 def outbox_table(metadata: MetaData) -> Table:
     """Define the outbox table in a service's metadata (once)."""
     if OUTBOX_TABLE in metadata.tables:
         return metadata.tables[OUTBOX_TABLE]
-    return Table(
+    table = Table(
         OUTBOX_TABLE,
         metadata,
         Column("id", BigId, primary_key=True, autoincrement=True),
@@ -41,6 +56,11 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("time", DateTime(timezone=True), nullable=False),
         Column("data", LargeBinary, nullable=False),
     )
+    # Migrations add the trigger with NOTIFY_DDL; this adds it to tables made by create_all.
+    for statement in NOTIFY_DDL:
+        ddl = DDL(statement)  # type: ignore[no-untyped-call]
+        sa_event.listen(table, "after_create", ddl.execute_if(dialect="postgresql"))
+    return table
 
 
 def processed_table(metadata: MetaData) -> Table:

@@ -1,8 +1,17 @@
-"""How long a polling loop waits before it looks again."""
+"""How long a polling loop waits before it looks again: paced, or until PostgreSQL says."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import select
 import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
 
 
 class Pacer:
@@ -38,3 +47,71 @@ class Pacer:
             self._next = min(self._next * 2, self.ceiling)
         # Cleared before the next look: a wake() from here on is for work that look may miss.
         self._wake.clear()
+
+
+class CommitListener:
+    """Waits for PostgreSQL to say rows were committed: LISTEN on a connection of its own.
+
+    A writer's NOTIFY (here, a trigger on the table) is delivered when its transaction commits,
+    to every process listening, so a loop that waits on this starts at once on new rows and
+    otherwise sleeps through `wait`'s whole timeout. A pooler in transaction mode (PgBouncer)
+    does not pass notifications on: the loop then looks once per timeout.
+    """
+
+    def __init__(self, engine: Engine, channel: str) -> None:
+        self.engine = engine
+        self.channel = channel
+        self._conn: Any = None
+        self._socket = -1
+        self._interrupt_r, self._interrupt_w = os.pipe()
+
+    def wait(self, timeout: float) -> None:
+        """Return on a notification, on interrupt(), or after timeout.
+
+        The first call (and the first after the connection was lost) starts listening and
+        returns at once: rows committed before then were signalled to nobody, so look again.
+        """
+        if self._conn is None:
+            try:
+                self._listen()
+            except Exception as exc:  # noqa: BLE001 - the database is down: poll, retry later
+                log.debug("listen failed", extra={"channel": self.channel, "error": repr(exc)})
+                self._close_connection()
+                select.select([self._interrupt_r], [], [], timeout)
+            return
+        ready, _, _ = select.select([self._interrupt_r, self._socket], [], [], timeout)
+        if self._interrupt_r in ready:
+            os.read(self._interrupt_r, 64)
+        if self._socket in ready:
+            try:
+                for _ in self._conn.notifies(timeout=0):
+                    pass
+            except Exception:  # noqa: BLE001 - connection lost: listen again on the next wait
+                self._close_connection()
+
+    def interrupt(self) -> None:
+        """End the current (or the next) wait now."""
+        with contextlib.suppress(OSError):
+            os.write(self._interrupt_w, b"!")
+
+    def close(self) -> None:
+        self._close_connection()
+        for fd in (self._interrupt_r, self._interrupt_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _listen(self) -> None:
+        raw = self.engine.raw_connection()
+        conn: Any = raw.driver_connection
+        raw.detach()  # this connection never goes back to the pool
+        self._conn = conn
+        conn.rollback()  # out of any transaction the pool's ping may have opened
+        conn.autocommit = True
+        conn.execute(f'LISTEN "{self.channel}"')
+        self._socket = conn.fileno()
+
+    def _close_connection(self) -> None:
+        conn, self._conn, self._socket = self._conn, None, -1
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()

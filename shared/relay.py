@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine, Table, delete, select, text
 
 from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time
+from shared.pacing import CommitListener
 
 log = logging.getLogger(__name__)
 ProducerFactory = Callable[[], KafkaProducer]
@@ -117,6 +118,7 @@ class OutboxRelay:
         *,
         batch_size: int = 1000,
         idle_sleep: float = 0.05,
+        idle_ceiling: float = 1.0,
         linger: float = 0.02,
         lock: LeaderLock | None = None,
         flush_timeout: float = 30.0,
@@ -125,7 +127,12 @@ class OutboxRelay:
         self.table = table
         self.producer_factory = producer_factory
         self.batch_size = batch_size
+        # Between empty looks: idle_sleep where nothing signals new rows (SQLite); on
+        # PostgreSQL the outbox's trigger NOTIFYs each commit, and the relay waits for it, or
+        # idle_ceiling at most.
         self.idle_sleep = idle_sleep
+        self.idle_ceiling = idle_ceiling
+        self._listener: CommitListener | None = None
         # After a partial batch, let rows gather a moment: under a steady trickle of requests
         # each cycle (select, produce, wait for the acks, delete, commit) otherwise carried a
         # handful of rows and the relay spent more CPU per event than the request that made it.
@@ -139,6 +146,9 @@ class OutboxRelay:
     def stop(self) -> None:
         """Ask the relay to finish its current batch and return from run()."""
         self._stop.set()
+        listener = self._listener
+        if listener is not None:
+            listener.interrupt()
 
     @property
     def stopping(self) -> bool:
@@ -192,6 +202,16 @@ class OutboxRelay:
 
     def run(self) -> None:
         """Publish until stop() is called; wait as a standby while another relay leads."""
+        if self.engine.dialect.name == "postgresql":
+            self._listener = CommitListener(self.engine, self.table.name)
+        try:
+            self._run()
+        finally:
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                listener.close()
+
+    def _run(self) -> None:
         backoff = 0.5
         while not self.stopping:
             try:
@@ -221,6 +241,17 @@ class OutboxRelay:
         while not self.stopping:
             published = self.publish_batch(conn)
             if published == 0:
-                self._stop.wait(self.idle_sleep)
+                self._idle()
             elif published < self.batch_size and self.linger > 0:
+                self._stop.wait(self.linger)
+
+    def _idle(self) -> None:
+        listener = self._listener
+        if listener is None:
+            self._stop.wait(self.idle_sleep)
+        elif not self.stopping:
+            listener.wait(self.idle_ceiling)
+            # Woken by one commit: let the commits right behind it join the same batch, as
+            # after a partial batch, rather than publish each request's events on their own.
+            if self.linger > 0:
                 self._stop.wait(self.linger)

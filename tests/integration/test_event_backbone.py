@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -350,6 +351,34 @@ def test_a_spinning_consumer_is_replaced_and_every_event_applies_once(
         thread.join(timeout=30)
     assert forced and runner.stats["replaced"] == 1
     assert app.distinct_effects() == 20 and app.count(app.effects) == 20
+
+
+def test_an_idle_relay_publishes_a_commit_at_once_and_stops_at_once(app: App) -> None:
+    # The outbox's trigger NOTIFYs each commit and the idle relay LISTENs: with a minute
+    # between its own looks here, only the notification can bring the event out in time.
+    relay = OutboxRelay(
+        app.engine,
+        app.outbox_table,
+        lambda: make_producer(app.bootstrap, "test-relay"),
+        idle_ceiling=60.0,
+    )
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    try:
+        time.sleep(1.0)  # past its first empty looks: waiting
+        for seq in range(3):
+            committed = time.monotonic()
+            app.add_events([eventapp.item_event("idle", seq)])
+            eventually(lambda n=seq + 1: relay.published == n, timeout=10, message="published")
+            assert time.monotonic() - committed < 2.0
+            time.sleep(0.3)
+    finally:
+        stopping = time.monotonic()
+        relay.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive() and time.monotonic() - stopping < 2.0
+    records = read_all(app.bootstrap, app.topic, expected=3)
+    assert sorted(json.loads(r.value)["seq"] for r in records if r.key == b"idle") == [0, 1, 2]
 
 
 def test_broker_restart_mid_stream_loses_nothing(app: App, local_kafka: Any) -> None:
