@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.auth import api_keys_table
-from shared.db import BigId, Moment, json_param
+from shared.db import BigId, Moment, ident, json_param
 from shared.idempotency import idempotency_table
 from shared.outbox import shared_tables
 
@@ -79,7 +79,7 @@ petitions = Table(
 supporters = Table(
     "nf_supporters",
     metadata,
-    Column("supporter_id", String(64), primary_key=True),
+    Column("supporter_id", ident(64), primary_key=True),
     Column("email", String(320)),
     Column("email_hash", String(64), index=True),
     Column("phone", String(32)),
@@ -104,9 +104,9 @@ supporters = Table(
 consents = Table(
     "nf_consents",
     metadata,
-    Column("supporter_id", String(64), primary_key=True),
-    Column("organization_id", String(64), primary_key=True),
-    Column("channel", String(8), primary_key=True),
+    Column("supporter_id", ident(64), primary_key=True),
+    Column("organization_id", ident(64), primary_key=True),
+    Column("channel", ident(8), primary_key=True),
     Column("granted", Boolean, nullable=False),
     Column("changed_at", Moment(), nullable=False),
 )
@@ -114,8 +114,8 @@ consents = Table(
 supporter_campaigns = Table(
     "nf_supporter_campaigns",
     metadata,
-    Column("campaign_id", String(64), primary_key=True),
-    Column("supporter_id", String(64), primary_key=True),
+    Column("campaign_id", ident(64), primary_key=True),
+    Column("supporter_id", ident(64), primary_key=True),
     Column("partner_organization_id", String(64)),
     Column("source", String(64)),
     Column("joined_at", Moment(), nullable=False),
@@ -138,9 +138,9 @@ signatures = Table(
 suppressions = Table(
     "nf_suppressions",
     metadata,
-    Column("contact_hash", String(64), primary_key=True),
-    Column("channel", String(8), primary_key=True),
-    Column("scope", String(64), primary_key=True),
+    Column("contact_hash", ident(64), primary_key=True),
+    Column("channel", ident(8), primary_key=True),
+    Column("scope", ident(64), primary_key=True),
     Column("reason", String(32), nullable=False),
     Column("created_at", Moment(), nullable=False),
 )
@@ -190,10 +190,10 @@ POLL_AT = (
 deliveries = Table(
     "nf_deliveries",
     metadata,
-    Column("delivery_id", String(36), primary_key=True),
-    Column("message_key", String(160), nullable=False),
-    Column("recipient_id", String(80), nullable=False),
-    Column("channel", String(8), nullable=False),
+    Column("delivery_id", ident(36), primary_key=True),
+    Column("message_key", ident(160), nullable=False),
+    Column("recipient_id", ident(80), nullable=False),
+    Column("channel", ident(8), nullable=False),
     Column("alert_id", String(64)),
     Column("kind", String(24), nullable=False),
     Column("status", String(12), nullable=False),

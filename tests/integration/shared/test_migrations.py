@@ -3,11 +3,14 @@ and come down and go up again cleanly (what `kinship migrate` runs on every depl
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+from sqlalchemy.dialects import postgresql
 
 from shared.migrate import alembic_config
 
@@ -38,3 +41,37 @@ def test_migrations_match_the_declared_schema_and_step_down_and_up(
     command.downgrade(config, "base")
     command.upgrade(config, "head")
     command.check(config)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_migrations_give_columns_the_collation_the_code_declares(
+    service: str, database_url: str
+) -> None:
+    # alembic's check does not compare collations; ids declared COLLATE "C" must be so.
+    metadata = importlib.import_module(f"services.{service}.store").metadata
+    dialect = postgresql.dialect()
+    declared = {
+        (table.name, column.name): getattr(column.type.dialect_impl(dialect), "collation", None)
+        for table in metadata.tables.values()
+        for column in table.columns
+    }
+    config = alembic_config(service, database_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")  # then every migration, in order, on an empty schema
+    command.upgrade(config, "head")
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                    " WHERE table_schema = current_schema()"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    actual = {(t, c): collation for t, c, collation in rows}
+    assert {key: declared[key] for key in declared if declared[key]} == {
+        key: actual.get(key) for key in declared if declared[key]
+    }
+    assert not [key for key in declared if not declared[key] and actual.get(key) == "C"]
