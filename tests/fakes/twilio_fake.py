@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema_rs
 from flask import Flask, Response, jsonify, request
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -69,16 +70,31 @@ def _is_datetime(value: object) -> bool:
     return True
 
 
+def _is_phone_format(value: object) -> bool:
+    return not isinstance(value, str) or is_phone_number(value, sender=True)
+
+
+# The formats this fake checks, by the same functions in both validators below.
+_FORMATS = {"phone-number": _is_phone_format, "uri": _is_uri, "date-time": _is_datetime}
+
+
 @cache
 def _validator() -> Draft202012Validator:
     checker = FormatChecker(formats=())
-    checker.checks("phone-number")(
-        lambda v: not isinstance(v, str) or is_phone_number(v, sender=True)
-    )
-    checker.checks("uri")(_is_uri)
-    checker.checks("date-time")(_is_datetime)
+    for name, check in _FORMATS.items():
+        checker.checks(name)(check)
     spec = json.loads(SPEC_FILE.read_text())
     return Draft202012Validator(spec["request"], format_checker=checker)
+
+
+@cache
+def _compiled() -> jsonschema_rs.Validator:
+    """The same schema and formats compiled (Rust): the fast path for a request it accepts.
+
+    jsonschema took a tenth of this fake's CPU a message, CPU the SMS benchmark's sender
+    shares; a request this refuses still goes through jsonschema, which names the problem."""
+    spec = json.loads(SPEC_FILE.read_text())
+    return jsonschema_rs.validator_for(spec["request"], formats=_FORMATS, validate_formats=True)
 
 
 def _nullable_to_jsonschema(node: Any) -> Any:
@@ -175,7 +191,9 @@ def _validate(
         return twilio_error(400, 21603, "A 'From' phone number is required.")
     if not (fields.get("Body") or fields.get("MediaUrl") or fields.get("ContentSid")):
         return twilio_error(400, 21602, "Message body is required.")
-    for err in sorted(_validator().iter_errors(_coerced(fields)), key=lambda e: str(e.path)):
+    coerced = _coerced(fields)
+    errors = [] if _compiled().is_valid(coerced) else _validator().iter_errors(coerced)
+    for err in sorted(errors, key=lambda e: str(e.path)):
         name = str(err.path[0]) if err.path else "request"
         code = _FIELD_CODES.get(name, GENERIC_PARAM_CODE)
         if name in ("From", "FallbackFrom"):
