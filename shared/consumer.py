@@ -199,6 +199,10 @@ class ConsumerRunner:
         # Retry partitions held back until their head record is due (monotonic deadline).
         self._held: dict[TopicPartition, float] = {}
         self._committed: dict[TopicPartition, int] = {}
+        # Set (from kafka-python's IO thread) when an asynchronous commit failed: an idle poll
+        # then commits the places again, so a lost last commit does not leave the group's lag
+        # above zero until the next record arrives.
+        self._commit_lost = False
         self._applier: ThreadPoolExecutor | None = None
         self._inflight: tuple[_Batch, Future[None]] | None = None
         self.stats = {
@@ -325,6 +329,10 @@ class ConsumerRunner:
         if not self._settle(pending=batch):
             return
         if batch is None:
+            if self._commit_lost and self._inflight is None:
+                self._commit_lost = False
+                owned = consumer.assignment()
+                self._commit({tp: o for tp, o in self._committed.items() if tp in owned})
             return
         if batch.work:
             assert self._applier is not None, "run() creates the apply thread"
@@ -585,9 +593,13 @@ class ConsumerRunner:
             if wait:
                 self._consumer.commit(commit)
             else:
-                self._consumer.commit_async(commit)
+                self._consumer.commit_async(commit, callback=self._commit_answered)
         except (CommitFailedError, KafkaError) as exc:
             log.warning("offset commit failed", extra={"error": type(exc).__name__})
+
+    def _commit_answered(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception):
+            self._commit_lost = True
 
     def _seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         assert self._consumer is not None
