@@ -71,18 +71,21 @@ class CommitListener:
         The first call (and the first after the connection was lost) starts listening and
         returns at once: rows committed before then were signalled to nobody, so look again.
         """
+        watched = select.poll()  # not select.select, which refuses descriptors above 1023
+        watched.register(self._interrupt_r, select.POLLIN)
         if self._conn is None:
             try:
                 self._listen()
-            except Exception as exc:  # noqa: BLE001 - the database is down: poll, retry later
+                return
+            except Exception as exc:  # noqa: BLE001 - the database is down: wait, retry later
                 log.debug("listen failed", extra={"channel": self.channel, "error": repr(exc)})
                 self._close_connection()
-                select.select([self._interrupt_r], [], [], timeout)
-            return
-        ready, _, _ = select.select([self._interrupt_r, self._socket], [], [], timeout)
+        else:
+            watched.register(self._socket, select.POLLIN)
+        ready = {fd for fd, _ in watched.poll(timeout * 1000)}
         if self._interrupt_r in ready:
             os.read(self._interrupt_r, 64)
-        if self._socket in ready:
+        if self._conn is not None and self._socket in ready:
             try:
                 for _ in self._conn.notifies(timeout=0):
                     pass
