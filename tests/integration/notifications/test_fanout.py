@@ -61,6 +61,16 @@ def finished(service: Service, alert_id: str) -> bool:
     return bool(row and row.status == "done")
 
 
+def send_email_alert(service: Service, name: str, count: int) -> None:
+    """Start the service, send an email alert to `count` new supporters and wait until done."""
+    service.publish(organization(f"org-{name}"))
+    seed_audience(service.engine, f"camp-{name}", f"org-{name}", count)
+    service.start()
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    service.publish(alert(f"alert-{name}", f"camp-{name}", f"org-{name}", ["email"]))
+    eventually(lambda: finished(service, f"alert-{name}"), timeout=120, message="alert done")
+
+
 def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Service) -> None:
     n = 2345
     service.publish(organization("org-fan", postal_address="88 Harmony St, Seattle, WA 98104"))
@@ -282,12 +292,7 @@ def test_a_sender_whose_consumer_spins_replaces_it_and_sends_each_email_once(
         return real_poll(guard, consumer, **kwargs)
 
     monkeypatch.setattr(SpinGuard, "poll", poll)
-    service.publish(organization("org-spin"))
-    seed_audience(service.engine, "camp-spin", "org-spin", 1500)
-    service.start()
-    eventually(lambda: service.rows(organizations), message="organization projected")
-    service.publish(alert("alert-spin", "camp-spin", "org-spin", ["email"]))
-    eventually(lambda: finished(service, "alert-spin"), timeout=120, message="alert done")
+    send_email_alert(service, "spin", 1500)
 
     recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
     assert len(recipients) == 1500 and set(recipients.values()) == {1}
@@ -302,12 +307,7 @@ def test_senders_commit_every_finished_batch_by_the_time_they_stop(
     # delivered again is harmless, but a stopped sender must leave nothing of its own to redo.
     # With no commit before stopping, only the one on the way out can pass this test.
     monkeypatch.setattr(DispatchSender, "commit_interval", 3600.0)
-    service.publish(organization("org-commit"))
-    seed_audience(service.engine, "camp-commit", "org-commit", 3500)
-    service.start()
-    eventually(lambda: service.rows(organizations), message="organization projected")
-    service.publish(alert("alert-commit", "camp-commit", "org-commit", ["email"]))
-    eventually(lambda: finished(service, "alert-commit"), timeout=120, message="alert done")
+    send_email_alert(service, "commit", 3500)
     service.stop()
 
     group = f"{service.group}-email-sender"
