@@ -329,7 +329,7 @@ class ConsumerRunner:
         if not self._settle(pending=batch):
             return
         if batch is None:
-            if self._commit_lost and self._inflight is None:
+            if self._commit_lost:  # _settle above left nothing in flight
                 self._commit_lost = False
                 owned = consumer.assignment()
                 self._commit({tp: o for tp, o in self._committed.items() if tp in owned})

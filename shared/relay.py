@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine, Table, delete, select, text
 
 from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time
+from shared.outbox import NOTIFY_CHANNEL
 from shared.pacing import CommitListener
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class OutboxRelay:
     def run(self) -> None:
         """Publish until stop() is called; wait as a standby while another relay leads."""
         if self.engine.dialect.name == "postgresql":
-            self._listener = CommitListener(self.engine, self.table.name)
+            self._listener = CommitListener(self.engine, NOTIFY_CHANNEL)
         try:
             self._run()
         finally:
