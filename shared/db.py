@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     BigInteger,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -122,6 +125,38 @@ def json_param(values: Sequence[Any]) -> str:
     PostgreSQL CPU to insert that way, 14.0 from jsonb).
     """
     return orjson.dumps(values).decode()
+
+
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
+
+
+def raw(conn: Connection, sql: str, params: Mapping[str, Any]) -> Any:
+    """Run hot-path SQL (psycopg's %(name)s style) on the driver, in conn's transaction (or in
+    autocommit, when conn is in it); return the driver's cursor.
+
+    SQLAlchemy spent more of the client's CPU than the statement itself on a hot statement:
+    binding a multi-row upsert, or checking out and running a text message's one-statement
+    settle (about 250 against 100 µs, docs/runtime-facts.md). Column names in sql come from the
+    caller's code, never from input. SQLite gets times written the way SQLAlchemy stores them
+    there (naive UTC text), so SQLAlchemy reads them back alike.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if conn.dialect.name != "postgresql":
+        sql = _sqlite_sql(sql)
+        params = {k: _sqlite_time(v) if isinstance(v, datetime) else v for k, v in params.items()}
+    return driver.execute(sql, params)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(" ")
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_sql(sql: str) -> str:
+    return _PYFORMAT.sub(r":\1", sql)
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row, Select, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from services.notifications.store import alerts, deliveries, insert_ignore, one_of
-from shared.db import json_param
+from shared.db import json_param, raw
 from shared.ids import ROWS_PER_PREFIX, uuid7, uuid7_prefix
 
 DONE = ("sent", "delivered", "failed", "suppressed")
@@ -229,18 +229,19 @@ def transition(
     return int(conn.execute(statement.values(**values)).rowcount or 0)
 
 
-_SETTLE_SENT = text(
+_SETTLE_SENT = (
     "WITH settled AS ("
-    " UPDATE nf_deliveries SET status = 'sent', updated_at = :now, attempts = attempts + 1,"
-    " provider_message_id = COALESCE(:provider_message_id, provider_message_id)"
-    " WHERE delivery_id = :delivery_id AND status IN ('sending', 'queued')"
-    " AND batch_key = :batch_key RETURNING 1),"
+    " UPDATE nf_deliveries SET status = 'sent', updated_at = %(now)s, attempts = attempts + 1,"
+    " provider_message_id = COALESCE(%(provider_message_id)s, provider_message_id)"
+    " WHERE delivery_id = %(delivery_id)s AND status IN ('sending', 'queued')"
+    " AND batch_key = %(batch_key)s RETURNING 1),"
     " claimed AS ("
-    " UPDATE nf_deliveries SET status = 'sending', updated_at = :now"
-    " WHERE delivery_id = :next_id AND status = 'queued' AND batch_key = :batch_key RETURNING 1),"
+    " UPDATE nf_deliveries SET status = 'sending', updated_at = %(now)s"
+    " WHERE delivery_id = %(next_id)s AND status = 'queued' AND batch_key = %(batch_key)s"
+    " RETURNING 1),"
     " counted AS ("
     " UPDATE nf_alerts SET sent = sent + 1, version = version + 1"
-    " WHERE alert_id = :alert_id AND EXISTS (SELECT FROM settled))"
+    " WHERE alert_id = %(alert_id)s AND EXISTS (SELECT FROM settled))"
     " SELECT EXISTS (SELECT FROM claimed)"
 )
 
@@ -259,8 +260,9 @@ def settle_sent(
     (PostgreSQL): what transition and bump do in three, for the SMS lanes' hot path.
 
     Return whether claim_next is now held. (PostgreSQL runs every data-modifying CTE whether
-    or not the final SELECT reads it.) One statement is atomic: run it in autocommit, so the
-    alert row it counts on is locked only while the statement runs.
+    or not the final SELECT reads it.) One statement is atomic: run it on a connection in
+    autocommit, so the alert row it counts on is locked only while the statement runs. It goes
+    to the driver as plain SQL (shared.db.raw).
     """
     params = {
         "now": now,
@@ -270,7 +272,7 @@ def settle_sent(
         "next_id": claim_next,
         "alert_id": alert_id,
     }
-    return bool(conn.execute(_SETTLE_SENT, params).scalar_one())
+    return bool(raw(conn, _SETTLE_SENT, params).fetchone()[0])
 
 
 def bump(conn: Connection, alert_id: str | None, **deltas: int) -> None:

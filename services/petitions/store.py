@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import random
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -45,7 +43,7 @@ from services.petitions.domain import (
     OpenPetition,
 )
 from shared.auth import api_keys_table
-from shared.db import BigId, json_param
+from shared.db import BigId, json_param, raw
 from shared.outbox import shared_tables
 
 metadata = MetaData()
@@ -181,34 +179,6 @@ PERSONAL_COLUMNS = (
 
 def _insert(conn: Connection, table: Table) -> Any:
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
-_PYFORMAT = re.compile(r"%\((\w+)\)s")
-
-
-def raw(conn: Connection, sql: str, params: Mapping[str, Any]) -> Any:
-    """Run hot-path SQL (psycopg's %(name)s style) on the driver, in the current transaction.
-
-    Column names in sql come from this module, never from input. SQLite gets times written the
-    way SQLAlchemy stores them there (naive UTC text), so SQLAlchemy reads them back alike.
-    """
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    if conn.dialect.name != "postgresql":
-        sql = _sqlite_sql(sql)
-        params = {k: _sqlite_time(v) if isinstance(v, datetime) else v for k, v in params.items()}
-    return driver.execute(sql, params)
-
-
-def _sqlite_time(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(" ")
-
-
-@functools.lru_cache(maxsize=64)
-def _sqlite_sql(sql: str) -> str:
-    return _PYFORMAT.sub(r":\1", sql)
 
 
 def upsert(conn: Connection, table: Table, row: Mapping[str, Any], keys: Sequence[str]) -> None:
