@@ -198,7 +198,8 @@ def confirm_token(key: str, signature_id: str) -> str:
 def signature_of_token(key: str, token: str) -> str | None:
     """Return the signature id a confirmation token vouches for, or None if it is forged."""
     signature_id, _, _ = token.partition(".")
-    if not signature_id or len(token) > 200:
+    # compare_digest takes only ASCII str; no token we issue holds anything else.
+    if not signature_id or len(token) > 200 or not token.isascii():
         return None
     return signature_id if hmac.compare_digest(confirm_token(key, signature_id), token) else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
@@ -9,10 +10,21 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 from services.petitions.domain import canonical_locale
 
 MAX_LOCALES = 20
+MAX_PAGE = 10**6
+# NUL (PostgreSQL text refuses it) and unpaired surrogates (no UTF-8 encoder takes them).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> None:
+    """Refuse text that no database or JSON encoder here can store."""
+    if _UNSTORABLE.search(value):
+        raise ValidationError("Must not contain NUL or unpaired surrogate characters")
 
 
 def _text(max_length: int, min_length: int | None = None, **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+    return fields.String(
+        validate=[validate.Length(min=min_length, max=max_length), storable], **kwargs
+    )
 
 
 class LocaleField(fields.String):
@@ -78,7 +90,7 @@ class TextsField(fields.Dict):
 
 
 class PetitionCreateSchema(Schema):
-    campaign_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    campaign_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), storable])
     default_locale = LocaleField(required=True)
     texts = TextsField(required=True)
     targets = fields.List(
@@ -142,9 +154,9 @@ class LocaleQuerySchema(Schema):
 
 
 class ListQuerySchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
-    campaign_id = fields.String(load_default=None)
+    campaign_id = fields.String(load_default=None, validate=storable)
     status = fields.String(load_default=None, validate=validate.OneOf(["draft", "open", "closed"]))
 
 
@@ -184,6 +196,15 @@ def _first(items: Any, key: str) -> Any:
     return chosen.get(key) if isinstance(chosen, dict) else None
 
 
+def _first_language(languages: Any) -> str | None:
+    """Return the first of OSDI's languages_spoken (a list of tags), if any."""
+    if languages is None or languages == []:
+        return None
+    if not isinstance(languages, list) or not all(isinstance(tag, str) for tag in languages):
+        raise ValidationError("A list of language tags, like ['es']", "languages_spoken")
+    return str(languages[0])
+
+
 class SignerSchema(Schema):
     """The signer; flat fields, or OSDI's email_addresses / phone_numbers / postal_addresses."""
 
@@ -192,7 +213,7 @@ class SignerSchema(Schema):
 
     given_name = _text(100, load_default=None, allow_none=True)
     family_name = _text(100, load_default=None, allow_none=True)
-    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    email = fields.String(required=True, validate=[validate.Length(min=3, max=254), storable])
     phone = _text(40, load_default=None, allow_none=True)
     postal_code = _text(20, load_default=None, allow_none=True)
     country = CountryField(load_default=None, allow_none=True)
@@ -212,7 +233,7 @@ class SignerSchema(Schema):
             "postal_code": _first(data.get("postal_addresses"), "postal_code"),
             "country": _first(data.get("postal_addresses"), "country"),
             "region": _first(data.pop("postal_addresses", None), "region"),
-            "language": (data.pop("languages_spoken", None) or [None])[0],
+            "language": _first_language(data.pop("languages_spoken", None)),
         }
         for name, value in osdi.items():
             if value is not None and data.get(name) is None:
@@ -225,7 +246,7 @@ class ConsentsInSchema(Schema):
     sms = fields.Boolean(load_default=False)
     # One box per partner organization ("share my details with X"), keyed by id or slug.
     partners = fields.Dict(
-        keys=fields.String(validate=validate.Length(max=100)),
+        keys=fields.String(validate=[validate.Length(max=100), storable]),
         values=fields.Boolean(),
         load_default=dict,
         validate=validate.Length(max=50),

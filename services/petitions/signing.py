@@ -315,7 +315,7 @@ def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
     with deps.engine.begin() as conn:
         rows = store.expired_pending(conn, now(), batch)
         for row in rows:
-            if store.delete_signature(conn, row.id):
+            if store.delete_signature(conn, row.id, status=domain.PENDING):
                 store.bump(conn, row.petition_id, [("pending", "", -1)], deps.config.counter_shards)
     return len(rows)
 
@@ -326,10 +326,12 @@ def erase_person(
     """Remove a person's personal data; confirmed signatures stay counted, anonymous."""
     rows = store.signatures_of_person(conn, supporter, hashed_email)
     for row in rows:
-        if row.status == domain.PENDING:
-            if store.delete_signature(conn, row.id):
-                store.bump(conn, row.petition_id, [("pending", "", -1)], deps.config.counter_shards)
-        elif row.status == domain.CONFIRMED:
+        if row.status == domain.PENDING and store.delete_signature(
+            conn, row.id, status=domain.PENDING
+        ):
+            store.bump(conn, row.petition_id, [("pending", "", -1)], deps.config.counter_shards)
+        elif row.status in (domain.PENDING, domain.CONFIRMED):
+            # Confirmed, or confirmed since it was read (the delete found it no longer pending).
             store.scrub_signature(conn, row.id)
     return len(rows)
 

@@ -543,10 +543,16 @@ def expired_pending(conn: Connection, now: datetime, limit: int) -> list[Any]:
     )
 
 
-def delete_signature(conn: Connection, row_id: int) -> bool:
+def delete_signature(conn: Connection, row_id: int, *, status: str | None = None) -> bool:
+    """Delete a signature (only while it has status, if given); True if it was deleted."""
+    query = delete(signatures).where(signatures.c.id == row_id)
+    if status is not None:
+        # Read without a lock, the row may have been confirmed since: then it stays.
+        query = query.where(signatures.c.status == status)
+    if conn.execute(query).rowcount != 1:
+        return False
     conn.execute(delete(partner_consents).where(partner_consents.c.signature_row == row_id))
-    result = conn.execute(delete(signatures).where(signatures.c.id == row_id))
-    return result.rowcount == 1
+    return True
 
 
 def signatures_of_person(

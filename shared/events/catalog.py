@@ -153,7 +153,9 @@ class PetitionClosedSchema(Schema):
 class PersonSchema(Schema):
     given_name = fields.String(allow_none=True)
     family_name = fields.String(allow_none=True)
-    email = fields.Email(required=True)
+    # A String, not fields.Email: the petitions edge validated and normalized the address
+    # (email_validator), and fields.Email refuses some it accepts (Indic and Thai vowel signs).
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
     phone = fields.String(allow_none=True)  # E.164
     postal_code = fields.String(allow_none=True)
     country = fields.String(allow_none=True)

@@ -99,6 +99,11 @@ def test_confirmation_tokens_cannot_be_forged() -> None:
     assert domain.signature_of_token("key", "garbage") is None
 
 
+@pytest.mark.parametrize("token", ["é.x", "sig-1.é", "\ud800.x", "sig-1.😀"])
+def test_non_ascii_tokens_are_unknown_not_an_error(token: str) -> None:
+    assert domain.signature_of_token("key", token) is None
+
+
 def test_partner_boxes_by_id_or_slug_and_only_ticked() -> None:
     assert COALITION.partner_boxes({}) == []
     assert COALITION.partner_boxes({P1: True, "kapwa": False}) == [P1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from marshmallow import ValidationError
 
 from services.petitions.api import dotted
-from services.petitions.schemas import PetitionCreateSchema, SignRequestSchema
+from services.petitions.schemas import ListQuerySchema, PetitionCreateSchema, SignRequestSchema
 
 
 def test_osdi_person_shape_is_flattened() -> None:
@@ -75,3 +77,73 @@ def test_dotted_names_nested_and_listed_fields() -> None:
         "person.email": ["bad"],
         "targets.0.name": ["long"],
     }
+
+
+@pytest.mark.parametrize("bad", ["a\u0000b", "\ud800"])
+@pytest.mark.parametrize("where", ["person.given_name", "person.region", "comment"])
+def test_unstorable_characters_in_signer_text_name_the_field(bad: str, where: str) -> None:
+    body: dict[str, Any] = {"person": {"email": "a@example.org"}}
+    if where == "comment":
+        body["comment"] = bad
+    else:
+        body["person"][where.split(".")[1]] = bad
+    with pytest.raises(ValidationError) as caught:
+        SignRequestSchema().load(body)
+    assert where in dotted(caught.value.messages)
+
+
+@pytest.mark.parametrize("bad", ["a\u0000b", "\ud800"])
+@pytest.mark.parametrize(
+    ("texts", "targets", "field"),
+    [
+        ({"en": {"title": "{}", "text": "X"}}, [], "texts.en.value.title"),
+        ({"en": {"title": "T", "text": "{}"}}, [], "texts.en.value.text"),
+        ({"en": {"title": "T", "text": "X"}}, [{"name": "{}"}], "targets.0.name"),
+    ],
+)
+def test_unstorable_characters_in_petition_texts_name_the_field(
+    bad: str, texts: dict[str, dict[str, str]], targets: list[dict[str, str]], field: str
+) -> None:
+    def fill(values: dict[str, str]) -> dict[str, str]:
+        return {k: bad if v == "{}" else v for k, v in values.items()}
+
+    body = {
+        "campaign_id": "c1",
+        "default_locale": "en",
+        "texts": {locale: fill(text) for locale, text in texts.items()},
+        "targets": [fill(target) for target in targets],
+    }
+    with pytest.raises(ValidationError) as caught:
+        PetitionCreateSchema().load(body)
+    assert field in dotted(caught.value.messages)
+
+
+def test_text_outside_the_unstorable_characters_is_kept() -> None:
+    data = SignRequestSchema().load(
+        {"person": {"email": "a@example.org", "given_name": "Ngô 😀"}, "comment": "नमस्ते"}
+    )
+    assert data["person"]["given_name"] == "Ngô 😀" and data["comment"] == "नमस्ते"
+
+
+@pytest.mark.parametrize("spoken", [5, True, {"a": 1}, "fr", ["fr", 5], [None]])
+def test_languages_spoken_must_be_a_list_of_tags(spoken: object) -> None:
+    body = {"person": {"email": "a@example.org", "languages_spoken": spoken}}
+    with pytest.raises(ValidationError) as caught:
+        SignRequestSchema().load(body)
+    assert "person.languages_spoken" in dotted(caught.value.messages)
+
+
+@pytest.mark.parametrize(("spoken", "language"), [(["fr", "en"], "fr"), ([], None), (None, None)])
+def test_the_first_language_spoken_is_the_language(spoken: object, language: str | None) -> None:
+    data = SignRequestSchema().load(
+        {"person": {"email": "a@example.org", "languages_spoken": spoken}}
+    )
+    assert data["person"]["language"] == language
+
+
+@pytest.mark.parametrize("page", ["1000001", str(2**63)])
+def test_pages_have_a_ceiling(page: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ListQuerySchema().load({"page": page})
+    assert "page" in caught.value.messages
+    assert ListQuerySchema().load({"page": "1000000"})["page"] == 10**6

@@ -1,0 +1,181 @@
+"""Input that once reached a 500, and expiry or erasure racing a confirmation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+
+from services.petitions import signing, store
+from shared.events import Event
+from shared.events.catalog import CATALOG, type_name
+from shared.privacy import email_hash, supporter_id
+from tests.integration.petitions.conftest import HASH_KEY, Petitions, at
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+ADDRESSES = ["नमस्ते@example.com", "priya.शर्मा@example.com", "தமிழ்@example.com"]
+
+
+def test_addresses_with_indic_vowel_signs_sign_and_are_announced(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    for address in ADDRESSES:
+        response = svc.sign(petition_id, address)
+        assert response.status_code == 202, response.get_json()
+    events = svc.outbox_events("signature.created")
+    assert sorted(e["person"]["email"] for e in events) == sorted(ADDRESSES)
+    for data in events:
+        CATALOG.check_outgoing(Event(type_name("signature.created"), "k", data, "/petitions"))
+    assert svc.counts(petition_id)["total"] == len(ADDRESSES)
+
+
+@pytest.mark.parametrize("bad", ["a\u0000b", "\ud800"], ids=["nul", "lone-surrogate"])
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"person": {"email": "a@example.org", "given_name": "{}"}}, "person.given_name"),
+        ({"person": {"email": "a@example.org", "postal_code": "{}"}}, "person.postal_code"),
+        ({"person": {"email": "a@example.org", "pronouns": "{}"}}, "person.pronouns"),
+        ({"person": {"email": "a@example.org"}, "comment": "{}"}, "comment"),
+    ],
+)
+def test_unstorable_characters_in_a_signature_are_a_422(
+    svc: Petitions, bad: str, extra: dict[str, Any], field: str
+) -> None:
+    petition_id = svc.open_petition()
+    body = {
+        key: ({k: bad if v == "{}" else v for k, v in value.items()} if key == "person" else bad)
+        for key, value in extra.items()
+    }
+    response = svc.client.post(f"/api/v1/petitions/{petition_id}/signatures", json=body)
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["errors"]
+    assert svc.rows(store.signatures) == []
+
+
+@pytest.mark.parametrize("bad", ["a\u0000b", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_unstorable_characters_in_petition_texts_are_a_422(svc: Petitions, bad: str) -> None:
+    body = {
+        "campaign_id": svc.campaign_id,
+        "default_locale": "en",
+        "texts": {"en": {"title": bad, "text": "X"}},
+    }
+    created = svc.client.post("/api/v1/petitions", json=body, headers=svc.auth("lead"))
+    assert created.status_code == 422 and "texts.en.value.title" in created.get_json()["errors"]
+    petition_id = svc.create_petition()
+    patched = svc.client.patch(
+        f"/api/v1/petitions/{petition_id}",
+        json={"targets": [{"name": bad}]},
+        headers=svc.auth("lead"),
+    )
+    assert patched.status_code == 422 and "targets.0.name" in patched.get_json()["errors"]
+
+
+@pytest.mark.parametrize("spoken", [5, True, {"a": 1}, "fr", [1]])
+def test_languages_spoken_that_is_not_a_list_of_tags_is_a_422(svc: Petitions, spoken: Any) -> None:
+    petition_id = svc.open_petition()
+    response = svc.sign(
+        petition_id, "a@example.org", person={"email": "a@example.org", "languages_spoken": spoken}
+    )
+    assert response.status_code == 422, response.get_json()
+    assert "person.languages_spoken" in response.get_json()["errors"]
+    ok = svc.sign(
+        petition_id, "a@example.org", person={"email": "a@example.org", "languages_spoken": ["es"]}
+    )
+    assert ok.status_code == 202
+    assert [r.language for r in svc.rows(store.signatures)] == ["es"]
+
+
+@pytest.mark.parametrize("page", [10**6 + 1, 2**62, 2**63])
+def test_a_page_past_the_ceiling_is_a_422(svc: Petitions, page: int) -> None:
+    response = svc.client.get(f"/api/v1/petitions?page={page}", headers=svc.auth("lead"))
+    assert response.status_code == 422, response.get_json()
+    assert "page" in response.get_json()["errors"]
+    last = svc.client.get(f"/api/v1/petitions?page={10**6}", headers=svc.auth("lead"))
+    assert last.status_code == 200 and last.get_json()["_embedded"] == []
+
+
+@pytest.mark.parametrize("token", ["%C3%A9.x", "abc.%C3%A9", "%F0%9F%98%80"])
+def test_a_non_ascii_confirmation_token_is_unknown(svc: Petitions, token: str) -> None:
+    response = svc.client.get(f"/api/v1/confirmations/{token}")
+    assert response.status_code == 404, response.get_json()
+    assert response.get_json()["code"] == 404
+
+
+# -- a confirmation commits while expiry or erasure waits to delete the pending row -------------
+
+
+def _waiting_on_a_lock(svc: Petitions) -> bool:
+    with svc.deps.engine.connect() as conn:
+        waiting = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
+
+
+def _race_a_confirmation(svc: Petitions, petition_id: str, other_side: Callable[[], Any]) -> None:
+    """Confirm the petition's one signature in a transaction that commits only once
+    other_side (run in a thread, after reading the row as pending) waits on its lock."""
+    [row] = svc.rows(store.signatures, petition_id=petition_id)
+    with svc.deps.engine.connect() as conn, conn.begin():
+        assert store.confirm_signature(conn, row.id, datetime.now(UTC))
+        store.bump(conn, petition_id, [("pending", "", -1), ("total", "", 1)], 1)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                other_side()
+            except BaseException as exc:  # reported to the test below
+                errors.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        eventually(lambda: _waiting_on_a_lock(svc), timeout=30, message="blocked on the row")
+    thread.join(timeout=30)
+    assert not thread.is_alive() and errors == []
+
+
+def test_expiry_racing_a_confirmation_keeps_the_confirmed_signature(svc: Petitions) -> None:
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "racer@example.org")
+    with svc.deps.engine.begin() as conn:
+        conn.execute(
+            update(store.signatures)
+            .where(store.signatures.c.petition_id == petition_id)
+            .values(expires_at=store.signatures.c.created_at)
+        )
+
+    _race_a_confirmation(svc, petition_id, lambda: signing.expire_unconfirmed(svc.deps))
+
+    [row] = svc.rows(store.signatures, petition_id=petition_id)
+    assert row.status == "confirmed" and row.email == "racer@example.org"
+    counts = svc.counts(petition_id)
+    assert (counts["total"], counts["pending"]) == (1, 0)
+
+
+def test_erasure_racing_a_confirmation_scrubs_the_confirmed_signature(svc: Petitions) -> None:
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "racer@example.org", consents={"partners": {"rainbow": True}})
+    erased = {
+        "supporter_id": supporter_id(HASH_KEY, "racer@example.org"),
+        "email_hash": email_hash(HASH_KEY, "racer@example.org"),
+        "at": at(),
+    }
+
+    _race_a_confirmation(svc, petition_id, lambda: svc.deliver("person.erased", erased))
+
+    [row] = svc.rows(store.signatures, petition_id=petition_id)
+    assert row.status == "erased"
+    assert all(getattr(row, name) is None for name in store.PERSONAL_COLUMNS)
+    assert row.email_hash is None and row.supporter_id is None
+    assert svc.rows(store.partner_consents) == []
+    counts = svc.counts(petition_id)
+    assert (counts["total"], counts["pending"]) == (1, 0)
