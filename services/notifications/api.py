@@ -206,10 +206,12 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
         number = request.form.get("From", "")
         keyword = sms_keyword(request.form.get("Body", ""))
         now = deps.clock()
-        if keyword == "help":
+        if keyword == "help":  # in the language of whoever holds the number, if we know them
+            with deps.engine.connect() as conn:
+                locale = audience.number_locale(conn, phone_hash(deps.settings.hash_key, number))
             return _twiml(
                 messages.text(
-                    "en", "sms_help", org=deps.config.from_name, contact=deps.config.help_contact
+                    locale, "sms_help", org=deps.config.from_name, contact=deps.config.help_contact
                 )
             )
         if keyword in ("stop", "start") and number:

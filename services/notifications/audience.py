@@ -143,14 +143,23 @@ def upsert_petition(conn: Connection, data: Mapping[str, Any]) -> None:
 # -- supporters ----------------------------------------------------------------------------------
 
 
+def _country(person: Mapping[str, Any]) -> str | None:
+    return (person.get("country") or "").upper()[:2] or None
+
+
+def person_phone(person: Mapping[str, Any]) -> str | None:
+    """Return a signature's phone number in E.164 (its country helps read a national one)."""
+    return to_e164(person.get("phone"), _country(person))
+
+
 def project_supporter(
     conn: Connection, hash_key: str, data: Mapping[str, Any], at: datetime
 ) -> str:
     """Create or refresh a supporter from a signature; return the supporter id."""
     person = data["person"]
     sid = str(data["supporter_id"])
-    country = (person.get("country") or "").upper()[:2] or None
-    phone = to_e164(person.get("phone"), country)
+    country = _country(person)
+    phone = person_phone(person)
     values: dict[str, Any] = {
         "email": person["email"],
         "email_hash": email_hash(hash_key, person["email"]),
@@ -168,7 +177,9 @@ def project_supporter(
         values["phone"] = phone
         values["phone_hash"] = phone_hash(hash_key, phone)
     existing = conn.execute(
-        select(supporters.c.phone, supporters.c.interests).where(supporters.c.supporter_id == sid)
+        select(supporters.c.phone, supporters.c.interests, supporters.c.discreet).where(
+            supporters.c.supporter_id == sid
+        )
     ).first()
     interests = sorted(
         set(data.get("interests") or []) | set(existing.interests if existing else [])
@@ -184,8 +195,11 @@ def project_supporter(
             )
         )
     else:
-        # A later signature refreshes what the person typed, but never blanks a known field.
+        # A later signature refreshes what the person typed, but never blanks a known field,
+        # and never turns discreet mode off: a form left unticked is not a choice to be named
+        # (only the preference page turns it off).
         keep = {k: v for k, v in values.items() if v is not None}
+        keep["discreet"] = bool(existing.discreet) or values["discreet"]
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))
     attribution = data.get("attribution") or {}
     upsert(
@@ -363,17 +377,28 @@ def _suppressed(channel: str, organization_id: str | None) -> tuple[Any, ...]:
     return suppressions.c.channel == channel, suppressions.c.scope.in_(scopes)
 
 
+# Suppressions that mean a message cannot arrive, not that the person does not want it.
+UNDELIVERABLE = ("bounce", "dropped")
+
+
 def suppressed_hashes(
-    conn: Connection, hashes: Iterable[str | None], channel: str, organization_id: str | None
+    conn: Connection,
+    hashes: Iterable[str | None],
+    channel: str,
+    organization_id: str | None,
+    reasons: Iterable[str] | None = None,
 ) -> set[str]:
-    """Return which contact hashes are suppressed for channel (everywhere or for the org)."""
+    """Return which contact hashes are suppressed for channel (everywhere or for the org),
+    counting only suppressions for one of `reasons` when given."""
     wanted = [h for h in hashes if h]
     if not wanted:
         return set()
+    conditions = list(_suppressed(channel, organization_id))
+    if reasons is not None:
+        conditions.append(suppressions.c.reason.in_(list(reasons)))
     rows = conn.execute(
         select(suppressions.c.contact_hash).where(
-            one_of(conn, suppressions.c.contact_hash, wanted),
-            *_suppressed(channel, organization_id),
+            one_of(conn, suppressions.c.contact_hash, wanted), *conditions
         )
     )
     return set(rows.scalars().all())
@@ -405,6 +430,17 @@ def suppress(
         ["contact_hash", "channel", "scope"],
     )
     return True
+
+
+def number_locale(conn: Connection, contact_hash: str) -> str:
+    """Return the language of a supporter who holds the number (English for a stranger)."""
+    found = conn.execute(
+        select(supporters.c.locale)
+        .where(supporters.c.phone_hash == contact_hash)
+        .order_by(supporters.c.updated_at.desc())
+        .limit(1)
+    ).scalar()
+    return str(found or "en")
 
 
 def lift_suppression(

@@ -178,23 +178,26 @@ class Deliverer:
         now = self.now
         with self.deps.engine.begin() as conn:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "email")
-            entries = []
-            for sid in ids:
+
+            def decide(sid: str) -> tuple[str, datetime | None]:
                 person = people.get(sid)
                 ok = sid in allowed and person is not None and person.email
-                entries.append(ledger.Entry(sid, "sending" if ok else "suppressed", batch_key))
+                return ("sending" if ok else "suppressed"), None
+
+            entries = [ledger.Entry(sid, decide(sid)[0], batch_key) for sid in ids]
             inserted = ledger.insert_batch(
                 conn, entries, message_key=info.alert_id, channel="email", kind="alert",
                 alert_id=info.alert_id, now=now,
             )  # fmt: skip
             fresh = ledger.by_status(inserted)
             mine = dict(fresh["sending"])  # _reclaim_own adds the rows it takes over
-            ambiguous = self._reclaim_own(
-                conn, info.alert_id, "email", ids, fresh, batch_id, batch_key, mine
+            moved = self._reclaim_own(
+                conn, info.alert_id, "email", ids, fresh, batch_id, batch_key, mine, decide
             )
             ledger.bump(
-                conn, info.alert_id, suppressed=len(fresh["suppressed"]), ambiguous=ambiguous
-            )
+                conn, info.alert_id, suppressed=len(fresh["suppressed"]) + moved["suppressed"],
+                ambiguous=moved["ambiguous"],
+            )  # fmt: skip
         if not mine:
             return "done"
         groups: dict[str, list[tuple[str, Supporter]]] = defaultdict(list)
@@ -218,17 +221,22 @@ class Deliverer:
         batch_id: str,
         batch_key: str,
         mine: dict[str, str],
-    ) -> int:
-        """Take over rows an earlier delivery of this batch held; return how many are ambiguous.
+        decide: Callable[[str], tuple[str, datetime | None]],
+    ) -> dict[str, int]:
+        """Take over rows an earlier delivery of this batch held; return how many of them are
+        ambiguous, and how many moved to suppressed or deferred.
 
         Rows another worker touched within the lease belong to a worker that may still be
         sending them (a rebalance handed us its partition): raise Busy and come back later.
         Rows older than that were held by a worker that died; those it left in `sending` may
         or may not have reached the provider, and are resent and counted as ambiguous.
+        The send-time checks apply to them as to fresh rows: decide(recipient) says whether a
+        row may go now, is suppressed (an opt-out, a withdrawn consent or an erasure since the
+        first delivery) or is deferred to a time (SMS quiet hours).
         """
         inserted = {sid for rows in fresh.values() for sid in rows}
         seen = [sid for sid in ids if sid not in inserted]
-        ambiguous = 0
+        counts = {"ambiguous": 0, "suppressed": 0, "deferred": 0}
         prefix = f"{batch_id}@"
         rows = [
             row
@@ -239,20 +247,27 @@ class Deliverer:
         if any(r.batch_key != batch_key and self.now - r.updated_at < lease for r in rows):
             raise Busy(batch_id)
         for row in rows:
+            status, later = decide(row.recipient_id)
+            if status in ("suppressed", "deferred"):
+                counts[status] += ledger.transition(
+                    conn, [row.delivery_id], status, self.now, from_status=(row.status,),
+                    batch_key=row.batch_key, keep_claim=status != "deferred", not_before=later,
+                )  # fmt: skip
+                continue  # not sent again (a row left in `sending` is not repeated either)
             if row.batch_key != batch_key:
                 ledger.transition(
                     conn, [row.delivery_id], row.status, self.now,
                     from_status=(row.status,), batch_key=row.batch_key, new_key=batch_key,
                 )  # fmt: skip
             if row.status == "sending":
-                ambiguous += 1  # killed mid-request: it may have gone out already
+                counts["ambiguous"] += 1  # killed mid-request: it may have gone out already
             else:
                 ledger.transition(
                     conn, [row.delivery_id], "sending", self.now,
                     from_status=("queued",), batch_key=batch_key,
                 )  # fmt: skip
             mine[row.recipient_id] = row.delivery_id
-        return ambiguous
+        return counts
 
     def _email_recipient(
         self, info: AlertInfo, delivery_id: str, person: Supporter, email: messages.BulkEmail
@@ -430,19 +445,21 @@ class Deliverer:
         config = self.deps.config
         with self.deps.engine.begin() as conn:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
+
+            def decide(sid: str) -> tuple[str, datetime | None]:
+                person = people.get(sid)
+                if sid not in allowed or person is None or not person.phone:
+                    return "suppressed", None
+                later = next_sms_window(
+                    now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
+                )
+                return ("deferred", later) if later else ("queued", None)
+
             entries = []
             for sid in ids:
-                person = people.get(sid)
-                status: str = "suppressed"
-                not_before: datetime | None = None
-                key: str | None = batch_key
-                if sid in allowed and person is not None and person.phone:
-                    not_before = next_sms_window(
-                        now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
-                    )
-                    status = "deferred" if not_before else "queued"
-                    key = None if not_before else batch_key  # the poller picks deferred rows
-                entries.append(ledger.Entry(sid, status, key, not_before))
+                status, later = decide(sid)
+                key = None if later else batch_key  # the poller picks deferred rows
+                entries.append(ledger.Entry(sid, status, key, later))
             inserted = ledger.insert_batch(
                 conn, entries, message_key=info.alert_id, channel="sms", kind="alert",
                 alert_id=info.alert_id, now=now,
@@ -450,16 +467,16 @@ class Deliverer:
             fresh = ledger.by_status(inserted)
             queued = fresh["queued"]
             held: dict[str, str] = {}
-            ambiguous = self._reclaim_own(
-                conn, info.alert_id, "sms", ids, fresh, batch_id, batch_key, held
+            moved = self._reclaim_own(
+                conn, info.alert_id, "sms", ids, fresh, batch_id, batch_key, held, decide
             )
             ledger.bump(
-                conn, info.alert_id, suppressed=len(fresh["suppressed"]),
-                deferred=len(fresh["deferred"]), ambiguous=ambiguous,
+                conn, info.alert_id, suppressed=len(fresh["suppressed"]) + moved["suppressed"],
+                deferred=len(fresh["deferred"]) + moved["deferred"], ambiguous=moved["ambiguous"],
             )  # fmt: skip
         # Rows reclaimed by _reclaim_own are in `sending`; fresh ones still `queued`.
         work = [(d, people[s], "queued") for s, d in queued.items()]
-        work += [(d, people[s], "sending") for s, d in held.items() if s in people]
+        work += [(d, people[s], "sending") for s, d in held.items()]
         lanes = max(1, min(self.deps.config.sms_concurrency, len(work)))
         if lanes == 1:
             return self._send_sms_lane(info, work, batch_key, bucket)
@@ -544,9 +561,8 @@ class Deliverer:
     def _sms_body(self, info: AlertInfo, person: Supporter) -> str | None:
         variant = pick_variant(info.content, person.locale, info.default_locale)
         content = info.content.get(variant or "") or {}
-        template = content.get("sms_text")
-        if person.discreet and content.get("sms_discreet_text"):
-            template = content["sms_discreet_text"]
+        # A discreet supporter gets the discreet text or none: never the one naming the cause.
+        template = content.get("sms_discreet_text" if person.discreet else "sms_text")
         if not template:
             return None
         locale = variant or info.default_locale
@@ -568,9 +584,10 @@ class Deliverer:
         """Send one claimed text; return 'done' or 'dead', and whether claim_next is now held."""
         body = self._sms_body(info, person)
         if body is None or not person.phone:
+            missing = "no_discreet_text" if person.discreet else "no_content"
             held = self._finish(
                 [delivery_id], "failed", info.alert_id, batch_key,
-                error_code="no_content", claim_next=claim_next,
+                error_code=missing, claim_next=claim_next,
             )  # fmt: skip
             return "done", held
         sms = Sms(
@@ -745,8 +762,11 @@ class Deliverer:
                     raise _Skip("suppressed", "cancelled")
                 org_id = info.organization_id
             if row.channel == "email":
+                # The erasure link was asked for by the person: an unsubscribe or a complaint
+                # must not stop it (an address that bounces still does).
+                reasons = audience.UNDELIVERABLE if row.kind == "erase" else None
                 if not person.email or audience.suppressed_hashes(
-                    conn, [person.email_hash], "email", org_id
+                    conn, [person.email_hash], "email", org_id, reasons
                 ):
                     raise _Skip("suppressed", "suppressed")
                 return self._single_email(row, params, person.email, person, org_id, conn)
@@ -774,7 +794,8 @@ class Deliverer:
                 body = messages.render_sms(row.kind, person.locale, params)
                 custom = {"notification_id": row.delivery_id}
             if not body:
-                raise _Skip("failed", "no_content")
+                discreet = person.discreet and row.alert_id is not None
+                raise _Skip("failed", "no_discreet_text" if discreet else "no_content")
             sms = Sms(person.phone, body, self._status_callback(row.delivery_id), custom)
             return lambda: self.deps.sms.send(sms)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from services.notifications import audience, erasure, ledger
+from services.notifications import audience, compliance, erasure, ledger
 from services.notifications.bootstrap import Deps
 from services.notifications.store import alerts, signatures, supporters, upsert
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
@@ -19,7 +19,7 @@ from shared.auth import projection_handlers
 from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import parse_time
-from shared.privacy import email_hash
+from shared.privacy import email_hash, phone_hash
 
 Handler = Callable[[Event, Connection], None]
 
@@ -65,10 +65,17 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
     }
     if data["duplicate"]:
         # A repeat may be typed by anyone: it changes nothing we hold, it only tells the owner.
+        # A signature still waiting for its confirmation gets its link again (the first email
+        # may be lost); a counted one, "you had already signed".
         known = conn.execute(
             select(supporters.c.supporter_id).where(supporters.c.supporter_id == sid)
         ).first()
-        if known is not None:
+        if known is not None and data.get("confirm_url"):
+            queue(
+                conn, message_key=f"confirm:{event.id}", recipient_id=sid, channel="email",
+                kind="confirm", params={**params, "confirm_url": data["confirm_url"]}, now=now,
+            )  # fmt: skip
+        elif known is not None:
             queue(
                 conn, message_key=f"already:{event.id}", recipient_id=sid, channel="email",
                 kind="already_signed", params=params, now=now,
@@ -80,6 +87,10 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
         # A fresh, explicit opt-in lifts an erasure tombstone (never a bounce, STOP or complaint).
         contact = email_hash(deps.settings.hash_key, data["person"]["email"])
         audience.lift_suppression(conn, contact, "email", audience.EVERY_ORG, ("erased",))
+        phone = audience.person_phone(data["person"])
+        if consents.get("sms") and phone:
+            number = phone_hash(deps.settings.hash_key, phone)
+            audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
     if data["double_opt_in"]:
         upsert(
             conn,
@@ -117,14 +128,16 @@ def _welcome(
         select(supporters.c.phone).where(supporters.c.supporter_id == sid)
     ).scalar()
     new = audience.grant_consents(conn, sid, org, consents, bool(phone), now)
+    for channel in sorted(new):  # every consent change is published, opt-ins included
+        deps.outbox.add(conn, compliance.consent_event(sid, channel, org, "subscribe", now))
     queue(
         conn, message_key=f"thanks:{signature_id}", recipient_id=sid, channel="email",
         kind="thank_you", params=params, now=now,
     )  # fmt: skip
-    if "sms" in new:
+    if "sms" in new:  # a new opt-in: the first, or one after an unsubscribe or an erasure
         org_row = audience.organization(conn, org)
         queue(
-            conn, message_key=f"sms_welcome:{org}", recipient_id=sid, channel="sms",
+            conn, message_key=f"sms_welcome:{org}:{signature_id}", recipient_id=sid, channel="sms",
             kind="sms_welcome", params={**params, "org": org_row.name if org_row else None},
             now=now,
         )  # fmt: skip
@@ -244,6 +257,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         type_name("organization.updated"): [org],
         type_name("campaign.created"): [campaign],
         type_name("campaign.launched"): [campaign],
+        type_name("campaign.updated"): [campaign],  # titles fill {{campaign_title}}
         type_name("campaign.closed"): [campaign],
         type_name("campaign.partner_joined"): [partner],
         type_name("petition.published"): [petition],

@@ -13,6 +13,7 @@ from shared.templates import fill
 # Each locale's strings; "{name}" is the supporter's chosen name, "{title}" the petition title.
 CATALOGUE: dict[str, dict[str, str]] = {
     "en": {
+        "discreet_subject": "An update for you",
         "friend": "friend",
         "hello": "Hi {name},",
         "hello_anon": "Hi,",
@@ -41,6 +42,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "footer_preferences": "Manage your preferences",
     },
     "zh-Hans": {
+        "discreet_subject": "\u7ed9\u60a8\u7684\u6700\u65b0\u6d88\u606f",
         "friend": "\u670b\u53cb",
         "hello": "{name}\uff0c\u4f60\u597d\uff1a",
         "hello_anon": "\u4f60\u597d\uff1a",
@@ -54,8 +56,29 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "already_body": "\u6709\u4eba\uff08\u53ef\u80fd\u662f\u60a8\uff09\u7528\u6b64\u5730"
         "\u5740\u518d\u6b21\u7b7e\u7f72\u4e86\u201c{title}\u201d\u3002\u60a8\u7684\u7b2c\u4e00"
         "\u6b21\u7b7e\u540d\u4ecd\u7136\u6709\u6548\u3002",
+        "pronouns": "\u6211\u4eec\u8bb0\u5f55\u7684\u60a8\u7684\u540d\u5b57\u662f{name}\uff08"
+        "\u4ee3\u8bcd\uff1a{pronouns}\uff09\u3002\u60a8\u53ef\u4ee5\u968f\u65f6\u66f4\u6539\u3002",
+        "sms_welcome": "{org}\uff1a\u611f\u8c22\u60a8\u8ba2\u9605\u77ed\u4fe1\u63d0\u9192\u3002"
+        "\u53d1\u9001\u9891\u7387\u4e0d\u5b9a\uff0c\u53ef\u80fd\u4ea7\u751f\u77ed\u4fe1\u548c"
+        "\u6d41\u91cf\u8d39\u7528\u3002\u56de\u590dHELP\u83b7\u53d6\u5e2e\u52a9\uff0c\u56de\u590d"
+        "STOP\u9000\u8ba2\u3002",
+        "sms_help": "{org}\uff1a\u60a8\u6240\u652f\u6301\u7684\u6d3b\u52a8\u7684\u76f8\u5173\u63d0"
+        "\u9192\u3002\u56de\u590dSTOP\u9000\u8ba2\u3002\u5e2e\u52a9\uff1a{contact}",
+        "milestone_subject": "\u8fbe\u6210\u91cc\u7a0b\u7891\uff1a{title}\u5df2\u83b7\u5f97{total}"
+        "\u4e2a\u7b7e\u540d",
+        "milestone_body": "\u201c{title}\u201d\u7684\u7b7e\u540d\u5df2\u7a81\u7834{milestone}"
+        "\u4e2a\uff08\u76ee\u524d\u5171{total}\u4e2a\uff09\u3002\u4e0b\u4e00\u4e2a\u76ee\u6807"
+        "\u662f{next_goal}\u4e2a\u7b7e\u540d\u3002",
+        "erase_subject": "\u8bf7\u786e\u8ba4\u5220\u9664\u60a8\u7684\u6570\u636e",
+        "erase_body": "\u60a8\u8981\u6c42\u6211\u4eec\u5220\u9664\u60a8\u7684\u6570\u636e\u3002"
+        "\u8bf7\u6253\u5f00\u6b64\u94fe\u63a5\u8fdb\u884c\u786e\u8ba4\uff1b\u5982\u679c\u4e0d"
+        "\u662f\u60a8\u672c\u4eba\u64cd\u4f5c\uff0c\u8bf7\u5ffd\u7565\u6b64\u90ae\u4ef6\uff1a",
+        "footer_sent_by": "\u7531{org}\u53d1\u9001\uff0c\u5730\u5740\uff1a{address}\u3002",
+        "footer_unsubscribe": "\u53d6\u6d88\u8ba2\u9605",
+        "footer_preferences": "\u7ba1\u7406\u60a8\u7684\u504f\u597d\u8bbe\u7f6e",
     },
     "zh-Hant": {
+        "discreet_subject": "\u7d66\u60a8\u7684\u6700\u65b0\u6d88\u606f",
         "friend": "\u670b\u53cb",
         "hello": "{name}\uff0c\u4f60\u597d\uff1a",
         "hello_anon": "\u4f60\u597d\uff1a",
@@ -69,8 +92,31 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "already_body": "\u6709\u4eba\uff08\u53ef\u80fd\u662f\u60a8\uff09\u7528\u6b64\u5730"
         "\u5740\u518d\u6b21\u7c3d\u7f72\u4e86\u300c{title}\u300d\u3002\u60a8\u7684\u7b2c\u4e00"
         "\u6b21\u7c3d\u540d\u4ecd\u7136\u6709\u6548\u3002",
+        "pronouns": "\u6211\u5011\u8a18\u9304\u7684\u60a8\u7684\u540d\u5b57\u662f{name}\uff08"
+        "\u4ee3\u540d\u8a5e\uff1a{pronouns}\uff09\u3002\u60a8\u53ef\u4ee5\u96a8\u6642\u66f4\u6539"
+        "\u3002",
+        "sms_welcome": "{org}\uff1a\u611f\u8b1d\u60a8\u8a02\u95b1\u7c21\u8a0a\u901a\u77e5\u3002"
+        "\u50b3\u9001\u983b\u7387\u4e0d\u5b9a\uff0c\u53ef\u80fd\u7522\u751f\u7c21\u8a0a\u53ca"
+        "\u6578\u64da\u50b3\u8f38\u8cbb\u7528\u3002\u56de\u8986HELP\u53d6\u5f97\u5354\u52a9\uff0c"
+        "\u56de\u8986STOP\u53d6\u6d88\u8a02\u95b1\u3002",
+        "sms_help": "{org}\uff1a\u60a8\u6240\u652f\u6301\u7684\u6d3b\u52d5\u7684\u76f8\u95dc\u901a"
+        "\u77e5\u3002\u56de\u8986STOP\u53d6\u6d88\u8a02\u95b1\u3002\u5354\u52a9\uff1a{contact}",
+        "milestone_subject": "\u9054\u6210\u91cc\u7a0b\u7891\uff1a{title}\u5df2\u7372\u5f97{total}"
+        "\u500b\u7c3d\u540d",
+        "milestone_body": "\u300c{title}\u300d\u7684\u7c3d\u540d\u5df2\u7a81\u7834{milestone}"
+        "\u500b\uff08\u76ee\u524d\u5171{total}\u500b\uff09\u3002\u4e0b\u4e00\u500b\u76ee\u6a19"
+        "\u662f{next_goal}\u500b\u7c3d\u540d\u3002",
+        "erase_subject": "\u8acb\u78ba\u8a8d\u522a\u9664\u60a8\u7684\u8cc7\u6599",
+        "erase_body": "\u60a8\u8981\u6c42\u6211\u5011\u522a\u9664\u60a8\u7684\u8cc7\u6599\u3002"
+        "\u8acb\u6253\u958b\u6b64\u9023\u7d50\u9032\u884c\u78ba\u8a8d\uff1b\u5982\u679c\u4e0d"
+        "\u662f\u60a8\u672c\u4eba\u64cd\u4f5c\uff0c\u8acb\u5ffd\u7565\u6b64\u96fb\u5b50\u90f5"
+        "\u4ef6\uff1a",
+        "footer_sent_by": "\u7531{org}\u5bc4\u9001\uff0c\u5730\u5740\uff1a{address}\u3002",
+        "footer_unsubscribe": "\u53d6\u6d88\u8a02\u95b1",
+        "footer_preferences": "\u7ba1\u7406\u60a8\u7684\u504f\u597d\u8a2d\u5b9a",
     },
     "ja": {
+        "discreet_subject": "\u304a\u77e5\u3089\u305b",
         "friend": "\u7686\u3055\u307e",
         "hello": "{name}\u3055\u3093\u3001\u3053\u3093\u306b\u3061\u306f\u3002",
         "hello_anon": "\u3053\u3093\u306b\u3061\u306f\u3002",
@@ -86,8 +132,35 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "already_body": "\u3053\u306e\u30a2\u30c9\u30ec\u30b9\u3067\u300c{title}\u300d\u306b"
         "\u518d\u5ea6\u7f72\u540d\u304c\u3042\u308a\u307e\u3057\u305f\u3002\u6700\u521d\u306e"
         "\u7f72\u540d\u304c\u6709\u52b9\u3067\u3059\u3002",
+        "pronouns": "\u304a\u540d\u524d\u306f{name}\uff08{pronouns}\uff09\u3067\u767b\u9332\u3055"
+        "\u308c\u3066\u3044\u307e\u3059\u3002\u3044\u3064\u3067\u3082\u5909\u66f4\u3067\u304d"
+        "\u307e\u3059\u3002",
+        "sms_welcome": "{org}\uff1aSMS\u901a\u77e5\u3078\u306e\u3054\u767b\u9332\u3042\u308a\u304c"
+        "\u3068\u3046\u3054\u3056\u3044\u307e\u3059\u3002\u914d\u4fe1\u983b\u5ea6\u306f\u5909"
+        "\u52d5\u3057\u307e\u3059\u3002\u30e1\u30c3\u30bb\u30fc\u30b8\u30fb\u30c7\u30fc\u30bf"
+        "\u901a\u4fe1\u6599\u304c\u304b\u304b\u308b\u5834\u5408\u304c\u3042\u308a\u307e\u3059"
+        "\u3002HELP\u3067\u6848\u5185\u3001STOP\u3067\u914d\u4fe1\u505c\u6b62\u3002",
+        "sms_help": "{org}\uff1a\u3054\u652f\u63f4\u3044\u305f\u3060\u3044\u3066\u3044\u308b\u30ad"
+        "\u30e3\u30f3\u30da\u30fc\u30f3\u306e\u304a\u77e5\u3089\u305b\u3067\u3059\u3002STOP\u3068"
+        "\u8fd4\u4fe1\u3059\u308b\u3068\u914d\u4fe1\u505c\u6b62\u3002\u304a\u554f\u3044\u5408"
+        "\u308f\u305b\uff1a{contact}",
+        "milestone_subject": "\u7bc0\u76ee\u3092\u9054\u6210\uff1a{title}\u306e\u7f72\u540d\u304c"
+        "{total}\u4ef6\u306b\u306a\u308a\u307e\u3057\u305f",
+        "milestone_body": "\u300c{title}\u300d\u306e\u7f72\u540d\u304c{milestone}\u4ef6\u3092"
+        "\u8d85\u3048\u307e\u3057\u305f\uff08\u73fe\u5728{total}\u4ef6\uff09\u3002\u6b21\u306e"
+        "\u76ee\u6a19\u306f{next_goal}\u4ef6\u3067\u3059\u3002",
+        "erase_subject": "\u30c7\u30fc\u30bf\u524a\u9664\u306e\u3054\u78ba\u8a8d",
+        "erase_body": "\u30c7\u30fc\u30bf\u306e\u524a\u9664\u3092\u3054\u4f9d\u983c\u3044\u305f"
+        "\u3060\u304d\u307e\u3057\u305f\u3002\u6b21\u306e\u30ea\u30f3\u30af\u3092\u958b\u3044"
+        "\u3066\u78ba\u8a8d\u3057\u3066\u304f\u3060\u3055\u3044\u3002\u304a\u5fc3\u5f53\u305f"
+        "\u308a\u304c\u306a\u3044\u5834\u5408\u306f\u3001\u3053\u306e\u30e1\u30fc\u30eb\u3092"
+        "\u7121\u8996\u3057\u3066\u304f\u3060\u3055\u3044\uff1a",
+        "footer_sent_by": "\u9001\u4fe1\u5143\uff1a{org}\uff08{address}\uff09",
+        "footer_unsubscribe": "\u914d\u4fe1\u505c\u6b62",
+        "footer_preferences": "\u914d\u4fe1\u8a2d\u5b9a\u306e\u7ba1\u7406",
     },
     "ko": {
+        "discreet_subject": "\uc0c8 \uc18c\uc2dd\uc774 \uc788\uc2b5\ub2c8\ub2e4",
         "friend": "\uce5c\uad6c",
         "hello": "{name}\ub2d8, \uc548\ub155\ud558\uc138\uc694.",
         "hello_anon": "\uc548\ub155\ud558\uc138\uc694.",
@@ -102,8 +175,34 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "already_body": "\uc774 \uc8fc\uc18c\ub85c \u201c{title}\u201d\uc5d0 \ub2e4\uc2dc "
         "\uc11c\uba85\ud558\ub824\ub294 \uc2dc\ub3c4\uac00 \uc788\uc5c8\uc2b5\ub2c8\ub2e4. "
         "\ucc98\uc74c \uc11c\uba85\uc774 \uc720\ud6a8\ud569\ub2c8\ub2e4.",
+        "pronouns": "{name}({pronouns}) \ub2d8\uc73c\ub85c \ub4f1\ub85d\ub418\uc5b4 "
+        "\uc788\uc2b5\ub2c8\ub2e4. \uc5b8\uc81c\ub4e0\uc9c0 \ubcc0\uacbd\ud558\uc2e4 \uc218 "
+        "\uc788\uc2b5\ub2c8\ub2e4.",
+        "sms_welcome": "{org}: SMS \uc54c\ub9bc\uc744 \uc2e0\uccad\ud574 \uc8fc\uc154\uc11c "
+        "\uac10\uc0ac\ud569\ub2c8\ub2e4. \ubc1c\uc1a1 \ube48\ub3c4\ub294 \ub2ec\ub77c\uc9c8 "
+        "\uc218 \uc788\uc73c\uba70 \ubb38\uc790 \ubc0f \ub370\uc774\ud130 \uc694\uae08\uc774 "
+        "\ubd80\uacfc\ub420 \uc218 \uc788\uc2b5\ub2c8\ub2e4. \ub3c4\uc6c0\ub9d0\uc740 HELP, "
+        "\uc218\uc2e0 \uac70\ubd80\ub294 STOP\uc73c\ub85c \ud68c\uc2e0\ud574 \uc8fc\uc138\uc694.",
+        "sms_help": "{org}: \uc9c0\uc9c0\ud558\uc2dc\ub294 \ucea0\ud398\uc778\uc5d0 \uad00\ud55c "
+        "\uc54c\ub9bc\uc785\ub2c8\ub2e4. \uc218\uc2e0 \uac70\ubd80\ub294 STOP\uc73c\ub85c "
+        "\ud68c\uc2e0\ud574 \uc8fc\uc138\uc694. \ubb38\uc758: {contact}",
+        "milestone_subject": "\ubaa9\ud45c \ub2ec\uc131: {title} \uc11c\uba85\uc774 "
+        "{total}\uba85\uc774 \ub418\uc5c8\uc2b5\ub2c8\ub2e4",
+        "milestone_body": "\u201c{title}\u201d \uc11c\uba85\uc774 {milestone}\uba85\uc744 "
+        "\ub118\uc5c8\uc2b5\ub2c8\ub2e4(\ud604\uc7ac {total}\uba85). \ub2e4\uc74c "
+        "\ubaa9\ud45c\ub294 {next_goal}\uba85\uc785\ub2c8\ub2e4.",
+        "erase_subject": "\ub370\uc774\ud130 \uc0ad\uc81c \ud655\uc778",
+        "erase_body": "\ub370\uc774\ud130 \uc0ad\uc81c\ub97c "
+        "\uc694\uccad\ud558\uc168\uc2b5\ub2c8\ub2e4. \ud655\uc778\ud558\ub824\uba74 \uc774 "
+        "\ub9c1\ud06c\ub97c \uc5f4\uc5b4 \uc8fc\uc138\uc694. \ubcf8\uc778\uc774 "
+        "\uc694\uccad\ud558\uc9c0 \uc54a\uc558\ub2e4\uba74 \uc774 \uc774\uba54\uc77c\uc744 "
+        "\ubb34\uc2dc\ud574 \uc8fc\uc138\uc694:",
+        "footer_sent_by": "\ubc1c\uc2e0: {org}, {address}.",
+        "footer_unsubscribe": "\uc218\uc2e0 \uac70\ubd80",
+        "footer_preferences": "\uc218\uc2e0 \uc124\uc815 \uad00\ub9ac",
     },
     "vi": {
+        "discreet_subject": "Th\u00f4ng tin m\u1edbi d\u00e0nh cho b\u1ea1n",
         "friend": "b\u1ea1n",
         "hello": "Ch\u00e0o {name},",
         "hello_anon": "Xin ch\u00e0o,",
@@ -117,8 +216,33 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "already_body": "C\u00f3 ng\u01b0\u1eddi \u0111\u00e3 k\u00fd l\u1ea1i \u201c{title}"
         "\u201d b\u1eb1ng \u0111\u1ecba ch\u1ec9 n\u00e0y. Ch\u1eef k\u00fd \u0111\u1ea7u "
         "ti\u00ean c\u1ee7a b\u1ea1n v\u1eabn \u0111\u01b0\u1ee3c t\u00ednh.",
+        "pronouns": "Ch\u00fang t\u00f4i ghi nh\u1eadn b\u1ea1n l\u00e0 {name} ({pronouns}). "
+        "B\u1ea1n c\u00f3 th\u1ec3 thay \u0111\u1ed5i th\u00f4ng tin n\u00e0y b\u1ea5t c\u1ee9 "
+        "l\u00fac n\u00e0o.",
+        "sms_welcome": "{org}: c\u1ea3m \u01a1n b\u1ea1n \u0111\u00e3 \u0111\u0103ng k\u00fd "
+        "nh\u1eadn tin SMS. T\u1ea7n su\u1ea5t tin nh\u1eafn thay \u0111\u1ed5i. C\u00f3 th\u1ec3 "
+        "m\u1ea5t ph\u00ed tin nh\u1eafn v\u00e0 d\u1eef li\u1ec7u. Tr\u1ea3 l\u1eddi HELP "
+        "\u0111\u1ec3 \u0111\u01b0\u1ee3c tr\u1ee3 gi\u00fap, STOP \u0111\u1ec3 h\u1ee7y "
+        "\u0111\u0103ng k\u00fd.",
+        "sms_help": "{org}: th\u00f4ng b\u00e1o v\u1ec1 c\u00e1c chi\u1ebfn d\u1ecbch b\u1ea1n "
+        "\u1ee7ng h\u1ed9. Tr\u1ea3 l\u1eddi STOP \u0111\u1ec3 h\u1ee7y \u0111\u0103ng k\u00fd. "
+        "Tr\u1ee3 gi\u00fap: {contact}",
+        "milestone_subject": "\u0110\u1ea1t m\u1ed1c m\u1edbi: {title} \u0111\u00e3 c\u00f3 "
+        "{total} ch\u1eef k\u00fd",
+        "milestone_body": "\u201c{title}\u201d \u0111\u00e3 v\u01b0\u1ee3t m\u1ed1c {milestone} "
+        "ch\u1eef k\u00fd (hi\u1ec7n c\u00f3 {total}). M\u1ee5c ti\u00eau ti\u1ebfp theo l\u00e0 "
+        "{next_goal} ch\u1eef k\u00fd.",
+        "erase_subject": "X\u00e1c nh\u1eadn x\u00f3a d\u1eef li\u1ec7u c\u1ee7a b\u1ea1n",
+        "erase_body": "B\u1ea1n \u0111\u00e3 y\u00eau c\u1ea7u ch\u00fang t\u00f4i x\u00f3a "
+        "d\u1eef li\u1ec7u c\u1ee7a b\u1ea1n. H\u00e3y m\u1edf li\u00ean k\u1ebft n\u00e0y "
+        "\u0111\u1ec3 x\u00e1c nh\u1eadn; n\u1ebfu kh\u00f4ng ph\u1ea3i b\u1ea1n y\u00eau "
+        "c\u1ea7u, vui l\u00f2ng b\u1ecf qua email n\u00e0y:",
+        "footer_sent_by": "\u0110\u01b0\u1ee3c g\u1eedi b\u1edfi {org}, {address}.",
+        "footer_unsubscribe": "H\u1ee7y \u0111\u0103ng k\u00fd",
+        "footer_preferences": "Qu\u1ea3n l\u00fd t\u00f9y ch\u1ecdn c\u1ee7a b\u1ea1n",
     },
     "tl": {
+        "discreet_subject": "May bagong balita para sa iyo",
         "friend": "kaibigan",
         "hello": "Kumusta {name},",
         "hello_anon": "Kumusta,",
@@ -130,6 +254,20 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "already_subject": "Nakapirma ka na: {title}",
         "already_body": "May sumubok na pumirma muli sa \u201c{title}\u201d gamit ang address na "
         "ito. Bilang pa rin ang una mong pirma.",
+        "pronouns": "Nakatala ka bilang {name} ({pronouns}). Maaari mo itong baguhin anumang oras.",
+        "sms_welcome": "{org}: salamat sa pagsali sa SMS alerts. Iba-iba ang dalas ng msg. "
+        "Maaaring may msg&data rates. Reply HELP para sa tulong, STOP para mag-opt out.",
+        "sms_help": "{org}: mga alerto tungkol sa mga kampanyang sinusuportahan mo. I-reply ang "
+        "STOP para mag-opt out. Tulong: {contact}",
+        "milestone_subject": "Naabot ang milestone: {total} na ang pirma sa {title}",
+        "milestone_body": "Lumampas na sa {milestone} ang pirma sa \u201c{title}\u201d ({total} "
+        "sa ngayon). Ang susunod na layunin ay {next_goal} pirma.",
+        "erase_subject": "Kumpirmahin ang pagbura ng iyong data",
+        "erase_body": "Hiniling mong burahin namin ang iyong data. Buksan ang link na ito para "
+        "kumpirmahin; kung hindi ikaw ito, huwag pansinin ang email na ito:",
+        "footer_sent_by": "Ipinadala ng {org}, {address}.",
+        "footer_unsubscribe": "Mag-unsubscribe",
+        "footer_preferences": "Pamahalaan ang iyong mga preference",
     },
 }
 
@@ -160,7 +298,7 @@ class BulkEmail:
 
     locale: str
     subject: str
-    discreet_subject: str | None
+    discreet_subject: str
     text: str
     html: str
     personal: frozenset[tuple[str, bool]]  # (variable, in HTML) used by the templates
@@ -208,7 +346,11 @@ def bulk_email(
     return BulkEmail(
         locale=locale,
         subject=render(content.get("email_subject") or "", html=False),
-        discreet_subject=render(discreet, html=False) if discreet else None,
+        # A discreet supporter never sees the cause in a subject: the alert's discreet
+        # subject, or a neutral one.
+        discreet_subject=render(discreet, html=False)
+        if discreet
+        else text(locale, "discreet_subject"),
         text=render(text_template, html=False) + footer_text(locale, footer),
         html=render(html_template, html=True) + footer_html(locale, footer),
         personal=frozenset(personal),

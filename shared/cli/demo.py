@@ -502,6 +502,9 @@ def send_alert(
                     "Please call your supervisor today.",
                     "sms_text": "{{ given_name }}: the board votes Thursday on clinic language "
                     "access. Call your supervisor today.",
+                    # For supporters in discreet mode (Sam): nothing that names the cause.
+                    "discreet_email_subject": "{{ given_name }}, a note for you",
+                    "sms_discreet_text": "{{ given_name }}: a reminder from your group.",
                 },
                 "zh-Hant": {
                     "email_subject": "{{ given_name }}，縣衛生委員會星期四投票",
@@ -509,6 +512,8 @@ def send_alert(
                     "email_text": "委員會本週四就語言協助投票，請今天致電您的縣議員。",
                     "sms_text": "{{ given_name }}：委員會週四就診所語言協助投票，"
                     "請今天致電縣議員。",
+                    "discreet_email_subject": "{{ given_name }}，給您的消息",
+                    "sms_discreet_text": "{{ given_name }}：來自您的團體的提醒。",
                 },
             },
         },

@@ -78,7 +78,7 @@ def test_demo_takes_a_campaign_from_petition_to_delivered_alert(stack: Stack) ->
     assert subjects == [
         "Alex, the county health board votes Thursday",
         "Mei, the county health board votes Thursday",
-        "Sam, the county health board votes Thursday",
+        "Sam, a note for you",  # discreet mode: the alert's discreet subject
         "怡君，縣衛生委員會星期四投票",
     ], subjects
     [sms] = [r for r in rows if r["channel"] == "sms"]

@@ -108,11 +108,12 @@ def fast_config(**changes: Any) -> NotificationConfig:
     return base.with_(**changes)
 
 
-def build_sender(service: Service) -> Any:
-    """Return a fresh SendGrid sender for a service's settings."""
-    from services.notifications.bootstrap import email_sender
+def build_sender(service: Service, channel: str = "email") -> Any:
+    """Return a fresh SendGrid (or Twilio) sender for a service's settings."""
+    from services.notifications.bootstrap import email_sender, sms_sender
 
-    return email_sender(service.deps.settings, service.deps.config, service.engine)
+    build = sms_sender if channel == "sms" else email_sender
+    return build(service.deps.settings, service.deps.config, service.engine)
 
 
 def start_groups_at_end(bootstrap: str, groups: list[str], topics: list[str]) -> None:

@@ -157,6 +157,24 @@ def test_inbound_stop_start_help_are_verified_and_applied(service: Service) -> N
     assert service.count(suppressions) == 0
 
 
+def test_help_is_answered_in_the_language_of_the_numbers_supporter(service: Service) -> None:
+    from services.notifications.handlers import handle_signature_created
+    from tests.integration.notifications.harness import signature
+
+    number = "+14155550177"
+    signed = signature("yu@example.org", "pet-h", "camp-h", "org-h", phone=number, locale="ja")
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, signed, conn)
+    client = service.client()
+    replies = {}
+    for sender in (number, "+14155550178"):  # a supporter's number, and a stranger's
+        form = {"From": sender, "Body": "help"}
+        answer = client.post(INBOUND, data=form, headers=twilio_signature(INBOUND, form))
+        replies[sender] = answer.get_data(as_text=True)
+    assert "STOP" in replies[number] and "\u3054\u652f\u63f4" in replies[number]  # Japanese
+    assert "alerts about campaigns you support" in replies["+14155550178"]
+
+
 def test_sms_alert_skips_a_number_that_texted_stop(service: Service) -> None:
     project_org(service, "org-s")
     people = seed_audience(
@@ -250,3 +268,49 @@ def test_twilio_status_callback_is_verified_and_marks_delivered(service: Service
     assert service.count(deliveries, deliveries.c.status == "delivered") == 0
     assert client.post(path, data=form, headers=twilio_signature(path, form)).status_code == 204
     assert service.count(deliveries, deliveries.c.status == "delivered") == 1
+
+
+def test_a_later_signature_never_turns_discreet_mode_off(service: Service) -> None:
+    from services.notifications.handlers import handle_signature_created
+    from tests.integration.notifications.harness import signature
+
+    careful = signature("kim@example.org", "pet-d1", "camp-d", "org-d", discreet=True)
+    later = signature("kim@example.org", "pet-d2", "camp-d", "org-d", given_name="Kim")
+    for signed in (careful, later):
+        with service.engine.begin() as conn:
+            handle_signature_created(service.deps, signed, conn)
+    person = service.rows(supporters)[0]
+    assert person.discreet is True and person.given_name == "Kim"
+
+
+def test_a_renamed_campaign_is_named_anew_in_later_alerts(service: Service) -> None:
+    from services.notifications.handlers import handlers
+    from services.notifications.store import campaigns
+    from tests.integration.notifications.harness import event
+
+    table = handlers(service.deps)
+    fields = {"campaign_id": "camp-n", "lead_organization_id": "org-n", "status": "active"}
+    for short, title in (("campaign.created", "Old name"), ("campaign.updated", "New name")):
+        update = event(short, "camp-n", titles={"en": title}, **fields)
+        with service.engine.begin() as conn:
+            for handle in table[update.type]:
+                handle(update, conn)
+    assert service.rows(campaigns)[0].titles == {"en": "New name"}
+
+
+def test_opting_in_on_a_signature_publishes_each_new_consent_once(service: Service) -> None:
+    from services.notifications.handlers import handle_signature_created
+    from tests.integration.notifications.harness import signature
+
+    def signed(petition_id: str) -> None:
+        event = signature(
+            "joy@example.org", petition_id, "camp-c", "org-c", phone="+14155550142", sms=True
+        )
+        with service.engine.begin() as conn:
+            handle_signature_created(service.deps, event, conn)
+
+    signed("pet-c1")
+    signed("pet-c2")  # the same boxes again: nothing changes, nothing is published
+    events = consent_events(service)
+    changes = sorted((e["channel"], e["organization_id"], e["change"]) for e in events)
+    assert changes == [("email", "org-c", "subscribe"), ("sms", "org-c", "subscribe")]

@@ -117,3 +117,57 @@ def test_alert_progress_is_shown_to_its_organization_only(service: Service) -> N
     assert (
         "/api/v1/erasures" in spec["paths"] and "/api/v1/callbacks/sendgrid/events" in spec["paths"]
     )
+
+
+def test_an_erased_person_who_signs_up_again_can_be_texted_again(service: Service) -> None:
+    from services.notifications import erasure
+    from services.notifications.handlers import handle_signature_created
+
+    first = signature("ana@example.org", "pet-v", "camp-v", "org-v", phone="+14155550188", sms=True)
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, first, conn)
+        erasure.apply_erasure(service.deps, conn, {"supporter_id": first.key})
+    number = phone_hash(HASH_KEY, "+14155550188")
+    assert {(s.channel, s.reason) for s in service.rows(suppressions)} == {
+        ("email", "erased"),
+        ("sms", "erased"),
+    }
+    again = signature("ana@example.org", "pet-v", "camp-v", "org-v", phone="+14155550188", sms=True)
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, again, conn)
+    assert service.rows(suppressions) == []  # a fresh opt-in on both channels lifts both
+    welcomes = service.rows(deliveries, deliveries.c.kind == "sms_welcome")
+    assert len(welcomes) == 2  # and the number is welcomed (with STOP and HELP) again
+    # Without an SMS opt-in the number's tombstone stays.
+    with service.engine.begin() as conn:
+        erasure.apply_erasure(service.deps, conn, {"supporter_id": again.key})
+        handle_signature_created(
+            service.deps,
+            signature("ana@example.org", "pet-v", "camp-v", "org-v", phone="+14155550188"),
+            conn,
+        )
+    assert [s.contact_hash for s in service.rows(suppressions)] == [number]
+
+
+def test_a_person_who_reported_spam_can_still_erase_themselves(service: Service) -> None:
+    from datetime import UTC, datetime
+
+    from services.notifications import audience
+
+    service.start()
+    service.publish(organization("org-w"))
+    service.publish(signature("lee@example.org", "pet-w", "camp-w", "org-w"))
+    eventually(lambda: service.fakes.sendgrid_requests(), message="thank-you sent")
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    thanks = service.fakes.sendgrid_requests()[0].body["content"][0]["value"]
+    prefs = re.search(r"https://notify\.example\.org(/preferences/\S+)", thanks)
+    assert prefs, thanks
+    contact = email_hash(HASH_KEY, "lee@example.org")
+    with service.engine.begin() as conn:  # a spam report: no more mail from anyone
+        audience.suppress(conn, contact, "email", EVERY_ORG, "complaint", datetime.now(UTC))
+    assert service.client().post(prefs.group(1), data={"action": "erase"}).status_code == 200
+    eventually(
+        lambda: len(service.fakes.sendgrid_requests()) == 2, message="the erasure link still sent"
+    )
+    confirm = service.fakes.sendgrid_requests()[1].body["content"][0]["value"]
+    assert re.search(r"https://notify\.example\.org/erase/\S+", confirm), confirm

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from services.notifications.delivery import Deliverer
 from services.notifications.store import alerts, deliveries, suppressions
 from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
 from shared.kafka import dead_letter_topic
@@ -167,12 +169,114 @@ def test_a_batch_held_by_a_live_worker_waits_and_a_dead_ones_is_taken_over(
     assert len(service.fakes.sendgrid_recipients()) == 3
 
 
+def _crash_then_age(service: Service, deliver: Callable[[Deliverer], object]) -> None:
+    """Let a first owner claim a batch and die mid-request, long ago."""
+    from sqlalchemy import update
+
+    first = Deliverer(service.deps)
+    with pytest.raises(_Crashed):
+        deliver(first)
+    with service.engine.begin() as conn:
+        conn.execute(update(deliveries).values(updated_at=NOON_UTC - timedelta(days=1)))
+
+
+def test_a_taken_over_batch_skips_who_opted_out_or_was_erased_meanwhile(
+    service: Service,
+) -> None:
+    from services.notifications import audience, erasure
+    from services.notifications.handlers import handle_alert_published
+    from tests.integration.notifications.harness import build_sender
+
+    people = seed_audience(service.engine, "camp-o", "org-o", 4)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-o", "camp-o", "org-o", ["email"]), conn)
+    batch = {
+        "alert_id": "alert-o",
+        "batch_id": "alert-o:1",
+        "supporter_ids": [p["supporter_id"] for p in people],
+    }
+    service.deps.email = _Crash()  # type: ignore[assignment]
+    _crash_then_age(service, lambda d: d.send_alert_email_batch(batch))
+    now = datetime.now(UTC)
+    with service.engine.begin() as conn:  # while the batch was stranded:
+        audience.suppress(conn, people[0]["email_hash"], "email", "org-o", "unsubscribe", now)
+        erasure.apply_erasure(service.deps, conn, {"supporter_id": people[1]["supporter_id"]})
+    service.deps.email = build_sender(service)
+    assert Deliverer(service.deps).send_alert_email_batch(batch) == "done"
+    got = {email for email, _ in service.fakes.sendgrid_recipients()}
+    assert got == {people[2]["email"], people[3]["email"]}
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.suppressed, row.failed, row.ambiguous) == (2, 2, 0, 2)
+    rows = service.rows(deliveries, deliveries.c.alert_id == "alert-o")
+    assert Counter(r.status for r in rows) == {"sent": 2, "suppressed": 2}
+
+
+def test_a_taken_over_sms_batch_waits_for_the_morning_when_it_is_now_night(
+    service: Service,
+) -> None:
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+    from tests.integration.notifications.harness import build_sender
+
+    people = seed_audience(
+        service.engine, "camp-q", "org-q", 3, phone_every=1, time_zone="America/New_York"
+    )
+    service.deps.clock = lambda: NOON_UTC + timedelta(hours=4)  # 11:00 in New York
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-q", "camp-q", "org-q", ["sms"]), conn)
+    batch = {
+        "alert_id": "alert-q",
+        "batch_id": "alert-q:1",
+        "supporter_ids": [p["supporter_id"] for p in people],
+    }
+    service.deps.sms = _Crash()  # type: ignore[assignment]
+    _crash_then_age(service, lambda d: d.send_alert_sms_batch(batch, TokenBucket(100.0)))
+    service.deps.clock = lambda: NOON_UTC + timedelta(hours=14)  # 23:00 in New York
+    service.deps.sms = build_sender(service, "sms")
+    assert Deliverer(service.deps).send_alert_sms_batch(batch, TokenBucket(100.0)) == "done"
+    assert service.fakes.twilio_messages() == []
+    rows = service.rows(deliveries, deliveries.c.alert_id == "alert-q")
+    assert {r.status for r in rows} == {"deferred"}
+    assert {r.not_before for r in rows} == {datetime(2026, 11, 29, 13, tzinfo=UTC)}  # 08:00
+    assert service.rows(alerts, alerts.c.alert_id == "alert-q")[0].deferred == 3
+
+
+def test_a_discreet_supporter_gets_no_text_when_the_alert_has_no_discreet_one(
+    service: Service,
+) -> None:
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(
+        service.engine, "camp-z", "org-z", 2, phone_every=1, discreet_every=2,
+        time_zone="America/New_York",
+    )  # fmt: skip
+    service.deps.clock = lambda: NOON_UTC + timedelta(hours=4)  # 11:00 in New York
+    published = alert("alert-z", "camp-z", "org-z", ["sms"], sms_discreet_text=None)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, published, conn)
+    batch = {
+        "alert_id": "alert-z",
+        "batch_id": "alert-z:1",
+        "supporter_ids": [p["supporter_id"] for p in people],
+    }
+    assert Deliverer(service.deps).send_alert_sms_batch(batch, TokenBucket(100.0)) == "done"
+    texts = service.fakes.twilio_messages()
+    assert [t.body["To"] for t in texts] == [people[1]["phone"]]  # the one not in discreet mode
+    rows = {r.recipient_id: r for r in service.rows(deliveries)}
+    quiet = rows[people[0]["supporter_id"]]
+    assert (quiet.status, quiet.error_code) == ("failed", "no_discreet_text")
+
+
 class _Crashed(Exception):
     pass
 
 
 class _Crash:
     def send_batch(self, batch: object) -> None:
+        raise _Crashed("killed mid-request")
+
+    def send(self, sms: object) -> None:
         raise _Crashed("killed mid-request")
 
 

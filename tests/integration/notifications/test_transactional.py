@@ -71,6 +71,15 @@ def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service)
     mails = eventually(lambda: mails_to(service, "kai@example.org"), message="confirmation")
     assert sig.data["confirm_url"] in mails[0]["content"][0]["value"]
     assert "confirm" in mails[0]["subject"].lower()
+    # Signing again before confirming (the first email lost?) sends the link again.
+    again = signature(
+        "kai@example.org", "pet-2", "camp-1", "org-rb", double_opt_in=True, duplicate=True
+    )
+    service.publish(again)
+    eventually(lambda: len(mails_to(service, "kai@example.org")) == 2, message="link again")
+    resent = mails_to(service, "kai@example.org")[1]
+    assert again.data["confirm_url"] in resent["content"][0]["value"]
+    assert "confirm" in resent["subject"].lower()
     service.publish(
         event(
             "signature.confirmed",
@@ -81,7 +90,7 @@ def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service)
             supporter_id=sig.key,
         )
     )
-    eventually(lambda: len(mails_to(service, "kai@example.org")) == 2, message="thank-you")
+    eventually(lambda: len(mails_to(service, "kai@example.org")) == 3, message="thank-you")
     subjects = [m["subject"] for m in mails_to(service, "kai@example.org")]
     assert any(s.startswith("Thank you") for s in subjects)
 

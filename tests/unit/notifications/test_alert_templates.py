@@ -76,3 +76,12 @@ def test_a_text_message_is_filled_for_its_recipient():
     body = fill_text("{{ given_name }}: {{organization_name}} votes on {{ campaign_title }}", "ja",
                      SHARED, person(None))  # fmt: skip
     assert body == "皆さま: Rainbow & Bridge votes on Fund <translation> now"
+
+
+def test_without_a_discreet_subject_discreet_supporters_get_a_neutral_one_in_their_language():
+    content = {k: v for k, v in CONTENT.items() if k != "discreet_email_subject"}
+    email = bulk_email(content, "en", SHARED, FOOTER)
+    assert email.discreet_subject == "An update for you"
+    korean = bulk_email(content, "ko", SHARED, FOOTER)
+    assert korean.discreet_subject not in (email.discreet_subject, korean.subject)
+    assert "translation" not in korean.discreet_subject
