@@ -97,15 +97,23 @@ def generate_key(role: str) -> NewKey:
     )
 
 
-def _upsert(conn: Connection, table: Table, row: Mapping[str, Any]) -> None:
+def _upsert(conn: Connection, table: Table, row: Mapping[str, Any], update: bool = False) -> None:
+    """Insert row; on a key_id already there, change nothing, or (update) all but revoked_at."""
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(table).values(**row)
-    statement = statement.on_conflict_do_nothing(index_elements=[table.c.key_id])
-    conn.execute(statement)
+    if update:
+        kept = {name: statement.excluded[name] for name in row if name != "key_id"}
+        conn.execute(statement.on_conflict_do_update(index_elements=[table.c.key_id], set_=kept))
+    else:
+        conn.execute(statement.on_conflict_do_nothing(index_elements=[table.c.key_id]))
 
 
 def store_issued(conn: Connection, table: Table, data: Mapping[str, Any]) -> None:
-    """Record an issued key (idempotent)."""
+    """Record an issued key (idempotent); it fills in a revoked placeholder but keeps it revoked.
+
+    apikey.issued may arrive after apikey.revoked (it failed once and went to a retry topic):
+    the revocation left a placeholder row, and revoked_at is never cleared here.
+    """
     _upsert(
         conn,
         table,
@@ -117,6 +125,7 @@ def store_issued(conn: Connection, table: Table, data: Mapping[str, Any]) -> Non
             "organization_id": data["organization_id"],
             "issued_at": parse_time(data["at"]) if isinstance(data["at"], str) else data["at"],
         },
+        update=True,
     )
 
 
@@ -128,6 +137,27 @@ def store_revoked(conn: Connection, table: Table, key_id: str, at: datetime) -> 
     )
 
 
+def store_revoked_event(conn: Connection, table: Table, data: Mapping[str, Any]) -> None:
+    """Apply apikey.revoked; for a key not known yet, keep a revoked placeholder row.
+
+    Its apikey.issued may still come (from a retry topic, after this): it then fills in the
+    placeholder, which stays revoked, instead of inserting the key as active.
+    """
+    at = parse_time(data["at"])
+    store_revoked(conn, table, data["key_id"], at)
+    placeholder = {
+        "key_id": data["key_id"],
+        "prefix": "",
+        # Unique, and never a SHA-256 hex digest (':'), so no presented key can match it.
+        "key_hash": f"revoked:{hashlib.sha256(data['key_id'].encode()).hexdigest()[:56]}",
+        "role": "",
+        "organization_id": data["organization_id"],
+        "issued_at": at,
+        "revoked_at": at,
+    }
+    _upsert(conn, table, placeholder)
+
+
 def projection_handlers(table: Table) -> dict[str, list[Callable[[Event, Connection], None]]]:
     """Consumer handlers that keep a service's key projection current."""
 
@@ -135,7 +165,7 @@ def projection_handlers(table: Table) -> dict[str, list[Callable[[Event, Connect
         store_issued(conn, table, event.data)
 
     def on_revoked(event: Event, conn: Connection) -> None:
-        store_revoked(conn, table, event.data["key_id"], parse_time(event.data["at"]))
+        store_revoked_event(conn, table, event.data)
 
     return {type_name("apikey.issued"): [on_issued], type_name("apikey.revoked"): [on_revoked]}
 

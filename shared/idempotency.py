@@ -8,13 +8,17 @@ The key is scoped to the API key that sent it. Only successful responses are kep
 that failed changed nothing (its transaction rolled back), so retrying it is safe. A key reused
 with a different request is refused (422); a retry while the first is still running gets 409.
 Records are kept for KEPT_FOR; the service's housekeeping loop calls ExpiredKeys.forget_if_due().
+A view whose response holds something that must never be stored (an API key's secret: shown
+once, stored only as a hash) passes `redact`: those fields are overwritten before the body is
+kept, so a replay answers without them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -80,8 +84,12 @@ def _fingerprint() -> str:
     return digest.hexdigest()
 
 
-def idempotent(services: Services) -> Callable[[F], F]:
-    """Decorate a creating view so an Idempotency-Key header makes retries safe."""
+def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> Callable[[F], F]:
+    """Decorate a creating view so an Idempotency-Key header makes retries safe.
+
+    redact: top-level fields of the JSON response body to overwrite (or add) with these values
+    in the kept record, for fields that must never be stored; a replay answers the redacted body.
+    """
 
     def decorate(view: F) -> F:
         @wraps(view)
@@ -89,8 +97,8 @@ def idempotent(services: Services) -> Callable[[F], F]:
             idem = request.headers.get(HEADER)
             if idem is None:
                 return view(*args, **kwargs)
-            if not 1 <= len(idem) <= 255:
-                raise FieldError(HEADER, "Use 1 to 255 characters.")
+            if not 1 <= len(idem) <= 255 or "\x00" in idem:
+                raise FieldError(HEADER, "Use 1 to 255 characters (no NUL).")
             engine, verifier, table = services()
             key_id = current_principal(verifier).key_id
             replay = _claim(engine, table, key_id, idem, _fingerprint())
@@ -102,7 +110,7 @@ def idempotent(services: Services) -> Callable[[F], F]:
                 _release(engine, table, key_id, idem)
                 raise
             if response.status_code < 300:
-                _keep(engine, table, key_id, idem, response)
+                _keep(engine, table, key_id, idem, response, redact)
             else:
                 _release(engine, table, key_id, idem)
             return response
@@ -150,12 +158,26 @@ def _claim(
     return response
 
 
-def _keep(engine: Engine, table: Table, key_id: str, idem: str, response: Response) -> None:
+def _keep(
+    engine: Engine,
+    table: Table,
+    key_id: str,
+    idem: str,
+    response: Response,
+    redact: Mapping[str, Any] | None = None,
+) -> None:
+    body = response.get_data(as_text=True)
+    if redact:
+        kept = response.get_json(silent=True)
+        if not isinstance(kept, dict):  # nothing we can redact: keep nothing rather than leak
+            _release(engine, table, key_id, idem)
+            return
+        body = json.dumps({**kept, **redact})
     with engine.begin() as conn:
         conn.execute(
             update(table)
             .where(table.c.key_id == key_id, table.c.idempotency_key == idem)
-            .values(status_code=response.status_code, body=response.get_data(as_text=True))
+            .values(status_code=response.status_code, body=body)
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,6 +18,7 @@ from shared.auth import Principal
 from shared.errors import Conflict, DomainError, FieldError, NotFound
 from shared.outbox import Outbox
 
+log = logging.getLogger(__name__)
 AUDIENCE_KEYS = (
     "locales",
     "countries",
@@ -163,16 +165,7 @@ def schedule_alert(
         domain.require_alert_status(alert.status, domain.ALERT_EDITABLE, "scheduled")
         if campaign.status != "active":
             raise Conflict(f"Launch the campaign first: it is {campaign.status}")
-        org = store.organization(conn, campaign.lead_organization_id)
-        assert org is not None  # a campaign's lead is a foreign key
-        if "email" in alert.channels and not (org.postal_address or "").strip():
-            raise FieldError(
-                "channels",
-                "Email alerts print the lead organization's postal address: set it first.",
-            )
-        rules.check_content(
-            alert.content, alert.channels, alert.default_locale, campaign.titles, org.name
-        )
+        org = check_sendable(conn, alert, campaign)
         when = domain.check_send_at(send_at, now)
         store.update_alert(
             conn,
@@ -184,6 +177,25 @@ def schedule_alert(
         if when <= now:
             publish(conn, deps.outbox, alert_id, campaign, joined_ids(partner_rows), now)
         return _view(conn, store.alert(conn, alert_id), campaign)
+
+
+def check_sendable(conn: Connection, alert: Any, campaign: Any) -> Any:
+    """Return the lead organization if the alert may be sent as it stands, else raise naming why.
+
+    Scheduling checks this and publishing checks it again: between the two, the lead's postal
+    address may have been removed or the campaign renamed to what a discreet text says.
+    """
+    org = store.organization(conn, campaign.lead_organization_id)
+    assert org is not None  # a campaign's lead is a foreign key
+    if "email" in alert.channels and not (org.postal_address or "").strip():
+        raise FieldError(
+            "channels",
+            "Email alerts print the lead organization's postal address: set it first.",
+        )
+    rules.check_content(
+        alert.content, alert.channels, alert.default_locale, campaign.titles, org.name
+    )
+    return org
 
 
 def cancel_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, Any]:
@@ -222,7 +234,8 @@ def publish_due(deps: Deps, limit: int = 100) -> int:
 
     Each alert is claimed in its own transaction under its campaign's row lock, taken with SKIP
     LOCKED on PostgreSQL: a campaign another worker (or request) holds is left for the next
-    round, and the compare-and-set on the alert's status publishes it exactly once.
+    round, and the compare-and-set on the alert's status publishes it exactly once. An alert
+    that no longer passes scheduling's checks (check_sendable) is cancelled with the reason.
     """
     now = deps.clock()
     with deps.engine.connect() as conn:
@@ -233,10 +246,36 @@ def publish_due(deps: Deps, limit: int = 100) -> int:
             campaign = store.lock_campaign(conn, campaign_id, skip_locked=True)
             if campaign is None:
                 continue
+            alert = store.alert(conn, alert_id)  # as it stands under the campaign's lock
+            if alert is None or alert.status != "scheduled":
+                continue
+            try:
+                check_sendable(conn, alert, campaign)
+            except DomainError as exc:
+                _call_off(conn, deps.outbox, alert, exc, now)
+                continue
             partner_ids = joined_ids(store.partners(conn, campaign_id))
             if publish(conn, deps.outbox, alert_id, campaign, partner_ids, now):
                 published += 1
     return published
+
+
+def _call_off(
+    conn: Connection, outbox: Outbox, alert: Any, problem: DomainError, now: datetime
+) -> None:
+    """Cancel a due alert that no longer passes scheduling's checks, keeping why for organizers."""
+    log.warning("alert %s not sent: %s", alert.alert_id, problem.message)
+    store.update_alert(
+        conn,
+        alert.alert_id,
+        {
+            "status": "cancelled",
+            "cancelled_at": now,
+            "updated_at": now,
+            "cancel_reason": f"Not sent when due: {problem.message}",
+        },
+    )
+    outbox.add(conn, events.alert_cancelled(alert.alert_id, alert.campaign_id, now))
 
 
 def record_progress(conn: Connection, data: Mapping[str, Any], at: datetime) -> bool:

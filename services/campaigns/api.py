@@ -17,6 +17,7 @@ from services.campaigns import alerts, operations, store
 from services.campaigns import schemas as s
 from services.campaigns.bootstrap import Deps
 from shared.auth import KeyVerifier, Principal, current_principal
+from shared.errors import NotFound
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
 
@@ -39,6 +40,16 @@ def _services() -> tuple[Engine, KeyVerifier, Table]:
 
 
 once = idempotent(_services)
+# A key's secret is shown once and stored only as its hash (DESIGN), so an Idempotency-Key
+# record of issuing one must not keep it for 24 h. Rather than drop the header (a retry after a
+# lost response would then issue a second key), the record keeps the key's details without the
+# secret: a replay names the key that was issued and says the secret was shown once (revoke it
+# and issue another if that response was lost).
+SECRET_SHOWN_ONCE = (
+    "The secret was shown only once, in the first response to this request; "
+    "if it was lost, revoke this key and issue a new one."
+)
+once_without_secret = idempotent(_services, redact={"secret": None, "note": SECRET_SHOWN_ONCE})
 
 
 def page_body(
@@ -138,7 +149,7 @@ keys = Blueprint(
 
 
 @keys.route("", methods=["POST"])
-@once
+@once_without_secret
 @keys.arguments(s.KeyIn)
 @keys.response(201, s.KeyCreated)
 @keys.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
@@ -350,3 +361,13 @@ def cancel_alert(alert_id: str) -> Any:
 
 
 BLUEPRINTS = (orgs, keys, campaigns, alert_bp)
+
+
+def _refuse_unstorable_path() -> None:
+    """An id or slug in the path that the database cannot hold (NUL) names nothing: 404."""
+    if not all(s.storable(value) for value in (request.view_args or {}).values()):
+        raise NotFound("Not found")
+
+
+for _blueprint in BLUEPRINTS:
+    _blueprint.before_request(_refuse_unstorable_path)

@@ -13,14 +13,17 @@ from babel import Locale, UnknownLocaleError
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, PermissionDenied
 
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-SOURCE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
-COMMUNITY = re.compile(r"^[\w][\w .&+'/-]{0,62}$")
-REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
-POSTAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,9}$")
+# \Z, not $: "$" also matches before a trailing newline, so "acme\n" would pass.
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+SOURCE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}\Z")
+COMMUNITY = re.compile(r"^[\w][\w .&+'/-]{0,62}\Z")
+REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}\Z")
+POSTAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,9}\Z")
 # language[-Script][-REGION]: the part of BCP 47 that picks a translation.
-LOCALE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?$")
-INTEREST = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+LOCALE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?\Z")
+INTEREST = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+# An organization's id: organizations are found by id or slug, so no slug may look like one.
+ORGANIZATION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 COUNTRIES = frozenset(
     str(code) for code in Locale("en").territories if re.fullmatch("[A-Z]{2}", str(code))
 )
@@ -97,6 +100,8 @@ def visible_organization(principal: Principal) -> str | None:
 def check_slug(slug: str) -> str:
     if not SLUG.match(slug):
         raise FieldError("slug", "Use 1-64 lowercase letters, digits and inner hyphens.")
+    if ORGANIZATION_ID.match(slug):
+        raise FieldError("slug", "A slug cannot have the shape of an organization id (a UUID).")
     return slug
 
 

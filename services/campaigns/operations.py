@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from services.campaigns import domain, events, store
 from services.campaigns.bootstrap import Deps
@@ -25,9 +27,9 @@ def insert_organization(
     slug = domain.check_slug(data["slug"])
     code = domain.check_source_code(data.get("source_code") or domain.default_source_code(slug))
     if store.taken(conn, "slug", slug):
-        raise Conflict(f"The slug {slug!r} is taken")
+        raise _slug_taken(slug)
     if store.taken(conn, "source_code", code):
-        raise FieldError("source_code", "Another organization uses this source code.")
+        raise _code_taken()
     row = {
         "organization_id": str(uuid.uuid4()),
         "slug": slug,
@@ -39,10 +41,34 @@ def insert_organization(
         "created_at": now,
         "updated_at": now,
     }
-    store.insert_organization(conn, row)
+    with _unique_or_refused(slug):
+        store.insert_organization(conn, row)
     created = store.organization(conn, row["organization_id"])
     outbox.add(conn, events.organization("created", created, now))
     return created
+
+
+def _slug_taken(slug: str) -> Conflict:
+    return Conflict(f"The slug {slug!r} is taken", {"slug": ["Another organization uses it."]})
+
+
+def _code_taken() -> FieldError:
+    return FieldError("source_code", "Another organization uses this source code.")
+
+
+@contextmanager
+def _unique_or_refused(slug: str) -> Iterator[None]:
+    """Turn a unique slug or source code taken by a concurrent request (after our check, before
+    our write) into the same 409 / 422 the check gives, instead of a 500."""
+    try:
+        yield
+    except IntegrityError as exc:
+        problem = str(exc.orig)
+        if "source_code" in problem:  # slugs hold no '_', so this names the column
+            raise _code_taken() from None
+        if "slug" in problem:
+            raise _slug_taken(slug) from None
+        raise
 
 
 def create_organization(deps: Deps, principal: Principal, data: Mapping[str, Any]) -> Any:
@@ -76,18 +102,19 @@ def update_organization(
         if "slug" in values:
             domain.check_slug(values["slug"])
             if store.taken(conn, "slug", values["slug"], row.organization_id):
-                raise Conflict(f"The slug {values['slug']!r} is taken")
+                raise _slug_taken(values["slug"])
         if "source_code" in values:
             domain.check_source_code(values["source_code"])
             if store.taken(conn, "source_code", values["source_code"], row.organization_id):
-                raise FieldError("source_code", "Another organization uses this source code.")
+                raise _code_taken()
         if "communities" in values:
             values["communities"] = domain.check_communities(values["communities"])
         if "name" in values:
             values["name"] = values["name"].strip()
         if not values:
             return row
-        store.update_organization(conn, row.organization_id, {**values, "updated_at": now})
+        with _unique_or_refused(values.get("slug", row.slug)):
+            store.update_organization(conn, row.organization_id, {**values, "updated_at": now})
         updated = store.organization(conn, row.organization_id)
         deps.outbox.add(conn, events.organization("updated", updated, now))
         return updated

@@ -2,24 +2,65 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.auth import ROLES
 from shared.events.catalog import CHANNELS
+from shared.events.envelope import json_dumps
 
-Text = fields.String
 ALERT_STATUSES = ("draft", "scheduled", "published", "cancelled")
 CAMPAIGN_STATUSES = ("draft", "active", "closed")
+MAX_LOCALES = 30
+# Events carry these texts whole, and Kafka refuses a message over ~1 MB: one that big would
+# stall the outbox relay. So an alert's content (all locales together) and a campaign's
+# descriptions are capped by their size as the event's JSON (UTF-8) well below that.
+MAX_CONTENT_BYTES = 512 * 1024
+MAX_DESCRIPTIONS_BYTES = 256 * 1024
+MAX_COMMUNITIES = 50
+MAX_AUDIENCE_VALUES = 500  # per audience filter: they travel in alert.published too
+# NUL (PostgreSQL text refuses it) and unpaired surrogates (no UTF-8 encoder takes them).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
-def _texts(max_length: int, required: bool = False) -> fields.Dict:
-    """Return a map of locale to text."""
+def storable(value: str) -> bool:
+    """Return True for text that the database and every encoder here can store."""
+    return _UNSTORABLE.search(value) is None
+
+
+class Text(fields.String):
+    """A string with no NUL or unpaired surrogate (a 422 naming the field, not a 500)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not storable(text):
+            raise ValidationError("Must not contain NUL or unpaired surrogate characters.")
+        return text
+
+
+def encoded_at_most(limit: int) -> Callable[[Any], None]:
+    """Return a validator refusing a value whose JSON (as events carry it) exceeds limit bytes."""
+
+    def check(value: Any) -> None:
+        if len(json_dumps(value)) > limit:
+            raise ValidationError(f"At most {limit // 1024} KB in total, all locales together.")
+
+    return check
+
+
+def _texts(max_length: int, required: bool = False, max_bytes: int | None = None) -> fields.Dict:
+    """Return a map of locale to text: at most MAX_LOCALES locales (and max_bytes in all)."""
+    checks: list[Callable[[Any], Any]] = [validate.Length(max=MAX_LOCALES)]
+    if max_bytes is not None:
+        checks.append(encoded_at_most(max_bytes))
     return fields.Dict(
-        keys=fields.String(validate=validate.Length(min=2, max=35)),
-        values=fields.String(validate=validate.Length(max=max_length)),
+        keys=Text(validate=validate.Length(min=2, max=35)),
+        values=Text(validate=validate.Length(max=max_length)),
         required=required,
+        validate=checks,
     )
 
 
@@ -57,7 +98,11 @@ def page_schema(name: str, item: type[Schema]) -> type[Schema]:
 class OrganizationIn(Schema):
     name = Text(required=True, validate=validate.Length(min=1, max=200))
     slug = Text(required=True, validate=validate.Length(min=1, max=64))
-    communities = fields.List(Text(validate=validate.Length(max=63)), load_default=list)
+    communities = fields.List(
+        Text(validate=validate.Length(max=63)),
+        validate=validate.Length(max=MAX_COMMUNITIES),
+        load_default=list,
+    )
     contact_email = fields.Email(allow_none=True, load_default=None)
     postal_address = Text(allow_none=True, load_default=None, validate=validate.Length(max=500))
     source_code = Text(allow_none=True, load_default=None, validate=validate.Length(max=64))
@@ -66,7 +111,9 @@ class OrganizationIn(Schema):
 class OrganizationPatch(Schema):
     name = Text(validate=validate.Length(min=1, max=200))
     slug = Text(validate=validate.Length(min=1, max=64))
-    communities = fields.List(Text(validate=validate.Length(max=63)))
+    communities = fields.List(
+        Text(validate=validate.Length(max=63)), validate=validate.Length(max=MAX_COMMUNITIES)
+    )
     contact_email = fields.Email(allow_none=True)
     postal_address = Text(allow_none=True, validate=validate.Length(max=500))
     source_code = Text(validate=validate.Length(min=2, max=64))
@@ -109,7 +156,11 @@ class KeyOut(Schema):
 
 
 class KeyCreated(KeyOut):
-    secret = Text(metadata={"description": "The key itself: shown once, never again"})
+    secret = Text(
+        allow_none=True,
+        metadata={"description": "The key itself: shown once, never again (null in a replay)"},
+    )
+    note = Text(metadata={"description": "Only in an Idempotency-Key replay: why no secret"})
 
 
 class KeyFilter(PageArgs):
@@ -124,15 +175,21 @@ class CampaignIn(Schema):
     lead_organization = Text(metadata={"description": "Id or slug (default: your own)"})
     default_locale = Text(required=True, validate=validate.Length(min=2, max=35))
     titles = _texts(300, required=True)
-    descriptions = _texts(20_000)
-    communities = fields.List(Text(validate=validate.Length(max=63)), load_default=list)
+    descriptions = _texts(20_000, max_bytes=MAX_DESCRIPTIONS_BYTES)
+    communities = fields.List(
+        Text(validate=validate.Length(max=63)),
+        validate=validate.Length(max=MAX_COMMUNITIES),
+        load_default=list,
+    )
 
 
 class CampaignPatch(Schema):
     default_locale = Text(validate=validate.Length(min=2, max=35))
     titles = _texts(300)
-    descriptions = _texts(20_000)
-    communities = fields.List(Text(validate=validate.Length(max=63)))
+    descriptions = _texts(20_000, max_bytes=MAX_DESCRIPTIONS_BYTES)
+    communities = fields.List(
+        Text(validate=validate.Length(max=63)), validate=validate.Length(max=MAX_COMMUNITIES)
+    )
 
 
 class PartnerOut(Schema):
@@ -180,13 +237,21 @@ class AlertContentIn(Schema):
     sms_discreet_text = Text(allow_none=True, validate=validate.Length(max=1600))
 
 
+def _audience_values() -> fields.List[str]:
+    return fields.List(
+        Text(validate=validate.Length(max=64)),
+        load_default=list,
+        validate=validate.Length(max=MAX_AUDIENCE_VALUES),
+    )
+
+
 class AudienceIn(Schema):
-    locales = fields.List(Text(), load_default=list)
-    countries = fields.List(Text(), load_default=list)
-    regions = fields.List(Text(), load_default=list)
-    postal_prefixes = fields.List(Text(), load_default=list)
-    partner_organization_ids = fields.List(Text(), load_default=list)
-    interests = fields.List(Text(), load_default=list)
+    locales = _audience_values()
+    countries = _audience_values()
+    regions = _audience_values()
+    postal_prefixes = _audience_values()
+    partner_organization_ids = _audience_values()
+    interests = _audience_values()
 
 
 def _alert_fields(required: bool) -> dict[str, Any]:
@@ -202,7 +267,10 @@ def _alert_fields(required: bool) -> dict[str, Any]:
             keys=Text(validate=validate.Length(min=2, max=35)),
             values=fields.Nested(AlertContentIn),
             required=required,
-            validate=validate.Length(min=1, max=30),
+            validate=[
+                validate.Length(min=1, max=MAX_LOCALES),
+                encoded_at_most(MAX_CONTENT_BYTES),
+            ],
         ),
         "audience": fields.Nested(AudienceIn, load_default=dict if required else None),
     }
@@ -247,6 +315,10 @@ class AlertOut(Schema):
     scheduled_at = fields.DateTime(allow_none=True)
     published_at = fields.DateTime(allow_none=True)
     cancelled_at = fields.DateTime(allow_none=True)
+    cancel_reason = Text(
+        allow_none=True,
+        metadata={"description": "Why sending was called off when the alert fell due, if it was"},
+    )
     progress = fields.Nested(ProgressOut)
     checks = fields.Dict(
         metadata={"description": "ready, problems by field, SMS encoding/length/segments"}

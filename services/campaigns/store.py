@@ -115,6 +115,7 @@ alerts = Table(
     Column("scheduled_at", Moment()),
     Column("published_at", Moment()),
     Column("cancelled_at", Moment()),
+    Column("cancel_reason", Text),  # set when publishing found the alert no longer sendable
     Column("progress_total", Integer, nullable=False, default=0),
     Column("progress_queued", Integer, nullable=False, default=0),
     Column("progress_sent", Integer, nullable=False, default=0),

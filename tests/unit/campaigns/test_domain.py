@@ -98,3 +98,27 @@ def test_slugs_and_source_codes() -> None:
     for bad in ("Caps", "-edge", "sp ace", ""):
         with pytest.raises(FieldError):
             domain.check_slug(bad)
+
+
+def test_a_trailing_newline_passes_no_pattern() -> None:
+    for check in (domain.check_slug, domain.check_source_code):
+        with pytest.raises(FieldError):
+            check("acme\n")
+    with pytest.raises(FieldError):
+        domain.check_locale("en\n", "default_locale")
+    for name, value in (
+        ("regions", "US-CA\n"),
+        ("postal_prefixes", "946\n"),
+        ("interests", "housing\n"),
+    ):
+        with pytest.raises(FieldError) as caught:
+            domain.check_audience({name: [value]}, ACCESS)
+        assert list(caught.value.errors) == [f"audience.{name}"]
+
+
+def test_a_slug_cannot_look_like_an_organization_id() -> None:
+    # Organizations are found by id or slug: such a slug could shadow another organization.
+    with pytest.raises(FieldError) as caught:
+        domain.check_slug("3fa85f64-5717-4562-b3fc-2c963f66afa6")
+    assert list(caught.value.errors) == ["slug"]
+    assert domain.check_slug("3fa85f64-5717-4562-b3fc") == "3fa85f64-5717-4562-b3fc"

@@ -1,0 +1,180 @@
+"""Review fixes on PostgreSQL: event-sized content, NUL, key secrets never kept, checks re-run
+when an alert falls due, slugs that shadow ids or race, and the key projection's order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, select
+
+from services.campaigns import alerts, store
+from shared.auth import KeyVerifier, api_keys_table, generate_key, projection_handlers
+from shared.db import make_engine
+from shared.events import Event
+from shared.events.catalog import type_name
+from tests.integration.campaigns.conftest import (
+    Service,
+    bilingual_alert,
+    make_coalition,
+    org_body,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_alert_content_too_big_for_one_event_is_a_422_naming_content(service: Service) -> None:
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    body = bilingual_alert()
+    for texts in body["content"].values():
+        texts["email_html"] = "<p>" + "x" * 190_000 + "</p>"
+        texts["email_text"] = "y" * 90_000
+    refused = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=body)
+    assert refused.status_code == 422 and list(refused.json["errors"]) == ["content"]
+    descriptions = {f"l{i:02d}": "d" * 20_000 for i in range(14)}
+    patched = lead.patch(f"/api/v1/campaigns/{cid}", json={"descriptions": descriptions})
+    assert patched.status_code == 422 and list(patched.json["errors"]) == ["descriptions"]
+
+
+def test_nul_in_paths_queries_and_bodies_is_a_404_or_a_422_never_a_500(service: Service) -> None:
+    campaign = make_coalition(service)
+    cid = campaign["campaign_id"]
+    lead = service.as_("organizer@lead")
+    for path in (
+        "/api/v1/alerts/%00",
+        "/api/v1/organizations/%00",
+        "/api/v1/campaigns/a%00b",
+        "/api/v1/campaigns/a%00b/alerts",
+    ):
+        assert lead.get(path).status_code == 404, path
+    assert lead.delete("/api/v1/keys/%00").status_code == 404
+    assert lead.post(f"/api/v1/campaigns/{cid}/partners/%00/accept").status_code == 404
+    for path, field in (
+        ("/api/v1/organizations?slug=%00", "slug"),
+        ("/api/v1/keys?organization=%00", "organization"),
+    ):
+        got = lead.get(path)
+        assert got.status_code == 422 and list(got.json["errors"]) == [field], path
+    admin = service.http.as_(service.admin_key())
+    for body, field in (
+        (org_body("nul", name="a\u0000"), "name"),
+        (org_body("lone", postal_address="\ud800"), "postal_address"),
+    ):
+        got = admin.post("/api/v1/organizations", json=body)
+        assert got.status_code == 422 and list(got.json["errors"]) == [field]
+    got = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert(name="a\u0000"))
+    assert got.status_code == 422 and list(got.json["errors"]) == ["name"]
+
+
+def test_an_issued_keys_secret_is_never_kept_for_idempotency(service: Service) -> None:
+    admin = service.http.as_(service.admin_key())
+    org = admin.post("/api/v1/organizations", json=org_body("keyed")).json
+    headers = {"Idempotency-Key": "issue-1"}
+    body = {"organization": org["slug"], "role": "organizer"}
+    first = admin.post("/api/v1/keys", json=body, headers=headers)
+    assert first.status_code == 201 and first.json["secret"].startswith("kin_org_")
+    with service.deps.engine.connect() as conn:
+        kept = conn.execute(select(store.idempotency_keys.c.body)).scalars().all()
+    assert kept and all(first.json["secret"] not in text for text in kept)
+    again = admin.post("/api/v1/keys", json=body, headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json["secret"] is None and "shown only once" in again.json["note"]
+    assert again.json["key_id"] == first.json["key_id"]  # the same key, not a second one
+    assert first.json["secret"] not in again.get_data(as_text=True)
+
+
+def schedule_for_tomorrow(service: Service) -> tuple[dict[str, Any], datetime]:
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    assert lead.post(f"/api/v1/campaigns/{cid}/launch").status_code == 200
+    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
+    send_at = datetime.now(UTC) + timedelta(days=1)
+    scheduled = lead.post(
+        f"/api/v1/alerts/{draft['alert_id']}/schedule", json={"send_at": send_at.isoformat()}
+    )
+    assert scheduled.status_code == 200 and scheduled.json["status"] == "scheduled"
+    return scheduled.json, send_at
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("postal_address", "postal address"),
+        ("title", "content.en.sms_discreet_text"),
+    ],
+)
+def test_an_alert_that_no_longer_passes_schedulings_checks_is_not_published(
+    service: Service, change: str, reason: str
+) -> None:
+    alert, send_at = schedule_for_tomorrow(service)
+    lead = service.as_("organizer@lead")
+    if change == "postal_address":
+        org = service.orgs["lead"]["slug"]
+        patched = lead.patch(f"/api/v1/organizations/{org}", json={"postal_address": None})
+    else:  # the discreet SMS says "Reminder: a call to make today."
+        patched = lead.patch(
+            f"/api/v1/campaigns/{alert['campaign_id']}",
+            json={"titles": {"en": "A call to make", "tl": "Access sa wika ngayon"}},
+        )
+    assert patched.status_code == 200, patched.json
+    service.deps.clock = lambda: send_at + timedelta(seconds=1)
+    assert alerts.publish_due(service.deps) == 0
+    seen = lead.get(f"/api/v1/alerts/{alert['alert_id']}").json
+    assert seen["status"] == "cancelled" and seen["published_at"] is None
+    assert reason in seen["cancel_reason"]
+    assert service.outbox_types()[-2:] != ["alert.scheduled", "alert.published"]
+    assert service.outbox_types()[-1] == "alert.cancelled"
+    assert alerts.publish_due(service.deps) == 0
+
+
+def test_slugs_that_shadow_an_id_or_race_are_refused_naming_slug(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = service.http.as_(service.admin_key())
+    first = admin.post("/api/v1/organizations", json=org_body("first")).json
+    shadow = admin.post("/api/v1/organizations", json=org_body(first["organization_id"]))
+    assert shadow.status_code == 422 and list(shadow.json["errors"]) == ["slug"]
+    newline = admin.post("/api/v1/organizations", json=org_body("acme\n", contact_email=None))
+    assert newline.status_code == 422 and list(newline.json["errors"]) == ["slug"]
+    # Two concurrent creates: each checked before the other committed, as if taken() said no.
+    monkeypatch.setattr(store, "taken", lambda *args, **kwargs: False)
+    raced = admin.post("/api/v1/organizations", json=org_body("first"))
+    assert raced.status_code == 409 and list(raced.json["errors"]) == ["slug"]
+    code = admin.post(
+        "/api/v1/organizations", json=org_body("second", source_code=first["source_code"])
+    )
+    assert code.status_code == 422 and list(code.json["errors"]) == ["source_code"]
+    second = admin.post("/api/v1/organizations", json=org_body("third")).json
+    moved = admin.patch(
+        f"/api/v1/organizations/{second['organization_id']}", json={"slug": "first"}
+    )
+    assert moved.status_code == 409 and list(moved.json["errors"]) == ["slug"]
+
+
+def test_the_key_projection_on_postgresql_never_unrevokes(campaigns_db: str) -> None:
+    engine = make_engine(campaigns_db)
+    table = api_keys_table(MetaData())
+    new = generate_key("partner")
+    data = {"key_id": new.key_id, "organization_id": "org-9", "at": "2026-11-29T10:00:03Z"}
+    issued = {
+        **data,
+        "prefix": new.prefix,
+        "key_hash": new.key_hash,
+        "role": "partner",
+        "at": "2026-11-29T10:00:00Z",
+    }
+    handlers = projection_handlers(table)
+    try:
+        for short, body in (("apikey.revoked", data), ("apikey.issued", issued)):
+            event = Event(type=type_name(short), key="org-9", data=body, source="/t")
+            with engine.begin() as conn:
+                for handler in handlers[event.type]:
+                    handler(event, conn)
+        assert KeyVerifier(engine, table, ttl=0).verify(new.secret) is None
+        with engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.key_id == new.key_id)).one()
+        assert row.key_hash == new.key_hash and row.revoked_at is not None
+    finally:
+        engine.dispose()

@@ -1,0 +1,68 @@
+"""shared.idempotency with redact: a field shown once (an API key's secret) is never kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import MetaData, select
+
+from shared.auth import Principal
+from shared.db import make_engine
+from shared.idempotency import idempotency_table, idempotent
+from shared.web import register_error_handlers
+
+
+class Verifier:
+    def verify(self, token: str) -> Principal | None:
+        return Principal(key_id=token, role="admin", organization_id="org")
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Any:
+    engine = make_engine(f"sqlite:///{tmp_path / 'idem.db'}")
+    metadata = MetaData()
+    table = idempotency_table(metadata, "test_idempotency_keys")
+    metadata.create_all(engine)
+    app = Flask(__name__)
+    register_error_handlers(app)
+    issued: list[str] = []
+
+    @app.post("/keys")
+    @idempotent(lambda: (engine, Verifier(), table), redact={"secret": None, "note": "once"})
+    def issue() -> Any:
+        issued.append(f"kin_sec_{len(issued)}_very-secret")
+        return {"key_id": f"k{len(issued)}", "secret": issued[-1]}, 201
+
+    yield engine, table, app.test_client(), issued
+    engine.dispose()
+
+
+def post(client: Any, key: str) -> Any:
+    return client.post(
+        "/keys",
+        json={"role": "partner"},
+        headers={"Authorization": "Bearer k", "Idempotency-Key": key},
+    )
+
+
+def test_the_kept_record_and_a_replay_hold_no_secret(setup: Any) -> None:
+    engine, table, client, issued = setup
+    first = post(client, "x")
+    assert first.status_code == 201 and first.get_json()["secret"] == issued[0]
+    with engine.connect() as conn:
+        kept = conn.execute(select(table.c.body)).scalar_one()
+    assert issued[0] not in kept and "very-secret" not in kept
+    again = post(client, "x")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == {"key_id": "k1", "secret": None, "note": "once"}
+    assert len(issued) == 1  # still one key: the retry did not issue another
+
+
+def test_an_idempotency_key_with_nul_is_refused_naming_the_header(setup: Any) -> None:
+    _, _, client, issued = setup
+    refused = post(client, "a\x00b")
+    assert refused.status_code == 422 and "Idempotency-Key" in refused.get_json()["errors"]
+    assert issued == []
