@@ -35,7 +35,13 @@ from sqlalchemy import (
     update,
 )
 
-from services.notifications.senders import EmailBatch, EmailSender, Recipient, SendError
+from services.notifications.senders import (
+    EmailBatch,
+    EmailSender,
+    PermanentSendError,
+    Recipient,
+    SendError,
+)
 from services.notifications.store import organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
@@ -52,6 +58,8 @@ LATENCY = Histogram("kinship_webhook_attempt_seconds", "Webhook delivery attempt
 USER_AGENT = "Kinship-Webhooks/1"
 RECLAIM_EVERY = 10.0
 NOTICE_EVERY = 5.0
+# A notice still 'sending' after this long was left by a dispatcher that died mid-send.
+NOTICE_LEASE = 300.0
 
 
 @dataclass(frozen=True)
@@ -337,21 +345,31 @@ class Dispatcher:
 
     def _deliver(self, endpoint: Endpoint, chunk: Sequence[Any]) -> None:
         outcomes: list[Outcome] = []
+        timeout = self.config.timeout
         try:
             for row in chunk:
                 if self._stop.is_set():
                     break
                 sent_at = wall_clock()
                 body = str(row.body)
-                headers = signing.headers(
-                    endpoint.secrets(self.clock()), row.message_id, sent_at, body
-                )
-                headers["content-type"] = "application/json"
-                headers["user-agent"] = USER_AGENT
                 started = time.perf_counter()
-                reply = self.transport.post(
-                    endpoint.endpoint_id, endpoint.url, headers, body.encode(), self.config.timeout
-                )
+                try:
+                    headers = signing.headers(
+                        endpoint.secrets(self.clock()), row.message_id, sent_at, body
+                    )
+                    headers["content-type"] = "application/json"
+                    headers["user-agent"] = USER_AGENT
+                    reply = self.transport.post(
+                        endpoint.endpoint_id, endpoint.url, headers, body.encode(), timeout
+                    )
+                except Exception as exc:
+                    # A failed attempt on the schedule like any other: unrecorded, the message
+                    # would be handed back due at once, and claimed again at once, forever.
+                    # The type only: a message could quote the body.
+                    name = type(exc).__name__
+                    where = {"endpoint_id": endpoint.endpoint_id, "message_id": row.message_id}
+                    log.warning("webhook delivery raised %s", name, extra=where)
+                    reply = Reply(None, None, b"", f"internal error: {name}")
                 elapsed = time.perf_counter() - started
                 latency = int(elapsed * 1000)
                 LATENCY.observe(elapsed)
@@ -555,26 +573,46 @@ class Dispatcher:
             self.send_notices()
 
     def reclaim(self) -> int:
-        """Put back messages whose dispatcher died mid-delivery (their lease ran out)."""
-        cutoff = self.clock() - timedelta(seconds=self.config.claim_lease_seconds)
+        """Put back messages, and owner notices, whose dispatcher died mid-send."""
+        now = self.clock()
+        cutoff = now - timedelta(seconds=self.config.claim_lease_seconds)
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(messages)
                 .where(messages.c.status == "delivering", messages.c.claimed_at < cutoff)
                 .values(status="pending", claimed_at=None)
             )
+            # send_notices stamps updated_at when it takes a notice.
+            conn.execute(
+                update(endpoints)
+                .where(
+                    endpoints.c.notice == "sending",
+                    endpoints.c.updated_at < now - timedelta(seconds=NOTICE_LEASE),
+                )
+                .values(notice="pending")
+            )
         return int(result.rowcount or 0)
 
     def send_notices(self) -> int:
-        """Email each disabled-for-failing endpoint's organization once."""
+        """Email the organization of each endpoint disabled automatically (gone, failing) once.
+
+        notice: pending -> sending -> sent, or no_email (no contact), or failed (the address
+        was refused for good); a transient error puts it back to pending, and reclaim() does
+        the same for one left sending by a dispatcher that died.
+        """
         if self.email is None:
             return 0
         with self.engine.begin() as conn:
             due = conn.execute(
                 update(endpoints)
                 .where(endpoints.c.notice == "pending")
-                .values(notice="sending")
-                .returning(endpoints.c.endpoint_id, endpoints.c.organization_id, endpoints.c.url)
+                .values(notice="sending", updated_at=self.clock())
+                .returning(
+                    endpoints.c.endpoint_id,
+                    endpoints.c.organization_id,
+                    endpoints.c.url,
+                    endpoints.c.disabled_reason,
+                )
             ).all()
             contacts = dict(
                 conn.execute(
@@ -588,18 +626,25 @@ class Dispatcher:
             with self.engine.begin() as conn:
                 conn.execute(
                     update(endpoints)
-                    .where(endpoints.c.endpoint_id == row.endpoint_id)
+                    .where(
+                        endpoints.c.endpoint_id == row.endpoint_id, endpoints.c.notice == "sending"
+                    )
                     .values(notice=state)
                 )
         return len(due)
 
     def _notify(self, row: Any, contact: str | None) -> str:
         if not contact or self.email is None:
-            return "nocontact"
+            return "no_email"  # the column holds 8 characters
         days = self.config.disable_after_seconds / 86400
+        why = (
+            "answered 410 Gone"
+            if row.disabled_reason == "gone"
+            else f"failed every delivery for {days:g} days"
+        )
         text = (
-            f"Your webhook endpoint {row.url} ({row.endpoint_id}) failed every delivery for "
-            f"{days:g} days and has been disabled. Messages since then are kept: fix the "
+            f"Your webhook endpoint {row.url} ({row.endpoint_id}) {why} and has been disabled. "
+            "Its messages are kept, including those of events while it is disabled: fix the "
             "endpoint, enable it again, then recover the failed messages since the outage."
         )
         batch = EmailBatch(
@@ -612,6 +657,9 @@ class Dispatcher:
         )
         try:
             self.email.send_batch(batch)
+        except PermanentSendError:
+            log.warning("webhook notice refused for good", extra={"endpoint_id": row.endpoint_id})
+            return "failed"
         except SendError:
             log.warning("webhook notice not sent", extra={"endpoint_id": row.endpoint_id})
             return "pending"
@@ -627,7 +675,7 @@ def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> N
             enabled=False,
             disabled_reason=reason,
             disabled_at=now,
-            notice="pending" if reason == "failing" else None,
+            notice="pending" if reason in domain.AUTO_DISABLED else None,
             updated_at=now,
         )
     )

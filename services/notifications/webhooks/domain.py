@@ -24,8 +24,12 @@ EVENT_TYPES = (
     "petition.closed",
     "petition.milestone_reached",
     "signature.created",
+    "signature.confirmed",
 )
 TEST_EVENT_TYPE = "webhook.test"
+# Why an endpoint was disabled without its owner: its events are still kept (as failed) and
+# its organization is told. One its owner turned off ("partner") gets nothing.
+AUTO_DISABLED = ("gone", "failing")
 MAX_RETRY_AFTER = 24 * 3600.0
 # Ranges refused even though Python may call some of them global (CGNAT, cloud metadata).
 BLOCKED_NETWORKS: tuple[IpNetwork, ...] = tuple(
@@ -145,6 +149,9 @@ def check_url(url: str, https_required: bool) -> tuple[str, str, int]:
         raise UnsafeUrl("must not have a fragment")
     if len(url) > 2000:
         raise UnsafeUrl("is too long")
+    if any(not "!" <= c <= "~" for c in parts.path + parts.query):
+        # http.client sends the request line as ASCII: anything else could never be delivered.
+        raise UnsafeUrl("must use only printable ASCII in its path and query (percent-encode)")
     return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
 
 
@@ -230,21 +237,29 @@ def signature_recipients(data: Mapping[str, Any]) -> set[str]:
 
 
 def payload_data(short: str, data: Mapping[str, Any], organization_id: str) -> dict[str, Any]:
-    """Return what one organization may see of an event (personal data only if shared with it)."""
+    """Return what one organization may see of an event (personal data only if shared with it).
+
+    A double opt-in signature is only a claim until the address's owner confirms it (anyone can
+    type anyone's address): its `signature.created` is the non-personal part for everyone, and
+    the details go with `signature.confirmed`.
+    """
     if short.startswith("campaign.") and short != "campaign.partner_joined":
         return _pick(data, _CAMPAIGN)
     if short in _PUBLIC:
         return _pick(data, _PUBLIC[short])
-    if short != "signature.created":
+    if short not in ("signature.created", "signature.confirmed"):
         raise ValueError(f"no webhook payload for {short!r}")
     out = _pick(data, _SIGNATURE)
-    attribution = data.get("attribution") or {}
-    out["attribution"] = {
-        "source": attribution.get("source"),
-        "partner_organization_id": attribution.get("partner_organization_id"),
-    }
-    out["double_opt_in"] = bool(data.get("double_opt_in"))
-    shared = organization_id in (data.get("consents") or {}).get("partner_organization_ids", [])
+    pending = False
+    if short == "signature.created":
+        attribution = data.get("attribution") or {}
+        out["attribution"] = {
+            "source": attribution.get("source"),
+            "partner_organization_id": attribution.get("partner_organization_id"),
+        }
+        out["double_opt_in"] = pending = bool(data.get("double_opt_in"))
+    ticked = (data.get("consents") or {}).get("partner_organization_ids", [])
+    shared = not pending and organization_id in ticked
     out["shared_with_you"] = shared
     if shared:
         out["supporter_id"] = data.get("supporter_id")

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.notifications.store import campaigns, petitions
+from services.notifications.store import campaigns, petitions, signatures, supporters
 from services.notifications.webhooks import domain
 from services.notifications.webhooks.store import endpoints, messages
 from shared.events import Event
@@ -50,7 +50,7 @@ def campaign_members(conn: Connection, campaign_id: str) -> set[str]:
 
 def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
     """Return the organizations an event concerns."""
-    if short == "signature.created":
+    if short in ("signature.created", "signature.confirmed"):
         return domain.signature_recipients(data)
     if short.startswith("campaign."):
         orgs = campaign_members(conn, str(data["campaign_id"]))
@@ -73,6 +73,40 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
     return orgs
 
 
+def confirmed_signature(conn: Connection, data: dict[str, Any]) -> dict[str, Any] | None:
+    """Return a confirmed double opt-in signature as `payload_data` reads it, or None.
+
+    The event names the signature only: its organization and the boxes ticked come from the
+    projection's pending signature, the contact details from the supporter row. None when the
+    signature is unknown here (not double opt-in) or its signer was erased meanwhile.
+    """
+    sig = conn.execute(
+        select(signatures).where(signatures.c.signature_id == data["signature_id"])
+    ).first()
+    if sig is None:
+        return None
+    person = conn.execute(
+        select(supporters).where(supporters.c.supporter_id == sig.supporter_id)
+    ).first()
+    if person is None:
+        return None
+    return {
+        **data,
+        "supporter_id": sig.supporter_id,
+        "organization_id": sig.organization_id,
+        "locale": person.locale,
+        "consents": dict(sig.consents),
+        "person": {
+            "given_name": person.given_name,
+            "family_name": person.family_name,
+            "email": person.email,
+            "phone": person.phone,
+            "postal_code": person.postal_code,
+            "country": person.country,
+        },
+    }
+
+
 def enqueue(
     conn: Connection,
     short: str,
@@ -85,12 +119,26 @@ def enqueue(
     only_endpoint: str | None = None,
     trigger: str = "scheduled",
 ) -> int:
-    """Write one pending message per enabled endpoint of the organizations that wants the type."""
+    """Write one pending message per enabled endpoint of the organizations that wants the type.
+
+    An endpoint disabled automatically (gone, failing too long) gets its message as `failed`,
+    which `recover` resends once it is enabled again; one its owner turned off gets none.
+    """
     orgs = sorted(set(organizations))
     if not orgs:
         return 0
-    query = select(endpoints.c.endpoint_id, endpoints.c.organization_id, endpoints.c.event_types)
-    query = query.where(endpoints.c.organization_id.in_(orgs), endpoints.c.enabled.is_(True))
+    query = select(
+        endpoints.c.endpoint_id,
+        endpoints.c.organization_id,
+        endpoints.c.event_types,
+        endpoints.c.enabled,
+    ).where(
+        endpoints.c.organization_id.in_(orgs),
+        or_(
+            endpoints.c.enabled.is_(True),
+            endpoints.c.disabled_reason.in_(domain.AUTO_DISABLED),
+        ),
+    )
     if only_endpoint is not None:
         query = query.where(endpoints.c.endpoint_id == only_endpoint)
     rows = []
@@ -118,12 +166,13 @@ def enqueue(
                 "event_type": short,
                 "body": encoded,
                 "supporter_id": person_of,
-                "status": "pending",
+                "status": "pending" if ep.enabled else "failed",
                 "attempts": 0,
-                "next_attempt_at": now,
+                "next_attempt_at": now if ep.enabled else None,
                 "trigger": trigger,
                 "event_time": event_time,
                 "created_at": now,
+                "finished_at": None if ep.enabled else now,
             }
         )
     if rows:
@@ -160,6 +209,11 @@ def handlers(clock: Callable[[], datetime]) -> dict[str, list[Handler]]:
     def handle(event: Event, conn: Connection) -> None:
         short = domain.short_type(event.type)
         data = dict(event.data)
+        if short == "signature.confirmed":
+            found = confirmed_signature(conn, data)
+            if found is None:
+                return  # not a double opt-in signature known here, or its signer was erased
+            data = found
         enqueue(conn, short, event.id, event.time, data, recipients(conn, short, data), clock())
 
     def erased(event: Event, conn: Connection) -> None:

@@ -36,7 +36,8 @@ endpoints = Table(
     Column("previous_secret", String(80)),
     Column("previous_secret_expires_at", Moment()),
     Column("failing_since", Moment()),
-    # "pending" once disabled for failing, "sent" when the organization's contact was told.
+    # "pending" once disabled automatically (gone, failing), "sending" while taken (updated_at
+    # stamped; reclaimed after 5 min), then "sent", "no_email" (no contact) or "failed" (refused).
     Column("notice", String(8)),
     # A retried create with the same Idempotency-Key returns the first endpoint.
     Column("idempotency_key", String(200)),

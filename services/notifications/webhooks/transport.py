@@ -97,6 +97,8 @@ class GuardedTransport:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise UnsafeUrl("does not resolve") from exc
+        except UnicodeError as exc:  # the IDNA codec: an empty label, or one over 63 characters
+            raise UnsafeUrl("has an invalid host name") from exc
         addresses = [str(info[4][0]) for info in infos]
         if not addresses:
             raise UnsafeUrl("does not resolve")
@@ -181,6 +183,8 @@ class GuardedTransport:
             return Reply(None, None, b"", f"refused: URL {exc}"), False
         except (OSError, http.client.HTTPException) as exc:
             return Reply(None, None, b"", f"network error: {type(exc).__name__}"), False
+        except ValueError as exc:  # e.g. UnicodeEncodeError: a request http.client cannot write
+            return Reply(None, None, b"", f"invalid request: {type(exc).__name__}"), False
 
     def close(self) -> None:
         """Close every idle connection."""

@@ -16,7 +16,8 @@ from psycopg import sql as psql
 from sqlalchemy.dialects import postgresql
 
 from services.notifications import audience
-from services.notifications.store import campaigns
+from services.notifications.senders import PermanentSendError
+from services.notifications.store import campaigns, organizations
 from services.notifications.webhooks import manage
 from services.notifications.webhooks.dispatcher import Dispatcher, due_query
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
@@ -231,6 +232,55 @@ def test_personal_data_reaches_only_the_partners_a_signer_chose(wh: Service) -> 
         assert "shares.with.nobody" not in stored
 
 
+def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirmed(
+    wh: Service,
+) -> None:
+    """Anyone can type anyone's address: until its owner confirms, nobody gets the person."""
+    wh.start()
+    with receivers(3) as (lead_rx, a_rx, b_rx):
+        for org, rx in ((LEAD, lead_rx), (PARTNER_A, a_rx), (PARTNER_B, b_rx)):
+            register(wh, issue_key(wh.engine, "partner", org), rx.url,
+                     event_types=["signature.created", "signature.confirmed"])  # fmt: skip
+        wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B),
+                   campaign(), petition("pet-1", "camp-1", LEAD, double_opt_in=True))  # fmt: skip
+        sig = signed("doi@example.org", [PARTNER_A], attributed=PARTNER_B, double_opt_in=True,
+                     phone="+14155550133")  # fmt: skip
+        wh.publish(sig)
+        for rx in (lead_rx, a_rx, b_rx):
+            eventually(lambda rx=rx: rx.received, message="signature.created delivered")
+        (pending,) = a_rx.received
+        data = pending.json()["data"]
+        assert pending.json()["type"] == "signature.created" and data["double_opt_in"] is True
+        assert "person" not in data and "supporter_id" not in data and not data["shared_with_you"]
+        assert "doi@example.org" not in pending.body and "+14155550133" not in pending.body
+        stored = " ".join(r.body for r in wh.rows(messages))
+        assert "doi@example.org" not in stored
+        confirm = event(
+            "signature.confirmed", sig.key, signature_id=sig.data["signature_id"],
+            petition_id="pet-1", campaign_id="camp-1", supporter_id=sig.key,
+        )  # fmt: skip
+        wh.publish(confirm)
+        confirmed = eventually(lambda: a_rx.received[1:], message="confirmation delivered")[0]
+        body = confirmed.json()
+        assert body["type"] == "signature.confirmed" and body["data"]["shared_with_you"] is True
+        assert body["data"]["supporter_id"] == sig.key
+        assert body["data"]["person"]["email"] == "doi@example.org"
+        assert body["data"]["person"]["phone"] == "+14155550133"
+        assert "they/them" not in confirmed.body and "queer-aapi" not in confirmed.body
+        # The lead hears of the confirmation without the person; B (not ticked) never hears it.
+        lead_confirmed = eventually(lambda: lead_rx.received[1:], message="lead told")[0]
+        assert lead_confirmed.json()["type"] == "signature.confirmed"
+        assert not lead_confirmed.json()["data"]["shared_with_you"]
+        # Every endpoint's messages were written in one transaction: all are stored by now.
+        by_org = {r.organization_id: [] for r in wh.rows(messages)}
+        for row in wh.rows(messages):
+            by_org[row.organization_id].append((row.event_type, row.body))
+        assert sorted(t for t, _ in by_org[PARTNER_B]) == ["signature.created"]
+        for _, stored_body in by_org[LEAD] + by_org[PARTNER_B]:
+            assert "doi@example.org" not in stored_body and "+14155550133" not in stored_body
+        assert len(a_rx.received) == 2
+
+
 # -- signatures and retries ------------------------------------------------------------------------
 
 
@@ -317,8 +367,34 @@ def test_410_gone_disables_the_endpoint_at_once(wh: Service) -> None:
         got = wh.client().get(f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}", headers=key)
         assert got.get_json()["enabled"] is False and got.get_json()["disabled_reason"] == "gone"
         assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"failed"}
+        # Its organization is told, as the notice says: events while disabled are kept too.
+        mails = [m for m in wh.fakes.sendgrid_requests()
+                 if f"tech@{PARTNER_A}.example.org" in json.dumps(m.body)]  # fmt: skip
+        assert len(mails) == 1 and "410 Gone" in json.dumps(mails[0].body)
         write_events(wh, clock, signed("later@example.org", [PARTNER_A]))
-        assert len(message_rows(wh, ep["endpoint_id"])) == 5  # a disabled endpoint gets none
+        kept = message_rows(wh, ep["endpoint_id"])
+        assert len(kept) == 6 and {r.status for r in kept} == {"failed"}
+        assert d.drain() == 0 and len(rx.received) == 1  # nothing sent while disabled
+        # Enabled again, `recover` resends all of them, the one written while disabled too.
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        wh.client().patch(base, json={"enabled": True}, headers=key)
+        since = format_time(clock.now - timedelta(minutes=1))
+        answer = wh.client().post(f"{base}/recover", json={"since": since}, headers=key)
+        assert answer.get_json() == {"recovered": 6}
+        clock.advance(5)  # the API's clock is the real one, a little ahead of this one
+        d.drain()
+        assert len(rx.received) == 7
+        assert any("later@example.org" in r.body for r in rx.received[1:])
+        assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"succeeded"}
+
+
+def test_an_endpoint_its_owner_turned_off_gets_no_messages(wh: Service) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/hooks", enabled=False)
+    write_events(wh, clock, signed("off@example.org", [PARTNER_A]))
+    assert message_rows(wh, ep["endpoint_id"]) == []
 
 
 def test_failing_for_five_days_disables_and_emails_the_organization(wh: Service) -> None:
@@ -341,6 +417,53 @@ def test_failing_for_five_days_disables_and_emails_the_organization(wh: Service)
         ]  # fmt: skip
         assert len(mails) == 1 and "disabled" in mails[0].body["subject"]
         assert rx.url in json.dumps(mails[0].body)
+
+
+class RefusingEmail:
+    """An email sender whose provider refuses the address for good."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send_batch(self, batch: Any) -> Any:
+        self.calls += 1
+        raise PermanentSendError("invalid address", "400")
+
+
+def test_a_notice_refused_for_good_is_final_and_one_left_sending_is_taken_back(
+    wh: Service,
+) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), rx.url)
+        rx.answer(410)
+        write_events(wh, clock, signed("notice@example.org", [PARTNER_A]))
+        email = RefusingEmail()
+        d = Dispatcher(wh.engine, wh.deps.webhooks, clock=clock, email=email,
+                       rng=random.Random(3))  # fmt: skip
+        d.drain()
+        assert d.send_notices() == 0 and d.send_notices() == 0
+        assert email.calls == 1  # not tried again every 5 s
+
+        def notice() -> str | None:
+            (row,) = wh.rows(endpoints, endpoints.c.endpoint_id == ep["endpoint_id"])
+            return row.notice
+
+        assert notice() == "failed"
+        # A dispatcher that died between taking a notice and recording its result.
+        with wh.engine.begin() as conn:
+            conn.execute(endpoints.update().values(notice="sending", updated_at=clock.now))
+        clock.advance(60)
+        d.reclaim()
+        assert notice() == "sending"  # maybe still being sent
+        clock.advance(300)
+        d.reclaim()
+        assert notice() == "pending"
+        # An organization with no contact address: recorded as such (the column is 8 wide).
+        with wh.engine.begin() as conn:
+            conn.execute(organizations.update().values(contact_email=None))
+        assert d.send_notices() == 1 and notice() == "no_email" and email.calls == 1
 
 
 def test_recovery_resends_exactly_the_failed_messages(wh: Service) -> None:
@@ -454,6 +577,70 @@ def test_urls_to_private_networks_are_refused_at_registration(wh: Service, url: 
                               headers=issue_key(wh.engine, "partner", PARTNER_A))  # fmt: skip
     assert answer.status_code == 422, url
     assert "url" in answer.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://127.0.0.1:9/hooks/café", "ASCII"), ("http://127.0.0.1:9/hooks?to=José", "ASCII"),
+        ("https://a..b.com/", "invalid host name"),
+        (f"https://{'a' * 64}.example.org/", "invalid host name"),
+    ],
+)  # fmt: skip
+def test_urls_that_could_never_be_delivered_are_refused_on_create_and_change(
+    wh: Service, url: str, says: str
+) -> None:
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    client = wh.client()
+    created = client.post("/api/v1/webhooks/endpoints", json={"url": url}, headers=key)
+    assert created.status_code == 422, created.get_json()
+    assert says in created.get_json()["errors"]["url"][0]
+    ep = register(wh, key, "http://127.0.0.1:9/hooks")
+    changed = client.patch(f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}", json={"url": url},
+                           headers=key)  # fmt: skip
+    assert changed.status_code == 422 and says in changed.get_json()["errors"]["url"][0]
+
+
+class RaisingTransport:
+    """A transport that raises, as http.client did for a non-ASCII path (UnicodeEncodeError)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        self.calls += 1
+        raise UnicodeEncodeError("ascii", url, 0, 1, "ordinal not in range(128)")
+
+
+def test_a_delivery_that_raises_is_a_failed_attempt_on_the_schedule_not_a_hot_loop(
+    wh: Service,
+) -> None:
+    clock = Clock()
+    seed_projection(wh)
+    ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/hooks")
+    write_events(wh, clock, signed("raise@example.org", [PARTNER_A]))
+    transport = RaisingTransport()
+    d = Dispatcher(wh.engine, wh.deps.webhooks, clock=clock, transport=transport,
+                   rng=random.Random(3))  # fmt: skip
+    assert d.drain() == 1
+    assert d.drain() == 0 and transport.calls == 1  # not claimed again at once
+    (row,) = message_rows(wh, ep["endpoint_id"])
+    wait = (row.next_attempt_at - clock.now).total_seconds()
+    assert row.status == "pending" and row.attempts == 1 and 4 <= wait <= 6
+    (attempt,) = wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
+    assert attempt.status_code is None and attempt.error == "internal error: UnicodeEncodeError"
+    assert "raise@example.org" not in attempt.error
+    # An endpoint stored with such a URL before it was refused fails the same way, for real.
+    with wh.engine.begin() as conn:
+        conn.execute(endpoints.update().values(url="http://127.0.0.1:9/hooks/café"))
+    clock.advance(wait)
+    assert dispatcher(wh, clock).drain() == 1
+    (row,) = message_rows(wh, ep["endpoint_id"])
+    assert row.status == "pending" and row.attempts == 2
+    last = max(wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"]),
+               key=lambda a: a.attempt_id)  # fmt: skip
+    assert last.error.startswith("refused: URL must use only printable ASCII")
 
 
 def test_the_address_is_checked_again_at_delivery_time(wh: Service) -> None:

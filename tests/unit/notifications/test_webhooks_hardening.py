@@ -1,0 +1,86 @@
+"""Webhook rules found wanting in review: double opt-in privacy, URLs that could never be sent,
+host names the IDNA codec refuses, and a transport that must answer rather than raise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.notifications.webhooks import domain
+from services.notifications.webhooks.transport import GuardedTransport
+
+LEAD, TICKED, OTHER = "org-lead", "org-ticked", "org-other"
+
+
+def doi_signature(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "signature_id": "sig-1", "petition_id": "pet-1", "campaign_id": "camp-1",
+        "organization_id": LEAD, "supporter_id": "sup-1", "duplicate": False,
+        "double_opt_in": True, "locale": "en", "at": "2026-11-28T12:00:00Z",
+        "person": {"given_name": "Ana", "family_name": "Lee", "email": "ana@example.org",
+                   "phone": "+14155550111", "postal_code": "94601", "pronouns": "she/her"},
+        "consents": {"email": True, "sms": False, "partner_organization_ids": [TICKED]},
+        "attribution": {"source": None, "partner_organization_id": OTHER},
+    }  # fmt: skip
+    data.update(changes)
+    return data
+
+
+def test_a_pending_double_opt_in_signature_reaches_nobody_with_personal_data() -> None:
+    data = doi_signature()
+    for org in domain.signature_recipients(data):
+        sent = domain.payload_data("signature.created", data, org)
+        assert "person" not in sent and "supporter_id" not in sent, org
+        assert sent["shared_with_you"] is False and sent["double_opt_in"] is True
+        assert "ana@example.org" not in repr(sent)
+    # Without double opt-in the ticked partner still gets the details at once.
+    direct = domain.payload_data("signature.created", doi_signature(double_opt_in=False), TICKED)
+    assert direct["person"]["email"] == "ana@example.org"
+
+
+def test_the_confirmation_carries_the_details_to_the_ticked_partner_only() -> None:
+    assert "signature.confirmed" in domain.EVENT_TYPES
+    data = doi_signature()
+    del data["double_opt_in"], data["attribution"], data["duplicate"]  # not in the event
+    assert domain.signature_recipients(data) == {LEAD, TICKED}
+    ticked = domain.payload_data("signature.confirmed", data, TICKED)
+    assert ticked["shared_with_you"] is True and ticked["supporter_id"] == "sup-1"
+    assert ticked["person"]["email"] == "ana@example.org" and "pronouns" not in ticked["person"]
+    for org in (LEAD, OTHER):
+        sent = domain.payload_data("signature.confirmed", data, org)
+        assert sent["shared_with_you"] is False and "person" not in sent
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://partner.org/hooks/café", "https://partner.org/hooks?name=José",
+        "https://partner.org/hooks/a b", "https://partner.org/hooks/\u2028",
+    ],
+)  # fmt: skip
+def test_a_url_http_client_cannot_send_is_refused(url: str) -> None:
+    with pytest.raises(domain.UnsafeUrl, match="ASCII"):
+        domain.check_url(url, https_required=True)
+
+
+def test_percent_encoded_paths_and_international_host_names_are_accepted() -> None:
+    assert domain.check_url("https://partner.org/hooks/caf%C3%A9?x=%20", True)[1] == "partner.org"
+    assert domain.check_url("https://café.example/hooks", True)[1] == "café.example"
+
+
+@pytest.mark.parametrize("host", ["a..b.com", "a" * 64 + ".example.org", ".example.org"])
+def test_a_host_name_the_idna_codec_refuses_is_an_invalid_url_not_a_crash(host: str) -> None:
+    transport = GuardedTransport((), https_required=False)
+    with pytest.raises(domain.UnsafeUrl, match="invalid host name"):
+        transport.resolve(host, 443)
+
+
+def test_the_transport_answers_a_failure_for_a_request_it_cannot_write() -> None:
+    networks = domain.parse_networks(["127.0.0.1/32"])
+    transport = GuardedTransport(networks, https_required=False)
+    # A header value http.client cannot encode fails before any connection is made.
+    reply = transport.post(
+        "ep", "http://127.0.0.1:9/hooks", {"x-note": "\u2603"}, b"{}", timeout=1.0
+    )
+    assert reply.status is None and reply.error == "invalid request: UnicodeEncodeError"
