@@ -681,13 +681,23 @@ class ConsumerRunner:
         self._seek_back(batch, pending)
         consumer.pause(*consumer.assignment())
         delay = 0.25
-        while not self.stopping:
-            # Polling while paused keeps the group membership alive and fetches nothing.
-            consumer.poll(timeout_ms=int(delay * 1000))
-            if database_ready(self.engine):
-                break
-            delay = min(delay * 2, 5.0)
-        held = set(self._held)
-        consumer.resume(*[tp for tp in consumer.assignment() if tp not in held])
-        metrics.CONSUMER_PAUSED.labels(self.group).set(0)
+        try:
+            while not self.stopping:
+                # Polling while paused keeps the group membership alive and fetches nothing,
+                # except from partitions a rebalance assigned meanwhile (they come unpaused):
+                # put those records back, or the runner would go on past them and commit
+                # beyond them.
+                records = consumer.poll(timeout_ms=int(delay * 1000))
+                for tp, partition_records in records.items():
+                    consumer.seek(tp, partition_records[0].offset)
+                consumer.pause(*consumer.assignment())
+                if database_ready(self.engine):
+                    break
+                delay = min(delay * 2, 5.0)
+        finally:
+            # Also when the broker went away meanwhile (poll raised): nothing stays paused for
+            # good; a batch that meets the database still down comes back here.
+            held = set(self._held)
+            consumer.resume(*[tp for tp in consumer.assignment() if tp not in held])
+            metrics.CONSUMER_PAUSED.labels(self.group).set(0)
         log.info("database back, consumer resumed", extra={"group": self.group})

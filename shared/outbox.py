@@ -23,6 +23,11 @@ from shared.events.envelope import Event, json_dumps
 from shared.events.registry import EventRegistry
 
 OUTBOX_TABLE = "kinship_outbox"
+# The largest event value (JSON data) the outbox takes: with its key and headers (columns of at
+# most 200 characters) safely under the broker's default message.max.bytes (1 MiB), which
+# refuses a larger record for good. The producer allows 4 MiB: without this cap such an event
+# would only fail at the relay, after its transaction committed.
+MAX_EVENT_BYTES = 900_000
 PROCESSED_TABLE = "kinship_processed_events"
 # Every INSERT into the outbox NOTIFYs this channel (delivered at commit), so an idle relay
 # LISTENing on it starts at once instead of polling (shared.pacing.CommitListener).
@@ -37,6 +42,15 @@ DROP_NOTIFY_DDL = (
     f"DROP TRIGGER IF EXISTS {OUTBOX_TABLE}_notify ON {OUTBOX_TABLE}",
     f"DROP FUNCTION IF EXISTS {OUTBOX_TABLE}_notify()",
 )
+
+
+class EventTooLarge(ValueError):
+    """An event larger than MAX_EVENT_BYTES: refused before its transaction commits (HTTP 413)."""
+
+    def __init__(self, event_type: str, size: int) -> None:
+        super().__init__(f"a {event_type} event of {size} bytes is over {MAX_EVENT_BYTES}")
+        self.event_type = event_type
+        self.size = size
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -115,6 +129,8 @@ class Outbox:
                     json_dumps(dict(event.data)),
                 )
             )
+            if len(rows[-1][7]) > MAX_EVENT_BYTES:
+                raise EventTooLarge(event.type, len(rows[-1][7]))
         if not rows:
             return
         if conn.dialect.name == "postgresql":

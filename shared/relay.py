@@ -5,6 +5,10 @@ Only one relay per database publishes at a time: it holds a PostgreSQL session a
 waits as a hot standby and takes over within a second of the first one dying. A relay killed
 after Kafka acknowledged a batch but before deleting it republishes that batch when it comes
 back; consumers drop the repeats by event id.
+
+A row the broker refuses for good (too large, say) would otherwise be retried forever and hold
+back every later event of the service: it goes to ``kinship.outbox.dlq`` with its error, and the
+relay goes on with the rows behind it, in order.
 """
 
 from __future__ import annotations
@@ -13,20 +17,36 @@ import fcntl
 import logging
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import (
+    InvalidRecordError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from sqlalchemy import Connection, Engine, Table, delete, select, text
 
-from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time
+from shared.consumer import H_ERROR, H_ERROR_CLASS, H_FAILED_AT, H_ORIGIN_TOPIC
+from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time, utcnow
+from shared.kafka import ensure_topics
 from shared.outbox import NOTIFY_CHANNEL
 from shared.pacing import CommitListener
 
 log = logging.getLogger(__name__)
 ProducerFactory = Callable[[], KafkaProducer]
+DEAD_LETTER_TOPIC = "kinship.outbox.dlq"
+H_VALUE_BYTES = "kinship_value_bytes"
+# What the broker says of one record that no retry can change (none of these is `retriable`).
+REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, InvalidRecordError)
+
+
+def _refused(exc: BaseException | None) -> TypeGuard[BaseException]:
+    return isinstance(exc, REFUSED) and not getattr(exc, "retriable", False)
 
 
 class LeaderLock(Protocol):
@@ -123,6 +143,7 @@ class OutboxRelay:
         linger: float = 0.02,
         lock: LeaderLock | None = None,
         flush_timeout: float = 30.0,
+        dead_letter_topic: str = DEAD_LETTER_TOPIC,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -140,9 +161,12 @@ class OutboxRelay:
         self.linger = linger
         self.lock = lock or lock_for(engine, f"{table.name}-relay")
         self.flush_timeout = flush_timeout
+        self.dead_letter_topic = dead_letter_topic
+        self._dead_letter_ready = False
         self._stop = threading.Event()
         self._producer: KafkaProducer | None = None
         self.published = 0
+        self.dead_lettered = 0
 
     def stop(self) -> None:
         """Ask the relay to finish its current batch and return from run()."""
@@ -170,36 +194,103 @@ class OutboxRelay:
             self._producer = None
 
     def publish_batch(self, conn: Connection) -> int:
-        """Publish one batch of committed rows; return how many were published and deleted."""
+        """Publish one batch of committed rows; return how many were published (or moved to the
+        dead-letter topic) and deleted."""
         table = self.table
         rows = conn.execute(select(table).order_by(table.c.id).limit(self.batch_size)).all()
         conn.commit()
         if not rows:
             return 0
-        producer = self._get_producer()
-        futures = [
-            producer.send(
-                row.topic, key=row.key.encode(), value=bytes(row.data), headers=record_headers(row)
-            )
-            for row in rows
-        ]
-        producer.flush(timeout=self.flush_timeout)
-        # Delete only the prefix Kafka acknowledged: a gap would let a later event overtake.
-        done = []
-        failure: BaseException | None = None
-        for row, future in zip(rows, futures, strict=True):
-            if not future.is_done or future.failed():
-                failure = future.exception if future.is_done else TimeoutError("not acknowledged")
-                break
-            done.append(row.id)
-        if done:
-            conn.execute(delete(table).where(table.c.id.in_(done)))
+        done, failure = self._send(rows)
+        dead = []
+        if _refused(failure):
+            # kafka-python fails every record still pending in the idempotent producer behind
+            # one the broker refuses for good (a fatal error of that producer): a new producer
+            # sends the first unacknowledged row alone to tell whether it is the one.
+            self._drop_producer()
+            row = rows[len(done)]
+            alone, failure = self._send([row])
+            done += alone
+            if _refused(failure):
+                self._dead_letter(row, failure)
+                dead.append(row.id)
+                failure = None
+        if done or dead:
+            conn.execute(delete(table).where(table.c.id.in_(done + dead)))
             conn.commit()
         self.published += len(done)
         if failure is not None:
             self._drop_producer()
             raise KafkaError(f"outbox publish failed after {len(done)} rows: {failure}")
-        return len(done)
+        return len(done) + len(dead)
+
+    def _send(self, rows: Sequence[Any]) -> tuple[list[Any], BaseException | None]:
+        """Send rows in order; return the ids of the acknowledged prefix and the first failure."""
+        producer = self._get_producer()
+        futures = []
+        failure: BaseException | None = None
+        for row in rows:
+            try:
+                futures.append(
+                    producer.send(
+                        row.topic,
+                        key=row.key.encode(),
+                        value=bytes(row.data),
+                        headers=record_headers(row),
+                    )
+                )
+            except REFUSED as exc:  # over the producer's own max_request_size: never sent
+                failure = exc
+                break
+        producer.flush(timeout=self.flush_timeout)
+        # Delete only the prefix Kafka acknowledged: a gap would let a later event overtake.
+        done = []
+        for row, future in zip(rows, futures, strict=False):
+            if not future.is_done or future.failed():
+                failure = future.exception if future.is_done else TimeoutError("not acknowledged")
+                break
+            done.append(row.id)
+        return done, failure
+
+    def _dead_letter(self, row: Any, exc: BaseException) -> None:
+        """Put a row the broker refused on the dead-letter topic, with its error in headers (its
+        value too, unless its size is what was refused); raise KafkaError if that fails."""
+        self._drop_producer()  # the refusal was fatal to the producer that sent the row
+        producer = self._get_producer()
+        if not self._dead_letter_ready:
+            bootstrap = producer.config["bootstrap_servers"]
+            # The broker's default replication; one partition keeps the dead rows in order.
+            ensure_topics(bootstrap, [self.dead_letter_topic], 1, replication_factor=-1)
+            self._dead_letter_ready = True
+        size = len(row.data)
+        headers = record_headers(row) + [
+            (H_ORIGIN_TOPIC, row.topic.encode()),
+            (H_ERROR, str(exc)[:2000].encode()),
+            (H_ERROR_CLASS, type(exc).__name__.encode()),
+            (H_FAILED_AT, utcnow().isoformat().encode()),
+            (H_VALUE_BYTES, str(size).encode()),
+        ]
+        too_large = isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError)
+        value = b"" if too_large else bytes(row.data)
+        future = producer.send(
+            self.dead_letter_topic, key=row.key.encode(), value=value, headers=headers
+        )
+        producer.flush(timeout=self.flush_timeout)
+        if not future.is_done or future.failed():
+            raise KafkaError(f"outbox row not dead-lettered: {future.exception}")
+        self.dead_lettered += 1
+        # Ids, type and sizes only: the event's data and key stay out of the logs.
+        log.error(
+            "outbox row refused by kafka, dead-lettered",
+            extra={
+                "event_id": row.event_id,
+                "event_type": row.type,
+                "topic": row.topic,
+                "bytes": size,
+                "error_class": type(exc).__name__,
+                "dead_letter_topic": self.dead_letter_topic,
+            },
+        )
 
     def run(self) -> None:
         """Publish until stop() is called; wait as a standby while another relay leads."""

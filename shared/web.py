@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from shared import metrics
 from shared.errors import DomainError
+from shared.outbox import EventTooLarge
 
 log = logging.getLogger(__name__)
 Check = Callable[[], bool]
@@ -72,6 +73,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:
         return _http_error(exc)
+
+    @app.errorhandler(EventTooLarge)
+    def _too_large(exc: EventTooLarge) -> tuple[Response, int]:
+        # The request's change would publish an event Kafka refuses: nothing was committed.
+        message = "The request is too large: the event it makes would exceed the size limit"
+        return jsonify(error_body(413, message)), 413
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -19,6 +19,10 @@ from shared.ids import uuid7
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 Headers = list[tuple[str, bytes]]
+# The longest attribute each column that stores one holds: ce_id goes into the processed-events
+# table's String(64) (an id it refused would crash the consumer on the same batch forever), the
+# others into the outbox's String(200).
+ATTRIBUTE_LIMITS = {"ce_id": 64, "ce_source": 200, "ce_type": 200, "ce_subject": 200}
 
 
 def utcnow() -> datetime:
@@ -89,6 +93,10 @@ def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, 
     for required in ("ce_id", "ce_source", "ce_type", "ce_specversion"):
         if not attrs.get(required):
             raise InvalidEvent(f"missing header {required}")
+    for name, limit in ATTRIBUTE_LIMITS.items():
+        attr = attrs.get(name)
+        if attr is not None and (len(attr) > limit or not attr.isprintable()):
+            raise InvalidEvent(f"header {name} is longer than {limit} or not printable")
     if attrs["ce_specversion"] != SPEC_VERSION:
         raise InvalidEvent(f"unsupported ce_specversion {attrs['ce_specversion']!r}")
     if value is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import Engine, Table, func, insert, select
 
 from shared.consumer import ConsumerRunner, RetryPolicy
 from shared.db import make_engine
@@ -242,10 +242,17 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
     def with_id(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
         return [(k, uuid.uuid4().hex.encode() if k == "ce_id" else v) for k, v in headers]
 
+    def with_raw_id(raw: bytes) -> list[tuple[str, bytes]]:
+        return [(k, raw if k == "ce_id" else v) for k, v in base]
+
     poison = [
         (b"{not json", with_id(base)),
         (b'{"item_id": "k", "seq": 1}', with_id(with_type("kinship.nobody.heard_of.v1"))),
         (b'{"item_id": "k", "seq": "not a number"}', with_id(base)),
+        # Ids the processed-events table (String(64)) cannot store: they used to crash the
+        # worker on that batch at every start.
+        (b'{"item_id": "k", "seq": 1}', with_raw_id(b"x" * 65)),
+        (b'{"item_id": "k", "seq": 1}', with_raw_id(b"id-with-\x00-inside")),
     ]
     producer.send(app.topic, key=b"k", value=good[0].value(), headers=good[0].headers())
     for value, headers in poison:
@@ -258,14 +265,16 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
     consumer = app.spawn("consumer")
     try:
         eventually(lambda: app.count(app.effects) == 5, timeout=60, message="good events applied")
-        dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=3)
+        dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=5)
     finally:
         stop(consumer)
-    assert len(dead) == 3
+    assert consumer.returncode == 0, "the consumer crashed"
+    assert len(dead) == 5
     errors = [headers_of(record) for record in dead]
     assert {h["kinship_error_class"] for h in errors} == {"InvalidEvent", "UnknownEventType"}
     assert any("not JSON" in h["kinship_error"] for h in errors)
     assert any("seq" in h["kinship_error"] for h in errors)
+    assert sum("ce_id" in h["kinship_error"] for h in errors) == 2
     assert all(h["kinship_origin_topic"] == app.topic for h in errors)
     assert all(h["kinship_origin_offset"].isdigit() for h in errors)
     assert [record.value for record in dead][0] == b"{not json"
@@ -472,3 +481,132 @@ def test_sigterm_lets_the_consumer_finish_its_batch_and_leave_cleanly(app: App) 
         stop(consumer)
         stop(relay)
     assert app.distinct_effects() == total and app.count(app.effects) == total
+
+
+def test_rows_kafka_refuses_are_dead_lettered_and_the_rows_behind_them_still_go_out(
+    app: App,
+) -> None:
+    # Written before the outbox capped event sizes, or under a broker with a smaller
+    # message.max.bytes. The broker's default (1 MiB) refuses the first for good; the
+    # producer's own limit (4 MiB) refuses the second before sending it. Each used to be
+    # retried forever, holding back every later event of the service.
+    events = [eventapp.item_event(f"k{i % 2}", i) for i in range(6)]
+    big, huge = eventapp.item_event("k0", 98), eventapp.item_event("k1", 99)
+
+    def oversized(event: Event, size: int) -> dict[str, Any]:
+        pad = b"x" * size
+        return {
+            "event_id": event.id,
+            "topic": app.topic,
+            "key": event.key,
+            "type": event.type,
+            "source": event.source,
+            "time": event.time,
+            "data": b'{"item_id": "%s", "seq": 9, "pad": "%s"}' % (event.key.encode(), pad),
+        }
+
+    with app.engine.begin() as conn:
+        app.outbox.add_many(conn, events[:3])
+        conn.execute(insert(app.outbox_table).values(oversized(big, 1_500_000)))
+        app.outbox.add_many(conn, events[3:5])
+        conn.execute(insert(app.outbox_table).values(oversized(huge, 5_000_000)))
+        app.outbox.add_many(conn, events[5:])
+    relay = OutboxRelay(
+        app.engine,
+        app.outbox_table,
+        lambda: make_producer(app.bootstrap, "test-relay"),
+        dead_letter_topic=f"{app.topic}.relay.dlq",
+    )
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    try:
+        eventually(lambda: app.count(app.outbox_table) == 0, timeout=60, message="outbox drained")
+    finally:
+        relay.stop()
+        thread.join(timeout=30)
+    assert relay.published == 6 and relay.dead_lettered == 2
+    records = read_all(app.bootstrap, app.topic, timeout=10)
+    by_key: dict[bytes, list[int]] = defaultdict(list)
+    for record in records:
+        by_key[record.key].append(json.loads(record.value)["seq"])
+    # In order, by first appearance: rows acknowledged behind a refused one are published
+    # again (consumers drop repeats by event id).
+    assert {key: list(dict.fromkeys(seqs)) for key, seqs in by_key.items()} == {
+        b"k0": [0, 2, 4],
+        b"k1": [1, 3, 5],
+    }
+    dead = read_all(app.bootstrap, f"{app.topic}.relay.dlq", expected=2, timeout=10)
+    headers = [headers_of(record) for record in dead]
+    assert [h["ce_id"] for h in headers] == [big.id, huge.id]
+    assert all(h["kinship_origin_topic"] == app.topic for h in headers)
+    assert all(h["kinship_error_class"] == "MessageSizeTooLargeError" for h in headers)
+    assert all(int(h["kinship_value_bytes"]) > 1_500_000 for h in headers)
+    assert [record.value for record in dead] == [b"", b""]  # Kafka would refuse them again
+
+
+def test_records_of_partitions_assigned_while_the_database_is_down_are_not_skipped(
+    app: App, postgres: Any
+) -> None:
+    # A runner waiting for the database polls with its partitions paused; a rebalance meanwhile
+    # hands it partitions in a fresh, unpaused state, and that poll returns their records. It
+    # used to drop them, then go on past them once the database was back: never applied.
+    if postgres is None:
+        pytest.skip("needs the test session's own PostgreSQL to stop it")
+    engines = [make_engine(app.db), make_engine(app.db)]
+    first, second = (_runner(app, eventapp.effect_handler(app.effects)) for _ in range(2))
+    first.engine, second.engine = engines
+    producer = make_producer(app.bootstrap, "test-direct")
+    events = [eventapp.item_event(f"k{i % 12}", i) for i in range(120)]
+    threads = [threading.Thread(target=first.run)]
+    threads[0].start()
+    try:
+        for event in events[:60]:
+            producer.send(
+                app.topic, key=event.key.encode(), value=event.value(), headers=event.headers()
+            )
+        producer.flush()
+        eventually(lambda: app.count(app.effects) == 60, timeout=60, message="first half")
+        for engine in [app.engine, *engines]:
+            engine.dispose()
+        postgres.stop_server()
+        for event in events[60:]:
+            producer.send(
+                app.topic, key=event.key.encode(), value=event.value(), headers=event.headers()
+            )
+        producer.flush()
+        time.sleep(2.0)  # the first runner meets the outage and waits, its partitions paused
+        threads.append(threading.Thread(target=second.run))
+        threads[1].start()
+        eventually(
+            lambda: bool(second._consumer is not None and second._consumer.assignment()),
+            timeout=60,
+            message="the second runner took partitions",
+        )
+        time.sleep(2.0)
+        second.stop()  # its partitions go back to the first runner, which still waits
+        threads[1].join(timeout=30)
+        assert first._consumer is not None
+        eventually(
+            lambda: len(first._consumer.assignment()) == 6,  # type: ignore[union-attr]
+            timeout=60,
+            message="the first runner has every partition again",
+        )
+        time.sleep(6.0)  # at least one of its waiting polls (at most 5 s apart) fetches them
+        postgres.start_server()
+        eventually(lambda: app.count(app.effects) == 120, timeout=90, message="second half")
+        eventually(
+            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
+            timeout=60,
+            message="offsets committed",
+        )
+    finally:
+        producer.close()
+        if not (postgres.data / "postmaster.pid").exists():
+            postgres.start_server()
+        first.stop()
+        second.stop()
+        for thread in threads:
+            thread.join(timeout=30)
+        for engine in engines:
+            engine.dispose()
+    assert app.distinct_effects() == 120 and app.count(app.effects) == 120

@@ -70,6 +70,30 @@ def test_records_that_are_not_events_are_refused(
         decode(b"k", value, event_headers)
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "reason"),
+    [
+        ("ce_id", b"", "missing header ce_id"),
+        ("ce_id", b"x" * 65, "ce_id is longer than 64"),
+        ("ce_id", b"abc\x00def", "ce_id .* not printable"),
+        ("ce_id", b"abc\ndef", "ce_id .* not printable"),
+        ("ce_source", b"/" * 201, "ce_source is longer than 200"),
+        ("ce_subject", b"p1\x00", "ce_subject .* not printable"),
+    ],
+)
+def test_attributes_the_consumer_stores_must_fit_their_columns(
+    header: str, value: bytes, reason: str
+) -> None:
+    # An id the processed-events table (String(64)) refuses would make the runner's batch
+    # transaction fail outside any handler, and the worker crash on that batch at every start.
+    event = _signature_event()
+    headers = [(k, v) for k, v in event.headers() if k != header] + [(header, value)]
+    with pytest.raises(InvalidEvent, match=reason):
+        decode(b"u1", event.value(), headers)
+    ok = [(k, b"x" * 64 if k == "ce_id" else v) for k, v in event.headers()]
+    assert decode(b"u1", event.value(), ok).id == "x" * 64
+
+
 def test_producers_cannot_publish_fields_outside_the_contract() -> None:
     with pytest.raises(InvalidEvent, match="ethnicity"):
         CATALOG.check_outgoing(_signature_event(ethnicity="x"))

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from shared.errors import Conflict
+from shared.outbox import MAX_EVENT_BYTES, EventTooLarge
 from shared.web import create_api, health_blueprint
 
 
@@ -27,6 +28,10 @@ def make_app() -> Flask:
     @bp.get("/conflict")
     def conflict() -> None:
         raise Conflict("already there")
+
+    @bp.get("/huge")
+    def huge() -> None:
+        raise EventTooLarge("kinship.petition.published.v1", MAX_EVENT_BYTES + 1)
 
     @bp.get("/boom")
     def boom() -> None:
@@ -75,3 +80,11 @@ def test_readiness_reports_each_dependency() -> None:
     assert ready.get_json()["checks"] == {"database": "ok", "kafka": "unavailable"}
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and b"kinship_http_request_seconds" in metrics.data
+
+
+def test_an_event_too_large_to_publish_is_a_413_in_the_one_shape() -> None:
+    response = make_app().test_client().get("/api/v1/things/huge")
+    assert response.status_code == 413
+    body = response.get_json()
+    assert body["code"] == 413 and body["status"] == "Request Entity Too Large"
+    assert "too large" in body["message"]
