@@ -268,6 +268,28 @@ def test_a_discreet_supporter_gets_no_text_when_the_alert_has_no_discreet_one(
     assert (quiet.status, quiet.error_code) == ("failed", "no_discreet_text")
 
 
+def test_a_cancellation_that_overtakes_its_alert_keeps_the_alert_from_being_sent(
+    service: Service,
+) -> None:
+    from services.notifications.handlers import handle_alert_cancelled, handle_alert_published
+    from tests.integration.notifications.harness import event
+
+    seed_audience(service.engine, "camp-k", "org-k", 3)
+    cancelled = event("alert.cancelled", "camp-k", alert_id="alert-k", campaign_id="camp-k")
+    with service.engine.begin() as conn:  # alert.published failed once and went to retry
+        handle_alert_cancelled(service.deps, cancelled, conn)
+    with service.engine.begin() as conn:  # ... and comes back after the cancellation
+        handle_alert_published(service.deps, alert("alert-k", "camp-k", "org-k", ["email"]), conn)
+    row = service.rows(alerts, alerts.c.alert_id == "alert-k")[0]
+    assert row.status == "cancelled" and row.version == 0
+    service.start()
+    with service.engine.begin() as conn:  # a second alert, to know the workers ran
+        handle_alert_published(service.deps, alert("alert-k2", "camp-k", "org-k", ["email"]), conn)
+    eventually(lambda: done(service, "alert-k2"), message="the other alert sent")
+    assert len(service.fakes.sendgrid_recipients()) == 3  # the other alert's, none of alert-k
+    assert service.count(deliveries, deliveries.c.alert_id == "alert-k") == 0
+
+
 class _Crashed(Exception):
     pass
 
