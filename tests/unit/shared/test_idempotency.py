@@ -22,14 +22,20 @@ class Verifier:
         return Principal(key_id=token, role="admin", organization_id="org")
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Any:
+def idempotency_app(tmp_path: Path) -> tuple[Any, Any, Flask]:
+    """An engine with the idempotency table, and a Flask app with the error handlers."""
     engine = make_engine(f"sqlite:///{tmp_path / 'idem.db'}")
     metadata = MetaData()
     table = idempotency_table(metadata, "test_idempotency_keys")
     metadata.create_all(engine)
     app = Flask(__name__)
     register_error_handlers(app)
+    return engine, table, app
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Any:
+    engine, table, app = idempotency_app(tmp_path)
     calls: list[Any] = []
 
     @app.post("/things")

@@ -6,28 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 
-from shared.auth import Principal
-from shared.db import make_engine
-from shared.idempotency import idempotency_table, idempotent
-from shared.web import register_error_handlers
-
-
-class Verifier:
-    def verify(self, token: str) -> Principal | None:
-        return Principal(key_id=token, role="admin", organization_id="org")
+from shared.idempotency import idempotent
+from tests.unit.shared.test_idempotency import Verifier, idempotency_app
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Any:
-    engine = make_engine(f"sqlite:///{tmp_path / 'idem.db'}")
-    metadata = MetaData()
-    table = idempotency_table(metadata, "test_idempotency_keys")
-    metadata.create_all(engine)
-    app = Flask(__name__)
-    register_error_handlers(app)
+    engine, table, app = idempotency_app(tmp_path)
     issued: list[str] = []
 
     @app.post("/keys")
