@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -165,6 +166,19 @@ def make_coalition(svc: Service) -> dict[str, Any]:
     )
     assert accepted.status_code == 200, accepted.json
     return campaign.json
+
+
+def scheduled_alert(svc: Service, send_at: datetime) -> dict[str, Any]:
+    """Launch a coalition's campaign and schedule a bilingual alert of it for send_at."""
+    cid = make_coalition(svc)["campaign_id"]
+    lead = svc.as_("organizer@lead")
+    assert lead.post(f"/api/v1/campaigns/{cid}/launch").status_code == 200
+    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
+    scheduled = lead.post(
+        f"/api/v1/alerts/{draft['alert_id']}/schedule", json={"send_at": send_at.isoformat()}
+    )
+    assert scheduled.status_code == 200 and scheduled.json["status"] == "scheduled"
+    return scheduled.json  # type: ignore[no-any-return]
 
 
 def bilingual_alert(**changes: Any) -> dict[str, Any]:

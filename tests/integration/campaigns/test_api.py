@@ -233,23 +233,16 @@ def test_the_organizers_path_works_on_sqlite_for_the_embedded_run(tmp_path: Any)
     from services.campaigns import alerts, create_app
     from services.campaigns.bootstrap import build
     from shared.migrate import upgrade
-    from tests.integration.campaigns.conftest import Http, settings_for
+    from tests.integration.campaigns.conftest import Http, scheduled_alert, settings_for
 
     url = f"sqlite:///{tmp_path / 'campaigns.db'}"
     upgrade("campaigns", url)
     deps = build(settings_for(url, "127.0.0.1:1"))
     svc = Service(deps, Http(create_app(deps=deps).test_client()))
     try:
-        campaign = make_coalition(svc)
-        cid = campaign["campaign_id"]
-        lead = svc.as_("organizer@lead")
-        assert lead.post(f"/api/v1/campaigns/{cid}/launch").status_code == 200
-        draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
         soon = datetime.now(UTC) + timedelta(seconds=1)
-        scheduled = lead.post(
-            f"/api/v1/alerts/{draft['alert_id']}/schedule", json={"send_at": soon.isoformat()}
-        )
-        assert scheduled.status_code == 200 and scheduled.json["status"] == "scheduled"
+        draft = scheduled_alert(svc, soon)
+        lead = svc.as_("organizer@lead")
         assert alerts.publish_due(deps) == 0  # not yet due
         deps.clock = lambda: soon + timedelta(seconds=1)
         assert alerts.publish_due(deps) == 1

@@ -4,7 +4,6 @@ when an alert falls due, slugs that shadow ids or race, and the key projection's
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, select
@@ -19,6 +18,7 @@ from tests.integration.campaigns.conftest import (
     bilingual_alert,
     make_coalition,
     org_body,
+    scheduled_alert,
 )
 
 pytestmark = pytest.mark.integration
@@ -85,19 +85,6 @@ def test_an_issued_keys_secret_is_never_kept_for_idempotency(service: Service) -
     assert first.json["secret"] not in again.get_data(as_text=True)
 
 
-def schedule_for_tomorrow(service: Service) -> tuple[dict[str, Any], datetime]:
-    cid = make_coalition(service)["campaign_id"]
-    lead = service.as_("organizer@lead")
-    assert lead.post(f"/api/v1/campaigns/{cid}/launch").status_code == 200
-    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
-    send_at = datetime.now(UTC) + timedelta(days=1)
-    scheduled = lead.post(
-        f"/api/v1/alerts/{draft['alert_id']}/schedule", json={"send_at": send_at.isoformat()}
-    )
-    assert scheduled.status_code == 200 and scheduled.json["status"] == "scheduled"
-    return scheduled.json, send_at
-
-
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
@@ -108,7 +95,8 @@ def schedule_for_tomorrow(service: Service) -> tuple[dict[str, Any], datetime]:
 def test_an_alert_that_no_longer_passes_schedulings_checks_is_not_published(
     service: Service, change: str, reason: str
 ) -> None:
-    alert, send_at = schedule_for_tomorrow(service)
+    send_at = datetime.now(UTC) + timedelta(days=1)
+    alert = scheduled_alert(service, send_at)
     lead = service.as_("organizer@lead")
     if change == "postal_address":
         org = service.orgs["lead"]["slug"]

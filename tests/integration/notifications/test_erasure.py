@@ -42,6 +42,20 @@ def erased_events(service: Service) -> list[dict]:
     ]
 
 
+def signed_up(service: Service, email: str, org_id: str) -> str:
+    """Start the service, let email sign a petition of org_id; return the path of the
+    preference page its thank-you links to."""
+    service.start()
+    service.publish(organization(org_id))
+    service.publish(signature(email, "pet-" + org_id, "camp-" + org_id, org_id))
+    eventually(lambda: service.fakes.sendgrid_requests(), message="thank-you sent")
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    thanks = service.fakes.sendgrid_requests()[0].body["content"][0]["value"]
+    prefs = re.search(r"https://notify\.example\.org(/preferences/\S+)", thanks)
+    assert prefs, thanks
+    return prefs.group(1)
+
+
 def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) -> None:
     people = seed_audience(service.engine, "camp-x", "org-x", 3, phone_every=1)
     target = people[1]
@@ -75,16 +89,9 @@ def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) 
 
 
 def test_person_erases_themselves_from_the_preference_page(service: Service) -> None:
-    service.start()
-    service.publish(organization("org-y"))
-    service.publish(signature("ren@example.org", "pet-y", "camp-y", "org-y"))
-    eventually(lambda: service.fakes.sendgrid_requests(), message="thank-you sent")
-    eventually(lambda: service.rows(organizations), message="organization projected")
-    thanks = service.fakes.sendgrid_requests()[0].body["content"][0]["value"]
-    prefs = re.search(r"https://notify\.example\.org(/preferences/\S+)", thanks)
-    assert prefs, thanks
+    prefs = signed_up(service, "ren@example.org", "org-y")
     client = service.client()
-    page = client.post(prefs.group(1), data={"action": "erase"})
+    page = client.post(prefs, data={"action": "erase"})
     assert page.status_code == 200
     assert service.count(supporters) == 1  # nothing happens before the owner confirms
     eventually(lambda: len(service.fakes.sendgrid_requests()) == 2, message="confirmation email")
@@ -154,18 +161,11 @@ def test_a_person_who_reported_spam_can_still_erase_themselves(service: Service)
 
     from services.notifications import audience
 
-    service.start()
-    service.publish(organization("org-w"))
-    service.publish(signature("lee@example.org", "pet-w", "camp-w", "org-w"))
-    eventually(lambda: service.fakes.sendgrid_requests(), message="thank-you sent")
-    eventually(lambda: service.rows(organizations), message="organization projected")
-    thanks = service.fakes.sendgrid_requests()[0].body["content"][0]["value"]
-    prefs = re.search(r"https://notify\.example\.org(/preferences/\S+)", thanks)
-    assert prefs, thanks
+    prefs = signed_up(service, "lee@example.org", "org-w")
     contact = email_hash(HASH_KEY, "lee@example.org")
     with service.engine.begin() as conn:  # a spam report: no more mail from anyone
         audience.suppress(conn, contact, "email", EVERY_ORG, "complaint", datetime.now(UTC))
-    assert service.client().post(prefs.group(1), data={"action": "erase"}).status_code == 200
+    assert service.client().post(prefs, data={"action": "erase"}).status_code == 200
     eventually(
         lambda: len(service.fakes.sendgrid_requests()) == 2, message="the erasure link still sent"
     )

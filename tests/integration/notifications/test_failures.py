@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,51 +134,55 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
 def test_a_batch_held_by_a_live_worker_waits_and_a_dead_ones_is_taken_over(
     service: Service,
 ) -> None:
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from services.notifications.delivery import Busy, Deliverer
+    from services.notifications.delivery import Busy
     from services.notifications.handlers import handle_alert_published
 
     people = seed_audience(service.engine, "camp-l", "org-l", 3)
     with service.engine.begin() as conn:
         handle_alert_published(service.deps, alert("alert-l", "camp-l", "org-l", ["email"]), conn)
-    batch = {
-        "alert_id": "alert-l",
-        "batch_id": "alert-l:1",
-        "supporter_ids": [p["supporter_id"] for p in people],
-    }
-    first = Deliverer(service.deps)
+    batch = _batch("alert-l", people)
     # The first owner claimed the batch and was cut off in the middle of its request.
     service.deps.email = _Crash()  # type: ignore[assignment]
-    with pytest.raises(_Crashed):
-        first.send_alert_email_batch(batch)
+    _crash(service, lambda d: d.send_alert_email_batch(batch))
     from tests.integration.notifications.harness import build_sender
 
     service.deps.email = build_sender(service)
     second = Deliverer(service.deps)
     with pytest.raises(Busy):  # the first owner may still be alive: do not send twice
         second.send_alert_email_batch(batch)
-    with service.engine.begin() as conn:
-        conn.execute(
-            update(deliveries).values(updated_at=NOON_UTC - timedelta(days=1))
-        )  # the first owner fell silent long ago: it died
+    _age(service)  # the first owner fell silent long ago: it died
     assert second.send_alert_email_batch(batch) == "done"
     row = service.rows(alerts)[0]
     assert (row.sent, row.ambiguous) == (3, 3)
     assert len(service.fakes.sendgrid_recipients()) == 3
 
 
-def _crash_then_age(service: Service, deliver: Callable[[Deliverer], object]) -> None:
-    """Let a first owner claim a batch and die mid-request, long ago."""
+def _batch(alert_id: str, people: list[dict[str, Any]]) -> dict[str, Any]:
+    """The alert's first dispatch batch, holding every one of people."""
+    return {
+        "alert_id": alert_id,
+        "batch_id": f"{alert_id}:1",
+        "supporter_ids": [p["supporter_id"] for p in people],
+    }
+
+
+def _crash(service: Service, deliver: Callable[[Deliverer], object]) -> None:
+    """Let a first owner claim a batch and die mid-request (its sender raises _Crashed)."""
+    with pytest.raises(_Crashed):
+        deliver(Deliverer(service.deps))
+
+
+def _age(service: Service) -> None:
+    """Make every ledger row look untouched for a day: whoever held them died long ago."""
     from sqlalchemy import update
 
-    first = Deliverer(service.deps)
-    with pytest.raises(_Crashed):
-        deliver(first)
     with service.engine.begin() as conn:
         conn.execute(update(deliveries).values(updated_at=NOON_UTC - timedelta(days=1)))
+
+
+def _crash_then_age(service: Service, deliver: Callable[[Deliverer], object]) -> None:
+    _crash(service, deliver)
+    _age(service)
 
 
 def test_a_taken_over_batch_skips_who_opted_out_or_was_erased_meanwhile(
@@ -190,11 +195,7 @@ def test_a_taken_over_batch_skips_who_opted_out_or_was_erased_meanwhile(
     people = seed_audience(service.engine, "camp-o", "org-o", 4)
     with service.engine.begin() as conn:
         handle_alert_published(service.deps, alert("alert-o", "camp-o", "org-o", ["email"]), conn)
-    batch = {
-        "alert_id": "alert-o",
-        "batch_id": "alert-o:1",
-        "supporter_ids": [p["supporter_id"] for p in people],
-    }
+    batch = _batch("alert-o", people)
     service.deps.email = _Crash()  # type: ignore[assignment]
     _crash_then_age(service, lambda d: d.send_alert_email_batch(batch))
     now = datetime.now(UTC)
@@ -224,11 +225,7 @@ def test_a_taken_over_sms_batch_waits_for_the_morning_when_it_is_now_night(
     service.deps.clock = lambda: NOON_UTC + timedelta(hours=4)  # 11:00 in New York
     with service.engine.begin() as conn:
         handle_alert_published(service.deps, alert("alert-q", "camp-q", "org-q", ["sms"]), conn)
-    batch = {
-        "alert_id": "alert-q",
-        "batch_id": "alert-q:1",
-        "supporter_ids": [p["supporter_id"] for p in people],
-    }
+    batch = _batch("alert-q", people)
     service.deps.sms = _Crash()  # type: ignore[assignment]
     _crash_then_age(service, lambda d: d.send_alert_sms_batch(batch, TokenBucket(100.0)))
     service.deps.clock = lambda: NOON_UTC + timedelta(hours=14)  # 23:00 in New York
@@ -255,11 +252,7 @@ def test_a_discreet_supporter_gets_no_text_when_the_alert_has_no_discreet_one(
     published = alert("alert-z", "camp-z", "org-z", ["sms"], sms_discreet_text=None)
     with service.engine.begin() as conn:
         handle_alert_published(service.deps, published, conn)
-    batch = {
-        "alert_id": "alert-z",
-        "batch_id": "alert-z:1",
-        "supporter_ids": [p["supporter_id"] for p in people],
-    }
+    batch = _batch("alert-z", people)
     assert Deliverer(service.deps).send_alert_sms_batch(batch, TokenBucket(100.0)) == "done"
     texts = service.fakes.twilio_messages()
     assert [t.body["To"] for t in texts] == [people[1]["phone"]]  # the one not in discreet mode

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.petitions import domain
-from shared.events import Event
-from shared.events.catalog import CATALOG, type_name
+from shared.events.catalog import CATALOG
+from tests.unit.shared.test_events import signature_event
 
 # Local parts with Indic and Thai vowel signs (combining marks): email_validator takes them,
 # Marshmallow's fields.Email did not.
@@ -18,28 +18,9 @@ ADDRESSES = [
 ]
 
 
-def _signature_created(email: str) -> Event:
-    data = {
-        "signature_id": "s1",
-        "petition_id": "p1",
-        "campaign_id": "c1",
-        "organization_id": "o1",
-        "supporter_id": "u1",
-        "duplicate": False,
-        "double_opt_in": False,
-        "confirm_url": None,
-        "locale": "hi",
-        "at": "2026-11-28T00:00:00Z",
-        "person": {"email": email, "given_name": "Priya"},
-        "consents": {"email": True, "sms": False, "partner_organization_ids": []},
-        "attribution": {"source": None, "partner_organization_id": None},
-    }
-    return Event(type=type_name("signature.created"), key="u1", data=data, source="/petitions")
-
-
 @pytest.mark.parametrize("address", ADDRESSES)
 def test_every_address_the_edge_accepts_passes_the_event_contract(address: str) -> None:
     email = domain.clean_email(address)
-    event = _signature_created(email)
+    event = signature_event(person={"email": email, "given_name": "Priya"})
     CATALOG.check_outgoing(event)
     CATALOG.check_incoming(event)

@@ -11,7 +11,7 @@ from shared.events import Event, UnknownEventType, decode
 from shared.events.catalog import CATALOG, type_name
 
 
-def _signature_event(**overrides: object) -> Event:
+def signature_event(**overrides: object) -> Event:
     data = {
         "signature_id": "s1",
         "petition_id": "p1",
@@ -32,7 +32,7 @@ def _signature_event(**overrides: object) -> Event:
 
 
 def test_an_event_survives_the_kafka_binary_binding() -> None:
-    event = _signature_event()
+    event = signature_event()
     event = Event(
         event.type,
         event.key,
@@ -61,7 +61,7 @@ def test_an_event_survives_the_kafka_binary_binding() -> None:
 def test_records_that_are_not_events_are_refused(
     value: bytes, headers: object, reason: str
 ) -> None:
-    event_headers = _signature_event().headers()
+    event_headers = signature_event().headers()
     if headers == "bad-time":
         event_headers = [(k, b"yesterday" if k == "ce_time" else v) for k, v in event_headers]
     elif headers is not None:
@@ -86,7 +86,7 @@ def test_attributes_the_consumer_stores_must_fit_their_columns(
 ) -> None:
     # An id the processed-events table (String(64)) refuses would make the runner's batch
     # transaction fail outside any handler, and the worker crash on that batch at every start.
-    event = _signature_event()
+    event = signature_event()
     headers = [(k, v) for k, v in event.headers() if k != header] + [(header, value)]
     with pytest.raises(InvalidEvent, match=reason):
         decode(b"u1", event.value(), headers)
@@ -96,13 +96,13 @@ def test_attributes_the_consumer_stores_must_fit_their_columns(
 
 def test_producers_cannot_publish_fields_outside_the_contract() -> None:
     with pytest.raises(InvalidEvent, match="ethnicity"):
-        CATALOG.check_outgoing(_signature_event(ethnicity="x"))
+        CATALOG.check_outgoing(signature_event(ethnicity="x"))
 
 
 def test_consumers_accept_additive_changes_but_not_violations() -> None:
-    CATALOG.check_incoming(_signature_event(new_optional_field=1))
+    CATALOG.check_incoming(signature_event(new_optional_field=1))
     with pytest.raises(InvalidEvent, match="duplicate"):
-        CATALOG.check_incoming(_signature_event(duplicate="maybe"))
+        CATALOG.check_incoming(signature_event(duplicate="maybe"))
     with pytest.raises(UnknownEventType):
         CATALOG.check_incoming(Event("kinship.nothing.happened.v1", "k", {}, "/x"))
 
