@@ -136,9 +136,9 @@ def raw(conn: Connection, sql: str, params: Mapping[str, Any]) -> Any:
 
     SQLAlchemy spent more of the client's CPU than the statement itself on a hot statement:
     binding a multi-row upsert, or running a text message's one-statement settle (225-277 µs
-    on a held connection against 92-127 µs here, docs/runtime-facts.md). Column names in sql come from the
-    caller's code, never from input. SQLite gets times written the way SQLAlchemy stores them
-    there (naive UTC text), so SQLAlchemy reads them back alike.
+    on a held connection against 92-127 µs here, docs/runtime-facts.md). Column names in sql
+    come from the caller's code, never from input. SQLite gets times written the way SQLAlchemy
+    stores them there (naive UTC text), so SQLAlchemy reads them back alike.
     """
     driver = conn.connection.driver_connection
     assert driver is not None
