@@ -569,6 +569,11 @@ class Deliverer:
         body = messages.fill_text(template, locale, info.shared_values(locale), person)
         return body if "STOP" in body.upper() else f"{body} {STOP_SUFFIX}"
 
+    @staticmethod
+    def _no_sms_body(person: Supporter) -> str:
+        """Why an alert has no text for person (_sms_body gave None): the error code."""
+        return "no_discreet_text" if person.discreet else "no_content"
+
     def _status_callback(self, delivery_id: str) -> str:
         return f"{self.deps.settings.public_base_url}/api/v1/callbacks/twilio/status/{delivery_id}"
 
@@ -584,10 +589,9 @@ class Deliverer:
         """Send one claimed text; return 'done' or 'dead', and whether claim_next is now held."""
         body = self._sms_body(info, person)
         if body is None or not person.phone:
-            missing = "no_discreet_text" if person.discreet else "no_content"
             held = self._finish(
                 [delivery_id], "failed", info.alert_id, batch_key,
-                error_code=missing, claim_next=claim_next,
+                error_code=self._no_sms_body(person), claim_next=claim_next,
             )  # fmt: skip
             return "done", held
         sms = Sms(
@@ -789,13 +793,14 @@ class Deliverer:
                 info = self.alert(str(row.alert_id))
                 assert info is not None
                 body = self._sms_body(info, person)
+                if body is None:
+                    raise _Skip("failed", self._no_sms_body(person))
                 custom = {"notification_id": row.delivery_id, "alert_id": str(row.alert_id)}
             else:
                 body = messages.render_sms(row.kind, person.locale, params)
                 custom = {"notification_id": row.delivery_id}
             if not body:
-                discreet = person.discreet and row.alert_id is not None
-                raise _Skip("failed", "no_discreet_text" if discreet else "no_content")
+                raise _Skip("failed", "no_content")
             sms = Sms(person.phone, body, self._status_callback(row.delivery_id), custom)
             return lambda: self.deps.sms.send(sms)
 
