@@ -75,8 +75,7 @@ def build(
     """Wire the service from settings (the environment when none are given)."""
     settings = settings or Settings.from_env("notifications")
     config = config or NotificationConfig.from_env()
-    # Sender threads, their in-flight texts and the worker's other parts each hold a connection.
-    engine = engine or make_engine(settings.database_url, pool_size=12)
+    engine = engine or make_engine(settings.database_url, pool_size=config.pool_size)
     return Deps(
         settings=settings,
         config=config,

@@ -71,6 +71,16 @@ class NotificationConfig:
             expander_head_rows=int(_env("EXPANDER_HEAD_ROWS", str(d.expander_head_rows))),
         )
 
+    @property
+    def pool_size(self) -> int:
+        """Database connections a worker process keeps (as many again may overflow).
+
+        One for each SMS lane (it holds its connection through its texts) and each email
+        sender, and eight for the other parts (relay and its LISTEN, consumer, expander and its
+        lock, queue poller, progress, webhook dispatcher). The overflow covers a lane's second,
+        brief connection when a text fails, so the lanes can never hold the whole pool."""
+        return self.sms_sender_threads * self.sms_concurrency + self.email_sender_threads + 8
+
     def with_(self, **changes: object) -> NotificationConfig:
         """Return a copy with some fields changed (tests)."""
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -524,6 +524,15 @@ class Deliverer:
             return nullcontext(None)
         return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
+    def _one_statement(self, lane: Connection | None) -> AbstractContextManager[Connection]:
+        """Where a lane runs a single statement: on its own connection when it holds one.
+
+        A lane that took a second connection from the pool for its claims waited there with
+        every other lane; when the lanes held the whole pool, none could go on until the pool's
+        timeout (30 s). Settling a text that failed still takes a transaction from the pool,
+        which is sized for that (NotificationConfig.pool_size)."""
+        return nullcontext(lane) if lane is not None else self.deps.engine.begin()
+
     def _send_sms_lane_on(
         self,
         lane: Connection | None,
@@ -537,7 +546,7 @@ class Deliverer:
         for index, (delivery_id, person, state) in enumerate(work):
             if self.stop.is_set():
                 if claimed:  # claimed but never sent: not ambiguous, give it back
-                    with self.deps.engine.begin() as conn:
+                    with self._one_statement(lane) as conn:
                         ledger.transition(
                             conn, [delivery_id], "queued", self.now,
                             from_status=("sending",), batch_key=batch_key,
@@ -545,7 +554,7 @@ class Deliverer:
                 raise Stopped()
             bucket.acquire()
             if state == "queued" and not claimed:
-                with self.deps.engine.begin() as conn:
+                with self._one_statement(lane) as conn:
                     if not ledger.transition(
                         conn, [delivery_id], "sending", self.now,
                         from_status=("queued",), batch_key=batch_key,

@@ -200,8 +200,9 @@ def running_service(
 ) -> Iterator[Service]:
     settings = settings_for(database_url, bootstrap, sendgrid_url, twilio_url)
     upgrade("notifications", database_url)
-    engine = make_engine(database_url)
-    deps = build(settings, config or fast_config(), engine)
+    config = config or fast_config()
+    engine = make_engine(database_url, pool_size=config.pool_size)
+    deps = build(settings, config, engine)
     if clock is not None:
         deps.clock = clock
     group = f"nf-test-{uuid.uuid4().hex[:8]}"

@@ -354,3 +354,32 @@ def test_each_channel_reads_only_its_own_dispatch_topic(service: Service) -> Non
     assert service.fakes.twilio_messages() == [] and service.fakes.sendgrid_requests() == []
     sms_dlq = dead_letter_topic(DISPATCH_TOPICS["sms"], groups["sms"])
     assert read_all(service.bootstrap, sms_dlq, timeout=2) == []
+
+
+def test_an_sms_lane_sends_on_the_one_connection_it_holds(service: Service) -> None:
+    # Each lane of a batch holds a connection for its texts. A lane that needed a second one
+    # to claim its first text waited on the pool with every other lane: when the lanes held the
+    # whole pool, none could start before the pool's timeout (CI once saw a 29 s stall). So a
+    # lane must send on its own connection alone: a pool of one serves one lane.
+    from dataclasses import replace
+
+    from sqlalchemy import create_engine
+
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(service.engine, "camp-p", "org-p", 3, phone_every=1, time_zone="UTC")
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-p", "camp-p", "org-p", ["sms"]), conn)
+    one = create_engine(
+        service.engine.url, pool_size=1, max_overflow=0, pool_timeout=3, hide_parameters=True
+    )
+    deps = replace(service.deps, engine=one, config=service.deps.config.with_(sms_concurrency=1))
+    deps.clock = lambda: NOON_UTC
+    try:
+        outcome = Deliverer(deps).send_alert_sms_batch(_batch("alert-p", people), TokenBucket(1e3))
+    finally:
+        one.dispose()
+    assert outcome == "done"
+    assert len(service.fakes.twilio_messages()) == 3
+    assert service.rows(alerts, alerts.c.alert_id == "alert-p")[0].sent == 3

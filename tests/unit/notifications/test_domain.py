@@ -121,3 +121,23 @@ def test_token_bucket_paces_to_its_rate() -> None:
     for _ in range(501):
         bucket.acquire()
     assert now[0] == pytest.approx(5.0, rel=0.01)
+
+
+def test_a_worker_pool_never_lets_the_sms_lanes_hold_every_connection() -> None:
+    # Each SMS lane holds a connection through its texts, and takes a second one briefly to
+    # settle a text that failed: lanes holding the whole pool stalled for the pool's timeout.
+    from services.notifications.bootstrap import build
+    from services.notifications.config import NotificationConfig
+    from shared.config import Settings
+
+    config = NotificationConfig(sms_sender_threads=6, sms_concurrency=8, email_sender_threads=2)
+    settings = Settings(
+        service="notifications",
+        database_url="postgresql+psycopg://kinship@127.0.0.1:9/kinship",  # never connected
+        kafka_bootstrap_servers="127.0.0.1:9",
+        hash_key="k" * 32,
+    )
+    pool = build(settings, config).engine.pool
+    lanes = config.sms_sender_threads * config.sms_concurrency
+    assert pool.size() > lanes + config.email_sender_threads  # room for the other parts
+    assert pool.size() + pool._max_overflow >= 2 * lanes  # type: ignore[attr-defined]
