@@ -30,6 +30,19 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
     return lag
 
 
+def wait_for_members(bootstrap: str, group: str, members: int, timeout: float = 60.0) -> None:
+    """Wait until a consumer group is stable with this many members, each assigned its share."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, Any] = {}
+    with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-probe") as admin:
+        while time.monotonic() < deadline:
+            seen = admin.describe_groups([group]).get(group, {})
+            if seen.get("group_state") == "Stable" and len(seen.get("members", [])) == members:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"group {group} never had {members} stable members: {seen}")
+
+
 def read_all(
     bootstrap: str, topic: str, expected: int | None = None, timeout: float = 30.0
 ) -> list[Any]:

@@ -37,7 +37,7 @@ from tests.integration.notifications.harness import (
     running_service,
     seed_audience,
 )
-from tests.support.kafka import headers_of, read_all
+from tests.support.kafka import headers_of, read_all, wait_for_members
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -341,6 +341,10 @@ def test_sms_goes_at_the_configured_rate(
             email_consent=False, time_zone="UTC",
         )  # fmt: skip
         service.start()
+        # The pace is measured once the three senders have joined: while they join, the
+        # group rebalances and each stops until all have (Kafka's classic protocol; up to a
+        # heartbeat interval, 3 s, which CI once saw as a gap in the middle of the alert).
+        wait_for_members(kafka_bootstrap, f"{service.group}-sms-sender", 3)
         service.publish(alert("alert-rate", "camp-r", "org-r", ["sms"]))
         eventually(lambda: finished(service, "alert-rate"), timeout=60, message="alert done")
         times = sorted(m.ts for m in service.fakes.twilio_messages())
