@@ -19,21 +19,22 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import Connection, Engine, Table, delete, text
+from sqlalchemy import Connection, Engine, Table, delete, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared import metrics
-from shared.db import database_ready, is_connection_error, json_param
+from shared.db import database_ready, is_connection_error, json_param, one_of
 from shared.errors import InvalidEvent, RetryableError
 from shared.events.envelope import Event, decode, utcnow
 from shared.events.registry import EventRegistry
@@ -46,6 +47,7 @@ from shared.kafka import (
     make_producer,
     retry_topic,
 )
+from shared.outbox import parked_table
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,11 @@ class _Outcome:
     """What one batch produced besides its database effects."""
 
     dead: list[tuple[Any, BaseException]] = field(default_factory=list)
-    retries: list[tuple[_Item, BaseException]] = field(default_factory=list)
+    # Failed events to try again: the event, its error and when (epoch ms).
+    retries: list[tuple[_Item, BaseException, int]] = field(default_factory=list)
+    # Events waiting behind a parked one of their key: the event, that one's id, and when to
+    # look again (epoch ms).
+    held: list[tuple[_Item, str, int]] = field(default_factory=list)
     # The next offset to commit per partition.
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
@@ -134,6 +140,101 @@ def _header(record: Any, name: str) -> str | None:
         if key == name:
             return bytes(value).decode(errors="replace")
     return None
+
+
+# A key's events wait behind a parked event at most this long past its due time (or, for an
+# event waiting its turn, past its parking): its retry record must have been lost.
+PARKED_LOST_AFTER = timedelta(hours=1)
+# An event waiting behind another comes round again no sooner than this (ms).
+PARKED_RECHECK_MS = 1000
+
+Place = tuple[str, str]  # (main topic, record key): the events that must keep their order
+
+
+@dataclass
+class _Parked:
+    offset: int  # on the main topic: the key's order
+    not_before_ms: int | None  # when a failed event is tried again
+    parked_at: datetime
+
+
+class _Parking:
+    """Which of a batch's events may run now, so that each key keeps its order over retries.
+
+    A failed event goes to the retry topic and parks its key: the key's later events, from
+    either topic, go to the retry topic behind it (parked too, without counting an attempt)
+    and come round until the ones before them on the main topic have been applied or
+    dead-lettered. Events of other keys go on. The rows live in the consumer's database, in
+    each batch's transaction, so a rebalance or a restart keeps them.
+    """
+
+    def __init__(self, rows: dict[Place, dict[str, _Parked]], now: datetime) -> None:
+        self.rows = rows
+        self.now = now
+        self.dropped: set[str] = set()
+        self.kept: dict[str, tuple[Place, _Parked]] = {}
+        self.held: list[tuple[_Item, str, int]] = []
+
+    def admit(self, item: _Item, place: Place | None, offset: int) -> bool:
+        """Whether item runs now (its key is not parked, or it is the key's next event); if
+        not, it is parked and held back. An admitted event is taken off, as if it succeeds
+        (park() puts it back when it fails)."""
+        rows = self.rows.get(place) if place is not None else None
+        while rows:
+            head_id = min(rows, key=lambda event_id: rows[event_id].offset)
+            head = rows[head_id]
+            if head_id == item.event.id:
+                self._drop(rows, head_id)
+                return True
+            if not self._lost(head):
+                break
+            log.warning(
+                "parked event never came back; its key goes on",
+                extra={"event_id": head_id, "topic": place[0] if place else None},
+            )
+            self._drop(rows, head_id)
+        if not rows:
+            return True
+        assert place is not None
+        mine = rows.get(item.event.id)
+        if mine is None:
+            mine = rows[item.event.id] = _Parked(offset, None, self.now)
+            self._keep(place, item.event.id, mine)
+        now_ms = int(self.now.timestamp() * 1000)
+        due = max(head.not_before_ms or 0, now_ms + PARKED_RECHECK_MS)
+        self.held.append((item, head_id, due))
+        return False
+
+    def park(self, item: _Item, place: Place | None, offset: int, not_before_ms: int) -> None:
+        """Park a failed event's key behind it until it is tried again at not_before_ms."""
+        if place is None:
+            return
+        parked = _Parked(offset, not_before_ms, self.now)
+        self.rows.setdefault(place, {})[item.event.id] = parked
+        self._keep(place, item.event.id, parked)
+
+    def drop(self, item: _Item, place: Place | None) -> None:
+        """A failed event was dead-lettered: its key's next event may go."""
+        rows = self.rows.get(place) if place is not None else None
+        if rows and item.event.id in rows:
+            self._drop(rows, item.event.id)
+        else:
+            self.dropped.add(item.event.id)  # parked in an earlier batch, then admitted
+
+    def _lost(self, parked: _Parked) -> bool:
+        since = parked.parked_at
+        if parked.not_before_ms is not None:
+            since = max(since, datetime.fromtimestamp(parked.not_before_ms / 1000, since.tzinfo))
+        return self.now - since > PARKED_LOST_AFTER
+
+    def _keep(self, place: Place, event_id: str, parked: _Parked) -> None:
+        self.kept[event_id] = (place, parked)
+        self.dropped.discard(event_id)
+
+    def _drop(self, rows: dict[str, _Parked], event_id: str) -> None:
+        del rows[event_id]
+        self.kept.pop(event_id, None)
+        self.dropped.add(event_id)
 
 
 class ConsumerRunner:
@@ -167,6 +268,7 @@ class ConsumerRunner:
             raise ValueError(f"handlers registered for unknown event types: {unknown}")
         self.engine = engine
         self.processed = processed
+        self.parked = parked_table(processed.metadata)
         self.registry = registry
         self.group = group
         self.topics = list(topics)
@@ -206,7 +308,8 @@ class ConsumerRunner:
         self._applier: ThreadPoolExecutor | None = None
         self._inflight: tuple[_Batch, Future[None]] | None = None
         self.stats = {
-            "processed": 0, "skipped": 0, "duplicates": 0, "dead": 0, "retried": 0, "replaced": 0
+            "processed": 0, "skipped": 0, "duplicates": 0, "dead": 0, "retried": 0, "parked": 0,
+            "replaced": 0,
         }  # fmt: skip
         self._spin_guard = SpinGuard()
         self.keep_processed = timedelta(days=keep_processed_days)
@@ -441,18 +544,24 @@ class ConsumerRunner:
             self._consumer.resume(*[tp for tp in due if tp in assigned])
 
     def _apply(self, work: list[_Item], outcome: _Outcome) -> None:
-        """Run handlers for new events: the whole batch in one transaction, else one by one."""
+        """Run handlers for new events: the whole batch in one transaction, else one by one.
+
+        Events of a parked key wait behind its failed event on the retry topic (_Parking).
+        """
         unique: dict[str, _Item] = {}
         for item in work:
             unique.setdefault(item.event.id, item)
         self.stats["duplicates"] += len(work) - len(unique)
         items = list(unique.values())
+        places = {item.event.id: self._place(item) for item in items}
         failed: tuple[_Item, Exception] | None = None
         failed_run: list[_Item] = []
         try:
             with self.engine.begin() as conn:
-                fresh = self._mark_processed(conn, [item.event.id for item in items])
-                for run in self._runs([item for item in items if item.event.id in fresh]):
+                parking = self._parking(conn, places.values())
+                admitted = [item for item in items if parking.admit(item, *places[item.event.id])]
+                fresh = self._mark_processed(conn, [item.event.id for item in admitted])
+                for run in self._runs([item for item in admitted if item.event.id in fresh]):
                     try:
                         self._handle_run(run, conn)
                     except _HandlerFailed as exc:
@@ -461,7 +570,9 @@ class ConsumerRunner:
                     except Exception:
                         failed_run = run  # a batch handler failed: isolate its events
                         raise
-            self._after_commit(items, fresh)
+                self._save_parking(conn, parking)
+            outcome.held += parking.held
+            self._after_commit(admitted, fresh)
             return
         except Exception as exc:
             if is_connection_error(_cause(exc)):
@@ -471,13 +582,15 @@ class ConsumerRunner:
         # One event failed and rolled the batch back: route it, and redo the others one by one
         # so they still take effect. A per-event handler that failed is not called twice.
         log.info("batch failed, isolating the failing event", extra={"group": self.group})
-        if failed is not None:
-            self._route_failure(*failed, outcome)
         try:
             with self.engine.begin() as conn:
-                fresh = set()
+                parking = self._parking(conn, places.values())
+                fresh, done = set(), []
                 for item in items:
+                    if not parking.admit(item, *places[item.event.id]):
+                        continue
                     if failed is not None and item is failed[0]:
+                        self._route_failure(item, failed[1], outcome, parking)
                         continue
                     savepoint = conn.begin_nested()
                     try:
@@ -485,24 +598,92 @@ class ConsumerRunner:
                             self._handle_run([item], conn)
                             fresh.add(item.event.id)
                         savepoint.commit()
+                        done.append(item)
                     except Exception as exc:
                         if is_connection_error(_cause(exc)):
                             raise _cause(exc) from None
                         savepoint.rollback()
-                        self._route_failure(item, _cause(exc), outcome)
-            self._after_commit([i for i in items if failed is None or i is not failed[0]], fresh)
+                        self._route_failure(item, _cause(exc), outcome, parking)
+                self._save_parking(conn, parking)
+            outcome.held += parking.held
+            self._after_commit(done, fresh)
         except Exception as exc:
             if is_connection_error(exc):
                 raise DatabaseDown(str(exc)) from exc
             raise
 
-    @staticmethod
-    def _route_failure(item: _Item, exc: Exception, outcome: _Outcome) -> None:
-        if isinstance(exc, InvalidEvent):
-            outcome.dead.append((item.record, exc))
+    def _place(self, item: _Item) -> tuple[Place | None, int]:
+        """The events item keeps its order among (none without a key), and its place there."""
+        record = item.record
+        if record.topic in self._retry_topics:
+            offset = int(_header(record, H_ORIGIN_OFFSET) or -1)
         else:
-            # RetryableError, or an unexpected bug that may be transient: retry, then DLQ.
-            outcome.retries.append((item, exc))
+            offset = int(record.offset)
+        key = item.event.key
+        return ((self._main_topic(record), key) if key else None), offset
+
+    def _parking(self, conn: Connection, places: Iterable[tuple[Place | None, int]]) -> _Parking:
+        """Read the parked events of the batch's keys."""
+        table = self.parked
+        wanted = {place for place, _ in places if place is not None}
+        rows: dict[Place, dict[str, _Parked]] = {}
+        keys = {key for _, key in wanted}
+        if keys:
+            query = select(
+                table.c.topic, table.c.event_key, table.c.event_id, table.c.origin_offset,
+                table.c.not_before_ms, table.c.parked_at,
+            ).where(
+                table.c.consumer_group == self.group, one_of(conn, table.c.event_key, keys)
+            )  # fmt: skip
+            for topic, key, event_id, offset, not_before_ms, parked_at in conn.execute(query):
+                if (topic, key) in wanted:
+                    parked = _Parked(offset, not_before_ms, parked_at)
+                    rows.setdefault((topic, key), {})[event_id] = parked
+        return _Parking(rows, utcnow())
+
+    def _save_parking(self, conn: Connection, parking: _Parking) -> None:
+        """Write what a batch changed in the parked events, in the batch's transaction."""
+        table = self.parked
+        if parking.dropped:
+            conn.execute(
+                delete(table).where(
+                    table.c.consumer_group == self.group,
+                    table.c.event_id.in_(sorted(parking.dropped)),
+                )
+            )
+        if parking.kept:
+            rows = [
+                {
+                    "consumer_group": self.group, "event_id": event_id, "topic": place[0],
+                    "event_key": place[1], "origin_offset": parked.offset,
+                    "not_before_ms": parked.not_before_ms, "parked_at": parked.parked_at,
+                }
+                for event_id, (place, parked) in parking.kept.items()
+            ]  # fmt: skip
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            statement = insert(table).values(rows)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[table.c.consumer_group, table.c.event_id],
+                    set_={"not_before_ms": statement.excluded.not_before_ms},
+                )
+            )
+
+    def _route_failure(
+        self, item: _Item, exc: Exception, outcome: _Outcome, parking: _Parking
+    ) -> None:
+        """Dead-letter a failed event, or park its key and try it again after a backoff."""
+        place, offset = self._place(item)
+        attempt = item.attempt + 1
+        if isinstance(exc, InvalidEvent) or attempt >= self.retry.max_attempts:
+            outcome.dead.append((item.record, exc))
+            parking.drop(item, place)
+            return
+        # RetryableError, or an unexpected bug that may be transient: retry, then DLQ.
+        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+        not_before_ms = int((time.time() + self.retry.delay(attempt, retry_after)) * 1000)
+        outcome.retries.append((item, exc, not_before_ms))
+        parking.park(item, place, offset, not_before_ms)
 
     def _after_commit(self, items: list[_Item], fresh: set[str]) -> None:
         """Count a committed batch's events, and tell whoever waits on their effects."""
@@ -568,10 +749,35 @@ class ConsumerRunner:
 
     def _finish(self, outcome: _Outcome) -> None:
         """Dead-letter and schedule retries, then commit offsets."""
-        if outcome.dead or outcome.retries:
+        if outcome.dead or outcome.retries or outcome.held:
             producer = self._get_producer()
             futures = [self._send_dead(producer, record, exc) for record, exc in outcome.dead]
-            futures += [self._send_retry(producer, item, exc) for item, exc in outcome.retries]
+            for item, exc, not_before_ms in outcome.retries:
+                self.stats["retried"] += 1
+                metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "retried").inc()
+                futures.append(
+                    self._send_retry(
+                        producer,
+                        item,
+                        item.attempt + 1,
+                        not_before_ms,
+                        str(exc),
+                        type(exc).__name__,
+                    )  # fmt: skip
+                )
+            for item, head_id, not_before_ms in outcome.held:
+                self.stats["parked"] += 1
+                metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "parked").inc()
+                futures.append(
+                    self._send_retry(
+                        producer,
+                        item,
+                        item.attempt,
+                        not_before_ms,
+                        f"waiting behind event {head_id} of its key",
+                        "Parked",
+                    )  # fmt: skip
+                )
             producer.flush(timeout=30)
             if not all(future.succeeded() for future in futures):
                 # The batch comes back; its applied events are deduped on the second pass.
@@ -650,22 +856,23 @@ class ConsumerRunner:
         topic = dead_letter_topic(self._main_topic(record), self.group)
         return producer.send(topic, key=record.key, value=record.value, headers=headers)
 
-    def _send_retry(self, producer: KafkaProducer, item: _Item, exc: BaseException) -> Any:
-        attempt = item.attempt + 1
-        if attempt >= self.retry.max_attempts:
-            return self._send_dead(producer, item.record, exc)
-        self.stats["retried"] += 1
-        metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "retried").inc()
-        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-        delay = self.retry.delay(attempt, retry_after)
+    def _send_retry(
+        self,
+        producer: KafkaProducer,
+        item: _Item,
+        attempt: int,
+        not_before_ms: int,
+        error: str,
+        error_class: str,
+    ) -> Any:
         record = item.record
         headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
         headers += self._origin(record)
         headers += [
             (H_ATTEMPT, str(attempt).encode()),
-            (H_NOT_BEFORE, str(int((time.time() + delay) * 1000)).encode()),
-            (H_ERROR, str(exc)[:2000].encode()),
-            (H_ERROR_CLASS, type(exc).__name__.encode()),
+            (H_NOT_BEFORE, str(not_before_ms).encode()),
+            (H_ERROR, error[:2000].encode()),
+            (H_ERROR_CLASS, error_class.encode()),
         ]
         topic = retry_topic(self._main_topic(record), self.group)
         return producer.send(topic, key=record.key, value=record.value, headers=headers)

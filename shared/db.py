@@ -5,24 +5,33 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Connection,
     DateTime,
     Engine,
     Integer,
     String,
+    Text,
     TypeDecorator,
+    any_,
+    bindparam,
+    cast,
     create_engine,
     event,
+    func,
+    select,
     text,
+    type_coerce,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.types import TypeEngine
 
@@ -125,6 +134,24 @@ def json_param(values: Sequence[Any]) -> str:
     PostgreSQL CPU to insert that way, 14.0 from jsonb).
     """
     return orjson.dumps(values).decode()
+
+
+def one_of(conn: Connection, column: Any, values: Iterable[Any]) -> Any:
+    """Return `column IN values`; on PostgreSQL as one parameter, cheap to plan and send.
+
+    Strings go as one JSON text (shared.db.json_param): psycopg adapts a list of them element
+    by element in Python, 2 ms for a dispatch batch's 1,000 ids, four times a batch.
+    """
+    items = list(values)
+    if conn.dialect.name != "postgresql":
+        return column.in_(items)
+    if isinstance(column.type, String):
+        # = ANY(ARRAY(SELECT ...)): one array for an index scan; an IN (SELECT ...) semi-join
+        # made settling a batch's 1,000 rows cost twice as much in PostgreSQL.
+        listed = cast(bindparam(None, json_param(items), type_=Text), JSON)
+        array = func.array(select(func.json_array_elements_text(listed)).scalar_subquery())
+        return column == any_(type_coerce(array, ARRAY(String)))
+    return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
 
 
 _PYFORMAT = re.compile(r"%\((\w+)\)s")

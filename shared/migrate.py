@@ -32,3 +32,38 @@ def on_postgresql(statements: Iterable[str]) -> None:
     if op.get_bind().dialect.name == "postgresql":
         for statement in statements:
             op.execute(statement)
+
+
+def create_parked_events() -> None:
+    """Create the consumer's table of parked events (shared.outbox.parked_table), as first made.
+
+    Spelled out rather than taken from parked_table, so a later change of that table comes
+    with a migration of its own instead of changing what this one did."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    from shared.db import Moment
+
+    op.create_table(
+        "kinship_parked_events",
+        sa.Column("consumer_group", sa.String(200), primary_key=True),
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("event_key", sa.String(200), nullable=False),
+        sa.Column("origin_offset", sa.BigInteger(), nullable=False),
+        sa.Column("not_before_ms", sa.BigInteger(), nullable=True),
+        sa.Column("parked_at", Moment(), nullable=False),
+    )
+    op.create_index(
+        "ix_kinship_parked_events_key",
+        "kinship_parked_events",
+        ["consumer_group", "topic", "event_key"],
+    )
+
+
+def drop_parked_events() -> None:
+    """Undo create_parked_events."""
+    from alembic import op
+
+    op.drop_index("ix_kinship_parked_events_key", table_name="kinship_parked_events")
+    op.drop_table("kinship_parked_events")

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 
 from sqlalchemy import (
     DDL,
+    BigInteger,
     Column,
     Connection,
     DateTime,
+    Index,
     LargeBinary,
     MetaData,
     String,
@@ -18,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import event as sa_event
 
-from shared.db import BigId, json_param
+from shared.db import BigId, Moment, json_param
 from shared.events.envelope import Event, json_dumps
 from shared.events.registry import EventRegistry
 
@@ -29,6 +31,7 @@ OUTBOX_TABLE = "kinship_outbox"
 # would only fail at the relay, after its transaction committed.
 MAX_EVENT_BYTES = 900_000
 PROCESSED_TABLE = "kinship_processed_events"
+PARKED_TABLE = "kinship_parked_events"
 # Every INSERT into the outbox NOTIFYs this channel (delivered at commit), so an idle relay
 # LISTENing on it starts at once instead of polling (shared.pacing.CommitListener).
 NOTIFY_CHANNEL = OUTBOX_TABLE
@@ -78,15 +81,38 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 def processed_table(metadata: MetaData) -> Table:
-    """Define the table of processed event ids (consumer-side dedupe) in a service's metadata."""
+    """Define the table of processed event ids (consumer-side dedupe) in a service's metadata,
+    and beside it the consumer's other table, the parked events (parked_table)."""
     if PROCESSED_TABLE in metadata.tables:
         return metadata.tables[PROCESSED_TABLE]
+    parked_table(metadata)
     return Table(
         PROCESSED_TABLE,
         metadata,
         Column("consumer_group", String(200), primary_key=True),
         Column("event_id", String(64), primary_key=True),
         Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def parked_table(metadata: MetaData) -> Table:
+    """Define the table of parked events: a consumer group's events on its retry topic, each
+    the failed event of its key or one waiting behind it (shared.consumer, key order)."""
+    if PARKED_TABLE in metadata.tables:
+        return metadata.tables[PARKED_TABLE]
+    return Table(
+        PARKED_TABLE,
+        metadata,
+        Column("consumer_group", String(200), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("topic", String(200), nullable=False),  # the main topic it came from
+        Column("event_key", String(200), nullable=False),
+        # Its place in its key's partition of that topic: the key's order.
+        Column("origin_offset", BigInteger, nullable=False),
+        # When a failed event is next tried (epoch ms); none for an event waiting behind one.
+        Column("not_before_ms", BigInteger),
+        Column("parked_at", Moment, nullable=False),
+        Index("ix_kinship_parked_events_key", "consumer_group", "topic", "event_key"),
     )
 
 

@@ -25,7 +25,6 @@ from services.notifications.domain import resolve_locale, resolve_time_zone, to_
 from services.notifications.store import (
     campaigns,
     consents,
-    one_of,
     organizations,
     petitions,
     supporter_campaigns,
@@ -33,6 +32,7 @@ from services.notifications.store import (
     suppressions,
     upsert,
 )
+from shared.db import one_of
 from shared.privacy import email_hash, keyed_hash, phone_hash
 
 EVERY_ORG = "*"

@@ -33,7 +33,8 @@ from services.notifications.senders import (
     Sms,
     TransientSendError,
 )
-from services.notifications.store import alerts, deliveries, one_of
+from services.notifications.store import alerts, deliveries
+from shared.db import one_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

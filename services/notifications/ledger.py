@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Row, Select, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from services.notifications.store import alerts, deliveries, insert_ignore, one_of
-from shared.db import json_param, raw
+from services.notifications.store import alerts, deliveries, insert_ignore
+from shared.db import json_param, one_of, raw
 from shared.ids import ROWS_PER_PREFIX, uuid7, uuid7_prefix
 
 DONE = ("sent", "delivered", "failed", "suppressed")

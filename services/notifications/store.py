@@ -5,7 +5,7 @@ Also the admin API's Idempotency-Key records (shared.idempotency).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -21,20 +21,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    any_,
-    bindparam,
-    cast,
-    func,
-    select,
     text,
-    type_coerce,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.auth import api_keys_table
-from shared.db import BigId, Moment, ident, json_param
+from shared.db import BigId, Moment, ident
 from shared.idempotency import idempotency_table
 from shared.outbox import shared_tables
 
@@ -263,24 +256,6 @@ def upsert(
         conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=dict(update)))
     else:
         conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
-
-
-def one_of(conn: Connection, column: Any, values: Iterable[Any]) -> Any:
-    """Return `column IN values`; on PostgreSQL as one parameter, cheap to plan and send.
-
-    Strings go as one JSON text (shared.db.json_param): psycopg adapts a list of them element
-    by element in Python, 2 ms for a dispatch batch's 1,000 ids, four times a batch.
-    """
-    items = list(values)
-    if conn.dialect.name != "postgresql":
-        return column.in_(items)
-    if isinstance(column.type, String):
-        # = ANY(ARRAY(SELECT ...)): one array for an index scan; an IN (SELECT ...) semi-join
-        # made settling a batch's 1,000 rows cost twice as much in PostgreSQL.
-        listed = cast(bindparam(None, json_param(items), type_=Text), JSON)
-        array = func.array(select(func.json_array_elements_text(listed)).scalar_subquery())
-        return column == any_(type_coerce(array, ARRAY(String)))
-    return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | None = None) -> Any:

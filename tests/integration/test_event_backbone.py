@@ -324,6 +324,93 @@ def test_retryable_error_is_retried_later_and_applied_once(app: App) -> None:
     assert runner.stats["retried"] == 2
 
 
+def _publish_all(app: App) -> None:
+    relay = OutboxRelay(
+        app.engine, app.outbox_table, lambda: make_producer(app.bootstrap, "test-relay")
+    )
+    with app.engine.connect() as conn:
+        while relay.publish_batch(conn):
+            pass
+
+
+def test_a_retried_event_keeps_its_keys_order_and_holds_back_no_other_key(app: App) -> None:
+    # An alert.cancelled must never take effect before the alert.published it cancels: while
+    # an event waits on the retry topic, the later events of its key wait behind it (parked),
+    # in order; other keys go on.
+    release = threading.Event()
+    apply = eventapp.effect_handler(app.effects)
+
+    def gated(event: Event, conn: Any) -> None:
+        if event.data["item_id"] == "a" and event.data["seq"] == 1 and not release.is_set():
+            raise RetryableError("provider said 503")
+        apply(event, conn)
+
+    runner = _runner(
+        app, gated, retry=RetryPolicy(max_attempts=10**6, base_delay=0.1, max_delay=0.2)
+    )
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    try:
+        app.add_events([eventapp.item_event(key, i) for i in range(4) for key in ("a", "b")])
+        _publish_all(app)
+        eventually(
+            lambda: app.per_key_sequences().get("b") == [0, 1, 2, 3] and runner.stats["retried"],
+            timeout=60,
+            message="key b applied while a waits",
+        )
+        late = eventapp.item_event("a", 4)  # a new event of the parked key
+        app.add_events([late])
+        _publish_all(app)
+
+        def parked() -> set[str]:
+            with app.engine.connect() as conn:
+                return set(conn.execute(select(runner.parked.c.event_id)).scalars())
+
+        eventually(lambda: late.id in parked(), timeout=60, message="the late event parked")
+        assert len(parked()) == 4  # a:1 and the three behind it
+        assert app.per_key_sequences()["a"] == [0]
+        release.set()
+        eventually(lambda: app.count(app.effects) == 9, timeout=60, message="all applied")
+    finally:
+        runner.stop()
+        thread.join(timeout=30)
+    assert app.per_key_sequences() == {"a": [0, 1, 2, 3, 4], "b": [0, 1, 2, 3]}
+    assert app.distinct_effects() == 9
+    with app.engine.connect() as conn:  # and the key is no longer parked
+        assert conn.execute(select(func.count()).select_from(runner.parked)).scalar_one() == 0
+
+
+def test_a_dead_lettered_event_lets_the_rest_of_its_key_go_in_order(app: App) -> None:
+    apply = eventapp.effect_handler(app.effects)
+    tries = 0
+    tries_before: dict[int, int] = {}  # by seq: how often seq 1 had failed when it applied
+
+    def broken(event: Event, conn: Any) -> None:
+        nonlocal tries
+        if event.data["seq"] == 1:
+            tries += 1
+            raise RetryableError("never works")
+        tries_before[event.data["seq"]] = tries
+        apply(event, conn)
+
+    runner = _runner(app, broken, retry=RetryPolicy(max_attempts=3, base_delay=0.1))
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    try:
+        app.add_events([eventapp.item_event("a", i) for i in range(5)])
+        _publish_all(app)
+        eventually(lambda: app.count(app.effects) == 4, timeout=60, message="the rest applied")
+    finally:
+        runner.stop()
+        thread.join(timeout=30)
+    assert app.per_key_sequences() == {"a": [0, 2, 3, 4]}
+    # The rest only after its last attempt (seq 0 applied again when its batch was redone).
+    assert {seq: tries_before[seq] for seq in (2, 3, 4)} == {2: 3, 3: 3, 4: 3}
+    assert runner.stats["dead"] == 1
+    dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=1)
+    assert [json.loads(r.value)["seq"] for r in dead] == [1]
+
+
 def test_a_spinning_consumer_is_replaced_and_every_event_applies_once(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
