@@ -164,8 +164,14 @@ def test_partner_registers_receives_signed_events_sees_attempts_and_replays(wh: 
         ]
         client = wh.client()
         base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
-        logged = client.get(f"{base}/attempts", headers=key).get_json()
-        assert logged["total_records"] == 2
+
+        def attempts() -> Any:
+            return client.get(f"{base}/attempts", headers=key).get_json()
+
+        # The dispatcher records attempts after the replies, on its recorder thread.
+        logged = eventually(
+            lambda: (page := attempts())["total_records"] == 2 and page, message="attempts logged"
+        )
         attempt = logged["_embedded"]["attempts"][0]
         assert attempt["status_code"] == 200 and attempt["latency_ms"] >= 0
         assert attempt["response_excerpt"] == '{"ok":true}' and attempt["error"] is None
