@@ -61,7 +61,7 @@ def email(
 ) -> EmailSender:
     if request.param == "capture":
         return CaptureEmailSender(engine)
-    return SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=1.0)
+    return SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=10.0)
 
 
 @pytest.fixture(params=["capture", "twilio"])
@@ -71,7 +71,7 @@ def sms(
     if request.param == "capture":
         return CaptureSmsSender(engine)
     return TwilioSender.build(
-        ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+15557654321", timeout=1.0
+        ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+15557654321", timeout=10.0
     )
 
 
@@ -88,7 +88,8 @@ def test_sms_sender_accepts_a_message(sms: SmsSender) -> None:
 def test_sendgrid_errors_map_to_transient_or_permanent(
     provider_urls: tuple[str, str], fakes_db: Path
 ) -> None:
-    sender = SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=0.5)
+    # Answers are awaited generously; only the stalled request below meets a short timeout.
+    sender = SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=10.0)
     records = FakeRecords(fakes_db)
     records.set_faults(
         "sendgrid", {"rules": [{"kind": "status", "status": 429, "retry_after": 2, "count": 1}]}
@@ -97,10 +98,11 @@ def test_sendgrid_errors_map_to_transient_or_permanent(
         sender.send_batch(batch("a@example.org"))
     assert busy.value.retry_after == 2 and not busy.value.ambiguous
     records.set_faults(
-        "sendgrid", {"rules": [{"kind": "timeout", "seconds": 2, "accept": True, "count": 1}]}
+        "sendgrid", {"rules": [{"kind": "timeout", "seconds": 5, "accept": True, "count": 1}]}
     )
+    impatient = SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=0.5)
     with pytest.raises(TransientSendError) as slow:
-        sender.send_batch(batch("a@example.org"))
+        impatient.send_batch(batch("a@example.org"))
     assert slow.value.ambiguous  # it may have been accepted
     records.clear_faults("sendgrid")
     with pytest.raises(PermanentSendError) as bad:
@@ -127,7 +129,7 @@ def test_twilio_errors_map_to_transient_permanent_and_opt_out(
         sender.send(Sms("+14155550100", "hi"))
     assert busy.value.retry_after == 3
     FakeRecords(fakes_db).set_faults(
-        "twilio", {"rules": [{"kind": "timeout", "seconds": 2, "accept": True, "count": 1}]}
+        "twilio", {"rules": [{"kind": "timeout", "seconds": 5, "accept": True, "count": 1}]}
     )
     slow_sender = TwilioSender.build(
         ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+15557654321", timeout=0.5
@@ -175,7 +177,7 @@ def test_sendgrid_body_reaches_the_provider_whole_and_stays_out_of_debug_logs(
     provider_urls: tuple[str, str], fakes_db: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The SDK's HTTP client formats each body into a debug message: it shows only a size."""
-    sender = SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=1.0)
+    sender = SendGridSender.build(SENDGRID_KEY, provider_urls[0], timeout=10.0)
     caplog.set_level("DEBUG", logger="python_http_client")
     sender.send_batch(batch("ngoc.anh@example.org", "José.Ñúñez@example.org"))
     body = FakeRecords(fakes_db).sendgrid_requests()[-1].body
