@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -16,7 +18,7 @@ from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import format_time
 from shared.outbox import Outbox
-from shared.privacy import email_hash, supporter_id
+from shared.privacy import email_hash, keyed_hash, supporter_id
 
 UNSUBSCRIBE_REASONS = ("unsubscribe",)  # what a supporter may undo from the preference page
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -24,17 +26,36 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 
 # -- links ---------------------------------------------------------------------------------------
 
-
-def list_token(supporter_token: str, org_tag: str) -> str:
-    """Return the opaque token of one supporter's list with one organization."""
-    return f"{supporter_token}.{org_tag}"
+LIST_TOKEN_MAX = 200
+LIST_MAC_CHARS = 22  # base64url characters: 132 bits of HMAC-SHA256
 
 
-def parse_list_token(token: str) -> tuple[str, str] | None:
-    supporter_part, dot, org_tag = token.rpartition(".")
-    if not dot or not supporter_part or not org_tag or len(token) > 200:
+def list_token(key: str, supporter_token: str, org_tag: str) -> str:
+    """Return the opaque token of one supporter's list with one organization.
+
+    The MAC binds the supporter's secret to the organization's tag: the tag is no secret (it is
+    in every footer the organization sends), so without it anyone holding one organization's
+    link of a supporter could open her list with any other organization.
+    """
+    if not supporter_token or not org_tag or "." in supporter_token + org_tag:
+        raise ValueError("a list token's parts must be non-empty and hold no dot")
+    return f"{supporter_token}.{org_tag}.{_list_mac(key, supporter_token, org_tag)}"
+
+
+def parse_list_token(key: str, token: str) -> tuple[str, str] | None:
+    """Return (supporter token, organization tag) of a genuine list token, else None."""
+    parts = token.split(".")
+    if len(token) > LIST_TOKEN_MAX or len(parts) != 3 or not all(parts) or not token.isascii():
+        return None
+    supporter_part, org_tag, mac = parts
+    if not hmac.compare_digest(mac, _list_mac(key, supporter_part, org_tag)):
         return None
     return supporter_part, org_tag
+
+
+def _list_mac(key: str, supporter_token: str, org_tag: str) -> str:
+    digest = bytes.fromhex(keyed_hash(key, "list-token", f"{supporter_token}.{org_tag}"))
+    return base64.urlsafe_b64encode(digest).decode()[:LIST_MAC_CHARS]
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:

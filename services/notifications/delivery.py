@@ -274,7 +274,7 @@ class Deliverer:
         self, info: AlertInfo, delivery_id: str, person: Supporter, email: messages.BulkEmail
     ) -> Recipient:
         base = self.deps.settings.public_base_url
-        token = compliance.list_token(person.token, info.org_tag)
+        token = compliance.list_token(self.deps.settings.hash_key, person.token, info.org_tag)
         return Recipient(
             email=str(person.email),
             name=person.given_name,
@@ -841,7 +841,7 @@ class Deliverer:
                 if org
                 else audience.org_token_tag(self.deps.settings.hash_key, org_id)
             )
-            token = compliance.list_token(person.token, tag)
+            token = compliance.list_token(self.deps.settings.hash_key, person.token, tag)
             base = self.deps.settings.public_base_url
             org_name = org.name if org else org_name
             footer = messages.Footer(

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from services.notifications.audience import EVERY_ORG
+from services.notifications.compliance import list_token
 from services.notifications.store import (
     alerts,
+    consents,
     deliveries,
+    erasure_requests,
     organizations,
     outbox_table,
     supporters,
@@ -48,21 +52,22 @@ def consent_events(service: Service) -> list[dict]:
         return [json.loads(bytes(r)) for r in rows]
 
 
-def project_org(service: Service, org_id: str) -> None:
+def project_org(service: Service, org_id: str, name: str = "Rainbow Bridge") -> None:
     from services.notifications.audience import upsert_organization
     from shared.events.envelope import utcnow
 
     with service.engine.begin() as conn:
         upsert_organization(
             conn, HASH_KEY,
-            {"organization_id": org_id, "name": "Rainbow Bridge", "postal_address": "1 Way"},
+            {"organization_id": org_id, "name": name, "postal_address": "1 Way"},
             utcnow(),
         )  # fmt: skip
 
 
 def token_of(service: Service, person: dict, org_id: str) -> str:
+    """Return the list token a person's emails from an organization carry."""
     tag = service.rows(organizations, organizations.c.organization_id == org_id)[0].token_tag
-    return f"{person['token']}.{tag}"
+    return list_token(HASH_KEY, person["token"], tag)
 
 
 def test_one_click_unsubscribe_is_idempotent_cookieless_and_sticks(service: Service) -> None:
@@ -100,6 +105,64 @@ def test_one_click_unsubscribe_is_idempotent_cookieless_and_sticks(service: Serv
     assert people[0]["email"] not in got and got[people[1]["email"]] == 1
     row = service.rows(alerts)[0]  # an unsubscriber has left the audience altogether
     assert (row.total, row.sent) == (2, 2)
+
+
+def test_a_list_token_opens_only_its_own_organizations_list(service: Service) -> None:
+    """Bob, on org B's list, knows B's tag from his own footer; with Alice's org-A link from a
+    forwarded alert he must learn nothing of her and change nothing for B."""
+    from services.notifications.audience import set_consent
+    from shared.events.envelope import utcnow
+
+    project_org(service, "org-a", "Housing Now")
+    project_org(service, "org-b", "Rainbow Bridge")
+    alice = seed_audience(service.engine, "camp-a", "org-a", 1, prefix="alice", phone_every=1)[0]
+    bob = seed_audience(service.engine, "camp-b", "org-b", 1, prefix="bob")[0]
+    with service.engine.begin() as conn:  # Alice signed one of B's petitions too
+        for channel in ("email", "sms"):
+            set_consent(conn, alice["supporter_id"], "org-b", channel, True, utcnow())
+    alices_a, alices_b = token_of(service, alice, "org-a"), token_of(service, alice, "org-b")
+    tag_a, tag_b = (
+        service.rows(organizations, organizations.c.organization_id == org)[0].token_tag
+        for org in ("org-a", "org-b")
+    )
+    bobs_b = token_of(service, bob, "org-b")
+    forged = [
+        f"{alice['token']}.{tag_b}",  # her secret with B's tag
+        alices_a.replace(tag_a, tag_b),  # her org-A link with B's tag swapped in
+        f"{alice['token']}.{tag_b}.{bobs_b.rsplit('.', 1)[-1]}",  # ... and Bob's own MAC
+    ]
+    unknown = [f"{'0' * 32}.{tag_b}", f"{'0' * 32}.{tag_b}.{'A' * 22}", "nope.nope.nope"]
+    watched = (consents, suppressions, erasure_requests, deliveries, outbox_table, supporters)
+
+    def state() -> list[list[Any]]:
+        return [sorted(map(tuple, service.rows(table)), key=repr) for table in watched]
+
+    def answer(method: str, path: str, **form: str) -> tuple[int, bytes]:
+        response = service.client().open(path, method=method, data=form)
+        return response.status_code, response.data
+
+    requests: list[tuple[str, str, dict[str, str]]] = [
+        ("GET", "/preferences/{}", {}),
+        ("GET", "/unsubscribe/{}", {}),
+        ("POST", "/preferences/{}", {}),  # save with every box cleared
+        ("POST", "/preferences/{}", {"action": "erase"}),  # erase my data
+        ("POST", "/unsubscribe/{}", {}),  # one-click
+    ]
+    before = state()
+    for method, path, form in requests:
+        expected = answer(method, path.format(unknown[0]), **form)
+        for token in unknown[1:] + forged:
+            assert answer(method, path.format(token), **form) == expected, (method, path, token)
+    assert state() == before  # nothing changed for Alice at B, no erasure mail, no event
+
+    own = service.client().get(f"/preferences/{alices_b}")
+    assert own.status_code == 200 and b"Rainbow Bridge" in own.data
+    assert b'name="email" checked' in own.data and b'name="sms" checked' in own.data
+    assert service.client().get(f"/preferences/{alices_a}").status_code == 200
+    assert service.client().post(f"/unsubscribe/{alices_b}").status_code == 200
+    assert [(e["organization_id"], e["change"]) for e in consent_events(service)] == [
+        ("org-b", "unsubscribe")
+    ]
 
 
 def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:

@@ -61,8 +61,8 @@ def test_list_unsubscribe_headers_follow_rfc_8058() -> None:
         "List-Unsubscribe": "<https://n.example/unsubscribe/abc>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-    assert parse_list_token(list_token("abc", "def")) == ("abc", "def")
-    assert parse_list_token("nodot") is None
+    assert parse_list_token("k", list_token("k", "abc", "def")) == ("abc", "def")
+    assert parse_list_token("k", "nodot") is None
 
 
 def test_a_batch_of_1000_is_a_valid_sendgrid_request() -> None:
