@@ -88,6 +88,19 @@ class PrivateAccessLogger(Logger):
         )
         return atoms
 
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        # gunicorn logs a malformed request with the client's address and its request line
+        # (which may hold a token): keep only that it happened.
+        if isinstance(msg, str) and msg.startswith("Invalid request from ip="):
+            msg, args = "Invalid request (client address and request line withheld)", ()
+        super().warning(msg, *args, **kwargs)
+
+    def exception(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        # "Error handling request <method> <uri>": the route, without tokens or query string.
+        if isinstance(msg, str) and msg.startswith("Error handling request"):
+            args = tuple(redact_path(str(arg).split("?", 1)[0]) for arg in args)
+        super().exception(msg, *args, **kwargs)
+
 
 logger_class = PrivateAccessLogger
 # Method, route (tokens redacted), status, bytes, milliseconds: enough to debug, nothing personal.

@@ -94,3 +94,33 @@ def test_redacts_token_segments(monkeypatch: pytest.MonkeyPatch, path: str, expe
 class _Delta:
     seconds = 0
     microseconds = 1500
+
+
+def test_the_error_log_names_no_client_address_request_line_or_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import logging
+
+    logger = load(monkeypatch)["logger_class"](Config())
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    logger.error_log.addHandler(handler)
+    try:
+        # What gunicorn's worker logs for a malformed request, and for a view that crashed.
+        logger.warning(
+            "Invalid request from ip=203.0.113.9: Invalid HTTP request line: "
+            "'GET /preferences/tok_SECRET123.tag.mac x'"
+        )
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logger.exception(
+                "Error handling request %s %s", "GET", "/unsubscribe/tok_SECRET123?e=mei%40x.org"
+            )
+    finally:
+        logger.error_log.removeHandler(handler)
+    text = written.getvalue()
+    assert "Invalid request" in text and "Error handling request GET" in text
+    for secret in ("203.0.113.9", "SECRET123", "mei"):
+        assert secret not in text
