@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,13 +81,23 @@ def to_e164(raw: str | None, country: str | None = None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def ascii_digits(text: str) -> str:
+    """Return text with every decimal digit in ASCII: CJK keyboards type full-width ones."""
+    # isdigit() also admits superscripts and circled numbers, which no keyboard types in a
+    # postal code and int() refuses; they are left alone, so they match no ZIP prefix.
+    return "".join(
+        str(value) if (value := unicodedata.decimal(ch, None)) is not None else ch for ch in text
+    )
+
+
 def resolve_time_zone(
     phone: str | None, country: str | None, postal_code: str | None = None
 ) -> str:
     """Return the IANA zone of a supporter: postal code, then phone, then country, else UTC."""
     country = (country or "").upper() or None
-    if country == "US" and postal_code and postal_code[:1].isdigit():
-        return _US_ZIP3_ZONE.get(postal_code[:3], _US_ZIP_ZONE[postal_code[0]])
+    zip_code = ascii_digits(postal_code or "")
+    if country == "US" and zip_code[:1] in _US_ZIP_ZONE:
+        return _US_ZIP3_ZONE.get(zip_code[:3], _US_ZIP_ZONE[zip_code[0]])
     if phone:
         try:
             zones = phone_timezone.time_zones_for_number(phonenumbers.parse(phone, None))

@@ -37,6 +37,24 @@ def test_time_zone_from_postal_code_phone_or_country(
     assert resolve_time_zone(phone, country, postal) == zone
 
 
+@pytest.mark.parametrize(
+    ("postal", "zone"),
+    [
+        ("\uff19\uff14\uff16\uff11\uff12", "America/Los_Angeles"),  # full-width 94612
+        ("\uff19\uff16\uff18\uff11\uff13", "Pacific/Honolulu"),  # full-width 96813
+        ("\u0669\u0664\u0666\u0661\u0662", "America/Los_Angeles"),  # Arabic-Indic 94612
+        # Not decimal digits, though isdigit() says so: no ZIP code, so the country's zone.
+        ("\u2079\u2074\u2076\u00b9\u00b2", "America/New_York"),  # superscript 94612
+        ("\u2468\u2463\u2465\u2460\u2461", "America/New_York"),  # circled 94612
+    ],
+)
+def test_a_zip_code_typed_with_another_keyboards_digits_still_finds_a_zone(
+    postal: str, zone: str
+) -> None:
+    # A CJK keyboard types full-width digits; a signer must not be lost to a KeyError.
+    assert resolve_time_zone(None, "US", postal) == zone
+
+
 def test_e164_normalization() -> None:
     assert to_e164("(415) 555-0100", "US") == "+14155550100"
     assert to_e164("090-1234-5678", "JP") == "+819012345678"
