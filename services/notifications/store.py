@@ -82,7 +82,8 @@ supporters = Table(
     Column("pronouns", String(64)),
     Column("locale", String(16), nullable=False),
     Column("country", String(2)),
-    Column("region", String(64)),
+    # As long as petitions accepts (services/petitions/schemas.py): a longer one fails every time.
+    Column("region", String(100)),
     Column("postal_code", String(32)),
     Column("time_zone", String(64), nullable=False),
     Column("discreet", Boolean, nullable=False),

@@ -273,5 +273,9 @@ def body(short: str, time: str, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def excerpt(raw: bytes, limit: int) -> str:
-    """Return the start of a response body as text, for the attempt log."""
-    return raw[:limit].decode("utf-8", errors="replace")
+    """Return the start of a response body as text PostgreSQL can store, for the attempt log.
+
+    A NUL would make the whole recording transaction fail, and its deliveries go out again
+    after their lease, for ever. The UTF-8 decoder already replaces encoded surrogates.
+    """
+    return raw[:limit].decode("utf-8", errors="replace").replace("\x00", "")

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.notifications.store import campaigns, petitions, signatures, supporters
 from services.notifications.webhooks import domain
-from services.notifications.webhooks.store import endpoints, messages
+from services.notifications.webhooks.store import attempts, endpoints, messages
 from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import format_time
@@ -183,12 +183,22 @@ def enqueue(
 
 
 def scrub(conn: Connection, supporter_id: str) -> int:
-    """Remove an erased person's details from every stored message (replays send none)."""
+    """Remove an erased person's details from every stored message (replays send none).
+
+    Partners' responses to those messages go too: many echo the payload they were sent, and
+    the attempts API shows them.
+    """
     rows = conn.execute(
         select(messages.c.message_id, messages.c.body).where(
             messages.c.supporter_id == supporter_id
         )
     ).all()
+    if rows:
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.message_id.in_([row.message_id for row in rows]))
+            .values(response_excerpt=None)
+        )
     for row in rows:
         body = json.loads(row.body)
         data = body.get("data") or {}

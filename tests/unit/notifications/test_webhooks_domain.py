@@ -38,6 +38,15 @@ def test_only_2xx_succeeds_and_redirects_fail() -> None:
     assert not any(domain.is_success(s) for s in (None, 199, 301, 302, 308, 410, 429, 500))
 
 
+def test_a_response_excerpt_is_text_postgresql_can_store() -> None:
+    # PostgreSQL refuses NUL in text: one partner's reply would block recording every attempt.
+    raw = b'{"ok":true}\x00\x00tail \xed\xa0\x80 \xff'
+    text = domain.excerpt(raw, 1024)
+    assert "\x00" not in text and text.startswith('{"ok":true}tail')
+    text.encode("utf-8")  # no unpaired surrogate either
+    assert domain.excerpt(b"abc\x00def", 4) == "abc"
+
+
 def test_an_endpoint_failing_five_days_is_disabled() -> None:
     five_days = 5 * 86400.0
     assert not domain.should_disable(None, NOW, five_days)

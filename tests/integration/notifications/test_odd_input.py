@@ -1,0 +1,162 @@
+"""Input at the edges of what other services and partners may send, on real PostgreSQL.
+
+What petitions accepts must fit here, and what a partner answers must be storable: an event or
+an attempt that cannot be written fails every time, and its signer or its deliveries are lost.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.notifications.store import consents, supporters
+from services.notifications.webhooks.dispatcher import Dispatcher
+from services.notifications.webhooks.store import attempts, messages
+from services.notifications.webhooks.transport import Reply
+from shared.events import Event
+from shared.events.catalog import NOTIFICATIONS
+from tests.integration.notifications.harness import (
+    Service,
+    event,
+    issue_key,
+    organization,
+    petition,
+    running_service,
+    signature,
+)
+from tests.integration.notifications.test_transactional import mails_to
+from tests.integration.notifications.test_webhooks import (
+    PARTNER_A,
+    Clock,
+    register,
+    seed_projection,
+    signed,
+    write_events,
+)
+from tests.integration.notifications.webhook_receiver import receivers
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def partners(
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    kafka_bootstrap: str,
+    provider_urls: tuple[str, str],
+    fakes_db: Path,
+) -> Iterator[Service]:
+    """The service, with partner endpoints allowed on loopback (where the test receivers are)."""
+    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+    with running_service(database_url, kafka_bootstrap, *provider_urls, fakes_db) as svc:
+        yield svc
+
+
+def longest_signer(email: str) -> Event:
+    """Return a signature whose names, email, postal code, region and pronouns are as long as
+    the petitions API accepts."""
+    sig = signature(email, "pet-odd", "camp-odd", "org-odd", phone="+14155550123")
+    person = {
+        **sig.data["person"],
+        "given_name": "M" * 100,
+        "family_name": "\u962e" * 100,  # characters, not bytes: 300 bytes in UTF-8
+        "postal_code": "94612-" + "0" * 14,
+        "region": ("\u65b0\u7586\u7dad\u543e\u723e\u81ea\u6cbb\u5340" * 13)[:100],
+        "pronouns": "they/them/theirs, she/her/hers or ze/zir",
+    }
+    assert len(email) == 254 and len(person["pronouns"]) == 40
+    return Event(type=sig.type, key=sig.key, data={**sig.data, "person": person}, source=sig.source)
+
+
+def test_a_signer_at_every_length_petitions_accepts_joins_the_audience(service: Service) -> None:
+    service.start()
+    service.publish(organization("org-odd"), petition("pet-odd", "camp-odd", "org-odd"))
+    email = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".org"
+    sig = longest_signer(email)
+    service.publish(sig)
+    eventually(lambda: mails_to(service, email), message="thank-you sent")
+    (person,) = service.rows(supporters)
+    typed = sig.data["person"]
+    assert (person.given_name, person.family_name) == (typed["given_name"], typed["family_name"])
+    assert (person.region, person.postal_code) == (typed["region"], typed["postal_code"])
+    assert person.pronouns == typed["pronouns"] and person.email == email
+    assert person.time_zone == "America/Los_Angeles"
+    granted = service.rows(consents, consents.c.supporter_id == person.supporter_id)
+    assert [(c.channel, c.granted) for c in granted] == [("email", True)]
+
+
+def test_a_partner_answering_with_a_nul_byte_gets_its_attempt_recorded_once(
+    partners: Service,
+) -> None:
+    clock = Clock()
+    seed_projection(partners)
+    with receivers(1) as (rx,):
+        ep = register(partners, issue_key(partners.engine, "partner", PARTNER_A), rx.url)
+        rx.default = (200, {}, b'{"ok":true}\x00')
+        write_events(partners, clock, signed("nul@example.org", [PARTNER_A]))
+        dispatch = Dispatcher(partners.engine, partners.deps.webhooks, clock=clock,
+                              rng=random.Random(3))  # fmt: skip
+        assert dispatch.drain() == 1
+        clock.advance(3600)  # long past any lease: a message not recorded would go again
+        assert dispatch.drain() == 0
+        assert len(rx.received) == 1
+    (row,) = partners.rows(messages, messages.c.endpoint_id == ep["endpoint_id"])
+    assert row.status == "succeeded" and row.attempts == 1
+    (attempt,) = partners.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
+    assert attempt.status_code == 200 and attempt.response_excerpt == '{"ok":true}'
+
+
+class EchoTransport:
+    """A partner whose endpoint answers with the payload it was sent, as many CRMs do."""
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        return Reply(200, None, b'{"received":' + body + b"}", None)
+
+
+def test_erasure_clears_partner_responses_that_echo_the_persons_details(
+    partners: Service,
+) -> None:
+    clock = Clock()
+    seed_projection(partners)
+    key = issue_key(partners.engine, "partner", PARTNER_A)
+    ep = register(partners, key, "http://127.0.0.1:9/hooks", event_types=["signature.created"])
+    gone, kept = (
+        signed("erase.me@example.org", [PARTNER_A]),
+        signed("keep@example.org", [PARTNER_A]),
+    )
+    write_events(partners, clock, gone, kept)
+    dispatch = Dispatcher(partners.engine, partners.deps.webhooks, clock=clock,
+                          transport=EchoTransport(), rng=random.Random(3))  # fmt: skip
+    assert dispatch.drain() == 2
+    (gone_id,) = [
+        m.message_id for m in partners.rows(messages, messages.c.supporter_id == gone.key)
+    ]
+    (kept_id,) = [
+        m.message_id for m in partners.rows(messages, messages.c.supporter_id == kept.key)
+    ]
+    url = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}/attempts"
+
+    def excerpts() -> dict[str, Any]:
+        page = partners.client().get(url, headers=key).get_json()
+        return {a["message_id"]: a["response_excerpt"] for a in page["_embedded"]["attempts"]}
+
+    before = excerpts()
+    assert "erase.me@example.org" in before[gone_id] and "keep@example.org" in before[kept_id]
+    partners.start()
+    erased = event("person.erased", gone.key, supporter_id=gone.key, email_hash=None,
+                   phone_hash=None)  # fmt: skip
+    partners.producer.send(NOTIFICATIONS, key=gone.key.encode(), value=erased.value(),
+                           headers=erased.headers())  # fmt: skip
+    partners.producer.flush(timeout=30)
+    eventually(
+        lambda: not partners.rows(messages, messages.c.supporter_id == gone.key),
+        message="erasure processed",
+    )
+    # The scrub and the excerpts' clearing commit together: the partner's echo is gone too.
+    assert excerpts() == {gone_id: None, kept_id: before[kept_id]}
