@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.notifications.domain import resolve_locale, resolve_time_zone, to_e164
+from services.notifications.domain import postal_key, resolve_locale, resolve_time_zone, to_e164
 from services.notifications.store import (
     campaigns,
     consents,
@@ -169,7 +169,7 @@ def project_supporter(
         "locale": resolve_locale(data.get("locale") or person.get("language")),
         "country": country,
         "region": person.get("region"),
-        "postal_code": person.get("postal_code"),
+        "postal_code": postal_key(person.get("postal_code")),
         "discreet": bool(person.get("discreet", False)),
         "updated_at": at,
     }
@@ -512,7 +512,10 @@ def audience_query(
         query = query.where(s.c.region.in_(list(audience["regions"])))
     if audience.get("postal_prefixes"):
         query = query.where(
-            or_(false(), *[s.c.postal_code.startswith(p) for p in audience["postal_prefixes"]])
+            or_(
+                false(),
+                *[s.c.postal_code.startswith(postal_key(p)) for p in audience["postal_prefixes"]],
+            )
         )
     if audience.get("partner_organization_ids"):
         query = query.where(

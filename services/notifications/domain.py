@@ -90,6 +90,15 @@ def ascii_digits(text: str) -> str:
     )
 
 
+def postal_key(code: str | None) -> str | None:
+    """A postal code as alerts match it: compatibility forms folded (NFKC), digits in ASCII,
+    upper case, no surrounding space. 'ｓｗ１ａ　１ａａ' and ' sw1a 1aa' are both 'SW1A 1AA', so
+    an alert for postal prefix 'SW1' reaches whoever typed either."""
+    if code is None:
+        return None
+    return ascii_digits(unicodedata.normalize("NFKC", code)).strip().upper() or None
+
+
 def resolve_time_zone(
     phone: str | None, country: str | None, postal_code: str | None = None
 ) -> str:
@@ -168,8 +177,11 @@ def pick_variant(variants: Mapping[str, object], locale: str, default: str) -> s
 
 
 def sms_keyword(body: str) -> str | None:
-    """Classify an inbound SMS: 'stop', 'start', 'help' or None (carriers' standard words)."""
-    word = body.strip().upper().rstrip(".!")
+    """Classify an inbound SMS: 'stop', 'start', 'help' or None (carriers' standard words).
+
+    Compatibility forms read as their letters: a CJK phone keyboard in full-width mode sends
+    'ＳＴＯＰ', and a STOP missed is a supporter texted against their will."""
+    word = unicodedata.normalize("NFKC", body).strip().upper().rstrip(".!")
     if word in STOP_WORDS:
         return "stop"
     if word in START_WORDS:

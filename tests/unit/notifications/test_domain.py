@@ -116,6 +116,11 @@ def test_content_variant_prefers_the_supporters_locale() -> None:
         ("UNSTOP", "start"),
         ("help", "help"),
         ("stop the bill!", None),
+        # As a Chinese, Japanese or Korean phone keyboard in full-width mode types them.
+        ("\uff33\uff34\uff2f\uff30", "stop"),
+        ("\uff53\uff54\uff4f\uff50\uff01", "stop"),
+        ("\uff28\uff25\uff2c\uff30", "help"),
+        ("\u3000STOP\u3000", "stop"),  # an ideographic space around it
     ],
 )
 def test_carrier_keywords(body: str, keyword: str | None) -> None:
@@ -159,3 +164,20 @@ def test_a_worker_pool_never_lets_the_sms_lanes_hold_every_connection() -> None:
     lanes = config.sms_sender_threads * config.sms_concurrency
     assert pool.size() > lanes + config.email_sender_threads  # room for the other parts
     assert pool.size() + pool._max_overflow >= 2 * lanes  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("typed", "key"),
+    [
+        ("sw1a 1aa", "SW1A 1AA"),
+        ("\uff53\uff57\uff11\uff41\u3000\uff11\uff41\uff41", "SW1A 1AA"),  # full-width
+        (" 94612 ", "94612"),
+        ("\u0669\u0664\u0666\u0661\u0662", "94612"),  # Arabic-Indic digits
+        ("   ", None),
+        (None, None),
+    ],
+)
+def test_postal_codes_match_as_the_post_reads_them(typed: str | None, key: str | None) -> None:
+    from services.notifications.domain import postal_key
+
+    assert postal_key(typed) == key
