@@ -88,10 +88,13 @@ def test_demo_takes_a_campaign_from_petition_to_delivered_alert(stack: Stack) ->
 def test_dev_down_leaves_nothing_running(stack: Stack) -> None:
     pids = stack.handle().pids()
     assert len(pids) >= 7  # Kafka, three APIs (plus their gunicorn workers), three workers
+    procs = [psutil.Process(pid) for pid in pids]  # each identified by its start time too
     down = kinship(stack.env, "dev", "down")
     assert down.returncode == 0, down.stderr
     assert "kafka" in down.stdout
-    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    # A process killed last may take a moment to be gone; a zombie is gone but for its entry.
+    _, left = psutil.wait_procs(procs, timeout=10)
+    alive = [p.pid for p in left if _running(p)]
     assert alive == [], f"still running after down: {alive}"
     status = kinship(stack.env, "dev", "status")
     assert status.returncode == 3
@@ -99,3 +102,10 @@ def test_dev_down_leaves_nothing_running(stack: Stack) -> None:
     for name in SERVICES:
         with pytest.raises(OSError):
             urllib.request.urlopen(f"{stack.url(name)}/healthz", timeout=2)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

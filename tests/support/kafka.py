@@ -8,6 +8,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
@@ -36,7 +37,10 @@ def wait_for_members(bootstrap: str, group: str, members: int, timeout: float = 
     seen: dict[str, Any] = {}
     with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-probe") as admin:
         while time.monotonic() < deadline:
-            seen = admin.describe_groups([group]).get(group, {})
+            try:
+                seen = admin.describe_groups([group]).get(group, {})
+            except KafkaError:  # the coordinator moving or loading: ask again
+                seen = {}
             if seen.get("group_state") == "Stable" and len(seen.get("members", [])) == members:
                 return
             time.sleep(0.1)

@@ -339,12 +339,14 @@ def test_each_channel_reads_only_its_own_dispatch_topic(service: Service) -> Non
             partition=0,
         ).get(timeout=10)
         dlq = dead_letter_topic(email_topic, groups["email"])
-        dead = read_all(service.bootstrap, dlq, expected=2)
+        dead = read_all(service.bootstrap, dlq, expected=2, timeout=60)
+        # By their place on the dispatch topic: the dead-letter topic keys them to partitions.
+        dead.sort(key=lambda r: int(headers_of(r)["kinship_origin_offset"]))
         assert [r.value for r in dead] == [b"{not json", sms_batch.value()]
         assert "not a batch for the email senders" in headers_of(dead[1])["kinship_error"]
         eventually(
             lambda: (readers["email"].committed(partition) or 0) > last.offset,
-            timeout=20,
+            timeout=60,
             message="the email senders committed their place past both",
         )
         assert readers["sms"].committed(partition) == sms_place
