@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, select, update
 
@@ -278,12 +278,12 @@ class DispatchSender:
                         extra={"group": self.group, "sender": self.name, "error": str(exc)},
                     )
                     self.stats["replaced"] += 1
-                    self.commit_finished(consumer)
+                    self.commit_finished(consumer, final=True)
                     consumer.close(autocommit=False)
                     consumer = self._new_consumer(bootstrap)
         finally:
             log.info("dispatch sender stopped", extra={"group": self.group, **self.stats})
-            self.commit_finished(consumer)
+            self.commit_finished(consumer, final=True)
             consumer.close(autocommit=False)
             if self._producer is not None:
                 self._producer.close(timeout=10)
@@ -354,18 +354,37 @@ class DispatchSender:
             with self.deps.engine.begin() as conn:
                 ledger.bump(conn, str(event.data["alert_id"]), dead_batches=1)
 
-    def commit_finished(self, consumer: KafkaConsumer) -> None:
-        """Commit the places of the batches finished since the last commit."""
+    def commit_finished(self, consumer: KafkaConsumer, final: bool = False) -> None:
+        """Commit the places of the batches finished since the last commit.
+
+        final: the sender is leaving (stopping, or replacing its consumer). A group rebalancing
+        refuses a commit of the old generation; the consumer then rejoins (a short poll whose
+        records are left to whoever owns them next) and commits again, so a stopped sender
+        leaves nothing of its own to redo.
+        """
         self._committed_at = time.monotonic()
         if not self._finished:
             return
         offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._finished.items()}
         self._finished.clear()
-        try:
-            consumer.commit(offsets)
-        except KafkaError as exc:
-            # Redelivery is harmless: the ledger says every row of those batches is done.
-            log.warning("dispatch offset commit failed", extra={"error": type(exc).__name__})
+        tries = 3 if final else 1
+        for attempt in range(1, tries + 1):
+            try:
+                consumer.commit(offsets)
+                return
+            except (RebalanceInProgressError, CommitFailedError) as exc:
+                if attempt == tries:
+                    self._commit_failed(exc)
+                    return
+                consumer.poll(timeout_ms=1000, max_records=1)  # rejoin; the next owner reads
+            except KafkaError as exc:
+                self._commit_failed(exc)
+                return
+
+    @staticmethod
+    def _commit_failed(exc: KafkaError) -> None:
+        # Redelivery is harmless: the ledger says every row of those batches is done.
+        log.warning("dispatch offset commit failed", extra={"error": type(exc).__name__})
 
     def _dead_letter(self, record: Any, exc: BaseException) -> None:
         if self._producer is None:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import RebalanceInProgressError
 from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG
@@ -311,10 +312,23 @@ def test_senders_commit_every_finished_batch_by_the_time_they_stop(
 ) -> None:
     # Senders commit finished batches together (once a second, and when they stop): a batch
     # delivered again is harmless, but a stopped sender must leave nothing of its own to redo.
-    # With no commit before stopping, only the one on the way out can pass this test.
+    # With no commit before stopping, only the one on the way out can pass this test. It meets
+    # a rebalance at its first try (CI saw one): it rejoins and commits again.
     monkeypatch.setattr(DispatchSender, "commit_interval", 3600.0)
+    real_commit = KafkaConsumer.commit
+    refused: list[bool] = []
+
+    def commit(consumer: KafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        if not refused and consumer.config["group_id"].endswith("-email-sender"):
+            refused.append(True)
+            raise RebalanceInProgressError()
+        return real_commit(consumer, *args, **kwargs)
+
     send_email_alert(service, "commit", 3500)
+    monkeypatch.setattr(KafkaConsumer, "commit", commit)
     service.stop()
+    monkeypatch.setattr(KafkaConsumer, "commit", real_commit)
+    assert refused
 
     group = f"{service.group}-email-sender"
     consumer = KafkaConsumer(bootstrap_servers=service.bootstrap, group_id=group)
