@@ -165,7 +165,11 @@ class RssSampler:
 
 
 def cpu_by_part() -> dict[str, float]:
-    """CPU seconds used so far by each part of the run, every process on the machine counted."""
+    """CPU seconds used so far by each part of the run, every process on the machine counted.
+
+    A PostgreSQL backend that exits takes its CPU out of a count of live processes (a pool
+    closing its overflow connections did, and read as less CPU): the postmaster's reaped
+    children are counted too."""
     parts: dict[str, float] = {}
     for proc in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
         command = " ".join(proc.info["cmdline"] or [])
@@ -178,6 +182,8 @@ def cpu_by_part() -> dict[str, float]:
             part = "worker " + command.split("--role", 1)[1].split()[0]
         elif command.startswith("postgres") or "/bin/postgres" in command:
             part = "PostgreSQL"
+            if " -D " in f"{command} ":  # the postmaster: add the backends that have exited
+                parts[part] = parts.get(part, 0.0) + times.children_user + times.children_system
         elif "java" in command and "kafka" in command.lower():
             part = "Kafka"
         elif "gunicorn" in command and "tests.fakes" in command:

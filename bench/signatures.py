@@ -207,7 +207,10 @@ def gunicorn(
 
 
 def cpu_meter(server: int | None, itself: bool = False) -> Callable[[], float]:
-    """Return a reading of the CPU seconds a process's children (and itself) have used."""
+    """Return a reading of the CPU seconds a process's children (and itself) have used.
+
+    With itself, the children it has reaped count too: a PostgreSQL backend that exits would
+    otherwise take its CPU out of the reading."""
     if server is None:
         return lambda: 0.0
     master = psutil.Process(server)
@@ -220,6 +223,8 @@ def cpu_meter(server: int | None, itself: bool = False) -> Callable[[], float]:
             except psutil.NoSuchProcess:
                 continue
             total += times.user + times.system
+            if itself and child is master:
+                total += times.children_user + times.children_system
         return total
 
     return read
