@@ -334,6 +334,7 @@ class Dispatcher:
                 messages.c.attempts,
                 messages.c.trigger,
                 messages.c.next_attempt_at,
+                messages.c.supporter_id,
             )
         )
         claimed: dict[str, list[Any]] = {}
@@ -420,6 +421,29 @@ class Dispatcher:
         if waiting:
             self._record_all(waiting, raise_errors)
 
+    @staticmethod
+    def _erased_meanwhile(conn: Connection, finished: list[_Finished]) -> set[str]:
+        """The messages naming a person who was erased while they were in flight.
+
+        A partner's response may echo the payload; erasure clears the responses it finds, but
+        not one recorded after it. The messages' rows are locked first: an erasure scrubs them
+        before the responses, so it either committed before (its scrub is seen here) or waits
+        for this transaction and then clears what it records."""
+        personal = [
+            row.message_id
+            for item in finished
+            for row in item.chunk
+            if getattr(row, "supporter_id", None) is not None
+        ]
+        if not personal:
+            return set()
+        rows = conn.execute(
+            select(messages.c.message_id, messages.c.supporter_id)
+            .where(messages.c.message_id.in_(personal))
+            .with_for_update()
+        )
+        return {row.message_id for row in rows if row.supporter_id is None}
+
     def _record_all(self, finished: list[_Finished], raise_errors: bool) -> None:
         """Write the attempts and each message's next state, for many chunks in one transaction.
 
@@ -447,6 +471,7 @@ class Dispatcher:
         config = self.config
         now = self.clock()
         tried = [(item.endpoint, o) for item in finished for o in item.outcomes]
+        erased = self._erased_meanwhile(conn, finished)
         if tried:
             conn.execute(
                 insert(attempts),
@@ -461,9 +486,9 @@ class Dispatcher:
                         "error": (o.reply.error or self._status_error(o.reply))[:200]
                         if not domain.is_success(o.reply.status)
                         else None,
-                        "response_excerpt": domain.excerpt(
-                            o.reply.body, config.response_excerpt_bytes
-                        ),
+                        "response_excerpt": None
+                        if o.message_id in erased
+                        else domain.excerpt(o.reply.body, config.response_excerpt_bytes),
                     }
                     for endpoint, o in tried
                 ],

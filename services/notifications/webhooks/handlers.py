@@ -193,12 +193,6 @@ def scrub(conn: Connection, supporter_id: str) -> int:
             messages.c.supporter_id == supporter_id
         )
     ).all()
-    if rows:
-        conn.execute(
-            update(attempts)
-            .where(attempts.c.message_id.in_([row.message_id for row in rows]))
-            .values(response_excerpt=None)
-        )
     for row in rows:
         body = json.loads(row.body)
         data = body.get("data") or {}
@@ -209,6 +203,12 @@ def scrub(conn: Connection, supporter_id: str) -> int:
             update(messages)
             .where(messages.c.message_id == row.message_id)
             .values(body=encode(body), supporter_id=None)
+        )
+    if rows:  # after the messages: a dispatcher recording them meanwhile is waited for
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.message_id.in_([row.message_id for row in rows]))
+            .values(response_excerpt=None)
         )
     return len(rows)
 

@@ -160,3 +160,36 @@ def test_erasure_clears_partner_responses_that_echo_the_persons_details(
     )
     # The scrub and the excerpts' clearing commit together: the partner's echo is gone too.
     assert excerpts() == {gone_id: None, kept_id: before[kept_id]}
+
+
+class ErasedInFlight:
+    """Echoes the payload, as EchoTransport, but the person is erased while the request is out."""
+
+    def __init__(self, service: Service, supporter_id: str) -> None:
+        self.service = service
+        self.supporter_id = supporter_id
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        from services.notifications.webhooks.handlers import scrub
+
+        with self.service.engine.begin() as conn:
+            assert scrub(conn, self.supporter_id) == 1
+        return Reply(200, None, b'{"received":' + body + b"}", None)
+
+
+def test_a_response_that_returns_after_the_erasure_is_not_kept(partners: Service) -> None:
+    clock = Clock()
+    seed_projection(partners)
+    key = issue_key(partners.engine, "partner", PARTNER_A)
+    ep = register(partners, key, "http://127.0.0.1:9/hooks", event_types=["signature.created"])
+    gone = signed("erased.in.flight@example.org", [PARTNER_A])
+    write_events(partners, clock, gone)
+    dispatch = Dispatcher(partners.engine, partners.deps.webhooks, clock=clock,
+                          transport=ErasedInFlight(partners, gone.key),
+                          rng=random.Random(3))  # fmt: skip
+    assert dispatch.drain() == 1
+    (attempt,) = partners.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
+    assert attempt.status_code == 200 and attempt.response_excerpt is None
+    (message,) = partners.rows(messages, messages.c.endpoint_id == ep["endpoint_id"])
+    assert message.status == "succeeded" and "erased.in.flight" not in message.body
