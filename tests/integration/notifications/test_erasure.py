@@ -79,8 +79,12 @@ def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) 
         (phone_hash(HASH_KEY, target["phone"]), "sms", EVERY_ORG, "erased"),
     }
     service.start()
-    events = eventually(lambda: erased_events(service), message="person.erased published")
-    assert events[0]["supporter_id"] == sid and target["email"] not in json.dumps(events[0])
+    # The topic is the session's: other tests' erasures are on it too.
+    events = eventually(
+        lambda: [e for e in erased_events(service) if e["supporter_id"] == sid],
+        message="person.erased published",
+    )
+    assert len(events) == 1 and target["email"] not in json.dumps(events[0])
     # A repeat of an old event cannot bring the person back into an alert by accident.
     service.publish(alert("alert-x", "camp-x", "org-x", ["email"]))
     eventually(lambda: (r := service.rows(alerts)) and r[0].status == "done", message="alert done")
@@ -103,7 +107,11 @@ def test_person_erases_themselves_from_the_preference_page(service: Service) -> 
     assert service.count(supporters) == 0
     assert client.post(link.group(1)).status_code == 404  # the link is spent
     assert all(d.params is None for d in service.rows(deliveries))
-    eventually(lambda: erased_events(service), message="person.erased published")
+    hashed = email_hash(HASH_KEY, "ren@example.org")
+    eventually(
+        lambda: [e for e in erased_events(service) if e.get("email_hash") == hashed],
+        message="person.erased published",
+    )
 
 
 def test_alert_progress_is_shown_to_its_organization_only(service: Service) -> None:
