@@ -112,16 +112,26 @@ class _Item:
     attempt: int
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """An event for the retry topic: tried again (kind 'retried', its attempt counted) or held
+    behind an earlier failed event of its key (kind 'parked', its attempt kept)."""
+
+    item: _Item
+    kind: str
+    attempt: int
+    not_before_ms: int
+    error: str
+    error_class: str
+
+
 @dataclass
 class _Outcome:
     """What one batch produced besides its database effects."""
 
     dead: list[tuple[Any, BaseException]] = field(default_factory=list)
-    # Failed events to try again: the event, its error and when (epoch ms).
-    retries: list[tuple[_Item, BaseException, int]] = field(default_factory=list)
-    # Events waiting behind a parked one of their key: the event, that one's id, and when to
-    # look again (epoch ms).
-    held: list[tuple[_Item, str, int]] = field(default_factory=list)
+    # For the retry topic: failed events, and events held behind a failed one of their key.
+    retries: list[_Retry] = field(default_factory=list)
     # The next offset to commit per partition.
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
@@ -173,7 +183,7 @@ class _Parking:
         self.now = now
         self.dropped: set[str] = set()
         self.kept: dict[str, tuple[Place, _Parked]] = {}
-        self.held: list[tuple[_Item, str, int]] = []
+        self.held: list[_Retry] = []
 
     def admit(self, item: _Item, place: Place | None, offset: int) -> bool:
         """Whether item runs now (its key is not parked, or it is the key's next event); if
@@ -202,7 +212,16 @@ class _Parking:
             self._keep(place, item.event.id, mine)
         now_ms = int(self.now.timestamp() * 1000)
         due = max(head.not_before_ms or 0, now_ms + PARKED_RECHECK_MS)
-        self.held.append((item, head_id, due))
+        self.held.append(
+            _Retry(
+                item,
+                "parked",
+                item.attempt,
+                due,
+                f"waiting behind event {head_id} of its key",
+                "Parked",
+            )  # fmt: skip
+        )
         return False
 
     def park(self, item: _Item, place: Place | None, offset: int, not_before_ms: int) -> None:
@@ -571,7 +590,7 @@ class ConsumerRunner:
                         failed_run = run  # a batch handler failed: isolate its events
                         raise
                 self._save_parking(conn, parking)
-            outcome.held += parking.held
+            outcome.retries += parking.held
             self._after_commit(admitted, fresh)
             return
         except Exception as exc:
@@ -587,10 +606,11 @@ class ConsumerRunner:
                 parking = self._parking(conn, places.values())
                 fresh, done = set(), []
                 for item in items:
-                    if not parking.admit(item, *places[item.event.id]):
+                    where = places[item.event.id]
+                    if not parking.admit(item, *where):
                         continue
                     if failed is not None and item is failed[0]:
-                        self._route_failure(item, failed[1], outcome, parking)
+                        self._route_failure(item, failed[1], outcome, parking, *where)
                         continue
                     savepoint = conn.begin_nested()
                     try:
@@ -603,9 +623,9 @@ class ConsumerRunner:
                         if is_connection_error(_cause(exc)):
                             raise _cause(exc) from None
                         savepoint.rollback()
-                        self._route_failure(item, _cause(exc), outcome, parking)
+                        self._route_failure(item, _cause(exc), outcome, parking, *where)
                 self._save_parking(conn, parking)
-            outcome.held += parking.held
+            outcome.retries += parking.held
             self._after_commit(done, fresh)
         except Exception as exc:
             if is_connection_error(exc):
@@ -670,10 +690,15 @@ class ConsumerRunner:
             )
 
     def _route_failure(
-        self, item: _Item, exc: Exception, outcome: _Outcome, parking: _Parking
+        self,
+        item: _Item,
+        exc: Exception,
+        outcome: _Outcome,
+        parking: _Parking,
+        place: Place | None,
+        offset: int,
     ) -> None:
         """Dead-letter a failed event, or park its key and try it again after a backoff."""
-        place, offset = self._place(item)
         attempt = item.attempt + 1
         if isinstance(exc, InvalidEvent) or attempt >= self.retry.max_attempts:
             outcome.dead.append((item.record, exc))
@@ -682,7 +707,9 @@ class ConsumerRunner:
         # RetryableError, or an unexpected bug that may be transient: retry, then DLQ.
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
         not_before_ms = int((time.time() + self.retry.delay(attempt, retry_after)) * 1000)
-        outcome.retries.append((item, exc, not_before_ms))
+        outcome.retries.append(
+            _Retry(item, "retried", attempt, not_before_ms, str(exc), type(exc).__name__)
+        )
         parking.park(item, place, offset, not_before_ms)
 
     def _after_commit(self, items: list[_Item], fresh: set[str]) -> None:
@@ -749,35 +776,10 @@ class ConsumerRunner:
 
     def _finish(self, outcome: _Outcome) -> None:
         """Dead-letter and schedule retries, then commit offsets."""
-        if outcome.dead or outcome.retries or outcome.held:
+        if outcome.dead or outcome.retries:
             producer = self._get_producer()
             futures = [self._send_dead(producer, record, exc) for record, exc in outcome.dead]
-            for item, exc, not_before_ms in outcome.retries:
-                self.stats["retried"] += 1
-                metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "retried").inc()
-                futures.append(
-                    self._send_retry(
-                        producer,
-                        item,
-                        item.attempt + 1,
-                        not_before_ms,
-                        str(exc),
-                        type(exc).__name__,
-                    )  # fmt: skip
-                )
-            for item, head_id, not_before_ms in outcome.held:
-                self.stats["parked"] += 1
-                metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, "parked").inc()
-                futures.append(
-                    self._send_retry(
-                        producer,
-                        item,
-                        item.attempt,
-                        not_before_ms,
-                        f"waiting behind event {head_id} of its key",
-                        "Parked",
-                    )  # fmt: skip
-                )
+            futures += [self._send_retry(producer, retry) for retry in outcome.retries]
             producer.flush(timeout=30)
             if not all(future.succeeded() for future in futures):
                 # The batch comes back; its applied events are deduped on the second pass.
@@ -856,23 +858,18 @@ class ConsumerRunner:
         topic = dead_letter_topic(self._main_topic(record), self.group)
         return producer.send(topic, key=record.key, value=record.value, headers=headers)
 
-    def _send_retry(
-        self,
-        producer: KafkaProducer,
-        item: _Item,
-        attempt: int,
-        not_before_ms: int,
-        error: str,
-        error_class: str,
-    ) -> Any:
+    def _send_retry(self, producer: KafkaProducer, retry: _Retry) -> Any:
+        item = retry.item
+        self.stats[retry.kind] += 1
+        metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, retry.kind).inc()
         record = item.record
         headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
         headers += self._origin(record)
         headers += [
-            (H_ATTEMPT, str(attempt).encode()),
-            (H_NOT_BEFORE, str(not_before_ms).encode()),
-            (H_ERROR, error[:2000].encode()),
-            (H_ERROR_CLASS, error_class.encode()),
+            (H_ATTEMPT, str(retry.attempt).encode()),
+            (H_NOT_BEFORE, str(retry.not_before_ms).encode()),
+            (H_ERROR, retry.error[:2000].encode()),
+            (H_ERROR_CLASS, retry.error_class.encode()),
         ]
         topic = retry_topic(self._main_topic(record), self.group)
         return producer.send(topic, key=record.key, value=record.value, headers=headers)
