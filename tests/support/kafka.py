@@ -32,7 +32,8 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
 
 
 def wait_for_members(bootstrap: str, group: str, members: int, timeout: float = 60.0) -> None:
-    """Wait until a consumer group is stable with this many members, each assigned its share."""
+    """Wait until Kafka reports a consumer group Stable with this many members (joined and
+    synced: each holds its assignment)."""
     deadline = time.monotonic() + timeout
     seen: dict[str, Any] = {}
     with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-probe") as admin:

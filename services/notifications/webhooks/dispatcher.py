@@ -433,7 +433,7 @@ class Dispatcher:
             row.message_id
             for item in finished
             for row in item.chunk
-            if getattr(row, "supporter_id", None) is not None
+            if row.supporter_id is not None
         ]
         if not personal:
             return set()
