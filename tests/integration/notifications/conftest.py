@@ -35,3 +35,17 @@ def service(
 ) -> Iterator[Service]:
     with running_service(database_url, kafka_bootstrap, *provider_urls, fakes_db) as svc:
         yield svc
+
+
+@pytest.fixture
+def wh(
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    kafka_bootstrap: str,
+    provider_urls: tuple[str, str],
+    fakes_db: Path,
+) -> Iterator[Service]:
+    """The service, with partner endpoints allowed on loopback (where the test receivers are)."""
+    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+    with running_service(database_url, kafka_bootstrap, *provider_urls, fakes_db) as svc:
+        yield svc

@@ -7,8 +7,6 @@ an attempt that cannot be written fails every time, and its signer or its delive
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +23,6 @@ from tests.integration.notifications.harness import (
     issue_key,
     organization,
     petition,
-    running_service,
     signature,
 )
 from tests.integration.notifications.test_transactional import mails_to
@@ -41,20 +38,6 @@ from tests.integration.notifications.webhook_receiver import receivers
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def partners(
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
-    kafka_bootstrap: str,
-    provider_urls: tuple[str, str],
-    fakes_db: Path,
-) -> Iterator[Service]:
-    """The service, with partner endpoints allowed on loopback (where the test receivers are)."""
-    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
-    with running_service(database_url, kafka_bootstrap, *provider_urls, fakes_db) as svc:
-        yield svc
 
 
 def longest_signer(email: str) -> Event:
@@ -91,23 +74,23 @@ def test_a_signer_at_every_length_petitions_accepts_joins_the_audience(service: 
 
 
 def test_a_partner_answering_with_a_nul_byte_gets_its_attempt_recorded_once(
-    partners: Service,
+    wh: Service,
 ) -> None:
     clock = Clock()
-    seed_projection(partners)
+    seed_projection(wh)
     with receivers(1) as (rx,):
-        ep = register(partners, issue_key(partners.engine, "partner", PARTNER_A), rx.url)
+        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), rx.url)
         rx.default = (200, {}, b'{"ok":true}\x00')
-        write_events(partners, clock, signed("nul@example.org", [PARTNER_A]))
-        dispatch = Dispatcher(partners.engine, partners.deps.webhooks, clock=clock,
+        write_events(wh, clock, signed("nul@example.org", [PARTNER_A]))
+        dispatch = Dispatcher(wh.engine, wh.deps.webhooks, clock=clock,
                               rng=random.Random(3))  # fmt: skip
         assert dispatch.drain() == 1
         clock.advance(3600)  # long past any lease: a message not recorded would go again
         assert dispatch.drain() == 0
         assert len(rx.received) == 1
-    (row,) = partners.rows(messages, messages.c.endpoint_id == ep["endpoint_id"])
+    (row,) = wh.rows(messages, messages.c.endpoint_id == ep["endpoint_id"])
     assert row.status == "succeeded" and row.attempts == 1
-    (attempt,) = partners.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
+    (attempt,) = wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
     assert attempt.status_code == 200 and attempt.response_excerpt == '{"ok":true}'
 
 
@@ -120,42 +103,38 @@ class EchoTransport:
 
 
 def test_erasure_clears_partner_responses_that_echo_the_persons_details(
-    partners: Service,
+    wh: Service,
 ) -> None:
     clock = Clock()
-    seed_projection(partners)
-    key = issue_key(partners.engine, "partner", PARTNER_A)
-    ep = register(partners, key, "http://127.0.0.1:9/hooks", event_types=["signature.created"])
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/hooks", event_types=["signature.created"])
     gone, kept = (
         signed("erase.me@example.org", [PARTNER_A]),
         signed("keep@example.org", [PARTNER_A]),
     )
-    write_events(partners, clock, gone, kept)
-    dispatch = Dispatcher(partners.engine, partners.deps.webhooks, clock=clock,
+    write_events(wh, clock, gone, kept)
+    dispatch = Dispatcher(wh.engine, wh.deps.webhooks, clock=clock,
                           transport=EchoTransport(), rng=random.Random(3))  # fmt: skip
     assert dispatch.drain() == 2
-    (gone_id,) = [
-        m.message_id for m in partners.rows(messages, messages.c.supporter_id == gone.key)
-    ]
-    (kept_id,) = [
-        m.message_id for m in partners.rows(messages, messages.c.supporter_id == kept.key)
-    ]
+    (gone_id,) = [m.message_id for m in wh.rows(messages, messages.c.supporter_id == gone.key)]
+    (kept_id,) = [m.message_id for m in wh.rows(messages, messages.c.supporter_id == kept.key)]
     url = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}/attempts"
 
     def excerpts() -> dict[str, Any]:
-        page = partners.client().get(url, headers=key).get_json()
+        page = wh.client().get(url, headers=key).get_json()
         return {a["message_id"]: a["response_excerpt"] for a in page["_embedded"]["attempts"]}
 
     before = excerpts()
     assert "erase.me@example.org" in before[gone_id] and "keep@example.org" in before[kept_id]
-    partners.start()
+    wh.start()
     erased = event("person.erased", gone.key, supporter_id=gone.key, email_hash=None,
                    phone_hash=None)  # fmt: skip
-    partners.producer.send(NOTIFICATIONS, key=gone.key.encode(), value=erased.value(),
+    wh.producer.send(NOTIFICATIONS, key=gone.key.encode(), value=erased.value(),
                            headers=erased.headers())  # fmt: skip
-    partners.producer.flush(timeout=30)
+    wh.producer.flush(timeout=30)
     eventually(
-        lambda: not partners.rows(messages, messages.c.supporter_id == gone.key),
+        lambda: not wh.rows(messages, messages.c.supporter_id == gone.key),
         message="erasure processed",
     )
     # The scrub and the excerpts' clearing commit together: the partner's echo is gone too.
@@ -178,18 +157,18 @@ class ErasedInFlight:
         return Reply(200, None, b'{"received":' + body + b"}", None)
 
 
-def test_a_response_that_returns_after_the_erasure_is_not_kept(partners: Service) -> None:
+def test_a_response_that_returns_after_the_erasure_is_not_kept(wh: Service) -> None:
     clock = Clock()
-    seed_projection(partners)
-    key = issue_key(partners.engine, "partner", PARTNER_A)
-    ep = register(partners, key, "http://127.0.0.1:9/hooks", event_types=["signature.created"])
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/hooks", event_types=["signature.created"])
     gone = signed("erased.in.flight@example.org", [PARTNER_A])
-    write_events(partners, clock, gone)
-    dispatch = Dispatcher(partners.engine, partners.deps.webhooks, clock=clock,
-                          transport=ErasedInFlight(partners, gone.key),
+    write_events(wh, clock, gone)
+    dispatch = Dispatcher(wh.engine, wh.deps.webhooks, clock=clock,
+                          transport=ErasedInFlight(wh, gone.key),
                           rng=random.Random(3))  # fmt: skip
     assert dispatch.drain() == 1
-    (attempt,) = partners.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
+    (attempt,) = wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"])
     assert attempt.status_code == 200 and attempt.response_excerpt is None
-    (message,) = partners.rows(messages, messages.c.endpoint_id == ep["endpoint_id"])
+    (message,) = wh.rows(messages, messages.c.endpoint_id == ep["endpoint_id"])
     assert message.status == "succeeded" and "erased.in.flight" not in message.body

@@ -8,7 +8,6 @@ import random
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +32,6 @@ from tests.integration.notifications.harness import (
     issue_key,
     organization,
     petition,
-    running_service,
     signature,
 )
 from tests.integration.notifications.webhook_receiver import receivers
@@ -54,19 +52,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def wh(
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
-    kafka_bootstrap: str,
-    provider_urls: tuple[str, str],
-    fakes_db: Path,
-) -> Iterator[Service]:
-    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
-    with running_service(database_url, kafka_bootstrap, *provider_urls, fakes_db) as svc:
-        yield svc
 
 
 def register(svc: Service, key: dict[str, str], url: str, **extra: Any) -> dict[str, Any]:
