@@ -2,7 +2,9 @@
 
 Every service that honours the header keeps its records in a table made by idempotency_table()
 in its own metadata, and decorates its views with idempotent(services), where services()
-returns the service's engine, key verifier and that table.
+returns the service's engine, key verifier, that table and its hash key. A record keeps only a
+keyed hash of the request it answered: the request may name a person (an erasure by email), and
+an unkeyed hash of it could be confirmed by guessing the address.
 
 The key is scoped to the API key that sent it. Only successful responses are kept: a request
 that failed changed nothing (its transaction rolled back), so retrying it is safe. A key reused
@@ -15,7 +17,6 @@ kept, so a replay answers without them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ from shared.auth import KeyVerifier, current_principal
 from shared.db import Moment
 from shared.errors import Conflict, FieldError
 from shared.events.envelope import utcnow
+from shared.privacy import keyed_hash
 
 F = TypeVar("F", bound=Callable[..., Any])
 HEADER = "Idempotency-Key"
@@ -61,7 +63,7 @@ DOC: dict[str, Any] = {
     ]
 }
 
-Services = Callable[[], tuple[Engine, KeyVerifier, Table]]
+Services = Callable[[], tuple[Engine, KeyVerifier, Table, str]]
 
 
 def idempotency_table(metadata: MetaData, name: str = "idempotency_keys") -> Table:
@@ -78,10 +80,9 @@ def idempotency_table(metadata: MetaData, name: str = "idempotency_keys") -> Tab
     )
 
 
-def _fingerprint() -> str:
-    digest = hashlib.sha256(f"{request.method} {request.full_path}\n".encode())
-    digest.update(request.get_data(cache=True))
-    return digest.hexdigest()
+def _fingerprint(hash_key: str) -> str:
+    request_line = f"{request.method} {request.full_path}\n".encode()
+    return keyed_hash(hash_key, "idempotency", request_line + request.get_data(cache=True))
 
 
 def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> Callable[[F], F]:
@@ -99,9 +100,9 @@ def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> C
                 return view(*args, **kwargs)
             if not 1 <= len(idem) <= 255 or "\x00" in idem:
                 raise FieldError(HEADER, "Use 1 to 255 characters (no NUL).")
-            engine, verifier, table = services()
+            engine, verifier, table, hash_key = services()
             key_id = current_principal(verifier).key_id
-            replay = _claim(engine, table, key_id, idem, _fingerprint())
+            replay = _claim(engine, table, key_id, idem, _fingerprint(hash_key))
             if replay is not None:
                 return replay
             try:

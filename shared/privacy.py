@@ -48,9 +48,10 @@ def normalize_email(address: str) -> str:
     return f"{local}@{domain}"
 
 
-def keyed_hash(key: str, purpose: str, value: str) -> str:
+def keyed_hash(key: str, purpose: str, value: str | bytes) -> str:
     """Return a hex HMAC-SHA256 of value for one purpose; without the key it reveals nothing."""
-    return hmac.new(key.encode(), f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()
+    data = value.encode() if isinstance(value, str) else value
+    return hmac.new(key.encode(), purpose.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
 
 
 def email_hash(key: str, address: str) -> str:

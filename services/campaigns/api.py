@@ -34,9 +34,9 @@ def caller() -> Principal:
     return current_principal(deps().verifier)
 
 
-def _services() -> tuple[Engine, KeyVerifier, Table]:
+def _services() -> tuple[Engine, KeyVerifier, Table, str]:
     found = deps()
-    return found.engine, found.verifier, store.idempotency_keys
+    return found.engine, found.verifier, store.idempotency_keys, found.settings.hash_key
 
 
 once = idempotent(_services)

@@ -279,7 +279,9 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
     """Authenticated API: erasure by admins, alert progress for the alert's organization."""
     blp = ApiBlueprint("notifications", __name__, url_prefix="/api/v1", description="Notifications")
     verifier: Callable[[], Any] = lambda: deps.verifier  # noqa: E731
-    once = idempotent(lambda: (deps.engine, deps.verifier, idempotency_keys))
+    once = idempotent(
+        lambda: (deps.engine, deps.verifier, idempotency_keys, deps.settings.hash_key)
+    )
 
     @blp.route("/erasures", methods=["POST"])
     @once

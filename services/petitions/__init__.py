@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         deps.config.ratelimit_storage_uri,
         scope="sign",
         message="Too many signatures from this address",
+        hash_key=deps.settings.hash_key,
     )
     api.register_blueprint(build_blueprint(deps, sign_limits))
     return app

@@ -4,6 +4,9 @@ flask-limiter (the Flask extension over `limits`) ran its before_request pass on
 resolved the route's limits, and injected headers: 15 % of a signature's CPU on the hottest
 path (services/petitions/README.md). Signing has one pair of limits keyed by one thing, so the
 route checks them here directly, on the same `limits` storage and fixed-window strategy.
+
+A client's address is personal data, and a shared store (Redis) would hold it for as long as a
+window lasts: the limits count a keyed hash of it instead.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from limits import parse_many
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
+
+from shared.privacy import keyed_hash
 
 SCHEME = "kinship-memory"
 
@@ -55,18 +60,23 @@ def storage_uri(configured: str) -> str:
 class RateLimits:
     """A set of limits ("10 per second;120 per minute") per key, each request counted once."""
 
-    def __init__(self, limits_text: str, configured_storage: str, scope: str, message: str):
+    def __init__(
+        self, limits_text: str, configured_storage: str, scope: str, message: str, hash_key: str
+    ):
         self.items = parse_many(limits_text)
         self.window = FixedWindowRateLimiter(storage_from_string(storage_uri(configured_storage)))
         self.scope = scope
         self.message = message
+        self.hash_key = hash_key
 
-    def hit(self, key: str) -> None:
-        """Count one request for key; raise a 429 with Retry-After once any limit is passed.
+    def hit(self, client: str) -> None:
+        """Count one request from client (its address); raise a 429 with Retry-After once any
+        limit is passed.
 
         Every limit counts the request, as flask-limiter did, so a refused burst still uses up
         the sustained allowance.
         """
+        key = keyed_hash(self.hash_key, "rate-limit", client)
         passed = [item for item in self.items if not self.window.hit(item, self.scope, key)]
         if passed:
             reset = max(self.window.get_window_stats(i, self.scope, key).reset_time for i in passed)

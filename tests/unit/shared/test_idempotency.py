@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,16 @@ def idempotency_app(tmp_path: Path) -> tuple[Any, Any, Flask]:
     return engine, table, app
 
 
+HASH_KEY = "test-hash-key"
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> Any:
     engine, table, app = idempotency_app(tmp_path)
     calls: list[Any] = []
 
     @app.post("/things")
-    @idempotent(lambda: (engine, Verifier(), table))
+    @idempotent(lambda: (engine, Verifier(), table, HASH_KEY))
     def create() -> Any:
         calls.append(request.get_json())
         if request.get_json().get("fail"):
@@ -70,6 +74,24 @@ def test_a_retry_replays_and_a_different_request_is_refused(setup: Any) -> None:
     failed = post(client, {"fail": True}, "y")
     assert failed.status_code == 400 and post(client, {"fail": True}, "y").status_code == 400
     assert len(calls) == 5  # a failure keeps nothing: the retry ran again
+
+
+def test_a_kept_record_cannot_be_matched_to_a_guessed_request(setup: Any) -> None:
+    """An erasure by email is kept 24 h: without the service's hash key, guessing the address
+    and hashing the request must not confirm it."""
+    engine, table, client, _ = setup
+    response = client.post(
+        "/things",
+        data=b'{"email":"mei@example.org"}',
+        headers={"Authorization": "Bearer k1", "Idempotency-Key": "x"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    with engine.connect() as conn:
+        kept = conn.execute(select(table.c.fingerprint)).scalar_one()
+    guess = hashlib.sha256(b'POST /things?\n{"email":"mei@example.org"}').hexdigest()
+    assert kept != guess and "mei" not in kept
+    assert len(kept) == 64  # the column holds it: a retry still finds its record
 
 
 def test_in_progress_is_a_conflict_until_abandoned(setup: Any) -> None:

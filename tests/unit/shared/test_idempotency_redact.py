@@ -18,7 +18,7 @@ def setup(tmp_path: Path) -> Any:
     issued: list[str] = []
 
     @app.post("/keys")
-    @idempotent(lambda: (engine, Verifier(), table), redact={"secret": None, "note": "once"})
+    @idempotent(lambda: (engine, Verifier(), table, "k"), redact={"secret": None, "note": "once"})
     def issue() -> Any:
         issued.append(f"kin_sec_{len(issued)}_very-secret")
         return {"key_id": f"k{len(issued)}", "secret": issued[-1]}, 201

@@ -1,0 +1,30 @@
+"""Signing's per-address limits: a clear 429, and no client address kept in the limits' store."""
+
+from __future__ import annotations
+
+import pytest
+from werkzeug.exceptions import TooManyRequests
+
+from services.petitions.ratelimit import RateLimits
+
+
+def test_an_address_over_its_limit_gets_429_and_others_go_on() -> None:
+    limits = RateLimits("2 per minute", "memory://", "sign", "Too many", hash_key="k")
+    limits.hit("203.0.113.7")
+    limits.hit("203.0.113.7")
+    with pytest.raises(TooManyRequests) as refused:
+        limits.hit("203.0.113.7")
+    assert refused.value.retry_after is not None and 1 <= int(refused.value.retry_after) <= 60
+    limits.hit("198.51.100.4")  # another client has its own allowance
+
+
+def test_the_store_counts_a_keyed_hash_never_the_address() -> None:
+    """With Redis configured, every key would sit in a shared store for a window's length."""
+    limits = RateLimits("5 per second;100 per minute", "memory://", "sign", "x", hash_key="k")
+    limits.hit("203.0.113.7")
+    stored = list(limits.window.storage.storage)  # type: ignore[attr-defined]
+    assert len(stored) == 2
+    assert not any("203.0.113" in key for key in stored)
+    other_key = RateLimits("5 per second", "memory://", "sign", "x", hash_key="other")
+    other_key.hit("203.0.113.7")
+    assert set(other_key.window.storage.storage).isdisjoint(stored)  # type: ignore[attr-defined]
