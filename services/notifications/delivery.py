@@ -354,7 +354,8 @@ class Deliverer:
     def _send_rows(
         self, call: Callable[[], Accepted], ids: list[str], alert_id: str | None, batch_key: str
     ) -> Accepted:
-        """Call the provider for rows held in `sending`; on exhaustion mark them failed."""
+        """Call the provider for rows held in `sending`; on exhaustion mark them failed (and,
+        for a dispatch batch's rows, the batch dead, in the same transaction)."""
 
         def ambiguous() -> None:
             with self.deps.engine.begin() as conn:
@@ -376,8 +377,9 @@ class Deliverer:
             return self.with_retries(call, on_ambiguous=ambiguous, release=release, reclaim=reclaim)
         except TransientSendError as exc:
             self._finish(
-                ids, "failed", alert_id, batch_key, error_code=f"retries_exhausted:{exc}"[:64]
-            )
+                ids, "failed", alert_id, batch_key, error_code=f"retries_exhausted:{exc}"[:64],
+                dead_batch=ledger.dispatch_batch(batch_key),
+            )  # fmt: skip
             raise RetriesExhausted(str(exc)) from exc
 
     def _finish(
@@ -390,9 +392,11 @@ class Deliverer:
         provider_message_id: str | None = None,
         error_code: str | None = None,
         claim_next: str | None = None,
+        dead_batch: str | None = None,
     ) -> bool:
         """Record an outcome for rows this worker holds and count it on the alert; in the same
-        transaction claim the row claim_next, and return whether it is now held."""
+        transaction claim the row claim_next (return whether it is now held) and record the
+        dispatch batch dead_batch as dead."""
         held = False
         engine = self.deps.engine
         with engine.begin() as conn:
@@ -419,6 +423,8 @@ class Deliverer:
                 count_attempt=True,
             )
             ledger.bump(conn, alert_id, **{status: moved})
+            if dead_batch is not None and alert_id is not None:
+                ledger.mark_dead_batch(conn, dead_batch, alert_id, self.now)
             if status == "failed" and alert_id is not None and moved:
                 self._failed_events(conn, ids, error_code)
         return held
@@ -431,6 +437,15 @@ class Deliverer:
             event = compliance.delivery_event("failed", row, self.now, error_code)
             if event is not None:
                 self.deps.outbox.add(conn, event)
+
+    def dead_batch_unlettered(self, batch_id: str) -> bool:
+        """Return whether the batch died and is not on the dead-letter topic yet."""
+        with self.deps.engine.connect() as conn:
+            return ledger.dead_batch_unlettered(conn, batch_id)
+
+    def dead_lettered(self, batch_id: str) -> None:
+        with self.deps.engine.begin() as conn:
+            ledger.stamp_dead_lettered(conn, batch_id, self.now)
 
     # -- alert SMS batches -----------------------------------------------------------------------
 

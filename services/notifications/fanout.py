@@ -344,15 +344,19 @@ class DispatchSender:
             self._dead_letter(record, wrong)
             return
         if self.channel == "email":
-            outcome = self.deliverer.send_alert_email_batch(event.data)
+            self.deliverer.send_alert_email_batch(event.data)
         else:
             assert self.bucket is not None
-            outcome = self.deliverer.send_alert_sms_batch(event.data, self.bucket)
+            self.deliverer.send_alert_sms_batch(event.data, self.bucket)
         self.stats["batches"] += 1
-        if outcome == "dead":
+        # A batch that died was recorded and counted with its failed deliveries. Checked on
+        # every delivery of the batch, not only when this send saw it die: a sender stopped, or
+        # cut off from the broker, before its dead-letter write sees the batch back with
+        # nothing left to send, and finishes here.
+        batch_id = str(event.data["batch_id"])
+        if self.deliverer.dead_batch_unlettered(batch_id):
             self._dead_letter(record, RuntimeError("provider kept failing; deliveries failed"))
-            with self.deps.engine.begin() as conn:
-                ledger.bump(conn, str(event.data["alert_id"]), dead_batches=1)
+            self.deliverer.dead_lettered(batch_id)
 
     def commit_finished(self, consumer: KafkaConsumer, final: bool = False) -> None:
         """Commit the places of the batches finished since the last commit.

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Row, Select, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from services.notifications.store import alerts, deliveries, insert_ignore
+from services.notifications.store import alerts, dead_batches, deliveries, insert_ignore
 from shared.db import json_param, one_of, raw
 from shared.ids import ROWS_PER_PREFIX, uuid7, uuid7_prefix
 
@@ -286,6 +286,36 @@ def bump(conn: Connection, alert_id: str | None, **deltas: int) -> None:
     values: dict[str, Any] = {name: alerts.c[name] + delta for name, delta in changes.items()}
     values["version"] = alerts.c.version + 1
     conn.execute(update(alerts).where(alerts.c.alert_id == alert_id).values(**values))
+
+
+def dispatch_batch(batch_key: str | None) -> str | None:
+    """Return the dispatch batch a claim belongs to ("<batch id>@<worker>"), else None."""
+    batch_id, at, _ = (batch_key or "").rpartition("@")
+    return batch_id if at else None
+
+
+def mark_dead_batch(conn: Connection, batch_id: str, alert_id: str, now: datetime) -> None:
+    """Record that a dispatch batch died and count it on its alert, once, in the caller's
+    transaction (the one that fails its deliveries)."""
+    row = {"batch_id": batch_id, "alert_id": alert_id, "created_at": now}
+    if conn.execute(insert_ignore(conn, dead_batches, [row])).rowcount:
+        bump(conn, alert_id, dead_batches=1)
+
+
+def dead_batch_unlettered(conn: Connection, batch_id: str) -> bool:
+    """Return whether batch_id died and is not yet on the dead-letter topic."""
+    found = conn.execute(
+        select(dead_batches.c.dead_lettered_at).where(dead_batches.c.batch_id == batch_id)
+    ).first()
+    return found is not None and found.dead_lettered_at is None
+
+
+def stamp_dead_lettered(conn: Connection, batch_id: str, now: datetime) -> None:
+    conn.execute(
+        update(dead_batches)
+        .where(dead_batches.c.batch_id == batch_id, dead_batches.c.dead_lettered_at.is_(None))
+        .values(dead_lettered_at=now)
+    )
 
 
 def by_id(conn: Connection, delivery_id: str) -> Row[Any] | None:

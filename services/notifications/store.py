@@ -213,6 +213,19 @@ deliveries = Table(
     postgresql_with={"fillfactor": 50},
 )
 
+# Dispatch batches whose provider kept failing. The row is written, and the alert's
+# dead_batches counted, in the transaction that fails the batch's deliveries; the sender then
+# copies the batch to its dead-letter topic and stamps dead_lettered_at. A sender that stops or
+# loses the broker in between finds the row unstamped when the batch comes back, and finishes.
+dead_batches = Table(
+    "nf_dead_batches",
+    metadata,
+    Column("batch_id", ident(120), primary_key=True),
+    Column("alert_id", String(64), nullable=False),
+    Column("created_at", Moment(), nullable=False),
+    Column("dead_lettered_at", Moment()),
+)
+
 # What the capture sender "sent": the local run's outbox (`kinship outbox`).
 captured = Table(
     "nf_captured",

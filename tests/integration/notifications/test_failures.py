@@ -131,6 +131,47 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
         assert all("kinship_error" in headers_of(r) for r in dead)
 
 
+def test_a_dead_batch_is_dead_lettered_and_counted_even_if_its_first_write_fails(
+    database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    """The sender loses the broker (or stops) after failing a dead batch's deliveries and
+    before its dead-letter write: the batch comes back with nothing left to send, and is
+    dead-lettered then, counted once."""
+    from kafka.errors import KafkaTimeoutError
+
+    from services.notifications.fanout import DispatchSender
+
+    config = fast_config(send_max_attempts=2, email_sender_threads=1)
+    with running_service(
+        database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config
+    ) as service:
+        seed_audience(service.engine, "camp-w", "org-w", 500)
+        service.fakes.set_faults("sendgrid", {"rules": [{"kind": "status", "status": 503}]})
+        service.start()
+        senders = [p for p, _ in service.running if isinstance(p, DispatchSender)]
+        email = [p for p in senders if p.channel == "email"]
+        assert len(email) == 1
+        first_write = email[0]._dead_letter
+        refused: list[int] = []
+
+        def broker_gone_once(record: Any, exc: BaseException) -> None:
+            if not refused:
+                refused.append(record.offset)
+                raise KafkaTimeoutError("dead-letter write not acknowledged")
+            first_write(record, exc)
+
+        email[0]._dead_letter = broker_gone_once  # type: ignore[method-assign]
+        service.publish(alert("alert-w", "camp-w", "org-w", ["email"]))
+        dlq = dead_letter_topic(DISPATCH_TOPICS["email"], f"{service.group}-email-sender")
+        dead = read_all(service.bootstrap, dlq, expected=1, timeout=60)
+        assert refused and len(dead) == 1 and json.loads(dead[0].value)["alert_id"] == "alert-w"
+        eventually(lambda: done(service, "alert-w"), timeout=60, message="alert done")
+        row = service.rows(alerts)[0]
+        assert (row.total, row.sent, row.failed, row.dead_batches) == (500, 0, 500, 1)
+        assert len(service.fakes.faults("sendgrid")) == 2  # not sent again when it came back
+        assert len(read_all(service.bootstrap, dlq, timeout=3)) == 1
+
+
 def test_a_batch_held_by_a_live_worker_waits_and_a_dead_ones_is_taken_over(
     service: Service,
 ) -> None:
