@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -13,11 +14,25 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from shared import metrics
-from shared.errors import DomainError
+from shared.errors import DomainError, NotFound
 from shared.outbox import EventTooLarge
 
 log = logging.getLogger(__name__)
 Check = Callable[[], bool]
+# NUL (PostgreSQL text refuses it) and unpaired surrogates (no UTF-8 encoder takes them).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> bool:
+    """Return True for text that the database and every encoder here can store."""
+    return _UNSTORABLE.search(value) is None
+
+
+def refuse_unstorable_path() -> None:
+    """An id or token in the path that the database cannot hold (NUL) names nothing: 404,
+    before any view reaches the database with it (which would answer 500)."""
+    if not all(storable(str(value)) for value in (request.view_args or {}).values()):
+        raise NotFound("Not found")
 
 
 def error_body(code: int, message: str, errors: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -106,6 +121,7 @@ def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
     app.config["JSON_SORT_KEYS"] = False
     api = KinshipApi(app)
     register_error_handlers(app)
+    app.before_request(refuse_unstorable_path)
     return api
 
 

@@ -17,7 +17,6 @@ from services.campaigns import alerts, operations, store
 from services.campaigns import schemas as s
 from services.campaigns.bootstrap import Deps
 from shared.auth import KeyVerifier, Principal, current_principal
-from shared.errors import NotFound
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
 
@@ -361,13 +360,3 @@ def cancel_alert(alert_id: str) -> Any:
 
 
 BLUEPRINTS = (orgs, keys, campaigns, alert_bp)
-
-
-def _refuse_unstorable_path() -> None:
-    """An id or slug in the path that the database cannot hold (NUL) names nothing: 404."""
-    if not all(s.storable(value) for value in (request.view_args or {}).values()):
-        raise NotFound("Not found")
-
-
-for _blueprint in BLUEPRINTS:
-    _blueprint.before_request(_refuse_unstorable_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from shared.auth import ROLES
 from shared.events.catalog import CHANNELS
 from shared.events.envelope import json_dumps
+from shared.web import storable
 
 ALERT_STATUSES = ("draft", "scheduled", "published", "cancelled")
 CAMPAIGN_STATUSES = ("draft", "active", "closed")
@@ -22,13 +22,6 @@ MAX_CONTENT_BYTES = 512 * 1024
 MAX_DESCRIPTIONS_BYTES = 256 * 1024
 MAX_COMMUNITIES = 50
 MAX_AUDIENCE_VALUES = 500  # per audience filter: they travel in alert.published too
-# NUL (PostgreSQL text refuses it) and unpaired surrogates (no UTF-8 encoder takes them).
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-
-
-def storable(value: str) -> bool:
-    """Return True for text that the database and every encoder here can store."""
-    return _UNSTORABLE.search(value) is None
 
 
 class Text(fields.String):

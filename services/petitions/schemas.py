@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
+import shared.web
 from services.petitions.domain import canonical_locale
 
 MAX_LOCALES = 20
 MAX_PAGE = 10**6
-# NUL (PostgreSQL text refuses it) and unpaired surrogates (no UTF-8 encoder takes them).
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def storable(value: str) -> None:
     """Refuse text that no database or JSON encoder here can store."""
-    if _UNSTORABLE.search(value):
+    if not shared.web.storable(value):
         raise ValidationError("Must not contain NUL or unpaired surrogate characters")
 
 

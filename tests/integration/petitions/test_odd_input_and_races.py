@@ -34,6 +34,25 @@ def test_addresses_with_indic_vowel_signs_sign_and_are_announced(svc: Petitions)
     assert svc.counts(petition_id)["total"] == len(ADDRESSES)
 
 
+def test_a_nul_in_a_path_id_is_a_404_never_a_500(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    lead = svc.auth("lead")
+    for method, path, headers in (
+        ("GET", "/api/v1/petitions/a%00b", {}),
+        ("GET", "/api/v1/petitions/a%00b/counts", lead),
+        ("POST", "/api/v1/petitions/%00/publish", lead),
+        ("GET", "/api/v1/confirmations/a%00.b", {}),
+        ("GET", f"/api/v1/petitions/{petition_id}/exports/partners/%00.csv", lead),
+    ):
+        response = svc.client.open(path, method=method, headers=headers)
+        assert response.status_code == 404, (path, response.get_json())
+        assert response.get_json()["code"] == 404
+    signed = svc.client.post(
+        "/api/v1/petitions/%00/signatures", json={"person": {"email": "a@example.org"}}
+    )
+    assert signed.status_code == 404, signed.get_json()
+
+
 @pytest.mark.parametrize("bad", ["a\u0000b", "\ud800"], ids=["nul", "lone-surrogate"])
 @pytest.mark.parametrize(
     ("extra", "field"),
