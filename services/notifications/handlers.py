@@ -66,18 +66,21 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
     if data["duplicate"]:
         # A repeat may be typed by anyone: it changes nothing we hold, it only tells the owner.
         # A signature still waiting for its confirmation gets its link again (the first email
-        # may be lost); a counted one, "you had already signed".
+        # may be lost); a counted one, "you had already signed". At most one such email a
+        # petition and a day, however often the address is typed: each one names the cause,
+        # and a flood of them to a shared or work inbox could out the person.
         known = conn.execute(
             select(supporters.c.supporter_id).where(supporters.c.supporter_id == sid)
         ).first()
+        day = f"{data['petition_id']}:{event.time.date().isoformat()}"
         if known is not None and data.get("confirm_url"):
             queue(
-                conn, message_key=f"confirm:{event.id}", recipient_id=sid, channel="email",
+                conn, message_key=f"confirm-again:{day}", recipient_id=sid, channel="email",
                 kind="confirm", params={**params, "confirm_url": data["confirm_url"]}, now=now,
             )  # fmt: skip
         elif known is not None:
             queue(
-                conn, message_key=f"already:{event.id}", recipient_id=sid, channel="email",
+                conn, message_key=f"already:{day}", recipient_id=sid, channel="email",
                 kind="already_signed", params=params, now=now,
             )  # fmt: skip
         return
