@@ -49,6 +49,11 @@ class Busy(Exception):
     """Another live worker still holds this batch's rows: try the batch again later."""
 
 
+class ClaimLost(Exception):
+    """Rows released for a backoff wait were taken over meanwhile (the wait outlasted the batch
+    lease and a rebalance handed the batch to another worker): theirs to send now, not ours."""
+
+
 class RetriesExhausted(Exception):
     """A provider kept failing; the rows were marked failed."""
 
@@ -133,12 +138,14 @@ class Deliverer:
         *,
         on_ambiguous: Callable[[], None],
         release: Callable[[], None],
-        reclaim: Callable[[], None],
+        reclaim: Callable[[], bool],
     ) -> T:
         """Call a provider, retrying transient failures with backoff that honours Retry-After.
 
         Before waiting out a failure the provider surely refused, the rows are released to
-        `queued`, so a crash during the wait leaves nothing ambiguous behind.
+        `queued`, so a crash during the wait leaves nothing ambiguous behind. After the wait
+        they are taken back; if another worker took any of them meanwhile, nothing is sent
+        (ClaimLost).
         """
         config = self.deps.config
         attempt = 0
@@ -160,11 +167,9 @@ class Deliverer:
                 )
                 if not exc.ambiguous:
                     release()
-                try:
-                    self.wait(delay)
-                finally:
-                    if not exc.ambiguous and not self.stop.is_set():
-                        reclaim()
+                self.wait(delay)  # Stopped leaves the rows released, for the next owner
+                if not exc.ambiguous and not reclaim():
+                    raise ClaimLost() from exc
 
     # -- alert email batches ---------------------------------------------------------------------
 
@@ -255,18 +260,20 @@ class Deliverer:
                     batch_key=row.batch_key, keep_claim=status != "deferred", not_before=later,
                 )  # fmt: skip
                 continue  # not sent again (a row left in `sending` is not repeated either)
-            if row.batch_key != batch_key:
-                ledger.transition(
-                    conn, [row.delivery_id], row.status, self.now,
-                    from_status=(row.status,), batch_key=row.batch_key, new_key=batch_key,
-                )  # fmt: skip
+            # Each move is conditional on the row as read: one that changed since (its holder
+            # took it back from a backoff wait) is still held, and not ours to send.
+            if row.batch_key != batch_key and not ledger.transition(
+                conn, [row.delivery_id], row.status, self.now,
+                from_status=(row.status,), batch_key=row.batch_key, new_key=batch_key,
+            ):  # fmt: skip
+                raise Busy(batch_id)
             if row.status == "sending":
                 counts["ambiguous"] += 1  # killed mid-request: it may have gone out already
-            else:
-                ledger.transition(
-                    conn, [row.delivery_id], "sending", self.now,
-                    from_status=("queued",), batch_key=batch_key,
-                )  # fmt: skip
+            elif not ledger.transition(
+                conn, [row.delivery_id], "sending", self.now,
+                from_status=("queued",), batch_key=batch_key,
+            ):  # fmt: skip
+                raise Busy(batch_id)
             mine[row.recipient_id] = row.delivery_id
         return counts
 
@@ -367,11 +374,18 @@ class Deliverer:
                     conn, ids, "queued", self.now, from_status=("sending",), batch_key=batch_key
                 )
 
-        def reclaim() -> None:
+        def reclaim() -> bool:
             with self.deps.engine.begin() as conn:
-                ledger.transition(
+                back = ledger.transition(
                     conn, ids, "sending", self.now, from_status=("queued",), batch_key=batch_key
                 )
+                if back == len(ids):
+                    return True
+                # Some were taken over during the wait: hand back the rest too, send none.
+                ledger.transition(
+                    conn, ids, "queued", self.now, from_status=("sending",), batch_key=batch_key
+                )
+                return False
 
         try:
             return self.with_retries(call, on_ambiguous=ambiguous, release=release, reclaim=reclaim)

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, select, update
 
 from services.notifications import audience, ledger
 from services.notifications.bootstrap import SOURCE, Deps
-from services.notifications.delivery import Busy, Deliverer, Stopped
+from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
 from services.notifications.store import alerts, idempotency_keys
 from shared.errors import InvalidEvent
@@ -314,8 +314,9 @@ class DispatchSender:
                     self.handle(record)
                 except Stopped:
                     return  # not committed: the next owner takes the batch up where it stands
-                except Busy:
-                    # A worker that lost this partition in a rebalance is still sending it.
+                except (Busy, ClaimLost):
+                    # A worker that lost this partition in a rebalance is still sending it, or
+                    # took rows of it over from this one during a long backoff.
                     consumer.seek(tp, record.offset)
                     self._stop.wait(1.0)
                     return

@@ -198,6 +198,40 @@ def test_a_batch_held_by_a_live_worker_waits_and_a_dead_ones_is_taken_over(
     assert len(service.fakes.sendgrid_recipients()) == 3
 
 
+def test_rows_taken_over_during_a_long_backoff_are_not_sent_again_by_their_first_owner(
+    service: Service,
+) -> None:
+    """A 429's Retry-After outlasts the batch lease, and a rebalance hands the batch to another
+    worker, which takes the released rows over and sends them. The first owner must not send
+    them too when its wait ends."""
+    from services.notifications.delivery import ClaimLost
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(service.engine, "camp-k", "org-k", 3)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-k", "camp-k", "org-k", ["email"]), conn)
+    batch = _batch("alert-k", people)
+    service.fakes.set_faults(
+        "sendgrid", {"rules": [{"kind": "status", "status": 429, "retry_after": 1, "count": 1}]}
+    )
+    first, second = Deliverer(service.deps), Deliverer(service.deps)
+    waited: list[float] = []
+
+    def long_wait(seconds: float) -> None:  # the lease runs out, the batch changes hands
+        waited.append(seconds)
+        _age(service)
+        assert second.send_alert_email_batch(batch) == "done"
+
+    first.wait = long_wait  # type: ignore[method-assign]
+    with pytest.raises(ClaimLost):
+        first.send_alert_email_batch(batch)
+    assert waited and waited[0] >= 1.0  # it honoured Retry-After
+    got = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert got == Counter({p["email"]: 1 for p in people})
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.failed, row.ambiguous) == (3, 0, 0)
+
+
 def _batch(alert_id: str, people: list[dict[str, Any]]) -> dict[str, Any]:
     """The alert's first dispatch batch, holding every one of people."""
     return {
