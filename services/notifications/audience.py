@@ -166,7 +166,9 @@ def project_supporter(
         "given_name": person.get("given_name"),
         "family_name": person.get("family_name"),
         "pronouns": person.get("pronouns"),
-        "locale": resolve_locale(data.get("locale") or person.get("language")),
+        # The language the person asked for, when it is one we write; else the petition's
+        # language they signed in (a Korean speaker signing an English petition reads Korean).
+        "locale": resolve_locale(person.get("language"), "") or resolve_locale(data.get("locale")),
         "country": country,
         "region": person.get("region"),
         "postal_code": postal_key(person.get("postal_code")),

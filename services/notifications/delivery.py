@@ -883,6 +883,11 @@ class Deliverer:
         params.setdefault("pronouns", person.pronouns if person else None)
         params.setdefault("title", self._petition_title(conn, params, locale))
         rendered = messages.render_transactional(row.kind, locale, params, footer)
+        subject = rendered.subject
+        if person is not None and person.discreet:
+            # A subject shows on lock screens and in shared inboxes: a discreet supporter's
+            # never names the cause (the petition's title), as for alerts.
+            subject = messages.text(locale, "discreet_subject")
         recipient = Recipient(
             email=address,
             name=person.given_name if person else None,
@@ -891,7 +896,7 @@ class Deliverer:
         batch = EmailBatch(
             from_email=self.deps.config.from_email,
             from_name=org_name,
-            subject=rendered.subject,
+            subject=subject,
             text=rendered.text,
             html=rendered.html,
             recipients=[recipient],

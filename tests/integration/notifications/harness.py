@@ -276,6 +276,7 @@ def signature(
     country: str = "US",
     postal_code: str | None = "94601",
     discreet: bool = False,
+    language: str | None = None,
 ) -> Event:
     sid = supporter_id(HASH_KEY, email)
     return event(
@@ -299,7 +300,7 @@ def signature(
             "phone": phone,
             "postal_code": postal_code,
             "country": country,
-            "language": locale,
+            "language": language or locale,
             "pronouns": pronouns,
             "discreet": discreet,
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.notifications.messages import CATALOGUE
 from services.notifications.store import deliveries, petitions, supporters
 from tests.integration.notifications.harness import (
     FROM_NUMBER,
@@ -61,6 +62,24 @@ def test_signature_gets_one_localized_thank_you_through_sendgrid(service: Servic
     person = service.rows(supporters)[0]
     assert person.time_zone == "America/Los_Angeles"  # from the 94601 ZIP code
     assert person.locale == "zh-Hant"
+
+
+def test_a_discreet_korean_speaker_signing_in_english_is_thanked_in_korean_discreetly(
+    service: Service,
+) -> None:
+    service.start()
+    service.publish(organization("org-rb"), petition("pet-k", "camp-1", "org-rb"))
+    sig = signature(
+        "jiwoo@example.org", "pet-k", "camp-1", "org-rb", locale="en", language="ko-KR",
+        discreet=True, given_name="Jiwoo",
+    )  # fmt: skip
+    service.publish(sig)
+    [mail] = eventually(lambda: mails_to(service, "jiwoo@example.org"), message="thank-you")
+    # The subject shows on a lock screen: it names no petition, in the person's language.
+    assert mail["subject"] == CATALOGUE["ko"]["discreet_subject"]
+    body = mail["content"][0]["value"]
+    assert CATALOGUE["ko"]["hello"].format(name="Jiwoo") in body
+    assert service.rows(supporters)[0].locale == "ko"
 
 
 def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service) -> None:
