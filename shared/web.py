@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from html import escape
 from http import HTTPStatus
 from typing import Any
 
@@ -99,6 +100,26 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> tuple[Response, int]:
         log.exception("unhandled error", extra={"endpoint": request.endpoint})
         return jsonify(error_body(500, "Internal server error")), 500
+
+
+# Pages people reach from an email: never cached, never indexed, and the link (which carries a
+# token) not passed on to whatever the page links to.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+
+
+def html_page(title: str, body: str, status: int = 200, lang: str = "en") -> Response:
+    """Return a minimal HTML page: title (escaped) as its heading, then body (HTML as given)."""
+    html = (
+        f'<!doctype html><html lang="{escape(lang)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title></head><body><main><h1>{escape(title)}</h1>{body}"
+        "</main></body></html>"
+    )
+    return Response(html, status, PAGE_HEADERS, content_type="text/html; charset=utf-8")
 
 
 class KinshipApi(Api):  # type: ignore[misc]

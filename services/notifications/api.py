@@ -26,27 +26,13 @@ from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
 from shared.privacy import phone_hash
+from shared.web import PAGE_HEADERS, html_page
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
 STOPPED_NOTE = (
     "<p>This number replied STOP, so no texts are sent to it. Text START to our number to"
     " receive them again.</p>"
 )
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-}
-
-
-def _page(title: str, body: str, status: int = 200) -> Response:
-    html = (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title></head><body><main><h1>{escape(title)}</h1>{body}"
-        "</main></body></html>"
-    )
-    return Response(html, status, PAGE_HEADERS, content_type="text/html; charset=utf-8")
 
 
 def _twiml(message: str | None = None) -> Response:
@@ -83,10 +69,10 @@ def public_blueprint(deps: Deps) -> Blueprint:
 
     @bp.get("/unsubscribe/<token>")
     @bp.get("/preferences/<token>")
-    def preferences_page(token: str) -> Response:
+    def preferenceshtml_page(token: str) -> Response:
         person, org = resolve(token)
         if person is None or org is None:
-            return _page("Preferences", "<p>This link is no longer valid.</p>", 404)
+            return html_page("Preferences", "<p>This link is no longer valid.</p>", 404)
         with deps.engine.connect() as conn:
             email_on = person.supporter_id in audience.consented_ids(
                 conn, [person.supporter_id], org.organization_id, "email"
@@ -119,18 +105,18 @@ def public_blueprint(deps: Deps) -> Blueprint:
             '<button type="submit" name="action" value="erase">Erase my data</button>'
             "<p>We will email you a link to confirm.</p></form>"
         )
-        return _page("Your preferences", body)
+        return html_page("Your preferences", body)
 
     @bp.post("/preferences/<token>")
     def save_preferences(token: str) -> Response:
         person, org = resolve(token)
         if person is None or org is None:
-            return _page("Preferences", "<p>This link is no longer valid.</p>", 404)
+            return html_page("Preferences", "<p>This link is no longer valid.</p>", 404)
         now = deps.clock()
         with deps.engine.begin() as conn:
             if request.form.get("action") == "erase":
                 erasure.request_erasure(deps, conn, person)
-                return _page("Check your email", "<p>We sent you a link to confirm.</p>")
+                return html_page("Check your email", "<p>We sent you a link to confirm.</p>")
             if request.form.get("email"):
                 compliance.resubscribe_email(conn, deps.outbox, person, org.organization_id, now)
             else:
@@ -151,29 +137,29 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 .where(supporters.c.supporter_id == person.supporter_id)
                 .values(discreet=bool(request.form.get("discreet")), updated_at=now)
             )
-        return _page("Saved", "<p>Your preferences are saved.</p>")
+        return html_page("Saved", "<p>Your preferences are saved.</p>")
 
     @bp.get("/erase/<token>")
-    def erase_page(token: str) -> Response:
+    def erasehtml_page(token: str) -> Response:
         with deps.engine.connect() as conn:
             target = erasure.erasure_target(deps, conn, token)
         if target is None:
-            return _page("Erase my data", "<p>This link is no longer valid.</p>", 404)
+            return html_page("Erase my data", "<p>This link is no longer valid.</p>", 404)
         body = (
             f'<form method="post" action="/erase/{escape(token)}"><p>This removes your contact '
             "details and preferences from every Kinship service. It cannot be undone.</p>"
             '<button type="submit">Erase my data</button></form>'
         )
-        return _page("Erase my data", body)
+        return html_page("Erase my data", body)
 
     @bp.post("/erase/<token>")
     def erase_confirm(token: str) -> Response:
         with deps.engine.begin() as conn:
             target = erasure.erasure_target(deps, conn, token)
             if target is None:
-                return _page("Erase my data", "<p>This link is no longer valid.</p>", 404)
+                return html_page("Erase my data", "<p>This link is no longer valid.</p>", 404)
             erasure.erase(deps, conn, supporter=target)
-        return _page("Erased", "<p>Your data has been erased.</p>")
+        return html_page("Erased", "<p>Your data has been erased.</p>")
 
     return bp
 

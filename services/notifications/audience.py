@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.notifications.domain import postal_key, resolve_locale, resolve_time_zone, to_e164
+from services.notifications.domain import postal_key, resolve_time_zone, to_e164
 from services.notifications.store import (
     campaigns,
     consents,
@@ -33,6 +33,7 @@ from services.notifications.store import (
     upsert,
 )
 from shared.db import one_of
+from shared.locales import resolve_locale
 from shared.privacy import email_hash, keyed_hash, phone_hash
 
 EVERY_ORG = "*"

@@ -14,28 +14,12 @@ import phonenumbers
 from babel.core import get_global
 from phonenumbers import timezone as phone_timezone
 
+from shared.locales import resolve_locale
+
 QUIET_START_HOUR = 8  # earliest local hour an SMS may go out
 QUIET_END_HOUR = 21  # local hour from which SMS waits for the next morning
 
 # Locales with their own message catalogues; everything else falls back to English.
-SUPPORTED_LOCALES = ("en", "zh-Hans", "zh-Hant", "ja", "ko", "vi", "tl")
-_LOCALE_ALIASES = {
-    "zh": "zh-Hans",
-    "zh-cn": "zh-Hans",
-    "zh-sg": "zh-Hans",
-    "zh-hans": "zh-Hans",
-    "zh-tw": "zh-Hant",
-    "zh-hk": "zh-Hant",
-    "zh-mo": "zh-Hant",
-    "zh-hant": "zh-Hant",
-    "fil": "tl",
-    "tl": "tl",
-    "ja": "ja",
-    "ko": "ko",
-    "vi": "vi",
-    "en": "en",
-}
-
 # Countries spanning several zones: the zone where most people live.
 _MAIN_ZONE = {
     "US": "America/New_York",
@@ -147,19 +131,6 @@ def next_sms_window(
     day = local.date() if local.hour < start_hour else local.date() + timedelta(days=1)
     opening = datetime(day.year, day.month, day.day, start_hour, tzinfo=zone(time_zone))
     return opening.astimezone(now.tzinfo)
-
-
-def resolve_locale(requested: str | None, fallback: str = "en") -> str:
-    """Map a language tag (zh-TW, fil, ko-KR...) to a supported locale, else the fallback."""
-    if not requested:
-        return fallback
-    tag = requested.replace("_", "-").strip().lower()
-    if tag in _LOCALE_ALIASES:
-        return _LOCALE_ALIASES[tag]
-    if tag.startswith("zh"):
-        return "zh-Hant" if any(p in tag for p in ("hant", "tw", "hk", "mo")) else "zh-Hans"
-    base = tag.split("-", 1)[0]
-    return _LOCALE_ALIASES.get(base, fallback)
 
 
 def pick_variant(variants: Mapping[str, object], locale: str, default: str) -> str | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from services.notifications.domain import resolve_locale
+from shared.locales import resolve_locale
 from shared.templates import fill
 
 # Each locale's strings; "{name}" is the supporter's chosen name, "{title}" the petition title.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -13,10 +14,11 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 
-from services.petitions import exports, schemas, signing, usecases
+from services.petitions import exports, pages, schemas, signing, usecases
 from services.petitions.bootstrap import Deps
 from services.petitions.ratelimit import RateLimits
 from shared.auth import Principal, bearer_token, current_principal, require_role
+from shared.errors import Conflict, NotFound
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -193,11 +195,27 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         # Already in the documented shape: skip re-serializing it on the hottest path.
         return Response(json.dumps(body), status=status, mimetype="application/json")
 
-    @blp.route("/confirmations/<token>", methods=["GET", "POST"])
+    @blp.route("/confirmations/<token>", methods=["GET"])
+    @blp.doc(responses={"200": {"description": "text/html: a page whose button confirms"}})
+    def confirmation_page(token: str) -> Response:
+        """The emailed link's page: it asks for a click, and only that click (a POST) confirms.
+
+        Mail scanners open every link in an email: opening the link confirms nothing.
+        """
+        link = signing.look_up_link(deps, token)
+        locale = link.signature.locale if link.signature is not None else None
+        return pages.confirmation(link.state, link.petition, locale)
+
+    @blp.route("/confirmations/<token>", methods=["POST"])
     @blp.response(200, schemas.ConfirmResponseSchema)
-    def confirm(token: str) -> dict[str, Any]:
-        """Confirm a double opt-in signature (the emailed link; safe to repeat)."""
-        return signing.confirm(deps, token)
+    def confirm(token: str) -> Any:
+        """Confirm a double opt-in signature (the page's button, or a campaign's own page;
+        safe to repeat). A browser's form post gets the page back, anything else JSON."""
+        if request.accept_mimetypes.best_match(["application/json", "text/html"]) != "text/html":
+            return signing.confirm(deps, token)
+        with contextlib.suppress(NotFound, Conflict):  # the page says which
+            signing.confirm(deps, token)
+        return confirmation_page(token)
 
     @blp.route("/petitions/<petition_id>/exports/signers.csv", methods=["GET"])
     @organizers

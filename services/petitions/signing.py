@@ -267,25 +267,52 @@ def commit_batch(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]
     return outcomes
 
 
-def confirm(deps: Deps, token: str) -> dict[str, Any]:
-    """Confirm a double opt-in signature through its emailed link (idempotent)."""
-    gone = NotFound("This confirmation link is unknown or has expired")
+@dataclass(frozen=True)
+class Link:
+    """Where a confirmation link stands: pending, confirmed, closed (its petition) or gone
+    (unknown, expired or erased), with its signature and petition unless gone."""
+
+    state: str
+    signature: Any = None
+    petition: Any = None
+
+
+def _link(deps: Deps, conn: Connection, token: str, moment: datetime, lock: bool) -> Link:
     signature_id = domain.signature_of_token(deps.settings.hash_key, token)
     if signature_id is None:
-        raise gone
+        return Link("gone")
+    signature = store.get_signature(conn, signature_id, for_update=lock)
+    if signature is None or signature.status == domain.ERASED:
+        return Link("gone")
+    petition = store.get_petition(conn, signature.petition_id)
+    if signature.status == domain.CONFIRMED:
+        return Link("confirmed", signature, petition)
+    if signature.expires_at is not None and _aware(signature.expires_at) < moment:
+        return Link("gone")
+    if petition.status != domain.OPEN:
+        return Link("closed", signature, petition)
+    return Link("pending", signature, petition)
+
+
+def look_up_link(deps: Deps, token: str) -> Link:
+    """Say where a confirmation link stands, changing nothing (what opening the link does)."""
+    with deps.engine.connect() as conn:
+        return _link(deps, conn, token, now(), lock=False)
+
+
+def confirm(deps: Deps, token: str) -> dict[str, Any]:
+    """Confirm a double opt-in signature through its emailed link (idempotent)."""
+    moment = now()
     with deps.engine.begin() as conn:
-        signature = store.get_signature(conn, signature_id, for_update=True)
-        if signature is None or signature.status == domain.ERASED:
-            raise gone
-        result = {"petition_id": signature.petition_id, "status": "confirmed"}
-        if signature.status == domain.CONFIRMED:
-            return result
-        moment = now()
-        if signature.expires_at is not None and _aware(signature.expires_at) < moment:
-            raise gone
-        petition = store.get_petition(conn, signature.petition_id)
-        if petition.status != domain.OPEN:
+        link = _link(deps, conn, token, moment, lock=True)
+        if link.state == "gone":
+            raise NotFound("This confirmation link is unknown or has expired")
+        if link.state == "closed":
             raise Conflict("This petition is closed", {"petition_id": ["closed"]})
+        signature, petition = link.signature, link.petition
+        result = {"petition_id": signature.petition_id, "status": "confirmed"}
+        if link.state == "confirmed":
+            return result
         if store.confirm_signature(conn, signature.id, moment):
             changes = [
                 ("pending", "", -1),

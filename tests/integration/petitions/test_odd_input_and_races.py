@@ -121,9 +121,11 @@ def test_a_page_past_the_ceiling_is_a_422(svc: Petitions, page: int) -> None:
 
 @pytest.mark.parametrize("token", ["%C3%A9.x", "abc.%C3%A9", "%F0%9F%98%80"])
 def test_a_non_ascii_confirmation_token_is_unknown(svc: Petitions, token: str) -> None:
-    response = svc.client.get(f"/api/v1/confirmations/{token}")
+    response = svc.client.post(f"/api/v1/confirmations/{token}")
     assert response.status_code == 404, response.get_json()
     assert response.get_json()["code"] == 404
+    page = svc.client.get(f"/api/v1/confirmations/{token}")
+    assert page.status_code == 404 and "expired" in page.get_data(as_text=True)
 
 
 # -- a confirmation commits while expiry or erasure waits to delete the pending row -------------

@@ -192,12 +192,24 @@ def test_double_opt_in_counts_only_confirmed_signatures(svc: Petitions) -> None:
     assert svc.outbox_events("signature.created")[1]["confirm_url"] == url
 
     path = url.removeprefix("https://act.example.org")
-    forged = svc.client.get(path[:-4] + "abcd")
-    assert forged.status_code == 404
-    confirmed = svc.client.get(path)
+    forged = svc.client.post(path[:-4] + "abcd")
+    assert forged.status_code == 404 and forged.get_json()["code"] == 404
+    # Opening the link (as a mail scanner does) shows a page with a button, and counts nothing.
+    for _ in range(2):
+        page = svc.client.get(path)
+        assert page.status_code == 200 and page.mimetype == "text/html"
+        assert '<form method="post">' in page.get_data(as_text=True)
+    assert (
+        svc.counts(petition_id)["pending"] == 1 and svc.outbox_events("signature.confirmed") == []
+    )
+    confirmed = svc.client.post(path)
     assert confirmed.status_code == 200
     assert confirmed.get_json() == {"petition_id": petition_id, "status": "confirmed"}
-    assert svc.client.post(path).status_code == 200  # a second click changes nothing
+    # The button: a browser's form post gets a page saying so; a second click changes nothing.
+    clicked = svc.client.post(path, headers={"Accept": "text/html,*/*;q=0.8"})
+    assert clicked.status_code == 200 and clicked.mimetype == "text/html"
+    assert "confirmed" in clicked.get_data(as_text=True)
+    assert "<form" not in svc.client.get(path).get_data(as_text=True)
     counts = svc.counts(petition_id)
     assert (counts["total"], counts["pending"]) == (1, 0)
     assert counts["by_partner"] == {svc.p2: 1}

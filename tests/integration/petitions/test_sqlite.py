@@ -49,7 +49,7 @@ def test_the_whole_flow_runs_on_sqlite(lite: Petitions) -> None:
     assert [e["duplicate"] for e in created] == [False, True, False]
     for event in (created[0], created[2]):
         path = event["confirm_url"].removeprefix("https://act.example.org")
-        assert lite.client.get(path).status_code == 200
+        assert lite.client.post(path).status_code == 200
     counts = lite.counts(petition_id)
     assert (counts["total"], counts["pending"]) == (2, 0)
 

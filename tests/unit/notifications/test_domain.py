@@ -11,11 +11,11 @@ from services.notifications.domain import (
     backoff_delay,
     next_sms_window,
     pick_variant,
-    resolve_locale,
     resolve_time_zone,
     sms_keyword,
     to_e164,
 )
+from shared.locales import resolve_locale
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,38 @@
+"""The languages Kinship writes its own messages and pages in, and how a tag maps to one.
+
+Organizers' content (petition texts, alerts) may be in any language; what the services write
+themselves (thank-you emails, SMS replies, confirmation pages) exists in these, else English.
+"""
+
+from __future__ import annotations
+
+SUPPORTED_LOCALES = ("en", "zh-Hans", "zh-Hant", "ja", "ko", "vi", "tl")
+_LOCALE_ALIASES = {
+    "zh": "zh-Hans",
+    "zh-cn": "zh-Hans",
+    "zh-sg": "zh-Hans",
+    "zh-hans": "zh-Hans",
+    "zh-tw": "zh-Hant",
+    "zh-hk": "zh-Hant",
+    "zh-mo": "zh-Hant",
+    "zh-hant": "zh-Hant",
+    "fil": "tl",
+    "tl": "tl",
+    "ja": "ja",
+    "ko": "ko",
+    "vi": "vi",
+    "en": "en",
+}
+
+
+def resolve_locale(requested: str | None, fallback: str = "en") -> str:
+    """Map a language tag (zh-TW, fil, ko-KR...) to a supported locale, else the fallback."""
+    if not requested:
+        return fallback
+    tag = requested.replace("_", "-").strip().lower()
+    if tag in _LOCALE_ALIASES:
+        return _LOCALE_ALIASES[tag]
+    if tag.startswith("zh"):
+        return "zh-Hant" if any(p in tag for p in ("hant", "tw", "hk", "mo")) else "zh-Hans"
+    base = tag.split("-", 1)[0]
+    return _LOCALE_ALIASES.get(base, fallback)
