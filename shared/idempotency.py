@@ -44,6 +44,7 @@ from shared.auth import KeyVerifier, current_principal
 from shared.db import Moment
 from shared.errors import Conflict, FieldError
 from shared.events.envelope import utcnow
+from shared.pacing import Periodic
 from shared.privacy import keyed_hash
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -187,7 +188,7 @@ def _release(engine: Engine, table: Table, key_id: str, idem: str) -> None:
         conn.execute(delete(table).where(table.c.key_id == key_id, table.c.idempotency_key == idem))
 
 
-class ExpiredKeys:
+class ExpiredKeys(Periodic):
     """Forgets a table's expired records at most once per `every` seconds (call it from a loop)."""
 
     def __init__(
@@ -197,19 +198,13 @@ class ExpiredKeys:
         every: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(lambda: forget_expired(engine, table), every, clock)
         self.engine = engine
         self.table = table
-        self.every = every
-        self.clock = clock
-        self._due = 0.0
 
     def forget_if_due(self) -> int:
         """Forget expired records if the last time was `every` seconds ago; return how many."""
-        now = self.clock()
-        if now < self._due:
-            return 0
-        self._due = now + self.every
-        return forget_expired(self.engine, self.table)
+        return self.run_if_due()
 
 
 def forget_expired(engine: Engine, table: Table) -> int:

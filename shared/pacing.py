@@ -1,4 +1,5 @@
-"""How long a polling loop waits before it looks again: paced, or until PostgreSQL says."""
+"""How long a polling loop waits before it looks again: paced, or until PostgreSQL says; and
+housekeeping a loop runs now and then."""
 
 from __future__ import annotations
 
@@ -7,11 +8,37 @@ import logging
 import os
 import select
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
+
+
+class Periodic:
+    """Runs task (which returns how much it did) at most once per `every` seconds, when a loop
+    calls run_if_due()."""
+
+    def __init__(
+        self,
+        task: Callable[[], int],
+        every: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.task = task
+        self.every = every
+        self.clock = clock
+        self._due = 0.0
+
+    def run_if_due(self) -> int:
+        """Run the task if the last run was `every` seconds ago; return what it did, else 0."""
+        now = self.clock()
+        if now < self._due:
+            return 0
+        self._due = now + self.every
+        return self.task()
 
 
 class Pacer:

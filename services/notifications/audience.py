@@ -27,6 +27,7 @@ from services.notifications.store import (
     consents,
     organizations,
     petitions,
+    signatures,
     supporter_campaigns,
     supporters,
     suppressions,
@@ -156,7 +157,8 @@ def person_phone(person: Mapping[str, Any]) -> str | None:
 def project_supporter(
     conn: Connection, hash_key: str, data: Mapping[str, Any], at: datetime
 ) -> str:
-    """Create or refresh a supporter from a signature; return the supporter id."""
+    """Create or refresh a supporter from a signature (not the campaign it joins: join_campaign);
+    return the supporter id."""
     person = data["person"]
     sid = str(data["supporter_id"])
     country = _country(person)
@@ -204,6 +206,33 @@ def project_supporter(
         keep = {k: v for k, v in values.items() if v is not None}
         keep["discreet"] = bool(existing.discreet) or values["discreet"]
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))
+    return sid
+
+
+def forget_unconfirmed(conn: Connection, older_than: datetime) -> int:
+    """Forget double opt-in signatures never confirmed since older_than, with what they said
+    about the person, and the supporters recorded only to be sent their links (no campaign,
+    no consent, no signature left); return how many supporters went."""
+    conn.execute(
+        delete(signatures).where(
+            signatures.c.confirmed.is_(False), signatures.c.created_at < older_than
+        )
+    )
+    sid = supporters.c.supporter_id
+    orphans = conn.execute(
+        delete(supporters).where(
+            supporters.c.created_at < older_than,
+            ~exists().where(supporter_campaigns.c.supporter_id == sid),
+            ~exists().where(consents.c.supporter_id == sid),
+            ~exists().where(signatures.c.supporter_id == sid),
+        )
+    )
+    return int(orphans.rowcount or 0)
+
+
+def join_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:
+    """Add a signature's supporter to its campaign's audience, with who recruited them."""
+    sid = str(data["supporter_id"])
     attribution = data.get("attribution") or {}
     upsert(
         conn,
@@ -217,7 +246,6 @@ def project_supporter(
         },
         ["campaign_id", "supporter_id"],
     )
-    return sid
 
 
 def grant_consents(

@@ -46,6 +46,9 @@ class NotificationConfig:
     expander_head_rows: int = 60_000
     quiet_start_hour: int = 8
     quiet_end_hour: int = 21
+    # An unconfirmed double opt-in signature (and a supporter recorded only to be sent its
+    # link) is forgotten after this. Keep it above PETITIONS_CONFIRM_TTL_HOURS (72).
+    pending_ttl_hours: float = 30 * 24
 
     @classmethod
     def from_env(cls) -> NotificationConfig:
@@ -69,6 +72,7 @@ class NotificationConfig:
             dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
             batch_lease_seconds=float(_env("BATCH_LEASE_SECONDS", str(d.batch_lease_seconds))),
             expander_head_rows=int(_env("EXPANDER_HEAD_ROWS", str(d.expander_head_rows))),
+            pending_ttl_hours=float(_env("PENDING_SIGNATURE_TTL_HOURS", str(d.pending_ttl_hours))),
         )
 
     @property

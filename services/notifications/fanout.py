@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -39,7 +40,7 @@ from shared.kafka import (
     make_consumer,
     make_producer,
 )
-from shared.pacing import Pacer
+from shared.pacing import Pacer, Periodic
 from shared.relay import lock_for
 
 log = logging.getLogger(__name__)
@@ -460,12 +461,13 @@ class QueuePoller:
 class ProgressPublisher:
     """Publishes alert.progressed when an alert's counts changed, at most once per interval.
 
-    Hourly it also forgets expired Idempotency-Key records.
+    Hourly it also forgets expired Idempotency-Key records and unconfirmed signatures.
     """
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.expired_keys = ExpiredKeys(deps.engine, idempotency_keys)
+        self.unconfirmed = Periodic(self.forget_unconfirmed)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -476,9 +478,16 @@ class ProgressPublisher:
             try:
                 self.publish_once()
                 self.expired_keys.forget_if_due()
+                self.unconfirmed.run_if_due()
             except Exception as exc:  # noqa: BLE001
                 log.warning("progress publisher paused", extra={"error": type(exc).__name__})
             self._stop.wait(self.deps.config.progress_interval)
+
+    def forget_unconfirmed(self) -> int:
+        """Forget unconfirmed double opt-in signatures past their time (hourly)."""
+        older_than = self.deps.clock() - timedelta(hours=self.deps.config.pending_ttl_hours)
+        with self.deps.engine.begin() as conn:
+            return audience.forget_unconfirmed(conn, older_than)
 
     def publish_once(self) -> int:
         """Publish the counts of every alert that changed; mark alerts whose rows are all done."""

@@ -6,7 +6,8 @@ ledger rows in `queued`, which the queue poller sends once the transaction has c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -84,17 +85,16 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
                 kind="already_signed", params=params, now=now,
             )  # fmt: skip
         return
-    audience.project_supporter(conn, deps.settings.hash_key, data, now)
     consents = dict(data["consents"])
-    if consents.get("email") or consents.get("sms"):
-        # A fresh, explicit opt-in lifts an erasure tombstone (never a bounce, STOP or complaint).
-        contact = email_hash(deps.settings.hash_key, data["person"]["email"])
-        audience.lift_suppression(conn, contact, "email", audience.EVERY_ORG, ("erased",))
-        phone = audience.person_phone(data["person"])
-        if consents.get("sms") and phone:
-            number = phone_hash(deps.settings.hash_key, phone)
-            audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
     if data["double_opt_in"]:
+        # Anyone can type an address into a form: until its link is clicked, the signature
+        # changes nothing about the person (name, phone, campaigns, an erasure's tombstone). A
+        # person we do not know yet is recorded, to be sent the link, and joins nothing.
+        known = conn.execute(
+            select(supporters.c.supporter_id).where(supporters.c.supporter_id == sid)
+        ).first()
+        if known is None:
+            audience.project_supporter(conn, deps.settings.hash_key, data, now)
         upsert(
             conn,
             signatures,
@@ -105,6 +105,8 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
                 "organization_id": org,
                 "consents": consents,
                 "confirmed": False,
+                "pending": {key: data.get(key) for key in PENDING_FIELDS},
+                "created_at": now,
             },
             ["signature_id"],
         )
@@ -114,7 +116,27 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
             params={**params, "confirm_url": data.get("confirm_url")}, now=now,
         )  # fmt: skip
         return
+    _project(deps, conn, data, now)
     _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params)
+
+
+# What a signature says about its signer, kept with an unconfirmed one until it is confirmed.
+PENDING_FIELDS = ("supporter_id", "campaign_id", "person", "attribution", "interests", "locale")
+
+
+def _project(deps: Deps, conn: Connection, data: Mapping[str, Any], now: datetime) -> None:
+    """Apply what a (confirmed or single opt-in) signature says about its signer."""
+    audience.project_supporter(conn, deps.settings.hash_key, data, now)
+    audience.join_campaign(conn, data, now)
+    consents = dict(data.get("consents") or {})
+    if consents.get("email") or consents.get("sms"):
+        # A fresh, explicit opt-in lifts an erasure tombstone (never a bounce, STOP or complaint).
+        contact = email_hash(deps.settings.hash_key, data["person"]["email"])
+        audience.lift_suppression(conn, contact, "email", audience.EVERY_ORG, ("erased",))
+        phone = audience.person_phone(data["person"])
+        if consents.get("sms") and phone:
+            number = phone_hash(deps.settings.hash_key, phone)
+            audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
 
 
 def _welcome(
@@ -157,8 +179,10 @@ def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> No
     conn.execute(
         update(signatures)
         .where(signatures.c.signature_id == row.signature_id)
-        .values(confirmed=True)
+        .values(confirmed=True, pending=None)
     )
+    if row.pending is not None:  # (rows from before 0014 were applied when they arrived)
+        _project(deps, conn, {**row.pending, "consents": dict(row.consents)}, deps.clock())
     params = {"petition_id": row.petition_id, "organization_id": row.organization_id}
     _welcome(
         deps, conn, row.supporter_id, row.organization_id, dict(row.consents),

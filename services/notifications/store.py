@@ -125,6 +125,11 @@ signatures = Table(
     Column("organization_id", String(64), nullable=False),
     Column("consents", JSON, nullable=False),
     Column("confirmed", Boolean, nullable=False),
+    # What an unconfirmed signature says about the person (name, phone, campaign, attribution):
+    # believed only once its link is clicked, then applied and cleared. Anyone can type an
+    # address into a double opt-in form.
+    Column("pending", JSON),
+    Column("created_at", Moment()),
 )
 
 # Final: checked at send time. Keyed hashes only, so it survives erasure.

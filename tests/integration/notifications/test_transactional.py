@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from services.notifications.messages import CATALOGUE
-from services.notifications.store import deliveries, petitions, supporters
+from services.notifications.store import (
+    deliveries,
+    petitions,
+    signatures,
+    supporter_campaigns,
+    supporters,
+)
 from tests.integration.notifications.harness import (
     FROM_NUMBER,
     Service,
@@ -117,6 +123,74 @@ def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service)
     assert any(s.startswith("Thank you") for s in subjects)
     # The repeats were handled before the confirmation (their key's order): one link again.
     assert service.count(deliveries, deliveries.c.kind == "confirm") == 2
+
+
+def test_an_unconfirmed_signature_changes_nothing_about_the_person_until_confirmed(
+    service: Service,
+) -> None:
+    """Anyone can type an address into a double opt-in form: a forged signature must not rename
+    the person, point their texts at another phone or add them to a campaign's audience."""
+    service.start()
+    service.publish(
+        organization("org-rb"),
+        petition("pet-s", "camp-1", "org-rb"),
+        petition("pet-d", "camp-2", "org-rb", True),
+    )
+    first = signature(
+        "ana@example.org", "pet-s", "camp-1", "org-rb", phone="+14155550101", sms=True
+    )
+    service.publish(first)
+    eventually(lambda: service.fakes.twilio_messages(), message="SMS welcome")
+    forged = signature(
+        "ana@example.org", "pet-d", "camp-2", "org-rb", double_opt_in=True,
+        phone="+14155550999", sms=True, given_name="Mallory",
+    )  # fmt: skip
+    service.publish(forged)
+    eventually(lambda: len(mails_to(service, "ana@example.org")) == 2, message="the link")
+    person = service.rows(supporters)[0]
+    assert (person.given_name, person.phone) == ("Alex", "+14155550101")
+    joined = {r.campaign_id for r in service.rows(supporter_campaigns)}
+    assert joined == {"camp-1"}
+    # Confirmed: now it is the person's own word.
+    service.publish(
+        event(
+            "signature.confirmed", forged.key, signature_id=forged.data["signature_id"],
+            petition_id="pet-d", campaign_id="camp-2", supporter_id=forged.key,
+        )
+    )  # fmt: skip
+    eventually(lambda: len(mails_to(service, "ana@example.org")) == 3, message="thank-you")
+    person = service.rows(supporters)[0]
+    assert (person.given_name, person.phone) == ("Mallory", "+14155550999")
+    assert {r.campaign_id for r in service.rows(supporter_campaigns)} == {"camp-1", "camp-2"}
+    assert [r.pending for r in service.rows(signatures)] == [None]  # applied, then dropped
+
+
+def test_unconfirmed_signatures_are_forgotten_with_people_known_only_through_them(
+    service: Service,
+) -> None:
+    from datetime import timedelta
+
+    from services.notifications.fanout import ProgressPublisher
+
+    service.start()
+    service.publish(
+        organization("org-rb"),
+        petition("pet-s", "camp-1", "org-rb"),
+        petition("pet-d", "camp-2", "org-rb", True),
+    )
+    service.publish(signature("known@example.org", "pet-s", "camp-1", "org-rb"))
+    service.publish(signature("known@example.org", "pet-d", "camp-2", "org-rb", double_opt_in=True))
+    stranger = signature("never@example.org", "pet-d", "camp-2", "org-rb", double_opt_in=True)
+    service.publish(stranger)
+    eventually(lambda: service.count(signatures) == 2, message="both pending")
+    eventually(lambda: len(mails_to(service, "never@example.org")) == 1, message="the link")
+    housekeeping = ProgressPublisher(service.deps)
+    assert housekeeping.forget_unconfirmed() == 0  # not yet: the link still works
+    later = service.deps.clock() + timedelta(hours=service.deps.config.pending_ttl_hours + 1)
+    service.deps.clock = lambda: later
+    assert housekeeping.forget_unconfirmed() == 1
+    assert [p.email for p in service.rows(supporters)] == ["known@example.org"]
+    assert service.count(signatures) == 0
 
 
 def test_duplicate_gets_already_signed_and_sms_opt_in_gets_welcome(service: Service) -> None:
