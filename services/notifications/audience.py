@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.notifications.domain import postal_key, resolve_time_zone, to_e164
+from services.notifications.domain import postal_key, region_code, resolve_time_zone, to_e164
 from services.notifications.store import (
     campaigns,
     consents,
@@ -173,7 +173,8 @@ def project_supporter(
         # language they signed in (a Korean speaker signing an English petition reads Korean).
         "locale": resolve_locale(person.get("language"), "") or resolve_locale(data.get("locale")),
         "country": country,
-        "region": person.get("region"),
+        # As alerts target it ("US-CA") when it can be read so; else as typed.
+        "region": region_code(country, person.get("region")) or person.get("region"),
         "postal_code": postal_key(person.get("postal_code")),
         "discreet": bool(person.get("discreet", False)),
         "updated_at": at,

@@ -8,9 +8,12 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+import pycountry
 from babel.core import get_global
 from phonenumbers import timezone as phone_timezone
 
@@ -81,6 +84,45 @@ def postal_key(code: str | None) -> str | None:
     if code is None:
         return None
     return ascii_digits(unicodedata.normalize("NFKC", code)).strip().upper() or None
+
+
+def _folded(name: str) -> str:
+    """A region name or code as typed, for matching: no accents, case, dots or spaces."""
+    bare = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", name))
+    return "".join(c for c in bare if c.isalnum()).casefold()
+
+
+@cache
+def _subdivisions(country: str) -> dict[str, str]:
+    """A country's ISO 3166-2 subdivisions, by folded code ("usca", "ca") and name (and the
+    name's first part: "Seoul" for "Seoul-teukbyeolsi"); codes win over names."""
+    found: dict[str, str] = {}
+    subs = pycountry.subdivisions.get(country_code=country) or []  # type: ignore[no-untyped-call]
+    ordered = sorted(subs, key=lambda sub: str(sub.code))
+    ways: tuple[Callable[[Any], str], ...] = (
+        lambda sub: str(sub.code),
+        lambda sub: str(sub.code).split("-", 1)[1],
+        lambda sub: str(sub.name),
+        lambda sub: str(sub.name).split("-", 1)[0],
+    )
+    for way in ways:  # in this order of precedence
+        for sub in ordered:
+            found.setdefault(_folded(way(sub)), str(sub.code))
+    return found
+
+
+def region_code(country: str | None, region: str | None) -> str | None:
+    """The ISO 3166-2 code of a region typed as a code or a name, else None.
+
+    Alerts target regions by code ("US-CA"); signers type "California", "CA", "ca" or
+    "Québec". Matched within the signer's country (or by a full code without one)."""
+    if not region or not region.strip():
+        return None
+    key = _folded(region)
+    if country:
+        return _subdivisions(country.upper()).get(key)
+    prefix = region.strip()[:2].upper()
+    return _subdivisions(prefix).get(key) if region.strip()[2:3] == "-" else None
 
 
 def resolve_time_zone(

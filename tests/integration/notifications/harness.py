@@ -277,6 +277,7 @@ def signature(
     postal_code: str | None = "94601",
     discreet: bool = False,
     language: str | None = None,
+    region: str | None = None,
 ) -> Event:
     sid = supporter_id(HASH_KEY, email)
     return event(
@@ -300,6 +301,7 @@ def signature(
             "phone": phone,
             "postal_code": postal_code,
             "country": country,
+            "region": region,
             "language": language or locale,
             "pronouns": pronouns,
             "discreet": discreet,

@@ -24,6 +24,7 @@ from services.notifications.store import (
     campaigns,
     deliveries,
     organizations,
+    supporter_campaigns,
     supporters,
     suppressions,
 )
@@ -35,8 +36,10 @@ from tests.integration.notifications.harness import (
     alert,
     daytime_zone,
     organization,
+    petition,
     running_service,
     seed_audience,
+    signature,
 )
 from tests.support.kafka import headers_of, read_all, wait_for_members
 from tests.support.polling import eventually
@@ -230,6 +233,42 @@ def test_an_alert_for_some_interests_reaches_only_supporters_who_share_one(
     assert reached == {p["email"] for i, p in enumerate(people) if i % 3 in (0, 1)}
     row = alert_row(service, "alert-i")
     assert row.total == row.sent == 20
+
+
+def test_an_alert_for_regions_reaches_signers_however_they_typed_theirs(
+    service: Service,
+) -> None:
+    """Organizers target regions by code ("US-CA"); signers type "California" or "ca"."""
+    service.publish(organization("org-reg"), petition("pet-reg", "camp-reg", "org-reg"))
+    service.start()
+    signers = {
+        "golden@example.org": ("US", "California"),
+        "bay@example.org": ("US", " ca "),
+        "montreal@example.org": ("CA", "Qu\u00e9bec"),
+        "toronto@example.org": ("CA", "Ontario"),
+        "brooklyn@example.org": ("US", "NY"),
+    }
+    for email, (country, region) in signers.items():
+        service.publish(
+            signature(
+                email, "pet-reg", "camp-reg", "org-reg", country=country, region=region,
+                postal_code=None,
+            )
+        )  # fmt: skip
+    joined = supporter_campaigns.c.campaign_id == "camp-reg"
+    eventually(lambda: service.count(supporter_campaigns, joined) == 5, message="signers")
+    service.publish(
+        alert(
+            "alert-reg", "camp-reg", "org-reg", ["email"], audience={"regions": ["US-CA", "CA-QC"]}
+        )
+    )
+    eventually(lambda: finished(service, "alert-reg"), timeout=60, message="alert done")
+    reached = {
+        email
+        for email, args in service.fakes.sendgrid_recipients()
+        if args.get("alert_id") == "alert-reg"
+    }
+    assert reached == {"golden@example.org", "bay@example.org", "montreal@example.org"}
 
 
 def test_sms_outside_8_to_21_local_waits_for_the_morning(

@@ -11,6 +11,7 @@ from services.notifications.domain import (
     backoff_delay,
     next_sms_window,
     pick_variant,
+    region_code,
     resolve_time_zone,
     sms_keyword,
     to_e164,
@@ -181,3 +182,28 @@ def test_postal_codes_match_as_the_post_reads_them(typed: str | None, key: str |
     from services.notifications.domain import postal_key
 
     assert postal_key(typed) == key
+
+
+@pytest.mark.parametrize(
+    ("country", "typed", "code"),
+    [
+        ("US", "California", "US-CA"),
+        ("US", " c.a. ", "US-CA"),
+        ("us", "US-CA", "US-CA"),
+        ("CA", "Qu\u00e9bec", "CA-QC"),
+        ("CA", "Quebec", "CA-QC"),
+        ("JP", "Tokyo", "JP-13"),
+        ("KR", "Seoul", "KR-11"),
+        ("VN", "H\u00e0 N\u1ed9i", "VN-HN"),
+        ("AU", "NSW", "AU-NSW"),
+        (None, "US-WA", "US-WA"),
+        (None, "Washington", None),  # which country's?
+        ("US", "Narnia", None),
+        ("US", "  ", None),
+        ("ZZ", "CA", None),
+    ],
+)
+def test_a_typed_region_reads_as_the_code_alerts_target(
+    country: str | None, typed: str, code: str | None
+) -> None:
+    assert region_code(country, typed) == code
