@@ -44,6 +44,9 @@ class NotificationConfig:
     # Supporters the expander reads with a plan that starts at once, before the plan for the
     # rest (which starts ~2 s later for a million): about what the senders send meanwhile.
     expander_head_rows: int = 60_000
+    # How long sending pauses when a provider refuses our credentials (a revoked key), before
+    # trying again; nothing is failed meanwhile.
+    credentials_pause_seconds: float = 30.0
     quiet_start_hour: int = 8
     quiet_end_hour: int = 21
     # An unconfirmed double opt-in signature (and a supporter recorded only to be sent its
@@ -72,6 +75,9 @@ class NotificationConfig:
             dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
             batch_lease_seconds=float(_env("BATCH_LEASE_SECONDS", str(d.batch_lease_seconds))),
             expander_head_rows=int(_env("EXPANDER_HEAD_ROWS", str(d.expander_head_rows))),
+            credentials_pause_seconds=float(
+                _env("CREDENTIALS_PAUSE_SECONDS", str(d.credentials_pause_seconds))
+            ),
             pending_ttl_hours=float(_env("PENDING_SIGNATURE_TTL_HOURS", str(d.pending_ttl_hours))),
         )
 

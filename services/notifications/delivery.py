@@ -27,6 +27,7 @@ from services.notifications.bootstrap import Deps
 from services.notifications.domain import TokenBucket, backoff_delay, next_sms_window, pick_variant
 from services.notifications.senders import (
     Accepted,
+    CredentialsRefused,
     EmailBatch,
     PermanentSendError,
     Recipient,
@@ -389,6 +390,9 @@ class Deliverer:
 
         try:
             return self.with_retries(call, on_ambiguous=ambiguous, release=release, reclaim=reclaim)
+        except CredentialsRefused:
+            release()  # refused before reading the message: nothing went out, nothing failed
+            raise
         except TransientSendError as exc:
             self._finish(
                 ids, "failed", alert_id, batch_key, error_code=f"retries_exhausted:{exc}"[:64],
@@ -722,6 +726,16 @@ class Deliverer:
             return
         try:
             accepted = call()
+        except CredentialsRefused:
+            # Nothing is wrong with this message: it waits, unfailed, for the key to be fixed.
+            pause = timedelta(seconds=self.deps.config.credentials_pause_seconds)
+            with self.deps.engine.begin() as conn:
+                ledger.transition(
+                    conn, [row.delivery_id], "queued", self.now,
+                    from_status=("sending",), batch_key=claim, keep_claim=False,
+                    not_before=self.now + pause,
+                )  # fmt: skip
+            raise
         except TransientSendError as exc:
             if exc.ambiguous:
                 with self.deps.engine.begin() as conn:
@@ -747,6 +761,14 @@ class Deliverer:
                 self._opt_out(row)
             return
         self._finish_single(claim, row, "sent", provider_message_id=accepted.provider_message_id)
+
+    def unclaim(self, claim: str, rows: Sequence[Any]) -> None:
+        """Hand back claimed rows not sent (the poller pauses): due again at once."""
+        with self.deps.engine.begin() as conn:
+            ledger.transition(
+                conn, [row.delivery_id for row in rows], "queued", self.now,
+                from_status=("queued",), batch_key=claim, keep_claim=False,
+            )  # fmt: skip
 
     def _opt_out(self, row: Any) -> None:
         with self.deps.engine.begin() as conn:

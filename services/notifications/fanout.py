@@ -26,6 +26,7 @@ from services.notifications import audience, ledger
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
+from services.notifications.senders import CredentialsRefused
 from services.notifications.store import alerts, idempotency_keys
 from shared.errors import InvalidEvent
 from shared.events import Event
@@ -315,6 +316,11 @@ class DispatchSender:
                     self.handle(record)
                 except Stopped:
                     return  # not committed: the next owner takes the batch up where it stands
+                except CredentialsRefused as exc:
+                    # Every batch would fail the same way: wait for an operator, fail nothing.
+                    consumer.seek(tp, record.offset)
+                    pause_for_credentials(self.deps, self._stop, exc)
+                    return
                 except (Busy, ClaimLost):
                     # A worker that lost this partition in a rebalance is still sending it, or
                     # took rows of it over from this one during a long backoff.
@@ -415,6 +421,12 @@ class DispatchSender:
         self.stats["dead"] += 1
 
 
+def pause_for_credentials(deps: Deps, stop: threading.Event, exc: CredentialsRefused) -> None:
+    """A provider refused our key: say so loudly, and wait before trying again."""
+    log.error("provider refused our credentials; sending paused", extra={"error": str(exc)})
+    stop.wait(deps.config.credentials_pause_seconds)
+
+
 class QueuePoller:
     """Sends queued single messages: transactional mail and SMS, and deferred SMS when due."""
 
@@ -437,6 +449,9 @@ class QueuePoller:
         while not self._stop.is_set():
             try:
                 sent = self.run_once()
+            except CredentialsRefused as exc:
+                pause_for_credentials(self.deps, self._stop, exc)
+                continue
             except Exception as exc:  # noqa: BLE001 - keep polling through outages
                 log.warning("queue poller paused", extra={"error": type(exc).__name__})
                 self._stop.wait(1.0)
@@ -449,12 +464,16 @@ class QueuePoller:
     def run_once(self) -> int:
         """Claim and send one slice of due rows; return how many were claimed."""
         claim, rows = self.deliverer.claim_due()
-        for row in rows:
+        for index, row in enumerate(rows):
             if self._stop.is_set():
                 break  # the claim lapses and another poller takes the rest
             if row.channel == "sms" and self.bucket is not None:
                 self.bucket.acquire()
-            self.deliverer.send_claimed(claim, row)
+            try:
+                self.deliverer.send_claimed(claim, row)
+            except CredentialsRefused:
+                self.deliverer.unclaim(claim, rows[index + 1 :])
+                raise
         return len(rows)
 
 

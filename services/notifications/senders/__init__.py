@@ -65,6 +65,10 @@ class Accepted:
     provider_message_id: str | None
 
 
+# What providers answer when they refuse the account rather than the message.
+CREDENTIALS_STATUSES = frozenset({401, 403})
+
+
 class SendError(Exception):
     """A provider refused or did not answer."""
 
@@ -76,6 +80,12 @@ class TransientSendError(SendError):
         super().__init__(message)
         self.retry_after = retry_after
         self.ambiguous = ambiguous
+
+
+class CredentialsRefused(SendError):
+    """The provider refused our credentials or sender (401/403): nothing is wrong with the
+    message, and every send fails until an operator fixes the key. Sending pauses; no delivery
+    is failed."""
 
 
 class PermanentSendError(SendError):

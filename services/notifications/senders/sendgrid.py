@@ -11,7 +11,9 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from services.notifications.senders import (
+    CREDENTIALS_STATUSES,
     Accepted,
+    CredentialsRefused,
     EmailBatch,
     PermanentSendError,
     TransientSendError,
@@ -125,6 +127,8 @@ class SendGridSender:
             status = int(getattr(exc, "status_code", 0) or 0)
             if status == 429 or status >= 500:
                 raise TransientSendError(f"sendgrid {status}", _retry_after(exc)) from None
+            if status in CREDENTIALS_STATUSES:  # a revoked key, an unverified sender
+                raise CredentialsRefused(f"sendgrid {status}") from None
             raise self._permanent(exc, status) from None
         except TimeoutError as exc:
             raise TransientSendError(f"sendgrid timeout: {exc}", ambiguous=True) from None

@@ -16,7 +16,14 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from services.notifications.senders import Accepted, PermanentSendError, Sms, TransientSendError
+from services.notifications.senders import (
+    CREDENTIALS_STATUSES,
+    Accepted,
+    CredentialsRefused,
+    PermanentSendError,
+    Sms,
+    TransientSendError,
+)
 
 OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
 
@@ -134,6 +141,8 @@ class TwilioSender:
             status = int(exc.status or 0)
             if status == 429 or status >= 500:
                 raise TransientSendError(f"twilio {status}", self._retry_after()) from None
+            if status in CREDENTIALS_STATUSES:  # a rotated auth token, a suspended account
+                raise CredentialsRefused(f"twilio {status} {exc.code}") from None
             code = str(exc.code or status)
             raise PermanentSendError(
                 f"twilio {status} {code}", code, opt_out=code in OPT_OUT_CODES

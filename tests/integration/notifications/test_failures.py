@@ -63,6 +63,49 @@ def test_429_and_503_are_retried_without_duplicates(service: Service) -> None:
             assert next_at - at >= 0.95
 
 
+def test_a_refused_api_key_pauses_sending_and_fails_nothing(
+    database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    """A revoked or rotated key (401/403) says nothing about the messages: a million-recipient
+    alert must not be failed for good in seconds. Sending waits until the key works again."""
+    from tests.integration.notifications.harness import organization, petition, signature
+
+    config = fast_config(credentials_pause_seconds=0.3)
+    with running_service(
+        database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config
+    ) as service:
+        seed_audience(service.engine, "camp-a", "org-a", 1500)
+        service.fakes.set_faults(
+            "sendgrid",
+            {"rules": [
+                {"kind": "status", "status": 401, "count": 3},
+                {"kind": "status", "status": 403, "count": 2},
+            ]},
+        )  # fmt: skip
+        service.start()
+        service.publish(alert("alert-a", "camp-a", "org-a", ["email"]))
+        eventually(lambda: done(service, "alert-a"), timeout=90, message="alert done")
+        row = service.rows(alerts, alerts.c.alert_id == "alert-a")[0]
+        assert (row.total, row.sent, row.failed, row.dead_batches) == (1500, 1500, 0, 0)
+        assert sorted(f.status for f in service.fakes.faults("sendgrid")) == [401] * 3 + [403] * 2
+        got = Counter(email for email, args in service.fakes.sendgrid_recipients())
+        assert len(got) == 1500 and set(got.values()) == {1}
+        # A transactional email waits the same way.
+        service.fakes.set_faults(
+            "sendgrid", {"rules": [{"kind": "status", "status": 401, "count": 2}]}
+        )
+        service.publish(organization("org-t"), petition("pet-t", "camp-t", "org-t"))
+        service.publish(signature("tia@example.org", "pet-t", "camp-t", "org-t"))
+        thanked = eventually(
+            lambda: [e for e, _ in service.fakes.sendgrid_recipients() if e == "tia@example.org"],
+            timeout=30,
+            message="thank-you after the pause",
+        )
+        assert thanked == ["tia@example.org"]
+        thanks = service.rows(deliveries, deliveries.c.kind == "thank_you")
+        assert [(r.status, r.error_code) for r in thanks] == [("sent", None)]
+
+
 def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> None:
     seed_audience(
         service.engine, "camp-p", "org-p", 3, phone_every=1, email_consent=False,
