@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
@@ -67,6 +69,23 @@ class Accepted:
 
 # What providers answer when they refuse the account rather than the message.
 CREDENTIALS_STATUSES = frozenset({401, 403})
+
+
+def retry_after_seconds(raw: str | None, now: datetime | None = None) -> float | None:
+    """Read a Retry-After header: seconds, or an HTTP date (RFC 9110), as seconds from now."""
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by the RFC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class SendError(Exception):

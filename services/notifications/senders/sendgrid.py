@@ -17,6 +17,7 @@ from services.notifications.senders import (
     EmailBatch,
     PermanentSendError,
     TransientSendError,
+    retry_after_seconds,
 )
 
 _BAD_ADDRESS = re.compile(r"^personalizations\.(\d+)\.(to|cc|bcc)")
@@ -65,11 +66,7 @@ def json_body(body: dict[str, Any]) -> str:
 
 def _retry_after(exc: HTTPError) -> float | None:
     headers = getattr(exc, "headers", None)
-    raw = headers.get("Retry-After") if headers is not None else None
-    try:
-        return float(raw) if raw is not None else None
-    except ValueError:
-        return None
+    return retry_after_seconds(headers.get("Retry-After") if headers is not None else None)
 
 
 def mail_body(batch: EmailBatch) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from services.notifications.senders import (
     PermanentSendError,
     Sms,
     TransientSendError,
+    retry_after_seconds,
 )
 
 OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
@@ -121,11 +122,9 @@ class TwilioSender:
         # The SDK's exception carries no headers; our client keeps each thread's last response.
         http = self.client.http_client
         response = http.last_response() if isinstance(http, _HttpClient) else None
-        raw = response.headers.get("Retry-After") if response is not None else None
-        try:
-            return float(raw) if raw is not None else None
-        except (TypeError, ValueError):
-            return None
+        return retry_after_seconds(
+            response.headers.get("Retry-After") if response is not None else None
+        )
 
     def send(self, sms: Sms) -> Accepted:
         params: dict[str, Any] = {"to": sms.to, "body": sms.body}
