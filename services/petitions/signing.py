@@ -220,6 +220,10 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
             bucket = deltas.setdefault(item.row["petition_id"], {})
             for dimension, name, delta in item.counted:
                 bucket[(dimension, name)] = bucket.get((dimension, name), 0) + delta
+        elif person_key not in known:
+            # The row it collided with was deleted (expired, erased) since the insert: try the
+            # whole batch again, when the insert will find the place free.
+            raise _Vanished()
         else:
             # Same person, same petition: nothing changes; notifications says "already signed".
             signature_id, status = known[person_key]
@@ -249,19 +253,32 @@ def _raise_first(errors: Sequence[Exception | None]) -> None:
             raise error
 
 
+class _Vanished(Exception):
+    """A signature a repeat collided with was deleted before it could be read."""
+
+
+def _record_retrying(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:
+    for attempt in range(3):
+        try:
+            with deps.engine.begin() as conn:
+                return record(deps, conn, items)
+        except _Vanished:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def commit_batch(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:
     """Record a batch in one transaction; if that fails, each on its own (one bad apple)."""
     try:
-        with deps.engine.begin() as conn:
-            return record(deps, conn, items)
+        return _record_retrying(deps, items)
     except Exception as exc:
         if len(items) == 1:
             return [exc]
     outcomes: list[Exception | None] = []
     for item in items:
         try:
-            with deps.engine.begin() as conn:
-                outcomes += record(deps, conn, [item])
+            outcomes += _record_retrying(deps, [item])
         except Exception as exc:  # noqa: BLE001 - this request's own failure, reported to it
             outcomes.append(exc)
     return outcomes
