@@ -15,7 +15,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from services.notifications import audience, compliance, erasure, messages
+from services.notifications import audience, compliance, erasure, handlers, messages
 from services.notifications.bootstrap import Deps
 from services.notifications.domain import sms_keyword
 from services.notifications.fanout import alert_counts
@@ -89,6 +89,11 @@ def public_blueprint(deps: Deps) -> Blueprint:
             )
         t = escape(token)
         checked = {True: " checked", False: ""}
+        sms_box = (  # no number on file: nothing to text
+            f'<label><input type="checkbox" name="sms"{checked[sms_on]}> Text messages</label><br>'
+            if person.phone_hash
+            else ""
+        )
         body = (
             f"<p>Email from <strong>{escape(org.name)}</strong> to "
             f"{escape(_mask(person.email))}.</p>"
@@ -96,8 +101,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             '<button type="submit">Unsubscribe from these emails</button></form>'
             f'<form method="post" action="/preferences/{t}">'
             f'<label><input type="checkbox" name="email"{checked[email_on]}> Email</label><br>'
-            f'<label><input type="checkbox" name="sms"{checked[sms_on]}> Text messages</label><br>'
-            f"{STOPPED_NOTE if sms_stopped else ''}"
+            f"{sms_box}{STOPPED_NOTE if sms_stopped else ''}"
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
             "Discreet mode: texts and subjects that name no cause</label><br>"
             '<button type="submit" name="action" value="save">Save</button></form>'
@@ -121,9 +125,19 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 compliance.resubscribe_email(conn, deps.outbox, person, org.organization_id, now)
             else:
                 compliance.unsubscribe_email(conn, deps.outbox, person, org.organization_id, now)
+            # The texts box means something only for a number on file that did not text STOP
+            # (the page shows it unticked then, and START from the phone must still bring
+            # back the consent given before).
+            stopped = audience.suppressed_hashes(
+                conn, [person.phone_hash], "sms", org.organization_id
+            )
             wants_sms = bool(request.form.get("sms"))
-            if audience.set_consent(
-                conn, person.supporter_id, org.organization_id, "sms", wants_sms, now
+            if (
+                person.phone_hash
+                and not stopped
+                and audience.set_consent(
+                    conn, person.supporter_id, org.organization_id, "sms", wants_sms, now
+                )
             ):
                 change = "subscribe" if wants_sms else "unsubscribe"
                 deps.outbox.add(
@@ -132,6 +146,8 @@ def public_blueprint(deps: Deps) -> Blueprint:
                         person.supporter_id, "sms", org.organization_id, change, now
                     ),
                 )
+                if wants_sms:  # a new opt-in gets the welcome with HELP and STOP wording
+                    handlers.queue_sms_welcome(conn, person.supporter_id, org, {}, now)
             conn.execute(
                 update(supporters)
                 .where(supporters.c.supporter_id == person.supporter_id)

@@ -160,12 +160,25 @@ def _welcome(
         kind="thank_you", params=params, now=now,
     )  # fmt: skip
     if "sms" in new:  # a new opt-in: the first, or one after an unsubscribe or an erasure
-        org_row = audience.organization(conn, org)
-        queue(
-            conn, message_key=f"sms_welcome:{org}:{signature_id}", recipient_id=sid, channel="sms",
-            kind="sms_welcome", params={**params, "org": org_row.name if org_row else None},
-            now=now,
-        )  # fmt: skip
+        queue_sms_welcome(conn, sid, audience.organization(conn, org), params, now, signature_id)
+
+
+def queue_sms_welcome(
+    conn: Connection,
+    sid: str,
+    org: Any,
+    params: dict[str, Any],
+    now: datetime,
+    occasion: str | None = None,
+) -> None:
+    """Queue the SMS welcome (with HELP and STOP wording) for a new opt-in to org's texts;
+    occasion names the opt-in (a signature id; the moment when none)."""
+    org_id = org.organization_id if org is not None else params.get("organization_id")
+    queue(
+        conn, message_key=f"sms_welcome:{org_id}:{occasion or now.isoformat()}", recipient_id=sid,
+        channel="sms", kind="sms_welcome",
+        params={"organization_id": org_id, **params, "org": org.name if org else None}, now=now,
+    )  # fmt: skip
 
 
 def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> None:

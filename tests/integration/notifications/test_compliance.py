@@ -198,6 +198,41 @@ def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> No
     assert sms_box in client.get(f"/preferences/{token}").data  # the consent given still holds
 
 
+def test_saving_preferences_after_stop_keeps_the_consent_start_brings_back(
+    service: Service,
+) -> None:
+    project_org(service, "org-k")
+    people = seed_audience(service.engine, "camp-k", "org-k", 1, phone_every=1)
+    token = token_of(service, people[0], "org-k")
+    client = service.client()
+    stop = {"From": people[0]["phone"], "Body": "STOP"}
+    client.post(INBOUND, data=stop, headers=twilio_signature(INBOUND, stop))
+    # The page shows texts unticked (STOP); saving the other boxes must not withdraw them.
+    saved = client.post(f"/preferences/{token}", data={"email": "on", "action": "save"})
+    assert saved.status_code == 200
+    start = {"From": people[0]["phone"], "Body": "START"}
+    client.post(INBOUND, data=start, headers=twilio_signature(INBOUND, start))
+    assert b'name="sms" checked' in client.get(f"/preferences/{token}").data
+    assert [e["change"] for e in consent_events(service)] == ["stop", "start"]
+
+
+def test_texts_chosen_on_the_page_get_the_welcome_and_no_number_no_box(service: Service) -> None:
+    project_org(service, "org-w")
+    people = seed_audience(
+        service.engine, "camp-w", "org-w", 2, phone_every=2, sms_consent=False
+    )  # the first has a number, the second none
+    with_phone, without = (token_of(service, p, "org-w") for p in people)
+    client = service.client()
+    assert b'name="sms"' not in client.get(f"/preferences/{without}").data
+    client.post(f"/preferences/{without}", data={"email": "on", "sms": "on"})
+    client.post(f"/preferences/{with_phone}", data={"email": "on", "sms": "on"})
+    assert [(e["supporter_id"], e["change"]) for e in consent_events(service)] == [
+        (people[0]["supporter_id"], "subscribe")
+    ]
+    [welcome] = service.rows(deliveries, deliveries.c.kind == "sms_welcome")
+    assert welcome.recipient_id == people[0]["supporter_id"]
+
+
 def test_inbound_stop_start_help_are_verified_and_applied(service: Service) -> None:
     number = "+14155550100"
     client = service.client()
