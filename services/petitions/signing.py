@@ -99,6 +99,9 @@ def prepare(
         person["phone"] = domain.e164(person["phone"], person.get("country"))
     source = domain.clean_source((data.get("referrer_data") or {}).get("source"))
     consents = data.get("consents") or {}
+    if consents.get("sms") and not person.get("phone"):
+        # Storing it as "no" would leave the supporter believing they will get texts.
+        raise FieldError("person.phone", "Give a phone number to get text messages.")
     locale = data.get("locale")
     if locale is not None and locale not in petition.locales:
         raise FieldError("locale", f"This petition is in {', '.join(petition.locales)}")
@@ -135,7 +138,7 @@ def prepare(
         "discreet": bool(person.get("discreet")),
         "comment": data.get("comment"),
         "consent_email": bool(consents.get("email")),
-        "consent_sms": bool(consents.get("sms")) and bool(person.get("phone")),
+        "consent_sms": bool(consents.get("sms")),
         "created_at": moment,
         "confirmed_at": None if doi else moment,
         "expires_at": moment + timedelta(hours=deps.config.confirm_ttl_hours) if doi else None,

@@ -97,6 +97,7 @@ def test_one_idempotency_key_signs_once_and_says_nothing_twice(svc: Petitions) -
         ({"person": {"email": "not-an-email"}}, "person.email"),
         ({"person": {"email": "a@example.org", "phone": "555"}}, "person.phone"),
         ({"person": {"email": "a@example.org", "phone": "12345", "country": "US"}}, "person.phone"),
+        ({"person": {"email": "a@example.org"}, "consents": {"sms": True}}, "person.phone"),
         ({"person": {"email": "a@example.org"}, "locale": "fr"}, "locale"),
         ({"person": {"email": "a@example.org"}, "locale": "qq-ZZ"}, "locale"),
         ({"person": {"email": "a@example.org", "language": "klingon"}}, "person.language"),
