@@ -115,6 +115,22 @@ class Settings:
         if self.production and self.hash_key.startswith("dev-only"):
             raise ValueError("KINSHIP_HASH_KEY must be set to a secret in production")
 
+    def production_warnings(self) -> list[str]:
+        """What a production deployment allows but almost surely did not mean (logged at start)."""
+        if not self.production:
+            return []
+        found = []
+        if not self.public_base_url.startswith("https://"):
+            found.append(
+                "KINSHIP_PUBLIC_BASE_URL is not https: unsubscribe, preference and confirmation"
+                " links carry tokens in every email"
+            )
+        if self.email_backend == "capture":
+            found.append("EMAIL_BACKEND is capture: no email reaches anyone (SENDGRID_API_KEY?)")
+        if self.sms_backend == "capture":
+            found.append("SMS_BACKEND is capture: no text reaches anyone (TWILIO_* settings?)")
+        return found
+
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests, CLI overrides)."""
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
@@ -18,12 +19,21 @@ from shared.logging import configure_logging
 from shared.relay import OutboxRelay
 from shared.web import CachedCheck, KinshipApi, create_api, health_blueprint, instrument
 
+log = logging.getLogger(__name__)
+
+
+def start_logging(name: str, settings: Settings) -> None:
+    """Configure a process's logging, then say what in its settings looks like a mistake."""
+    configure_logging(name, settings.log_level)
+    for warning in settings.production_warnings():
+        log.warning("setting looks wrong for production", extra={"problem": warning})
+
 
 def app_shell(
     name: str, settings: Settings, engine: Engine, description: str = ""
 ) -> tuple[Flask, KinshipApi]:
     """Create a service's Flask app with its API docs, error shape, health and metrics."""
-    configure_logging(name, settings.log_level)
+    start_logging(name, settings)
     app = Flask(f"services.{name}")
     app.config["KINSHIP_SETTINGS"] = settings
     api = create_api(app, f"Kinship {name} API", description)

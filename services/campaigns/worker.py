@@ -11,8 +11,7 @@ from services.campaigns.scheduler import AlertScheduler
 from shared.config import Settings
 from shared.events.catalog import CAMPAIGNS
 from shared.kafka import ensure_topics
-from shared.logging import configure_logging
-from shared.service import worker_parts
+from shared.service import start_logging, worker_parts
 from shared.worker import Stoppable, run_all
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ def ensure_own_topic(settings: Settings) -> None:
 
 def main() -> None:
     deps = build()
-    configure_logging("campaigns-worker", deps.settings.log_level)
+    start_logging("campaigns-worker", deps.settings)
     ensure_own_topic(deps.settings)
     run_all(parts(deps))
 

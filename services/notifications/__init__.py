@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from services.notifications.bootstrap import Deps, build
 from shared.config import Settings
 from shared.service import app_shell
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
@@ -22,6 +26,16 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         "Audience, email and SMS delivery, unsubscribe and provider callbacks.",
     )
     app.extensions["kinship_deps"] = deps
+    sendgrid = deps.settings.email_backend == "sendgrid"
+    if deps.settings.production and sendgrid and not deps.config.sendgrid_webhook_public_key:
+        # Every SendGrid event is then refused (403): bounces and complaints suppress nobody.
+        log.warning(
+            "setting looks wrong for production",
+            extra={
+                "problem": "SENDGRID_WEBHOOK_PUBLIC_KEY is empty: bounces and spam"
+                " complaints are never applied"
+            },
+        )
     api.register_blueprint(api_blueprint(deps))
     api.register_blueprint(callbacks_blueprint(deps))
     app.register_blueprint(public_blueprint(deps))

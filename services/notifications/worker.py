@@ -17,8 +17,7 @@ from services.notifications.fanout import DispatchSender, Expander, ProgressPubl
 from services.notifications.handlers import handlers
 from services.notifications.webhooks.dispatcher import from_deps as webhook_dispatcher
 from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS, type_name
-from shared.logging import configure_logging
-from shared.service import worker_parts
+from shared.service import start_logging, worker_parts
 from shared.worker import Stoppable, run_all
 
 ROLES = ("all", "core", "email", "sms")
@@ -83,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--group", default="notifications", help="consumer groups' prefix")
     args = parser.parse_args(argv)
     deps = build()
-    configure_logging("notifications-worker", deps.settings.log_level)
+    start_logging("notifications-worker", deps.settings)
     run_all(parts(deps, args.role, group=args.group))
 
 

@@ -9,7 +9,7 @@ import time
 from services.petitions import signing, store, usecases
 from services.petitions.bootstrap import Deps, build
 from services.petitions.handlers import TOPICS, handlers
-from shared.service import worker_parts
+from shared.service import start_logging, worker_parts
 from shared.worker import run_all
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,8 @@ class Housekeeping:
 
 
 def main() -> None:
-    from shared.logging import configure_logging
-
     deps = build()
-    configure_logging("petitions-worker", deps.settings.log_level)
+    start_logging("petitions-worker", deps.settings)
     relay, runner = worker_parts(
         deps.settings, deps.engine, store.outbox, store.processed, TOPICS, handlers(deps)
     )

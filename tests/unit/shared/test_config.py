@@ -43,3 +43,24 @@ def test_production_needs_a_real_hash_key(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("KINSHIP_HASH_KEY", "s3cret")
     with pytest.raises(ValueError, match="KAFKA_TOPIC_PARTITIONS"):
         Settings.from_env("campaigns")
+
+
+def test_production_settings_that_look_like_mistakes_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KINSHIP_ENV", "production")
+    monkeypatch.setenv("KINSHIP_HASH_KEY", "s3cret")
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+    monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "http://kinship.example.org")
+    found = " ".join(Settings.from_env("notifications").production_warnings())
+    assert "KINSHIP_PUBLIC_BASE_URL" in found and "EMAIL_BACKEND" in found
+    assert "SMS_BACKEND" in found
+    monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "https://kinship.example.org")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.x")
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC1")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "t")
+    assert Settings.from_env("notifications").production_warnings() == []
+    monkeypatch.setenv("KINSHIP_ENV", "development")
+    monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+    assert Settings.from_env("notifications").production_warnings() == []
