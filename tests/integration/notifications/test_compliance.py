@@ -345,6 +345,84 @@ def test_sendgrid_events_are_verified_then_bounce_suppresses_and_delivered_count
     assert changes == ["bounce", "complaint"]
 
 
+def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: Service) -> None:
+    project_org(service, "org-u")
+    people = seed_audience(service.engine, "camp-u", "org-u", 4)
+    service.start()
+    service.publish(alert("alert-u", "camp-u", "org-u", ["email"]))
+    eventually(
+        lambda: (
+            (r := service.rows(alerts, alerts.c.alert_id == "alert-u")) and r[0].status == "done"
+        ),
+        message="alert done",
+    )
+    service.stop()
+    ids = {e: args["notification_id"] for e, args in service.fakes.sendgrid_recipients()}
+    events = [
+        {"event": "unsubscribe"},  # SendGrid's own unsubscribe link: this organization only
+        {"event": "group_unsubscribe", "asm_group_id": 7},
+        {"event": "dropped", "reason": "Bounced Address"},  # a dead address: for everyone
+        {"event": "bounce", "type": "blocked"},  # the receiving server said "not now"
+    ]
+    payload = json.dumps(
+        [
+            {"email": p["email"], "notification_id": ids[p["email"]], **e}
+            for p, e in zip(people, events, strict=True)
+        ]
+    )
+    client = service.client()
+    assert client.post(EVENTS, data=payload, headers=sendgrid_signature(payload)).status_code == 204
+    found = {(r.contact_hash, r.scope, r.reason) for r in service.rows(suppressions)}
+    hashes = [email_hash(HASH_KEY, p["email"]) for p in people]
+    assert found == {
+        (hashes[0], "org-u", "unsubscribe"),
+        (hashes[1], "org-u", "unsubscribe"),
+        (hashes[2], EVERY_ORG, "dropped"),
+    }
+    granted = {
+        r.supporter_id
+        for r in service.rows(consents, consents.c.channel == "email", consents.c.granted)
+    }
+    assert granted == {people[2]["supporter_id"], people[3]["supporter_id"]}
+    codes = {r.recipient_id: r.error_code for r in service.rows(deliveries)}
+    assert codes[people[3]["supporter_id"]] == "blocked"
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.failed) == (2, 2) and row.total == row.sent + row.failed
+    changes = sorted(e["change"] for e in consent_events(service))
+    assert changes == ["bounce", "unsubscribe", "unsubscribe"]
+
+
+def test_an_undelivered_text_fails_and_21610_stops_the_number(service: Service) -> None:
+    project_org(service, "org-f")
+    people = seed_audience(
+        service.engine, "camp-f", "org-f", 2, phone_every=1, email_consent=False, time_zone="UTC"
+    )
+    service.deps.clock = lambda: NOON_UTC
+    service.start()
+    service.publish(alert("alert-f", "camp-f", "org-f", ["sms"]))
+    eventually(lambda: len(service.fakes.twilio_messages()) == 2, message="texts sent")
+    eventually(lambda: service.count(deliveries, deliveries.c.status == "sent") == 2)
+    client = service.client()
+    by_number = {m.body["To"]: m for m in service.fakes.twilio_messages()}
+    for person, form_extra in (
+        (people[0], {"MessageStatus": "undelivered", "ErrorCode": "30003"}),  # phone off
+        (people[1], {"MessageStatus": "failed", "ErrorCode": "21610"}),  # the number opted out
+    ):
+        message = by_number[person["phone"]]
+        path = message.body["StatusCallback"].removeprefix("https://notify.example.org")
+        form = {"MessageSid": message.resource_id, **form_extra}
+        assert client.post(path, data=form, headers=twilio_signature(path, form)).status_code == 204
+    codes = {r.recipient_id: (r.status, r.error_code) for r in service.rows(deliveries)}
+    assert codes == {
+        people[0]["supporter_id"]: ("failed", "30003"),
+        people[1]["supporter_id"]: ("failed", "21610"),
+    }
+    stopped = [(r.contact_hash, r.reason) for r in service.rows(suppressions)]
+    assert stopped == [(phone_hash(HASH_KEY, people[1]["phone"]), "stop")]
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.failed) == (0, 2)
+
+
 def test_twilio_status_callback_is_verified_and_marks_delivered(service: Service) -> None:
     project_org(service, "org-t")
     seed_audience(
