@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -112,6 +113,21 @@ def test_person_erases_themselves_from_the_preference_page(service: Service) -> 
         lambda: [e for e in erased_events(service) if e.get("email_hash") == hashed],
         message="person.erased published",
     )
+
+
+def test_an_erasure_link_older_than_a_day_erases_nothing(service: Service) -> None:
+    prefs = signed_up(service, "old@example.org", "org-x")
+    client = service.client()
+    assert client.post(prefs, data={"action": "erase"}).status_code == 200
+    eventually(lambda: len(service.fakes.sendgrid_requests()) == 2, message="confirmation email")
+    confirm = service.fakes.sendgrid_requests()[1].body["content"][0]["value"]
+    link = re.search(r"https://notify\.example\.org(/erase/\S+)", confirm)
+    assert link, confirm
+    now = service.deps.clock()
+    service.deps.clock = lambda: now + timedelta(hours=24, minutes=1)
+    assert client.get(link.group(1)).status_code == 404
+    assert client.post(link.group(1)).status_code == 404
+    assert service.count(supporters) == 1  # still there: the person may ask again
 
 
 def test_alert_progress_is_shown_to_its_organization_only(service: Service) -> None:
