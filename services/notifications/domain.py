@@ -22,7 +22,6 @@ from shared.locales import resolve_locale
 QUIET_START_HOUR = 8  # earliest local hour an SMS may go out
 QUIET_END_HOUR = 21  # local hour from which SMS waits for the next morning
 
-# Locales with their own message catalogues; everything else falls back to English.
 # Countries spanning several zones: the zone where most people live.
 _MAIN_ZONE = {
     "US": "America/New_York",
@@ -49,6 +48,35 @@ _US_ZIP_ZONE = {
     "9": "America/Los_Angeles",
 }
 _US_ZIP3_ZONE = {"967": "Pacific/Honolulu", "968": "Pacific/Honolulu", "995": "America/Anchorage"}
+# Australian postcodes by first digit (state), Darwin's 08xx/09xx apart; a mobile number tells
+# nothing (every one reads as Sydney), so Perth's supporters were texted at 05:00.
+_AU_POSTCODE_ZONE = {
+    "0": "Australia/Sydney",  # 02xx: the ACT
+    "1": "Australia/Sydney",
+    "2": "Australia/Sydney",
+    "3": "Australia/Melbourne",
+    "4": "Australia/Brisbane",
+    "5": "Australia/Adelaide",
+    "6": "Australia/Perth",
+    "7": "Australia/Hobart",
+    "8": "Australia/Melbourne",
+    "9": "Australia/Brisbane",
+}
+_AU_POSTCODE2_ZONE = {"08": "Australia/Darwin", "09": "Australia/Darwin"}
+# Canadian postal codes by first letter (province or territory).
+_CA_POSTAL_ZONE = {
+    "A": "America/St_Johns",
+    "B": "America/Halifax",
+    "C": "America/Halifax",
+    "E": "America/Moncton",
+    **dict.fromkeys("GHJKLMNP", "America/Toronto"),
+    "R": "America/Winnipeg",
+    "S": "America/Regina",
+    "T": "America/Edmonton",
+    "V": "America/Vancouver",
+    "X": "America/Yellowknife",
+    "Y": "America/Whitehorse",
+}
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
@@ -125,14 +153,27 @@ def region_code(country: str | None, region: str | None) -> str | None:
     return _subdivisions(prefix).get(key) if region.strip()[2:3] == "-" else None
 
 
+def _postal_zone(country: str | None, postal_code: str | None) -> str | None:
+    """The zone a postal code places a supporter in, for countries of several zones whose
+    codes say where (US, Australia, Canada); else None."""
+    code = ascii_digits(postal_code or "").strip().upper()
+    if country == "US" and code[:1] in _US_ZIP_ZONE:
+        return _US_ZIP3_ZONE.get(code[:3], _US_ZIP_ZONE[code[0]])
+    if country == "AU" and code[:1] in _AU_POSTCODE_ZONE:
+        return _AU_POSTCODE2_ZONE.get(code[:2], _AU_POSTCODE_ZONE[code[0]])
+    if country == "CA":
+        return _CA_POSTAL_ZONE.get(code[:1])
+    return None
+
+
 def resolve_time_zone(
     phone: str | None, country: str | None, postal_code: str | None = None
 ) -> str:
     """Return the IANA zone of a supporter: postal code, then phone, then country, else UTC."""
     country = (country or "").upper() or None
-    zip_code = ascii_digits(postal_code or "")
-    if country == "US" and zip_code[:1] in _US_ZIP_ZONE:
-        return _US_ZIP3_ZONE.get(zip_code[:3], _US_ZIP_ZONE[zip_code[0]])
+    by_post = _postal_zone(country, postal_code)
+    if by_post:
+        return by_post
     if phone:
         try:
             zones = phone_timezone.time_zones_for_number(phonenumbers.parse(phone, None))

@@ -25,6 +25,16 @@ from shared.locales import resolve_locale
         (None, "US", "94601", "America/Los_Angeles"),
         (None, "US", "10001", "America/New_York"),
         (None, "US", "96813", "Pacific/Honolulu"),
+        # Every Australian mobile reads as Sydney: the postcode says Perth, Darwin, Adelaide.
+        ("+61412345678", "AU", "6000", "Australia/Perth"),
+        ("+61412345678", "AU", "0870", "Australia/Darwin"),
+        (None, "AU", "5000", "Australia/Adelaide"),
+        (None, "AU", "2600", "Australia/Sydney"),  # Canberra
+        ("+61412345678", "AU", None, "Australia/Sydney"),
+        (None, "CA", "v6b 1a1", "America/Vancouver"),
+        (None, "CA", "T2P 2M5", "America/Edmonton"),
+        (None, "CA", "H2X 1Y4", "America/Toronto"),  # Montreal
+        (None, "CA", "A1C 5M2", "America/St_Johns"),
         ("+81312345678", None, None, "Asia/Tokyo"),
         ("+639171234567", None, None, "Asia/Manila"),
         (None, "VN", None, "Asia/Ho_Chi_Minh"),
