@@ -27,6 +27,9 @@ EVENT_TYPES = (
     "signature.confirmed",
 )
 TEST_EVENT_TYPE = "webhook.test"
+# Delivered to the endpoints they are addressed to, whatever those subscribed to: a test send,
+# and the erasure of a person whose details an endpoint was sent.
+UNFILTERED = (TEST_EVENT_TYPE, "person.erased")
 # Why an endpoint was disabled without its owner: its events are still kept (as failed) and
 # its organization is told. One its owner turned off ("partner") gets nothing.
 AUTO_DISABLED = ("gone", "failing")
@@ -245,6 +248,8 @@ def payload_data(short: str, data: Mapping[str, Any], organization_id: str) -> d
     """
     if short.startswith("campaign.") and short != "campaign.partner_joined":
         return _pick(data, _CAMPAIGN)
+    if short == "person.erased":  # the id they were given with the details: delete them
+        return _pick(data, ("supporter_id", "at"))
     if short in _PUBLIC:
         return _pick(data, _PUBLIC[short])
     if short not in ("signature.created", "signature.confirmed"):

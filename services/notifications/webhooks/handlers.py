@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -116,7 +116,7 @@ def enqueue(
     organizations: Iterable[str],
     now: datetime,
     *,
-    only_endpoint: str | None = None,
+    only_endpoints: Collection[str] | None = None,
     trigger: str = "scheduled",
 ) -> int:
     """Write one pending message per enabled endpoint of the organizations that wants the type.
@@ -139,13 +139,13 @@ def enqueue(
             endpoints.c.disabled_reason.in_(domain.AUTO_DISABLED),
         ),
     )
-    if only_endpoint is not None:
-        query = query.where(endpoints.c.endpoint_id == only_endpoint)
+    if only_endpoints is not None:
+        query = query.where(endpoints.c.endpoint_id.in_(sorted(only_endpoints)))
     rows = []
     # One payload and one body per organization: every endpoint of it gets the same bytes.
     bodies: dict[str, tuple[str, str | None]] = {}
     for ep in conn.execute(query):
-        if short != domain.TEST_EVENT_TYPE and not domain.wants(ep.event_types or [], short):
+        if short not in domain.UNFILTERED and not domain.wants(ep.event_types or [], short):
             continue
         if ep.organization_id not in bodies:
             payload = (
@@ -227,7 +227,21 @@ def handlers(clock: Callable[[], datetime]) -> dict[str, list[Handler]]:
         enqueue(conn, short, event.id, event.time, data, recipients(conn, short, data), clock())
 
     def erased(event: Event, conn: Connection) -> None:
-        scrub(conn, str(event.data["supporter_id"]))
+        # The endpoints that were sent this person's details are told to delete them, whatever
+        # their filter: a partner keeps what we shared only as long as the person lets us.
+        sid = str(event.data["supporter_id"])
+        told = conn.execute(
+            select(messages.c.endpoint_id, messages.c.organization_id)
+            .where(messages.c.supporter_id == sid)
+            .distinct()
+        ).all()
+        scrub(conn, sid)
+        data = {"supporter_id": sid, "at": format_time(event.time)}
+        enqueue(
+            conn, "person.erased", event.id, event.time, data,
+            {row.organization_id for row in told}, clock(),
+            only_endpoints={row.endpoint_id for row in told},
+        )  # fmt: skip
 
     table: dict[str, list[Handler]] = {type_name(short): [handle] for short in domain.EVENT_TYPES}
     table[type_name("person.erased")] = [erased]

@@ -185,7 +185,7 @@ def test_send(ctx: Context, principal: Principal, endpoint_id: str) -> str:
         data = {"endpoint_id": endpoint_id, "message": "A test message from Kinship."}
         enqueue(
             conn, domain.TEST_EVENT_TYPE, event_id, ctx.now, data, [row.organization_id],
-            ctx.now, only_endpoint=endpoint_id, trigger="test",
+            ctx.now, only_endpoints={endpoint_id}, trigger="test",
         )  # fmt: skip
         return str(
             conn.execute(

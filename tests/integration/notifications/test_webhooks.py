@@ -662,15 +662,21 @@ def test_production_requires_https(wh: Service) -> None:
 
 
 def test_erasure_removes_a_signers_details_from_stored_messages(wh: Service) -> None:
+    """And the partners that were sent the details are told to delete them; others are not."""
     wh.start()
     key = issue_key(wh.engine, "partner", PARTNER_A)
-    with receivers(1) as (rx,):
+    other_key = issue_key(wh.engine, "partner", PARTNER_B)
+    with receivers(2) as (rx, other):
         ep = register(wh, key, rx.url, event_types=["signature.created"])
-        wh.publish(organization(LEAD), organization(PARTNER_A), campaign())
-        sig = signed("erase.me@example.org", [PARTNER_A])
+        register(wh, other_key, other.url, event_types=["signature.created"])
+        wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B))
+        wh.publish(campaign())
+        sig = signed("erase.me@example.org", [PARTNER_A], attributed=PARTNER_B)
         wh.publish(sig)
         (first,) = eventually(lambda: rx.received, message="delivered")
         assert "erase.me@example.org" in first.body
+        (seen,) = eventually(lambda: other.received, message="delivered to the recruiter")
+        assert "erase.me" not in seen.body  # recruited, but not shared with
         erased = event("person.erased", sig.key, supporter_id=sig.key, email_hash=None,
                        phone_hash=None)  # fmt: skip
         wh.producer.send(NOTIFICATIONS, key=sig.key.encode(), value=erased.value(),
@@ -680,11 +686,16 @@ def test_erasure_removes_a_signers_details_from_stored_messages(wh: Service) -> 
             lambda: all("erase.me" not in r.body for r in message_rows(wh, ep["endpoint_id"])),
             message="stored body scrubbed",
         )
+        # Subscribed to signatures only, the endpoint is still told, with the id it was given.
+        (told,) = eventually(lambda: rx.received[1:], message="person.erased delivered")
+        assert told.json()["type"] == "person.erased"
+        assert told.json()["data"] == {"supporter_id": sig.key, "at": told.json()["timestamp"]}
         base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
         wh.client().post(f"{base}/messages/{first.message_id}/replay", headers=key)
-        again = eventually(lambda: rx.received[1:], message="replayed")[0]
+        again = eventually(lambda: rx.received[2:], message="replayed")[0]
         assert again.message_id == first.message_id
         assert "erase.me" not in again.body and again.json()["data"]["erased"] is True
+        assert [m.json()["type"] for m in other.received] == ["signature.created"]
 
 
 class BlockingTransport:
