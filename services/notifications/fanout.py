@@ -270,10 +270,25 @@ class DispatchSender:
             self.deps.settings.kafka_replication_factor,
         )
         consumer = self._new_consumer(bootstrap)
+        backoff = 0.25
         try:
             while not self._stop.is_set():
                 try:
                     self.poll_once(consumer)
+                    backoff = 0.25
+                except KafkaError as exc:
+                    # The broker is away (restarting, unreachable): nothing of the batch in
+                    # hand was committed, so wait and poll again, as the consumer runner does.
+                    log.warning(
+                        "kafka unavailable, dispatch sender waiting",
+                        extra={
+                            "group": self.group,
+                            "sender": self.name,
+                            "error": type(exc).__name__,
+                        },
+                    )
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
                 except ConsumerSpinning as exc:
                     log.warning(
                         "dispatch consumer spinning, replaced",

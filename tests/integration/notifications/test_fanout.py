@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import RebalanceInProgressError
+from kafka.errors import KafkaConnectionError, RebalanceInProgressError
 from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG
@@ -344,6 +344,30 @@ def test_a_sender_whose_consumer_spins_replaces_it_and_sends_each_email_once(
     assert len(recipients) == 1500 and set(recipients.values()) == {1}
     senders = [p for p, _ in service.running if isinstance(p, DispatchSender)]
     assert all(p.stats["replaced"] == 1 for p in senders if p.channel == "email")
+
+
+def test_a_sender_whose_poll_loses_the_broker_waits_and_goes_on(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kafka-python's poll raises KafkaConnectionError when the broker restarts at the wrong
+    # moment (the fault test saw it): the sender thread ended, and with it the whole worker.
+    failed_polls: set[int] = set()
+    real_poll = SpinGuard.poll
+
+    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
+        if id(guard) not in failed_polls:
+            failed_polls.add(id(guard))
+            raise KafkaConnectionError("Connection reset by peer (forced by the test)")
+        return real_poll(guard, consumer, **kwargs)
+
+    monkeypatch.setattr(SpinGuard, "poll", poll)
+    send_email_alert(service, "away", 1500)
+
+    recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert len(recipients) == 1500 and set(recipients.values()) == {1}
+    senders = [(p, t) for p, t in service.running if isinstance(p, DispatchSender)]
+    assert senders and all(thread.is_alive() for _, thread in senders)
+    assert len(failed_polls) >= len(senders)
 
 
 def test_senders_commit_every_finished_batch_by_the_time_they_stop(
