@@ -292,6 +292,8 @@ class Deliverer:
             headers=compliance.list_unsubscribe_header(compliance.unsubscribe_url(base, token)),
             substitutions=email.substitutions(token, person),
             subject=email.discreet_subject if person.discreet else None,
+            # The organization's name in an inbox list can name the cause as well as a subject.
+            from_name=self.deps.config.from_name if person.discreet else None,
         )
 
     def _send_email_group(
@@ -907,9 +909,10 @@ class Deliverer:
         rendered = messages.render_transactional(row.kind, locale, params, footer)
         subject = rendered.subject
         if person is not None and person.discreet:
-            # A subject shows on lock screens and in shared inboxes: a discreet supporter's
-            # never names the cause (the petition's title), as for alerts.
+            # A subject and a sender's name show on lock screens and in shared inboxes: a
+            # discreet supporter's never name the cause (the petition, the organization).
             subject = messages.text(locale, "discreet_subject")
+            org_name = self.deps.config.from_name
         recipient = Recipient(
             email=address,
             name=person.given_name if person else None,

@@ -32,6 +32,8 @@ class Recipient(NamedTuple):
     headers: Mapping[str, str] = NO_FIELDS
     substitutions: Mapping[str, str] = NO_FIELDS
     subject: str | None = None
+    # The sender's name for this recipient alone (a discreet supporter's names no cause).
+    from_name: str | None = None
 
 
 @dataclass(frozen=True)

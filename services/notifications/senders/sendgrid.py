@@ -83,6 +83,8 @@ def mail_body(batch: EmailBatch) -> dict[str, Any]:
             item["substitutions"] = recipient.substitutions
         if recipient.subject:
             item["subject"] = recipient.subject
+        if recipient.from_name:
+            item["from"] = {"email": batch.from_email, "name": recipient.from_name}
         personalizations.append(item)
     body: dict[str, Any] = {
         "personalizations": personalizations,

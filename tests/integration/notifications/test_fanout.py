@@ -121,8 +121,9 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
         for pers in request.body["personalizations"]:
             if pers["to"][0]["email"] in discreet:
                 assert pers["subject"] == "An update for you"
+                assert pers["from"] == {"email": request.body["from"]["email"], "name": "Kinship"}
             else:
-                assert "subject" not in pers
+                assert "subject" not in pers and "from" not in pers
     row = alert_row(service, "alert-e")
     assert row.total == n and row.sent == n - 1 and row.suppressed == 1 and row.failed == 0
     assert row.total == row.sent + row.failed + row.suppressed

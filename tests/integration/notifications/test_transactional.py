@@ -83,6 +83,7 @@ def test_a_discreet_korean_speaker_signing_in_english_is_thanked_in_korean_discr
     [mail] = eventually(lambda: mails_to(service, "jiwoo@example.org"), message="thank-you")
     # The subject shows on a lock screen: it names no petition, in the person's language.
     assert mail["subject"] == CATALOGUE["ko"]["discreet_subject"]
+    assert mail["from"]["name"] == "Kinship"  # not the organization, whose name can say why
     body = mail["content"][0]["value"]
     assert CATALOGUE["ko"]["hello"].format(name="Jiwoo") in body
     assert service.rows(supporters)[0].locale == "ko"
