@@ -26,9 +26,10 @@ from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
 from shared.privacy import phone_hash
-from shared.web import PAGE_HEADERS, html_page
+from shared.web import PAGE_HEADERS, html_page, storable
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
+NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
 STOPPED_NOTE = (
     "<p>This number replied STOP, so no texts are sent to it. Text START to our number to"
     " receive them again.</p>"
@@ -104,6 +105,10 @@ def public_blueprint(deps: Deps) -> Blueprint:
             f"{sms_box}{STOPPED_NOTE if sms_stopped else ''}"
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
             "Discreet mode: texts and subjects that name no cause</label><br>"
+            f'<label>The name we greet you by <input name="given_name" maxlength="{NAME_MAX}"'
+            f' value="{escape(person.given_name or "")}"></label><br>'
+            f'<label>Your pronouns <input name="pronouns" maxlength="{PRONOUNS_MAX}"'
+            f' value="{escape(person.pronouns or "")}"></label><br>'
             '<button type="submit" name="action" value="save">Save</button></form>'
             f'<form method="post" action="/preferences/{t}">'
             '<button type="submit" name="action" value="erase">Erase my data</button>'
@@ -117,6 +122,17 @@ def public_blueprint(deps: Deps) -> Blueprint:
         if person is None or org is None:
             return html_page("Preferences", "<p>This link is no longer valid.</p>", 404)
         now = deps.clock()
+        names: dict[str, str | None] = {}
+        for field, limit, label in (
+            ("given_name", NAME_MAX, "The name we greet you by"),
+            ("pronouns", PRONOUNS_MAX, "Your pronouns"),
+        ):
+            if field in request.form and request.form.get("action") != "erase":
+                value = request.form[field].strip()
+                if len(value) > limit or not storable(value):
+                    problem = f"<p>{label}: at most {limit} characters, and no control ones.</p>"
+                    return html_page("Not saved", problem, 422)
+                names[field] = value or None
         with deps.engine.begin() as conn:
             if request.form.get("action") == "erase":
                 erasure.request_erasure(deps, conn, person)
@@ -151,7 +167,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             conn.execute(
                 update(supporters)
                 .where(supporters.c.supporter_id == person.supporter_id)
-                .values(discreet=bool(request.form.get("discreet")), updated_at=now)
+                .values(discreet=bool(request.form.get("discreet")), updated_at=now, **names)
             )
         return html_page("Saved", "<p>Your preferences are saved.</p>")
 

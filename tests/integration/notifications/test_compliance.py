@@ -179,6 +179,25 @@ def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:
     assert [e["change"] for e in consent_events(service)] == ["unsubscribe", "subscribe"]
 
 
+def test_the_name_and_pronouns_we_use_can_be_changed_on_the_page(service: Service) -> None:
+    """Every thank-you says so ("You can change this any time")."""
+    project_org(service, "org-n")
+    people = seed_audience(service.engine, "camp-n", "org-n", 1)
+    token = token_of(service, people[0], "org-n")
+    client = service.client()
+    form = {"email": "on", "given_name": " Rin <3 ", "pronouns": "ze/zir", "action": "save"}
+    assert client.post(f"/preferences/{token}", data=form).status_code == 200
+    person = service.rows(supporters)[0]
+    assert (person.given_name, person.pronouns) == ("Rin <3", "ze/zir")
+    page = client.get(f"/preferences/{token}").get_data(as_text=True)
+    assert 'value="Rin &lt;3"' in page and 'value="ze/zir"' in page
+    too_long = {**form, "pronouns": "x" * 41}
+    refused = client.post(f"/preferences/{token}", data=too_long)
+    assert refused.status_code == 422 and "pronouns" in refused.get_data(as_text=True)
+    cleared = client.post(f"/preferences/{token}", data={**form, "pronouns": ""})
+    assert cleared.status_code == 200 and service.rows(supporters)[0].pronouns is None
+
+
 def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> None:
     project_org(service, "org-t")
     people = seed_audience(service.engine, "camp-t", "org-t", 1, phone_every=1)
