@@ -22,8 +22,13 @@ class Stoppable(Protocol):
 
 
 def run_all(parts: Sequence[Stoppable], install_signals: bool = True) -> None:
-    """Run each part in its own thread until SIGTERM/SIGINT; a part that crashes stops all."""
+    """Run each part in its own thread until SIGTERM/SIGINT; a part that crashes stops all.
+
+    A part that ended on its own (it crashed, or returned unasked) makes the process exit with
+    status 1 once the others have stopped, so a supervisor sees a failure, not a clean stop.
+    """
     failed = threading.Event()
+    asked = threading.Event()  # SIGTERM or SIGINT: a stop, not a failure
 
     def guard(part: Stoppable) -> Callable[[], None]:
         def target() -> None:
@@ -41,9 +46,13 @@ def run_all(parts: Sequence[Stoppable], install_signals: bool = True) -> None:
         for part in parts:
             part.stop()
 
+    def asked_to_stop(*_: object) -> None:
+        asked.set()
+        stop_all()
+
     if install_signals:
-        signal.signal(signal.SIGTERM, stop_all)
-        signal.signal(signal.SIGINT, stop_all)
+        signal.signal(signal.SIGTERM, asked_to_stop)
+        signal.signal(signal.SIGINT, asked_to_stop)
         # `kill -USR1 <pid>`: every thread's stack to stderr (file, line and function names
         # only, no values), to see where a worker that seems stuck is waiting.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -52,9 +61,13 @@ def run_all(parts: Sequence[Stoppable], install_signals: bool = True) -> None:
     for thread in threads:
         thread.start()
     failed.wait()
+    ended_unasked = not asked.is_set()
     stop_all()
     for thread in threads:
         thread.join(timeout=60)
+    if ended_unasked and install_signals:
+        log.error("worker stopping: a part ended on its own")
+        raise SystemExit(1)
 
 
 def freeze_startup_heap() -> None:

@@ -51,3 +51,37 @@ def test_sigusr1_dumps_every_threads_stack_and_sigterm_still_stops_the_worker() 
     assert proc.returncode == 0
     assert out.strip() == "stopped"
     assert "Thread 0x" in err and "in run" in err, err  # the part's thread, waiting in run()
+
+
+CRASHING = textwrap.dedent(
+    """
+    import threading
+    from shared.worker import run_all
+
+    class Crashes:
+        def run(self):
+            raise RuntimeError("boom")
+        def stop(self):
+            pass
+
+    class WaitsForever:
+        def __init__(self):
+            self.stopped = threading.Event()
+        def run(self):
+            self.stopped.wait()
+        def stop(self):
+            self.stopped.set()
+
+    run_all([Crashes(), WaitsForever()])
+    print("returned", flush=True)
+    """
+)
+
+
+def test_a_part_that_crashes_stops_the_worker_with_a_failure_status() -> None:
+    """A supervisor must see a failure, not a clean stop (it exited 0 before)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHING], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "returned" not in proc.stdout and "worker part crashed" in proc.stderr
