@@ -138,7 +138,15 @@ def test_erasure_clears_partner_responses_that_echo_the_persons_details(
         message="erasure processed",
     )
     # The scrub and the excerpts' clearing commit together: the partner's echo is gone too.
-    assert excerpts() == {gone_id: None, kept_id: before[kept_id]}
+    after = excerpts()
+    assert {gone_id: after[gone_id], kept_id: after[kept_id]} == {
+        gone_id: None,
+        kept_id: before[kept_id],
+    }
+    # The endpoint is told to delete what it was sent (its own message, and attempts).
+    notices = wh.rows(messages, messages.c.event_type == "person.erased")
+    assert [(n.endpoint_id, n.supporter_id) for n in notices] == [(ep["endpoint_id"], None)]
+    assert set(after) <= {gone_id, kept_id, notices[0].message_id}
 
 
 class ErasedInFlight:
