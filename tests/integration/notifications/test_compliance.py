@@ -316,21 +316,28 @@ def test_sms_alert_skips_a_number_that_texted_stop(service: Service) -> None:
     assert people[2]["phone"] not in sent_to and len(sent_to) == 4
 
 
-def test_sendgrid_events_are_verified_then_bounce_suppresses_and_delivered_counts(
-    service: Service,
-) -> None:
-    project_org(service, "org-w")
-    people = seed_audience(service.engine, "camp-w", "org-w", 3)
+def email_alert_sent(service: Service, name: str, n: int) -> tuple[list[dict], dict[str, str]]:
+    """Send an email alert of org-<name> to n supporters; return them and each address's
+    notification id (the workers are stopped: what follows is only the callbacks)."""
+    org, camp, alert_id = f"org-{name}", f"camp-{name}", f"alert-{name}"
+    project_org(service, org)
+    people = seed_audience(service.engine, camp, org, n)
     service.start()
-    service.publish(alert("alert-w", "camp-w", "org-w", ["email"]))
+    service.publish(alert(alert_id, camp, org, ["email"]))
     eventually(
         lambda: (
-            (r := service.rows(alerts, alerts.c.alert_id == "alert-w")) and r[0].status == "done"
+            (r := service.rows(alerts, alerts.c.alert_id == alert_id)) and r[0].status == "done"
         ),
         message="alert done",
     )
     service.stop()
-    ids = {e: args["notification_id"] for e, args in service.fakes.sendgrid_recipients()}
+    return people, {e: a["notification_id"] for e, a in service.fakes.sendgrid_recipients()}
+
+
+def test_sendgrid_events_are_verified_then_bounce_suppresses_and_delivered_counts(
+    service: Service,
+) -> None:
+    people, ids = email_alert_sent(service, "w", 3)
 
     def receipt(person: dict, kind: str, **extra: str) -> dict:
         address = person["email"]
@@ -365,18 +372,7 @@ def test_sendgrid_events_are_verified_then_bounce_suppresses_and_delivered_count
 
 
 def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: Service) -> None:
-    project_org(service, "org-u")
-    people = seed_audience(service.engine, "camp-u", "org-u", 4)
-    service.start()
-    service.publish(alert("alert-u", "camp-u", "org-u", ["email"]))
-    eventually(
-        lambda: (
-            (r := service.rows(alerts, alerts.c.alert_id == "alert-u")) and r[0].status == "done"
-        ),
-        message="alert done",
-    )
-    service.stop()
-    ids = {e: args["notification_id"] for e, args in service.fakes.sendgrid_recipients()}
+    people, ids = email_alert_sent(service, "u", 4)
     events = [
         {"event": "unsubscribe"},  # SendGrid's own unsubscribe link: this organization only
         {"event": "group_unsubscribe", "asm_group_id": 7},

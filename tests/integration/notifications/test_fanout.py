@@ -324,21 +324,28 @@ def test_sms_outside_8_to_21_local_waits_for_the_morning(
         )
 
 
+def fail_first_polls(monkeypatch: pytest.MonkeyPatch, error: Exception) -> set[int]:
+    """Make each consumer's first poll through its SpinGuard raise error; return the guards
+    that did (by id)."""
+    failed: set[int] = set()
+    real_poll = SpinGuard.poll
+
+    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
+        if id(guard) not in failed:
+            failed.add(id(guard))
+            raise error
+        return real_poll(guard, consumer, **kwargs)
+
+    monkeypatch.setattr(SpinGuard, "poll", poll)
+    return failed
+
+
 def test_a_sender_whose_consumer_spins_replaces_it_and_sends_each_email_once(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # kafka-python can leave a member spinning (shared.kafka.SpinGuard); the guard's verdict is
     # forced here on each email consumer's first poll, which the real guard reaches after 5 s.
-    first_polls: set[int] = set()
-    real_poll = SpinGuard.poll
-
-    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
-        if id(guard) not in first_polls:
-            first_polls.add(id(guard))
-            raise ConsumerSpinning("forced by the test")
-        return real_poll(guard, consumer, **kwargs)
-
-    monkeypatch.setattr(SpinGuard, "poll", poll)
+    fail_first_polls(monkeypatch, ConsumerSpinning("forced by the test"))
     send_email_alert(service, "spin", 1500)
 
     recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
@@ -352,16 +359,9 @@ def test_a_sender_whose_poll_loses_the_broker_waits_and_goes_on(
 ) -> None:
     # kafka-python's poll raises KafkaConnectionError when the broker restarts at the wrong
     # moment (the fault test saw it): the sender thread ended, and with it the whole worker.
-    failed_polls: set[int] = set()
-    real_poll = SpinGuard.poll
-
-    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
-        if id(guard) not in failed_polls:
-            failed_polls.add(id(guard))
-            raise KafkaConnectionError("Connection reset by peer (forced by the test)")
-        return real_poll(guard, consumer, **kwargs)
-
-    monkeypatch.setattr(SpinGuard, "poll", poll)
+    failed_polls = fail_first_polls(
+        monkeypatch, KafkaConnectionError("Connection reset by peer (forced by the test)")
+    )
     send_email_alert(service, "away", 1500)
 
     recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
