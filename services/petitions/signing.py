@@ -261,14 +261,15 @@ class _Vanished(Exception):
 
 
 def _record_retrying(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:
-    for attempt in range(3):
+    """Record items in one transaction, again (twice at most) when a repeat's row vanished."""
+    for _ in range(2):
         try:
             with deps.engine.begin() as conn:
                 return record(deps, conn, items)
         except _Vanished:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+            continue
+    with deps.engine.begin() as conn:
+        return record(deps, conn, items)
 
 
 def commit_batch(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:
