@@ -70,7 +70,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
 
     @bp.get("/unsubscribe/<token>")
     @bp.get("/preferences/<token>")
-    def preferenceshtml_page(token: str) -> Response:
+    def preferences_page(token: str) -> Response:
         person, org = resolve(token)
         if person is None or org is None:
             return html_page("Preferences", "<p>This link is no longer valid.</p>", 404)
@@ -172,7 +172,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
         return html_page("Saved", "<p>Your preferences are saved.</p>")
 
     @bp.get("/erase/<token>")
-    def erasehtml_page(token: str) -> Response:
+    def erase_page(token: str) -> Response:
         with deps.engine.connect() as conn:
             target = erasure.erasure_target(deps, conn, token)
         if target is None:
