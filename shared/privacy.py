@@ -6,6 +6,10 @@ import hashlib
 import hmac
 import uuid
 
+from email_validator import EmailNotValidError, validate_email
+
+from shared.errors import FieldError
+
 # Providers whose mailboxes deliver user+tag@ to user@ (subaddressing).
 _PLUS_TAG_DOMAINS = frozenset(
     {
@@ -46,6 +50,15 @@ def normalize_email(address: str) -> str:
         local = local.replace(".", "")
     domain = _DOMAIN_ALIASES.get(domain, domain)
     return f"{local}@{domain}"
+
+
+def clean_email(address: str, field: str = "person.email") -> str:
+    """Return the address as it should be used for sending; raise FieldError if it is not one."""
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise FieldError(field, f"Not a valid email address: {exc}") from None
+    return str(result.normalized)
 
 
 def keyed_hash(key: str, purpose: str, value: str | bytes) -> str:

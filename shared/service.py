@@ -29,6 +29,9 @@ def start_logging(name: str, settings: Settings) -> None:
         log.warning("setting looks wrong for production", extra={"problem": warning})
 
 
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
 def app_shell(
     name: str, settings: Settings, engine: Engine, description: str = ""
 ) -> tuple[Flask, KinshipApi]:
@@ -36,6 +39,9 @@ def app_shell(
     start_logging(name, settings)
     app = Flask(f"services.{name}")
     app.config["KINSHIP_SETTINGS"] = settings
+    # No request of any service comes near this (SendGrid's event batches included); without a
+    # cap, an anonymous POST of gigabytes would be read whole into a worker's memory.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     api = create_api(app, f"Kinship {name} API", description)
     checks = {
         "database": CachedCheck(lambda: database_ready(engine), ttl=1.0),

@@ -11,7 +11,9 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
-from flask_smorest import Api
+from flask_smorest import Api, abort
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from shared import metrics
@@ -120,6 +122,31 @@ def html_page(title: str, body: str, status: int = 200, lang: str = "en") -> Res
         "</main></body></html>"
     )
     return Response(html, status, PAGE_HEADERS, content_type="text/html; charset=utf-8")
+
+
+class JsonParser(FlaskParser):
+    """webargs' parser, refusing what it would otherwise mistake for an empty body or answer
+    with a 500: a body sent as anything but JSON (it read as no body, so a PATCH answered 200
+    and changed nothing) is a 415 naming Content-Type, and JSON nested too deep for Python's
+    parser (it raises RecursionError, not a decoding error) is a 400 like any invalid JSON."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_request(req) and req.get_data(cache=True):
+            abort(
+                415,
+                message="The body must be JSON",
+                messages={"Content-Type": ["Send the body as application/json."]},
+            )
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            abort(400, message="Invalid JSON body", messages={"body": ["Nested too deep."]})
+
+
+class ApiBlueprint(SmorestBlueprint):  # type: ignore[misc]
+    """flask-smorest's Blueprint with Kinship's JSON parser."""
+
+    ARGUMENTS_PARSER = JsonParser()
 
 
 class KinshipApi(Api):  # type: ignore[misc]

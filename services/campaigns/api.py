@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 from sqlalchemy import Engine, Table
 
 from services.campaigns import alerts, operations, store
@@ -19,6 +18,7 @@ from services.campaigns.bootstrap import Deps
 from shared.auth import KeyVerifier, Principal, current_principal
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
+from shared.web import ApiBlueprint as Blueprint
 
 EXTENSION = "kinship_campaigns"
 AUTH_DOC: dict[str, Any] = {"security": [{"bearer": []}]}

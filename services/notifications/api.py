@@ -10,7 +10,6 @@ from html import escape
 from typing import Any
 
 from flask import Blueprint, Response, request
-from flask_smorest import Blueprint as ApiBlueprint
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
@@ -25,8 +24,8 @@ from shared.auth import Principal, authorize, current_principal, require_role
 from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
-from shared.privacy import phone_hash
-from shared.web import PAGE_HEADERS, html_page, storable
+from shared.privacy import clean_email, phone_hash
+from shared.web import PAGE_HEADERS, ApiBlueprint, html_page, storable
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
 NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
@@ -308,16 +307,21 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
     @blp.doc(**IDEMPOTENCY_DOC)
     @require_role(verifier, ["admin"])
     def create_erasure(body: dict[str, Any]) -> dict[str, Any]:
-        """Erase a person by email or phone here and, through person.erased, everywhere.
+        """Erase a person by email, phone or supporter id here and, through person.erased,
+        everywhere.
 
         With an Idempotency-Key header a retry returns the first response (24 h) and erases
         nothing again; the same key with a different request is refused (422).
         """
-        email, phone = body.get("email"), body.get("phone")
-        if not email and not phone:
-            raise FieldError("email", "give an email or a phone number")
+        email, phone, supporter = body.get("email"), body.get("phone"), body.get("supporter_id")
+        if not email and not phone and not supporter:
+            raise FieldError("email", "give an email, a phone number or a supporter_id")
+        if email:
+            email = clean_email(email, "email")
+        if supporter and not storable(supporter):
+            raise FieldError("supporter_id", "not an id")
         with deps.engine.begin() as conn:
-            erased = erasure.erase(deps, conn, email=email, phone=phone)
+            erased = erasure.erase(deps, conn, email=email, phone=phone, supporter=supporter)
         return {"status": "erased", "count": len(erased)}
 
     @blp.route("/alerts/<alert_id>/progress", methods=["GET"])

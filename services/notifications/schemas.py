@@ -6,8 +6,15 @@ from marshmallow import Schema, fields, validate
 
 
 class ErasureRequestSchema(Schema):
-    email = fields.Email(load_default=None)
+    # Checked as petitions checks a signer's address (email-validator, so addresses in any
+    # script), in the view: marshmallow's Email field refuses what petitions accepted.
+    email = fields.String(load_default=None, validate=validate.Length(max=320))
     phone = fields.String(load_default=None, validate=validate.Regexp(r"^\+[1-9]\d{6,14}$"))
+    supporter_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "The id partners and events know the person by"},
+    )
 
 
 class ErasureSchema(Schema):

@@ -11,7 +11,6 @@ from shared.config import Settings
 from shared.service import app_shell
 
 # Petition texts in 20 locales fit; anything bigger is not a petition.
-MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
@@ -25,7 +24,6 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         deps.engine,
         "Petitions in several languages sharing one counter; signatures once per person.",
     )
-    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions["petitions_deps"] = deps
     if deps.config.proxy_hops:
         # Only behind a known number of proxies is X-Forwarded-For the client's address.

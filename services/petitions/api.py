@@ -12,13 +12,13 @@ from typing import Any, NoReturn
 from flask import Response, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
-from webargs.flaskparser import FlaskParser
 
 from services.petitions import exports, pages, schemas, signing, usecases
 from services.petitions.bootstrap import Deps
 from services.petitions.ratelimit import RateLimits
 from shared.auth import Principal, bearer_token, current_principal, require_role
 from shared.errors import Conflict, NotFound
+from shared.web import JsonParser
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -41,7 +41,7 @@ def dotted(messages: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-class DottedParser(FlaskParser):
+class DottedParser(JsonParser):
     """webargs' parser, naming nested fields with dotted paths in the 422 answer."""
 
     def handle_error(

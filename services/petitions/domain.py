@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import phonenumbers
 from babel import Locale, UnknownLocaleError
-from email_validator import EmailNotValidError, validate_email
 
 from shared.auth import Principal
 from shared.errors import FieldError, PermissionDenied
@@ -98,15 +97,6 @@ def resolve_locale(wanted: Sequence[str], available: Iterable[str], default: str
 
 
 # -- contact details ---------------------------------------------------------------------------
-
-
-def clean_email(address: str, field: str = "person.email") -> str:
-    """Return the address as it should be used for sending; raise FieldError if it is not one."""
-    try:
-        result = validate_email(address.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise FieldError(field, f"Not a valid email address: {exc}") from None
-    return str(result.normalized)
 
 
 def e164(number: str, country: str | None, field: str = "person.phone") -> str:

@@ -14,7 +14,7 @@ from services.petitions.bootstrap import Deps
 from services.petitions.usecases import Result, coalition_of, event, now, run_idempotent
 from shared.errors import Conflict, FieldError, NotFound
 from shared.ids import uuid7
-from shared.privacy import email_hash, supporter_id
+from shared.privacy import clean_email, email_hash, supporter_id
 
 MESSAGES = {
     "received": "Thank you. Your signature has been received.",
@@ -94,7 +94,7 @@ def prepare(
 ) -> Pending:
     """Check a request against the petition and build its row and event (no I/O but caches)."""
     person = dict(data["person"])
-    person["email"] = domain.clean_email(person["email"])
+    person["email"] = clean_email(person["email"])
     if person.get("phone"):
         person["phone"] = domain.e164(person["phone"], person.get("country"))
     source = domain.clean_source((data.get("referrer_data") or {}).get("source"))

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from services.notifications.webhooks import manage
@@ -19,6 +18,7 @@ from services.notifications.webhooks.domain import EVENT_TYPES
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from shared.auth import KeyVerifier, Principal, authorize, current_principal
 from shared.config import Settings
+from shared.web import ApiBlueprint as Blueprint
 
 AUTH_DOC: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 

@@ -93,6 +93,24 @@ def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) 
     assert target["email"] not in sent and len(sent) == 2
 
 
+def test_admin_erases_addresses_in_any_script_and_by_supporter_id(service: Service) -> None:
+    # Petitions accepts addresses such as these (email-validator); the admin must be able to
+    # erase what was accepted, and a person partners know only by their supporter id.
+    people = seed_audience(
+        service.engine, "camp-i", "org-i", 3, prefix="priya.\u0936\u0930\u094d\u092e\u093e"
+    )
+    admin = issue_key(service.engine, "admin", "org-admin")
+    client = service.client()
+    by_email = client.post("/api/v1/erasures", json={"email": people[0]["email"]}, headers=admin)
+    assert by_email.status_code == 202 and by_email.get_json()["count"] == 1
+    by_id = {"supporter_id": people[1]["supporter_id"]}
+    assert client.post("/api/v1/erasures", json=by_id, headers=admin).get_json()["count"] == 1
+    left = {row.supporter_id for row in service.rows(supporters)}
+    assert left == {people[2]["supporter_id"]}
+    nothing = client.post("/api/v1/erasures", json={}, headers=admin)
+    assert nothing.status_code == 422 and "email" in nothing.get_json()["errors"]
+
+
 def test_person_erases_themselves_from_the_preference_page(service: Service) -> None:
     prefs = signed_up(service, "ren@example.org", "org-y")
     client = service.client()

@@ -180,3 +180,29 @@ def test_a_response_that_returns_after_the_erasure_is_not_kept(wh: Service) -> N
     assert attempt.status_code == 200 and attempt.response_excerpt is None
     (message,) = wh.rows(messages, messages.c.endpoint_id == ep["endpoint_id"])
     assert message.status == "succeeded" and "erased.in.flight" not in message.body
+
+
+def test_bodies_that_are_too_big_too_deep_or_not_json_are_refused_before_any_work(
+    service: Service,
+) -> None:
+    client = service.client()
+    admin = issue_key(service.engine, "admin", "org-odd")
+    # Anonymous and gigantic: refused by its length, never read into the worker's memory.
+    huge = client.post(
+        "/api/v1/erasures", data=b"x" * (3 * 1024 * 1024), content_type="application/json"
+    )
+    assert huge.status_code == 413
+    deep = client.post(
+        "/api/v1/erasures",
+        data="[" * 50_000 + "]" * 50_000,
+        content_type="application/json",
+        headers=admin,
+    )
+    assert deep.status_code == 400 and "body" in deep.get_json()["errors"]
+    plain = client.post(
+        "/api/v1/erasures",
+        data='{"email": "a@example.org"}',
+        content_type="text/plain",
+        headers=admin,
+    )
+    assert plain.status_code == 415 and "Content-Type" in plain.get_json()["errors"]

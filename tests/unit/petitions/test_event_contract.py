@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.petitions import domain
 from shared.events.catalog import CATALOG
+from shared.privacy import clean_email
 from tests.unit.shared.test_events import signature_event
 
 # Local parts with Indic and Thai vowel signs (combining marks): email_validator takes them,
@@ -20,7 +20,7 @@ ADDRESSES = [
 
 @pytest.mark.parametrize("address", ADDRESSES)
 def test_every_address_the_edge_accepts_passes_the_event_contract(address: str) -> None:
-    email = domain.clean_email(address)
+    email = clean_email(address)
     event = signature_event(person={"email": email, "given_name": "Priya"})
     CATALOG.check_outgoing(event)
     CATALOG.check_incoming(event)

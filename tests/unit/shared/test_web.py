@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from shared.errors import Conflict
 from shared.outbox import MAX_EVENT_BYTES, EventTooLarge
-from shared.web import create_api, health_blueprint
+from shared.web import ApiBlueprint, create_api, health_blueprint
 
 
 class Body(Schema):
@@ -18,7 +17,7 @@ class Body(Schema):
 def make_app() -> Flask:
     app = Flask("t")
     api = create_api(app, "Test")
-    bp = Blueprint("things", __name__, url_prefix="/api/v1/things")
+    bp = ApiBlueprint("things", __name__, url_prefix="/api/v1/things")
 
     @bp.post("/")
     @bp.arguments(Body)
@@ -50,6 +49,27 @@ def test_validation_errors_name_the_field() -> None:
     body = response.get_json()
     assert body["code"] == 422 and body["status"] == "Unprocessable Entity"
     assert "email" in body["errors"] and "email" in body["message"]
+
+
+def test_json_nested_too_deep_is_a_400_not_a_crash() -> None:
+    # Python's json parser raises RecursionError (not a decoding error) past ~1,000 levels.
+    body = "[" * 50_000 + "]" * 50_000
+    response = (
+        make_app().test_client().post("/api/v1/things/", data=body, content_type="application/json")
+    )
+    assert response.status_code == 400
+    assert "body" in response.get_json()["errors"]
+
+
+def test_a_body_that_is_not_json_is_refused_naming_the_content_type() -> None:
+    # Read as no body at all, it would reach the view as an empty object.
+    response = (
+        make_app()
+        .test_client()
+        .post("/api/v1/things/", data='{"email": "a@example.org"}', content_type="text/plain")
+    )
+    assert response.status_code == 415
+    assert "Content-Type" in response.get_json()["errors"]
 
 
 def test_domain_errors_unknown_routes_and_crashes_share_the_shape() -> None:
