@@ -860,6 +860,10 @@ class Deliverer:
                     raise _Skip("failed", self._no_sms_body(person))
                 custom = {"notification_id": row.delivery_id, "alert_id": str(row.alert_id)}
             else:
+                if person.discreet or params.get("discreet"):
+                    # Texts show on lock screens: a discreet supporter's never name the
+                    # organization (the cause), as their alerts' discreet text does not.
+                    params = {**params, "org": self.deps.config.from_name}
                 body = messages.render_sms(row.kind, person.locale, params)
                 custom = {"notification_id": row.delivery_id}
             if not body:
@@ -908,7 +912,7 @@ class Deliverer:
         params.setdefault("title", self._petition_title(conn, params, locale))
         rendered = messages.render_transactional(row.kind, locale, params, footer)
         subject = rendered.subject
-        if person is not None and person.discreet:
+        if (person is not None and person.discreet) or params.get("discreet"):
             # A subject and a sender's name show on lock screens and in shared inboxes: a
             # discreet supporter's never name the cause (the petition, the organization).
             subject = messages.text(locale, "discreet_subject")

@@ -64,6 +64,10 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
         "organization_id": org,
         "locale": data.get("locale"),
     }
+    if (data.get("person") or {}).get("discreet"):
+        # Asking for discretion is honoured at once, even before the signature is confirmed
+        # or when it changes nothing else: what it costs is only a neutral subject and sender.
+        params["discreet"] = True
     if data["duplicate"]:
         # A repeat may be typed by anyone: it changes nothing we hold, it only tells the owner.
         # A signature still waiting for its confirmation gets its link again (the first email

@@ -89,6 +89,43 @@ def test_a_discreet_korean_speaker_signing_in_english_is_thanked_in_korean_discr
     assert service.rows(supporters)[0].locale == "ko"
 
 
+def test_a_discreet_signers_sms_welcome_does_not_name_the_organization(service: Service) -> None:
+    service.start()
+    service.publish(organization("org-rb"), petition("pet-t", "camp-1", "org-rb"))
+    sig = signature(
+        "tam@example.org", "pet-t", "camp-1", "org-rb", phone="+14155550177", sms=True,
+        discreet=True,
+    )  # fmt: skip
+    service.publish(sig)
+    [text] = eventually(lambda: service.fakes.twilio_messages(), message="SMS welcome")
+    # A text shows on a lock screen: the organization's name says what the person supports.
+    assert "Rainbow Bridge" not in text.body["Body"]
+    assert "Kinship" in text.body["Body"] and "STOP" in text.body["Body"]
+
+
+def test_a_discreet_tick_on_a_known_signers_new_signature_is_honoured_at_once(
+    service: Service,
+) -> None:
+    # Someone already on file signs a double opt-in petition asking for discretion: their
+    # stored row waits for the confirmation, the confirmation email itself must not.
+    service.start()
+    service.publish(
+        organization("org-rb"),
+        petition("pet-a", "camp-1", "org-rb"),
+        petition("pet-b", "camp-1", "org-rb", True),
+    )
+    service.publish(signature("lan@example.org", "pet-a", "camp-1", "org-rb"))
+    eventually(lambda: mails_to(service, "lan@example.org"), message="thank-you")
+    service.publish(
+        signature("lan@example.org", "pet-b", "camp-1", "org-rb", double_opt_in=True,
+                  discreet=True)
+    )  # fmt: skip
+    eventually(lambda: len(mails_to(service, "lan@example.org")) == 2, message="confirmation")
+    confirm = mails_to(service, "lan@example.org")[1]
+    assert confirm["subject"] == CATALOGUE["en"]["discreet_subject"]
+    assert confirm["from"]["name"] == "Kinship"
+
+
 def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service) -> None:
     service.start()
     service.publish(organization("org-rb"), petition("pet-2", "camp-1", "org-rb", True))
