@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -15,6 +15,8 @@ from services.petitions.usecases import Result, coalition_of, event, now, run_id
 from shared.errors import Conflict, FieldError, NotFound
 from shared.ids import uuid7
 from shared.privacy import clean_email, email_hash, supporter_id
+
+T = TypeVar("T")
 
 MESSAGES = {
     "received": "Thank you. Your signature has been received.",
@@ -67,7 +69,9 @@ def sign(
             _raise_first(record(deps, conn, [item]))
             return response
 
-        return run_idempotent(deps, f"sign:{petition_id}", idempotency_key, dict(data), work)
+        return _again_if_vanished(
+            lambda: run_idempotent(deps, f"sign:{petition_id}", idempotency_key, dict(data), work)
+        )
     deps.group_commit.submit(item, lambda items: commit_batch(deps, items))
     return response
 
@@ -260,16 +264,24 @@ class _Vanished(Exception):
     """A signature a repeat collided with was deleted before it could be read."""
 
 
-def _record_retrying(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:
-    """Record items in one transaction, again (twice at most) when a repeat's row vanished."""
+def _again_if_vanished(attempt: Callable[[], T]) -> T:
+    """Run a transaction's attempt, again (twice at most) when a repeat's row vanished."""
     for _ in range(2):
         try:
-            with deps.engine.begin() as conn:
-                return record(deps, conn, items)
+            return attempt()
         except _Vanished:
             continue
-    with deps.engine.begin() as conn:
-        return record(deps, conn, items)
+    return attempt()
+
+
+def _record_retrying(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:
+    """Record items in one transaction, again when a repeat's row vanished."""
+
+    def attempt() -> list[Exception | None]:
+        with deps.engine.begin() as conn:
+            return record(deps, conn, items)
+
+    return _again_if_vanished(attempt)
 
 
 def commit_batch(deps: Deps, items: Sequence[Pending]) -> list[Exception | None]:

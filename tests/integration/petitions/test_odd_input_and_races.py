@@ -128,11 +128,12 @@ def test_a_non_ascii_confirmation_token_is_unknown(svc: Petitions, token: str) -
     assert page.status_code == 404 and "expired" in page.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("key", [None, "retry-1"], ids=["no key", "Idempotency-Key"])
 def test_a_repeat_whose_first_signature_is_deleted_meanwhile_signs_anew(
-    svc: Petitions, monkeypatch: pytest.MonkeyPatch
+    svc: Petitions, monkeypatch: pytest.MonkeyPatch, key: str | None
 ) -> None:
     """Between the insert that found the person's signature and the read of it, expiry (or
-    erasure) deleted it: the signer gets a signature, not a 500."""
+    erasure) deleted it: the signer gets a signature, not a 500 (with a key or without)."""
     petition_id = svc.open_petition(double_opt_in=True)
     assert svc.sign(petition_id, "gone@example.org").status_code == 202
     real = store.existing_signatures
@@ -146,7 +147,8 @@ def test_a_repeat_whose_first_signature_is_deleted_meanwhile_signs_anew(
         return real(conn, keys)
 
     monkeypatch.setattr(store, "existing_signatures", expired_meanwhile)
-    again = svc.sign(petition_id, "gone@example.org")
+    headers = {"Idempotency-Key": key} if key else {}
+    again = svc.sign(petition_id, "gone@example.org", headers=headers)
     assert again.status_code == 202, again.get_json()
     assert [r.email for r in svc.rows(store.signatures)] == ["gone@example.org"]
     assert [e["duplicate"] for e in svc.outbox_events("signature.created")] == [False, False]
