@@ -76,6 +76,9 @@ class Event:
         return json_dumps(dict(self.data))
 
 
+MAX_KEY_BYTES = 200  # kinship_parked_events.event_key
+
+
 def _attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     attrs: dict[str, str] = {}
     for name, raw in headers or ():
@@ -97,6 +100,10 @@ def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, 
         attr = attrs.get(name)
         if attr is not None and (len(attr) > limit or not attr.isprintable()):
             raise InvalidEvent(f"header {name} is longer than {limit} or not printable")
+    if key is not None and (len(key) > MAX_KEY_BYTES or b"\x00" in key):
+        # Every key of ours is an id of at most 64 characters; a failed event's key is stored
+        # while it is retried, and one the database cannot hold would crash the worker.
+        raise InvalidEvent(f"record key is longer than {MAX_KEY_BYTES} bytes or holds a NUL")
     if attrs["ce_specversion"] != SPEC_VERSION:
         raise InvalidEvent(f"unsupported ce_specversion {attrs['ce_specversion']!r}")
     if value is None:

@@ -246,17 +246,21 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
         return [(k, raw if k == "ce_id" else v) for k, v in base]
 
     poison = [
-        (b"{not json", with_id(base)),
-        (b'{"item_id": "k", "seq": 1}', with_id(with_type("kinship.nobody.heard_of.v1"))),
-        (b'{"item_id": "k", "seq": "not a number"}', with_id(base)),
+        (b"k", b"{not json", with_id(base)),
+        (b"k", b'{"item_id": "k", "seq": 1}', with_id(with_type("kinship.nobody.heard_of.v1"))),
+        (b"k", b'{"item_id": "k", "seq": "not a number"}', with_id(base)),
         # Ids the processed-events table (String(64)) cannot store: they used to crash the
         # worker on that batch at every start.
-        (b'{"item_id": "k", "seq": 1}', with_raw_id(b"x" * 65)),
-        (b'{"item_id": "k", "seq": 1}', with_raw_id(b"id-with-\x00-inside")),
+        (b"k", b'{"item_id": "k", "seq": 1}', with_raw_id(b"x" * 65)),
+        (b"k", b'{"item_id": "k", "seq": 1}', with_raw_id(b"id-with-\x00-inside")),
+        # Keys no event of ours has, which the parking table (String(200)) cannot store when
+        # a handler fails: the worker crashed on them at every start.
+        (b"x" * 201, b'{"item_id": "k", "seq": 1}', with_id(base)),
+        (b"key-with-\x00-inside", b'{"item_id": "k", "seq": 1}', with_id(base)),
     ]
     producer.send(app.topic, key=b"k", value=good[0].value(), headers=good[0].headers())
-    for value, headers in poison:
-        producer.send(app.topic, key=b"k", value=value, headers=headers)
+    for key, value, headers in poison:
+        producer.send(app.topic, key=key, value=value, headers=headers)
     for event in good[1:]:
         producer.send(app.topic, key=b"k", value=event.value(), headers=event.headers())
     producer.flush()
@@ -265,16 +269,17 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
     consumer = app.spawn("consumer")
     try:
         eventually(lambda: app.count(app.effects) == 5, timeout=60, message="good events applied")
-        dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=5)
+        dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=7)
     finally:
         stop(consumer)
     assert consumer.returncode == 0, "the consumer crashed"
-    assert len(dead) == 5
+    assert len(dead) == 7
     errors = [headers_of(record) for record in dead]
     assert {h["kinship_error_class"] for h in errors} == {"InvalidEvent", "UnknownEventType"}
     assert any("not JSON" in h["kinship_error"] for h in errors)
     assert any("seq" in h["kinship_error"] for h in errors)
     assert sum("ce_id" in h["kinship_error"] for h in errors) == 2
+    assert sum("record key" in h["kinship_error"] for h in errors) == 2
     assert all(h["kinship_origin_topic"] == app.topic for h in errors)
     assert all(h["kinship_origin_offset"].isdigit() for h in errors)
     assert [record.value for record in dead][0] == b"{not json"
