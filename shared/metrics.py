@@ -25,6 +25,12 @@ EVENTS_PUBLISHED = Counter(
 CONSUMER_PAUSED = Gauge(
     "kinship_consumer_paused", "1 while a consumer waits for its database", ["group"]
 )
+AMBIGUOUS_SENDS = Counter(
+    "kinship_notifications_ambiguous_total",
+    "Messages sent again after a request that may have reached the provider (in flight at a"
+    " crash, or timed out), by channel and kind: each is a possible duplicate",
+    ["channel", "kind"],
+)
 HTTP_REQUESTS = Histogram(
     "kinship_http_request_seconds",
     "HTTP request latency by endpoint (route template, never the raw path)",

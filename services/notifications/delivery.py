@@ -35,6 +35,7 @@ from services.notifications.senders import (
     TransientSendError,
 )
 from services.notifications.store import alerts, deliveries
+from shared import metrics
 from shared.db import one_of
 
 log = logging.getLogger(__name__)
@@ -708,10 +709,8 @@ class Deliverer:
     def send_claimed(self, claim: str, row: Any) -> None:
         """Send one claimed row once; transient failures reschedule it with backoff."""
         now = self.now
-        ambiguous = row.status == "sending"
-        if ambiguous:
-            with self.deps.engine.begin() as conn:
-                ledger.bump(conn, row.alert_id, ambiguous=1)
+        if row.status == "sending":  # its poller died mid-request: it may have gone out
+            self._count_ambiguous(row)
         try:
             call = self._prepare_single(row)
         except _Skip as skip:
@@ -720,9 +719,11 @@ class Deliverer:
         if call is None:
             return  # re-deferred
         with self.deps.engine.begin() as conn:
+            # The claim's lease counts from here: a poller sends its rows one after another,
+            # and one whose lease ran out on the earlier ones is still alive and sending this.
             held = ledger.transition(
                 conn, [row.delivery_id], "sending", now,
-                from_status=("queued", "sending"), batch_key=claim,
+                from_status=("queued", "sending"), batch_key=claim, new_key=claim,
             )  # fmt: skip
         if not held:
             return
@@ -740,8 +741,7 @@ class Deliverer:
             raise
         except TransientSendError as exc:
             if exc.ambiguous:
-                with self.deps.engine.begin() as conn:
-                    ledger.bump(conn, row.alert_id, ambiguous=1)
+                self._count_ambiguous(row)
             attempts = int(row.attempts or 0) + 1
             config = self.deps.config
             if attempts >= config.send_max_attempts:
@@ -763,6 +763,18 @@ class Deliverer:
                 self._opt_out(row)
             return
         self._finish_single(claim, row, "sent", provider_message_id=accepted.provider_message_id)
+
+    def _count_ambiguous(self, row: Any) -> None:
+        """Count a possible duplicate: on its alert's counters, and (an alert's or not) in the
+        metrics and the log, so that none goes unreported."""
+        if row.alert_id is not None:
+            with self.deps.engine.begin() as conn:
+                ledger.bump(conn, row.alert_id, ambiguous=1)
+        metrics.AMBIGUOUS_SENDS.labels(row.channel, row.kind).inc()
+        log.warning(
+            "message may be sent twice",
+            extra={"delivery_id": row.delivery_id, "kind": row.kind, "channel": row.channel},
+        )
 
     def unclaim(self, claim: str, rows: Sequence[Any]) -> None:
         """Hand back claimed rows not sent (the poller pauses): due again at once."""

@@ -503,3 +503,82 @@ def test_an_sms_lane_sends_on_the_one_connection_it_holds(service: Service) -> N
     assert outcome == "done"
     assert len(service.fakes.twilio_messages()) == 3
     assert service.rows(alerts, alerts.c.alert_id == "alert-p")[0].sent == 3
+
+
+def _queue_thanks(service: Service, people: list[dict[str, Any]]) -> None:
+    from services.notifications.handlers import queue
+
+    with service.engine.begin() as conn:
+        for person in people:
+            queue(
+                conn, message_key=f"thanks:{person['supporter_id']}",
+                recipient_id=person["supporter_id"], channel="email", kind="thank_you",
+                params={"organization_id": "org-q", "title": "Fund language access"},
+                now=datetime.now(UTC),
+            )  # fmt: skip
+
+
+def _claims_age(service: Service) -> None:
+    from sqlalchemy import update
+
+    with service.engine.begin() as conn:
+        conn.execute(update(deliveries).values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
+
+
+def test_a_live_pollers_message_in_flight_is_not_taken_over_and_sent_again(
+    service: Service,
+) -> None:
+    """A poller claims its due messages together and sends them one after another; a slow
+    provider can make the last ones start after the claim's lease. Another poller must not
+    take over the one being sent."""
+    people = seed_audience(service.engine, "camp-q", "org-q", 1)
+    _queue_thanks(service, people)
+    first, second = Deliverer(service.deps), Deliverer(service.deps)
+    claim, rows = first.claim_due()
+    assert len(rows) == 1
+    _claims_age(service)  # the earlier sends of the claim took the lease's whole length
+    real = service.deps.email
+    polled: list[int] = []
+
+    class MeanwhileTheOtherPollerLooks:
+        def send_batch(self, batch: Any) -> Any:
+            other_claim, other_rows = second.claim_due()
+            polled.append(len(other_rows))
+            for row in other_rows:
+                second.send_claimed(other_claim, row)
+            return real.send_batch(batch)
+
+    service.deps.email = MeanwhileTheOtherPollerLooks()  # type: ignore[assignment]
+    first.send_claimed(claim, rows[0])
+    service.deps.email = real
+    assert polled == [0]
+    assert [email for email, _ in service.fakes.sendgrid_recipients()] == [people[0]["email"]]
+    assert service.rows(deliveries)[0].status == "sent"
+
+
+def test_a_message_a_dead_poller_left_mid_request_is_resent_and_counted_as_ambiguous(
+    service: Service,
+) -> None:
+    """Thank-you emails have no alert to count on: a possible duplicate still has to show."""
+    from prometheus_client import REGISTRY
+
+    def ambiguous() -> float:
+        labels = {"channel": "email", "kind": "thank_you"}
+        return REGISTRY.get_sample_value("kinship_notifications_ambiguous_total", labels) or 0.0
+
+    before = ambiguous()
+    people = seed_audience(service.engine, "camp-q", "org-q", 1)
+    _queue_thanks(service, people)
+    dead = Deliverer(service.deps)
+    claim, rows = dead.claim_due()
+    service.deps.email, real = _Crash(), service.deps.email  # type: ignore[assignment]
+    with pytest.raises(_Crashed):
+        dead.send_claimed(claim, rows[0])
+    service.deps.email = real
+    _claims_age(service)
+    survivor = Deliverer(service.deps)
+    claim, rows = survivor.claim_due()
+    assert [row.status for row in rows] == ["sending"]
+    survivor.send_claimed(claim, rows[0])
+    assert [email for email, _ in service.fakes.sendgrid_recipients()] == [people[0]["email"]]
+    assert ambiguous() == before + 1
