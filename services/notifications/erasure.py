@@ -53,6 +53,14 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     conn.execute(update(deliveries).where(deliveries.c.recipient_id == sid).values(params=None))
     for table in (consents, supporter_campaigns, signatures, erasure_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
+    if data.get("phone_hash"):
+        # Unconfirmed signatures typed with the number, under whatever address: what they say
+        # about their signer would otherwise wait here until they expire.
+        conn.execute(
+            delete(signatures).where(
+                signatures.c.phone_hash == data["phone_hash"], signatures.c.confirmed.is_(False)
+            )
+        )
     conn.execute(delete(supporters).where(supporters.c.supporter_id == sid))
 
 

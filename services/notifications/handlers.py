@@ -110,6 +110,7 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
                 "consents": consents,
                 "confirmed": False,
                 "pending": {key: data.get(key) for key in PENDING_FIELDS},
+                "phone_hash": _phone_hash(deps, data["person"]),
                 "created_at": now,
             },
             ["signature_id"],
@@ -122,6 +123,11 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
         return
     _project(deps, conn, data, now)
     _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params)
+
+
+def _phone_hash(deps: Deps, person: Mapping[str, Any]) -> str | None:
+    phone = audience.person_phone(person)
+    return phone_hash(deps.settings.hash_key, phone) if phone else None
 
 
 # What a signature says about its signer, kept with an unconfirmed one until it is confirmed.
@@ -196,7 +202,7 @@ def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> No
     conn.execute(
         update(signatures)
         .where(signatures.c.signature_id == row.signature_id)
-        .values(confirmed=True, pending=None)
+        .values(confirmed=True, pending=None, phone_hash=None)
     )
     if row.pending is not None:  # (rows from before 0014 were applied when they arrived)
         _project(deps, conn, {**row.pending, "consents": dict(row.consents)}, deps.clock())

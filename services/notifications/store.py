@@ -129,6 +129,8 @@ signatures = Table(
     # believed only once its link is clicked, then applied and cleared. Anyone can type an
     # address into a double opt-in form.
     Column("pending", JSON),
+    # Keyed hash of the phone an unconfirmed signature gives: an erasure by phone finds it.
+    Column("phone_hash", String(64), index=True),
     Column("created_at", Moment()),
 )
 

@@ -53,8 +53,9 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
             usecases.close_open_petition(deps, conn, petition)
 
     def on_person_erased(event: Event, conn: Connection) -> None:
+        data = event.data
         signing.erase_person(
-            deps, conn, event.data.get("supporter_id"), event.data.get("email_hash")
+            deps, conn, data.get("supporter_id"), data.get("email_hash"), data.get("phone_hash")
         )
 
     table: dict[str, list[Handler]] = {

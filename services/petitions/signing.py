@@ -14,7 +14,7 @@ from services.petitions.bootstrap import Deps
 from services.petitions.usecases import Result, coalition_of, event, now, run_idempotent
 from shared.errors import Conflict, FieldError, NotFound
 from shared.ids import uuid7
-from shared.privacy import clean_email, email_hash, supporter_id
+from shared.privacy import clean_email, email_hash, phone_hash, supporter_id
 
 T = TypeVar("T")
 
@@ -134,6 +134,7 @@ def prepare(
         "family_name": person.get("family_name"),
         "email": person["email"],
         "phone": person.get("phone"),
+        "phone_hash": phone_hash(key, person["phone"]) if person.get("phone") else None,
         "postal_code": person.get("postal_code"),
         "country": person.get("country"),
         "region": person.get("region"),
@@ -381,10 +382,15 @@ def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
 
 
 def erase_person(
-    deps: Deps, conn: Connection, supporter: str | None, hashed_email: str | None
+    deps: Deps,
+    conn: Connection,
+    supporter: str | None,
+    hashed_email: str | None,
+    hashed_phone: str | None = None,
 ) -> int:
-    """Remove a person's personal data; confirmed signatures stay counted, anonymous."""
-    rows = store.signatures_of_person(conn, supporter, hashed_email)
+    """Remove a person's personal data (each signature made with their address or their
+    phone); confirmed signatures stay counted, anonymous."""
+    rows = store.signatures_of_person(conn, supporter, hashed_email, hashed_phone)
     for row in rows:
         if row.status == domain.PENDING and store.delete_signature(
             conn, row.id, status=domain.PENDING

@@ -117,6 +117,8 @@ signatures = Table(
     Column("family_name", String(100)),
     Column("email", String(320)),
     Column("phone", String(20)),
+    # Keyed hash of the phone (E.164): an erasure by phone finds the signatures it was typed on.
+    Column("phone_hash", String(64), index=True),
     Column("postal_code", String(20)),
     Column("country", String(2)),
     Column("region", String(100)),
@@ -170,6 +172,7 @@ PERSONAL_COLUMNS = (
     "family_name",
     "email",
     "phone",
+    "phone_hash",
     "postal_code",
     "region",
     "pronouns",
@@ -556,13 +559,18 @@ def delete_signature(conn: Connection, row_id: int, *, status: str | None = None
 
 
 def signatures_of_person(
-    conn: Connection, supporter_id: str | None, email_hash: str | None
+    conn: Connection,
+    supporter_id: str | None,
+    email_hash: str | None,
+    phone_hash: str | None = None,
 ) -> list[Any]:
     keys = []
     if supporter_id:
         keys.append(signatures.c.supporter_id == supporter_id)
     if email_hash:
         keys.append(signatures.c.email_hash == email_hash)
+    if phone_hash:
+        keys.append(signatures.c.phone_hash == phone_hash)
     if not keys:
         return []
     return list(conn.execute(select(signatures).where(or_(*keys))))

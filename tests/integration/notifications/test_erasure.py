@@ -14,6 +14,7 @@ from services.notifications.store import (
     consents,
     deliveries,
     organizations,
+    signatures,
     supporter_campaigns,
     supporters,
     suppressions,
@@ -26,6 +27,7 @@ from tests.integration.notifications.harness import (
     alert,
     issue_key,
     organization,
+    petition,
     seed_audience,
     signature,
 )
@@ -109,6 +111,30 @@ def test_admin_erases_addresses_in_any_script_and_by_supporter_id(service: Servi
     assert left == {people[2]["supporter_id"]}
     nothing = client.post("/api/v1/erasures", json={}, headers=admin)
     assert nothing.status_code == 422 and "email" in nothing.get_json()["errors"]
+
+
+def test_erasure_by_phone_reaches_an_unconfirmed_signature_made_with_it(service: Service) -> None:
+    # Hana is on file with another number: the unconfirmed signature's number is in what it
+    # says about her, which waits for its confirmation, and in no supporter row.
+    service.start()
+    service.publish(
+        organization("org-p"),
+        petition("pet-o", "camp-p", "org-p"),
+        petition("pet-p", "camp-p", "org-p", True),
+    )
+    service.publish(signature("hana@example.org", "pet-o", "camp-p", "org-p", phone="+14155550999"))
+    eventually(lambda: service.rows(supporters), message="Hana on file")
+    service.publish(
+        signature("hana@example.org", "pet-p", "camp-p", "org-p", double_opt_in=True,
+                  phone="+1 415 555 2671")
+    )  # fmt: skip
+    eventually(lambda: service.rows(signatures), message="pending signature recorded")
+    admin = issue_key(service.engine, "admin", "org-admin")
+    erased = service.client().post(
+        "/api/v1/erasures", json={"phone": "+14155552671"}, headers=admin
+    )
+    assert erased.status_code == 202
+    assert service.rows(signatures) == []  # what it said about its signer is gone
 
 
 def test_person_erases_themselves_from_the_preference_page(service: Service) -> None:

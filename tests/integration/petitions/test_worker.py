@@ -17,7 +17,7 @@ from shared.auth import generate_key
 from shared.events import Event
 from shared.events.catalog import CAMPAIGNS, type_name
 from shared.kafka import ensure_topics, make_producer
-from shared.privacy import email_hash, supporter_id
+from shared.privacy import email_hash, phone_hash, supporter_id
 from shared.service import worker_parts
 from tests.integration.petitions.conftest import HASH_KEY, Petitions, at
 from tests.support.polling import eventually
@@ -89,6 +89,28 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
         f"/api/v1/petitions/{confirmed_id}/exports/signers.csv", headers=svc.auth("lead")
     ).get_data(as_text=True)
     assert "Noor" not in export and "other@example.org" in export
+
+
+def test_erasure_by_phone_reaches_each_signature_made_with_that_number(svc: Petitions) -> None:
+    """Notifications knows a person's latest phone only: a number given on an earlier signature
+    reaches petitions as its keyed hash alone, under no supporter id of ours."""
+    first, second = svc.open_petition(), svc.open_petition(double_opt_in=True)
+    svc.sign(first, "kim@example.org", person={"email": "kim@example.org", "given_name": "Kim",
+             "phone": "+1 415 555 2671"}, comment="my story")  # fmt: skip
+    svc.sign(second, "kim@example.org", person={"email": "kim@example.org", "given_name": "Kim",
+             "phone": "+14155550999"})  # fmt: skip
+    svc.sign(first, "other@example.org", person={"email": "other@example.org",
+             "given_name": "Other", "phone": "+14155550999"})  # fmt: skip
+    erased_number = phone_hash(HASH_KEY, "+14155552671")
+    svc.deliver(
+        "person.erased",
+        {"supporter_id": erased_number, "phone_hash": erased_number, "at": at()},
+    )
+    rows = {r.given_name: r for r in svc.rows(store.signatures, petition_id=first)}
+    assert set(rows) == {None, "Other"}
+    assert rows[None].status == "erased" and rows[None].comment is None
+    assert [r.given_name for r in svc.rows(store.signatures, petition_id=second)] == ["Kim"]
+    assert svc.counts(first)["total"] == 2
 
 
 def test_a_closed_campaign_closes_its_open_petitions(svc: Petitions) -> None:

@@ -75,3 +75,58 @@ def test_migrations_give_columns_the_collation_the_code_declares(
         engine.dispose()
     actual = {(t, c): collation for t, c, collation in rows}
     assert {key: actual.get(key) for key in declared} == declared
+
+
+def test_signatures_made_before_phone_hashes_get_theirs(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erasure by phone must reach signatures made before the column existed."""
+    from shared.privacy import phone_hash
+
+    monkeypatch.setenv("KINSHIP_HASH_KEY", "migration-test-key")
+    config = alembic_config("petitions", database)
+    command.upgrade(config, "0003_parked_events")
+    engine = make_engine(database)
+    with engine.begin() as conn:
+        for i, phone in enumerate(["+14155552671", None]):
+            conn.execute(
+                text(
+                    "INSERT INTO signatures (signature_id, petition_id, email_hash, status,"
+                    " locale, phone, discreet, consent_email, consent_sms, created_at)"
+                    " VALUES (:sid, 'p', :hash, 'confirmed', 'en', :phone, false, false, false,"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"sid": f"s{i}", "hash": f"h{i}", "phone": phone},
+            )
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        hashes = dict(
+            (row[0], row[1])
+            for row in conn.execute(text("SELECT signature_id, phone_hash FROM signatures"))
+        )
+    assert hashes == {"s0": phone_hash("migration-test-key", "+14155552671"), "s1": None}
+
+
+def test_unconfirmed_signatures_made_before_phone_hashes_get_theirs(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.privacy import phone_hash
+
+    monkeypatch.setenv("KINSHIP_HASH_KEY", "migration-test-key")
+    config = alembic_config("notifications", database)
+    command.upgrade(config, "0014_pending_signatures")
+    engine = make_engine(database)
+    pending = '{"person": {"email": "a@example.org", "phone": "415 555 2671", "country": "US"}}'
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO nf_signatures (signature_id, supporter_id, petition_id,"
+                " organization_id, consents, confirmed, pending)"
+                " VALUES ('s0', 'sup', 'p', 'o', '{}', false, :pending)"
+            ),
+            {"pending": pending},
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT phone_hash FROM nf_signatures")).scalar_one()
+    assert found == phone_hash("migration-test-key", "+14155552671")
