@@ -347,7 +347,11 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
     from services.notifications.store import api_keys
 
     table.update(projection_handlers(api_keys))
-    # Partner webhooks run after the projection handlers, so they see the updated campaign.
+    # Partner webhooks run after the projection handlers, so they see the updated campaign;
+    # but before a confirmation's, which clears what the signature said (the partner's share).
+    confirmed = type_name("signature.confirmed")
     for name, fns in webhook_handlers(lambda: deps.clock()).items():
-        table.setdefault(name, []).extend(fns)
+        table[name] = (
+            [*fns, *table.get(name, [])] if name == confirmed else [*table.get(name, []), *fns]
+        )
     return table

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from services.notifications.audience import person_phone
 from services.notifications.store import campaigns, petitions, signatures, supporters
 from services.notifications.webhooks import domain
 from services.notifications.webhooks.store import attempts, endpoints, messages
@@ -76,9 +77,11 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
 def confirmed_signature(conn: Connection, data: dict[str, Any]) -> dict[str, Any] | None:
     """Return a confirmed double opt-in signature as `payload_data` reads it, or None.
 
-    The event names the signature only: its organization and the boxes ticked come from the
-    projection's pending signature, the contact details from the supporter row. None when the
-    signature is unknown here (not double opt-in) or its signer was erased meanwhile.
+    The event names the signature only: its organization, the boxes ticked and the contact
+    details come from the projection's pending signature (what this signature said, not what
+    other signatures told us: a partner gets only what the signer gave with its box ticked),
+    so this runs before confirming clears it. None when the signature is unknown here (not
+    double opt-in) or its signer was erased meanwhile.
     """
     sig = conn.execute(
         select(signatures).where(signatures.c.signature_id == data["signature_id"])
@@ -90,21 +93,25 @@ def confirmed_signature(conn: Connection, data: dict[str, Any]) -> dict[str, Any
     ).first()
     if person is None:
         return None
+    typed = (sig.pending or {}).get("person")
+    if typed is not None:
+        contact = {name: typed.get(name) for name in SHARED_PERSON}
+        contact["phone"] = person_phone(typed)
+        locale = (sig.pending or {}).get("locale") or person.locale
+    else:  # confirmed before 0014 kept what signatures said: only the supporter row is left
+        contact = {name: getattr(person, name) for name in SHARED_PERSON}
+        locale = person.locale
     return {
         **data,
         "supporter_id": sig.supporter_id,
         "organization_id": sig.organization_id,
-        "locale": person.locale,
+        "locale": locale,
         "consents": dict(sig.consents),
-        "person": {
-            "given_name": person.given_name,
-            "family_name": person.family_name,
-            "email": person.email,
-            "phone": person.phone,
-            "postal_code": person.postal_code,
-            "country": person.country,
-        },
+        "person": contact,
     }
+
+
+SHARED_PERSON = ("given_name", "family_name", "email", "phone", "postal_code", "country")
 
 
 def enqueue(

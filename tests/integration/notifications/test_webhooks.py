@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 from services.notifications import audience
 from services.notifications.senders import PermanentSendError
-from services.notifications.store import campaigns, organizations
+from services.notifications.store import campaigns, organizations, signatures, supporters
 from services.notifications.webhooks import manage
 from services.notifications.webhooks.dispatcher import Dispatcher, due_query
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
@@ -270,6 +270,30 @@ def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirm
         for _, stored_body in by_org[LEAD] + by_org[PARTNER_B]:
             assert "doi@example.org" not in stored_body and "+14155550133" not in stored_body
         assert len(a_rx.received) == 2
+
+
+def test_a_confirmed_signature_shares_only_what_that_signature_gave(wh: Service) -> None:
+    """The number Mi gave an earlier petition, shared with nobody, is not this partner's."""
+    wh.start()
+    with receivers(1) as (a_rx,):
+        register(wh, issue_key(wh.engine, "partner", PARTNER_A), a_rx.url,
+                 event_types=["signature.confirmed"])  # fmt: skip
+        wh.publish(organization(LEAD), organization(PARTNER_A), campaign(),
+                   petition("pet-0", "camp-1", LEAD),
+                   petition("pet-1", "camp-1", LEAD, double_opt_in=True))  # fmt: skip
+        wh.publish(signature("mi@example.org", "pet-0", "camp-1", LEAD, phone="+14155550155"))
+        eventually(lambda: wh.rows(supporters), message="Mi on file with her number")
+        sig = signed("mi@example.org", [PARTNER_A], double_opt_in=True, given_name="Mi")
+        wh.publish(sig)
+        eventually(lambda: wh.rows(signatures), message="the signature waits for its link")
+        wh.publish(
+            event("signature.confirmed", sig.key, signature_id=sig.data["signature_id"],
+                  petition_id="pet-1", campaign_id="camp-1", supporter_id=sig.key)
+        )  # fmt: skip
+        [confirmed] = eventually(lambda: a_rx.received, message="confirmation delivered")
+    person = confirmed.json()["data"]["person"]
+    assert person["email"] == "mi@example.org" and person["given_name"] == "Mi"
+    assert person["phone"] is None and "+14155550155" not in confirmed.body
 
 
 # -- signatures and retries ------------------------------------------------------------------------
