@@ -52,17 +52,24 @@ HEADER = "Idempotency-Key"
 # A first request that never finished (its process died) stops blocking retries after this.
 ABANDONED_AFTER = timedelta(minutes=1)
 KEPT_FOR = timedelta(hours=24)
-DOC: dict[str, Any] = {
-    "parameters": [
-        {
-            "in": "header",
-            "name": HEADER,
-            "required": False,
-            "schema": {"type": "string", "maxLength": 255},
-            "description": "Retry safely: the same key returns the first response (24 h)",
-        }
-    ]
-}
+
+
+def header_doc(max_length: int = 255) -> dict[str, Any]:
+    """Return the OpenAPI description of the Idempotency-Key header, for a view's doc."""
+    return {
+        "parameters": [
+            {
+                "in": "header",
+                "name": HEADER,
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": max_length},
+                "description": "Retry safely: the same key returns the first response (24 h)",
+            }
+        ]
+    }
+
+
+DOC = header_doc()
 
 Services = Callable[[], tuple[Engine, KeyVerifier, Table, str]]
 

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api, abort
 from flask_smorest import Blueprint as SmorestBlueprint
+from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +30,13 @@ _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 def storable(value: str) -> bool:
     """Return True for text that the database and every encoder here can store."""
     return _UNSTORABLE.search(value) is None
+
+
+def storable_text(value: str) -> None:
+    """A marshmallow validator: refuse text the database cannot store (a 422 naming the field,
+    where the database would answer 500)."""
+    if not storable(value):
+        raise ValidationError("Must not contain NUL or unpaired surrogate characters.")
 
 
 def refuse_unstorable_path() -> None:
@@ -86,7 +94,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> tuple[Response, int]:
-        return jsonify(error_body(exc.status, exc.message, exc.errors)), exc.status
+        response = jsonify(error_body(exc.status, exc.message, exc.errors))
+        if exc.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response, exc.status
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:
@@ -156,6 +167,10 @@ class KinshipApi(Api):  # type: ignore[misc]
         return _http_error(error)
 
 
+# What an endpoint that takes an API key says in the OpenAPI document (create_api defines it).
+AUTH_DOC: dict[str, Any] = {"security": [{"bearer": []}]}
+
+
 def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
     """Configure OpenAPI 3 at /api/v1/openapi.json with docs at /api/v1/docs."""
     app.config.setdefault("API_TITLE", title)
@@ -168,6 +183,7 @@ def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
     app.config.setdefault("API_SPEC_OPTIONS", {"info": {"description": description}})
     app.config["JSON_SORT_KEYS"] = False
     api = KinshipApi(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     register_error_handlers(app)
     app.before_request(refuse_unstorable_path)
     return api

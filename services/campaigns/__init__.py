@@ -19,7 +19,6 @@ def create_app(settings: Settings | None = None, deps: object | None = None) -> 
         wired.engine,
         "Organizations, API keys, coalition campaigns and action alerts.",
     )
-    rest.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     app.extensions[api.EXTENSION] = wired
     for blueprint in api.BLUEPRINTS:
         rest.register_blueprint(blueprint)

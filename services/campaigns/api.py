@@ -18,10 +18,10 @@ from services.campaigns.bootstrap import Deps
 from shared.auth import KeyVerifier, Principal, current_principal
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
+from shared.web import AUTH_DOC
 from shared.web import ApiBlueprint as Blueprint
 
 EXTENSION = "kinship_campaigns"
-AUTH_DOC: dict[str, Any] = {"security": [{"bearer": []}]}
 
 
 def deps() -> Deps:

@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from shared.auth import ROLES
 from shared.events.catalog import CHANNELS
 from shared.events.envelope import json_dumps
-from shared.web import storable
+from shared.web import storable_text
 
 ALERT_STATUSES = ("draft", "scheduled", "published", "cancelled")
 CAMPAIGN_STATUSES = ("draft", "active", "closed")
@@ -29,8 +29,7 @@ class Text(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not storable(text):
-            raise ValidationError("Must not contain NUL or unpaired surrogate characters.")
+        storable_text(text)
         return text
 
 

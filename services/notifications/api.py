@@ -25,7 +25,7 @@ from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
 from shared.privacy import clean_email, phone_hash
-from shared.web import PAGE_HEADERS, ApiBlueprint, html_page, storable
+from shared.web import AUTH_DOC, PAGE_HEADERS, ApiBlueprint, html_page, storable
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
 NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
@@ -304,7 +304,7 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
     @once
     @blp.arguments(ErasureRequestSchema)
     @blp.response(202, ErasureSchema)
-    @blp.doc(**IDEMPOTENCY_DOC)
+    @blp.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
     @require_role(verifier, ["admin"])
     def create_erasure(body: dict[str, Any]) -> dict[str, Any]:
         """Erase a person by email, phone or supporter id here and, through person.erased,
@@ -326,6 +326,7 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
 
     @blp.route("/alerts/<alert_id>/progress", methods=["GET"])
     @blp.response(200, AlertProgressSchema)
+    @blp.doc(**AUTH_DOC)
     @require_role(verifier, ["admin", "organizer"])
     def alert_progress(alert_id: str) -> dict[str, Any]:
         """Return an alert's delivery counts."""

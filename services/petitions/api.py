@@ -18,7 +18,8 @@ from services.petitions.bootstrap import Deps
 from services.petitions.ratelimit import RateLimits
 from shared.auth import Principal, bearer_token, current_principal, require_role
 from shared.errors import Conflict, NotFound
-from shared.web import JsonParser
+from shared.idempotency import header_doc
+from shared.web import AUTH_DOC, JsonParser
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -109,6 +110,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions", methods=["POST"])
     @organizers
+    @blp.doc(**AUTH_DOC, **header_doc(usecases.MAX_IDEMPOTENCY_KEY))
     @blp.arguments(schemas.PetitionCreateSchema())
     @blp.response(201, schemas.PetitionSchema)
     def create_petition(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -120,6 +122,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions", methods=["GET"])
     @members
+    @blp.doc(**AUTH_DOC)
     @blp.arguments(schemas.ListQuerySchema(), location="query")
     @blp.response(200, schemas.PetitionPageSchema)
     def list_petitions(query: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +158,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>", methods=["PATCH"])
     @organizers
+    @blp.doc(**AUTH_DOC)
     @blp.arguments(schemas.PetitionPatchSchema())
     @blp.response(200, schemas.PetitionSchema)
     def edit_petition(changes: dict[str, Any], petition_id: str) -> dict[str, Any]:
@@ -164,6 +168,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>/publish", methods=["POST"])
     @organizers
+    @blp.doc(**AUTH_DOC)
     @blp.response(200, schemas.PetitionSchema)
     def publish_petition(petition_id: str) -> dict[str, Any]:
         """Open a draft petition for signatures."""
@@ -171,6 +176,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>/close", methods=["POST"])
     @organizers
+    @blp.doc(**AUTH_DOC)
     @blp.response(200, schemas.PetitionSchema)
     def close_petition(petition_id: str) -> dict[str, Any]:
         """Stop taking signatures."""
@@ -178,6 +184,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>/counts", methods=["GET"])
     @members
+    @blp.doc(**AUTH_DOC)
     @blp.response(200, schemas.CountsSchema)
     def read_counts(petition_id: str) -> dict[str, Any]:
         """Read the total and the counts by locale, recruiting partner and source."""
@@ -187,7 +194,10 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     @limited(sign_limits)
     @blp.arguments(schemas.SignRequestSchema())
     @blp.response(202, schemas.SignResponseSchema)
-    @blp.doc(responses={"429": {"description": "Too many signatures from this address"}})
+    @blp.doc(
+        responses={"429": {"description": "Too many signatures from this address"}},
+        **header_doc(usecases.MAX_IDEMPOTENCY_KEY),
+    )
     def sign(data: dict[str, Any], petition_id: str) -> Response:
         """Sign a petition (OSDI record_signature_helper); repeat signers get the same answer."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
@@ -219,6 +229,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>/exports/signers.csv", methods=["GET"])
     @organizers
+    @blp.doc(**AUTH_DOC)
     @blp.arguments(schemas.ExportQuerySchema(), location="query")
     @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
     def export_signers(query: dict[str, Any], petition_id: str) -> Response:
@@ -231,6 +242,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
 
     @blp.route("/petitions/<petition_id>/exports/partners/<organization_id>.csv", methods=["GET"])
     @members
+    @blp.doc(**AUTH_DOC)
     @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
     def export_partner(petition_id: str, organization_id: str) -> Response:
         """Stream the confirmed signers who chose to share their details with one partner."""

@@ -6,22 +6,16 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-import shared.web
 from services.petitions.domain import canonical_locale
+from shared.web import storable_text
 
 MAX_LOCALES = 20
 MAX_PAGE = 10**6
 
 
-def storable(value: str) -> None:
-    """Refuse text that no database or JSON encoder here can store."""
-    if not shared.web.storable(value):
-        raise ValidationError("Must not contain NUL or unpaired surrogate characters")
-
-
 def _text(max_length: int, min_length: int | None = None, **kwargs: Any) -> fields.String:
     return fields.String(
-        validate=[validate.Length(min=min_length, max=max_length), storable], **kwargs
+        validate=[validate.Length(min=min_length, max=max_length), storable_text], **kwargs
     )
 
 
@@ -88,7 +82,9 @@ class TextsField(fields.Dict):
 
 
 class PetitionCreateSchema(Schema):
-    campaign_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), storable])
+    campaign_id = fields.String(
+        required=True, validate=[validate.Length(min=1, max=64), storable_text]
+    )
     default_locale = LocaleField(required=True)
     texts = TextsField(required=True)
     targets = fields.List(
@@ -154,7 +150,7 @@ class LocaleQuerySchema(Schema):
 class ListQuerySchema(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
-    campaign_id = fields.String(load_default=None, validate=storable)
+    campaign_id = fields.String(load_default=None, validate=storable_text)
     status = fields.String(load_default=None, validate=validate.OneOf(["draft", "open", "closed"]))
 
 
@@ -211,7 +207,7 @@ class SignerSchema(Schema):
 
     given_name = _text(100, load_default=None, allow_none=True)
     family_name = _text(100, load_default=None, allow_none=True)
-    email = fields.String(required=True, validate=[validate.Length(min=3, max=254), storable])
+    email = fields.String(required=True, validate=[validate.Length(min=3, max=254), storable_text])
     phone = _text(40, load_default=None, allow_none=True)
     postal_code = _text(20, load_default=None, allow_none=True)
     country = CountryField(load_default=None, allow_none=True)
@@ -244,7 +240,7 @@ class ConsentsInSchema(Schema):
     sms = fields.Boolean(load_default=False)
     # One box per partner organization ("share my details with X"), keyed by id or slug.
     partners = fields.Dict(
-        keys=fields.String(validate=[validate.Length(max=100), storable]),
+        keys=fields.String(validate=[validate.Length(max=100), storable_text]),
         values=fields.Boolean(),
         load_default=dict,
         validate=validate.Length(max=50),

@@ -70,6 +70,9 @@ def _replay(prior: Any, fingerprint: str) -> Result:
     return int(prior.status_code), dict(prior.body)
 
 
+MAX_IDEMPOTENCY_KEY = 200  # idempotency_keys.key
+
+
 def run_idempotent(
     deps: Deps,
     scope: str,
@@ -81,8 +84,8 @@ def run_idempotent(
     if not key:
         with deps.engine.begin() as conn:
             return work(conn)
-    if len(key) > 200:
-        raise FieldError("Idempotency-Key", "At most 200 characters")
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise FieldError("Idempotency-Key", f"At most {MAX_IDEMPOTENCY_KEY} characters")
     fingerprint = request_fingerprint(deps, payload)
     try:
         with deps.engine.begin() as conn:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from flask import request
 from sqlalchemy import select
 
+from services.notifications.store import idempotency_keys
 from services.notifications.webhooks import manage
 from services.notifications.webhooks import schemas as s
 from services.notifications.webhooks.config import WebhookConfig
@@ -18,9 +19,15 @@ from services.notifications.webhooks.domain import EVENT_TYPES
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from shared.auth import KeyVerifier, Principal, authorize, current_principal
 from shared.config import Settings
+from shared.idempotency import DOC as IDEMPOTENCY_DOC
+from shared.idempotency import idempotent
+from shared.web import AUTH_DOC
 from shared.web import ApiBlueprint as Blueprint
 
-AUTH_DOC: dict[str, Any] = {"security": [{"bearerAuth": []}]}
+SECRET_SHOWN_ONCE = (
+    "The signing secret was shown only in the first response to this request; "
+    "if it was lost, rotate it."
+)
 
 
 def page_body(name: str, items: Sequence[Any], total: int, args: Mapping[str, Any]) -> Any:
@@ -78,15 +85,26 @@ def webhooks_blueprint(
         caller()
         return {"event_types": list(EVENT_TYPES)}
 
+    # The signing secret is shown on create and rotation only: a replay of the create answers
+    # with the endpoint, not its secret (which may have been rotated since).
+    once = idempotent(
+        lambda: (engine, verifier, idempotency_keys, settings.hash_key),
+        redact={"secret": None, "note": SECRET_SHOWN_ONCE},
+    )
+
     @bp.route("/endpoints", methods=["POST"])
+    @once
     @bp.arguments(s.EndpointIn)
     @bp.response(201, s.EndpointWithSecret)
-    @bp.doc(**AUTH_DOC, parameters=[{"in": "header", "name": "Idempotency-Key"}])
+    @bp.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
     def create_endpoint(data: dict[str, Any]) -> Any:
-        """Register an endpoint; its signing secret is shown in this answer only."""
-        key = request.headers.get("Idempotency-Key") or None
-        row, _ = manage.create(ctx(), caller(), data, key)
-        return dict(row._mapping)
+        """Register an endpoint; its signing secret is shown in this answer only.
+
+        With an Idempotency-Key header a retry returns the first response (24 h, without the
+        secret) and registers nothing again; the same key with a different request is refused
+        (422).
+        """
+        return dict(manage.create(ctx(), caller(), data)._mapping)
 
     @bp.route("/endpoints", methods=["GET"])
     @bp.arguments(s.EndpointFilter, location="query")

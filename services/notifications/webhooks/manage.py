@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
@@ -65,23 +64,9 @@ def owner_of_new(principal: Principal, requested: str | None) -> str:
     return principal.organization_id
 
 
-def create(
-    ctx: Context, principal: Principal, data: Mapping[str, Any], idempotency_key: str | None
-) -> tuple[Any, bool]:
-    """Register an endpoint with a fresh secret; return (row, created)."""
+def create(ctx: Context, principal: Principal, data: Mapping[str, Any]) -> Any:
+    """Register an endpoint with a fresh secret; return its row."""
     org = owner_of_new(principal, data.get("organization_id"))
-    if idempotency_key is not None and len(idempotency_key) > 200:
-        raise FieldError("Idempotency-Key", "At most 200 characters")
-    with ctx.engine.begin() as conn:
-        if idempotency_key:
-            found = conn.execute(
-                select(endpoints).where(
-                    endpoints.c.organization_id == org,
-                    endpoints.c.idempotency_key == idempotency_key,
-                )
-            ).first()
-            if found is not None:
-                return found, False
     _check_url(ctx, data["url"])
     row = {
         "endpoint_id": "ep_" + random_tokens.token_hex(12),
@@ -93,28 +78,14 @@ def create(
         "disabled_reason": None if data.get("enabled", True) else "partner",
         "disabled_at": None if data.get("enabled", True) else ctx.now,
         "secret": signing.new_secret(),
-        "idempotency_key": idempotency_key,
         "created_at": ctx.now,
         "updated_at": ctx.now,
     }
-    try:
-        with ctx.engine.begin() as conn:
-            conn.execute(endpoints.insert().values(**row))
-            return conn.execute(
-                select(endpoints).where(endpoints.c.endpoint_id == row["endpoint_id"])
-            ).one(), True
-    except IntegrityError:
-        # The same Idempotency-Key raced us and won: answer with its endpoint.
-        with ctx.engine.connect() as conn:
-            found = conn.execute(
-                select(endpoints).where(
-                    endpoints.c.organization_id == org,
-                    endpoints.c.idempotency_key == idempotency_key,
-                )
-            ).first()
-        if found is None:
-            raise
-        return found, False
+    with ctx.engine.begin() as conn:
+        conn.execute(endpoints.insert().values(**row))
+        return conn.execute(
+            select(endpoints).where(endpoints.c.endpoint_id == row["endpoint_id"])
+        ).one()
 
 
 def change(ctx: Context, principal: Principal, endpoint_id: str, data: Mapping[str, Any]) -> Any:

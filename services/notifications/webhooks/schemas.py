@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.notifications.webhooks.domain import EVENT_TYPES
+from shared.web import storable_text
 
 EventType = fields.String(validate=validate.OneOf(EVENT_TYPES))
 
@@ -15,11 +16,11 @@ class PageArgs(Schema):
 
 
 class EndpointFilter(PageArgs):
-    organization_id = fields.String(validate=validate.Length(max=64))
+    organization_id = fields.String(validate=[validate.Length(max=64), storable_text])
 
 
 class AttemptFilter(PageArgs):
-    message_id = fields.String(validate=validate.Length(max=40))
+    message_id = fields.String(validate=[validate.Length(max=40), storable_text])
 
 
 class MessageFilter(PageArgs):
@@ -29,16 +30,16 @@ class MessageFilter(PageArgs):
 
 
 class EndpointIn(Schema):
-    url = fields.String(required=True, validate=validate.Length(min=8, max=2000))
-    description = fields.String(load_default="", validate=validate.Length(max=500))
+    url = fields.String(required=True, validate=[validate.Length(min=8, max=2000), storable_text])
+    description = fields.String(load_default="", validate=[validate.Length(max=500), storable_text])
     event_types = fields.List(EventType, load_default=list, validate=validate.Length(max=50))
     enabled = fields.Boolean(load_default=True)
-    organization_id = fields.String(validate=validate.Length(max=64))
+    organization_id = fields.String(validate=[validate.Length(max=64), storable_text])
 
 
 class EndpointPatch(Schema):
-    url = fields.String(validate=validate.Length(min=8, max=2000))
-    description = fields.String(validate=validate.Length(max=500))
+    url = fields.String(validate=[validate.Length(min=8, max=2000), storable_text])
+    description = fields.String(validate=[validate.Length(max=500), storable_text])
     event_types = fields.List(EventType, validate=validate.Length(max=50))
     enabled = fields.Boolean()
 

@@ -39,7 +39,8 @@ endpoints = Table(
     # "pending" once disabled automatically (gone, failing), "sending" while taken (updated_at
     # stamped; reclaimed after 5 min), then "sent", "no_email" (no contact) or "failed" (refused).
     Column("notice", String(8)),
-    # A retried create with the same Idempotency-Key returns the first endpoint.
+    # Unused since creates go through shared.idempotency (its records expire, and a replay
+    # there never hands out the secret); kept for the endpoints registered before.
     Column("idempotency_key", String(200)),
     Column("created_at", Moment(), nullable=False),
     Column("updated_at", Moment(), nullable=False),

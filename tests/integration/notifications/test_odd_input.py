@@ -206,3 +206,18 @@ def test_bodies_that_are_too_big_too_deep_or_not_json_are_refused_before_any_wor
         headers=admin,
     )
     assert plain.status_code == 415 and "Content-Type" in plain.get_json()["errors"]
+
+
+def test_webhook_inputs_the_database_cannot_store_are_a_422_naming_the_field(wh: Service) -> None:
+    partner = issue_key(wh.engine, "partner", PARTNER_A)
+    client = wh.client()
+    created = client.post(
+        "/api/v1/webhooks/endpoints",
+        json={"url": "http://127.0.0.1:9/hook", "description": "ours\x00"},
+        headers=partner,
+    )
+    assert created.status_code == 422 and "description" in created.get_json()["errors"]
+    listed = client.get(
+        "/api/v1/webhooks/endpoints/ep-1/attempts?message_id=msg%00", headers=partner
+    )
+    assert listed.status_code == 422 and "message_id" in listed.get_json()["errors"]

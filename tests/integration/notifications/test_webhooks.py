@@ -573,7 +573,16 @@ def test_a_partner_cannot_read_or_change_another_partners_endpoints(wh: Service)
         once = {**a, "Idempotency-Key": "abc"}
         first = client.post("/api/v1/webhooks/endpoints", json={"url": rx.url}, headers=once)
         second = client.post("/api/v1/webhooks/endpoints", json={"url": rx.url}, headers=once)
+        assert first.status_code == second.status_code == 201
         assert first.get_json()["endpoint_id"] == second.get_json()["endpoint_id"]
+        # The secret is shown on create and rotation only: a replay does not hand it out.
+        assert first.get_json()["secret"].startswith("whsec_")
+        assert second.get_json()["secret"] is None and second.headers["Idempotent-Replayed"]
+        other = client.post(
+            "/api/v1/webhooks/endpoints", json={"url": rx.url + "/other"}, headers=once
+        )
+        assert other.status_code == 422 and "Idempotency-Key" in other.get_json()["errors"]
+        assert [r.endpoint_id for r in wh.rows(endpoints)] == [first.get_json()["endpoint_id"]]
         bad = client.post("/api/v1/webhooks/endpoints", headers=a,
                           json={"url": rx.url, "event_types": ["person.erased"]})  # fmt: skip
         assert bad.status_code == 422 and "event_types" in bad.get_json()["errors"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from marshmallow import Schema, fields
 
-from shared.errors import Conflict
+from shared.errors import Conflict, Unauthenticated
 from shared.outbox import MAX_EVENT_BYTES, EventTooLarge
 from shared.web import ApiBlueprint, create_api, health_blueprint
 
@@ -108,3 +108,15 @@ def test_an_event_too_large_to_publish_is_a_413_in_the_one_shape() -> None:
     body = response.get_json()
     assert body["code"] == 413 and body["status"] == "Request Entity Too Large"
     assert "too large" in body["message"]
+
+
+def test_a_401_names_the_bearer_scheme() -> None:
+    app = Flask("t")
+    create_api(app, "Test")
+
+    @app.get("/private")
+    def private() -> None:
+        raise Unauthenticated("An API key is required")
+
+    response = app.test_client().get("/private")
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"

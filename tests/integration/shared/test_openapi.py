@@ -1,0 +1,56 @@
+"""Each service's OpenAPI document is valid OpenAPI 3.0 and says which endpoints take a key."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from shared.config import Settings
+from shared.migrate import upgrade
+
+pytestmark = pytest.mark.integration
+
+
+def spec_of(service: str, tmp_path: Path) -> dict[str, Any]:
+    url = f"sqlite:///{tmp_path / (service + '.db')}"
+    upgrade(service, url)
+    settings = Settings.from_env(service).with_(database_url=url, hash_key="k")
+    app = importlib.import_module(f"services.{service}").create_app(settings)
+    spec: dict[str, Any] = app.test_client().get("/api/v1/openapi.json").get_json()
+    return spec
+
+
+@pytest.mark.parametrize("service", ["campaigns", "petitions", "notifications"])
+def test_the_openapi_document_is_valid_and_names_its_security_scheme(
+    service: str, tmp_path: Path
+) -> None:
+    spec = spec_of(service, tmp_path)
+    validate(spec)  # raises on anything OpenAPI 3.0 does not allow (a header with no schema...)
+    schemes = set(spec.get("components", {}).get("securitySchemes", {}))
+    used = {
+        name
+        for path in spec["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict)
+        for requirement in operation.get("security", [])
+        for name in requirement
+    }
+    assert used and used <= schemes
+
+
+def test_endpoints_that_take_a_key_say_so(tmp_path: Path) -> None:
+    petitions = spec_of("petitions", tmp_path)["paths"]
+    assert petitions["/api/v1/petitions"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in petitions["/api/v1/petitions/{petition_id}/signatures"]["post"]
+    headers = {
+        p["name"]
+        for p in petitions["/api/v1/petitions/{petition_id}/signatures"]["post"]["parameters"]
+        if p["in"] == "header"
+    }
+    assert "Idempotency-Key" in headers
+    notifications = spec_of("notifications", tmp_path)["paths"]
+    assert notifications["/api/v1/erasures"]["post"]["security"] == [{"bearer": []}]
