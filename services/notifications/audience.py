@@ -475,6 +475,19 @@ def number_locale(conn: Connection, contact_hash: str) -> str:
     return str(found or "en")
 
 
+def erased_since(conn: Connection, contact_hash: str, moment: datetime) -> bool:
+    """Return whether the contact was erased after moment (what it said then is void)."""
+    erased_at = conn.execute(
+        select(suppressions.c.created_at).where(
+            suppressions.c.contact_hash == contact_hash,
+            suppressions.c.channel == "email",
+            suppressions.c.scope == EVERY_ORG,
+            suppressions.c.reason == "erased",
+        )
+    ).scalar()
+    return erased_at is not None and erased_at > moment
+
+
 def lift_suppression(
     conn: Connection, contact_hash: str, channel: str, scope: str, reasons: Iterable[str]
 ) -> bool:

@@ -57,6 +57,12 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
     """Project the signer and queue their thank-you, confirmation or "already signed" email."""
     data = event.data
     now = deps.clock()
+    contact = email_hash(deps.settings.hash_key, data["person"]["email"])
+    if audience.erased_since(conn, contact, _at(event)):
+        # Made before the person was erased, delivered after (consumer lag, a retried event,
+        # an outbox row not yet relayed): it must not bring them back, thank them or tell
+        # partners about them. Partners hear only of signers held here (webhooks.handlers).
+        return
     sid = str(data["supporter_id"])
     org = str(data["organization_id"])
     params = {

@@ -114,6 +114,14 @@ def confirmed_signature(conn: Connection, data: dict[str, Any]) -> dict[str, Any
 SHARED_PERSON = ("given_name", "family_name", "email", "phone", "postal_code", "country")
 
 
+def held(conn: Connection, supporter_id: str) -> bool:
+    """Return whether the projection holds this supporter (it runs first, in this transaction)."""
+    found = conn.execute(
+        select(supporters.c.supporter_id).where(supporters.c.supporter_id == supporter_id)
+    ).first()
+    return found is not None
+
+
 def enqueue(
     conn: Connection,
     short: str,
@@ -231,6 +239,8 @@ def handlers(clock: Callable[[], datetime]) -> dict[str, list[Handler]]:
             if found is None:
                 return  # not a double opt-in signature known here, or its signer was erased
             data = found
+        elif short == "signature.created" and not held(conn, str(data["supporter_id"])):
+            return  # made before its signer was erased (the projection refused it)
         enqueue(conn, short, event.id, event.time, data, recipients(conn, short, data), clock())
 
     def erased(event: Event, conn: Connection) -> None:

@@ -137,6 +137,34 @@ def test_erasure_by_phone_reaches_an_unconfirmed_signature_made_with_it(service:
     assert service.rows(signatures) == []  # what it said about its signer is gone
 
 
+def test_a_signature_made_before_an_erasure_and_delivered_after_brings_nobody_back(
+    wh: Service,
+) -> None:
+    """Consumer lag, a retried event or an outbox row not yet relayed: the signature is older
+    than the erasure, and must not recreate, thank or share the person."""
+    from services.notifications.store import processed_table
+    from services.notifications.webhooks.store import messages
+    from tests.integration.notifications.test_webhooks import PARTNER_A, register
+
+    wh.start()
+    register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/hooks",
+             event_types=["signature.created"])  # fmt: skip
+    wh.publish(organization("org-r"), organization(PARTNER_A), petition("pet-r", "camp-r", "org-r"))
+    [ren] = seed_audience(wh.engine, "camp-r", "org-r", 1, prefix="ren")
+    late = signature(ren["email"], "pet-r", "camp-r", "org-r")  # made now, before the erasure
+    late.data["consents"]["partner_organization_ids"] = [PARTNER_A]
+    admin = issue_key(wh.engine, "admin", "org-admin")
+    erased = wh.client().post("/api/v1/erasures", json={"email": ren["email"]}, headers=admin)
+    assert erased.status_code == 202
+    wh.publish(late)
+    eventually(
+        lambda: wh.rows(processed_table, processed_table.c.event_id == late.id),
+        message="the late signature handled",
+    )
+    assert wh.rows(supporters) == []
+    assert wh.rows(deliveries) == [] and wh.rows(messages) == []
+
+
 def test_person_erases_themselves_from_the_preference_page(service: Service) -> None:
     prefs = signed_up(service, "ren@example.org", "org-y")
     client = service.client()

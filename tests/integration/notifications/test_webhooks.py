@@ -24,7 +24,7 @@ from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import Reply
 from shared.errors import FieldError
 from shared.events import Event
-from shared.events.catalog import NOTIFICATIONS
+from shared.events.catalog import NOTIFICATIONS, type_name
 from shared.events.envelope import format_time, utcnow
 from tests.integration.notifications.harness import (
     Service,
@@ -82,10 +82,15 @@ def signed(email: str, shared_with: list[str], attributed: str | None = None, **
 
 
 def write_events(svc: Service, clock: Clock, *events: Event) -> None:
-    """Run the webhook handlers as the consumer would, in one transaction."""
+    """Run the webhook handlers as the consumer would, in one transaction: a signature's
+    projection first (partners hear only of signers held here)."""
+    from services.notifications.handlers import handle_signature_created
+
     table = webhook_handlers(clock)
     with svc.engine.begin() as conn:
         for e in events:
+            if e.type == type_name("signature.created"):
+                handle_signature_created(svc.deps, e, conn)
             for handle in table.get(e.type, []):
                 handle(e, conn)
 
@@ -689,7 +694,7 @@ def test_production_requires_https(wh: Service) -> None:
     principal = wh.deps.verifier.verify(secret)
     assert principal is not None
     with pytest.raises(FieldError) as refused:
-        manage.create(ctx, principal, {"url": "http://127.0.0.1:9/hook"}, None)
+        manage.create(ctx, principal, {"url": "http://127.0.0.1:9/hook"})
     assert "HTTPS" in refused.value.errors["url"][0]
     assert not wh.rows(endpoints)
 
