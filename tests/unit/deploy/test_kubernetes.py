@@ -77,6 +77,21 @@ def test_worker_deployment(manifests: list[dict[str, Any]], name: str) -> None:
     assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
 
 
+def test_a_metrics_directory_is_set_only_where_it_is_mounted(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """prometheus_client writes a file in PROMETHEUS_MULTIPROC_DIR when a metric is made: on a
+    read-only root, a pod that sets it without mounting it fails at its first metric."""
+    config = of_kind(manifests, "ConfigMap")["kinship-config"]["data"]
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        c = container(deployment)
+        env = dict(config) | {e["name"]: e["value"] for e in c.get("env", [])}
+        directory = env.get("PROMETHEUS_MULTIPROC_DIR")
+        mounted = {m["mountPath"] for m in c.get("volumeMounts", [])}
+        assert not directory or directory in mounted, name
+        assert directory or name.endswith("-worker"), f"{name} serves /metrics from gunicorn"
+
+
 def test_migrations_run_as_a_job(manifests: list[dict[str, Any]]) -> None:
     job = of_kind(manifests, "Job")["kinship-migrate"]
     c = job["spec"]["template"]["spec"]["containers"][0]
