@@ -9,6 +9,7 @@ answer is checked again.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
@@ -70,6 +71,9 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         raw = socket.create_connection((self.address, self.port), self.timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+
+
+DEADLINE_STEPS = 3  # an attempt's whole time, in network-step timeouts
 
 
 class GuardedTransport:
@@ -160,6 +164,31 @@ class GuardedTransport:
             conn.close()
 
     def _send(
+        self, conn: http.client.HTTPConnection, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[Reply, bool]:
+        # Each network step has the timeout, and the whole attempt DEADLINE_STEPS of them: an
+        # endpoint answering a byte at a time would otherwise hold a delivery thread (and
+        # its message's claim) for as long as it likes.
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(DEADLINE_STEPS * (conn.timeout or 10.0), cut)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            reply, keep = self._exchange(conn, url, headers, body)
+        finally:
+            watchdog.cancel()
+        if expired.is_set():
+            return Reply(None, None, b"", "timeout: no complete answer in time"), False
+        return reply, keep
+
+    def _exchange(
         self, conn: http.client.HTTPConnection, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[Reply, bool]:
         parts = urlsplit(url)

@@ -84,3 +84,38 @@ def test_the_transport_answers_a_failure_for_a_request_it_cannot_write() -> None
         "ep", "http://127.0.0.1:9/hooks", {"x-note": "\u2603"}, b"{}", timeout=1.0
     )
     assert reply.status is None and reply.error == "invalid request: UnicodeEncodeError"
+
+
+def test_an_endpoint_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline() -> None:
+    """Each read gets a byte before its timeout, so only a deadline on the whole attempt ends
+    it: a partner could otherwise hold a delivery thread, and its message, for days."""
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    threading.Thread(target=drip, daemon=True).start()
+    transport = GuardedTransport(domain.parse_networks(["127.0.0.1/32"]), https_required=False)
+    started = time.monotonic()
+    try:
+        reply = transport.post("ep", f"http://127.0.0.1:{port}/hooks", {}, b"{}", timeout=0.5)
+    finally:
+        stop.set()
+        server.close()
+    assert reply.status is None and reply.error and reply.error.startswith("timeout")
+    assert time.monotonic() - started < 5
