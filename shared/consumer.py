@@ -153,7 +153,9 @@ def _header(record: Any, name: str) -> str | None:
 
 
 # A key's events wait behind a parked event at most this long past its due time (or, for an
-# event waiting its turn, past its parking): its retry record must have been lost.
+# event waiting its turn, past its parking), counted while this consumer runs: its retry
+# record must have been lost. (A worker that was down for longer must first read the retry
+# topic again, else the key's next event on the main topic would overtake it.)
 PARKED_LOST_AFTER = timedelta(hours=1)
 # An event waiting behind another comes round again no sooner than this (ms).
 PARKED_RECHECK_MS = 1000
@@ -178,9 +180,12 @@ class _Parking:
     each batch's transaction, so a rebalance or a restart keeps them.
     """
 
-    def __init__(self, rows: dict[Place, dict[str, _Parked]], now: datetime) -> None:
+    def __init__(
+        self, rows: dict[Place, dict[str, _Parked]], now: datetime, running_since: datetime
+    ) -> None:
         self.rows = rows
         self.now = now
+        self.running_since = running_since
         self.dropped: set[str] = set()
         self.kept: dict[str, tuple[Place, _Parked]] = {}
         self.held: list[_Retry] = []
@@ -241,7 +246,7 @@ class _Parking:
             self.dropped.add(item.event.id)  # parked in an earlier batch, then admitted
 
     def _lost(self, parked: _Parked) -> bool:
-        since = parked.parked_at
+        since = max(parked.parked_at, self.running_since)
         if parked.not_before_ms is not None:
             since = max(since, datetime.fromtimestamp(parked.not_before_ms / 1000, since.tzinfo))
         return self.now - since > PARKED_LOST_AFTER
@@ -297,6 +302,7 @@ class ConsumerRunner:
         if both:
             raise ValueError(f"event types with both kinds of handler: {sorted(both)}")
         self.bootstrap = bootstrap
+        self.running_since = utcnow()
         self.retry = retry or RetryPolicy()
         self.max_records = max_records
         self.poll_timeout_ms = poll_timeout_ms
@@ -360,6 +366,7 @@ class ConsumerRunner:
             # thread: at the default 5 ms interval that wait was longer than the database's work.
             sys.setswitchinterval(self.switch_interval)
         subscribed = self.topics + list(self._retry_topics)
+        self.running_since = utcnow()
         self._join(subscribed)
         log.info("consumer started", extra={"group": self.group, "topics": self.topics})
         backoff = 0.25
@@ -659,7 +666,7 @@ class ConsumerRunner:
                 if (topic, key) in wanted:
                     parked = _Parked(offset, not_before_ms, parked_at)
                     rows.setdefault((topic, key), {})[event_id] = parked
-        return _Parking(rows, utcnow())
+        return _Parking(rows, utcnow(), self.running_since)
 
     def _save_parking(self, conn: Connection, parking: _Parking) -> None:
         """Write what a batch changed in the parked events, in the batch's transaction."""
