@@ -141,13 +141,17 @@ class Deliverer:
         on_ambiguous: Callable[[], None],
         release: Callable[[], None],
         reclaim: Callable[[], bool],
+        hold: Callable[[], bool],
     ) -> T:
         """Call a provider, retrying transient failures with backoff that honours Retry-After.
 
         Before waiting out a failure the provider surely refused, the rows are released to
         `queued`, so a crash during the wait leaves nothing ambiguous behind. After the wait
         they are taken back; if another worker took any of them meanwhile, nothing is sent
-        (ClaimLost).
+        (ClaimLost). After a failure that may have gone through (a timeout) the rows stay
+        `sending`, held (their lease renewed) before and after the wait; if any was taken over
+        meanwhile, nothing is sent again (ClaimLost), and the rows keep their state for
+        whoever takes them over to count as ambiguous.
         """
         config = self.deps.config
         attempt = 0
@@ -169,8 +173,10 @@ class Deliverer:
                 )
                 if not exc.ambiguous:
                     release()
+                elif not hold():
+                    raise ClaimLost() from exc
                 self.wait(delay)  # Stopped leaves the rows released, for the next owner
-                if not exc.ambiguous and not reclaim():
+                if not (hold() if exc.ambiguous else reclaim()):
                     raise ClaimLost() from exc
 
     # -- alert email batches ---------------------------------------------------------------------
@@ -362,6 +368,13 @@ class Deliverer:
             return "done"
         return "done"
 
+    def _renew(self, conn: Connection, ids: Sequence[str], batch_key: str) -> bool:
+        """Renew the lease of rows held in `sending`; return whether every one is still ours."""
+        renewed = ledger.transition(
+            conn, ids, "sending", self.now, from_status=("sending",), batch_key=batch_key
+        )
+        return renewed == len(ids)
+
     def _send_rows(
         self, call: Callable[[], Accepted], ids: list[str], alert_id: str | None, batch_key: str
     ) -> Accepted:
@@ -391,8 +404,14 @@ class Deliverer:
                 )
                 return False
 
+        def hold() -> bool:
+            with self.deps.engine.begin() as conn:
+                return self._renew(conn, ids, batch_key)
+
         try:
-            return self.with_retries(call, on_ambiguous=ambiguous, release=release, reclaim=reclaim)
+            return self.with_retries(
+                call, on_ambiguous=ambiguous, release=release, reclaim=reclaim, hold=hold
+            )
         except CredentialsRefused:
             release()  # refused before reading the message: nothing went out, nothing failed
             raise
@@ -596,6 +615,12 @@ class Deliverer:
                         conn, [delivery_id], "sending", self.now,
                         from_status=("queued",), batch_key=batch_key,
                     ):  # fmt: skip
+                        continue  # no longer ours to send
+            elif state == "sending":
+                # Taken over when the batch began: a slow lane may reach it after the lease,
+                # when yet another worker may have taken it over in turn.
+                with self._one_statement(lane) as conn:
+                    if not self._renew(conn, [delivery_id], batch_key):
                         continue  # no longer ours to send
             following = work[index + 1] if index + 1 < len(work) else None
             ahead = following[0] if following and following[2] == "queued" else None

@@ -275,6 +275,46 @@ def test_rows_taken_over_during_a_long_backoff_are_not_sent_again_by_their_first
     assert (row.sent, row.failed, row.ambiguous) == (3, 0, 0)
 
 
+def test_rows_taken_over_after_a_timeout_are_not_sent_again_by_their_first_owner(
+    service: Service,
+) -> None:
+    """A timeout may have gone through, so the rows stay `sending` through the backoff. If
+    the wait outlasts the lease and the batch changes hands, the new owner resends them (and
+    counts them ambiguous); the first owner must not send them a third time."""
+    from services.notifications.delivery import ClaimLost
+    from services.notifications.handlers import handle_alert_published
+    from services.notifications.senders import TransientSendError
+
+    people = seed_audience(service.engine, "camp-t", "org-t", 3)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-t", "camp-t", "org-t", ["email"]), conn)
+    batch = _batch("alert-t", people)
+    real = service.deps.email
+    calls: list[int] = []
+
+    class TimesOutOnce:
+        def send_batch(self, email_batch: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                raise TransientSendError("read timed out", ambiguous=True)
+            return real.send_batch(email_batch)
+
+    service.deps.email = TimesOutOnce()  # type: ignore[assignment]
+    first, second = Deliverer(service.deps), Deliverer(service.deps)
+
+    def long_wait(seconds: float) -> None:  # the lease runs out, the batch changes hands
+        _age(service)
+        assert second.send_alert_email_batch(batch) == "done"
+
+    first.wait = long_wait  # type: ignore[method-assign]
+    with pytest.raises(ClaimLost):
+        first.send_alert_email_batch(batch)
+    got = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert got == Counter({p["email"]: 1 for p in people})  # the timed-out request never arrived
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.ambiguous) == (3, 6)  # counted by the first owner and by the second
+
+
 def _batch(alert_id: str, people: list[dict[str, Any]]) -> dict[str, Any]:
     """The alert's first dispatch batch, holding every one of people."""
     return {
