@@ -36,3 +36,11 @@ def resolve_locale(requested: str | None, fallback: str = "en") -> str:
         return "zh-Hant" if any(p in tag for p in ("hant", "tw", "hk", "mo")) else "zh-Hans"
     base = tag.split("-", 1)[0]
     return _LOCALE_ALIASES.get(base, fallback)
+
+
+def language_tag(requested: str | None) -> str | None:
+    """Return the tag a person's language is kept and targeted by: the supported locale it
+    reads as (zh-TW -> zh-Hant, ko-KR -> ko), else the tag itself (es, es-MX, fr)."""
+    if not requested or not requested.strip():
+        return None
+    return resolve_locale(requested, "") or requested.strip().replace("_", "-")

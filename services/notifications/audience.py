@@ -34,7 +34,7 @@ from services.notifications.store import (
     upsert,
 )
 from shared.db import one_of
-from shared.locales import resolve_locale
+from shared.locales import language_tag, resolve_locale
 from shared.privacy import email_hash, keyed_hash, phone_hash
 
 EVERY_ORG = "*"
@@ -58,6 +58,7 @@ class Supporter(NamedTuple):
     time_zone: str
     discreet: bool
     token: str
+    language: str | None  # shared.locales.language_tag: what alerts target and pick content by
 
 
 _SUPPORTER_COLUMNS = (
@@ -73,6 +74,7 @@ _SUPPORTER_COLUMNS = (
     supporters.c.time_zone,
     supporters.c.discreet,
     supporters.c.token,
+    supporters.c.language,
 )
 
 
@@ -172,6 +174,9 @@ def project_supporter(
         # The language the person asked for, when it is one we write; else the petition's
         # language they signed in (a Korean speaker signing an English petition reads Korean).
         "locale": resolve_locale(person.get("language"), "") or resolve_locale(data.get("locale")),
+        # The language itself, which alerts target and pick their content by (a Spanish
+        # speaker reads Kinship's own messages in English, an alert's Spanish text in Spanish).
+        "language": language_tag(person.get("language")) or language_tag(data.get("locale")),
         "country": country,
         # As alerts target it ("US-CA") when it can be read so; else as typed.
         "region": region_code(country, person.get("region")) or person.get("region"),
@@ -550,7 +555,10 @@ def audience_query(
     if after is not None:
         query = query.where(sc.c.supporter_id > after)
     if audience.get("locales"):
-        query = query.where(s.c.locale.in_([resolve_locale(x) for x in audience["locales"]]))
+        tags = {tag for tag in map(language_tag, audience["locales"]) if tag}
+        query = query.where(
+            or_(false(), *[or_(s.c.language == t, s.c.language.startswith(t + "-")) for t in tags])
+        )
     if audience.get("countries"):
         query = query.where(s.c.country.in_([c.upper() for c in audience["countries"]]))
     if audience.get("regions"):

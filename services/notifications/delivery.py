@@ -217,7 +217,10 @@ class Deliverer:
         groups: dict[str, list[tuple[str, Supporter]]] = defaultdict(list)
         for sid, delivery_id in mine.items():
             person = people[sid]
-            variant = pick_variant(info.content, person.locale, info.default_locale) or ""
+            variant = (
+                pick_variant(info.content, person.locale, info.default_locale, person.language)
+                or ""
+            )
             groups[variant].append((delivery_id, person))
         outcome = "done"
         for variant, members in groups.items():
@@ -630,7 +633,7 @@ class Deliverer:
         return outcome
 
     def _sms_body(self, info: AlertInfo, person: Supporter) -> str | None:
-        variant = pick_variant(info.content, person.locale, info.default_locale)
+        variant = pick_variant(info.content, person.locale, info.default_locale, person.language)
         content = info.content.get(variant or "") or {}
         # A discreet supporter gets the discreet text or none: never the one naming the cause.
         template = content.get("sms_discreet_text" if person.discreet else "sms_text")

@@ -216,10 +216,20 @@ def next_sms_window(
     return opening.astimezone(now.tzinfo)
 
 
-def pick_variant(variants: Mapping[str, object], locale: str, default: str) -> str | None:
-    """Return the key of the content variant that best serves a locale."""
+def pick_variant(
+    variants: Mapping[str, object], locale: str, default: str, language: str | None = None
+) -> str | None:
+    """Return the key of the content variant that best serves a person: in their language
+    (language_tag: es, es-MX...) when the content has it, else in the locale Kinship writes to
+    them in, else the default."""
     if not variants:
         return None
+    if language and language != locale:
+        if language in variants:
+            return language
+        base = language.split("-", 1)[0]
+        if base in variants:
+            return base
     if locale in variants:
         return locale
     for key in variants:

@@ -81,6 +81,8 @@ supporters = Table(
     Column("family_name", String(200)),
     Column("pronouns", String(64)),
     Column("locale", String(16), nullable=False),
+    # The person's language as alerts target it (shared.locales.language_tag: es-MX, ko, fr).
+    Column("language", String(35)),
     Column("country", String(2)),
     # As long as petitions accepts (services/petitions/schemas.py): a longer one fails every time.
     Column("region", String(100)),

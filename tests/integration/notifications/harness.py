@@ -376,6 +376,7 @@ def seed_audience(
                 "family_name": None,
                 "pronouns": None,
                 "locale": "en",
+                "language": "en",
                 "country": "US",
                 "region": None,
                 "postal_code": None,

@@ -272,6 +272,34 @@ def test_an_alert_for_regions_reaches_signers_however_they_typed_theirs(
     assert reached == {"golden@example.org", "bay@example.org", "montreal@example.org"}
 
 
+def test_an_alert_for_a_language_reaches_its_speakers_in_it(service: Service) -> None:
+    """Kinship writes its own messages in seven languages, and a Spanish speaker reads them in
+    English; an organizer's alert for Spanish speakers must still reach them, and only them,
+    with its Spanish text."""
+    service.publish(organization("org-lang"), petition("pet-lang", "camp-lang", "org-lang"))
+    service.start()
+    signers = {"ana@example.org": "es", "luz@example.org": "es-MX", "kim@example.org": "en",
+               "min@example.org": "ko-KR"}  # fmt: skip
+    for email, language in signers.items():
+        service.publish(signature(email, "pet-lang", "camp-lang", "org-lang", language=language))
+    joined = supporter_campaigns.c.campaign_id == "camp-lang"
+    eventually(lambda: service.count(supporter_campaigns, joined) == 4, message="signers")
+    spanish = alert("alert-es", "camp-lang", "org-lang", ["email"], audience={"locales": ["es"]})
+    english = dict(spanish.data["content"]["en"])
+    spanish.data["content"]["es"] = {**english, "email_subject": "Llama hoy a tu concejal"}
+    service.publish(spanish)
+    eventually(lambda: finished(service, "alert-es"), timeout=60, message="alert done")
+    subjects = {
+        pers["to"][0]["email"]: request.body.get("subject") or pers.get("subject")
+        for request in service.fakes.sendgrid_requests()
+        for pers in request.body["personalizations"]
+        if (pers.get("custom_args") or {}).get("alert_id") == "alert-es"
+        or (request.body.get("custom_args") or {}).get("alert_id") == "alert-es"
+    }
+    assert set(subjects) == {"ana@example.org", "luz@example.org"}
+    assert set(subjects.values()) == {"Llama hoy a tu concejal"}
+
+
 def test_sms_outside_8_to_21_local_waits_for_the_morning(
     database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
 ) -> None:

@@ -33,7 +33,19 @@ CONTENT = {
 
 def person(given: str | None, family: str | None = None) -> Supporter:
     return Supporter(
-        "s-1", "mei@example.org", "h", None, None, given, family, None, "en", "UTC", False, "tok"
+        "s-1",
+        "mei@example.org",
+        "h",
+        None,
+        None,
+        given,
+        family,
+        None,
+        "en",
+        "UTC",
+        False,
+        "tok",
+        "en",
     )
 
 
