@@ -843,6 +843,14 @@ class Deliverer:
             )
             if not moved:
                 return
+            if row.kind == "erase":
+                # Its link erases the person: kept only until it is sent (the request keeps
+                # only the token's hash), not for anyone who can read the ledger to use.
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.delivery_id == row.delivery_id)
+                    .values(params=None)
+                )
             ledger.bump(conn, row.alert_id, **{status: 1})
             if status in ("sent", "failed") and (row.alert_id is None or status == "failed"):
                 fresh = ledger.by_id(conn, row.delivery_id)
@@ -951,12 +959,12 @@ class Deliverer:
         params.setdefault("pronouns", person.pronouns if person else None)
         params.setdefault("title", self._petition_title(conn, params, locale))
         rendered = messages.render_transactional(row.kind, locale, params, footer)
-        subject = rendered.subject
         if (person is not None and person.discreet) or params.get("discreet"):
-            # A subject and a sender's name show on lock screens and in shared inboxes: a
-            # discreet supporter's never name the cause (the petition, the organization).
-            subject = messages.text(locale, "discreet_subject")
+            # A subject, a preview and a sender's name show on lock screens and in shared
+            # inboxes: a discreet supporter's never name the cause (petition, organization).
+            rendered = messages.discreet(rendered, locale)
             org_name = self.deps.config.from_name
+        subject = rendered.subject
         recipient = Recipient(
             email=address,
             name=person.given_name if person else None,

@@ -403,6 +403,22 @@ def footer_html(locale: str, footer: Footer) -> str:
     )
 
 
+# Inbox lists and lock screens show an email's first hundred or so characters after its
+# subject. The hidden preheader fills that preview (the padding keeps the body's first words
+# out of it): a discreet supporter's preview says no more than their subject.
+_PREVIEW_PAD = "&#847;&zwnj;&nbsp;" * 90
+
+
+def discreet(rendered: Rendered, locale: str) -> Rendered:
+    """Return an email whose subject and preview name no cause."""
+    neutral = text(locale, "discreet_subject")
+    preheader = (
+        '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">'
+        f"{escape(neutral)}{_PREVIEW_PAD}</div>"
+    )
+    return Rendered(neutral, f"{neutral}\n\n{rendered.text}", preheader + rendered.html)
+
+
 def greeting(locale: str, name: str | None) -> str:
     return text(locale, "hello", name=name) if name else text(locale, "hello_anon")
 

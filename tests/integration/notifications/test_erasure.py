@@ -95,6 +95,25 @@ def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) 
     assert target["email"] not in sent and len(sent) == 2
 
 
+def test_the_ledger_keeps_its_counts_but_not_who_an_erased_person_was(service: Service) -> None:
+    """The supporter id is a keyed hash of the address and a thank-you's key names the
+    signature: with the key, either would still tell which petitions the person signed."""
+    signed_up(service, "tomo@example.org", "org-l")
+    eventually(
+        lambda: [d for d in service.rows(deliveries) if d.status == "sent"], message="thanks sent"
+    )
+    [before] = service.rows(deliveries)
+    sid = before.recipient_id
+    admin = issue_key(service.engine, "admin", "org-admin")
+    client = service.client()
+    erased = client.post("/api/v1/erasures", json={"supporter_id": sid}, headers=admin)
+    assert erased.status_code == 202
+    [after] = service.rows(deliveries)
+    assert after.delivery_id == before.delivery_id and after.status == "sent"
+    assert sid not in (after.recipient_id, after.message_key)
+    assert before.message_key.split(":")[1] not in after.message_key
+
+
 def test_admin_erases_addresses_in_any_script_and_by_supporter_id(service: Service) -> None:
     # Petitions accepts addresses such as these (email-validator); the admin must be able to
     # erase what was accepted, and a person partners know only by their supporter id.
@@ -175,6 +194,12 @@ def test_person_erases_themselves_from_the_preference_page(service: Service) -> 
     confirm = service.fakes.sendgrid_requests()[1].body["content"][0]["value"]
     link = re.search(r"https://notify\.example\.org(/erase/\S+)", confirm)
     assert link, confirm
+    # Sent, the link is kept nowhere: whoever can read the ledger cannot erase them with it.
+    eventually(
+        lambda: [d for d in service.rows(deliveries) if d.kind == "erase" and d.status == "sent"],
+        message="erase email recorded sent",
+    )
+    assert all(link.group(1) not in json.dumps(d.params) for d in service.rows(deliveries))
     assert client.get(link.group(1)).status_code == 200
     assert client.post(link.group(1)).status_code == 200
     assert service.count(supporters) == 0

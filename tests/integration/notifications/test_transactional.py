@@ -86,6 +86,9 @@ def test_a_discreet_korean_speaker_signing_in_english_is_thanked_in_korean_discr
     assert mail["from"]["name"] == "Kinship"  # not the organization, whose name can say why
     body = mail["content"][0]["value"]
     assert CATALOGUE["ko"]["hello"].format(name="Jiwoo") in body
+    # So does the preview an inbox shows after the subject: the body's first words.
+    assert body.startswith(CATALOGUE["ko"]["discreet_subject"])
+    assert mail["content"][1]["value"].startswith('<div style="display:none')
     assert service.rows(supporters)[0].locale == "ko"
 
 

@@ -10,7 +10,13 @@ from services.notifications.compliance import (
     list_unsubscribe_header,
     parse_list_token,
 )
-from services.notifications.messages import Footer, render_sms, render_transactional
+from services.notifications.messages import (
+    CATALOGUE,
+    Footer,
+    discreet,
+    render_sms,
+    render_transactional,
+)
 from services.notifications.senders import EmailBatch, Recipient
 from services.notifications.senders.sendgrid import mail_body
 from tests.fakes.providers import validate_mail
@@ -48,6 +54,20 @@ def test_footer_has_address_and_visible_unsubscribe_link() -> None:
     rendered = render_transactional("thank_you", "ko", {"title": "T"}, FOOTER)
     for body in (rendered.text, rendered.html):
         assert "1 Unity Way, Oakland" in body and "https://x/u/t" in body
+
+
+def test_a_discreet_emails_preview_names_no_cause() -> None:
+    """Inbox lists show the first words after the subject: a discreet supporter's are neutral,
+    in the text part and in the HTML (a hidden preheader, padded so the body stays out)."""
+    title = "Queer Asian elders' housing"
+    plain = render_transactional("thank_you", "vi", {"name": "Lan", "title": title}, None)
+    hidden = discreet(plain, "vi")
+    neutral = CATALOGUE["vi"]["discreet_subject"]
+    assert hidden.subject == neutral and title not in hidden.subject
+    assert hidden.text.startswith(neutral + "\n\n") and plain.text in hidden.text
+    preheader, _, body = hidden.html.partition("</div>")
+    assert preheader.startswith('<div style="display:none') and neutral in preheader
+    assert title not in preheader and body == plain.html
 
 
 def test_sms_welcome_names_stop_and_help() -> None:
