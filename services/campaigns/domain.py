@@ -12,6 +12,7 @@ from babel import Locale, UnknownLocaleError
 
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, PermissionDenied
+from shared.events.catalog import INTEREST as INTEREST_PATTERN
 
 # \Z, not $: "$" also matches before a trailing newline, so "acme\n" would pass.
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
@@ -21,7 +22,7 @@ REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}\Z")
 POSTAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,9}\Z")
 # language[-Script][-REGION]: the part of BCP 47 that picks a translation.
 LOCALE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?\Z")
-INTEREST = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+INTEREST = re.compile(INTEREST_PATTERN)
 # An organization's id: organizations are found by id or slug, so no slug may look like one.
 ORGANIZATION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 COUNTRIES = frozenset(

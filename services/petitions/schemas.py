@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from services.petitions.domain import canonical_locale
+from shared.events.catalog import INTEREST, MAX_INTERESTS
 from shared.web import storable_text
 
 MAX_LOCALES = 20
@@ -267,6 +268,13 @@ class SignRequestSchema(Schema):
         ReferrerDataSchema, load_default=lambda: {"source": None, "referrer": None}
     )
     comment = _text(2000, load_default=None, allow_none=True)
+    # What the signer says they care about (ticked on the form), for alerts that target it.
+    # Carried to notifications in signature.created; never kept here, never exported.
+    interests = fields.List(
+        fields.String(validate=validate.Regexp(INTEREST, error="Lowercase words like 'housing'")),
+        load_default=list,
+        validate=validate.Length(max=MAX_INTERESTS),
+    )
     locale = LocaleField(
         load_default=None, metadata={"description": "Variant signed; default: best match"}
     )

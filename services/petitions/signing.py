@@ -163,6 +163,7 @@ def prepare(
             "partner_organization_ids": partner_ids,
         },
         "attribution": {"source": source, "partner_organization_id": recruiter},
+        "interests": sorted(set(data.get("interests") or [])),
         "at": moment.isoformat(),
     }
     counted = [("pending", "", 1)] if doi else _counted(locale, recruiter, source)

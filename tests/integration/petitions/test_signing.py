@@ -59,6 +59,20 @@ def test_a_signature_is_recorded_counted_and_announced(svc: Petitions) -> None:
     assert counts["by_source"] == {"rb": 1}
 
 
+def test_the_interests_a_signer_ticks_reach_notifications_and_nothing_else(
+    svc: Petitions,
+) -> None:
+    """Alerts can target stated interests: the signature event must carry them. They can say
+    who a person is (trans-health), so this service keeps them nowhere and exports none."""
+    petition_id = svc.open_petition()
+    ticked = ["trans-health", "housing", "housing"]
+    assert svc.sign(petition_id, "ira@example.org", interests=ticked).status_code == 202
+    [event] = svc.outbox_events("signature.created")
+    assert event["interests"] == ["housing", "trans-health"]
+    [row] = svc.rows(store.signatures)
+    assert "trans-health" not in str(tuple(row))
+
+
 def test_a_duplicate_is_invisible_to_the_signer_and_never_counted(svc: Petitions) -> None:
     petition_id = svc.open_petition()
     first = svc.sign(petition_id, "mari.santos@gmail.com")
@@ -112,6 +126,8 @@ def test_one_idempotency_key_signs_once_and_says_nothing_twice(svc: Petitions) -
             {"person": {"email": "a@example.org"}, "consents": {"partners": {"outsider": True}}},
             "consents.partners.outsider",
         ),
+        ({"person": {"email": "a@example.org"}, "interests": ["Housing Justice"]}, "interests.0"),
+        ({"person": {"email": "a@example.org"}, "interests": ["a"] * 21}, "interests"),
         ({"person": "me"}, "person"),
         ({}, "person"),
     ],
