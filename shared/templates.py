@@ -17,3 +17,17 @@ def variables(text: str) -> list[str]:
 def fill(text: str, value: Callable[[str], str]) -> str:
     """Replace every variable by value(its name)."""
     return VARIABLE.sub(lambda match: value(match.group(1)), text)
+
+
+# Every alert text tells how to stop them (carriers and the TCPA expect it in each message).
+STOP_SUFFIX = "Reply STOP to opt out."
+# An instruction to stop already in the text, not merely the word: "Stop Asian Hate rally",
+# "nonstop" or "bus stop" say nothing of how to opt out.
+_OPT_OUT = re.compile(
+    r"\b(?:reply|text|txt|send|respond)\b\W{0,3}(?:with\W{0,3})?[\"'“«]?stop\b", re.I
+)
+
+
+def with_opt_out(body: str) -> str:
+    """Return an SMS text that says how to opt out: as written, or with STOP_SUFFIX added."""
+    return body if _OPT_OUT.search(body) else f"{body} {STOP_SUFFIX}"

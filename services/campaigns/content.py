@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import FieldError
-from shared.templates import VARIABLE, fill, variables
+from shared.templates import VARIABLE, fill, variables, with_opt_out
 
 # GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
 GSM_BASIC = frozenset(
@@ -115,7 +116,7 @@ def check_content(
             text = texts.get(name)
             if text:
                 check_template(text, f"content.{locale}.{name}", ALLOWED[name])
-        check_discreet(texts, locale, titles)
+        check_discreet(texts, locale, titles, organization_name)
         report[locale] = measure_locale(texts, locale, titles, organization_name)
         for name, measure in report[locale].items():
             if int(str(measure["segments"])) > MAX_SMS_SEGMENTS:
@@ -130,24 +131,31 @@ def check_content(
 def measure_locale(
     texts: Mapping[str, str | None], locale: str, titles: Mapping[str, str], org_name: str
 ) -> dict[str, dict[str, object]]:
-    """Measure the SMS texts of one locale with the campaign's real title and organization."""
-    known = {"campaign_title": titles.get(locale, ""), "organization_name": org_name}
+    """Measure the SMS texts of one locale as they will be sent: with the campaign's real
+    title (another locale's, the longest, where this locale has none: the sender falls back)
+    and organization, and the opt-out line the sender adds where the text has none."""
+    title = titles.get(locale) or max(titles.values(), key=len, default="")
+    known = {"campaign_title": title, "organization_name": org_name}
     found = {}
     for name in ("sms_text", "sms_discreet_text"):
         text = texts.get(name)
         if text:
-            found[name] = measure_sms(expand_for_length(text, known)).as_dict()
+            found[name] = measure_sms(with_opt_out(expand_for_length(text, known))).as_dict()
     return found
 
 
-def check_discreet(texts: Mapping[str, str | None], locale: str, titles: Mapping[str, str]) -> None:
-    """A discreet text must not spell out the campaign's title: it is for who must not be seen."""
-    title = titles.get(locale, "").strip().casefold()
-    if not title:
-        return
+def check_discreet(
+    texts: Mapping[str, str | None], locale: str, titles: Mapping[str, str], org_name: str
+) -> None:
+    """A discreet text must not spell out the campaign's title (in any of its languages: a
+    title is often left untranslated) or the organization's name: it is for who must not be
+    seen."""
+    names = {t.strip().casefold() for t in (*titles.values(), org_name)} - {""}
+    named = [re.compile(rf"(?<!\w){re.escape(n)}(?!\w)") for n in names]
     for name in ("discreet_email_subject", "sms_discreet_text"):
         text = (texts.get(name) or "").casefold()
-        if title in text:
+        if any(pattern.search(text) for pattern in named):
             raise FieldError(
-                f"content.{locale}.{name}", "A discreet text must not name the campaign."
+                f"content.{locale}.{name}",
+                "A discreet text must not name the campaign or the organization.",
             )

@@ -37,10 +37,10 @@ from services.notifications.senders import (
 from services.notifications.store import alerts, deliveries
 from shared import metrics
 from shared.db import one_of
+from shared.templates import with_opt_out
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-STOP_SUFFIX = "Reply STOP to opt out."
 
 
 class Stopped(Exception):
@@ -641,7 +641,7 @@ class Deliverer:
             return None
         locale = variant or info.default_locale
         body = messages.fill_text(template, locale, info.shared_values(locale), person)
-        return body if "STOP" in body.upper() else f"{body} {STOP_SUFFIX}"
+        return with_opt_out(body)
 
     @staticmethod
     def _no_sms_body(person: Supporter) -> str:

@@ -100,8 +100,37 @@ def test_sms_length_counts_the_real_title_and_organization_and_worst_case_names(
         TITLES,
         "Asian Queer Alliance",
     )
-    # 20 characters assumed for a given name, a space, then the organization's 20.
-    assert report["en"]["sms_text"] == {"encoding": "GSM-7", "length": 41, "segments": 1}
+    # 20 characters assumed for a given name, a space, then the organization's 20, and the
+    # opt-out line the sender adds (" Reply STOP to opt out.").
+    assert report["en"]["sms_text"] == {"encoding": "GSM-7", "length": 64, "segments": 1}
+
+
+def test_sms_length_counts_what_is_sent_where_a_locale_has_no_title() -> None:
+    """A locale without its own title is sent the longest one: measured so, not as empty."""
+    long_title = "Stop the deportations of our neighbours " * 3
+    report = content.check_content(
+        {"zh-Hant": complete(sms_text="{{ campaign_title }} Reply STOP to end")},
+        ["sms"],
+        "zh-Hant",
+        {"en": long_title},
+        "Org",
+    )
+    assert report["zh-Hant"]["sms_text"]["length"] == len(long_title) + len(" Reply STOP to end")
+
+
+def test_a_discreet_text_names_no_title_in_any_language_nor_the_organization() -> None:
+    for texts in (
+        complete(sms_discreet_text="\u660e\u5929 Stop the Deportations \u96c6\u5408"),
+        complete(sms_discreet_text="\u660e\u5929 Rainbow Lantern Alliance \u96c6\u5408"),
+    ):
+        with pytest.raises(FieldError) as caught:
+            content.check_content(
+                {"zh-Hant": texts}, ["sms"], "zh-Hant", TITLES, "Rainbow Lantern Alliance"
+            )
+        assert list(caught.value.errors) == ["content.zh-Hant.sms_discreet_text"]
+    # A short name is matched as a word, not inside other words.
+    plain = complete(sms_discreet_text="Contact us tomorrow")
+    assert content.check_content({"en": plain}, ["sms"], "en", TITLES, "Act")
 
 
 def test_too_many_segments_is_refused_with_the_count() -> None:
