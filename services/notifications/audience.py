@@ -188,16 +188,31 @@ def project_supporter(
         values["phone"] = phone
         values["phone_hash"] = phone_hash(hash_key, phone)
     existing = conn.execute(
-        select(supporters.c.phone, supporters.c.interests, supporters.c.discreet).where(
-            supporters.c.supporter_id == sid
-        )
+        select(
+            supporters.c.phone,
+            supporters.c.interests,
+            supporters.c.discreet,
+            supporters.c.country,
+            supporters.c.postal_code,
+        ).where(supporters.c.supporter_id == sid)
     ).first()
     interests = sorted(
         set(data.get("interests") or []) | set(existing.interests if existing else [])
     )
     values["interests"] = interests
+    # From everything known, not only this signature: one without a postcode must not move
+    # a Perth supporter to the country's default zone (Sydney), and texts to 05:00.
+    postal_code = person.get("postal_code")
+    if (
+        existing is not None
+        and not postal_code
+        and (country or existing.country) == (existing.country)
+    ):
+        postal_code = existing.postal_code
     values["time_zone"] = resolve_time_zone(
-        phone or (existing.phone if existing else None), country, person.get("postal_code")
+        phone or (existing.phone if existing else None),
+        country or (existing.country if existing else None),
+        postal_code,
     )
     if existing is None:
         conn.execute(

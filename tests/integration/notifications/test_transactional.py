@@ -129,6 +129,29 @@ def test_a_discreet_tick_on_a_known_signers_new_signature_is_honoured_at_once(
     assert confirm["from"]["name"] == "Kinship"
 
 
+def test_a_later_signature_without_a_postcode_keeps_the_supporters_time_zone(
+    service: Service,
+) -> None:
+    """Australia has eight zones: without the postcode, a Perth supporter would read as
+    Sydney, and be texted from 05:00 their time."""
+    service.start()
+    service.publish(
+        organization("org-rb"),
+        petition("pet-p1", "camp-1", "org-rb"),
+        petition("pet-p2", "camp-1", "org-rb"),
+    )
+    service.publish(
+        signature("jo@example.org", "pet-p1", "camp-1", "org-rb", country="AU", postal_code="6000")
+    )
+    eventually(lambda: mails_to(service, "jo@example.org"), message="first thank-you")
+    assert service.rows(supporters)[0].time_zone == "Australia/Perth"
+    service.publish(
+        signature("jo@example.org", "pet-p2", "camp-1", "org-rb", country="AU", postal_code=None)
+    )
+    eventually(lambda: len(mails_to(service, "jo@example.org")) == 2, message="second thanks")
+    assert service.rows(supporters)[0].time_zone == "Australia/Perth"
+
+
 def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service) -> None:
     service.start()
     service.publish(organization("org-rb"), petition("pet-2", "camp-1", "org-rb", True))
