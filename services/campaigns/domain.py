@@ -22,7 +22,7 @@ REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}\Z")
 POSTAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,9}\Z")
 # language[-Script][-REGION]: the part of BCP 47 that picks a translation.
 LOCALE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?\Z")
-INTEREST = re.compile(INTEREST_PATTERN)
+INTEREST = re.compile(rf"^{INTEREST_PATTERN}\Z")
 # An organization's id: organizations are found by id or slug, so no slug may look like one.
 ORGANIZATION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 COUNTRIES = frozenset(

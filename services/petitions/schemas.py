@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
@@ -256,6 +257,12 @@ class ReferrerDataSchema(Schema):
     referrer = _text(200, load_default=None, allow_none=True)
 
 
+def _interest(value: str) -> None:
+    # A function, not validate.Regexp: OpenAPI patterns are ECMAScript, which has no \Z.
+    if re.fullmatch(INTEREST, value) is None:
+        raise ValidationError("Lowercase words like 'housing' or 'trans-health'.")
+
+
 class SignRequestSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -271,7 +278,7 @@ class SignRequestSchema(Schema):
     # What the signer says they care about (ticked on the form), for alerts that target it.
     # Carried to notifications in signature.created; never kept here, never exported.
     interests = fields.List(
-        fields.String(validate=validate.Regexp(INTEREST, error="Lowercase words like 'housing'")),
+        fields.String(validate=_interest),
         load_default=list,
         validate=validate.Length(max=MAX_INTERESTS),
     )

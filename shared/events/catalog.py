@@ -17,8 +17,9 @@ CHANNELS = ("email", "sms")
 # Internal work topics of the notifications service: alert batches for its senders, one topic
 # per channel, so a sender reads only its own channel's batches (with one shared topic, the SMS
 # senders fetched and skipped every batch of a million-recipient email alert).
-# A stated interest ("housing", "trans-health"): what a signer ticks and an alert targets.
-INTEREST = r"^[a-z0-9][a-z0-9_-]{0,63}\Z"
+# A stated interest ("housing", "trans-health"): what a signer ticks and an alert targets
+# (the whole value must match: re.fullmatch).
+INTEREST = r"[a-z0-9][a-z0-9_-]{0,63}"
 MAX_INTERESTS = 20
 
 DISPATCH = "kinship.notifications.dispatch"
