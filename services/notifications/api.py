@@ -301,11 +301,11 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
     )
 
     @blp.route("/erasures", methods=["POST"])
+    @require_role(verifier, ["admin"])  # first: a caller without a key gets nothing parsed
     @once
     @blp.arguments(ErasureRequestSchema)
     @blp.response(202, ErasureSchema)
     @blp.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
-    @require_role(verifier, ["admin"])
     def create_erasure(body: dict[str, Any]) -> dict[str, Any]:
         """Erase a person by email, phone or supporter id here and, through person.erased,
         everywhere.

@@ -187,11 +187,15 @@ def test_bodies_that_are_too_big_too_deep_or_not_json_are_refused_before_any_wor
 ) -> None:
     client = service.client()
     admin = issue_key(service.engine, "admin", "org-odd")
-    # Anonymous and gigantic: refused by its length, never read into the worker's memory.
-    huge = client.post(
-        "/api/v1/erasures", data=b"x" * (3 * 1024 * 1024), content_type="application/json"
+    # Gigantic: refused by its length, never read into the worker's memory; without a key,
+    # refused before anything is read at all.
+    huge = b"x" * (3 * 1024 * 1024)
+    anonymous = client.post("/api/v1/erasures", data=huge, content_type="application/json")
+    assert anonymous.status_code == 401
+    too_big = client.post(
+        "/api/v1/erasures", data=huge, content_type="application/json", headers=admin
     )
-    assert huge.status_code == 413
+    assert too_big.status_code == 413
     deep = client.post(
         "/api/v1/erasures",
         data="[" * 50_000 + "]" * 50_000,
