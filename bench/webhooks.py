@@ -201,7 +201,7 @@ def stack(
     dispatcher = Dispatcher(engine, WebhookConfig(allowed_networks=("127.0.0.1/32",)), clock=utcnow)
     _, consumer = worker_parts(
         settings, engine, store.outbox_table, store.processed_table, [topic],
-        webhook_handlers(utcnow), group=f"bench-{topic}",
+        webhook_handlers(utcnow, HASH_KEY), group=f"bench-{topic}",
         on_commit=lambda _types: dispatcher.wake(),
     )  # fmt: skip
     threads = [threading.Thread(target=p.run, daemon=True) for p in (consumer, dispatcher)]

@@ -25,6 +25,7 @@ from services.notifications.domain import postal_key, region_code, resolve_time_
 from services.notifications.store import (
     campaigns,
     consents,
+    erasures,
     organizations,
     petitions,
     signatures,
@@ -495,15 +496,15 @@ def number_locale(conn: Connection, contact_hash: str) -> str:
     return str(found or "en")
 
 
+def record_erasure(conn: Connection, contact_hash: str, at: datetime) -> None:
+    """Note when an address was erased (the latest erasure counts)."""
+    upsert(conn, erasures, {"contact_hash": contact_hash, "erased_at": at}, ["contact_hash"])
+
+
 def erased_since(conn: Connection, contact_hash: str, moment: datetime) -> bool:
-    """Return whether the contact was erased after moment (what it said then is void)."""
+    """Return whether the address was erased after moment (what it said then is void)."""
     erased_at = conn.execute(
-        select(suppressions.c.created_at).where(
-            suppressions.c.contact_hash == contact_hash,
-            suppressions.c.channel == "email",
-            suppressions.c.scope == EVERY_ORG,
-            suppressions.c.reason == "erased",
-        )
+        select(erasures.c.erased_at).where(erasures.c.contact_hash == contact_hash)
     ).scalar()
     return erased_at is not None and erased_at > moment
 

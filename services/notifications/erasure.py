@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, literal, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from services.notifications import audience, ledger
 from services.notifications.audience import EVERY_ORG
@@ -28,7 +28,6 @@ from shared.events.envelope import format_time
 from shared.privacy import email_hash, phone_hash, supporter_id
 
 ERASE_LINK_TTL = timedelta(hours=24)
-ERASED_RECIPIENT = "erased"
 
 
 def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None:
@@ -47,24 +46,15 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     for channel, contact in hashes:
         if contact:
             audience.suppress(conn, str(contact), channel, EVERY_ORG, "erased", now)
+            if channel == "email":
+                audience.record_erasure(conn, str(contact), now)
     delivery_ids = select(deliveries.c.delivery_id).where(deliveries.c.recipient_id == sid)
     conn.execute(delete(captured).where(captured.c.delivery_id.in_(delivery_ids)))
     conn.execute(delete(captured).where(captured.c.supporter_id == sid))
-    # Ledger rows stay (counts must stay right) but lose anything personal they carried, and
-    # settled ones their link to the person: the supporter id is a keyed hash of the address,
-    # and message keys name the signatures ("thanks:<signature>"), so with the key they would
-    # still say which petitions the person signed. Each keeps its own id (provider callbacks
-    # use it). A row still in flight keeps its link: a batch taken over must find it, to
-    # settle it as suppressed (or count it ambiguous) rather than leave it sending for ever.
+    # Ledger rows stay (counts must stay right) but lose anything personal they carried. They
+    # keep their recipient and message key: a batch delivered again after the erasure must
+    # find its rows (one per alert, supporter and channel), or it would count them twice.
     conn.execute(update(deliveries).where(deliveries.c.recipient_id == sid).values(params=None))
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.recipient_id == sid, deliveries.c.status.in_(ledger.DONE))
-        .values(
-            recipient_id=ERASED_RECIPIENT,
-            message_key=literal("erased:") + deliveries.c.delivery_id,
-        )
-    )
     for table in (consents, supporter_campaigns, signatures, erasure_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
     if data.get("phone_hash"):

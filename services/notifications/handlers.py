@@ -16,6 +16,7 @@ from services.notifications import audience, compliance, erasure, ledger
 from services.notifications.bootstrap import Deps
 from services.notifications.store import alerts, signatures, supporters, upsert
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
+from services.notifications.webhooks.handlers import signed_before_erasure
 from shared.auth import projection_handlers
 from shared.events import Event
 from shared.events.catalog import type_name
@@ -57,8 +58,7 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
     """Project the signer and queue their thank-you, confirmation or "already signed" email."""
     data = event.data
     now = deps.clock()
-    contact = email_hash(deps.settings.hash_key, data["person"]["email"])
-    if audience.erased_since(conn, contact, _at(event)):
+    if signed_before_erasure(deps.settings.hash_key, conn, event):
         # Made before the person was erased, delivered after (consumer lag, a retried event,
         # an outbox row not yet relayed): it must not bring them back, thank them or tell
         # partners about them. Partners hear only of signers held here (webhooks.handlers).
@@ -356,7 +356,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
     # Partner webhooks run after the projection handlers, so they see the updated campaign;
     # but before a confirmation's, which clears what the signature said (the partner's share).
     confirmed = type_name("signature.confirmed")
-    for name, fns in webhook_handlers(lambda: deps.clock()).items():
+    for name, fns in webhook_handlers(lambda: deps.clock(), deps.settings.hash_key).items():
         table[name] = (
             [*fns, *table.get(name, [])] if name == confirmed else [*table.get(name, []), *fns]
         )

@@ -148,6 +148,16 @@ suppressions = Table(
     Column("created_at", Moment(), nullable=False),
 )
 
+# When each address was erased (its keyed hash): a signature made before then and delivered
+# after (consumer lag, a retried event) is void. Apart from suppressions, which keep one reason
+# a contact (a bounce before the erasure would hide it).
+erasures = Table(
+    "nf_erasures",
+    metadata,
+    Column("contact_hash", ident(64), primary_key=True),
+    Column("erased_at", Moment(), nullable=False),
+)
+
 alerts = Table(
     "nf_alerts",
     metadata,

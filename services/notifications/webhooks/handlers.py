@@ -16,13 +16,14 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.notifications.audience import person_phone
+from services.notifications.audience import erased_since, person_phone
 from services.notifications.store import campaigns, petitions, signatures, supporters
 from services.notifications.webhooks import domain
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from shared.events import Event
 from shared.events.catalog import type_name
-from shared.events.envelope import format_time
+from shared.events.envelope import format_time, parse_time
+from shared.privacy import email_hash
 
 Handler = Callable[[Event, Connection], None]
 
@@ -112,14 +113,6 @@ def confirmed_signature(conn: Connection, data: dict[str, Any]) -> dict[str, Any
 
 
 SHARED_PERSON = ("given_name", "family_name", "email", "phone", "postal_code", "country")
-
-
-def held(conn: Connection, supporter_id: str) -> bool:
-    """Return whether the projection holds this supporter (it runs first, in this transaction)."""
-    found = conn.execute(
-        select(supporters.c.supporter_id).where(supporters.c.supporter_id == supporter_id)
-    ).first()
-    return found is not None
 
 
 def enqueue(
@@ -228,7 +221,16 @@ def scrub(conn: Connection, supporter_id: str) -> int:
     return len(rows)
 
 
-def handlers(clock: Callable[[], datetime]) -> dict[str, list[Handler]]:
+def signed_before_erasure(hash_key: str, conn: Connection, event: Event) -> bool:
+    """Return whether a signature was made before its signer's address was erased (it arrived
+    late: consumer lag, a retried event, an outbox row not yet relayed). It is void."""
+    contact = email_hash(hash_key, str(event.data["person"]["email"]))
+    raw = event.data.get("at")
+    made = parse_time(raw) if isinstance(raw, str) else event.time
+    return erased_since(conn, contact, made)
+
+
+def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Handler]]:
     """Return the webhook handlers of every event type partners may subscribe to, and erasure."""
 
     def handle(event: Event, conn: Connection) -> None:
@@ -239,8 +241,8 @@ def handlers(clock: Callable[[], datetime]) -> dict[str, list[Handler]]:
             if found is None:
                 return  # not a double opt-in signature known here, or its signer was erased
             data = found
-        elif short == "signature.created" and not held(conn, str(data["supporter_id"])):
-            return  # made before its signer was erased (the projection refused it)
+        elif short == "signature.created" and signed_before_erasure(hash_key, conn, event):
+            return  # the projection refused it too
         enqueue(conn, short, event.id, event.time, data, recipients(conn, short, data), clock())
 
     def erased(event: Event, conn: Connection) -> None:

@@ -24,7 +24,7 @@ from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import Reply
 from shared.errors import FieldError
 from shared.events import Event
-from shared.events.catalog import NOTIFICATIONS, type_name
+from shared.events.catalog import NOTIFICATIONS
 from shared.events.envelope import format_time, utcnow
 from tests.integration.notifications.harness import (
     Service,
@@ -82,15 +82,10 @@ def signed(email: str, shared_with: list[str], attributed: str | None = None, **
 
 
 def write_events(svc: Service, clock: Clock, *events: Event) -> None:
-    """Run the webhook handlers as the consumer would, in one transaction: a signature's
-    projection first (partners hear only of signers held here)."""
-    from services.notifications.handlers import handle_signature_created
-
-    table = webhook_handlers(clock)
+    """Run the webhook handlers as the consumer would, in one transaction."""
+    table = webhook_handlers(clock, svc.deps.settings.hash_key)
     with svc.engine.begin() as conn:
         for e in events:
-            if e.type == type_name("signature.created"):
-                handle_signature_created(svc.deps, e, conn)
             for handle in table.get(e.type, []):
                 handle(e, conn)
 
