@@ -389,6 +389,7 @@ class ConsumerRunner:
                     )
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
+                    self.running_since = utcnow()  # parked events' hour counts from its return
         finally:
             try:
                 self._settle()
@@ -911,4 +912,5 @@ class ConsumerRunner:
             held = set(self._held)
             consumer.resume(*[tp for tp in consumer.assignment() if tp not in held])
             metrics.CONSUMER_PAUSED.labels(self.group).set(0)
+            self.running_since = utcnow()  # parked events' hour counts from here again
         log.info("database back, consumer resumed", extra={"group": self.group})

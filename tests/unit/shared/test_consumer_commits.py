@@ -143,3 +143,19 @@ def test_a_broker_error_while_waiting_for_the_database_leaves_nothing_paused(
     with pytest.raises(KafkaError):
         runner._wait_for_database(_Batch())
     assert consumer.paused == set()  # the run loop polls again, and pauses again if need be
+
+
+def test_a_long_wait_for_the_database_restarts_the_parked_events_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parked events count as lost an hour after they are due, counted while the consumer
+    runs: a database outage is not running, or the key's next event would overtake them."""
+    from datetime import timedelta
+
+    monkeypatch.setattr("shared.consumer.database_ready", lambda engine: True)
+    runner = _runner()
+    runner._consumer = RebalancingConsumer([{}])  # type: ignore[assignment]
+    runner.running_since -= timedelta(hours=3)  # it started long before the outage
+    before = runner.running_since
+    runner._wait_for_database(_Batch())
+    assert runner.running_since - before > timedelta(hours=2)
