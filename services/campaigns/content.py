@@ -144,6 +144,15 @@ def measure_locale(
     return found
 
 
+def _as_written(name: str) -> re.Pattern[str]:
+    """Match a name where it is written: as a word where it begins or ends with a Latin letter
+    or digit (so "Act" is not found in "Contact"); anywhere for Chinese, Japanese or Korean,
+    written without spaces or with particles attached."""
+    start = r"(?<![a-z0-9])" if re.match(r"[a-z0-9]", name) else ""
+    end = r"(?![a-z0-9])" if re.search(r"[a-z0-9]\Z", name) else ""
+    return re.compile(start + re.escape(name) + end)
+
+
 def check_discreet(
     texts: Mapping[str, str | None], locale: str, titles: Mapping[str, str], org_name: str
 ) -> None:
@@ -151,7 +160,7 @@ def check_discreet(
     title is often left untranslated) or the organization's name: it is for who must not be
     seen."""
     names = {t.strip().casefold() for t in (*titles.values(), org_name)} - {""}
-    named = [re.compile(rf"(?<!\w){re.escape(n)}(?!\w)") for n in names]
+    named = [_as_written(n) for n in names]
     for name in ("discreet_email_subject", "sms_discreet_text"):
         text = (texts.get(name) or "").casefold()
         if any(pattern.search(text) for pattern in named):

@@ -128,7 +128,18 @@ def test_a_discreet_text_names_no_title_in_any_language_nor_the_organization() -
                 {"zh-Hant": texts}, ["sms"], "zh-Hant", TITLES, "Rainbow Lantern Alliance"
             )
         assert list(caught.value.errors) == ["content.zh-Hant.sms_discreet_text"]
-    # A short name is matched as a word, not inside other words.
+    # Chinese, Japanese and Korean are written without spaces, or with particles attached.
+    against_hate = "\u53cd\u5bf9\u4ec7\u6068"
+    kinship_ko = "\ud0b9\uc2ed"
+    for text, name in (
+        (f"\u8bf7\u652f\u6301{against_hate}\u884c\u52a8", against_hate),
+        (f"{kinship_ko}\uc740 \ub0b4\uc77c", kinship_ko),
+    ):
+        with pytest.raises(FieldError):
+            content.check_content(
+                {"zh-Hans": complete(sms_discreet_text=text)}, ["sms"], "zh-Hans", TITLES, name
+            )
+    # A short Latin name is matched as a word, not inside other words.
     plain = complete(sms_discreet_text="Contact us tomorrow")
     assert content.check_content({"en": plain}, ["sms"], "en", TITLES, "Act")
 
