@@ -173,9 +173,10 @@ class GuardedTransport:
 
         def cut() -> None:
             expired.set()
-            if conn.sock is not None:
+            sock = conn.sock  # read once: the exchange may close it meanwhile
+            if sock is not None:
                 with contextlib.suppress(OSError):
-                    conn.sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(socket.SHUT_RDWR)
 
         watchdog = threading.Timer(DEADLINE_STEPS * (conn.timeout or 10.0), cut)
         watchdog.daemon = True
@@ -184,6 +185,7 @@ class GuardedTransport:
             reply, keep = self._exchange(conn, url, headers, body)
         finally:
             watchdog.cancel()
+            watchdog.join()  # a cut under way ends before the connection may be kept
         if expired.is_set():
             return Reply(None, None, b"", "timeout: no complete answer in time"), False
         return reply, keep
