@@ -9,11 +9,12 @@ Revises: 0014_pending_signatures
 """
 
 from collections.abc import Sequence
+from typing import Any
 
+import phonenumbers
 import sqlalchemy as sa
 from alembic import op
 
-from services.notifications.audience import person_phone
 from shared.config import Settings
 from shared.privacy import phone_hash
 
@@ -21,6 +22,22 @@ revision: str = "0015_pending_signature_phone"
 down_revision: str | Sequence[str] | None = "0014_pending_signatures"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+def _e164(person: dict[str, Any]) -> str | None:
+    """The phone an unconfirmed signature gave, as the service reads it (E.164), spelled out
+    here so that a later change of the service's code cannot change what this migration did."""
+    number = person.get("phone")
+    if not number:
+        return None
+    country = str(person.get("country") or "").upper() or None
+    try:
+        parsed = phonenumbers.parse(str(number), country)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
 def upgrade() -> None:
@@ -33,20 +50,33 @@ def upgrade() -> None:
         "nf_signatures",
         sa.column("signature_id"),
         sa.column("pending", sa.JSON()),
+        sa.column("confirmed"),
         sa.column("phone_hash"),
     )
+    change = (
+        table.update()
+        .where(table.c.signature_id == sa.bindparam("sid"))
+        .values(phone_hash=sa.bindparam("hashed"))
+    )
     conn = op.get_bind()
-    rows = conn.execute(
-        sa.select(table.c.signature_id, table.c.pending).where(table.c.pending.is_not(None))
-    ).all()
-    for signature_id, pending in rows:
-        phone = person_phone((pending or {}).get("person") or {})
-        if phone:
-            conn.execute(
-                table.update()
-                .where(table.c.signature_id == signature_id)
-                .values(phone_hash=phone_hash(key, phone))
-            )
+    last = ""
+    while True:  # unconfirmed ones only (a confirmed one's pending is JSON null), by chunks
+        rows = conn.execute(
+            sa.select(table.c.signature_id, table.c.pending)
+            .where(table.c.confirmed.is_(False), table.c.signature_id > last)
+            .order_by(table.c.signature_id)
+            .limit(1000)
+        ).all()
+        if not rows:
+            break
+        hashed = [
+            {"sid": sid, "hashed": phone_hash(key, phone)}
+            for sid, pending in rows
+            if (phone := _e164((pending or {}).get("person") or {}))
+        ]
+        if hashed:
+            conn.execute(change, hashed)
+        last = rows[-1][0]
 
 
 def downgrade() -> None:
