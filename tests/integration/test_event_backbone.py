@@ -282,7 +282,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
     assert sum("record key" in h["kinship_error"] for h in errors) == 2
     assert all(h["kinship_origin_topic"] == app.topic for h in errors)
     assert all(h["kinship_origin_offset"].isdigit() for h in errors)
-    assert [record.value for record in dead][0] == b"{not json"
+    assert b"{not json" in [record.value for record in dead]  # as it came, whatever the order
 
 
 def _runner(app: App, handler: Any, **kwargs: Any) -> ConsumerRunner:
