@@ -64,6 +64,8 @@ class Settings:
     twilio_from_number: str = ""
     relay_batch_size: int = 1000
     consumer_max_attempts: int = 5
+    # A worker process serves /metrics on this port (0: not at all).
+    worker_metrics_port: int = 0
 
     @property
     def production(self) -> bool:
@@ -100,6 +102,7 @@ class Settings:
             twilio_from_number=_env("TWILIO_FROM_NUMBER", ""),
             relay_batch_size=_int("OUTBOX_RELAY_BATCH_SIZE", 1000),
             consumer_max_attempts=_int("CONSUMER_MAX_ATTEMPTS", 5),
+            worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
         )
         settings.check()
         return settings

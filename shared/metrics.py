@@ -12,6 +12,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 EVENTS_CONSUMED = Counter(
@@ -45,3 +46,10 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def serve(port: int, address: str = "0.0.0.0") -> int:  # noqa: S104 - a pod's own port
+    """Serve this process's metrics at http://address:port/metrics in a thread (a worker has
+    no web server of its own); return the port (0 picks a free one)."""
+    server, _ = start_http_server(port, address)
+    return int(server.server_port)

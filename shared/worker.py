@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from shared import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -21,12 +23,18 @@ class Stoppable(Protocol):
         """Ask run() to finish what it holds and return."""
 
 
-def run_all(parts: Sequence[Stoppable], install_signals: bool = True) -> None:
+def run_all(
+    parts: Sequence[Stoppable], install_signals: bool = True, metrics_port: int = 0
+) -> None:
     """Run each part in its own thread until SIGTERM/SIGINT; a part that crashes stops all.
 
     A part that ended on its own (it crashed, or returned unasked) makes the process exit with
     status 1 once the others have stopped, so a supervisor sees a failure, not a clean stop.
+    With a metrics_port, the process's metrics (events consumed, possible duplicates...) are
+    served at /metrics there.
     """
+    if metrics_port:
+        metrics.serve(metrics_port)
     failed = threading.Event()
     asked = threading.Event()  # SIGTERM or SIGINT: a stop, not a failure
 

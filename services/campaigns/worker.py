@@ -47,7 +47,7 @@ def main() -> None:
     deps = build()
     start_logging("campaigns-worker", deps.settings)
     ensure_own_topic(deps.settings)
-    run_all(parts(deps))
+    run_all(parts(deps), metrics_port=deps.settings.worker_metrics_port)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     deps = build()
     start_logging("notifications-worker", deps.settings)
-    run_all(parts(deps, args.role, group=args.group))
+    run_all(
+        parts(deps, args.role, group=args.group),
+        metrics_port=deps.settings.worker_metrics_port,
+    )
 
 
 if __name__ == "__main__":

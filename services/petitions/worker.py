@@ -55,7 +55,7 @@ def main() -> None:
     relay, runner = worker_parts(
         deps.settings, deps.engine, store.outbox, store.processed, TOPICS, handlers(deps)
     )
-    run_all([relay, runner, Housekeeping(deps)])
+    run_all([relay, runner, Housekeeping(deps)], metrics_port=deps.settings.worker_metrics_port)
 
 
 if __name__ == "__main__":

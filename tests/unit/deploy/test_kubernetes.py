@@ -75,6 +75,10 @@ def test_worker_deployment(manifests: list[dict[str, Any]], name: str) -> None:
     assert c["command"][:3] == ["python", "-m", f"services.{name}.worker"]
     assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
     assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
+    # Its metrics (events consumed, possible duplicates) are served and scraped.
+    port = {e["name"]: e["value"] for e in c["env"]}["WORKER_METRICS_PORT"]
+    assert {"name": "metrics", "containerPort": int(port)} in c["ports"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == port
 
 
 def test_a_metrics_directory_is_set_only_where_it_is_mounted(

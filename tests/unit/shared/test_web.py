@@ -120,3 +120,17 @@ def test_a_401_names_the_bearer_scheme() -> None:
 
     response = app.test_client().get("/private")
     assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_worker_serves_its_metrics_on_its_own_port() -> None:
+    """Workers have no web server: what they count (events consumed, possible duplicate
+    messages) must still be readable, or it is counted for nobody."""
+    import urllib.request
+
+    from shared import metrics
+
+    metrics.AMBIGUOUS_SENDS.labels("email", "thank_you").inc()
+    port = metrics.serve(0, "127.0.0.1")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    assert 'kinship_notifications_ambiguous_total{channel="email",kind="thank_you"}' in text
