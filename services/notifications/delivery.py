@@ -326,7 +326,8 @@ class Deliverer:
             info.org_name, info.postal_address, compliance.unsubscribe_url(base, tag),
             compliance.preferences_url(base, tag),
         )  # fmt: skip
-        email = messages.bulk_email(content, locale, info.shared_values(locale), footer)
+        discreet = any(person.discreet for _, person in members)
+        email = messages.bulk_email(content, locale, info.shared_values(locale), footer, discreet)
         recipients = [self._email_recipient(info, d, p, email) for d, p in members]
         while recipients:
             batch = EmailBatch(

@@ -291,6 +291,19 @@ def personal_tag(name: str, html: bool) -> str:
     return f"-{name}_html-" if html else f"-{name}-"
 
 
+_PREVIEW_PAD = "&#847;&zwnj;&nbsp;" * 90
+_HIDDEN = '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">'
+# Where a bulk email's preview line goes, filled per recipient (empty for most).
+PREVIEW_HTML_TAG = "-kinship_preview_html-"
+PREVIEW_TEXT_TAG = "-kinship_preview_text-"
+
+
+def preheader(line: str) -> str:
+    """Return the hidden HTML that an inbox list or a lock screen shows as an email's preview,
+    padded so that the body's first words stay out of it."""
+    return f"{_HIDDEN}{escape(line)}{_PREVIEW_PAD}</div>"
+
+
 @dataclass(frozen=True)
 class BulkEmail:
     """One locale's alert email, ready for a bulk request: each recipient's values go in
@@ -302,10 +315,17 @@ class BulkEmail:
     text: str
     html: str
     personal: frozenset[tuple[str, bool]]  # (variable, in HTML) used by the templates
+    previews: bool = False  # the parts open with the preview tags (discreet recipients)
 
     def substitutions(self, list_token: str, person: Any) -> dict[str, str]:
         """Return one recipient's substitutions: their list token and the variables in use."""
         values = {TOKEN_TAG: list_token}
+        if self.previews:
+            # A discreet recipient's preview is their subject: the body's first words (the
+            # organization's, shared by the whole request) can name the cause.
+            discreet = bool(person.discreet)
+            values[PREVIEW_HTML_TAG] = preheader(self.discreet_subject) if discreet else ""
+            values[PREVIEW_TEXT_TAG] = f"{self.discreet_subject}\n\n" if discreet else ""
         for name, html in self.personal:
             value = personal_value(self.locale, name, person)
             values[personal_tag(name, html)] = escape(value) if html else value
@@ -320,7 +340,11 @@ def personal_value(locale: str, name: str, person: Any) -> str:
 
 
 def bulk_email(
-    content: Mapping[str, Any], locale: str, shared: Mapping[str, str], footer: Footer
+    content: Mapping[str, Any],
+    locale: str,
+    shared: Mapping[str, str],
+    footer: Footer,
+    previews: bool = False,
 ) -> BulkEmail:
     """Fill an alert's email templates: shared variables (organization_name, campaign_title,
     postal_address) in place, HTML-escaped in the HTML part; per-recipient ones as substitution
@@ -351,9 +375,14 @@ def bulk_email(
         discreet_subject=render(discreet, html=False)
         if discreet
         else text(locale, "discreet_subject"),
-        text=render(text_template, html=False) + footer_text(locale, footer),
-        html=render(html_template, html=True) + footer_html(locale, footer),
+        text=(PREVIEW_TEXT_TAG if previews else "")
+        + render(text_template, html=False)
+        + footer_text(locale, footer),
+        html=(PREVIEW_HTML_TAG if previews else "")
+        + render(html_template, html=True)
+        + footer_html(locale, footer),
         personal=frozenset(personal),
+        previews=previews,
     )
 
 
@@ -406,17 +435,10 @@ def footer_html(locale: str, footer: Footer) -> str:
 # Inbox lists and lock screens show an email's first hundred or so characters after its
 # subject. The hidden preheader fills that preview (the padding keeps the body's first words
 # out of it): a discreet supporter's preview says no more than their subject.
-_PREVIEW_PAD = "&#847;&zwnj;&nbsp;" * 90
-
-
 def discreet(rendered: Rendered, locale: str) -> Rendered:
     """Return an email whose subject and preview name no cause."""
     neutral = text(locale, "discreet_subject")
-    preheader = (
-        '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">'
-        f"{escape(neutral)}{_PREVIEW_PAD}</div>"
-    )
-    return Rendered(neutral, f"{neutral}\n\n{rendered.text}", preheader + rendered.html)
+    return Rendered(neutral, f"{neutral}\n\n{rendered.text}", preheader(neutral) + rendered.html)
 
 
 def greeting(locale: str, name: str | None) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG
 from services.notifications.fanout import DispatchSender
+from services.notifications.messages import PREVIEW_HTML_TAG, PREVIEW_TEXT_TAG
 from services.notifications.senders import substitute
 from services.notifications.store import (
     alerts,
@@ -119,11 +120,18 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
     discreet = {p["email"] for p in people if p["discreet"]}
     for request in requests:
         for pers in request.body["personalizations"]:
+            # The preview an inbox shows after the subject opens the body: for a discreet
+            # supporter it is their subject too, not the organization's first words.
+            assert request.body["content"][1]["value"].startswith(PREVIEW_HTML_TAG)
+            preview = pers["substitutions"][PREVIEW_HTML_TAG]
             if pers["to"][0]["email"] in discreet:
                 assert pers["subject"] == "An update for you"
                 assert pers["from"] == {"email": request.body["from"]["email"], "name": "Kinship"}
+                assert preview.startswith('<div style="display:none') and "An update" in preview
+                assert pers["substitutions"][PREVIEW_TEXT_TAG] == "An update for you\n\n"
             else:
                 assert "subject" not in pers and "from" not in pers
+                assert preview == pers["substitutions"][PREVIEW_TEXT_TAG] == ""
     row = alert_row(service, "alert-e")
     assert row.total == n and row.sent == n - 1 and row.suppressed == 1 and row.failed == 0
     assert row.total == row.sent + row.failed + row.suppressed
