@@ -26,11 +26,6 @@ from shared.privacy import email_hash, phone_hash
 Handler = Callable[[Event, Connection], None]
 
 
-def _at(event: Event) -> Any:
-    raw = event.data.get("at")
-    return parse_time(raw) if isinstance(raw, str) else event.time
-
-
 def queue(
     conn: Connection,
     *,
@@ -149,9 +144,8 @@ def _project(deps: Deps, conn: Connection, data: Mapping[str, Any], now: datetim
         # A fresh, explicit opt-in lifts an erasure tombstone (never a bounce, STOP or complaint).
         contact = email_hash(deps.settings.hash_key, data["person"]["email"])
         audience.lift_suppression(conn, contact, "email", audience.EVERY_ORG, ("erased",))
-        phone = audience.person_phone(data["person"])
-        if consents.get("sms") and phone:
-            number = phone_hash(deps.settings.hash_key, phone)
+        number = _phone_hash(deps, data["person"])
+        if consents.get("sms") and number:
             audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
 
 
@@ -318,10 +312,10 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         return lambda event, conn: fn(deps, event, conn)
 
     def org(event: Event, conn: Connection) -> None:
-        audience.upsert_organization(conn, deps.settings.hash_key, event.data, _at(event))
+        audience.upsert_organization(conn, deps.settings.hash_key, event.data, event.happened_at)
 
     def campaign(event: Event, conn: Connection) -> None:
-        audience.upsert_campaign(conn, event.data, _at(event))
+        audience.upsert_campaign(conn, event.data, event.happened_at)
 
     def partner(event: Event, conn: Connection) -> None:
         audience.add_campaign_partner(

@@ -58,6 +58,13 @@ class Event:
     time: datetime = field(default_factory=utcnow)
     subject: str | None = None
 
+    @property
+    def happened_at(self) -> datetime:
+        """When the fact happened: its `at` where the data has one (the source's commit), else
+        when the event was made."""
+        raw = self.data.get("at")
+        return parse_time(raw) if isinstance(raw, str) else self.time
+
     def headers(self) -> Headers:
         """Return the CloudEvents binary-binding headers of this event."""
         headers = [

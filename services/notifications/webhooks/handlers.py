@@ -22,7 +22,7 @@ from services.notifications.webhooks import domain
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from shared.events import Event
 from shared.events.catalog import type_name
-from shared.events.envelope import format_time, parse_time
+from shared.events.envelope import format_time
 from shared.privacy import email_hash
 
 Handler = Callable[[Event, Connection], None]
@@ -225,9 +225,7 @@ def signed_before_erasure(hash_key: str, conn: Connection, event: Event) -> bool
     """Return whether a signature was made before its signer's address was erased (it arrived
     late: consumer lag, a retried event, an outbox row not yet relayed). It is void."""
     contact = email_hash(hash_key, str(event.data["person"]["email"]))
-    raw = event.data.get("at")
-    made = parse_time(raw) if isinstance(raw, str) else event.time
-    return erased_since(conn, contact, made)
+    return erased_since(conn, contact, event.happened_at)
 
 
 def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Handler]]:
