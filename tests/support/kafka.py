@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -51,22 +50,32 @@ def wait_for_members(bootstrap: str, group: str, members: int, timeout: float = 
 def read_all(
     bootstrap: str, topic: str, expected: int | None = None, timeout: float = 30.0
 ) -> list[Any]:
-    """Read a topic from the beginning until expected records (or its end) have been seen."""
+    """Read a topic from the beginning until expected records (or its end) have been seen.
+
+    The reader assigns itself every partition rather than joining a consumer group: a group's
+    join can take longer than the test waits on a loaded broker (seen once in CI, where a
+    reader got nothing in 60 s from a topic holding both records it waited for).
+    """
     wanted = expected if expected is not None else sum(end_offsets(bootstrap, topic).values())
     records: list[Any] = []
     with KafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
-        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         client_id="test-reader",
-        # The topic may be created after the reader subscribes (a sender makes its dead-letter
+        # The topic may be created after the reader starts (a sender makes its dead-letter
         # topic when it starts): without this it would not look again for five minutes.
         metadata_max_age_ms=500,
     ) as consumer:
         deadline = time.monotonic() + timeout
         while len(records) < wanted and time.monotonic() < deadline:
+            partitions = {TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)}
+            if not partitions:
+                time.sleep(0.2)
+                continue
+            if partitions != consumer.assignment():
+                consumer.assign(sorted(partitions))
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
     return records
