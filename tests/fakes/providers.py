@@ -164,7 +164,7 @@ def start_fake_process(
     *,
     threads: int = 4,
     faults: dict[str, Any] | None = None,
-    startup_timeout: float = 20.0,
+    startup_timeout: float = 60.0,
     **options: Any,
 ) -> FakeProcess:
     """Start the "sendgrid" or "twilio" fake under gunicorn on 127.0.0.1:port (0 = a free port).

@@ -35,7 +35,7 @@ from shared.kafka import (
 from shared.outbox import Outbox
 from shared.relay import OutboxRelay
 from tests.integration import eventapp
-from tests.support.kafka import group_lag, headers_of, read_all
+from tests.support.kafka import end_offsets, group_lag, headers_of, read_all
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -209,7 +209,7 @@ def test_consumer_killed_mid_batch_applies_no_effect_twice(app: App) -> None:
         for threshold in (400, 1200):
             eventually(
                 lambda t=threshold: app.count(app.effects) >= t,
-                timeout=60,
+                timeout=180,  # the killed member's session (15 s) must lapse before a new join
                 message=f"{threshold} effects",
             )
             time.sleep(random.uniform(0.05, 0.4))
@@ -455,13 +455,14 @@ def test_a_spinning_consumer_is_replaced_and_every_event_applies_once(
 
 
 def test_an_idle_relay_publishes_a_commit_at_once_and_stops_at_once(app: App) -> None:
-    # The outbox's trigger NOTIFYs each commit and the idle relay LISTENs: with a minute
-    # between its own looks here, only the notification can bring the event out in time.
+    # The outbox's trigger NOTIFYs each commit and the idle relay LISTENs: with ten minutes
+    # between its own looks here, only the notification can bring the event out in seconds
+    # (10 s allowed: a loaded CI machine can stall a process for a second or two).
     relay = OutboxRelay(
         app.engine,
         app.outbox_table,
         lambda: make_producer(app.bootstrap, "test-relay"),
-        idle_ceiling=60.0,
+        idle_ceiling=600.0,
     )
     thread = threading.Thread(target=relay.run)
     thread.start()
@@ -473,14 +474,14 @@ def test_an_idle_relay_publishes_a_commit_at_once_and_stops_at_once(app: App) ->
         for seq in range(3):
             committed = time.monotonic()
             app.add_events([eventapp.item_event("idle", seq)])
-            eventually(lambda n=seq + 2: relay.published == n, timeout=10, message="published")
-            assert time.monotonic() - committed < 2.0
+            eventually(lambda n=seq + 2: relay.published == n, timeout=60, message="published")
+            assert time.monotonic() - committed < 10.0
             time.sleep(0.3)
     finally:
         stopping = time.monotonic()
         relay.stop()
         thread.join(timeout=30)
-    assert not thread.is_alive() and time.monotonic() - stopping < 2.0
+    assert not thread.is_alive() and time.monotonic() - stopping < 10.0
     records = read_all(app.bootstrap, app.topic, expected=4)
     assert sorted(json.loads(r.value)["seq"] for r in records if r.key == b"idle") == [0, 1, 2]
 
@@ -547,8 +548,7 @@ def test_consumer_pauses_while_the_database_is_down_and_resumes(app: App, postgr
             postgres.start_server()
         stop(consumer)
     assert app.distinct_effects() == 400 and app.count(app.effects) == 400
-    dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=0, timeout=1)
-    assert dead == []
+    assert sum(end_offsets(app.bootstrap, dead_letter_topic(app.topic, app.group)).values()) == 0
 
 
 def test_sigterm_lets_the_consumer_finish_its_batch_and_leave_cleanly(app: App) -> None:
@@ -620,7 +620,7 @@ def test_rows_kafka_refuses_are_dead_lettered_and_the_rows_behind_them_still_go_
         relay.stop()
         thread.join(timeout=30)
     assert relay.published == 6 and relay.dead_lettered == 2
-    records = read_all(app.bootstrap, app.topic, timeout=10)
+    records = read_all(app.bootstrap, app.topic, timeout=60)
     by_key: dict[bytes, list[int]] = defaultdict(list)
     for record in records:
         by_key[record.key].append(json.loads(record.value)["seq"])
@@ -630,7 +630,7 @@ def test_rows_kafka_refuses_are_dead_lettered_and_the_rows_behind_them_still_go_
         b"k0": [0, 2, 4],
         b"k1": [1, 3, 5],
     }
-    dead = read_all(app.bootstrap, f"{app.topic}.relay.dlq", expected=2, timeout=10)
+    dead = read_all(app.bootstrap, f"{app.topic}.relay.dlq", expected=2, timeout=60)
     headers = [headers_of(record) for record in dead]
     assert [h["ce_id"] for h in headers] == [big.id, huge.id]
     assert all(h["kinship_origin_topic"] == app.topic for h in headers)

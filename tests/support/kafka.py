@@ -48,7 +48,7 @@ def wait_for_members(bootstrap: str, group: str, members: int, timeout: float = 
 
 
 def read_all(
-    bootstrap: str, topic: str, expected: int | None = None, timeout: float = 30.0
+    bootstrap: str, topic: str, expected: int | None = None, timeout: float = 60.0
 ) -> list[Any]:
     """Read a topic from the beginning until expected records (or its end) have been seen.
 

@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 def eventually(
-    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, message: str = "condition"
+    probe: Callable[[], T], timeout: float = 90.0, interval: float = 0.1, message: str = "condition"
 ) -> T:
     """Poll until probe() returns a truthy value; fail with the last value after timeout."""
     deadline = time.monotonic() + timeout

@@ -36,6 +36,7 @@ from shared.migrate import upgrade
 from shared.privacy import supporter_id
 from shared.worker import Stoppable
 from tests.fakes.providers import FakeRecords
+from tests.support.polling import eventually
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-test-token"
@@ -93,7 +94,7 @@ def fast_config(**changes: Any) -> NotificationConfig:
     base = NotificationConfig(
         retry_base_delay=0.05,
         retry_max_delay=2.0,
-        provider_timeout=10.0,
+        provider_timeout=30.0,  # the default: a starved in-process fake is not a fault under test
         sms_rate_per_second=200.0,
         poll_interval=0.05,
         poll_ceiling=0.2,
@@ -150,10 +151,26 @@ class Service:
         return self.app.test_client()
 
     def start(self, role: str = "all") -> None:
+        """Start the role's parts, and return once each of their consumer groups holds its
+        partitions: a test's own wait then measures the service, not a group's first join,
+        which on a loaded broker has taken over a minute."""
         for part in parts(self.deps, role, group=self.group):
             thread = threading.Thread(target=part.run, name=type(part).__name__, daemon=True)
             thread.start()
             self.running.append((part, thread))
+        config = self.deps.config
+        members = {
+            "core": {self.group: 1},
+            "email": {f"{self.group}-email-sender": config.email_sender_threads},
+            "sms": {f"{self.group}-sms-sender": config.sms_sender_threads},
+        }
+        groups = {
+            group: count
+            for name, wanted in members.items()
+            if role in ("all", name)
+            for group, count in wanted.items()
+        }
+        eventually(lambda: groups_stable(self.bootstrap, groups), timeout=180, interval=0.2)
 
     def stop(self) -> None:
         for part, _ in self.running:

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 def erased_events(service: Service) -> list[dict]:
     return [
         json.loads(r.value)
-        for r in read_all(service.bootstrap, NOTIFICATIONS, timeout=5)
+        for r in read_all(service.bootstrap, NOTIFICATIONS, timeout=60)
         if headers_of(r)["ce_type"] == "kinship.person.erased.v1"
     ]
 

@@ -23,7 +23,7 @@ from tests.integration.notifications.harness import (
     running_service,
     seed_audience,
 )
-from tests.support.kafka import headers_of, read_all
+from tests.support.kafka import end_offsets, headers_of, read_all
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -142,7 +142,7 @@ def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> Non
     def published_changes() -> list[str]:
         return [
             json.loads(r.value)["change"]
-            for r in read_all(service.bootstrap, NOTIFICATIONS, timeout=5)
+            for r in read_all(service.bootstrap, NOTIFICATIONS, timeout=60)
             if headers_of(r)["ce_type"] == "kinship.consent.changed.v1"
             and json.loads(r.value)["supporter_id"] == stopped_id
         ]
@@ -212,7 +212,7 @@ def test_a_dead_batch_is_dead_lettered_and_counted_even_if_its_first_write_fails
         row = service.rows(alerts)[0]
         assert (row.total, row.sent, row.failed, row.dead_batches) == (500, 0, 500, 1)
         assert len(service.fakes.faults("sendgrid")) == 2  # not sent again when it came back
-        assert len(read_all(service.bootstrap, dlq, timeout=3)) == 1
+        assert sum(end_offsets(service.bootstrap, dlq).values()) == 1
 
 
 def test_a_batch_held_by_a_live_worker_waits_and_a_dead_ones_is_taken_over(
@@ -513,7 +513,7 @@ def test_each_channel_reads_only_its_own_dispatch_topic(service: Service) -> Non
             reader.close()
     assert service.fakes.twilio_messages() == [] and service.fakes.sendgrid_requests() == []
     sms_dlq = dead_letter_topic(DISPATCH_TOPICS["sms"], groups["sms"])
-    assert read_all(service.bootstrap, sms_dlq, timeout=2) == []
+    assert sum(end_offsets(service.bootstrap, sms_dlq).values()) == 0
 
 
 def test_an_sms_lane_sends_on_the_one_connection_it_holds(service: Service) -> None:

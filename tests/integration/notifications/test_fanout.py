@@ -32,7 +32,10 @@ from services.notifications.store import (
 from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
 from shared.events.envelope import utcnow
 from shared.kafka import ConsumerSpinning, SpinGuard
+from tests.fakes.providers import start_fake_process
 from tests.integration.notifications.harness import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
     Service,
     alert,
     daytime_zone,
@@ -139,7 +142,7 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
     def progress() -> list[dict[str, Any]]:
         return [
             json.loads(r.value)
-            for r in read_all(service.bootstrap, NOTIFICATIONS)
+            for r in read_all(service.bootstrap, NOTIFICATIONS, timeout=60)
             if headers_of(r)["ce_type"] == "kinship.alert.progressed.v1"
             and json.loads(r.value)["alert_id"] == "alert-e"
         ]
@@ -449,14 +452,20 @@ def test_sms_goes_at_the_configured_rate(
 ) -> None:
     from tests.integration.notifications.harness import fast_config
 
-    # 20/s over 8 s: a lane has 200 ms a text (claim, request, settle) even when one sender
-    # holds every batch, on a loaded machine where this process shares one GIL.
-    rate, count = 20.0, 160
+    # 20/s over 12 s: a lane has 200 ms a text (claim, request, settle) even when one sender
+    # holds every batch, on a loaded machine where this process shares one GIL. The fake
+    # Twilio answers from its own process, so its requests do not wait on that GIL too, and
+    # the run is long enough that one pause of the machine does not decide the rate.
+    rate, count = 20.0, 240
     config = fast_config(sms_rate_per_second=rate, sms_sender_threads=3, sms_batch_size=40)
     clock = Clock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
-    with running_service(
-        database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config, clock=clock
-    ) as service:
+    twilio = start_fake_process(
+        "twilio", fakes_db, workers=1, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+    )
+    with twilio, running_service(
+        database_url, kafka_bootstrap, provider_urls[0], twilio.url, fakes_db, config=config,
+        clock=clock,
+    ) as service:  # fmt: skip
         service.publish(organization("org-r"))
         seed_audience(
             service.engine, "camp-r", "org-r", count, prefix="rate", phone_every=1,

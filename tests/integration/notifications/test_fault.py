@@ -131,7 +131,7 @@ def test_alert_survives_kills_broker_restart_and_provider_faults(
             "SEND_MAX_ATTEMPTS": "10",
             "SEND_RETRY_BASE_DELAY": "0.2",
             "SEND_RETRY_MAX_DELAY": "3",
-            "PROVIDER_TIMEOUT": "10",
+            "PROVIDER_TIMEOUT": "30",  # slow answers from loaded fakes are not a fault injected
             "BATCH_LEASE_SECONDS": "20",
             "DISPATCH_PARTITIONS": "6",
             "LOG_LEVEL": "WARNING",

@@ -199,7 +199,7 @@ def test_keys_and_campaigns_arrive_through_kafka(svc: Petitions) -> None:
                 == 201
                 else None
             ),
-            timeout=60,
+            timeout=180,  # a new group: it reads every earlier test's campaign events first
             message="key and campaign projected from Kafka",
         )
         assert created.get_json()["organization_id"] == org
