@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,14 +48,18 @@ def _check_draft(data: Mapping[str, Any], access: domain.CampaignAccess) -> dict
     }
 
 
-def alert_view(row: Any, titles: Mapping[str, str], org_name: str) -> dict[str, Any]:
+def alert_view(
+    row: Any, titles: Mapping[str, str], org_name: str, partner_names: Sequence[str] = ()
+) -> dict[str, Any]:
     """Return an alert with its progress and what checking its content found."""
     view = {k: v for k, v in row._mapping.items() if not k.startswith("progress_")}
     view["progress"] = {name: getattr(row, f"progress_{name}") for name in store.PROGRESS_FIELDS}
     view["progress"]["updated_at"] = row.progress_at
     problems: dict[str, list[str]] = {}
     try:
-        rules.check_content(row.content, row.channels, row.default_locale, titles, org_name)
+        rules.check_content(
+            row.content, row.channels, row.default_locale, titles, org_name, partner_names
+        )
     except DomainError as exc:
         problems = exc.errors
     view["checks"] = {
@@ -81,7 +85,15 @@ def _load(conn: Connection, alert_id: str, lock: bool = False) -> tuple[Any, Any
 
 def _view(conn: Connection, alert: Any, campaign: Any) -> dict[str, Any]:
     org = store.organization(conn, campaign.lead_organization_id)
-    return alert_view(alert, campaign.titles, org.name if org else "")
+    return alert_view(
+        alert, campaign.titles, org.name if org else "", partner_names(conn, campaign)
+    )
+
+
+def partner_names(conn: Connection, campaign: Any) -> list[str]:
+    """The names of the campaign's partner organizations, whatever their standing: a
+    discreet text names none of them."""
+    return [row.name for row in store.partners(conn, campaign.campaign_id)]
 
 
 def create_alert(
@@ -193,7 +205,12 @@ def check_sendable(conn: Connection, alert: Any, campaign: Any) -> Any:
             "Email alerts print the lead organization's postal address: set it first.",
         )
     rules.check_content(
-        alert.content, alert.channels, alert.default_locale, campaign.titles, org.name
+        alert.content,
+        alert.channels,
+        alert.default_locale,
+        campaign.titles,
+        org.name,
+        partner_names(conn, campaign),
     )
     return org
 

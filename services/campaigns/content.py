@@ -95,6 +95,7 @@ def check_content(
     default_locale: str,
     titles: Mapping[str, str],
     organization_name: str,
+    partner_names: Sequence[str] = (),
 ) -> dict[str, dict[str, dict[str, object]]]:
     """Validate every locale's content for sending; return SMS measures per locale and field.
 
@@ -116,7 +117,7 @@ def check_content(
             text = texts.get(name)
             if text:
                 check_template(text, f"content.{locale}.{name}", ALLOWED[name])
-        check_discreet(texts, locale, titles, organization_name)
+        check_discreet(texts, locale, titles, (organization_name, *partner_names))
         report[locale] = measure_locale(texts, locale, titles, organization_name)
         for name, measure in report[locale].items():
             if int(str(measure["segments"])) > MAX_SMS_SEGMENTS:
@@ -154,17 +155,21 @@ def _as_written(name: str) -> re.Pattern[str]:
 
 
 def check_discreet(
-    texts: Mapping[str, str | None], locale: str, titles: Mapping[str, str], org_name: str
+    texts: Mapping[str, str | None],
+    locale: str,
+    titles: Mapping[str, str],
+    org_names: Sequence[str],
 ) -> None:
     """A discreet text must not spell out the campaign's title (in any of its languages: a
-    title is often left untranslated) or the organization's name: it is for who must not be
+    title is often left untranslated) or the name of an organization in it, the lead's or a
+    partner's (an LGBTQ+ group's name says as much as a cause): it is for who must not be
     seen."""
-    names = {t.strip().casefold() for t in (*titles.values(), org_name)} - {""}
+    names = {t.strip().casefold() for t in (*titles.values(), *org_names)} - {""}
     named = [_as_written(n) for n in names]
     for name in ("discreet_email_subject", "sms_discreet_text"):
         text = (texts.get(name) or "").casefold()
         if any(pattern.search(text) for pattern in named):
             raise FieldError(
                 f"content.{locale}.{name}",
-                "A discreet text must not name the campaign or the organization.",
+                "A discreet text must not name the campaign or its organizations.",
             )

@@ -90,6 +90,7 @@ def test_an_issued_keys_secret_is_never_kept_for_idempotency(service: Service) -
     [
         ("postal_address", "postal address"),
         ("title", "content.en.sms_discreet_text"),
+        ("partner_name", "content.en.sms_discreet_text"),
     ],
 )
 def test_an_alert_that_no_longer_passes_schedulings_checks_is_not_published(
@@ -101,6 +102,11 @@ def test_an_alert_that_no_longer_passes_schedulings_checks_is_not_published(
     if change == "postal_address":
         org = service.orgs["lead"]["slug"]
         patched = lead.patch(f"/api/v1/organizations/{org}", json={"postal_address": None})
+    elif change == "partner_name":  # a partner's name on a discreet lock screen says as much
+        org = service.orgs["partner"]["slug"]
+        patched = service.as_("organizer@partner").patch(
+            f"/api/v1/organizations/{org}", json={"name": "A Call To Make"}
+        )
     else:  # the discreet SMS says "Reminder: a call to make today."
         patched = lead.patch(
             f"/api/v1/campaigns/{alert['campaign_id']}",

@@ -139,6 +139,13 @@ def test_a_discreet_text_names_no_title_in_any_language_nor_the_organization() -
             content.check_content(
                 {"zh-Hans": complete(sms_discreet_text=text)}, ["sms"], "zh-Hans", TITLES, name
             )
+    # A partner organization's name is as telling as the lead's.
+    with pytest.raises(FieldError) as caught:
+        content.check_content(
+            {"zh-Hant": complete(sms_discreet_text="\u660e\u5929 Rainbow Lantern \u96c6\u5408")},
+            ["sms"], "zh-Hant", TITLES, "Hapa Voices", ["Kin Center", "Rainbow Lantern"],
+        )  # fmt: skip
+    assert list(caught.value.errors) == ["content.zh-Hant.sms_discreet_text"]
     # A short Latin name is matched as a word, not inside other words.
     plain = complete(sms_discreet_text="Contact us tomorrow")
     assert content.check_content({"en": plain}, ["sms"], "en", TITLES, "Act")
