@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.petitions.domain import (
+    CLOSED,
     CONFIRMED,
     DRAFT,
     ERASED,
@@ -325,6 +326,17 @@ def update_petition(conn: Connection, petition_id: str, **values: Any) -> None:
     conn.execute(update(petitions).where(petitions.c.petition_id == petition_id).values(**values))
 
 
+def close_if_open(conn: Connection, petition_id: str, moment: datetime) -> bool:
+    """Close a petition still open; True for the one transaction that closed it (another, a
+    campaign's closing and an organizer's, may have read it open too)."""
+    result = conn.execute(
+        update(petitions)
+        .where(petitions.c.petition_id == petition_id, petitions.c.status == OPEN)
+        .values(status=CLOSED, closed_at=moment, updated_at=moment)
+    )
+    return result.rowcount == 1
+
+
 def list_petitions(
     conn: Connection,
     *,
@@ -428,8 +440,10 @@ def total(conn: Connection, petition_id: str) -> int:
     return int(value)
 
 
-def petitions_past_goal(conn: Connection, limit: int = 100) -> list[Any]:
-    """Return open petitions whose total has reached their goal (petition_id, goal, total)."""
+def petitions_past_goal(conn: Connection, closed_since: datetime, limit: int = 100) -> list[Any]:
+    """Return petitions whose total has reached their goal (petition_id, goal, total): open
+    ones, and those closed since closed_since (closed at their goal before housekeeping saw
+    it, or while the worker was away)."""
     summed = func.sum(counters.c.count)
     return list(
         conn.execute(
@@ -441,7 +455,10 @@ def petitions_past_goal(conn: Connection, limit: int = 100) -> list[Any]:
             )
             .join(counters, counters.c.petition_id == petitions.c.petition_id)
             .where(
-                petitions.c.status == OPEN,
+                or_(
+                    petitions.c.status == OPEN,
+                    and_(petitions.c.status == CLOSED, petitions.c.closed_at >= closed_since),
+                ),
                 counters.c.dimension == "total",
                 counters.c.bucket == "",
             )

@@ -43,6 +43,34 @@ def test_each_milestone_is_published_once_and_the_goal_climbs(svc: Petitions) ->
     assert public["goal"] == 100
 
 
+def test_a_petition_closed_at_its_goal_before_housekeeping_still_has_its_milestone(
+    svc: Petitions,
+) -> None:
+    petition_id = svc.open_petition(goal=3)
+    for i in range(3):
+        svc.sign(petition_id, f"c{i}@example.org")
+    closed = svc.client.post(f"/api/v1/petitions/{petition_id}/close", headers=svc.auth("lead"))
+    assert closed.status_code == 200
+    assert usecases.advance_milestones(svc.deps) == 1
+    [event] = svc.outbox_events("petition.milestone_reached")
+    assert (event["milestone"], event["total"]) == (3, 3)
+    assert usecases.advance_milestones(svc.deps) == 0
+
+
+def test_a_petition_closed_meanwhile_is_announced_closed_once(svc: Petitions) -> None:
+    """A campaign's closing reads its open petitions while an organizer closes one of them:
+    the one read open, but closed by the time it is written, is not closed again."""
+    petition_id = svc.open_petition()
+    with svc.deps.engine.connect() as conn:
+        [seen_open] = store.open_petitions_of_campaign(conn, svc.campaign_id)
+    closed = svc.client.post(f"/api/v1/petitions/{petition_id}/close", headers=svc.auth("lead"))
+    assert closed.status_code == 200
+    with svc.deps.engine.begin() as conn:
+        usecases.close_open_petition(svc.deps, conn, seen_open)
+    assert len(svc.outbox_events("petition.closed")) == 1
+    assert svc.rows(store.petitions, petition_id=petition_id)[0].closed_at is not None
+
+
 def test_a_jump_past_several_rungs_publishes_each_rung(svc: Petitions) -> None:
     petition_id = svc.open_petition()
     with svc.deps.engine.begin() as conn:
