@@ -11,6 +11,7 @@ window lasts: the limits count a keyed hash of it instead.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -57,6 +58,21 @@ def storage_uri(configured: str) -> str:
     return f"{SCHEME}://" if configured.startswith("memory://") else configured
 
 
+def client_network(address: str) -> str:
+    """Return what a limit counts for a client address: an IPv4 address itself, an IPv6 one's
+    /64. An IPv6 client is given a whole /64 and may send from any of its 2**64 addresses, so
+    counting single addresses would let it through every limit."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
+
+
 class RateLimits:
     """A set of limits ("10 per second;120 per minute") per key, each request counted once."""
 
@@ -76,7 +92,7 @@ class RateLimits:
         Every limit counts the request, as flask-limiter did, so a refused burst still uses up
         the sustained allowance.
         """
-        key = keyed_hash(self.hash_key, "rate-limit", client)
+        key = keyed_hash(self.hash_key, "rate-limit", client_network(client))
         passed = [item for item in self.items if not self.window.hit(item, self.scope, key)]
         if passed:
             reset = max(self.window.get_window_stats(i, self.scope, key).reset_time for i in passed)
