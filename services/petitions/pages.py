@@ -8,6 +8,7 @@ notifications service writes (unreviewed by native speakers); others fall back t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -26,6 +27,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "confirmed": "Thank you. Your signature on \u201c{title}\u201d is confirmed.",
         "gone": "This link is unknown or has expired.",
         "closed": "This petition is closed.",
+        "also": "Confirming also agrees to:",
+        "sms": "text messages to the number ending in {digits}",
+        "partners": "sharing your name and contact details with {names}",
     },
     "zh-Hans": {
         "title": "\u786e\u8ba4\u60a8\u7684\u7b7e\u540d",
@@ -39,6 +43,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "\u5df2\u786e\u8ba4\u3002",
         "gone": "\u6b64\u94fe\u63a5\u65e0\u6548\u6216\u5df2\u8fc7\u671f\u3002",
         "closed": "\u6b64\u8bf7\u613f\u5df2\u5173\u95ed\u3002",
+        "also": "\u786e\u8ba4\u5373\u8868\u793a\u60a8\u4e5f\u540c\u610f\uff1a",
+        "sms": "\u5411\u5c3e\u53f7\u4e3a {digits} \u7684\u53f7\u7801\u53d1\u9001\u77ed\u4fe1",
+        "partners": "\u4e0e {names} \u5206\u4eab\u60a8\u7684\u59d3\u540d\u548c\u8054\u7cfb\u65b9"
+        "\u5f0f",
     },
     "zh-Hant": {
         "title": "\u78ba\u8a8d\u60a8\u7684\u7c3d\u540d",
@@ -52,6 +60,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "\u5df2\u78ba\u8a8d\u3002",
         "gone": "\u6b64\u9023\u7d50\u7121\u6548\u6216\u5df2\u904e\u671f\u3002",
         "closed": "\u6b64\u8acb\u9858\u5df2\u95dc\u9589\u3002",
+        "also": "\u78ba\u8a8d\u5373\u8868\u793a\u60a8\u4e5f\u540c\u610f\uff1a",
+        "sms": "\u5411\u5c3e\u865f\u70ba {digits} \u7684\u865f\u78bc\u767c\u9001\u7c21\u8a0a",
+        "partners": "\u8207 {names} \u5206\u4eab\u60a8\u7684\u59d3\u540d\u548c\u806f\u7d61\u65b9"
+        "\u5f0f",
     },
     "ja": {
         "title": "\u7f72\u540d\u306e\u78ba\u8a8d",
@@ -69,6 +81,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "gone": "\u3053\u306e\u30ea\u30f3\u30af\u306f\u7121\u52b9\u304b\u3001\u671f\u9650\u304c"
         "\u5207\u308c\u3066\u3044\u307e\u3059\u3002",
         "closed": "\u3053\u306e\u8acb\u9858\u306f\u7d42\u4e86\u3057\u307e\u3057\u305f\u3002",
+        "also": "\u78ba\u8a8d\u3059\u308b\u3068\u3001\u6b21\u306e\u3053\u3068\u306b\u3082\u540c"
+        "\u610f\u3057\u305f\u3053\u3068\u306b\u306a\u308a\u307e\u3059\uff1a",
+        "sms": "\u672b\u5c3e\u304c {digits} \u306e\u756a\u53f7\u3078\u306eSMS\u306e\u9001\u4fe1",
+        "partners": "{names} \u3068\u304a\u540d\u524d\u30fb\u9023\u7d61\u5148\u3092\u5171\u6709"
+        "\u3059\u308b\u3053\u3068",
     },
     "ko": {
         "title": "\uc11c\uba85 \ud655\uc778",
@@ -85,6 +102,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "gone": "\uc774 \ub9c1\ud06c\ub294 \uc720\ud6a8\ud558\uc9c0 \uc54a\uac70\ub098 "
         "\ub9cc\ub8cc\ub418\uc5c8\uc2b5\ub2c8\ub2e4.",
         "closed": "\uc774 \uccad\uc6d0\uc740 \ub9c8\uac10\ub418\uc5c8\uc2b5\ub2c8\ub2e4.",
+        "also": "\ud655\uc778\ud558\uc2dc\uba74 \ub2e4\uc74c\uc5d0\ub3c4 \ub3d9\uc758\ud558\uc2dc"
+        "\uac8c \ub429\ub2c8\ub2e4:",
+        "sms": "\ub05d\uc790\ub9ac\uac00 {digits}\uc778 \ubc88\ud638\ub85c \ubb38\uc790 \uba54"
+        "\uc2dc\uc9c0 \ubc1b\uae30",
+        "partners": "{names}\uc640(\uacfc) \uc774\ub984 \ubc0f \uc5f0\ub77d\ucc98 \uacf5\uc720",
     },
     "vi": {
         "title": "X\u00e1c nh\u1eadn ch\u1eef k\u00fd c\u1ee7a b\u1ea1n",
@@ -99,6 +121,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "gone": "Li\u00ean k\u1ebft n\u00e0y kh\u00f4ng h\u1ee3p l\u1ec7 ho\u1eb7c \u0111\u00e3 "
         "h\u1ebft h\u1ea1n.",
         "closed": "Ki\u1ebfn ngh\u1ecb n\u00e0y \u0111\u00e3 \u0111\u00f3ng.",
+        "also": "X\u00e1c nh\u1eadn c\u0169ng c\u00f3 ngh\u0129a l\u00e0 b\u1ea1n \u0111\u1ed3ng "
+        "\u00fd:",
+        "sms": "nh\u1eadn tin nh\u1eafn t\u1edbi s\u1ed1 \u0111i\u1ec7n tho\u1ea1i c\u00f3 \u0111u"
+        "\u00f4i {digits}",
+        "partners": "chia s\u1ebb t\u00ean v\u00e0 th\u00f4ng tin li\u00ean l\u1ea1c c\u1ee7a b"
+        "\u1ea1n v\u1edbi {names}",
     },
     "tl": {
         "title": "Kumpirmahin ang iyong lagda",
@@ -109,13 +137,24 @@ STRINGS: dict[str, dict[str, str]] = {
         "confirmed": "Salamat. Nakumpirma na ang iyong lagda sa \u201c{title}\u201d.",
         "gone": "Hindi kilala o paso na ang link na ito.",
         "closed": "Sarado na ang petisyong ito.",
+        "also": "Sa pagkumpirma, pumapayag ka rin sa:",
+        "sms": "mga text message sa numerong nagtatapos sa {digits}",
+        "partners": "pagbabahagi ng iyong pangalan at contact details sa {names}",
     },
 }
 
 
-def confirmation(state: str, petition: Any, locale: str | None) -> Response:
+def confirmation(
+    state: str,
+    petition: Any,
+    locale: str | None,
+    signature: Any = None,
+    partners: Sequence[str] = (),
+) -> Response:
     """Render the page for a link in state pending (a button that POSTs), confirmed, closed or
-    gone. petition is the signed petition (None when gone); locale the signature's."""
+    gone. petition is the signed petition (None when gone); locale the signature's. A pending
+    signature's page says what else confirming agrees to: texts, and the partners (their
+    names) it would be shared with, as typed by whoever used the address."""
     lang = resolve_locale(locale)
     strings = STRINGS[lang]
     texts = petition.texts if petition is not None else {}
@@ -124,7 +163,8 @@ def confirmation(state: str, petition: Any, locale: str | None) -> Response:
     if state == "pending":
         body = (
             f"<p>{strings['lead'].format(title=title)}</p>"
-            f'<form method="post"><button type="submit">{escape(strings["button"])}</button>'
+            + _also_agreed(strings, signature, partners)
+            + f'<form method="post"><button type="submit">{escape(strings["button"])}</button>'
             f"</form><p>{escape(strings['ignore'])}</p>"
         )
         return html_page(strings["title"], body, lang=lang)
@@ -133,3 +173,17 @@ def confirmation(state: str, petition: Any, locale: str | None) -> Response:
         return html_page(strings["title"], confirmed, lang=lang)
     status = 409 if state == "closed" else 404
     return html_page(strings["title"], f"<p>{escape(strings[state])}</p>", status, lang=lang)
+
+
+def _also_agreed(strings: dict[str, str], signature: Any, partners: Sequence[str]) -> str:
+    """List what a pending signature agrees to beyond being counted ("" when nothing)."""
+    items = []
+    phone = getattr(signature, "phone", None)
+    if getattr(signature, "consent_sms", False) and phone:
+        items.append(strings["sms"].format(digits=escape(phone[-2:])))
+    if partners:
+        items.append(strings["partners"].format(names=escape(", ".join(partners))))
+    if not items:
+        return ""
+    listed = "".join(f"<li>{item}</li>" for item in items)
+    return f"<p>{escape(strings['also'])}</p><ul>{listed}</ul>"

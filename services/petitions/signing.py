@@ -310,6 +310,7 @@ class Link:
     state: str
     signature: Any = None
     petition: Any = None
+    partners: Sequence[str] = ()  # names of the partners the signature would be shared with
 
 
 def _link(deps: Deps, conn: Connection, token: str, moment: datetime, lock: bool) -> Link:
@@ -332,7 +333,14 @@ def _link(deps: Deps, conn: Connection, token: str, moment: datetime, lock: bool
 def look_up_link(deps: Deps, token: str) -> Link:
     """Say where a confirmation link stands, changing nothing (what opening the link does)."""
     with deps.engine.connect() as conn:
-        return _link(deps, conn, token, now(), lock=False)
+        link = _link(deps, conn, token, now(), lock=False)
+        if link.state != "pending":
+            return link
+        # Whoever typed the address chose these, not necessarily its owner: the page shows
+        # them, so the click confirms what it was shown.
+        partners = store.partner_names_of_signature(conn, link.signature.petition_id,
+                                                    link.signature.id)  # fmt: skip
+        return Link(link.state, link.signature, link.petition, partners)
 
 
 def confirm(deps: Deps, token: str) -> dict[str, Any]:

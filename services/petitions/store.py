@@ -326,6 +326,23 @@ def update_petition(conn: Connection, petition_id: str, **values: Any) -> None:
     conn.execute(update(petitions).where(petitions.c.petition_id == petition_id).values(**values))
 
 
+def partner_names_of_signature(conn: Connection, petition_id: str, row_id: int) -> list[str]:
+    """Return the names of the partner organizations a signature agreed to share with."""
+    query = (
+        select(organizations.c.name)
+        .join(
+            partner_consents,
+            partner_consents.c.organization_id == organizations.c.organization_id,
+        )
+        .where(
+            partner_consents.c.petition_id == petition_id,
+            partner_consents.c.signature_row == row_id,
+        )
+        .order_by(organizations.c.name)
+    )
+    return [str(name) for name in conn.execute(query).scalars()]
+
+
 def close_if_open(conn: Connection, petition_id: str, moment: datetime) -> bool:
     """Close a petition still open; True for the one transaction that closed it (another, a
     campaign's closing and an organizer's, may have read it open too)."""

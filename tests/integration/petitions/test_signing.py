@@ -236,6 +236,29 @@ def test_double_opt_in_counts_only_confirmed_signatures(svc: Petitions) -> None:
     assert svc.outbox_events("signature.created")[2]["confirm_url"] is None
 
 
+def test_the_confirmation_page_shows_what_else_the_click_agrees_to(svc: Petitions) -> None:
+    """Whoever typed the address chose the texts and the partners; its owner, who clicks, sees
+    them first (anyone can type someone else's address)."""
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(
+        petition_id, "owner@example.org",
+        person={"email": "owner@example.org", "given_name": "Owner", "phone": "+1 415 555 2671"},
+        consents={"email": True, "sms": True, "partners": {svc.p1: True, svc.p2: False}},
+    )  # fmt: skip
+    svc.sign(petition_id, "quiet@example.org")
+    shared, quiet = (
+        svc.client.get(e["confirm_url"].removeprefix("https://act.example.org")).get_data(
+            as_text=True
+        )
+        for e in svc.outbox_events("signature.created")
+    )
+    assert "Confirming also agrees to:" in shared
+    assert "text messages to the number ending in 71" in shared
+    assert "sharing your name and contact details with Rainbow Alliance" in shared
+    assert "Kapwa Collective" not in shared  # the box left unticked
+    assert "Confirming also agrees to:" not in quiet  # nothing beyond being counted
+
+
 def test_unconfirmed_signatures_expire_with_their_personal_data(svc: Petitions) -> None:
     petition_id = svc.open_petition(double_opt_in=True)
     svc.sign(petition_id, "late@example.org")
