@@ -60,9 +60,12 @@ def sign(
     """Record a signature, once per person; a repeat gets the same answer and counts nothing."""
     petition = open_petition(deps, petition_id)
     response = sign_response(petition_id, petition.double_opt_in)
-    if data.get("website"):
-        return response  # a bot filled the hidden field: tell it nothing, keep nothing
     item = prepare(deps, petition, data, accept_languages)
+    if data.get("website"):
+        # A bot filled the hidden field: tell it nothing, keep nothing. Checked after the rest
+        # of the input, so a bot's bad input is refused as anyone's: an answer that differed
+        # with the field filled would tell it which field is the trap.
+        return response
     if idempotency_key:
 
         def work(conn: Connection) -> Result:

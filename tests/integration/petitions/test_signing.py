@@ -168,6 +168,14 @@ def test_a_filled_honeypot_is_dropped_silently(svc: Petitions) -> None:
     assert comparable(bot) == comparable(human)
     assert [r.email for r in svc.rows(store.signatures)] == ["human@example.org"]
     assert len(svc.outbox_events("signature.created")) == 1
+    # Bad input is refused the same with the field filled or not: nothing tells which is the trap.
+    bad = {"person": {"email": "x@example.org", "phone": "555"}}
+    plain, trapped = (
+        svc.client.post(f"/api/v1/petitions/{petition_id}/signatures", json=body)
+        for body in (bad, {**bad, "website": "http://spam.example"})
+    )
+    assert plain.status_code == trapped.status_code == 422
+    assert plain.get_json() == trapped.get_json()
 
 
 def test_floods_from_one_address_get_a_clear_429(make_service: Any) -> None:
