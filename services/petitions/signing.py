@@ -220,6 +220,7 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
     )
     deltas: dict[str, dict[tuple[str, str], int]] = {}
     consents: list[tuple[str, int, str]] = []
+    renewed: set[tuple[str, str]] = set()
     events = []
     key = deps.settings.hash_key
     for item in accepted:
@@ -237,8 +238,11 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
             # whole batch again, when the insert will find the place free.
             raise _Vanished()
         else:
-            # Same person, same petition: nothing changes; notifications says "already signed".
+            # Same person, same petition: nothing changes; notifications says "already signed",
+            # or sends the link again, which then lives as long as a new one would.
             signature_id, status = known[person_key]
+            if status == domain.PENDING:
+                renewed.add(person_key)
         token = domain.confirm_token(key, signature_id) if status == domain.PENDING else None
         data = dict(item.event)
         data.update(
@@ -247,6 +251,10 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
             confirm_url=deps.confirm_url(token) if token else None,
         )
         events.append(event(deps, "signature.created", item.row["supporter_id"], data))
+    if renewed:
+        until = now() + timedelta(hours=deps.config.confirm_ttl_hours)
+        if store.renew_pending(conn, sorted(renewed), until) < len(renewed):
+            raise _Vanished()  # expired and deleted since it was read: sign anew
     store.add_partner_consent_rows(conn, consents)
     for petition_id, changes in sorted(deltas.items()):
         store.bump(

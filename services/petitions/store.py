@@ -551,6 +551,20 @@ def existing_signatures(
     return {(r.petition_id, r.email_hash): (r.signature_id, r.status) for r in rows}
 
 
+def renew_pending(conn: Connection, keys: Sequence[tuple[str, str]], until: datetime) -> int:
+    """Give the pending signatures of these (petition id, email hash) until `until` to be
+    confirmed; return how many were still there to renew."""
+    result = conn.execute(
+        update(signatures)
+        .where(
+            tuple_(signatures.c.petition_id, signatures.c.email_hash).in_(list(keys)),
+            signatures.c.status == PENDING,
+        )
+        .values(expires_at=until)
+    )
+    return result.rowcount
+
+
 def add_partner_consent_rows(conn: Connection, rows: Sequence[tuple[str, int, str]]) -> None:
     """Record ticked partner boxes: (petition id, signature row id, organization id)."""
     if rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -265,6 +266,24 @@ def test_the_confirmation_page_shows_what_else_the_click_agrees_to(svc: Petition
     assert "sharing your name and contact details with Rainbow Alliance" in shared
     assert "Kapwa Collective" not in shared  # the box left unticked
     assert "Confirming also agrees to:" not in quiet  # nothing beyond being counted
+
+
+def test_signing_again_before_confirming_gives_the_link_a_new_lifetime(svc: Petitions) -> None:
+    """Someone who signs again at hour 71, or after the link lapsed but before housekeeping
+    deleted it, is sent the link again: it must not die within the hour, or already be dead."""
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "again@example.org")
+    lapsed = store.signatures.c.created_at - timedelta(minutes=1)
+    with svc.deps.engine.begin() as conn:
+        conn.execute(store.signatures.update().values(expires_at=lapsed))
+    svc.sign(petition_id, "again@example.org")
+    [row] = svc.rows(store.signatures)
+    hours_left = (row.expires_at - row.created_at).total_seconds() / 3600
+    assert hours_left > svc.deps.config.confirm_ttl_hours - 1
+    assert signing.expire_unconfirmed(svc.deps) == 0
+    url = svc.outbox_events("signature.created")[-1]["confirm_url"]
+    assert svc.client.post(url.removeprefix("https://act.example.org")).status_code == 200
+    assert svc.counts(petition_id)["total"] == 1
 
 
 def test_unconfirmed_signatures_expire_with_their_personal_data(svc: Petitions) -> None:
