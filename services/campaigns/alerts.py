@@ -91,9 +91,11 @@ def _view(conn: Connection, alert: Any, campaign: Any) -> dict[str, Any]:
 
 
 def partner_names(conn: Connection, campaign: Any) -> list[str]:
-    """The names of the campaign's partner organizations, whatever their standing: a
-    discreet text names none of them."""
-    return [row.name for row in store.partners(conn, campaign.campaign_id)]
+    """The names of the organizations that joined the campaign: a discreet text names none of
+    them. (Not those merely invited: renaming themselves should not let them call the lead's
+    alerts off.)"""
+    partners = store.partners(conn, campaign.campaign_id)
+    return [row.name for row in partners if row.status == "joined"]
 
 
 def create_alert(

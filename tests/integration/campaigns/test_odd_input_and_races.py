@@ -123,6 +123,27 @@ def test_an_alert_that_no_longer_passes_schedulings_checks_is_not_published(
     assert alerts.publish_due(service.deps) == 0
 
 
+def test_an_organization_only_invited_cannot_call_the_leads_alert_off(service: Service) -> None:
+    """Invited, not joined: its name is not the campaign's, and renaming itself to words of a
+    discreet text must not cancel the lead's alert."""
+    send_at = datetime.now(UTC) + timedelta(days=1)
+    alert = scheduled_alert(service, send_at)
+    lead = service.as_("organizer@lead")
+    invited = lead.post(
+        f"/api/v1/campaigns/{alert['campaign_id']}/partners",
+        json={"organization": service.orgs["stranger"]["slug"]},
+    )
+    assert invited.status_code == 201 and invited.json["status"] == "invited"
+    renamed = service.as_("organizer@stranger").patch(
+        f"/api/v1/organizations/{service.orgs['stranger']['slug']}",
+        json={"name": "A Call To Make"},
+    )
+    assert renamed.status_code == 200, renamed.json
+    service.deps.clock = lambda: send_at + timedelta(seconds=1)
+    assert alerts.publish_due(service.deps) == 1
+    assert lead.get(f"/api/v1/alerts/{alert['alert_id']}").json["status"] == "published"
+
+
 def test_slugs_that_shadow_an_id_or_race_are_refused_naming_slug(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
