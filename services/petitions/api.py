@@ -214,7 +214,9 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         """
         link = signing.look_up_link(deps, token)
         locale = link.signature.locale if link.signature is not None else None
-        return pages.confirmation(link.state, link.petition, locale, link.signature, link.partners)
+        return pages.confirmation(
+            link.state, link.petition, locale, link.signature, link.partners, link.lead
+        )
 
     @blp.route("/confirmations/<token>", methods=["POST"])
     @blp.response(200, schemas.ConfirmResponseSchema)

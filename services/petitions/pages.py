@@ -28,6 +28,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "gone": "This link is unknown or has expired.",
         "closed": "This petition is closed.",
         "also": "Confirming also agrees to:",
+        "email": "email updates from {org}",
         "sms": "text messages to the number ending in {digits}",
         "partners": "sharing your name and contact details with {names}",
     },
@@ -44,6 +45,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "gone": "\u6b64\u94fe\u63a5\u65e0\u6548\u6216\u5df2\u8fc7\u671f\u3002",
         "closed": "\u6b64\u8bf7\u613f\u5df2\u5173\u95ed\u3002",
         "also": "\u786e\u8ba4\u5373\u8868\u793a\u60a8\u4e5f\u540c\u610f\uff1a",
+        "email": "\u63a5\u6536 {org} \u7684\u7535\u5b50\u90ae\u4ef6\u66f4\u65b0",
         "sms": "\u5411\u5c3e\u53f7\u4e3a {digits} \u7684\u53f7\u7801\u53d1\u9001\u77ed\u4fe1",
         "partners": "\u4e0e {names} \u5206\u4eab\u60a8\u7684\u59d3\u540d\u548c\u8054\u7cfb\u65b9"
         "\u5f0f",
@@ -61,6 +63,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "gone": "\u6b64\u9023\u7d50\u7121\u6548\u6216\u5df2\u904e\u671f\u3002",
         "closed": "\u6b64\u8acb\u9858\u5df2\u95dc\u9589\u3002",
         "also": "\u78ba\u8a8d\u5373\u8868\u793a\u60a8\u4e5f\u540c\u610f\uff1a",
+        "email": "\u63a5\u6536 {org} \u7684\u96fb\u5b50\u90f5\u4ef6\u66f4\u65b0",
         "sms": "\u5411\u5c3e\u865f\u70ba {digits} \u7684\u865f\u78bc\u767c\u9001\u7c21\u8a0a",
         "partners": "\u8207 {names} \u5206\u4eab\u60a8\u7684\u59d3\u540d\u548c\u806f\u7d61\u65b9"
         "\u5f0f",
@@ -83,6 +86,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "closed": "\u3053\u306e\u8acb\u9858\u306f\u7d42\u4e86\u3057\u307e\u3057\u305f\u3002",
         "also": "\u78ba\u8a8d\u3059\u308b\u3068\u3001\u6b21\u306e\u3053\u3068\u306b\u3082\u540c"
         "\u610f\u3057\u305f\u3053\u3068\u306b\u306a\u308a\u307e\u3059\uff1a",
+        "email": "{org} \u304b\u3089\u306e\u30e1\u30fc\u30eb\u3067\u306e\u304a\u77e5\u3089\u305b",
         "sms": "\u672b\u5c3e\u304c {digits} \u306e\u756a\u53f7\u3078\u306eSMS\u306e\u9001\u4fe1",
         "partners": "{names} \u3068\u304a\u540d\u524d\u30fb\u9023\u7d61\u5148\u3092\u5171\u6709"
         "\u3059\u308b\u3053\u3068",
@@ -104,6 +108,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "closed": "\uc774 \uccad\uc6d0\uc740 \ub9c8\uac10\ub418\uc5c8\uc2b5\ub2c8\ub2e4.",
         "also": "\ud655\uc778\ud558\uc2dc\uba74 \ub2e4\uc74c\uc5d0\ub3c4 \ub3d9\uc758\ud558\uc2dc"
         "\uac8c \ub429\ub2c8\ub2e4:",
+        "email": "{org}\uc758 \uc774\uba54\uc77c \uc18c\uc2dd \ubc1b\uae30",
         "sms": "\ub05d\uc790\ub9ac\uac00 {digits}\uc778 \ubc88\ud638\ub85c \ubb38\uc790 \uba54"
         "\uc2dc\uc9c0 \ubc1b\uae30",
         "partners": "{names}\uc640(\uacfc) \uc774\ub984 \ubc0f \uc5f0\ub77d\ucc98 \uacf5\uc720",
@@ -123,6 +128,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "closed": "Ki\u1ebfn ngh\u1ecb n\u00e0y \u0111\u00e3 \u0111\u00f3ng.",
         "also": "X\u00e1c nh\u1eadn c\u0169ng c\u00f3 ngh\u0129a l\u00e0 b\u1ea1n \u0111\u1ed3ng "
         "\u00fd:",
+        "email": "nh\u1eadn email c\u1eadp nh\u1eadt t\u1eeb {org}",
         "sms": "nh\u1eadn tin nh\u1eafn t\u1edbi s\u1ed1 \u0111i\u1ec7n tho\u1ea1i c\u00f3 \u0111u"
         "\u00f4i {digits}",
         "partners": "chia s\u1ebb t\u00ean v\u00e0 th\u00f4ng tin li\u00ean l\u1ea1c c\u1ee7a b"
@@ -138,6 +144,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "gone": "Hindi kilala o paso na ang link na ito.",
         "closed": "Sarado na ang petisyong ito.",
         "also": "Sa pagkumpirma, pumapayag ka rin sa:",
+        "email": "mga email update mula sa {org}",
         "sms": "mga text message sa numerong nagtatapos sa {digits}",
         "partners": "pagbabahagi ng iyong pangalan at contact details sa {names}",
     },
@@ -150,11 +157,13 @@ def confirmation(
     locale: str | None,
     signature: Any = None,
     partners: Sequence[str] = (),
+    lead: str = "",
 ) -> Response:
     """Render the page for a link in state pending (a button that POSTs), confirmed, closed or
     gone. petition is the signed petition (None when gone); locale the signature's. A pending
-    signature's page says what else confirming agrees to: texts, and the partners (their
-    names) it would be shared with, as typed by whoever used the address."""
+    signature's page says what else confirming agrees to: emails from the lead organization
+    (named lead), texts, and the partners (their names) it would be shared with, as typed by
+    whoever used the address."""
     lang = resolve_locale(locale)
     strings = STRINGS[lang]
     texts = petition.texts if petition is not None else {}
@@ -163,7 +172,7 @@ def confirmation(
     if state == "pending":
         body = (
             f"<p>{strings['lead'].format(title=title)}</p>"
-            + _also_agreed(strings, signature, partners)
+            + _also_agreed(strings, signature, partners, lead)
             + f'<form method="post"><button type="submit">{escape(strings["button"])}</button>'
             f"</form><p>{escape(strings['ignore'])}</p>"
         )
@@ -175,9 +184,13 @@ def confirmation(
     return html_page(strings["title"], f"<p>{escape(strings[state])}</p>", status, lang=lang)
 
 
-def _also_agreed(strings: dict[str, str], signature: Any, partners: Sequence[str]) -> str:
+def _also_agreed(
+    strings: dict[str, str], signature: Any, partners: Sequence[str], lead: str
+) -> str:
     """List what a pending signature agrees to beyond being counted ("" when nothing)."""
     items = []
+    if getattr(signature, "consent_email", False) and lead:
+        items.append(strings["email"].format(org=escape(lead)))
     phone = getattr(signature, "phone", None)
     if getattr(signature, "consent_sms", False) and phone:
         items.append(strings["sms"].format(digits=escape(phone[-2:])))

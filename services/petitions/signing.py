@@ -322,6 +322,7 @@ class Link:
     signature: Any = None
     petition: Any = None
     partners: Sequence[str] = ()  # names of the partners the signature would be shared with
+    lead: str = ""  # name of the petition's organization (whose emails the signature may take)
 
 
 def _link(deps: Deps, conn: Connection, token: str, moment: datetime, lock: bool) -> Link:
@@ -351,7 +352,9 @@ def look_up_link(deps: Deps, token: str) -> Link:
         # them, so the click confirms what it was shown.
         partners = store.partner_names_of_signature(conn, link.signature.petition_id,
                                                     link.signature.id)  # fmt: skip
-        return Link(link.state, link.signature, link.petition, partners)
+        lead_id = link.petition.organization_id
+        _, lead = store.organization_names(conn, [lead_id]).get(lead_id, ("", lead_id))
+        return Link(link.state, link.signature, link.petition, partners, lead)
 
 
 def confirm(deps: Deps, token: str) -> dict[str, Any]:
@@ -393,10 +396,11 @@ def _aware(moment: datetime) -> datetime:
 
 def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
     """Delete unconfirmed signatures past their deadline, with their personal data."""
+    moment = now()
     with deps.engine.begin() as conn:
-        rows = store.expired_pending(conn, now(), batch)
+        rows = store.expired_pending(conn, moment, batch)
         for row in rows:
-            if store.delete_signature(conn, row.id, status=domain.PENDING):
+            if store.delete_signature(conn, row.id, status=domain.PENDING, expired_before=moment):
                 store.bump(conn, row.petition_id, [("pending", "", -1)], deps.config.counter_shards)
     return len(rows)
 

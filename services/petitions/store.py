@@ -327,20 +327,23 @@ def update_petition(conn: Connection, petition_id: str, **values: Any) -> None:
 
 
 def partner_names_of_signature(conn: Connection, petition_id: str, row_id: int) -> list[str]:
-    """Return the names of the partner organizations a signature agreed to share with."""
+    """Return the names of the partner organizations a signature agreed to share with (the
+    id of one whose name has not reached this service yet: listed all the same)."""
+    name = func.coalesce(organizations.c.name, partner_consents.c.organization_id)
     query = (
-        select(organizations.c.name)
-        .join(
-            partner_consents,
-            partner_consents.c.organization_id == organizations.c.organization_id,
+        select(name)
+        .select_from(partner_consents)
+        .outerjoin(
+            organizations,
+            organizations.c.organization_id == partner_consents.c.organization_id,
         )
         .where(
             partner_consents.c.petition_id == petition_id,
             partner_consents.c.signature_row == row_id,
         )
-        .order_by(organizations.c.name)
+        .order_by(name)
     )
-    return [str(name) for name in conn.execute(query).scalars()]
+    return [str(value) for value in conn.execute(query).scalars()]
 
 
 def close_if_open(conn: Connection, petition_id: str, moment: datetime) -> bool:
@@ -602,12 +605,22 @@ def expired_pending(conn: Connection, now: datetime, limit: int) -> list[Any]:
     )
 
 
-def delete_signature(conn: Connection, row_id: int, *, status: str | None = None) -> bool:
-    """Delete a signature (only while it has status, if given); True if it was deleted."""
+def delete_signature(
+    conn: Connection,
+    row_id: int,
+    *,
+    status: str | None = None,
+    expired_before: datetime | None = None,
+) -> bool:
+    """Delete a signature (only while it has status, and is past its deadline at
+    expired_before, if given); True if it was deleted."""
     query = delete(signatures).where(signatures.c.id == row_id)
     if status is not None:
         # Read without a lock, the row may have been confirmed since: then it stays.
         query = query.where(signatures.c.status == status)
+    if expired_before is not None:
+        # Or given a new deadline since, by its signer signing again: then it stays too.
+        query = query.where(signatures.c.expires_at < expired_before)
     if conn.execute(query).rowcount != 1:
         return False
     conn.execute(delete(partner_consents).where(partner_consents.c.signature_row == row_id))

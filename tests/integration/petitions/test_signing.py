@@ -262,10 +262,19 @@ def test_the_confirmation_page_shows_what_else_the_click_agrees_to(svc: Petition
         for e in svc.outbox_events("signature.created")
     )
     assert "Confirming also agrees to:" in shared
+    assert "email updates from Lead Org" in shared
     assert "text messages to the number ending in 71" in shared
     assert "sharing your name and contact details with Rainbow Alliance" in shared
     assert "Kapwa Collective" not in shared  # the box left unticked
     assert "Confirming also agrees to:" not in quiet  # nothing beyond being counted
+    # A partner whose name has not reached this service yet is still listed, by its id.
+    with svc.deps.engine.begin() as conn:
+        conn.execute(
+            store.organizations.delete().where(store.organizations.c.organization_id == svc.p1)
+        )
+    first_url = svc.outbox_events("signature.created")[0]["confirm_url"]
+    unnamed = svc.client.get(first_url.removeprefix("https://act.example.org"))
+    assert f"sharing your name and contact details with {svc.p1}" in unnamed.get_data(as_text=True)
 
 
 def test_signing_again_before_confirming_gives_the_link_a_new_lifetime(svc: Petitions) -> None:
@@ -284,6 +293,31 @@ def test_signing_again_before_confirming_gives_the_link_a_new_lifetime(svc: Peti
     url = svc.outbox_events("signature.created")[-1]["confirm_url"]
     assert svc.client.post(url.removeprefix("https://act.example.org")).status_code == 200
     assert svc.counts(petition_id)["total"] == 1
+
+
+def test_a_link_renewed_while_housekeeping_expires_it_stays_alive(
+    svc: Petitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Housekeeping reads the lapsed row, the signer signs again and is sent the link, and
+    only then does housekeeping delete: the link it just sent must still work."""
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "racing@example.org")
+    lapsed = store.signatures.c.created_at - timedelta(minutes=1)
+    with svc.deps.engine.begin() as conn:
+        conn.execute(store.signatures.update().values(expires_at=lapsed))
+    read_expired = store.expired_pending
+
+    def read_then_signed_again(*args: Any) -> list[Any]:
+        rows = read_expired(*args)
+        assert svc.sign(petition_id, "racing@example.org").status_code == 202
+        return rows
+
+    monkeypatch.setattr(store, "expired_pending", read_then_signed_again)
+    signing.expire_unconfirmed(svc.deps)
+    assert [r.email for r in svc.rows(store.signatures)] == ["racing@example.org"]
+    assert svc.counts(petition_id)["pending"] == 1
+    url = svc.outbox_events("signature.created")[-1]["confirm_url"]
+    assert svc.client.post(url.removeprefix("https://act.example.org")).status_code == 200
 
 
 def test_unconfirmed_signatures_expire_with_their_personal_data(svc: Petitions) -> None:
