@@ -7,7 +7,10 @@ keyed hash of the request it answered: the request may name a person (an erasure
 an unkeyed hash of it could be confirmed by guessing the address.
 
 The key is scoped to the API key that sent it. Only successful responses are kept: a request
-that failed changed nothing (its transaction rolled back), so retrying it is safe. A key reused
+that failed changed nothing (its transaction rolled back), so retrying it is safe. The view's
+own transaction marks the record APPLIED as it commits (an engine commit hook): a first request
+that took effect but never kept its response (its process died, its database went away) is
+answered 409 on a retry, never run a second time. A key reused
 with a different request is refused (422); a retry while the first is still running gets 409.
 Records are kept for KEPT_FOR; the service's housekeeping loop calls ExpiredKeys.forget_if_due().
 A view whose response holds something that must never be stored (an API key's secret: shown
@@ -18,8 +21,10 @@ kept, so a replay answers without them.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -27,6 +32,7 @@ from typing import Any, TypeVar, cast
 from flask import Response, make_response, request
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -34,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    event,
     insert,
     select,
     update,
@@ -52,6 +59,38 @@ HEADER = "Idempotency-Key"
 # A first request that never finished (its process died) stops blocking retries after this.
 ABANDONED_AFTER = timedelta(minutes=1)
 KEPT_FOR = timedelta(hours=24)
+# status_code of a record whose request took effect (committed) but whose response is not kept.
+APPLIED = 0
+
+# The record of the request being served on this thread, while its view runs.
+_serving: ContextVar[tuple[Table, str, str] | None] = ContextVar("idempotency", default=None)
+_hook_lock = threading.Lock()
+
+
+def _mark_applied(conn: Connection) -> None:
+    """Commit hook: mark the record of the request being served APPLIED in the transaction
+    that commits its effect."""
+    serving = _serving.get()
+    if serving is None:
+        return
+    table, key_id, idem = serving
+    conn.execute(
+        update(table)
+        .where(
+            table.c.key_id == key_id,
+            table.c.idempotency_key == idem,
+            table.c.status_code.is_(None),
+        )
+        .values(status_code=APPLIED)
+    )
+
+
+def _hook(engine: Engine) -> None:
+    if event.contains(engine, "commit", _mark_applied):
+        return
+    with _hook_lock:
+        if not event.contains(engine, "commit", _mark_applied):
+            event.listen(engine, "commit", _mark_applied)
 
 
 def header_doc(max_length: int = 255) -> dict[str, Any]:
@@ -109,15 +148,19 @@ def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> C
             if not 1 <= len(idem) <= 255 or "\x00" in idem:
                 raise FieldError(HEADER, "Use 1 to 255 characters (no NUL).")
             engine, verifier, table, hash_key = services()
+            _hook(engine)
             key_id = current_principal(verifier).key_id
             replay = _claim(engine, table, key_id, idem, _fingerprint(hash_key))
             if replay is not None:
                 return replay
+            serving = _serving.set((table, key_id, idem))
             try:
                 response = make_response(view(*args, **kwargs))
             except BaseException:
+                _serving.reset(serving)
                 _release(engine, table, key_id, idem)
                 raise
+            _serving.reset(serving)
             if response.status_code < 300:
                 _keep(engine, table, key_id, idem, response, redact)
             else:
@@ -151,6 +194,11 @@ def _claim(
             raise Conflict("A request with this Idempotency-Key just failed; retry it")
         if row.fingerprint != fingerprint:
             raise FieldError(HEADER, "This key was used for a different request.")
+        if row.status_code == APPLIED:
+            raise Conflict(
+                "A request with this Idempotency-Key took effect, but its answer was lost: "
+                "look the result up instead of retrying"
+            )
         if row.status_code is None:
             if now - row.created_at < ABANDONED_AFTER:
                 raise Conflict("A request with this Idempotency-Key is still in progress")
@@ -191,8 +239,15 @@ def _keep(
 
 
 def _release(engine: Engine, table: Table, key_id: str, idem: str) -> None:
+    """Forget a claim whose request took no effect (a record marked APPLIED stays)."""
     with engine.begin() as conn:
-        conn.execute(delete(table).where(table.c.key_id == key_id, table.c.idempotency_key == idem))
+        conn.execute(
+            delete(table).where(
+                table.c.key_id == key_id,
+                table.c.idempotency_key == idem,
+                table.c.status_code.is_(None),
+            )
+        )
 
 
 class ExpiredKeys(Periodic):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from services.campaigns.cli import keys as keys_cli
 from tests.integration.campaigns.conftest import (
@@ -198,6 +199,40 @@ def test_idempotency_key_replays_the_first_response(service: Service) -> None:
         "/api/v1/organizations", json=org_body("bad"), headers={"Idempotency-Key": "k2"}
     )
     assert good.status_code == 201, good.json
+
+
+def test_a_request_that_took_effect_is_never_run_again_even_if_its_answer_was_lost(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The campaign was committed, then the process died before keeping its response: a retry
+    a minute later (when an unfinished first request counts as abandoned) must not create a
+    second campaign."""
+    from services.campaigns import store
+    from shared import idempotency
+
+    def died(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the process died here")
+
+    make_coalition(service)
+    lead = service.as_("organizer@lead")
+    headers = {"Idempotency-Key": "create-campaign-lost"}
+    body = {"default_locale": "en", "titles": {"en": "Lost answer"}}
+    before = service.outbox_types().count("campaign.created")
+    monkeypatch.setattr(idempotency, "_keep", died)
+    try:
+        lost = lead.post("/api/v1/campaigns", json=body, headers=headers)
+        assert lost.status_code == 500
+    except RuntimeError:
+        pass  # the test client may raise what the server would have answered 500 for
+    monkeypatch.undo()
+    assert service.outbox_types().count("campaign.created") == before + 1
+    table = store.idempotency_keys
+    with service.deps.engine.begin() as conn:
+        claimed = conn.execute(select(table.c.created_at)).scalar_one()
+        conn.execute(table.update().values(created_at=claimed - timedelta(minutes=5)))
+    retry = lead.post("/api/v1/campaigns", json=body, headers=headers)
+    assert retry.status_code == 409 and "took effect" in retry.json["message"]
+    assert service.outbox_types().count("campaign.created") == before + 1
 
 
 def test_collections_are_paginated_osdi_style(service: Service) -> None:
