@@ -33,7 +33,7 @@ def insert_organization(
     row = {
         "organization_id": str(uuid.uuid4()),
         "slug": slug,
-        "name": data["name"].strip(),
+        "name": _organization_name(data["name"]),
         "communities": domain.check_communities(data.get("communities") or []),
         "contact_email": data.get("contact_email"),
         "postal_address": data.get("postal_address"),
@@ -50,6 +50,15 @@ def insert_organization(
 
 def _slug_taken(slug: str) -> Conflict:
     return Conflict(f"The slug {slug!r} is taken", {"slug": ["Another organization uses it."]})
+
+
+def _organization_name(name: str) -> str:
+    """An organization's name as stored (trimmed); a blank one is refused, naming the field:
+    alerts print it, and an empty sender name falls back to the platform's."""
+    name = name.strip()
+    if not name:
+        raise FieldError("name", "Give the organization a name.")
+    return name
 
 
 def _code_taken() -> FieldError:
@@ -110,7 +119,7 @@ def update_organization(
         if "communities" in values:
             values["communities"] = domain.check_communities(values["communities"])
         if "name" in values:
-            values["name"] = values["name"].strip()
+            values["name"] = _organization_name(values["name"])
         if not values:
             return row
         with _unique_or_refused(values.get("slug", row.slug)):

@@ -144,6 +144,17 @@ def test_an_organization_only_invited_cannot_call_the_leads_alert_off(service: S
     assert lead.get(f"/api/v1/alerts/{alert['alert_id']}").json["status"] == "published"
 
 
+def test_a_blank_organization_name_is_a_422_naming_name(service: Service) -> None:
+    """Alerts print the name; an empty one would make the sender the platform."""
+    admin = service.http.as_(service.admin_key())
+    created = admin.post("/api/v1/organizations", json={**org_body("blank"), "name": "   "})
+    assert created.status_code == 422 and list(created.json["errors"]) == ["name"]
+    made = admin.post("/api/v1/organizations", json=org_body("named")).json
+    patched = admin.patch(f"/api/v1/organizations/{made['slug']}", json={"name": "\t "})
+    assert patched.status_code == 422 and list(patched.json["errors"]) == ["name"]
+    assert admin.get(f"/api/v1/organizations/{made['slug']}").json["name"] == made["name"]
+
+
 def test_slugs_that_shadow_an_id_or_race_are_refused_naming_slug(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
