@@ -276,9 +276,10 @@ def partners_of(conn: Connection, campaign_ids: Sequence[str]) -> dict[str, list
     if not campaign_ids:
         return found
     query = (
-        select(campaign_partners)
+        select(campaign_partners, organizations.c.slug, organizations.c.name)
+        .join(organizations, organizations.c.organization_id == campaign_partners.c.organization_id)
         .where(campaign_partners.c.campaign_id.in_(campaign_ids))
-        .order_by(campaign_partners.c.invited_at)
+        .order_by(campaign_partners.c.invited_at, organizations.c.slug)
     )
     for row in conn.execute(query):
         found[row.campaign_id].append(row)

@@ -235,6 +235,19 @@ def test_a_request_that_took_effect_is_never_run_again_even_if_its_answer_was_lo
     assert service.outbox_types().count("campaign.created") == before + 1
 
 
+def test_the_campaign_list_shows_partners_as_the_campaign_does(service: Service) -> None:
+    campaign = make_coalition(service)
+    lead = service.as_("organizer@lead")
+    listed = lead.get("/api/v1/campaigns").json
+    campaigns = listed["_embedded"]["campaigns"]
+    [entry] = [c for c in campaigns if c["campaign_id"] == campaign["campaign_id"]]
+    one = lead.get(f"/api/v1/campaigns/{campaign['campaign_id']}").json
+    assert entry["partners"] == one["partners"]
+    assert [(p["slug"], p["name"]) for p in entry["partners"]] == [
+        (service.orgs["partner"]["slug"], service.orgs["partner"]["name"])
+    ]
+
+
 def test_collections_are_paginated_osdi_style(service: Service) -> None:
     admin = service.http.as_(service.admin_key())
     for index in range(5):
