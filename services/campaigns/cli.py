@@ -25,6 +25,19 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def _checked(schema: Any, data: dict[str, Any], options: dict[str, str]) -> None:
+    """Load data with an API schema; on bad input, fail naming the command's options."""
+    from marshmallow import ValidationError
+
+    try:
+        schema.load(data)
+    except ValidationError as exc:
+        messages: dict[str, Any] = exc.normalized_messages()  # type: ignore[no-untyped-call]
+        _fail(
+            "; ".join(f"{options.get(k, k)}: {' '.join(map(str, v))}" for k, v in messages.items())
+        )
+
+
 @click.group()
 def keys() -> None:
     """API keys: admin (platform), organizer or partner, each scoped to one organization."""
@@ -39,8 +52,14 @@ def keys() -> None:
 def create(slug: str, role: str, create_org: bool, name: str | None, org_name: str | None) -> None:
     """Issue a key and print it: it is shown this once and stored only as a hash."""
     from services.campaigns import operations, store
+    from services.campaigns import schemas as s
     from shared.errors import DomainError
 
+    # The API's own checks (lengths, no NUL): the command takes nothing the API would refuse.
+    _checked(s.KeyIn(), {"organization": slug, "role": role, "name": name}, {"name": "--name"})
+    if create_org:
+        org = {"slug": slug, "name": org_name or slug}
+        _checked(s.OrganizationIn(), org, {"slug": "--org", "name": "--org-name"})
     deps = _deps()
     now = deps.clock()
     try:

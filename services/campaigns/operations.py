@@ -30,7 +30,7 @@ def insert_organization(
         raise _slug_taken(slug)
     if store.taken(conn, "source_code", code):
         raise _code_taken()
-    row = {
+    row: dict[str, Any] = {
         "organization_id": str(uuid.uuid4()),
         "slug": slug,
         "name": _organization_name(data["name"]),

@@ -43,6 +43,17 @@ def test_cli_bootstraps_a_fresh_install_and_its_key_works(
     assert service.outbox_types()[-1] == "apikey.revoked"
     again = runner.invoke(keys_cli, ["create", "--org", "nobody", "--role", "admin"], env=env)
     assert again.exit_code == 1 and "--create-org" in again.output
+    # What the API would refuse, the command refuses too, naming its option: nothing is made.
+    made_before = service.outbox_types()
+    for options, named in (
+        (["--create-org", "--org-name", "x" * 201], "--org-name"),
+        (["--name", "a\x00b"], "--name"),
+    ):
+        bad = runner.invoke(
+            keys_cli, ["create", "--org", "new-hq", "--role", "admin", *options], env=env
+        )
+        assert bad.exit_code == 1 and named in bad.output, bad.output
+    assert service.outbox_types() == made_before
 
 
 def test_organizer_builds_a_coalition_launches_and_schedules_a_bilingual_alert(
