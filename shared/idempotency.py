@@ -62,8 +62,11 @@ KEPT_FOR = timedelta(hours=24)
 # status_code of a record whose request took effect (committed) but whose response is not kept.
 APPLIED = 0
 
-# The record of the request being served on this thread, while its view runs.
-_serving: ContextVar[tuple[Table, str, str] | None] = ContextVar("idempotency", default=None)
+# The record of the request being served on this thread, while its view runs (with the engine
+# of its database: a commit on another database marks nothing).
+_serving: ContextVar[tuple[Engine, Table, str, str] | None] = ContextVar(
+    "idempotency", default=None
+)
 _hook_lock = threading.Lock()
 
 
@@ -73,7 +76,9 @@ def _mark_applied(conn: Connection) -> None:
     serving = _serving.get()
     if serving is None:
         return
-    table, key_id, idem = serving
+    engine, table, key_id, idem = serving
+    if conn.engine.pool is not engine.pool:
+        return
     conn.execute(
         update(table)
         .where(
@@ -85,7 +90,11 @@ def _mark_applied(conn: Connection) -> None:
     )
 
 
-def _hook(engine: Engine) -> None:
+def install(engine: Engine) -> None:
+    """Hook an engine's commits to mark the record of the request being served. A service
+    calls it as it builds its app (the decorator does too, for an engine first met there):
+    listening starts before requests do. A decorated view must make its effect in one
+    transaction, on the thread serving the request."""
     if event.contains(engine, "commit", _mark_applied):
         return
     with _hook_lock:
@@ -148,12 +157,12 @@ def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> C
             if not 1 <= len(idem) <= 255 or "\x00" in idem:
                 raise FieldError(HEADER, "Use 1 to 255 characters (no NUL).")
             engine, verifier, table, hash_key = services()
-            _hook(engine)
+            install(engine)
             key_id = current_principal(verifier).key_id
             replay = _claim(engine, table, key_id, idem, _fingerprint(hash_key))
             if replay is not None:
                 return replay
-            serving = _serving.set((table, key_id, idem))
+            serving = _serving.set((engine, table, key_id, idem))
             try:
                 response = make_response(view(*args, **kwargs))
             except BaseException:
@@ -197,7 +206,8 @@ def _claim(
         if row.status_code == APPLIED:
             raise Conflict(
                 "A request with this Idempotency-Key took effect, but its answer was lost: "
-                "look the result up instead of retrying"
+                "look the result up instead of retrying",
+                {HEADER: ["applied"]},
             )
         if row.status_code is None:
             if now - row.created_at < ABANDONED_AFTER:

@@ -56,7 +56,8 @@ def create(slug: str, role: str, create_org: bool, name: str | None, org_name: s
     from shared.errors import DomainError
 
     # The API's own checks (lengths, no NUL): the command takes nothing the API would refuse.
-    _checked(s.KeyIn(), {"organization": slug, "role": role, "name": name}, {"name": "--name"})
+    options = {"organization": "--org", "role": "--role", "name": "--name"}
+    _checked(s.KeyIn(), {"organization": slug, "role": role, "name": name}, options)
     if create_org:
         org = {"slug": slug, "name": org_name or slug}
         _checked(s.OrganizationIn(), org, {"slug": "--org", "name": "--org-name"})

@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     """Create the notifications app (gunicorn 'services.notifications:create_app()')."""
     from services.notifications.api import api_blueprint, callbacks_blueprint, public_blueprint
     from services.notifications.webhooks.api import webhooks_blueprint
+    from shared import idempotency
 
     deps = deps or build(settings)
     app, api = app_shell(
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         "Audience, email and SMS delivery, unsubscribe and provider callbacks.",
     )
     app.extensions["kinship_deps"] = deps
+    idempotency.install(deps.engine)  # erasures and webhook endpoints honour Idempotency-Key
     sendgrid = deps.settings.email_backend == "sendgrid"
     if deps.settings.production and sendgrid and not deps.config.sendgrid_webhook_public_key:
         # Every SendGrid event is then refused (403): bounces and complaints suppress nobody.

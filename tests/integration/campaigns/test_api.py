@@ -243,6 +243,7 @@ def test_a_request_that_took_effect_is_never_run_again_even_if_its_answer_was_lo
         conn.execute(table.update().values(created_at=claimed - timedelta(minutes=5)))
     retry = lead.post("/api/v1/campaigns", json=body, headers=headers)
     assert retry.status_code == 409 and "took effect" in retry.json["message"]
+    assert retry.json["errors"] == {"Idempotency-Key": ["applied"]}  # not "retry later"
     assert service.outbox_types().count("campaign.created") == before + 1
 
 

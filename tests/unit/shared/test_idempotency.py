@@ -144,3 +144,38 @@ def test_expired_keys_are_forgotten_at_most_once_per_period(setup: Any) -> None:
     assert housekeeping.forget_if_due() == 0  # within the hour: no query at all
     now[0] += 1.0
     assert housekeeping.forget_if_due() == 1
+
+
+def test_a_commit_on_another_database_marks_nothing_there(tmp_path: Path) -> None:
+    """The commit hook marks the served request's record on its own database only: a view
+    that also writes elsewhere (where no such table exists) must commit there as before."""
+    engine, table, app = idempotency_app(tmp_path)
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with other.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE notes (n INTEGER)")
+
+    @app.post("/both")
+    @idempotent(lambda: (engine, Verifier(), table, HASH_KEY))
+    def both() -> Any:
+        from shared.idempotency import install
+
+        install(other)  # hooked too, as a second service's engine would be
+        with other.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO notes VALUES (1)")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS things (n INTEGER)")
+        return {"ok": True}, 201
+
+    client = app.test_client()
+    answer = post_to(client, "/both", "z")
+    assert answer.status_code == 201
+    with other.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM notes").scalar_one() == 1
+    assert post_to(client, "/both", "z").headers["Idempotent-Replayed"] == "true"
+    other.dispose()
+    engine.dispose()
+
+
+def post_to(client: Any, path: str, key: str) -> Any:
+    headers = {"Authorization": "Bearer k1", "Idempotency-Key": key}
+    return client.post(path, json={}, headers=headers)
