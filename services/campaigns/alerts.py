@@ -83,19 +83,16 @@ def _load(conn: Connection, alert_id: str, lock: bool = False) -> tuple[Any, Any
     return alert, campaign, partner_rows
 
 
-def _view(conn: Connection, alert: Any, campaign: Any) -> dict[str, Any]:
+def _view(conn: Connection, alert: Any, campaign: Any, partner_rows: list[Any]) -> dict[str, Any]:
     org = store.organization(conn, campaign.lead_organization_id)
-    return alert_view(
-        alert, campaign.titles, org.name if org else "", partner_names(conn, campaign)
-    )
+    return alert_view(alert, campaign.titles, org.name if org else "", partner_names(partner_rows))
 
 
-def partner_names(conn: Connection, campaign: Any) -> list[str]:
-    """The names of the organizations that joined the campaign: a discreet text names none of
-    them. (Not those merely invited: renaming themselves should not let them call the lead's
-    alerts off.)"""
-    partners = store.partners(conn, campaign.campaign_id)
-    return [row.name for row in partners if row.status == "joined"]
+def partner_names(partner_rows: list[Any]) -> list[str]:
+    """The names of the organizations that joined the campaign (of its partner rows, as
+    store.partners reads them): a discreet text names none of them. (Not those merely
+    invited: renaming themselves should not let them call the lead's alerts off.)"""
+    return [row.name for row in partner_rows if row.status == "joined"]
 
 
 def create_alert(
@@ -121,14 +118,14 @@ def create_alert(
                 "updated_at": now,
             },
         )
-        return _view(conn, store.alert(conn, alert_id), campaign)
+        return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
 
 
 def get_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, Any]:
     with deps.engine.connect() as conn:
         alert, campaign, partner_rows = _load(conn, alert_id)
         domain.may_read_campaign(principal, access_of(campaign, partner_rows))
-        return _view(conn, alert, campaign)
+        return _view(conn, alert, campaign, partner_rows)
 
 
 def list_alerts(
@@ -143,7 +140,7 @@ def list_alerts(
         campaign, partner_rows = load_campaign(conn, campaign_id)
         domain.may_read_campaign(principal, access_of(campaign, partner_rows))
         rows, total = store.page_of(conn, store.alerts_query(campaign_id, status), page, per_page)
-        return [_view(conn, row, campaign) for row in rows], total
+        return [_view(conn, row, campaign, partner_rows) for row in rows], total
 
 
 def update_alert(
@@ -165,7 +162,7 @@ def update_alert(
         if "name" in changes:
             values["name"] = changes["name"]
         store.update_alert(conn, alert_id, {**values, "updated_at": now})
-        return _view(conn, store.alert(conn, alert_id), campaign)
+        return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
 
 
 def schedule_alert(
@@ -179,7 +176,7 @@ def schedule_alert(
         domain.require_alert_status(alert.status, domain.ALERT_EDITABLE, "scheduled")
         if campaign.status != "active":
             raise Conflict(f"Launch the campaign first: it is {campaign.status}")
-        org = check_sendable(conn, alert, campaign)
+        org = check_sendable(conn, alert, campaign, partner_rows)
         when = domain.check_send_at(send_at, now)
         store.update_alert(
             conn,
@@ -190,10 +187,10 @@ def schedule_alert(
         deps.outbox.add(conn, events.alert_scheduled(alert, org.organization_id, now))
         if when <= now:
             publish(conn, deps.outbox, alert_id, campaign, joined_ids(partner_rows), now)
-        return _view(conn, store.alert(conn, alert_id), campaign)
+        return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
 
 
-def check_sendable(conn: Connection, alert: Any, campaign: Any) -> Any:
+def check_sendable(conn: Connection, alert: Any, campaign: Any, partner_rows: list[Any]) -> Any:
     """Return the lead organization if the alert may be sent as it stands, else raise naming why.
 
     Scheduling checks this and publishing checks it again: between the two, the lead's postal
@@ -212,7 +209,7 @@ def check_sendable(conn: Connection, alert: Any, campaign: Any) -> Any:
         alert.default_locale,
         campaign.titles,
         org.name,
-        partner_names(conn, campaign),
+        partner_names(partner_rows),
     )
     return org
 
@@ -229,7 +226,7 @@ def cancel_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, A
         )
         if alert.status == "scheduled":
             deps.outbox.add(conn, events.alert_cancelled(alert_id, campaign.campaign_id, now))
-        return _view(conn, store.alert(conn, alert_id), campaign)
+        return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
 
 
 def publish(
@@ -268,13 +265,13 @@ def publish_due(deps: Deps, limit: int = 100) -> int:
             alert = store.alert(conn, alert_id)  # as it stands under the campaign's lock
             if alert is None or alert.status != "scheduled":
                 continue
+            partner_rows = store.partners(conn, campaign_id)
             try:
-                check_sendable(conn, alert, campaign)
+                check_sendable(conn, alert, campaign, partner_rows)
             except DomainError as exc:
                 _call_off(conn, deps.outbox, alert, exc, now)
                 continue
-            partner_ids = joined_ids(store.partners(conn, campaign_id))
-            if publish(conn, deps.outbox, alert_id, campaign, partner_ids, now):
+            if publish(conn, deps.outbox, alert_id, campaign, joined_ids(partner_rows), now):
                 published += 1
     return published
 
