@@ -35,6 +35,7 @@ from services.notifications.store import (
     upsert,
 )
 from shared.db import one_of
+from shared.events import Event
 from shared.locales import language_tag, resolve_locale
 from shared.privacy import email_hash, keyed_hash, phone_hash
 
@@ -204,11 +205,7 @@ def project_supporter(
     # From everything known, not only this signature: one without a postcode must not move
     # a Perth supporter to the country's default zone (Sydney), and texts to 05:00.
     postal_code = person.get("postal_code")
-    if (
-        existing is not None
-        and not postal_code
-        and (country or existing.country) == (existing.country)
-    ):
+    if existing is not None and not postal_code and country in (None, "", existing.country):
         postal_code = existing.postal_code
     values["time_zone"] = resolve_time_zone(
         phone or (existing.phone if existing else None),
@@ -507,6 +504,13 @@ def erased_since(conn: Connection, contact_hash: str, moment: datetime) -> bool:
         select(erasures.c.erased_at).where(erasures.c.contact_hash == contact_hash)
     ).scalar()
     return erased_at is not None and erased_at > moment
+
+
+def signed_before_erasure(hash_key: str, conn: Connection, event: Event) -> bool:
+    """Return whether a signature was made before its signer's address was erased (it arrived
+    late: consumer lag, a retried event, an outbox row not yet relayed). It is void."""
+    contact = email_hash(hash_key, str(event.data["person"]["email"]))
+    return erased_since(conn, contact, event.happened_at)
 
 
 def lift_suppression(

@@ -16,7 +16,6 @@ from services.notifications import audience, compliance, erasure, ledger
 from services.notifications.bootstrap import Deps
 from services.notifications.store import alerts, signatures, supporters, upsert
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
-from services.notifications.webhooks.handlers import signed_before_erasure
 from shared.auth import projection_handlers
 from shared.events import Event
 from shared.events.catalog import type_name
@@ -53,7 +52,7 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
     """Project the signer and queue their thank-you, confirmation or "already signed" email."""
     data = event.data
     now = deps.clock()
-    if signed_before_erasure(deps.settings.hash_key, conn, event):
+    if audience.signed_before_erasure(deps.settings.hash_key, conn, event):
         # Made before the person was erased, delivered after (consumer lag, a retried event,
         # an outbox row not yet relayed): it must not bring them back, thank them or tell
         # partners about them. Partners hear only of signers held here (webhooks.handlers).

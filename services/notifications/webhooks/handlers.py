@@ -16,14 +16,13 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.notifications.audience import erased_since, person_phone
+from services.notifications.audience import person_phone, signed_before_erasure
 from services.notifications.store import campaigns, petitions, signatures, supporters
 from services.notifications.webhooks import domain
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import format_time
-from shared.privacy import email_hash
 
 Handler = Callable[[Event, Connection], None]
 
@@ -219,13 +218,6 @@ def scrub(conn: Connection, supporter_id: str) -> int:
             .values(response_excerpt=None)
         )
     return len(rows)
-
-
-def signed_before_erasure(hash_key: str, conn: Connection, event: Event) -> bool:
-    """Return whether a signature was made before its signer's address was erased (it arrived
-    late: consumer lag, a retried event, an outbox row not yet relayed). It is void."""
-    contact = email_hash(hash_key, str(event.data["person"]["email"]))
-    return erased_since(conn, contact, event.happened_at)
 
 
 def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Handler]]:
