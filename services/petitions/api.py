@@ -239,18 +239,21 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         principal = current_principal(deps.verifier)
         slugs = exports.authorize(deps, principal, petition_id, None)
         columns = exports.DELIVERY if query["purpose"] == "delivery" else exports.CONTACT
-        lines = exports.csv_lines(deps, petition_id, columns, slugs)
+        lines = exports.csv_lines(deps, petition_id, columns, slugs, bom=query["bom"])
         return _csv(lines, f"petition-{petition_id}-signers.csv")
 
     @blp.route("/petitions/<petition_id>/exports/partners/<organization_id>.csv", methods=["GET"])
     @members
     @blp.doc(**AUTH_DOC)
+    @blp.arguments(schemas.CsvQuerySchema(), location="query")
     @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
-    def export_partner(petition_id: str, organization_id: str) -> Response:
+    def export_partner(query: dict[str, Any], petition_id: str, organization_id: str) -> Response:
         """Stream the confirmed signers who chose to share their details with one partner."""
         principal = current_principal(deps.verifier)
         slugs = exports.authorize(deps, principal, petition_id, organization_id)
-        lines = exports.csv_lines(deps, petition_id, exports.PARTNER, slugs, organization_id)
+        lines = exports.csv_lines(
+            deps, petition_id, exports.PARTNER, slugs, organization_id, bom=query["bom"]
+        )
         return _csv(lines, f"petition-{petition_id}-partner-{organization_id}.csv")
 
     return blp

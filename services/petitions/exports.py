@@ -92,9 +92,12 @@ def csv_lines(
     slugs: dict[str, str],
     partner_id: str | None = None,
     batch: int = 1000,
+    bom: bool = False,
 ) -> Iterator[str]:
-    """Yield the CSV in chunks of one batch of rows each."""
+    """Yield the CSV in chunks of one batch of rows each, after a byte-order mark if asked."""
     buffer = io.StringIO()
+    if bom:
+        buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     rows = store.stream_signers(deps.engine.connect, petition_id, partner_id, batch)

@@ -305,7 +305,17 @@ class ConfirmResponseSchema(Schema):
     status = fields.String()
 
 
-class ExportQuerySchema(Schema):
+class CsvQuerySchema(Schema):
+    bom = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "start the file with a UTF-8 byte-order mark, so that Excel shows "
+            "CJK, Vietnamese and other non-Latin names as written instead of garbled"
+        },
+    )
+
+
+class ExportQuerySchema(CsvQuerySchema):
     purpose = fields.String(
         load_default="contact",
         validate=validate.OneOf(["contact", "delivery"]),

@@ -104,3 +104,26 @@ def test_exports_stream_in_batches_whatever_the_size(svc: Petitions) -> None:
     assert len(chunks) == 3
     rows = list(csv.DictReader(io.StringIO("".join(chunks))))
     assert [r["email"] for r in rows] == [f"p{i}@example.org" for i in range(25)]
+
+
+def test_an_export_for_excel_starts_with_a_byte_order_mark(svc: Petitions) -> None:
+    petition_id = svc.open_petition()
+    person = {"given_name": "美玲", "family_name": "陳", "email": "mei@example.org"}
+    assert svc.sign(petition_id, "mei@example.org", person=person).status_code == 202
+    full = f"/api/v1/petitions/{petition_id}/exports/signers.csv"
+    partner = f"/api/v1/petitions/{petition_id}/exports/partners/{svc.p1}.csv"
+
+    plain = svc.client.get(full, headers=svc.auth("lead"))
+    assert plain.get_data()[:12] == b"signature_id"  # programs reading the file see no mark
+    for url in (f"{full}?bom=true", f"{full}?purpose=delivery&bom=true", f"{partner}?bom=true"):
+        response = svc.client.get(url, headers=svc.auth("lead"))
+        assert response.status_code == 200
+        body = response.get_data()
+        assert body.startswith(b"\xef\xbb\xbf") and body[3:4].isalpha(), url  # one mark
+    excel = svc.client.get(f"{full}?bom=true", headers=svc.auth("lead")).get_data()
+    rows = list(csv.DictReader(io.StringIO(excel.decode("utf-8-sig"))))
+    assert (rows[0]["given_name"], rows[0]["family_name"]) == ("美玲", "陳")
+
+    refused = svc.client.get(f"{full}?bom=perhaps", headers=svc.auth("lead"))
+    assert refused.status_code == 422
+    assert "bom" in refused.get_json()["errors"]
