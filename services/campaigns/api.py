@@ -259,11 +259,15 @@ def close_campaign(campaign_id: str) -> Any:
 
 
 @campaigns.route("/<campaign_id>/partners", methods=["GET"])
-@campaigns.response(200, s.PartnerOut(many=True))
+@campaigns.arguments(s.PageArgs, location="query")
+@campaigns.response(200, s.PartnerPage)
 @campaigns.doc(**AUTH_DOC)
-def list_partners(campaign_id: str) -> Any:
-    """List the campaign's partners and open invitations."""
-    return operations.list_partners(deps(), caller(), campaign_id)
+def list_partners(args: dict[str, Any], campaign_id: str) -> Any:
+    """List the campaign's partners and open invitations, in the order they were invited."""
+    items, total = operations.list_partners(
+        deps(), caller(), campaign_id, args["page"], args["per_page"]
+    )
+    return page_body("partners", items, total, args)
 
 
 @campaigns.route("/<campaign_id>/partners", methods=["POST"])

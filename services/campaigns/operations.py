@@ -398,8 +398,12 @@ def answer_invitation(
         return _invitation(conn, campaign_id, org.organization_id)
 
 
-def list_partners(deps: Deps, principal: Principal, campaign_id: str) -> list[dict[str, Any]]:
+def list_partners(
+    deps: Deps, principal: Principal, campaign_id: str, page: int, per_page: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a campaign's partners (all of them are read anyway, to check access)."""
     with deps.engine.connect() as conn:
         row, partner_rows = load_campaign(conn, campaign_id)
     domain.may_read_campaign(principal, access_of(row, partner_rows))
-    return [dict(p._mapping) for p in partner_rows]
+    start = (page - 1) * per_page
+    return [dict(p._mapping) for p in partner_rows[start : start + per_page]], len(partner_rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -277,6 +278,28 @@ def test_collections_are_paginated_osdi_style(service: Service) -> None:
     last = admin.get(body["_links"]["next"]["href"].replace("http://localhost", ""))
     assert last.json["page"] == 2 and "prev" in last.json["_links"]
     too_big = admin.get("/api/v1/organizations?per_page=101")
+    assert too_big.status_code == 422 and "per_page" in too_big.json["errors"]
+
+
+def test_a_campaigns_partners_come_in_pages(service: Service) -> None:
+    campaign = make_coalition(service)
+    cid = campaign["campaign_id"]
+    lead = service.as_("organizer@lead")
+    admin = service.http.as_(service.admin_key())
+    for index in range(2):
+        slug = f"invited-{index}-{uuid.uuid4().hex[:6]}"
+        assert admin.post("/api/v1/organizations", json=org_body(slug)).status_code == 201
+        invited = lead.post(f"/api/v1/campaigns/{cid}/partners", json={"organization": slug})
+        assert invited.status_code == 201, invited.json
+    first = lead.get(f"/api/v1/campaigns/{cid}/partners?per_page=2").json
+    assert (first["page"], first["total_records"], first["total_pages"]) == (1, 3, 2)
+    shown = [(p["slug"], p["status"]) for p in first["_embedded"]["partners"]]
+    assert shown[0] == (service.orgs["partner"]["slug"], "joined")
+    assert shown[1][1] == "invited"
+    rest = lead.get(first["_links"]["next"]["href"].replace("http://localhost", "")).json
+    [last] = rest["_embedded"]["partners"]
+    assert last["status"] == "invited" and last["slug"] not in {s for s, _ in shown}
+    too_big = lead.get(f"/api/v1/campaigns/{cid}/partners?per_page=101")
     assert too_big.status_code == 422 and "per_page" in too_big.json["errors"]
 
 
