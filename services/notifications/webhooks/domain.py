@@ -49,8 +49,8 @@ BLOCKED_NETWORKS: tuple[IpNetwork, ...] = tuple(
         "198.18.0.0/15",
         "224.0.0.0/4",
         "240.0.0.0/4",
-        "::/128",
-        "::1/128",
+        "::/96",  # the unspecified and loopback addresses, and the old IPv4-compatible form
+        "64:ff9b:1::/48",  # NAT64 for a local network's own translators (RFC 8215)
         "fc00::/7",
         "fe80::/10",
         "ff00::/8",
@@ -158,11 +158,23 @@ def check_url(url: str, https_required: bool) -> tuple[str, str, int]:
     return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix (RFC 6052)
+
+
 def check_address(address: str, allowed: Sequence[IpNetwork]) -> IpAddress:
-    """Return the address if webhooks may go there, or raise UnsafeUrl."""
+    """Return the address if webhooks may go there, or raise UnsafeUrl.
+
+    An IPv6 address that carries an IPv4 one (mapped, NAT64, 6to4) is judged by the IPv4
+    address it reaches: 64:ff9b::a9fe:a9fe is the cloud metadata service behind a NAT64.
+    """
     ip: IpAddress = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if any(ip in net for net in allowed if net.version == ip.version):
         return ip
     if not ip.is_global or any(ip in net for net in BLOCKED_NETWORKS if net.version == ip.version):

@@ -68,6 +68,29 @@ def test_private_loopback_link_local_cgnat_and_metadata_addresses_are_refused(
         domain.check_address(address, ())
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254, the cloud metadata service
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b:1::a00:1",  # a local network's own NAT64 prefix
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "::7f00:1",  # the old IPv4-compatible form of 127.0.0.1
+        "::a00:1",
+    ],
+)
+def test_an_ipv6_address_carrying_a_private_ipv4_one_is_refused(address: str) -> None:
+    with pytest.raises(domain.UnsafeUrl):
+        domain.check_address(address, ())
+
+
+def test_an_ipv6_address_carrying_a_public_ipv4_one_passes() -> None:
+    # An IPv6-only cluster reaches IPv4 partners through NAT64: those must still be deliverable.
+    assert str(domain.check_address("64:ff9b::5db8:d822", ())) == "93.184.216.34"
+    assert str(domain.check_address("2002:5db8:d822::1", ())) == "93.184.216.34"
+
+
 def test_the_allow_list_admits_a_network_and_public_addresses_pass() -> None:
     allowed = domain.parse_networks(["127.0.0.1/32"])
     assert str(domain.check_address("127.0.0.1", allowed)) == "127.0.0.1"
