@@ -87,10 +87,12 @@ def webhooks_blueprint(
 
     # The signing secret is shown on create and rotation only: a replay of the create answers
     # with the endpoint, not its secret (which may have been rotated since).
-    once = idempotent(
-        lambda: (engine, verifier, idempotency_keys, settings.hash_key),
-        redact={"secret": None, "note": SECRET_SHOWN_ONCE},
-    )
+    def services() -> tuple[Any, KeyVerifier, Any, str]:
+        return engine, verifier, idempotency_keys, settings.hash_key
+
+    once = idempotent(services, redact={"secret": None, "note": SECRET_SHOWN_ONCE})
+    # A retried test send answers its first message instead of queueing another.
+    keyed = idempotent(services)
 
     @bp.route("/endpoints", methods=["POST"])
     @once
@@ -157,8 +159,9 @@ def webhooks_blueprint(
         return dict(manage.rotate(ctx(), caller(), endpoint_id)._mapping)
 
     @bp.route("/endpoints/<endpoint_id>/test", methods=["POST"])
+    @keyed
     @bp.response(202, s.TestOut)
-    @bp.doc(**AUTH_DOC)
+    @bp.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
     def test_endpoint(endpoint_id: str) -> Any:
         """Queue a signed webhook.test message to the endpoint."""
         return {"message_id": manage.test_send(ctx(), caller(), endpoint_id)}

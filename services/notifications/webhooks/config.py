@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+# An attempt's whole time, in network-step timeouts (the transport's watchdog).
+DEADLINE_STEPS = 3
 # Standard Webhooks' recommended schedule: the delay before each retry, in seconds.
 DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -38,8 +40,9 @@ class WebhookConfig:
     poll_interval: float = 0.05
     # An idle dispatcher looks less often, down to once per ceiling (shared.pacing.Pacer).
     poll_ceiling: float = 1.0
-    # Longer than the slowest chunk (batch_per_endpoint answers just inside the timeout).
-    claim_lease_seconds: float = 900.0
+    # None: longer than the slowest chunk can take (see claim_lease). A claim older than its
+    # lease is taken for a crashed dispatcher's, and its messages are handed out again.
+    claim_lease_seconds: float | None = None
     connection_max_age: float = 60.0
 
     @classmethod
@@ -63,6 +66,13 @@ class WebhookConfig:
                 _env("WEBHOOK_PER_ENDPOINT_CONCURRENCY", str(d.per_endpoint_concurrency))
             ),
         )
+
+    def claim_lease(self) -> float:
+        """Return how long a claimed chunk is left to its dispatcher: every one of its
+        messages answered just inside the attempt's deadline, and a minute to record them."""
+        if self.claim_lease_seconds is not None:
+            return self.claim_lease_seconds
+        return self.batch_per_endpoint * DEADLINE_STEPS * self.timeout + 60.0
 
     def https_required(self, production: bool) -> bool:
         """Return whether endpoint URLs must use HTTPS."""

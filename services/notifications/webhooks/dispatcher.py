@@ -512,9 +512,8 @@ class Dispatcher:
                     last_status_code=code,
                 )
             )
-        for endpoint, o in tried:
-            if not domain.is_success(o.reply.status):
-                self._failed(conn, endpoint, o, now)
+        # The untried go back first: an endpoint disabled below fails its waiting messages,
+        # these among them, so none is left pending behind a disabled endpoint.
         done = {o.message_id for _, o in tried}
         untried = [
             row.message_id for i in finished for row in i.chunk if row.message_id not in done
@@ -525,6 +524,9 @@ class Dispatcher:
                 .where(messages.c.message_id.in_(untried), messages.c.status == "delivering")
                 .values(status="pending", claimed_at=None)
             )
+        for endpoint, o in tried:
+            if not domain.is_success(o.reply.status):
+                self._failed(conn, endpoint, o, now)
         for item in finished:
             if item.outcomes:
                 self._record_health(conn, item.endpoint, item.outcomes[-1], now)
@@ -600,7 +602,7 @@ class Dispatcher:
     def reclaim(self) -> int:
         """Put back messages, and owner notices, whose dispatcher died mid-send."""
         now = self.clock()
-        cutoff = now - timedelta(seconds=self.config.claim_lease_seconds)
+        cutoff = now - timedelta(seconds=self.config.claim_lease())
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(messages)

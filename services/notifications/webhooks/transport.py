@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from services.notifications.webhooks.config import DEADLINE_STEPS
 from services.notifications.webhooks.domain import (
     IpNetwork,
     UnsafeUrl,
@@ -71,9 +72,6 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         raw = socket.create_connection((self.address, self.port), self.timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
-
-
-DEADLINE_STEPS = 3  # an attempt's whole time, in network-step timeouts
 
 
 class GuardedTransport:

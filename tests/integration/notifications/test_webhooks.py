@@ -405,6 +405,43 @@ def test_410_gone_disables_the_endpoint_at_once(wh: Service) -> None:
         assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"succeeded"}
 
 
+def test_a_410_fails_the_rest_of_its_chunk_too(wh: Service) -> None:
+    """The messages a chunk never tried once the endpoint said 410 are failed with the rest:
+    none is left pending behind a disabled endpoint, where `?status=failed` and `recover`
+    would not count it."""
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh.engine, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        rx.answer(410)
+        write_events(wh, clock, *(signed(f"c{i}@example.org", [PARTNER_A]) for i in range(5)))
+        d = dispatcher(wh, clock, per_endpoint_concurrency=1)  # one chunk of all five
+        d.drain()
+        assert len(rx.received) == 1
+        assert [r.status for r in message_rows(wh, ep["endpoint_id"])] == ["failed"] * 5
+        failed = wh.client().get(
+            f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}/messages?status=failed", headers=key
+        )
+        assert failed.get_json()["total_records"] == 5
+
+
+def test_a_retried_test_send_queues_one_message(wh: Service) -> None:
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/hooks")
+    client = wh.client()
+    url = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}/test"
+    first = client.post(url, headers={**key, "Idempotency-Key": "test-once"})
+    again = client.post(url, headers={**key, "Idempotency-Key": "test-once"})
+    assert first.status_code == again.status_code == 202
+    assert again.get_json() == first.get_json()
+    tests = [r for r in message_rows(wh, ep["endpoint_id"]) if r.event_type == "webhook.test"]
+    assert [r.message_id for r in tests] == [first.get_json()["message_id"]]
+    other = client.post(url, headers=key)  # no key: a new test each time
+    assert other.status_code == 202
+    assert other.get_json()["message_id"] != first.get_json()["message_id"]
+
+
 def test_an_endpoint_its_owner_turned_off_gets_no_messages(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)

@@ -119,3 +119,14 @@ def test_an_endpoint_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline() 
         server.close()
     assert reply.status is None and reply.error and reply.error.startswith("timeout")
     assert time.monotonic() - started < 5
+
+
+def test_a_claim_outlasts_the_slowest_chunk_the_deadline_allows() -> None:
+    """A claim older than its lease is taken for a crashed dispatcher's and handed out again:
+    it must outlast a chunk whose every message is answered just inside the attempt's
+    deadline, or the same message goes out twice at once."""
+    from services.notifications.webhooks.config import DEADLINE_STEPS, WebhookConfig
+
+    for config in (WebhookConfig(), WebhookConfig(timeout=60.0, batch_per_endpoint=50)):
+        assert config.claim_lease() > config.batch_per_endpoint * DEADLINE_STEPS * config.timeout
+    assert WebhookConfig(claim_lease_seconds=30.0).claim_lease() == 30.0
