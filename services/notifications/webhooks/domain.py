@@ -270,10 +270,15 @@ def payload_data(short: str, data: Mapping[str, Any], organization_id: str) -> d
     pending = False
     if short == "signature.created":
         attribution = data.get("attribution") or {}
-        out["attribution"] = {
-            "source": attribution.get("source"),
-            "partner_organization_id": attribution.get("partner_organization_id"),
-        }
+        credited = attribution.get("partner_organization_id")
+        # Who recruited a signer is told only to the petition's organization and the partner
+        # credited: another partner sent the person's details would also learn which list
+        # (an LGBTQ+ group's, say) the person came through.
+        if organization_id in (data.get("organization_id"), credited):
+            out["attribution"] = {
+                "source": attribution.get("source"),
+                "partner_organization_id": credited,
+            }
         out["double_opt_in"] = pending = bool(data.get("double_opt_in"))
     ticked = (data.get("consents") or {}).get("partner_organization_ids", [])
     shared = not pending and organization_id in ticked

@@ -207,6 +207,9 @@ def test_personal_data_reaches_only_the_partners_a_signer_chose(wh: Service) -> 
         assert "shares.with.a@example.org" in a_bodies and "+14155550111" in a_bodies
         assert "shares.with.a" not in b_bodies + lead_bodies
         assert "shares.with.b@example.org" in b_bodies and "shares.with.b" not in a_bodies
+        # A is sent the person B recruited, but not that B did.
+        [to_a] = [r.json()["data"] for r in a_rx.received if "shares.with.a" in r.body]
+        assert "attribution" not in to_a and PARTNER_B not in json.dumps(to_a)
         withheld = [r.json()["data"] for r in a_rx.received
                     if r.json()["type"] == "signature.created"
                     and not r.json()["data"]["shared_with_you"]]  # fmt: skip

@@ -39,6 +39,24 @@ def test_a_pending_double_opt_in_signature_reaches_nobody_with_personal_data() -
     assert direct["person"]["email"] == "ana@example.org"
 
 
+def test_who_recruited_a_signer_is_told_only_to_the_lead_and_the_partner_credited() -> None:
+    """A partner the signer shared with must not learn which other partner's list (an LGBTQ+
+    group's, say) the person came through."""
+    data = doi_signature(double_opt_in=False)
+    data["attribution"] = {"source": "rainbow-newsletter", "partner_organization_id": OTHER}
+    assert domain.signature_recipients(data) == {LEAD, TICKED, OTHER}
+    ticked = domain.payload_data("signature.created", data, TICKED)
+    assert ticked["person"]["email"] == "ana@example.org"
+    assert "attribution" not in ticked
+    assert OTHER not in repr(ticked) and "rainbow-newsletter" not in repr(ticked)
+    for org in (LEAD, OTHER):
+        sent = domain.payload_data("signature.created", data, org)
+        assert sent["attribution"] == {
+            "source": "rainbow-newsletter",
+            "partner_organization_id": OTHER,
+        }, org
+
+
 def test_the_confirmation_carries_the_details_to_the_ticked_partner_only() -> None:
     assert "signature.confirmed" in domain.EVENT_TYPES
     data = doi_signature()
