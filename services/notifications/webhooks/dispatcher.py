@@ -27,7 +27,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     Select,
-    and_,
     bindparam,
     insert,
     select,
@@ -694,7 +693,8 @@ class Dispatcher:
 
 
 def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> None:
-    """Disable an endpoint; its waiting messages fail (recoverable once it is enabled again)."""
+    """Disable an endpoint; its waiting messages fail (recoverable once it is enabled again),
+    except erasures, which stay pending until it is."""
     conn.execute(
         update(endpoints)
         .where(endpoints.c.endpoint_id == endpoint_id, endpoints.c.enabled.is_(True))
@@ -709,7 +709,9 @@ def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> N
     conn.execute(
         update(messages)
         .where(
-            and_(messages.c.endpoint_id == endpoint_id, messages.c.status == "pending"),
+            messages.c.endpoint_id == endpoint_id,
+            messages.c.status == "pending",
+            messages.c.event_type.not_in(domain.HELD),
         )
         .values(status="failed", finished_at=now, next_attempt_at=None)
     )

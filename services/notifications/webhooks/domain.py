@@ -30,6 +30,9 @@ TEST_EVENT_TYPE = "webhook.test"
 # Delivered to the endpoints they are addressed to, whatever those subscribed to: a test send,
 # and the erasure of a person whose details an endpoint was sent.
 UNFILTERED = (TEST_EVENT_TYPE, "person.erased")
+# Written pending whatever the endpoint's state, and never failed by disabling it: they go out
+# once it is enabled again (its owner still holds the details an erasure asks to delete).
+HELD = ("person.erased",)
 # Why an endpoint was disabled without its owner: its events are still kept (as failed) and
 # its organization is told. One its owner turned off ("partner") gets nothing.
 AUTO_DISABLED = ("gone", "failing")

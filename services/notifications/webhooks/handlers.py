@@ -12,14 +12,14 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.notifications.audience import person_phone, signed_before_erasure
 from services.notifications.store import campaigns, petitions, signatures, supporters
 from services.notifications.webhooks import domain
-from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.store import attempts, endpoints, messages, shares
 from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import format_time
@@ -130,25 +130,30 @@ def enqueue(
 
     An endpoint disabled automatically (gone, failing too long) gets its message as `failed`,
     which `recover` resends once it is enabled again; one its owner turned off gets none.
+    An erasure is the exception: it waits, pending, on any endpoint until that is enabled
+    again (a paused endpoint's owner still holds the person's details).
     """
     orgs = sorted(set(organizations))
     if not orgs:
         return 0
+    held = short in domain.HELD
     query = select(
         endpoints.c.endpoint_id,
         endpoints.c.organization_id,
         endpoints.c.event_types,
         endpoints.c.enabled,
-    ).where(
-        endpoints.c.organization_id.in_(orgs),
-        or_(
-            endpoints.c.enabled.is_(True),
-            endpoints.c.disabled_reason.in_(domain.AUTO_DISABLED),
-        ),
-    )
+    ).where(endpoints.c.organization_id.in_(orgs))
+    if not held:
+        query = query.where(
+            or_(
+                endpoints.c.enabled.is_(True),
+                endpoints.c.disabled_reason.in_(domain.AUTO_DISABLED),
+            )
+        )
     if only_endpoints is not None:
         query = query.where(endpoints.c.endpoint_id.in_(sorted(only_endpoints)))
     rows = []
+    shared: dict[tuple[str, str], dict[str, Any]] = {}
     # One payload and one body per organization: every endpoint of it gets the same bytes.
     bodies: dict[str, tuple[str, str | None]] = {}
     for ep in conn.execute(query):
@@ -164,6 +169,13 @@ def enqueue(
             encoded = encode(domain.body(short, format_time(event_time), payload))
             bodies[ep.organization_id] = (encoded, person_of)
         encoded, person_of = bodies[ep.organization_id]
+        live = ep.enabled or held
+        if person_of is not None:
+            shared[(person_of, ep.organization_id)] = {
+                "supporter_id": person_of,
+                "organization_id": ep.organization_id,
+                "shared_at": now,
+            }
         rows.append(
             {
                 "message_id": message_id(ep.endpoint_id, event_id),
@@ -173,20 +185,40 @@ def enqueue(
                 "event_type": short,
                 "body": encoded,
                 "supporter_id": person_of,
-                "status": "pending" if ep.enabled else "failed",
+                "status": "pending" if live else "failed",
                 "attempts": 0,
-                "next_attempt_at": now if ep.enabled else None,
+                "next_attempt_at": now if live else None,
                 "trigger": trigger,
                 "event_time": event_time,
                 "created_at": now,
-                "finished_at": None if ep.enabled else now,
+                "finished_at": None if live else now,
             }
         )
     if rows:
         # executemany of one cached statement: a multi-row VALUES would be compiled every time.
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(insert(messages).on_conflict_do_nothing(), rows)
+        if shared:
+            conn.execute(insert(shares).on_conflict_do_nothing(), list(shared.values()))
     return len(rows)
+
+
+def erasure_endpoints(conn: Connection, orgs: Collection[str], told: Collection[str]) -> set[str]:
+    """Return the endpoints to tell of an erasure: those that were sent the person's details,
+    and every endpoint of an organization whose such endpoints have all been deleted since."""
+    if not orgs:
+        return set()
+    existing = conn.execute(
+        select(endpoints.c.endpoint_id, endpoints.c.organization_id).where(
+            endpoints.c.organization_id.in_(sorted(orgs))
+        )
+    ).all()
+    reached = {row.organization_id for row in existing if row.endpoint_id in told}
+    return {
+        row.endpoint_id
+        for row in existing
+        if row.endpoint_id in told or row.organization_id not in reached
+    }
 
 
 def scrub(conn: Connection, supporter_id: str) -> int:
@@ -244,12 +276,18 @@ def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Han
             .where(messages.c.supporter_id == sid)
             .distinct()
         ).all()
+        orgs = {row.organization_id for row in told}
+        orgs.update(
+            conn.execute(select(shares.c.organization_id).where(shares.c.supporter_id == sid))
+            .scalars()
+            .all()
+        )
         scrub(conn, sid)
+        conn.execute(delete(shares).where(shares.c.supporter_id == sid))
         data = {"supporter_id": sid, "at": format_time(event.time)}
         enqueue(
-            conn, "person.erased", event.id, event.time, data,
-            {row.organization_id for row in told}, clock(),
-            only_endpoints={row.endpoint_id for row in told},
+            conn, "person.erased", event.id, event.time, data, orgs, clock(),
+            only_endpoints=erasure_endpoints(conn, orgs, {row.endpoint_id for row in told}),
         )  # fmt: skip
 
     table: dict[str, list[Handler]] = {type_name(short): [handle] for short in domain.EVENT_TYPES}

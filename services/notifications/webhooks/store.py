@@ -100,3 +100,13 @@ attempts = Table(
     Column("response_excerpt", Text),
     Index("ix_wh_attempts_endpoint", "endpoint_id", "attempted_at"),
 )
+
+# Which organizations were sent a supporter's details: an erasure tells them to delete them,
+# even once the endpoint that carried the details (and its messages) is gone.
+shares = Table(
+    "wh_shares",
+    metadata,
+    Column("supporter_id", String(64), primary_key=True),
+    Column("organization_id", String(64), primary_key=True),
+    Column("shared_at", Moment(), nullable=False),
+)

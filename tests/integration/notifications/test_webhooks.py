@@ -771,6 +771,52 @@ def test_erasure_removes_a_signers_details_from_stored_messages(wh: Service) -> 
         assert [m.json()["type"] for m in other.received] == ["signature.created"]
 
 
+def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_successor(
+    wh: Service,
+) -> None:
+    """Each partner sent a person's details is told of the person's erasure: one that paused
+    its endpoint once it turns it back on, one that replaced its endpoint on the new one."""
+    clock = Clock()
+    seed_projection(wh)
+    key_a = issue_key(wh.engine, "partner", PARTNER_A)
+    key_b = issue_key(wh.engine, "partner", PARTNER_B)
+    client = wh.client()
+    endpoint = "/api/v1/webhooks/endpoints"
+    with receivers(3) as (a_rx, old_b_rx, new_b_rx):
+        a = register(wh, key_a, a_rx.url, event_types=["signature.created"])
+        old_b = register(wh, key_b, old_b_rx.url, event_types=["signature.created"])
+        sig = signed("both@example.org", [PARTNER_A, PARTNER_B])
+        write_events(wh, clock, sig)
+        d = dispatcher(wh, clock)
+        d.drain()
+        assert "both@example.org" in a_rx.received[0].body
+        assert "both@example.org" in old_b_rx.received[0].body
+        paused = client.patch(f"{endpoint}/{a['endpoint_id']}", json={"enabled": False},
+                              headers=key_a)  # fmt: skip
+        assert paused.status_code == 200
+        gone = client.delete(f"{endpoint}/{old_b['endpoint_id']}", headers=key_b)
+        assert gone.status_code == 204
+        new_b = register(wh, key_b, new_b_rx.url, event_types=["campaign.launched"])
+
+        erased = event("person.erased", sig.key, supporter_id=sig.key, email_hash=None,
+                       phone_hash=None)  # fmt: skip
+        write_events(wh, clock, erased)
+        d.drain()
+        (told_b,) = new_b_rx.received
+        assert told_b.verifies(new_b["secret"])
+        assert told_b.json()["type"] == "person.erased"
+        assert told_b.json()["data"]["supporter_id"] == sig.key
+        assert len(a_rx.received) == 1  # paused: nothing goes out while it is off
+        resumed = client.patch(f"{endpoint}/{a['endpoint_id']}", json={"enabled": True},
+                               headers=key_a)  # fmt: skip
+        assert resumed.status_code == 200
+        d.drain()
+        told_a = a_rx.received[1:]
+        assert [r.json()["type"] for r in told_a] == ["person.erased"]
+        assert told_a[0].json()["data"]["supporter_id"] == sig.key
+        assert old_b_rx.received[1:] == []
+
+
 class BlockingTransport:
     """Answers 200 for healthy URLs; holds 'dead' ones until released, counting them."""
 
