@@ -8,6 +8,7 @@ Every run uses fresh organizations and addresses, so it can be repeated on the s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -213,21 +214,35 @@ def run_demo(
         story.baseline = 0
     say(f"[1/6] Coalition: organizations and keys (run {tag})")
     keys = build_coalition(api, story)
-    say("[2/6] Campaign: bilingual, partner invited and joined, launched")
-    launch_campaign(api, story, keys)
-    say("[3/6] Petition: English and Traditional Chinese, one counter")
-    publish_petition(api, story, keys)
-    with Receiver() as receiver:
-        subscribe_partner(api, story, keys, receiver)
-        say("[4/6] Signatures: partner attribution, consents, one duplicate, one SMS opt-in")
-        sign(api, story)
-        wait_for_welcomes(api, story)
-        say("[5/6] Alert: email and SMS to the campaign's supporters")
-        send_alert(api, story, keys, progress, say)
-        say("[6/6] Report")
-        collect(api, story, keys)
-        wait_for_webhooks(api, story, receiver)
+    try:
+        say("[2/6] Campaign: bilingual, partner invited and joined, launched")
+        launch_campaign(api, story, keys)
+        say("[3/6] Petition: English and Traditional Chinese, one counter")
+        publish_petition(api, story, keys)
+        with Receiver() as receiver:
+            subscribe_partner(api, story, keys, receiver)
+            say("[4/6] Signatures: partner attribution, consents, one duplicate, one SMS opt-in")
+            sign(api, story)
+            wait_for_welcomes(api, story)
+            say("[5/6] Alert: email and SMS to the campaign's supporters")
+            send_alert(api, story, keys, progress, say)
+            say("[6/6] Report")
+            collect(api, story, keys)
+            wait_for_webhooks(api, story, receiver)
+    except BaseException:
+        with contextlib.suppress(DemoError):  # the first failure is the one to tell
+            revoke_keys(api, keys)
+        raise
+    revoke_keys(api, keys)
     return report(story)
+
+
+def revoke_keys(api: Api, keys: dict[str, str]) -> None:
+    """Revoke every key the demo issued, its platform admin key last, so that none outlives it."""
+    admin = keys["admin"]
+    for role in ("lead", "partner_organizer", "partner", "admin"):
+        key_id = api.call("campaigns", "GET", "/api/v1/keys/me", keys[role])["key_id"]
+        api.call("campaigns", "DELETE", f"/api/v1/keys/{key_id}", admin)
 
 
 def build_coalition(api: Api, story: Story) -> dict[str, str]:

@@ -83,6 +83,22 @@ def test_demo_takes_a_campaign_from_petition_to_delivered_alert(stack: Stack) ->
     ], subjects
     [sms] = [r for r in rows if r["channel"] == "sms"]
     assert sms["body"].startswith("Alex: the board votes Thursday"), sms
+    # No key the demo issued outlives it, its platform admin key least of all.
+    tag = re.search(r"rainbow-lantern-(\w+)", out)
+    assert tag is not None
+    check = ("keys", "create", "--org", "kinship-platform", "--role", "admin", "--name", "check")
+    created = kinship(stack.env, *check)
+    assert created.returncode == 0, created.stderr
+    admin = created.stdout.strip().splitlines()[-1]
+    run = tag.group(1)
+    for org in (f"hapa-voices-{run}", f"rainbow-lantern-{run}", "kinship-platform"):
+        request = urllib.request.Request(
+            f"{stack.url('campaigns')}/api/v1/keys?organization={org}&per_page=100",
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            active = [k["name"] for k in json.load(resp)["_embedded"]["api_keys"]]
+        assert not [name for name in active if name and name.startswith("demo")], (org, active)
 
 
 def test_dev_down_leaves_nothing_running(stack: Stack) -> None:
