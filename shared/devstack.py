@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from shared.config import SERVICES
 from shared.local_kafka import PROJECT_ROOT, LocalKafka, LocalKafkaError, port_is_open
@@ -29,6 +31,14 @@ from shared.local_kafka import PROJECT_ROOT, LocalKafka, LocalKafkaError, port_i
 DEFAULT_PORTS = {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
 GUNICORN_CONF = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
 HOST = "127.0.0.1"
+# The workers' consumer groups (each service's own; notifications' senders one per channel).
+CONSUMER_GROUPS = (
+    "campaigns",
+    "petitions",
+    "notifications",
+    "notifications-email-sender",
+    "notifications-sms-sender",
+)
 
 
 class DevStackError(RuntimeError):
@@ -193,6 +203,7 @@ class DevStack:
             self._spawn(part)
             report.started.append(part.name)
         self.wait_ready(parts, timeout)
+        self.wait_for_consumers(timeout)
         return report
 
     def _preflight(self, missing: list[Part]) -> None:
@@ -304,6 +315,34 @@ class DevStack:
             if self._process(part) is None:
                 log = self.log_file(part.name)
                 raise DevStackError(f"{part.name} exited (log: {log}):\n{tail(log)}")
+
+    def wait_for_consumers(self, timeout: float) -> None:
+        """Block until the workers' consumer groups hold their partitions (Stable).
+
+        A group's first join on a fresh broker can take tens of seconds; until it is done,
+        a key issued or a campaign created right after `up` does not reach the other services,
+        and a first request that needs it fails.
+        """
+        deadline = time.monotonic() + timeout
+        seen: dict[str, str] = {}
+        with KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="kinship-dev") as admin:
+            while True:
+                try:
+                    described = admin.describe_groups(list(CONSUMER_GROUPS))
+                    seen = {
+                        group: str(described.get(group, {}).get("group_state"))
+                        for group in CONSUMER_GROUPS
+                    }
+                except KafkaError:  # the coordinator still loading: ask again
+                    seen = {}
+                if seen and all(state == "Stable" for state in seen.values()):
+                    return
+                if time.monotonic() > deadline:
+                    raise DevStackError(
+                        f"the workers' consumer groups did not settle within {timeout:.0f} s "
+                        f"({seen or 'no answer from Kafka'}; logs in {self.log_dir})"
+                    )
+                time.sleep(0.5)
 
     # -- down --------------------------------------------------------------------------------
 
