@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import ThrowawayPostgres, create_database, free_port, wait_for
+from tests.support.postgres import ThrowawayPostgres, create_database, free_ports, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,8 @@ def local_kafka() -> Iterator[object]:
     from shared.local_kafka import LocalKafka
 
     home = Path(tempfile.mkdtemp(prefix="kinship-kafka-"))
-    broker = LocalKafka(home, port=free_port(), controller_port=free_port(), heap="512m")
+    port, controller_port = free_ports(2)
+    broker = LocalKafka(home, port=port, controller_port=controller_port, heap="512m")
     broker.start()
     try:
         yield broker

@@ -13,7 +13,7 @@ import pytest
 
 from shared.devstack import DevStack
 from shared.local_kafka import LocalKafka
-from tests.support.postgres import free_port
+from tests.support.postgres import free_ports
 
 KINSHIP = str(Path(sys.executable).parent / "kinship")
 # Settings from the developer's shell that would point the stack elsewhere.
@@ -31,31 +31,16 @@ def clean_env(var: Path) -> dict[str, str]:
     }
     if "KINSHIP_CACHE_DIR" in os.environ:
         env["KINSHIP_CACHE_DIR"] = os.environ["KINSHIP_CACHE_DIR"]
-    kafka_port = free_pair()
+    campaigns, petitions, notifications, kafka_port, controller_port = free_ports(5)
     env.update(
         KINSHIP_VAR_DIR=str(var),
-        KINSHIP_CAMPAIGNS_PORT=str(free_port()),
-        KINSHIP_PETITIONS_PORT=str(free_port()),
-        KINSHIP_NOTIFICATIONS_PORT=str(free_port()),
+        KINSHIP_CAMPAIGNS_PORT=str(campaigns),
+        KINSHIP_PETITIONS_PORT=str(petitions),
+        KINSHIP_NOTIFICATIONS_PORT=str(notifications),
         KAFKA_PORT=str(kafka_port),
-        KAFKA_CONTROLLER_PORT=str(kafka_port + 1),
+        KAFKA_CONTROLLER_PORT=str(controller_port),
     )
     return env
-
-
-def free_pair() -> int:
-    """Return a free port whose successor is free too (Kafka's controller listens there)."""
-    import socket
-
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
 
 
 def kinship(

@@ -35,7 +35,7 @@ from shared.kafka import (
 from shared.outbox import Outbox
 from shared.relay import OutboxRelay
 from tests.integration import eventapp
-from tests.support.kafka import end_offsets, group_lag, headers_of, read_all
+from tests.support.kafka import caught_up, end_offsets, headers_of, read_all
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -165,7 +165,7 @@ def test_relay_killed_three_times_loses_nothing_and_duplicates_nothing(app: App)
         writer.join()
         eventually(lambda: app.count(app.outbox_table) == 0, timeout=120, message="outbox drained")
         eventually(
-            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
+            lambda: caught_up(app.bootstrap, app.group, app.topic),
             timeout=120,
             message="consumer caught up",
         )
@@ -185,7 +185,7 @@ def test_two_relays_at_once_publish_each_event_once_in_order(app: App) -> None:
     try:
         for batch in range(20):
             app.add_events([eventapp.item_event(f"k{i % 7}", batch * 100 + i) for i in range(100)])
-        eventually(lambda: app.count(app.outbox_table) == 0, timeout=60, message="outbox drained")
+        eventually(lambda: app.count(app.outbox_table) == 0, timeout=180, message="outbox drained")
     finally:
         for relay in relays:
             stop(relay)
@@ -218,8 +218,7 @@ def test_consumer_killed_mid_batch_applies_no_effect_twice(app: App) -> None:
             consumer = app.spawn("consumer", "--delay-ms", "2", "--batch", "400")
         eventually(
             lambda: (
-                group_lag(app.bootstrap, app.group, app.topic) == 0
-                and app.count(app.outbox_table) == 0
+                caught_up(app.bootstrap, app.group, app.topic) and app.count(app.outbox_table) == 0
             ),
             timeout=120,
             message="caught up",
@@ -268,7 +267,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
 
     consumer = app.spawn("consumer")
     try:
-        eventually(lambda: app.count(app.effects) == 5, timeout=60, message="good events applied")
+        eventually(lambda: app.count(app.effects) == 5, timeout=180, message="good events applied")
         dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=7)
     finally:
         stop(consumer)
@@ -319,7 +318,7 @@ def test_retryable_error_is_retried_later_and_applied_once(app: App) -> None:
         with app.engine.connect() as conn:
             while relay.publish_batch(conn):
                 pass
-        eventually(lambda: app.count(app.effects) == 5, timeout=60, message="all applied")
+        eventually(lambda: app.count(app.effects) == 5, timeout=180, message="all applied")
     finally:
         runner.stop()
         thread.join(timeout=30)
@@ -360,7 +359,7 @@ def test_a_retried_event_keeps_its_keys_order_and_holds_back_no_other_key(app: A
         _publish_all(app)
         eventually(
             lambda: app.per_key_sequences().get("b") == [0, 1, 2, 3] and runner.stats["retried"],
-            timeout=60,
+            timeout=180,
             message="key b applied while a waits",
         )
         late = eventapp.item_event("a", 4)  # a new event of the parked key
@@ -371,11 +370,11 @@ def test_a_retried_event_keeps_its_keys_order_and_holds_back_no_other_key(app: A
             with app.engine.connect() as conn:
                 return set(conn.execute(select(runner.parked.c.event_id)).scalars())
 
-        eventually(lambda: late.id in parked(), timeout=60, message="the late event parked")
+        eventually(lambda: late.id in parked(), timeout=180, message="the late event parked")
         assert len(parked()) == 4  # a:1 and the three behind it
         assert app.per_key_sequences()["a"] == [0]
         release.set()
-        eventually(lambda: app.count(app.effects) == 9, timeout=60, message="all applied")
+        eventually(lambda: app.count(app.effects) == 9, timeout=180, message="all applied")
     finally:
         runner.stop()
         thread.join(timeout=30)
@@ -404,7 +403,7 @@ def test_a_dead_lettered_event_lets_the_rest_of_its_key_go_in_order(app: App) ->
     try:
         app.add_events([eventapp.item_event("a", i) for i in range(5)])
         _publish_all(app)
-        eventually(lambda: app.count(app.effects) == 4, timeout=60, message="the rest applied")
+        eventually(lambda: app.count(app.effects) == 4, timeout=180, message="the rest applied")
     finally:
         runner.stop()
         thread.join(timeout=30)
@@ -445,8 +444,8 @@ def test_a_spinning_consumer_is_replaced_and_every_event_applies_once(
             with app.engine.connect() as conn:
                 while relay.publish_batch(conn):
                     pass
-            eventually(lambda: forced or app.count(app.effects) == 20, timeout=60, message="spun")
-        eventually(lambda: app.count(app.effects) == 20, timeout=60, message="all applied")
+            eventually(lambda: forced or app.count(app.effects) == 20, timeout=180, message="spun")
+        eventually(lambda: app.count(app.effects) == 20, timeout=180, message="all applied")
     finally:
         runner.stop()
         thread.join(timeout=30)
@@ -468,12 +467,12 @@ def test_an_idle_relay_publishes_a_commit_at_once_and_stops_at_once(app: App) ->
     try:
         # A first event makes the relay's producer (its broker handshake is not what is timed).
         app.add_events([eventapp.item_event("warm-up", 0)])
-        eventually(lambda: relay.published == 1, timeout=30, message="warm-up published")
+        eventually(lambda: relay.published == 1, timeout=180, message="warm-up published")
         time.sleep(1.0)  # past its looks after that batch: waiting
         for seq in range(3):
             committed = time.monotonic()
             app.add_events([eventapp.item_event("idle", seq)])
-            eventually(lambda n=seq + 2: relay.published == n, timeout=60, message="published")
+            eventually(lambda n=seq + 2: relay.published == n, timeout=180, message="published")
             assert time.monotonic() - committed < 2.0
             time.sleep(0.3)
     finally:
@@ -493,7 +492,7 @@ def test_broker_restart_mid_stream_loses_nothing(app: App, local_kafka: Any) -> 
     consumer = app.spawn("consumer")
     try:
         app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(1000)])
-        eventually(lambda: app.count(app.effects) > 0, timeout=60, message="first effects")
+        eventually(lambda: app.count(app.effects) > 0, timeout=180, message="first effects")
         local_kafka.stop()
         # Events keep arriving while the broker is down; they wait in the outbox.
         app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(1000, 2000)])
@@ -502,7 +501,7 @@ def test_broker_restart_mid_stream_loses_nothing(app: App, local_kafka: Any) -> 
         app.add_events([eventapp.item_event(f"k{i % 5}", i) for i in range(2000, total)])
         eventually(lambda: app.count(app.outbox_table) == 0, timeout=180, message="outbox drained")
         eventually(
-            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
+            lambda: caught_up(app.bootstrap, app.group, app.topic),
             timeout=180,
             message="consumer caught up",
         )
@@ -526,7 +525,7 @@ def test_consumer_pauses_while_the_database_is_down_and_resumes(app: App, postgr
         for event in events[:200]:
             producer.send(app.topic, key=b"k", value=event.value(), headers=event.headers())
         producer.flush()
-        eventually(lambda: app.count(app.effects) == 200, timeout=60, message="first half")
+        eventually(lambda: app.count(app.effects) == 200, timeout=180, message="first half")
         app.engine.dispose()
         postgres.stop_server()
         for event in events[200:]:
@@ -537,8 +536,8 @@ def test_consumer_pauses_while_the_database_is_down_and_resumes(app: App, postgr
         postgres.start_server()
         eventually(lambda: app.count(app.effects) == 400, timeout=90, message="second half")
         eventually(
-            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
-            timeout=60,
+            lambda: caught_up(app.bootstrap, app.group, app.topic),
+            timeout=180,
             message="offsets committed",
         )
     finally:
@@ -556,7 +555,7 @@ def test_sigterm_lets_the_consumer_finish_its_batch_and_leave_cleanly(app: App) 
     relay = app.spawn("relay")
     consumer = app.spawn("consumer", "--delay-ms", "1", "--batch", "300")
     try:
-        eventually(lambda: app.count(app.effects) >= 300, timeout=60, message="first batch")
+        eventually(lambda: app.count(app.effects) >= 300, timeout=180, message="first batch")
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=30) == 0, "the consumer did not stop cleanly on SIGTERM"
         applied = app.count(app.effects)
@@ -565,8 +564,7 @@ def test_sigterm_lets_the_consumer_finish_its_batch_and_leave_cleanly(app: App) 
         consumer = app.spawn("consumer", "--batch", "300")
         eventually(
             lambda: (
-                group_lag(app.bootstrap, app.group, app.topic) == 0
-                and app.count(app.effects) == total
+                caught_up(app.bootstrap, app.group, app.topic) and app.count(app.effects) == total
             ),
             timeout=120,
             message="caught up after the restart",
@@ -614,7 +612,7 @@ def test_rows_kafka_refuses_are_dead_lettered_and_the_rows_behind_them_still_go_
     thread = threading.Thread(target=relay.run)
     thread.start()
     try:
-        eventually(lambda: app.count(app.outbox_table) == 0, timeout=60, message="outbox drained")
+        eventually(lambda: app.count(app.outbox_table) == 0, timeout=180, message="outbox drained")
     finally:
         relay.stop()
         thread.join(timeout=30)
@@ -659,7 +657,7 @@ def test_records_of_partitions_assigned_while_the_database_is_down_are_not_skipp
                 app.topic, key=event.key.encode(), value=event.value(), headers=event.headers()
             )
         producer.flush()
-        eventually(lambda: app.count(app.effects) == 60, timeout=60, message="first half")
+        eventually(lambda: app.count(app.effects) == 60, timeout=180, message="first half")
         for engine in [app.engine, *engines]:
             engine.dispose()
         postgres.stop_server()
@@ -673,7 +671,7 @@ def test_records_of_partitions_assigned_while_the_database_is_down_are_not_skipp
         threads[1].start()
         eventually(
             lambda: bool(second._consumer is not None and second._consumer.assignment()),
-            timeout=60,
+            timeout=180,
             message="the second runner took partitions",
         )
         time.sleep(2.0)
@@ -682,15 +680,15 @@ def test_records_of_partitions_assigned_while_the_database_is_down_are_not_skipp
         assert first._consumer is not None
         eventually(
             lambda: len(first._consumer.assignment()) == 6,  # type: ignore[union-attr]
-            timeout=60,
+            timeout=180,
             message="the first runner has every partition again",
         )
         time.sleep(6.0)  # at least one of its waiting polls (at most 5 s apart) fetches them
         postgres.start_server()
         eventually(lambda: app.count(app.effects) == 120, timeout=90, message="second half")
         eventually(
-            lambda: group_lag(app.bootstrap, app.group, app.topic) == 0,
-            timeout=60,
+            lambda: caught_up(app.bootstrap, app.group, app.topic),
+            timeout=180,
             message="offsets committed",
         )
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from tests.support.postgres import free_port
+from tests.support.postgres import free_ports
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,12 +26,12 @@ def kinship(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_cli_starts_a_kafka_4_broker_that_survives_restarts(tmp_path: Path) -> None:
-    port = free_port()
+    port, controller_port = free_ports(2)
     env = {
         **os.environ,
         "KINSHIP_VAR_DIR": str(tmp_path),
         "KAFKA_PORT": str(port),
-        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_CONTROLLER_PORT": str(controller_port),
         "KAFKA_HEAP": "256m",
     }
     assert kinship(["kafka", "status"], env).returncode == 3

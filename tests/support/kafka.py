@@ -30,6 +30,15 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
     return lag
 
 
+def caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether the group has committed past every record of topic: a probe for `eventually`
+    (a coordinator moving or loading, just after a broker restart, is "not yet")."""
+    try:
+        return group_lag(bootstrap, group, topic) == 0
+    except KafkaError:
+        return False
+
+
 def wait_for_members(bootstrap: str, group: str, members: int, timeout: float = 60.0) -> None:
     """Wait until Kafka reports a consumer group Stable with this many members (joined and
     synced: each holds its assignment)."""

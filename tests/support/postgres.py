@@ -9,6 +9,7 @@ refuses to run as root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -29,9 +30,19 @@ PG_BIN_CANDIDATES = (
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Return distinct free ports: each is held until all are chosen (two free_port() calls in
+    a row may hand out the same one)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def _pg_bin() -> Path:

@@ -37,7 +37,7 @@ from tests.integration.notifications.harness import (
     groups_stable,
 )
 from tests.support.polling import eventually
-from tests.support.postgres import free_port
+from tests.support.postgres import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]
@@ -87,7 +87,8 @@ class Workers:
 def test_alert_survives_kills_broker_restart_and_provider_faults(
     database_url: str, tmp_path: Path
 ) -> None:
-    broker = LocalKafka(tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    port, controller_port = free_ports(2)
+    broker = LocalKafka(tmp_path / "kafka", port=port, controller_port=controller_port)
     broker.start()
     fakes: list = []
     workers: Workers | None = None

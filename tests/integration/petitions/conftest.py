@@ -179,15 +179,16 @@ class Petitions:
             return int(conn.execute(select(func.count()).select_from(store.outbox)).scalar_one())
 
     def kafka_events(self, short: str, petition_id: str) -> list[dict[str, Any]]:
-        """Return every event of a type about one petition that reached Kafka (after a drain)."""
-        eventually(lambda: self.outbox_size() == 0, timeout=60, message="outbox drained")
-        found = []
+        """Return every event of a type about one petition that reached Kafka (after a drain),
+        once per event id: the relay is at-least-once, and consumers drop a repeated id."""
+        eventually(lambda: self.outbox_size() == 0, timeout=180, message="outbox drained")
+        found: dict[str, dict[str, Any]] = {}
         for record in read_all(self.bootstrap, PETITIONS):
             headers = {k: bytes(v).decode() for k, v in record.headers or ()}
             data = json.loads(record.value)
             if headers.get("ce_type") == type_name(short) and data["petition_id"] == petition_id:
-                found.append(data)
-        return found
+                found.setdefault(headers["ce_id"], data)
+        return list(found.values())
 
 
 def make_deps(database_url: str, bootstrap: str, **config: Any) -> Deps:
