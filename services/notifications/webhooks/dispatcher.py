@@ -187,10 +187,15 @@ class Dispatcher:
         """Deliver until stop() is called; finish the chunks in flight before returning."""
         recorder = threading.Thread(target=self._record_loop, name="webhook-recorder", daemon=True)
         recorder.start()
+        # Reclaiming and owners' notices (an email, up to the provider's timeout) on their own
+        # thread: a slow email provider must not hold up every partner's deliveries.
+        keeper = threading.Thread(
+            target=self._housekeeping_loop, name="webhook-keeper", daemon=True
+        )
+        keeper.start()
         while not self._stop.is_set():
             try:
                 claimed = self.tick()
-                self._housekeeping()
             except Exception:
                 log.exception("webhook dispatcher round failed")
                 claimed = 0
@@ -201,6 +206,7 @@ class Dispatcher:
         self._pool.shutdown(wait=True)
         self._finished.put(None)
         recorder.join()
+        keeper.join()
         close = getattr(self.transport, "close", None)
         if callable(close):
             close()
@@ -588,6 +594,14 @@ class Dispatcher:
             disable(conn, endpoint_id, "failing", now)
 
     # -- housekeeping ------------------------------------------------------------------------------
+
+    def _housekeeping_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._housekeeping()
+            except Exception:
+                log.exception("webhook housekeeping failed")
+            self._stop.wait(min(RECLAIM_EVERY, NOTICE_EVERY))
 
     def _housekeeping(self, force: bool = False) -> None:
         mono = time.monotonic()
