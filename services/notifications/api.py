@@ -151,8 +151,14 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 person.phone_hash
                 and not stopped
                 and audience.set_consent(
-                    conn, person.supporter_id, org.organization_id, "sms", wants_sms, now
-                )
+                    conn,
+                    person.supporter_id,
+                    org.organization_id,
+                    "sms",
+                    wants_sms,
+                    now,
+                    person.phone_hash,
+                )  # fmt: skip
             ):
                 change = "subscribe" if wants_sms else "unsubscribe"
                 deps.outbox.add(

@@ -272,42 +272,26 @@ def grant_consents(
     supporter_id: str,
     organization_id: str,
     given: Mapping[str, Any],
-    has_phone: bool,
+    phone_hash: str | None,
     at: datetime,
 ) -> set[str]:
-    """Record the boxes a supporter ticked (never untick by omission); return new grants."""
+    """Record the boxes a supporter ticked (never untick by omission); return new grants.
+
+    phone_hash: the keyed hash of the number the signature gave (texts need one); an SMS
+    consent holds for that number only, so ticking it again with a new number is a new grant.
+    """
     wanted: list[tuple[str, str]] = []
     if given.get("email"):
         wanted.append((organization_id, "email"))
-    if given.get("sms") and has_phone:
+    if given.get("sms") and phone_hash:
         wanted.append((organization_id, "sms"))
     for partner in given.get("partner_organization_ids") or []:
         wanted.append((partner, "share"))
     new: set[str] = set()
     for org, channel in wanted:
-        current = conn.execute(
-            select(consents.c.granted).where(
-                consents.c.supporter_id == supporter_id,
-                consents.c.organization_id == org,
-                consents.c.channel == channel,
-            )
-        ).scalar()
-        if current:
-            continue
-        upsert(
-            conn,
-            consents,
-            {
-                "supporter_id": supporter_id,
-                "organization_id": org,
-                "channel": channel,
-                "granted": True,
-                "changed_at": at,
-            },
-            ["supporter_id", "organization_id", "channel"],
-            {"granted": True, "changed_at": at},
-        )
-        if org == organization_id:
+        if set_consent(conn, supporter_id, org, channel, True, at, phone_hash) and (
+            org == organization_id
+        ):
             new.add(channel)
     return new
 
@@ -319,17 +303,26 @@ def set_consent(
     channel: str,
     granted: bool,
     at: datetime,
+    phone_hash: str | None = None,
 ) -> bool:
-    """Set one consent; return True when it changed."""
+    """Set one consent; return True when it changed. An SMS consent is given for one number
+    (phone_hash): given again for another, it moves to that one, and that is a change."""
+    contact = phone_hash if channel == "sms" else None
     current = conn.execute(
-        select(consents.c.granted).where(
+        select(consents.c.granted, consents.c.contact_hash).where(
             consents.c.supporter_id == supporter_id,
             consents.c.organization_id == organization_id,
             consents.c.channel == channel,
         )
-    ).scalar()
-    if bool(current) == granted:
+    ).first()
+    if current is None and not granted:
         return False  # no row means never given: withdrawing it changes nothing
+    if current is not None and bool(current.granted) == granted:
+        if not granted or current.contact_hash == contact:
+            return False
+    values = {"granted": granted, "changed_at": at}
+    if granted:
+        values["contact_hash"] = contact
     upsert(
         conn,
         consents,
@@ -337,11 +330,11 @@ def set_consent(
             "supporter_id": supporter_id,
             "organization_id": organization_id,
             "channel": channel,
-            "granted": granted,
-            "changed_at": at,
+            "contact_hash": contact,
+            **values,
         },
         ["supporter_id", "organization_id", "channel"],
-        {"granted": granted, "changed_at": at},
+        values,
     )
     return True
 
@@ -393,12 +386,16 @@ def supporter_by_token(conn: Connection, token: str) -> Supporter | None:
 
 
 def _consent_given(organization_id: str, channel: str) -> tuple[Any, ...]:
-    """The conditions on a consent row that say the organization may reach the supporter."""
-    return (
+    """The conditions on a consent row (beside its supporter's) that say the organization may
+    reach the supporter: for texts, at the number the consent was given with."""
+    given = (
         consents.c.organization_id == organization_id,
         consents.c.channel == channel,
         consents.c.granted == true(),
     )
+    if channel == "sms":
+        return (*given, consents.c.contact_hash == supporters.c.phone_hash)
+    return given
 
 
 def consented_ids(
@@ -409,7 +406,9 @@ def consented_ids(
     if not id_list:
         return set()
     rows = conn.execute(
-        select(consents.c.supporter_id).where(
+        select(consents.c.supporter_id)
+        .join(supporters, supporters.c.supporter_id == consents.c.supporter_id)
+        .where(
             one_of(conn, consents.c.supporter_id, id_list),
             *_consent_given(organization_id, channel),
         )
@@ -555,6 +554,7 @@ def audience_query(
         cs.c.organization_id == organization_id,
         cs.c.channel == "sms",
         cs.c.granted == true(),
+        cs.c.contact_hash == s.c.phone_hash,  # the number the consent was given with
     )
     query = (
         select(

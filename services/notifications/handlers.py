@@ -158,10 +158,10 @@ def _welcome(
     params: dict[str, Any],
 ) -> None:
     now = deps.clock()
-    phone = conn.execute(
-        select(supporters.c.phone).where(supporters.c.supporter_id == sid)
+    phone_hash = conn.execute(
+        select(supporters.c.phone_hash).where(supporters.c.supporter_id == sid)
     ).scalar()
-    new = audience.grant_consents(conn, sid, org, consents, bool(phone), now)
+    new = audience.grant_consents(conn, sid, org, consents, phone_hash, now)
     for channel in sorted(new):  # every consent change is published, opt-ins included
         deps.outbox.add(conn, compliance.consent_event(sid, channel, org, "subscribe", now))
     queue(

@@ -105,6 +105,10 @@ consents = Table(
     Column("channel", ident(8), primary_key=True),
     Column("granted", Boolean, nullable=False),
     Column("changed_at", Moment(), nullable=False),
+    # SMS: the keyed hash of the number the consent was given with. It holds only while that
+    # is the supporter's number: a later signature typing the same address with another
+    # number must not carry the texts the owner agreed to over to a stranger's phone.
+    Column("contact_hash", String(64)),
 )
 
 supporter_campaigns = Table(

@@ -417,12 +417,12 @@ def seed_audience(
         if email_consent:
             grants.append(
                 {"supporter_id": sid, "organization_id": org_id, "channel": "email",
-                 "granted": True, "changed_at": now}
+                 "granted": True, "changed_at": now, "contact_hash": None}
             )  # fmt: skip
         if phone and sms_consent:
             grants.append(
                 {"supporter_id": sid, "organization_id": org_id, "channel": "sms",
-                 "granted": True, "changed_at": now}
+                 "granted": True, "changed_at": now, "contact_hash": phone_hash(HASH_KEY, phone)}
             )  # fmt: skip
     with engine.begin() as conn:
         for table, rows in ((supporters, people), (supporter_campaigns, links), (consents, grants)):
@@ -478,6 +478,12 @@ def copy_audience(
         address = f"{prefix}{i:08d}@example.org"
         return str(uuid.UUID(bytes=hashlib.md5(address.encode()).digest())), address
 
+    def phone_of(i: int) -> str:
+        return f"+1{200 + i // 10_000_000:03d}{i % 10_000_000:07d}"
+
+    def phone_digest(i: int) -> str:
+        return hashlib.sha256(phone_of(i).encode()).hexdigest()
+
     with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
         with cur.copy(
             "COPY nf_supporters (supporter_id, email, email_hash, phone, phone_hash, given_name,"
@@ -486,13 +492,11 @@ def copy_audience(
         ) as copy:
             for i in range(count):
                 sid, address = ident(i)
-                phone = (
-                    f"+1{200 + i // 10_000_000:03d}{i % 10_000_000:07d}" if i < sms_first else None
-                )
+                phone = phone_of(i) if i < sms_first else None
                 copy.write_row(
                     (
                         sid, address, hashlib.sha256(address.encode()).hexdigest(), phone,
-                        hashlib.sha256(phone.encode()).hexdigest() if phone else None,
+                        phone_digest(i) if phone else None,
                         f"P{i}", "en", "US", time_zone, False, "[]", uuid.uuid4().hex, now, now,
                     )
                 )  # fmt: skip
@@ -502,15 +506,15 @@ def copy_audience(
             for i in range(count):
                 copy.write_row((campaign_id, ident(i)[0], now))
         with cur.copy(
-            "COPY nf_consents (supporter_id, organization_id, channel, granted, changed_at)"
-            " FROM STDIN"
+            "COPY nf_consents (supporter_id, organization_id, channel, granted, changed_at,"
+            " contact_hash) FROM STDIN"
         ) as copy:
             for i in range(count):
                 sid = ident(i)[0]
                 if email:
-                    copy.write_row((sid, org_id, "email", True, now))
+                    copy.write_row((sid, org_id, "email", True, now, None))
                 if i < sms_first:
-                    copy.write_row((sid, org_id, "sms", True, now))
+                    copy.write_row((sid, org_id, "sms", True, now, phone_digest(i)))
         cur.execute(
             "INSERT INTO nf_organizations (organization_id, name, postal_address, token_tag,"
             " updated_at) VALUES (%s, 'Coalition', '1 Unity Way, Oakland, CA', %s, now())"

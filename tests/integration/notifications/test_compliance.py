@@ -119,7 +119,8 @@ def test_a_list_token_opens_only_its_own_organizations_list(service: Service) ->
     bob = seed_audience(service.engine, "camp-b", "org-b", 1, prefix="bob")[0]
     with service.engine.begin() as conn:  # Alice signed one of B's petitions too
         for channel in ("email", "sms"):
-            set_consent(conn, alice["supporter_id"], "org-b", channel, True, utcnow())
+            set_consent(conn, alice["supporter_id"], "org-b", channel, True, utcnow(),
+                        alice["phone_hash"])  # fmt: skip
     alices_a, alices_b = token_of(service, alice, "org-a"), token_of(service, alice, "org-b")
     tag_a, tag_b = (
         service.rows(organizations, organizations.c.organization_id == org)[0].token_tag

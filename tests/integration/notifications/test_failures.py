@@ -113,7 +113,7 @@ def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> Non
     )  # fmt: skip
     from sqlalchemy import update
 
-    from services.notifications.store import supporters
+    from services.notifications.store import consents, supporters
     from shared.privacy import phone_hash
 
     rows = service.rows(supporters)
@@ -124,6 +124,11 @@ def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> Non
                 update(supporters)
                 .where(supporters.c.supporter_id == row.supporter_id)
                 .values(phone=number, phone_hash=phone_hash("test-hash-key", number))
+            )
+            conn.execute(  # their texts consent was given with that number
+                update(consents)
+                .where(consents.c.supporter_id == row.supporter_id, consents.c.channel == "sms")
+                .values(contact_hash=phone_hash("test-hash-key", number))
             )
     service.deps.clock = lambda: NOON_UTC
     service.start()

@@ -215,6 +215,51 @@ def test_an_alert_speaks_to_each_supporter_by_name_in_both_channels(service: Ser
         assert texts[p["phone"]].startswith(f"{name(p)}: Fund language access vote Tuesday.")
 
 
+def test_a_number_typed_with_someone_elses_address_gets_none_of_their_texts(
+    service: Service,
+) -> None:
+    """Anyone can type anyone's address on a single opt-in petition. A number given so must
+    not receive the texts the address's owner agreed to with their own number (a stranger
+    would learn which groups the owner belongs to)."""
+    owner_phone, stranger_phone = "+14155550171", "+14155550199"
+    service.publish(organization("org-lgbt", name="Rainbow Bridge"), organization("org-other"),
+                    petition("pet-l", "camp-l", "org-lgbt"),
+                    petition("pet-o", "camp-o", "org-other"))  # fmt: skip
+    with service.engine.begin() as conn:
+        conn.execute(
+            campaigns.insert().values(
+                campaign_id="camp-l", lead_organization_id="org-lgbt", partner_organization_ids=[],
+                titles={"en": "Queer health access"}, status="active", updated_at=utcnow(),
+            )
+        )  # fmt: skip
+    service.start()
+    service.publish(signature("kim@example.org", "pet-l", "camp-l", "org-lgbt",
+                              phone=owner_phone, sms=True))  # fmt: skip
+
+    def texted(number: str) -> list[str]:
+        return [m.body["Body"] for m in service.fakes.twilio_messages() if m.body["To"] == number]
+
+    eventually(lambda: texted(owner_phone), message="the owner's SMS welcome")
+    service.publish(signature("kim@example.org", "pet-o", "camp-o", "org-other",
+                              phone=stranger_phone, sms=True))  # fmt: skip
+    eventually(lambda: texted(stranger_phone), message="the welcome for the other group")
+    with service.engine.begin() as conn:
+        conn.execute(update(supporters).values(time_zone=daytime_zone()))
+    service.publish(alert("alert-l", "camp-l", "org-lgbt", ["email", "sms"],
+                          sms_text="Rainbow Bridge: the clinic vote is Tuesday."))  # fmt: skip
+    eventually(lambda: finished(service, "alert-l"), timeout=120, message="alert done")
+    # The owner's email still comes (the address is theirs); the texts they agreed to do not
+    # follow their address to the number typed with it.
+    assert any(
+        pers["to"][0]["email"] == "kim@example.org"
+        for request in service.fakes.sendgrid_requests()
+        if request.body["subject"] == "Call your council member today"
+        for pers in request.body["personalizations"]
+    )
+    assert not any("clinic" in body for body in texted(stranger_phone)), texted(stranger_phone)
+    assert len(texted(stranger_phone)) == 1  # only the other group's welcome
+
+
 def test_an_alert_for_some_interests_reaches_only_supporters_who_share_one(
     service: Service,
 ) -> None:
