@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 import pycountry
+import zipcodes
 from babel.core import get_global
 from phonenumbers import timezone as phone_timezone
 
@@ -33,8 +35,16 @@ _MAIN_ZONE = {
     "ID": "Asia/Jakarta",
     "CN": "Asia/Shanghai",
     "NZ": "Pacific/Auckland",
+    # Babel lists these countries' zones with a small one first (Galapagos, Hovd, ...).
+    "CD": "Africa/Kinshasa",
+    "CL": "America/Santiago",
+    "EC": "America/Guayaquil",
+    "KZ": "Asia/Almaty",
+    "MN": "Asia/Ulaanbaatar",
+    "PT": "Europe/Lisbon",
+    "ES": "Europe/Madrid",
 }
-# US ZIP codes by first digit: coarse, but right for most of each range.
+# US ZIP codes by first digit: coarse, for a ZIP code the zipcodes data does not know.
 _US_ZIP_ZONE = {
     "0": "America/New_York",
     "1": "America/New_York",
@@ -153,12 +163,35 @@ def region_code(country: str | None, region: str | None) -> str | None:
     return _subdivisions(prefix).get(key) if region.strip()[2:3] == "-" else None
 
 
+@functools.lru_cache(maxsize=65536)
+def _us_zip_zone(zip5: str) -> str | None:
+    """The zone of one US ZIP code (zipcodes' data: its first look loads it, about a second
+    and 40 MB; a look then takes about half a millisecond, so each code is looked up once)."""
+    if len(zip5) != 5 or not zip5.isascii() or not zip5.isdigit():
+        return None
+    try:
+        found: list[dict[str, Any]] = zipcodes.matching(zip5)  # type: ignore[no-untyped-call]
+    except (TypeError, ValueError):
+        return None
+    name = found[0].get("timezone") if found else None
+    return name if isinstance(name, str) and _known_zone(name) else None
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def _postal_zone(country: str | None, postal_code: str | None) -> str | None:
     """The zone a postal code places a supporter in, for countries of several zones whose
     codes say where (US, Australia, Canada); else None."""
     code = ascii_digits(postal_code or "").strip().upper()
     if country == "US" and code[:1] in _US_ZIP_ZONE:
-        return _US_ZIP3_ZONE.get(code[:3], _US_ZIP_ZONE[code[0]])
+        by_zip = _us_zip_zone(code[:5])
+        return by_zip or _US_ZIP3_ZONE.get(code[:3], _US_ZIP_ZONE[code[0]])
     if country == "AU" and code[:1] in _AU_POSTCODE_ZONE:
         return _AU_POSTCODE2_ZONE.get(code[:2], _AU_POSTCODE_ZONE[code[0]])
     if country == "CA":
@@ -179,7 +212,7 @@ def resolve_time_zone(
             zones = phone_timezone.time_zones_for_number(phonenumbers.parse(phone, None))
         except phonenumbers.NumberParseException:
             zones = ()
-        real = [z for z in zones if "/" in z]
+        real = [z for z in zones if "/" in z and z != phone_timezone.UNKNOWN_TIMEZONE]
         if len(real) == 1:
             return real[0]
         if real and not country:

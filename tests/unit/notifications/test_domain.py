@@ -25,6 +25,21 @@ from shared.locales import resolve_locale
         (None, "US", "94601", "America/Los_Angeles"),
         (None, "US", "10001", "America/New_York"),
         (None, "US", "96813", "Pacific/Honolulu"),
+        # Each ZIP code's own zone, not its first digit's: texts at 07:00 were the cost.
+        ("+17025550123", "US", "89101", "America/Los_Angeles"),  # Las Vegas
+        (None, "US", "89101-1234", "America/Los_Angeles"),
+        (None, "US", "85004", "America/Phoenix"),  # no daylight saving time
+        (None, "US", "35203", "America/Chicago"),  # Birmingham, AL
+        (None, "US", "37203", "America/Chicago"),  # Nashville
+        (None, "US", "79901", "America/Denver"),  # El Paso
+        (None, "US", "99701", "America/Anchorage"),  # Fairbanks
+        (None, "US", "96910", "Pacific/Guam"),
+        # A number phonenumbers cannot place is not "Etc/Unknown" (UTC): the country decides.
+        ("+8210123456", "KR", None, "Asia/Seoul"),
+        # Where most people live, not the first zone Babel lists.
+        (None, "EC", None, "America/Guayaquil"),
+        (None, "MN", None, "Asia/Ulaanbaatar"),
+        (None, "CD", None, "Africa/Kinshasa"),
         # Every Australian mobile reads as Sydney: the postcode says Perth, Darwin, Adelaide.
         ("+61412345678", "AU", "6000", "Australia/Perth"),
         ("+61412345678", "AU", "0870", "Australia/Darwin"),
