@@ -637,7 +637,13 @@ class Deliverer:
         variant = pick_variant(info.content, person.locale, info.default_locale, person.language)
         content = info.content.get(variant or "") or {}
         # A discreet supporter gets the discreet text or none: never the one naming the cause.
-        template = content.get("sms_discreet_text" if person.discreet else "sms_text")
+        # Their language may lack one that the default language has: better that than nothing.
+        key = "sms_discreet_text" if person.discreet else "sms_text"
+        template = content.get(key)
+        if not template and person.discreet:
+            fallback = info.content.get(info.default_locale) or {}
+            if fallback.get(key):
+                template, variant = fallback[key], info.default_locale
         if not template:
             return None
         locale = variant or info.default_locale

@@ -424,6 +424,41 @@ def test_a_discreet_supporter_gets_no_text_when_the_alert_has_no_discreet_one(
     assert (quiet.status, quiet.error_code) == ("failed", "no_discreet_text")
 
 
+def test_a_discreet_supporter_whose_language_lacks_a_discreet_text_gets_the_default_ones(
+    service: Service,
+) -> None:
+    from sqlalchemy import update
+
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+    from services.notifications.store import supporters
+
+    people = seed_audience(
+        service.engine, "camp-d", "org-d", 2, phone_every=1, discreet_every=2,
+        time_zone="America/New_York",
+    )  # fmt: skip
+    with service.engine.begin() as conn:  # both read Vietnamese
+        conn.execute(update(supporters).values(language="vi", locale="vi"))
+    service.deps.clock = lambda: NOON_UTC + timedelta(hours=4)  # 11:00 in New York
+    published = alert("alert-d", "camp-d", "org-d", ["sms"])
+    english = dict(published.data["content"]["en"])
+    published.data["content"] = {
+        "en": english,
+        "vi": {**english, "sms_text": "Cuộc bỏ phiếu về tiếp cận ngôn ngữ là thứ Ba.",
+               "sms_discreet_text": None},
+    }  # fmt: skip
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, published, conn)
+    batch = _batch("alert-d", people)
+    assert Deliverer(service.deps).send_alert_sms_batch(batch, TokenBucket(100.0)) == "done"
+    texts = {t.body["To"]: t.body["Body"] for t in service.fakes.twilio_messages()}
+    discreet, open_ = people[0], people[1]
+    # The discreet one gets the English discreet text, never the Vietnamese one naming the cause.
+    assert texts[discreet["phone"]].startswith("A reminder from your group.")
+    assert texts[open_["phone"]].startswith("Cuộc bỏ phiếu")
+    assert {r.status for r in service.rows(deliveries)} == {"sent"}
+
+
 def test_a_cancellation_that_overtakes_its_alert_keeps_the_alert_from_being_sent(
     service: Service,
 ) -> None:
