@@ -575,7 +575,7 @@ def audience_query(
     if after is not None:
         query = query.where(sc.c.supporter_id > after)
     if audience.get("locales"):
-        tags = {tag for tag in map(language_tag, audience["locales"]) if tag}
+        tags = {tag for tag in map(target_language, audience["locales"]) if tag}
         query = query.where(
             or_(false(), *[or_(s.c.language == t, s.c.language.startswith(t + "-")) for t in tags])
         )
@@ -595,6 +595,15 @@ def audience_query(
             sc.c.partner_organization_id.in_(list(audience["partner_organization_ids"]))
         )
     return query
+
+
+def target_language(requested: str) -> str | None:
+    """The tag an alert's locale targets supporters by: a bare language means all of it
+    ("zh": Simplified and Traditional readers alike, though "zh" alone reads as zh-Hans)."""
+    bare = requested.strip().replace("_", "-")
+    if bare and "-" not in bare:
+        return bare.lower()
+    return language_tag(requested)
 
 
 def interest_filter(audience: Mapping[str, Any]) -> Callable[[Iterable[str] | None], bool]:

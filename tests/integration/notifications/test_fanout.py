@@ -335,11 +335,12 @@ def test_an_alert_for_a_language_reaches_its_speakers_in_it(service: Service) ->
     service.publish(organization("org-lang"), petition("pet-lang", "camp-lang", "org-lang"))
     service.start()
     signers = {"ana@example.org": "es", "luz@example.org": "es-MX", "kim@example.org": "en",
-               "min@example.org": "ko-KR"}  # fmt: skip
+               "min@example.org": "ko-KR", "wei@example.org": "zh-CN",
+               "yu@example.org": "zh-TW"}  # fmt: skip
     for email, language in signers.items():
         service.publish(signature(email, "pet-lang", "camp-lang", "org-lang", language=language))
     joined = supporter_campaigns.c.campaign_id == "camp-lang"
-    eventually(lambda: service.count(supporter_campaigns, joined) == 4, message="signers")
+    eventually(lambda: service.count(supporter_campaigns, joined) == 6, message="signers")
     spanish = alert("alert-es", "camp-lang", "org-lang", ["email"], audience={"locales": ["es"]})
     english = dict(spanish.data["content"]["en"])
     spanish.data["content"]["es"] = {**english, "email_subject": "Llama hoy a tu concejal"}
@@ -354,6 +355,18 @@ def test_an_alert_for_a_language_reaches_its_speakers_in_it(service: Service) ->
     }
     assert set(subjects) == {"ana@example.org", "luz@example.org"}
     assert set(subjects.values()) == {"Llama hoy a tu concejal"}
+    # "zh" is the whole language: Traditional readers (zh-TW) as well as Simplified.
+    chinese = alert("alert-zh", "camp-lang", "org-lang", ["email"], audience={"locales": ["zh"]})
+    service.publish(chinese)
+    eventually(lambda: finished(service, "alert-zh"), timeout=60, message="alert done")
+    reached = {
+        pers["to"][0]["email"]
+        for request in service.fakes.sendgrid_requests()
+        for pers in request.body["personalizations"]
+        if (pers.get("custom_args") or {}).get("alert_id") == "alert-zh"
+        or (request.body.get("custom_args") or {}).get("alert_id") == "alert-zh"
+    }
+    assert reached == {"wei@example.org", "yu@example.org"}
 
 
 def test_sms_outside_8_to_21_local_waits_for_the_morning(
