@@ -115,13 +115,19 @@ def ascii_digits(text: str) -> str:
     )
 
 
+POSTAL_CODE_LENGTH = 32
+
+
 def postal_key(code: str | None) -> str | None:
     """A postal code as alerts match it: compatibility forms folded (NFKC), digits in ASCII,
     upper case, no surrounding space. 'ｓｗ１ａ　１ａａ' and ' sw1a 1aa' are both 'SW1A 1AA', so
     an alert for postal prefix 'SW1' reaches whoever typed either."""
     if code is None:
         return None
-    return ascii_digits(unicodedata.normalize("NFKC", code)).strip().upper() or None
+    folded = ascii_digits(unicodedata.normalize("NFKC", code)).strip().upper()
+    # NFKC and upper() can lengthen text (U+FDFA is 18 characters, ß is SS): cut to what the
+    # column holds (nf_supporters.postal_code), or the signature fails to project at all.
+    return folded[:POSTAL_CODE_LENGTH].rstrip() or None
 
 
 def _folded(name: str) -> str:

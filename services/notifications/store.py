@@ -86,7 +86,7 @@ supporters = Table(
     Column("country", String(2)),
     # As long as petitions accepts (services/petitions/schemas.py): a longer one fails every time.
     Column("region", String(100)),
-    Column("postal_code", String(32)),
+    Column("postal_code", String(32)),  # domain.POSTAL_CODE_LENGTH
     Column("time_zone", String(64), nullable=False),
     Column("discreet", Boolean, nullable=False),
     Column("interests", JSON, nullable=False),

@@ -73,6 +73,22 @@ def test_a_signer_at_every_length_petitions_accepts_joins_the_audience(service: 
     assert [(c.channel, c.granted) for c in granted] == [("email", True)]
 
 
+def test_a_postal_code_that_folding_lengthens_still_joins_the_audience(
+    service: Service,
+) -> None:
+    """NFKC turns U+FDFA into 18 characters: 20 of them, which petitions accept, used to
+    overflow the column, and the signer was dead-lettered, never thanked."""
+    service.start()
+    service.publish(organization("org-odd"), petition("pet-odd", "camp-odd", "org-odd"))
+    sig = signature("long.post@example.org", "pet-odd", "camp-odd", "org-odd")
+    person = {**sig.data["person"], "postal_code": "\ufdfa" * 20}
+    service.publish(Event(type=sig.type, key=sig.key, data={**sig.data, "person": person},
+                          source=sig.source))  # fmt: skip
+    eventually(lambda: mails_to(service, "long.post@example.org"), message="thank-you sent")
+    (row,) = service.rows(supporters)
+    assert row.postal_code and len(row.postal_code) <= 32
+
+
 def test_a_partner_answering_with_a_nul_byte_gets_its_attempt_recorded_once(
     wh: Service,
 ) -> None:
