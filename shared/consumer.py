@@ -47,6 +47,7 @@ from shared.kafka import (
     make_producer,
     retry_topic,
 )
+from shared.logging import error_text
 from shared.outbox import parked_table
 
 log = logging.getLogger(__name__)
@@ -716,7 +717,7 @@ class ConsumerRunner:
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
         not_before_ms = int((time.time() + self.retry.delay(attempt, retry_after)) * 1000)
         outcome.retries.append(
-            _Retry(item, "retried", attempt, not_before_ms, str(exc), type(exc).__name__)
+            _Retry(item, "retried", attempt, not_before_ms, error_text(exc), type(exc).__name__)
         )
         parking.park(item, place, offset, not_before_ms)
 
@@ -858,7 +859,7 @@ class ConsumerRunner:
         headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
         headers += self._origin(record)
         headers += [
-            (H_ERROR, str(exc)[:2000].encode()),
+            (H_ERROR, error_text(exc).encode()),
             (H_ERROR_CLASS, type(exc).__name__.encode()),
             (H_FAILED_AT, utcnow().isoformat().encode()),
             (H_ATTEMPT, (_header(record, H_ATTEMPT) or "0").encode()),

@@ -44,7 +44,8 @@ PERSONAL_KEYS = frozenset(
         "secret",
     }
 )
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Any script: 陳怡君@例え.jp is an address Kinship accepts.
+EMAIL = re.compile(r"[^\s@<>\"'`,;:()\[\]]+@[^\s@<>\"'`,;:()\[\]]+\.[^\s@<>\"'`,;:()\[\].]{2,}")
 PHONE = re.compile(r"(?<![\w-])\+?\d[\d \-().]{7,}\d(?![\w-])")
 REDACTED = "[redacted]"
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
@@ -59,6 +60,24 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [redact_value(item) for item in value]
     return value
+
+
+def error_text(exc: BaseException, limit: int = 2000) -> str:
+    """What a retry or dead-letter header may say of an error. A database error is named by
+    its class, SQLSTATE and constraint: PostgreSQL's message quotes row values ("Key
+    (email)=(...) already exists", "Failing row contains (...)"). Anything else is masked as
+    a log line is."""
+    diag = getattr(exc, "diag", None) or getattr(getattr(exc, "orig", None), "diag", None)
+    sqlstate = getattr(diag, "sqlstate", None)
+    if sqlstate:
+        cause = getattr(exc, "orig", None) or exc
+        parts = [type(exc).__name__, f"{type(cause).__name__} (SQLSTATE {sqlstate})"]
+        for label in ("constraint_name", "table_name", "column_name"):
+            value = getattr(diag, label, None)
+            if value:
+                parts.append(f"{label.split('_')[0]} {value}")
+        return ": ".join(parts[:2]) + ("; " + ", ".join(parts[2:]) if parts[2:] else "")
+    return str(redact_value(str(exc)))[:limit]
 
 
 def redact_mapping(data: Mapping[str, Any]) -> dict[str, Any]:

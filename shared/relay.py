@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, Table, delete, select, text
 from shared.consumer import H_ERROR, H_ERROR_CLASS, H_FAILED_AT, H_ORIGIN_TOPIC
 from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time, utcnow
 from shared.kafka import ensure_topics
+from shared.logging import error_text
 from shared.outbox import NOTIFY_CHANNEL
 from shared.pacing import CommitListener
 
@@ -265,7 +266,7 @@ class OutboxRelay:
         size = len(row.data)
         headers = record_headers(row) + [
             (H_ORIGIN_TOPIC, row.topic.encode()),
-            (H_ERROR, str(exc)[:2000].encode()),
+            (H_ERROR, error_text(exc).encode()),
             (H_ERROR_CLASS, type(exc).__name__.encode()),
             (H_FAILED_AT, utcnow().isoformat().encode()),
             (H_VALUE_BYTES, str(size).encode()),

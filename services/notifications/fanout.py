@@ -41,6 +41,7 @@ from shared.kafka import (
     make_consumer,
     make_producer,
 )
+from shared.logging import error_text
 from shared.pacing import Pacer, Periodic
 from shared.relay import lock_for
 
@@ -420,7 +421,7 @@ class DispatchSender:
             )
         headers = [(k, bytes(v)) for k, v in record.headers or ()]
         headers += [
-            ("kinship_error", str(exc)[:2000].encode()),
+            ("kinship_error", error_text(exc).encode()),
             ("kinship_error_class", type(exc).__name__.encode()),
             ("kinship_origin_topic", record.topic.encode()),
             ("kinship_origin_offset", str(record.offset).encode()),
