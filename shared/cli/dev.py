@@ -83,7 +83,11 @@ def dev_status() -> None:
 @click.option("--supporter", "supporter_id", default=None, help="Only this supporter's messages.")
 @click.option("--channel", type=click.Choice(["email", "sms"]), default=None)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--show", is_flag=True, help="Show recipients in full (they are masked otherwise).")
+@click.option(
+    "--show",
+    is_flag=True,
+    help="Show recipients and the tokens of personal links in full (masked otherwise).",
+)
 @click.option("--as-json", "as_json", is_flag=True, help="One JSON object per line.")
 def outbox(
     alert_id: str | None,

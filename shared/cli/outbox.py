@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
+
+# A link's token is a key to its holder's preferences, confirmation or erasure.
+_TOKEN_LINK = re.compile(r"(/(?:unsubscribe|preferences|confirmations|erase)/)[^\s\"'<>)]+")
 
 
 def mask_email(address: str) -> str:
@@ -21,6 +25,11 @@ def mask_phone(number: str) -> str:
     digits = number.lstrip("+")
     prefix = "+" if number.startswith("+") else ""
     return prefix + "•" * max(len(digits) - 2, 0) + digits[-2:]
+
+
+def mask_links(body: str) -> str:
+    """Return a message body with its personal links' tokens hidden."""
+    return _TOKEN_LINK.sub(r"\1…", body)
 
 
 def mask(channel: str, address: str) -> str:
@@ -65,7 +74,7 @@ def summarize(row: dict[str, Any], show: bool) -> dict[str, Any]:
         "alert_id": row.get("alert_id"),
         "supporter_id": row.get("supporter_id"),
         "subject": row.get("subject"),
-        "body": row.get("body") or "",
+        "body": (row.get("body") or "") if show else mask_links(row.get("body") or ""),
         "list_unsubscribe": bool(headers.get("List-Unsubscribe")),
     }
 

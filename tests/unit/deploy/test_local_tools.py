@@ -46,6 +46,23 @@ def test_outbox_rows_hide_recipients_unless_shown() -> None:
     assert summarize({**row, "alert_id": None}, show=False)["kind"] == "transactional"
 
 
+def test_outbox_bodies_hide_the_tokens_of_personal_links_unless_shown() -> None:
+    # Each token opens its holder's preferences (consents, erasure) or confirms a signature.
+    body = (
+        "Change: https://act.example.org/preferences/Abc123.tag.mac\n"
+        "Leave: <https://act.example.org/unsubscribe/Zz9-_x>\n"
+        "Confirm: https://act.example.org/confirmations/tok_42 and read the petition."
+    )
+    row = {"id": 1, "created_at": "now", "channel": "email", "to_address": "a@b.org",
+           "body": body, "headers": {}}  # fmt: skip
+    hidden = summarize(row, show=False)["body"]
+    for token in ("Abc123.tag.mac", "Zz9-_x", "tok_42"):
+        assert token not in hidden
+    assert "/preferences/…" in hidden and "/unsubscribe/…>" in hidden
+    assert hidden.endswith("/confirmations/… and read the petition.")
+    assert summarize(row, show=True)["body"] == body
+
+
 def test_ports_default_to_8001_8003_and_can_move() -> None:
     assert service_ports({}) == {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
     assert service_ports({"KINSHIP_PETITIONS_PORT": "9102"})["petitions"] == 9102
