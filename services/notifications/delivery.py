@@ -710,12 +710,13 @@ class Deliverer:
 
     # -- queued single messages (transactional, deferred SMS) ------------------------------------
 
-    def claim_due(self, limit: int = 50) -> tuple[str, list[Any]]:
-        """Claim due queued/deferred rows (and rows a dead poller held); return claim and rows."""
+    def claim_due(self, limit: int = 50, channel: str | None = None) -> tuple[str, list[Any]]:
+        """Claim due queued/deferred rows (and rows a dead poller held), of one channel if
+        given; return claim and rows."""
         now = self.now
         lease = now - timedelta(seconds=self.deps.config.claim_lease_seconds)
         claim = f"poll:{uuid.uuid4()}"
-        candidates = ledger.pollable(now, lease, limit)
+        candidates = ledger.pollable(now, lease, limit, channel)
         with self.deps.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 candidates = candidates.with_for_update(skip_locked=True)

@@ -172,19 +172,21 @@ def existing(
     return list(conn.execute(query).all())
 
 
-def pollable(now: datetime, lease: datetime, limit: int) -> Select[Any]:
-    """Select the ids of rows the queue poller may take now, the longest due first: waiting
-    rows that are due, and rows a poller claimed before `lease` (it died or hangs).
+def pollable(now: datetime, lease: datetime, limit: int, channel: str | None = None) -> Select[Any]:
+    """Select the ids of rows the queue poller may take now (of one channel, if given), the
+    longest due first: waiting rows that are due, and rows a poller claimed before `lease`
+    (it died or hangs).
 
     poll_at (store.POLL_AT) is computed by the database and set only for such rows, so the
     poller's index never holds a dispatch batch's rows."""
-    return (
+    query = (
         select(deliveries.c.delivery_id)
         .where(deliveries.c.poll_at <= now)
         .where(deliveries.c.batch_key.is_(None) | (deliveries.c.claimed_at < lease))
-        .order_by(deliveries.c.poll_at)
-        .limit(limit)
     )
+    if channel is not None:
+        query = query.where(deliveries.c.channel == channel)
+    return query.order_by(deliveries.c.poll_at).limit(limit)
 
 
 def transition(

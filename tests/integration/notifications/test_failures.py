@@ -459,6 +459,41 @@ def test_a_discreet_supporter_whose_language_lacks_a_discreet_text_gets_the_defa
     assert {r.status for r in service.rows(deliveries)} == {"sent"}
 
 
+def test_texts_a_night_deferred_do_not_hold_up_a_later_email(service: Service) -> None:
+    """At 08:00 every text deferred overnight falls due at once, and goes at the SMS rate; a
+    confirmation link queued a minute later must not wait behind all of them."""
+    from services.notifications import ledger
+    from services.notifications.fanout import QueuePoller
+    from shared.events.envelope import utcnow
+
+    now = utcnow()
+    texts = [
+        ledger.new_row(
+            message_key=f"alert-night:{i}",
+            recipient_id=f"night-{i:03d}",
+            channel="sms",
+            kind="alert",
+            status="deferred",
+            now=now,
+            not_before=now - timedelta(minutes=1),
+        )  # fmt: skip
+        for i in range(120)
+    ]
+    email = ledger.new_row(message_key="confirm:sig-1", recipient_id="morning-signer",
+                           channel="email", kind="confirmation", status="queued",
+                           now=now)  # fmt: skip
+    with service.engine.begin() as conn:
+        ledger.insert_new(conn, [*texts, email])
+    service.deps.clock = lambda: now + timedelta(seconds=1)
+    QueuePoller(service.deps).run_once()
+    (row,) = service.rows(deliveries, deliveries.c.message_key == "confirm:sig-1")
+    assert row.status != "queued"  # taken in the first round, ahead of the texts
+    still = service.rows(
+        deliveries, deliveries.c.channel == "sms", deliveries.c.status == "deferred"
+    )
+    assert len(still) >= 100  # and the texts go a slice at a time
+
+
 def test_a_cancellation_that_overtakes_its_alert_keeps_the_alert_from_being_sent(
     service: Service,
 ) -> None:
