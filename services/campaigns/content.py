@@ -72,10 +72,15 @@ def measure_sms(text: str) -> SmsMeasure:
     return SmsMeasure(encoding, units, segments)
 
 
-def expand_for_length(text: str, known: Mapping[str, str]) -> str:
+# A letter outside the GSM alphabet (Vietnamese): one such letter in a name makes the whole
+# text UCS-2, 70/67 units a segment instead of 160/153.
+OUTSIDE_GSM = "\u1ea1"
+
+
+def expand_for_length(text: str, known: Mapping[str, str], letter: str = "x") -> str:
     """Replace variables by their value or a worst-case stand-in, to count an SMS's length."""
 
-    return fill(text, lambda name: known.get(name, "x" * PERSONAL.get(name, 20)))
+    return fill(text, lambda name: known.get(name, letter * PERSONAL.get(name, 20)))
 
 
 def check_template(text: str, field: str, allowed: frozenset[str] | set[str]) -> None:
@@ -141,7 +146,13 @@ def measure_locale(
     for name in ("sms_text", "sms_discreet_text"):
         text = texts.get(name)
         if text:
-            found[name] = measure_sms(with_opt_out(expand_for_length(text, known))).as_dict()
+            measure = measure_sms(with_opt_out(expand_for_length(text, known))).as_dict()
+            if any(variable in PERSONAL for variable in variables(text)):
+                # Trần, Thảo or 李 in a name: what such a recipient's text costs.
+                wide = measure_sms(with_opt_out(expand_for_length(text, known, OUTSIDE_GSM)))
+                if wide.segments > int(str(measure["segments"])):
+                    measure["segments_with_a_name_outside_gsm"] = wide.segments
+            found[name] = measure
     return found
 
 

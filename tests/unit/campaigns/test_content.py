@@ -105,6 +105,23 @@ def test_sms_length_counts_the_real_title_and_organization_and_worst_case_names(
     assert report["en"]["sms_text"] == {"encoding": "GSM-7", "length": 64, "segments": 1}
 
 
+def test_a_named_text_shows_what_it_costs_when_the_name_is_outside_gsm() -> None:
+    """One letter outside the GSM alphabet (Trần, 李) makes a whole text UCS-2: a named text
+    that is 2 segments for an ASCII name is 4 for such a recipient, and the organizer is told."""
+    text = "{{ given_name }}, the county board votes on language access Thursday. " * 3
+    report = content.check_content(
+        {"en": complete(sms_text=text.strip())}, ["sms"], "en", TITLES, "Asian Queer Alliance"
+    )
+    measure = report["en"]["sms_text"]
+    assert (measure["encoding"], measure["segments"]) == ("GSM-7", 2)
+    assert measure["segments_with_a_name_outside_gsm"] == 4  # 244 UTF-16 units, 67 a segment
+    plain = content.check_content(
+        {"en": complete(sms_text="The county board votes Thursday.")}, ["sms"], "en", TITLES,
+        "Asian Queer Alliance",
+    )  # fmt: skip
+    assert "segments_with_a_name_outside_gsm" not in plain["en"]["sms_text"]
+
+
 def test_sms_length_counts_what_is_sent_where_a_locale_has_no_title() -> None:
     """A locale without its own title is sent the longest one: measured so, not as empty."""
     long_title = "Stop the deportations of our neighbours " * 3
