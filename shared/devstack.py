@@ -26,19 +26,15 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from shared.config import SERVICES
+from shared.events.catalog import CHANNELS, sender_group
 from shared.local_kafka import PROJECT_ROOT, LocalKafka, LocalKafkaError, port_is_open
 
 DEFAULT_PORTS = {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
 GUNICORN_CONF = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
 HOST = "127.0.0.1"
-# The workers' consumer groups (each service's own; notifications' senders one per channel).
-CONSUMER_GROUPS = (
-    "campaigns",
-    "petitions",
-    "notifications",
-    "notifications-email-sender",
-    "notifications-sms-sender",
-)
+# The workers' consumer groups: each service's own (named after it), and notifications'
+# senders, one group per channel.
+CONSUMER_GROUPS = (*SERVICES, *(sender_group("notifications", c) for c in CHANNELS))
 
 
 class DevStackError(RuntimeError):

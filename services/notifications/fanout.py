@@ -30,7 +30,7 @@ from services.notifications.senders import CredentialsRefused
 from services.notifications.store import alerts, idempotency_keys
 from shared.errors import InvalidEvent
 from shared.events import Event
-from shared.events.catalog import CATALOG, CHANNELS, DISPATCH_TOPICS, type_name
+from shared.events.catalog import CATALOG, CHANNELS, DISPATCH_TOPICS, sender_group, type_name
 from shared.events.envelope import decode, format_time, utcnow
 from shared.idempotency import ExpiredKeys
 from shared.kafka import (
@@ -246,7 +246,7 @@ class DispatchSender:
         self.deps = deps
         self.channel = channel
         self.topic = DISPATCH_TOPICS[channel]
-        self.group = f"{group}-{channel}-sender"
+        self.group = sender_group(group, channel)
         self.name = name
         self._stop = threading.Event()
         self.deliverer = Deliverer(deps, self._stop)

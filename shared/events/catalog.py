@@ -24,6 +24,13 @@ MAX_INTERESTS = 20
 
 DISPATCH = "kinship.notifications.dispatch"
 DISPATCH_TOPICS = {channel: f"{DISPATCH}.{channel}" for channel in CHANNELS}
+
+
+def sender_group(prefix: str, channel: str) -> str:
+    """The consumer group of a channel's senders (prefix: the notifications worker's group)."""
+    return f"{prefix}-{channel}-sender"
+
+
 # Topics whose records carry no order among themselves, keyed `<id>:<sequence number>`: they
 # are spread round-robin by that number (shared/kafka.py), not by a hash of the key.
 UNORDERED_TOPICS = frozenset(DISPATCH_TOPICS.values())
