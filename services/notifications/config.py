@@ -31,6 +31,10 @@ class NotificationConfig:
     sms_sender_threads: int = 1
     # Texts of one batch in flight at once (each claimed in the ledger before its request).
     sms_concurrency: int = 4
+    # A lane checks its texts still to go against opt-outs, consents and quiet hours again this
+    # often: a batch takes sms_batch_size / sms_rate_per_second (10 s by default, 100 s at a
+    # long code's one text a second), and a STOP or 21:00 in between must hold for the rest.
+    sms_recheck_seconds: float = 1.0
     dispatch_partitions: int = 6
     poll_interval: float = 0.2
     # An idle queue poller looks less often, down to once per ceiling (shared.pacing.Pacer).
@@ -72,6 +76,7 @@ class NotificationConfig:
             email_sender_threads=int(_env("EMAIL_SENDER_THREADS", str(d.email_sender_threads))),
             sms_sender_threads=int(_env("SMS_SENDER_THREADS", str(d.sms_sender_threads))),
             sms_concurrency=int(_env("SMS_CONCURRENCY", str(d.sms_concurrency))),
+            sms_recheck_seconds=float(_env("SMS_RECHECK_SECONDS", str(d.sms_recheck_seconds))),
             dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
             batch_lease_seconds=float(_env("BATCH_LEASE_SECONDS", str(d.batch_lease_seconds))),
             expander_head_rows=int(_env("EXPANDER_HEAD_ROWS", str(d.expander_head_rows))),

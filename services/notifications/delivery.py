@@ -502,18 +502,11 @@ class Deliverer:
         batch_key = f"{batch_id}@{self.instance}"
         ids = [str(i) for i in data["supporter_ids"]]
         now = self.now
-        config = self.deps.config
         with self.deps.engine.begin() as conn:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
 
             def decide(sid: str) -> tuple[str, datetime | None]:
-                person = people.get(sid)
-                if sid not in allowed or person is None or not person.phone:
-                    return "suppressed", None
-                later = next_sms_window(
-                    now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
-                )
-                return ("deferred", later) if later else ("queued", None)
+                return self._sms_decision(people.get(sid), sid in allowed, now)
 
             entries = []
             for sid in ids:
@@ -555,6 +548,58 @@ class Deliverer:
         if stopped:
             raise Stopped()
         return outcome
+
+    def _sms_decision(
+        self, person: Supporter | None, allowed: bool, now: datetime
+    ) -> tuple[str, datetime | None]:
+        """Whether a text may go to person now ("queued"), is "suppressed" (no consent, an
+        opt-out, no number), or is "deferred" to the time returned (quiet hours)."""
+        if not allowed or person is None or not person.phone:
+            return "suppressed", None
+        config = self.deps.config
+        later = next_sms_window(
+            now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
+        )
+        return ("deferred", later) if later else ("queued", None)
+
+    def _recheck_sms(
+        self, info: AlertInfo, work: Sequence[tuple[str, Supporter, str]], batch_key: str
+    ) -> list[tuple[str, Supporter, str]]:
+        """Check a lane's texts still to go as the batch's start did; return those that may go.
+
+        A batch takes its size over the SMS rate to send (10 s by default, 100 s at a long
+        code's one text a second). A STOP, a withdrawn consent, a new number or 21:00 in that
+        time holds for the texts not yet sent: their rows move to suppressed, or to deferred
+        for the queue poller, and are counted, in one transaction. Each text kept carries its
+        supporter as now stored. A row this lane claimed ahead (`sending`, never requested)
+        moves as a queued one does."""
+        ids = [person.supporter_id for _, person, _ in work]
+        now = self.now
+        kept: list[tuple[str, Supporter, str]] = []
+        suppressed: list[str] = []
+        deferred: dict[datetime, list[str]] = defaultdict(list)
+        with self.deps.engine.begin() as conn:
+            people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
+            for delivery_id, person, state in work:
+                sid = person.supporter_id
+                status, later = self._sms_decision(people.get(sid), sid in allowed, now)
+                if status == "suppressed":
+                    suppressed.append(delivery_id)
+                elif later is not None:
+                    deferred[later].append(delivery_id)
+                else:
+                    kept.append((delivery_id, people[sid], state))
+            moved = {"suppressed": ledger.transition(
+                conn, suppressed, "suppressed", now,
+                from_status=("queued", "sending"), batch_key=batch_key,
+            ), "deferred": 0}  # fmt: skip
+            for later, rows in deferred.items():
+                moved["deferred"] += ledger.transition(
+                    conn, rows, "deferred", now, from_status=("queued", "sending"),
+                    batch_key=batch_key, keep_claim=False, not_before=later,
+                )  # fmt: skip
+            ledger.bump(conn, info.alert_id, **moved)
+        return kept
 
     def _send_sms_lane(
         self,
@@ -603,7 +648,20 @@ class Deliverer:
     ) -> str:
         outcome = "done"
         claimed = False  # whether the previous commit claimed this item already
-        for index, (delivery_id, person, state) in enumerate(work):
+        ahead: str | None = None  # the item it claimed
+        recheck_every = self.deps.config.sms_recheck_seconds
+        checked = time.monotonic()
+        index = 0
+        while index < len(work):
+            if time.monotonic() - checked >= recheck_every:
+                work = work[:index] + self._recheck_sms(info, work[index:], batch_key)
+                checked = time.monotonic()
+                if index == len(work):
+                    break
+                # The row claimed ahead may be the one that moved; a kept one is still held.
+                claimed = claimed and work[index][0] == ahead
+            delivery_id, person, state = work[index]
+            index += 1
             if self.stop.is_set():
                 if claimed:  # claimed but never sent: not ambiguous, give it back
                     with self._one_statement(lane) as conn:
@@ -626,7 +684,7 @@ class Deliverer:
                 with self._one_statement(lane) as conn:
                     if not self._renew(conn, [delivery_id], batch_key):
                         continue  # no longer ours to send
-            following = work[index + 1] if index + 1 < len(work) else None
+            following = work[index] if index < len(work) else None
             ahead = following[0] if following and following[2] == "queued" else None
             sent, claimed = self._send_sms_row(lane, info, delivery_id, person, batch_key, ahead)
             if sent == "dead":

@@ -620,6 +620,83 @@ def test_an_sms_lane_sends_on_the_one_connection_it_holds(service: Service) -> N
     assert service.rows(alerts, alerts.c.alert_id == "alert-p")[0].sent == 3
 
 
+class _Meanwhile:
+    """An SMS sender that does something (a STOP arrives, the clock turns) after a text."""
+
+    def __init__(self, real: Any, after: int, then: Callable[[], None]) -> None:
+        self.real, self.after, self.then, self.sent = real, after, then, 0
+
+    def send(self, sms: Any) -> Any:
+        accepted = self.real.send(sms)
+        self.sent += 1
+        if self.sent == self.after:
+            self.then()
+        return accepted
+
+
+def _one_lane_rechecking(service: Service, sender: Any) -> Any:
+    from dataclasses import replace
+
+    config = service.deps.config.with_(sms_concurrency=1, sms_recheck_seconds=0.0)
+    return replace(service.deps, sms=sender, config=config)
+
+
+def test_a_stop_texted_while_a_batch_goes_out_holds_for_the_rest_of_it(service: Service) -> None:
+    """A batch of 100 at 10 texts a second takes 10 s (100 s at a long code's rate): a STOP
+    received meanwhile must stop the batch's text to that number, not only the next batch's."""
+    from services.notifications import compliance
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(service.engine, "camp-m", "org-m", 4, phone_every=1, time_zone="UTC")
+    service.deps.clock = lambda: NOON_UTC
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-m", "camp-m", "org-m", ["sms"]), conn)
+
+    def stop_texted() -> None:
+        with service.engine.begin() as conn:
+            compliance.sms_stop(conn, service.deps.outbox, people[2]["phone_hash"], NOON_UTC)
+
+    deps = _one_lane_rechecking(service, _Meanwhile(service.deps.sms, 1, stop_texted))
+    batch = _batch("alert-m", people)
+    assert Deliverer(deps).send_alert_sms_batch(batch, TokenBucket(1e3)) == "done"
+    sent_to = [t.body["To"] for t in service.fakes.twilio_messages()]
+    assert sorted(sent_to) == sorted(people[i]["phone"] for i in (0, 1, 3))
+    row = service.rows(alerts, alerts.c.alert_id == "alert-m")[0]
+    assert (row.sent, row.suppressed, row.failed) == (3, 1, 0)  # the expander counts total
+    stopped = service.rows(deliveries, deliveries.c.recipient_id == people[2]["supporter_id"])
+    assert [r.status for r in stopped] == ["suppressed"]
+
+
+def test_texts_of_a_batch_still_going_at_nine_pm_wait_for_the_morning(service: Service) -> None:
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(
+        service.engine, "camp-n", "org-n", 5, phone_every=1, time_zone="America/New_York"
+    )
+    evening = datetime(2026, 11, 29, 1, 59, 59, tzinfo=UTC)  # 20:59:59 in New York
+    service.deps.clock = lambda: evening
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-n", "camp-n", "org-n", ["sms"]), conn)
+
+    def nine_pm() -> None:
+        deps.clock = lambda: evening + timedelta(seconds=2)
+
+    deps = _one_lane_rechecking(service, _Meanwhile(service.deps.sms, 2, nine_pm))
+    assert Deliverer(deps).send_alert_sms_batch(_batch("alert-n", people), TokenBucket(1e3)) == (
+        "done"
+    )
+    assert len(service.fakes.twilio_messages()) == 2
+    rows = service.rows(deliveries, deliveries.c.alert_id == "alert-n")
+    assert Counter(r.status for r in rows) == {"sent": 2, "deferred": 3}
+    morning = datetime(2026, 11, 29, 13, tzinfo=UTC)  # 08:00 in New York
+    assert {r.not_before for r in rows if r.status == "deferred"} == {morning}
+    assert all(r.batch_key is None for r in rows if r.status == "deferred")  # the poller's
+    row = service.rows(alerts, alerts.c.alert_id == "alert-n")[0]
+    assert (row.sent, row.deferred) == (2, 3)
+
+
 def _queue_thanks(service: Service, people: list[dict[str, Any]]) -> None:
     from services.notifications.handlers import queue
 
