@@ -158,11 +158,21 @@ def person_phone(person: Mapping[str, Any]) -> str | None:
     return to_e164(person.get("phone"), _country(person))
 
 
+# How a person is addressed: who can type their address must not change it (SELF_NAMING).
+SELF_NAMING = ("given_name", "family_name", "pronouns")
+
+
 def project_supporter(
-    conn: Connection, hash_key: str, data: Mapping[str, Any], at: datetime
+    conn: Connection, hash_key: str, data: Mapping[str, Any], at: datetime, *, verified: bool
 ) -> str:
     """Create or refresh a supporter from a signature (not the campaign it joins: join_campaign);
-    return the supporter id."""
+    return the supporter id.
+
+    verified: whether the signer showed they hold the address (a confirmed double opt-in
+    signature). An unverified one fills a known supporter's blank name and pronouns but never
+    replaces them: anyone who knows an address could otherwise have every later email greet
+    its owner by a name they no longer use, or misgender them. The person changes theirs on
+    the preference page, which every email links to and the thank-you quotes them on."""
     person = data["person"]
     sid = str(data["supporter_id"])
     country = _country(person)
@@ -196,6 +206,7 @@ def project_supporter(
             supporters.c.discreet,
             supporters.c.country,
             supporters.c.postal_code,
+            *(supporters.c[name] for name in SELF_NAMING),
         ).where(supporters.c.supporter_id == sid)
     ).first()
     interests = sorted(
@@ -224,6 +235,10 @@ def project_supporter(
         # (only the preference page turns it off).
         keep = {k: v for k, v in values.items() if v is not None}
         keep["discreet"] = bool(existing.discreet) or values["discreet"]
+        if not verified:
+            for name in SELF_NAMING:
+                if getattr(existing, name) is not None:
+                    keep.pop(name, None)
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))
     return sid
 

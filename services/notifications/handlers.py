@@ -98,7 +98,7 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
             select(supporters.c.supporter_id).where(supporters.c.supporter_id == sid)
         ).first()
         if known is None:
-            audience.project_supporter(conn, deps.settings.hash_key, data, now)
+            audience.project_supporter(conn, deps.settings.hash_key, data, now, verified=False)
         upsert(
             conn,
             signatures,
@@ -121,7 +121,7 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
             params={**params, "confirm_url": data.get("confirm_url")}, now=now,
         )  # fmt: skip
         return
-    _project(deps, conn, data, now)
+    _project(deps, conn, data, now, verified=False)
     _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params)
 
 
@@ -134,9 +134,12 @@ def _phone_hash(deps: Deps, person: Mapping[str, Any]) -> str | None:
 PENDING_FIELDS = ("supporter_id", "campaign_id", "person", "attribution", "interests", "locale")
 
 
-def _project(deps: Deps, conn: Connection, data: Mapping[str, Any], now: datetime) -> None:
-    """Apply what a (confirmed or single opt-in) signature says about its signer."""
-    audience.project_supporter(conn, deps.settings.hash_key, data, now)
+def _project(
+    deps: Deps, conn: Connection, data: Mapping[str, Any], now: datetime, *, verified: bool
+) -> None:
+    """Apply what a (confirmed or single opt-in) signature says about its signer; verified:
+    confirmed through the emailed link (audience.project_supporter)."""
+    audience.project_supporter(conn, deps.settings.hash_key, data, now, verified=verified)
     audience.join_campaign(conn, data, now)
     consents = dict(data.get("consents") or {})
     if consents.get("email") or consents.get("sms"):
@@ -204,7 +207,8 @@ def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> No
         .values(confirmed=True, pending=None, phone_hash=None)
     )
     if row.pending is not None:  # (rows from before 0014 were applied when they arrived)
-        _project(deps, conn, {**row.pending, "consents": dict(row.consents)}, deps.clock())
+        pending = {**row.pending, "consents": dict(row.consents)}
+        _project(deps, conn, pending, deps.clock(), verified=True)
     params = {"petition_id": row.petition_id, "organization_id": row.organization_id}
     _welcome(
         deps, conn, row.supporter_id, row.organization_id, dict(row.consents),

@@ -472,7 +472,58 @@ def test_a_later_signature_never_turns_discreet_mode_off(service: Service) -> No
         with service.engine.begin() as conn:
             handle_signature_created(service.deps, signed, conn)
     person = service.rows(supporters)[0]
-    assert person.discreet is True and person.given_name == "Kim"
+    assert person.discreet is True
+
+
+def test_a_signature_anyone_could_type_never_renames_or_regenders_a_supporter(
+    service: Service,
+) -> None:
+    """Anyone who knows an address can sign a single opt-in petition with it. Had that signature
+    replaced the name and pronouns held, every later email would greet the owner by a name
+    they no longer use: a deadname, a wrong gender, sent on by the person who typed it."""
+    from services.notifications.handlers import handle_signature_created
+    from tests.integration.notifications.harness import signature
+
+    own = signature("kai@example.org", "pet-n1", "camp-n", "org-n", given_name="Kai",
+                    pronouns="they/them")  # fmt: skip
+    own.data["person"]["family_name"] = None
+    typed = signature("kai@example.org", "pet-n2", "camp-n", "org-n", given_name="Katherine",
+                      pronouns="she/her")  # fmt: skip
+    for signed in (own, typed):
+        with service.engine.begin() as conn:
+            handle_signature_created(service.deps, signed, conn)
+    person = service.rows(supporters)[0]
+    # A blank is filled; what the person goes by is kept.
+    assert (person.given_name, person.family_name, person.pronouns) == (
+        "Kai",
+        "Nguyen",
+        "they/them",
+    )
+    # The second signature still thanks the owner: by the name they go by (filled at sending).
+    thanks = service.rows(deliveries, deliveries.c.kind == "thank_you")
+    assert len(thanks) == 2 and all("name" not in (row.params or {}) for row in thanks)
+
+
+def test_a_confirmed_signature_is_the_persons_own_word_on_their_name(service: Service) -> None:
+    from services.notifications.handlers import handle_signature_confirmed, handle_signature_created
+    from tests.integration.notifications.harness import event, signature
+
+    own = signature("kai@example.org", "pet-n1", "camp-n", "org-n", given_name="Katherine",
+                    pronouns="she/her")  # fmt: skip
+    renamed = signature("kai@example.org", "pet-n2", "camp-n", "org-n", given_name="Kai",
+                        pronouns="they/them", double_opt_in=True)  # fmt: skip
+    confirmed = event(
+        "signature.confirmed", renamed.key, signature_id=renamed.data["signature_id"],
+        petition_id="pet-n2", campaign_id="camp-n", supporter_id=renamed.key,
+    )  # fmt: skip
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, own, conn)
+        handle_signature_created(service.deps, renamed, conn)
+    assert service.rows(supporters)[0].given_name == "Katherine"  # not before the link's click
+    with service.engine.begin() as conn:
+        handle_signature_confirmed(service.deps, confirmed, conn)
+    person = service.rows(supporters)[0]
+    assert (person.given_name, person.pronouns) == ("Kai", "they/them")
 
 
 def test_a_renamed_campaign_is_named_anew_in_later_alerts(service: Service) -> None:
