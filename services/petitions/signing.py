@@ -395,13 +395,21 @@ def _aware(moment: datetime) -> datetime:
 
 
 def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
-    """Delete unconfirmed signatures past their deadline, with their personal data."""
+    """Delete unconfirmed signatures past their deadline, with their personal data.
+
+    Every row first, the counts after, as signing and confirming take them: counting each row
+    as it went, expiry held a counter's row while it waited on a signature being confirmed or
+    signed again, whose transaction then waited on that counter, and PostgreSQL aborted one.
+    """
     moment = now()
+    gone: dict[str, int] = {}
     with deps.engine.begin() as conn:
         rows = store.expired_pending(conn, moment, batch)
-        for row in rows:
+        for row in sorted(rows, key=lambda r: (r.petition_id, r.email_hash)):
             if store.delete_signature(conn, row.id, status=domain.PENDING, expired_before=moment):
-                store.bump(conn, row.petition_id, [("pending", "", -1)], deps.config.counter_shards)
+                gone[row.petition_id] = gone.get(row.petition_id, 0) + 1
+        for petition_id, count in sorted(gone.items()):
+            store.bump(conn, petition_id, [("pending", "", -count)], deps.config.counter_shards)
     return len(rows)
 
 

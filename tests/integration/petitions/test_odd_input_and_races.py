@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -204,6 +204,49 @@ def test_expiry_racing_a_confirmation_keeps_the_confirmed_signature(svc: Petitio
 
     [row] = svc.rows(store.signatures, petition_id=petition_id)
     assert row.status == "confirmed" and row.email == "racer@example.org"
+    counts = svc.counts(petition_id)
+    assert (counts["total"], counts["pending"]) == (1, 0)
+
+
+def test_expiry_waiting_on_a_confirmation_never_deadlocks_on_the_counts(
+    svc: Petitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expiry counted each row as it deleted it: it held the pending counter while it waited on
+    a signature being confirmed, whose transaction then waited on that counter. PostgreSQL
+    broke the deadlock by aborting one of them: a confirmation link that failed, or a signer's
+    500 when a repeat renewed the row."""
+    monkeypatch.setattr(store.random, "randrange", lambda n: 0)  # one counter row to meet on
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "early@example.org")
+    svc.sign(petition_id, "racer@example.org")
+    lapsed = {"early@example.org": timedelta(hours=1), "racer@example.org": timedelta(0)}
+    with svc.deps.engine.begin() as conn:
+        for email, before in lapsed.items():
+            conn.execute(
+                update(store.signatures)
+                .where(store.signatures.c.email == email)
+                .values(expires_at=store.signatures.c.created_at - before)
+            )
+    [racer] = [r for r in svc.rows(store.signatures) if r.email == "racer@example.org"]
+    errors: list[BaseException] = []
+
+    def expire() -> None:
+        try:
+            signing.expire_unconfirmed(svc.deps)
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=expire)
+    with svc.deps.engine.connect() as conn, conn.begin():
+        assert store.confirm_signature(conn, racer.id, datetime.now(UTC))
+        thread.start()  # deletes the early one, then waits on the racer's row
+        eventually(lambda: _waiting_on_a_lock(svc), timeout=30, message="blocked on the row")
+        store.bump(conn, petition_id, [("pending", "", -1), ("total", "", 1)], 1)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and errors == []
+    assert [(r.email, r.status) for r in svc.rows(store.signatures)] == [
+        ("racer@example.org", "confirmed")
+    ]
     counts = svc.counts(petition_id)
     assert (counts["total"], counts["pending"]) == (1, 0)
 
