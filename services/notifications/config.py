@@ -93,7 +93,8 @@ class NotificationConfig:
         One for each SMS lane (it holds its connection through its texts) and each email
         sender, and eight for the other parts (relay and its LISTEN, consumer, expander and its
         lock, queue poller, progress, webhook dispatcher). The overflow covers a lane's second,
-        brief connection when a text fails, so the lanes can never hold the whole pool."""
+        brief connection when a text fails or it checks its texts still to go again
+        (sms_recheck_seconds), so the lanes can never hold the whole pool."""
         return self.sms_sender_threads * self.sms_concurrency + self.email_sender_threads + 8
 
     def with_(self, **changes: object) -> NotificationConfig:

@@ -572,7 +572,8 @@ class Deliverer:
         time holds for the texts not yet sent: their rows move to suppressed, or to deferred
         for the queue poller, and are counted, in one transaction. Each text kept carries its
         supporter as now stored. A row this lane claimed ahead (`sending`, never requested)
-        moves as a queued one does."""
+        moves as a queued one does. It takes a transaction from the pool, beside the lane's
+        own connection in autocommit, as a failed text's settling does."""
         ids = [person.supporter_id for _, person, _ in work]
         now = self.now
         kept: list[tuple[str, Supporter, str]] = []
