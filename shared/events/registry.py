@@ -146,6 +146,25 @@ class EventType:
             raise ValueError(f"event type {self.name!r} is not kinship.<entity>.<verb>.v<major>")
 
 
+def tolerant(schema: Schema) -> Schema:
+    """Make a schema and every schema nested in it ignore fields they do not know, in place.
+
+    A schema's `unknown` does not reach the schemas nested in it: a consumer built with EXCLUDE
+    still refused a field added inside `person` or an alert's `content`, and dead-lettered the
+    event, during every rolling deploy of an additive change."""
+    schema.unknown = EXCLUDE
+    pending: list[fields.Field[Any]] = list(schema.fields.values())
+    while pending:
+        field = pending.pop()
+        if isinstance(field, fields.Nested):
+            tolerant(field.schema)
+        elif isinstance(field, fields.List):
+            pending.append(field.inner)
+        elif isinstance(field, fields.Dict) and field.value_field is not None:
+            pending.append(field.value_field)
+    return schema
+
+
 class EventRegistry:
     """Maps type names to their contracts."""
 
@@ -164,7 +183,7 @@ class EventRegistry:
         self._types[event_type.name] = event_type
         # Producers must not send fields the contract lacks; consumers accept additive changes.
         self._strict[event_type.name] = strict = event_type.schema(unknown=RAISE)
-        self._lenient[event_type.name] = lenient = event_type.schema(unknown=EXCLUDE)
+        self._lenient[event_type.name] = lenient = tolerant(event_type.schema())
         self._fast[event_type.name, True] = _schema_check(strict, RAISE)
         self._fast[event_type.name, False] = _schema_check(lenient, EXCLUDE)
         return event_type

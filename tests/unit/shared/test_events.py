@@ -107,6 +107,24 @@ def test_consumers_accept_additive_changes_but_not_violations() -> None:
         CATALOG.check_incoming(Event("kinship.nothing.happened.v1", "k", {}, "/x"))
 
 
+def test_consumers_accept_a_field_added_inside_a_nested_object() -> None:
+    """During a rolling deploy the producer may know a field its consumers do not yet: one
+    inside `person` or an alert's `content` must not dead-letter the signature or the alert."""
+    from tests.integration.notifications.harness import alert
+
+    signed = signature_event()
+    signed.data["person"]["middle_name"] = "Lan"
+    signed.data["consents"]["newsletter"] = True
+    CATALOG.check_incoming(signed)
+    published = alert("a1", "c1", "o1", ["email"], push_text="Vote Tuesday")
+    published.data["audience"]["cities"] = ["Oakland"]
+    CATALOG.check_incoming(published)
+    with pytest.raises(InvalidEvent, match="middle_name"):
+        CATALOG.check_outgoing(signed)  # producers still keep to the contract
+    with pytest.raises(InvalidEvent, match="push_text"):
+        CATALOG.check_outgoing(published)
+
+
 def test_every_type_follows_the_naming_rule_and_lives_on_its_owners_topics() -> None:
     owners = ("kinship.campaigns", "kinship.petitions", "kinship.notifications")
     for event_type in CATALOG:
