@@ -82,20 +82,25 @@ def erase(
     contact_phone = phone_hash(key, phone) if phone else None
     targets: dict[str, dict[str, Any]] = {}
     query = select(supporters.c.supporter_id, supporters.c.email_hash, supporters.c.phone_hash)
-    if contact_email:
-        for row in conn.execute(query.where(supporters.c.email_hash == contact_email)):
+    # Each identifier given, what it matches here; one unknown here may be known elsewhere
+    # (consumer lag, a signature.created that never arrived), so it is erased by itself: the
+    # other services erase by the same id and keyed hashes.
+    given = (
+        (supporters.c.email_hash, contact_email,
+         {"email_hash": contact_email, "phone_hash": None}, email and supporter_id(key, email)),
+        (supporters.c.phone_hash, contact_phone,
+         {"email_hash": None, "phone_hash": contact_phone}, contact_phone),
+        (supporters.c.supporter_id, supporter,
+         {"email_hash": None, "phone_hash": None}, supporter),
+    )  # fmt: skip
+    for column, value, unknown, unknown_id in given:
+        if not value:
+            continue
+        rows = conn.execute(query.where(column == value)).all()
+        for row in rows:
             targets[row.supporter_id] = {"email_hash": row.email_hash, "phone_hash": row.phone_hash}
-    if contact_phone:
-        for row in conn.execute(query.where(supporters.c.phone_hash == contact_phone)):
-            targets[row.supporter_id] = {"email_hash": row.email_hash, "phone_hash": row.phone_hash}
-    if supporter:
-        for row in conn.execute(query.where(supporters.c.supporter_id == supporter)):
-            targets[row.supporter_id] = {"email_hash": row.email_hash, "phone_hash": row.phone_hash}
-    if not targets and email:
-        # Unknown here, maybe known elsewhere: the other services erase by the same id.
-        targets[supporter_id(key, email)] = {"email_hash": contact_email, "phone_hash": None}
-    if not targets and contact_phone:
-        targets[contact_phone] = {"email_hash": None, "phone_hash": contact_phone}
+        if not rows and unknown_id:
+            targets.setdefault(str(unknown_id), dict(unknown))
     now = deps.clock()
     for sid, hashes in targets.items():
         data = {"supporter_id": sid, **hashes, "at": format_time(now)}

@@ -20,7 +20,7 @@ from services.notifications.store import (
     suppressions,
 )
 from shared.events.catalog import NOTIFICATIONS
-from shared.privacy import email_hash, phone_hash
+from shared.privacy import email_hash, phone_hash, supporter_id
 from tests.integration.notifications.harness import (
     HASH_KEY,
     Service,
@@ -111,6 +111,30 @@ def test_admin_erases_addresses_in_any_script_and_by_supporter_id(service: Servi
     assert left == {people[2]["supporter_id"]}
     nothing = client.post("/api/v1/erasures", json={}, headers=admin)
     assert nothing.status_code == 422 and "email" in nothing.get_json()["errors"]
+
+
+def test_erasure_by_a_supporter_id_unknown_here_still_reaches_the_other_services(
+    service: Service,
+) -> None:
+    """A partner knows a person by the supporter id it was sent; notifications may not know
+    them (consumer lag, a signature event that never arrived here). Petitions still holds
+    their signatures: the erasure must go out, not answer "erased" and do nothing."""
+    from services.notifications.store import outbox_table
+
+    seed_audience(service.engine, "camp-u", "org-u", 1, prefix="kept")
+    admin = issue_key(service.engine, "admin", "org-admin")
+    unknown = {"supporter_id": "3f1c0a9e" * 8, "email": "elsewhere@example.org"}
+    erased = service.client().post("/api/v1/erasures", json=unknown, headers=admin)
+    assert erased.status_code == 202 and erased.get_json()["count"] == 2
+    published = {
+        r.key: json.loads(r.data)
+        for r in service.rows(outbox_table)
+        if r.type == "kinship.person.erased.v1"
+    }
+    by_email = supporter_id(HASH_KEY, "elsewhere@example.org")
+    assert set(published) == {unknown["supporter_id"], by_email}
+    assert published[by_email]["email_hash"] == email_hash(HASH_KEY, "elsewhere@example.org")
+    assert len(service.rows(supporters)) == 1  # nobody else erased
 
 
 def test_erasure_by_phone_reaches_an_unconfirmed_signature_made_with_it(service: Service) -> None:
