@@ -6,6 +6,17 @@ themselves (thank-you emails, SMS replies, confirmation pages) exists in these, 
 
 from __future__ import annotations
 
+import re
+
+from babel import Locale
+
+# ISO 3166-1 alpha-2 codes (CLDR's regions of two letters, without ZZ, "unknown region").
+COUNTRIES = frozenset(
+    str(code)
+    for code in Locale("en").territories
+    if re.fullmatch("[A-Z]{2}", str(code)) and code != "ZZ"
+)
+
 SUPPORTED_LOCALES = ("en", "zh-Hans", "zh-Hant", "ja", "ko", "vi", "tl")
 _LOCALE_ALIASES = {
     "zh": "zh-Hans",

@@ -32,6 +32,8 @@ _PLUS_TAG_DOMAINS = frozenset(
         "yandex.ru",
     }
 )
+# The longest address mail can carry (RFC 5321's 256-octet path less its angle brackets).
+EMAIL_MAX = 254
 # Providers that ignore dots in the local part.
 _DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}

@@ -13,6 +13,7 @@ from babel import Locale, UnknownLocaleError
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, PermissionDenied
 from shared.events.catalog import INTEREST as INTEREST_PATTERN
+from shared.locales import COUNTRIES
 
 # \Z, not $: "$" also matches before a trailing newline, so "acme\n" would pass.
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
@@ -25,9 +26,6 @@ LOCALE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}
 INTEREST = re.compile(rf"^{INTEREST_PATTERN}\Z")
 # An organization's id: organizations are found by id or slug, so no slug may look like one.
 ORGANIZATION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-COUNTRIES = frozenset(
-    str(code) for code in Locale("en").territories if re.fullmatch("[A-Z]{2}", str(code))
-)
 
 # How far ahead an alert may be scheduled; further is almost certainly a typo in the year.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)

@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from shared.auth import ROLES
 from shared.events.catalog import CHANNELS
 from shared.events.envelope import json_dumps
+from shared.privacy import EMAIL_MAX
 from shared.web import storable_text
 
 ALERT_STATUSES = ("draft", "scheduled", "published", "cancelled")
@@ -95,7 +96,9 @@ class OrganizationIn(Schema):
         validate=validate.Length(max=MAX_COMMUNITIES),
         load_default=list,
     )
-    contact_email = fields.Email(allow_none=True, load_default=None)
+    contact_email = fields.Email(
+        allow_none=True, load_default=None, validate=validate.Length(max=EMAIL_MAX)
+    )
     postal_address = Text(allow_none=True, load_default=None, validate=validate.Length(max=500))
     source_code = Text(allow_none=True, load_default=None, validate=validate.Length(max=64))
 
@@ -106,7 +109,7 @@ class OrganizationPatch(Schema):
     communities = fields.List(
         Text(validate=validate.Length(max=63)), validate=validate.Length(max=MAX_COMMUNITIES)
     )
-    contact_email = fields.Email(allow_none=True)
+    contact_email = fields.Email(allow_none=True, validate=validate.Length(max=EMAIL_MAX))
     postal_address = Text(allow_none=True, validate=validate.Length(max=500))
     source_code = Text(validate=validate.Length(min=2, max=64))
 

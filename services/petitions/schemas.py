@@ -9,6 +9,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 
 from services.petitions.domain import canonical_locale
 from shared.events.catalog import INTEREST, MAX_INTERESTS
+from shared.locales import COUNTRIES
+from shared.privacy import EMAIL_MAX
 from shared.web import storable_text
 
 MAX_LOCALES = 20
@@ -36,10 +38,11 @@ class CountryField(fields.String):
     """An ISO 3166-1 alpha-2 country code, upper case."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip().upper()
-        if len(text) != 2 or not text.isalpha():
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        # Checked before upper(): it folds "ß" into "SS" and fullwidth letters into others.
+        if not text.isascii() or text.upper() not in COUNTRIES:
             raise ValidationError("An ISO 3166-1 alpha-2 country code, like 'US' or 'PH'")
-        return text
+        return text.upper()
 
 
 class Timestamp(fields.DateTime):
@@ -92,7 +95,9 @@ class PetitionCreateSchema(Schema):
     targets = fields.List(
         fields.Nested(TargetSchema), load_default=list, validate=validate.Length(max=50)
     )
-    goal = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 10**9))
+    goal = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 10**9)
+    )
     double_opt_in = fields.Boolean(load_default=False)
 
 
@@ -100,7 +105,7 @@ class PetitionPatchSchema(Schema):
     default_locale = LocaleField()
     texts = TextsField()
     targets = fields.List(fields.Nested(TargetSchema), validate=validate.Length(max=50))
-    goal = fields.Integer(validate=validate.Range(1, 10**9))
+    goal = fields.Integer(strict=True, validate=validate.Range(1, 10**9))
     double_opt_in = fields.Boolean()
 
 
@@ -177,7 +182,9 @@ class CountsSchema(Schema):
         metadata={"description": "Recruiting organization id ('direct' when none)"},
     )
     by_source = fields.Dict(
-        keys=fields.String(), values=fields.Integer(), metadata={"description": "'none' if none"}
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "Referrer source code ('(none)' when none)"},
     )
 
 
@@ -209,7 +216,9 @@ class SignerSchema(Schema):
 
     given_name = _text(100, load_default=None, allow_none=True)
     family_name = _text(100, load_default=None, allow_none=True)
-    email = fields.String(required=True, validate=[validate.Length(min=3, max=254), storable_text])
+    email = fields.String(
+        required=True, validate=[validate.Length(min=3, max=EMAIL_MAX), storable_text]
+    )
     phone = _text(40, load_default=None, allow_none=True)
     postal_code = _text(20, load_default=None, allow_none=True)
     country = CountryField(load_default=None, allow_none=True)

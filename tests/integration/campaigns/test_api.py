@@ -310,6 +310,11 @@ def test_duplicate_slug_is_a_conflict_and_bad_email_names_the_field(service: Ser
     assert dup.status_code == 409 and dup.json["code"] == 409
     bad = admin.post("/api/v1/organizations", json=org_body("mail", contact_email="nope"))
     assert bad.status_code == 422 and list(bad.json["errors"]) == ["contact_email"]
+    # Longer than any address mail carries (and than the column): a 422, not a 500.
+    long = admin.post(
+        "/api/v1/organizations", json=org_body("long", contact_email="a" * 310 + "@example.org")
+    )
+    assert long.status_code == 422 and list(long.json["errors"]) == ["contact_email"]
 
 
 def test_the_organizers_path_works_on_sqlite_for_the_embedded_run(tmp_path: Any) -> None:

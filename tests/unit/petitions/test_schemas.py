@@ -47,6 +47,12 @@ def test_boxes_start_unticked() -> None:
     [
         ({"person": {"email": "a@example.org", "language": "zz"}}, "person.language"),
         ({"person": {"email": "a@example.org", "country": "USA"}}, "person.country"),
+        # Letters, but no country: upper() made "ß" into "SS" and fullwidth "ｕｓ" into "ＵＳ",
+        # which no audience's countries match.
+        ({"person": {"email": "a@example.org", "country": "\u00df"}}, "person.country"),
+        ({"person": {"email": "a@example.org", "country": "\uff55\uff53"}}, "person.country"),
+        ({"person": {"email": "a@example.org", "country": "ZZ"}}, "person.country"),
+        ({"person": {"email": "a@example.org", "country": "QX"}}, "person.country"),
         ({"person": {"email": "a@example.org", "given_name": "x" * 101}}, "person.given_name"),
         ({"person": {"email": "a@example.org"}, "comment": "x" * 2001}, "comment"),
         ({"person": {"email": "a@example.org"}, "locale": "xx-YY"}, "locale"),
@@ -70,6 +76,15 @@ def test_petition_texts_are_keyed_by_canonical_locale() -> None:
     )
     assert set(data["texts"]) == {"en", "zh-Hant"}
     assert data["goal"] is None and data["double_opt_in"] is False
+
+
+def test_a_fractional_goal_is_refused_not_cut() -> None:
+    body = {"campaign_id": "c1", "default_locale": "en", "goal": 250.9,
+            "texts": {"en": {"title": "T", "text": "X"}}}  # fmt: skip
+    with pytest.raises(ValidationError) as caught:
+        PetitionCreateSchema().load(body)
+    assert "goal" in caught.value.messages
+    assert PetitionCreateSchema().load({**body, "goal": 250})["goal"] == 250
 
 
 def test_dotted_names_nested_and_listed_fields() -> None:
