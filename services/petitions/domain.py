@@ -13,7 +13,7 @@ import phonenumbers
 from babel import Locale, UnknownLocaleError
 
 from shared.auth import Principal
-from shared.errors import FieldError, PermissionDenied
+from shared.errors import FieldError, NotFound, PermissionDenied
 
 DRAFT, OPEN, CLOSED = "draft", "open", "closed"
 PENDING, CONFIRMED, ERASED = "pending", "confirmed", "erased"
@@ -232,17 +232,24 @@ def require_full_export(principal: Principal, coalition: Coalition) -> None:
 
 
 def require_partner_export(principal: Principal, coalition: Coalition, partner_id: str) -> None:
-    """A partner's own keys, the lead's organizers and admins may export that partner's list."""
+    """A partner's own keys, the lead's organizers and admins may export that partner's list.
+
+    Who may ask is checked first, so nobody else learns from the answer which organizations
+    are partners; then an organization that is not one is not found (404)."""
+    allowed = (
+        principal.is_admin
+        or principal.organization_id == partner_id
+        or (
+            principal.role == "organizer"
+            and principal.organization_id == coalition.lead_organization_id
+        )
+    )
+    if not allowed:
+        raise PermissionDenied(
+            "Only that partner (or the lead organization) may export its signers"
+        )
     if partner_id not in coalition.partner_organization_ids:
-        raise FieldError("organization_id", "Not a partner of this campaign")
-    if principal.is_admin or principal.organization_id == partner_id:
-        return
-    if (
-        principal.role == "organizer"
-        and principal.organization_id == coalition.lead_organization_id
-    ):
-        return
-    raise PermissionDenied("Only that partner (or the lead organization) may export its signers")
+        raise NotFound("No such partner of this campaign")
 
 
 # -- CSV ---------------------------------------------------------------------------------------

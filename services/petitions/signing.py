@@ -24,6 +24,10 @@ MESSAGES = {
 }
 
 
+def closed() -> Conflict:
+    return Conflict("This petition is closed", {"petition_id": ["closed"]})
+
+
 def sign_response(petition_id: str, double_opt_in: bool) -> Result:
     """Return the one response every signer of a petition gets, first-time or repeat."""
     status = "confirmation_required" if double_opt_in else "received"
@@ -63,8 +67,12 @@ def sign(
     item = prepare(deps, petition, data, accept_languages)
     if data.get("website"):
         # A bot filled the hidden field: tell it nothing, keep nothing. Checked after the rest
-        # of the input, so a bot's bad input is refused as anyone's: an answer that differed
-        # with the field filled would tell it which field is the trap.
+        # of the input, and a closed petition refused as anyone's signature is: an answer that
+        # differed with the field filled would tell it which field is the trap.
+        with deps.engine.connect() as conn:
+            statuses = store.petition_statuses(conn, [petition_id])
+        if statuses.get(petition_id) != domain.OPEN:
+            raise closed()
         return response
     if idempotency_key:
 
@@ -201,7 +209,7 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
             errors.append(None)
             accepted.append(item)
         else:
-            errors.append(Conflict("This petition is closed", {"petition_id": ["closed"]}))
+            errors.append(closed())
     if not accepted:
         return errors
     # Sorted, so concurrent transactions take the unique-index locks in the same order.

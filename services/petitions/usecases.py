@@ -285,8 +285,13 @@ def read_counts(deps: Deps, principal: Principal, petition_id: str) -> dict[str,
         "goal": petition.goal,
         "by_locale": _nonzero(counts.get("locale", {})),
         "by_partner": _nonzero(counts.get("partner", {}), empty="direct"),
-        "by_source": _nonzero(counts.get("source", {}), empty="none"),
+        # A label no source code can be (they are letters, digits, ".", "_" and "-"): with
+        # "none", a signer's ?source=none took the unattributed signatures' place.
+        "by_source": _nonzero(counts.get("source", {}), empty=NO_SOURCE),
     }
+
+
+NO_SOURCE = "(none)"
 
 
 def _nonzero(buckets: Mapping[str, int], empty: str = "") -> dict[str, int]:

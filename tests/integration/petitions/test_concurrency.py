@@ -57,7 +57,7 @@ def test_a_thousand_concurrent_signatures_are_counted_exactly(
     assert counts["total"] == 1000
     assert counts["by_locale"] == {"en": 500, "es": 500}
     assert counts["by_partner"] == {svc.p1: 250, svc.p2: 250, "direct": 500}
-    assert counts["by_source"] == {"rb": 250, "kp": 250, "newsletter": 250, "none": 250}
+    assert counts["by_source"] == {"rb": 250, "kp": 250, "newsletter": 250, "(none)": 250}
     assert len(svc.rows(store.signatures, petition_id=petition_id)) == 1000
     public = svc.client.get(f"/api/v1/petitions/{petition_id}").get_json()
     assert public["total"] == 1000

@@ -87,6 +87,10 @@ def test_a_partner_export_holds_only_those_who_ticked_its_box(
     assert by_lead == kapwa
 
     assert svc.client.get(f"{base}/{svc.p2}.csv", headers=svc.auth("p1")).status_code == 403
+    # Not a partner of the campaign: not found for the lead; to others, as any other's list.
+    stranger = "0b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    assert svc.client.get(f"{base}/{stranger}.csv", headers=svc.auth("lead")).status_code == 404
+    assert svc.client.get(f"{base}/{stranger}.csv", headers=svc.auth("p1")).status_code == 403
     full = f"/api/v1/petitions/{petition}/exports/signers.csv"
     assert svc.client.get(full, headers=svc.auth("p1_organizer")).status_code == 403
     assert svc.client.get(full, headers=svc.auth("p1")).status_code == 403

@@ -177,6 +177,13 @@ def test_a_filled_honeypot_is_dropped_silently(svc: Petitions) -> None:
     )
     assert plain.status_code == trapped.status_code == 422
     assert plain.get_json() == trapped.get_json()
+    # And a closed petition refuses the bot as it refuses anyone.
+    closed = svc.client.post(f"/api/v1/petitions/{petition_id}/close", headers=svc.auth("lead"))
+    assert closed.status_code == 200
+    plain = svc.sign(petition_id, "late@example.org")
+    trapped = svc.sign(petition_id, "late@example.org", website="http://spam.example")
+    assert plain.status_code == trapped.status_code == 409
+    assert plain.get_json() == trapped.get_json()
 
 
 def test_floods_from_one_address_get_a_clear_429(make_service: Any) -> None:
@@ -341,3 +348,15 @@ def test_unconfirmed_signatures_expire_with_their_personal_data(svc: Petitions) 
     gone = svc.client.get(late_url.removeprefix("https://act.example.org"))
     assert gone.status_code == 404
     assert HASH_KEY not in gone.get_data(as_text=True)
+
+
+def test_a_source_code_named_none_never_takes_the_unattributed_signatures_place(
+    svc: Petitions,
+) -> None:
+    petition_id = svc.open_petition()
+    for i in range(3):
+        assert svc.sign(petition_id, f"direct{i}@example.org").status_code == 202
+    assert svc.sign(petition_id, "odd@example.org", referrer_data={"source": "NONE"}).status_code
+    counts = svc.counts(petition_id)
+    assert counts["by_source"] == {"(none)": 3, "none": 1}
+    assert sum(counts["by_source"].values()) == counts["total"] == 4

@@ -8,7 +8,7 @@ import pytest
 
 from services.petitions import domain
 from shared.auth import Principal
-from shared.errors import FieldError, PermissionDenied
+from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.privacy import clean_email
 
 LEAD, P1, P2, OTHER = "org-lead", "org-p1", "org-p2", "org-other"
@@ -153,8 +153,10 @@ def test_a_partner_exports_only_its_own_list() -> None:
     domain.require_partner_export(who("organizer", LEAD), COALITION, P1)
     with pytest.raises(PermissionDenied):
         domain.require_partner_export(who("partner", P2), COALITION, P1)
-    with pytest.raises(FieldError):
+    with pytest.raises(NotFound):  # an admin may ask: there is no such partner
         domain.require_partner_export(who("admin", OTHER), COALITION, OTHER)
+    with pytest.raises(PermissionDenied):  # nor does another learn whether OTHER is one
+        domain.require_partner_export(who("partner", P2), COALITION, OTHER)
 
 
 @pytest.mark.parametrize(
