@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import current_app, request
+from flask import current_app
 from sqlalchemy import Engine, Table
 
 from services.campaigns import alerts, operations, store
@@ -18,6 +15,7 @@ from services.campaigns.bootstrap import Deps
 from shared.auth import KeyVerifier, Principal, current_principal
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
+from shared.pages import PageArgs, page_body
 from shared.web import AUTH_DOC
 from shared.web import ApiBlueprint as Blueprint
 
@@ -49,33 +47,6 @@ SECRET_SHOWN_ONCE = (
     "if it was lost, revoke this key and issue a new one."
 )
 once_without_secret = idempotent(_services, redact={"secret": None, "note": SECRET_SHOWN_ONCE})
-
-
-def page_body(
-    name: str, items: Sequence[Any], total: int, args: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Shape a page the OSDI way: counts, _links.next/prev and items under _embedded."""
-    page, per_page = args["page"], args["per_page"]
-    base = request.base_url
-    query = {k: v for k, v in request.args.items() if k not in {"page", "per_page"}}
-
-    def link(number: int) -> dict[str, str]:
-        return {"href": f"{base}?{urlencode({**query, 'page': number, 'per_page': per_page})}"}
-
-    pages = math.ceil(total / per_page) if total else 0
-    links = {"self": link(page)}
-    if page < pages:
-        links["next"] = link(page + 1)
-    if page > 1:
-        links["prev"] = link(page - 1)
-    return {
-        "page": page,
-        "per_page": per_page,
-        "total_pages": pages,
-        "total_records": total,
-        "links": links,
-        "embedded": {name: list(items)},
-    }
 
 
 def aware(row: Any) -> dict[str, Any]:
@@ -259,7 +230,7 @@ def close_campaign(campaign_id: str) -> Any:
 
 
 @campaigns.route("/<campaign_id>/partners", methods=["GET"])
-@campaigns.arguments(s.PageArgs, location="query")
+@campaigns.arguments(PageArgs, location="query")
 @campaigns.response(200, s.PartnerPage)
 @campaigns.doc(**AUTH_DOC)
 def list_partners(args: dict[str, Any], campaign_id: str) -> Any:

@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from shared.auth import ROLES
 from shared.events.catalog import CHANNELS
 from shared.events.envelope import json_dumps
+from shared.pages import PageArgs, page_schema
 from shared.privacy import EMAIL_MAX
 from shared.web import storable_text
 
@@ -59,30 +60,6 @@ def _texts(max_length: int, required: bool = False, max_bytes: int | None = None
 
 class Links(Schema):
     self = fields.Dict(dump_only=True)
-
-
-# -- pagination --------------------------------------------------------------------------------
-
-
-class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
-
-
-def page_schema(name: str, item: type[Schema]) -> type[Schema]:
-    """Return an OSDI-style page schema whose items sit under _embedded.<name>."""
-    embedded = Schema.from_dict({name: fields.List(fields.Nested(item))}, name=f"{name}Embedded")
-    return Schema.from_dict(
-        {
-            "page": fields.Integer(),
-            "per_page": fields.Integer(),
-            "total_pages": fields.Integer(),
-            "total_records": fields.Integer(),
-            "links": fields.Dict(data_key="_links"),
-            "embedded": fields.Nested(embedded, data_key="_embedded"),
-        },
-        name=f"{name.title().replace('_', '')}Page",
-    )
 
 
 # -- organizations -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from flask import Response, request, url_for
+from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
 
@@ -19,6 +19,7 @@ from services.petitions.ratelimit import RateLimits
 from shared.auth import Principal, bearer_token, current_principal, require_role
 from shared.errors import Conflict, NotFound
 from shared.idempotency import header_doc
+from shared.pages import page_body
 from shared.web import AUTH_DOC, JsonParser
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -129,23 +130,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         """List the petitions of the caller's campaigns (OSDI-style pagination)."""
         principal = current_principal(deps.verifier)
         items, total = usecases.list_petitions(deps, principal, query)
-        page, per_page = query["page"], query["per_page"]
-        pages = (total + per_page - 1) // per_page
-        links: dict[str, Any] = {
-            "self": {"href": _page_url(query, page)},
-        }
-        if page < pages:
-            links["next"] = {"href": _page_url(query, page + 1)}
-        if page > 1:
-            links["previous"] = {"href": _page_url(query, page - 1)}
-        return {
-            "total_records": total,
-            "page": page,
-            "per_page": per_page,
-            "total_pages": pages,
-            "_links": links,
-            "petitions": items,
-        }
+        return page_body("petitions", items, total, query)
 
     @blp.route("/petitions/<petition_id>", methods=["GET"])
     @blp.arguments(schemas.LocaleQuerySchema(), location="query")
@@ -264,8 +249,3 @@ def _csv(lines: Any, filename: str) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _page_url(query: Mapping[str, Any], page: int) -> str:
-    args = {k: v for k, v in query.items() if v is not None and k != "page"}
-    return str(url_for("petitions.list_petitions", page=page, _external=True, **args))

@@ -10,11 +10,11 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 from services.petitions.domain import canonical_locale
 from shared.events.catalog import INTEREST, MAX_INTERESTS
 from shared.locales import COUNTRIES
+from shared.pages import PageArgs, page_schema
 from shared.privacy import EMAIL_MAX
 from shared.web import storable_text
 
 MAX_LOCALES = 20
-MAX_PAGE = 10**6
 
 
 def _text(max_length: int, min_length: int | None = None, **kwargs: Any) -> fields.String:
@@ -154,20 +154,12 @@ class LocaleQuerySchema(Schema):
     locale = LocaleField(load_default=None)
 
 
-class ListQuerySchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+class ListQuerySchema(PageArgs):
     campaign_id = fields.String(load_default=None, validate=storable_text)
     status = fields.String(load_default=None, validate=validate.OneOf(["draft", "open", "closed"]))
 
 
-class PetitionPageSchema(Schema):
-    total_records = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total_pages = fields.Integer()
-    _links = fields.Dict(data_key="_links")
-    petitions = fields.List(fields.Nested(PetitionSchema), data_key="_embedded")
+PetitionPageSchema = page_schema("petitions", PetitionSchema)
 
 
 class CountsSchema(Schema):

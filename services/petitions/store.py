@@ -365,9 +365,13 @@ def list_petitions(
     status: str | None,
     page: int,
     per_page: int,
+    drafts: bool = True,
 ) -> tuple[list[Any], int]:
-    """Return one page of petitions (of campaigns the organization belongs to) and the total."""
+    """Return one page of petitions (of campaigns the organization belongs to, drafts among
+    them if drafts) and the total."""
     where: list[ColumnElement[bool]] = []
+    if not drafts:
+        where.append(petitions.c.status != DRAFT)
     if organization_id is not None:
         member_of = select(campaign_partners.c.campaign_id).where(
             campaign_partners.c.organization_id == organization_id

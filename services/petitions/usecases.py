@@ -258,13 +258,15 @@ def close_petition(deps: Deps, principal: Principal, petition_id: str) -> dict[s
 def list_petitions(
     deps: Deps, principal: Principal, query: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], int]:
-    """Return a page of the petitions of the caller's campaigns (all of them for admins)."""
+    """Return a page of the petitions of the caller's campaigns (all of them for admins);
+    drafts only to those who may manage them (organizers), as reading one by id."""
     with deps.engine.connect() as conn:
         rows, total = store.list_petitions(
             conn,
             organization_id=None if principal.is_admin else principal.organization_id,
             campaign_id=query.get("campaign_id"),
             status=query.get("status"),
+            drafts=principal.is_admin or principal.role == "organizer",
             page=query["page"],
             per_page=query["per_page"],
         )

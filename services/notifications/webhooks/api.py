@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import request
 from sqlalchemy import select
 
 from services.notifications.store import idempotency_keys
@@ -21,6 +18,7 @@ from shared.auth import KeyVerifier, Principal, authorize, current_principal
 from shared.config import Settings
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
+from shared.pages import page_body
 from shared.web import AUTH_DOC
 from shared.web import ApiBlueprint as Blueprint
 
@@ -28,32 +26,6 @@ SECRET_SHOWN_ONCE = (
     "The signing secret was shown only in the first response to this request; "
     "if it was lost, rotate it."
 )
-
-
-def page_body(name: str, items: Sequence[Any], total: int, args: Mapping[str, Any]) -> Any:
-    """Shape a page the OSDI way: counts, _links.next/prev and items under _embedded."""
-    number, per_page = args["page"], args["per_page"]
-    query = {k: v for k, v in request.args.items() if k not in {"page", "per_page"}}
-
-    def link(n: int) -> dict[str, str]:
-        return {
-            "href": f"{request.base_url}?{urlencode({**query, 'page': n, 'per_page': per_page})}"
-        }
-
-    pages = math.ceil(total / per_page) if total else 0
-    links = {"self": link(number)}
-    if number < pages:
-        links["next"] = link(number + 1)
-    if number > 1:
-        links["prev"] = link(number - 1)
-    return {
-        "page": number,
-        "per_page": per_page,
-        "total_pages": pages,
-        "total_records": total,
-        "links": links,
-        "embedded": {name: [dict(r._mapping) for r in items]},
-    }
 
 
 def webhooks_blueprint(
@@ -125,7 +97,7 @@ def webhooks_blueprint(
                 conn, query, [endpoints.c.created_at, endpoints.c.endpoint_id],
                 args["page"], args["per_page"],
             )  # fmt: skip
-        return page_body("endpoints", rows, total, args)
+        return page_body("endpoints", [dict(r._mapping) for r in rows], total, args)
 
     @bp.route("/endpoints/<endpoint_id>", methods=["GET"])
     @bp.response(200, s.EndpointOut)
@@ -183,7 +155,7 @@ def webhooks_blueprint(
                 conn, query, [messages.c.created_at.desc(), messages.c.message_id],
                 args["page"], args["per_page"],
             )  # fmt: skip
-        return page_body("messages", rows, total, args)
+        return page_body("messages", [dict(r._mapping) for r in rows], total, args)
 
     @bp.route("/endpoints/<endpoint_id>/attempts", methods=["GET"])
     @bp.arguments(s.AttemptFilter, location="query")
@@ -200,7 +172,7 @@ def webhooks_blueprint(
                 conn, query, [attempts.c.attempted_at.desc(), attempts.c.attempt_id.desc()],
                 args["page"], args["per_page"],
             )  # fmt: skip
-        return page_body("attempts", rows, total, args)
+        return page_body("attempts", [dict(r._mapping) for r in rows], total, args)
 
     @bp.route("/endpoints/<endpoint_id>/messages/<message_id>/replay", methods=["POST"])
     @bp.response(202, s.MessageOut)

@@ -5,14 +5,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.notifications.webhooks.domain import EVENT_TYPES
+from shared.pages import PageArgs, page_schema
 from shared.web import storable_text
 
 EventType = fields.String(validate=validate.OneOf(EVENT_TYPES))
-
-
-class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
 
 
 class EndpointFilter(PageArgs):
@@ -95,25 +91,9 @@ class AttemptOut(Schema):
     response_excerpt = fields.String(allow_none=True)
 
 
-def page_schema(name: str, item: type[Schema]) -> type[Schema]:
-    """Return an OSDI-style page schema whose items sit under _embedded.<name>."""
-    embedded = Schema.from_dict({name: fields.List(fields.Nested(item))}, name=f"Wh{name}Embedded")
-    return Schema.from_dict(
-        {
-            "page": fields.Integer(),
-            "per_page": fields.Integer(),
-            "total_pages": fields.Integer(),
-            "total_records": fields.Integer(),
-            "links": fields.Dict(data_key="_links"),
-            "embedded": fields.Nested(embedded, data_key="_embedded"),
-        },
-        name=f"Webhook{name.title().replace('_', '')}Page",
-    )
-
-
-EndpointPage = page_schema("endpoints", EndpointOut)
-MessagePage = page_schema("messages", MessageOut)
-AttemptPage = page_schema("attempts", AttemptOut)
+EndpointPage = page_schema("endpoints", EndpointOut, "Webhook")
+MessagePage = page_schema("messages", MessageOut, "Webhook")
+AttemptPage = page_schema("attempts", AttemptOut, "Webhook")
 
 
 class EventTypesOut(Schema):

@@ -116,7 +116,7 @@ def test_a_page_past_the_ceiling_is_a_422(svc: Petitions, page: int) -> None:
     assert response.status_code == 422, response.get_json()
     assert "page" in response.get_json()["errors"]
     last = svc.client.get(f"/api/v1/petitions?page={10**6}", headers=svc.auth("lead"))
-    assert last.status_code == 200 and last.get_json()["_embedded"] == []
+    assert last.status_code == 200 and last.get_json()["_embedded"] == {"petitions": []}
 
 
 @pytest.mark.parametrize("token", ["%C3%A9.x", "abc.%C3%A9", "%F0%9F%98%80"])

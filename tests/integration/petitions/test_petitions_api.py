@@ -149,11 +149,23 @@ def test_creating_twice_with_one_idempotency_key_creates_once(svc: Petitions) ->
 def test_petitions_are_listed_in_pages(svc: Petitions) -> None:
     for _ in range(3):
         svc.create_petition()
-    page = svc.client.get("/api/v1/petitions?per_page=2", headers=svc.auth("p1")).get_json()
-    assert page["total_records"] == 3 and len(page["_embedded"]) == 2
-    assert "page=2" in page["_links"]["next"]["href"]
-    last = svc.client.get("/api/v1/petitions?per_page=2&page=2", headers=svc.auth("p1")).get_json()
-    assert len(last["_embedded"]) == 1 and "next" not in last["_links"]
+    lead = svc.auth("lead")
+    page = svc.client.get("/api/v1/petitions?per_page=2", headers=lead).get_json()
+    # The shape of every collection (campaigns, webhooks), as OSDI has it.
+    assert page["total_records"] == 3 and len(page["_embedded"]["petitions"]) == 2
+    assert "page=2" in page["_links"]["next"]["href"] and "prev" not in page["_links"]
+    last = svc.client.get("/api/v1/petitions?per_page=2&page=2", headers=lead).get_json()
+    assert len(last["_embedded"]["petitions"]) == 1 and "next" not in last["_links"]
+    assert "page=1" in last["_links"]["prev"]["href"]
+    # Past the end: empty, linking back to the last page with items, not to another empty one.
+    beyond = svc.client.get("/api/v1/petitions?per_page=2&page=9", headers=lead).get_json()
+    assert beyond["_embedded"]["petitions"] == [] and "page=2" in beyond["_links"]["prev"]["href"]
+    # A partner's key reads a draft neither by id nor in the list; once open, in both.
+    partner = svc.client.get("/api/v1/petitions?status=draft", headers=svc.auth("p1")).get_json()
+    assert partner["total_records"] == 0 and partner["_embedded"]["petitions"] == []
+    opened = svc.open_petition()
+    listed = svc.client.get("/api/v1/petitions", headers=svc.auth("p1")).get_json()
+    assert [p["petition_id"] for p in listed["_embedded"]["petitions"]] == [opened]
     outsider = svc.client.get("/api/v1/petitions", headers=svc.auth("outsider")).get_json()
     assert outsider["total_records"] == 0
     too_many = svc.client.get("/api/v1/petitions?per_page=101", headers=svc.auth("lead"))
