@@ -47,15 +47,14 @@ def refuse_unstorable_path() -> None:
 
 
 def error_body(code: int, message: str, errors: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Return the one JSON error shape."""
-    body: dict[str, Any] = {
+    """Return the one JSON error shape; `errors` always there (empty when no field is wrong),
+    so a client reads it the same way for a 422 as for a 401, 404, 409 or 429."""
+    return {
         "code": code,
         "status": HTTPStatus(code).phrase,
         "message": message,
+        "errors": dict(errors or {}),
     }
-    if errors:
-        body["errors"] = dict(errors)
-    return body
 
 
 def _flatten_webargs(errors: Mapping[str, Any]) -> dict[str, Any]:

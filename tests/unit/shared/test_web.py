@@ -78,17 +78,20 @@ def test_domain_errors_unknown_routes_and_crashes_share_the_shape() -> None:
         "code": 409,
         "status": "Conflict",
         "message": "already there",
+        "errors": {},  # DESIGN.md's one shape: there even when no field is wrong
     }
     wrong_method = client.delete("/api/v1/things/conflict")
     assert wrong_method.status_code == 405 and "GET" in wrong_method.headers["Allow"]
     missing = client.get("/api/v1/nothing")
     assert missing.status_code == 404 and missing.get_json()["code"] == 404
+    assert missing.get_json()["errors"] == {}
     crash = client.get("/api/v1/things/boom")
     assert crash.status_code == 500
     assert crash.get_json() == {
         "code": 500,
         "status": "Internal Server Error",
         "message": "Internal server error",
+        "errors": {},
     }
 
 
