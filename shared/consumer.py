@@ -153,6 +153,33 @@ def _header(record: Any, name: str) -> str | None:
     return None
 
 
+def origin_headers(record: Any) -> list[tuple[str, bytes]]:
+    """Where a record was read: topic, partition and offset (an offset alone means little
+    across partitions)."""
+    return [
+        (H_ORIGIN_TOPIC, record.topic.encode()),
+        (H_ORIGIN_PARTITION, str(record.partition).encode()),
+        (H_ORIGIN_OFFSET, str(record.offset).encode()),
+    ]
+
+
+def dead_letter_headers(
+    record: Any, exc: BaseException, origin: list[tuple[str, bytes]] | None = None
+) -> list[tuple[str, bytes]]:
+    """The headers of a record's dead letter: its own (less Kinship's bookkeeping), where it
+    came from (origin, else where it was read), the error named without personal data
+    (shared.logging.error_text), when, and after how many attempts."""
+    headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
+    headers += origin_headers(record) if origin is None else origin
+    headers += [
+        (H_ERROR, error_text(exc).encode()),
+        (H_ERROR_CLASS, type(exc).__name__.encode()),
+        (H_FAILED_AT, utcnow().isoformat().encode()),
+        (H_ATTEMPT, (_header(record, H_ATTEMPT) or "0").encode()),
+    ]
+    return headers
+
+
 # A key's events wait behind a parked event at most this long past its due time (or, for an
 # event waiting its turn, past its parking), counted while this consumer runs: its retry
 # record must have been lost. (A worker that was down for longer must first read the retry
@@ -834,11 +861,7 @@ class ConsumerRunner:
         if record.topic in self._retry_topics:
             keep = (H_ORIGIN_TOPIC, H_ORIGIN_PARTITION, H_ORIGIN_OFFSET)
             return [(k, bytes(v)) for k, v in record.headers or () if k in keep]
-        return [
-            (H_ORIGIN_TOPIC, record.topic.encode()),
-            (H_ORIGIN_PARTITION, str(record.partition).encode()),
-            (H_ORIGIN_OFFSET, str(record.offset).encode()),
-        ]
+        return origin_headers(record)
 
     def _main_topic(self, record: Any) -> str:
         topic: str = record.topic
@@ -856,14 +879,7 @@ class ConsumerRunner:
                 "error_class": type(exc).__name__,
             },
         )
-        headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
-        headers += self._origin(record)
-        headers += [
-            (H_ERROR, error_text(exc).encode()),
-            (H_ERROR_CLASS, type(exc).__name__.encode()),
-            (H_FAILED_AT, utcnow().isoformat().encode()),
-            (H_ATTEMPT, (_header(record, H_ATTEMPT) or "0").encode()),
-        ]
+        headers = dead_letter_headers(record, exc, self._origin(record))
         topic = dead_letter_topic(self._main_topic(record), self.group)
         return producer.send(topic, key=record.key, value=record.value, headers=headers)
 

@@ -28,6 +28,7 @@ from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
 from services.notifications.senders import CredentialsRefused
 from services.notifications.store import alerts, idempotency_keys
+from shared.consumer import dead_letter_headers
 from shared.errors import InvalidEvent
 from shared.events import Event
 from shared.events.catalog import CATALOG, CHANNELS, DISPATCH_TOPICS, sender_group, type_name
@@ -41,7 +42,6 @@ from shared.kafka import (
     make_consumer,
     make_producer,
 )
-from shared.logging import error_text
 from shared.pacing import Pacer, Periodic
 from shared.relay import lock_for
 
@@ -419,18 +419,11 @@ class DispatchSender:
             self._producer = make_producer(
                 self.deps.settings.kafka_bootstrap_servers, f"{self.group}-dlq", linger_ms=0
             )
-        headers = [(k, bytes(v)) for k, v in record.headers or ()]
-        headers += [
-            ("kinship_error", error_text(exc).encode()),
-            ("kinship_error_class", type(exc).__name__.encode()),
-            ("kinship_origin_topic", record.topic.encode()),
-            ("kinship_origin_offset", str(record.offset).encode()),
-        ]
         future = self._producer.send(
             dead_letter_topic(self.topic, self.group),
             key=record.key,
             value=record.value,
-            headers=headers,
+            headers=dead_letter_headers(record, exc),
         )
         self._producer.flush(timeout=30)
         future.get(timeout=1)

@@ -577,6 +577,14 @@ def test_each_channel_reads_only_its_own_dispatch_topic(service: Service) -> Non
         dead.sort(key=lambda r: int(headers_of(r)["kinship_origin_offset"]))
         assert [r.value for r in dead] == [b"{not json", sms_batch.value()]
         assert "not a batch for the email senders" in headers_of(dead[1])["kinship_error"]
+        # Where each came from exactly, and when: as every consumer's dead letters say it.
+        for record in dead:
+            origin = headers_of(record)
+            assert (origin["kinship_origin_topic"], origin["kinship_origin_partition"]) == (
+                email_topic,
+                "0",
+            )
+            assert origin["kinship_attempt"] == "0" and origin["kinship_failed_at"][:2] == "20"
         eventually(
             lambda: (readers["email"].committed(partition) or 0) > last.offset,
             timeout=60,
