@@ -64,7 +64,11 @@ class PetitionTextSchema(Schema):
 
 
 class TargetSchema(Schema):
-    """OSDI's target shape: who the petition is addressed to."""
+    """OSDI's target shape: who the petition is addressed to. Its other fields (the target's
+    postal_addresses, email_addresses, phone_numbers) are accepted and not kept."""
+
+    class Meta:
+        unknown = EXCLUDE
 
     name = _text(200, allow_none=True)
     title = _text(200, allow_none=True)
@@ -235,6 +239,8 @@ class SignerSchema(Schema):
         for name, value in osdi.items():
             if value is not None and data.get(name) is None:
                 data[name] = value
+        if type(data.get("phone")) is int:  # OSDI's own examples send the number as one
+            data["phone"] = str(data["phone"])
         return data
 
 
@@ -289,6 +295,14 @@ class SignRequestSchema(Schema):
     # Honeypot: hidden from people by the form, filled by bots; a filled one is dropped silently.
     # Any value is accepted, so a bot never learns from an error that it was caught.
     website = fields.Raw(load_default=None, allow_none=True)
+
+    @pre_load
+    def osdi_comments(self, data: Any, **_: Any) -> Any:
+        """OSDI's record_signature_helper calls the comment `comments`."""
+        if isinstance(data, dict) and "comments" in data and data.get("comment") is None:
+            data = dict(data)
+            data["comment"] = data.pop("comments")
+        return data
 
 
 class SignResponseSchema(Schema):

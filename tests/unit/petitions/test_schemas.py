@@ -36,6 +36,34 @@ def test_osdi_person_shape_is_flattened() -> None:
     assert data["consents"] == {"email": False, "sms": False, "partners": {}}
 
 
+def test_osdi_comments_and_a_number_sent_as_a_number_are_read() -> None:
+    # As OSDI's own record_signature_helper examples send them: a comment dropped silently
+    # left it out of the organizer's delivery export; a numeric phone was a 422.
+    data = SignRequestSchema().load(
+        {
+            "person": {"email_addresses": [{"address": "m@example.org"}],
+                       "phone_numbers": [{"number": 14155552671}]},
+            "comments": "My family depends on interpreters at the clinic.",
+        }
+    )  # fmt: skip
+    assert data["person"]["phone"] == "14155552671"
+    assert data["comment"] == "My family depends on interpreters at the clinic."
+    own = SignRequestSchema().load(
+        {"person": {"email": "a@example.org"}, "comment": "mine", "comments": "theirs"}
+    )
+    assert own["comment"] == "mine"
+
+
+def test_an_osdi_target_with_contact_fields_is_accepted() -> None:
+    target = {"name": "Council Member Lee", "title": "District 3",
+              "email_addresses": [{"address": "d3@city.example.gov"}],
+              "postal_addresses": [{"locality": "Oakland"}]}  # fmt: skip
+    body = {"campaign_id": "c1", "default_locale": "en", "targets": [target],
+            "texts": {"en": {"title": "T", "text": "X"}}}  # fmt: skip
+    [kept] = PetitionCreateSchema().load(body)["targets"]
+    assert kept["name"] == "Council Member Lee" and "email_addresses" not in kept
+
+
 def test_boxes_start_unticked() -> None:
     data = SignRequestSchema().load({"person": {"email": "a@example.org"}})
     assert data["consents"]["partners"] == {}
