@@ -8,6 +8,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import phonenumbers
 from babel import Locale, UnknownLocaleError
@@ -229,6 +230,25 @@ def require_full_export(principal: Principal, coalition: Coalition) -> None:
         "Only organizers of the lead organization may export all signers; "
         "partners export the signers who chose to share with them"
     )
+
+
+# consent.changed's changes that withdraw a channel, each with the change that lifts it (None:
+# nothing does; notifications keeps a bounce or a spam complaint for good, and a STOP until
+# START, whatever else is ticked meanwhile).
+WITHDRAWALS = {"unsubscribe": "subscribe", "stop": "start", "bounce": None, "complaint": None}
+
+
+def withdrawn(changes: Mapping[str, datetime]) -> bool:
+    """Whether one scope's consent changes ({change: latest time}) leave its channel withdrawn
+    now: a withdrawal not lifted since (at the same moment, withdrawn)."""
+    for change, lifted_by in WITHDRAWALS.items():
+        at = changes.get(change)
+        if at is None:
+            continue
+        lifted = changes.get(lifted_by) if lifted_by else None
+        if lifted is None or lifted <= at:
+            return True
+    return False
 
 
 def require_partner_export(principal: Principal, coalition: Coalition, partner_id: str) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from services.petitions import domain, store
@@ -64,7 +65,24 @@ def authorize(
     return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
 
 
-def _cells(row: Any, slugs: dict[str, str]) -> dict[str, Any]:
+Changes = Mapping[tuple[str, str, str], Mapping[str, datetime]]
+
+
+def _reachable(row: Any, channel: str, organization_id: str, changes: Changes) -> bool:
+    """Whether the signer ticked channel when signing and has not withdrawn it since, from the
+    petition's organization or every one (an unsubscribe, a STOP, a bounce, a complaint)."""
+    ticked = row.consent_email if channel == "email" else row.consent_sms
+    if not ticked:
+        return False
+    scopes = (organization_id, store.EVERY_ORGANIZATION)
+    return not any(
+        domain.withdrawn(changes.get((row.supporter_id, scope, channel), {})) for scope in scopes
+    )
+
+
+def _cells(
+    row: Any, slugs: dict[str, str], organization_id: str, changes: Changes
+) -> dict[str, Any]:
     return {
         "signature_id": row.signature_id,
         "signed_at": (row.confirmed_at or row.created_at).isoformat(),
@@ -79,8 +97,8 @@ def _cells(row: Any, slugs: dict[str, str]) -> dict[str, Any]:
         "locale": row.locale,
         "source": row.source,
         "recruited_by": slugs.get(row.recruiter_organization_id or "", ""),
-        "email_consent": "yes" if row.consent_email else "no",
-        "sms_consent": "yes" if row.consent_sms else "no",
+        "email_consent": "yes" if _reachable(row, "email", organization_id, changes) else "no",
+        "sms_consent": "yes" if _reachable(row, "sms", organization_id, changes) else "no",
         "comment": row.comment,
     }
 
@@ -94,20 +112,31 @@ def csv_lines(
     batch: int = 1000,
     bom: bool = False,
 ) -> Iterator[str]:
-    """Yield the CSV in chunks of one batch of rows each, after a byte-order mark if asked."""
+    """Yield the CSV in chunks of one batch of rows each, after a byte-order mark if asked.
+
+    The consent columns say whether the signer may be contacted now: ticked when signing, and
+    not withdrawn since (store.consent_changes, read once a batch)."""
     buffer = io.StringIO()
     if bom:
         buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
-    rows = store.stream_signers(deps.engine.connect, petition_id, partner_id, batch)
-    count = 0
-    for row in rows:
-        cells = _cells(row, slugs)
-        writer.writerow([domain.csv_safe(cells[name]) for name in columns])
-        count += 1
-        if count % batch == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    consents = "email_consent" in columns or "sms_consent" in columns
+    with deps.engine.connect() as conn:
+        petition = store.get_petition(conn, petition_id)
+    organization_id = petition.organization_id if petition is not None else ""
+    for rows in store.stream_signers(deps.engine.connect, petition_id, partner_id, batch):
+        changes: Changes = {}
+        if consents:
+            with deps.engine.connect() as conn:
+                changes = store.consent_changes_of(
+                    conn, [r.supporter_id for r in rows if r.supporter_id], organization_id
+                )
+        for row in rows:
+            cells = _cells(row, slugs, organization_id, changes)
+            writer.writerow([domain.csv_safe(cells[name]) for name in columns])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():  # no signer: the header alone
+        yield buffer.getvalue()

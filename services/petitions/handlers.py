@@ -58,6 +58,9 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
             deps, conn, data.get("supporter_id"), data.get("email_hash"), data.get("phone_hash")
         )
 
+    def on_consent_changed(event: Event, conn: Connection) -> None:
+        store.record_consent_change(conn, event.data, parse_time(str(event.data["at"])))
+
     table: dict[str, list[Handler]] = {
         type_name("organization.created"): [on_organization],
         type_name("organization.updated"): [on_organization],
@@ -66,6 +69,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         type_name("campaign.closed"): [on_campaign_closed],
         type_name("campaign.partner_joined"): [on_partner_joined],
         type_name("person.erased"): [on_person_erased],
+        type_name("consent.changed"): [on_consent_changed],
     }
     table.update(projection_handlers(store.api_keys))
     return table

@@ -431,6 +431,8 @@ def erase_person(
     """Remove a person's personal data (each signature made with their address or their
     phone); confirmed signatures stay counted, anonymous."""
     rows = store.signatures_of_person(conn, supporter, hashed_email, hashed_phone)
+    for person in {supporter, *(row.supporter_id for row in rows)} - {None}:
+        store.forget_consent_changes(conn, str(person))
     for row in rows:
         if row.status == domain.PENDING and store.delete_signature(
             conn, row.id, status=domain.PENDING

@@ -153,6 +153,20 @@ partner_consents = Table(
     Column("signature_row", BigId, primary_key=True),
 )
 
+# What notifications says of each supporter's consents since they signed (consent.changed):
+# the latest time of each change, per organization ("" for every organization) and channel.
+# The contact export's consent columns follow it, so a list imported into another tool never
+# marks as reachable someone who unsubscribed, texted STOP or complained.
+consent_changes = Table(
+    "consent_changes",
+    metadata,
+    Column("supporter_id", String(64), primary_key=True),
+    Column("organization_id", String(64), primary_key=True),
+    Column("channel", String(8), primary_key=True),
+    Column("change", String(16), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 counters = Table(
     "petition_counters",
     metadata,
@@ -649,6 +663,51 @@ def signatures_of_person(
     return list(conn.execute(select(signatures).where(or_(*keys))))
 
 
+EVERY_ORGANIZATION = ""
+
+
+def record_consent_change(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:
+    """Keep the latest time of a consent.changed's change for its supporter, organization
+    (none: every organization) and channel; an older event arriving late changes nothing."""
+    row = {
+        "supporter_id": data["supporter_id"],
+        "organization_id": data.get("organization_id") or EVERY_ORGANIZATION,
+        "channel": data["channel"],
+        "change": data["change"],
+        "at": at,
+    }
+    statement = _insert(conn, consent_changes).values(**row)
+    keys = ["supporter_id", "organization_id", "channel", "change"]
+    # PostgreSQL's greatest(); SQLite's max() of two arguments is the same.
+    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
+    later = greatest(consent_changes.c.at, statement.excluded.at)
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_={"at": later}))
+
+
+def consent_changes_of(
+    conn: Connection, supporter_ids: Sequence[str], organization_id: str
+) -> dict[tuple[str, str, str], dict[str, datetime]]:
+    """Return {(supporter, organization or "", channel): {change: latest time}} for these
+    supporters, as seen by organization_id (its own changes and those for every one)."""
+    if not supporter_ids:
+        return {}
+    rows = conn.execute(
+        select(consent_changes).where(
+            consent_changes.c.supporter_id.in_(list(supporter_ids)),
+            consent_changes.c.organization_id.in_([organization_id, EVERY_ORGANIZATION]),
+        )
+    )
+    found: dict[tuple[str, str, str], dict[str, datetime]] = {}
+    for row in rows:
+        key = (row.supporter_id, row.organization_id, row.channel)
+        found.setdefault(key, {})[row.change] = row.at
+    return found
+
+
+def forget_consent_changes(conn: Connection, supporter_id: str) -> None:
+    conn.execute(delete(consent_changes).where(consent_changes.c.supporter_id == supporter_id))
+
+
 def scrub_signature(conn: Connection, row_id: int) -> None:
     """Remove a confirmed signature's personal data and its link to the person; keep it counted."""
     conn.execute(delete(partner_consents).where(partner_consents.c.signature_row == row_id))
@@ -677,14 +736,16 @@ EXPORT_COLUMNS = (
     signatures.c.recruiter_organization_id,
     signatures.c.consent_email,
     signatures.c.consent_sms,
+    signatures.c.supporter_id,
     signatures.c.comment,
 )
 
 
 def stream_signers(
     engine_connect: Any, petition_id: str, partner_id: str | None, batch: int = 1000
-) -> Iterator[Any]:
-    """Yield confirmed, unerased signers in row order, one short query per batch (keyset)."""
+) -> Iterator[list[Any]]:
+    """Yield confirmed, unerased signers in row order, a batch at a time, one short query per
+    batch (keyset)."""
     last = 0
     while True:
         query = select(*EXPORT_COLUMNS).where(
@@ -703,8 +764,9 @@ def stream_signers(
             )
         query = query.order_by(signatures.c.id).limit(batch)
         with engine_connect() as conn:
-            rows = conn.execute(query).all()
-        yield from rows
+            rows = list(conn.execute(query).all())
+        if rows:
+            yield rows
         if len(rows) < batch:
             return
         last = rows[-1].id

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.petitions.conftest import Petitions
+from tests.integration.petitions.conftest import HASH_KEY, Petitions
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +72,45 @@ def test_the_lead_exports_every_confirmed_signer(svc: Petitions, petition: str) 
     )
     assert len(delivery) == 4
     assert "email" not in delivery[0] and "phone" not in delivery[0]
+
+
+def test_consent_columns_follow_an_unsubscribe_a_stop_and_a_complaint(
+    svc: Petitions, petition: str
+) -> None:
+    """The export marks who may be contacted: an organizer importing it into another tool must
+    not email someone who unsubscribed since signing, nor text someone who texted STOP."""
+    from shared.privacy import supporter_id
+
+    def consents() -> dict[str, tuple[str, str]]:
+        url = f"/api/v1/petitions/{petition}/exports/signers.csv"
+        rows = table(svc.client.get(url, headers=svc.auth("lead")))
+        return {r["email"]: (r["email_consent"], r["sms_consent"]) for r in rows}
+
+    def change(email: str, channel: str, change: str, at: str, org: str | None) -> None:
+        who = supporter_id(HASH_KEY, email)
+        data = {"supporter_id": who, "channel": channel, "organization_id": org,
+                "change": change, "at": f"2026-11-29T{at}Z"}  # fmt: skip
+        svc.deliver("consent.changed", data, key=who)
+
+    # Ana ticked email when signing, Cai texts; then each withdraws it.
+    change("ana@example.org", "email", "unsubscribe", "20:00:00", svc.lead)
+    change("cai@example.org", "sms", "stop", "20:00:00", None)
+    change("cai@example.org", "email", "unsubscribe", "20:00:00", svc.p1)  # another org's
+    assert consents()["ana@example.org"] == ("no", "no")
+    assert consents()["cai@example.org"] == ("no", "no")
+    # Ana resubscribes on the preference page; a new opt-in does not lift a STOP, START does.
+    change("ana@example.org", "email", "subscribe", "20:05:00", svc.lead)
+    change("cai@example.org", "sms", "subscribe", "20:05:00", svc.lead)
+    assert consents()["ana@example.org"] == ("yes", "no")
+    assert consents()["cai@example.org"] == ("no", "no")
+    change("cai@example.org", "sms", "start", "20:06:00", None)
+    change("cai@example.org", "sms", "stop", "19:00:00", None)  # an older one, arriving late
+    assert consents()["cai@example.org"] == ("no", "yes")
+    # A spam complaint stands, whatever is ticked or resubscribed after it.
+    change("ana@example.org", "email", "complaint", "20:10:00", None)
+    change("ana@example.org", "email", "subscribe", "20:15:00", svc.lead)
+    assert consents()["ana@example.org"] == ("no", "no")
+    assert consents()["ben@example.org"] == ("no", "no")  # never ticked either
 
 
 def test_a_partner_export_holds_only_those_who_ticked_its_box(

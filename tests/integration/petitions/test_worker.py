@@ -93,6 +93,9 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
             comment="personal story",
         )
     svc.sign(confirmed_id, "other@example.org")
+    noor = supporter_id(HASH_KEY, "noor@example.org")
+    svc.deliver("consent.changed", {"supporter_id": noor, "channel": "email", "at": at(),
+                                    "organization_id": None, "change": "unsubscribe"})  # fmt: skip
 
     svc.deliver(
         "person.erased",
@@ -110,6 +113,7 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
     assert erased.email_hash is None and erased.supporter_id is None
     assert svc.rows(store.signatures, petition_id=doi_id) == []  # never counted: gone
     assert svc.rows(store.partner_consents) == []
+    assert svc.rows(store.consent_changes) == []  # what they chose goes with them
     counts = svc.counts(confirmed_id)
     assert counts["total"] == 2
     assert svc.counts(doi_id)["pending"] == 0
