@@ -260,9 +260,16 @@ def add_partners(conn: Connection, campaign_id: str, organization_ids: Iterable[
         )
 
 
-def coalition(conn: Connection, campaign_id: str) -> tuple[Coalition, str] | None:
-    """Return a campaign's organizations and its status, or None if unknown here."""
-    row = conn.execute(select(campaigns).where(campaigns.c.campaign_id == campaign_id)).first()
+def coalition(
+    conn: Connection, campaign_id: str, *, lock: bool = False
+) -> tuple[Coalition, str] | None:
+    """Return a campaign's organizations and its status, or None if unknown here; lock: hold
+    the campaign's row (FOR SHARE, PostgreSQL) until the caller's transaction ends, so that its
+    status cannot change meanwhile."""
+    query = select(campaigns).where(campaigns.c.campaign_id == campaign_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    row = conn.execute(query).first()
     if row is None:
         return None
     partner_ids = frozenset(

@@ -33,16 +33,22 @@ def event(deps: Deps, short: str, key: str, data: Mapping[str, Any]) -> Event:
 
 
 def coalition_of(
-    deps: Deps, conn: Connection | None, campaign_id: str, *, fresh: bool = False
+    deps: Deps,
+    conn: Connection | None,
+    campaign_id: str,
+    *,
+    fresh: bool = False,
+    lock: bool = False,
 ) -> tuple[domain.Coalition, str]:
     """Return a campaign's organizations and status; NotFound if no event told us of it.
 
-    Without a connection one is opened only when the cache has to be filled.
+    Without a connection one is opened only when the cache has to be filled. lock (with fresh
+    and a connection): hold the campaign's row until the caller's transaction ends.
     """
 
     def load() -> tuple[domain.Coalition, str] | None:
         if conn is not None:
-            return store.coalition(conn, campaign_id)
+            return store.coalition(conn, campaign_id, lock=lock)
         with deps.engine.connect() as own:
             return store.coalition(own, campaign_id)
 
@@ -210,7 +216,10 @@ def publish_petition(deps: Deps, principal: Principal, petition_id: str) -> dict
         petition, _ = _managed(deps, conn, principal, petition_id)
         if petition.status != domain.DRAFT:
             raise Conflict("Only a draft petition can be published", {"status": [petition.status]})
-        _, campaign_status = coalition_of(deps, conn, petition.campaign_id, fresh=True)
+        # Held until this commits: closing the campaign (its consumer) waits for it, then finds
+        # this petition open and closes it; read without a lock, a campaign closing meanwhile
+        # missed a petition that was still a draft when it looked, and left it open.
+        _, campaign_status = coalition_of(deps, conn, petition.campaign_id, fresh=True, lock=True)
         if campaign_status == "closed":
             raise Conflict("The campaign is closed", {"campaign_id": ["closed"]})
         moment = now()

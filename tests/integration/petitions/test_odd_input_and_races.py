@@ -251,6 +251,37 @@ def test_expiry_waiting_on_a_confirmation_never_deadlocks_on_the_counts(
     assert (counts["total"], counts["pending"]) == (1, 0)
 
 
+def test_a_petition_published_while_its_campaign_closes_is_not_left_open(svc: Petitions) -> None:
+    """The campaign's closing (its consumer) marks the campaign closed, then closes the open
+    petitions it finds. A publish that read the campaign as active before that committed, and
+    opened a petition the closing did not find, left it open in a closed campaign."""
+    from services.petitions.handlers import handlers
+
+    petition_id = svc.create_petition()
+    data = {"campaign_id": svc.campaign_id, "lead_organization_id": svc.lead,
+            "status": "closed", "at": at()}  # fmt: skip
+    closed = Event(type=type_name("campaign.closed"), key=svc.campaign_id, source="/t", data=data)
+    answers: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(
+            svc.client.post(f"/api/v1/petitions/{petition_id}/publish", headers=svc.auth("lead"))
+        )
+    )
+    with svc.deps.engine.connect() as conn, conn.begin():
+        for handler in handlers(svc.deps)[closed.type]:
+            handler(closed, conn)  # the campaign is closed, its open petitions (none) closed
+        thread.start()
+        eventually(
+            lambda: _waiting_on_a_lock(svc) or not thread.is_alive(),
+            timeout=30, message="the publish waits on the campaign, or is done",
+        )  # fmt: skip
+    thread.join(timeout=30)
+    [answer] = answers
+    assert answer.status_code == 409, answer.get_json()
+    [row] = svc.rows(store.petitions, petition_id=petition_id)
+    assert row.status == "draft"
+
+
 def test_erasure_racing_a_confirmation_scrubs_the_confirmed_signature(svc: Petitions) -> None:
     petition_id = svc.open_petition(double_opt_in=True)
     svc.sign(petition_id, "racer@example.org", consents={"partners": {"rainbow": True}})
