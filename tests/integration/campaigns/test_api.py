@@ -317,6 +317,20 @@ def test_duplicate_slug_is_a_conflict_and_bad_email_names_the_field(service: Ser
     assert long.status_code == 422 and list(long.json["errors"]) == ["contact_email"]
 
 
+def test_a_caller_without_a_key_is_refused_before_its_input_is_read(service: Service) -> None:
+    # A 422 naming the fields told a caller with no key what the API takes, and was the
+    # wrong answer: it has no business here.
+    anyone = service.http.as_(None)
+    bad = {"titles": 5, "channels": "pigeon"}
+    for path in ("/api/v1/campaigns/anything", "/api/v1/alerts/anything"):
+        refused = anyone.patch(path, json=bad)
+        assert refused.status_code == 401 and refused.json["errors"] == {}, path
+    listed = anyone.get("/api/v1/organizations?per_page=1000")
+    assert listed.status_code == 401
+    unknown = service.http.as_("kin_org_0000_wrong")
+    assert unknown.post("/api/v1/campaigns", json={}).status_code == 401
+
+
 def test_the_organizers_path_works_on_sqlite_for_the_embedded_run(tmp_path: Any) -> None:
     from services.campaigns import alerts, create_app
     from services.campaigns.bootstrap import build
