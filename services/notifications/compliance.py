@@ -269,6 +269,18 @@ SENDGRID_SUPPRESSING = {
 }
 
 
+# SendGrid's reasons for dropping a message that are about the address itself (its glossary
+# of drops); others ("Spam Content", "Invalid SMTPAPI header", ...) are about the message.
+ADDRESS_DROPS = frozenset(
+    {
+        "Bounced Address",
+        "Invalid",
+        "Spam Reporting Address",
+        "Unsubscribed Address",
+    }
+)
+
+
 def apply_sendgrid_event(
     conn: Connection, outbox: Outbox, hash_key: str, event: Mapping[str, Any], at: datetime
 ) -> None:
@@ -285,6 +297,12 @@ def apply_sendgrid_event(
         # A block is a temporary refusal by the receiving server, not a dead address.
         if row is not None:
             mark_failed_after_send(conn, outbox, row, "blocked", at)
+        return
+    if kind == "dropped" and str(event.get("reason") or "") not in ADDRESS_DROPS:
+        # Dropped for the message (its content caught by the spam checker, a bad header), not
+        # for the address: suppressing every recipient would cut a whole audience off for good.
+        if row is not None:
+            mark_failed_after_send(conn, outbox, row, "dropped", at)
         return
     if kind in SENDGRID_SUPPRESSING:
         reason, change = SENDGRID_SUPPRESSING[kind]

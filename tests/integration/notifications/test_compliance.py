@@ -373,12 +373,15 @@ def test_sendgrid_events_are_verified_then_bounce_suppresses_and_delivered_count
 
 
 def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: Service) -> None:
-    people, ids = email_alert_sent(service, "u", 4)
+    people, ids = email_alert_sent(service, "u", 5)
     events = [
         {"event": "unsubscribe"},  # SendGrid's own unsubscribe link: this organization only
         {"event": "group_unsubscribe", "asm_group_id": 7},
         {"event": "dropped", "reason": "Bounced Address"},  # a dead address: for everyone
         {"event": "bounce", "type": "blocked"},  # the receiving server said "not now"
+        # Dropped for the message, not the address: suppressing it would have cut the whole
+        # audience of an alert the spam checker caught off for good.
+        {"event": "dropped", "reason": "Spam Content"},
     ]
     payload = json.dumps(
         [
@@ -399,11 +402,12 @@ def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: 
         r.supporter_id
         for r in service.rows(consents, consents.c.channel == "email", consents.c.granted)
     }
-    assert granted == {people[2]["supporter_id"], people[3]["supporter_id"]}
+    assert granted == {p["supporter_id"] for p in people[2:]}
     codes = {r.recipient_id: r.error_code for r in service.rows(deliveries)}
     assert codes[people[3]["supporter_id"]] == "blocked"
+    assert codes[people[4]["supporter_id"]] == "dropped"
     row = service.rows(alerts)[0]
-    assert (row.sent, row.failed) == (2, 2) and row.total == row.sent + row.failed
+    assert (row.sent, row.failed) == (2, 3) and row.total == row.sent + row.failed
     changes = sorted(e["change"] for e in consent_events(service))
     assert changes == ["bounce", "unsubscribe", "unsubscribe"]
 
