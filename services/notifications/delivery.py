@@ -944,9 +944,12 @@ class Deliverer:
                     raise _Skip("suppressed", "cancelled")
                 org_id = info.organization_id
             if row.channel == "email":
-                # The erasure link was asked for by the person: an unsubscribe or a complaint
-                # must not stop it (an address that bounces still does).
-                reasons = audience.UNDELIVERABLE if row.kind == "erase" else None
+                # Links the person needs to finish what they asked for go whatever they
+                # unsubscribed from: the erasure link, and the link that confirms a signature
+                # (else someone who once unsubscribed, or was erased, could never sign a double
+                # opt-in petition again). An address that bounces still stops both; a spam
+                # complaint stops a confirmation, which anyone can have sent by typing it.
+                reasons = LINK_STOPPED_BY.get(row.kind)
                 if not person.email or audience.suppressed_hashes(
                     conn, [person.email_hash], "email", org_id, reasons
                 ):
@@ -1056,6 +1059,14 @@ class Deliverer:
         titles = dict(row.titles or {})
         key = pick_variant(titles, locale, row.default_locale)
         return str(titles.get(key or "", "")) if key else ""
+
+
+# The suppressions that stop a message a person needs to act on (kind: reasons); any
+# suppression stops every other message.
+LINK_STOPPED_BY = {
+    "erase": audience.UNDELIVERABLE,
+    "confirm": (*audience.UNDELIVERABLE, "complaint"),
+}
 
 
 class _Skip(Exception):

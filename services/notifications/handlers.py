@@ -149,6 +149,13 @@ def _project(
         number = _phone_hash(deps, data["person"])
         if consents.get("sms") and number:
             audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
+        if verified and consents.get("email") and data.get("organization_id"):
+            # Confirmed through the link, the person asks for this organization's email
+            # again: their own unsubscribe from it is lifted (never on a single opt-in, which
+            # anyone who knows the address could type to undo it).
+            audience.lift_suppression(
+                conn, contact, "email", str(data["organization_id"]), ("unsubscribe",)
+            )
 
 
 def _welcome(
@@ -207,7 +214,11 @@ def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> No
         .values(confirmed=True, pending=None, phone_hash=None)
     )
     if row.pending is not None:  # (rows from before 0014 were applied when they arrived)
-        pending = {**row.pending, "consents": dict(row.consents)}
+        pending = {
+            **row.pending,
+            "consents": dict(row.consents),
+            "organization_id": row.organization_id,
+        }
         _project(deps, conn, pending, deps.clock(), verified=True)
     params = {"petition_id": row.petition_id, "organization_id": row.organization_id}
     _welcome(

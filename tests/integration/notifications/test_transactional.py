@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.notifications.audience import EVERY_ORG
 from services.notifications.messages import CATALOGUE
 from services.notifications.store import (
     deliveries,
@@ -12,9 +13,12 @@ from services.notifications.store import (
     signatures,
     supporter_campaigns,
     supporters,
+    suppressions,
 )
+from shared.events.envelope import utcnow
 from tests.integration.notifications.harness import (
     FROM_NUMBER,
+    HASH_KEY,
     Service,
     event,
     organization,
@@ -194,6 +198,38 @@ def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service)
     assert any(s.startswith("Thank you") for s in subjects)
     # The repeats were handled before the confirmation (their key's order): one link again.
     assert service.count(deliveries, deliveries.c.kind == "confirm") == 2
+
+
+def test_a_confirmation_link_reaches_someone_who_once_unsubscribed_and_confirming_resubscribes(
+    service: Service,
+) -> None:
+    """Someone who unsubscribed from an organization, or was erased, and signs one of its
+    double opt-in petitions must get the link: else their signature can never count."""
+    from services.notifications.audience import suppress
+    from shared.privacy import email_hash
+
+    service.start()
+    service.publish(organization("org-rb"), petition("pet-2", "camp-1", "org-rb", True))
+    now = utcnow()
+    with service.engine.begin() as conn:
+        for who, reason, scope in (("mo@example.org", "unsubscribe", "org-rb"),
+                                   ("er@example.org", "erased", EVERY_ORG)):  # fmt: skip
+            suppress(conn, email_hash(HASH_KEY, who), "email", scope, reason, now)
+    signed = {
+        who: signature(who, "pet-2", "camp-1", "org-rb", double_opt_in=True)
+        for who in ("mo@example.org", "er@example.org")
+    }
+    service.publish(*signed.values())
+    for who in signed:
+        eventually(lambda w=who: mails_to(service, w), message=f"the link to {who}")
+    sig = signed["mo@example.org"]
+    service.publish(
+        event("signature.confirmed", sig.key, signature_id=sig.data["signature_id"],
+              petition_id="pet-2", campaign_id="camp-1", supporter_id=sig.key)
+    )  # fmt: skip
+    eventually(lambda: len(mails_to(service, "mo@example.org")) == 2, message="thank-you")
+    # Confirmed through the link: their unsubscribe from this organization is lifted.
+    assert service.rows(suppressions, suppressions.c.reason == "unsubscribe") == []
 
 
 def test_an_unconfirmed_signature_changes_nothing_about_the_person_until_confirmed(
