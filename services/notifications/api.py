@@ -228,7 +228,11 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
     def twilio_inbound() -> Response:
         twilio_verified()
         number = request.form.get("From", "")
-        keyword = sms_keyword(request.form.get("Body", ""))
+        # Twilio's own reading, when its Advanced Opt-Out is on (it has acted on it already).
+        told = {"STOP": "stop", "START": "start", "HELP": "help"}.get(
+            request.form.get("OptOutType", "").upper()
+        )
+        keyword = told or sms_keyword(request.form.get("Body", ""))
         now = deps.clock()
         if keyword == "help":  # in the language of whoever holds the number, if we know them
             with deps.engine.connect() as conn:

@@ -88,7 +88,11 @@ _CA_POSTAL_ZONE = {
     "Y": "America/Whitehorse",
 }
 
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+# Carriers' standard words, and those Twilio's own opt-out list has added (OPTOUT, REVOKE):
+# Twilio blocks a number that sent one of them, and Kinship must know it has.
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+)
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 
@@ -282,15 +286,23 @@ def pick_variant(
 def sms_keyword(body: str) -> str | None:
     """Classify an inbound SMS: 'stop', 'start', 'help' or None (carriers' standard words).
 
-    Compatibility forms read as their letters: a CJK phone keyboard in full-width mode sends
-    'ＳＴＯＰ', and a STOP missed is a supporter texted against their will."""
-    word = unicodedata.normalize("NFKC", body).strip().upper().rstrip(".!")
-    if word in STOP_WORDS:
-        return "stop"
-    if word in START_WORDS:
-        return "start"
-    if word in HELP_WORDS:
-        return "help"
+    Read as people type them: compatibility forms as their letters (a CJK phone keyboard in
+    full-width mode sends 'ＳＴＯＰ　ＡＬＬ'), punctuation, quotes, emoji and invisible
+    characters ignored ('Stop.', '"STOP"', 'STOP🛑'), words run together or apart ('STOP ALL',
+    'OPT OUT'). The keyword must be the whole message, as carriers read it: a reply of the
+    campaign's own slogan ('Stop the sweeps!') is not an opt-out. A STOP missed is a supporter
+    texted against their will."""
+    text = unicodedata.normalize("NFKC", body).upper()
+    words = "".join(ch if ch.isalnum() else " " for ch in text).split()
+    if not words:
+        return None
+    for phrase in (" ".join(words), "".join(words)):
+        if phrase in STOP_WORDS:
+            return "stop"
+        if phrase in START_WORDS:
+            return "start"
+        if phrase in HELP_WORDS:
+            return "help"
     return None
 
 

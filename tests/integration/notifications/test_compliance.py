@@ -275,6 +275,21 @@ def test_inbound_stop_start_help_are_verified_and_applied(service: Service) -> N
     assert service.count(suppressions) == 0
 
 
+def test_twilios_own_reading_of_an_opt_out_is_honoured(service: Service) -> None:
+    """With Twilio's Advanced Opt-Out, a custom keyword (set in the console, in any language)
+    reaches us as OptOutType: Twilio blocks the number already, and the preference page must
+    say so too."""
+    number = "+14155550111"
+    client = service.client()
+    custom = {"From": number, "Body": "\u9000\u8ba2", "OptOutType": "STOP"}
+    assert client.post(INBOUND, data=custom, headers=twilio_signature(INBOUND, custom)).status_code
+    [row] = service.rows(suppressions)
+    assert (row.contact_hash, row.reason) == (phone_hash(HASH_KEY, number), "stop")
+    back = {"From": number, "Body": "\u8ba2\u9605", "OptOutType": "START"}
+    client.post(INBOUND, data=back, headers=twilio_signature(INBOUND, back))
+    assert service.count(suppressions) == 0
+
+
 def test_help_is_answered_in_the_language_of_the_numbers_supporter(service: Service) -> None:
     from services.notifications.handlers import handle_signature_created
     from tests.integration.notifications.harness import signature

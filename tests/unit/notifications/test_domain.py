@@ -147,6 +147,22 @@ def test_content_variant_prefers_the_supporters_locale() -> None:
         ("\uff53\uff54\uff4f\uff50\uff01", "stop"),
         ("\uff28\uff25\uff2c\uff30", "help"),
         ("\u3000STOP\u3000", "stop"),  # an ideographic space around it
+        # As people type them: together or apart, quoted, punctuated, with an emoji or an
+        # invisible character; and the words Twilio's own opt-out list has added.
+        ("STOP ALL", "stop"),
+        ("\uff33\uff34\uff2f\uff30\u3000\uff21\uff2c\uff2c", "stop"),
+        ('"STOP"', "stop"),
+        ("Stop .", "stop"),
+        ("stop?", "stop"),
+        ("STOP\U0001f6d1", "stop"),
+        ("STOP\u200b", "stop"),
+        ("opt out", "stop"),
+        ("OPTOUT", "stop"),
+        ("Revoke", "stop"),
+        ("help?", "help"),
+        ("Stop the sweeps!", None),  # the campaign's slogan, not an opt-out
+        ("", None),
+        ("\U0001f44d", None),
     ],
 )
 def test_carrier_keywords(body: str, keyword: str | None) -> None:
