@@ -69,6 +69,17 @@ def _retry_after(exc: HTTPError) -> float | None:
     return retry_after_seconds(headers.get("Retry-After") if headers is not None else None)
 
 
+# Kinship's mail is never tracked, whatever the account's defaults: click tracking would
+# route each unsubscribe, preference, confirmation and erasure link (its token) through
+# SendGrid's redirects and store it there, and an open-tracking pixel tells when and where a
+# person read about a cause they may keep to themselves.
+NO_TRACKING = {
+    "click_tracking": {"enable": False, "enable_text": False},
+    "open_tracking": {"enable": False},
+    "ganalytics": {"enable": False},
+}
+
+
 def mail_body(batch: EmailBatch) -> dict[str, Any]:
     """Return the v3 mail/send JSON body of a batch."""
     personalizations = []
@@ -101,6 +112,7 @@ def mail_body(batch: EmailBatch) -> dict[str, Any]:
         body["headers"] = dict(batch.headers)
     if batch.categories:
         body["categories"] = batch.categories
+    body["tracking_settings"] = NO_TRACKING
     return body
 
 

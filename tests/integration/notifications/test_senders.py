@@ -183,6 +183,10 @@ def test_sendgrid_body_reaches_the_provider_whole_and_stays_out_of_debug_logs(
     body = FakeRecords(fakes_db).sendgrid_requests()[-1].body
     sent = [p["to"][0]["email"] for p in body["personalizations"]]
     assert sent == ["ngoc.anh@example.org", "José.Ñúñez@example.org"]
+    # Never tracked: no link through SendGrid's redirects, no pixel, whatever the account says.
+    tracking = body["tracking_settings"]
+    assert tracking["click_tracking"] == {"enable": False, "enable_text": False}
+    assert tracking["open_tracking"] == {"enable": False}
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "PAYLOAD: <" in logged and "bytes of JSON>" in logged
     assert "example.org" not in logged
