@@ -471,7 +471,12 @@ def suppressed_hashes(
 def suppress(
     conn: Connection, contact_hash: str, channel: str, scope: str, reason: str, at: datetime
 ) -> bool:
-    """Add a suppression (idempotent); return True when it is new."""
+    """Add a suppression (idempotent); return True when it is new.
+
+    One is held per contact, channel and scope. An erasure's is the weakest (a fresh opt-in
+    lifts it, even a single opt-in anyone can type): a STOP, a complaint, a bounce or an
+    unsubscribe that comes after it, for a message still in flight, takes its place, or a later
+    signature would lift the erasure's and contact them again."""
     held = conn.execute(
         select(suppressions.c.reason).where(
             suppressions.c.contact_hash == contact_hash,
@@ -479,7 +484,7 @@ def suppress(
             suppressions.c.scope == scope,
         )
     ).first()
-    if held:
+    if held and (held.reason != "erased" or reason == "erased"):
         return False
     upsert(
         conn,
@@ -492,6 +497,7 @@ def suppress(
             "created_at": at,
         },
         ["contact_hash", "channel", "scope"],
+        {"reason": reason, "created_at": at},
     )
     return True
 

@@ -289,6 +289,29 @@ def test_an_erased_person_who_signs_up_again_can_be_texted_again(service: Servic
     assert [s.contact_hash for s in service.rows(suppressions)] == [number]
 
 
+def test_a_stop_after_an_erasure_is_kept_when_someone_signs_them_up_again(
+    service: Service,
+) -> None:
+    """A text already in flight at the erasure reaches the phone; its owner replies STOP. That
+    must hold: a later single opt-in, which anyone can type, lifts an erasure's tombstone, and
+    with the STOP lost the number was texted again."""
+    from services.notifications import compliance, erasure
+    from services.notifications.handlers import handle_signature_created
+
+    number = "+14155550199"
+    first = signature("bo@example.org", "pet-s", "camp-s", "org-s", phone=number, sms=True)
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, first, conn)
+        erasure.apply_erasure(service.deps, conn, {"supporter_id": first.key})
+        assert compliance.sms_stop(conn, service.deps.outbox, phone_hash(HASH_KEY, number),
+                                   first.time)  # fmt: skip
+    again = signature("bo@example.org", "pet-s", "camp-s", "org-s", phone=number, sms=True)
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, again, conn)
+    kept = {(s.channel, s.reason) for s in service.rows(suppressions)}
+    assert kept == {("sms", "stop")}  # the email's tombstone lifted by the opt-in; STOP stands
+
+
 def test_a_person_who_reported_spam_can_still_erase_themselves(service: Service) -> None:
     from datetime import UTC, datetime
 
