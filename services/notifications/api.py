@@ -135,7 +135,11 @@ def public_blueprint(deps: Deps) -> Blueprint:
         with deps.engine.begin() as conn:
             if request.form.get("action") == "erase":
                 erasure.request_erasure(deps, conn, person)
-                return html_page("Check your email", "<p>We sent you a link to confirm.</p>")
+                return html_page(
+                    "Check your email",
+                    "<p>We sent you a link to confirm. We send at most one an hour: if you"
+                    " asked a moment ago, look for that one.</p>",
+                )
             if request.form.get("email"):
                 compliance.resubscribe_email(conn, deps.outbox, person, org.organization_id, now)
             else:

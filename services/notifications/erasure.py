@@ -119,10 +119,26 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def request_erasure(deps: Deps, conn: Connection, supporter: audience.Supporter) -> None:
-    """Email the supporter a link that confirms erasure (so nobody else can erase them)."""
-    token = secrets.token_urlsafe(32)
+# At most one erasure link emailed to a supporter this often, however often it is asked for.
+ERASE_LINK_EVERY = timedelta(hours=1)
+
+
+def request_erasure(deps: Deps, conn: Connection, supporter: audience.Supporter) -> bool:
+    """Email the supporter a link that confirms erasure (so nobody else can erase them);
+    return False when one went within ERASE_LINK_EVERY and nothing was sent.
+
+    The preference page can be reached by whoever holds a forwarded email: asking again and
+    again must not flood the person's inbox (each email names why they are on a list)."""
     now = deps.clock()
+    recent = conn.execute(
+        select(erasure_requests.c.token_hash).where(
+            erasure_requests.c.supporter_id == supporter.supporter_id,
+            erasure_requests.c.expires_at > now + ERASE_LINK_TTL - ERASE_LINK_EVERY,
+        )
+    ).first()
+    if recent is not None:
+        return False
+    token = secrets.token_urlsafe(32)
     conn.execute(
         erasure_requests.insert().values(
             token_hash=_token_hash(token),
@@ -140,6 +156,7 @@ def request_erasure(deps: Deps, conn: Connection, supporter: audience.Supporter)
         now=now,
     )
     ledger.insert_new(conn, [row])
+    return True
 
 
 def erasure_target(deps: Deps, conn: Connection, token: str) -> str | None:
