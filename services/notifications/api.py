@@ -14,7 +14,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from services.notifications import audience, compliance, erasure, handlers, messages
+from services.notifications import audience, compliance, erasure, messages, preferences
 from services.notifications.bootstrap import Deps
 from services.notifications.domain import sms_keyword
 from services.notifications.fanout import alert_counts
@@ -144,41 +144,67 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 compliance.resubscribe_email(conn, deps.outbox, person, org.organization_id, now)
             else:
                 compliance.unsubscribe_email(conn, deps.outbox, person, org.organization_id, now)
-            # The texts box means something only for a number on file that did not text STOP
-            # (the page shows it unticked then, and START from the phone must still bring
-            # back the consent given before).
-            stopped = audience.suppressed_hashes(
-                conn, [person.phone_hash], "sms", org.organization_id
-            )
+            # What makes the supporter harder to reach applies now; what makes them easier to
+            # identify or reach waits for the link emailed to them (preferences.py): whoever
+            # holds a forwarded email can open this page.
+            held: dict[str, Any] = {
+                name: value for name, value in names.items() if value != getattr(person, name)
+            }
             wants_sms = bool(request.form.get("sms"))
             if (
-                person.phone_hash
-                and not stopped
-                and audience.set_consent(
-                    conn,
-                    person.supporter_id,
-                    org.organization_id,
-                    "sms",
-                    wants_sms,
-                    now,
-                    person.phone_hash,
-                )  # fmt: skip
-            ):
-                change = "subscribe" if wants_sms else "unsubscribe"
-                deps.outbox.add(
-                    conn,
-                    compliance.consent_event(
-                        person.supporter_id, "sms", org.organization_id, change, now
-                    ),
+                wants_sms
+                and person.phone_hash
+                and person.supporter_id
+                not in audience.consented_ids(
+                    conn, [person.supporter_id], org.organization_id, "sms"
                 )
-                if wants_sms:  # a new opt-in gets the welcome with HELP and STOP wording
-                    handlers.queue_sms_welcome(conn, person.supporter_id, org, {}, now)
-            conn.execute(
-                update(supporters)
-                .where(supporters.c.supporter_id == person.supporter_id)
-                .values(discreet=bool(request.form.get("discreet")), updated_at=now, **names)
-            )
+            ):
+                held["sms"] = True
+            elif not wants_sms:
+                preferences.set_sms_consent(
+                    conn, deps.outbox, person, org.organization_id, False, now
+                )
+            discreet = bool(request.form.get("discreet"))
+            if discreet and not person.discreet:
+                conn.execute(
+                    update(supporters)
+                    .where(supporters.c.supporter_id == person.supporter_id)
+                    .values(discreet=True, updated_at=now)
+                )
+            elif person.discreet and not discreet:
+                held["discreet"] = False
+            if held:
+                preferences.hold(deps, conn, person, org.organization_id, held)
+                return html_page(
+                    "Check your email",
+                    "<p>Saved. Some of your changes make you easier to identify or reach: we"
+                    " emailed you a link to confirm them, so that nobody holding a forwarded"
+                    " email can make them for you.</p>",
+                )
         return html_page("Saved", "<p>Your preferences are saved.</p>")
+
+    @bp.get("/preferences/<token>/confirm")
+    def preferences_confirm_page(token: str) -> Response:
+        with deps.engine.connect() as conn:
+            row = preferences.pending(deps, conn, token)
+        if row is None:
+            return html_page("Confirm your changes", "<p>This link is no longer valid.</p>", 404)
+        items = "".join(f"<li>{escape(line)}</li>" for line in preferences.described(row.changes))
+        body = (
+            f'<form method="post" action="/preferences/{escape(token)}/confirm">'
+            f"<p>You asked for these changes:</p><ul>{items}</ul>"
+            '<button type="submit">Confirm</button></form>'
+        )
+        return html_page("Confirm your changes", body)
+
+    @bp.post("/preferences/<token>/confirm")
+    def preferences_confirm(token: str) -> Response:
+        with deps.engine.begin() as conn:
+            if not preferences.confirm(deps, conn, token):
+                return html_page(
+                    "Confirm your changes", "<p>This link is no longer valid.</p>", 404
+                )
+        return html_page("Saved", "<p>Your changes are saved.</p>")
 
     @bp.get("/erase/<token>")
     def erase_page(token: str) -> Response:

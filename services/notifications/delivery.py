@@ -910,9 +910,7 @@ class Deliverer:
             )
             if not moved:
                 return
-            if row.kind == "erase":
-                # Its link erases the person: kept only until it is sent (the request keeps
-                # only the token's hash), not for anyone who can read the ledger to use.
+            if row.kind in SECRET_LINKS:
                 conn.execute(
                     update(deliveries)
                     .where(deliveries.c.delivery_id == row.delivery_id)
@@ -1065,8 +1063,12 @@ class Deliverer:
 # suppression stops every other message.
 LINK_STOPPED_BY = {
     "erase": audience.UNDELIVERABLE,
+    "confirm_preferences": audience.UNDELIVERABLE,
     "confirm": (*audience.UNDELIVERABLE, "complaint"),
 }
+# Messages whose link acts for the person: kept only until sent (the request keeps only the
+# token's hash), not for anyone who can read the ledger to use.
+SECRET_LINKS = frozenset({"erase", "confirm_preferences"})
 
 
 class _Skip(Exception):

@@ -18,6 +18,7 @@ from services.notifications.store import (
     consents,
     deliveries,
     erasure_requests,
+    preference_requests,
     signatures,
     supporter_campaigns,
     supporters,
@@ -55,7 +56,7 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     # keep their recipient and message key: a batch delivered again after the erasure must
     # find its rows (one per alert, supporter and channel), or it would count them twice.
     conn.execute(update(deliveries).where(deliveries.c.recipient_id == sid).values(params=None))
-    for table in (consents, supporter_campaigns, signatures, erasure_requests):
+    for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
     if data.get("phone_hash"):
         # Unconfirmed signatures typed with the number, under whatever address: what they say

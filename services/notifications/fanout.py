@@ -22,7 +22,7 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, select, update
 
-from services.notifications import audience, ledger
+from services.notifications import audience, ledger, preferences
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
@@ -528,9 +528,12 @@ class ProgressPublisher:
             self._stop.wait(self.deps.config.progress_interval)
 
     def forget_unconfirmed(self) -> int:
-        """Forget unconfirmed double opt-in signatures past their time (hourly)."""
-        older_than = self.deps.clock() - timedelta(hours=self.deps.config.pending_ttl_hours)
+        """Forget unconfirmed double opt-in signatures, and preference changes never confirmed,
+        past their time (hourly)."""
+        now = self.deps.clock()
+        older_than = now - timedelta(hours=self.deps.config.pending_ttl_hours)
         with self.deps.engine.begin() as conn:
+            preferences.forget_expired(conn, now)
             return audience.forget_unconfirmed(conn, older_than)
 
     def publish_once(self) -> int:

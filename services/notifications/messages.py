@@ -37,6 +37,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "erase_subject": "Confirm erasing your data",
         "erase_body": "You asked us to erase your data. Open this link to confirm; if it was not "
         "you, ignore this email:",
+        "prefs_subject": "Confirm the changes to your preferences",
+        "prefs_body": "You asked to change how we address or reach you. Open this link to confirm;"
+        " if it was not you, ignore this email and nothing changes:",
         "footer_sent_by": "Sent by {org}, {address}.",
         "footer_unsubscribe": "Unsubscribe",
         "footer_preferences": "Manage your preferences",
@@ -73,6 +76,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "erase_body": "\u60a8\u8981\u6c42\u6211\u4eec\u5220\u9664\u60a8\u7684\u6570\u636e\u3002"
         "\u8bf7\u6253\u5f00\u6b64\u94fe\u63a5\u8fdb\u884c\u786e\u8ba4\uff1b\u5982\u679c\u4e0d"
         "\u662f\u60a8\u672c\u4eba\u64cd\u4f5c\uff0c\u8bf7\u5ffd\u7565\u6b64\u90ae\u4ef6\uff1a",
+        "prefs_subject": "\u8bf7\u786e\u8ba4\u60a8\u7684\u504f\u597d\u8bbe\u7f6e\u66f4\u6539",
+        "prefs_body": "\u60a8\u8981\u6c42\u66f4\u6539\u6211\u4eec\u79f0\u547c\u6216\u8054\u7cfb"
+        "\u60a8\u7684\u65b9\u5f0f\u3002\u8bf7\u6253\u5f00\u6b64\u94fe\u63a5\u8fdb\u884c\u786e"
+        "\u8ba4\uff1b\u5982\u679c\u4e0d\u662f\u60a8\u672c\u4eba\u64cd\u4f5c\uff0c\u8bf7\u5ffd"
+        "\u7565\u6b64\u90ae\u4ef6\uff0c\u8bbe\u7f6e\u4e0d\u4f1a\u66f4\u6539\uff1a",
         "footer_sent_by": "\u7531{org}\u53d1\u9001\uff0c\u5730\u5740\uff1a{address}\u3002",
         "footer_unsubscribe": "\u53d6\u6d88\u8ba2\u9605",
         "footer_preferences": "\u7ba1\u7406\u60a8\u7684\u504f\u597d\u8bbe\u7f6e",
@@ -111,6 +119,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\u8acb\u6253\u958b\u6b64\u9023\u7d50\u9032\u884c\u78ba\u8a8d\uff1b\u5982\u679c\u4e0d"
         "\u662f\u60a8\u672c\u4eba\u64cd\u4f5c\uff0c\u8acb\u5ffd\u7565\u6b64\u96fb\u5b50\u90f5"
         "\u4ef6\uff1a",
+        "prefs_subject": "\u8acb\u78ba\u8a8d\u60a8\u7684\u504f\u597d\u8a2d\u5b9a\u8b8a\u66f4",
+        "prefs_body": "\u60a8\u8981\u6c42\u8b8a\u66f4\u6211\u5011\u7a31\u547c\u6216\u806f\u7d61"
+        "\u60a8\u7684\u65b9\u5f0f\u3002\u8acb\u6253\u958b\u6b64\u9023\u7d50\u9032\u884c\u78ba"
+        "\u8a8d\uff1b\u5982\u679c\u4e0d\u662f\u60a8\u672c\u4eba\u64cd\u4f5c\uff0c\u8acb\u5ffd"
+        "\u7565\u6b64\u96fb\u5b50\u90f5\u4ef6\uff0c\u8a2d\u5b9a\u4e0d\u6703\u8b8a\u66f4\uff1a",
         "footer_sent_by": "\u7531{org}\u5bc4\u9001\uff0c\u5730\u5740\uff1a{address}\u3002",
         "footer_unsubscribe": "\u53d6\u6d88\u8a02\u95b1",
         "footer_preferences": "\u7ba1\u7406\u60a8\u7684\u504f\u597d\u8a2d\u5b9a",
@@ -155,6 +168,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\u3066\u78ba\u8a8d\u3057\u3066\u304f\u3060\u3055\u3044\u3002\u304a\u5fc3\u5f53\u305f"
         "\u308a\u304c\u306a\u3044\u5834\u5408\u306f\u3001\u3053\u306e\u30e1\u30fc\u30eb\u3092"
         "\u7121\u8996\u3057\u3066\u304f\u3060\u3055\u3044\uff1a",
+        "prefs_subject": "\u8a2d\u5b9a\u5909\u66f4\u306e\u3054\u78ba\u8a8d",
+        "prefs_body": "\u547c\u3073\u540d\u3084\u9023\u7d61\u65b9\u6cd5\u306e\u5909\u66f4\u3092"
+        "\u3054\u4f9d\u983c\u3044\u305f\u3060\u304d\u307e\u3057\u305f\u3002\u6b21\u306e\u30ea"
+        "\u30f3\u30af\u3092\u958b\u3044\u3066\u78ba\u8a8d\u3057\u3066\u304f\u3060\u3055\u3044"
+        "\u3002\u304a\u5fc3\u5f53\u305f\u308a\u304c\u306a\u3044\u5834\u5408\u306f\u3001\u3053"
+        "\u306e\u30e1\u30fc\u30eb\u3092\u7121\u8996\u3057\u3066\u304f\u3060\u3055\u3044\uff08"
+        "\u4f55\u3082\u5909\u66f4\u3055\u308c\u307e\u305b\u3093\uff09\uff1a",
         "footer_sent_by": "\u9001\u4fe1\u5143\uff1a{org}\uff08{address}\uff09",
         "footer_unsubscribe": "\u914d\u4fe1\u505c\u6b62",
         "footer_preferences": "\u914d\u4fe1\u8a2d\u5b9a\u306e\u7ba1\u7406",
@@ -197,6 +217,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\ub9c1\ud06c\ub97c \uc5f4\uc5b4 \uc8fc\uc138\uc694. \ubcf8\uc778\uc774 "
         "\uc694\uccad\ud558\uc9c0 \uc54a\uc558\ub2e4\uba74 \uc774 \uc774\uba54\uc77c\uc744 "
         "\ubb34\uc2dc\ud574 \uc8fc\uc138\uc694:",
+        "prefs_subject": "\ud658\uacbd\uc124\uc815 \ubcc0\uacbd \ud655\uc778",
+        "prefs_body": "\ud638\uce6d\uc774\ub098 \uc5f0\ub77d \ubc29\ubc95 \ubcc0\uacbd\uc744 "
+        "\uc694\uccad\ud558\uc168\uc2b5\ub2c8\ub2e4. \ud655\uc778\ud558\ub824\uba74 \uc774 \ub9c1"
+        "\ud06c\ub97c \uc5f4\uc5b4 \uc8fc\uc138\uc694. \ubcf8\uc778\uc774 \uc694\uccad\ud558\uc9c0"
+        " \uc54a\uc558\ub2e4\uba74 \uc774 \uc774\uba54\uc77c\uc744 \ubb34\uc2dc\ud574 \uc8fc\uc138"
+        "\uc694. \uc544\ubb34\uac83\ub3c4 \ubcc0\uacbd\ub418\uc9c0 \uc54a\uc2b5\ub2c8\ub2e4:",
         "footer_sent_by": "\ubc1c\uc2e0: {org}, {address}.",
         "footer_unsubscribe": "\uc218\uc2e0 \uac70\ubd80",
         "footer_preferences": "\uc218\uc2e0 \uc124\uc815 \uad00\ub9ac",
@@ -237,6 +263,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "d\u1eef li\u1ec7u c\u1ee7a b\u1ea1n. H\u00e3y m\u1edf li\u00ean k\u1ebft n\u00e0y "
         "\u0111\u1ec3 x\u00e1c nh\u1eadn; n\u1ebfu kh\u00f4ng ph\u1ea3i b\u1ea1n y\u00eau "
         "c\u1ea7u, vui l\u00f2ng b\u1ecf qua email n\u00e0y:",
+        "prefs_subject": "X\u00e1c nh\u1eadn thay \u0111\u1ed5i t\u00f9y ch\u1ecdn c\u1ee7a b"
+        "\u1ea1n",
+        "prefs_body": "B\u1ea1n \u0111\u00e3 y\u00eau c\u1ea7u thay \u0111\u1ed5i c\u00e1ch ch"
+        "\u00fang t\u00f4i x\u01b0ng h\u00f4 ho\u1eb7c li\u00ean l\u1ea1c v\u1edbi b\u1ea1n. H"
+        "\u00e3y m\u1edf li\u00ean k\u1ebft n\u00e0y \u0111\u1ec3 x\u00e1c nh\u1eadn; n\u1ebfu kh"
+        "\u00f4ng ph\u1ea3i b\u1ea1n y\u00eau c\u1ea7u, vui l\u00f2ng b\u1ecf qua email n\u00e0y v"
+        "\u00e0 s\u1ebd kh\u00f4ng c\u00f3 g\u00ec thay \u0111\u1ed5i:",
         "footer_sent_by": "\u0110\u01b0\u1ee3c g\u1eedi b\u1edfi {org}, {address}.",
         "footer_unsubscribe": "H\u1ee7y \u0111\u0103ng k\u00fd",
         "footer_preferences": "Qu\u1ea3n l\u00fd t\u00f9y ch\u1ecdn c\u1ee7a b\u1ea1n",
@@ -265,6 +298,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "erase_subject": "Kumpirmahin ang pagbura ng iyong data",
         "erase_body": "Hiniling mong burahin namin ang iyong data. Buksan ang link na ito para "
         "kumpirmahin; kung hindi ikaw ito, huwag pansinin ang email na ito:",
+        "prefs_subject": "Kumpirmahin ang mga pagbabago sa iyong mga kagustuhan",
+        "prefs_body": "Hiniling mong baguhin kung paano ka namin tinatawag o kinokontak. Buksan an"
+        "g link na ito para kumpirmahin; kung hindi ikaw ito, huwag pansinin ang email na ito at w"
+        "alang magbabago:",
         "footer_sent_by": "Ipinadala ng {org}, {address}.",
         "footer_unsubscribe": "Mag-unsubscribe",
         "footer_preferences": "Pamahalaan ang iyong mga preference",
@@ -470,7 +507,8 @@ def _email(
 def render_transactional(
     kind: str, locale: str, params: dict[str, Any], footer: Footer | None
 ) -> Rendered:
-    """Render a transactional email (thank_you, confirm, already_signed, milestone, erase)."""
+    """Render a transactional email (thank_you, confirm, already_signed, milestone, erase,
+    confirm_preferences)."""
     name = params.get("name")
     title = params.get("title") or ""
     extra = []
@@ -518,6 +556,15 @@ def render_transactional(
             None,
             name,
             link=params.get("erase_url"),
+        )
+    if kind == "confirm_preferences":
+        return _email(
+            locale,
+            text(locale, "prefs_subject"),
+            [text(locale, "prefs_body")],
+            None,
+            name,
+            link=params.get("confirm_url"),
         )
     raise ValueError(f"unknown transactional message kind {kind!r}")
 

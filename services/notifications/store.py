@@ -275,6 +275,21 @@ erasure_requests = Table(
     Column("expires_at", Moment(), nullable=False),
 )
 
+# Preference changes that make a supporter easier to identify or reach (discreet mode off, a
+# new name or pronouns, texts), held until the link emailed to the address confirms them: the
+# preference page is reachable by whoever holds a forwarded email. One live request a
+# supporter; only the token's hash is kept.
+preference_requests = Table(
+    "nf_preference_requests",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("supporter_id", String(64), nullable=False, index=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("created_at", Moment(), nullable=False),
+    Column("expires_at", Moment(), nullable=False),
+)
+
 # Idempotency-Key records of the admin API (POST /api/v1/erasures): see shared.idempotency.
 idempotency_keys = idempotency_table(metadata, "nf_idempotency_keys")
 

@@ -180,23 +180,83 @@ def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:
     assert [e["change"] for e in consent_events(service)] == ["unsubscribe", "subscribe"]
 
 
+def confirm_link(service: Service, supporter: str) -> str:
+    """The path of the link emailed to confirm a supporter's held preference changes."""
+    [row] = service.rows(
+        deliveries,
+        deliveries.c.kind == "confirm_preferences",
+        deliveries.c.recipient_id == supporter,
+    )
+    return str(row.params["confirm_url"]).removeprefix("https://notify.example.org")
+
+
 def test_the_name_and_pronouns_we_use_can_be_changed_on_the_page(service: Service) -> None:
-    """Every thank-you says so ("You can change this any time")."""
+    """Every thank-you says so ("You can change this any time"). The page is reached from a
+    link in every email, and emails get forwarded: a new name or pronouns takes effect only
+    once the link emailed to the address confirms it."""
     project_org(service, "org-n")
     people = seed_audience(service.engine, "camp-n", "org-n", 1)
     token = token_of(service, people[0], "org-n")
     client = service.client()
     form = {"email": "on", "given_name": " Rin <3 ", "pronouns": "ze/zir", "action": "save"}
-    assert client.post(f"/preferences/{token}", data=form).status_code == 200
+    held = client.post(f"/preferences/{token}", data=form)
+    assert held.status_code == 200 and "emailed you a link" in held.get_data(as_text=True)
+    assert (service.rows(supporters)[0].given_name, service.rows(supporters)[0].pronouns) == (
+        "P0",
+        None,
+    )
+    link = confirm_link(service, people[0]["supporter_id"])
+    shown = client.get(link).get_data(as_text=True)
+    assert "Rin &lt;3" in shown and "ze/zir" in shown
+    assert client.post(link).status_code == 200
     person = service.rows(supporters)[0]
     assert (person.given_name, person.pronouns) == ("Rin <3", "ze/zir")
+    assert client.post(link).status_code == 404  # spent
     page = client.get(f"/preferences/{token}").get_data(as_text=True)
     assert 'value="Rin &lt;3"' in page and 'value="ze/zir"' in page
     too_long = {**form, "pronouns": "x" * 41}
     refused = client.post(f"/preferences/{token}", data=too_long)
     assert refused.status_code == 422 and "pronouns" in refused.get_data(as_text=True)
-    cleared = client.post(f"/preferences/{token}", data={**form, "pronouns": ""})
-    assert cleared.status_code == 200 and service.rows(supporters)[0].pronouns is None
+    unchanged = client.post(f"/preferences/{token}", data=form)  # the same again: nothing held
+    assert "are saved" in unchanged.get_data(as_text=True)
+
+
+def test_a_forwarded_email_cannot_turn_discreet_mode_off_or_texts_on(service: Service) -> None:
+    """Whoever holds a forwarded email can open the page: what makes the supporter easier to
+    identify or reach waits for the inbox; what makes them harder to reach applies at once."""
+    project_org(service, "org-q")
+    people = seed_audience(
+        service.engine, "camp-q", "org-q", 1, phone_every=1, discreet_every=1, sms_consent=False
+    )
+    token = token_of(service, people[0], "org-q")
+    client = service.client()
+    client.post(f"/preferences/{token}", data={"email": "on", "sms": "on", "action": "save"})
+    person = service.rows(supporters)[0]
+    assert person.discreet is True
+    assert service.rows(consents, consents.c.channel == "sms", consents.c.granted) == []
+    assert service.rows(deliveries, deliveries.c.kind == "sms_welcome") == []
+    link = confirm_link(service, people[0]["supporter_id"])
+    # Asked again within the hour: the same link confirms the latest ask, no second email.
+    client.post(f"/preferences/{token}", data={"email": "on", "sms": "on", "action": "save"})
+    assert service.count(deliveries, deliveries.c.kind == "confirm_preferences") == 1
+    shown = client.get(link).get_data(as_text=True)
+    assert "Discreet mode off" in shown and "Text messages on" in shown
+    assert client.post(link).status_code == 200
+    assert service.rows(supporters)[0].discreet is False
+    assert len(service.rows(consents, consents.c.channel == "sms", consents.c.granted)) == 1
+    assert len(service.rows(deliveries, deliveries.c.kind == "sms_welcome")) == 1
+    # Turning discreet mode back on needs no email.
+    client.post(f"/preferences/{token}", data={"email": "on", "discreet": "on", "action": "save"})
+    assert service.rows(supporters)[0].discreet is True
+    # A change held and never confirmed goes with an erasure, names and all.
+    from services.notifications import erasure
+    from services.notifications.store import preference_requests
+
+    client.post(f"/preferences/{token}", data={"email": "on", "given_name": "Kim"})
+    assert service.count(preference_requests) == 1
+    with service.engine.begin() as conn:
+        erasure.apply_erasure(service.deps, conn, {"supporter_id": people[0]["supporter_id"]})
+    assert service.count(preference_requests) == 0
 
 
 def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> None:
@@ -246,6 +306,8 @@ def test_texts_chosen_on_the_page_get_the_welcome_and_no_number_no_box(service: 
     assert b'name="sms"' not in client.get(f"/preferences/{without}").data
     client.post(f"/preferences/{without}", data={"email": "on", "sms": "on"})
     client.post(f"/preferences/{with_phone}", data={"email": "on", "sms": "on"})
+    assert consent_events(service) == []  # texts on wait for the link emailed to confirm them
+    assert client.post(confirm_link(service, people[0]["supporter_id"])).status_code == 200
     assert [(e["supporter_id"], e["change"]) for e in consent_events(service)] == [
         (people[0]["supporter_id"], "subscribe")
     ]

@@ -82,6 +82,7 @@ def test_access_log_holds_no_address_query_or_token(monkeypatch: pytest.MonkeyPa
     [
         ("/api/v1/confirmations/abc.def", "/api/v1/confirmations/<redacted>"),
         ("/preferences/xyz", "/preferences/<redacted>"),
+        ("/preferences/xyz/confirm", "/preferences/<redacted>/confirm"),
         ("/erase/xyz", "/erase/<redacted>"),
         ("/api/v1/callbacks/twilio/status/d-1", "/api/v1/callbacks/twilio/status/<redacted>"),
         ("/api/v1/petitions/p-1/signatures", "/api/v1/petitions/p-1/signatures"),

@@ -100,3 +100,10 @@ def test_a_batch_of_1000_is_a_valid_sendgrid_request() -> None:
     body = mail_body(batch)
     assert validate_mail(body) == []
     assert len(body["personalizations"]) == 1000
+
+
+def test_the_link_confirming_preference_changes_is_sent_in_the_persons_language() -> None:
+    url = "https://notify.example.org/preferences/tok/confirm"
+    rendered = render_transactional("confirm_preferences", "ja", {"confirm_url": url}, None)
+    assert rendered.subject == "\u8a2d\u5b9a\u5909\u66f4\u306e\u3054\u78ba\u8a8d"
+    assert url in rendered.text and url in rendered.html

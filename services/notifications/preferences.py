@@ -1,0 +1,171 @@
+"""Preference changes held until the inbox confirms them.
+
+The preference page is reached through a link in every email, and emails are forwarded: whoever
+holds one could turn discreet mode off (the next subject and lock-screen preview name the
+cause), rename or re-gender the supporter in every organization's emails, or opt their phone in
+to texts. Changes that make a supporter easier to identify or reach wait here until the link
+emailed to the address confirms them; changes that make them harder to reach (unsubscribing,
+discreet mode on, texts off) apply at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from services.notifications import audience, compliance, handlers, ledger
+from services.notifications.bootstrap import Deps
+from services.notifications.store import preference_requests, supporters
+from shared.outbox import Outbox
+
+LINK_TTL = timedelta(hours=24)
+# At most one confirmation emailed to a supporter this often; a change asked for meanwhile
+# replaces what the link already sent will confirm (its page shows what that is).
+LINK_EVERY = timedelta(hours=1)
+NAMES = ("given_name", "pronouns")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hold(
+    deps: Deps,
+    conn: Connection,
+    person: audience.Supporter,
+    organization_id: str,
+    changes: Mapping[str, Any],
+) -> None:
+    """Keep changes until the supporter confirms them; email the link (once an hour at most)."""
+    now = deps.clock()
+    recent = conn.execute(
+        select(preference_requests.c.token_hash).where(
+            preference_requests.c.supporter_id == person.supporter_id,
+            preference_requests.c.created_at > now - LINK_EVERY,
+            preference_requests.c.expires_at > now,
+        )
+    ).first()
+    if recent is not None:
+        conn.execute(
+            update(preference_requests)
+            .where(preference_requests.c.token_hash == recent.token_hash)
+            .values(changes=dict(changes), organization_id=organization_id)
+        )
+        return
+    conn.execute(
+        delete(preference_requests).where(preference_requests.c.supporter_id == person.supporter_id)
+    )
+    token = secrets.token_urlsafe(32)
+    conn.execute(
+        preference_requests.insert().values(
+            token_hash=_token_hash(token),
+            supporter_id=person.supporter_id,
+            organization_id=organization_id,
+            changes=dict(changes),
+            created_at=now,
+            expires_at=now + LINK_TTL,
+        )
+    )
+    url = f"{deps.settings.public_base_url}/preferences/{token}/confirm"
+    row = ledger.new_row(
+        message_key=f"confirm_preferences:{_token_hash(token)[:32]}",
+        recipient_id=person.supporter_id,
+        channel="email",
+        kind="confirm_preferences",
+        status="queued",
+        params={"confirm_url": url, "organization_id": organization_id},
+        now=now,
+    )
+    ledger.insert_new(conn, [row])
+
+
+def pending(deps: Deps, conn: Connection, token: str) -> Any:
+    """Return the unexpired request a confirmation link belongs to, else None."""
+    row = conn.execute(
+        select(preference_requests).where(preference_requests.c.token_hash == _token_hash(token))
+    ).first()
+    if row is None or row.expires_at < deps.clock():
+        return None
+    return row
+
+
+def confirm(deps: Deps, conn: Connection, token: str) -> bool:
+    """Apply the changes a confirmation link holds, once; False for an unknown or spent link."""
+    row = pending(deps, conn, token)
+    if row is None:
+        return False
+    conn.execute(
+        delete(preference_requests).where(preference_requests.c.token_hash == row.token_hash)
+    )
+    person = audience.load_supporters(conn, [row.supporter_id]).get(row.supporter_id)
+    if person is None:
+        return False
+    now = deps.clock()
+    changes = dict(row.changes)
+    values = {name: changes[name] for name in NAMES if name in changes}
+    if changes.get("discreet") is False:
+        values["discreet"] = False
+    if values:
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.supporter_id == person.supporter_id)
+            .values(updated_at=now, **values)
+        )
+    if changes.get("sms"):
+        set_sms_consent(conn, deps.outbox, person, row.organization_id, True, now)
+    return True
+
+
+def set_sms_consent(
+    conn: Connection,
+    outbox: Outbox,
+    person: audience.Supporter,
+    organization_id: str,
+    wanted: bool,
+    at: datetime,
+) -> bool:
+    """Give or withdraw the supporter's texts consent for an organization, for the number on
+    file; publish the change and welcome a new opt-in with HELP and STOP wording. A number that
+    texted STOP keeps its consent as it was (only START from the phone lifts a STOP, and brings
+    back what was given before). Return whether it changed."""
+    if not person.phone_hash or audience.suppressed_hashes(
+        conn, [person.phone_hash], "sms", organization_id
+    ):
+        return False
+    if not audience.set_consent(
+        conn, person.supporter_id, organization_id, "sms", wanted, at, person.phone_hash
+    ):
+        return False
+    change = "subscribe" if wanted else "unsubscribe"
+    outbox.add(
+        conn, compliance.consent_event(person.supporter_id, "sms", organization_id, change, at)
+    )
+    if wanted:  # a new opt-in gets the welcome with HELP and STOP wording
+        org = audience.organization(conn, organization_id)
+        handlers.queue_sms_welcome(conn, person.supporter_id, org, {}, at)
+    return True
+
+
+def forget_expired(conn: Connection, now: datetime) -> int:
+    """Forget requests never confirmed in time, with the names they held."""
+    result = conn.execute(delete(preference_requests).where(preference_requests.c.expires_at < now))
+    return int(result.rowcount or 0)
+
+
+def described(changes: Mapping[str, Any]) -> list[str]:
+    """What a request will change, in words for its confirmation page."""
+    lines = []
+    if "given_name" in changes:
+        lines.append(f"The name we greet you by: {changes['given_name'] or '(none)'}")
+    if "pronouns" in changes:
+        lines.append(f"Your pronouns: {changes['pronouns'] or '(none)'}")
+    if changes.get("discreet") is False:
+        lines.append("Discreet mode off: subjects and texts may name the cause")
+    if changes.get("sms"):
+        lines.append("Text messages on")
+    return lines
