@@ -72,7 +72,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def preferences_page(token: str) -> Response:
         person, org = resolve(token)
         if person is None or org is None:
-            return html_page("Preferences", "<p>This link is no longer valid.</p>", 404)
+            return _gone("Preferences")
         with deps.engine.connect() as conn:
             email_on = person.supporter_id in audience.consented_ids(
                 conn, [person.supporter_id], org.organization_id, "email"
@@ -119,7 +119,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def save_preferences(token: str) -> Response:
         person, org = resolve(token)
         if person is None or org is None:
-            return html_page("Preferences", "<p>This link is no longer valid.</p>", 404)
+            return _gone("Preferences")
         now = deps.clock()
         names: dict[str, str | None] = {}
         for field, limit, label in (
@@ -188,7 +188,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
         with deps.engine.connect() as conn:
             row = preferences.pending(deps, conn, token)
         if row is None:
-            return html_page("Confirm your changes", "<p>This link is no longer valid.</p>", 404)
+            return _gone("Confirm your changes")
         items = "".join(f"<li>{escape(line)}</li>" for line in preferences.described(row.changes))
         body = (
             f'<form method="post" action="/preferences/{escape(token)}/confirm">'
@@ -201,9 +201,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def preferences_confirm(token: str) -> Response:
         with deps.engine.begin() as conn:
             if not preferences.confirm(deps, conn, token):
-                return html_page(
-                    "Confirm your changes", "<p>This link is no longer valid.</p>", 404
-                )
+                return _gone("Confirm your changes")
         return html_page("Saved", "<p>Your changes are saved.</p>")
 
     @bp.get("/erase/<token>")
@@ -211,7 +209,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
         with deps.engine.connect() as conn:
             target = erasure.erasure_target(deps, conn, token)
         if target is None:
-            return html_page("Erase my data", "<p>This link is no longer valid.</p>", 404)
+            return _gone("Erase my data")
         body = (
             f'<form method="post" action="/erase/{escape(token)}"><p>This removes your contact '
             "details and preferences from every Kinship service. It cannot be undone.</p>"
@@ -224,11 +222,16 @@ def public_blueprint(deps: Deps) -> Blueprint:
         with deps.engine.begin() as conn:
             target = erasure.erasure_target(deps, conn, token)
             if target is None:
-                return html_page("Erase my data", "<p>This link is no longer valid.</p>", 404)
+                return _gone("Erase my data")
             erasure.erase(deps, conn, supporter=target)
         return html_page("Erased", "<p>Your data has been erased.</p>")
 
     return bp
+
+
+def _gone(title: str) -> Response:
+    """The page of a link that is unknown, spent or expired (it says no more than that)."""
+    return html_page(title, "<p>This link is no longer valid.</p>", 404)
 
 
 def _mask(address: str | None) -> str:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from services.notifications import audience, ledger
+from services.notifications import audience, links
 from services.notifications.audience import EVERY_ORG
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.store import (
@@ -116,10 +114,6 @@ def erase(
     return list(targets)
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 # At most one erasure link emailed to a supporter this often, however often it is asked for.
 ERASE_LINK_EVERY = timedelta(hours=1)
 
@@ -139,31 +133,22 @@ def request_erasure(deps: Deps, conn: Connection, supporter: audience.Supporter)
     ).first()
     if recent is not None:
         return False
-    token = secrets.token_urlsafe(32)
+    base = deps.settings.public_base_url
+    hashed = links.email_link(
+        conn, "erase", supporter.supporter_id, lambda t: {"erase_url": f"{base}/erase/{t}"}, now
+    )
     conn.execute(
         erasure_requests.insert().values(
-            token_hash=_token_hash(token),
-            supporter_id=supporter.supporter_id,
-            expires_at=now + ERASE_LINK_TTL,
+            token_hash=hashed, supporter_id=supporter.supporter_id, expires_at=now + ERASE_LINK_TTL
         )
     )
-    row = ledger.new_row(
-        message_key=f"erase:{_token_hash(token)[:32]}",
-        recipient_id=supporter.supporter_id,
-        channel="email",
-        kind="erase",
-        status="queued",
-        params={"erase_url": f"{deps.settings.public_base_url}/erase/{token}"},
-        now=now,
-    )
-    ledger.insert_new(conn, [row])
     return True
 
 
 def erasure_target(deps: Deps, conn: Connection, token: str) -> str | None:
     """Return the supporter an unexpired erasure link belongs to."""
     row = conn.execute(
-        select(erasure_requests).where(erasure_requests.c.token_hash == _token_hash(token))
+        select(erasure_requests).where(erasure_requests.c.token_hash == links.token_hash(token))
     ).first()
     if row is None or row.expires_at < deps.clock():
         return None

@@ -10,15 +10,13 @@ discreet mode on, texts off) apply at once.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from services.notifications import audience, compliance, handlers, ledger
+from services.notifications import audience, compliance, handlers, links
 from services.notifications.bootstrap import Deps
 from services.notifications.store import preference_requests, supporters
 from shared.outbox import Outbox
@@ -28,10 +26,6 @@ LINK_TTL = timedelta(hours=24)
 # replaces what the link already sent will confirm (its page shows what that is).
 LINK_EVERY = timedelta(hours=1)
 NAMES = ("given_name", "pronouns")
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def hold(
@@ -60,10 +54,20 @@ def hold(
     conn.execute(
         delete(preference_requests).where(preference_requests.c.supporter_id == person.supporter_id)
     )
-    token = secrets.token_urlsafe(32)
+    base = deps.settings.public_base_url
+    hashed = links.email_link(
+        conn,
+        "confirm_preferences",
+        person.supporter_id,
+        lambda t: {
+            "confirm_url": f"{base}/preferences/{t}/confirm",
+            "organization_id": organization_id,
+        },
+        now,
+    )
     conn.execute(
         preference_requests.insert().values(
-            token_hash=_token_hash(token),
+            token_hash=hashed,
             supporter_id=person.supporter_id,
             organization_id=organization_id,
             changes=dict(changes),
@@ -71,23 +75,14 @@ def hold(
             expires_at=now + LINK_TTL,
         )
     )
-    url = f"{deps.settings.public_base_url}/preferences/{token}/confirm"
-    row = ledger.new_row(
-        message_key=f"confirm_preferences:{_token_hash(token)[:32]}",
-        recipient_id=person.supporter_id,
-        channel="email",
-        kind="confirm_preferences",
-        status="queued",
-        params={"confirm_url": url, "organization_id": organization_id},
-        now=now,
-    )
-    ledger.insert_new(conn, [row])
 
 
 def pending(deps: Deps, conn: Connection, token: str) -> Any:
     """Return the unexpired request a confirmation link belongs to, else None."""
     row = conn.execute(
-        select(preference_requests).where(preference_requests.c.token_hash == _token_hash(token))
+        select(preference_requests).where(
+            preference_requests.c.token_hash == links.token_hash(token)
+        )
     ).first()
     if row is None or row.expires_at < deps.clock():
         return None
