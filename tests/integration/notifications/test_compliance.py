@@ -344,7 +344,8 @@ def test_twilios_own_reading_of_an_opt_out_is_honoured(service: Service) -> None
     number = "+14155550111"
     client = service.client()
     custom = {"From": number, "Body": "\u9000\u8ba2", "OptOutType": "STOP"}
-    assert client.post(INBOUND, data=custom, headers=twilio_signature(INBOUND, custom)).status_code
+    told = client.post(INBOUND, data=custom, headers=twilio_signature(INBOUND, custom))
+    assert told.status_code == 200
     [row] = service.rows(suppressions)
     assert (row.contact_hash, row.reason) == (phone_hash(HASH_KEY, number), "stop")
     back = {"From": number, "Body": "\u8ba2\u9605", "OptOutType": "START"}
