@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, or_, select
 
 from services.notifications import audience, ledger
 from services.notifications.audience import EVERY_ORG, Supporter
 from services.notifications.bootstrap import SOURCE
-from services.notifications.store import alerts, supporters
+from services.notifications.store import alerts, deliveries, early_outcomes, supporters, upsert
 from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import format_time
@@ -231,7 +231,66 @@ def _demote_sent(conn: Connection, row: Any, error_code: str, at: datetime) -> b
     return bool(moved)
 
 
+# A row the provider may hold but the sender has not yet recorded as sent.
+NOT_YET_SENT = ("queued", "sending")
+# How long a provider's early word waits for its row to be settled (a sender that died with the
+# row in `sending` leaves it there, not sent again; see ledger).
+HELD_FOR = timedelta(days=7)
+
+
+def _hold(conn: Connection, row: Any, outcome: str, error_code: str | None, at: datetime) -> bool:
+    """Keep a provider's word on a row the sender has not settled yet; return whether held.
+
+    Twilio can call back before the sender's transaction records that it took the message.
+    Applied then, "delivered" found nothing to move and "undelivered" nothing to fail: the row
+    became `sent` afterwards and the message counted as sent for good. A failure is never
+    replaced by a later "delivered".
+    """
+    if row.status not in NOT_YET_SENT:
+        return False
+    held = conn.execute(
+        select(early_outcomes.c.outcome).where(early_outcomes.c.delivery_id == row.delivery_id)
+    ).scalar()
+    if held != "failed":
+        values = {"outcome": outcome, "error_code": error_code, "received_at": at}
+        upsert(conn, early_outcomes, {"delivery_id": row.delivery_id, **values},
+               ["delivery_id"], values)  # fmt: skip
+    return True
+
+
+def apply_held_outcomes(conn: Connection, outbox: Outbox, now: datetime, limit: int = 500) -> int:
+    """Apply held provider outcomes whose rows are settled now; forget those with no row, and
+    those held past HELD_FOR. Return how many were looked at."""
+    rows = conn.execute(
+        select(early_outcomes)
+        .select_from(
+            early_outcomes.outerjoin(
+                deliveries, deliveries.c.delivery_id == early_outcomes.c.delivery_id
+            )
+        )
+        .where(
+            or_(
+                deliveries.c.status.is_(None),
+                deliveries.c.status.not_in(NOT_YET_SENT),
+                early_outcomes.c.received_at < now - HELD_FOR,
+            )
+        )
+        .limit(limit)
+    ).all()
+    for held in rows:
+        row = ledger.by_id(conn, held.delivery_id)
+        if row is not None and row.status not in NOT_YET_SENT:
+            if held.outcome == "delivered":
+                mark_delivered(conn, outbox, row, held.received_at)
+            else:
+                mark_failed_after_send(conn, outbox, row, held.error_code, held.received_at)
+        conn.execute(delete(early_outcomes).where(early_outcomes.c.delivery_id == held.delivery_id))
+    return len(rows)
+
+
 def mark_delivered(conn: Connection, outbox: Outbox, row: Any, at: datetime) -> bool:
+    if _hold(conn, row, "delivered", None, at):
+        return False
     moved = ledger.transition(conn, [row.delivery_id], "delivered", at, from_status=("sent",))
     if moved:
         ledger.bump(conn, row.alert_id, delivered=1)
@@ -245,6 +304,8 @@ def mark_delivered(conn: Connection, outbox: Outbox, row: Any, at: datetime) -> 
 def mark_failed_after_send(
     conn: Connection, outbox: Outbox, row: Any, error_code: str, at: datetime
 ) -> bool:
+    if _hold(conn, row, "failed", error_code, at):
+        return False
     moved = _demote_sent(conn, row, error_code, at)
     if moved:
         event = delivery_event("failed", row, at, error_code)

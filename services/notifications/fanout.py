@@ -22,7 +22,7 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, select, update
 
-from services.notifications import audience, ledger, preferences
+from services.notifications import audience, compliance, ledger, preferences
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
@@ -505,6 +505,7 @@ class QueuePoller:
 class ProgressPublisher:
     """Publishes alert.progressed when an alert's counts changed, at most once per interval.
 
+    Before each look it applies providers' outcomes that came before their rows were settled.
     Hourly it also forgets expired Idempotency-Key records and unconfirmed signatures.
     """
 
@@ -520,12 +521,18 @@ class ProgressPublisher:
     def run(self) -> None:
         while not self._stop.is_set():
             try:
+                self.apply_held_outcomes()
                 self.publish_once()
                 self.expired_keys.forget_if_due()
                 self.unconfirmed.run_if_due()
             except Exception as exc:  # noqa: BLE001
                 log.warning("progress publisher paused", extra={"error": type(exc).__name__})
             self._stop.wait(self.deps.config.progress_interval)
+
+    def apply_held_outcomes(self) -> int:
+        """Apply providers' outcomes that arrived before their rows were settled."""
+        with self.deps.engine.begin() as conn:
+            return compliance.apply_held_outcomes(conn, self.deps.outbox, self.deps.clock())
 
     def forget_unconfirmed(self) -> int:
         """Forget unconfirmed double opt-in signatures, and preference changes never confirmed,

@@ -290,6 +290,19 @@ preference_requests = Table(
     Column("expires_at", Moment(), nullable=False),
 )
 
+# A provider's word on a message (Twilio's status callback, SendGrid's events) that came while
+# its ledger row was still `queued` or `sending`: the sender had not yet recorded that the
+# provider took it. Held here, and applied once the row is `sent` (ProgressPublisher).
+# outcome: delivered | failed.
+early_outcomes = Table(
+    "nf_early_outcomes",
+    metadata,
+    Column("delivery_id", String(64), primary_key=True),
+    Column("outcome", String(16), nullable=False),
+    Column("error_code", String(64)),
+    Column("received_at", Moment(), nullable=False),
+)
+
 # Idempotency-Key records of the admin API (POST /api/v1/erasures): see shared.idempotency.
 idempotency_keys = idempotency_table(metadata, "nf_idempotency_keys")
 

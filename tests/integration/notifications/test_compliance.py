@@ -544,6 +544,45 @@ def test_twilio_status_callback_is_verified_and_marks_delivered(service: Service
     assert service.count(deliveries, deliveries.c.status == "delivered") == 1
 
 
+def test_a_status_callback_that_beats_the_senders_record_still_counts(service: Service) -> None:
+    # Twilio can call back before the sender has recorded that Twilio took the text. The
+    # fake holds the request 3 s; both callbacks come in that time, while the rows are
+    # `queued` or `sending`, and are applied once the rows are settled: neither is lost.
+    project_org(service, "org-e")
+    people = seed_audience(
+        service.engine, "camp-e", "org-e", 2, phone_every=1, email_consent=False, time_zone="UTC"
+    )
+    service.deps.clock = lambda: NOON_UTC
+    service.fakes.set_faults("twilio", {"rules": [{"kind": "delay", "delay_ms": 3000}]})
+    service.start()
+    service.publish(alert("alert-e", "camp-e", "org-e", ["sms"]))
+    eventually(lambda: service.count(deliveries, deliveries.c.status == "sending") >= 1)
+    client = service.client()
+    outcomes = {
+        people[0]["supporter_id"]: {"MessageStatus": "undelivered", "ErrorCode": "30003"},
+        people[1]["supporter_id"]: {"MessageStatus": "delivered"},
+    }
+    for row in service.rows(deliveries):
+        path = f"/api/v1/callbacks/twilio/status/{row.delivery_id}"
+        form = {"MessageSid": f"SM{row.delivery_id[:30]}", **outcomes[row.recipient_id]}
+        assert client.post(path, data=form, headers=twilio_signature(path, form)).status_code == 204
+    in_flight = deliveries.c.status.in_(["queued", "sending"])
+    assert service.count(deliveries, in_flight) == 2  # neither text is recorded as sent yet
+    eventually(lambda: len(service.fakes.twilio_messages()) == 2, message="texts taken")
+
+    def settled() -> dict[str, tuple[str, str | None]]:
+        return {r.recipient_id: (r.status, r.error_code) for r in service.rows(deliveries)}
+
+    applied = {
+        people[0]["supporter_id"]: ("failed", "30003"),
+        people[1]["supporter_id"]: ("delivered", None),
+    }
+    eventually(lambda: settled() == applied, message="early callbacks applied")
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.delivered, row.failed) == (1, 1, 1)
+    assert row.total == row.sent + row.failed + row.suppressed
+
+
 def test_a_later_signature_never_turns_discreet_mode_off(service: Service) -> None:
     from services.notifications.handlers import handle_signature_created
     from tests.integration.notifications.harness import signature
