@@ -104,10 +104,16 @@ def public_blueprint(deps: Deps) -> Blueprint:
             f"{sms_box}{STOPPED_NOTE if sms_stopped else ''}"
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
             "Discreet mode: texts and subjects that name no cause</label><br>"
+            # Never shown here, only asked: whoever holds a forwarded email can open this page,
+            # and a supporter's name and pronouns are not theirs to read.
             f'<label>The name we greet you by <input name="given_name" maxlength="{NAME_MAX}"'
-            f' value="{escape(person.given_name or "")}"></label><br>'
+            ' placeholder="unchanged"></label><br>'
             f'<label>Your pronouns <input name="pronouns" maxlength="{PRONOUNS_MAX}"'
-            f' value="{escape(person.pronouns or "")}"></label><br>'
+            ' placeholder="unchanged"></label><br>'
+            '<label><input type="checkbox" name="clear_names"> Greet me without a name or'
+            " pronouns</label><br>"
+            "<p>The name and pronouns we hold are not shown on this page. Leave a field blank to"
+            " keep it as it is.</p>"
             '<button type="submit" name="action" value="save">Save</button></form>'
             f'<form method="post" action="/preferences/{t}">'
             '<button type="submit" name="action" value="erase">Erase my data</button>'
@@ -126,12 +132,17 @@ def public_blueprint(deps: Deps) -> Blueprint:
             ("given_name", NAME_MAX, "The name we greet you by"),
             ("pronouns", PRONOUNS_MAX, "Your pronouns"),
         ):
-            if field in request.form and request.form.get("action") != "erase":
-                value = request.form[field].strip()
-                if len(value) > limit or not storable(value):
-                    problem = f"<p>{label}: at most {limit} characters, and no control ones.</p>"
-                    return html_page("Not saved", problem, 422)
-                names[field] = value or None
+            if request.form.get("action") == "erase":
+                break
+            if request.form.get("clear_names"):
+                names[field] = None
+                continue
+            value = request.form.get(field, "").strip()
+            if len(value) > limit or not storable(value):
+                problem = f"<p>{label}: at most {limit} characters, and no control ones.</p>"
+                return html_page("Not saved", problem, 422)
+            if value:  # blank: the page shows none, so blank keeps what is held
+                names[field] = value
         with deps.engine.begin() as conn:
             if request.form.get("action") == "erase":
                 erasure.request_erasure(deps, conn, person)
