@@ -63,9 +63,12 @@ class Moment(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        return aware(value) if value is not None else None
+
+
+def aware(moment: datetime) -> datetime:
+    """Return a stored UTC time as time-zone aware (SQLite hands back naive datetimes)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:

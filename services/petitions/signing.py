@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from services.petitions import domain, store
 from services.petitions.bootstrap import Deps
 from services.petitions.usecases import Result, coalition_of, event, now, run_idempotent
+from shared.db import aware
 from shared.errors import Conflict, FieldError, NotFound
 from shared.ids import uuid7
 from shared.privacy import clean_email, email_hash, phone_hash, supporter_id
@@ -343,7 +344,7 @@ def _link(deps: Deps, conn: Connection, token: str, moment: datetime, lock: bool
     petition = store.get_petition(conn, signature.petition_id)
     if signature.status == domain.CONFIRMED:
         return Link("confirmed", signature, petition)
-    if signature.expires_at is not None and _aware(signature.expires_at) < moment:
+    if signature.expires_at is not None and aware(signature.expires_at) < moment:
         return Link("gone")
     if petition.status != domain.OPEN:
         return Link("closed", signature, petition)
@@ -393,13 +394,6 @@ def confirm(deps: Deps, token: str) -> dict[str, Any]:
             }
             deps.outbox.add(conn, event(deps, "signature.confirmed", signature.supporter_id, data))
         return result
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything here is stored in UTC.
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
