@@ -29,6 +29,14 @@ from shared.web import AUTH_DOC, PAGE_HEADERS, ApiBlueprint, html_page, storable
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
 NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
+# Which partners a supporter shares with is not shown (whoever holds a forwarded email can
+# open the page); the box withdraws every share, and a later signature can tick one again.
+SHARE_BOX = (
+    '<input type="hidden" name="shares_offered" value="1">'
+    '<label><input type="checkbox" name="share" checked> Share my contact details with the'
+    " partner organizations I chose when signing</label><br>"
+    "<p>Untick to stop: each of them is told to delete the details we sent it.</p>"
+)
 STOPPED_NOTE = (
     "<p>This number replied STOP, so no texts are sent to it. Text START to our number to"
     " receive them again.</p>"
@@ -87,6 +95,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             sms_on = not sms_stopped and person.supporter_id in audience.consented_ids(
                 conn, [person.supporter_id], org.organization_id, "sms"
             )
+            sharing = bool(audience.shared_with(conn, person.supporter_id))
         t = escape(token)
         checked = {True: " checked", False: ""}
         sms_box = (  # no number on file: nothing to text
@@ -102,6 +111,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             f'<form method="post" action="/preferences/{t}">'
             f'<label><input type="checkbox" name="email"{checked[email_on]}> Email</label><br>'
             f"{sms_box}{STOPPED_NOTE if sms_stopped else ''}"
+            f"{SHARE_BOX if sharing else ''}"
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
             "Discreet mode: texts and subjects that name no cause</label><br>"
             # Never shown here, only asked: whoever holds a forwarded email can open this page,
@@ -175,6 +185,8 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 preferences.set_sms_consent(
                     conn, deps.outbox, person, org.organization_id, False, now
                 )
+            if request.form.get("shares_offered") and not request.form.get("share"):
+                compliance.withdraw_shares(conn, deps.outbox, person, now)
             discreet = bool(request.form.get("discreet"))
             if discreet and not person.discreet:
                 conn.execute(

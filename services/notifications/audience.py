@@ -36,6 +36,7 @@ from services.notifications.store import (
 )
 from shared.db import one_of
 from shared.events import Event
+from shared.events.catalog import SHARE
 from shared.locales import language_tag, resolve_locale
 from shared.privacy import email_hash, keyed_hash, phone_hash
 
@@ -301,7 +302,7 @@ def grant_consents(
     if given.get("sms") and phone_hash:
         wanted.append((organization_id, "sms"))
     for partner in given.get("partner_organization_ids") or []:
-        wanted.append((partner, "share"))
+        wanted.append((partner, SHARE))
     new: set[str] = set()
     for org, channel in wanted:
         if set_consent(conn, supporter_id, org, channel, True, at, phone_hash) and (
@@ -309,6 +310,19 @@ def grant_consents(
         ):
             new.add(channel)
     return new
+
+
+def shared_with(conn: Connection, supporter_id: str) -> list[str]:
+    """Return the organizations a supporter lets us share their contact details with."""
+    return sorted(
+        conn.execute(
+            select(consents.c.organization_id).where(
+                consents.c.supporter_id == supporter_id,
+                consents.c.channel == SHARE,
+                consents.c.granted == true(),
+            )
+        ).scalars()
+    )
 
 
 def set_consent(

@@ -15,7 +15,7 @@ from services.notifications.audience import EVERY_ORG, Supporter
 from services.notifications.bootstrap import SOURCE
 from services.notifications.store import alerts, deliveries, early_outcomes, supporters, upsert
 from shared.events import Event
-from shared.events.catalog import type_name
+from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
 from shared.outbox import Outbox
 from shared.privacy import email_hash, keyed_hash, supporter_id
@@ -137,6 +137,17 @@ def unsubscribe_email(
             conn, consent_event(supporter.supporter_id, "email", organization_id, "unsubscribe", at)
         )
     return changed
+
+
+def withdraw_shares(conn: Connection, outbox: Outbox, supporter: Supporter, at: datetime) -> int:
+    """Stop sharing a supporter's contact details with every partner organization they ticked;
+    return how many were withdrawn. Each one's consent.changed tells petitions (the partner's
+    export) and the partner's webhooks (delete what you were given)."""
+    partners = audience.shared_with(conn, supporter.supporter_id)
+    for partner in partners:
+        audience.set_consent(conn, supporter.supporter_id, partner, SHARE, False, at)
+        outbox.add(conn, consent_event(supporter.supporter_id, SHARE, partner, "unsubscribe", at))
+    return len(partners)
 
 
 def resubscribe_email(

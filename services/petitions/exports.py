@@ -15,7 +15,9 @@ from services.petitions import domain, store
 from services.petitions.bootstrap import Deps
 from services.petitions.usecases import coalition_of
 from shared.auth import Principal
+from shared.db import aware
 from shared.errors import NotFound
+from shared.events.catalog import SHARE
 
 CONTACT = (
     "signature_id",
@@ -80,6 +82,14 @@ def _reachable(row: Any, channel: str, organization_id: str, changes: Changes) -
     )
 
 
+def _share_withdrawn(row: Any, partner_id: str, changes: Changes) -> bool:
+    """Whether the signer withdrew, since giving it with this signature, their consent to share
+    their details with the partner (a later signature ticking the box gives it anew)."""
+    withdrawn_at = changes.get((row.supporter_id, partner_id, SHARE), {}).get("unsubscribe")
+    given_at = row.confirmed_at or row.created_at
+    return withdrawn_at is not None and aware(withdrawn_at) >= aware(given_at)
+
+
 def _cells(
     row: Any, slugs: dict[str, str], organization_id: str, changes: Changes
 ) -> dict[str, Any]:
@@ -115,13 +125,14 @@ def csv_lines(
     """Yield the CSV in chunks of one batch of rows each, after a byte-order mark if asked.
 
     The consent columns say whether the signer may be contacted now: ticked when signing, and
-    not withdrawn since (store.consent_changes, read once a batch)."""
+    not withdrawn since (store.consent_changes, read once a batch). A partner's export leaves
+    out whoever withdrew their consent to share with it since signing."""
     buffer = io.StringIO()
     if bom:
         buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
-    consents = "email_consent" in columns or "sms_consent" in columns
+    consents = "email_consent" in columns or "sms_consent" in columns or partner_id is not None
     with deps.engine.connect() as conn:
         petition = store.get_petition(conn, petition_id)
     organization_id = petition.organization_id if petition is not None else ""
@@ -130,9 +141,13 @@ def csv_lines(
         if consents:
             with deps.engine.connect() as conn:
                 changes = store.consent_changes_of(
-                    conn, [r.supporter_id for r in rows if r.supporter_id], organization_id
+                    conn,
+                    [r.supporter_id for r in rows if r.supporter_id],
+                    partner_id or organization_id,
                 )
         for row in rows:
+            if partner_id is not None and _share_withdrawn(row, partner_id, changes):
+                continue
             cells = _cells(row, slugs, organization_id, changes)
             writer.writerow([domain.csv_safe(cells[name]) for name in columns])
         yield buffer.getvalue()

@@ -14,6 +14,10 @@ CAMPAIGNS = "kinship.campaigns"
 PETITIONS = "kinship.petitions"
 NOTIFICATIONS = "kinship.notifications"
 CHANNELS = ("email", "sms")
+# What a consent is given for: a channel of the organization's own messages, or sharing the
+# supporter's contact details with that (partner) organization.
+SHARE = "share"
+CONSENT_CHANNELS = (*CHANNELS, SHARE)
 # Internal work topics of the notifications service: alert batches for its senders, one topic
 # per channel, so a sender reads only its own channel's batches (with one shared topic, the SMS
 # senders fetched and skipped every batch of a million-recipient email alert).
@@ -250,8 +254,11 @@ class AlertProgressedSchema(Schema):
 
 
 class ConsentChangedSchema(Schema):
+    """Key: supporter_id. channel `share`: sharing contact details with organization_id (a
+    partner); its `unsubscribe` means the partner must delete what it was given."""
+
     supporter_id = _id()
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel = fields.String(required=True, validate=validate.OneOf(CONSENT_CHANNELS))
     organization_id = fields.String(allow_none=True)
     change = fields.String(
         required=True,

@@ -27,12 +27,15 @@ EVENT_TYPES = (
     "signature.confirmed",
 )
 TEST_EVENT_TYPE = "webhook.test"
+# Delete the details you were sent of this person: erased everywhere, or they withdrew their
+# consent to share them with you. Payload {"supporter_id", "at"}.
+DELETIONS = ("person.erased", "consent.withdrawn")
 # Delivered to the endpoints they are addressed to, whatever those subscribed to: a test send,
-# and the erasure of a person whose details an endpoint was sent.
-UNFILTERED = (TEST_EVENT_TYPE, "person.erased")
+# and a deletion of a person whose details an endpoint was sent.
+UNFILTERED = (TEST_EVENT_TYPE, *DELETIONS)
 # Written pending whatever the endpoint's state, and never failed by disabling it: they go out
-# once it is enabled again (its owner still holds the details an erasure asks to delete).
-HELD = ("person.erased",)
+# once it is enabled again (its owner still holds the details a deletion asks to delete).
+HELD = DELETIONS
 # Why an endpoint was disabled without its owner: its events are still kept (as failed) and
 # its organization is told. One its owner turned off ("partner") gets nothing.
 AUTO_DISABLED = ("gone", "failing")
@@ -263,7 +266,7 @@ def payload_data(short: str, data: Mapping[str, Any], organization_id: str) -> d
     """
     if short.startswith("campaign.") and short != "campaign.partner_joined":
         return _pick(data, _CAMPAIGN)
-    if short == "person.erased":  # the id they were given with the details: delete them
+    if short in DELETIONS:  # the id they were given with the details: delete them
         return _pick(data, ("supporter_id", "at"))
     if short in _PUBLIC:
         return _pick(data, _PUBLIC[short])

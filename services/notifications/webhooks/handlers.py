@@ -21,7 +21,7 @@ from services.notifications.store import campaigns, petitions, signatures, suppo
 from services.notifications.webhooks import domain
 from services.notifications.webhooks.store import attempts, endpoints, messages, shares
 from shared.events import Event
-from shared.events.catalog import type_name
+from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
 
 Handler = Callable[[Event, Connection], None]
@@ -221,17 +221,19 @@ def erasure_endpoints(conn: Connection, orgs: Collection[str], told: Collection[
     }
 
 
-def scrub(conn: Connection, supporter_id: str) -> int:
-    """Remove an erased person's details from every stored message (replays send none).
+def scrub(conn: Connection, supporter_id: str, organization_id: str | None = None) -> int:
+    """Remove a person's details from every stored message (replays send none), or from those
+    of one organization.
 
     Partners' responses to those messages go too: many echo the payload they were sent, and
     the attempts API shows them.
     """
-    rows = conn.execute(
-        select(messages.c.message_id, messages.c.body).where(
-            messages.c.supporter_id == supporter_id
-        )
-    ).all()
+    query = select(messages.c.message_id, messages.c.body).where(
+        messages.c.supporter_id == supporter_id
+    )
+    if organization_id is not None:
+        query = query.where(messages.c.organization_id == organization_id)
+    rows = conn.execute(query).all()
     for row in rows:
         body = json.loads(row.body)
         data = body.get("data") or {}
@@ -290,6 +292,39 @@ def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Han
             only_endpoints=erasure_endpoints(conn, orgs, {row.endpoint_id for row in told}),
         )  # fmt: skip
 
+    def share_withdrawn(event: Event, conn: Connection) -> None:
+        # The partner was sent the person's details because they ticked its box; they have
+        # unticked it: its endpoints that got the details are told to delete them, and our
+        # stored copies for it lose them.
+        data = event.data
+        if data.get("channel") != SHARE or data.get("change") != "unsubscribe":
+            return
+        sid, org = str(data["supporter_id"]), str(data.get("organization_id") or "")
+        told = set(
+            conn.execute(
+                select(messages.c.endpoint_id)
+                .where(messages.c.supporter_id == sid, messages.c.organization_id == org)
+                .distinct()
+            ).scalars()
+        )
+        known = conn.execute(
+            select(shares.c.supporter_id).where(
+                shares.c.supporter_id == sid, shares.c.organization_id == org
+            )
+        ).first()
+        if not told and known is None:
+            return  # never sent them anything
+        scrub(conn, sid, org)
+        conn.execute(
+            delete(shares).where(shares.c.supporter_id == sid, shares.c.organization_id == org)
+        )
+        enqueue(
+            conn, "consent.withdrawn", event.id, event.time,
+            {"supporter_id": sid, "at": format_time(event.time)}, {org}, clock(),
+            only_endpoints=erasure_endpoints(conn, {org}, told),
+        )  # fmt: skip
+
     table: dict[str, list[Handler]] = {type_name(short): [handle] for short in domain.EVENT_TYPES}
     table[type_name("person.erased")] = [erased]
+    table[type_name("consent.changed")] = [share_withdrawn]
     return table

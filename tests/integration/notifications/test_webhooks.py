@@ -27,6 +27,7 @@ from shared.events import Event
 from shared.events.catalog import NOTIFICATIONS
 from shared.events.envelope import format_time, utcnow
 from tests.integration.notifications.harness import (
+    HASH_KEY,
     Service,
     event,
     issue_key,
@@ -817,6 +818,46 @@ def test_erasure_removes_a_signers_details_from_stored_messages(wh: Service) -> 
         assert again.message_id == first.message_id
         assert "erase.me" not in again.body and again.json()["data"]["erased"] is True
         assert [m.json()["type"] for m in other.received] == ["signature.created"]
+
+
+def test_a_supporter_who_stops_sharing_has_every_partner_told_to_delete(wh: Service) -> None:
+    """Unticking "share my details" on the preference page withdraws each partner's share:
+    each one that was sent the details is told to delete them (consent.withdrawn, whatever its
+    filter), and the copies stored for its replays lose them."""
+    from services.notifications.compliance import list_token
+
+    wh.start()
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    other_key = issue_key(wh.engine, "partner", PARTNER_B)
+    with receivers(2) as (rx, other):
+        ep = register(wh, key, rx.url, event_types=["signature.created"])
+        other_ep = register(wh, other_key, other.url, event_types=["signature.created"])
+        wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B))
+        wh.publish(campaign())
+        sig = signed("share.me@example.org", [PARTNER_A, PARTNER_B])
+        wh.publish(sig)
+        for receiver in (rx, other):
+            (got,) = eventually(lambda r=receiver: r.received, message="delivered")
+            assert "share.me@example.org" in got.body
+        person = wh.rows(supporters, supporters.c.supporter_id == sig.key)[0]
+        tag = wh.rows(organizations, organizations.c.organization_id == LEAD)[0].token_tag
+        token = list_token(HASH_KEY, person.token, tag)
+        client = wh.client()
+        assert 'name="share" checked' in client.get(f"/preferences/{token}").get_data(as_text=True)
+        form = {"email": "on", "shares_offered": "1", "action": "save"}  # the box unticked
+        assert client.post(f"/preferences/{token}", data=form).status_code == 200
+        for receiver in (rx, other):
+            (told,) = eventually(lambda r=receiver: r.received[1:], message="told to delete")
+            assert told.json()["type"] == "consent.withdrawn"
+            assert told.json()["data"] == {"supporter_id": sig.key, "at": told.json()["timestamp"]}
+        for endpoint in (ep, other_ep):
+            eventually(
+                lambda e=endpoint: all(
+                    "share.me" not in r.body for r in message_rows(wh, e["endpoint_id"])
+                ),
+                message="stored bodies scrubbed",
+            )
+        assert 'name="share"' not in client.get(f"/preferences/{token}").get_data(as_text=True)
 
 
 def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_successor(

@@ -136,6 +136,41 @@ def test_a_partner_export_holds_only_those_who_ticked_its_box(
     assert svc.client.get(full).status_code == 401
 
 
+def test_a_partner_export_leaves_out_whoever_stopped_sharing_with_it(
+    svc: Petitions, petition: str
+) -> None:
+    """Unticking "share my details" on the preference page withdraws the consent a partner's
+    box gave: that partner's export must drop the person; a later signature ticking the box
+    again gives it anew."""
+    from datetime import UTC, datetime
+
+    from shared.privacy import supporter_id
+
+    base = f"/api/v1/petitions/{petition}/exports/partners"
+
+    def exported(partner: str, key: str) -> list[str]:
+        return [
+            r["email"]
+            for r in table(svc.client.get(f"{base}/{partner}.csv", headers=svc.auth(key)))
+        ]
+
+    cai = supporter_id(HASH_KEY, "cai@example.org")
+    withdrawn = datetime.now(UTC)  # after the fixture's signatures, before the later one
+    data = {"supporter_id": cai, "channel": "share", "organization_id": svc.p1,
+            "change": "unsubscribe", "at": withdrawn.isoformat()}  # fmt: skip
+    svc.deliver("consent.changed", data, key=cai)
+    assert exported(svc.p1, "p1") == ["ana@example.org"]
+    assert exported(svc.p2, "p2") == ["ben@example.org", "cai@example.org"]  # still shared
+
+    # Cai signs another petition after withdrawing, ticking the box again.
+    later = svc.open_petition()
+    response = svc.sign(later, "cai@example.org", consents={"partners": {"rainbow": True}})
+    assert response.status_code == 202
+    assert [r["email"] for r in table(svc.client.get(
+        f"/api/v1/petitions/{later}/exports/partners/{svc.p1}.csv", headers=svc.auth("p1")
+    ))] == ["cai@example.org"]  # fmt: skip
+
+
 def test_exports_stream_in_batches_whatever_the_size(svc: Petitions) -> None:
     from services.petitions import exports
 
