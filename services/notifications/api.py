@@ -24,23 +24,33 @@ from shared.auth import Principal, authorize, current_principal, require_role
 from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
+from shared.locales import resolve_locale
 from shared.privacy import clean_email, phone_hash
 from shared.web import AUTH_DOC, PAGE_HEADERS, ApiBlueprint, html_page, storable
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
 NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
-# Which partners a supporter shares with is not shown (whoever holds a forwarded email can
-# open the page); the box withdraws every share, and a later signature can tick one again.
-SHARE_BOX = (
-    '<input type="hidden" name="shares_offered" value="1">'
-    '<label><input type="checkbox" name="share" checked> Share my contact details with the'
-    " partner organizations I chose when signing</label><br>"
-    "<p>Untick to stop: each of them is told to delete the details we sent it.</p>"
-)
-STOPPED_NOTE = (
-    "<p>This number replied STOP, so no texts are sent to it. Text START to our number to"
-    " receive them again.</p>"
-)
+
+
+def _t(locale: str, key: str, **values: Any) -> str:
+    """One string of the supporter pages, in locale (English key by key where missing), with
+    the values given escaped: the result is HTML."""
+    return escape(messages.template(locale, f"page_{key}"), quote=False).format(
+        **{name: escape(str(value)) for name, value in values.items()}
+    )
+
+
+def _browser_locale() -> str:
+    """The first language of the browser's Accept-Language that the pages are written in."""
+    for tag, _quality in request.accept_languages:
+        found = resolve_locale(tag, "")
+        if found:
+            return found
+    return "en"
+
+
+def _page(locale: str, title_key: str, body: str, status: int = 200) -> Response:
+    return html_page(messages.text(locale, f"page_{title_key}"), body, status, lang=locale)
 
 
 def _twiml(message: str | None = None) -> Response:
@@ -50,7 +60,11 @@ def _twiml(message: str | None = None) -> Response:
 
 
 def public_blueprint(deps: Deps) -> Blueprint:
-    """Pages reached from emails: unsubscribe (one-click and page), preferences, erasure."""
+    """Pages reached from emails: unsubscribe (one-click and page), preferences, erasure.
+
+    Each is in the supporter's language (the one their emails are in); a link that is no
+    longer valid, whose supporter is not known, in the browser's.
+    """
     bp = Blueprint("notifications_public", __name__)
 
     def resolve(token: str) -> tuple[audience.Supporter | None, Any]:
@@ -62,6 +76,11 @@ def public_blueprint(deps: Deps) -> Blueprint:
             person = audience.supporter_by_token(conn, parsed[0])
             org = audience.organization_by_tag(conn, parsed[1])
         return person, org
+
+    def locale_of(supporter_id: str) -> str:
+        with deps.engine.connect() as conn:
+            person = audience.load_supporters(conn, [supporter_id]).get(supporter_id)
+        return person.locale if person is not None else _browser_locale()
 
     @bp.post("/unsubscribe/<token>")
     def one_click(token: str) -> Response:
@@ -80,7 +99,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def preferences_page(token: str) -> Response:
         person, org = resolve(token)
         if person is None or org is None:
-            return _gone("Preferences")
+            return _gone(_browser_locale(), "prefs_title")
         with deps.engine.connect() as conn:
             email_on = person.supporter_id in audience.consented_ids(
                 conn, [person.supporter_id], org.organization_id, "email"
@@ -96,52 +115,64 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 conn, [person.supporter_id], org.organization_id, "sms"
             )
             sharing = bool(audience.shared_with(conn, person.supporter_id))
+        lang = person.locale
         t = escape(token)
         checked = {True: " checked", False: ""}
-        sms_box = (  # no number on file: nothing to text
-            f'<label><input type="checkbox" name="sms"{checked[sms_on]}> Text messages</label><br>'
-            if person.phone_hash
-            else ""
-        )
         body = (
-            f"<p>Email from <strong>{escape(org.name)}</strong> to "
-            f"{escape(_mask(person.email))}.</p>"
+            "<p>"
+            + _t(lang, "email_from", org=org.name, address=_mask(person.email)).replace(
+                escape(org.name), f"<strong>{escape(org.name)}</strong>", 1
+            )
+            + "</p>"
             f'<form method="post" action="/unsubscribe/{t}">'
-            '<button type="submit">Unsubscribe from these emails</button></form>'
+            f'<button type="submit">{_t(lang, "unsubscribe_button")}</button></form>'
             f'<form method="post" action="/preferences/{t}">'
-            f'<label><input type="checkbox" name="email"{checked[email_on]}> Email</label><br>'
-            f"{sms_box}{STOPPED_NOTE if sms_stopped else ''}"
-            f"{SHARE_BOX if sharing else ''}"
+            f'<label><input type="checkbox" name="email"{checked[email_on]}> {_t(lang, "email")}'
+            "</label><br>"
+        )
+        if person.phone_hash:  # no number on file: nothing to text
+            body += (
+                f'<label><input type="checkbox" name="sms"{checked[sms_on]}> {_t(lang, "sms")}'
+                "</label><br>"
+            )
+        if sms_stopped:
+            body += f"<p>{_t(lang, 'stopped')}</p>"
+        if sharing:
+            # Which partners is not shown (whoever holds a forwarded email can open the page):
+            # the box withdraws every share, and a later signature can tick one again.
+            body += (
+                '<input type="hidden" name="shares_offered" value="1">'
+                f'<label><input type="checkbox" name="share" checked> {_t(lang, "share")}'
+                f"</label><br><p>{_t(lang, 'share_note')}</p>"
+            )
+        unchanged = _t(lang, "unchanged")
+        body += (
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
-            "Discreet mode: texts and subjects that name no cause</label><br>"
+            f"{_t(lang, 'discreet')}</label><br>"
             # Never shown here, only asked: whoever holds a forwarded email can open this page,
             # and a supporter's name and pronouns are not theirs to read.
-            f'<label>The name we greet you by <input name="given_name" maxlength="{NAME_MAX}"'
-            ' placeholder="unchanged"></label><br>'
-            f'<label>Your pronouns <input name="pronouns" maxlength="{PRONOUNS_MAX}"'
-            ' placeholder="unchanged"></label><br>'
-            '<label><input type="checkbox" name="clear_names"> Greet me without a name or'
-            " pronouns</label><br>"
-            "<p>The name and pronouns we hold are not shown on this page. Leave a field blank to"
-            " keep it as it is.</p>"
-            '<button type="submit" name="action" value="save">Save</button></form>'
+            f'<label>{_t(lang, "name")} <input name="given_name" maxlength="{NAME_MAX}"'
+            f' placeholder="{unchanged}"></label><br>'
+            f'<label>{_t(lang, "pronouns")} <input name="pronouns" maxlength="{PRONOUNS_MAX}"'
+            f' placeholder="{unchanged}"></label><br>'
+            f'<label><input type="checkbox" name="clear_names"> {_t(lang, "clear_names")}'
+            f"</label><br><p>{_t(lang, 'names_note')}</p>"
+            f'<button type="submit" name="action" value="save">{_t(lang, "save")}</button></form>'
             f'<form method="post" action="/preferences/{t}">'
-            '<button type="submit" name="action" value="erase">Erase my data</button>'
-            "<p>We will email you a link to confirm.</p></form>"
+            f'<button type="submit" name="action" value="erase">{_t(lang, "erase")}</button>'
+            f"<p>{_t(lang, 'erase_note')}</p></form>"
         )
-        return html_page("Your preferences", body)
+        return _page(lang, "prefs_title", body)
 
     @bp.post("/preferences/<token>")
     def save_preferences(token: str) -> Response:
         person, org = resolve(token)
         if person is None or org is None:
-            return _gone("Preferences")
+            return _gone(_browser_locale(), "prefs_title")
+        lang = person.locale
         now = deps.clock()
         names: dict[str, str | None] = {}
-        for field, limit, label in (
-            ("given_name", NAME_MAX, "The name we greet you by"),
-            ("pronouns", PRONOUNS_MAX, "Your pronouns"),
-        ):
+        for field, limit in (("given_name", NAME_MAX), ("pronouns", PRONOUNS_MAX)):
             if request.form.get("action") == "erase":
                 break
             if request.form.get("clear_names"):
@@ -149,18 +180,15 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 continue
             value = request.form.get(field, "").strip()
             if len(value) > limit or not storable(value):
-                problem = f"<p>{label}: at most {limit} characters, and no control ones.</p>"
-                return html_page("Not saved", problem, 422)
+                label = messages.text(lang, f"page_{'name' if field == 'given_name' else field}")
+                problem = f"<p>{_t(lang, 'too_long', label=label, limit=limit)}</p>"
+                return _page(lang, "not_saved", problem, 422)
             if value:  # blank: the page shows none, so blank keeps what is held
                 names[field] = value
         with deps.engine.begin() as conn:
             if request.form.get("action") == "erase":
                 erasure.request_erasure(deps, conn, person)
-                return html_page(
-                    "Check your email",
-                    "<p>We sent you a link to confirm. We send at most one an hour: if you"
-                    " asked a moment ago, look for that one.</p>",
-                )
+                return _page(lang, "check_email", f"<p>{_t(lang, 'erase_sent')}</p>")
             if request.form.get("email"):
                 compliance.resubscribe_email(conn, deps.outbox, person, org.organization_id, now)
             else:
@@ -198,68 +226,68 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 held["discreet"] = False
             if held:
                 preferences.hold(deps, conn, person, org.organization_id, held)
-                return html_page(
-                    "Check your email",
-                    "<p>Saved. Some of your changes make you easier to identify or reach: we"
-                    " emailed you a link to confirm them, so that nobody holding a forwarded"
-                    " email can make them for you.</p>",
-                )
-        return html_page("Saved", "<p>Your preferences are saved.</p>")
+                return _page(lang, "check_email", f"<p>{_t(lang, 'held')}</p>")
+        return _page(lang, "saved", f"<p>{_t(lang, 'saved_body')}</p>")
 
     @bp.get("/preferences/<token>/confirm")
     def preferences_confirm_page(token: str) -> Response:
         with deps.engine.connect() as conn:
             row = preferences.pending(deps, conn, token)
         if row is None:
-            return _gone("Confirm your changes")
-        items = "".join(f"<li>{escape(line)}</li>" for line in preferences.described(row.changes))
+            return _gone(_browser_locale(), "confirm_title")
+        lang = locale_of(row.supporter_id)
+        lines = preferences.described(row.changes, lang)
+        items = "".join(f"<li>{escape(line)}</li>" for line in lines)
         body = (
             f'<form method="post" action="/preferences/{escape(token)}/confirm">'
-            f"<p>You asked for these changes:</p><ul>{items}</ul>"
-            '<button type="submit">Confirm</button></form>'
+            f"<p>{_t(lang, 'confirm_lead')}</p><ul>{items}</ul>"
+            f'<button type="submit">{_t(lang, "confirm_button")}</button></form>'
         )
-        return html_page("Confirm your changes", body)
+        return _page(lang, "confirm_title", body)
 
     @bp.post("/preferences/<token>/confirm")
     def preferences_confirm(token: str) -> Response:
         with deps.engine.begin() as conn:
+            row = preferences.pending(deps, conn, token)
+            lang = locale_of(row.supporter_id) if row is not None else _browser_locale()
             if not preferences.confirm(deps, conn, token):
-                return _gone("Confirm your changes")
-        return html_page("Saved", "<p>Your changes are saved.</p>")
+                return _gone(lang, "confirm_title")
+        return _page(lang, "saved", f"<p>{_t(lang, 'changes_saved')}</p>")
 
     @bp.get("/erase/<token>")
     def erase_page(token: str) -> Response:
         with deps.engine.connect() as conn:
             target = erasure.erasure_target(deps, conn, token)
         if target is None:
-            return _gone("Erase my data")
+            return _gone(_browser_locale(), "erase")
+        lang = locale_of(target)
         body = (
-            f'<form method="post" action="/erase/{escape(token)}"><p>This removes your contact '
-            "details and preferences from every Kinship service. It cannot be undone.</p>"
-            '<button type="submit">Erase my data</button></form>'
+            f'<form method="post" action="/erase/{escape(token)}"><p>{_t(lang, "erase_lead")}</p>'
+            f'<button type="submit">{_t(lang, "erase")}</button></form>'
         )
-        return html_page("Erase my data", body)
+        return _page(lang, "erase", body)
 
     @bp.post("/erase/<token>")
     def erase_confirm(token: str) -> Response:
         with deps.engine.begin() as conn:
             target = erasure.erasure_target(deps, conn, token)
             if target is None:
-                return _gone("Erase my data")
+                return _gone(_browser_locale(), "erase")
+            lang = locale_of(target)  # read before the erasure forgets it
             erasure.erase(deps, conn, supporter=target)
-        return html_page("Erased", "<p>Your data has been erased.</p>")
+        return _page(lang, "erased", f"<p>{_t(lang, 'erased_body')}</p>")
 
     return bp
 
 
-def _gone(title: str) -> Response:
+def _gone(locale: str, title_key: str) -> Response:
     """The page of a link that is unknown, spent or expired (it says no more than that)."""
-    return html_page(title, "<p>This link is no longer valid.</p>", 404)
+    return _page(locale, title_key, f"<p>{_t(locale, 'gone')}</p>", 404)
 
 
 def _mask(address: str | None) -> str:
     if not address or "@" not in address:
-        return "your address"
+        return "…"
     local, _, domain = address.partition("@")
     return f"{local[:1]}\u2026@{domain}"
 

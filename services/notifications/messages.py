@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from services.notifications.page_strings import PAGES
 from shared.locales import resolve_locale
 from shared.templates import fill
 
@@ -308,12 +309,19 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
 }
 
+CATALOGUE = {locale: {**strings, **PAGES.get(locale, {})} for locale, strings in CATALOGUE.items()}
+
+
+def template(locale: str, key: str) -> str:
+    """Return one localized string as written, its {placeholders} unfilled (English key by key
+    where the locale lacks it)."""
+    strings = CATALOGUE.get(resolve_locale(locale), CATALOGUE["en"])
+    return strings.get(key) or CATALOGUE["en"][key]
+
 
 def text(locale: str, key: str, **values: Any) -> str:
     """Return one localized string, falling back to English key by key."""
-    strings = CATALOGUE.get(resolve_locale(locale), CATALOGUE["en"])
-    template = strings.get(key) or CATALOGUE["en"][key]
-    return template.format(**values)
+    return template(locale, key).format(**values)
 
 
 # Alert content's per-recipient {{ variables }} become SendGrid substitution tags: one for the

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from services.notifications import audience, compliance, handlers, links
+from services.notifications import audience, compliance, handlers, links, messages
 from services.notifications.bootstrap import Deps
 from services.notifications.store import preference_requests, supporters
 from shared.outbox import Outbox
@@ -152,15 +152,18 @@ def forget_expired(conn: Connection, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-def described(changes: Mapping[str, Any]) -> list[str]:
-    """What a request will change, in words for its confirmation page."""
+def described(changes: Mapping[str, Any], locale: str = "en") -> list[str]:
+    """What a request will change, in words (of locale) for its confirmation page."""
+
+    def say(key: str) -> str:
+        return messages.text(locale, f"page_{key}")
+
     lines = []
-    if "given_name" in changes:
-        lines.append(f"The name we greet you by: {changes['given_name'] or '(none)'}")
-    if "pronouns" in changes:
-        lines.append(f"Your pronouns: {changes['pronouns'] or '(none)'}")
+    for field, key in (("given_name", "name"), ("pronouns", "pronouns")):
+        if field in changes:
+            lines.append(f"{say(key)}: {changes[field] or say('none')}")
     if changes.get("discreet") is False:
-        lines.append("Discreet mode off: subjects and texts may name the cause")
+        lines.append(say("discreet_off"))
     if changes.get("sms"):
-        lines.append("Text messages on")
+        lines.append(say("sms_on"))
     return lines

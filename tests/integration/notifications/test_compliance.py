@@ -270,6 +270,30 @@ def test_a_forwarded_email_cannot_turn_discreet_mode_off_or_texts_on(service: Se
     assert service.count(preference_requests) == 0
 
 
+def test_the_pages_an_email_links_to_are_in_the_supporters_language(service: Service) -> None:
+    """A supporter who reads their emails in Traditional Chinese gets the preference page, its
+    answers and the confirmation page in it; a spent link answers in the browser's language."""
+    from sqlalchemy import update
+
+    from services.notifications.messages import text
+
+    project_org(service, "org-l")
+    people = seed_audience(service.engine, "camp-l", "org-l", 1, discreet_every=1)
+    with service.engine.begin() as conn:
+        conn.execute(update(supporters).values(locale="zh-Hant"))
+    token = token_of(service, people[0], "org-l")
+    client = service.client()
+    page = client.get(f"/preferences/{token}").get_data(as_text=True)
+    assert '<html lang="zh-Hant">' in page
+    assert text("zh-Hant", "page_prefs_title") in page and "Discreet mode" not in page
+    held = client.post(f"/preferences/{token}", data={"email": "on", "action": "save"})
+    assert text("zh-Hant", "page_held") in held.get_data(as_text=True)  # discreet mode off
+    shown = client.get(confirm_link(service, people[0]["supporter_id"])).get_data(as_text=True)
+    assert text("zh-Hant", "page_discreet_off") in shown
+    gone = client.get("/preferences/nope.nope.nope", headers={"Accept-Language": "ko-KR,en;q=0.5"})
+    assert gone.status_code == 404 and text("ko", "page_gone") in gone.get_data(as_text=True)
+
+
 def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> None:
     project_org(service, "org-t")
     people = seed_audience(service.engine, "camp-t", "org-t", 1, phone_every=1)
