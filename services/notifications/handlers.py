@@ -168,10 +168,18 @@ def _welcome(
     params: dict[str, Any],
 ) -> None:
     now = deps.clock()
-    phone_hash = conn.execute(
-        select(supporters.c.phone_hash).where(supporters.c.supporter_id == sid)
-    ).scalar()
-    new = audience.grant_consents(conn, sid, org, consents, phone_hash, now)
+    held = conn.execute(
+        select(supporters.c.phone_hash, supporters.c.email_hash).where(
+            supporters.c.supporter_id == sid
+        )
+    ).first()
+    phone, contact = (held.phone_hash, held.email_hash) if held is not None else (None, None)
+    new = audience.grant_consents(conn, sid, org, consents, phone, now)
+    if "email" in new and audience.suppressed_hashes(conn, [contact], "email", org):
+        # Ticked, but their unsubscribe (or a bounce, a complaint) holds: a single opt-in
+        # signature, which anyone who knows the address can make, does not lift it, so it is
+        # no opt-in to publish. Petitions' export would mark them reachable.
+        new.discard("email")
     for channel in sorted(new):  # every consent change is published, opt-ins included
         deps.outbox.add(conn, compliance.consent_event(sid, channel, org, "subscribe", now))
     queue(

@@ -713,3 +713,25 @@ def test_opting_in_on_a_signature_publishes_each_new_consent_once(service: Servi
     events = consent_events(service)
     changes = sorted((e["channel"], e["organization_id"], e["change"]) for e in events)
     assert changes == [("email", "org-c", "subscribe"), ("sms", "org-c", "subscribe")]
+
+
+def test_a_signature_anyone_could_type_is_not_published_as_lifting_an_unsubscribe(
+    service: Service,
+) -> None:
+    """An unsubscribe holds against a later single opt-in signature ticking email: we go on not
+    emailing, and no `subscribe` tells petitions' export (and the tools organizers import it
+    into) otherwise. Only the person (the preference page, a confirmed signature) lifts it."""
+    from services.notifications.handlers import handle_signature_created
+    from tests.integration.notifications.harness import signature
+
+    project_org(service, "org-w")
+    people = seed_audience(service.engine, "camp-w", "org-w", 1, sms_consent=False)
+    email = people[0]["email"]
+    client = service.client()
+    client.post(f"/unsubscribe/{token_of(service, people[0], 'org-w')}")
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, signature(email, "pet-w1", "camp-w", "org-w"), conn)
+    changes = [(e["channel"], e["change"]) for e in consent_events(service)]
+    assert changes == [("email", "unsubscribe")]
+    contact = email_hash(HASH_KEY, email)
+    assert service.count(suppressions, suppressions.c.contact_hash == contact) == 1
