@@ -174,12 +174,14 @@ def _welcome(
         )
     ).first()
     phone, contact = (held.phone_hash, held.email_hash) if held is not None else (None, None)
-    new = audience.grant_consents(conn, sid, org, consents, phone, now)
-    if "email" in new and audience.suppressed_hashes(conn, [contact], "email", org):
+    if consents.get("email") and audience.suppressed_hashes(conn, [contact], "email", org):
         # Ticked, but their unsubscribe (or a bounce, a complaint) holds: a single opt-in
-        # signature, which anyone who knows the address can make, does not lift it, so it is
-        # no opt-in to publish. Petitions' export would mark them reachable.
-        new.discard("email")
+        # signature, which anyone who knows the address can make, does not lift it, so it
+        # grants nothing and publishes no opt-in (petitions' export would mark them
+        # reachable). A confirmed signature lifts the unsubscribe first (_project), and then
+        # grants and publishes.
+        consents = {**consents, "email": False}
+    new = audience.grant_consents(conn, sid, org, consents, phone, now)
     for channel in sorted(new):  # every consent change is published, opt-ins included
         deps.outbox.add(conn, compliance.consent_event(sid, channel, org, "subscribe", now))
     queue(
