@@ -10,8 +10,10 @@ from html import escape
 from typing import Any
 
 from flask import Blueprint, Response, request
+from markupsafe import Markup
+from markupsafe import escape as markup_escape
 from sendgrid.helpers.eventwebhook import EventWebhook
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from twilio.request_validator import RequestValidator
 
 from services.notifications import audience, compliance, erasure, messages, preferences
@@ -34,9 +36,9 @@ NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
 
 def _t(locale: str, key: str, **values: Any) -> str:
     """One string of the supporter pages, in locale (English key by key where missing), with
-    the values given escaped: the result is HTML."""
+    the values given escaped (a Markup value is HTML already): the result is HTML."""
     return escape(messages.template(locale, f"page_{key}"), quote=False).format(
-        **{name: escape(str(value)) for name, value in values.items()}
+        **{name: markup_escape(value) for name, value in values.items()}  # Markup kept as is
     )
 
 
@@ -77,9 +79,8 @@ def public_blueprint(deps: Deps) -> Blueprint:
             org = audience.organization_by_tag(conn, parsed[1])
         return person, org
 
-    def locale_of(supporter_id: str) -> str:
-        with deps.engine.connect() as conn:
-            person = audience.load_supporters(conn, [supporter_id]).get(supporter_id)
+    def locale_of(conn: Connection, supporter_id: str) -> str:
+        person = audience.load_supporters(conn, [supporter_id]).get(supporter_id)
         return person.locale if person is not None else _browser_locale()
 
     @bp.post("/unsubscribe/<token>")
@@ -120,9 +121,12 @@ def public_blueprint(deps: Deps) -> Blueprint:
         checked = {True: " checked", False: ""}
         body = (
             "<p>"
-            + _t(lang, "email_from", org=org.name, address=_mask(person.email)).replace(
-                escape(org.name), f"<strong>{escape(org.name)}</strong>", 1
-            )
+            + _t(
+                lang,
+                "email_from",
+                org=Markup("<strong>%s</strong>") % org.name,
+                address=_mask(person.email),
+            )  # fmt: skip
             + "</p>"
             f'<form method="post" action="/unsubscribe/{t}">'
             f'<button type="submit">{_t(lang, "unsubscribe_button")}</button></form>'
@@ -145,7 +149,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 f'<label><input type="checkbox" name="share" checked> {_t(lang, "share")}'
                 f"</label><br><p>{_t(lang, 'share_note')}</p>"
             )
-        unchanged = _t(lang, "unchanged")
+        unchanged = escape(messages.text(lang, "page_unchanged"))  # an attribute: quotes too
         body += (
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
             f"{_t(lang, 'discreet')}</label><br>"
@@ -196,9 +200,9 @@ def public_blueprint(deps: Deps) -> Blueprint:
             # What makes the supporter harder to reach applies now; what makes them easier to
             # identify or reach waits for the link emailed to them (preferences.py): whoever
             # holds a forwarded email can open this page.
-            held: dict[str, Any] = {
-                name: value for name, value in names.items() if value != getattr(person, name)
-            }
+            # Every name typed (or cleared) is held, whether or not it is the one on file: an
+            # answer that differed would let whoever holds the link guess it (he/him? she/her?).
+            held: dict[str, Any] = dict(names)
             wants_sms = bool(request.form.get("sms"))
             if (
                 wants_sms
@@ -233,9 +237,9 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def preferences_confirm_page(token: str) -> Response:
         with deps.engine.connect() as conn:
             row = preferences.pending(deps, conn, token)
-        if row is None:
-            return _gone(_browser_locale(), "confirm_title")
-        lang = locale_of(row.supporter_id)
+            if row is None:
+                return _gone(_browser_locale(), "confirm_title")
+            lang = locale_of(conn, row.supporter_id)
         lines = preferences.described(row.changes, lang)
         items = "".join(f"<li>{escape(line)}</li>" for line in lines)
         body = (
@@ -249,7 +253,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def preferences_confirm(token: str) -> Response:
         with deps.engine.begin() as conn:
             row = preferences.pending(deps, conn, token)
-            lang = locale_of(row.supporter_id) if row is not None else _browser_locale()
+            lang = locale_of(conn, row.supporter_id) if row is not None else _browser_locale()
             if not preferences.confirm(deps, conn, token):
                 return _gone(lang, "confirm_title")
         return _page(lang, "saved", f"<p>{_t(lang, 'changes_saved')}</p>")
@@ -258,9 +262,9 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def erase_page(token: str) -> Response:
         with deps.engine.connect() as conn:
             target = erasure.erasure_target(deps, conn, token)
-        if target is None:
-            return _gone(_browser_locale(), "erase")
-        lang = locale_of(target)
+            if target is None:
+                return _gone(_browser_locale(), "erase")
+            lang = locale_of(conn, target)
         body = (
             f'<form method="post" action="/erase/{escape(token)}"><p>{_t(lang, "erase_lead")}</p>'
             f'<button type="submit">{_t(lang, "erase")}</button></form>'
@@ -273,7 +277,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             target = erasure.erasure_target(deps, conn, token)
             if target is None:
                 return _gone(_browser_locale(), "erase")
-            lang = locale_of(target)  # read before the erasure forgets it
+            lang = locale_of(conn, target)  # read before the erasure forgets it
             erasure.erase(deps, conn, supporter=target)
         return _page(lang, "erased", f"<p>{_t(lang, 'erased_body')}</p>")
 
