@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.notifications import audience, ledger
 from services.notifications.audience import EVERY_ORG, Supporter
 from services.notifications.bootstrap import SOURCE
-from services.notifications.store import alerts, deliveries, early_outcomes, supporters, upsert
+from services.notifications.store import alerts, deliveries, early_outcomes, supporters
 from shared.events import Event
 from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
@@ -242,65 +244,94 @@ def _demote_sent(conn: Connection, row: Any, error_code: str, at: datetime) -> b
     return bool(moved)
 
 
-# A row the provider may hold but the sender has not yet recorded as sent.
-NOT_YET_SENT = ("queued", "sending")
-# How long a provider's early word waits for its row to be settled (a sender that died with the
-# row in `sending` leaves it there, not sent again; see ledger).
+# A row the provider may hold but the sender has not yet recorded as sent (`deferred`: put off
+# to the morning after an attempt whose fate was unknown).
+NOT_YET_SENT = ("queued", "sending", "deferred")
+# How long a provider's early word waits for its row to be recorded as sent.
 HELD_FOR = timedelta(days=7)
 
 
-def _hold(conn: Connection, row: Any, outcome: str, error_code: str | None, at: datetime) -> bool:
+def _hold(
+    conn: Connection,
+    row: Any,
+    outcome: str,
+    error_code: str | None,
+    at: datetime,
+    provider_message_id: str | None,
+) -> bool:
     """Keep a provider's word on a row the sender has not settled yet; return whether held.
 
     Twilio can call back before the sender's transaction records that it took the message.
     Applied then, "delivered" found nothing to move and "undelivered" nothing to fail: the row
-    became `sent` afterwards and the message counted as sent for good. A failure is never
-    replaced by a later "delivered".
+    became `sent` afterwards and the message counted as sent for good. A held failure is not
+    replaced by a "delivered" (one statement, so two callbacks at once cannot race).
     """
     if row.status not in NOT_YET_SENT:
         return False
-    held = conn.execute(
-        select(early_outcomes.c.outcome).where(early_outcomes.c.delivery_id == row.delivery_id)
-    ).scalar()
-    if held != "failed":
-        values = {"outcome": outcome, "error_code": error_code, "received_at": at}
-        upsert(conn, early_outcomes, {"delivery_id": row.delivery_id, **values},
-               ["delivery_id"], values)  # fmt: skip
+    values = {
+        "outcome": outcome,
+        "error_code": error_code,
+        "provider_message_id": provider_message_id,
+        "received_at": at,
+    }
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(early_outcomes).values(delivery_id=row.delivery_id, **values)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["delivery_id"], set_=values, where=early_outcomes.c.outcome != "failed"
+        )
+    )
     return True
 
 
-def apply_held_outcomes(conn: Connection, outbox: Outbox, now: datetime, limit: int = 500) -> int:
-    """Apply held provider outcomes whose rows are settled now; forget those with no row, and
-    those held past HELD_FOR. Return how many were looked at."""
-    rows = conn.execute(
-        select(early_outcomes)
-        .select_from(
-            early_outcomes.outerjoin(
-                deliveries, deliveries.c.delivery_id == early_outcomes.c.delivery_id
+def held_outcomes_due(conn: Connection, now: datetime, limit: int = 500) -> list[Any]:
+    """Return held outcomes whose rows are settled now, have gone, or waited past HELD_FOR."""
+    return list(
+        conn.execute(
+            select(early_outcomes)
+            .select_from(
+                early_outcomes.outerjoin(
+                    deliveries, deliveries.c.delivery_id == early_outcomes.c.delivery_id
+                )
             )
-        )
-        .where(
-            or_(
-                deliveries.c.status.is_(None),
-                deliveries.c.status.not_in(NOT_YET_SENT),
-                early_outcomes.c.received_at < now - HELD_FOR,
+            .where(
+                or_(
+                    deliveries.c.status.is_(None),
+                    deliveries.c.status.not_in(NOT_YET_SENT),
+                    early_outcomes.c.received_at < now - HELD_FOR,
+                )
             )
-        )
-        .limit(limit)
-    ).all()
-    for held in rows:
-        row = ledger.by_id(conn, held.delivery_id)
-        if row is not None and row.status not in NOT_YET_SENT:
-            if held.outcome == "delivered":
-                mark_delivered(conn, outbox, row, held.received_at)
-            else:
-                mark_failed_after_send(conn, outbox, row, held.error_code, held.received_at)
-        conn.execute(delete(early_outcomes).where(early_outcomes.c.delivery_id == held.delivery_id))
-    return len(rows)
+            .order_by(early_outcomes.c.delivery_id)
+            .limit(limit)
+        ).all()
+    )
 
 
-def mark_delivered(conn: Connection, outbox: Outbox, row: Any, at: datetime) -> bool:
-    if _hold(conn, row, "delivered", None, at):
+def apply_held_outcome(conn: Connection, outbox: Outbox, held: Any, now: datetime) -> None:
+    """Apply one held outcome to its row if that is sent now (and by the send the provider
+    spoke of, when both ids are known: a row sent again after an attempt whose fate was unknown
+    is another message); forget it either way, unless the row is still unsettled."""
+    row = ledger.by_id(conn, held.delivery_id)
+    if row is not None and row.status in NOT_YET_SENT and held.received_at >= now - HELD_FOR:
+        return  # taken back to be sent again since it was read: the next look
+    same_send = not (
+        held.provider_message_id
+        and row is not None
+        and row.provider_message_id
+        and not str(held.provider_message_id).startswith(str(row.provider_message_id))
+    )
+    if row is not None and row.status not in NOT_YET_SENT and same_send:
+        if held.outcome == "delivered":
+            mark_delivered(conn, outbox, row, held.received_at)
+        else:
+            mark_failed_after_send(conn, outbox, row, held.error_code, held.received_at)
+    conn.execute(delete(early_outcomes).where(early_outcomes.c.delivery_id == held.delivery_id))
+
+
+def mark_delivered(
+    conn: Connection, outbox: Outbox, row: Any, at: datetime, provider_message_id: str | None = None
+) -> bool:
+    if _hold(conn, row, "delivered", None, at, provider_message_id):
         return False
     moved = ledger.transition(conn, [row.delivery_id], "delivered", at, from_status=("sent",))
     if moved:
@@ -313,9 +344,14 @@ def mark_delivered(conn: Connection, outbox: Outbox, row: Any, at: datetime) -> 
 
 
 def mark_failed_after_send(
-    conn: Connection, outbox: Outbox, row: Any, error_code: str, at: datetime
+    conn: Connection,
+    outbox: Outbox,
+    row: Any,
+    error_code: str,
+    at: datetime,
+    provider_message_id: str | None = None,
 ) -> bool:
-    if _hold(conn, row, "failed", error_code, at):
+    if _hold(conn, row, "failed", error_code, at, provider_message_id):
         return False
     moved = _demote_sent(conn, row, error_code, at)
     if moved:
@@ -361,25 +397,26 @@ def apply_sendgrid_event(
     notification_id = event.get("notification_id")
     row = ledger.by_id(conn, str(notification_id)) if notification_id else None
     address = event.get("email")
+    sent_as = str(event.get("sg_message_id") or "") or None
     if kind == "delivered":
         if row is not None:
-            mark_delivered(conn, outbox, row, at)
+            mark_delivered(conn, outbox, row, at, sent_as)
         return
     if kind == "bounce" and str(event.get("type") or "bounce") == "blocked":
         # A block is a temporary refusal by the receiving server, not a dead address.
         if row is not None:
-            mark_failed_after_send(conn, outbox, row, "blocked", at)
+            mark_failed_after_send(conn, outbox, row, "blocked", at, sent_as)
         return
     if kind == "dropped" and str(event.get("reason") or "") not in ADDRESS_DROPS:
         # Dropped for the message (its content caught by the spam checker, a bad header), not
         # for the address: suppressing every recipient would cut a whole audience off for good.
         if row is not None:
-            mark_failed_after_send(conn, outbox, row, "dropped", at)
+            mark_failed_after_send(conn, outbox, row, "dropped", at, sent_as)
         return
     if kind in SENDGRID_SUPPRESSING:
         reason, change = SENDGRID_SUPPRESSING[kind]
         if row is not None:
-            mark_failed_after_send(conn, outbox, row, reason, at)
+            mark_failed_after_send(conn, outbox, row, reason, at, sent_as)
         suppress_email_everywhere(
             conn, outbox, hash_key, str(address) if address else None, None, reason, change, at
         )
@@ -426,10 +463,11 @@ def apply_twilio_status(
         return
     status = form.get("MessageStatus") or form.get("SmsStatus") or ""
     error_code = form.get("ErrorCode") or None
+    sent_as = form.get("MessageSid") or None
     if status == "delivered":
-        mark_delivered(conn, outbox, row, at)
+        mark_delivered(conn, outbox, row, at, sent_as)
     elif status in TWILIO_FAILED:
-        mark_failed_after_send(conn, outbox, row, error_code or status, at)
+        mark_failed_after_send(conn, outbox, row, error_code or status, at, sent_as)
         if error_code == "21610":
             number_hash = conn.execute(
                 select(supporters.c.phone_hash).where(supporters.c.supporter_id == row.recipient_id)

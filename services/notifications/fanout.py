@@ -522,6 +522,9 @@ class ProgressPublisher:
         while not self._stop.is_set():
             try:
                 self.apply_held_outcomes()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("held outcomes paused", extra={"error": type(exc).__name__})
+            try:
                 self.publish_once()
                 self.expired_keys.forget_if_due()
                 self.unconfirmed.run_if_due()
@@ -530,9 +533,19 @@ class ProgressPublisher:
             self._stop.wait(self.deps.config.progress_interval)
 
     def apply_held_outcomes(self) -> int:
-        """Apply providers' outcomes that arrived before their rows were settled."""
-        with self.deps.engine.begin() as conn:
-            return compliance.apply_held_outcomes(conn, self.deps.outbox, self.deps.clock())
+        """Apply providers' outcomes that arrived before their rows were settled, each in its
+        own transaction (a callback applying another to the same row takes the locks in the
+        same order), one failing not keeping the others back."""
+        now = self.deps.clock()
+        with self.deps.engine.connect() as conn:
+            due = compliance.held_outcomes_due(conn, now)
+        for held in due:
+            try:
+                with self.deps.engine.begin() as conn:
+                    compliance.apply_held_outcome(conn, self.deps.outbox, held, now)
+            except Exception as exc:  # noqa: BLE001 - the next look tries it again
+                log.warning("held outcome not applied", extra={"error": type(exc).__name__})
+        return len(due)
 
     def forget_unconfirmed(self) -> int:
         """Forget unconfirmed double opt-in signatures, and preference changes never confirmed,

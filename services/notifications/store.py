@@ -300,6 +300,9 @@ early_outcomes = Table(
     Column("delivery_id", String(64), primary_key=True),
     Column("outcome", String(16), nullable=False),
     Column("error_code", String(64)),
+    # The provider's id of the message it spoke of (Twilio's MessageSid, SendGrid's
+    # sg_message_id): applied only to that send, not to one made again after it.
+    Column("provider_message_id", String(128)),
     Column("received_at", Moment(), nullable=False),
 )
 

@@ -221,9 +221,11 @@ def erasure_endpoints(conn: Connection, orgs: Collection[str], told: Collection[
     }
 
 
-def scrub(conn: Connection, supporter_id: str, organization_id: str | None = None) -> int:
+def scrub(
+    conn: Connection, supporter_id: str, organization_id: str | None = None, mark: str = "erased"
+) -> int:
     """Remove a person's details from every stored message (replays send none), or from those
-    of one organization.
+    of one organization; the body says why (`"erased": true`, `"withdrawn": true`).
 
     Partners' responses to those messages go too: many echo the payload they were sent, and
     the attempts API shows them.
@@ -239,7 +241,7 @@ def scrub(conn: Connection, supporter_id: str, organization_id: str | None = Non
         data = body.get("data") or {}
         data.pop("person", None)
         data.pop("supporter_id", None)
-        data["erased"] = True
+        data[mark] = True
         conn.execute(
             update(messages)
             .where(messages.c.message_id == row.message_id)
@@ -314,7 +316,7 @@ def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Han
         ).first()
         if not told and known is None:
             return  # never sent them anything
-        scrub(conn, sid, org)
+        scrub(conn, sid, org, mark="withdrawn")
         conn.execute(
             delete(shares).where(shares.c.supporter_id == sid, shares.c.organization_id == org)
         )

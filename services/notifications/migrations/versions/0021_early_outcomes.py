@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("delivery_id", sa.String(length=64), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("error_code", sa.String(length=64), nullable=True),
+        sa.Column("provider_message_id", sa.String(length=128), nullable=True),
         sa.Column("received_at", Moment(), nullable=False),
         sa.PrimaryKeyConstraint("delivery_id"),
     )
