@@ -32,7 +32,8 @@ def default_workers(cpus: int) -> int:
     return max(2, min(2 * cpus + 1, 8))
 
 
-bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Empty values count as unset, as everywhere (docs/configuration.md).
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT') or '8000'}"
 workers = _int("GUNICORN_WORKERS", default_workers(multiprocessing.cpu_count()))
 threads = _int("GUNICORN_THREADS", 4)
 worker_class = "gthread"
@@ -53,10 +54,10 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 preload_app = False
 # Requests bigger than this are refused before Flask sees them (petitions cap bodies at 2 MiB).
 limit_request_line = 8190
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-_access = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+loglevel = (os.environ.get("LOG_LEVEL") or "info").lower()
+_access = os.environ.get("GUNICORN_ACCESS_LOG") or "-"
 accesslog = None if _access == "off" else _access
 
 # Path segments after these carry secrets or identifiers of people (unsubscribe, preference,

@@ -14,13 +14,13 @@ def local_kafka() -> LocalKafka:
     """Return the local broker of this checkout (var/kafka, port KAFKA_PORT or 9092)."""
     from shared.config import var_dir
 
-    port = int(os.environ.get("KAFKA_PORT", "9092"))
+    port = int(os.environ.get("KAFKA_PORT") or "9092")  # empty counts as unset
     controller = os.environ.get("KAFKA_CONTROLLER_PORT")
     return LocalKafka(
         var_dir() / "kafka",
         port=port,
         controller_port=int(controller) if controller else None,
-        heap=os.environ.get("KAFKA_HEAP", "512m"),
+        heap=os.environ.get("KAFKA_HEAP") or "512m",
     )
 
 
