@@ -189,15 +189,29 @@ def _sqlite_sql(sql: str) -> str:
     return _PYFORMAT.sub(r":\1", sql)
 
 
+# SQLSTATEs that mean the server went away rather than that the statement failed: class 08
+# (connection exception) and the shutdowns of class 57 (57014, a cancelled statement, is not).
+_SERVER_GONE = ("57P01", "57P02", "57P03")
+
+
 def is_connection_error(exc: BaseException) -> bool:
-    """Return True when the database itself is unreachable (as opposed to a bad statement)."""
+    """Return True when the database itself is unreachable (as opposed to a bad statement).
+
+    psycopg's OperationalError also covers a statement cancelled by a timeout, a lock timeout,
+    a full disk, a deadlock: taken for an outage, an event that fails that way every time was
+    retried for ever at the database's pace, its partition stalled, never dead-lettered. Only
+    an error with no server answer (refused, reset, closed) or a connection SQLSTATE counts.
+    """
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        import psycopg
+        exc = exc.orig
+    import psycopg
 
-        return isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError)
-    return False
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _SERVER_GONE
 
 
 def database_ready(engine: Engine) -> bool:

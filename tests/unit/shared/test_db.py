@@ -1,0 +1,47 @@
+"""Which database errors are an outage (wait for it) and which are the event's (retry, then
+dead-letter it)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import errors
+from sqlalchemy.exc import OperationalError as WrappedOperationalError
+
+from shared.db import is_connection_error
+
+
+def wrapped(orig: BaseException) -> WrappedOperationalError:
+    return WrappedOperationalError("SELECT 1", {}, orig)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.OperationalError("connection refused"),  # no server answered at all
+        psycopg.InterfaceError("the connection is closed"),
+        errors.lookup("08006")("connection failure"),
+        errors.AdminShutdown("terminating connection due to administrator command"),
+    ],
+)
+def test_a_lost_connection_is_an_outage(error: BaseException) -> None:
+    assert is_connection_error(wrapped(error))
+    assert is_connection_error(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.QueryCanceled("canceling statement due to statement timeout"),
+        errors.LockNotAvailable("could not obtain lock"),
+        errors.DiskFull("could not extend file"),
+        errors.DeadlockDetected("deadlock detected"),
+        errors.ProgramLimitExceeded("index row size exceeds maximum"),
+        errors.UniqueViolation("duplicate key"),
+    ],
+)
+def test_a_statement_that_fails_is_not_an_outage(error: BaseException) -> None:
+    # Taken for an outage, an event that fails this way every time stalled its partition for
+    # ever instead of being retried a few times and dead-lettered.
+    assert not is_connection_error(wrapped(error))
+    assert not is_connection_error(error)
