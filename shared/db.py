@@ -202,15 +202,16 @@ def is_connection_error(exc: BaseException) -> bool:
     retried for ever at the database's pace, its partition stalled, never dead-lettered. Only
     an error with no server answer (refused, reset, closed) or a connection SQLSTATE counts.
     """
+    cause: BaseException | None = exc
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        exc = exc.orig
+        cause = exc.orig
     import psycopg
 
-    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    if not isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
         return False
-    state = getattr(exc, "sqlstate", None)
+    state = getattr(cause, "sqlstate", None)
     return state is None or state.startswith("08") or state in _SERVER_GONE
 
 
