@@ -215,11 +215,23 @@ class Expander:
             },
         )
         with self.deps.engine.begin() as conn:
+            # Slice `seq` follows slice seq - 1, or another expander wrote it: its lock's
+            # session died (a dropped idle connection, a failover) and a standby took the lead
+            # while this one went on. Both writing it counted the audience twice over, and the
+            # alert never reached done. The row lock serializes them; the loser stops here.
+            taken = conn.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == alert.alert_id, alerts.c.batches == seq - 1)
+                .values(checkpoint=saved)
+            ).rowcount
+            if taken != 1:
+                raise LeadLost(f"slice {seq} of an alert was written by another expander")
             self.deps.outbox.add(conn, event)
             ledger.bump(conn, alert.alert_id, total=len(members), batches=1)
-            conn.execute(
-                update(alerts).where(alerts.c.alert_id == alert.alert_id).values(checkpoint=saved)
-            )
+
+
+class LeadLost(Exception):
+    """Another expander leads now: this one stops, and waits as a standby."""
 
 
 class DispatchSender:

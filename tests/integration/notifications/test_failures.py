@@ -785,3 +785,23 @@ def test_a_message_a_dead_poller_left_mid_request_is_resent_and_counted_as_ambig
     survivor.send_claimed(claim, rows[0])
     assert [email for email, _ in service.fakes.sendgrid_recipients()] == [people[0]["email"]]
     assert ambiguous() == before + 1
+
+
+def test_two_expanders_never_write_the_same_slice(service: Service) -> None:
+    """The expander's lock lives in a session that can die (a dropped idle connection, a
+    failover) while it goes on expanding and a standby takes the lead: only one of them may
+    write each slice, or the alert's total counts its audience twice and it never finishes."""
+    from services.notifications.fanout import Expander, LeadLost
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(service.engine, "camp-x", "org-x", 2)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-x", "camp-x", "org-x", ["email"]), conn)
+    row = service.rows(alerts)[0]
+    ids = sorted(p["supporter_id"] for p in people)
+    leader, standby = Expander(service.deps), Expander(service.deps)
+    leader._flush(row, "email", ids, 1, {"email": None})
+    with pytest.raises(LeadLost):
+        standby._flush(row, "email", ids, 1, {"email": None})
+    row = service.rows(alerts)[0]
+    assert (row.total, row.batches) == (2, 1)
