@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -42,6 +42,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    or_,
     select,
     update,
 )
@@ -64,7 +65,7 @@ APPLIED = 0
 
 # The record of the request being served on this thread, while its view runs (with the engine
 # of its database: a commit on another database marks nothing).
-_serving: ContextVar[tuple[Engine, Table, str, str] | None] = ContextVar(
+_serving: ContextVar[tuple[Engine, Table, str, str, datetime] | None] = ContextVar(
     "idempotency", default=None
 )
 _hook_lock = threading.Lock()
@@ -72,21 +73,39 @@ _hook_lock = threading.Lock()
 
 def _mark_applied(conn: Connection) -> None:
     """Commit hook: mark the record of the request being served APPLIED in the transaction
-    that commits its effect."""
+    that commits its effect; refuse the commit if a retry has taken the claim over since.
+
+    A claim is taken over when it looks abandoned (ABANDONED_AFTER, by the clock of the host
+    that looks). A request that was only slow, or met a host whose clock ran ahead, would
+    otherwise commit its effect after the retry had made it too.
+    """
     serving = _serving.get()
     if serving is None:
         return
-    engine, table, key_id, idem = serving
+    engine, table, key_id, idem, claimed_at = serving
     if conn.engine.pool is not engine.pool:
         return
-    conn.execute(
+    ours = conn.execute(
         update(table)
         .where(
-            table.c.key_id == key_id,
-            table.c.idempotency_key == idem,
-            table.c.status_code.is_(None),
+            *_claimed(table, key_id, idem, claimed_at),
+            or_(table.c.status_code.is_(None), table.c.status_code == APPLIED),
         )
         .values(status_code=APPLIED)
+    )
+    if ours.rowcount != 1:
+        raise Conflict(
+            "A retry with this Idempotency-Key took this request over: nothing was changed",
+            {HEADER: ["taken over"]},
+        )
+
+
+def _claimed(table: Table, key_id: str, idem: str, claimed_at: datetime) -> tuple[Any, ...]:
+    """The conditions of a record still held by the claim made at claimed_at."""
+    return (
+        table.c.key_id == key_id,
+        table.c.idempotency_key == idem,
+        table.c.created_at == claimed_at,
     )
 
 
@@ -159,21 +178,22 @@ def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> C
             engine, verifier, table, hash_key = services()
             install(engine)
             key_id = current_principal(verifier).key_id
-            replay = _claim(engine, table, key_id, idem, _fingerprint(hash_key))
+            replay, claimed_at = _claim(engine, table, key_id, idem, _fingerprint(hash_key))
             if replay is not None:
                 return replay
-            serving = _serving.set((engine, table, key_id, idem))
+            claim = (engine, table, key_id, idem, claimed_at)
+            serving = _serving.set(claim)
             try:
                 response = make_response(view(*args, **kwargs))
             except BaseException:
                 _serving.reset(serving)
-                _release(engine, table, key_id, idem)
+                _release(*claim)
                 raise
             _serving.reset(serving)
             if response.status_code < 300:
-                _keep(engine, table, key_id, idem, response, redact)
+                _keep(*claim, response, redact)
             else:
-                _release(engine, table, key_id, idem)
+                _release(*claim)
             return response
 
         return cast(F, wrapper)
@@ -183,8 +203,9 @@ def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> C
 
 def _claim(
     engine: Engine, table: Table, key_id: str, idem: str, fingerprint: str
-) -> Response | None:
-    """Claim the key for this request, or return the stored response to replay."""
+) -> tuple[Response | None, datetime]:
+    """Claim the key for this request (and return when: the claim's token), or return the
+    stored response to replay."""
     now = utcnow()
     try:
         with engine.begin() as conn:
@@ -193,7 +214,7 @@ def _claim(
                     key_id=key_id, idempotency_key=idem, fingerprint=fingerprint, created_at=now
                 )
             )
-        return None
+        return None, now
     except IntegrityError:
         pass
     mine = (table.c.key_id == key_id, table.c.idempotency_key == idem)
@@ -219,10 +240,10 @@ def _claim(
             )
             if taken.rowcount != 1:
                 raise Conflict("A request with this Idempotency-Key is still in progress")
-            return None
+            return None, now
     response = Response(row.body, status=row.status_code, mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return response, now
 
 
 def _keep(
@@ -230,6 +251,7 @@ def _keep(
     table: Table,
     key_id: str,
     idem: str,
+    claimed_at: datetime,
     response: Response,
     redact: Mapping[str, Any] | None = None,
 ) -> None:
@@ -237,25 +259,24 @@ def _keep(
     if redact:
         kept = response.get_json(silent=True)
         if not isinstance(kept, dict):  # nothing we can redact: keep nothing rather than leak
-            _release(engine, table, key_id, idem)
+            _release(engine, table, key_id, idem, claimed_at)
             return
         body = json.dumps({**kept, **redact})
     with engine.begin() as conn:
         conn.execute(
             update(table)
-            .where(table.c.key_id == key_id, table.c.idempotency_key == idem)
+            .where(*_claimed(table, key_id, idem, claimed_at))
             .values(status_code=response.status_code, body=body)
         )
 
 
-def _release(engine: Engine, table: Table, key_id: str, idem: str) -> None:
-    """Forget a claim whose request took no effect (a record marked APPLIED stays)."""
+def _release(engine: Engine, table: Table, key_id: str, idem: str, claimed_at: datetime) -> None:
+    """Forget a claim whose request took no effect (a record marked APPLIED stays, and so does
+    the claim of a retry that took this one over)."""
     with engine.begin() as conn:
         conn.execute(
             delete(table).where(
-                table.c.key_id == key_id,
-                table.c.idempotency_key == idem,
-                table.c.status_code.is_(None),
+                *_claimed(table, key_id, idem, claimed_at), table.c.status_code.is_(None)
             )
         )
 

@@ -179,3 +179,39 @@ def test_a_commit_on_another_database_marks_nothing_there(tmp_path: Path) -> Non
 def post_to(client: Any, path: str, key: str) -> Any:
     headers = {"Authorization": "Bearer k1", "Idempotency-Key": key}
     return client.post(path, json={}, headers=headers)
+
+
+def test_a_request_a_retry_took_over_commits_nothing(tmp_path: Path) -> None:
+    """A claim that looks abandoned is taken over by a retry (by the clock of the host that
+    looks, which may run ahead). If the first request was only slow, its effect must not
+    commit after the retry's: two campaigns, two erasures."""
+    import threading
+
+    from sqlalchemy import text
+
+    engine, table, app = idempotency_app(tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE effects (n INTEGER)"))
+
+    def retry_takes_over() -> None:  # another thread: another request, with its own claim
+        with engine.begin() as conn:
+            conn.execute(update(table).values(created_at=utcnow() + timedelta(seconds=1)))
+
+    @app.post("/slow")
+    @idempotent(lambda: (engine, Verifier(), table, HASH_KEY))
+    def slow() -> Any:
+        other = threading.Thread(target=retry_takes_over)
+        other.start()
+        other.join()
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO effects VALUES (1)"))
+        return {"ok": True}, 201
+
+    headers = {"Authorization": "Bearer k1", "Idempotency-Key": "slow-1"}
+    response = app.test_client().post("/slow", json={}, headers=headers)
+    assert response.status_code == 409 and "taken over" in response.get_data(as_text=True)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM effects")).scalar() == 0
+        kept = conn.execute(select(table)).all()
+    assert len(kept) == 1 and kept[0].status_code is None  # the retry's claim is left alone
+    engine.dispose()
