@@ -46,7 +46,9 @@ def _id() -> fields.String:
 
 
 def _time() -> fields.DateTime:
-    return fields.DateTime(required=True)
+    # With its offset (RFC 3339): a naive time passed validation, then failed every handler
+    # that compares it with an aware one, and was dead-lettered only after its retries.
+    return fields.AwareDateTime(required=True)
 
 
 # -- campaigns ---------------------------------------------------------------------------------
@@ -120,7 +122,7 @@ class AlertScheduledSchema(Schema):
     alert_id = _id()
     campaign_id = _id()
     channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True)
-    send_at = fields.DateTime(allow_none=True)
+    send_at = fields.AwareDateTime(allow_none=True)
     at = _time()
     organization_id = fields.String()  # additive: the lead organization
 
@@ -136,7 +138,7 @@ class AlertPublishedSchema(Schema):
     at = _time()
     # Additive: the coalition the audience is drawn from and when the organizer asked to send.
     partner_organization_ids = fields.List(fields.String())
-    send_at = fields.DateTime(allow_none=True)
+    send_at = fields.AwareDateTime(allow_none=True)
 
 
 class AlertCancelledSchema(Schema):

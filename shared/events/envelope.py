@@ -126,6 +126,8 @@ def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, 
         moment = parse_time(ce_time) if ce_time else utcnow()
     except ValueError:
         raise InvalidEvent("ce_time is not RFC 3339") from None
+    if moment.tzinfo is None:
+        raise InvalidEvent("ce_time has no UTC offset (RFC 3339 requires one)")
     return Event(
         type=attrs["ce_type"],
         key=key.decode(errors="replace") if key else "",

@@ -56,14 +56,16 @@ def test_an_event_survives_the_kafka_binary_binding() -> None:
         (b"[1, 2]", None, "JSON object"),
         (b"{}", [("ce_id", b"x")], "missing header"),
         (b"{}", "bad-time", "RFC 3339"),
+        (b"{}", "naive-time", "no UTC offset"),
     ],
 )
 def test_records_that_are_not_events_are_refused(
     value: bytes, headers: object, reason: str
 ) -> None:
     event_headers = signature_event().headers()
-    if headers == "bad-time":
-        event_headers = [(k, b"yesterday" if k == "ce_time" else v) for k, v in event_headers]
+    if headers in ("bad-time", "naive-time"):
+        bad = b"yesterday" if headers == "bad-time" else b"2026-11-28T01:02:03"
+        event_headers = [(k, bad if k == "ce_time" else v) for k, v in event_headers]
     elif headers is not None:
         event_headers = headers  # type: ignore[assignment]
     with pytest.raises(InvalidEvent, match=reason):
@@ -105,6 +107,14 @@ def test_consumers_accept_additive_changes_but_not_violations() -> None:
         CATALOG.check_incoming(signature_event(duplicate="maybe"))
     with pytest.raises(UnknownEventType):
         CATALOG.check_incoming(Event("kinship.nothing.happened.v1", "k", {}, "/x"))
+
+
+def test_a_time_without_its_offset_is_refused_at_the_door() -> None:
+    # Accepted, it failed every handler comparing it with an aware time, and reached the
+    # dead-letter topic only after all its retries.
+    with pytest.raises(InvalidEvent, match="at"):
+        CATALOG.check_incoming(signature_event(at="2026-11-28T00:00:00"))
+    CATALOG.check_incoming(signature_event(at="2026-11-28T09:00:00+09:00"))
 
 
 def test_consumers_accept_a_field_added_inside_a_nested_object() -> None:
