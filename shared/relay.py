@@ -72,8 +72,17 @@ class AdvisoryLock:
         return bool(got)
 
     def release(self, conn: Connection) -> None:
-        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-        conn.commit()
+        """Unlock; a session that cannot (its transaction aborted by the error that ended the
+        leader's run) is closed, which releases its locks, and never goes back to the pool."""
+        try:
+            conn.rollback()  # an aborted transaction refuses every statement, the unlock too
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            conn.commit()
+        except Exception:
+            # Back in the pool still holding the lock, it kept every relay (this one included)
+            # a standby until the pool recycled the connection, up to half an hour.
+            conn.invalidate()
+            raise
 
 
 class FileLock:
