@@ -489,8 +489,7 @@ class ConsumerRunner:
         if batch is None:
             if self._commit_lost:  # _settle above left nothing in flight
                 self._commit_lost = False
-                owned = consumer.assignment()
-                self._commit({tp: o for tp, o in self._committed.items() if tp in owned})
+                self._commit(dict(self._committed))  # of the partitions still owned
             return
         if batch.work:
             assert self._applier is not None, "run() creates the apply thread"
@@ -828,9 +827,15 @@ class ConsumerRunner:
         A commit lost to a crash or a rebalance only means redelivery, which the processed
         event ids absorb, so the batch loop does not wait for the broker's answer.
         """
+        assert self._consumer is not None
+        # Only partitions this member owns now: the broker takes a commit for any partition of
+        # the group, so a batch finished after a rebalance, or the commit at a stop, rewound
+        # the new owner's progress (a wave of redelivery after every rolling deploy).
+        owned = self._consumer.assignment()
+        offsets = {tp: off for tp, off in offsets.items() if tp in owned}
+        self._committed = {tp: off for tp, off in self._committed.items() if tp in owned}
         if not offsets:
             return
-        assert self._consumer is not None
         self._committed.update(offsets)
         commit = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
         try:

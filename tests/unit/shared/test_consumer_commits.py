@@ -63,6 +63,23 @@ def test_an_idle_poll_commits_again_the_owned_places_a_lost_commit_left_behind()
     assert consumer.commits == [{OWNED: 5}]  # once; a new loss would set it again
 
 
+def test_offsets_of_partitions_given_away_are_never_committed() -> None:
+    """The broker takes a commit for any partition of the group: a batch finished after a
+    rebalance took its partition away, or the commit made when the runner stops, would rewind
+    the new owner's progress."""
+    runner = _runner()
+    consumer = StubConsumer()
+    consumer.commit = lambda offsets: consumer.commits.append(  # type: ignore[attr-defined]
+        {tp: meta.offset for tp, meta in offsets.items()}
+    )
+    runner._consumer = consumer  # type: ignore[assignment]
+    runner._committed = {OWNED: 5, GONE: 7}
+    runner._commit({OWNED: 6, GONE: 9})  # a batch that spanned the rebalance
+    runner._commit(dict(runner._committed), wait=True)  # the runner stops
+    assert consumer.commits == [{OWNED: 6}, {OWNED: 6}]
+    assert runner._committed == {OWNED: 6}
+
+
 class Record:
     def __init__(self, tp: TopicPartition, offset: int) -> None:
         self.topic, self.partition, self.offset = tp.topic, tp.partition, offset
