@@ -9,13 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.notifications import audience, ledger
 from services.notifications.audience import EVERY_ORG, Supporter
 from services.notifications.bootstrap import SOURCE
-from services.notifications.store import alerts, deliveries, early_outcomes, supporters
+from services.notifications.store import alerts, deliveries, early_outcomes, supporters, upsert
 from shared.events import Event
 from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
@@ -274,13 +272,8 @@ def _hold(
         "provider_message_id": provider_message_id,
         "received_at": at,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(early_outcomes).values(delivery_id=row.delivery_id, **values)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["delivery_id"], set_=values, where=early_outcomes.c.outcome != "failed"
-        )
-    )
+    upsert(conn, early_outcomes, {"delivery_id": row.delivery_id, **values}, ["delivery_id"],
+           values, where=early_outcomes.c.outcome != "failed")  # fmt: skip
     return True
 
 

@@ -316,12 +316,16 @@ def upsert(
     row: Mapping[str, Any],
     keys: list[str],
     update: Mapping[str, Any] | None = None,
+    where: Any = None,
 ) -> None:
-    """Insert a row, or on a key conflict update the given columns (or do nothing)."""
+    """Insert a row, or on a key conflict update the given columns (only where `where` holds
+    of the existing row, when given), or do nothing."""
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(table).values(**row)
     if update:
-        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=dict(update)))
+        conn.execute(
+            statement.on_conflict_do_update(index_elements=keys, set_=dict(update), where=where)
+        )
     else:
         conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
 
