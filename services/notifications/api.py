@@ -253,8 +253,10 @@ def public_blueprint(deps: Deps) -> Blueprint:
     def preferences_confirm(token: str) -> Response:
         with deps.engine.begin() as conn:
             row = preferences.pending(deps, conn, token)
-            lang = locale_of(conn, row.supporter_id) if row is not None else _browser_locale()
-            if not preferences.confirm(deps, conn, token):
+            if row is None:
+                return _gone(_browser_locale(), "confirm_title")
+            lang = locale_of(conn, row.supporter_id)
+            if not preferences.confirm(deps, conn, row):
                 return _gone(lang, "confirm_title")
         return _page(lang, "saved", f"<p>{_t(lang, 'changes_saved')}</p>")
 

@@ -89,11 +89,9 @@ def pending(deps: Deps, conn: Connection, token: str) -> Any:
     return row
 
 
-def confirm(deps: Deps, conn: Connection, token: str) -> bool:
-    """Apply the changes a confirmation link holds, once; False for an unknown or spent link."""
-    row = pending(deps, conn, token)
-    if row is None:
-        return False
+def confirm(deps: Deps, conn: Connection, row: Any) -> bool:
+    """Apply the changes of a pending request (pending()), once; False when its supporter is
+    gone."""
     conn.execute(
         delete(preference_requests).where(preference_requests.c.token_hash == row.token_hash)
     )
