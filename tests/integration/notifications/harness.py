@@ -540,3 +540,12 @@ def groups_stable(bootstrap: str, groups: dict[str, int]) -> bool:
         if info.get("group_state") != "Stable" or len(info.get("members") or []) < members:
             return False
     return True
+
+
+def confirmation(signed: Event) -> Event:
+    """The signature.confirmed of a double opt-in signature made by signature()."""
+    data = signed.data
+    return event(
+        "signature.confirmed", signed.key, signature_id=data["signature_id"],
+        petition_id=data["petition_id"], campaign_id=data["campaign_id"], supporter_id=signed.key,
+    )  # fmt: skip

@@ -677,16 +677,13 @@ def test_a_signature_anyone_could_type_never_renames_or_regenders_a_supporter(
 
 def test_a_confirmed_signature_is_the_persons_own_word_on_their_name(service: Service) -> None:
     from services.notifications.handlers import handle_signature_confirmed, handle_signature_created
-    from tests.integration.notifications.harness import event, signature
+    from tests.integration.notifications.harness import confirmation, signature
 
     own = signature("kai@example.org", "pet-n1", "camp-n", "org-n", given_name="Katherine",
                     pronouns="she/her")  # fmt: skip
     renamed = signature("kai@example.org", "pet-n2", "camp-n", "org-n", given_name="Kai",
                         pronouns="they/them", double_opt_in=True)  # fmt: skip
-    confirmed = event(
-        "signature.confirmed", renamed.key, signature_id=renamed.data["signature_id"],
-        petition_id="pet-n2", campaign_id="camp-n", supporter_id=renamed.key,
-    )  # fmt: skip
+    confirmed = confirmation(renamed)
     with service.engine.begin() as conn:
         handle_signature_created(service.deps, own, conn)
         handle_signature_created(service.deps, renamed, conn)
@@ -737,7 +734,7 @@ def test_a_signature_anyone_could_type_is_not_published_as_lifting_an_unsubscrib
     emailing, and no `subscribe` tells petitions' export (and the tools organizers import it
     into) otherwise. Only the person (the preference page, a confirmed signature) lifts it."""
     from services.notifications.handlers import handle_signature_confirmed, handle_signature_created
-    from tests.integration.notifications.harness import event, signature
+    from tests.integration.notifications.harness import confirmation, signature
 
     project_org(service, "org-w")
     people = seed_audience(service.engine, "camp-w", "org-w", 1, sms_consent=False)
@@ -752,10 +749,7 @@ def test_a_signature_anyone_could_type_is_not_published_as_lifting_an_unsubscrib
     assert service.count(suppressions, suppressions.c.contact_hash == contact) == 1
     # Their own double opt-in signature, confirmed: the unsubscribe is lifted, and published.
     own = signature(email, "pet-w2", "camp-w", "org-w", double_opt_in=True)
-    confirmed = event(
-        "signature.confirmed", own.key, signature_id=own.data["signature_id"],
-        petition_id="pet-w2", campaign_id="camp-w", supporter_id=own.key,
-    )  # fmt: skip
+    confirmed = confirmation(own)
     with service.engine.begin() as conn:
         handle_signature_created(service.deps, own, conn)
         handle_signature_confirmed(service.deps, confirmed, conn)
