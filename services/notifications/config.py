@@ -45,6 +45,10 @@ class NotificationConfig:
     # A dispatch batch's rows untouched for this long belong to a worker that died. Longer than
     # the longest silence of a live sender: one provider timeout plus one backoff wait.
     batch_lease_seconds: float = 90.0
+    # A dispatch batch that fails this many times in a row with an error of its own (not a
+    # provider's, not an outage of the database or the broker) is given up: its recipients
+    # fail, and it goes to the dead-letter topic.
+    batch_max_attempts: int = 5
     # Supporters the expander reads with a plan that starts at once, before the plan for the
     # rest (which starts ~2 s later for a million): about what the senders send meanwhile.
     expander_head_rows: int = 60_000
@@ -79,6 +83,7 @@ class NotificationConfig:
             sms_recheck_seconds=float(_env("SMS_RECHECK_SECONDS", str(d.sms_recheck_seconds))),
             dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
             batch_lease_seconds=float(_env("BATCH_LEASE_SECONDS", str(d.batch_lease_seconds))),
+            batch_max_attempts=int(_env("BATCH_MAX_ATTEMPTS", str(d.batch_max_attempts))),
             expander_head_rows=int(_env("EXPANDER_HEAD_ROWS", str(d.expander_head_rows))),
             credentials_pause_seconds=float(
                 _env("CREDENTIALS_PAUSE_SECONDS", str(d.credentials_pause_seconds))

@@ -482,6 +482,49 @@ class Deliverer:
             if event is not None:
                 self.deps.outbox.add(conn, event)
 
+    def fail_batch(self, data: Mapping[str, Any], channel: str, error_code: str) -> None:
+        """Give a dispatch batch up: fail every recipient it still owes, and record it dead.
+
+        For a batch that fails the same way however often it is tried (a fault in our own code
+        or data, not in the provider or the database): without this its partition stalled for
+        ever, and its alert never finished. Recipients the batch never reached get a failed
+        row, so that later redeliveries send them nothing. Rows it left queued or sending (the
+        error may have come mid-request) fail too; rows already settled stay as they are, and
+        rows a live worker holds raise Busy, as when a batch is taken over."""
+        alert_id, batch_id = str(data["alert_id"]), str(data["batch_id"])
+        batch_key = f"{batch_id}@{self.instance}"
+        ids = [str(i) for i in data["supporter_ids"]]
+        now = self.now
+        with self.deps.engine.begin() as conn:
+            inserted = ledger.insert_batch(
+                conn, [ledger.Entry(sid, "failed", None) for sid in ids], message_key=alert_id,
+                channel=channel, kind="alert", alert_id=alert_id, now=now,
+            )  # fmt: skip
+            failed = [delivery_id for delivery_id, _, _ in inserted]
+            ledger.transition(
+                conn, failed, "failed", now, from_status=("failed",), error_code=error_code
+            )
+            fresh = {sid for _, sid, _ in inserted}
+            seen = [sid for sid in ids if sid not in fresh]
+            held = [
+                row
+                for row in ledger.existing(conn, alert_id, channel, seen)
+                if row.status in ("queued", "sending")
+                and str(row.batch_key or "").startswith(f"{batch_id}@")
+            ]
+            lease = timedelta(seconds=self.deps.config.batch_lease_seconds)
+            if any(r.batch_key != batch_key and now - r.updated_at < lease for r in held):
+                raise Busy(batch_id)
+            for row in held:  # each under the key it was read with: a change since is kept
+                if ledger.transition(
+                    conn, [row.delivery_id], "failed", now, from_status=(row.status,),
+                    batch_key=row.batch_key, error_code=error_code,
+                ):  # fmt: skip
+                    failed.append(row.delivery_id)
+            ledger.bump(conn, alert_id, failed=len(failed))
+            ledger.mark_dead_batch(conn, batch_id, alert_id, now)
+            self._failed_events(conn, failed, error_code)
+
     def dead_batch_unlettered(self, batch_id: str) -> bool:
         """Return whether the batch died and is not on the dead-letter topic yet."""
         with self.deps.engine.connect() as conn:

@@ -29,6 +29,7 @@ from services.notifications.domain import TokenBucket
 from services.notifications.senders import CredentialsRefused
 from services.notifications.store import alerts, idempotency_keys
 from shared.consumer import dead_letter_headers
+from shared.db import is_connection_error
 from shared.errors import InvalidEvent
 from shared.events import Event
 from shared.events.catalog import CATALOG, CHANNELS, DISPATCH_TOPICS, sender_group, type_name
@@ -268,6 +269,8 @@ class DispatchSender:
         self._spin_guard = SpinGuard()
         self._finished: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._committed_at = time.monotonic()
+        # The record failing in a row, and how often (DispatchSender._given_up).
+        self._failing: tuple[tuple[str, int, int] | None, int] = (None, 0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -355,14 +358,15 @@ class DispatchSender:
                     consumer.seek(tp, record.offset)
                     self._stop.wait(1.0)
                     return
-                except Exception as exc:  # noqa: BLE001 - database or broker trouble: retry it
-                    log.warning(
-                        "dispatch batch interrupted, will retry",
-                        extra={"error": type(exc).__name__, "group": self.group},
-                    )
-                    consumer.seek(tp, record.offset)
-                    self._stop.wait(1.0)
-                    return
+                except Exception as exc:  # noqa: BLE001 - retried, and given up if it is ours
+                    if not self._given_up(record, exc):
+                        log.warning(
+                            "dispatch batch interrupted, will retry",
+                            extra={"error": type(exc).__name__, "group": self.group},
+                        )
+                        consumer.seek(tp, record.offset)
+                        self._stop.wait(1.0)
+                        return
                 self._finished[tp] = record.offset + 1
         if time.monotonic() - self._committed_at >= self.commit_interval:
             self.commit_finished(consumer)
@@ -393,6 +397,38 @@ class DispatchSender:
         if self.deliverer.dead_batch_unlettered(batch_id):
             self._dead_letter(record, RuntimeError("provider kept failing; deliveries failed"))
             self.deliverer.dead_lettered(batch_id)
+
+    def _given_up(self, record: Any, exc: Exception) -> bool:
+        """Count a failed try of record; at the last, fail its batch and dead-letter it, and
+        return True.
+
+        An outage of the database or the broker is waited out, however long: it says nothing
+        about the batch. Any other error (a fault in our code or in the alert's data that
+        fails the batch every time) used to be retried for ever: the partition stalled behind
+        it, and the alert never finished. Only the record in hand is counted."""
+        if is_connection_error(exc) or isinstance(exc, KafkaError):
+            return False
+        place = (record.topic, record.partition, record.offset)
+        tries = self._failing[1] + 1 if self._failing[0] == place else 1
+        self._failing = (place, tries)
+        if tries < self.deps.config.batch_max_attempts:
+            return False
+        try:
+            data = decode(record.key, record.value, record.headers).data
+            self.deliverer.fail_batch(data, self.channel, f"batch_error:{type(exc).__name__}"[:64])
+            self._dead_letter(record, exc)
+            self.deliverer.dead_lettered(str(data["batch_id"]))
+        except Exception as failed:  # noqa: BLE001 - tried again with the next retry
+            log.warning(
+                "dispatch batch not given up yet",
+                extra={"error": type(failed).__name__, "group": self.group},
+            )
+            return False
+        log.error(
+            "dispatch batch given up: recipients failed, batch dead-lettered",
+            extra={"error": type(exc).__name__, "group": self.group, "tries": tries},
+        )
+        return True
 
     def commit_finished(self, consumer: KafkaConsumer, final: bool = False) -> None:
         """Commit the places of the batches finished since the last commit.

@@ -179,6 +179,49 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
         assert all("kinship_error" in headers_of(r) for r in dead)
 
 
+def test_a_batch_failing_by_a_fault_of_its_own_is_given_up_failed_and_dead_lettered(
+    database_url: str,
+    kafka_bootstrap: str,
+    provider_urls: tuple[str, str],
+    fakes_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error that is neither the provider's nor an outage (a fault in our code or the
+    alert's data) fails the batch every time it is tried: it is given up after
+    BATCH_MAX_ATTEMPTS, its recipients failed, and the alert finishes; the other batch goes."""
+    config = fast_config(batch_max_attempts=3)
+    with running_service(
+        database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config
+    ) as service:
+        seed_audience(service.engine, "camp-p", "org-p", 1500)
+        sender = service.deps.email
+        send_batch = sender.send_batch
+        tries: list[int] = []
+
+        def faulty(batch: Any) -> Any:
+            if len(batch.recipients) == 1000:  # the first slice; the second has 500
+                tries.append(1)
+                raise ValueError("a fault of ours")
+            return send_batch(batch)
+
+        monkeypatch.setattr(sender, "send_batch", faulty)
+        service.start()
+        service.publish(alert("alert-p", "camp-p", "org-p", ["email"]))
+        eventually(lambda: done(service, "alert-p"), timeout=90, message="alert done")
+        row = service.rows(alerts)[0]
+        assert (row.total, row.sent, row.failed, row.dead_batches) == (1500, 500, 1000, 1)
+        assert row.total == row.sent + row.failed + row.suppressed
+        assert len(tries) == 3
+        assert len(service.fakes.sendgrid_recipients()) == 500
+        failed = service.rows(deliveries, deliveries.c.status == "failed")
+        assert len(failed) == 1000
+        assert {r.error_code for r in failed} == {"batch_error:ValueError"}
+        dlq = dead_letter_topic(DISPATCH_TOPICS["email"], f"{service.group}-email-sender")
+        dead = read_all(service.bootstrap, dlq, expected=1)
+        assert len(dead) == 1 and len(json.loads(dead[0].value)["supporter_ids"]) == 1000
+        assert headers_of(dead[0])["kinship_error_class"] == "ValueError"
+
+
 def test_a_dead_batch_is_dead_lettered_and_counted_even_if_its_first_write_fails(
     database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
 ) -> None:
