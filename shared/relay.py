@@ -29,7 +29,7 @@ from kafka.errors import (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
 )
-from sqlalchemy import Connection, Engine, Table, delete, select, text
+from sqlalchemy import Connection, Engine, Table, delete, func, select, text
 
 from shared.consumer import H_ERROR, H_ERROR_CLASS, H_FAILED_AT, H_ORIGIN_TOPIC
 from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time, utcnow
@@ -148,6 +148,7 @@ class OutboxRelay:
         producer_factory: ProducerFactory,
         *,
         batch_size: int = 1000,
+        max_batch_bytes: int = 16 * 1024 * 1024,
         idle_sleep: float = 0.05,
         idle_ceiling: float = 1.0,
         linger: float = 0.02,
@@ -159,6 +160,20 @@ class OutboxRelay:
         self.table = table
         self.producer_factory = producer_factory
         self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        # The first batch_size rows, cut after the row that reaches max_batch_bytes (the first
+        # row always goes): the relay holds a batch whole, and at MAX_EVENT_BYTES a row a
+        # thousand rows could be 900 MB. The sizes are summed by the database, over those rows
+        # only (PostgreSQL reads a bytea's length without detoasting it).
+        head = select(table).order_by(table.c.id).limit(batch_size).subquery()
+        size = func.length(head.c.data)
+        ahead = (func.sum(size).over(order_by=head.c.id) - size).label("ahead")
+        sized = select(head, ahead).subquery()
+        self._next_rows = (
+            select(*(sized.c[column.name] for column in table.columns))
+            .where(sized.c.ahead < max_batch_bytes)
+            .order_by(sized.c.id)
+        )
         # Between empty looks: idle_sleep where nothing signals new rows (SQLite); on
         # PostgreSQL the outbox's trigger NOTIFYs each commit, and the relay waits for it, or
         # idle_ceiling at most.
@@ -207,7 +222,7 @@ class OutboxRelay:
         """Publish one batch of committed rows; return how many were published (or moved to the
         dead-letter topic) and deleted."""
         table = self.table
-        rows = conn.execute(select(table).order_by(table.c.id).limit(self.batch_size)).all()
+        rows = conn.execute(self._next_rows).all()
         conn.commit()
         if not rows:
             return 0
