@@ -36,11 +36,15 @@ from services.notifications.senders import (
 )
 from services.notifications.store import alerts, deliveries
 from shared import metrics
-from shared.db import one_of
+from shared.db import aware, one_of
 from shared.templates import with_opt_out
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+# A welcome text older than this (since its opt-in was recorded) keeps quiet hours.
+WELCOME_FRESH = timedelta(minutes=10)
 
 
 class Stopped(Exception):
@@ -1019,6 +1023,10 @@ class Deliverer:
                     raise _Skip("failed", self._no_sms_body(person))
                 custom = {"notification_id": row.delivery_id, "alert_id": str(row.alert_id)}
             else:
+                later = self._welcome_window(row, person)
+                if later is not None:
+                    self._redefer(row, later)
+                    return None
                 if person.discreet or params.get("discreet"):
                     # Texts show on lock screens: a discreet supporter's never name the
                     # organization (the cause), as their alerts' discreet text does not.
@@ -1029,6 +1037,17 @@ class Deliverer:
                 raise _Skip("failed", "no_content")
             sms = Sms(person.phone, body, self._status_callback(row.delivery_id), custom)
             return lambda: self.deps.sms.send(sms)
+
+    def _welcome_window(self, row: Any, person: Supporter) -> datetime | None:
+        """When a welcome text may go, None for now. It answers the person's own opt-in, and
+        goes at once while that is fresh (WELCOME_FRESH), as carriers expect; one sent later
+        (a backlog, a retry, a provider's pause) waits for daytime as an alert's texts do."""
+        if self.now - aware(row.created_at) <= WELCOME_FRESH:
+            return None
+        config = self.deps.config
+        return next_sms_window(
+            self.now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
+        )
 
     def _redefer(self, row: Any, when: datetime) -> None:
         with self.deps.engine.begin() as conn:

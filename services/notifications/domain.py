@@ -7,8 +7,8 @@ import random
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,26 +24,6 @@ from shared.locales import resolve_locale
 QUIET_START_HOUR = 8  # earliest local hour an SMS may go out
 QUIET_END_HOUR = 21  # local hour from which SMS waits for the next morning
 
-# Countries spanning several zones: the zone where most people live.
-_MAIN_ZONE = {
-    "US": "America/New_York",
-    "CA": "America/Toronto",
-    "AU": "Australia/Sydney",
-    "BR": "America/Sao_Paulo",
-    "MX": "America/Mexico_City",
-    "RU": "Europe/Moscow",
-    "ID": "Asia/Jakarta",
-    "CN": "Asia/Shanghai",
-    "NZ": "Pacific/Auckland",
-    # Babel lists these countries' zones with a small one first (Galapagos, Hovd, ...).
-    "CD": "Africa/Kinshasa",
-    "CL": "America/Santiago",
-    "EC": "America/Guayaquil",
-    "KZ": "Asia/Almaty",
-    "MN": "Asia/Ulaanbaatar",
-    "PT": "Europe/Lisbon",
-    "ES": "Europe/Madrid",
-}
 # US ZIP codes by first digit: coarse, for a ZIP code the zipcodes data does not know.
 _US_ZIP_ZONE = {
     "0": "America/New_York",
@@ -84,9 +64,15 @@ _CA_POSTAL_ZONE = {
     "S": "America/Regina",
     "T": "America/Edmonton",
     "V": "America/Vancouver",
-    "X": "America/Yellowknife",
+    "X": "America/Yellowknife",  # the Northwest Territories; Nunavut's X0A-X0C below
+    "X0A": "America/Iqaluit",
+    "X0B": "America/Cambridge_Bay",
+    "X0C": "America/Rankin_Inlet",
     "Y": "America/Whitehorse",
 }
+
+# Postal codes of these countries are all digits, this many.
+_POSTCODE_DIGITS = {"US": 5, "AU": 4}
 
 # Carriers' standard words, and those Twilio's own opt-out list has added (OPTOUT, REVOKE):
 # Twilio blocks a number that sent one of them, and Kinship must know it has.
@@ -199,41 +185,74 @@ def _postal_zone(country: str | None, postal_code: str | None) -> str | None:
     """The zone a postal code places a supporter in, for countries of several zones whose
     codes say where (US, Australia, Canada); else None."""
     code = ascii_digits(postal_code or "").strip().upper()
+    if code.isdigit() and country in _POSTCODE_DIGITS:
+        # A form's number field drops leading zeros: Darwin's 0800 arrives as 800, San
+        # Juan's 00901 as 901 (and read as Melbourne and Los Angeles).
+        code = code.zfill(_POSTCODE_DIGITS[country])
     if country == "US" and code[:1] in _US_ZIP_ZONE:
         by_zip = _us_zip_zone(code[:5])
         return by_zip or _US_ZIP3_ZONE.get(code[:3], _US_ZIP_ZONE[code[0]])
     if country == "AU" and code[:1] in _AU_POSTCODE_ZONE:
         return _AU_POSTCODE2_ZONE.get(code[:2], _AU_POSTCODE_ZONE[code[0]])
     if country == "CA":
-        return _CA_POSTAL_ZONE.get(code[:1])
+        return _CA_POSTAL_ZONE.get(code[:3]) or _CA_POSTAL_ZONE.get(code[:1])
     return None
 
 
 def resolve_time_zone(
     phone: str | None, country: str | None, postal_code: str | None = None
 ) -> str:
-    """Return the IANA zone of a supporter: postal code, then phone, then country, else UTC."""
+    """Return where a supporter's quiet hours are reckoned: their postal code's zone, else
+    their phone number's, else their country's; UTC when nothing is known.
+
+    Where that leaves several zones (a Russian or Australian mobile, a country given without a
+    postal code), the result names the westernmost and easternmost of them, "West East", and a
+    text goes only when it is daytime in both (next_sms_window). A "main zone" for each country
+    texted Vladivostok at 04:00 and Perth at 05:00; TCPA's rule is the called party's time.
+    """
     country = (country or "").upper() or None
     by_post = _postal_zone(country, postal_code)
     if by_post:
         return by_post
+    parsed = None
     if phone:
         try:
-            zones = phone_timezone.time_zones_for_number(phonenumbers.parse(phone, None))
+            parsed = phonenumbers.parse(phone, None)
         except phonenumbers.NumberParseException:
-            zones = ()
-        real = [z for z in zones if "/" in z and z != phone_timezone.UNKNOWN_TIMEZONE]
-        if len(real) == 1:
-            return real[0]
-        if real and not country:
-            country = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+            parsed = None
+    if parsed is not None:
+        found = phone_timezone.time_zones_for_number(parsed)
+        real = [z for z in found if z != phone_timezone.UNKNOWN_TIMEZONE and _known_zone(z)]
+        if real:
+            return zone_span(real)
+        country = country or phonenumbers.region_code_for_number(parsed)
     if country:
-        if country in _MAIN_ZONE:
-            return _MAIN_ZONE[country]
-        territory: list[str] = list(get_global("territory_zones").get(country) or [])
-        if territory:
-            return str(territory[0])
+        territory = [str(z) for z in get_global("territory_zones").get(country) or ()]
+        known = [z for z in territory if _known_zone(z)]
+        if known:
+            return zone_span(known)
     return "UTC"
+
+
+# Offsets are compared at both solstices' months: daylight saving moves some zones of a
+# country and not others (Honolulu stays, Adak moves).
+_SEASONS = (datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC))
+
+
+@cache
+def _offsets(name: str) -> tuple[timedelta, timedelta]:
+    at = [moment.astimezone(ZoneInfo(name)).utcoffset() or timedelta() for moment in _SEASONS]
+    return min(at), max(at)
+
+
+def zone_span(zones: Sequence[str]) -> str:
+    """Return one zone when zones share their offsets all year, else "West East": the zone
+    furthest behind UTC and the one furthest ahead (daytime in both is daytime in all)."""
+    west = min(zones, key=lambda name: _offsets(name)[0])
+    east = max(zones, key=lambda name: _offsets(name)[1])
+    if _offsets(west) == _offsets(east):
+        return zones[0]
+    return f"{west} {east}"
 
 
 def zone(name: str) -> ZoneInfo:
@@ -244,19 +263,36 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def _opening(now: datetime, place: ZoneInfo, start_hour: int, end_hour: int) -> datetime | None:
+    """None when it is daytime at place, else the next start_hour there (in UTC)."""
+    local = now.astimezone(place)
+    if start_hour <= local.hour < end_hour:
+        return None
+    day = local.date() if local.hour < start_hour else local.date() + timedelta(days=1)
+    opening = datetime(day.year, day.month, day.day, start_hour, tzinfo=place)
+    return opening.astimezone(UTC)
+
+
 def next_sms_window(
     now: datetime,
     time_zone: str,
     start_hour: int = QUIET_START_HOUR,
     end_hour: int = QUIET_END_HOUR,
 ) -> datetime | None:
-    """Return when an SMS may go out in the recipient's zone, or None when it may go now."""
-    local = now.astimezone(zone(time_zone))
-    if start_hour <= local.hour < end_hour:
-        return None
-    day = local.date() if local.hour < start_hour else local.date() + timedelta(days=1)
-    opening = datetime(day.year, day.month, day.day, start_hour, tzinfo=zone(time_zone))
-    return opening.astimezone(now.tzinfo)
+    """Return when an SMS may go out, or None when it may go now: between start_hour and
+    end_hour in the recipient's zone, or in each of the zones it names (resolve_time_zone)."""
+    places = [zone(name) for name in time_zone.split()] or [ZoneInfo("UTC")]
+    moment = now
+    for _ in range(2 * len(places) + 2):
+        openings = [
+            found for place in places if (found := _opening(moment, place, start_hour, end_hour))
+        ]
+        if not openings:
+            return None if moment == now else moment.astimezone(now.tzinfo)
+        moment = max(openings)
+    # The zones share no daytime (a span of 13 hours or more): the westernmost one's.
+    later = _opening(now, places[0], start_hour, end_hour)
+    return later.astimezone(now.tzinfo) if later else None
 
 
 def pick_variant(

@@ -87,7 +87,7 @@ supporters = Table(
     # As long as petitions accepts (services/petitions/schemas.py): a longer one fails every time.
     Column("region", String(100)),
     Column("postal_code", String(32)),  # domain.POSTAL_CODE_LENGTH
-    Column("time_zone", String(64), nullable=False),
+    Column("time_zone", String(100), nullable=False),  # one zone, or "West East"
     Column("discreet", Boolean, nullable=False),
     Column("interests", JSON, nullable=False),
     # Random, unguessable: the supporter's half of every unsubscribe / preference link.

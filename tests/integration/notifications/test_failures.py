@@ -14,6 +14,7 @@ import pytest
 
 from services.notifications.delivery import Deliverer
 from services.notifications.store import alerts, deliveries, suppressions
+from shared.db import aware
 from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
 from shared.kafka import dead_letter_topic
 from tests.integration.notifications.harness import (
@@ -848,3 +849,35 @@ def test_two_expanders_never_write_the_same_slice(service: Service) -> None:
         standby._flush(row, "email", ids, 1, {"email": None})
     row = service.rows(alerts)[0]
     assert (row.total, row.batches) == (2, 1)
+
+
+def test_a_welcome_text_sent_late_keeps_quiet_hours_and_a_fresh_one_goes_at_once(
+    service: Service,
+) -> None:
+    """A welcome answers the person's own opt-in: fresh, it goes at once whatever the hour.
+    One that waited (a backlog, a provider's pause) waits for daytime, as an alert's do."""
+    from services.notifications.handlers import queue_sms_welcome
+
+    [late, fresh] = seed_audience(
+        service.engine, "camp-n", "org-n", 2, phone_every=1, time_zone="America/Los_Angeles"
+    )
+    night = datetime(2026, 6, 2, 6, 0, tzinfo=UTC)  # 23:00 in Los Angeles
+    params = {"organization_id": "org-n", "title": "Fund language access"}
+    with service.engine.begin() as conn:
+        queue_sms_welcome(conn, late["supporter_id"], None, params, night - timedelta(hours=1))
+        queue_sms_welcome(conn, fresh["supporter_id"], None, params, night - timedelta(minutes=2))
+    service.deps.clock = lambda: night
+    deliverer = Deliverer(service.deps)
+    claim, rows = deliverer.claim_due()
+    for row in rows:
+        deliverer.send_claimed(claim, row)
+    texts = service.fakes.twilio_messages()
+    assert [text.body["To"] for text in texts] == [fresh["phone"]]
+    [waiting] = service.rows(deliveries, deliveries.c.recipient_id == late["supporter_id"])
+    morning = datetime(2026, 6, 2, 15, 0, tzinfo=UTC)  # 08:00 in Los Angeles
+    assert (waiting.status, aware(waiting.not_before)) == ("deferred", morning)
+    service.deps.clock = lambda: morning
+    claim, rows = deliverer.claim_due()
+    assert [row.recipient_id for row in rows] == [late["supporter_id"]]
+    deliverer.send_claimed(claim, rows[0])
+    assert [text.body["To"] for text in service.fakes.twilio_messages()][1:] == [late["phone"]]

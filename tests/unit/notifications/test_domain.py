@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -36,16 +37,24 @@ from shared.locales import resolve_locale
         (None, "US", "96910", "Pacific/Guam"),
         # A number phonenumbers cannot place is not "Etc/Unknown" (UTC): the country decides.
         ("+8210123456", "KR", None, "Asia/Seoul"),
-        # Where most people live, not the first zone Babel lists.
-        (None, "EC", None, "America/Guayaquil"),
-        (None, "MN", None, "Asia/Ulaanbaatar"),
-        (None, "CD", None, "Africa/Kinshasa"),
-        # Every Australian mobile reads as Sydney: the postcode says Perth, Darwin, Adelaide.
+        # A country of several zones, and nothing finer: both ends of it.
+        (None, "EC", None, "Pacific/Galapagos America/Guayaquil"),
+        (None, "MN", None, "Asia/Hovd Asia/Ulaanbaatar"),
+        (None, "CD", None, "Africa/Kinshasa Africa/Lubumbashi"),
+        # An Australian mobile says only "Australia": the postcode says Perth, Darwin, Adelaide.
         ("+61412345678", "AU", "6000", "Australia/Perth"),
         ("+61412345678", "AU", "0870", "Australia/Darwin"),
         (None, "AU", "5000", "Australia/Adelaide"),
         (None, "AU", "2600", "Australia/Sydney"),  # Canberra
-        ("+61412345678", "AU", None, "Australia/Sydney"),
+        ("+61412345678", "AU", None, "Indian/Cocos Australia/Lord_Howe"),
+        ("+79161234567", None, None, "Europe/Bucharest Asia/Anadyr"),  # any +7 mobile
+        # A form's number field drops leading zeros: Darwin, not Melbourne; San Juan.
+        (None, "AU", "800", "Australia/Darwin"),
+        (None, "US", "901", "America/Puerto_Rico"),
+        (None, "CA", "X0A 0H0", "America/Iqaluit"),  # Nunavut, not Yellowknife
+        (None, "CA", "X1A 2P3", "America/Yellowknife"),
+        # A number whose zone is unknown still tells its country.
+        ("+8210123456", None, None, "Asia/Seoul"),
         (None, "CA", "v6b 1a1", "America/Vancouver"),
         (None, "CA", "T2P 2M5", "America/Edmonton"),
         (None, "CA", "H2X 1Y4", "America/Toronto"),  # Montreal
@@ -63,6 +72,9 @@ def test_time_zone_from_postal_code_phone_or_country(
     assert resolve_time_zone(phone, country, postal) == zone
 
 
+US_SPAN = "America/Adak America/Indiana/Marengo"  # the United States, from Hawaii to the east
+
+
 @pytest.mark.parametrize(
     ("postal", "zone"),
     [
@@ -70,8 +82,8 @@ def test_time_zone_from_postal_code_phone_or_country(
         ("\uff19\uff16\uff18\uff11\uff13", "Pacific/Honolulu"),  # full-width 96813
         ("\u0669\u0664\u0666\u0661\u0662", "America/Los_Angeles"),  # Arabic-Indic 94612
         # Not decimal digits, though isdigit() says so: no ZIP code, so the country's zone.
-        ("\u2079\u2074\u2076\u00b9\u00b2", "America/New_York"),  # superscript 94612
-        ("\u2468\u2463\u2465\u2460\u2461", "America/New_York"),  # circled 94612
+        ("\u2079\u2074\u2076\u00b9\u00b2", US_SPAN),  # superscript 94612
+        ("\u2468\u2463\u2465\u2460\u2461", US_SPAN),  # circled 94612
     ],
 )
 def test_a_zip_code_typed_with_another_keyboards_digits_still_finds_a_zone(
@@ -101,6 +113,25 @@ def test_quiet_hours_follow_daylight_saving() -> None:
     # 2026-11-01: US clocks go back; 08:00 PST is 16:00 UTC.
     late = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)  # 22:00 PDT on Oct 31
     assert next_sms_window(late, "America/Los_Angeles") == datetime(2026, 11, 1, 16, 0, tzinfo=UTC)
+
+
+def test_a_text_to_someone_in_one_of_several_zones_goes_when_it_is_daytime_in_all() -> None:
+    span = resolve_time_zone("+79161234567", None, None)  # a Russian mobile: anywhere in Russia
+    moscow_2059 = datetime(2026, 6, 2, 17, 59, tzinfo=UTC)  # 04:59 in Anadyr
+    later = next_sms_window(moscow_2059, span)
+    assert later is not None
+    for name in span.split():
+        assert 8 <= later.astimezone(ZoneInfo(name)).hour < 21
+    # The first such moment: a minute before, it is night at one end or the other.
+    before = later - timedelta(minutes=1)
+    assert any(not 8 <= before.astimezone(ZoneInfo(n)).hour < 21 for n in span.split())
+    assert next_sms_window(later, span) is None
+
+
+def test_zones_sharing_no_daytime_fall_back_to_the_westernmost() -> None:
+    span = "Pacific/Midway Pacific/Kiritimati"  # 25 hours apart
+    night = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)  # 23:00 on Midway
+    assert next_sms_window(night, span) == next_sms_window(night, "Pacific/Midway")
 
 
 @pytest.mark.parametrize(
