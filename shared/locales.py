@@ -34,6 +34,7 @@ _LOCALE_ALIASES = {
     "vi": "vi",
     "en": "en",
 }
+_CHINESE = ("zh", "yue")  # Mandarin and the rest ("zh"), and Cantonese, which has its own tag
 
 
 def resolve_locale(requested: str | None, fallback: str = "en") -> str:
@@ -43,9 +44,14 @@ def resolve_locale(requested: str | None, fallback: str = "en") -> str:
     tag = requested.replace("_", "-").strip().lower()
     if tag in _LOCALE_ALIASES:
         return _LOCALE_ALIASES[tag]
-    if tag.startswith("zh"):
-        return "zh-Hant" if any(p in tag for p in ("hant", "tw", "hk", "mo")) else "zh-Hans"
-    base = tag.split("-", 1)[0]
+    base, *subtags = tag.split("-")
+    if base in _CHINESE:
+        # The script says which characters, when given (zh-Hans-HK is Simplified); else the
+        # region, else the language's usual one (Cantonese readers mostly read Traditional).
+        if "hans" in subtags or "hant" in subtags:
+            return "zh-Hans" if "hans" in subtags else "zh-Hant"
+        traditional = any(p in ("tw", "hk", "mo") for p in subtags) or base == "yue"
+        return "zh-Hant" if traditional else "zh-Hans"
     return _LOCALE_ALIASES.get(base, fallback)
 
 

@@ -44,7 +44,9 @@ def _t(locale: str, key: str, **values: Any) -> str:
 
 def _browser_locale() -> str:
     """The first language of the browser's Accept-Language that the pages are written in."""
-    for tag, _quality in request.accept_languages:
+    for tag, quality in request.accept_languages:
+        if quality <= 0:
+            continue  # q=0: "not this language"
         found = resolve_locale(tag, "")
         if found:
             return found

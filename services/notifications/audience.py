@@ -637,7 +637,8 @@ def target_language(requested: str) -> str | None:
     ("zh": Simplified and Traditional readers alike, though "zh" alone reads as zh-Hans)."""
     bare = requested.strip().replace("_", "-")
     if bare and "-" not in bare:
-        return bare.lower()
+        # As supporters' languages are kept: fil as tl. Bare zh stays, for every script.
+        return bare.lower() if bare.lower() == "zh" else language_tag(bare.lower())
     return language_tag(requested)
 
 

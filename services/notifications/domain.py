@@ -306,13 +306,18 @@ def pick_variant(
     if language and language != locale:
         if language in variants:
             return language
-        base = language.split("-", 1)[0]
+        base = language.split("-", 1)[0].lower()
         if base in variants:
             return base
+        for key in variants:  # es-MX content for a reader of es (or of es-US)
+            if key.split("-", 1)[0].lower() == base:
+                return key
     if locale in variants:
         return locale
     for key in variants:
-        if resolve_locale(key) == locale:
+        # Only a key that reads as the locale: resolve_locale's fallback would take any
+        # language Kinship does not write in (es, fr) for English.
+        if resolve_locale(key, "") == locale:
             return key
     if default in variants:
         return default

@@ -294,6 +294,9 @@ def test_the_pages_an_email_links_to_are_in_the_supporters_language(service: Ser
     assert text("zh-Hant", "page_discreet_off") in shown
     gone = client.get("/preferences/nope.nope.nope", headers={"Accept-Language": "ko-KR,en;q=0.5"})
     assert gone.status_code == 404 and text("ko", "page_gone") in gone.get_data(as_text=True)
+    # q=0 refuses a language: French is not written, Chinese was refused, so English.
+    refused = client.get("/preferences/nope.nope.nope", headers={"Accept-Language": "fr, zh;q=0"})
+    assert text("en", "page_gone") in refused.get_data(as_text=True)
 
 
 def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> None:

@@ -141,6 +141,12 @@ def test_zones_sharing_no_daytime_fall_back_to_the_westernmost() -> None:
         ("zh_HK", "zh-Hant"),
         ("zh-CN", "zh-Hans"),
         ("zh", "zh-Hans"),
+        # The script decides before the region; Cantonese reads Traditional; Zhuang is not zh.
+        ("zh-Hans-HK", "zh-Hans"),
+        ("zh-Hant-CN", "zh-Hant"),
+        ("yue", "zh-Hant"),
+        ("yue-Hans", "zh-Hans"),
+        ("zha", "en"),
         ("fil", "tl"),
         ("ko-KR", "ko"),
         ("vi", "vi"),
@@ -153,10 +159,24 @@ def test_locale_resolution_falls_back_to_english(tag: str | None, locale: str) -
     assert resolve_locale(tag) == locale
 
 
+def test_an_alerts_language_targets_supporters_as_their_languages_are_kept() -> None:
+    from services.notifications.audience import target_language
+
+    assert target_language("fil") == "tl"  # Filipino readers are kept as tl
+    assert target_language("zh") == "zh"  # every script
+    assert target_language("zh-TW") == "zh-Hant"
+    assert target_language("ES") == "es"
+
+
 def test_content_variant_prefers_the_supporters_locale() -> None:
     variants = {"en": 1, "zh-TW": 2}
     assert pick_variant(variants, "zh-Hant", "en") == "zh-TW"
     assert pick_variant(variants, "ko", "en") == "en"
+    # A language Kinship does not write in never stands for English.
+    assert pick_variant({"es": 1, "en-US": 2}, "en", "en-US", "en") == "en-US"
+    assert pick_variant({"fr": 1, "en-GB": 2}, "en", "fr") == "en-GB"
+    # Regional content serves the language's other readers.
+    assert pick_variant({"en": 1, "es-MX": 2}, "en", "en", "es") == "es-MX"
 
 
 @pytest.mark.parametrize(
