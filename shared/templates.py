@@ -28,6 +28,11 @@ _OPT_OUT = re.compile(
 )
 
 
-def with_opt_out(body: str) -> str:
-    """Return an SMS text that says how to opt out: as written, or with STOP_SUFFIX added."""
-    return body if _OPT_OUT.search(body) else f"{body} {STOP_SUFFIX}"
+def with_opt_out(body: str, written: str | None = None) -> str:
+    """Return an SMS text that says how to opt out: as written, or with STOP_SUFFIX added.
+
+    written: the template body was filled from, whose own wording is what counts: a
+    supporter's name reading "reply STOP" must not take the instruction off their texts."""
+    return (
+        body if _OPT_OUT.search(body if written is None else written) else f"{body} {STOP_SUFFIX}"
+    )

@@ -379,9 +379,9 @@ class BulkEmail:
 
 def personal_value(locale: str, name: str, person: Any) -> str:
     """Return a supporter's value of a per-recipient variable (a name, or a friendly stand-in)."""
-    if name == "given_name":
-        return str(person.given_name or text(locale, "friend"))
-    return str(getattr(person, name, None) or "")
+    if name == "given_name":  # a name of spaces greets no one: "Hi   ,"
+        return str(person.given_name or "").strip() or text(locale, "friend")
+    return str(getattr(person, name, None) or "").strip()
 
 
 def bulk_email(

@@ -80,13 +80,24 @@ NO_TRACKING = {
 }
 
 
+def display_name(name: str | None) -> str:
+    """A supporter's name as a recipient's display name: SendGrid refuses a `to.name` holding
+    "," or ";" (and a line break would break the header), so a name typed "Nguyen, An" must
+    not cost its owner their email. Such characters become spaces."""
+    if not name or (name.isprintable() and "," not in name and ";" not in name):
+        return name or ""  # nearly every name, at a C-level scan
+    kept = "".join(" " if c in ",;" or not c.isprintable() else c for c in name)
+    return " ".join(kept.split())
+
+
 def mail_body(batch: EmailBatch) -> dict[str, Any]:
     """Return the v3 mail/send JSON body of a batch."""
     personalizations = []
     for recipient in batch.recipients:
         to: dict[str, str] = {"email": recipient.email}
-        if recipient.name:
-            to["name"] = recipient.name
+        name = display_name(recipient.name)
+        if name:
+            to["name"] = name
         item: dict[str, Any] = {"to": [to], "custom_args": recipient.custom_args}
         if recipient.headers:
             item["headers"] = recipient.headers

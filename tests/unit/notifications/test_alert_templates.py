@@ -75,6 +75,8 @@ def test_a_supporter_without_a_name_is_greeted_as_a_friend_in_their_language():
     assert substitute(email.text, email.substitutions("t", person(None))).startswith("Hi friend !")
     tagalog = bulk_email(CONTENT, "tl", SHARED, FOOTER)
     assert "Hi kaibigan" in substitute(tagalog.text, tagalog.substitutions("t", person(None)))
+    blank = substitute(email.text, email.substitutions("t", person("   ")))
+    assert blank.startswith("Hi friend !")  # a name of spaces is no name
 
 
 def test_only_the_variables_in_use_ride_with_each_recipient():

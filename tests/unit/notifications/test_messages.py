@@ -102,6 +102,20 @@ def test_a_batch_of_1000_is_a_valid_sendgrid_request() -> None:
     assert len(body["personalizations"]) == 1000
 
 
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [("Nguyen, An", "Nguyen An"), ("Kim;\r\nBcc: x", "Kim Bcc: x"), (" , ", None), ("Mei", "Mei")],
+)
+def test_a_recipients_name_never_holds_what_sendgrid_refuses(typed: str, shown: str | None) -> None:
+    """SendGrid refuses a to.name with "," or ";": a name typed "Nguyen, An" cost its owner
+    every email. Line breaks would break the header."""
+    batch = EmailBatch(
+        "a@example.org", "Org", "Hi", "t", None, [Recipient("p@example.org", typed, {"n": "1"})]
+    )
+    [to] = mail_body(batch)["personalizations"][0]["to"]
+    assert to.get("name") == shown
+
+
 def test_the_link_confirming_preference_changes_is_sent_in_the_persons_language() -> None:
     url = "https://notify.example.org/preferences/tok/confirm"
     rendered = render_transactional("confirm_preferences", "ja", {"confirm_url": url}, None)
