@@ -86,7 +86,8 @@ def dev_status() -> None:
 @click.option(
     "--show",
     is_flag=True,
-    help="Show recipients and the tokens of personal links in full (masked otherwise).",
+    help="Show recipients, their names and pronouns, and the tokens of personal links in full"
+    " (masked otherwise).",
 )
 @click.option("--as-json", "as_json", is_flag=True, help="One JSON object per line.")
 def outbox(

@@ -1,4 +1,5 @@
-"""What `kinship outbox` shows: captured messages with recipients masked unless asked."""
+"""What `kinship outbox` shows: captured messages with recipients, their names and pronouns,
+and their links' tokens masked unless asked (--show)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def mask_phone(number: str) -> str:
 def mask_links(body: str) -> str:
     """Return a message body with its personal links' tokens hidden."""
     return _TOKEN_LINK.sub(r"\1…", body)
+
+
+def mask_personal(text: str, values: list[str]) -> str:
+    """Return text with each of a recipient's names and pronouns, as a whole word, shown as
+    '‹…›': a greeting or a subject quotes them, and pronouns can out a trans supporter."""
+    for value in values:
+        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "‹…›", text)
+    return text
 
 
 def mask(channel: str, address: str) -> str:
@@ -65,6 +74,8 @@ def summarize(row: dict[str, Any], show: bool) -> dict[str, Any]:
     channel = str(row["channel"])
     address = str(row["to_address"])
     headers = row.get("headers") or {}
+    subject, body = str(row.get("subject") or ""), str(row.get("body") or "")
+    personal = list(row.get("personal") or ())
     return {
         "id": row["id"],
         "at": row["created_at"],
@@ -73,8 +84,8 @@ def summarize(row: dict[str, Any], show: bool) -> dict[str, Any]:
         "kind": "alert" if row.get("alert_id") else "transactional",
         "alert_id": row.get("alert_id"),
         "supporter_id": row.get("supporter_id"),
-        "subject": row.get("subject"),
-        "body": (row.get("body") or "") if show else mask_links(row.get("body") or ""),
+        "subject": subject if show else mask_personal(subject, personal),
+        "body": body if show else mask_personal(mask_links(body), personal),
         "list_unsubscribe": bool(headers.get("List-Unsubscribe")),
     }
 

@@ -73,6 +73,11 @@ def test_demo_takes_a_campaign_from_petition_to_delivered_alert(stack: Stack) ->
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sorted(r["channel"] for r in rows) == ["email"] * 4 + ["sms"]
     assert all("***" in r["to"] or "•" in r["to"] for r in rows)
+    # Names and pronouns are personal data too: masked unless the operator asks.
+    masked = sorted(r["subject"] for r in rows if r["channel"] == "email")
+    assert masked[0] == "‹…›, a note for you" and "Mei" not in " ".join(masked), masked
+    listed = kinship(stack.env, "outbox", "--alert", alert.group(1), "--as-json", "--show")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
     # The alert's {{ given_name }}: each supporter's own name, in their language, by either channel.
     subjects = sorted(r["subject"] for r in rows if r["channel"] == "email")
     assert subjects == [

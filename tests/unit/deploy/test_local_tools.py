@@ -63,6 +63,21 @@ def test_outbox_bodies_hide_the_tokens_of_personal_links_unless_shown() -> None:
     assert summarize(row, show=True)["body"] == body
 
 
+def test_outbox_rows_hide_the_recipients_names_and_pronouns_unless_shown() -> None:
+    # A greeting or a subject quotes them; pronouns can out a trans supporter.
+    row = {
+        "id": 2, "created_at": "now", "channel": "email", "to_address": "mei@example.org",
+        "subject": "Mei, the board votes Thursday",
+        "body": "Hi Mei Chen, we have you as Mei (she/her). Meiko signed too.",
+        "headers": {}, "personal": ["she/her", "Chen", "Mei"],
+    }  # fmt: skip
+    hidden = summarize(row, show=False)
+    assert hidden["subject"] == "‹…›, the board votes Thursday"
+    assert hidden["body"] == "Hi ‹…› ‹…›, we have you as ‹…› (‹…›). Meiko signed too."
+    shown = summarize(row, show=True)
+    assert (shown["subject"], shown["body"]) == (row["subject"], row["body"])
+
+
 def test_ports_default_to_8001_8003_and_can_move() -> None:
     assert service_ports({}) == {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
     assert service_ports({"KINSHIP_PETITIONS_PORT": "9102"})["petitions"] == 9102
