@@ -1,8 +1,12 @@
 # One image for every Kinship process: the three APIs (gunicorn), their workers and migrations.
 #   docker build -t kinship:0.1.0 .
-#   docker run kinship:0.1.0                                   # campaigns API on :8000
-#   docker run kinship:0.1.0 python -m services.petitions.worker
-#   docker run kinship:0.1.0 kinship migrate
+#   The image runs with KINSHIP_ENV=production, which refuses to start without a real hash key
+#   and the service's database and broker (docs/configuration.md), e.g. in an env file:
+#     KINSHIP_HASH_KEY=<python3 -c 'import secrets; print(secrets.token_urlsafe(32))'>
+#     CAMPAIGNS_DATABASE_URL=postgresql://...   KAFKA_BOOTSTRAP_SERVERS=broker:9092
+#   docker run --env-file kinship.env kinship:0.1.0 kinship migrate campaigns
+#   docker run --env-file kinship.env -p 8000:8000 kinship:0.1.0     # campaigns API on :8000
+#   docker run --env-file kinship.env kinship:0.1.0 python -m services.petitions.worker
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

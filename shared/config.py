@@ -38,6 +38,10 @@ def var_dir() -> Path:
     return Path(_env("KINSHIP_VAR_DIR", str(PROJECT_ROOT / "var")))
 
 
+# secrets.token_urlsafe(32) gives 43 characters.
+MIN_HASH_KEY_LENGTH = 32
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a service or worker reads from its environment."""
@@ -115,8 +119,17 @@ class Settings:
             raise ValueError("EMAIL_BACKEND must be 'sendgrid' or 'capture'")
         if self.sms_backend not in {"twilio", "capture"}:
             raise ValueError("SMS_BACKEND must be 'twilio' or 'capture'")
-        if self.production and self.hash_key.startswith("dev-only"):
-            raise ValueError("KINSHIP_HASH_KEY must be set to a secret in production")
+        if self.production and (
+            self.hash_key.startswith("dev-only")
+            or "change-me" in self.hash_key.lower()
+            or len(self.hash_key) < MIN_HASH_KEY_LENGTH
+        ):
+            # A known or short key lets anyone hash a list of addresses and find who signed,
+            # and forge confirmation links.
+            raise ValueError(
+                f"KINSHIP_HASH_KEY must be a secret of {MIN_HASH_KEY_LENGTH} characters or more"
+                " in production (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
 
     def production_warnings(self) -> list[str]:
         """What a production deployment allows but almost surely did not mean (logged at start)."""

@@ -34,13 +34,21 @@ def test_provider_credentials_switch_the_senders_and_urls_use_psycopg(
     assert settings.database_url == "postgresql+psycopg://u@h/db"
 
 
+SECRET = "kT3v9Qx2LmP8wZr5Yb7Nc1Hd4Fg6Js0Ae2Ui"  # 36 characters, random
+
+
 def test_production_needs_a_real_hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KINSHIP_ENV", "production")
     monkeypatch.delenv("KINSHIP_HASH_KEY", raising=False)
     with pytest.raises(ValueError, match="KINSHIP_HASH_KEY"):
         Settings.from_env("campaigns")
+    # The example Secret's placeholder, or a short key, is no secret.
+    for known in ("change-me-to-a-long-random-secret-of-43-characters", "s3cret"):
+        monkeypatch.setenv("KINSHIP_HASH_KEY", known)
+        with pytest.raises(ValueError, match="KINSHIP_HASH_KEY"):
+            Settings.from_env("campaigns")
     monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "many")
-    monkeypatch.setenv("KINSHIP_HASH_KEY", "s3cret")
+    monkeypatch.setenv("KINSHIP_HASH_KEY", SECRET)
     with pytest.raises(ValueError, match="KAFKA_TOPIC_PARTITIONS"):
         Settings.from_env("campaigns")
 
@@ -49,7 +57,7 @@ def test_production_settings_that_look_like_mistakes_are_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("KINSHIP_ENV", "production")
-    monkeypatch.setenv("KINSHIP_HASH_KEY", "s3cret")
+    monkeypatch.setenv("KINSHIP_HASH_KEY", SECRET)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
     monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "http://kinship.example.org")
