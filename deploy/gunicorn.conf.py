@@ -52,7 +52,8 @@ keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Build the app in each worker: engines and Kafka clients must not be shared across a fork.
 preload_app = False
-# Requests bigger than this are refused before Flask sees them (petitions cap bodies at 2 MiB).
+# A request line (method, path and query) longer than this is refused before Flask sees it;
+# bodies are capped by Flask's MAX_CONTENT_LENGTH (2 MiB, shared/service.py).
 limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 errorlog = "-"

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine
 
 from shared.local_kafka import PROJECT_ROOT
 
 
+def migrations_of(service: str) -> Path:
+    return PROJECT_ROOT / "services" / service / "migrations"
+
+
 def alembic_config(service: str, database_url: str) -> Config:
     config = Config()
-    config.set_main_option(
-        "script_location", str(PROJECT_ROOT / "services" / service / "migrations")
-    )
+    config.set_main_option("script_location", str(migrations_of(service)))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["service"] = service
     return config
@@ -23,6 +27,32 @@ def alembic_config(service: str, database_url: str) -> Config:
 def upgrade(service: str, database_url: str, revision: str = "head") -> None:
     """Bring a service's database to the given revision (idempotent)."""
     command.upgrade(alembic_config(service, database_url), revision)
+
+
+def schema_check(service: str, engine: Engine) -> Callable[[], bool]:
+    """Return a readiness probe: true once the database's schema is this code's newest or a
+    later one (a newer image's, mid-rollout).
+
+    A pod of a new version started before its migrations ran answered /readyz with 200 on a
+    schema it cannot use, and took traffic; an older pod must stay ready once the new schema
+    is in (migrations add before they remove). Once true, it stays true for the process."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(service, ""))
+    head = script.get_current_head()
+    older = {revision.revision for revision in script.walk_revisions()} - {head}
+    reached = False
+
+    def check() -> bool:
+        nonlocal reached
+        if not reached:
+            with engine.connect() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+            reached = current is not None and current not in older
+        return reached
+
+    return check
 
 
 def on_postgresql(statements: Iterable[str]) -> None:

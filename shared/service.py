@@ -16,6 +16,7 @@ from shared.events.catalog import CATALOG
 from shared.kafka import make_producer
 from shared.local_kafka import broker_answers
 from shared.logging import configure_logging
+from shared.migrate import migrations_of, schema_check
 from shared.relay import OutboxRelay
 from shared.web import CachedCheck, KinshipApi, create_api, health_blueprint, instrument
 
@@ -47,6 +48,8 @@ def app_shell(
         "database": CachedCheck(lambda: database_ready(engine), ttl=1.0),
         "kafka": CachedCheck(lambda: broker_answers(settings.kafka_bootstrap_servers), ttl=5.0),
     }
+    if migrations_of(name).is_dir():  # a service's own (a test's stand-in has none)
+        checks["schema"] = CachedCheck(schema_check(name, engine), ttl=1.0)
     app.register_blueprint(health_blueprint(name, checks))
     instrument(app, name)
     return app, api

@@ -26,7 +26,12 @@ from services.notifications.senders import (
     retry_after_seconds,
 )
 
-OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
+OPT_OUT_CODES = {"21610"}
+CA_BUNDLE_VARIABLES = (
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+)  # recipient replied STOP to this sender
 
 
 class _HttpClient(HttpClient):  # type: ignore[misc]  # untyped library
@@ -47,7 +52,8 @@ class _HttpClient(HttpClient):  # type: ignore[misc]  # untyped library
         proxy = urllib.request.getproxies().get(target.scheme)
         if proxy and urllib.request.proxy_bypass(target.hostname or ""):
             proxy = None
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        # requests' variables first, then OpenSSL's, which the SendGrid SDK (urllib) reads.
+        bundle = next((os.environ[n] for n in CA_BUNDLE_VARIABLES if os.environ.get(n)), None)
         ca_certs = bundle or certifi.where()
         options: dict[str, Any] = {"maxsize": connections, "ca_certs": ca_certs}
         self.pool: urllib3.PoolManager = (
