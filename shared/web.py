@@ -10,6 +10,7 @@ from html import escape
 from http import HTTPStatus
 from typing import Any
 
+from apispec import BasePlugin
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api, abort
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -159,6 +160,64 @@ class ApiBlueprint(SmorestBlueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = JsonParser()
 
 
+def _error_response(description: str, headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = dict(headers)
+    return response
+
+
+_SECONDS = {"schema": {"type": "integer", "minimum": 1}}
+# The errors any Kinship operation may answer, each in the one error shape (error_body).
+ERROR_RESPONSES: dict[str, dict[str, Any]] = {
+    "401": _error_response(
+        "No API key, or one unknown, revoked or expired",
+        {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    ),
+    "403": _error_response("The key's role or organization may not do this"),
+    "404": _error_response("No such resource (or none this key may see)"),
+    "409": _error_response(
+        "The resource's state forbids this (a closed petition, a campaign not launched...),"
+        " or its Idempotency-Key was used with another request or is still in progress"
+    ),
+    "413": _error_response("The body is over 2 MiB, or the event it makes is over 900 KB"),
+    "415": _error_response("The body is not JSON (Content-Type: application/json)"),
+    "429": _error_response(
+        "Too many requests from this address: wait Retry-After seconds",
+        {"Retry-After": {**_SECONDS, "description": "seconds to wait"}},
+    ),
+}
+
+
+class ErrorResponses(BasePlugin):
+    """Documents the error statuses each operation can answer (flask-smorest documents only
+    the success and a generic default): 401/403 where a key is asked for, 404 where the path
+    names a resource, 409 for a change, 413/415 where a body is read, and 429 (with its
+    Retry-After) where a route declares a limit."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        for method, operation in (operations or {}).items():
+            responses = operation.setdefault("responses", {})
+            wanted = []
+            if operation.get("security"):
+                wanted += ["401", "403"]
+            if "{" in (path or "") or "<" in (path or ""):
+                wanted.append("404")
+            if method in ("post", "put", "patch", "delete"):
+                wanted.append("409")
+            if "requestBody" in operation:
+                wanted += ["413", "415"]
+            if "429" in responses:
+                wanted.append("429")
+            for status in wanted:
+                responses[status] = ERROR_RESPONSES[status]
+
+
 class KinshipApi(Api):  # type: ignore[misc]
     """flask-smorest's Api, answering its errors in Kinship's one shape."""
 
@@ -181,7 +240,7 @@ def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
     app.config.setdefault("API_SPEC_OPTIONS", {"info": {"description": description}})
     app.config["JSON_SORT_KEYS"] = False
-    api = KinshipApi(app)
+    api = KinshipApi(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     register_error_handlers(app)
     app.before_request(refuse_unstorable_path)

@@ -25,6 +25,14 @@ from shared.web import AUTH_DOC, JsonParser
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+# An export's answer: CSV, streamed, named for saving.
+CSV_RESPONSE = {
+    "description": "CSV (UTF-8), streamed",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+    "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+}
+
+
 def dotted(messages: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten nested Marshmallow errors to dotted field names ({"person.email": [...]})."""
     if not isinstance(messages, Mapping):
@@ -218,7 +226,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     @organizers
     @blp.doc(**AUTH_DOC)
     @blp.arguments(schemas.ExportQuerySchema(), location="query")
-    @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
+    @blp.doc(responses={"200": CSV_RESPONSE})
     def export_signers(query: dict[str, Any], petition_id: str) -> Response:
         """Stream every confirmed signer as CSV (lead organization's organizers)."""
         principal = current_principal(deps.verifier)
@@ -231,7 +239,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     @members
     @blp.doc(**AUTH_DOC)
     @blp.arguments(schemas.CsvQuerySchema(), location="query")
-    @blp.doc(responses={"200": {"description": "text/csv, streamed"}})
+    @blp.doc(responses={"200": CSV_RESPONSE})
     def export_partner(query: dict[str, Any], petition_id: str, organization_id: str) -> Response:
         """Stream the confirmed signers who chose to share their details with one partner."""
         principal = current_principal(deps.verifier)

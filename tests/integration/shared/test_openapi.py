@@ -54,3 +54,20 @@ def test_endpoints_that_take_a_key_say_so(tmp_path: Path) -> None:
     assert "Idempotency-Key" in headers
     notifications = spec_of("notifications", tmp_path)["paths"]
     assert notifications["/api/v1/erasures"]["post"]["security"] == [{"bearer": []}]
+
+
+def test_each_operation_documents_the_errors_it_can_answer(tmp_path: Path) -> None:
+    """A client generated from the document must know a 401, a 409 or a 429 (and its
+    Retry-After) can come, and that each has the one error shape."""
+    petitions = spec_of("petitions", tmp_path)["paths"]
+    sign = petitions["/api/v1/petitions/{petition_id}/signatures"]["post"]["responses"]
+    assert {"404", "409", "413", "415", "422", "429"} <= set(sign)
+    assert "Retry-After" in sign["429"]["headers"]
+    assert sign["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    create = petitions["/api/v1/petitions"]["post"]["responses"]
+    assert {"401", "403", "409", "413", "415"} <= set(create)
+    assert "401" not in sign  # signing is public
+    export = petitions["/api/v1/petitions/{petition_id}/exports/signers.csv"]["get"]["responses"]
+    assert "text/csv" in export["200"]["content"] and "409" not in export
