@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -15,6 +16,38 @@ from kafka.partitioner import DefaultPartitioner
 from shared.events.catalog import UNORDERED_TOPICS
 
 log = logging.getLogger(__name__)
+
+
+def keep_response_classes() -> None:
+    """Keep every response class kafka-python registers alive (idempotent).
+
+    kafka-python 3.0.12 finds the class that parses a response through a registry of weak
+    proxies, and registers each versioned class too (ProduceResponse_v9) when it makes one, on
+    first use. Two threads making the same one at once each register theirs, and only one is
+    kept (in the primary class's _VERSIONS): when the registry's proxy is the other's, it dies
+    at the next garbage collection, and from then on every response of that API fails to parse
+    (ReferenceError in the client's IO thread, then request timeouts): the client is stuck for
+    good. The fault test's workers hung that way. A strong reference to the class last
+    registered for each API keeps the registry's proxy alive (docs/runtime-facts.md)."""
+    from kafka.protocol import api_header
+
+    registry = api_header.ResponseClassRegistry
+    if getattr(registry, "_kinship_keeps", None) is not None:
+        return
+    register = registry.register_response_class.__func__
+    kept: dict[int, type] = {}
+    lock = threading.Lock()
+
+    def keeping(cls: type, response_class: Any) -> None:
+        with lock:  # the registry's entry and the class kept for it stay the same one
+            kept[response_class.API_KEY] = response_class.mro()[0]
+            register(cls, response_class)
+
+    registry._kinship_keeps = kept
+    registry.register_response_class = classmethod(keeping)
+
+
+keep_response_classes()
 
 
 class SpreadPartitioner(DefaultPartitioner):  # type: ignore[misc]  # untyped library

@@ -192,6 +192,7 @@ def test_two_relays_at_once_publish_each_event_once_in_order(app: App) -> None:
     records = read_all(app.bootstrap, app.topic, expected=2000)
     ids = [headers_of(r)["ce_id"] for r in records]
     assert len(ids) == 2000 and len(set(ids)) == 2000
+    assert sum(end_offsets(app.bootstrap, app.topic).values()) == 2000  # no repeat after them
     by_key: dict[bytes, list[int]] = defaultdict(list)
     for record in records:
         by_key[record.key].append(int(record.value.split(b'"seq":')[1].split(b"}")[0]))
@@ -273,6 +274,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
         stop(consumer)
     assert consumer.returncode == 0, "the consumer crashed"
     assert len(dead) == 7
+    assert sum(end_offsets(app.bootstrap, dead_letter_topic(app.topic, app.group)).values()) == 7
     errors = [headers_of(record) for record in dead]
     assert {h["kinship_error_class"] for h in errors} == {"InvalidEvent", "UnknownEventType"}
     assert any("not JSON" in h["kinship_error"] for h in errors)
@@ -634,6 +636,40 @@ def test_rows_kafka_refuses_are_dead_lettered_and_the_rows_behind_them_still_go_
     assert all(h["kinship_error_class"] == "MessageSizeTooLargeError" for h in headers)
     assert all(int(h["kinship_value_bytes"]) > 1_500_000 for h in headers)
     assert [record.value for record in dead] == [b"", b""]  # Kafka would refuse them again
+
+
+def test_the_relays_batches_stop_at_their_byte_limit_and_keep_the_order(app: App) -> None:
+    """A relay holds its batch whole: rows are cut after the one reaching max_batch_bytes, and
+    a row over the limit on its own still goes (alone)."""
+    sizes = [400] * 3 + [2500] + [400] * 3
+    rows = []
+    for seq, size in enumerate(sizes):
+        event = eventapp.item_event("k", seq)
+        head = b'{"item_id": "k", "seq": %d, "pad": "' % seq
+        rows.append({
+            "event_id": event.id, "topic": app.topic, "key": event.key, "type": event.type,
+            "source": event.source, "time": event.time,
+            "data": head + b"x" * (size - len(head) - 2) + b'"}',
+        })  # fmt: skip
+    with app.engine.begin() as conn:
+        for row in rows:  # one by one: ids in this order
+            conn.execute(insert(app.outbox_table).values(row))
+    relay = OutboxRelay(
+        app.engine,
+        app.outbox_table,
+        lambda: make_producer(app.bootstrap, "test-relay"),
+        batch_size=100,
+        max_batch_bytes=1000,
+    )
+    batches = []
+    with app.engine.connect() as conn:
+        while published := relay.publish_batch(conn):
+            batches.append(published)
+    assert batches == [3, 1, 3]  # 400 x 3 reaches 1,000; 2,500 alone; the rest
+    records = read_all(app.bootstrap, app.topic, expected=len(sizes), timeout=60)
+    assert [len(record.value) for record in records] == sizes
+    assert [json.loads(record.value)["seq"] for record in records] == list(range(len(sizes)))
+    assert sum(end_offsets(app.bootstrap, app.topic).values()) == len(sizes)
 
 
 def test_records_of_partitions_assigned_while_the_database_is_down_are_not_skipped(

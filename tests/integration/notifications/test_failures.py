@@ -175,7 +175,7 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
         assert service.fakes.sendgrid_requests() == []
         dlq = dead_letter_topic(DISPATCH_TOPICS["email"], f"{service.group}-email-sender")
         dead = read_all(service.bootstrap, dlq, expected=2)
-        assert len(dead) == 2
+        assert len(dead) == 2 and sum(end_offsets(service.bootstrap, dlq).values()) == 2
         assert all(json.loads(r.value)["alert_id"] == "alert-d" for r in dead)
         assert all("kinship_error" in headers_of(r) for r in dead)
 
@@ -219,7 +219,8 @@ def test_a_batch_failing_by_a_fault_of_its_own_is_given_up_failed_and_dead_lette
         assert {r.error_code for r in failed} == {"batch_error:ValueError"}
         dlq = dead_letter_topic(DISPATCH_TOPICS["email"], f"{service.group}-email-sender")
         dead = read_all(service.bootstrap, dlq, expected=1)
-        assert len(dead) == 1 and len(json.loads(dead[0].value)["supporter_ids"]) == 1000
+        assert sum(end_offsets(service.bootstrap, dlq).values()) == 1  # dead-lettered once
+        assert len(json.loads(dead[0].value)["supporter_ids"]) == 1000
         assert headers_of(dead[0])["kinship_error_class"] == "ValueError"
 
 
@@ -617,6 +618,7 @@ def test_each_channel_reads_only_its_own_dispatch_topic(service: Service) -> Non
         ).get(timeout=10)
         dlq = dead_letter_topic(email_topic, groups["email"])
         dead = read_all(service.bootstrap, dlq, expected=2, timeout=60)
+        assert sum(end_offsets(service.bootstrap, dlq).values()) == 2
         # By their place on the dispatch topic: the dead-letter topic keys them to partitions.
         dead.sort(key=lambda r: int(headers_of(r)["kinship_origin_offset"]))
         assert [r.value for r in dead] == [b"{not json", sms_batch.value()]
