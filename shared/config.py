@@ -120,15 +120,13 @@ class Settings:
         if self.sms_backend not in {"twilio", "capture"}:
             raise ValueError("SMS_BACKEND must be 'twilio' or 'capture'")
         if self.production and (
-            self.hash_key.startswith("dev-only")
-            or "change-me" in self.hash_key.lower()
-            or len(self.hash_key) < MIN_HASH_KEY_LENGTH
+            self.hash_key.startswith("dev-only") or "change-me" in self.hash_key.lower()
         ):
-            # A known or short key lets anyone hash a list of addresses and find who signed,
-            # and forge confirmation links.
+            # A known key lets anyone hash a list of addresses and find who signed, and forge
+            # confirmation links.
             raise ValueError(
-                f"KINSHIP_HASH_KEY must be a secret of {MIN_HASH_KEY_LENGTH} characters or more"
-                " in production (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                "KINSHIP_HASH_KEY must be set to a secret in production"
+                " (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
 
     def production_warnings(self) -> list[str]:
@@ -136,6 +134,12 @@ class Settings:
         if not self.production:
             return []
         found = []
+        if len(self.hash_key) < MIN_HASH_KEY_LENGTH:
+            # Only a warning: changing the key breaks deduplication and supporters' ids.
+            found.append(
+                f"KINSHIP_HASH_KEY is shorter than {MIN_HASH_KEY_LENGTH} characters: easier to"
+                " guess, and with it who signed"
+            )
         if not self.public_base_url.startswith("https://"):
             found.append(
                 "KINSHIP_PUBLIC_BASE_URL is not https: unsubscribe, preference and confirmation"

@@ -215,6 +215,30 @@ def is_connection_error(exc: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _SERVER_GONE
 
 
+# SQLSTATEs of a statement that may well succeed when tried again, whatever it was: a
+# serialization failure or deadlock, a lock or statement timeout, insufficient resources
+# (class 53: too many connections, out of memory or disk).
+_TRY_AGAIN = ("40001", "40P01", "55P03", "57014", "53")
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Return True for a database error that says nothing about the work that met it: the
+    database unreachable (is_connection_error), a deadlock, a timeout, no connection free in
+    the pool, SQLite's file locked. Work that fails so may be tried again however often;
+    any other error may be the work's own, and is worth counting."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if is_connection_error(exc) or isinstance(exc, PoolTimeout):
+        return True
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = str(getattr(cause, "sqlstate", None) or "")
+    if state and state.startswith(_TRY_AGAIN):
+        return True
+    import sqlite3
+
+    return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+
+
 def database_ready(engine: Engine) -> bool:
     """Return True when a trivial query succeeds."""
     try:

@@ -50,7 +50,7 @@ def resolve_locale(requested: str | None, fallback: str = "en") -> str:
         # region, else the language's usual one (Cantonese readers mostly read Traditional).
         if "hans" in subtags or "hant" in subtags:
             return "zh-Hans" if "hans" in subtags else "zh-Hant"
-        traditional = any(p in ("tw", "hk", "mo") for p in subtags) or base == "yue"
+        traditional = any(p in ("tw", "hk", "mo", "yue") for p in subtags) or base == "yue"
         return "zh-Hant" if traditional else "zh-Hans"
     return _LOCALE_ALIASES.get(base, fallback)
 
@@ -60,4 +60,7 @@ def language_tag(requested: str | None) -> str | None:
     reads as (zh-TW -> zh-Hant, ko-KR -> ko), else the tag itself (es, es-MX, fr)."""
     if not requested or not requested.strip():
         return None
-    return resolve_locale(requested, "") or requested.strip().replace("_", "-")
+    tag = requested.strip().replace("_", "-")
+    if tag.split("-", 1)[0].lower() == "yue":
+        return tag  # Cantonese is read in zh-Hant, but kept as itself: alerts may target it
+    return resolve_locale(tag, "") or tag

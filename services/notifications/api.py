@@ -28,7 +28,14 @@ from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
 from shared.locales import resolve_locale
 from shared.privacy import clean_email, phone_hash
-from shared.web import AUTH_DOC, PAGE_HEADERS, ApiBlueprint, html_page, storable
+from shared.web import (
+    AUTH_DOC,
+    ERROR_RESPONSES,
+    PAGE_HEADERS,
+    ApiBlueprint,
+    html_page,
+    storable,
+)
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
 NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
@@ -300,6 +307,10 @@ def _mask(address: str | None) -> str:
     return f"{local[:1]}\u2026@{domain}"
 
 
+# A provider's callback answers its success or this: nothing else a client could act on.
+FORGED = {"403": ERROR_RESPONSES["403"] | {"description": "Unsigned, or a forged signature"}}
+
+
 def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
     """Provider callbacks, each verified by the provider's signature (403 and no effect else)."""
     blp = ApiBlueprint(
@@ -316,7 +327,10 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
             raise PermissionDenied("The callback's signature is missing or invalid")
 
     @blp.route("/twilio/inbound", methods=["POST"])
-    @blp.doc(summary="Inbound SMS (STOP/START/HELP), verified by X-Twilio-Signature")
+    @blp.doc(
+        summary="Inbound SMS (STOP/START/HELP), verified by X-Twilio-Signature",
+        responses={"200": {"description": "TwiML (text/xml)"}, **FORGED},
+    )
     def twilio_inbound() -> Response:
         twilio_verified()
         number = request.form.get("From", "")
@@ -344,7 +358,10 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
         return _twiml()
 
     @blp.route("/twilio/status/<delivery_id>", methods=["POST"])
-    @blp.doc(summary="Twilio message status callback, verified by X-Twilio-Signature")
+    @blp.doc(
+        summary="Twilio message status callback, verified by X-Twilio-Signature",
+        responses={"204": {"description": "Applied"}, **FORGED},
+    )
     def twilio_status(delivery_id: str) -> Response:
         twilio_verified()
         with deps.engine.begin() as conn:
@@ -354,7 +371,10 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
         return Response(b"", 204)
 
     @blp.route("/sendgrid/events", methods=["POST"])
-    @blp.doc(summary="SendGrid Event Webhook, verified by its ECDSA signature")
+    @blp.doc(
+        summary="SendGrid Event Webhook, verified by its ECDSA signature",
+        responses={"204": {"description": "Applied"}, **FORGED},
+    )
     def sendgrid_events() -> Response:
         payload = request.get_data(as_text=True)
         if not _sendgrid_verified(deps, payload):

@@ -66,4 +66,5 @@ def _add_personal_values(conn: Any, rows: list[dict[str, Any]]) -> None:
             person = (found.pending or {}).get("person") or {}
             values[found.supporter_id].update(str(person[n]) for n in _PERSONAL if person.get(n))
     for row in rows:
-        row["personal"] = sorted(values.get(str(row["recipient_id"]), ()), key=len, reverse=True)
+        kept = {v.strip() for v in values.get(str(row["recipient_id"]), ()) if v.strip()}
+        row["personal"] = sorted(kept, key=len, reverse=True)

@@ -37,6 +37,7 @@ from services.notifications.senders import (
 from services.notifications.store import alerts, deliveries
 from shared import metrics
 from shared.db import aware, one_of
+from shared.events.envelope import parse_time
 from shared.templates import with_opt_out
 
 log = logging.getLogger(__name__)
@@ -1023,7 +1024,7 @@ class Deliverer:
                     raise _Skip("failed", self._no_sms_body(person))
                 custom = {"notification_id": row.delivery_id, "alert_id": str(row.alert_id)}
             else:
-                later = self._welcome_window(row, person)
+                later = self._welcome_window(row, person, params)
                 if later is not None:
                     self._redefer(row, later)
                     return None
@@ -1038,11 +1039,17 @@ class Deliverer:
             sms = Sms(person.phone, body, self._status_callback(row.delivery_id), custom)
             return lambda: self.deps.sms.send(sms)
 
-    def _welcome_window(self, row: Any, person: Supporter) -> datetime | None:
+    def _welcome_window(
+        self, row: Any, person: Supporter, params: Mapping[str, Any]
+    ) -> datetime | None:
         """When a welcome text may go, None for now. It answers the person's own opt-in, and
         goes at once while that is fresh (WELCOME_FRESH), as carriers expect; one sent later
-        (a backlog, a retry, a provider's pause) waits for daytime as an alert's texts do."""
-        if self.now - aware(row.created_at) <= WELCOME_FRESH:
+        (a backlog, a retry, a provider's pause) waits for daytime as an alert's texts do.
+        Fresh from the opt-in itself (the signature's time), not from when it was queued: a
+        consumer catching up at 02:30 on a 23:00 signature queues it then."""
+        opted = params.get("opted_in_at")
+        since = parse_time(str(opted)) if opted else aware(row.created_at)
+        if self.now - since <= WELCOME_FRESH:
             return None
         config = self.deps.config
         return next_sms_window(

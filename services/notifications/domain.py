@@ -221,17 +221,27 @@ def resolve_time_zone(
         except phonenumbers.NumberParseException:
             parsed = None
     if parsed is not None:
+        region = phonenumbers.region_code_for_number(parsed)
         found = phone_timezone.time_zones_for_number(parsed)
-        real = [z for z in found if z != phone_timezone.UNKNOWN_TIMEZONE and _known_zone(z)]
+        # Only the number's own country's: phonenumbers gives a Jamaican or Bahamian number
+        # every zone of +1, from Guam to Newfoundland, which share no daytime at all.
+        home = set(_territory_zones(region))
+        real = [z for z in found if z in home]
         if real:
             return zone_span(real)
-        country = country or phonenumbers.region_code_for_number(parsed)
+        country = country or region
     if country:
-        territory = [str(z) for z in get_global("territory_zones").get(country) or ()]
-        known = [z for z in territory if _known_zone(z)]
+        known = _territory_zones(country)
         if known:
             return zone_span(known)
     return "UTC"
+
+
+@cache
+def _territory_zones(country: str | None) -> list[str]:
+    """A country's zones that this machine's zone database knows (CLDR's list, by Babel)."""
+    listed = get_global("territory_zones").get(country or "") or ()
+    return [str(z) for z in listed if _known_zone(str(z))]
 
 
 # Offsets are compared at both solstices' months: daylight saving moves some zones of a
@@ -247,11 +257,12 @@ def _offsets(name: str) -> tuple[timedelta, timedelta]:
 
 def zone_span(zones: Sequence[str]) -> str:
     """Return one zone when zones share their offsets all year, else "West East": the zone
-    furthest behind UTC and the one furthest ahead (daytime in both is daytime in all)."""
-    west = min(zones, key=lambda name: _offsets(name)[0])
-    east = max(zones, key=lambda name: _offsets(name)[1])
-    if _offsets(west) == _offsets(east):
+    furthest behind UTC and the one furthest ahead, each in either season (daytime in both is
+    then daytime in all: Honolulu, not Adak, which moves its clocks; Simferopol, not Kyiv)."""
+    if len({_offsets(name) for name in zones}) == 1:
         return zones[0]
+    west = min(zones, key=_offsets)
+    east = max(zones, key=lambda name: _offsets(name)[::-1])
     return f"{west} {east}"
 
 

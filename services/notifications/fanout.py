@@ -29,7 +29,7 @@ from services.notifications.domain import TokenBucket
 from services.notifications.senders import CredentialsRefused
 from services.notifications.store import alerts, idempotency_keys
 from shared.consumer import dead_letter_headers
-from shared.db import is_connection_error
+from shared.db import is_transient_error
 from shared.errors import InvalidEvent
 from shared.events import Event
 from shared.events.catalog import CATALOG, CHANNELS, DISPATCH_TOPICS, sender_group, type_name
@@ -269,7 +269,7 @@ class DispatchSender:
         self._spin_guard = SpinGuard()
         self._finished: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._committed_at = time.monotonic()
-        # The record failing in a row, and how often (DispatchSender._given_up).
+        # The record failing in a row, and how often (DispatchSender._after_failure).
         self._failing: tuple[tuple[str, int, int] | None, int] = (None, 0)
 
     def stop(self) -> None:
@@ -359,13 +359,14 @@ class DispatchSender:
                     self._stop.wait(1.0)
                     return
                 except Exception as exc:  # noqa: BLE001 - retried, and given up if it is ours
-                    if not self._given_up(record, exc):
+                    wait = self._after_failure(record, exc)
+                    if wait is not None:
                         log.warning(
                             "dispatch batch interrupted, will retry",
                             extra={"error": type(exc).__name__, "group": self.group},
                         )
                         consumer.seek(tp, record.offset)
-                        self._stop.wait(1.0)
+                        self._stop.wait(wait)
                         return
                 self._finished[tp] = record.offset + 1
         if time.monotonic() - self._committed_at >= self.commit_interval:
@@ -398,21 +399,23 @@ class DispatchSender:
             self._dead_letter(record, RuntimeError("provider kept failing; deliveries failed"))
             self.deliverer.dead_lettered(batch_id)
 
-    def _given_up(self, record: Any, exc: Exception) -> bool:
-        """Count a failed try of record; at the last, fail its batch and dead-letter it, and
-        return True.
+    def _after_failure(self, record: Any, exc: Exception) -> float | None:
+        """Count a failed try of record: return how long to wait before trying it again, or
+        None once it was given up (its batch failed and dead-lettered).
 
-        An outage of the database or the broker is waited out, however long: it says nothing
-        about the batch. Any other error (a fault in our code or in the alert's data that
-        fails the batch every time) used to be retried for ever: the partition stalled behind
-        it, and the alert never finished. Only the record in hand is counted."""
-        if is_connection_error(exc) or isinstance(exc, KafkaError):
-            return False
+        An outage of the database or the broker, a deadlock or a timeout, is waited out however
+        long (a second at a time): it says nothing about the batch. Any other error (a fault in
+        our code or in the alert's data, failing the batch every time) used to be retried for
+        ever: the partition stalled behind it, and the alert never finished. It is tried
+        BATCH_MAX_ATTEMPTS times, the waits doubling (1, 2, 4, 8 s...). Only the record in hand
+        is counted."""
+        if is_transient_error(exc) or isinstance(exc, KafkaError):
+            return 1.0
         place = (record.topic, record.partition, record.offset)
         tries = self._failing[1] + 1 if self._failing[0] == place else 1
         self._failing = (place, tries)
         if tries < self.deps.config.batch_max_attempts:
-            return False
+            return min(2.0 ** (tries - 1), 30.0)
         try:
             data = decode(record.key, record.value, record.headers).data
             self.deliverer.fail_batch(data, self.channel, f"batch_error:{type(exc).__name__}"[:64])
@@ -423,12 +426,12 @@ class DispatchSender:
                 "dispatch batch not given up yet",
                 extra={"error": type(failed).__name__, "group": self.group},
             )
-            return False
+            return 1.0
         log.error(
             "dispatch batch given up: recipients failed, batch dead-lettered",
             extra={"error": type(exc).__name__, "group": self.group, "tries": tries},
         )
-        return True
+        return None
 
     def commit_finished(self, consumer: KafkaConsumer, final: bool = False) -> None:
         """Commit the places of the batches finished since the last commit.

@@ -19,7 +19,7 @@ from services.notifications.webhooks.handlers import handlers as webhook_handler
 from shared.auth import projection_handlers
 from shared.events import Event
 from shared.events.catalog import type_name
-from shared.events.envelope import parse_time
+from shared.events.envelope import format_time, parse_time
 from shared.privacy import email_hash, phone_hash
 
 Handler = Callable[[Event, Connection], None]
@@ -122,7 +122,7 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
         )  # fmt: skip
         return
     _project(deps, conn, data, now, verified=False)
-    _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params)
+    _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params, event.time)
 
 
 def _phone_hash(deps: Deps, person: Mapping[str, Any]) -> str | None:
@@ -166,7 +166,10 @@ def _welcome(
     consents: dict[str, Any],
     signature_id: str,
     params: dict[str, Any],
+    opted_in_at: datetime,
 ) -> None:
+    """Apply a counted signature's consents and thank its signer; opted_in_at: when they
+    signed (or confirmed), from which a welcome text is fresh (delivery.WELCOME_FRESH)."""
     now = deps.clock()
     held = conn.execute(
         select(supporters.c.phone_hash, supporters.c.email_hash).where(
@@ -189,7 +192,10 @@ def _welcome(
         kind="thank_you", params=params, now=now,
     )  # fmt: skip
     if "sms" in new:  # a new opt-in: the first, or one after an unsubscribe or an erasure
-        queue_sms_welcome(conn, sid, audience.organization(conn, org), params, now, signature_id)
+        queue_sms_welcome(
+            conn, sid, audience.organization(conn, org),
+            {**params, "opted_in_at": format_time(opted_in_at)}, now, signature_id,
+        )  # fmt: skip
 
 
 def queue_sms_welcome(
@@ -233,7 +239,7 @@ def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> No
     params = {"petition_id": row.petition_id, "organization_id": row.organization_id}
     _welcome(
         deps, conn, row.supporter_id, row.organization_id, dict(row.consents),
-        row.signature_id, params,
+        row.signature_id, params, event.time,
     )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from typing import Any
 
 # A link's token is a key to its holder's preferences, confirmation or erasure.
@@ -33,11 +34,30 @@ def mask_links(body: str) -> str:
     return _TOKEN_LINK.sub(r"\1…", body)
 
 
+# Scripts written without spaces between words: a name runs straight into what follows
+# ("지우님", "美玲さん"), so it is matched wherever it stands.
+_UNSPACED = ("CJK", "HANGUL", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN")
+
+
+def _edge(ch: str) -> str:
+    """The boundary a name needs on the side of its edge character ch."""
+    return "" if unicodedata.name(ch, "").startswith(_UNSPACED) else r"\w"
+
+
 def mask_personal(text: str, values: list[str]) -> str:
-    """Return text with each of a recipient's names and pronouns, as a whole word, shown as
-    '‹…›': a greeting or a subject quotes them, and pronouns can out a trans supporter."""
-    for value in values:
-        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "‹…›", text)
+    """Return text with each of a recipient's names and pronouns shown as '‹…›' (as a whole
+    word, in scripts that space their words): a greeting or a subject quotes them, and
+    pronouns can out a trans supporter."""
+    for value in (v.strip() for v in values):
+        if not value:
+            continue
+        before, after = _edge(value[0]), _edge(value[-1])
+        pattern = re.escape(value)
+        if before:
+            pattern = rf"(?<!\w){pattern}"
+        if after:
+            pattern = rf"{pattern}(?!\w)"
+        text = re.sub(pattern, "‹…›", text)
     return text
 
 

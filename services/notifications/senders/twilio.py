@@ -26,7 +26,7 @@ from services.notifications.senders import (
     retry_after_seconds,
 )
 
-OPT_OUT_CODES = {"21610"}
+OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
 CA_BUNDLE_VARIABLES = (
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",

@@ -857,17 +857,23 @@ def test_a_welcome_text_sent_late_keeps_quiet_hours_and_a_fresh_one_goes_at_once
     service: Service,
 ) -> None:
     """A welcome answers the person's own opt-in: fresh, it goes at once whatever the hour.
-    One that waited (a backlog, a provider's pause) waits for daytime, as an alert's do."""
+    One that waited (a backlog, a provider's pause) waits for daytime, as an alert's do, even
+    when it was queued only now (a consumer catching up on a signature made hours ago)."""
     from services.notifications.handlers import queue_sms_welcome
+    from shared.events.envelope import format_time
 
-    [late, fresh] = seed_audience(
-        service.engine, "camp-n", "org-n", 2, phone_every=1, time_zone="America/Los_Angeles"
+    [late, fresh, queued] = seed_audience(
+        service.engine, "camp-n", "org-n", 3, phone_every=1, time_zone="America/Los_Angeles"
     )
     night = datetime(2026, 6, 2, 6, 0, tzinfo=UTC)  # 23:00 in Los Angeles
     params = {"organization_id": "org-n", "title": "Fund language access"}
+    hour_ago, just_now = night - timedelta(hours=1), night - timedelta(minutes=2)
     with service.engine.begin() as conn:
-        queue_sms_welcome(conn, late["supporter_id"], None, params, night - timedelta(hours=1))
-        queue_sms_welcome(conn, fresh["supporter_id"], None, params, night - timedelta(minutes=2))
+        queue_sms_welcome(conn, late["supporter_id"], None, params, hour_ago)
+        opted = {**params, "opted_in_at": format_time(just_now)}
+        queue_sms_welcome(conn, fresh["supporter_id"], None, opted, just_now)
+        behind = {**params, "opted_in_at": format_time(hour_ago)}
+        queue_sms_welcome(conn, queued["supporter_id"], None, behind, just_now)
     service.deps.clock = lambda: night
     deliverer = Deliverer(service.deps)
     claim, rows = deliverer.claim_due()
@@ -875,11 +881,16 @@ def test_a_welcome_text_sent_late_keeps_quiet_hours_and_a_fresh_one_goes_at_once
         deliverer.send_claimed(claim, row)
     texts = service.fakes.twilio_messages()
     assert [text.body["To"] for text in texts] == [fresh["phone"]]
-    [waiting] = service.rows(deliveries, deliveries.c.recipient_id == late["supporter_id"])
     morning = datetime(2026, 6, 2, 15, 0, tzinfo=UTC)  # 08:00 in Los Angeles
-    assert (waiting.status, aware(waiting.not_before)) == ("deferred", morning)
+    for person in (late, queued):
+        [waiting] = service.rows(deliveries, deliveries.c.recipient_id == person["supporter_id"])
+        assert (waiting.status, aware(waiting.not_before)) == ("deferred", morning)
     service.deps.clock = lambda: morning
     claim, rows = deliverer.claim_due()
-    assert [row.recipient_id for row in rows] == [late["supporter_id"]]
-    deliverer.send_claimed(claim, rows[0])
-    assert [text.body["To"] for text in service.fakes.twilio_messages()][1:] == [late["phone"]]
+    assert sorted(row.recipient_id for row in rows) == sorted(
+        p["supporter_id"] for p in (late, queued)
+    )
+    for row in rows:
+        deliverer.send_claimed(claim, row)
+    sent = sorted(text.body["To"] for text in service.fakes.twilio_messages()[1:])
+    assert sent == sorted([late["phone"], queued["phone"]])

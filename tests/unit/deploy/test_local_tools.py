@@ -76,6 +76,12 @@ def test_outbox_rows_hide_the_recipients_names_and_pronouns_unless_shown() -> No
     assert hidden["body"] == "Hi ‹…› ‹…›, we have you as ‹…› (‹…›). Meiko signed too."
     shown = summarize(row, show=True)
     assert (shown["subject"], shown["body"]) == (row["subject"], row["body"])
+    # Korean, Japanese and Chinese write a name straight into the next word.
+    cjk = {**row, "subject": "지우님, 투표는 목요일", "body": "美玲さん、こんにちは。怡君，你好",
+           "personal": ["지우", "美玲", " 怡君 "]}  # fmt: skip
+    masked = summarize(cjk, show=False)
+    assert masked["subject"] == "‹…›님, 투표는 목요일"
+    assert masked["body"] == "‹…›さん、こんにちは。‹…›，你好"
 
 
 def test_ports_default_to_8001_8003_and_can_move() -> None:

@@ -46,8 +46,10 @@ from shared.locales import resolve_locale
         ("+61412345678", "AU", "0870", "Australia/Darwin"),
         (None, "AU", "5000", "Australia/Adelaide"),
         (None, "AU", "2600", "Australia/Sydney"),  # Canberra
-        ("+61412345678", "AU", None, "Indian/Cocos Australia/Lord_Howe"),
-        ("+79161234567", None, None, "Europe/Bucharest Asia/Anadyr"),  # any +7 mobile
+        ("+61412345678", "AU", None, "Australia/Perth Australia/Lord_Howe"),
+        ("+79161234567", None, None, "Europe/Moscow Asia/Anadyr"),  # any Russian mobile
+        # +1 numbers outside the US and Canada: their own zone, not all of +1 (Guam to St John's).
+        ("+18762101234", None, None, "America/Jamaica"),
         # A form's number field drops leading zeros: Darwin, not Melbourne; San Juan.
         (None, "AU", "800", "Australia/Darwin"),
         (None, "US", "901", "America/Puerto_Rico"),
@@ -72,7 +74,7 @@ def test_time_zone_from_postal_code_phone_or_country(
     assert resolve_time_zone(phone, country, postal) == zone
 
 
-US_SPAN = "America/Adak America/Indiana/Marengo"  # the United States, from Hawaii to the east
+US_SPAN = "Pacific/Honolulu America/Indiana/Marengo"  # the United States, Hawaii to the east
 
 
 @pytest.mark.parametrize(
@@ -128,6 +130,21 @@ def test_a_text_to_someone_in_one_of_several_zones_goes_when_it_is_daytime_in_al
     assert next_sms_window(later, span) is None
 
 
+@pytest.mark.parametrize("country", ["US", "UA", "AU", "RU", "BR", "MX", "CA", "ID", "KI"])
+def test_a_text_allowed_in_a_countrys_span_is_daytime_in_each_of_its_zones(country: str) -> None:
+    """The span's two ends are the furthest behind and ahead in either season: Honolulu, not
+    Adak, which moves its clocks; Simferopol, not Kyiv, which moves in winter only."""
+    from babel.core import get_global
+
+    span = resolve_time_zone(None, country, None)
+    zones = [ZoneInfo(str(z)) for z in get_global("territory_zones")[country]]
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    while moment.year == 2026:
+        if next_sms_window(moment, span) is None:
+            assert all(8 <= moment.astimezone(z).hour < 21 for z in zones), (moment, span)
+        moment += timedelta(minutes=30)
+
+
 def test_zones_sharing_no_daytime_fall_back_to_the_westernmost() -> None:
     span = "Pacific/Midway Pacific/Kiritimati"  # 25 hours apart
     night = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)  # 23:00 on Midway
@@ -166,6 +183,7 @@ def test_an_alerts_language_targets_supporters_as_their_languages_are_kept() -> 
     assert target_language("zh") == "zh"  # every script
     assert target_language("zh-TW") == "zh-Hant"
     assert target_language("ES") == "es"
+    assert target_language("yue") == "yue"  # Cantonese readers, not every zh-Hant reader
 
 
 def test_content_variant_prefers_the_supporters_locale() -> None:

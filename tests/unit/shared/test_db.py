@@ -45,3 +45,33 @@ def test_a_statement_that_fails_is_not_an_outage(error: BaseException) -> None:
     # ever instead of being retried a few times and dead-lettered.
     assert not is_connection_error(wrapped(error))
     assert not is_connection_error(error)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (errors.QueryCanceled("canceling statement due to statement timeout"), True),
+        (errors.LockNotAvailable("could not obtain lock"), True),
+        (errors.DeadlockDetected("deadlock detected"), True),
+        (errors.SerializationFailure("could not serialize access"), True),
+        (errors.TooManyConnections("too many clients already"), True),
+        (errors.DiskFull("could not extend file"), True),
+        (psycopg.OperationalError("connection refused"), True),
+        (errors.UniqueViolation("duplicate key"), False),
+        (errors.StringDataRightTruncation("value too long"), False),
+        (ValueError("a fault of ours"), False),
+    ],
+)
+def test_work_is_given_up_only_for_errors_that_may_be_its_own(
+    error: BaseException, transient: bool
+) -> None:
+    """A dispatch batch that fails by an error of its own is given up after a few tries, its
+    recipients failed: a deadlock or a timeout under load must not cost them their alert."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from shared.db import is_transient_error
+
+    assert is_transient_error(wrapped(error) if isinstance(error, psycopg.Error) else error) is (
+        transient
+    )
+    assert is_transient_error(PoolTimeout("QueuePool limit reached"))
