@@ -167,8 +167,10 @@ def test_scheduling_validates_every_locale_and_the_send_time(service: Service) -
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     late = lead.post(schedule, json={"send_at": past})
     assert late.status_code == 422 and list(late.json["errors"]) == ["send_at"]
-    naive = lead.post(schedule, json={"send_at": "2030-01-01T10:00:00"})
-    assert naive.status_code == 422 and list(naive.json["errors"]) == ["send_at"]
+    # Within the window the schedule allows, so only the missing zone can be what is wrong.
+    soon = (datetime.now(UTC) + timedelta(hours=2)).replace(tzinfo=None).isoformat()
+    naive = lead.post(schedule, json={"send_at": soon})
+    assert naive.status_code == 422 and "aware" in naive.json["errors"]["send_at"][0]
     long_sms = "ă" * 300
     too_long = lead.patch(
         f"/api/v1/alerts/{draft['alert_id']}",

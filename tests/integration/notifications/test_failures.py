@@ -508,7 +508,7 @@ def test_texts_a_night_deferred_do_not_hold_up_a_later_email(service: Service) -
     """At 08:00 every text deferred overnight falls due at once, and goes at the SMS rate; a
     confirmation link queued a minute later must not wait behind all of them."""
     from services.notifications import ledger
-    from services.notifications.fanout import QueuePoller
+    from services.notifications.fanout import SMS_SLICE, QueuePoller
     from shared.events.envelope import utcnow
 
     now = utcnow()
@@ -536,7 +536,7 @@ def test_texts_a_night_deferred_do_not_hold_up_a_later_email(service: Service) -
     still = service.rows(
         deliveries, deliveries.c.channel == "sms", deliveries.c.status == "deferred"
     )
-    assert len(still) >= 100  # and the texts go a slice at a time
+    assert len(still) == 120 - SMS_SLICE  # and the texts go a slice at a time
 
 
 def test_a_cancellation_that_overtakes_its_alert_keeps_the_alert_from_being_sent(
