@@ -6,6 +6,7 @@ record the outcome (committed, with the alert's counters in the same transaction
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -788,10 +789,24 @@ class Deliverer:
             status_callback=self._status_callback(delivery_id),
             custom_args={"notification_id": delivery_id, "alert_id": info.alert_id},
         )
+        tries = 0
+
+        def send() -> Accepted:
+            nonlocal tries, sms
+            tries += 1
+            if tries > 1:
+                # A retry comes after a wait, as long as the provider's Retry-After: a STOP, a
+                # new number or 21:00 in between holds for this text as for those still to go.
+                kept = self._recheck_sms(info, [(delivery_id, person, "")], batch_key)
+                if not kept:
+                    raise _Withheld()
+                sms = dataclasses.replace(sms, to=str(kept[0][1].phone))
+            return self.deps.sms.send(sms)
+
         try:
-            accepted = self._send_rows(
-                lambda: self.deps.sms.send(sms), [delivery_id], info.alert_id, batch_key
-            )
+            accepted = self._send_rows(send, [delivery_id], info.alert_id, batch_key)
+        except _Withheld:
+            return "done", False  # moved to suppressed or deferred, and counted
         except PermanentSendError as exc:
             held = self._finish(
                 [delivery_id], "failed", info.alert_id, batch_key,
@@ -1138,6 +1153,10 @@ LINK_STOPPED_BY = {
 # Messages whose link acts for the person: kept only until sent (the request keeps only the
 # token's hash), not for anyone who can read the ledger to use.
 SECRET_LINKS = frozenset({"erase", "confirm_preferences"})
+
+
+class _Withheld(Exception):
+    """A text found, before a retry, to be suppressed or deferred now (its row moved)."""
 
 
 class _Skip(Exception):

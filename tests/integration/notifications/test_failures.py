@@ -725,6 +725,54 @@ def test_a_stop_texted_while_a_batch_goes_out_holds_for_the_rest_of_it(service: 
     assert [r.status for r in stopped] == ["suppressed"]
 
 
+class _RefusedOnce:
+    """An SMS sender whose provider answers 429 to the first text, while something happens
+    (a STOP arrives) before the retry."""
+
+    def __init__(self, real: Any, meanwhile: Callable[[], None]) -> None:
+        self.real, self.meanwhile, self.tried = real, meanwhile, 0
+
+    def send(self, sms: Any) -> Any:
+        from services.notifications.senders import TransientSendError
+
+        self.tried += 1
+        if self.tried == 1:
+            self.meanwhile()
+            raise TransientSendError("twilio 429", retry_after=0.1)
+        return self.real.send(sms)
+
+
+def test_a_stop_texted_during_a_retry_wait_holds_for_the_retry(service: Service) -> None:
+    """The provider's Retry-After can be long: a STOP (or 21:00) during the wait holds for
+    the text being retried, as for those still to go, and it is not sent."""
+    from services.notifications import compliance
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(service.engine, "camp-w", "org-w", 2, phone_every=1, time_zone="UTC")
+    service.deps.clock = lambda: NOON_UTC
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-w", "camp-w", "org-w", ["sms"]), conn)
+    first = people[0]
+
+    def stop_texted() -> None:
+        with service.engine.begin() as conn:
+            compliance.sms_stop(conn, service.deps.outbox, first["phone_hash"], NOON_UTC)
+
+    # One lane, rechecking only before a retry: the STOP comes after its text was tried once.
+    config = service.deps.config.with_(sms_concurrency=1, sms_recheck_seconds=3600.0)
+    from dataclasses import replace
+
+    deps = replace(service.deps, sms=_RefusedOnce(service.deps.sms, stop_texted), config=config)
+    outcome = Deliverer(deps).send_alert_sms_batch(_batch("alert-w", people), TokenBucket(1e3))
+    assert outcome == "done"
+    assert [t.body["To"] for t in service.fakes.twilio_messages()] == [people[1]["phone"]]
+    row = service.rows(alerts, alerts.c.alert_id == "alert-w")[0]
+    assert (row.sent, row.suppressed, row.failed) == (1, 1, 0)
+    [stopped] = service.rows(deliveries, deliveries.c.recipient_id == first["supporter_id"])
+    assert stopped.status == "suppressed"
+
+
 def test_texts_of_a_batch_still_going_at_nine_pm_wait_for_the_morning(service: Service) -> None:
     from services.notifications.domain import TokenBucket
     from services.notifications.handlers import handle_alert_published
