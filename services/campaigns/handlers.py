@@ -19,7 +19,10 @@ TOPICS = (NOTIFICATIONS,)
 def handle_alert_progressed(event: Event, conn: Connection) -> None:
     """Keep the newest counts; reports that arrive late or for unknown alerts change nothing."""
     if not alerts.record_progress(conn, event.data, parse_time(event.data["at"])):
-        log.info("alert progress not applied (unknown alert or older report)")
+        log.info(
+            "alert progress not applied (unknown alert or older report)",
+            extra={"alert_id": event.data.get("alert_id")},
+        )
 
 
 HANDLERS: dict[str, list[Callable[[Event, Connection], None]]] = {
