@@ -605,11 +605,16 @@ class Deliverer:
         opt-out, no number), or is "deferred" to the time returned (quiet hours)."""
         if not allowed or person is None or not person.phone:
             return "suppressed", None
+        later = self._night_until(person, now)
+        return ("deferred", later) if later else ("queued", None)
+
+    def _night_until(self, person: Supporter, now: datetime) -> datetime | None:
+        """When a text to person may go, None for now: the configured daytime in their zone
+        (or in each of the zones it names, domain.next_sms_window)."""
         config = self.deps.config
-        later = next_sms_window(
+        return next_sms_window(
             now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
         )
-        return ("deferred", later) if later else ("queued", None)
 
     def _recheck_sms(
         self, info: AlertInfo, work: Sequence[tuple[str, Supporter, str]], batch_key: str
@@ -1025,10 +1030,7 @@ class Deliverer:
                     conn, [row.recipient_id], org_id, "sms"
                 ):
                     raise _Skip("suppressed", "no_consent")
-                config = self.deps.config
-                later = next_sms_window(
-                    self.now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
-                )
+                later = self._night_until(person, self.now)
                 if later is not None:
                     self._redefer(row, later)
                     return None
@@ -1066,10 +1068,7 @@ class Deliverer:
         since = parse_time(str(opted)) if opted else aware(row.created_at)
         if self.now - since <= WELCOME_FRESH:
             return None
-        config = self.deps.config
-        return next_sms_window(
-            self.now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
-        )
+        return self._night_until(person, self.now)
 
     def _redefer(self, row: Any, when: datetime) -> None:
         with self.deps.engine.begin() as conn:
