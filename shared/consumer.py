@@ -481,7 +481,7 @@ class ConsumerRunner:
         self._release_due()
         self._prune_if_due()
         records = self._spin_guard.poll(
-            consumer, timeout_ms=self.poll_timeout_ms, max_records=self.max_records
+            consumer.poll, timeout_ms=self.poll_timeout_ms, max_records=self.max_records
         )
         batch = self._prepare(records) if records else None
         if not self._settle(pending=batch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -138,10 +138,10 @@ class SpinGuard:
         self.share = share
         self._wall = self._cpu = 0.0
 
-    def poll(self, consumer: KafkaConsumer, **kwargs: Any) -> dict[Any, Any]:
-        """consumer.poll(**kwargs), timed; raise ConsumerSpinning as described above."""
+    def poll(self, poll: Callable[..., dict[Any, Any]], **kwargs: Any) -> dict[Any, Any]:
+        """poll(**kwargs) (a consumer's poll), timed; raise ConsumerSpinning as described above."""
         wall, cpu = time.perf_counter(), time.thread_time()
-        records: dict[Any, Any] = consumer.poll(**kwargs)
+        records = poll(**kwargs)
         if records:
             self._wall = self._cpu = 0.0
             return records

@@ -340,7 +340,7 @@ class DispatchSender:
         return consumer
 
     def poll_once(self, consumer: KafkaConsumer) -> None:
-        batch = self._spin_guard.poll(consumer, timeout_ms=200, max_records=1)
+        batch = self._spin_guard.poll(consumer.poll, timeout_ms=200, max_records=1)
         for tp, records in batch.items():
             for record in records:
                 try:

@@ -12,16 +12,18 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from sqlalchemy import Engine, Table, func, insert, select
 
-from shared.consumer import ConsumerRunner, RetryPolicy
+from shared.consumer import ConsumerRunner, RetryPolicy, _Batch
 from shared.db import make_engine
 from shared.errors import RetryableError
 from shared.events import Event, EventRegistry
@@ -35,7 +37,13 @@ from shared.kafka import (
 from shared.outbox import Outbox
 from shared.relay import OutboxRelay
 from tests.integration import eventapp
-from tests.support.kafka import caught_up, end_offsets, headers_of, read_all
+from tests.support.kafka import (
+    caught_up,
+    committed_offsets,
+    end_offsets,
+    headers_of,
+    read_all,
+)
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -427,11 +435,11 @@ def test_a_spinning_consumer_is_replaced_and_every_event_applies_once(
     real_poll = SpinGuard.poll
     forced: list[bool] = []
 
-    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
+    def poll(guard: SpinGuard, consumer_poll: Any, **kwargs: Any) -> dict[Any, Any]:
         if not forced and runner is not None and runner.stats["processed"] >= 10:
             forced.append(True)
             raise ConsumerSpinning("forced by the test")
-        return real_poll(guard, consumer, **kwargs)
+        return real_poll(guard, consumer_poll, **kwargs)
 
     monkeypatch.setattr(SpinGuard, "poll", poll)
     runner = _runner(app, eventapp.effect_handler(app.effects))
@@ -738,3 +746,89 @@ def test_records_of_partitions_assigned_while_the_database_is_down_are_not_skipp
         for engine in engines:
             engine.dispose()
     assert app.distinct_effects() == 120 and app.count(app.effects) == 120
+
+
+def _polled_until(runner: ConsumerRunner, condition: Callable[[], bool], message: str) -> None:
+    """Drive a runner's loop by hand (as run() does) until condition holds."""
+    eventually(lambda: runner.poll_once() or condition(), timeout=60, message=message)
+
+
+def test_a_runner_commits_only_the_partitions_it_owns_and_makes_a_lost_commit_again(
+    app: App,
+) -> None:
+    # The broker takes a commit for any partition of the group: a batch finished after a
+    # rebalance took a partition away, or the commit made when the runner stops, would rewind
+    # the new owner's progress. And a lost asynchronous commit (the coordinator moved) is made
+    # again by the next idle poll, or the group's lag stays above zero until the next record.
+    first, second = (_runner(app, eventapp.effect_handler(app.effects)) for _ in range(2))
+    every = [TopicPartition(app.topic, p) for p in range(3)]
+    ensure_topics(app.bootstrap, first.all_topics())
+    first._join([app.topic, *first._retry_topics])  # as run() does
+    thread = threading.Thread(target=second.run)
+
+    def owned() -> set[TopicPartition]:
+        assert first._consumer is not None
+        return {tp for tp in first._consumer.assignment() if tp.topic == app.topic}
+
+    try:
+        _polled_until(first, lambda: len(owned()) == 3, "alone")
+        thread.start()
+        _polled_until(first, lambda: 0 < len(owned()) < 3, "the second runner took partitions")
+        mine = owned()
+        first._commit(dict.fromkeys(every, 6))  # a batch that spanned the rebalance
+        first._commit(dict(first._committed), wait=True)  # the runner stops
+        assert committed_offsets(app.bootstrap, app.group, app.topic) == {
+            tp.partition: 6 for tp in mine
+        }
+
+        first._committed = dict.fromkeys(every, 8)  # where it got to, the others' places too
+        for _ in range(2):
+            first.poll_once()
+        assert committed_offsets(app.bootstrap, app.group, app.topic) == {
+            tp.partition: 6 for tp in mine
+        }  # nothing was lost: an idle poll commits nothing
+        first._commit_answered({}, KafkaError("coordinator moved"))  # kafka-python's callback
+        eventually(
+            lambda: (
+                first.poll_once()
+                or committed_offsets(app.bootstrap, app.group, app.topic)
+                == {tp.partition: 8 for tp in mine}
+            ),
+            timeout=60,
+            message="the lost commit made again, for the owned partitions only",
+        )
+    finally:
+        second.stop()
+        if thread.is_alive():
+            thread.join(timeout=30)
+        first._consumer.close(autocommit=False)  # type: ignore[union-attr]
+
+
+def test_a_long_wait_for_the_database_restarts_the_parked_events_clock(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parked events count as lost an hour after they are due, counted while the consumer
+    # runs: a database outage is not running, or a key's next event would overtake them. And
+    # nothing is fetched while it waits, nor left paused after.
+    paused: list[bool] = []
+    back = time.monotonic() + 1.0
+
+    def database_ready(engine: Engine) -> bool:
+        consumer = runner._consumer
+        assert consumer is not None
+        paused.append(consumer.paused() == consumer.assignment())
+        return time.monotonic() > back
+
+    monkeypatch.setattr("shared.consumer.database_ready", database_ready)
+    runner = _runner(app, eventapp.effect_handler(app.effects))
+    runner._join(runner.topics)
+    try:
+        _polled_until(runner, lambda: len(runner._consumer.assignment()) == 3, "assigned")  # type: ignore[union-attr]
+        runner.running_since -= timedelta(hours=3)  # it started long before the outage
+        before = runner.running_since
+        runner._wait_for_database(_Batch())
+        assert len(paused) >= 2 and all(paused)
+        assert runner._consumer.paused() == set()  # type: ignore[union-attr]
+        assert runner.running_since - before > timedelta(hours=2)
+    finally:
+        runner._consumer.close(autocommit=False)  # type: ignore[union-attr]

@@ -92,3 +92,11 @@ def read_all(
 
 def headers_of(record: Any) -> dict[str, str]:
     return {k: bytes(v).decode(errors="replace") for k, v in record.headers or ()}
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Return the group's committed offset of each partition of topic that has one."""
+    tps = list(end_offsets(bootstrap, topic))
+    with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-probe") as admin:
+        committed = admin.list_group_offsets({group: tps}).get(group, {})
+    return {tp.partition: meta.offset for tp, meta in committed.items() if meta.offset >= 0}

@@ -427,11 +427,11 @@ def fail_first_polls(monkeypatch: pytest.MonkeyPatch, error: Exception) -> set[i
     failed: set[int] = set()
     real_poll = SpinGuard.poll
 
-    def poll(guard: SpinGuard, consumer: Any, **kwargs: Any) -> dict[Any, Any]:
+    def poll(guard: SpinGuard, consumer_poll: Any, **kwargs: Any) -> dict[Any, Any]:
         if id(guard) not in failed:
             failed.add(id(guard))
             raise error
-        return real_poll(guard, consumer, **kwargs)
+        return real_poll(guard, consumer_poll, **kwargs)
 
     monkeypatch.setattr(SpinGuard, "poll", poll)
     return failed

@@ -1,67 +1,53 @@
-"""SpinGuard: a consumer whose empty polls burn the CPU is told apart from one that waits."""
+"""SpinGuard: a consumer whose empty polls burn the CPU is told apart from one that waits.
+
+The polls here are plain functions that spend each poll's timeout on the CPU or asleep, on
+the real clocks the guard reads (a real consumer's spin, kafka-python 3.0.12 left in its
+REBALANCING state, cannot be brought about at will; docs/runtime-facts.md)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from shared import kafka
 from shared.kafka import ConsumerSpinning, SpinGuard
 
 
-class _Clocks:
-    """The wall clock and the thread's CPU clock the guard reads, moved only by polls."""
+class _Polls:
+    """Counts polls; each spends timeout_ms busy on the CPU (spin) or asleep."""
 
-    def __init__(self) -> None:
-        self.wall = self.cpu = 0.0
-
-    def perf_counter(self) -> float:
-        return self.wall
-
-    def thread_time(self) -> float:
-        return self.cpu
-
-
-class _Consumer:
-    """Stands in for KafkaConsumer.poll: waits, or spins on the CPU, for each poll's timeout."""
-
-    def __init__(self, clocks: _Clocks, *, spin: bool, records: Any = None) -> None:
-        self.clocks = clocks
+    def __init__(self, *, spin: bool, records: dict[Any, Any] | None = None) -> None:
         self.spin = spin
         self.records = records or {}
-        self.polls = 0
+        self.count = 0
 
-    def poll(self, timeout_ms: int = 0, max_records: int = 1) -> dict[Any, Any]:
-        self.polls += 1
-        self.clocks.wall += timeout_ms / 1000
-        self.clocks.cpu += timeout_ms / 1000 if self.spin else timeout_ms / 100_000
-        return self.records  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def clocks(monkeypatch: pytest.MonkeyPatch) -> _Clocks:
-    fake = _Clocks()
-    monkeypatch.setattr(kafka, "time", fake)
-    return fake
+    def __call__(self, timeout_ms: int = 0, max_records: int = 1) -> dict[Any, Any]:
+        self.count += 1
+        until = time.perf_counter() + timeout_ms / 1000
+        if not self.spin:
+            time.sleep(timeout_ms / 1000)
+        while time.perf_counter() < until:
+            pass
+        return self.records
 
 
-def test_a_consumer_that_spins_through_its_empty_polls_is_reported(clocks: _Clocks) -> None:
-    guard, consumer = SpinGuard(window=0.3), _Consumer(clocks, spin=True)
+def test_a_consumer_that_spins_through_its_empty_polls_is_reported() -> None:
+    guard, polls = SpinGuard(window=0.3), _Polls(spin=True)
     with pytest.raises(ConsumerSpinning, match="busy"):
         for _ in range(20):
-            guard.poll(consumer, timeout_ms=50, max_records=1)
-    assert consumer.polls == 6  # as soon as a window of empty polls has passed
+            guard.poll(polls, timeout_ms=50, max_records=1)
+    assert polls.count == 6  # as soon as a window of empty polls has passed
 
 
-def test_a_consumer_that_waits_is_left_alone(clocks: _Clocks) -> None:
-    guard, consumer = SpinGuard(window=0.3), _Consumer(clocks, spin=False)
+def test_a_consumer_that_waits_is_left_alone() -> None:
+    guard, polls = SpinGuard(window=0.3), _Polls(spin=False)
     for _ in range(20):
-        assert guard.poll(consumer, timeout_ms=50, max_records=1) == {}
+        assert guard.poll(polls, timeout_ms=50, max_records=1) == {}
 
 
-def test_polls_that_bring_records_are_not_counted(clocks: _Clocks) -> None:
+def test_polls_that_bring_records_are_not_counted() -> None:
     records = {"partition": ["record"]}
-    guard, consumer = SpinGuard(window=0.3), _Consumer(clocks, spin=True, records=records)
+    guard, polls = SpinGuard(window=0.3), _Polls(spin=True, records=records)
     for _ in range(20):
-        assert guard.poll(consumer, timeout_ms=50, max_records=1) == records
+        assert guard.poll(polls, timeout_ms=50, max_records=1) == records
