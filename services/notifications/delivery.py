@@ -148,6 +148,7 @@ class Deliverer:
         release: Callable[[], None],
         reclaim: Callable[[], bool],
         hold: Callable[[], bool],
+        before_retry: Callable[[], None] | None = None,
     ) -> T:
         """Call a provider, retrying transient failures with backoff that honours Retry-After.
 
@@ -157,7 +158,8 @@ class Deliverer:
         (ClaimLost). After a failure that may have gone through (a timeout) the rows stay
         `sending`, held (their lease renewed) before and after the wait; if any was taken over
         meanwhile, nothing is sent again (ClaimLost), and the rows keep their state for
-        whoever takes them over to count as ambiguous.
+        whoever takes them over to count as ambiguous. before_retry runs after the wait, the
+        rows held again: the send-time checks, which may raise to send nothing.
         """
         config = self.deps.config
         attempt = 0
@@ -184,6 +186,8 @@ class Deliverer:
                 self.wait(delay)  # Stopped leaves the rows released, for the next owner
                 if not (hold() if exc.ambiguous else reclaim()):
                     raise ClaimLost() from exc
+                if before_retry is not None:
+                    before_retry()
 
     # -- alert email batches ---------------------------------------------------------------------
 
@@ -200,9 +204,7 @@ class Deliverer:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "email")
 
             def decide(sid: str) -> tuple[str, datetime | None]:
-                person = people.get(sid)
-                ok = sid in allowed and person is not None and person.email
-                return ("sending" if ok else "suppressed"), None
+                return _email_decision(people.get(sid), sid in allowed)
 
             entries = [ledger.Entry(sid, decide(sid)[0], batch_key) for sid in ids]
             inserted = ledger.insert_batch(
@@ -334,35 +336,22 @@ class Deliverer:
         )  # fmt: skip
         discreet = any(person.discreet for _, person in members)
         email = messages.bulk_email(content, locale, info.shared_values(locale), footer, discreet)
-        recipients = [self._email_recipient(info, d, p, email) for d, p in members]
-        while recipients:
-            batch = EmailBatch(
-                from_email=self.deps.config.from_email,
-                from_name=info.org_name or self.deps.config.from_name,
-                subject=email.subject,
-                text=email.text,
-                html=email.html,
-                recipients=recipients,
-                custom_args={"alert_id": info.alert_id},
-                headers=compliance.ONE_CLICK_HEADERS,
-            )
-            ids = [r.custom_args["notification_id"] for r in recipients]
+        while members:
+            ids = [delivery_id for delivery_id, _ in members]
             try:
-                accepted = self._send_rows(
-                    functools.partial(self.deps.email.send_batch, batch),
-                    ids,
-                    info.alert_id,
-                    batch_key,
-                )
+                accepted = self._try_email_group(info, email, members, batch_key)
+            except _Regroup as regroup:
+                members = regroup.members  # some were suppressed during a retry's wait
+                continue
             except PermanentSendError as exc:
-                bad = [i for i in exc.bad_indices if i < len(recipients)]
-                if bad and len(bad) < len(recipients):
+                bad = {i for i in exc.bad_indices if i < len(members)}
+                if bad and len(bad) < len(members):
                     # One bad address fails the whole request: fail it alone, send the rest.
-                    bad_ids = [ids[i] for i in bad]
+                    bad_ids = [ids[i] for i in sorted(bad)]
                     self._finish(
                         bad_ids, "failed", info.alert_id, batch_key, error_code="invalid_address"
                     )
-                    recipients = [r for i, r in enumerate(recipients) if i not in set(bad)]
+                    members = [m for i, m in enumerate(members) if i not in bad]
                     continue
                 self._finish(ids, "failed", info.alert_id, batch_key, error_code=exc.code)
                 return "done"
@@ -378,6 +367,42 @@ class Deliverer:
             return "done"
         return "done"
 
+    def _try_email_group(
+        self,
+        info: AlertInfo,
+        email: messages.BulkEmail,
+        members: list[tuple[str, Supporter]],
+        batch_key: str,
+    ) -> Accepted:
+        """Send one request to members (rows held in `sending`), with its retries.
+
+        A retry comes after a wait, as long as the provider's Retry-After: an unsubscribe, a
+        bounce or an erasure in between holds for this request. Such rows move to suppressed
+        before the retry, and _Regroup asks for a request without them."""
+        batch = EmailBatch(
+            from_email=self.deps.config.from_email,
+            from_name=info.org_name or self.deps.config.from_name,
+            subject=email.subject,
+            text=email.text,
+            html=email.html,
+            recipients=[self._email_recipient(info, d, p, email) for d, p in members],
+            custom_args={"alert_id": info.alert_id},
+            headers=compliance.ONE_CLICK_HEADERS,
+        )
+
+        def recheck() -> None:
+            kept = self._recheck(info, "email", [(d, p, "") for d, p in members], batch_key)
+            if len(kept) < len(members):
+                raise _Regroup([(delivery_id, person) for delivery_id, person, _ in kept])
+
+        return self._send_rows(
+            functools.partial(self.deps.email.send_batch, batch),
+            [delivery_id for delivery_id, _ in members],
+            info.alert_id,
+            batch_key,
+            before_retry=recheck,
+        )
+
     def _renew(self, conn: Connection, ids: Sequence[str], batch_key: str) -> bool:
         """Renew the lease of rows held in `sending`; return whether every one is still ours."""
         renewed = ledger.transition(
@@ -386,7 +411,12 @@ class Deliverer:
         return renewed == len(ids)
 
     def _send_rows(
-        self, call: Callable[[], Accepted], ids: list[str], alert_id: str | None, batch_key: str
+        self,
+        call: Callable[[], Accepted],
+        ids: list[str],
+        alert_id: str | None,
+        batch_key: str,
+        before_retry: Callable[[], None] | None = None,
     ) -> Accepted:
         """Call the provider for rows held in `sending`; on exhaustion mark them failed (and,
         for a dispatch batch's rows, the batch dead, in the same transaction)."""
@@ -420,8 +450,9 @@ class Deliverer:
 
         try:
             return self.with_retries(
-                call, on_ambiguous=ambiguous, release=release, reclaim=reclaim, hold=hold
-            )
+                call, on_ambiguous=ambiguous, release=release, reclaim=reclaim, hold=hold,
+                before_retry=before_retry,
+            )  # fmt: skip
         except CredentialsRefused:
             release()  # refused before reading the message: nothing went out, nothing failed
             raise
@@ -616,12 +647,17 @@ class Deliverer:
             now, person.time_zone, config.quiet_start_hour, config.quiet_end_hour
         )
 
-    def _recheck_sms(
-        self, info: AlertInfo, work: Sequence[tuple[str, Supporter, str]], batch_key: str
+    def _recheck(
+        self,
+        info: AlertInfo,
+        channel: str,
+        work: Sequence[tuple[str, Supporter, str]],
+        batch_key: str,
     ) -> list[tuple[str, Supporter, str]]:
-        """Check a lane's texts still to go as the batch's start did; return those that may go.
+        """Check messages still to go as the batch's start did; return those that may go.
 
-        A batch takes its size over the SMS rate to send (10 s by default, 100 s at a long
+        An email request's retry may come minutes later (a provider's Retry-After). A batch of
+        texts takes its size over the SMS rate to send (10 s by default, 100 s at a long
         code's one text a second). A STOP, a withdrawn consent, a new number or 21:00 in that
         time holds for the texts not yet sent: their rows move to suppressed, or to deferred
         for the queue poller, and are counted, in one transaction. Each text kept carries its
@@ -634,10 +670,14 @@ class Deliverer:
         suppressed: list[str] = []
         deferred: dict[datetime, list[str]] = defaultdict(list)
         with self.deps.engine.begin() as conn:
-            people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
+            people, allowed = audience.batch_recipients(conn, ids, info.organization_id, channel)
             for delivery_id, person, state in work:
                 sid = person.supporter_id
-                status, later = self._sms_decision(people.get(sid), sid in allowed, now)
+                status, later = (
+                    self._sms_decision(people.get(sid), sid in allowed, now)
+                    if channel == "sms"
+                    else _email_decision(people.get(sid), sid in allowed)
+                )
                 if status == "suppressed":
                     suppressed.append(delivery_id)
                 elif later is not None:
@@ -709,7 +749,7 @@ class Deliverer:
         index = 0
         while index < len(work):
             if time.monotonic() - checked >= recheck_every:
-                work = work[:index] + self._recheck_sms(info, work[index:], batch_key)
+                work = work[:index] + self._recheck(info, "sms", work[index:], batch_key)
                 checked = time.monotonic()
                 if index == len(work):
                     break
@@ -794,22 +834,21 @@ class Deliverer:
             status_callback=self._status_callback(delivery_id),
             custom_args={"notification_id": delivery_id, "alert_id": info.alert_id},
         )
-        tries = 0
 
-        def send() -> Accepted:
-            nonlocal tries, sms
-            tries += 1
-            if tries > 1:
-                # A retry comes after a wait, as long as the provider's Retry-After: a STOP, a
-                # new number or 21:00 in between holds for this text as for those still to go.
-                kept = self._recheck_sms(info, [(delivery_id, person, "")], batch_key)
-                if not kept:
-                    raise _Withheld()
-                sms = dataclasses.replace(sms, to=str(kept[0][1].phone))
-            return self.deps.sms.send(sms)
+        def recheck() -> None:
+            # A retry comes after a wait, as long as the provider's Retry-After: a STOP, a new
+            # number or 21:00 in between holds for this text as for those still to go.
+            nonlocal sms
+            kept = self._recheck(info, "sms", [(delivery_id, person, "")], batch_key)
+            if not kept:
+                raise _Withheld()
+            sms = dataclasses.replace(sms, to=str(kept[0][1].phone))
 
         try:
-            accepted = self._send_rows(send, [delivery_id], info.alert_id, batch_key)
+            accepted = self._send_rows(
+                lambda: self.deps.sms.send(sms), [delivery_id], info.alert_id, batch_key,
+                before_retry=recheck,
+            )  # fmt: skip
         except _Withheld:
             return "done", False  # moved to suppressed or deferred, and counted
         except PermanentSendError as exc:
@@ -1156,6 +1195,22 @@ SECRET_LINKS = frozenset({"erase", "confirm_preferences"})
 
 class _Withheld(Exception):
     """A text found, before a retry, to be suppressed or deferred now (its row moved)."""
+
+
+class _Regroup(Exception):
+    """Some of an email request's recipients were found suppressed before a retry (their rows
+    moved): send the request again to members, the rest."""
+
+    def __init__(self, members: list[tuple[str, Supporter]]) -> None:
+        super().__init__(f"{len(members)} left")
+        self.members = members
+
+
+def _email_decision(person: Supporter | None, allowed: bool) -> tuple[str, datetime | None]:
+    """Whether an email may go to person now ("sending") or is "suppressed" (no consent, an
+    opt-out, a bounce, no address)."""
+    ok = allowed and person is not None and person.email
+    return ("sending" if ok else "suppressed"), None
 
 
 class _Skip(Exception):

@@ -549,3 +549,24 @@ def confirmation(signed: Event) -> Event:
         "signature.confirmed", signed.key, signature_id=data["signature_id"],
         petition_id=data["petition_id"], campaign_id=data["campaign_id"], supporter_id=signed.key,
     )  # fmt: skip
+
+
+def project_org(service: Service, org_id: str, name: str = "Rainbow Bridge") -> None:
+    from services.notifications.audience import upsert_organization
+    from shared.events.envelope import utcnow
+
+    with service.engine.begin() as conn:
+        upsert_organization(
+            conn, HASH_KEY,
+            {"organization_id": org_id, "name": name, "postal_address": "1 Way"},
+            utcnow(),
+        )  # fmt: skip
+
+
+def token_of(service: Service, person: dict, org_id: str) -> str:
+    """Return the list token a person's emails from an organization carry."""
+    from services.notifications.compliance import list_token
+    from services.notifications.store import organizations
+
+    tag = service.rows(organizations, organizations.c.organization_id == org_id)[0].token_tag
+    return list_token(HASH_KEY, person["token"], tag)

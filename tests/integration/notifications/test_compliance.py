@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from services.notifications.audience import EVERY_ORG
-from services.notifications.compliance import list_token
 from services.notifications.store import (
     alerts,
     consents,
@@ -27,8 +26,10 @@ from tests.integration.notifications.harness import (
     HASH_KEY,
     Service,
     alert,
+    project_org,
     seed_audience,
     sendgrid_signature,
+    token_of,
     twilio_signature,
 )
 from tests.support.polling import eventually
@@ -50,24 +51,6 @@ def consent_events(service: Service) -> list[dict]:
             select(outbox_table.c.data).where(outbox_table.c.type == "kinship.consent.changed.v1")
         ).scalars()
         return [json.loads(bytes(r)) for r in rows]
-
-
-def project_org(service: Service, org_id: str, name: str = "Rainbow Bridge") -> None:
-    from services.notifications.audience import upsert_organization
-    from shared.events.envelope import utcnow
-
-    with service.engine.begin() as conn:
-        upsert_organization(
-            conn, HASH_KEY,
-            {"organization_id": org_id, "name": name, "postal_address": "1 Way"},
-            utcnow(),
-        )  # fmt: skip
-
-
-def token_of(service: Service, person: dict, org_id: str) -> str:
-    """Return the list token a person's emails from an organization carry."""
-    tag = service.rows(organizations, organizations.c.organization_id == org_id)[0].token_tag
-    return list_token(HASH_KEY, person["token"], tag)
 
 
 def test_one_click_unsubscribe_is_idempotent_cookieless_and_sticks(service: Service) -> None:

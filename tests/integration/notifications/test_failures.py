@@ -21,8 +21,10 @@ from tests.integration.notifications.harness import (
     Service,
     alert,
     fast_config,
+    project_org,
     running_service,
     seed_audience,
+    token_of,
 )
 from tests.support.kafka import end_offsets, headers_of, read_all
 from tests.support.polling import eventually
@@ -771,6 +773,50 @@ def test_a_stop_texted_during_a_retry_wait_holds_for_the_retry(service: Service)
     assert (row.sent, row.suppressed, row.failed) == (1, 1, 0)
     [stopped] = service.rows(deliveries, deliveries.c.recipient_id == first["supporter_id"])
     assert stopped.status == "suppressed"
+
+
+class _EmailRefusedOnce:
+    """An email sender whose provider answers 429 to the first request, while something
+    happens (an unsubscribe arrives) before the retry."""
+
+    def __init__(self, real: Any, meanwhile: Callable[[], None]) -> None:
+        self.real, self.meanwhile, self.tried = real, meanwhile, 0
+
+    def send_batch(self, batch: Any) -> Any:
+        from services.notifications.senders import TransientSendError
+
+        self.tried += 1
+        if self.tried == 1:
+            self.meanwhile()
+            raise TransientSendError("sendgrid 429", retry_after=0.1)
+        return self.real.send_batch(batch)
+
+
+def test_an_unsubscribe_during_an_email_retry_wait_holds_for_the_retry(service: Service) -> None:
+    """SendGrid's Retry-After can be long: a one-click unsubscribe during the wait holds for
+    the request being retried, which goes to the others only."""
+    from dataclasses import replace
+
+    from services.notifications.handlers import handle_alert_published
+
+    project_org(service, "org-e")
+    people = seed_audience(service.engine, "camp-e", "org-e", 3, sms_consent=False)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-e", "camp-e", "org-e", ["email"]), conn)
+
+    def unsubscribed() -> None:
+        response = service.client().post(f"/unsubscribe/{token_of(service, people[1], 'org-e')}")
+        assert response.status_code == 200
+
+    deps = replace(service.deps, email=_EmailRefusedOnce(service.deps.email, unsubscribed))
+    assert Deliverer(deps).send_alert_email_batch(_batch("alert-e", people)) == "done"
+    [request] = service.fakes.sendgrid_requests()
+    to = [p["to"][0]["email"] for p in request.body["personalizations"]]
+    assert sorted(to) == sorted(people[i]["email"] for i in (0, 2))
+    row = service.rows(alerts, alerts.c.alert_id == "alert-e")[0]
+    assert (row.sent, row.suppressed, row.failed) == (2, 1, 0)
+    [held] = service.rows(deliveries, deliveries.c.recipient_id == people[1]["supporter_id"])
+    assert held.status == "suppressed"
 
 
 def test_texts_of_a_batch_still_going_at_nine_pm_wait_for_the_morning(service: Service) -> None:
