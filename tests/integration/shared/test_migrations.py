@@ -130,3 +130,45 @@ def test_unconfirmed_signatures_made_before_phone_hashes_get_theirs(
     with engine.connect() as conn:
         found = conn.execute(text("SELECT phone_hash FROM nf_signatures")).scalar_one()
     assert found == phone_hash("migration-test-key", "+14155552671")
+
+
+def test_supporters_projected_before_zone_spans_are_reckoned_again(database: str) -> None:
+    """Supporters projected before 0022 kept a country's "main zone" (Sydney for every
+    Australian mobile, Moscow for every Russian one): texted at night where they live."""
+    config = alembic_config("notifications", database)
+    command.upgrade(config, "0022_time_zone_span")
+    people = {  # supporter: (phone, country, postal code, zone stored before 0022)
+        "au-mobile": ("+61412345678", "AU", None, "Australia/Sydney"),
+        "ru-mobile": ("+79141234567", "RU", None, "Europe/Moscow"),
+        "darwin": (None, "AU", "800", "Australia/Melbourne"),
+        "sf": ("+14155552671", "US", "94110", "America/Los_Angeles"),
+        "nothing": (None, None, None, "UTC"),
+    }
+    engine = make_engine(database)
+    try:
+        with engine.begin() as conn:
+            for sid, (phone, country, postal_code, zone) in people.items():
+                conn.execute(
+                    text(
+                        "INSERT INTO nf_supporters (supporter_id, phone, locale, country,"
+                        " postal_code, time_zone, discreet, interests, token, created_at,"
+                        " updated_at) VALUES (:sid, :phone, 'en', :country, :postal_code,"
+                        " :zone, false, '[]', :sid, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"sid": sid, "phone": phone, "country": country,
+                     "postal_code": postal_code, "zone": zone},
+                )  # fmt: skip
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            zones = dict(
+                conn.execute(text("SELECT supporter_id, time_zone FROM nf_supporters")).all()
+            )
+    finally:
+        engine.dispose()
+    assert zones == {
+        "au-mobile": "Australia/Perth Australia/Lord_Howe",
+        "ru-mobile": "Europe/Moscow Asia/Anadyr",
+        "darwin": "Australia/Darwin",
+        "sf": "America/Los_Angeles",
+        "nothing": "UTC",
+    }
