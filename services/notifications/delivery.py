@@ -914,7 +914,7 @@ class Deliverer:
         if row.status == "sending":  # its poller died mid-request: it may have gone out
             self._count_ambiguous(row)
         try:
-            call = self._prepare_single(row)
+            call = self._prepare_single(row, claim)
         except _Skip as skip:
             self._finish_single(claim, row, skip.status, error_code=skip.code)
             return
@@ -1030,7 +1030,7 @@ class Deliverer:
                 if event is not None:
                     self.deps.outbox.add(conn, event)
 
-    def _prepare_single(self, row: Any) -> Callable[[], Accepted] | None:
+    def _prepare_single(self, row: Any, claim: str) -> Callable[[], Accepted] | None:
         """Render one queued row; return the provider call, None if re-deferred, or raise _Skip."""
         params = dict(row.params or {})
         with self.deps.engine.connect() as conn:
@@ -1064,14 +1064,17 @@ class Deliverer:
                 conn, [person.phone_hash], "sms", org_id
             ):
                 raise _Skip("suppressed", "suppressed")
+            # Every text, a welcome too, goes only under a consent standing now, to the number
+            # it was given with: a welcome waiting for the morning must not reach a person who
+            # turned texts off in the night, nor a number someone else typed with their address.
+            if org_id is None or row.recipient_id not in audience.consented_ids(
+                conn, [row.recipient_id], org_id, "sms"
+            ):
+                raise _Skip("suppressed", "no_consent")
             if row.alert_id is not None:
-                if org_id is None or row.recipient_id not in audience.consented_ids(
-                    conn, [row.recipient_id], org_id, "sms"
-                ):
-                    raise _Skip("suppressed", "no_consent")
                 later = self._night_until(person, self.now)
                 if later is not None:
-                    self._redefer(row, later)
+                    self._redefer(row, later, claim)
                     return None
                 info = self.alert(str(row.alert_id))
                 assert info is not None
@@ -1082,7 +1085,7 @@ class Deliverer:
             else:
                 later = self._welcome_window(row, person, params)
                 if later is not None:
-                    self._redefer(row, later)
+                    self._redefer(row, later, claim)
                     return None
                 if person.discreet or params.get("discreet"):
                     # Texts show on lock screens: a discreet supporter's never name the
@@ -1109,11 +1112,13 @@ class Deliverer:
             return None
         return self._night_until(person, self.now)
 
-    def _redefer(self, row: Any, when: datetime) -> None:
+    def _redefer(self, row: Any, when: datetime, claim: str) -> None:
+        """Defer a row this poller holds (a poller whose lease on it ran out, and another
+        took it and is sending it, must leave it alone)."""
         with self.deps.engine.begin() as conn:
             moved = ledger.transition(
-                conn, [row.delivery_id], "deferred", self.now,
-                from_status=("queued", "sending"), keep_claim=False, not_before=when,
+                conn, [row.delivery_id], "deferred", self.now, from_status=("queued", "sending"),
+                batch_key=claim, keep_claim=False, not_before=when,
             )  # fmt: skip
             ledger.bump(conn, row.alert_id, deferred=moved)
 

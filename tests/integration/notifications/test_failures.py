@@ -18,6 +18,7 @@ from shared.db import aware
 from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
 from shared.kafka import dead_letter_topic
 from tests.integration.notifications.harness import (
+    HASH_KEY,
     Service,
     alert,
     fast_config,
@@ -988,3 +989,86 @@ def test_a_welcome_text_sent_late_keeps_quiet_hours_and_a_fresh_one_goes_at_once
         deliverer.send_claimed(claim, row)
     sent = sorted(text.body["To"] for text in service.fakes.twilio_messages()[1:])
     assert sent == sorted([late["phone"], queued["phone"]])
+
+
+def test_a_poller_whose_lease_ran_out_does_not_defer_a_text_another_is_sending(
+    service: Service,
+) -> None:
+    """Poller A's lease on a claimed welcome ran out (a slow provider on the rows before it)
+    and poller B took it and is sending it; A, reaching it at night, must not move it to
+    deferred, or it would go again in the morning."""
+    from services.notifications import ledger
+    from services.notifications.handlers import queue_sms_welcome
+
+    [person] = seed_audience(
+        service.engine, "camp-l", "org-l", 1, phone_every=1, time_zone="America/Los_Angeles"
+    )
+    night = datetime(2026, 6, 2, 6, 0, tzinfo=UTC)  # 23:00 in Los Angeles
+    with service.engine.begin() as conn:
+        params = {"organization_id": "org-l", "title": "Fund language access"}
+        queue_sms_welcome(conn, person["supporter_id"], None, params, night - timedelta(hours=1))
+    service.deps.clock = lambda: night
+    first, second = Deliverer(service.deps), Deliverer(service.deps)
+    claim_a, [row_a] = first.claim_due()
+    service.deps.clock = lambda: night + timedelta(hours=1)  # A's lease has run out
+    claim_b, [row_b] = second.claim_due()
+    with service.engine.begin() as conn:  # B holds it in `sending`: its request is under way
+        ledger.transition(
+            conn, [row_b.delivery_id], "sending", night,
+            from_status=("queued",), batch_key=claim_b, new_key=claim_b,
+        )  # fmt: skip
+    first.send_claimed(claim_a, row_a)
+    [row] = service.rows(deliveries, deliveries.c.delivery_id == row_a.delivery_id)
+    assert (row.status, row.batch_key) == ("sending", claim_b)
+
+
+def test_a_welcome_waiting_for_the_morning_needs_the_consent_still_standing(
+    service: Service,
+) -> None:
+    """A welcome deferred to 08:00 goes under the consent as it stands then: not to a person
+    who turned texts off in the night, nor to a number typed since with their address (the
+    consent was given with the old one)."""
+    from sqlalchemy import update
+
+    from services.notifications import audience, preferences
+    from services.notifications.handlers import queue_sms_welcome
+    from services.notifications.store import supporters
+    from shared.privacy import phone_hash
+
+    people = seed_audience(
+        service.engine, "camp-c", "org-c", 3, phone_every=1, time_zone="America/Los_Angeles"
+    )
+    [turned_off, renumbered, kept] = people
+    night = datetime(2026, 6, 2, 6, 0, tzinfo=UTC)  # 23:00 in Los Angeles
+    params = {"organization_id": "org-c", "title": "Fund language access"}
+    with service.engine.begin() as conn:
+        for person in people:
+            queue_sms_welcome(
+                conn, person["supporter_id"], None, params, night - timedelta(hours=1)
+            )
+    service.deps.clock = lambda: night
+    deliverer = Deliverer(service.deps)
+    claim, rows = deliverer.claim_due()
+    for row in rows:
+        deliverer.send_claimed(claim, row)
+    assert service.fakes.twilio_messages() == []  # all three wait for the morning
+    with service.engine.begin() as conn:
+        person = audience.load_supporters(conn, [turned_off["supporter_id"]])[
+            turned_off["supporter_id"]
+        ]
+        preferences.set_sms_consent(conn, service.deps.outbox, person, "org-c", False, night)
+        stranger = "+14155559999"
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.supporter_id == renumbered["supporter_id"])
+            .values(phone=stranger, phone_hash=phone_hash(HASH_KEY, stranger))
+        )
+    service.deps.clock = lambda: datetime(2026, 6, 2, 15, 0, tzinfo=UTC)  # 08:00 there
+    claim, rows = deliverer.claim_due()
+    assert len(rows) == 3
+    for row in rows:
+        deliverer.send_claimed(claim, row)
+    assert [text.body["To"] for text in service.fakes.twilio_messages()] == [kept["phone"]]
+    for person in (turned_off, renumbered):
+        [row] = service.rows(deliveries, deliveries.c.recipient_id == person["supporter_id"])
+        assert (row.status, row.error_code) == ("suppressed", "no_consent")
