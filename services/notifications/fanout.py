@@ -483,8 +483,13 @@ class DispatchSender:
 
 def pause_for_credentials(deps: Deps, stop: threading.Event, exc: CredentialsRefused) -> None:
     """A provider refused our key: say so loudly, and wait before trying again."""
-    log.error("provider refused our credentials; sending paused", extra={"error": str(exc)})
+    report_refused_credentials(exc)
     stop.wait(deps.config.credentials_pause_seconds)
+
+
+def report_refused_credentials(exc: CredentialsRefused) -> None:
+    """Say loudly that a provider refused our key (an operator must fix it)."""
+    log.error("provider refused our credentials; sending paused", extra={"error": str(exc)})
 
 
 # Rows the queue poller claims at a time, per channel.
@@ -501,6 +506,8 @@ class QueuePoller:
         self.deliverer = Deliverer(deps, self._stop)
         self.bucket = bucket
         self._pace = Pacer(deps.config.poll_interval, deps.config.poll_ceiling)
+        # channel: when (time.monotonic) to try again its provider, which refused our key
+        self._paused: dict[str, float] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -514,9 +521,6 @@ class QueuePoller:
         while not self._stop.is_set():
             try:
                 sent = self.run_once()
-            except CredentialsRefused as exc:
-                pause_for_credentials(self.deps, self._stop, exc)
-                continue
             except Exception as exc:  # noqa: BLE001 - keep polling through outages
                 log.warning("queue poller paused", extra={"error": type(exc).__name__})
                 self._stop.wait(1.0)
@@ -532,12 +536,15 @@ class QueuePoller:
 
         Apart, so that the texts a night deferred, all due at 08:00 and sent at the SMS rate,
         do not hold up a confirmation link or a thank-you queued a minute later: it waits for
-        one slice of texts at most.
+        one slice of texts at most. A provider that refuses our key pauses its own channel
+        (credentials_pause_seconds at a time); the other goes on.
         """
         claimed = 0
         for channel, limit in (("email", EMAIL_SLICE), ("sms", SMS_SLICE)):
             if self._stop.is_set():
                 break
+            if self._paused.get(channel, 0.0) > time.monotonic():
+                continue
             claim, rows = self.deliverer.claim_due(limit, channel)
             claimed += len(rows)
             for index, row in enumerate(rows):
@@ -547,9 +554,12 @@ class QueuePoller:
                     self.bucket.acquire()
                 try:
                     self.deliverer.send_claimed(claim, row)
-                except CredentialsRefused:
+                except CredentialsRefused as exc:
                     self.deliverer.unclaim(claim, rows[index + 1 :])
-                    raise
+                    report_refused_credentials(exc)
+                    pause = self.deps.config.credentials_pause_seconds
+                    self._paused[channel] = time.monotonic() + pause
+                    break
         return claimed
 
 

@@ -869,6 +869,27 @@ def _claims_age(service: Service) -> None:
         conn.execute(update(deliveries).values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
 
 
+def test_a_refused_email_key_pauses_email_only_and_texts_go_on(service: Service) -> None:
+    """A revoked SendGrid key must not hold up welcome texts (nor a revoked Twilio key the
+    confirmation links): the poller pauses the refused channel alone."""
+    from services.notifications.fanout import QueuePoller
+    from services.notifications.handlers import queue_sms_welcome
+
+    people = seed_audience(service.engine, "camp-q", "org-q", 2, phone_every=1, time_zone="UTC")
+    _queue_thanks(service, people[:1])
+    with service.engine.begin() as conn:
+        params = {"organization_id": "org-q", "title": "Fund language access"}
+        queue_sms_welcome(conn, people[1]["supporter_id"], None, params, datetime.now(UTC))
+    service.fakes.set_faults("sendgrid", {"rules": [{"kind": "status", "status": 401}]})
+    poller = QueuePoller(service.deps)
+    assert poller.run_once() == 2
+    assert [t.body["To"] for t in service.fakes.twilio_messages()] == [people[1]["phone"]]
+    [thanks] = service.rows(deliveries, deliveries.c.kind == "thank_you")
+    assert (thanks.status, thanks.attempts) == ("queued", 0)  # waiting, not failed
+    assert poller.run_once() == 0  # email paused: SendGrid is not asked again at once
+    assert len(service.fakes.faults("sendgrid")) == 1
+
+
 def test_a_live_pollers_message_in_flight_is_not_taken_over_and_sent_again(
     service: Service,
 ) -> None:
