@@ -6,17 +6,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# The name's surrounding spaces are stripped after the match: `\{\{\s*([^{}]*?)\s*\}\}` lets
+# its three parts share a run of spaces in every way, and "{{" and 4,000 spaces without a
+# closing "}}" took 51 s to refuse (cubic), holding the GIL of a whole API worker.
+VARIABLE = re.compile(r"\{\{([^{}]*)\}\}")
 
 
 def variables(text: str) -> list[str]:
     """Return the names of the variables a template uses, in order of use."""
-    return [match.group(1) for match in VARIABLE.finditer(text)]
+    return [match.group(1).strip() for match in VARIABLE.finditer(text)]
 
 
 def fill(text: str, value: Callable[[str], str]) -> str:
     """Replace every variable by value(its name)."""
-    return VARIABLE.sub(lambda match: value(match.group(1)), text)
+    return VARIABLE.sub(lambda match: value(match.group(1).strip()), text)
 
 
 # Every alert text tells how to stop them (carriers and the TCPA expect it in each message).
