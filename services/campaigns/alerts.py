@@ -14,6 +14,7 @@ from services.campaigns import content as rules
 from services.campaigns import domain, events, store
 from services.campaigns.bootstrap import Deps
 from services.campaigns.operations import access_of, joined_ids, load_campaign
+from services.campaigns.schemas import MAX_CONTENT_BYTES, MAX_LOCALES
 from shared.auth import Principal
 from shared.errors import Conflict, DomainError, FieldError, NotFound
 from shared.outbox import Outbox
@@ -155,9 +156,12 @@ def update_alert(
         merged = {
             "channels": changes.get("channels", alert.channels),
             "default_locale": changes.get("default_locale", alert.default_locale),
-            "content": changes.get("content", alert.content),
-            "audience": changes.get("audience", alert.audience),
+            "content": domain.merge_patch(alert.content, changes.get("content", {})),
+            "audience": domain.merge_patch(alert.audience, changes.get("audience", {})),
         }
+        domain.check_merged_map(
+            "content", merged["content"], MAX_LOCALES, MAX_CONTENT_BYTES, min_items=1
+        )
         values = _check_draft(merged, access)
         if "name" in changes:
             values["name"] = changes["name"]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, PermissionDenied
 from shared.events.catalog import INTEREST as INTEREST_PATTERN
+from shared.events.envelope import json_dumps
 from shared.locales import COUNTRIES
 
 # \Z, not $: "$" also matches before a trailing newline, so "acme\n" would pass.
@@ -227,3 +229,34 @@ def check_audience(audience: dict[str, list[str]], access: CampaignAccess) -> di
                 "audience.partner_organization_ids", f"{org!r} is not in this campaign."
             )
     return {name: list(dict.fromkeys(values)) for name, values in audience.items()}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply a JSON Merge Patch (RFC 7396): an object's members merge, null removes one, any
+    other value (a string, a list) replaces what was there.
+
+    PATCH {"audience": {"countries": ["US"]}} adds a filter and keeps the others, and
+    {"content": {"tl": {...}}} adds or edits one locale: replacing the whole object dropped
+    every filter not named (an alert narrowed to one language then went to the campaign's
+    whole audience) or every other locale."""
+    if not isinstance(patch, Mapping):
+        return patch
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def check_merged_map(
+    field: str, value: Mapping[str, Any], max_items: int, max_bytes: int | None, min_items: int = 0
+) -> None:
+    """A locale map after a merge patch keeps within what a whole request may hold."""
+    if len(value) > max_items:
+        raise FieldError(field, f"At most {max_items} locales.")
+    if len(value) < min_items:
+        raise FieldError(field, f"At least {min_items} locale.")
+    if max_bytes is not None and len(json_dumps(value)) > max_bytes:
+        raise FieldError(field, f"At most {max_bytes // 1024} KB in total, all locales together.")

@@ -46,13 +46,14 @@ def encoded_at_most(limit: int) -> Callable[[Any], None]:
 
 
 def _texts(max_length: int, required: bool = False, max_bytes: int | None = None) -> fields.Dict:
-    """Return a map of locale to text: at most MAX_LOCALES locales (and max_bytes in all)."""
+    """Return a map of locale to text: at most MAX_LOCALES locales (and max_bytes in all); in
+    a PATCH (not required) a merge patch, where null removes a locale."""
     checks: list[Callable[[Any], Any]] = [validate.Length(max=MAX_LOCALES)]
     if max_bytes is not None:
         checks.append(encoded_at_most(max_bytes))
     return fields.Dict(
         keys=Text(validate=validate.Length(min=2, max=35)),
-        values=Text(validate=validate.Length(max=max_length)),
+        values=Text(validate=validate.Length(max=max_length), allow_none=not required),
         required=required,
         validate=checks,
     )
@@ -156,6 +157,9 @@ class CampaignIn(Schema):
 
 
 class CampaignPatch(Schema):
+    """A JSON Merge Patch (RFC 7396): titles and descriptions merge by locale, and a locale set
+    to null is removed; communities, a list, is replaced whole."""
+
     default_locale = Text(validate=validate.Length(min=2, max=35))
     titles = _texts(300)
     descriptions = _texts(20_000, max_bytes=MAX_DESCRIPTIONS_BYTES)
@@ -209,11 +213,12 @@ class AlertContentIn(Schema):
     sms_discreet_text = Text(allow_none=True, validate=validate.Length(max=1600))
 
 
-def _audience_values() -> fields.List[str]:
+def _audience_values(patch: bool = False) -> fields.List[str]:
+    """One audience filter; in a patch, left out means kept and null means cleared."""
     return fields.List(
         Text(validate=validate.Length(max=64)),
-        load_default=list,
         validate=validate.Length(max=MAX_AUDIENCE_VALUES),
+        **({"allow_none": True} if patch else {"load_default": list}),
     )
 
 
@@ -249,9 +254,29 @@ def _alert_fields(required: bool) -> dict[str, Any]:
 
 
 AlertIn = Schema.from_dict(_alert_fields(True), name="AlertIn")
+
+
+class AudiencePatch(Schema):
+    """Audience filters to change: a filter left out is kept, one set to null or [] cleared."""
+
+    locales = _audience_values(patch=True)
+    countries = _audience_values(patch=True)
+    regions = _audience_values(patch=True)
+    postal_prefixes = _audience_values(patch=True)
+    partner_organization_ids = _audience_values(patch=True)
+    interests = _audience_values(patch=True)
+
+
 _patch = _alert_fields(False)
-_patch["audience"] = fields.Nested(AudienceIn)
+_patch["audience"] = fields.Nested(AudiencePatch)
+_patch["content"] = fields.Dict(
+    keys=Text(validate=validate.Length(min=2, max=35)),
+    values=fields.Nested(AlertContentIn, allow_none=True),
+    validate=[validate.Length(min=1, max=MAX_LOCALES), encoded_at_most(MAX_CONTENT_BYTES)],
+)
 AlertPatch = Schema.from_dict(_patch, name="AlertPatch")
+AlertPatch.__doc__ = """A JSON Merge Patch (RFC 7396) of a draft alert: content merges by locale
+and by text (null removes one), audience by filter; channels, a list, is replaced whole."""
 
 
 class ScheduleIn(Schema):

@@ -358,3 +358,34 @@ def test_the_organizers_path_works_on_sqlite_for_the_embedded_run(tmp_path: Any)
         assert svc.outbox_types()[-2:] == ["alert.scheduled", "alert.published"]
     finally:
         deps.engine.dispose()
+
+
+def test_a_patch_merges_audience_filters_and_content_by_locale(service: Service) -> None:
+    """PATCH is a JSON Merge Patch: adding a country must not drop the alert's language filter
+    (it would then go to the campaign's whole audience), nor one locale's text the others."""
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    draft = post_alert(service, cid, bilingual_alert(audience={"locales": ["tl"]})).json
+    path = f"/api/v1/alerts/{draft['alert_id']}"
+    narrowed = lead.patch(path, json={"audience": {"countries": ["US", "CA"]}})
+    assert narrowed.status_code == 200, narrowed.json
+    audience = {key: values for key, values in narrowed.json["audience"].items() if values}
+    assert audience == {"locales": ["tl"], "countries": ["US", "CA"]}
+    cleared = lead.patch(path, json={"audience": {"countries": None}}).json["audience"]
+    assert {key: values for key, values in cleared.items() if values} == {"locales": ["tl"]}
+
+    edited = lead.patch(path, json={"content": {"en": {"sms_text": "Call the clerk today."}}})
+    content = edited.json["content"]
+    assert sorted(content) == ["en", "tl"]
+    assert content["en"]["sms_text"] == "Call the clerk today."
+    assert content["en"]["email_subject"] == bilingual_alert()["content"]["en"]["email_subject"]
+    assert content["tl"] == bilingual_alert()["content"]["tl"]
+    removed = lead.patch(path, json={"content": {"tl": None}})
+    assert sorted(removed.json["content"]) == ["en"]
+    emptied = lead.patch(path, json={"content": {"en": None}})
+    assert emptied.status_code == 422 and list(emptied.json["errors"]) == ["content"]
+
+    titled = lead.patch(f"/api/v1/campaigns/{cid}", json={"titles": {"tl": "Wika para sa lahat"}})
+    assert titled.status_code == 200 and sorted(titled.json["titles"]) == ["en", "tl"]
+    untitled = lead.patch(f"/api/v1/campaigns/{cid}", json={"titles": {"en": None}})
+    assert untitled.status_code == 422 and list(untitled.json["errors"]) == ["titles.en"]
