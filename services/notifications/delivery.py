@@ -37,7 +37,7 @@ from services.notifications.senders import (
 )
 from services.notifications.store import alerts, deliveries
 from shared import metrics
-from shared.db import aware, one_of
+from shared.db import aware, is_transient_error, one_of
 from shared.events.envelope import parse_time
 from shared.templates import with_opt_out
 
@@ -188,6 +188,27 @@ class Deliverer:
                     raise ClaimLost() from exc
                 if before_retry is not None:
                     before_retry()
+
+    def settle_accepted(self, settle: Callable[[], T]) -> T:
+        """Record what a provider accepted, however long the database takes to answer.
+
+        The message went out: a settle lost to a database outage would leave its rows
+        `sending`, and whoever took them over would send them again (and count them
+        ambiguous). A settle that meets an outage (shared.db.is_transient_error) is tried
+        again, 0.5 s, 1 s, ... 30 s apart, until it lands or the worker stops (Stopped)."""
+        delay = 0.5
+        while True:
+            try:
+                return settle()
+            except Exception as exc:
+                if not is_transient_error(exc):
+                    raise
+                log.warning(
+                    "recording a sent message waits for the database",
+                    extra={"error": type(exc).__name__, "retry_in": delay},
+                )
+            self.wait(delay)
+            delay = min(delay * 2, 30.0)
 
     # -- alert email batches ---------------------------------------------------------------------
 
@@ -357,13 +378,12 @@ class Deliverer:
                 return "done"
             except RetriesExhausted:
                 return "dead"
-            self._finish(
-                ids,
-                "sent",
-                info.alert_id,
-                batch_key,
-                provider_message_id=accepted.provider_message_id,
-            )
+            self.settle_accepted(
+                functools.partial(
+                    self._finish, ids, "sent", info.alert_id, batch_key,
+                    provider_message_id=accepted.provider_message_id,
+                )
+            )  # fmt: skip
             return "done"
         return "done"
 
@@ -863,15 +883,22 @@ class Deliverer:
         except RetriesExhausted:
             return "dead", False  # the next text is claimed before its own request
         if lane is not None:  # one statement instead of three (PostgreSQL)
-            held = ledger.settle_sent(
-                lane, delivery_id, batch_key, self.now, alert_id=info.alert_id,
+            try:
+                held = ledger.settle_sent(
+                    lane, delivery_id, batch_key, self.now, alert_id=info.alert_id,
+                    provider_message_id=accepted.provider_message_id, claim_next=claim_next,
+                )  # fmt: skip
+                return "done", held
+            except Exception as exc:
+                if not is_transient_error(exc):
+                    raise
+                # The lane's connection met an outage: settle through the pool, as below.
+        held = self.settle_accepted(
+            functools.partial(
+                self._finish, [delivery_id], "sent", info.alert_id, batch_key,
                 provider_message_id=accepted.provider_message_id, claim_next=claim_next,
-            )  # fmt: skip
-        else:
-            held = self._finish(
-                [delivery_id], "sent", info.alert_id, batch_key,
-                provider_message_id=accepted.provider_message_id, claim_next=claim_next,
-            )  # fmt: skip
+            )
+        )  # fmt: skip
         return "done", held
 
     # -- queued single messages (transactional, deferred SMS) ------------------------------------
@@ -964,7 +991,12 @@ class Deliverer:
             if exc.opt_out:
                 self._opt_out(row)
             return
-        self._finish_single(claim, row, "sent", provider_message_id=accepted.provider_message_id)
+        self.settle_accepted(
+            functools.partial(
+                self._finish_single, claim, row, "sent",
+                provider_message_id=accepted.provider_message_id,
+            )
+        )  # fmt: skip
 
     def _count_ambiguous(self, row: Any) -> None:
         """Count a possible duplicate: on its alert's counters, and (an alert's or not) in the

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -888,6 +890,58 @@ def test_a_refused_email_key_pauses_email_only_and_texts_go_on(service: Service)
     assert (thanks.status, thanks.attempts) == ("queued", 0)  # waiting, not failed
     assert poller.run_once() == 0  # email paused: SendGrid is not asked again at once
     assert len(service.fakes.faults("sendgrid")) == 1
+
+
+class _OutageAfterSending:
+    """An email sender whose request goes through, after which the database goes away for a
+    couple of seconds: the settle that records it meets the outage."""
+
+    def __init__(self, real: Any, postgres: Any) -> None:
+        self.real, self.postgres = real, postgres
+
+    def send_batch(self, batch: Any) -> Any:
+        accepted = self.real.send_batch(batch)
+        self.postgres.stop_server()
+        threading.Timer(2.0, self.postgres.start_server).start()
+        return accepted
+
+
+@pytest.mark.parametrize("kind", ["thank-you", "alert"])
+def test_a_message_the_provider_took_is_recorded_after_a_database_outage_not_sent_again(
+    service: Service, postgres: Any, kind: str
+) -> None:
+    """A failover or a restart between SendGrid's 202 and the commit that records it left the
+    rows `sending`; whoever took them over sent them again. The settle waits for the database."""
+    from dataclasses import replace
+
+    from services.notifications.handlers import handle_alert_published
+
+    if postgres is None:
+        pytest.skip("needs the test session's own PostgreSQL to stop it")
+    people = seed_audience(service.engine, "camp-q", "org-q", 3)
+    deliverer = Deliverer(
+        replace(service.deps, email=_OutageAfterSending(service.deps.email, postgres))
+    )
+    try:
+        if kind == "thank-you":
+            _queue_thanks(service, people[:1])
+            claim, [row] = deliverer.claim_due()
+            deliverer.send_claimed(claim, row)
+        else:
+            with service.engine.begin() as conn:
+                handle_alert_published(
+                    service.deps, alert("alert-o", "camp-q", "org-q", ["email"]), conn
+                )
+            assert deliverer.send_alert_email_batch(_batch("alert-o", people)) == "done"
+    finally:
+        eventually(lambda: (postgres.data / "postmaster.pid").exists(), timeout=30)
+    sent = service.rows(deliveries)
+    assert {r.status for r in sent} == {"sent"} and len(sent) == (1 if kind == "thank-you" else 3)
+    assert len(service.fakes.sendgrid_requests()) == 1
+    assert Deliverer(service.deps).claim_due() == (ANY, [])  # nothing left to send again
+    if kind == "alert":
+        row = service.rows(alerts, alerts.c.alert_id == "alert-o")[0]
+        assert (row.sent, row.ambiguous) == (3, 0)
 
 
 def test_a_live_pollers_message_in_flight_is_not_taken_over_and_sent_again(
