@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -131,6 +132,15 @@ def check_content(
                     f"Too long: {measure['segments']} segments ({measure['encoding']}, "
                     f"{measure['length']} characters); at most {MAX_SMS_SEGMENTS}.",
                 )
+            # A name outside the GSM alphabet (Trần, Thảo, 李) turns the whole text into
+            # UCS-2: the cap holds for those recipients too, not for the others alone.
+            wide = int(str(measure.get("segments_with_a_name_outside_gsm", 0)))
+            if wide > MAX_SMS_SEGMENTS:
+                raise FieldError(
+                    f"content.{locale}.{name}",
+                    f"Too long: {wide} segments for a recipient whose name is outside the GSM"
+                    f" alphabet (Trần, 李); at most {MAX_SMS_SEGMENTS}.",
+                )
     return report
 
 
@@ -165,6 +175,12 @@ def _as_written(name: str) -> re.Pattern[str]:
     return re.compile(start + re.escape(name) + end)
 
 
+def _folded(text: str) -> str:
+    """text as compared: NFKC, then casefolded. "Tết" typed composed or decomposed (Unikey's
+    "Unicode tổ hợp"), and full-width Ｐｒｉｄｅ, read the same on a lock screen."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def check_discreet(
     texts: Mapping[str, str | None],
     locale: str,
@@ -175,10 +191,10 @@ def check_discreet(
     title is often left untranslated) or the name of an organization in it, the lead's or a
     partner's (an LGBTQ+ group's name says as much as a cause): it is for who must not be
     seen."""
-    names = {t.strip().casefold() for t in (*titles.values(), *org_names)} - {""}
+    names = {_folded(t.strip()) for t in (*titles.values(), *org_names)} - {""}
     named = [_as_written(n) for n in names]
     for name in ("discreet_email_subject", "sms_discreet_text"):
-        text = (texts.get(name) or "").casefold()
+        text = _folded(texts.get(name) or "")
         if any(pattern.search(text) for pattern in named):
             raise FieldError(
                 f"content.{locale}.{name}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 
 import pytest
 
@@ -175,6 +176,34 @@ def test_too_many_segments_is_refused_with_the_count() -> None:
         content.check_content({"en": complete(sms_text="ă" * 300)}, ["sms"], "en", TITLES, "O")
     message = caught.value.errors["content.en.sms_text"][0]
     assert "5 segments" in message and "UCS-2" in message
+
+
+def test_a_greeting_that_a_name_outside_gsm_makes_too_long_is_refused() -> None:
+    """'Hi {{ given_name }}' and 585 GSM characters fit 4 segments, but for a recipient named
+    Thảo, Trần or 李 the whole text goes as UCS-2: 10 segments, 2.5 times the cost."""
+    text = "Hi {{ given_name }}, " + "x" * 560
+    with pytest.raises(FieldError) as caught:
+        content.check_content({"en": complete(sms_text=text)}, ["sms"], "en", TITLES, "O")
+    message = caught.value.errors["content.en.sms_text"][0]
+    assert "outside the GSM alphabet" in message and "at most 4" in message
+    fits = "Hi {{ given_name }}, " + "x" * 200  # UCS-2 with a wide name: 4 segments
+    assert content.check_content({"en": complete(sms_text=fits)}, ["sms"], "en", TITLES, "O")
+
+
+@pytest.mark.parametrize(
+    "discreet",
+    [
+        unicodedata.normalize("NFD", "Mai gặp ở Tết Pride nhé"),  # Unikey's "Unicode tổ hợp"
+        "Mai gặp ở \uff34\u1ebf\uff54 \uff30\uff52\uff49\uff44\uff45 nhé",  # full width
+    ],
+)
+def test_a_discreet_text_names_no_title_in_another_unicode_form(discreet: str) -> None:
+    titles = {"vi": unicodedata.normalize("NFC", "Tết Pride")}
+    with pytest.raises(FieldError) as caught:
+        content.check_content(
+            {"vi": complete(sms_discreet_text=discreet)}, ["sms"], "vi", titles, "Hapa Voices"
+        )
+    assert list(caught.value.errors) == ["content.vi.sms_discreet_text"]
 
 
 def test_an_unclosed_variable_with_a_long_run_of_spaces_is_refused_at_once() -> None:
