@@ -190,7 +190,7 @@ def schedule_alert(
         alert = store.alert(conn, alert_id)
         deps.outbox.add(conn, events.alert_scheduled(alert, org.organization_id, now))
         if when <= now:
-            publish(conn, deps.outbox, alert_id, campaign, joined_ids(partner_rows), now)
+            publish(conn, deps.outbox, alert_id, org, joined_ids(partner_rows), now)
         return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
 
 
@@ -198,9 +198,10 @@ def check_sendable(conn: Connection, alert: Any, campaign: Any, partner_rows: li
     """Return the lead organization if the alert may be sent as it stands, else raise naming why.
 
     Scheduling checks this and publishing checks it again: between the two, the lead's postal
-    address may have been removed or the campaign renamed to what a discreet text says.
+    address may have been removed or the campaign renamed to what a discreet text says. The
+    organization's row is locked, so what alert.published carries of it is what was checked.
     """
-    org = store.organization(conn, campaign.lead_organization_id)
+    org = store.lock_organization(conn, campaign.lead_organization_id)
     assert org is not None  # a campaign's lead is a foreign key
     if "email" in alert.channels and not (org.postal_address or "").strip():
         raise FieldError(
@@ -237,15 +238,16 @@ def publish(
     conn: Connection,
     outbox: Outbox,
     alert_id: str,
-    campaign: Any,
+    lead: Any,
     partner_ids: list[str],
     now: datetime,
 ) -> bool:
-    """Flip a due alert to published and stage alert.published, once; False if not ours."""
+    """Flip a due alert to published and stage alert.published, once; False if not ours.
+    lead: the lead organization's row, as check_sendable returned it."""
     if not store.claim_alert(conn, alert_id, now):
         return False
     alert = store.alert(conn, alert_id)
-    outbox.add(conn, events.alert_published(alert, campaign.lead_organization_id, partner_ids, now))
+    outbox.add(conn, events.alert_published(alert, lead, partner_ids, now))
     return True
 
 
@@ -271,11 +273,11 @@ def publish_due(deps: Deps, limit: int = 100) -> int:
                 continue
             partner_rows = store.partners(conn, campaign_id)
             try:
-                check_sendable(conn, alert, campaign, partner_rows)
+                lead = check_sendable(conn, alert, campaign, partner_rows)
             except DomainError as exc:
                 _call_off(conn, deps.outbox, alert, exc, now)
                 continue
-            if publish(conn, deps.outbox, alert_id, campaign, joined_ids(partner_rows), now):
+            if publish(conn, deps.outbox, alert_id, lead, joined_ids(partner_rows), now):
                 published += 1
     return published
 

@@ -84,10 +84,10 @@ def alert_scheduled(row: Any, lead_organization_id: str, at: datetime) -> Event:
     return _event("alert.scheduled", row.campaign_id, data, at)
 
 
-def alert_published(
-    row: Any, lead_organization_id: str, partner_ids: Sequence[str], at: datetime
-) -> Event:
-    """alert.published: everything notifications needs to expand the audience and send."""
+def alert_published(row: Any, lead: Any, partner_ids: Sequence[str], at: datetime) -> Event:
+    """alert.published: everything notifications needs to expand the audience and send, with
+    the lead organization's name and postal address as checked (the emails' sender and
+    footer)."""
     content = {
         locale: {name: value for name, value in texts.items() if value}
         for locale, texts in row.content.items()
@@ -95,7 +95,8 @@ def alert_published(
     data = {
         "alert_id": row.alert_id,
         "campaign_id": row.campaign_id,
-        "organization_id": lead_organization_id,
+        "organization_id": lead.organization_id,
+        "sender": {"name": lead.name, "postal_address": lead.postal_address},
         "partner_organization_ids": list(partner_ids),
         "channels": list(row.channels),
         "default_locale": row.default_locale,

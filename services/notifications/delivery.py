@@ -123,8 +123,10 @@ class Deliverer:
                 status=row.status,
                 default_locale=row.default_locale,
                 content=dict(row.content or {}),
-                org_name=org.name if org else "Kinship",
-                postal_address=(org.postal_address or "") if org else "",
+                # As campaigns checked them at publishing: this service's copy of the
+                # organization may not have its latest update yet (it is keyed apart).
+                org_name=row.sender_name or (org.name if org else "Kinship"),
+                postal_address=row.postal_address or ((org.postal_address or "") if org else ""),
                 org_tag=org.token_tag
                 if org
                 else audience.org_token_tag(self.deps.settings.hash_key, row.organization_id),

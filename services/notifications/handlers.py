@@ -269,6 +269,7 @@ def handle_alert_published(deps: Deps, event: Event, conn: Connection) -> None:
     """Record an alert for the expander (it starts at send_at, or now)."""
     data = event.data
     send_at = data.get("send_at")
+    sender = data.get("sender") or {}
     upsert(
         conn,
         alerts,
@@ -276,6 +277,8 @@ def handle_alert_published(deps: Deps, event: Event, conn: Connection) -> None:
             "alert_id": data["alert_id"],
             "campaign_id": data["campaign_id"],
             "organization_id": data["organization_id"],
+            "sender_name": sender.get("name"),
+            "postal_address": sender.get("postal_address"),
             "channels": list(data["channels"]),
             "default_locale": data["default_locale"],
             "content": dict(data.get("content") or {}),

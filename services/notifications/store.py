@@ -172,6 +172,10 @@ alerts = Table(
     Column("default_locale", String(16), nullable=False),
     Column("content", JSON, nullable=False),
     Column("audience", JSON, nullable=False),
+    # The lead organization's name and postal address as campaigns checked them at publishing
+    # (the emails' sender and footer); NULL for an alert published before they were carried.
+    Column("sender_name", String(200)),
+    Column("postal_address", Text),
     Column("send_at", Moment()),
     # scheduled -> expanding -> sending -> done, or cancelled.
     Column("status", String(16), nullable=False),

@@ -127,6 +127,13 @@ class AlertScheduledSchema(Schema):
     organization_id = fields.String()  # additive: the lead organization
 
 
+class SenderSchema(Schema):
+    """The lead organization as the alert was checked against when it was published."""
+
+    name = fields.String(required=True)
+    postal_address = fields.String(allow_none=True)
+
+
 class AlertPublishedSchema(Schema):
     alert_id = _id()
     campaign_id = _id()
@@ -139,6 +146,9 @@ class AlertPublishedSchema(Schema):
     # Additive: the coalition the audience is drawn from and when the organizer asked to send.
     partner_organization_ids = fields.List(fields.String())
     send_at = fields.AwareDateTime(allow_none=True)
+    # Additive: the sender's name and the postal address the emails' footer prints, as checked
+    # at publishing (organization.updated is keyed apart, and may come after the alert).
+    sender = fields.Nested(SenderSchema)
 
 
 class AlertCancelledSchema(Schema):

@@ -147,6 +147,12 @@ def test_each_state_change_reaches_kafka_with_complete_data(
     assert published["alert_id"] == now["alert_id"] and set(published["content"]) == {"en", "tl"}
     assert published["organization_id"] == orgs["lead"]
     assert published["audience"]["countries"] == ["US"]
+    lead_org = service.orgs["lead"]
+    # The footer as checked: organization.updated (keyed apart) may reach notifications later.
+    assert published["sender"] == {
+        "name": lead_org["name"],
+        "postal_address": lead_org["postal_address"],
+    }
     updated = next(d for k, d, r in found if k == "organization.updated")
     assert updated["name"] == "Lead Org" and updated["source_code"]
     org_created = next(

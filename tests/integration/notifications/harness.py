@@ -335,6 +335,7 @@ def alert(
     channels: list[str],
     *,
     audience: dict[str, Any] | None = None,
+    sender: dict[str, Any] | None = None,
     **content: Any,
 ) -> Event:
     body = {
@@ -356,6 +357,7 @@ def alert(
         default_locale="en",
         content={"en": body},
         audience=audience or {},
+        **({"sender": sender} if sender is not None else {}),
     )
 
 

@@ -822,6 +822,24 @@ def test_an_unsubscribe_during_an_email_retry_wait_holds_for_the_retry(service: 
     assert held.status == "suppressed"
 
 
+def test_an_alert_prints_the_sender_and_address_campaigns_checked(service: Service) -> None:
+    """organization.updated is keyed apart from the alert and may come after it: the footer
+    is the one campaigns checked when it published, not this service's older copy."""
+    from services.notifications.handlers import handle_alert_published
+
+    project_org(service, "org-s", name="Old Name")  # before its address was set
+    people = seed_audience(service.engine, "camp-s", "org-s", 2, sms_consent=False)
+    sender = {"name": "Hapa Voices", "postal_address": "88 Harmony St, Seattle, WA 98104"}
+    published = alert("alert-s", "camp-s", "org-s", ["email"], sender=sender)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, published, conn)
+    assert Deliverer(service.deps).send_alert_email_batch(_batch("alert-s", people)) == "done"
+    [request] = service.fakes.sendgrid_requests()
+    assert request.body["from"]["name"] == "Hapa Voices"
+    text = request.body["content"][0]["value"]
+    assert "88 Harmony St, Seattle, WA 98104" in text and "1 Way" not in text
+
+
 def test_texts_of_a_batch_still_going_at_nine_pm_wait_for_the_morning(service: Service) -> None:
     from services.notifications.domain import TokenBucket
     from services.notifications.handlers import handle_alert_published
