@@ -26,6 +26,12 @@ class NotificationConfig:
     send_max_attempts: int = 6
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
+    # A queued message (a confirmation link, a thank-you, a text deferred to the morning) waits
+    # for its retry in the ledger, not in a thread: it can outlast a provider's incident of
+    # about an hour (20 attempts, at most 5 minutes apart) instead of failing after ~16 s,
+    # which lost the confirmation links of every signature in a 20 s SendGrid 5xx spell.
+    queued_max_attempts: int = 20
+    queued_retry_max_delay: float = 300.0
     provider_timeout: float = 30.0
     email_sender_threads: int = 2
     sms_sender_threads: int = 1
@@ -76,6 +82,10 @@ class NotificationConfig:
             send_max_attempts=int(_env("SEND_MAX_ATTEMPTS", str(d.send_max_attempts))),
             retry_base_delay=float(_env("SEND_RETRY_BASE_DELAY", str(d.retry_base_delay))),
             retry_max_delay=float(_env("SEND_RETRY_MAX_DELAY", str(d.retry_max_delay))),
+            queued_max_attempts=int(_env("QUEUED_SEND_MAX_ATTEMPTS", str(d.queued_max_attempts))),
+            queued_retry_max_delay=float(
+                _env("QUEUED_RETRY_MAX_DELAY", str(d.queued_retry_max_delay))
+            ),
             provider_timeout=float(_env("PROVIDER_TIMEOUT", str(d.provider_timeout))),
             email_sender_threads=int(_env("EMAIL_SENDER_THREADS", str(d.email_sender_threads))),
             sms_sender_threads=int(_env("SMS_SENDER_THREADS", str(d.sms_sender_threads))),

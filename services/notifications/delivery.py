@@ -975,11 +975,11 @@ class Deliverer:
                 self._count_ambiguous(row)
             attempts = int(row.attempts or 0) + 1
             config = self.deps.config
-            if attempts >= config.send_max_attempts:
+            if attempts >= config.queued_max_attempts:
                 self._finish_single(claim, row, "failed", error_code="retries_exhausted")
                 return
             delay = backoff_delay(
-                attempts, exc.retry_after, config.retry_base_delay, config.retry_max_delay
+                attempts, exc.retry_after, config.retry_base_delay, config.queued_retry_max_delay
             )
             with self.deps.engine.begin() as conn:
                 ledger.transition(

@@ -962,6 +962,28 @@ def test_a_message_the_provider_took_is_recorded_after_a_database_outage_not_sen
         assert (row.sent, row.ambiguous) == (3, 0)
 
 
+def test_a_confirmation_link_outlasts_a_provider_incident(service: Service) -> None:
+    """A queued message waits for its retries in the ledger: a few minutes of SendGrid 503s
+    (more attempts than an alert batch makes in its thread) must not lose it."""
+    people = seed_audience(service.engine, "camp-q", "org-q", 1)
+    _queue_thanks(service, people)
+    tries = service.deps.config.send_max_attempts + 3
+    service.fakes.set_faults(
+        "sendgrid", {"rules": [{"kind": "status", "status": 503, "count": tries}]}
+    )
+    moment = datetime.now(UTC)
+    deliverer = Deliverer(service.deps)
+    for _ in range(tries + 1):
+        service.deps.clock = lambda at=moment: at
+        claim, rows = deliverer.claim_due()
+        for row in rows:
+            deliverer.send_claimed(claim, row)
+        moment += timedelta(minutes=10)  # past any back-off
+    [thanks] = service.rows(deliveries, deliveries.c.kind == "thank_you")
+    assert (thanks.status, thanks.attempts) == ("sent", tries + 1)
+    assert len(service.fakes.sendgrid_requests()) == 1
+
+
 def test_a_live_pollers_message_in_flight_is_not_taken_over_and_sent_again(
     service: Service,
 ) -> None:
