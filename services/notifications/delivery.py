@@ -1186,7 +1186,8 @@ class Deliverer:
             )
         params.setdefault("name", person.given_name if person else None)
         params.setdefault("pronouns", person.pronouns if person else None)
-        params.setdefault("title", self._petition_title(conn, params, locale))
+        language = person.language if person else None
+        params.setdefault("title", self._petition_title(conn, params, locale, language))
         rendered = messages.render_transactional(row.kind, locale, params, footer)
         if (person is not None and person.discreet) or params.get("discreet"):
             # A subject, a preview and a sender's name show on lock screens and in shared
@@ -1210,13 +1211,20 @@ class Deliverer:
         return lambda: self.deps.email.send_batch(batch)
 
     @staticmethod
-    def _petition_title(conn: Connection, params: Mapping[str, Any], locale: str) -> str:
+    def _petition_title(
+        conn: Connection, params: Mapping[str, Any], locale: str, language: str | None
+    ) -> str:
+        """The petition's title as the person read it: the variant they signed (params'
+        locale), else the one in their language or the locale Kinship writes to them in."""
         petition_id = params.get("petition_id")
         row = audience.petition(conn, str(petition_id)) if petition_id else None
         if row is None:
             return str(params.get("title") or "")
         titles = dict(row.titles or {})
-        key = pick_variant(titles, locale, row.default_locale)
+        signed = params.get("locale")
+        if signed in titles:
+            return str(titles[signed])
+        key = pick_variant(titles, locale, row.default_locale, language)
         return str(titles.get(key or "", "")) if key else ""
 
 

@@ -85,6 +85,30 @@ def test_signature_gets_one_localized_thank_you_through_sendgrid(service: Servic
     assert person.locale == "zh-Hant"
 
 
+def test_the_thank_you_names_the_petition_in_the_variant_signed(service: Service) -> None:
+    """A Spanish speaker (written to in English: Kinship does not write Spanish) signs the
+    Spanish variant of a petition whose default is French: its title in the thank-you is the
+    Spanish one they read, not the default's."""
+    service.start()
+    titles = {"es": "Acceso lingüístico para todos", "fr": "L'accès linguistique pour tous"}
+    service.publish(
+        organization("org-rb"),
+        event(
+            "petition.published", "pet-es", petition_id="pet-es", campaign_id="camp-1",
+            organization_id="org-rb", titles=titles, default_locale="fr", goal=100,
+            double_opt_in=False,
+        ),
+    )  # fmt: skip
+    eventually(lambda: projected(service), message="organization and petition projected")
+    sig = signature(
+        "lucia@example.org", "pet-es", "camp-1", "org-rb", locale="es", language="es-MX",
+        given_name="Lucía",
+    )  # fmt: skip
+    service.publish(sig)
+    [mail] = eventually(lambda: mails_to(service, "lucia@example.org"), message="thank-you")
+    assert titles["es"] in mail["subject"] and titles["fr"] not in mail["subject"]
+
+
 def test_a_discreet_korean_speaker_signing_in_english_is_thanked_in_korean_discreetly(
     service: Service,
 ) -> None:
