@@ -911,11 +911,17 @@ class Deliverer:
         now = self.now
         lease = now - timedelta(seconds=self.deps.config.claim_lease_seconds)
         claim = f"poll:{uuid.uuid4()}"
-        candidates = ledger.pollable(now, lease, limit, channel)
         with self.deps.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
-            ids = list(conn.execute(candidates).scalars())
+            # A welcome or a link first: at 08:00 twenty thousand texts deferred overnight
+            # are due, and sent at the SMS rate would hold a welcome up for half an hour.
+            ids: list[str] = []
+            for alerts in (False, True):
+                candidates = ledger.pollable(now, lease, limit - len(ids), channel, alerts)
+                if conn.dialect.name == "postgresql":
+                    candidates = candidates.with_for_update(skip_locked=True)
+                ids += conn.execute(candidates).scalars()
+                if len(ids) >= limit:
+                    break
             if not ids:
                 return claim, []
             rows = conn.execute(select(deliveries).where(deliveries.c.delivery_id.in_(ids))).all()

@@ -172,10 +172,16 @@ def existing(
     return list(conn.execute(query).all())
 
 
-def pollable(now: datetime, lease: datetime, limit: int, channel: str | None = None) -> Select[Any]:
-    """Select the ids of rows the queue poller may take now (of one channel, if given), the
-    longest due first: waiting rows that are due, and rows a poller claimed before `lease`
-    (it died or hangs).
+def pollable(
+    now: datetime,
+    lease: datetime,
+    limit: int,
+    channel: str | None = None,
+    alerts: bool | None = None,
+) -> Select[Any]:
+    """Select the ids of rows the queue poller may take now (of one channel, if given; an
+    alert's only, or none of an alert's, if alerts is given), the longest due first: waiting
+    rows that are due, and rows a poller claimed before `lease` (it died or hangs).
 
     poll_at (store.POLL_AT) is computed by the database and set only for such rows, so the
     poller's index never holds a dispatch batch's rows."""
@@ -186,6 +192,10 @@ def pollable(now: datetime, lease: datetime, limit: int, channel: str | None = N
     )
     if channel is not None:
         query = query.where(deliveries.c.channel == channel)
+    if alerts is not None:
+        query = query.where(
+            deliveries.c.alert_id.is_not(None) if alerts else deliveries.c.alert_id.is_(None)
+        )
     return query.order_by(deliveries.c.poll_at).limit(limit)
 
 

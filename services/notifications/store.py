@@ -236,6 +236,14 @@ deliveries = Table(
         postgresql_where=text("poll_at IS NOT NULL"),
         sqlite_where=text("poll_at IS NOT NULL"),
     ),
+    # The queue poller's own messages (no alert's: welcomes, links, thank-yous) come before an
+    # alert's texts deferred to the morning, however many of those are due (ledger.pollable).
+    Index(
+        "ix_nf_deliveries_poll_own",
+        "poll_at",
+        postgresql_where=text("poll_at IS NOT NULL AND alert_id IS NULL"),
+        sqlite_where=text("poll_at IS NOT NULL AND alert_id IS NULL"),
+    ),
     # Half of each page left free for those in-place updates (PostgreSQL).
     postgresql_with={"fillfactor": 50},
 )

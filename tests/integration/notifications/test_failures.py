@@ -869,6 +869,35 @@ def test_texts_of_a_batch_still_going_at_nine_pm_wait_for_the_morning(service: S
     assert (row.sent, row.deferred) == (2, 3)
 
 
+def test_a_welcome_queued_at_eight_goes_before_the_texts_deferred_overnight(
+    service: Service,
+) -> None:
+    """At 08:00 an alert's texts deferred overnight are all due, and go at the SMS rate: a
+    welcome text queued a few minutes later must not wait behind every one of them."""
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published, queue_sms_welcome
+
+    people = seed_audience(
+        service.engine, "camp-m", "org-m", 12, phone_every=1, time_zone="America/New_York"
+    )
+    night = datetime(2026, 11, 29, 4, tzinfo=UTC)  # 23:00 in New York
+    service.deps.clock = lambda: night
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-m", "camp-m", "org-m", ["sms"]), conn)
+    deliverer = Deliverer(service.deps)
+    assert deliverer.send_alert_sms_batch(_batch("alert-m", people[:10]), TokenBucket(1e3)) == (
+        "done"
+    )
+    assert service.count(deliveries, deliveries.c.status == "deferred") == 10
+    morning = datetime(2026, 11, 29, 13, 5, tzinfo=UTC)  # 08:05 in New York
+    with service.engine.begin() as conn:
+        params = {"organization_id": "org-m", "title": "Fund language access"}
+        queue_sms_welcome(conn, people[11]["supporter_id"], None, params, morning)
+    service.deps.clock = lambda: morning + timedelta(minutes=1)
+    claim, rows = deliverer.claim_due(4, "sms")
+    assert len(rows) == 4 and "sms_welcome" in {row.kind for row in rows}
+
+
 def _queue_thanks(service: Service, people: list[dict[str, Any]]) -> None:
     from services.notifications.handlers import queue
 
