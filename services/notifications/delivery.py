@@ -1018,6 +1018,37 @@ class Deliverer:
             extra={"delivery_id": row.delivery_id, "kind": row.kind, "channel": row.channel},
         )
 
+    def note_error(self, claim: str, row: Any, exc: Exception) -> None:
+        """Settle a claimed row whose sending raised an error of our own (not a provider's
+        answer, not an outage): retried later like a provider's 5xx, up to
+        queued_max_attempts, then failed (`error:<class>`), so one bad row neither holds up
+        the rest of its claim until the lease runs out nor comes back for ever. A row already
+        `sending` may have reached the provider: counted as ambiguous."""
+        log.warning(
+            "queued message not sent: an error of its own",
+            extra={"delivery_id": row.delivery_id, "kind": row.kind, "error": type(exc).__name__},
+        )
+        with self.deps.engine.connect() as conn:
+            current = ledger.by_id(conn, row.delivery_id)
+        if current is None or current.batch_key != claim:
+            return  # settled meanwhile, or taken over: not ours to move
+        if current.status == "sending":
+            self._count_ambiguous(row)
+        config = self.deps.config
+        attempts = int(current.attempts or 0) + 1
+        if attempts >= config.queued_max_attempts:
+            self._finish_single(claim, row, "failed", error_code=f"error:{type(exc).__name__}"[:64])
+            return
+        delay = backoff_delay(
+            attempts, None, config.retry_base_delay, config.queued_retry_max_delay
+        )
+        with self.deps.engine.begin() as conn:
+            ledger.transition(
+                conn, [row.delivery_id], "queued", self.now,
+                from_status=("queued", "sending"), batch_key=claim, keep_claim=False,
+                not_before=self.now + timedelta(seconds=delay), count_attempt=True,
+            )  # fmt: skip
+
     def unclaim(self, claim: str, rows: Sequence[Any]) -> None:
         """Hand back claimed rows not sent (the poller pauses): due again at once."""
         with self.deps.engine.begin() as conn:

@@ -560,6 +560,12 @@ class QueuePoller:
                     pause = self.deps.config.credentials_pause_seconds
                     self._paused[channel] = time.monotonic() + pause
                     break
+                except Stopped:
+                    raise
+                except Exception as exc:
+                    if is_transient_error(exc):
+                        raise  # the database is away: the run loop waits, the claim lapses
+                    self.deliverer.note_error(claim, row, exc)
         return claimed
 
 

@@ -1013,6 +1013,40 @@ def test_a_confirmation_link_outlasts_a_provider_incident(service: Service) -> N
     assert len(service.fakes.sendgrid_requests()) == 1
 
 
+def test_a_queued_message_failing_by_an_error_of_its_own_holds_up_no_other(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug, or data the code cannot handle, in one message: the rest of the poller's claim
+    goes at once (not after the claim's 5-minute lease), and the bad one is retried a
+    bounded number of times, then failed with the error's class."""
+    from dataclasses import replace
+
+    from services.notifications.fanout import QueuePoller
+
+    people = seed_audience(service.engine, "camp-q", "org-q", 3)
+    _queue_thanks(service, people)
+    bad = people[0]["supporter_id"]
+    real = Deliverer._single_email
+
+    def single_email(self: Deliverer, row: Any, *args: Any) -> Any:
+        if row.recipient_id == bad:
+            raise ValueError("a template this code cannot fill")
+        return real(self, row, *args)
+
+    monkeypatch.setattr(Deliverer, "_single_email", single_email)
+    service.deps.config = replace(service.deps.config, queued_max_attempts=3)
+    moment = datetime.now(UTC)
+    poller = QueuePoller(service.deps)
+    for _ in range(3):
+        service.deps.clock = lambda at=moment: at
+        poller.run_once()
+        moment += timedelta(minutes=10)  # past the back-off
+    sent = sorted(email for email, _ in service.fakes.sendgrid_recipients())
+    assert sent == sorted(p["email"] for p in people[1:])
+    [failed] = service.rows(deliveries, deliveries.c.recipient_id == bad)
+    assert (failed.status, failed.error_code, failed.attempts) == ("failed", "error:ValueError", 3)
+
+
 def test_a_live_pollers_message_in_flight_is_not_taken_over_and_sent_again(
     service: Service,
 ) -> None:
