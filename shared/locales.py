@@ -6,16 +6,52 @@ themselves (thank-you emails, SMS replies, confirmation pages) exists in these, 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from babel import Locale
 
+_CLDR = Locale("en")
 # ISO 3166-1 alpha-2 codes (CLDR's regions of two letters, without ZZ, "unknown region").
 COUNTRIES = frozenset(
-    str(code)
-    for code in Locale("en").territories
-    if re.fullmatch("[A-Z]{2}", str(code)) and code != "ZZ"
+    str(code) for code in _CLDR.territories if re.fullmatch("[A-Z]{2}", str(code)) and code != "ZZ"
 )
+# The subtags of language[-Script][-REGION] that CLDR names: every language it has a name for,
+# not only those Babel has formatting data for (which left out Hmong, Samoan, Chamorro,
+# Marshallese, Chuukese, Ilocano, Kapampangan and Waray), without the codes that name no
+# language (und, mis, mul, zxx), no script (Zyyy, Zzzz...) or no region (ZZ).
+_LANGUAGES = frozenset(
+    str(code) for code in _CLDR.languages if re.fullmatch("[a-z]{2,3}", str(code))
+) - {"und", "mis", "mul", "zxx"}
+_SCRIPTS = frozenset(str(code) for code in _CLDR.scripts if not str(code).startswith("Z"))
+_REGIONS = frozenset(
+    str(code) for code in _CLDR.territories if re.fullmatch("[A-Z]{2}|[0-9]{3}", str(code))
+) - {"ZZ"}
+_SUBTAG = re.compile(r"[A-Za-z0-9]{1,8}\Z")
+
+
+@functools.lru_cache(maxsize=1024)
+def canonical_language_tag(tag: str) -> str:
+    """Return language[-Script][-REGION] in canonical case ('pt_br' -> 'pt-BR', 'hmn',
+    'zh-hant-tw' -> 'zh-Hant-TW', 'es-419'); raise ValueError when it is not one whose every
+    subtag CLDR names."""
+    parts = tag.strip().replace("_", "-").split("-")
+    if not all(_SUBTAG.match(part) for part in parts):
+        raise ValueError(f"{tag!r} is not a language tag")
+    language, rest = parts[0].lower(), parts[1:]
+    out = [language]
+    if rest and len(rest[0]) == 4:
+        out.append(rest.pop(0).title())
+        if out[-1] not in _SCRIPTS:
+            raise ValueError(f"unknown script in {tag!r}")
+    if rest:
+        out.append(rest.pop(0).upper())
+        if out[-1] not in _REGIONS:
+            raise ValueError(f"unknown region in {tag!r}")
+    if rest or language not in _LANGUAGES:
+        raise ValueError(f"unknown locale {tag!r}")
+    return "-".join(out)
+
 
 SUPPORTED_LOCALES = ("en", "zh-Hans", "zh-Hant", "ja", "ko", "vi", "tl")
 _LOCALE_ALIASES = {

@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
-
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, PermissionDenied
 from shared.events.catalog import INTEREST as INTEREST_PATTERN
 from shared.events.envelope import json_dumps
-from shared.locales import COUNTRIES
+from shared.locales import COUNTRIES, canonical_language_tag
 
 # \Z, not $: "$" also matches before a trailing newline, so "acme\n" would pass.
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
@@ -134,12 +132,12 @@ def check_communities(communities: Iterable[str], field: str = "communities") ->
 
 
 def check_locale(tag: str, field: str) -> str:
-    """Return a BCP 47 tag Babel knows (en, fil, zh-Hant, vi-VN), or raise naming the field."""
+    """Return a BCP 47 tag whose subtags CLDR names (en, fil, hmn, zh-Hant, vi-VN, es-419),
+    in canonical case, or raise naming the field."""
     try:
-        if not LOCALE_TAG.match(tag):
+        if not LOCALE_TAG.match(tag) or canonical_language_tag(tag) != tag:
             raise ValueError(tag)
-        Locale.parse(tag, sep="-")
-    except (ValueError, UnknownLocaleError, TypeError):
+    except (ValueError, TypeError):
         raise FieldError(
             field, f"{tag!r} is not a known locale (BCP 47, e.g. en, zh-Hant)"
         ) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import re
@@ -11,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
-from babel import Locale, UnknownLocaleError
 
 from shared.auth import Principal
 from shared.errors import FieldError, NotFound, PermissionDenied
@@ -19,7 +17,6 @@ from shared.errors import FieldError, NotFound, PermissionDenied
 DRAFT, OPEN, CLOSED = "draft", "open", "closed"
 PENDING, CONFIRMED, ERASED = "pending", "confirmed", "erased"
 SOURCE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_LOCALE_PART = re.compile(r"^[A-Za-z0-9]{1,8}$")
 
 
 # -- the goal ladder ---------------------------------------------------------------------------
@@ -57,27 +54,6 @@ def milestones_passed(goal: int, total: int) -> list[tuple[int, int]]:
 
 
 # -- locales -----------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1024)
-def canonical_locale(tag: str) -> str:
-    """Return a BCP 47 tag in canonical case ('pt_br' -> 'pt-BR'); raise ValueError if unknown."""
-    parts = tag.strip().replace("_", "-").split("-")
-    if not parts or not all(_LOCALE_PART.match(part) for part in parts):
-        raise ValueError(f"{tag!r} is not a language tag")
-    try:
-        Locale.parse("_".join(parts))
-    except (UnknownLocaleError, ValueError):
-        raise ValueError(f"unknown locale {tag!r}") from None
-    out = [parts[0].lower()]
-    for part in parts[1:]:
-        if len(part) == 4 and part.isalpha():
-            out.append(part.title())
-        elif len(part) in (2, 3):
-            out.append(part.upper())
-        else:
-            out.append(part)
-    return "-".join(out)
 
 
 def resolve_locale(wanted: Sequence[str], available: Iterable[str], default: str) -> str:

@@ -7,9 +7,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-from services.petitions.domain import canonical_locale
 from shared.events.catalog import INTEREST, MAX_INTERESTS
-from shared.locales import COUNTRIES
+from shared.locales import COUNTRIES, canonical_language_tag
 from shared.pages import PageArgs, page_schema
 from shared.privacy import EMAIL_MAX
 from shared.web import storable_text
@@ -24,12 +23,12 @@ def _text(max_length: int, min_length: int | None = None, **kwargs: Any) -> fiel
 
 
 class LocaleField(fields.String):
-    """A BCP 47 language tag that babel knows, in canonical case."""
+    """A BCP 47 language tag whose subtags CLDR names, in canonical case."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return canonical_locale(text)
+            return canonical_language_tag(text)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 

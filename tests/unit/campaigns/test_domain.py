@@ -122,3 +122,14 @@ def test_a_slug_cannot_look_like_an_organization_id() -> None:
         domain.check_slug("3fa85f64-5717-4562-b3fc-2c963f66afa6")
     assert list(caught.value.errors) == ["slug"]
     assert domain.check_slug("3fa85f64-5717-4562-b3fc") == "3fa85f64-5717-4562-b3fc"
+
+
+def test_content_may_be_in_the_languages_of_the_coalitions_communities() -> None:
+    """Hmong, Samoan, Chamorro, Marshallese, Chuukese, Ilocano, Waray: CLDR names them, Babel
+    has no data for them, and they were refused; und (no language) and ZZ were accepted."""
+    for tag in ("hmn", "sm", "ch", "mh", "chk", "ilo", "war", "en-419", "zh-Hant", "fil"):
+        assert domain.check_locale(tag, "default_locale") == tag
+    for tag in ("und", "en-ZZ", "zh-Zzzz", "zh-hant", "EN"):
+        with pytest.raises(FieldError) as caught:
+            domain.check_locale(tag, "content")
+        assert list(caught.value.errors) == ["content"]
