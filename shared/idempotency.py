@@ -130,7 +130,11 @@ def header_doc(max_length: int = 255) -> dict[str, Any]:
                 "name": HEADER,
                 "required": False,
                 "schema": {"type": "string", "minLength": 1, "maxLength": max_length},
-                "description": "Retry safely: the same key returns the first response (24 h)",
+                "description": (
+                    "Retry safely: the same key and request return the first response (kept"
+                    " 24 h), with the header Idempotent-Replayed: true; the same key with"
+                    " another request is a 422 naming Idempotency-Key"
+                ),
             }
         ]
     }

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api, abort
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import ValidationError
+from marshmallow import fields as ma_fields
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
@@ -181,7 +182,8 @@ ERROR_RESPONSES: dict[str, dict[str, Any]] = {
     "404": _error_response("No such resource (or none this key may see)"),
     "409": _error_response(
         "The resource's state forbids this (a closed petition, a campaign not launched...),"
-        " or its Idempotency-Key was used with another request or is still in progress"
+        " or the first request under its Idempotency-Key is still in progress, or took effect"
+        " without its response being kept"
     ),
     "413": _error_response("The body is over 2 MiB, or the event it makes is over 900 KB"),
     "415": _error_response("The body is not JSON (Content-Type: application/json)"),
@@ -227,6 +229,18 @@ class KinshipApi(Api):  # type: ignore[misc]
         return _http_error(error)
 
 
+def _map_sizes(
+    converter: Any, field: ma_fields.Field[Any], ret: dict[str, Any], **_: Any
+) -> dict[str, Any]:
+    """A map's Length (a number of locales) is minProperties/maxProperties in OpenAPI;
+    apispec documents it as a string's minLength/maxLength."""
+    if isinstance(field, ma_fields.Dict):
+        for length, properties in (("minLength", "minProperties"), ("maxLength", "maxProperties")):
+            if length in ret:
+                ret[properties] = ret.pop(length)
+    return {}
+
+
 # What an endpoint that takes an API key says in the OpenAPI document (create_api defines it).
 AUTH_DOC: dict[str, Any] = {"security": [{"bearer": []}]}
 
@@ -243,6 +257,7 @@ def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
     app.config.setdefault("API_SPEC_OPTIONS", {"info": {"description": description}})
     app.config["JSON_SORT_KEYS"] = False
     api = KinshipApi(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
+    api.ma_plugin.converter.add_attribute_function(_map_sizes)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     register_error_handlers(app)
     app.before_request(refuse_unstorable_path)

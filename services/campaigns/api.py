@@ -318,7 +318,7 @@ def update_alert(data: dict[str, Any], alert_id: str) -> Any:
 
 
 @alert_bp.route("/<alert_id>/schedule", methods=["POST"])
-@alert_bp.arguments(s.ScheduleIn)
+@alert_bp.arguments(s.ScheduleIn, required=False)
 @alert_bp.response(200, s.AlertOut)
 @alert_bp.doc(**AUTH_DOC)
 def schedule_alert(data: dict[str, Any], alert_id: str) -> Any:

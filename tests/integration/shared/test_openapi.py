@@ -71,3 +71,20 @@ def test_each_operation_documents_the_errors_it_can_answer(tmp_path: Path) -> No
     assert "401" not in sign  # signing is public
     export = petitions["/api/v1/petitions/{petition_id}/exports/signers.csv"]["get"]["responses"]
     assert "text/csv" in export["200"]["content"] and "409" not in export
+
+
+def test_the_document_says_what_the_campaigns_api_does(tmp_path: Path) -> None:
+    campaigns = spec_of("campaigns", tmp_path)
+    paths = campaigns["paths"]
+    # Scheduling with no body sends now.
+    assert paths["/api/v1/alerts/{alert_id}/schedule"]["post"]["requestBody"]["required"] is False
+    # A map of locales is sized by its members, not as a string.
+    schemas = campaigns["components"]["schemas"]
+    titles = schemas["CampaignIn"]["properties"]["titles"]
+    assert titles["maxProperties"] == 30 and "maxLength" not in titles
+    key = next(
+        p
+        for p in paths["/api/v1/campaigns"]["post"]["parameters"]
+        if p["name"] == "Idempotency-Key"
+    )
+    assert "422" in key["description"] and "Idempotent-Replayed" in key["description"]
