@@ -45,15 +45,17 @@ def encoded_at_most(limit: int) -> Callable[[Any], None]:
     return check
 
 
-def _texts(max_length: int, required: bool = False, max_bytes: int | None = None) -> fields.Dict:
+def _texts(
+    max_length: int, required: bool = False, max_bytes: int | None = None, patch: bool = False
+) -> fields.Dict:
     """Return a map of locale to text: at most MAX_LOCALES locales (and max_bytes in all); in
-    a PATCH (not required) a merge patch, where null removes a locale."""
+    a PATCH a merge patch, where null removes a locale."""
     checks: list[Callable[[Any], Any]] = [validate.Length(max=MAX_LOCALES)]
     if max_bytes is not None:
         checks.append(encoded_at_most(max_bytes))
     return fields.Dict(
         keys=Text(validate=validate.Length(min=2, max=35)),
-        values=Text(validate=validate.Length(max=max_length), allow_none=not required),
+        values=Text(validate=validate.Length(max=max_length), allow_none=patch),
         required=required,
         validate=checks,
     )
@@ -161,8 +163,8 @@ class CampaignPatch(Schema):
     to null is removed; communities, a list, is replaced whole."""
 
     default_locale = Text(validate=validate.Length(min=2, max=35))
-    titles = _texts(300)
-    descriptions = _texts(20_000, max_bytes=MAX_DESCRIPTIONS_BYTES)
+    titles = _texts(300, patch=True)
+    descriptions = _texts(20_000, max_bytes=MAX_DESCRIPTIONS_BYTES, patch=True)
     communities = fields.List(
         Text(validate=validate.Length(max=63)), validate=validate.Length(max=MAX_COMMUNITIES)
     )

@@ -204,3 +204,14 @@ def test_the_key_projection_on_postgresql_never_unrevokes(campaigns_db: str) -> 
         assert row.key_hash == new.key_hash and row.revoked_at is not None
     finally:
         engine.dispose()
+
+
+def test_a_null_text_in_a_new_campaign_is_a_422_naming_it(service: Service) -> None:
+    make_coalition(service)
+    lead = service.as_("organizer@lead")
+    body = {"default_locale": "en", "titles": {"en": "Language access"}, "descriptions": {}}
+    for field in ("titles", "descriptions"):
+        bad = {**body, field: {**body[field], "en": None}}
+        refused = lead.post("/api/v1/campaigns", json=bad)
+        assert refused.status_code == 422, refused.json
+        assert list(refused.json["errors"]) == [field]
