@@ -9,46 +9,61 @@ from __future__ import annotations
 import functools
 import re
 
-from babel import Locale
+from babel import Locale, localedata
+from babel.core import get_global
 
 _CLDR = Locale("en")
 # ISO 3166-1 alpha-2 codes (CLDR's regions of two letters, without ZZ, "unknown region").
 COUNTRIES = frozenset(
     str(code) for code in _CLDR.territories if re.fullmatch("[A-Z]{2}", str(code)) and code != "ZZ"
 )
-# The subtags of language[-Script][-REGION] that CLDR names: every language it has a name for,
-# not only those Babel has formatting data for (which left out Hmong, Samoan, Chamorro,
+# The subtags of language[-Script][-REGION] that CLDR names: every language it has a name or
+# data for, not only those Babel has formatting data for (which left out Hmong, Samoan, Chamorro,
 # Marshallese, Chuukese, Ilocano, Kapampangan and Waray), without the codes that name no
 # language (und, mis, mul, zxx), no script (Zyyy, Zzzz...) or no region (ZZ).
 _LANGUAGES = frozenset(
-    str(code) for code in _CLDR.languages if re.fullmatch("[a-z]{2,3}", str(code))
-) - {"und", "mis", "mul", "zxx"}
+    code.split("_")[0]
+    for code in (*map(str, _CLDR.languages), *localedata.locale_identifiers())
+    if re.fullmatch("[a-z]{2,3}", code.split("_")[0])
+) - {"und", "mis", "mul", "zxx", "root"}
 _SCRIPTS = frozenset(str(code) for code in _CLDR.scripts if not str(code).startswith("Z"))
 _REGIONS = frozenset(
     str(code) for code in _CLDR.territories if re.fullmatch("[A-Z]{2}|[0-9]{3}", str(code))
 ) - {"ZZ"}
 _SUBTAG = re.compile(r"[A-Za-z0-9]{1,8}\Z")
+# Deprecated codes clients still send (old Java and Android: in, iw, ji), as CLDR replaces them.
+_ALIASES = {
+    str(code): str(target)
+    for code, target in get_global("language_aliases").items()
+    if re.fullmatch("[a-z]{2,3}", str(code)) and code not in _LANGUAGES
+}
 
 
 @functools.lru_cache(maxsize=1024)
 def canonical_language_tag(tag: str) -> str:
     """Return language[-Script][-REGION] in canonical case ('pt_br' -> 'pt-BR', 'hmn',
-    'zh-hant-tw' -> 'zh-Hant-TW', 'es-419'); raise ValueError when it is not one whose every
-    subtag CLDR names."""
+    'zh-hant-tw' -> 'zh-Hant-TW', 'es-419', 'in-ID' -> 'id-ID'); raise ValueError when it is
+    not one whose every subtag CLDR names. Variants and extensions (ca-ES-valencia) are
+    dropped: what picks a translation is the language, script and region."""
     parts = tag.strip().replace("_", "-").split("-")
     if not all(_SUBTAG.match(part) for part in parts):
         raise ValueError(f"{tag!r} is not a language tag")
-    language, rest = parts[0].lower(), parts[1:]
+    language, _, implied_script = _ALIASES.get(parts[0].lower(), parts[0].lower()).partition("_")
+    rest = parts[1:]
     out = [language]
-    if rest and len(rest[0]) == 4:
+    if rest and len(rest[0]) == 4 and rest[0].isalpha():
         out.append(rest.pop(0).title())
-        if out[-1] not in _SCRIPTS:
-            raise ValueError(f"unknown script in {tag!r}")
-    if rest:
+    elif implied_script:
+        out.append(implied_script)  # sh: sr-Latn
+    if len(out) > 1 and out[1] not in _SCRIPTS:
+        raise ValueError(f"unknown script in {tag!r}")
+    if rest and (
+        len(rest[0]) == 2 and rest[0].isalpha() or len(rest[0]) == 3 and rest[0].isdigit()
+    ):
         out.append(rest.pop(0).upper())
         if out[-1] not in _REGIONS:
             raise ValueError(f"unknown region in {tag!r}")
-    if rest or language not in _LANGUAGES:
+    if language not in _LANGUAGES:
         raise ValueError(f"unknown locale {tag!r}")
     return "-".join(out)
 
