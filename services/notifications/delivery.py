@@ -197,7 +197,9 @@ class Deliverer:
         The message went out: a settle lost to a database outage would leave its rows
         `sending`, and whoever took them over would send them again (and count them
         ambiguous). A settle that meets an outage (shared.db.is_transient_error) is tried
-        again, 0.5 s, 1 s, ... 30 s apart, until it lands or the worker stops (Stopped)."""
+        again, 0.5 s then every 2 s, until it lands or the worker stops (Stopped). Every
+        2 s, not more: past the rows' lease (an outage of minutes) other workers may claim
+        them as soon as the database is back, and the first to ask wins."""
         delay = 0.5
         while True:
             try:
@@ -210,7 +212,7 @@ class Deliverer:
                     extra={"error": type(exc).__name__, "retry_in": delay},
                 )
             self.wait(delay)
-            delay = min(delay * 2, 30.0)
+            delay = 2.0
 
     # -- alert email batches ---------------------------------------------------------------------
 
@@ -414,7 +416,8 @@ class Deliverer:
 
         def recheck() -> None:
             kept = self._recheck(info, "email", [(d, p, "") for d, p in members], batch_key)
-            if len(kept) < len(members):
+            if {d: p.email for d, p in members} != {d: p.email for d, p, _ in kept}:
+                # Some were suppressed, or an address changed, during the wait.
                 raise _Regroup([(delivery_id, person) for delivery_id, person, _ in kept])
 
         return self._send_rows(
@@ -1032,8 +1035,6 @@ class Deliverer:
             current = ledger.by_id(conn, row.delivery_id)
         if current is None or current.batch_key != claim:
             return  # settled meanwhile, or taken over: not ours to move
-        if current.status == "sending":
-            self._count_ambiguous(row)
         config = self.deps.config
         attempts = int(current.attempts or 0) + 1
         if attempts >= config.queued_max_attempts:
@@ -1042,6 +1043,12 @@ class Deliverer:
         delay = backoff_delay(
             attempts, None, config.retry_base_delay, config.queued_retry_max_delay
         )
+        if current.status == "sending":
+            # The request may have gone out (a reply the client could not read): counted, and
+            # tried again no sooner than a dead poller's row would be.
+            if row.status != "sending":  # send_claimed counted a dead poller's row already
+                self._count_ambiguous(row)
+            delay = max(delay, config.claim_lease_seconds)
         with self.deps.engine.begin() as conn:
             ledger.transition(
                 conn, [row.delivery_id], "queued", self.now,
@@ -1283,7 +1290,7 @@ class _Withheld(Exception):
 
 class _Regroup(Exception):
     """Some of an email request's recipients were found suppressed before a retry (their rows
-    moved): send the request again to members, the rest."""
+    moved), or at a new address: send the request again to members, as they stand now."""
 
     def __init__(self, members: list[tuple[str, Supporter]]) -> None:
         super().__init__(f"{len(members)} left")

@@ -840,6 +840,38 @@ def test_an_alert_prints_the_sender_and_address_campaigns_checked(service: Servi
     assert "88 Harmony St, Seattle, WA 98104" in text and "1 Way" not in text
 
 
+def test_an_email_retry_goes_to_the_address_a_supporter_moved_to_during_the_wait(
+    service: Service,
+) -> None:
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from services.notifications.handlers import handle_alert_published
+    from services.notifications.store import supporters
+    from shared.privacy import email_hash
+
+    project_org(service, "org-n")
+    people = seed_audience(service.engine, "camp-n", "org-n", 2, sms_consent=False)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-n", "camp-n", "org-n", ["email"]), conn)
+    new = "moved@example.org"
+
+    def moved() -> None:
+        with service.engine.begin() as conn:
+            conn.execute(
+                update(supporters)
+                .where(supporters.c.supporter_id == people[0]["supporter_id"])
+                .values(email=new, email_hash=email_hash(HASH_KEY, new))
+            )
+
+    deps = replace(service.deps, email=_EmailRefusedOnce(service.deps.email, moved))
+    assert Deliverer(deps).send_alert_email_batch(_batch("alert-n", people)) == "done"
+    [request] = service.fakes.sendgrid_requests()
+    to = sorted(p["to"][0]["email"] for p in request.body["personalizations"])
+    assert to == sorted([new, people[1]["email"]])
+
+
 def test_texts_of_a_batch_still_going_at_nine_pm_wait_for_the_morning(service: Service) -> None:
     from services.notifications.domain import TokenBucket
     from services.notifications.handlers import handle_alert_published
