@@ -182,8 +182,8 @@ ERROR_RESPONSES: dict[str, dict[str, Any]] = {
     "404": _error_response("No such resource (or none this key may see)"),
     "409": _error_response(
         "The resource's state forbids this (a closed petition, a campaign not launched...),"
-        " or the first request under its Idempotency-Key is still in progress, or took effect"
-        " without its response being kept"
+        " or the first request under its Idempotency-Key is still in progress, took effect"
+        " without its response being kept, or just failed (retry it)"
     ),
     "413": _error_response("The body is over 2 MiB, or the event it makes is over 900 KB"),
     "415": _error_response("The body is not JSON (Content-Type: application/json)"),

@@ -35,9 +35,11 @@ class _Polls:
 def test_a_consumer_that_spins_through_its_empty_polls_is_reported() -> None:
     guard, polls = SpinGuard(window=0.3), _Polls(spin=True)
     with pytest.raises(ConsumerSpinning, match="busy"):
-        for _ in range(20):
+        for _ in range(100):
             guard.poll(polls, timeout_ms=50, max_records=1)
-    assert polls.count == 6  # as soon as a window of empty polls has passed
+    # As soon as a window of empty polls has passed (later only if a loaded machine kept the
+    # spinning thread off the CPU for most of that window).
+    assert 6 <= polls.count <= 12
 
 
 def test_a_consumer_that_waits_is_left_alone() -> None:

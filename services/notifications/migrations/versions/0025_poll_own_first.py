@@ -10,6 +10,7 @@ Revises: 0024_alert_sender
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,15 +22,23 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Upgrade schema."""
+    """Upgrade schema. On PostgreSQL the index is built CONCURRENTLY, outside the migration's
+    transaction: the ledger can hold millions of rows, and a plain build would block every
+    claim and settle of the running workers until it ends."""
     where = sa.text("poll_at IS NOT NULL AND alert_id IS NULL")
-    op.create_index(
-        "ix_nf_deliveries_poll_own",
-        "nf_deliveries",
-        ["poll_at"],
-        postgresql_where=where,
-        sqlite_where=where,
-    )
+    context = op.get_context()
+    options: dict[str, Any] = {"postgresql_where": where, "sqlite_where": where}
+    if context.dialect.name == "postgresql":
+        with context.autocommit_block():
+            op.create_index(
+                "ix_nf_deliveries_poll_own",
+                "nf_deliveries",
+                ["poll_at"],
+                postgresql_concurrently=True,
+                **options,
+            )
+    else:
+        op.create_index("ix_nf_deliveries_poll_own", "nf_deliveries", ["poll_at"], **options)
 
 
 def downgrade() -> None:
