@@ -225,8 +225,13 @@ def resolve_time_zone(
         found = phone_timezone.time_zones_for_number(parsed)
         # Only the number's own country's: phonenumbers gives a Jamaican or Bahamian number
         # every zone of +1, from Guam to Newfoundland, which share no daytime at all.
-        home = set(_territory_zones(region))
+        home = _territory_zones(region)
         real = [z for z in found if z in home]
+        if len(found) > 1 and home:
+            # A number that does not say where in its country it is (a mobile) may be
+            # anywhere in it: phonenumbers' list for Russian mobiles starts at Moscow, and
+            # Kaliningrad, an hour behind, was texted at 07:00.
+            real = home
         if real:
             return zone_span(real)
         country = country or region

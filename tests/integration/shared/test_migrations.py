@@ -167,7 +167,7 @@ def test_supporters_projected_before_zone_spans_are_reckoned_again(database: str
         engine.dispose()
     assert zones == {
         "au-mobile": "Australia/Perth Australia/Lord_Howe",
-        "ru-mobile": "Europe/Moscow Asia/Anadyr",
+        "ru-mobile": "Europe/Kaliningrad Asia/Anadyr",
         "darwin": "Australia/Darwin",
         "sf": "America/Los_Angeles",
         "nothing": "UTC",

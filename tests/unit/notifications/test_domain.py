@@ -47,7 +47,7 @@ from shared.locales import resolve_locale
         (None, "AU", "5000", "Australia/Adelaide"),
         (None, "AU", "2600", "Australia/Sydney"),  # Canberra
         ("+61412345678", "AU", None, "Australia/Perth Australia/Lord_Howe"),
-        ("+79161234567", None, None, "Europe/Moscow Asia/Anadyr"),  # any Russian mobile
+        ("+79161234567", None, None, "Europe/Kaliningrad Asia/Anadyr"),  # any Russian mobile
         # +1 numbers outside the US and Canada: their own zone, not all of +1 (Guam to St John's).
         ("+18762101234", None, None, "America/Jamaica"),
         # A form's number field drops leading zeros: Darwin, not Melbourne; San Juan.
