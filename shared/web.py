@@ -205,8 +205,8 @@ class ErrorResponses(BasePlugin):
     ) -> None:
         for method, operation in (operations or {}).items():
             responses = operation.setdefault("responses", {})
-            if "callbacks" in operation.get("tags", ()):
-                continue  # providers' callbacks declare their own (callbacks_blueprint)
+            if {"callbacks", "supporter pages"} & set(operation.get("tags", ())):
+                continue  # providers' callbacks and the HTML pages declare their own
             wanted = []
             if operation.get("security"):
                 wanted += ["401", "403"]

@@ -15,7 +15,12 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
     """Create the notifications app (gunicorn 'services.notifications:create_app()')."""
-    from services.notifications.api import api_blueprint, callbacks_blueprint, public_blueprint
+    from services.notifications.api import (
+        api_blueprint,
+        callbacks_blueprint,
+        document_public_pages,
+        public_blueprint,
+    )
     from services.notifications.webhooks.api import webhooks_blueprint
     from shared import idempotency
 
@@ -41,6 +46,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     api.register_blueprint(api_blueprint(deps))
     api.register_blueprint(callbacks_blueprint(deps))
     app.register_blueprint(public_blueprint(deps))
+    document_public_pages(api.spec, app)
     api.register_blueprint(
         webhooks_blueprint(
             deps.engine, deps.verifier, deps.settings, deps.webhooks, lambda: deps.clock()

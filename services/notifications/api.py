@@ -9,7 +9,7 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, request
 from markupsafe import Markup
 from markupsafe import escape as markup_escape
 from sendgrid.helpers.eventwebhook import EventWebhook
@@ -68,6 +68,78 @@ def _twiml(message: str | None = None) -> Response:
     inner = f"<Message>{escape(message)}</Message>" if message else ""
     xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>'
     return Response(xml, 200, content_type="text/xml")
+
+
+def _page_operation(summary: str, statuses: dict[str, str], kind: str = "text/html") -> Any:
+    return {
+        "summary": summary,
+        "tags": ["supporter pages"],
+        "responses": {
+            status: {
+                "description": text,
+                "content": {
+                    kind if status == "200" else "text/html": {"schema": {"type": "string"}}
+                },
+            }
+            for status, text in statuses.items()
+        },
+    }
+
+
+_GONE = "A link unknown, spent or expired (the page says no more than that)"
+# The pages emails link to (public_blueprint): plain Flask views, so flask-smorest does not
+# document them; document_public_pages adds them to the OpenAPI document.
+PUBLIC_PAGES: dict[str, dict[str, Any]] = {
+    "/unsubscribe/{token}": {
+        "post": _page_operation(
+            "One-click unsubscribe (RFC 8058): no cookies, no redirect, idempotent; the same"
+            " answer for an unknown token",
+            {"200": "Unsubscribed (plain text)"},
+            "text/plain",
+        ),
+        "get": _page_operation(
+            "The preference page (as /preferences/{token})", {"200": "The page", "404": _GONE}
+        ),
+    },
+    "/preferences/{token}": {
+        "get": _page_operation(
+            "The preference page: email, texts, sharing with partners, discreet mode, names"
+            " (never shown, only asked), erasure",
+            {"200": "The page", "404": _GONE},
+        ),
+        "post": _page_operation(
+            "Save preferences (a form post); what makes the supporter easier to reach or to"
+            " identify waits for a link emailed to them",
+            {"200": "Saved, or: check your email", "404": _GONE, "422": "A name too long"},
+        ),
+    },
+    "/preferences/{token}/confirm": {
+        "get": _page_operation(
+            "The emailed link's page listing the held changes; only its button (a POST) confirms",
+            {"200": "The page", "404": _GONE},
+        ),
+        "post": _page_operation("Confirm held changes", {"200": "Saved", "404": _GONE}),
+    },
+    "/erase/{token}": {
+        "get": _page_operation(
+            "The emailed erasure link's page; only its button (a POST) erases",
+            {"200": "The page", "404": _GONE},
+        ),
+        "post": _page_operation(
+            "Erase the supporter's data (publishes person.erased)", {"200": "Erased", "404": _GONE}
+        ),
+    },
+}
+
+
+def document_public_pages(spec: Any, app: Flask) -> None:
+    """Add the supporter pages to an OpenAPI document (flask-smorest's APISpec, whose Flask
+    plugin takes each page's URL rule)."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("notifications_public."):
+            path = rule.rule.replace("<", "{").replace(">", "}")
+            methods = {m.lower() for m in rule.methods or ()} & set(PUBLIC_PAGES[path])
+            spec.path(rule=rule, operations={m: PUBLIC_PAGES[path][m] for m in methods})
 
 
 def public_blueprint(deps: Deps) -> Blueprint:

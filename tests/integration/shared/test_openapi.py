@@ -88,3 +88,14 @@ def test_the_document_says_what_the_campaigns_api_does(tmp_path: Path) -> None:
         if p["name"] == "Idempotency-Key"
     )
     assert "422" in key["description"] and "Idempotent-Replayed" in key["description"]
+
+
+def test_the_pages_emails_link_to_are_documented(tmp_path: Path) -> None:
+    paths = spec_of("notifications", tmp_path)["paths"]
+    one_click = paths["/unsubscribe/{token}"]["post"]
+    assert "text/plain" in one_click["responses"]["200"]["content"]
+    for path in ("/preferences/{token}", "/preferences/{token}/confirm", "/erase/{token}"):
+        assert {"get", "post"} <= set(paths[path]), path
+        assert "404" in paths[path]["get"]["responses"]
+    assert set(one_click["responses"]) == {"200"}  # no JSON errors: the same answer always
+    assert "application/json" not in paths["/erase/{token}"]["get"]["responses"]["404"]["content"]
