@@ -731,20 +731,26 @@ def test_a_stop_texted_while_a_batch_goes_out_holds_for_the_rest_of_it(service: 
 
 
 class _RefusedOnce:
-    """An SMS sender whose provider answers 429 to the first text, while something happens
-    (a STOP arrives) before the retry."""
+    """A sender (SMS or email) whose provider answers 429 to its first request, while
+    something happens (a STOP, an unsubscribe, a new address) before the retry."""
 
     def __init__(self, real: Any, meanwhile: Callable[[], None]) -> None:
         self.real, self.meanwhile, self.tried = real, meanwhile, 0
 
     def send(self, sms: Any) -> Any:
+        return self._after_one_refusal(self.real.send, sms)
+
+    def send_batch(self, batch: Any) -> Any:
+        return self._after_one_refusal(self.real.send_batch, batch)
+
+    def _after_one_refusal(self, call: Callable[[Any], Any], message: Any) -> Any:
         from services.notifications.senders import TransientSendError
 
         self.tried += 1
         if self.tried == 1:
             self.meanwhile()
-            raise TransientSendError("twilio 429", retry_after=0.1)
-        return self.real.send(sms)
+            raise TransientSendError("provider 429", retry_after=0.1)
+        return call(message)
 
 
 def test_a_stop_texted_during_a_retry_wait_holds_for_the_retry(service: Service) -> None:
@@ -778,23 +784,6 @@ def test_a_stop_texted_during_a_retry_wait_holds_for_the_retry(service: Service)
     assert stopped.status == "suppressed"
 
 
-class _EmailRefusedOnce:
-    """An email sender whose provider answers 429 to the first request, while something
-    happens (an unsubscribe arrives) before the retry."""
-
-    def __init__(self, real: Any, meanwhile: Callable[[], None]) -> None:
-        self.real, self.meanwhile, self.tried = real, meanwhile, 0
-
-    def send_batch(self, batch: Any) -> Any:
-        from services.notifications.senders import TransientSendError
-
-        self.tried += 1
-        if self.tried == 1:
-            self.meanwhile()
-            raise TransientSendError("sendgrid 429", retry_after=0.1)
-        return self.real.send_batch(batch)
-
-
 def test_an_unsubscribe_during_an_email_retry_wait_holds_for_the_retry(service: Service) -> None:
     """SendGrid's Retry-After can be long: a one-click unsubscribe during the wait holds for
     the request being retried, which goes to the others only."""
@@ -811,7 +800,7 @@ def test_an_unsubscribe_during_an_email_retry_wait_holds_for_the_retry(service: 
         response = service.client().post(f"/unsubscribe/{token_of(service, people[1], 'org-e')}")
         assert response.status_code == 200
 
-    deps = replace(service.deps, email=_EmailRefusedOnce(service.deps.email, unsubscribed))
+    deps = replace(service.deps, email=_RefusedOnce(service.deps.email, unsubscribed))
     assert Deliverer(deps).send_alert_email_batch(_batch("alert-e", people)) == "done"
     [request] = service.fakes.sendgrid_requests()
     to = [p["to"][0]["email"] for p in request.body["personalizations"]]
@@ -865,7 +854,7 @@ def test_an_email_retry_goes_to_the_address_a_supporter_moved_to_during_the_wait
                 .values(email=new, email_hash=email_hash(HASH_KEY, new))
             )
 
-    deps = replace(service.deps, email=_EmailRefusedOnce(service.deps.email, moved))
+    deps = replace(service.deps, email=_RefusedOnce(service.deps.email, moved))
     assert Deliverer(deps).send_alert_email_batch(_batch("alert-n", people)) == "done"
     [request] = service.fakes.sendgrid_requests()
     to = sorted(p["to"][0]["email"] for p in request.body["personalizations"])
