@@ -275,7 +275,7 @@ def publish_due(deps: Deps, limit: int = 100) -> int:
             try:
                 lead = check_sendable(conn, alert, campaign, partner_rows)
             except DomainError as exc:
-                _call_off(conn, deps.outbox, alert, exc, now)
+                _call_off(conn, deps.outbox, alert, campaign.lead_organization_id, exc, now)
                 continue
             if publish(conn, deps.outbox, alert_id, lead, joined_ids(partner_rows), now):
                 published += 1
@@ -283,9 +283,10 @@ def publish_due(deps: Deps, limit: int = 100) -> int:
 
 
 def _call_off(
-    conn: Connection, outbox: Outbox, alert: Any, problem: DomainError, now: datetime
+    conn: Connection, outbox: Outbox, alert: Any, lead_id: str, problem: DomainError, now: datetime
 ) -> None:
-    """Cancel a due alert that no longer passes scheduling's checks, keeping why for organizers."""
+    """Cancel a due alert that no longer passes scheduling's checks, keeping why for organizers
+    (and telling the lead: alert.cancelled carries the reason, which notifications emails)."""
     log.warning("alert %s not sent: %s", alert.alert_id, problem.message)
     store.update_alert(
         conn,
@@ -297,7 +298,12 @@ def _call_off(
             "cancel_reason": f"Not sent when due: {problem.message}",
         },
     )
-    outbox.add(conn, events.alert_cancelled(alert.alert_id, alert.campaign_id, now))
+    outbox.add(
+        conn,
+        events.alert_cancelled(
+            alert.alert_id, alert.campaign_id, now, lead_id, alert, problem.message
+        ),
+    )
 
 
 def record_progress(conn: Connection, data: Mapping[str, Any], at: datetime) -> bool:

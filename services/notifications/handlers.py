@@ -20,6 +20,7 @@ from shared.auth import projection_handlers
 from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import format_time, parse_time
+from shared.locales import resolve_locale
 from shared.privacy import email_hash, phone_hash
 
 Handler = Callable[[Event, Connection], None]
@@ -312,6 +313,18 @@ def handle_alert_cancelled(deps: Deps, event: Event, conn: Connection) -> None:
     inserts), so a cancelled alert is never sent. The row names no organization and reports no
     progress (version 0)."""
     data = event.data
+    if data.get("reason") and data.get("organization_id"):
+        # The scheduler cancelled it when due (it no longer passed the checks): tell the lead.
+        queue(
+            conn, message_key=f"not_sent:{data['alert_id']}",
+            recipient_id=f"org:{data['organization_id']}", channel="email",
+            kind="alert_not_sent",
+            params={
+                "alert_name": data.get("name"), "reason": data["reason"],
+                "locale": resolve_locale(data.get("default_locale"), "en"),
+            },
+            now=deps.clock(),
+        )  # fmt: skip
     moved = conn.execute(
         update(alerts)
         .where(alerts.c.alert_id == data["alert_id"], alerts.c.status != "done")

@@ -309,7 +309,63 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
 }
 
-CATALOGUE = {locale: {**strings, **PAGES.get(locale, {})} for locale, strings in CATALOGUE.items()}
+# To the lead organization, when its scheduled alert no longer passed the checks at its time
+# and was cancelled (campaigns' reason, in English, fills {reason}).
+NOT_SENT: dict[str, dict[str, str]] = {
+    "en": {
+        "not_sent_subject": "Your alert \u201c{name}\u201d was not sent",
+        "not_sent_body": "\u201c{name}\u201d was due to go out, but it no longer passed the "
+        "checks, so it was cancelled: {reason} Fix it, then schedule it again.",
+    },
+    "zh-Hans": {
+        "not_sent_subject": "\u60a8\u7684\u63d0\u9192\u201c{name}\u201d\u672a\u53d1\u9001",
+        "not_sent_body": "\u201c{name}\u201d\u5df2\u5230\u53d1\u9001\u65f6\u95f4\uff0c"
+        "\u4f46\u672a\u518d\u901a\u8fc7\u68c0\u67e5\uff0c\u56e0\u6b64\u5df2\u53d6\u6d88"
+        "\uff1a{reason} \u8bf7\u4fee\u6539\u540e\u91cd\u65b0\u5b89\u6392\u53d1\u9001\u3002",
+    },
+    "zh-Hant": {
+        "not_sent_subject": "\u60a8\u7684\u63d0\u9192\u300c{name}\u300d\u672a\u767c\u9001",
+        "not_sent_body": "\u300c{name}\u300d\u5df2\u5230\u767c\u9001\u6642\u9593\uff0c"
+        "\u4f46\u672a\u518d\u901a\u904e\u6aa2\u67e5\uff0c\u56e0\u6b64\u5df2\u53d6\u6d88"
+        "\uff1a{reason} \u8acb\u4fee\u6539\u5f8c\u91cd\u65b0\u5b89\u6392\u767c\u9001\u3002",
+    },
+    "ja": {
+        "not_sent_subject": "\u30a2\u30e9\u30fc\u30c8\u300c{name}\u300d\u306f\u9001\u4fe1"
+        "\u3055\u308c\u307e\u305b\u3093\u3067\u3057\u305f",
+        "not_sent_body": "\u300c{name}\u300d\u306f\u9001\u4fe1\u4e88\u5b9a\u6642\u523b\u306b"
+        "\u306a\u308a\u307e\u3057\u305f\u304c\u3001\u78ba\u8a8d\u306b\u901a\u3089\u306a"
+        "\u304f\u306a\u3063\u305f\u305f\u3081\u53d6\u308a\u6d88\u3055\u308c\u307e\u3057"
+        "\u305f\uff1a{reason} \u4fee\u6b63\u3057\u3066\u304b\u3089\u3001\u3082\u3046\u4e00"
+        "\u5ea6\u4e88\u7d04\u3057\u3066\u304f\u3060\u3055\u3044\u3002",
+    },
+    "ko": {
+        "not_sent_subject": "\uc54c\ub9bc \u201c{name}\u201d\uc774(\uac00) \ubc1c\uc1a1\ub418"
+        "\uc9c0 \uc54a\uc558\uc2b5\ub2c8\ub2e4",
+        "not_sent_body": "\u201c{name}\u201d\uc740(\ub294) \ubc1c\uc1a1 \uc608\uc815 \uc2dc"
+        "\uac01\uc774 \ub418\uc5c8\uc9c0\ub9cc \ub354 \uc774\uc0c1 \uac80\uc0ac\ub97c "
+        "\ud1b5\uacfc\ud558\uc9c0 \ubabb\ud574 \ucde8\uc18c\ub418\uc5c8\uc2b5\ub2c8\ub2e4"
+        ": {reason} \uc218\uc815\ud55c \ub4a4 \ub2e4\uc2dc \uc608\uc57d\ud574 \uc8fc\uc138"
+        "\uc694.",
+    },
+    "vi": {
+        "not_sent_subject": "C\u1ea3nh b\u00e1o \u201c{name}\u201d ch\u01b0a \u0111\u01b0\u1ee3c "
+        "g\u1eedi",
+        "not_sent_body": "\u201c{name}\u201d \u0111\u00e3 \u0111\u1ebfn gi\u1edd g\u1eedi "
+        "nh\u01b0ng kh\u00f4ng c\u00f2n v\u01b0\u1ee3t qua c\u00e1c b\u01b0\u1edbc ki\u1ec3m "
+        "tra n\u00ean \u0111\u00e3 b\u1ecb h\u1ee7y: {reason} H\u00e3y s\u1eeda r\u1ed3i l\u00ean "
+        "l\u1ecbch g\u1eedi l\u1ea1i.",
+    },
+    "tl": {
+        "not_sent_subject": "Hindi naipadala ang alerto mong \u201c{name}\u201d",
+        "not_sent_body": "Oras na para ipadala ang \u201c{name}\u201d, pero hindi na ito pumasa "
+        "sa mga pagsusuri kaya kinansela ito: {reason} Ayusin ito, saka i-schedule muli.",
+    },
+}
+
+CATALOGUE = {
+    locale: {**strings, **PAGES.get(locale, {}), **NOT_SENT.get(locale, {})}
+    for locale, strings in CATALOGUE.items()
+}
 
 
 def template(locale: str, key: str) -> str:
@@ -553,6 +609,15 @@ def render_transactional(
             locale,
             text(locale, "milestone_subject", title=title, total=params.get("total")),
             [text(locale, "milestone_body", title=title, **values)],
+            None,
+            None,
+        )
+    if kind == "alert_not_sent":
+        values = {"name": params.get("alert_name") or "", "reason": params.get("reason") or ""}
+        return _email(
+            locale,
+            text(locale, "not_sent_subject", **values),
+            [text(locale, "not_sent_body", **values)],
             None,
             None,
         )

@@ -155,6 +155,12 @@ class AlertCancelledSchema(Schema):
     alert_id = _id()
     campaign_id = _id()
     at = _time()
+    # Additive, when the scheduler cancelled a due alert that no longer passed the checks: the
+    # lead is told why (notifications emails its contact address).
+    organization_id = fields.String()
+    name = fields.String()
+    default_locale = fields.String()
+    reason = fields.String()
 
 
 # -- petitions ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,6 +77,16 @@ class Service:
         with self.deps.engine.connect() as conn:
             rows = conn.execute(select(store.outbox_table.c.type).order_by(store.outbox_table.c.id))
             return [row.type.split(".", 1)[1].rsplit(".", 1)[0] for row in rows]
+
+    def last_outbox_data(self) -> dict[str, Any]:
+        """The data of the newest event staged in the outbox."""
+        with self.deps.engine.connect() as conn:
+            query = select(store.outbox_table.c.data).order_by(store.outbox_table.c.id.desc())
+            raw = conn.execute(query.limit(1)).scalar_one()
+        data: dict[str, Any] = json.loads(
+            bytes(raw) if isinstance(raw, bytes | memoryview) else raw
+        )
+        return data
 
     def outbox_size(self) -> int:
         with self.deps.engine.connect() as conn:

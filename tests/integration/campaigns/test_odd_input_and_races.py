@@ -120,6 +120,9 @@ def test_an_alert_that_no_longer_passes_schedulings_checks_is_not_published(
     assert reason in seen["cancel_reason"]
     assert service.outbox_types()[-2:] != ["alert.scheduled", "alert.published"]
     assert service.outbox_types()[-1] == "alert.cancelled"
+    cancelled = service.last_outbox_data()  # the lead is told why (notifications emails it)
+    assert reason in cancelled["reason"] and cancelled["name"] == alert["name"]
+    assert cancelled["organization_id"] == service.orgs["lead"]["organization_id"]
     assert alerts.publish_due(service.deps) == 0
 
 

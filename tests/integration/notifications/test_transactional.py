@@ -393,3 +393,27 @@ def test_milestone_email_goes_to_the_petition_organizers(service: Service) -> No
         lambda: mails_to(service, "organizers@org-ms.example.org"), message="milestone email"
     )
     assert "101" in mails[0]["subject"]
+
+
+def test_the_lead_is_told_when_its_scheduled_alert_was_cancelled_when_due(
+    service: Service,
+) -> None:
+    """The scheduler cancels a due alert that no longer passes the checks (the postal address
+    removed, the campaign renamed to what a discreet text says): the organizers, who expect
+    it to have gone out, get an email saying why, in the alert's language."""
+    service.start()
+    service.publish(organization("org-nx", contact_email="organizers@org-nx.example.org"))
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    reason = "channels: Email alerts print the lead organization's postal address: set it first."
+    service.publish(
+        event(
+            "alert.cancelled", "camp-nx", alert_id="alert-nx", campaign_id="camp-nx",
+            at=utcnow().isoformat(), organization_id="org-nx", name="Vote on Tuesday",
+            default_locale="vi", reason=reason,
+        )
+    )  # fmt: skip
+    [mail] = eventually(
+        lambda: mails_to(service, "organizers@org-nx.example.org"), message="not-sent email"
+    )
+    assert mail["subject"] == CATALOGUE["vi"]["not_sent_subject"].format(name="Vote on Tuesday")
+    assert reason in mail["content"][0]["value"]
