@@ -14,7 +14,7 @@ from services.campaigns import content as rules
 from services.campaigns import domain, events, store
 from services.campaigns.bootstrap import Deps
 from services.campaigns.operations import access_of, joined_ids, load_campaign
-from services.campaigns.schemas import MAX_CONTENT_BYTES, MAX_LOCALES
+from services.campaigns.schemas import AlertIn, check_merged
 from shared.auth import Principal
 from shared.errors import Conflict, DomainError, FieldError, NotFound
 from shared.outbox import Outbox
@@ -159,9 +159,7 @@ def update_alert(
             "content": domain.merge_patch(alert.content, changes.get("content", {})),
             "audience": domain.merge_patch(alert.audience, changes.get("audience", {})),
         }
-        domain.check_merged_map(
-            "content", merged["content"], MAX_LOCALES, MAX_CONTENT_BYTES, min_items=1
-        )
+        check_merged(AlertIn, "content", merged["content"])
         values = _check_draft(merged, access)
         if "name" in changes:
             values["name"] = changes["name"]
@@ -298,12 +296,13 @@ def _call_off(
             "cancel_reason": f"Not sent when due: {problem.message}",
         },
     )
-    outbox.add(
-        conn,
-        events.alert_cancelled(
-            alert.alert_id, alert.campaign_id, now, lead_id, alert, problem.message
-        ),
-    )
+    why = {
+        "organization_id": lead_id,
+        "name": alert.name,
+        "default_locale": alert.default_locale,
+        "reason": problem.message,
+    }
+    outbox.add(conn, events.alert_cancelled(alert.alert_id, alert.campaign_id, now, **why))
 
 
 def record_progress(conn: Connection, data: Mapping[str, Any], at: datetime) -> bool:

@@ -12,7 +12,6 @@ from typing import Any
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, PermissionDenied
 from shared.events.catalog import INTEREST as INTEREST_PATTERN
-from shared.events.envelope import json_dumps
 from shared.locales import COUNTRIES, canonical_language_tag
 
 # \Z, not $: "$" also matches before a trailing newline, so "acme\n" would pass.
@@ -246,15 +245,3 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             merged[key] = merge_patch(merged.get(key), value)
     return merged
-
-
-def check_merged_map(
-    field: str, value: Mapping[str, Any], max_items: int, max_bytes: int | None, min_items: int = 0
-) -> None:
-    """A locale map after a merge patch keeps within what a whole request may hold."""
-    if len(value) > max_items:
-        raise FieldError(field, f"At most {max_items} locales.")
-    if len(value) < min_items:
-        raise FieldError(field, f"At least {min_items} locale.")
-    if max_bytes is not None and len(json_dumps(value)) > max_bytes:
-        raise FieldError(field, f"At most {max_bytes // 1024} KB in total, all locales together.")

@@ -108,22 +108,8 @@ def alert_published(row: Any, lead: Any, partner_ids: Sequence[str], at: datetim
     return _event("alert.published", row.campaign_id, data, at)
 
 
-def alert_cancelled(
-    alert_id: str,
-    campaign_id: str,
-    at: datetime,
-    lead_organization_id: str | None = None,
-    row: Any = None,
-    reason: str | None = None,
-) -> Event:
-    """alert.cancelled; with the reason (and the alert's name, its lead) when the scheduler
-    cancelled a due alert that no longer passed the checks, so its organizers are told."""
-    data: dict[str, Any] = {"alert_id": alert_id, "campaign_id": campaign_id, "at": format_time(at)}
-    if reason is not None and row is not None and lead_organization_id is not None:
-        data.update(
-            organization_id=lead_organization_id,
-            name=row.name,
-            default_locale=row.default_locale,
-            reason=reason,
-        )
+def alert_cancelled(alert_id: str, campaign_id: str, at: datetime, **why: str) -> Event:
+    """alert.cancelled; why (organization_id, name, default_locale, reason) when the scheduler
+    cancelled a due alert that no longer passed the checks, so its lead is told."""
+    data = {"alert_id": alert_id, "campaign_id": campaign_id, "at": format_time(at), **why}
     return _event("alert.cancelled", campaign_id, data, at)

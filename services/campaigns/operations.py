@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.campaigns import domain, events, store
 from services.campaigns.bootstrap import Deps
-from services.campaigns.schemas import MAX_DESCRIPTIONS_BYTES, MAX_LOCALES
+from services.campaigns.schemas import CampaignIn, check_merged
 from shared.auth import NewKey, Principal, generate_key, store_issued, store_revoked
 from shared.errors import Conflict, FieldError, NotFound, PermissionDenied
 from shared.outbox import Outbox
@@ -309,10 +309,10 @@ def update_campaign(
         domain.may_manage_campaign(principal, access_of(row, partner_rows))
         domain.require_open_campaign(row.status, "be changed")
         values = dict(changes)
-        for name, limit in (("titles", None), ("descriptions", MAX_DESCRIPTIONS_BYTES)):
+        for name in ("titles", "descriptions"):
             if name in values:
                 values[name] = domain.merge_patch(getattr(row, name) or {}, values[name])
-                domain.check_merged_map(name, values[name], MAX_LOCALES, limit)
+                check_merged(CampaignIn, name, values[name])
         domain.check_titles(
             values.get("titles", row.titles),
             values.get("descriptions", row.descriptions),

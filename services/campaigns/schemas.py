@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.auth import ROLES
+from shared.errors import FieldError
 from shared.events.catalog import CHANNELS
 from shared.events.envelope import json_dumps
 from shared.pages import PageArgs, page_schema
@@ -43,6 +44,24 @@ def encoded_at_most(limit: int) -> Callable[[Any], None]:
             raise ValidationError(f"At most {limit // 1024} KB in total, all locales together.")
 
     return check
+
+
+def check_merged(schema: type[Schema], name: str, value: Any) -> None:
+    """Check a map a merge patch produced (a PATCH's titles, descriptions or content merged
+    into what was stored) by the whole request's own field: its limits hold for the result,
+    not only for the patch. A 422 naming the field."""
+    try:
+        schema().fields[name].deserialize(value)
+    except ValidationError as exc:
+        raise FieldError(name, _first_message(exc.messages)) from None
+
+
+def _first_message(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return _first_message(next(iter(messages.values()), ""))
+    if isinstance(messages, list):
+        return _first_message(messages[0]) if messages else ""
+    return str(messages)
 
 
 def _texts(

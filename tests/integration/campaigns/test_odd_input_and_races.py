@@ -36,6 +36,14 @@ def test_alert_content_too_big_for_one_event_is_a_422_naming_content(service: Se
     descriptions = {f"l{i:02d}": "d" * 20_000 for i in range(14)}
     patched = lead.patch(f"/api/v1/campaigns/{cid}", json={"descriptions": descriptions})
     assert patched.status_code == 422 and list(patched.json["errors"]) == ["descriptions"]
+    # Two patches each under the limit, merged over it.
+    languages = ["en", "tl", "vi", "ko", "ja", "zh-Hant", "zh-Hans"]
+    languages += ["hmn", "sm", "es", "fr", "de", "th", "km"]
+    half = {tag: "d" * 20_000 for tag in languages[:7]}
+    rest = {tag: "d" * 20_000 for tag in languages[7:]}
+    assert lead.patch(f"/api/v1/campaigns/{cid}", json={"descriptions": half}).status_code == 200
+    patched = lead.patch(f"/api/v1/campaigns/{cid}", json={"descriptions": rest})
+    assert patched.status_code == 422 and list(patched.json["errors"]) == ["descriptions"]
 
 
 def test_nul_in_paths_queries_and_bodies_is_a_404_or_a_422_never_a_500(service: Service) -> None:
