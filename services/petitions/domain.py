@@ -16,7 +16,7 @@ from shared.errors import FieldError, NotFound, PermissionDenied
 
 DRAFT, OPEN, CLOSED = "draft", "open", "closed"
 PENDING, CONFIRMED, ERASED = "pending", "confirmed", "erased"
-SOURCE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+SOURCE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 
 
 # -- the goal ladder ---------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def require_partner_export(principal: Principal, coalition: Coalition, partner_i
 # -- CSV ---------------------------------------------------------------------------------------
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 
 
 def csv_safe(value: object) -> str:

@@ -12,7 +12,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
 from shared.errors import InvalidEvent
 from shared.events.envelope import Event
 
-TYPE_NAME = re.compile(r"^kinship\.[a-z_]+\.[a-z_]+\.v[0-9]+$")
+TYPE_NAME = re.compile(r"^kinship\.[a-z_]+\.[a-z_]+\.v[0-9]+\Z")
 
 
 Check = Callable[[Any], bool]

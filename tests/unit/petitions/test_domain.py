@@ -117,6 +117,10 @@ def test_source_codes_are_plain() -> None:
     assert domain.clean_source("") is None
     with pytest.raises(FieldError):
         domain.clean_source("<img src=x>")
+    # A line break at the end would pass a "$" pattern, credit nobody ("rb\n" is not rb's
+    # code) and split the source's count and the export's cell.
+    with pytest.raises(FieldError):
+        domain.clean_source("RB\n")
 
 
 def test_who_may_manage_petitions() -> None:
