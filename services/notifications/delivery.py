@@ -256,10 +256,50 @@ class Deliverer:
             )
             groups[variant].append((delivery_id, person))
         outcome = "done"
-        for variant, members in groups.items():
-            if self._send_email_group(info, variant, members, batch_key) == "dead":
-                outcome = "dead"
+        order = list(groups.items())
+        for index, (variant, members) in enumerate(order):
+            # The language variants go one request each, one after another; the rows of those
+            # still to go wait in `sending`, their lease renewed with the request's.
+            later = [delivery_id for _, rest in order[index + 1 :] for delivery_id, _ in rest]
+            # Stopped, a lost claim, refused credentials: rows no request carried are handed
+            # back, so whoever takes them up sends them without counting them ambiguous.
+            try:
+                if index:
+                    members = self._next_email_group(info, members, batch_key)
+            except BaseException:
+                self._release_unsent([d for d, _ in members] + later, batch_key)
+                raise
+            try:
+                if members and self._send_email_group(info, variant, members, batch_key, later):
+                    outcome = "dead"
+            except BaseException:
+                self._release_unsent(later, batch_key)
+                raise
         return outcome
+
+    def _next_email_group(
+        self, info: AlertInfo, members: list[tuple[str, Supporter]], batch_key: str
+    ) -> list[tuple[str, Supporter]]:
+        """Take up a variant's rows after the variants before it went: still ours (else
+        ClaimLost), and checked again as the batch's start checked them (an unsubscribe while
+        the earlier requests waited out a Retry-After holds); return those that may go."""
+        with self.deps.engine.begin() as conn:
+            if not self._renew(conn, [delivery_id for delivery_id, _ in members], batch_key):
+                raise ClaimLost()
+        kept = self._recheck(info, "email", [(d, p, "") for d, p in members], batch_key)
+        return [(delivery_id, person) for delivery_id, person, _ in kept]
+
+    def _release_unsent(self, ids: Sequence[str], batch_key: str) -> None:
+        """Hand back rows this batch holds in `sending` that no request carried."""
+        if not ids:
+            return
+        try:
+            with self.deps.engine.begin() as conn:
+                ledger.transition(
+                    conn, ids, "queued", self.now, from_status=("sending",), batch_key=batch_key
+                )
+        except Exception as exc:  # noqa: BLE001 - the rows stay held: counted ambiguous later
+            log.warning("could not hand back unsent rows", extra={"error": type(exc).__name__})
 
     def _reclaim_own(
         self,
@@ -298,12 +338,14 @@ class Deliverer:
             raise Busy(batch_id)
         for row in rows:
             status, later = decide(row.recipient_id)
+            if status == "deferred" and row.status == "sending":
+                counts["ambiguous"] += 1  # it may have gone out already, and goes again later
             if status in ("suppressed", "deferred"):
                 counts[status] += ledger.transition(
                     conn, [row.delivery_id], status, self.now, from_status=(row.status,),
                     batch_key=row.batch_key, keep_claim=status != "deferred", not_before=later,
                 )  # fmt: skip
-                continue  # not sent again (a row left in `sending` is not repeated either)
+                continue  # not sent now (a suppressed one never again)
             # Each move is conditional on the row as read: one that changed since (its holder
             # took it back from a backoff wait) is still held, and not ours to send.
             if row.batch_key != batch_key and not ledger.transition(
@@ -345,14 +387,17 @@ class Deliverer:
         variant: str,
         members: list[tuple[str, Supporter]],
         batch_key: str,
-    ) -> str:
+        later: Sequence[str] = (),
+    ) -> bool:
+        """Send one variant's request; return whether the batch is dead (retries exhausted).
+        later: the rows of the variants still to go, held along with these."""
         content = info.content.get(variant) or {}
         ids = [delivery_id for delivery_id, _ in members]
         if not content.get("email_subject") or not (
             content.get("email_text") or content.get("email_html")
         ):
             self._finish(ids, "failed", info.alert_id, batch_key, error_code="no_content")
-            return "done"
+            return False
         locale = variant or info.default_locale
         base, tag = self.deps.settings.public_base_url, messages.TOKEN_TAG
         footer = messages.Footer(
@@ -364,7 +409,7 @@ class Deliverer:
         while members:
             ids = [delivery_id for delivery_id, _ in members]
             try:
-                accepted = self._try_email_group(info, email, members, batch_key)
+                accepted = self._try_email_group(info, email, members, batch_key, later)
             except _Regroup as regroup:
                 members = regroup.members  # some were suppressed during a retry's wait
                 continue
@@ -379,17 +424,17 @@ class Deliverer:
                     members = [m for i, m in enumerate(members) if i not in bad]
                     continue
                 self._finish(ids, "failed", info.alert_id, batch_key, error_code=exc.code)
-                return "done"
+                return False
             except RetriesExhausted:
-                return "dead"
+                return True
             self.settle_accepted(
                 functools.partial(
                     self._finish, ids, "sent", info.alert_id, batch_key,
                     provider_message_id=accepted.provider_message_id,
                 )
             )  # fmt: skip
-            return "done"
-        return "done"
+            return False
+        return False
 
     def _try_email_group(
         self,
@@ -397,6 +442,7 @@ class Deliverer:
         email: messages.BulkEmail,
         members: list[tuple[str, Supporter]],
         batch_key: str,
+        later: Sequence[str] = (),
     ) -> Accepted:
         """Send one request to members (rows held in `sending`), with its retries.
 
@@ -426,6 +472,7 @@ class Deliverer:
             info.alert_id,
             batch_key,
             before_retry=recheck,
+            also_held=later,
         )
 
     def _renew(self, conn: Connection, ids: Sequence[str], batch_key: str) -> bool:
@@ -442,9 +489,17 @@ class Deliverer:
         alert_id: str | None,
         batch_key: str,
         before_retry: Callable[[], None] | None = None,
+        also_held: Sequence[str] = (),
     ) -> Accepted:
         """Call the provider for rows held in `sending`; on exhaustion mark them failed (and,
-        for a dispatch batch's rows, the batch dead, in the same transaction)."""
+        for a dispatch batch's rows, the batch dead, in the same transaction).
+
+        also_held: rows of the same batch waiting their own request, whose lease is renewed
+        with these rows' (a long Retry-After must not leave them to another worker)."""
+
+        def renew_later(conn: Connection) -> None:
+            if also_held:
+                self._renew(conn, also_held, batch_key)
 
         def ambiguous() -> None:
             with self.deps.engine.begin() as conn:
@@ -455,9 +510,11 @@ class Deliverer:
                 ledger.transition(
                     conn, ids, "queued", self.now, from_status=("sending",), batch_key=batch_key
                 )
+                renew_later(conn)
 
         def reclaim() -> bool:
             with self.deps.engine.begin() as conn:
+                renew_later(conn)
                 back = ledger.transition(
                     conn, ids, "sending", self.now, from_status=("queued",), batch_key=batch_key
                 )
@@ -471,6 +528,7 @@ class Deliverer:
 
         def hold() -> bool:
             with self.deps.engine.begin() as conn:
+                renew_later(conn)
                 return self._renew(conn, ids, batch_key)
 
         try:

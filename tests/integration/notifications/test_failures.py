@@ -370,6 +370,100 @@ def test_rows_taken_over_after_a_timeout_are_not_sent_again_by_their_first_owner
     assert (row.sent, row.ambiguous) == (3, 6)  # counted by the first owner and by the second
 
 
+def test_a_variant_waiting_its_turn_is_not_taken_over_from_a_live_worker(
+    service: Service,
+) -> None:
+    """A batch in two languages goes as two requests, one after the other. The first took
+    longer than the lease (a timeout, its backoff, the retry); a rebalance handed the batch
+    to another worker meanwhile. That worker must not take the second language's rows, which
+    waited untouched since the batch began, while their owner is about to send them."""
+    from services.notifications.delivery import Busy
+    from services.notifications.senders import TransientSendError
+
+    people = _two_languages(service, "alert-v")
+    batch = _batch("alert-v", people)
+    real = service.deps.email
+    first, second = Deliverer(service.deps), Deliverer(service.deps)
+    subjects: list[str] = []
+    took_over: list[object] = []
+
+    class SlowFirstLanguage:
+        def send_batch(self, email_batch: Any) -> Any:
+            subjects.append(email_batch.subject)
+            if len(subjects) == 1:
+                raise TransientSendError("read timed out", ambiguous=True)
+            if len(set(subjects)) == 2 and not took_over:
+                # The second language's turn: the other worker comes for the batch.
+                took_over.append("coming")
+                try:
+                    took_over.append(second.send_alert_email_batch(batch))
+                except Busy as busy:
+                    took_over.append(busy)
+            return real.send_batch(email_batch)
+
+    service.deps.email = SlowFirstLanguage()  # type: ignore[assignment]
+    first.wait = lambda seconds: _age(service)  # type: ignore[method-assign]
+    assert first.send_alert_email_batch(batch) == "done"
+    assert len(took_over) == 2 and isinstance(took_over[1], Busy), took_over
+    got = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert got == Counter({p["email"]: 1 for p in people})
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.ambiguous) == (4, 2)  # the first language's timed-out request
+
+
+def test_languages_not_yet_sent_when_a_worker_stops_are_not_counted_ambiguous(
+    service: Service,
+) -> None:
+    """SIGTERM while the first language's request waits out a 429: no request carried the
+    second language's rows, so whoever takes the batch up sends them as fresh ones."""
+    from services.notifications.delivery import Stopped
+
+    people = _two_languages(service, "alert-x")
+    batch = _batch("alert-x", people)
+    service.fakes.set_faults(
+        "sendgrid", {"rules": [{"kind": "status", "status": 429, "retry_after": 1, "count": 1}]}
+    )
+    first = Deliverer(service.deps)
+
+    def stopped(seconds: float) -> None:
+        raise Stopped()
+
+    first.wait = stopped  # type: ignore[method-assign]
+    with pytest.raises(Stopped):
+        first.send_alert_email_batch(batch)
+    _age(service)
+    assert Deliverer(service.deps).send_alert_email_batch(batch) == "done"
+    got = Counter(email for email, _ in service.fakes.sendgrid_recipients())
+    assert got == Counter({p["email"]: 1 for p in people})
+    row = service.rows(alerts)[0]
+    assert (row.sent, row.ambiguous) == (4, 0)
+
+
+def _two_languages(service: Service, alert_id: str) -> list[dict[str, Any]]:
+    """Four supporters, two reading English and two Spanish, and an email alert in both."""
+    from sqlalchemy import update
+
+    from services.notifications.handlers import handle_alert_published
+    from services.notifications.store import supporters
+
+    campaign, org = f"camp-{alert_id}", f"org-{alert_id}"
+    people = seed_audience(service.engine, campaign, org, 4)
+    spanish = [p["supporter_id"] for p in people[2:]]
+    with service.engine.begin() as conn:
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.supporter_id.in_(spanish))
+            .values(locale="es", language="es")
+        )
+        published = alert(alert_id, campaign, org, ["email"])
+        published.data["content"]["es"] = {
+            "email_subject": "Llame hoy a su concejal",
+            "email_text": "La votación es el martes.",
+        }
+        handle_alert_published(service.deps, published, conn)
+    return people
+
+
 def _batch(alert_id: str, people: list[dict[str, Any]]) -> dict[str, Any]:
     """The alert's first dispatch batch, holding every one of people."""
     return {
@@ -441,6 +535,8 @@ def test_a_taken_over_sms_batch_waits_for_the_morning_when_it_is_now_night(
     batch = _batch("alert-q", people)
     service.deps.sms = _Crash()  # type: ignore[assignment]
     _crash_then_age(service, lambda d: d.send_alert_sms_batch(batch, TokenBucket(100.0)))
+    in_flight = [r for r in service.rows(deliveries) if r.status == "sending"]
+    assert in_flight  # the text the crash cut off (and any its lanes had claimed)
     service.deps.clock = lambda: NOON_UTC + timedelta(hours=14)  # 23:00 in New York
     service.deps.sms = build_sender(service, "sms")
     assert Deliverer(service.deps).send_alert_sms_batch(batch, TokenBucket(100.0)) == "done"
@@ -448,7 +544,9 @@ def test_a_taken_over_sms_batch_waits_for_the_morning_when_it_is_now_night(
     rows = service.rows(deliveries, deliveries.c.alert_id == "alert-q")
     assert {r.status for r in rows} == {"deferred"}
     assert {r.not_before for r in rows} == {datetime(2026, 11, 29, 13, tzinfo=UTC)}  # 08:00
-    assert service.rows(alerts, alerts.c.alert_id == "alert-q")[0].deferred == 3
+    row = service.rows(alerts, alerts.c.alert_id == "alert-q")[0]
+    # A text in flight at the crash may have gone out, and goes again in the morning.
+    assert (row.deferred, row.ambiguous) == (3, len(in_flight))
 
 
 def test_a_discreet_supporter_gets_no_text_when_the_alert_has_no_discreet_one(
