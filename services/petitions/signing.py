@@ -81,8 +81,11 @@ def sign(
             _raise_first(record(deps, conn, [item]))
             return response
 
+        # The signer's own key: the endpoint is public, and another form sending the same one
+        # (an embed's counter) must neither be refused nor learn that the key was used.
+        scope = f"sign:{petition_id}:{item.row['email_hash']}"
         return _again_if_vanished(
-            lambda: run_idempotent(deps, f"sign:{petition_id}", idempotency_key, dict(data), work)
+            lambda: run_idempotent(deps, scope, idempotency_key, dict(data), work)
         )
     deps.group_commit.submit(item, lambda items: commit_batch(deps, items))
     return response
@@ -427,6 +430,7 @@ def erase_person(
     rows = store.signatures_of_person(conn, supporter, hashed_email, hashed_phone)
     for person in {supporter, *(row.supporter_id for row in rows)} - {None}:
         store.forget_consent_changes(conn, str(person))
+        store.forget_unrelayed_signatures(conn, str(person))
     for row in rows:
         if row.status == domain.PENDING and store.delete_signature(
             conn, row.id, status=domain.PENDING

@@ -46,6 +46,7 @@ from services.petitions.domain import (
 )
 from shared.auth import api_keys_table
 from shared.db import BigId, json_param, raw
+from shared.events.catalog import type_name
 from shared.outbox import shared_tables
 
 metadata = MetaData()
@@ -713,6 +714,17 @@ def consent_changes_of(
 
 def forget_consent_changes(conn: Connection, supporter_id: str) -> None:
     conn.execute(delete(consent_changes).where(consent_changes.c.supporter_id == supporter_id))
+
+
+def forget_unrelayed_signatures(conn: Connection, supporter_id: str) -> None:
+    """Drop a person's signature.created events the relay has not published yet: each holds
+    what they typed (name, address, number), which would otherwise reach the topic, and
+    every partner's webhook, after their erasure."""
+    conn.execute(
+        delete(outbox).where(
+            outbox.c.key == supporter_id, outbox.c.type == type_name("signature.created")
+        )
+    )
 
 
 def scrub_signature(conn: Connection, row_id: int) -> None:

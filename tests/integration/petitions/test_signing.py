@@ -101,9 +101,15 @@ def test_one_idempotency_key_signs_once_and_says_nothing_twice(svc: Petitions) -
     assert comparable(first) == comparable(retried)
     # A network retry is not a second signature: no "already signed" email.
     assert len(svc.outbox_events("signature.created")) == 1
-    reused = svc.sign(petition_id, "someone-else@example.org", headers=headers)
-    assert reused.status_code == 422
-    assert "Idempotency-Key" in reused.get_json()["errors"]
+    renamed = {"given_name": "Ana María", "family_name": "Santos", "email": "ana@example.org"}
+    changed = svc.sign(petition_id, "ana@example.org", headers=headers, person=renamed)
+    assert changed.status_code == 422
+    assert "Idempotency-Key" in changed.get_json()["errors"]
+    # Keys are the signer's own: another signer's form that happens to send the same one (an
+    # embed's counter, a widget's id) signs, and learns nothing of who used it first.
+    other = svc.sign(petition_id, "someone-else@example.org", headers=headers)
+    assert comparable(other) == comparable(first)
+    assert svc.counts(petition_id)["total"] == 2
 
 
 @pytest.mark.parametrize(

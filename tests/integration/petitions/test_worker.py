@@ -94,6 +94,7 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
         )
     svc.sign(confirmed_id, "other@example.org")
     noor = supporter_id(HASH_KEY, "noor@example.org")
+    assert len(svc.outbox_events("signature.created")) == 3  # the relay has not run yet
     svc.deliver("consent.changed", {"supporter_id": noor, "channel": "email", "at": at(),
                                     "organization_id": None, "change": "unsubscribe"})  # fmt: skip
 
@@ -114,6 +115,9 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
     assert svc.rows(store.signatures, petition_id=doi_id) == []  # never counted: gone
     assert svc.rows(store.partner_consents) == []
     assert svc.rows(store.consent_changes) == []  # what they chose goes with them
+    # Her signatures' events, not yet relayed, would publish what she typed after the erasure.
+    unsent = svc.outbox_events("signature.created")
+    assert [e["person"]["email"] for e in unsent] == ["other@example.org"]
     counts = svc.counts(confirmed_id)
     assert counts["total"] == 2
     assert svc.counts(doi_id)["pending"] == 0
