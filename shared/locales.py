@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Sequence
 
 from babel import Locale, localedata
 from babel.core import get_global
@@ -104,6 +105,43 @@ def resolve_locale(requested: str | None, fallback: str = "en") -> str:
         traditional = any(p in ("tw", "hk", "mo", "yue") for p in subtags) or base == "yue"
         return "zh-Hant" if traditional else "zh-Hans"
     return _LOCALE_ALIASES.get(base, fallback)
+
+
+def best_match(wanted: Sequence[str], available: Iterable[str], default: str) -> str:
+    """Pick the available tag (a content variant's) that best serves the wanted ones, in order
+    of preference: the tag itself; its shorter forms (zh-Hant-TW, zh-Hant; es-MX, es); for
+    Chinese, a variant in the same script (zh-TW and yue-HK read zh-Hant, never zh-Hans
+    first); then, after every wanted tag had those chances, any variant of its language;
+    else default. Variants are compared case-blind and tried in sorted order, so every
+    caller picks the same one."""
+    have = sorted(available)
+    by_lower = {tag.lower(): tag for tag in have}
+    tags = [tag.replace("_", "-").strip() for tag in wanted if tag and tag.strip()]
+    for tag in tags:
+        parts = tag.lower().split("-")
+        chinese = parts[0] in _CHINESE
+        # Chinese stops short of the bare language: "zh" is written in Simplified characters.
+        for end in range(len(parts), min(len(parts) - 1, 1 if chinese else 0), -1):
+            hit = by_lower.get("-".join(parts[:end]))
+            if hit:
+                return hit
+        if chinese:
+            script = resolve_locale(tag)
+            hit = next(
+                (t for t in have if t.split("-")[0].lower() in _CHINESE
+                 and resolve_locale(t) == script),
+                None,
+            )  # fmt: skip
+            if hit:
+                return hit
+    for tag in tags:
+        base = tag.split("-", 1)[0].lower()
+        hit = by_lower.get(base) or next(
+            (t for t in have if t.split("-", 1)[0].lower() == base), None
+        )
+        if hit:
+            return hit
+    return default
 
 
 def language_tag(requested: str | None) -> str | None:

@@ -89,7 +89,8 @@ def optional_principal(deps: Deps) -> Principal | None:
 
 
 def accept_languages() -> list[str]:
-    return [tag for tag, _ in request.accept_languages][:10]
+    """The Accept-Language tags in order of preference, less those marked not acceptable."""
+    return [tag for tag, quality in request.accept_languages if quality > 0][:10]
 
 
 def limited(limits: RateLimits) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,23 +54,6 @@ def milestones_passed(goal: int, total: int) -> list[tuple[int, int]]:
 
 
 # -- locales -----------------------------------------------------------------------------------
-
-
-def resolve_locale(wanted: Sequence[str], available: Iterable[str], default: str) -> str:
-    """Pick the best available locale for the wanted ones: exact, then language, then default."""
-    have = list(available)
-    by_lower = {tag.lower(): tag for tag in have}
-    for tag in wanted:
-        hit = by_lower.get(tag.lower())
-        if hit:
-            return hit
-        language = tag.split("-", 1)[0].lower()
-        hit = by_lower.get(language) or next(
-            (t for t in have if t.split("-", 1)[0].lower() == language), None
-        )
-        if hit:
-            return hit
-    return default
 
 
 # -- contact details ---------------------------------------------------------------------------

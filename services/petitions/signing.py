@@ -15,6 +15,7 @@ from services.petitions.usecases import Result, coalition_of, event, now, run_id
 from shared.db import aware
 from shared.errors import Conflict, FieldError, NotFound
 from shared.ids import uuid7
+from shared.locales import best_match
 from shared.privacy import clean_email, email_hash, phone_hash, supporter_id
 
 T = TypeVar("T")
@@ -126,9 +127,7 @@ def prepare(
         raise FieldError("locale", f"This petition is in {', '.join(petition.locales)}")
     if locale is None:
         wanted = [person["language"]] if person.get("language") else []
-        locale = domain.resolve_locale(
-            [*wanted, *accept_languages], petition.locales, petition.default_locale
-        )
+        locale = best_match([*wanted, *accept_languages], petition.locales, petition.default_locale)
     coalition, _ = coalition_of(deps, None, petition.campaign_id)
     partner_ids = coalition.partner_boxes(consents.get("partners") or {})
     recruiter = coalition.recruiter_for(source)

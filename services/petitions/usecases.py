@@ -16,6 +16,7 @@ from shared.auth import Principal
 from shared.errors import Conflict, FieldError, NotFound
 from shared.events import Event
 from shared.events.catalog import type_name
+from shared.locales import best_match
 from shared.privacy import keyed_hash
 
 Result = tuple[int, dict[str, Any]]
@@ -322,7 +323,7 @@ def read_public(
             raise NotFound("No such petition")
         total = store.total(conn, petition_id)
         names = store.organization_names(conn, coalition.partner_organization_ids)
-    locale = domain.resolve_locale(wanted, petition.texts, petition.default_locale)
+    locale = best_match(wanted, petition.texts, petition.default_locale)
     text = petition.texts[locale]
     return {
         "petition_id": petition_id,

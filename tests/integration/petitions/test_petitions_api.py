@@ -63,6 +63,28 @@ def test_organizer_publishes_a_bilingual_petition(svc: Petitions) -> None:
     assert "petition_id" in signing.get_json()["errors"]
 
 
+def test_a_reader_in_taiwan_reads_and_signs_in_traditional_characters(svc: Petitions) -> None:
+    """zh-TW shares its language with zh-Hans, which sorts first: the page and the signature
+    (its count by locale, the thank-you's language) both take the reader's script."""
+    texts = {
+        "en": {"title": "Protect our elders", "text": "We ask…"},
+        "zh-Hans": {"title": "保护我们的长辈", "text": "我们请求…"},
+        "zh-Hant": {"title": "保護我們的長輩", "text": "我們請求…"},
+    }
+    petition_id = svc.open_petition(texts=texts)
+    taiwan = {"Accept-Language": "zh-TW, en;q=0.5"}
+    page = svc.client.get(f"/api/v1/petitions/{petition_id}", headers=taiwan).get_json()
+    assert (page["locale"], page["title"]) == ("zh-Hant", "保護我們的長輩")
+    assert svc.sign(petition_id, "mei@example.org", headers=taiwan).status_code == 202
+    [signed] = svc.outbox_events("signature.created")
+    assert signed["locale"] == "zh-Hant"
+    assert svc.counts(petition_id)["by_locale"] == {"zh-Hant": 1}
+    # A language marked not acceptable (q=0) is no preference.
+    refused = {"Accept-Language": "en;q=0, zh-Hans;q=0.1"}
+    page = svc.client.get(f"/api/v1/petitions/{petition_id}", headers=refused).get_json()
+    assert page["locale"] == "zh-Hans"
+
+
 def test_keys_decide_who_manages(svc: Petitions) -> None:
     body = {
         "campaign_id": svc.campaign_id,

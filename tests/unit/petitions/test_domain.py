@@ -49,15 +49,6 @@ def test_each_passed_rung_is_reported_once_in_order() -> None:
     assert domain.milestones_passed(40, 41) == [(40, 100)]
 
 
-def test_locale_resolution_falls_back_by_language_then_default() -> None:
-    have = ["en", "es", "zh-Hant"]
-    assert domain.resolve_locale(["es-MX"], have, "en") == "es"
-    assert domain.resolve_locale(["zh-Hant-TW"], have, "en") == "zh-Hant"
-    assert domain.resolve_locale(["fr", "ES"], have, "en") == "es"
-    assert domain.resolve_locale(["fr"], have, "en") == "en"
-    assert domain.resolve_locale([], have, "en") == "en"
-
-
 def test_phone_numbers_in_common_formats_become_e164() -> None:
     assert domain.e164("(415) 555-2671", "US") == "+14155552671"
     assert domain.e164("+63 917 123 4567", None) == "+639171234567"
