@@ -310,7 +310,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             elif person.discreet and not discreet:
                 held["discreet"] = False
             if held:
-                preferences.hold(deps, conn, person, org.organization_id, held)
+                preferences.hold(deps, conn, person.supporter_id, org.organization_id, held)
                 return _page(lang, "check_email", f"<p>{_t(lang, 'held')}</p>")
         return _page(lang, "saved", f"<p>{_t(lang, 'saved_body')}</p>")
 

@@ -173,7 +173,8 @@ def project_supporter(
     signature). An unverified one fills a known supporter's blank name and pronouns but never
     replaces them: anyone who knows an address could otherwise have every later email greet
     its owner by a name they no longer use, or misgender them. The person changes theirs on
-    the preference page, which every email links to and the thank-you quotes them on."""
+    the preference page, which every email links to and the thank-you quotes them on. Nor
+    does it give a known supporter a number: the owner confirms it (handlers)."""
     person = data["person"]
     sid = str(data["supporter_id"])
     country = _country(person)
@@ -210,6 +211,11 @@ def project_supporter(
             *(supporters.c[name] for name in SELF_NAMING),
         ).where(supporters.c.supporter_id == sid)
     ).first()
+    if phone and existing is not None and not verified and phone != existing.phone:
+        # Nor their number: texts to it would carry the name, language and discreet mode on
+        # file to whoever typed it. The owner confirms it (handlers.hold_new_number).
+        phone = None
+        del values["phone"], values["phone_hash"]
     interests = sorted(
         set(data.get("interests") or []) | set(existing.interests if existing else [])
     )
@@ -242,6 +248,28 @@ def project_supporter(
                     keep.pop(name, None)
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))
     return sid
+
+
+def set_number(conn: Connection, hash_key: str, supporter_id: str, phone: str, at: datetime) -> str:
+    """Make phone (E.164) the supporter's number, their time zone read again with it; return
+    its keyed hash."""
+    row = conn.execute(
+        select(supporters.c.country, supporters.c.postal_code).where(
+            supporters.c.supporter_id == supporter_id
+        )
+    ).one()
+    hashed = phone_hash(hash_key, phone)
+    conn.execute(
+        update(supporters)
+        .where(supporters.c.supporter_id == supporter_id)
+        .values(
+            phone=phone,
+            phone_hash=hashed,
+            time_zone=resolve_time_zone(phone, row.country, row.postal_code),
+            updated_at=at,
+        )
+    )
+    return hashed
 
 
 def forget_unconfirmed(conn: Connection, older_than: datetime) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from services.notifications import audience, compliance, erasure, ledger
+from services.notifications import audience, compliance, erasure, ledger, preferences
 from services.notifications.bootstrap import Deps
 from services.notifications.store import alerts, signatures, supporters, upsert
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
@@ -122,7 +122,20 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
             params={**params, "confirm_url": data.get("confirm_url")}, now=now,
         )  # fmt: skip
         return
+    number = audience.person_phone(data["person"])
+    on_file = conn.execute(
+        select(supporters.c.phone).where(supporters.c.supporter_id == sid)
+    ).first()
+    held_number = number is not None and on_file is not None and number != on_file.phone
+    if held_number:
+        # Anyone can type a known address with their own number: it becomes the person's,
+        # with the texts it asks for, once the address's owner confirms it (project_supporter
+        # keeps the one on file meanwhile, and the box ticked grants nothing to it).
+        consents["sms"], asked = False, bool(consents.get("sms"))
+        data = {**data, "consents": consents}
     _project(deps, conn, data, now, verified=False)
+    if held_number and asked:
+        preferences.hold_new_number(deps, conn, sid, org, str(number))
     _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params, event.time)
 
 

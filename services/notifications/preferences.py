@@ -28,22 +28,40 @@ LINK_EVERY = timedelta(hours=1)
 NAMES = ("given_name", "pronouns")
 
 
+def _recent(conn: Connection, supporter_id: str, now: datetime) -> Any:
+    """Return the request whose link went out within LINK_EVERY and is still valid, if any."""
+    return conn.execute(
+        select(preference_requests.c.token_hash, preference_requests.c.changes).where(
+            preference_requests.c.supporter_id == supporter_id,
+            preference_requests.c.created_at > now - LINK_EVERY,
+            preference_requests.c.expires_at > now,
+        )
+    ).first()
+
+
+def hold_new_number(
+    deps: Deps, conn: Connection, supporter_id: str, organization_id: str, phone: str
+) -> None:
+    """Hold a number a single opt-in signature gave a known supporter, with the texts it asked
+    for, until the address's owner confirms it: anyone can type an address, and texts to the
+    number would carry the name, language and discreet mode on file. A change the owner asked
+    for on the preference page and has not confirmed yet is not replaced by it."""
+    recent = _recent(conn, supporter_id, deps.clock())
+    if recent is not None and set(recent.changes) - {"phone", "sms"}:
+        return
+    hold(deps, conn, supporter_id, organization_id, {"phone": phone, "sms": True})
+
+
 def hold(
     deps: Deps,
     conn: Connection,
-    person: audience.Supporter,
+    supporter_id: str,
     organization_id: str,
     changes: Mapping[str, Any],
 ) -> None:
     """Keep changes until the supporter confirms them; email the link (once an hour at most)."""
     now = deps.clock()
-    recent = conn.execute(
-        select(preference_requests.c.token_hash).where(
-            preference_requests.c.supporter_id == person.supporter_id,
-            preference_requests.c.created_at > now - LINK_EVERY,
-            preference_requests.c.expires_at > now,
-        )
-    ).first()
+    recent = _recent(conn, supporter_id, now)
     if recent is not None:
         conn.execute(
             update(preference_requests)
@@ -52,13 +70,13 @@ def hold(
         )
         return
     conn.execute(
-        delete(preference_requests).where(preference_requests.c.supporter_id == person.supporter_id)
+        delete(preference_requests).where(preference_requests.c.supporter_id == supporter_id)
     )
     base = deps.settings.public_base_url
     hashed = links.email_link(
         conn,
         "confirm_preferences",
-        person.supporter_id,
+        supporter_id,
         lambda t: {
             "confirm_url": f"{base}/preferences/{t}/confirm",
             "organization_id": organization_id,
@@ -68,7 +86,7 @@ def hold(
     conn.execute(
         preference_requests.insert().values(
             token_hash=hashed,
-            supporter_id=person.supporter_id,
+            supporter_id=supporter_id,
             organization_id=organization_id,
             changes=dict(changes),
             created_at=now,
@@ -109,6 +127,14 @@ def confirm(deps: Deps, conn: Connection, row: Any) -> bool:
             .where(supporters.c.supporter_id == person.supporter_id)
             .values(updated_at=now, **values)
         )
+    if changes.get("phone"):
+        # A number a signature gave (hold_new_number): the person's now, and an explicit
+        # opt-in for it, which lifts an erasure's tombstone as a signature's opt-in does.
+        number = audience.set_number(
+            conn, deps.settings.hash_key, person.supporter_id, changes["phone"], now
+        )
+        audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
+        person = audience.load_supporters(conn, [person.supporter_id])[person.supporter_id]
     if changes.get("sms"):
         set_sms_consent(conn, deps.outbox, person, row.organization_id, True, now)
     return True
@@ -162,6 +188,8 @@ def described(changes: Mapping[str, Any], locale: str = "en") -> list[str]:
             lines.append(f"{say(key)}: {changes[field] or say('none')}")
     if changes.get("discreet") is False:
         lines.append(say("discreet_off"))
-    if changes.get("sms"):
+    if changes.get("phone"):  # the owner knows their number by its end
+        lines.append(f"{say('sms_on')}: \u2022\u2022\u2022 {str(changes['phone'])[-4:]}")
+    elif changes.get("sms"):
         lines.append(say("sms_on"))
     return lines
