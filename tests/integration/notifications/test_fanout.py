@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,10 +33,12 @@ from services.notifications.store import (
 from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
 from shared.events.envelope import utcnow
 from shared.kafka import ConsumerSpinning, SpinGuard
+from shared.privacy import phone_hash
 from tests.fakes.providers import start_fake_process
 from tests.integration.notifications.harness import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    HASH_KEY,
     Service,
     alert,
     daytime_zone,
@@ -219,9 +222,11 @@ def test_a_number_typed_with_someone_elses_address_gets_none_of_their_texts(
     service: Service,
 ) -> None:
     """Anyone can type anyone's address on a single opt-in petition. A number given so must
-    not receive the texts the address's owner agreed to with their own number (a stranger
-    would learn which groups the owner belongs to)."""
-    owner_phone, stranger_phone = "+14155550171", "+14155550199"
+    get no text until the address's owner confirms it: texts would tell a stranger the
+    owner's name (an alert's {{ given_name }}), which groups they belong to, or that they
+    chose discreet mode. The owner's own number keeps its texts. Once confirmed (the owner
+    changed number), the number is theirs, with the texts it was given for."""
+    owner_phone, new_phone = "+14155550171", "+14155550199"
     service.publish(organization("org-lgbt", name="Rainbow Bridge"), organization("org-other"),
                     petition("pet-l", "camp-l", "org-lgbt"),
                     petition("pet-o", "camp-o", "org-other"))  # fmt: skip
@@ -241,23 +246,35 @@ def test_a_number_typed_with_someone_elses_address_gets_none_of_their_texts(
 
     eventually(lambda: texted(owner_phone), message="the owner's SMS welcome")
     service.publish(signature("kim@example.org", "pet-o", "camp-o", "org-other",
-                              phone=stranger_phone, sms=True))  # fmt: skip
-    eventually(lambda: texted(stranger_phone), message="the welcome for the other group")
+                              phone=new_phone, sms=True))  # fmt: skip
+
+    def confirmation() -> str | None:
+        for request in service.fakes.sendgrid_requests():
+            found = re.search(
+                r"https://notify\.example\.org(/preferences/\S+/confirm)",
+                request.body["content"][0]["value"],
+            )
+            if found:
+                return found.group(1)
+        return None
+
+    link = eventually(confirmation, message="the owner is asked to confirm the number")
+    assert service.rows(supporters)[0].phone == owner_phone
     with service.engine.begin() as conn:
         conn.execute(update(supporters).values(time_zone=daytime_zone()))
-    service.publish(alert("alert-l", "camp-l", "org-lgbt", ["email", "sms"],
-                          sms_text="Rainbow Bridge: the clinic vote is Tuesday."))  # fmt: skip
+    named = "{{ given_name }}, Rainbow Bridge: the clinic vote is Tuesday."
+    service.publish(alert("alert-l", "camp-l", "org-lgbt", ["email", "sms"], sms_text=named))
     eventually(lambda: finished(service, "alert-l"), timeout=120, message="alert done")
-    # The owner's email still comes (the address is theirs); the texts they agreed to do not
-    # follow their address to the number typed with it.
-    assert any(
-        pers["to"][0]["email"] == "kim@example.org"
-        for request in service.fakes.sendgrid_requests()
-        if request.body["subject"] == "Call your council member today"
-        for pers in request.body["personalizations"]
-    )
-    assert not any("clinic" in body for body in texted(stranger_phone)), texted(stranger_phone)
-    assert len(texted(stranger_phone)) == 1  # only the other group's welcome
+    assert any("clinic" in body for body in texted(owner_phone))
+    assert texted(new_phone) == []  # no welcome, no alert, no name
+
+    page = service.client().get(link)
+    assert "0199" in page.get_data(as_text=True)  # what the owner is asked to confirm
+    assert service.client().post(link).status_code == 200
+    row = service.rows(supporters)[0]
+    assert (row.phone, row.phone_hash) == (new_phone, phone_hash(HASH_KEY, new_phone))
+    eventually(lambda: texted(new_phone), message="the other group's welcome, once confirmed")
+    assert len(texted(new_phone)) == 1 and "clinic" not in texted(new_phone)[0]
 
 
 def test_an_alert_for_some_interests_reaches_only_supporters_who_share_one(
@@ -503,6 +520,25 @@ def test_senders_commit_every_finished_batch_by_the_time_they_stop(
     assert committed == ends
     recipients = Counter(email for email, _ in service.fakes.sendgrid_recipients())
     assert len(recipients) == 3500 and set(recipients.values()) == {1}
+
+
+def test_a_sender_commits_only_the_partitions_it_owns(service: Service) -> None:
+    """A batch finished after a rebalance took its partition: the broker would take the
+    commit from any member of the group, and rewind the new owner to it (its batches since
+    then delivered again, a dead one dead-lettered twice)."""
+    sender = DispatchSender(service.deps, "email", "owner-test", group=f"{service.group}-own")
+    topic = DISPATCH_TOPICS["email"]
+    mine, taken = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    consumer = KafkaConsumer(
+        bootstrap_servers=service.bootstrap, group_id=sender.group, enable_auto_commit=False
+    )
+    try:
+        consumer.assign([mine])
+        sender._finished = {mine: 3, taken: 5}  # the second finished before it was taken
+        sender.commit_finished(consumer)
+        assert (consumer.committed(mine), consumer.committed(taken)) == (3, None)
+    finally:
+        consumer.close()
 
 
 def test_sms_goes_at_the_configured_rate(
