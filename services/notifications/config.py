@@ -78,7 +78,8 @@ class NotificationConfig:
             sendgrid_webhook_public_key=_env("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
             sms_rate_per_second=float(_env("SMS_RATE_PER_SECOND", str(d.sms_rate_per_second))),
             email_batch_size=min(int(_env("EMAIL_BATCH_SIZE", str(d.email_batch_size))), 1000),
-            sms_batch_size=int(_env("SMS_BATCH_SIZE", str(d.sms_batch_size))),
+            # A dispatch batch names at most 1,000 supporters (the event's schema).
+            sms_batch_size=min(int(_env("SMS_BATCH_SIZE", str(d.sms_batch_size))), 1000),
             send_max_attempts=int(_env("SEND_MAX_ATTEMPTS", str(d.send_max_attempts))),
             retry_base_delay=float(_env("SEND_RETRY_BASE_DELAY", str(d.retry_base_delay))),
             retry_max_delay=float(_env("SEND_RETRY_MAX_DELAY", str(d.retry_max_delay))),

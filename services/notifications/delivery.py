@@ -132,7 +132,12 @@ class Deliverer:
                 else audience.org_token_tag(self.deps.settings.hash_key, row.organization_id),
                 campaign_titles=dict(campaign.titles or {}) if campaign else {},
             )
-        self._alerts[alert_id] = (time.monotonic(), info)
+        moment = time.monotonic()
+        # Forget the alerts gone stale: a long-running sender sees thousands, each with its
+        # content in every language.
+        for stale in [k for k, (at, _) in self._alerts.items() if moment - at >= 5.0]:
+            del self._alerts[stale]
+        self._alerts[alert_id] = (moment, info)
         return info
 
     # -- retries ---------------------------------------------------------------------------------

@@ -419,8 +419,11 @@ class DispatchSender:
         try:
             data = decode(record.key, record.value, record.headers).data
             self.deliverer.fail_batch(data, self.channel, f"batch_error:{type(exc).__name__}"[:64])
-            self._dead_letter(record, exc)
-            self.deliverer.dead_lettered(str(data["batch_id"]))
+            batch_id = str(data["batch_id"])
+            # Once per batch: one given up before and redelivered (a commit lost) fails again.
+            if self.deliverer.dead_batch_unlettered(batch_id):
+                self._dead_letter(record, exc)
+                self.deliverer.dead_lettered(batch_id)
         except Exception as failed:  # noqa: BLE001 - tried again with the next retry
             log.warning(
                 "dispatch batch not given up yet",
@@ -444,8 +447,17 @@ class DispatchSender:
         self._committed_at = time.monotonic()
         if not self._finished:
             return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._finished.items()}
+        # Only partitions this sender owns now: the broker takes a commit for any partition of
+        # the group, and one finished before a rebalance would rewind its new owner.
+        owned = consumer.assignment()
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for tp, offset in self._finished.items()
+            if tp in owned
+        }
         self._finished.clear()
+        if not offsets:
+            return
         tries = 3 if final else 1
         for attempt in range(1, tries + 1):
             try:

@@ -310,7 +310,10 @@ def mark_dead_batch(conn: Connection, batch_id: str, alert_id: str, now: datetim
     """Record that a dispatch batch died and count it on its alert, once, in the caller's
     transaction (the one that fails its deliveries)."""
     row = {"batch_id": batch_id, "alert_id": alert_id, "created_at": now}
-    if conn.execute(insert_ignore(conn, dead_batches, [row])).rowcount:
+    # Whether the row is new, by what it returns: psycopg reports a rowcount of -1 (truthy)
+    # for this multi-row VALUES form, which counted a batch given up twice as two.
+    added = insert_ignore(conn, dead_batches, [row]).returning(dead_batches.c.batch_id)
+    if conn.execute(added).first() is not None:
         bump(conn, alert_id, dead_batches=1)
 
 

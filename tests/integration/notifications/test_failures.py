@@ -229,6 +229,46 @@ def test_a_batch_failing_by_a_fault_of_its_own_is_given_up_failed_and_dead_lette
         assert headers_of(dead[0])["kinship_error_class"] == "ValueError"
 
 
+def test_a_batch_given_up_and_delivered_again_is_dead_lettered_once(service: Service) -> None:
+    """A batch given up by a fault of its own comes back (a commit lost in a rebalance) and
+    fails as before: its recipients and the alert's count stay as they were, and the
+    dead-letter topic gets it once."""
+    from types import SimpleNamespace
+
+    from services.notifications.fanout import BATCH_TYPES, DispatchSender
+    from services.notifications.handlers import handle_alert_published
+    from shared.events import Event
+
+    people = seed_audience(service.engine, "camp-g", "org-g", 3)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-g", "camp-g", "org-g", ["email"]), conn)
+    batch = Event(
+        type=BATCH_TYPES["email"], key="alert-g:1", source="test", subject="email",
+        data={**_batch("alert-g", people), "campaign_id": "camp-g", "organization_id": "org-g",
+              "channel": "email", "seq": 1, "at": "2026-11-28T12:00:00Z"},
+    )  # fmt: skip
+    record = SimpleNamespace(
+        topic=DISPATCH_TOPICS["email"], partition=0, offset=7, key=batch.key.encode(),
+        value=batch.value(), headers=batch.headers(), timestamp=0,
+    )  # fmt: skip
+    sender = DispatchSender(service.deps, "email", "given-up", group=f"{service.group}-gu")
+    try:
+        for _ in range(2):  # given up, then delivered again and given up again
+            waits = [
+                sender._after_failure(record, ValueError("a fault of ours"))
+                for _ in range(service.deps.config.batch_max_attempts)
+            ]
+            assert waits[-1] is None and all(w is not None for w in waits[:-1])
+            sender._failing = (None, 0)  # the record comes back as a new delivery
+    finally:
+        if sender._producer is not None:
+            sender._producer.close()
+    dlq = dead_letter_topic(DISPATCH_TOPICS["email"], sender.group)
+    assert sum(end_offsets(service.bootstrap, dlq).values()) == 1
+    row = service.rows(alerts)[0]
+    assert (row.failed, row.dead_batches) == (3, 1)
+
+
 def test_a_dead_batch_is_dead_lettered_and_counted_even_if_its_first_write_fails(
     database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
 ) -> None:
