@@ -307,13 +307,11 @@ def apply_held_outcome(conn: Connection, outbox: Outbox, held: Any, now: datetim
     row = ledger.by_id(conn, held.delivery_id)
     if row is not None and row.status in NOT_YET_SENT and held.received_at >= now - HELD_FOR:
         return  # taken back to be sent again since it was read: the next look
-    same_send = not (
-        held.provider_message_id
-        and row is not None
-        and row.provider_message_id
-        and not str(held.provider_message_id).startswith(str(row.provider_message_id))
-    )
-    if row is not None and row.status not in NOT_YET_SENT and same_send:
+    if (
+        row is not None
+        and row.status not in NOT_YET_SENT
+        and _same_send(row, held.provider_message_id)
+    ):
         if held.outcome == "delivered":
             mark_delivered(conn, outbox, row, held.received_at)
         else:
@@ -321,10 +319,24 @@ def apply_held_outcome(conn: Connection, outbox: Outbox, held: Any, now: datetim
     conn.execute(delete(early_outcomes).where(early_outcomes.c.delivery_id == held.delivery_id))
 
 
+def _same_send(row: Any, provider_message_id: str | None) -> bool:
+    """Whether a provider's word (on provider_message_id) is about the send the row records:
+    a row sent again after an attempt whose fate was unknown is another message, and the
+    first one's callback must not change it. SendGrid's sg_message_id is the request's
+    X-Message-Id and a suffix; a word or a row without an id is taken as the row's."""
+    return not (
+        provider_message_id
+        and row.provider_message_id
+        and not str(provider_message_id).startswith(str(row.provider_message_id))
+    )
+
+
 def mark_delivered(
     conn: Connection, outbox: Outbox, row: Any, at: datetime, provider_message_id: str | None = None
 ) -> bool:
     if _hold(conn, row, "delivered", None, at, provider_message_id):
+        return False
+    if not _same_send(row, provider_message_id):
         return False
     moved = ledger.transition(conn, [row.delivery_id], "delivered", at, from_status=("sent",))
     if moved:
@@ -345,6 +357,8 @@ def mark_failed_after_send(
     provider_message_id: str | None = None,
 ) -> bool:
     if _hold(conn, row, "failed", error_code, at, provider_message_id):
+        return False
+    if not _same_send(row, provider_message_id):
         return False
     moved = _demote_sent(conn, row, error_code, at)
     if moved:

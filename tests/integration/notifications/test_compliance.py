@@ -563,8 +563,15 @@ def test_twilio_status_callback_is_verified_and_marks_delivered(service: Service
         client.post(path, data=form, headers=twilio_signature(path, {"x": "1"})).status_code == 403
     )
     assert service.count(deliveries, deliveries.c.status == "delivered") == 0
+    # Word of another send of this row (an earlier attempt whose fate was unknown, which
+    # Twilio took too) fails nothing: the row counts the text it was sent as.
+    earlier = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    answer = client.post(path, data=earlier, headers=twilio_signature(path, earlier))
+    assert answer.status_code == 204
+    assert [r.status for r in service.rows(deliveries)] == ["sent"]
     assert client.post(path, data=form, headers=twilio_signature(path, form)).status_code == 204
     assert service.count(deliveries, deliveries.c.status == "delivered") == 1
+    assert (service.rows(alerts)[0].sent, service.rows(alerts)[0].failed) == (1, 0)
 
 
 def test_a_status_callback_that_beats_the_senders_record_still_counts(service: Service) -> None:
