@@ -152,6 +152,8 @@ partner_consents = Table(
     Column("petition_id", String(64), primary_key=True),
     Column("organization_id", String(64), primary_key=True),
     Column("signature_row", BigId, primary_key=True),
+    # Expiry and erasure delete a signature's boxes by its row (migration 0006).
+    Index("ix_signature_partner_consents_row", "signature_row"),
 )
 
 # What notifications says of each supporter's consents since they signed (consent.changed):
@@ -662,7 +664,9 @@ def signatures_of_person(
     keys = []
     if supporter_id:
         keys.append(signatures.c.supporter_id == supporter_id)
-    if email_hash:
+    elif email_hash:
+        # The supporter id is derived from the same normalized address: with one, this adds
+        # no signature, and no index serves it alone (a read of every signature).
         keys.append(signatures.c.email_hash == email_hash)
     if phone_hash:
         keys.append(signatures.c.phone_hash == phone_hash)
