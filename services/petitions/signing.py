@@ -26,6 +26,13 @@ MESSAGES = {
 }
 
 
+# However often its address is typed again, an unconfirmed signature lives at most this long
+# (the confirmation TTL, if longer): notifications forgets it after PENDING_SIGNATURE_TTL_HOURS
+# (30 days), and a link confirmed after that counted a signer it would neither thank nor
+# apply the consents of; and what someone typed about another person was kept for ever.
+PENDING_AT_MOST = timedelta(days=14)
+
+
 def closed() -> Conflict:
     return Conflict("This petition is closed", {"petition_id": ["closed"]})
 
@@ -263,8 +270,10 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
         )
         events.append(event(deps, "signature.created", item.row["supporter_id"], data))
     if renewed:
-        until = now() + timedelta(hours=deps.config.confirm_ttl_hours)
-        if store.renew_pending(conn, sorted(renewed), until) < len(renewed):
+        ttl = timedelta(hours=deps.config.confirm_ttl_hours)
+        until = now() + ttl
+        made_after = until - max(ttl, PENDING_AT_MOST)
+        if store.renew_pending(conn, sorted(renewed), until, made_after) < len(renewed):
             raise _Vanished()  # expired and deleted since it was read: sign anew
     store.add_partner_consent_rows(conn, consents)
     for petition_id, changes in sorted(deltas.items()):

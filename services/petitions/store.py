@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    case,
     delete,
     func,
     or_,
@@ -582,16 +583,23 @@ def existing_signatures(
     return {(r.petition_id, r.email_hash): (r.signature_id, r.status) for r in rows}
 
 
-def renew_pending(conn: Connection, keys: Sequence[tuple[str, str]], until: datetime) -> int:
-    """Give the pending signatures of these (petition id, email hash) until `until` to be
-    confirmed; return how many were still there to renew."""
+def renew_pending(
+    conn: Connection, keys: Sequence[tuple[str, str]], until: datetime, made_after: datetime
+) -> int:
+    """Give the pending signatures of these (petition id, email hash) made after made_after
+    until `until` to be confirmed (older ones keep their deadline); return how many were still
+    there, renewed or not."""
     result = conn.execute(
         update(signatures)
         .where(
             tuple_(signatures.c.petition_id, signatures.c.email_hash).in_(list(keys)),
             signatures.c.status == PENDING,
         )
-        .values(expires_at=until)
+        .values(
+            expires_at=case(
+                (signatures.c.created_at > made_after, until), else_=signatures.c.expires_at
+            )
+        )
     )
     return result.rowcount
 

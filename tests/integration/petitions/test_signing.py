@@ -308,6 +308,25 @@ def test_signing_again_before_confirming_gives_the_link_a_new_lifetime(svc: Peti
     assert svc.counts(petition_id)["total"] == 1
 
 
+def test_an_unconfirmed_signature_is_renewed_for_two_weeks_at_most(svc: Petitions) -> None:
+    """The address typed again every few days keeps the link alive, but not past two weeks
+    from the first signature: notifications forgets an unconfirmed one after 30 days (a
+    link confirmed then counted a signer no one thanked, whose consents never applied), and
+    what someone typed about another person is not kept for ever."""
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "often@example.org")
+    weeks_ago = store.signatures.c.created_at - timedelta(days=13, hours=23)
+    with svc.deps.engine.begin() as conn:
+        conn.execute(store.signatures.update().values(created_at=weeks_ago))
+    [before] = svc.rows(store.signatures)
+    svc.sign(petition_id, "often@example.org")
+    [after] = svc.rows(store.signatures)
+    assert after.expires_at == before.expires_at  # not renewed: it ends when it was to end
+    url = svc.outbox_events("signature.created")[-1]["confirm_url"]
+    assert svc.client.post(url.removeprefix("https://act.example.org")).status_code == 200
+    assert svc.counts(petition_id)["total"] == 1  # the link sent again works until then
+
+
 def test_a_link_renewed_while_housekeeping_expires_it_stays_alive(
     svc: Petitions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
