@@ -202,9 +202,11 @@ class Deliverer:
         The message went out: a settle lost to a database outage would leave its rows
         `sending`, and whoever took them over would send them again (and count them
         ambiguous). A settle that meets an outage (shared.db.is_transient_error) is tried
-        again, 0.5 s then every 2 s, until it lands or the worker stops (Stopped). Every
-        2 s, not more: past the rows' lease (an outage of minutes) other workers may claim
-        them as soon as the database is back, and the first to ask wins."""
+        again, 0.5 s then every 2 s, until it lands, also when the worker is asked to stop
+        (a SIGTERM in the outage would otherwise cause that duplicate; a SIGKILL after the
+        grace period leaves the rows counted ambiguous). Every 2 s, not more: past the rows'
+        lease (an outage of minutes) other workers may claim them as soon as the database is
+        back, and the first to ask wins."""
         delay = 0.5
         while True:
             try:
@@ -216,7 +218,7 @@ class Deliverer:
                     "recording a sent message waits for the database",
                     extra={"error": type(exc).__name__, "retry_in": delay},
                 )
-            self.wait(delay)
+            time.sleep(delay)
             delay = 2.0
 
     # -- alert email batches ---------------------------------------------------------------------

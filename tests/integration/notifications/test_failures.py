@@ -1102,22 +1102,25 @@ class _OutageAfterSending:
     """An email sender whose request goes through, after which the database goes away for a
     couple of seconds: the settle that records it meets the outage."""
 
-    def __init__(self, real: Any, postgres: Any) -> None:
-        self.real, self.postgres = real, postgres
+    def __init__(self, real: Any, postgres: Any, then: Callable[[], object] = lambda: None) -> None:
+        self.real, self.postgres, self.then = real, postgres, then
 
     def send_batch(self, batch: Any) -> Any:
         accepted = self.real.send_batch(batch)
         self.postgres.stop_server()
         threading.Timer(2.0, self.postgres.start_server).start()
+        self.then()
         return accepted
 
 
+@pytest.mark.parametrize("stopping", [False, True], ids=["running", "SIGTERM in the outage"])
 @pytest.mark.parametrize("kind", ["thank-you", "alert"])
 def test_a_message_the_provider_took_is_recorded_after_a_database_outage_not_sent_again(
-    service: Service, postgres: Any, kind: str
+    service: Service, postgres: Any, kind: str, stopping: bool
 ) -> None:
     """A failover or a restart between SendGrid's 202 and the commit that records it left the
-    rows `sending`; whoever took them over sent them again. The settle waits for the database."""
+    rows `sending`; whoever took them over sent them again. The settle waits for the database,
+    also when the worker is asked to stop meanwhile."""
     from dataclasses import replace
 
     from services.notifications.handlers import handle_alert_published
@@ -1125,9 +1128,10 @@ def test_a_message_the_provider_took_is_recorded_after_a_database_outage_not_sen
     if postgres is None:
         pytest.skip("needs the test session's own PostgreSQL to stop it")
     people = seed_audience(service.engine, "camp-q", "org-q", 3)
-    deliverer = Deliverer(
-        replace(service.deps, email=_OutageAfterSending(service.deps.email, postgres))
-    )
+    stop = threading.Event()
+    then = stop.set if stopping else stop.is_set
+    outage = _OutageAfterSending(service.deps.email, postgres, then)
+    deliverer = Deliverer(replace(service.deps, email=outage), stop)
     try:
         if kind == "thank-you":
             _queue_thanks(service, people[:1])
