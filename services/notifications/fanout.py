@@ -639,9 +639,13 @@ class ProgressPublisher:
         """Publish the counts of every alert that changed; mark alerts whose rows are all done."""
         published = 0
         with self.deps.engine.begin() as conn:
-            rows = conn.execute(
-                select(alerts).where(alerts.c.version != alerts.c.published_version)
-            ).all()
+            changed = select(alerts).where(alerts.c.version != alerts.c.published_version)
+            if conn.dialect.name == "postgresql":
+                # Two publishers at once (a rolling deploy's overlap): each alert's report is
+                # read, stamped and committed by one at a time. Otherwise the slower one's
+                # older counts could carry the later time, and campaigns keeps the latest.
+                changed = changed.with_for_update(skip_locked=True)
+            rows = conn.execute(changed).all()
             for row in rows:
                 status = row.status
                 done = row.sent + row.failed + row.suppressed

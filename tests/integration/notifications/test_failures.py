@@ -504,6 +504,39 @@ def _two_languages(service: Service, alert_id: str) -> list[dict[str, Any]]:
     return people
 
 
+def test_two_progress_publishers_at_once_report_each_change_once(service: Service) -> None:
+    """During a rolling deploy two publishers run. The one that reads an alert's counts
+    reports them; the other skips that alert rather than report the same counts again, stamped
+    with another time (campaigns keeps the report with the latest time, which could then be
+    the older counts)."""
+    from dataclasses import replace
+
+    from services.notifications.fanout import ProgressPublisher
+    from services.notifications.handlers import handle_alert_published
+    from services.notifications.store import outbox_table
+
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-r", "camp-r", "org-r", ["email"]), conn)
+    other = ProgressPublisher(service.deps)
+    meanwhile: list[int] = []
+
+    class Outbox:
+        def add(self, conn: Any, *events: Any) -> None:
+            if not meanwhile:
+                meanwhile.append(-1)
+                meanwhile.append(other.publish_once())  # while the first holds its look
+            service.deps.outbox.add(conn, *events)
+
+    first = ProgressPublisher(replace(service.deps, outbox=Outbox()))  # type: ignore[arg-type]
+    assert first.publish_once() == 1
+    assert meanwhile == [-1, 0]
+    assert other.publish_once() == 0  # reported: nothing changed since
+    progressed = [r for r in service.rows(outbox_table) if r.type.endswith("alert.progressed.v1")]
+    assert len(progressed) == 1
+
+
 def _batch(alert_id: str, people: list[dict[str, Any]]) -> dict[str, Any]:
     """The alert's first dispatch batch, holding every one of people."""
     return {
