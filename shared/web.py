@@ -41,6 +41,24 @@ def storable_text(value: str) -> None:
         raise ValidationError("Must not contain NUL or unpaired surrogate characters.")
 
 
+# What mail clients and phones turn into a link in running text: a scheme, "www.", an address,
+# or a host name under a top-level domain they know (the common and the most abused ones).
+_LINKLIKE = re.compile(
+    r"://|\bwww\.|@|\b[\w-]+\.(?:com|net|org|info|biz|io|co|me|ly|xyz|top|app|site|online"
+    r"|link|click|shop|live|ru|cn|tk|us|uk|de)\b",
+    re.IGNORECASE,
+)
+
+
+def no_links(value: str | None) -> None:
+    """A marshmallow validator for a name that messages greet someone by: anyone can type
+    someone else's address with a "name" such as "your account is locked, see evil.example.com",
+    which the confirmation or thank-you email would then carry, from the organization's own
+    sender, to that address (phishing and spam through a sender people trust)."""
+    if value and _LINKLIKE.search(value):
+        raise ValidationError("A name, not a web or email address.")
+
+
 def refuse_unstorable_path() -> None:
     """An id or token in the path that the database cannot hold (NUL) names nothing: 404,
     before any view reaches the database with it (which would answer 500)."""

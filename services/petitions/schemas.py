@@ -11,7 +11,7 @@ from shared.events.catalog import INTEREST, MAX_INTERESTS
 from shared.locales import COUNTRIES, canonical_language_tag
 from shared.pages import PageArgs, page_schema
 from shared.privacy import EMAIL_MAX
-from shared.web import storable_text
+from shared.web import no_links, storable_text
 
 MAX_LOCALES = 20
 
@@ -19,6 +19,15 @@ MAX_LOCALES = 20
 def _text(max_length: int, min_length: int | None = None, **kwargs: Any) -> fields.String:
     return fields.String(
         validate=[validate.Length(min=min_length, max=max_length), storable_text], **kwargs
+    )
+
+
+def _named(max_length: int) -> fields.String:
+    """A signer's name or pronouns: the emails to the address typed greet them by it."""
+    return fields.String(
+        validate=[validate.Length(max=max_length), storable_text, no_links],
+        load_default=None,
+        allow_none=True,
     )
 
 
@@ -209,8 +218,8 @@ class SignerSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    given_name = _text(100, load_default=None, allow_none=True)
-    family_name = _text(100, load_default=None, allow_none=True)
+    given_name = _named(100)
+    family_name = _named(100)
     email = fields.String(
         required=True, validate=[validate.Length(min=3, max=EMAIL_MAX), storable_text]
     )
@@ -219,7 +228,7 @@ class SignerSchema(Schema):
     country = CountryField(load_default=None, allow_none=True)
     region = _text(100, load_default=None, allow_none=True)
     language = LocaleField(load_default=None, allow_none=True)
-    pronouns = _text(40, load_default=None, allow_none=True)
+    pronouns = _named(40)
     discreet = fields.Boolean(load_default=False)
 
     @pre_load

@@ -124,6 +124,12 @@ def test_one_idempotency_key_signs_once_and_says_nothing_twice(svc: Petitions) -
         ({"person": {"email": "a@example.org", "language": "klingon"}}, "person.language"),
         ({"person": {"email": "a@example.org"}, "comment": "x" * 5000}, "comment"),
         ({"person": {"email": "a@example.org", "family_name": "x" * 500}}, "person.family_name"),
+        # A "name" the thank-you would carry to the address typed, from the lead's sender.
+        (
+            {"person": {"email": "a@example.org", "given_name": "Locked out? Go to unlock.com"}},
+            "person.given_name",
+        ),
+        ({"person": {"email": "a@example.org", "pronouns": "www.spam.example"}}, "person.pronouns"),
         ({"person": {"email": "a" * 300 + "@example.org"}}, "person.email"),
         (
             {"person": {"email": "a@example.org"}, "referrer_data": {"source": "a b"}},

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 
 from shared.errors import Conflict, Unauthenticated
 from shared.outbox import MAX_EVENT_BYTES, EventTooLarge
-from shared.web import ApiBlueprint, create_api, health_blueprint
+from shared.web import ApiBlueprint, create_api, health_blueprint, no_links
 
 
 class Body(Schema):
@@ -137,3 +138,18 @@ def test_a_worker_serves_its_metrics_on_its_own_port() -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
     assert 'kinship_notifications_ambiguous_total{channel="email",kind="thank_you"}' in text
+
+
+@pytest.mark.parametrize(
+    "name", ["Mari", "St. John", "J.R.", "Nguyễn Thị", "O'Brien", "Ana.Maria", "they/them", "李"]
+)
+def test_names_are_names(name: str) -> None:
+    no_links(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["see evil.com now", "www.x.example", "https://a", "a@b.example", "x.co/abc"]
+)
+def test_a_name_that_would_be_a_link_in_an_email_is_refused(name: str) -> None:
+    with pytest.raises(ValidationError):
+        no_links(name)
