@@ -36,6 +36,11 @@ class WebhookConfig:
     per_endpoint_concurrency: int = 4
     # A failing endpoint is probed by one delivery at a time, so it holds at most one thread.
     failing_endpoint_concurrency: int = 1
+    # Chunks in flight to one organization's endpoints, all together (None: a quarter of the
+    # pool). Slow successes never mark an endpoint failing: without this, one partner's
+    # endpoints answering just inside the deadline could hold every thread, and no other
+    # organization's deliveries (deletion notices included) would start.
+    per_organization_concurrency: int | None = None
     batch_per_endpoint: int = 25
     poll_interval: float = 0.05
     # An idle dispatcher looks less often, down to once per ceiling (shared.pacing.Pacer).
@@ -65,7 +70,16 @@ class WebhookConfig:
             per_endpoint_concurrency=int(
                 _env("WEBHOOK_PER_ENDPOINT_CONCURRENCY", str(d.per_endpoint_concurrency))
             ),
+            per_organization_concurrency=(
+                int(_env("WEBHOOK_PER_ORGANIZATION_CONCURRENCY", "0")) or None
+            ),
         )
+
+    def organization_concurrency(self) -> int:
+        """Return how many chunks may be in flight to one organization's endpoints at once."""
+        if self.per_organization_concurrency is not None:
+            return self.per_organization_concurrency
+        return max(self.per_endpoint_concurrency, self.pool_size // 4)
 
     def claim_lease(self) -> float:
         """Return how long a claimed chunk is left to its dispatcher: every one of its

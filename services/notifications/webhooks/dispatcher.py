@@ -14,6 +14,7 @@ import queue
 import random
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -230,6 +231,10 @@ class Dispatcher:
             claimed = self._claim(conn, now, budget)
         with self._lock:
             failing_room = self.config.pool_size // 2 - self._failing_inflight
+            org_room: dict[str, int] = defaultdict(self.config.organization_concurrency)
+            for inflight_id, count in self._inflight.items():
+                if inflight_id in live:  # (the claim's budget let each endpoint overshoot it)
+                    org_room[live[inflight_id].organization_id] -= count
         handed_back: list[str] = []
         order = list(claimed.items())
         self.rng.shuffle(order)  # failing endpoints take turns when their half is full
@@ -241,6 +246,11 @@ class Dispatcher:
                 handed_back += [row.message_id for row in rows[keep:]]
                 rows = rows[:keep]
                 failing_room -= keep
+            # And no organization's endpoints together more than their share of the pool.
+            chunks = max(0, min(-(-len(rows) // size), org_room[endpoint.organization_id]))
+            handed_back += [row.message_id for row in rows[chunks * size :]]
+            rows = rows[: chunks * size]
+            org_room[endpoint.organization_id] -= chunks
             for start in range(0, len(rows), size):
                 chunk = rows[start : start + size]
                 with self._lock:
@@ -296,8 +306,14 @@ class Dispatcher:
             total = sum(self._inflight.values())
             failing_room = config.pool_size // 2 - self._failing_inflight
             free = config.pool_size - total
+            org_busy: dict[str, int] = defaultdict(int)
+            for inflight_id, count in self._inflight.items():
+                if inflight_id in live:
+                    org_busy[live[inflight_id].organization_id] += count
             budget = {}
             for endpoint_id, endpoint in live.items():
+                if org_busy[endpoint.organization_id] >= config.organization_concurrency():
+                    continue  # its organization's share is in flight: claim nothing for it
                 cap = (
                     config.failing_endpoint_concurrency
                     if endpoint.failing

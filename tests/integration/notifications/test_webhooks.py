@@ -962,6 +962,60 @@ def test_many_failing_endpoints_hold_at_most_half_the_pool(wh: Service) -> None:
         loop.join(timeout=15)
 
 
+class SlowTransport:
+    """Answers 200 at once for every URL but 'slow' ones, which answer 200 when released (just
+    inside the deadline, as a partner could make them): never failing, never marked failing."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.slow_now = self.slow_most = self.quick = 0
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        if "slow" not in url:
+            with self.lock:
+                self.quick += 1
+            return Reply(200, None, b"", None)
+        with self.lock:
+            self.slow_now += 1
+            self.slow_most = max(self.slow_most, self.slow_now)
+        self.release.wait(10)
+        with self.lock:
+            self.slow_now -= 1
+        return Reply(200, None, b"", None)
+
+
+def test_one_organizations_slow_endpoints_hold_at_most_its_share_of_the_pool(
+    wh: Service,
+) -> None:
+    """A partner registers several endpoints that answer 200 just inside the deadline: they
+    never count as failing, and four chunks each would hold every thread. Its endpoints
+    together hold a quarter of the pool; the other partner's deliveries go meanwhile."""
+    clock = Clock()
+    seed_projection(wh)
+    slow_key = issue_key(wh.engine, "partner", PARTNER_A)
+    for i in range(5):
+        register(wh, slow_key, f"http://127.0.0.1:9/slow{i}")
+    register(wh, issue_key(wh.engine, "partner", PARTNER_B), "http://127.0.0.1:9/ok")
+    write_events(
+        wh, clock,
+        *(signed(f"s{i}@example.org", [PARTNER_A, PARTNER_B]) for i in range(20)),
+    )  # fmt: skip
+    transport = SlowTransport()
+    config = wh.deps.webhooks.with_(pool_size=12, per_endpoint_concurrency=2, batch_per_endpoint=1)
+    d = Dispatcher(wh.engine, config, clock=clock, transport=transport)
+    loop = threading.Thread(target=d.run, daemon=True)
+    loop.start()
+    try:
+        eventually(lambda: transport.quick == 20, timeout=8, message="the other partner's")
+        assert transport.slow_most == config.organization_concurrency() == 3  # of 5 x 2
+    finally:
+        transport.release.set()
+        d.stop()
+        loop.join(timeout=15)
+
+
 def test_the_running_dispatcher_records_every_attempt_once_and_leaves_nothing_claimed(
     wh: Service,
 ) -> None:
