@@ -183,11 +183,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
         if person is None or org is None:
             return _gone(_browser_locale(), "prefs_title")
         with deps.engine.connect() as conn:
-            email_on = person.supporter_id in audience.consented_ids(
-                conn, [person.supporter_id], org.organization_id, "email"
-            ) and not audience.suppressed_hashes(
-                conn, [person.email_hash], "email", org.organization_id
-            )
+            email_on = receiving_email(conn, person, org.organization_id)
             # A number that texted STOP gets no texts whatever its consents say; only START,
             # sent from the phone, lifts that, so the page says so instead of a ticked box.
             sms_stopped = bool(
@@ -274,16 +270,16 @@ def public_blueprint(deps: Deps) -> Blueprint:
             if request.form.get("action") == "erase":
                 erasure.request_erasure(deps, conn, person)
                 return _page(lang, "check_email", f"<p>{_t(lang, 'erase_sent')}</p>")
-            if request.form.get("email"):
-                compliance.resubscribe_email(conn, deps.outbox, person, org.organization_id, now)
-            else:
-                compliance.unsubscribe_email(conn, deps.outbox, person, org.organization_id, now)
             # What makes the supporter harder to reach applies now; what makes them easier to
             # identify or reach waits for the link emailed to them (preferences.py): whoever
             # holds a forwarded email can open this page.
             # Every name typed (or cleared) is held, whether or not it is the one on file: an
             # answer that differed would let whoever holds the link guess it (he/him? she/her?).
             held: dict[str, Any] = dict(names)
+            if not request.form.get("email"):
+                compliance.unsubscribe_email(conn, deps.outbox, person, org.organization_id, now)
+            elif not receiving_email(conn, person, org.organization_id):
+                held["email"] = True  # an unsubscribe undone, or email never chosen
             wants_sms = bool(request.form.get("sms"))
             if (
                 wants_sms
@@ -370,6 +366,13 @@ def public_blueprint(deps: Deps) -> Blueprint:
 def _gone(locale: str, title_key: str) -> Response:
     """The page of a link that is unknown, spent or expired (it says no more than that)."""
     return _page(locale, title_key, f"<p>{_t(locale, 'gone')}</p>", 404)
+
+
+def receiving_email(conn: Connection, person: audience.Supporter, organization_id: str) -> bool:
+    """Whether the supporter gets the organization's email now: consented, not suppressed."""
+    return person.supporter_id in audience.consented_ids(
+        conn, [person.supporter_id], organization_id, "email"
+    ) and not audience.suppressed_hashes(conn, [person.email_hash], "email", organization_id)
 
 
 def _mask(address: str | None) -> str:

@@ -49,6 +49,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_changes_saved": "Your changes are saved.",
         "page_none": "(none)",
         "page_discreet_off": "Discreet mode off: subjects and texts may name the cause",
+        "page_email_on": "Email on",
         "page_sms_on": "Text messages on",
         "page_erase_lead": (
             "This removes your contact details and preferences from every Kinship service. "
@@ -131,6 +132,7 @@ PAGES: dict[str, dict[str, str]] = {
             "\u5173\u95ed\u9690\u79c1\u6a21\u5f0f\uff1a\u90ae\u4ef6\u4e3b\u9898\u548c\u77ed"
             "\u4fe1\u53ef\u80fd\u63d0\u53ca\u5177\u4f53\u8bae\u9898"
         ),
+        "page_email_on": "\u5f00\u542f\u7535\u5b50\u90ae\u4ef6",
         "page_sms_on": "\u5f00\u542f\u77ed\u4fe1",
         "page_erase_lead": (
             "\u8fd9\u5c06\u4ece\u6240\u6709 Kinship "
@@ -213,6 +215,7 @@ PAGES: dict[str, dict[str, str]] = {
             "\u95dc\u9589\u96b1\u79c1\u6a21\u5f0f\uff1a\u90f5\u4ef6\u4e3b\u65e8\u548c\u7c21"
             "\u8a0a\u53ef\u80fd\u63d0\u53ca\u5177\u9ad4\u8b70\u984c"
         ),
+        "page_email_on": "\u958b\u555f\u96fb\u5b50\u90f5\u4ef6",
         "page_sms_on": "\u958b\u555f\u7c21\u8a0a",
         "page_erase_lead": (
             "\u9019\u5c07\u5f9e\u6240\u6709 Kinship "
@@ -311,6 +314,7 @@ PAGES: dict[str, dict[str, str]] = {
             "\u3067\u6d3b\u52d5\u5185\u5bb9\u306b\u89e6\u308c\u308b\u3053\u3068\u304c\u3042"
             "\u308a\u307e\u3059"
         ),
+        "page_email_on": "\u30e1\u30fc\u30eb\u3092\u53d7\u3051\u53d6\u308b",
         "page_sms_on": "SMS \u3092\u53d7\u3051\u53d6\u308b",
         "page_erase_lead": (
             "\u3059\u3079\u3066\u306e Kinship "
@@ -411,6 +415,7 @@ PAGES: dict[str, dict[str, str]] = {
             "\ubb38\uc790\uc5d0 \ud65c\ub3d9 \ub0b4\uc6a9\uc774 \ub098\ud0c0\ub0a0 \uc218 "
             "\uc788\uc2b5\ub2c8\ub2e4"
         ),
+        "page_email_on": "\uc774\uba54\uc77c \ubc1b\uae30",
         "page_sms_on": "\ubb38\uc790 \uba54\uc2dc\uc9c0 \ubc1b\uae30",
         "page_erase_lead": (
             "\ubaa8\ub4e0 Kinship \uc11c\ube44\uc2a4\uc5d0\uc11c \uc5f0\ub77d\ucc98\uc640 "
@@ -506,6 +511,7 @@ PAGES: dict[str, dict[str, str]] = {
             "T\u1eaft ch\u1ebf \u0111\u1ed9 k\u00edn \u0111\u00e1o: ti\u00eau \u0111\u1ec1 "
             "v\u00e0 tin nh\u1eafn c\u00f3 th\u1ec3 n\u00eau t\u00ean v\u1ea5n \u0111\u1ec1"
         ),
+        "page_email_on": "B\u1eadt email",
         "page_sms_on": "B\u1eadt tin nh\u1eafn v\u0103n b\u1ea3n",
         "page_erase_lead": (
             "Thao t\u00e1c n\u00e0y x\u00f3a th\u00f4ng tin li\u00ean l\u1ea1c v\u00e0 "
@@ -570,6 +576,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_discreet_off": (
             "Naka-off ang discreet mode: maaaring banggitin ng mga subject at text ang layunin"
         ),
+        "page_email_on": "Naka-on ang email",
         "page_sms_on": "Naka-on ang mga text message",
         "page_erase_lead": (
             "Binubura nito ang iyong contact details at mga preference sa bawat serbisyo ng "

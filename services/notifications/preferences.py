@@ -5,7 +5,7 @@ holds one could turn discreet mode off (the next subject and lock-screen preview
 cause), rename or re-gender the supporter in every organization's emails, or opt their phone in
 to texts. Changes that make a supporter easier to identify or reach wait here until the link
 emailed to the address confirms them; changes that make them harder to reach (unsubscribing,
-discreet mode on, texts off) apply at once.
+discreet mode on, texts off, email off) apply at once.
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ def confirm(deps: Deps, conn: Connection, row: Any) -> bool:
         )
         audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
         person = audience.load_supporters(conn, [person.supporter_id])[person.supporter_id]
+    if changes.get("email"):
+        compliance.resubscribe_email(conn, deps.outbox, person, row.organization_id, now)
     if changes.get("sms"):
         set_sms_consent(conn, deps.outbox, person, row.organization_id, True, now)
     return True
@@ -188,6 +190,8 @@ def described(changes: Mapping[str, Any], locale: str = "en") -> list[str]:
             lines.append(f"{say(key)}: {changes[field] or say('none')}")
     if changes.get("discreet") is False:
         lines.append(say("discreet_off"))
+    if changes.get("email"):
+        lines.append(say("email_on"))
     if changes.get("phone"):  # the owner knows their number by its end
         lines.append(f"{say('sms_on')}: \u2022\u2022\u2022 {str(changes['phone'])[-4:]}")
     elif changes.get("sms"):

@@ -150,6 +150,9 @@ def test_a_list_token_opens_only_its_own_organizations_list(service: Service) ->
 
 
 def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:
+    """Discreet mode on applies at once. Email back on waits for the emailed link: whoever
+    holds a forwarded email (a relative, a shared computer) could otherwise undo the owner's
+    unsubscribe, and the organization's mail would come to the inbox again."""
     project_org(service, "org-p")
     people = seed_audience(service.engine, "camp-p", "org-p", 1)
     token = token_of(service, people[0], "org-p")
@@ -157,10 +160,18 @@ def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:
     client.post(f"/unsubscribe/{token}")
     response = client.post(f"/preferences/{token}", data={"email": "on", "discreet": "on"})
     assert response.status_code == 200
-    assert service.count(suppressions) == 0
     person = service.rows(supporters)[0]
     assert person.discreet is True
+    assert service.count(suppressions) == 1  # still unsubscribed
+    assert [e["change"] for e in consent_events(service)] == ["unsubscribe"]
+    link = confirm_link(service, people[0]["supporter_id"])
+    assert "Email on" in client.get(link).get_data(as_text=True)
+    assert client.post(link).status_code == 200
+    assert service.count(suppressions) == 0
     assert [e["change"] for e in consent_events(service)] == ["unsubscribe", "subscribe"]
+    # Saving the page while receiving email holds nothing and sends no link.
+    client.post(f"/preferences/{token}", data={"email": "on", "discreet": "on"})
+    assert service.count(deliveries, deliveries.c.kind == "confirm_preferences") == 1
 
 
 def confirm_link(service: Service, supporter: str) -> str:
