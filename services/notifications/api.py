@@ -317,11 +317,15 @@ def public_blueprint(deps: Deps) -> Blueprint:
             if row is None:
                 return _gone(_browser_locale(), "confirm_title")
             lang = locale_of(conn, row.supporter_id)
-        lines = preferences.described(row.changes, lang)
+        return _confirm_page(token, row.changes, lang)
+
+    def _confirm_page(token: str, changes: Any, lang: str, lead: str = "confirm_lead") -> Response:
+        lines = preferences.described(changes, lang)
         items = "".join(f"<li>{escape(line)}</li>" for line in lines)
         body = (
             f'<form method="post" action="/preferences/{escape(token)}/confirm">'
-            f"<p>{_t(lang, 'confirm_lead')}</p><ul>{items}</ul>"
+            f'<input type="hidden" name="shown" value="{preferences.fingerprint(changes)}">'
+            f"<p>{_t(lang, lead)}</p><ul>{items}</ul>"
             f'<button type="submit">{_t(lang, "confirm_button")}</button></form>'
         )
         return _page(lang, "confirm_title", body)
@@ -333,6 +337,10 @@ def public_blueprint(deps: Deps) -> Blueprint:
             if row is None:
                 return _gone(_browser_locale(), "confirm_title")
             lang = locale_of(conn, row.supporter_id)
+            if request.form.get("shown") != preferences.fingerprint(row.changes):
+                # Replaced since the page was shown (another change asked for within the
+                # hour): the owner confirms what they read, never what came after it.
+                return _confirm_page(token, row.changes, lang, "changes_replaced")
             if not preferences.confirm(deps, conn, row):
                 return _gone(lang, "confirm_title")
         return _page(lang, "saved", f"<p>{_t(lang, 'changes_saved')}</p>")

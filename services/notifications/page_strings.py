@@ -45,6 +45,9 @@ PAGES: dict[str, dict[str, str]] = {
         "page_saved_body": "Your preferences are saved.",
         "page_confirm_title": "Confirm your changes",
         "page_confirm_lead": "You asked for these changes:",
+        "page_changes_replaced": (
+            "What this link confirms changed after you opened it. Please check it again:"
+        ),
         "page_confirm_button": "Confirm",
         "page_changes_saved": "Your changes are saved.",
         "page_none": "(none)",
@@ -125,6 +128,10 @@ PAGES: dict[str, dict[str, str]] = {
         "page_saved_body": "\u60a8\u7684\u504f\u597d\u8bbe\u7f6e\u5df2\u4fdd\u5b58\u3002",
         "page_confirm_title": "\u786e\u8ba4\u60a8\u7684\u66f4\u6539",
         "page_confirm_lead": "\u60a8\u8bf7\u6c42\u4e86\u4ee5\u4e0b\u66f4\u6539\uff1a",
+        "page_changes_replaced": (
+            "\u60a8\u6253\u5f00\u6b64\u9875\u9762\u540e\uff0c\u6b64\u94fe\u63a5\u8981\u786e\u8ba4"
+            "\u7684\u66f4\u6539\u5df2\u6709\u53d8\u52a8\u3002\u8bf7\u518d\u6b21\u6838\u5bf9\uff1a"
+        ),
         "page_confirm_button": "\u786e\u8ba4",
         "page_changes_saved": "\u60a8\u7684\u66f4\u6539\u5df2\u4fdd\u5b58\u3002",
         "page_none": "\uff08\u65e0\uff09",
@@ -208,6 +215,10 @@ PAGES: dict[str, dict[str, str]] = {
         "page_saved_body": "\u60a8\u7684\u504f\u597d\u8a2d\u5b9a\u5df2\u5132\u5b58\u3002",
         "page_confirm_title": "\u78ba\u8a8d\u60a8\u7684\u8b8a\u66f4",
         "page_confirm_lead": "\u60a8\u8981\u6c42\u4e86\u4ee5\u4e0b\u8b8a\u66f4\uff1a",
+        "page_changes_replaced": (
+            "\u60a8\u958b\u555f\u6b64\u9801\u9762\u5f8c\uff0c\u6b64\u9023\u7d50\u8981\u78ba\u8a8d"
+            "\u7684\u8b8a\u66f4\u5df2\u6709\u66f4\u52d5\u3002\u8acb\u518d\u6b21\u6838\u5c0d\uff1a"
+        ),
         "page_confirm_button": "\u78ba\u8a8d",
         "page_changes_saved": "\u60a8\u7684\u8b8a\u66f4\u5df2\u5132\u5b58\u3002",
         "page_none": "\uff08\u7121\uff09",
@@ -304,6 +315,11 @@ PAGES: dict[str, dict[str, str]] = {
         "page_confirm_title": "\u5909\u66f4\u306e\u78ba\u8a8d",
         "page_confirm_lead": (
             "\u6b21\u306e\u5909\u66f4\u304c\u4f9d\u983c\u3055\u308c\u307e\u3057\u305f\uff1a"
+        ),
+        "page_changes_replaced": (
+            "\u30da\u30fc\u30b8\u3092\u958b\u3044\u305f\u5f8c\u3067\u3001\u3053\u306e\u30ea\u30f3"
+            "\u30af\u3067\u78ba\u5b9a\u3059\u308b\u5909\u66f4\u304c\u5909\u308f\u308a\u307e\u3057"
+            "\u305f\u3002\u3082\u3046\u4e00\u5ea6\u3054\u78ba\u8a8d\u304f\u3060\u3055\u3044\uff1a"
         ),
         "page_confirm_button": "\u78ba\u8a8d\u3059\u308b",
         "page_changes_saved": "\u5909\u66f4\u3092\u4fdd\u5b58\u3057\u307e\u3057\u305f\u3002",
@@ -405,6 +421,11 @@ PAGES: dict[str, dict[str, str]] = {
         "page_confirm_lead": (
             "\ub2e4\uc74c \ubcc0\uacbd\uc744 \uc694\uccad\ud558\uc168\uc2b5\ub2c8\ub2e4:"
         ),
+        "page_changes_replaced": (
+            "\ud398\uc774\uc9c0\ub97c \uc5f0 \ub4a4 \uc774 \ub9c1\ud06c\ub85c \ud655\uc778\ud560 "
+            "\ubcc0\uacbd \ub0b4\uc6a9\uc774 \ubc14\ub00c\uc5c8\uc2b5\ub2c8\ub2e4. \ub2e4\uc2dc "
+            "\ud655\uc778\ud574 \uc8fc\uc138\uc694:"
+        ),
         "page_confirm_button": "\ud655\uc778",
         "page_changes_saved": (
             "\ubcc0\uacbd \uc0ac\ud56d\uc774 \uc800\uc7a5\ub418\uc5c8\uc2b5\ub2c8\ub2e4."
@@ -501,6 +522,11 @@ PAGES: dict[str, dict[str, str]] = {
         "page_confirm_lead": (
             "B\u1ea1n \u0111\u00e3 y\u00eau c\u1ea7u nh\u1eefng thay \u0111\u1ed5i sau:"
         ),
+        "page_changes_replaced": (
+            "Nh\u1eefng thay \u0111\u1ed5i m\u00e0 li\u00ean k\u1ebft n\u00e0y x\u00e1c nh\u1eadn"
+            " \u0111\u00e3 kh\u00e1c \u0111i sau khi b\u1ea1n m\u1edf trang. Vui l\u00f2ng ki"
+            "\u1ec3m tra l\u1ea1i:"
+        ),
         "page_confirm_button": "X\u00e1c nh\u1eadn",
         "page_changes_saved": (
             "C\u00e1c thay \u0111\u1ed5i c\u1ee7a b\u1ea1n \u0111\u00e3 \u0111\u01b0\u1ee3c "
@@ -570,6 +596,9 @@ PAGES: dict[str, dict[str, str]] = {
         "page_saved_body": "Na-save ang iyong mga preference.",
         "page_confirm_title": "Kumpirmahin ang iyong mga pagbabago",
         "page_confirm_lead": "Hiniling mo ang mga pagbabagong ito:",
+        "page_changes_replaced": (
+            "Nagbago ang kinukumpirma ng link na ito matapos mong buksan ito. Pakitingnan muli:"
+        ),
         "page_confirm_button": "Kumpirmahin",
         "page_changes_saved": "Na-save ang iyong mga pagbabago.",
         "page_none": "(wala)",

@@ -10,6 +10,8 @@ discreet mode on, texts off, email off) apply at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -176,6 +178,13 @@ def forget_expired(conn: Connection, now: datetime) -> int:
     """Forget requests never confirmed in time, with the names they held."""
     result = conn.execute(delete(preference_requests).where(preference_requests.c.expires_at < now))
     return int(result.rowcount or 0)
+
+
+def fingerprint(changes: Mapping[str, Any]) -> str:
+    """Name a request's changes as its confirmation page shows them: the page posts it back,
+    so what is confirmed is what the person read (hold replaces a recent request's changes)."""
+    canonical = json.dumps(dict(changes), sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def described(changes: Mapping[str, Any], locale: str = "en") -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -166,12 +167,20 @@ def test_preferences_resubscribe_and_discreet_mode(service: Service) -> None:
     assert [e["change"] for e in consent_events(service)] == ["unsubscribe"]
     link = confirm_link(service, people[0]["supporter_id"])
     assert "Email on" in client.get(link).get_data(as_text=True)
-    assert client.post(link).status_code == 200
+    assert confirm_held(client, link).status_code == 200
     assert service.count(suppressions) == 0
     assert [e["change"] for e in consent_events(service)] == ["unsubscribe", "subscribe"]
     # Saving the page while receiving email holds nothing and sends no link.
     client.post(f"/preferences/{token}", data={"email": "on", "discreet": "on"})
     assert service.count(deliveries, deliveries.c.kind == "confirm_preferences") == 1
+
+
+def confirm_held(client: Any, link: str) -> Any:
+    """Open a confirmation link's page and press its button, as a browser does (the form
+    posts back what the page showed)."""
+    page = client.get(link).get_data(as_text=True)
+    shown = re.search(r'name="shown" value="([0-9a-f]+)"', page)
+    return client.post(link, data={"shown": shown.group(1) if shown else ""})
 
 
 def confirm_link(service: Service, supporter: str) -> str:
@@ -203,10 +212,10 @@ def test_the_name_and_pronouns_we_use_can_be_changed_on_the_page(service: Servic
     link = confirm_link(service, people[0]["supporter_id"])
     shown = client.get(link).get_data(as_text=True)
     assert "Rin &lt;3" in shown and "ze/zir" in shown
-    assert client.post(link).status_code == 200
+    assert confirm_held(client, link).status_code == 200
     person = service.rows(supporters)[0]
     assert (person.given_name, person.pronouns) == ("Rin <3", "ze/zir")
-    assert client.post(link).status_code == 404  # spent
+    assert confirm_held(client, link).status_code == 404  # spent
     # The page asks, never shows: whoever holds a forwarded email can open it.
     page = client.get(f"/preferences/{token}").get_data(as_text=True)
     assert "Rin" not in page and "ze/zir" not in page
@@ -223,7 +232,7 @@ def test_the_name_and_pronouns_we_use_can_be_changed_on_the_page(service: Servic
     assert "emailed you a link" in again.get_data(as_text=True)
     cleared = client.post(f"/preferences/{token}", data={**blank, "clear_names": "on"})
     assert "emailed you a link" in cleared.get_data(as_text=True)
-    assert client.post(confirm_link(service, people[0]["supporter_id"])).status_code == 200
+    assert confirm_held(client, confirm_link(service, people[0]["supporter_id"])).status_code == 200
     person = service.rows(supporters)[0]
     assert (person.given_name, person.pronouns) == (None, None)
 
@@ -248,7 +257,7 @@ def test_a_forwarded_email_cannot_turn_discreet_mode_off_or_texts_on(service: Se
     assert service.count(deliveries, deliveries.c.kind == "confirm_preferences") == 1
     shown = client.get(link).get_data(as_text=True)
     assert "Discreet mode off" in shown and "Text messages on" in shown
-    assert client.post(link).status_code == 200
+    assert confirm_held(client, link).status_code == 200
     assert service.rows(supporters)[0].discreet is False
     assert len(service.rows(consents, consents.c.channel == "sms", consents.c.granted)) == 1
     assert len(service.rows(deliveries, deliveries.c.kind == "sms_welcome")) == 1
@@ -264,6 +273,28 @@ def test_a_forwarded_email_cannot_turn_discreet_mode_off_or_texts_on(service: Se
     with service.engine.begin() as conn:
         erasure.apply_erasure(service.deps, conn, {"supporter_id": people[0]["supporter_id"]})
     assert service.count(preference_requests) == 0
+
+
+def test_a_confirmation_applies_what_its_page_showed(service: Service) -> None:
+    """A change asked for within the hour replaces what the emailed link confirms. Someone
+    holding a forwarded email could ask for their own while the owner has the page open: the
+    owner's button then confirms nothing it did not show, and the page shows what is held."""
+    project_org(service, "org-r")
+    people = seed_audience(service.engine, "camp-r", "org-r", 1)
+    token = token_of(service, people[0], "org-r")
+    client = service.client()
+    client.post(f"/preferences/{token}", data={"email": "on", "given_name": "Rin"})
+    link = confirm_link(service, people[0]["supporter_id"])
+    page = client.get(link).get_data(as_text=True)
+    shown = re.search(r'name="shown" value="([0-9a-f]+)"', page)
+    assert shown and "Rin" in page
+    client.post(f"/preferences/{token}", data={"email": "on", "given_name": "Someone else"})
+    pressed = client.post(link, data={"shown": shown.group(1)})
+    assert pressed.status_code == 200 and "changed after you opened it" in pressed.text
+    assert "Someone else" in pressed.text  # shown now, to confirm or not
+    assert service.rows(supporters)[0].given_name == "P0"  # nothing applied
+    assert confirm_held(client, link).status_code == 200
+    assert service.rows(supporters)[0].given_name == "Someone else"
 
 
 def test_the_pages_an_email_links_to_are_in_the_supporters_language(service: Service) -> None:
@@ -341,7 +372,7 @@ def test_texts_chosen_on_the_page_get_the_welcome_and_no_number_no_box(service: 
     client.post(f"/preferences/{without}", data={"email": "on", "sms": "on"})
     client.post(f"/preferences/{with_phone}", data={"email": "on", "sms": "on"})
     assert consent_events(service) == []  # texts on wait for the link emailed to confirm them
-    assert client.post(confirm_link(service, people[0]["supporter_id"])).status_code == 200
+    assert confirm_held(client, confirm_link(service, people[0]["supporter_id"])).status_code == 200
     assert [(e["supporter_id"], e["change"]) for e in consent_events(service)] == [
         (people[0]["supporter_id"], "subscribe")
     ]
