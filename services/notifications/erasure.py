@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from services.notifications import audience, links
+from services.notifications import audience, links, preferences
 from services.notifications.audience import EVERY_ORG
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.store import (
@@ -57,13 +57,15 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
     if data.get("phone_hash"):
-        # Unconfirmed signatures typed with the number, under whatever address: what they say
-        # about their signer would otherwise wait here until they expire.
+        # Unconfirmed signatures typed with the number, under whatever address, and the
+        # number held for an address's owner to confirm: what they say about their signer
+        # would otherwise wait here until they expire (and a confirmation bring it back).
         conn.execute(
             delete(signatures).where(
                 signatures.c.phone_hash == data["phone_hash"], signatures.c.confirmed.is_(False)
             )
         )
+        preferences.forget_number(conn, str(data["phone_hash"]))
     conn.execute(delete(supporters).where(supporters.c.supporter_id == sid))
 
 

@@ -22,6 +22,7 @@ from services.notifications import audience, compliance, handlers, links, messag
 from services.notifications.bootstrap import Deps
 from services.notifications.store import preference_requests, supporters
 from shared.outbox import Outbox
+from shared.privacy import phone_hash
 
 LINK_TTL = timedelta(hours=24)
 # At most one confirmation emailed to a supporter this often; a change asked for meanwhile
@@ -46,12 +47,25 @@ def hold_new_number(
 ) -> None:
     """Hold a number a single opt-in signature gave a known supporter, with the texts it asked
     for, until the address's owner confirms it: anyone can type an address, and texts to the
-    number would carry the name, language and discreet mode on file. A change the owner asked
-    for on the preference page and has not confirmed yet is not replaced by it."""
-    recent = _recent(conn, supporter_id, deps.clock())
-    if recent is not None and set(recent.changes) - {"phone", "sms"}:
+    number would carry the name, language and discreet mode on file. A request whose link is
+    out already (within LINK_EVERY) is left as it is: replacing it would make the link the
+    owner holds confirm a number a stranger typed instead of what they asked for.
+
+    The number's keyed hash is kept with it, so that an erasure by that number finds it."""
+    if _recent(conn, supporter_id, deps.clock()) is not None:
         return
-    hold(deps, conn, supporter_id, organization_id, {"phone": phone, "sms": True})
+    changes = {"phone": phone, "phone_hash": phone_hash(deps.settings.hash_key, phone), "sms": True}
+    hold(deps, conn, supporter_id, organization_id, changes)
+
+
+def forget_number(conn: Connection, hashed: str) -> None:
+    """Forget the requests holding a number (its keyed hash): an erasure by that number."""
+    rows = conn.execute(
+        select(preference_requests.c.token_hash, preference_requests.c.changes)
+    ).all()  # few: each lives a day
+    held = [row.token_hash for row in rows if (row.changes or {}).get("phone_hash") == hashed]
+    if held:
+        conn.execute(delete(preference_requests).where(preference_requests.c.token_hash.in_(held)))
 
 
 def hold(
@@ -130,13 +144,16 @@ def confirm(deps: Deps, conn: Connection, row: Any) -> bool:
             .values(updated_at=now, **values)
         )
     if changes.get("phone"):
-        # A number a signature gave (hold_new_number): the person's now, and an explicit
-        # opt-in for it, which lifts an erasure's tombstone as a signature's opt-in does.
-        number = audience.set_number(
-            conn, deps.settings.hash_key, person.supporter_id, changes["phone"], now
-        )
-        audience.lift_suppression(conn, number, "sms", audience.EVERY_ORG, ("erased",))
-        person = audience.load_supporters(conn, [person.supporter_id])[person.supporter_id]
+        # A number a signature gave (hold_new_number) becomes the person's, unless it was
+        # erased or texted STOP since it was typed: then they keep the number they have (an
+        # erasure by the number would otherwise be undone by the address's owner).
+        key = deps.settings.hash_key
+        hashed = phone_hash(key, changes["phone"])
+        if audience.suppressed_hashes(conn, [hashed], "sms", row.organization_id):
+            changes.pop("sms", None)
+        else:
+            audience.set_number(conn, key, person.supporter_id, changes["phone"], now)
+            person = audience.load_supporters(conn, [person.supporter_id])[person.supporter_id]
     if changes.get("email"):
         compliance.resubscribe_email(conn, deps.outbox, person, row.organization_id, now)
     if changes.get("sms"):

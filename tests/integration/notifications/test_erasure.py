@@ -334,3 +334,45 @@ def test_a_person_who_reported_spam_can_still_erase_themselves(service: Service)
     )
     confirm = service.fakes.sendgrid_requests()[1].body["content"][0]["value"]
     assert re.search(r"https://notify\.example\.org/erase/\S+", confirm), confirm
+
+
+def test_a_number_held_for_an_owner_to_confirm_goes_with_its_erasure(service: Service) -> None:
+    """A number typed with Kim's address waits, in plain text, for Kim to confirm it. Its
+    owner asks to be erased by it: it goes now, and Kim's link can no longer bring it back."""
+    from services.notifications.handlers import handle_signature_created
+    from services.notifications.store import preference_requests
+
+    number = "+14155550142"
+    for signed in (
+        signature("kim@example.org", "pet-n", "camp-n", "org-n"),
+        signature("kim@example.org", "pet-n2", "camp-n", "org-n", phone=number, sms=True),
+    ):
+        with service.engine.begin() as conn:
+            handle_signature_created(service.deps, signed, conn)
+    [held] = service.rows(preference_requests)
+    assert held.changes["phone"] == number and service.rows(supporters)[0].phone is None
+    admin = issue_key(service.engine, "admin", "org-admin")
+    erased = service.client().post("/api/v1/erasures", json={"phone": number}, headers=admin)
+    assert erased.status_code == 202
+    assert service.rows(preference_requests) == []
+    assert len(service.rows(supporters)) == 1  # Kim stays, without the number
+
+
+def test_a_typed_number_does_not_replace_a_change_the_owner_asked_for(service: Service) -> None:
+    """Kim asked on the preference page for texts to her number and has the link. A signature
+    with her address and a stranger's number comes within the hour: her link confirms texts
+    to her number, not to the stranger's."""
+    from services.notifications.handlers import handle_signature_created
+    from services.notifications.store import preference_requests
+    from tests.integration.notifications.harness import project_org, token_of
+
+    project_org(service, "org-n")
+    [kim] = seed_audience(service.engine, "camp-n", "org-n", 1, phone_every=1, sms_consent=False)
+    token = token_of(service, kim, "org-n")
+    service.client().post(f"/preferences/{token}", data={"email": "on", "sms": "on"})
+    typed = signature(kim["email"], "pet-n", "camp-n", "org-n", phone="+14155550143", sms=True)
+    with service.engine.begin() as conn:
+        handle_signature_created(service.deps, typed, conn)
+    [held] = service.rows(preference_requests)
+    assert held.changes == {"sms": True}
+    assert service.rows(supporters)[0].phone == kim["phone"]
