@@ -436,9 +436,25 @@ def erase_person(
     """Remove a person's personal data (each signature made with their address or their
     phone); confirmed signatures stay counted, anonymous."""
     rows = store.signatures_of_person(conn, supporter, hashed_email, hashed_phone)
-    for person in {supporter, *(row.supporter_id for row in rows)} - {None}:
+    # Theirs: signed with their address. A signature matched only by the number was typed
+    # under another address: it goes, but that address's choices and other signatures stay.
+    theirs = {supporter} | {
+        row.supporter_id
+        for row in rows
+        if row.supporter_id == supporter or (hashed_email and row.email_hash == hashed_email)
+    }
+    for person in theirs - {None}:
         store.forget_consent_changes(conn, str(person))
         store.forget_unrelayed_signatures(conn, str(person))
+    typed_with_the_number: dict[str, set[str]] = {}
+    for row in rows:
+        if row.supporter_id not in theirs:
+            typed_with_the_number.setdefault(row.supporter_id, set()).add(row.signature_id)
+        if row.email_hash and row.supporter_id in theirs:
+            # A retried request's key is kept per signer (the address's keyed hash).
+            store.forget_idempotency_scope(conn, f"sign:{row.petition_id}:{row.email_hash}")
+    for person, signature_ids in typed_with_the_number.items():
+        store.forget_unrelayed_signatures(conn, person, signature_ids)
     for row in rows:
         if row.status == domain.PENDING and store.delete_signature(
             conn, row.id, status=domain.PENDING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -728,15 +729,24 @@ def forget_consent_changes(conn: Connection, supporter_id: str) -> None:
     conn.execute(delete(consent_changes).where(consent_changes.c.supporter_id == supporter_id))
 
 
-def forget_unrelayed_signatures(conn: Connection, supporter_id: str) -> None:
-    """Drop a person's signature.created events the relay has not published yet: each holds
-    what they typed (name, address, number), which would otherwise reach the topic, and
-    every partner's webhook, after their erasure."""
-    conn.execute(
-        delete(outbox).where(
-            outbox.c.key == supporter_id, outbox.c.type == type_name("signature.created")
-        )
-    )
+def forget_unrelayed_signatures(
+    conn: Connection, supporter_id: str, signature_ids: set[str] | None = None
+) -> None:
+    """Drop a person's signature.created events the relay has not published yet (only those
+    of signature_ids, if given): each holds what they typed (name, address, number), which
+    would otherwise reach the topic, and every partner's webhook, after their erasure."""
+    of_person = and_(outbox.c.key == supporter_id, outbox.c.type == type_name("signature.created"))
+    if signature_ids is None:
+        conn.execute(delete(outbox).where(of_person))
+        return
+    events = conn.execute(select(outbox.c.id, outbox.c.data).where(of_person)).all()
+    gone = [e.id for e in events if json.loads(bytes(e.data))["signature_id"] in signature_ids]
+    if gone:
+        conn.execute(delete(outbox).where(outbox.c.id.in_(gone)))
+
+
+def forget_idempotency_scope(conn: Connection, scope: str) -> None:
+    conn.execute(delete(idempotency_keys).where(idempotency_keys.c.scope == scope))
 
 
 def scrub_signature(conn: Connection, row_id: int) -> None:

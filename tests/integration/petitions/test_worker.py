@@ -91,6 +91,7 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
             person={"email": "Noor@Example.org", "given_name": "Noor", "phone": "+14155552671"},
             consents={"partners": {"rainbow": True}},
             comment="personal story",
+            headers={"Idempotency-Key": f"noor-{petition_id}"},
         )
     svc.sign(confirmed_id, "other@example.org")
     noor = supporter_id(HASH_KEY, "noor@example.org")
@@ -118,6 +119,9 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
     # Her signatures' events, not yet relayed, would publish what she typed after the erasure.
     unsent = svc.outbox_events("signature.created")
     assert [e["person"]["email"] for e in unsent] == ["other@example.org"]
+    # A retried request's key was kept under her address's keyed hash: it would still say
+    # that the address signed.
+    assert svc.rows(store.idempotency_keys) == []
     counts = svc.counts(confirmed_id)
     assert counts["total"] == 2
     assert svc.counts(doi_id)["pending"] == 0
@@ -137,6 +141,9 @@ def test_erasure_by_phone_reaches_each_signature_made_with_that_number(svc: Peti
              "phone": "+14155550999"})  # fmt: skip
     svc.sign(first, "other@example.org", person={"email": "other@example.org",
              "given_name": "Other", "phone": "+14155550999"})  # fmt: skip
+    kim = supporter_id(HASH_KEY, "kim@example.org")
+    svc.deliver("consent.changed", {"supporter_id": kim, "channel": "email", "at": at(),
+                                    "organization_id": None, "change": "unsubscribe"})  # fmt: skip
     erased_number = phone_hash(HASH_KEY, "+14155552671")
     svc.deliver(
         "person.erased",
@@ -147,6 +154,13 @@ def test_erasure_by_phone_reaches_each_signature_made_with_that_number(svc: Peti
     assert rows[None].status == "erased" and rows[None].comment is None
     assert [r.given_name for r in svc.rows(store.signatures, petition_id=second)] == ["Kim"]
     assert svc.counts(first)["total"] == 2
+    # The number's owner is not Kim: the signature typed with it goes, from the outbox too,
+    # but Kim's other signature and her unsubscribe stay (or she would be thanked for
+    # nothing, and marked reachable again in the export).
+    unsent = [(e["person"]["email"], e["petition_id"]) for e in svc.outbox_events(
+        "signature.created")]  # fmt: skip
+    assert sorted(unsent) == [("kim@example.org", second), ("other@example.org", first)]
+    assert [r.supporter_id for r in svc.rows(store.consent_changes)] == [kim]
 
 
 def test_a_closed_campaign_closes_its_open_petitions(svc: Petitions) -> None:
