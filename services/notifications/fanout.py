@@ -447,19 +447,21 @@ class DispatchSender:
         self._committed_at = time.monotonic()
         if not self._finished:
             return
-        # Only partitions this sender owns now: the broker takes a commit for any partition of
-        # the group, and one finished before a rebalance would rewind its new owner.
-        owned = consumer.assignment()
-        offsets = {
-            tp: OffsetAndMetadata(offset, "", -1)
-            for tp, offset in self._finished.items()
-            if tp in owned
-        }
+        finished = dict(self._finished)
         self._finished.clear()
-        if not offsets:
-            return
         tries = 3 if final else 1
         for attempt in range(1, tries + 1):
+            # Only partitions this sender owns now (again after a rejoin): the broker takes a
+            # commit for any partition of the group, and one finished before a rebalance
+            # would rewind its new owner.
+            owned = consumer.assignment()
+            offsets = {
+                tp: OffsetAndMetadata(offset, "", -1)
+                for tp, offset in finished.items()
+                if tp in owned
+            }
+            if not offsets:
+                return
             try:
                 consumer.commit(offsets)
                 return
