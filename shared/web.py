@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from html import escape
 from http import HTTPStatus
@@ -43,11 +44,12 @@ def storable_text(value: str) -> None:
 
 # What mail clients and phones turn into a link in running text: a scheme, "www.", an address,
 # or a host name (a word, a dot, and letters: any top-level domain, since link finders know
-# hundreds; full-width and ideographic dots too). "St.John" is refused with them; "St. John",
-# "J.R." and names in other scripts are not.
-_LINKLIKE = re.compile(
-    r"://|\bwww[.\u3002\uff0e\uff61]|@|[\w-][.\u3002\uff0e\uff61][a-z]{2,}\b", re.IGNORECASE
-)
+# hundreds), read in NFKC (full-width letters and dots are the ASCII ones), with the ideographic
+# full stop as a dot. A short title-case abbreviation before a title-case word is a name
+# ("Ma.Cristina", "J.Smith", "St.John"), not a host.
+_LINK_MARK = re.compile(r"://|\bwww[.\u3002]|@", re.IGNORECASE)
+_HOST = re.compile(r"[\w-]+[.\u3002][a-z]{2,}\b", re.IGNORECASE)
+_ABBREVIATED = re.compile(r"[A-Z][a-z]{0,2}\.[A-Z][a-z]{3,}")
 
 
 def no_links(value: str | None) -> None:
@@ -55,7 +57,12 @@ def no_links(value: str | None) -> None:
     someone else's address with a "name" such as "your account is locked, see evil.example.com",
     which the confirmation or thank-you email would then carry, from the organization's own
     sender, to that address (phishing and spam through a sender people trust)."""
-    if value and _LINKLIKE.search(value):
+    if not value:
+        return
+    text = unicodedata.normalize("NFKC", value)
+    if _LINK_MARK.search(text) or any(
+        not _ABBREVIATED.fullmatch(host.group()) for host in _HOST.finditer(text)
+    ):
         raise ValidationError("A name, not a web or email address.")
 
 

@@ -118,7 +118,10 @@ PUBLIC_PAGES: dict[str, dict[str, Any]] = {
             "The emailed link's page listing the held changes; only its button (a POST) confirms",
             {"200": "The page", "404": _GONE},
         ),
-        "post": _page_operation("Confirm held changes", {"200": "Saved", "404": _GONE}),
+        "post": _page_operation(
+            "Confirm held changes (form field `shown`: the page's fingerprint of them)",
+            {"200": "Saved; or the page again, when what it confirms changed since", "404": _GONE},
+        ),
     },
     "/erase/{token}": {
         "get": _page_operation(
@@ -317,15 +320,19 @@ def public_blueprint(deps: Deps) -> Blueprint:
             if row is None:
                 return _gone(_browser_locale(), "confirm_title")
             lang = locale_of(conn, row.supporter_id)
-        return _confirm_page(token, row.changes, lang)
+            org = audience.organization(conn, row.organization_id)
+        return _confirm_page(token, row, org.name if org else "", lang)
 
-    def _confirm_page(token: str, changes: Any, lang: str, lead: str = "confirm_lead") -> Response:
-        lines = preferences.described(changes, lang)
+    def _confirm_page(
+        token: str, row: Any, org_name: str, lang: str, lead: str = "confirm_lead"
+    ) -> Response:
+        lines = preferences.described(row.changes, lang)
         items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+        shown = preferences.fingerprint(deps.settings.hash_key, row)
         body = (
             f'<form method="post" action="/preferences/{escape(token)}/confirm">'
-            f'<input type="hidden" name="shown" value="{preferences.fingerprint(changes)}">'
-            f"<p>{_t(lang, lead)}</p><ul>{items}</ul>"
+            f'<input type="hidden" name="shown" value="{shown}">'
+            f"<p>{_t(lang, lead)}</p><p><strong>{escape(org_name)}</strong></p><ul>{items}</ul>"
             f'<button type="submit">{_t(lang, "confirm_button")}</button></form>'
         )
         return _page(lang, "confirm_title", body)
@@ -337,10 +344,12 @@ def public_blueprint(deps: Deps) -> Blueprint:
             if row is None:
                 return _gone(_browser_locale(), "confirm_title")
             lang = locale_of(conn, row.supporter_id)
-            if request.form.get("shown") != preferences.fingerprint(row.changes):
+            if request.form.get("shown") != preferences.fingerprint(deps.settings.hash_key, row):
                 # Replaced since the page was shown (another change asked for within the
-                # hour): the owner confirms what they read, never what came after it.
-                return _confirm_page(token, row.changes, lang, "changes_replaced")
+                # hour, maybe from another organization's page): the owner confirms what they
+                # read, never what came after it.
+                org = audience.organization(conn, row.organization_id)
+                return _confirm_page(token, row, org.name if org else "", lang, "changes_replaced")
             if not preferences.confirm(deps, conn, row):
                 return _gone(lang, "confirm_title")
         return _page(lang, "saved", f"<p>{_t(lang, 'changes_saved')}</p>")

@@ -510,6 +510,18 @@ def suppressed_hashes(
     return set(rows.scalars().all())
 
 
+def suppression_reasons(
+    conn: Connection, contact_hash: str, channel: str, organization_id: str | None
+) -> set[str]:
+    """Return why a contact is suppressed for channel (everywhere or for the org), if it is."""
+    rows = conn.execute(
+        select(suppressions.c.reason).where(
+            suppressions.c.contact_hash == contact_hash, *_suppressed(channel, organization_id)
+        )
+    )
+    return set(rows.scalars().all())
+
+
 def suppress(
     conn: Connection, contact_hash: str, channel: str, scope: str, reason: str, at: datetime
 ) -> bool:

@@ -8,12 +8,19 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import Connection, delete, or_, select, update
 
 from services.notifications import audience, ledger
 from services.notifications.audience import EVERY_ORG, Supporter
 from services.notifications.bootstrap import SOURCE
-from services.notifications.store import alerts, deliveries, early_outcomes, supporters, upsert
+from services.notifications.store import (
+    alerts,
+    deliveries,
+    early_outcomes,
+    preference_requests,
+    supporters,
+    upsert,
+)
 from shared.events import Event
 from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
@@ -136,7 +143,31 @@ def unsubscribe_email(
         outbox.add(
             conn, consent_event(supporter.supporter_id, "email", organization_id, "unsubscribe", at)
         )
+    drop_held(conn, supporter.supporter_id, organization_id, ("email",))
     return changed
+
+
+def drop_held(
+    conn: Connection, supporter_id: str, organization_id: str, keys: tuple[str, ...]
+) -> None:
+    """A choice to be reached less, made now, outweighs one to be reached more still waiting
+    for its emailed link (preferences.py): drop keys from the supporter's held changes for the
+    organization, so that an old link cannot undo a later unsubscribe."""
+    rows = conn.execute(
+        select(preference_requests.c.token_hash, preference_requests.c.changes).where(
+            preference_requests.c.supporter_id == supporter_id,
+            preference_requests.c.organization_id == organization_id,
+        )
+    ).all()
+    for row in rows:
+        kept = {k: v for k, v in dict(row.changes).items() if k not in keys}
+        if kept == dict(row.changes):
+            continue
+        mine = preference_requests.c.token_hash == row.token_hash
+        if set(kept) - {"phone_hash"}:
+            conn.execute(update(preference_requests).where(mine).values(changes=kept))
+        else:
+            conn.execute(delete(preference_requests).where(mine))
 
 
 def withdraw_shares(conn: Connection, outbox: Outbox, supporter: Supporter, at: datetime) -> int:

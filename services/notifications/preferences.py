@@ -10,7 +10,6 @@ discreet mode on, texts off, email off) apply at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from services.notifications import audience, compliance, handlers, links, messag
 from services.notifications.bootstrap import Deps
 from services.notifications.store import preference_requests, supporters
 from shared.outbox import Outbox
-from shared.privacy import phone_hash
+from shared.privacy import keyed_hash, phone_hash
 
 LINK_TTL = timedelta(hours=24)
 # At most one confirmation emailed to a supporter this often; a change asked for meanwhile
@@ -144,14 +143,16 @@ def confirm(deps: Deps, conn: Connection, row: Any) -> bool:
             .values(updated_at=now, **values)
         )
     if changes.get("phone"):
-        # A number a signature gave (hold_new_number) becomes the person's, unless it was
-        # erased or texted STOP since it was typed: then they keep the number they have (an
-        # erasure by the number would otherwise be undone by the address's owner).
+        # A number a signature gave (hold_new_number) becomes the person's, with an explicit
+        # opt-in that lifts an old erasure's tombstone as a signature's does (an erasure by
+        # the number since it was typed forgot this request: forget_number). A number that
+        # texted STOP (or was unsubscribed) stays out: they keep the number they have.
         key = deps.settings.hash_key
         hashed = phone_hash(key, changes["phone"])
-        if audience.suppressed_hashes(conn, [hashed], "sms", row.organization_id):
+        if audience.suppression_reasons(conn, hashed, "sms", row.organization_id) - {"erased"}:
             changes.pop("sms", None)
         else:
+            audience.lift_suppression(conn, hashed, "sms", audience.EVERY_ORG, ("erased",))
             audience.set_number(conn, key, person.supporter_id, changes["phone"], now)
             person = audience.load_supporters(conn, [person.supporter_id])[person.supporter_id]
     if changes.get("email"):
@@ -177,6 +178,8 @@ def set_sms_consent(
         conn, [person.phone_hash], "sms", organization_id
     ):
         return False
+    if not wanted:  # a texts-on (or a number) still held for this organization goes too
+        compliance.drop_held(conn, person.supporter_id, organization_id, ("sms", "phone"))
     if not audience.set_consent(
         conn, person.supporter_id, organization_id, "sms", wanted, at, person.phone_hash
     ):
@@ -197,11 +200,13 @@ def forget_expired(conn: Connection, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-def fingerprint(changes: Mapping[str, Any]) -> str:
-    """Name a request's changes as its confirmation page shows them: the page posts it back,
-    so what is confirmed is what the person read (hold replaces a recent request's changes)."""
-    canonical = json.dumps(dict(changes), sort_keys=True, ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+def fingerprint(hash_key: str, row: Any) -> str:
+    """Name a request as its confirmation page shows it, its organization with its changes:
+    the page posts it back, so what is confirmed is what the person read (hold replaces a
+    recent request's changes and organization). Keyed: a page holds a number's last digits,
+    and a plain hash of its changes would give the rest away."""
+    canonical = json.dumps([row.organization_id, dict(row.changes)], sort_keys=True)
+    return keyed_hash(hash_key, "preference-request", canonical)[:32]
 
 
 def described(changes: Mapping[str, Any], locale: str = "en") -> list[str]:

@@ -312,14 +312,15 @@ class Dispatcher:
                     org_busy[live[inflight_id].organization_id] += count
             budget = {}
             for endpoint_id, endpoint in live.items():
-                if org_busy[endpoint.organization_id] >= config.organization_concurrency():
+                org_left = config.organization_concurrency() - org_busy[endpoint.organization_id]
+                if org_left <= 0:
                     continue  # its organization's share is in flight: claim nothing for it
                 cap = (
                     config.failing_endpoint_concurrency
                     if endpoint.failing
                     else config.per_endpoint_concurrency
                 )
-                room = cap - self._inflight.get(endpoint_id, 0)
+                room = min(cap - self._inflight.get(endpoint_id, 0), org_left)
                 if endpoint.failing:
                     room = min(room, failing_room)
                 # Not decremented per endpoint: most have nothing due, and counting their

@@ -297,6 +297,49 @@ def test_a_confirmation_applies_what_its_page_showed(service: Service) -> None:
     assert service.rows(supporters)[0].given_name == "Someone else"
 
 
+def test_email_back_on_is_confirmed_for_the_organization_the_page_showed(
+    service: Service,
+) -> None:
+    """Kim unsubscribed from two organizations and asks the first's page for its email again.
+    Within the hour, whoever holds a forwarded email of the second asks the same there: the
+    link now holds the second organization. Kim's button, pressed on the page that named the
+    first, undoes neither unsubscribe; the page is shown again, naming the second."""
+    project_org(service, "org-a", name="Asian Health Alliance")
+    project_org(service, "org-b", name="Rainbow Bridge")
+    [kim] = seed_audience(service.engine, "camp-a", "org-a", 1)
+    client = service.client()
+    tokens = {org: token_of(service, kim, org) for org in ("org-a", "org-b")}
+    for token in tokens.values():
+        client.post(f"/unsubscribe/{token}")
+    client.post(f"/preferences/{tokens['org-a']}", data={"email": "on"})
+    link = confirm_link(service, kim["supporter_id"])
+    page = client.get(link).get_data(as_text=True)
+    assert "Asian Health Alliance" in page
+    shown = re.search(r'name="shown" value="([0-9a-f]+)"', page)
+    assert shown
+    client.post(f"/preferences/{tokens['org-b']}", data={"email": "on"})
+    pressed = client.post(link, data={"shown": shown.group(1)})
+    assert "changed after you opened it" in pressed.text and "Rainbow Bridge" in pressed.text
+    assert service.count(suppressions) == 2  # both unsubscribes stand
+
+
+def test_an_unsubscribe_outweighs_an_email_on_still_waiting_for_its_link(
+    service: Service,
+) -> None:
+    """Kim asks for email back, then unsubscribes again before clicking the link: the old
+    link must not undo the later unsubscribe."""
+    project_org(service, "org-u")
+    [kim] = seed_audience(service.engine, "camp-u", "org-u", 1)
+    token = token_of(service, kim, "org-u")
+    client = service.client()
+    client.post(f"/unsubscribe/{token}")
+    client.post(f"/preferences/{token}", data={"email": "on"})
+    link = confirm_link(service, kim["supporter_id"])
+    client.post(f"/unsubscribe/{token}")
+    assert confirm_held(client, link).status_code == 404  # nothing left to confirm
+    assert service.count(suppressions) == 1
+
+
 def test_the_pages_an_email_links_to_are_in_the_supporters_language(service: Service) -> None:
     """A supporter who reads their emails in Traditional Chinese gets the preference page, its
     answers and the confirmation page in it; a spent link answers in the browser's language."""

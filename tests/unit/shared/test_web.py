@@ -141,7 +141,22 @@ def test_a_worker_serves_its_metrics_on_its_own_port() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["Mari", "St. John", "J.R.", "Nguyễn Thị", "O'Brien", "Dr. Kim", "they/them", "李"]
+    "name",
+    [
+        "Mari",
+        "St. John",
+        "J.R.",
+        "Nguyễn Thị",
+        "O'Brien",
+        "Dr. Kim",
+        "they/them",
+        "李",
+        "Ma.Cristina",
+        "J.Smith",
+        "Mr.Nguyen",
+        "St.John",
+        "J.R.R. Tolkien",
+    ],
 )
 def test_names_are_names(name: str) -> None:
     no_links(name)
@@ -160,6 +175,9 @@ def test_names_are_names(name: str) -> None:
         "EVIL.SU",
         "evil\u3002com",
         "evil.page",
+        "evil.\uff43\uff4f\uff4d",
+        "evil\uff0ecom",
+        "Visit Unlock.Page",
     ],
 )
 def test_a_name_that_would_be_a_link_in_an_email_is_refused(name: str) -> None:
