@@ -25,7 +25,7 @@ from shared.events import Event
 from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
 from shared.outbox import Outbox
-from shared.privacy import email_hash, keyed_hash, supporter_id
+from shared.privacy import email_hash, keyed_digest, supporter_id
 
 UNSUBSCRIBE_REASONS = ("unsubscribe",)  # what a supporter may undo from the preference page
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -61,7 +61,7 @@ def parse_list_token(key: str, token: str) -> tuple[str, str] | None:
 
 
 def _list_mac(key: str, supporter_token: str, org_tag: str) -> str:
-    digest = bytes.fromhex(keyed_hash(key, "list-token", f"{supporter_token}.{org_tag}"))
+    digest = keyed_digest(key, "list-token", f"{supporter_token}.{org_tag}")
     return base64.urlsafe_b64encode(digest).decode()[:LIST_MAC_CHARS]
 
 
