@@ -910,28 +910,29 @@ def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_succe
 
 
 class BlockingTransport:
-    """Answers 200 for healthy URLs; holds 'dead' ones until released, counting them."""
+    """Answers 200 at once for every URL but the held ones (with `held` in them), which it
+    holds until released, counting them, then answers with `answer` (a timeout: failing; a
+    200: an endpoint answering just inside the deadline, never marked failing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, held: str = "dead", answer: Reply | None = None) -> None:
+        self.held, self.answer = held, answer or Reply(None, None, b"", "timeout")
         self.release = threading.Event()
         self.lock = threading.Lock()
-        self.dead_now = 0
-        self.dead_most = 0
-        self.healthy = 0
+        self.held_now = self.held_most = self.healthy = 0
 
     def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
              timeout: float) -> Reply:  # fmt: skip
-        if "dead" not in url:
+        if self.held not in url:
             with self.lock:
                 self.healthy += 1
             return Reply(200, None, b"", None)
         with self.lock:
-            self.dead_now += 1
-            self.dead_most = max(self.dead_most, self.dead_now)
+            self.held_now += 1
+            self.held_most = max(self.held_most, self.held_now)
         self.release.wait(10)
         with self.lock:
-            self.dead_now -= 1
-        return Reply(None, None, b"", "timeout")
+            self.held_now -= 1
+        return self.answer
 
 
 def test_many_failing_endpoints_hold_at_most_half_the_pool(wh: Service) -> None:
@@ -955,35 +956,11 @@ def test_many_failing_endpoints_hold_at_most_half_the_pool(wh: Service) -> None:
     loop.start()
     try:
         eventually(lambda: transport.healthy == 30, message="healthy delivered")
-        assert transport.dead_most <= 2  # five dead endpoints, but only half of four threads
+        assert transport.held_most <= 2  # five dead endpoints, but only half of four threads
     finally:
         transport.release.set()
         d.stop()
         loop.join(timeout=15)
-
-
-class SlowTransport:
-    """Answers 200 at once for every URL but 'slow' ones, which answer 200 when released (just
-    inside the deadline, as a partner could make them): never failing, never marked failing."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        self.slow_now = self.slow_most = self.quick = 0
-
-    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
-             timeout: float) -> Reply:  # fmt: skip
-        if "slow" not in url:
-            with self.lock:
-                self.quick += 1
-            return Reply(200, None, b"", None)
-        with self.lock:
-            self.slow_now += 1
-            self.slow_most = max(self.slow_most, self.slow_now)
-        self.release.wait(10)
-        with self.lock:
-            self.slow_now -= 1
-        return Reply(200, None, b"", None)
 
 
 def test_one_organizations_slow_endpoints_hold_at_most_its_share_of_the_pool(
@@ -1002,14 +979,14 @@ def test_one_organizations_slow_endpoints_hold_at_most_its_share_of_the_pool(
         wh, clock,
         *(signed(f"s{i}@example.org", [PARTNER_A, PARTNER_B]) for i in range(20)),
     )  # fmt: skip
-    transport = SlowTransport()
+    transport = BlockingTransport(held="slow", answer=Reply(200, None, b"", None))
     config = wh.deps.webhooks.with_(pool_size=12, per_endpoint_concurrency=2, batch_per_endpoint=1)
     d = Dispatcher(wh.engine, config, clock=clock, transport=transport)
     loop = threading.Thread(target=d.run, daemon=True)
     loop.start()
     try:
-        eventually(lambda: transport.quick == 20, timeout=8, message="the other partner's")
-        assert transport.slow_most == config.organization_concurrency() == 3  # of 5 x 2
+        eventually(lambda: transport.healthy == 20, timeout=8, message="the other partner's")
+        assert transport.held_most == config.organization_concurrency() == 3  # of 5 x 2
     finally:
         transport.release.set()
         d.stop()
