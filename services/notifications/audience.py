@@ -165,16 +165,16 @@ SELF_NAMING = ("given_name", "family_name", "pronouns")
 
 def project_supporter(
     conn: Connection, hash_key: str, data: Mapping[str, Any], at: datetime, *, verified: bool
-) -> str:
+) -> str | None:
     """Create or refresh a supporter from a signature (not the campaign it joins: join_campaign);
-    return the supporter id.
+    return the number it gave that was kept back (see below), if any.
 
     verified: whether the signer showed they hold the address (a confirmed double opt-in
     signature). An unverified one fills a known supporter's blank name and pronouns but never
     replaces them: anyone who knows an address could otherwise have every later email greet
     its owner by a name they no longer use, or misgender them. The person changes theirs on
     the preference page, which every email links to and the thank-you quotes them on. Nor
-    does it give a known supporter a number: the owner confirms it (handlers)."""
+    does it give a known supporter another number: the owner confirms it (handlers)."""
     person = data["person"]
     sid = str(data["supporter_id"])
     country = _country(person)
@@ -211,10 +211,11 @@ def project_supporter(
             *(supporters.c[name] for name in SELF_NAMING),
         ).where(supporters.c.supporter_id == sid)
     ).first()
+    kept_back = None
     if phone and existing is not None and not verified and phone != existing.phone:
         # Nor their number: texts to it would carry the name, language and discreet mode on
-        # file to whoever typed it. The owner confirms it (handlers.hold_new_number).
-        phone = None
+        # file to whoever typed it. The owner confirms it (preferences.hold_new_number).
+        kept_back, phone = phone, None
         del values["phone"], values["phone_hash"]
     interests = sorted(
         set(data.get("interests") or []) | set(existing.interests if existing else [])
@@ -247,7 +248,7 @@ def project_supporter(
                 if getattr(existing, name) is not None:
                     keep.pop(name, None)
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))
-    return sid
+    return kept_back
 
 
 def set_number(conn: Connection, hash_key: str, supporter_id: str, phone: str, at: datetime) -> str:

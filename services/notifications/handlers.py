@@ -122,20 +122,14 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
             params={**params, "confirm_url": data.get("confirm_url")}, now=now,
         )  # fmt: skip
         return
-    number = audience.person_phone(data["person"])
-    on_file = conn.execute(
-        select(supporters.c.phone).where(supporters.c.supporter_id == sid)
-    ).first()
-    held_number = number is not None and on_file is not None and number != on_file.phone
-    if held_number:
+    kept_back = _project(deps, conn, data, now, verified=False)
+    if kept_back is not None:
         # Anyone can type a known address with their own number: it becomes the person's,
         # with the texts it asks for, once the address's owner confirms it (project_supporter
         # keeps the one on file meanwhile, and the box ticked grants nothing to it).
-        consents["sms"], asked = False, bool(consents.get("sms"))
-        data = {**data, "consents": consents}
-    _project(deps, conn, data, now, verified=False)
-    if held_number and asked:
-        preferences.hold_new_number(deps, conn, sid, org, str(number))
+        if consents.get("sms"):
+            preferences.hold_new_number(deps, conn, sid, org, kept_back)
+        consents["sms"] = False
     _welcome(deps, conn, sid, org, consents, str(data["signature_id"]), params, event.time)
 
 
@@ -150,12 +144,17 @@ PENDING_FIELDS = ("supporter_id", "campaign_id", "person", "attribution", "inter
 
 def _project(
     deps: Deps, conn: Connection, data: Mapping[str, Any], now: datetime, *, verified: bool
-) -> None:
+) -> str | None:
     """Apply what a (confirmed or single opt-in) signature says about its signer; verified:
-    confirmed through the emailed link (audience.project_supporter)."""
-    audience.project_supporter(conn, deps.settings.hash_key, data, now, verified=verified)
+    confirmed through the emailed link. Return the number it gave that was kept back
+    (audience.project_supporter)."""
+    kept_back = audience.project_supporter(
+        conn, deps.settings.hash_key, data, now, verified=verified
+    )
     audience.join_campaign(conn, data, now)
     consents = dict(data.get("consents") or {})
+    if kept_back is not None:
+        consents["sms"] = False  # asked for a number kept back: granted once it is confirmed
     if consents.get("email") or consents.get("sms"):
         # A fresh, explicit opt-in lifts an erasure tombstone (never a bounce, STOP or complaint).
         contact = email_hash(deps.settings.hash_key, data["person"]["email"])
@@ -170,6 +169,7 @@ def _project(
             audience.lift_suppression(
                 conn, contact, "email", str(data["organization_id"]), ("unsubscribe",)
             )
+    return kept_back
 
 
 def _welcome(
