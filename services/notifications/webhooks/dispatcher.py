@@ -231,10 +231,10 @@ class Dispatcher:
             claimed = self._claim(conn, now, budget)
         with self._lock:
             failing_room = self.config.pool_size // 2 - self._failing_inflight
+            # (The claim's budget let each endpoint of an organization overshoot its room.)
             org_room: dict[str, int] = defaultdict(self.config.organization_concurrency)
-            for inflight_id, count in self._inflight.items():
-                if inflight_id in live:  # (the claim's budget let each endpoint overshoot it)
-                    org_room[live[inflight_id].organization_id] -= count
+            for org, busy in self._org_inflight(live).items():
+                org_room[org] -= busy
         handed_back: list[str] = []
         order = list(claimed.items())
         self.rng.shuffle(order)  # failing endpoints take turns when their half is full
@@ -299,6 +299,14 @@ class Dispatcher:
             for r in rows
         }
 
+    def _org_inflight(self, live: dict[str, Endpoint]) -> defaultdict[str, int]:
+        """Return the chunks in flight per organization (the caller holds the lock)."""
+        busy: defaultdict[str, int] = defaultdict(int)
+        for endpoint_id, count in self._inflight.items():
+            if endpoint_id in live:
+                busy[live[endpoint_id].organization_id] += count
+        return busy
+
     def _budgets(self, live: dict[str, Endpoint]) -> dict[str, int]:
         """Return how many messages each endpoint may start on now (its free chunks' worth)."""
         config = self.config
@@ -306,10 +314,7 @@ class Dispatcher:
             total = sum(self._inflight.values())
             failing_room = config.pool_size // 2 - self._failing_inflight
             free = config.pool_size - total
-            org_busy: dict[str, int] = defaultdict(int)
-            for inflight_id, count in self._inflight.items():
-                if inflight_id in live:
-                    org_busy[live[inflight_id].organization_id] += count
+            org_busy = self._org_inflight(live)
             budget = {}
             for endpoint_id, endpoint in live.items():
                 org_left = config.organization_concurrency() - org_busy[endpoint.organization_id]
