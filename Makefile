@@ -21,7 +21,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/kinship dev up
 
-## test: unit and integration tests (starts a throwaway PostgreSQL and a real Kafka if not given)
+## test: unit, integration and end-to-end tests (starts a throwaway PostgreSQL and a real Kafka if not given)
 test: install
 	$(BIN)/pytest
 

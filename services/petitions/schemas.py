@@ -98,6 +98,14 @@ class TextsField(fields.Dict):
         )
 
 
+DOUBLE_OPT_IN = (
+    "A signature counts only once confirmed through the link emailed to its address. Use it"
+    " where signers could be at risk if known to have signed: on a single opt-in petition the"
+    " public total moves at once, so signing with someone else's address shows whether that"
+    " address had signed already."
+)
+
+
 class PetitionCreateSchema(Schema):
     campaign_id = fields.String(
         required=True, validate=[validate.Length(min=1, max=64), storable_text]
@@ -110,7 +118,7 @@ class PetitionCreateSchema(Schema):
     goal = fields.Integer(
         strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 10**9)
     )
-    double_opt_in = fields.Boolean(load_default=False)
+    double_opt_in = fields.Boolean(load_default=False, metadata={"description": DOUBLE_OPT_IN})
 
 
 class PetitionPatchSchema(Schema):
@@ -118,7 +126,7 @@ class PetitionPatchSchema(Schema):
     texts = TextsField()
     targets = fields.List(fields.Nested(TargetSchema), validate=validate.Length(max=50))
     goal = fields.Integer(strict=True, validate=validate.Range(1, 10**9))
-    double_opt_in = fields.Boolean()
+    double_opt_in = fields.Boolean(metadata={"description": DOUBLE_OPT_IN})
 
 
 class PetitionSchema(Schema):

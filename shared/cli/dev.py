@@ -65,7 +65,7 @@ def dev_down(grace: float) -> None:
 
 @dev.command("status")
 def dev_status() -> None:
-    """Show each part; exit 3 unless every part is running."""
+    """Show each part; exit 3 unless every part is running and every API is ready."""
     rows = _stack().status()
     for row in rows:
         state = f"running (pid {row.pid})" if row.running else "stopped"
