@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -620,8 +621,15 @@ def test_sms_goes_at_the_configured_rate(
         times = sorted(m.ts for m in service.fakes.twilio_messages())
         assert len(times) == count
         achieved = (count - 1) / (times[-1] - times[0])
-        # Never faster than configured (beyond a tenth of a second of burst). The floor is 85%
-        # here, not the benchmark's 95%: in this test the fakes and every worker share one
+        # Never faster than the bucket allows: its burst (a tenth of a second's texts) at once,
+        # then `rate` a second, in any stretch of the alert. The times are taken at the fake,
+        # after each request's trip, which may differ by up to `trip` seconds from one text to
+        # another (the texts here arrive 0.4-0.8 % above the rate over the whole alert).
+        # The floor is 85% here, not the benchmark's 95%: in this test every worker shares one
         # Python process (one GIL) on a shared machine.
+        burst, trip = max(1.0, rate / 10), 0.3
+        busiest = max(bisect.bisect_right(times, t + 1.0) - i for i, t in enumerate(times))
+        assert busiest <= burst + rate * (1.0 + trip), busiest
+        ceiling = (count - 1) / ((count - burst) / rate - trip)
         gaps = sorted((b - a, i) for i, (a, b) in enumerate(itertools.pairwise(times)))[-5:]
-        assert 0.85 * rate <= achieved <= 1.1 * rate, (achieved, gaps)
+        assert 0.85 * rate <= achieved <= ceiling, (achieved, gaps)
