@@ -79,12 +79,24 @@ def test_a_published_alert_starts_without_waiting_for_the_expanders_next_look(
     expander = next(p for p in core if isinstance(p, Expander))
     runner = next(p for p in core if isinstance(p, ConsumerRunner))
     expander.idle = 60.0  # left to itself, it would look again only a minute from now
+    looks: list[bool] = []  # what each of the expander's looks found
+    look = expander.expand_next
+
+    def counted_look() -> bool:
+        found = look()
+        looks.append(found)
+        return found
+
+    expander.expand_next = counted_look  # type: ignore[method-assign]
     thread = threading.Thread(target=expander.run, daemon=True)
     thread.start()
     try:
         seed_audience(deps.engine, "camp-w", "org-w", 10)
         published = alert("a-w", "camp-w", "org-w", ["email"])
-        time.sleep(0.5)  # the expander has looked, found nothing, and idles
+        deadline = time.monotonic() + 10
+        while not looks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert looks == [False]  # it has looked, found nothing, and idles for a minute
         assert batch_events(deps) == 0
         with deps.engine.begin() as conn:
             for handle in handlers(deps)[published.type]:

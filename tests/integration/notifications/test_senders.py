@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from services.notifications.capture import list_captured
 from services.notifications.senders import (
     Accepted,
     EmailBatch,
@@ -19,6 +20,7 @@ from services.notifications.senders import (
     Sms,
     SmsSender,
     TransientSendError,
+    substitute,
 )
 from services.notifications.senders.capture import CaptureEmailSender, CaptureSmsSender
 from services.notifications.senders.sendgrid import SendGridSender
@@ -75,14 +77,41 @@ def sms(
     )
 
 
-def test_email_sender_accepts_a_batch(email: EmailSender) -> None:
+def test_email_sender_delivers_a_batch(email: EmailSender, engine: Engine, fakes_db: Path) -> None:
     accepted = email.send_batch(batch("a@example.org", "b@example.org"))
     assert accepted.provider_message_id
+    if isinstance(email, CaptureEmailSender):
+        arrived = [
+            (row["to_address"], row["delivery_id"], row["body"])
+            for row in list_captured(engine, channel="email")
+        ]
+    else:  # the one request the fake SendGrid answered with this message id
+        [request] = [
+            r
+            for r in FakeRecords(fakes_db).sendgrid_requests()
+            if r.resource_id == accepted.provider_message_id
+        ]
+        text = request.body["content"][0]["value"]
+        arrived = [
+            (to["email"], p["custom_args"]["notification_id"], substitute(text, p["substitutions"]))
+            for p in request.body["personalizations"]
+            for to in p["to"]
+        ]
+    assert sorted(arrived) == [("a@example.org", "0", "Hi u"), ("b@example.org", "1", "Hi u")]
 
 
-def test_sms_sender_accepts_a_message(sms: SmsSender) -> None:
+def test_sms_sender_delivers_a_message(sms: SmsSender, engine: Engine, fakes_db: Path) -> None:
     accepted = sms.send(Sms("+14155550100", "Hi. Reply STOP to opt out."))
     assert accepted.provider_message_id
+    if isinstance(sms, CaptureSmsSender):
+        arrived = [(row["to_address"], row["body"]) for row in list_captured(engine)]
+    else:
+        arrived = [
+            (r.body["To"], r.body["Body"])
+            for r in FakeRecords(fakes_db).twilio_messages()
+            if r.resource_id == accepted.provider_message_id
+        ]
+    assert arrived == [("+14155550100", "Hi. Reply STOP to opt out.")]
 
 
 def test_sendgrid_errors_map_to_transient_or_permanent(
