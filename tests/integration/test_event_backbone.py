@@ -423,6 +423,7 @@ def test_a_dead_lettered_event_lets_the_rest_of_its_key_go_in_order(app: App) ->
     assert runner.stats["dead"] == 1
     dead = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=1)
     assert [json.loads(r.value)["seq"] for r in dead] == [1]
+    assert sum(end_offsets(app.bootstrap, dead_letter_topic(app.topic, app.group)).values()) == 1
 
 
 def test_a_spinning_consumer_is_replaced_and_every_event_applies_once(

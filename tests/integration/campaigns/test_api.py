@@ -233,11 +233,8 @@ def test_a_request_that_took_effect_is_never_run_again_even_if_its_answer_was_lo
     body = {"default_locale": "en", "titles": {"en": "Lost answer"}}
     before = service.outbox_types().count("campaign.created")
     monkeypatch.setattr(idempotency, "_keep", died)
-    try:
-        lost = lead.post("/api/v1/campaigns", json=body, headers=headers)
-        assert lost.status_code == 500
-    except RuntimeError:
-        pass  # the test client may raise what the server would have answered 500 for
+    lost = lead.post("/api/v1/campaigns", json=body, headers=headers)
+    assert lost.status_code == 500
     monkeypatch.undo()
     assert service.outbox_types().count("campaign.created") == before + 1
     table = store.idempotency_keys

@@ -278,7 +278,7 @@ def test_progress_comes_from_notifications_events(
 
     # The late, older report and the unknown alert's (same partition, after it) were consumed
     # and changed nothing.
-    def skipped() -> int:
+    def skipped() -> set[str]:
         # These two reports' lines only: the topic is the session's, other tests' reports too.
         lines = [
             line
@@ -286,7 +286,11 @@ def test_progress_comes_from_notifications_events(
             for line in p.read_text(errors="replace").splitlines()
             if "alert progress not applied" in line
         ]
-        return sum(alert["alert_id"] in line or unknown in line for line in lines)
+        return {i for i in (alert["alert_id"], unknown) if any(i in line for line in lines)}
 
-    eventually(lambda: skipped() >= 2, timeout=180, message="stale and unknown reports skipped")
+    eventually(
+        lambda: skipped() == {alert["alert_id"], unknown},
+        timeout=180,
+        message="the stale report and the unknown alert's each skipped",
+    )
     assert progress() == newest and workers.alive()

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from shared.events.catalog import CAMPAIGNS
 from tests.unit.deploy.conftest import DEPLOY, ROOT, SERVICES
 
 PORTS = {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
@@ -85,8 +84,3 @@ def test_migrations_run_once_before_the_services(compose: dict[str, Any]) -> Non
     assert migrate["command"] == ["kinship", "migrate"]
     assert migrate["restart"] == "no"
     assert set(migrate["depends_on"]) == {"postgres"}
-
-
-def test_topic_names_match_the_catalog() -> None:
-    # The compose file relies on the workers to create topics; the catalog is where they live.
-    assert CAMPAIGNS == "kinship.campaigns"
