@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -165,7 +166,8 @@ class JsonParser(FlaskParser):
     """webargs' parser, refusing what it would otherwise mistake for an empty body or answer
     with a 500: a body sent as anything but JSON (it read as no body, so a PATCH answered 200
     and changed nothing) is a 415 naming Content-Type, and JSON nested too deep for Python's
-    parser (it raises RecursionError, not a decoding error) is a 400 like any invalid JSON."""
+    parser (it raises RecursionError, not a decoding error) is a 400 like any invalid JSON, as
+    is a number too long for it (past 4,300 digits it raises a plain ValueError)."""
 
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_request(req) and req.get_data(cache=True):
@@ -178,6 +180,10 @@ class JsonParser(FlaskParser):
             return super()._raw_load_json(req)
         except RecursionError:
             abort(400, message="Invalid JSON body", messages={"body": ["Nested too deep."]})
+        except json.JSONDecodeError:
+            raise  # webargs answers it
+        except ValueError:
+            abort(400, message="Invalid JSON body", messages={"body": ["A number is too long."]})
 
 
 class ApiBlueprint(SmorestBlueprint):  # type: ignore[misc]
@@ -210,8 +216,12 @@ ERROR_RESPONSES: dict[str, dict[str, Any]] = {
         " or the first request under its Idempotency-Key is still in progress, took effect"
         " without its response being kept, or just failed (retry it)"
     ),
+    "400": _error_response(
+        "The body is not valid JSON: malformed, not UTF-8, nested too deep, or a number too long"
+    ),
     "413": _error_response("The body is over 2 MiB, or the event it makes is over 900 KB"),
     "415": _error_response("The body is not JSON (Content-Type: application/json)"),
+    "422": _error_response("A field, parameter or header is invalid: `errors` names it"),
     "429": _error_response(
         "Too many requests from this address: wait Retry-After seconds",
         {"Retry-After": {**_SECONDS, "description": "seconds to wait"}},
@@ -222,8 +232,9 @@ ERROR_RESPONSES: dict[str, dict[str, Any]] = {
 class ErrorResponses(BasePlugin):
     """Documents the error statuses each operation can answer (flask-smorest documents only
     the success and a generic default): 401/403 where a key is asked for, 404 where the path
-    names a resource, 409 for a change, 413/415 where a body is read, and 429 (with its
-    Retry-After) where a route declares a limit."""
+    names a resource, 409 for a change, 400/413/415 where a body is read, 422 where an
+    Idempotency-Key is read (flask-smorest documents it only where arguments are parsed), and
+    429 (with its Retry-After) where a route declares a limit."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
@@ -240,7 +251,12 @@ class ErrorResponses(BasePlugin):
             if method in ("post", "put", "patch", "delete"):
                 wanted.append("409")
             if "requestBody" in operation:
-                wanted += ["413", "415"]
+                wanted += ["400", "413", "415"]
+            headers = {
+                p.get("name") for p in operation.get("parameters", []) if p.get("in") == "header"
+            }
+            if "Idempotency-Key" in headers and "422" not in responses:
+                wanted.append("422")
             if "429" in responses:
                 wanted.append("429")
             for status in wanted:

@@ -465,7 +465,12 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
     @blp.route("/sendgrid/events", methods=["POST"])
     @blp.doc(
         summary="SendGrid Event Webhook, verified by its ECDSA signature",
-        responses={"204": {"description": "Applied"}, **FORGED},
+        responses={
+            "204": {"description": "Applied"},
+            **FORGED,
+            "413": ERROR_RESPONSES["413"],
+            "422": ERROR_RESPONSES["422"] | {"description": "Not a JSON array of events"},
+        },
     )
     def sendgrid_events() -> Response:
         payload = request.get_data(as_text=True)

@@ -73,6 +73,21 @@ def test_each_operation_documents_the_errors_it_can_answer(tmp_path: Path) -> No
     assert "text/csv" in export["200"]["content"] and "409" not in export
 
 
+@pytest.mark.parametrize("service", ["campaigns", "petitions", "notifications"])
+def test_bodies_and_idempotency_keys_document_their_refusals(service: str, tmp_path: Path) -> None:
+    """Malformed JSON is a 400 wherever a body is read, and a reused Idempotency-Key a 422
+    wherever one is read (also where no other argument is parsed)."""
+    for path, operations in spec_of(service, tmp_path)["paths"].items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "callbacks" in operation.get("tags", ()):
+                continue
+            if "requestBody" in operation:
+                assert "400" in operation["responses"], (method, path)
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            if "Idempotency-Key" in headers:
+                assert "422" in operation["responses"], (method, path)
+
+
 def test_the_document_says_what_the_campaigns_api_does(tmp_path: Path) -> None:
     campaigns = spec_of("campaigns", tmp_path)
     paths = campaigns["paths"]

@@ -62,6 +62,16 @@ def test_json_nested_too_deep_is_a_400_not_a_crash() -> None:
     assert "body" in response.get_json()["errors"]
 
 
+def test_a_number_too_long_for_python_is_a_400_not_a_crash() -> None:
+    # Past 4,300 digits Python's int() (and so its json parser) raises a plain ValueError.
+    body = '{"email": 1' + "0" * 5000 + "}"
+    response = (
+        make_app().test_client().post("/api/v1/things/", data=body, content_type="application/json")
+    )
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"body": ["A number is too long."]}
+
+
 def test_a_body_that_is_not_json_is_refused_naming_the_content_type() -> None:
     # Read as no body at all, it would reach the view as an empty object.
     response = (
