@@ -8,6 +8,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from html import escape
 from http import HTTPStatus
 from typing import Any
@@ -41,6 +42,15 @@ def storable_text(value: str) -> None:
     where the database would answer 500)."""
     if not storable(value):
         raise ValidationError("Must not contain NUL or unpaired surrogate characters.")
+
+
+def utc_representable(value: datetime) -> None:
+    """A marshmallow validator for an aware time: one whose UTC reading falls outside years
+    1-9999 ("0001-01-01T00:00+01:00") is refused (a 422), where storing it would be a 500."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("Out of range once read as UTC.") from None
 
 
 # What mail clients and phones turn into a link in running text: a scheme, "www.", an address,

@@ -46,6 +46,12 @@ def webhooks_blueprint(
     def caller() -> Principal:
         return current_principal(verifier)
 
+    @bp.before_request
+    def authenticate() -> None:
+        """Every route here takes a key: checked before the body or query is read, so a caller
+        without one gets the 401 it should, and learns nothing of the API from a 422."""
+        caller()
+
     def ctx() -> manage.Context:
         return manage.Context(engine, config, settings.production, clock())
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.notifications.webhooks.domain import EVENT_TYPES
 from shared.pages import PageArgs, page_schema
-from shared.web import storable_text
+from shared.web import storable_text, utc_representable
 
 EventType = fields.String(validate=validate.OneOf(EVENT_TYPES))
 
@@ -60,8 +62,13 @@ class EndpointWithSecret(EndpointOut):
 
 
 class RecoverIn(Schema):
-    since = fields.AwareDateTime(required=True, default_timezone=None)
-    until = fields.AwareDateTime(load_default=None, allow_none=True)
+    since = fields.AwareDateTime(required=True, validate=utc_representable)
+    until = fields.AwareDateTime(load_default=None, allow_none=True, validate=utc_representable)
+
+    @validates_schema
+    def _in_order(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("until") is not None and data["until"] < data["since"]:
+            raise ValidationError("Must not be before since.", "until")
 
 
 class RecoverOut(Schema):

@@ -167,6 +167,9 @@ def test_scheduling_validates_every_locale_and_the_send_time(service: Service) -
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     late = lead.post(schedule, json={"send_at": past})
     assert late.status_code == 422 and list(late.json["errors"]) == ["send_at"]
+    for beyond in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"):  # no UTC time
+        refused = lead.post(schedule, json={"send_at": beyond})
+        assert refused.status_code == 422 and list(refused.json["errors"]) == ["send_at"]
     # Within the window the schedule allows, so only the missing zone can be what is wrong.
     soon = (datetime.now(UTC) + timedelta(hours=2)).replace(tzinfo=None).isoformat()
     naive = lead.post(schedule, json={"send_at": soon})

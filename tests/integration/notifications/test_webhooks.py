@@ -607,6 +607,14 @@ def test_recovery_resends_exactly_the_failed_messages(wh: Service) -> None:
         # Recovering again finds nothing more to send.
         again = wh.client().post(f"{base}/recover", json={"since": since}, headers=key)
         assert again.get_json() == {"recovered": 0}
+        # A time that is no time once read as UTC, or a window ending before it starts.
+        for body, field in (
+            ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
+            ({"since": since, "until": "9999-12-31T23:59:59-05:00"}, "until"),
+            ({"since": since, "until": format_time(outage_start - timedelta(1))}, "until"),
+        ):
+            refused = wh.client().post(f"{base}/recover", json=body, headers=key)
+            assert refused.status_code == 422 and field in refused.get_json()["errors"], body
 
 
 def test_a_dead_endpoint_does_not_delay_a_healthy_one(wh: Service) -> None:
@@ -654,6 +662,15 @@ def test_a_partner_cannot_read_or_change_another_partners_endpoints(wh: Service)
         assert client.get("/api/v1/webhooks/endpoints", headers=b).get_json()["total_records"] == 0
         assert client.get("/api/v1/webhooks/endpoints", headers=a).get_json()["total_records"] == 1
         assert client.get(base).status_code == 401
+        # Without a key, nothing is read first: no 422 tells an anonymous caller the API.
+        for method, path, body in (
+            ("post", "/api/v1/webhooks/endpoints", {"url": 5}),
+            ("get", "/api/v1/webhooks/endpoints?page=0", None),
+            ("patch", base, {"enabled": "nope"}),
+            ("post", f"{base}/recover", {}),
+        ):  # fmt: skip
+            answer = getattr(client, method)(path, json=body)
+            assert answer.status_code == 401 and answer.get_json()["errors"] == {}, path
         claim = client.post("/api/v1/webhooks/endpoints", headers=b,
                             json={"url": rx.url, "organization_id": PARTNER_A})  # fmt: skip
         assert claim.status_code == 422 and "organization_id" in claim.get_json()["errors"]
