@@ -30,6 +30,8 @@ from sqlalchemy import (
     Select,
     bindparam,
     insert,
+    literal_column,
+    or_,
     select,
     union_all,
     update,
@@ -93,6 +95,7 @@ class Outcome:
     at: datetime
     reply: Reply
     latency_ms: int
+    held: bool = False  # a deletion: it never gives up (domain.HELD)
 
 
 @functools.lru_cache(maxsize=32)
@@ -103,12 +106,29 @@ def due_query(endpoints: int) -> CompoundSelect[Any] | Select[Any]:
     built afresh every round, the union took a fifth of the dispatcher's time to construct and
     compile.
     """
+    # A deletion waits for its endpoint's chunks claimed before it was written: such a chunk
+    # carries the bodies as they were before the erasure, and a message of it still to go
+    # would hand the partner the person's details after it was told to delete them.
+    # (Constants of the code in the SQL text, not parameters: the statement keeps the
+    # parameters the claim's plan is checked with.)
+    earlier = messages.alias("earlier")
+    in_flight_before = (
+        select(earlier.c.message_id)
+        .where(
+            earlier.c.endpoint_id == messages.c.endpoint_id,
+            earlier.c.status == literal_column("'delivering'"),
+            earlier.c.claimed_at <= messages.c.created_at,
+        )
+        .exists()
+    )
+    deletion = messages.c.event_type.in_([literal_column(f"'{t}'") for t in domain.HELD])
     picks = [
         select(messages.c.message_id)
         .where(
             messages.c.endpoint_id == bindparam(f"endpoint_{i}"),
             messages.c.status == "pending",
             messages.c.next_attempt_at <= bindparam("now", type_=messages.c.next_attempt_at.type),
+            or_(~deletion, ~in_flight_before),
         )
         .order_by(messages.c.next_attempt_at)
         .limit(bindparam(f"room_{i}", type_=Integer))
@@ -362,6 +382,7 @@ class Dispatcher:
                 messages.c.trigger,
                 messages.c.next_attempt_at,
                 messages.c.supporter_id,
+                messages.c.event_type,
             )
         )
         claimed: dict[str, list[Any]] = {}
@@ -403,7 +424,15 @@ class Dispatcher:
                 LATENCY.observe(elapsed)
                 ATTEMPTS.labels(outcome(reply)).inc()
                 outcomes.append(
-                    Outcome(row.message_id, row.attempts, row.trigger, self.clock(), reply, latency)
+                    Outcome(
+                        row.message_id,
+                        row.attempts,
+                        row.trigger,
+                        self.clock(),
+                        reply,
+                        latency,
+                        held=row.event_type in domain.HELD,
+                    )  # fmt: skip
                 )
                 if not domain.is_success(reply.status):
                     break  # the rest wait for the endpoint to answer again
@@ -449,27 +478,23 @@ class Dispatcher:
             self._record_all(waiting, raise_errors)
 
     @staticmethod
-    def _erased_meanwhile(conn: Connection, finished: list[_Finished]) -> set[str]:
-        """The messages naming a person who was erased while they were in flight.
+    def _still_there(conn: Connection, finished: list[_Finished]) -> tuple[set[str], set[str]]:
+        """Return the chunks' messages that still exist (an endpoint deleted meanwhile took its
+        own), and those of them naming a person who was erased while they were in flight.
 
         A partner's response may echo the payload; erasure clears the responses it finds, but
         not one recorded after it. The messages' rows are locked first: an erasure scrubs them
-        before the responses, so it either committed before (its scrub is seen here) or waits
-        for this transaction and then clears what it records."""
-        personal = [
-            row.message_id
-            for item in finished
-            for row in item.chunk
-            if row.supporter_id is not None
-        ]
-        if not personal:
-            return set()
+        before the responses, and deleting an endpoint deletes them before its attempts, so
+        either committed before (and is seen here) or waits for this transaction and then
+        clears what it records."""
         rows = conn.execute(
             select(messages.c.message_id, messages.c.supporter_id)
-            .where(messages.c.message_id.in_(personal))
+            .where(messages.c.message_id.in_([r.message_id for i in finished for r in i.chunk]))
             .with_for_update()
-        )
-        return {row.message_id for row in rows if row.supporter_id is None}
+        ).all()
+        personal = {r.message_id for i in finished for r in i.chunk if r.supporter_id is not None}
+        erased = {row.message_id for row in rows if row.supporter_id is None} & personal
+        return {row.message_id for row in rows}, erased
 
     def _record_all(self, finished: list[_Finished], raise_errors: bool) -> None:
         """Write the attempts and each message's next state, for many chunks in one transaction.
@@ -497,8 +522,13 @@ class Dispatcher:
     def _record(self, conn: Connection, finished: list[_Finished]) -> None:
         config = self.config
         now = self.clock()
-        tried = [(item.endpoint, o) for item in finished for o in item.outcomes]
-        erased = self._erased_meanwhile(conn, finished)
+        present, erased = self._still_there(conn, finished)
+        tried = [
+            (item.endpoint, o)
+            for item in finished
+            for o in item.outcomes
+            if o.message_id in present
+        ]
         if tried:
             conn.execute(
                 insert(attempts),
@@ -589,19 +619,24 @@ class Dispatcher:
         retry_after = None
         if o.reply.status == 429:
             retry_after = domain.parse_retry_after(o.reply.retry_after, now)
+        # A deletion never gives up while its endpoint is enabled: the partner holds the
+        # person's details until it arrives. Past the schedule it goes again at the schedule's
+        # last interval; a 410 disables the endpoint, which holds it until enabled again.
+        step = min(tries, len(config.schedule)) if o.held else tries
         later = domain.next_attempt_at(
-            tries, now, config.schedule, config.jitter, retry_after, self.rng
+            step, now, config.schedule, config.jitter, retry_after, self.rng
         )
         gone = o.reply.status == 410
+        failed = not o.held and (later is None or gone)
         conn.execute(
             update(messages)
             .where(messages.c.message_id == o.message_id)
             .values(
-                status="failed" if later is None or gone else "pending",
+                status="failed" if failed else "pending",
                 attempts=tries,
                 claimed_at=None,
-                next_attempt_at=None if gone else later,
-                finished_at=now if later is None or gone else None,
+                next_attempt_at=None if failed else later,
+                finished_at=now if failed else None,
                 last_status_code=o.reply.status,
             )
         )
@@ -630,6 +665,7 @@ class Dispatcher:
         if force or mono - self._last_reclaim >= RECLAIM_EVERY:
             self._last_reclaim = mono
             self.reclaim()
+            self.disable_failing()
         if force or mono - self._last_notice >= NOTICE_EVERY:
             self._last_notice = mono
             self.send_notices()
@@ -654,6 +690,26 @@ class Dispatcher:
                 .values(notice="pending")
             )
         return int(result.rowcount or 0)
+
+    def disable_failing(self) -> int:
+        """Disable the endpoints failing, with no success, for longer than allowed; return how
+        many. A failure recorded past that time does it at once; this catches an endpoint whose
+        last messages gave up before then (its owner is told, and learns to recover them)."""
+        now = self.clock()
+        cutoff = now - timedelta(seconds=self.config.disable_after_seconds)
+        with self.engine.begin() as conn:
+            failing = (
+                conn.execute(
+                    select(endpoints.c.endpoint_id).where(
+                        endpoints.c.enabled.is_(True), endpoints.c.failing_since <= cutoff
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for endpoint_id in failing:
+                disable(conn, endpoint_id, "failing", now)
+        return len(failing)
 
     def send_notices(self) -> int:
         """Email the organization of each endpoint disabled automatically (gone, failing) once.

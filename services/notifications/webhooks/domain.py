@@ -165,13 +165,15 @@ def check_url(url: str, https_required: bool) -> tuple[str, str, int]:
 
 
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix (RFC 6052)
+TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # IPv4-translated addresses (RFC 2765)
 
 
 def check_address(address: str, allowed: Sequence[IpNetwork]) -> IpAddress:
     """Return the address if webhooks may go there, or raise UnsafeUrl.
 
-    An IPv6 address that carries an IPv4 one (mapped, NAT64, 6to4) is judged by the IPv4
-    address it reaches: 64:ff9b::a9fe:a9fe is the cloud metadata service behind a NAT64.
+    An IPv6 address that carries an IPv4 one (mapped, translated, NAT64, 6to4) is judged by
+    the IPv4 address it reaches: 64:ff9b::a9fe:a9fe is the cloud metadata service behind a
+    NAT64, ::ffff:0:7f00:1 the loopback behind a stateless translator.
     """
     ip: IpAddress = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
@@ -179,7 +181,7 @@ def check_address(address: str, allowed: Sequence[IpNetwork]) -> IpAddress:
             ip = ip.ipv4_mapped
         elif ip.sixtofour is not None:
             ip = ip.sixtofour
-        elif ip in NAT64:
+        elif ip in NAT64 or ip in TRANSLATED:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if any(ip in net for net in allowed if net.version == ip.version):
         return ip

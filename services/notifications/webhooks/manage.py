@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, select, update
 
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
@@ -112,6 +112,25 @@ def change(ctx: Context, principal: Principal, endpoint_id: str, data: Mapping[s
         conn.execute(
             update(endpoints).where(endpoints.c.endpoint_id == endpoint_id).values(**values)
         )
+        if values.get("enabled"):
+            # Deletions it holds go first thing (a 410 left one waiting for a later try, and
+            # one written off before deletions were kept for good goes too).
+            conn.execute(
+                update(messages)
+                .where(
+                    messages.c.endpoint_id == endpoint_id,
+                    messages.c.event_type.in_(domain.HELD),
+                    messages.c.status.in_(("pending", "failed")),
+                )
+                .values(
+                    status="pending",
+                    next_attempt_at=case(
+                        (messages.c.next_attempt_at < ctx.now, messages.c.next_attempt_at),
+                        else_=ctx.now,
+                    ),
+                    finished_at=None,
+                )
+            )
         return conn.execute(select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)).one()
 
 
@@ -119,8 +138,10 @@ def remove(ctx: Context, principal: Principal, endpoint_id: str) -> None:
     """Delete an endpoint, its waiting messages and its attempt log."""
     with ctx.engine.begin() as conn:
         owned(conn, principal, endpoint_id)
-        conn.execute(delete(attempts).where(attempts.c.endpoint_id == endpoint_id))
+        # Messages first: a dispatcher recording a chunk of them holds their rows, so this
+        # waits for its attempts, and deletes them next.
         conn.execute(delete(messages).where(messages.c.endpoint_id == endpoint_id))
+        conn.execute(delete(attempts).where(attempts.c.endpoint_id == endpoint_id))
         conn.execute(delete(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
 
 

@@ -1090,3 +1090,142 @@ def test_a_dead_endpoints_backlog_is_not_walked_to_claim_a_healthy_endpoints_mes
 
     assert plan["Actual Rows"] == 3
     assert sum(n.get("Rows Removed by Filter", 0) for n in nodes(plan)) == 0, plan
+
+
+def erasure_of(sig: Event) -> Event:
+    return event("person.erased", sig.key, supporter_id=sig.key, email_hash=None, phone_hash=None)
+
+
+def test_a_deletion_never_gives_up_while_its_endpoint_is_on(wh: Service) -> None:
+    """A partner keeps a person's details until told to delete them: past the schedule the
+    deletion goes again at its last interval (before, it failed for good after a day of
+    outage, and nobody ever sent it again); a 410 disables the endpoint, which holds the
+    deletion until its owner turns it back on."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    with receivers(1) as (rx,):
+        ep = register(wh, key, rx.url)
+        sig = signed("keep.out@example.org", [PARTNER_A])
+        write_events(wh, clock, sig)
+        d = dispatcher(wh, clock, schedule=(60.0, 120.0))
+        d.drain()
+        rx.default = (503, {}, b"")
+        write_events(wh, clock, erasure_of(sig))
+        for _ in range(6):  # three times the schedule's length
+            clock.advance(150)
+            d.drain()
+        (told,) = [
+            r for r in message_rows(wh, ep["endpoint_id"]) if r.event_type == "person.erased"
+        ]
+        assert told.status == "pending" and told.attempts == 6
+        assert clock.now < told.next_attempt_at <= clock.now + timedelta(seconds=120 * 1.2)
+        rx.default = (410, {}, b"")
+        clock.advance(150)
+        d.drain()
+        (row,) = wh.rows(endpoints, endpoints.c.endpoint_id == ep["endpoint_id"])
+        assert not row.enabled and row.disabled_reason == "gone"
+        (told,) = [
+            r for r in message_rows(wh, ep["endpoint_id"]) if r.event_type == "person.erased"
+        ]
+        assert told.status == "pending"
+        rx.default = (204, {}, b"")
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        assert wh.client().patch(base, json={"enabled": True}, headers=key).status_code == 200
+        d.drain()  # at once: the deletion is due again when the endpoint is back
+        assert rx.received[-1].json()["type"] == "person.erased"
+        (told,) = [
+            r for r in message_rows(wh, ep["endpoint_id"]) if r.event_type == "person.erased"
+        ]
+        assert told.status == "succeeded"
+
+
+class HoldingTransport:
+    """Answers 200 to every request, holding those whose body holds `held` until released;
+    keeps each body as its answer goes back (what the partner has taken in), in order."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.holding, self.release = threading.Event(), threading.Event()
+        self.lock = threading.Lock()
+        self.bodies: list[dict[str, Any]] = []
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        if self.held in body.decode():
+            self.holding.set()
+            self.release.wait(10)
+        with self.lock:
+            self.bodies.append(json.loads(body))
+        return Reply(200, None, b"", None)
+
+
+def test_a_deletion_waits_for_the_details_already_on_their_way(wh: Service) -> None:
+    """An erasure while a chunk carrying the person's details is in flight: the deletion must
+    reach the partner after those details, or the partner deletes first and keeps them."""
+    clock = Clock()
+    seed_projection(wh)
+    register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/hook")
+    sig = signed("in.flight@example.org", [PARTNER_A])
+    write_events(wh, clock, sig)
+    transport = HoldingTransport("in.flight@example.org")
+    d = Dispatcher(wh.engine, wh.deps.webhooks, clock=clock, transport=transport)
+    try:
+        assert d.tick() == 1
+        assert transport.holding.wait(10)
+        clock.advance(1)
+        write_events(wh, clock, erasure_of(sig))
+        assert d.tick() == 0  # the deletion waits for the chunk claimed before it
+    finally:
+        transport.release.set()
+    eventually(lambda: len(transport.bodies) == 1, message="the details delivered")
+    d.tick(wait_for_results=True)  # records the first chunk
+    d.drain()
+    assert [b["type"] for b in transport.bodies] == ["signature.created", "person.erased"]
+
+
+def test_an_endpoint_failing_for_days_with_nothing_left_to_send_is_disabled(wh: Service) -> None:
+    """Its last messages gave up after a day; nothing new failed since to disable it, so its
+    owner never heard. The dispatcher's housekeeping disables it and tells the owner."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    long_down = register(wh, key, "http://127.0.0.1:9/long")
+    short_down = register(wh, key, "http://127.0.0.1:9/short")
+    for ep, days in ((long_down, 6), (short_down, 1)):
+        with wh.engine.begin() as conn:
+            conn.execute(
+                endpoints.update()
+                .where(endpoints.c.endpoint_id == ep["endpoint_id"])
+                .values(failing_since=clock.now - timedelta(days=days))
+            )
+    assert dispatcher(wh, clock).disable_failing() == 1
+    rows = {r.endpoint_id: r for r in wh.rows(endpoints)}
+    long_row, short_row = rows[long_down["endpoint_id"]], rows[short_down["endpoint_id"]]
+    assert (long_row.enabled, long_row.disabled_reason, long_row.notice) == (
+        False, "failing", "pending",
+    )  # fmt: skip
+    assert short_row.enabled
+
+
+def test_an_endpoint_deleted_mid_delivery_leaves_no_attempts_behind(wh: Service) -> None:
+    """Its attempt log could hold the partner's echo of the payload, under messages that no
+    longer exist: no API shows such rows, and no erasure finds them."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/hook")
+    write_events(wh, clock, signed("deleted.mid@example.org", [PARTNER_A]))
+    transport = HoldingTransport("deleted.mid@example.org")
+    d = Dispatcher(wh.engine, wh.deps.webhooks, clock=clock, transport=transport)
+    try:
+        assert d.tick() == 1
+        assert transport.holding.wait(10)
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        assert wh.client().delete(base, headers=key).status_code == 204
+    finally:
+        transport.release.set()
+    eventually(lambda: len(transport.bodies) == 1, message="the request answered")
+    d.tick(wait_for_results=True)  # records the chunk
+    assert wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"]) == []
+    assert wh.rows(messages, messages.c.endpoint_id == ep["endpoint_id"]) == []
