@@ -139,6 +139,51 @@ def test_an_endpoint_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline() 
     assert time.monotonic() - started < 5
 
 
+def test_a_tls_handshake_fed_a_byte_at_a_time_is_cut_off_at_the_deadline() -> None:
+    """The handshake runs before http.client knows the connection's socket, so the attempt's
+    watchdog has nothing to cut then; what bounds it is CPython's ssl module, which gives the
+    whole handshake the socket's timeout (one deadline, not one per read). Pinned here: else a
+    partner's server could hold a delivery thread for days."""
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)  # the ClientHello
+            conn.sendall(b"\x16\x03\x03\x40\x00\x02")  # a 16 KB handshake record begins
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"\x00")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    threading.Thread(target=drip, daemon=True).start()
+    transport = GuardedTransport(domain.parse_networks(["127.0.0.1/32"]), https_required=True)
+    replies = []
+    started = time.monotonic()
+    sender = threading.Thread(
+        target=lambda: replies.append(
+            transport.post("ep", f"https://127.0.0.1:{port}/hooks", {}, b"{}", timeout=0.5)
+        ),
+        daemon=True,
+    )
+    sender.start()
+    sender.join(timeout=10)
+    stop.set()
+    server.close()
+    assert replies, "the handshake was still running after 10 s"
+    (reply,) = replies
+    assert reply.status is None and reply.error and reply.error.startswith("timeout")
+    assert time.monotonic() - started < 5
+
+
 def test_a_claim_outlasts_the_slowest_chunk_the_deadline_allows() -> None:
     """A claim older than its lease is taken for a crashed dispatcher's and handed out again:
     it must outlast a chunk whose every message is answered just inside the attempt's
