@@ -25,6 +25,11 @@ from shared.web import AUTH_DOC, JsonParser
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+def replay_headers(body: Any) -> dict[str, str]:
+    """The headers of an answer: a replay under an Idempotency-Key says it is one."""
+    return {"Idempotent-Replayed": "true"} if isinstance(body, usecases.Replayed) else {}
+
+
 # An export's answer: CSV, streamed, named for saving.
 CSV_RESPONSE = {
     "description": "CSV (UTF-8), streamed",
@@ -123,12 +128,12 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     @blp.doc(**AUTH_DOC, **header_doc(usecases.MAX_IDEMPOTENCY_KEY))
     @blp.arguments(schemas.PetitionCreateSchema())
     @blp.response(201, schemas.PetitionSchema)
-    def create_petition(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def create_petition(data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Create a draft petition (organizers of the campaign; Idempotency-Key honoured)."""
         principal = current_principal(deps.verifier)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         status, body = usecases.create_petition(deps, principal, data, key)
-        return body, status
+        return body, status, replay_headers(body)
 
     @blp.route("/petitions", methods=["GET"])
     @members
@@ -197,7 +202,10 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         key = request.headers.get(IDEMPOTENCY_HEADER)
         status, body = signing.sign(deps, petition_id, data, key, accept_languages())
         # Already in the documented shape: skip re-serializing it on the hottest path.
-        return Response(json.dumps(body), status=status, mimetype="application/json")
+        return Response(
+            json.dumps(body), status=status, mimetype="application/json",
+            headers=replay_headers(body),
+        )  # fmt: skip
 
     @blp.route("/confirmations/<token>", methods=["GET"])
     @blp.doc(responses={"200": {"description": "text/html: a page whose button confirms"}})

@@ -71,10 +71,15 @@ def request_fingerprint(deps: Deps, payload: Any) -> str:
     return keyed_hash(deps.settings.hash_key, "idempotency", text)
 
 
+class Replayed(dict[str, Any]):
+    """A response body kept under an Idempotency-Key, answered again: the API adds the header
+    Idempotent-Replayed: true, as the other services' replays carry."""
+
+
 def _replay(prior: Any, fingerprint: str) -> Result:
     if prior.request_hash != fingerprint:
         raise FieldError("Idempotency-Key", "This key was already used for a different request")
-    return int(prior.status_code), dict(prior.body)
+    return int(prior.status_code), Replayed(prior.body)
 
 
 MAX_IDEMPOTENCY_KEY = 200  # idempotency_keys.key
@@ -88,11 +93,11 @@ def run_idempotent(
     work: Callable[[Connection], Result],
 ) -> Result:
     """Run work in one transaction; a repeated key returns the first response, with no effect."""
-    if not key:
+    if key is None:
         with deps.engine.begin() as conn:
             return work(conn)
-    if len(key) > MAX_IDEMPOTENCY_KEY:
-        raise FieldError("Idempotency-Key", f"At most {MAX_IDEMPOTENCY_KEY} characters")
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or "\x00" in key:
+        raise FieldError("Idempotency-Key", f"Use 1 to {MAX_IDEMPOTENCY_KEY} characters (no NUL).")
     fingerprint = request_fingerprint(deps, payload)
     try:
         with deps.engine.begin() as conn:

@@ -162,6 +162,12 @@ def test_creating_twice_with_one_idempotency_key_creates_once(svc: Petitions) ->
     second = svc.client.post("/api/v1/petitions", json=body, headers=headers)
     assert first.status_code == second.status_code == 201
     assert first.get_json()["petition_id"] == second.get_json()["petition_id"]
+    assert "Idempotent-Replayed" not in first.headers
+    assert second.headers["Idempotent-Replayed"] == "true"
+    empty = svc.client.post(
+        "/api/v1/petitions", json=body, headers={**headers, "Idempotency-Key": ""}
+    )
+    assert empty.status_code == 422 and "Idempotency-Key" in empty.get_json()["errors"]
     listed = svc.client.get("/api/v1/petitions", headers=svc.auth("lead")).get_json()
     assert listed["total_records"] == 1
     changed = svc.client.post("/api/v1/petitions", json={**body, "goal": 5}, headers=headers)

@@ -98,7 +98,10 @@ def test_one_idempotency_key_signs_once_and_says_nothing_twice(svc: Petitions) -
     headers = {"Idempotency-Key": "retry-me"}
     first = svc.sign(petition_id, "ana@example.org", headers=headers)
     retried = svc.sign(petition_id, "ana@example.org", headers=headers)
-    assert comparable(first) == comparable(retried)
+    # The same answer, saying it is the first one's, as every service's replays do.
+    status, body, replay_headers = comparable(retried)
+    assert replay_headers.pop("idempotent-replayed") == "true"
+    assert comparable(first) == (status, body, replay_headers)
     # A network retry is not a second signature: no "already signed" email.
     assert len(svc.outbox_events("signature.created")) == 1
     renamed = {"given_name": "Ana María", "family_name": "Santos", "email": "ana@example.org"}
