@@ -95,14 +95,22 @@ def error_body(code: int, message: str, errors: Mapping[str, Any] | None = None)
     }
 
 
+_LOCATIONS = {"json", "query", "form", "headers", "files", "path"}
+_BODY = {"json", "form"}
+
+
 def _flatten_webargs(errors: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop webargs' location level ({"json": {"email": [...]}} -> {"email": [...]})."""
+    """Drop webargs' location level ({"json": {"email": [...]}} -> {"email": [...]}). What is
+    wrong with the body as a whole (not JSON, an array where an object belongs: webargs files
+    it under the location, marshmallow under `_schema`) is named `body`."""
     flat: dict[str, Any] = {}
     for location, fields in errors.items():
-        if location in {"json", "query", "form", "headers", "files", "path"} and isinstance(
-            fields, Mapping
-        ):
-            flat.update(fields)
+        if location in _LOCATIONS and isinstance(fields, Mapping):
+            for name, problems in fields.items():
+                whole = "body" if location in _BODY else location
+                flat[whole if name == "_schema" else name] = problems
+        elif location in _BODY:
+            flat["body"] = fields
         else:
             flat[location] = fields
     return flat

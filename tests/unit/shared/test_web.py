@@ -62,6 +62,15 @@ def test_json_nested_too_deep_is_a_400_not_a_crash() -> None:
     assert "body" in response.get_json()["errors"]
 
 
+def test_a_body_wrong_as_a_whole_is_named_body() -> None:
+    client = make_app().test_client()
+    for data, status in (("[1, 2]", 422), ('"text"', 422), ("{not json", 400)):
+        response = client.post("/api/v1/things/", data=data, content_type="application/json")
+        assert response.status_code == status, data
+        body = response.get_json()
+        assert list(body["errors"]) == ["body"] and body["message"] != "Invalid _schema", data
+
+
 def test_a_number_too_long_for_python_is_a_400_not_a_crash() -> None:
     # Past 4,300 digits Python's int() (and so its json parser) raises a plain ValueError.
     body = '{"email": 1' + "0" * 5000 + "}"
