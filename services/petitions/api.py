@@ -20,7 +20,7 @@ from shared.auth import Principal, bearer_token, current_principal, require_role
 from shared.errors import Conflict, NotFound
 from shared.idempotency import header_doc
 from shared.pages import page_body
-from shared.web import AUTH_DOC, JsonParser
+from shared.web import AUTH_DOC, ERROR_RESPONSES, JsonParser
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -147,6 +147,12 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         return page_body("petitions", items, total, query)
 
     @blp.route("/petitions/<petition_id>", methods=["GET"])
+    @blp.doc(
+        responses={
+            "401": ERROR_RESPONSES["401"]
+            | {"description": "A key sent that is unknown or revoked (send none to read as anyone)"}
+        }
+    )
     @blp.arguments(schemas.LocaleQuerySchema(), location="query")
     @blp.response(200, schemas.PublicPetitionSchema)
     def read_petition(query: dict[str, Any], petition_id: str) -> dict[str, Any]:
@@ -208,7 +214,16 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         )  # fmt: skip
 
     @blp.route("/confirmations/<token>", methods=["GET"])
-    @blp.doc(responses={"200": {"description": "text/html: a page whose button confirms"}})
+    @blp.doc(
+        tags=["supporter pages"],
+        responses={
+            status: {"description": text, "content": {"text/html": {"schema": {"type": "string"}}}}
+            for status, text in (
+                ("200", "A page whose button confirms"),
+                ("404", "A link unknown or expired (the page says no more than that)"),
+            )
+        },
+    )
     def confirmation_page(token: str) -> Response:
         """The emailed link's page: it asks for a click, and only that click (a POST) confirms.
 

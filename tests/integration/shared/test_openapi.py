@@ -54,6 +54,11 @@ def test_endpoints_that_take_a_key_say_so(tmp_path: Path) -> None:
     assert "Idempotency-Key" in headers
     notifications = spec_of("notifications", tmp_path)["paths"]
     assert notifications["/api/v1/erasures"]["post"]["security"] == [{"bearer": []}]
+    # Public, but a key sent that is unknown is refused rather than ignored.
+    assert "401" in petitions["/api/v1/petitions/{petition_id}"]["get"]["responses"]
+    # The emailed confirmation link opens a page, missing or not.
+    page = petitions["/api/v1/confirmations/{token}"]["get"]["responses"]
+    assert set(page["404"]["content"]) == set(page["200"]["content"]) == {"text/html"}
 
 
 def test_each_operation_documents_the_errors_it_can_answer(tmp_path: Path) -> None:
