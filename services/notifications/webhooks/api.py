@@ -125,7 +125,8 @@ def webhooks_blueprint(
     @bp.response(204)
     @bp.doc(**AUTH_DOC)
     def delete_endpoint(endpoint_id: str) -> Any:
-        """Delete an endpoint with its waiting messages and attempt log."""
+        """Delete an endpoint with its waiting messages and attempt log; the deletions it has
+        not delivered move to the organization's other endpoints (409 if it has none)."""
         manage.remove(ctx(), caller(), endpoint_id)
         return ""
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
 
+from services.notifications.store import insert_ignore
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
-from services.notifications.webhooks.handlers import enqueue
+from services.notifications.webhooks.handlers import enqueue, message_id
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import check_destination
 from shared.auth import Principal, authorize
@@ -135,14 +136,63 @@ def change(ctx: Context, principal: Principal, endpoint_id: str, data: Mapping[s
 
 
 def remove(ctx: Context, principal: Principal, endpoint_id: str) -> None:
-    """Delete an endpoint, its waiting messages and its attempt log."""
+    """Delete an endpoint, its waiting messages and its attempt log; the deletions it holds
+    go to its organization's other endpoints (409 if it has none)."""
     with ctx.engine.begin() as conn:
-        owned(conn, principal, endpoint_id)
+        _hand_on_deletions(conn, owned(conn, principal, endpoint_id), ctx.now)
         # Messages first: a dispatcher recording a chunk of them holds their rows, so this
         # waits for its attempts, and deletes them next.
         conn.execute(delete(messages).where(messages.c.endpoint_id == endpoint_id))
         conn.execute(delete(attempts).where(attempts.c.endpoint_id == endpoint_id))
         conn.execute(delete(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
+
+
+def _hand_on_deletions(conn: Connection, endpoint: Any, now: datetime) -> None:
+    """Give the deletions an endpoint still holds (not yet delivered) to its organization's
+    other endpoints: the partner keeps the details whichever endpoint it reads. With no other
+    endpoint to take them, the endpoint cannot go (a 409 saying why)."""
+    waiting = conn.execute(
+        select(messages).where(
+            messages.c.endpoint_id == endpoint.endpoint_id,
+            messages.c.event_type.in_(domain.HELD),
+            messages.c.status != "succeeded",
+        )
+    ).all()
+    if not waiting:
+        return
+    others = (
+        conn.execute(
+            select(endpoints.c.endpoint_id).where(
+                endpoints.c.organization_id == endpoint.organization_id,
+                endpoints.c.endpoint_id != endpoint.endpoint_id,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not others:
+        raise Conflict(
+            f"This endpoint holds {len(waiting)} deletion notice(s) for people whose details"
+            " your organization was sent: turn it on to deliver them, or register another"
+            " endpoint first (they move to it when this one is deleted)"
+        )
+    handed = [
+        {
+            **row._asdict(),
+            "message_id": message_id(other, row.event_id),
+            "endpoint_id": other,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": min(row.next_attempt_at or now, now),
+            "claimed_at": None,
+            "finished_at": None,
+            "last_status_code": None,
+            "trigger": "scheduled",
+        }
+        for other in others
+        for row in waiting
+    ]
+    conn.execute(insert_ignore(conn, messages), handed)
 
 
 def rotate(ctx: Context, principal: Principal, endpoint_id: str) -> Any:

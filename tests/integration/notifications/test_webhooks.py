@@ -1229,3 +1229,37 @@ def test_an_endpoint_deleted_mid_delivery_leaves_no_attempts_behind(wh: Service)
     d.tick(wait_for_results=True)  # records the chunk
     assert wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"]) == []
     assert wh.rows(messages, messages.c.endpoint_id == ep["endpoint_id"]) == []
+
+
+def test_deletions_an_endpoint_holds_move_to_its_successor_when_it_is_deleted(
+    wh: Service,
+) -> None:
+    """A partner paused its endpoint, an erasure waits on it, then the partner replaces it:
+    the deletion goes to the new endpoint (before, it was deleted with the old one, and the
+    partner kept the person's details). With no other endpoint to take it, the old one stays."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    client = wh.client()
+    endpoint = "/api/v1/webhooks/endpoints"
+    with receivers(2) as (old_rx, new_rx):
+        old = register(wh, key, old_rx.url, event_types=["signature.created"])
+        sig = signed("moved.on@example.org", [PARTNER_A])
+        write_events(wh, clock, sig)
+        d = dispatcher(wh, clock)
+        d.drain()
+        assert "moved.on@example.org" in old_rx.received[0].body
+        paused = client.patch(f"{endpoint}/{old['endpoint_id']}", json={"enabled": False},
+                              headers=key)  # fmt: skip
+        assert paused.status_code == 200
+        write_events(wh, clock, erasure_of(sig))
+        refused = client.delete(f"{endpoint}/{old['endpoint_id']}", headers=key)
+        assert refused.status_code == 409 and "deletion" in refused.get_json()["message"]
+        assert wh.rows(endpoints, endpoints.c.endpoint_id == old["endpoint_id"])
+        new = register(wh, key, new_rx.url, event_types=["campaign.launched"])
+        assert client.delete(f"{endpoint}/{old['endpoint_id']}", headers=key).status_code == 204
+        d.drain()
+        (told,) = new_rx.received
+        assert told.verifies(new["secret"]) and told.json()["type"] == "person.erased"
+        assert told.json()["data"]["supporter_id"] == sig.key
+        assert len(old_rx.received) == 1
