@@ -666,6 +666,9 @@ class Dispatcher:
             self._last_reclaim = mono
             self.reclaim()
             self.disable_failing()
+            sweep = getattr(self.transport, "sweep", None)
+            if callable(sweep):
+                sweep()
         if force or mono - self._last_notice >= NOTICE_EVERY:
             self._last_notice = mono
             self.send_notices()

@@ -215,6 +215,26 @@ class GuardedTransport:
         except ValueError as exc:  # e.g. UnicodeEncodeError: a request http.client cannot write
             return Reply(None, None, b"", f"invalid request: {type(exc).__name__}"), False
 
+    def sweep(self) -> int:
+        """Close idle connections past `max_age` (those of an endpoint deleted, changed or
+        quiet would otherwise stay open, often half-closed by the other end, until the process
+        exits); return how many."""
+        now = time.monotonic()
+        stale: list[http.client.HTTPConnection] = []
+        with self._lock:
+            for key in list(self._idle):
+                fresh = [
+                    (opened, c) for opened, c in self._idle[key] if now - opened < self.max_age
+                ]
+                stale += [c for opened, c in self._idle[key] if now - opened >= self.max_age]
+                if fresh:
+                    self._idle[key] = fresh
+                else:
+                    del self._idle[key]
+        for conn in stale:
+            conn.close()
+        return len(stale)
+
     def close(self) -> None:
         """Close every idle connection."""
         with self._lock:

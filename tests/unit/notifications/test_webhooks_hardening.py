@@ -184,6 +184,44 @@ def test_a_tls_handshake_fed_a_byte_at_a_time_is_cut_off_at_the_deadline() -> No
     assert time.monotonic() - started < 5
 
 
+def test_idle_connections_past_their_age_are_closed_by_a_sweep() -> None:
+    """A kept-alive connection was closed only when next taken: one of an endpoint deleted,
+    re-pointed or quiet stayed open (often half-closed by the other end) for good."""
+    import http.server
+    import threading
+    import time
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    transport = GuardedTransport(
+        domain.parse_networks(["127.0.0.1/32"]), https_required=False, max_age=0.2
+    )
+    try:
+        assert transport.post("ep", url, {}, b"{}", timeout=2.0).status == 204
+        assert transport.sweep() == 0  # still young: kept for the next message
+        kept = [conn for idle in transport._idle.values() for _, conn in idle]
+        assert len(kept) == 1 and kept[0].sock is not None
+        time.sleep(0.3)
+        assert transport.sweep() == 1
+        assert kept[0].sock is None and not transport._idle
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_claim_outlasts_the_slowest_chunk_the_deadline_allows() -> None:
     """A claim older than its lease is taken for a crashed dispatcher's and handed out again:
     it must outlast a chunk whose every message is answered just inside the attempt's
