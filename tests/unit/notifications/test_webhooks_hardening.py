@@ -3,6 +3,11 @@ host names the IDNA codec refuses, and a transport that must answer rather than 
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -104,37 +109,40 @@ def test_the_transport_answers_a_failure_for_a_request_it_cannot_write() -> None
     assert reply.status is None and reply.error == "invalid request: UnicodeEncodeError"
 
 
-def test_an_endpoint_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline() -> None:
-    """Each read gets a byte before its timeout, so only a deadline on the whole attempt ends
-    it: a partner could otherwise hold a delivery thread, and its message, for days."""
-    import socket
-    import threading
-    import time
-
+@contextlib.contextmanager
+def dripping_server(head: bytes, drop: bytes) -> Iterator[int]:
+    """A server that reads the request, answers `head` and then one `drop` every 0.2 s until
+    the test ends: each read gets something before its timeout. Yield its port."""
     server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
     stop = threading.Event()
 
     def drip() -> None:
         conn, _ = server.accept()
         with conn:
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            conn.sendall(head)
             while not stop.is_set():
                 try:
-                    conn.sendall(b"x")
+                    conn.sendall(drop)
                 except OSError:
                     return
                 time.sleep(0.2)
 
     threading.Thread(target=drip, daemon=True).start()
-    transport = GuardedTransport(domain.parse_networks(["127.0.0.1/32"]), https_required=False)
-    started = time.monotonic()
     try:
-        reply = transport.post("ep", f"http://127.0.0.1:{port}/hooks", {}, b"{}", timeout=0.5)
+        yield server.getsockname()[1]
     finally:
         stop.set()
         server.close()
+
+
+def test_an_endpoint_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline() -> None:
+    """Each read gets a byte before its timeout, so only a deadline on the whole attempt ends
+    it: a partner could otherwise hold a delivery thread, and its message, for days."""
+    transport = GuardedTransport(domain.parse_networks(["127.0.0.1/32"]), https_required=False)
+    started = time.monotonic()
+    with dripping_server(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"x") as port:
+        reply = transport.post("ep", f"http://127.0.0.1:{port}/hooks", {}, b"{}", timeout=0.5)
     assert reply.status is None and reply.error and reply.error.startswith("timeout")
     assert time.monotonic() - started < 5
 
@@ -144,40 +152,19 @@ def test_a_tls_handshake_fed_a_byte_at_a_time_is_cut_off_at_the_deadline() -> No
     watchdog has nothing to cut then; what bounds it is CPython's ssl module, which gives the
     whole handshake the socket's timeout (one deadline, not one per read). Pinned here: else a
     partner's server could hold a delivery thread for days."""
-    import socket
-    import threading
-    import time
-
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    stop = threading.Event()
-
-    def drip() -> None:
-        conn, _ = server.accept()
-        with conn:
-            conn.recv(65536)  # the ClientHello
-            conn.sendall(b"\x16\x03\x03\x40\x00\x02")  # a 16 KB handshake record begins
-            while not stop.is_set():
-                try:
-                    conn.sendall(b"\x00")
-                except OSError:
-                    return
-                time.sleep(0.2)
-
-    threading.Thread(target=drip, daemon=True).start()
     transport = GuardedTransport(domain.parse_networks(["127.0.0.1/32"]), https_required=True)
-    replies = []
+    replies: list[Any] = []
     started = time.monotonic()
-    sender = threading.Thread(
-        target=lambda: replies.append(
-            transport.post("ep", f"https://127.0.0.1:{port}/hooks", {}, b"{}", timeout=0.5)
-        ),
-        daemon=True,
-    )
-    sender.start()
-    sender.join(timeout=10)
-    stop.set()
-    server.close()
+    # After the ClientHello: a 16 KB handshake record begins, then a byte at a time.
+    with dripping_server(b"\x16\x03\x03\x40\x00\x02", b"\x00") as port:
+        sender = threading.Thread(
+            target=lambda: replies.append(
+                transport.post("ep", f"https://127.0.0.1:{port}/hooks", {}, b"{}", timeout=0.5)
+            ),
+            daemon=True,
+        )
+        sender.start()
+        sender.join(timeout=10)
     assert replies, "the handshake was still running after 10 s"
     (reply,) = replies
     assert reply.status is None and reply.error and reply.error.startswith("timeout")
@@ -188,8 +175,6 @@ def test_idle_connections_past_their_age_are_closed_by_a_sweep() -> None:
     """A kept-alive connection was closed only when next taken: one of an endpoint deleted,
     re-pointed or quiet stayed open (often half-closed by the other end) for good."""
     import http.server
-    import threading
-    import time
 
     class Ok(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
