@@ -57,6 +57,8 @@ from shared.privacy import keyed_hash
 
 F = TypeVar("F", bound=Callable[..., Any])
 HEADER = "Idempotency-Key"
+# On a replay's answer: the response is the first request's, kept.
+REPLAYED = "Idempotent-Replayed"
 # A first request that never finished (its process died) stops blocking retries after this.
 ABANDONED_AFTER = timedelta(minutes=1)
 KEPT_FOR = timedelta(hours=24)
@@ -246,7 +248,7 @@ def _claim(
                 raise Conflict("A request with this Idempotency-Key is still in progress")
             return None, now
     response = Response(row.body, status=row.status_code, mimetype="application/json")
-    response.headers["Idempotent-Replayed"] = "true"
+    response.headers[REPLAYED] = "true"
     return response, now
 
 

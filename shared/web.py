@@ -22,7 +22,7 @@ from marshmallow import fields as ma_fields
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from shared import metrics
+from shared import idempotency, metrics
 from shared.errors import DomainError, NotFound
 from shared.outbox import EventTooLarge
 
@@ -106,8 +106,8 @@ def _flatten_webargs(errors: Mapping[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for location, fields in errors.items():
         if location in _LOCATIONS and isinstance(fields, Mapping):
+            whole = "body" if location in _BODY else location
             for name, problems in fields.items():
-                whole = "body" if location in _BODY else location
                 flat[whole if name == "_schema" else name] = problems
         elif location in _BODY:
             flat["body"] = fields
@@ -273,7 +273,7 @@ class ErrorResponses(BasePlugin):
             headers = {
                 p.get("name") for p in operation.get("parameters", []) if p.get("in") == "header"
             }
-            if "Idempotency-Key" in headers and "422" not in responses:
+            if idempotency.HEADER in headers and "422" not in responses:
                 wanted.append("422")
             if "429" in responses:
                 wanted.append("429")

@@ -18,16 +18,15 @@ from services.petitions.bootstrap import Deps
 from services.petitions.ratelimit import RateLimits
 from shared.auth import Principal, bearer_token, current_principal, require_role
 from shared.errors import Conflict, NotFound
-from shared.idempotency import header_doc
+from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
+from shared.idempotency import REPLAYED, header_doc
 from shared.pages import page_body
 from shared.web import AUTH_DOC, ERROR_RESPONSES, JsonParser
-
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def replay_headers(body: Any) -> dict[str, str]:
     """The headers of an answer: a replay under an Idempotency-Key says it is one."""
-    return {"Idempotent-Replayed": "true"} if isinstance(body, usecases.Replayed) else {}
+    return {REPLAYED: "true"} if isinstance(body, usecases.Replayed) else {}
 
 
 # An export's answer: CSV, streamed, named for saving.

@@ -222,11 +222,13 @@ class GuardedTransport:
         now = time.monotonic()
         stale: list[http.client.HTTPConnection] = []
         with self._lock:
-            for key in list(self._idle):
-                fresh = [
-                    (opened, c) for opened, c in self._idle[key] if now - opened < self.max_age
-                ]
-                stale += [c for opened, c in self._idle[key] if now - opened >= self.max_age]
+            for key, idle in list(self._idle.items()):
+                fresh = []
+                for opened, conn in idle:
+                    if now - opened < self.max_age:
+                        fresh.append((opened, conn))
+                    else:
+                        stale.append(conn)
                 if fresh:
                     self._idle[key] = fresh
                 else:
