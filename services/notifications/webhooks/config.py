@@ -42,6 +42,10 @@ class WebhookConfig:
     # organization's deliveries (deletion notices included) would start.
     per_organization_concurrency: int | None = None
     batch_per_endpoint: int = 25
+    # A chunk's next message goes only after its endpoint is found unchanged (not deleted,
+    # turned off or moved to another URL) at most this long ago: a partner who deletes an
+    # endpoint mid-chunk gets nothing more there after this and the request in flight.
+    recheck_seconds: float = 0.25
     poll_interval: float = 0.05
     # An idle dispatcher looks less often, down to once per ceiling (shared.pacing.Pacer).
     poll_ceiling: float = 1.0

@@ -276,7 +276,7 @@ class Dispatcher:
                 with self._lock:
                     self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
                     self._failing_inflight += endpoint.failing
-                futures.append(self._pool.submit(self._deliver, endpoint, chunk))
+                futures.append(self._pool.submit(self._deliver, endpoint, chunk, time.monotonic()))
         if handed_back:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -392,13 +392,18 @@ class Dispatcher:
 
     # -- delivering --------------------------------------------------------------------------------
 
-    def _deliver(self, endpoint: Endpoint, chunk: Sequence[Any]) -> None:
+    def _deliver(self, endpoint: Endpoint, chunk: Sequence[Any], checked: float) -> None:
+        """POST a chunk's messages one after another; `checked` is when the endpoint was read."""
         outcomes: list[Outcome] = []
         timeout = self.config.timeout
         try:
             for row in chunk:
                 if self._stop.is_set():
                     break
+                if time.monotonic() - checked >= self.config.recheck_seconds:
+                    if not self._unchanged(endpoint):
+                        break  # the rest go back to wait, and to the endpoint as it is now
+                    checked = time.monotonic()
                 sent_at = wall_clock()
                 body = str(row.body)
                 started = time.perf_counter()
@@ -440,6 +445,21 @@ class Dispatcher:
             # The endpoint's slot is freed once this is recorded: until then its health is
             # not known to the next round.
             self._finished.put(_Finished(endpoint, chunk, outcomes))
+
+    def _unchanged(self, endpoint: Endpoint) -> bool:
+        """Return whether the endpoint is still there, on, and at the URL the chunk is for."""
+        try:
+            with self.engine.connect() as conn:
+                now = conn.execute(
+                    select(endpoints.c.url, endpoints.c.enabled).where(
+                        endpoints.c.endpoint_id == endpoint.endpoint_id
+                    )
+                ).first()
+        except Exception as exc:
+            # Unknown is not unchanged: the rest wait (recorded as untried, or reclaimed).
+            log.warning("webhook endpoint not read again: %s", type(exc).__name__)
+            return False
+        return now is not None and now.enabled and now.url == endpoint.url
 
     # -- recording ---------------------------------------------------------------------------------
 

@@ -1149,6 +1149,7 @@ class HoldingTransport:
         self.holding, self.release = threading.Event(), threading.Event()
         self.lock = threading.Lock()
         self.bodies: list[dict[str, Any]] = []
+        self.urls: list[str] = []
 
     def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
              timeout: float) -> Reply:  # fmt: skip
@@ -1157,6 +1158,7 @@ class HoldingTransport:
             self.release.wait(10)
         with self.lock:
             self.bodies.append(json.loads(body))
+            self.urls.append(url)
         return Reply(200, None, b"", None)
 
 
@@ -1229,6 +1231,54 @@ def test_an_endpoint_deleted_mid_delivery_leaves_no_attempts_behind(wh: Service)
     d.tick(wait_for_results=True)  # records the chunk
     assert wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"]) == []
     assert wh.rows(messages, messages.c.endpoint_id == ep["endpoint_id"]) == []
+
+
+@pytest.mark.parametrize("change", ["deleted", "turned off", "moved"])
+def test_a_chunk_stops_when_its_endpoint_is_deleted_turned_off_or_moved(
+    wh: Service, change: str
+) -> None:
+    """A partner deletes (or turns off, or moves) an endpoint while a chunk of its messages
+    is going out: nothing more goes to it after the request in flight (before, the rest of the
+    chunk, up to 25 people's details, went on to a URL its owner had just given up)."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/old")
+    write_events(wh, clock, signed("first.of.chunk@example.org", [PARTNER_A]))
+    clock.advance(1)
+    write_events(wh, clock, signed("second.of.chunk@example.org", [PARTNER_A]))
+    transport = HoldingTransport("first.of.chunk@example.org")
+    d = Dispatcher(wh.engine, wh.deps.webhooks.with_(recheck_seconds=0), clock=clock,
+                   transport=transport)  # fmt: skip
+    base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+    try:
+        assert d.tick() == 2  # one chunk of two
+        assert transport.holding.wait(10)
+        if change == "deleted":
+            response = wh.client().delete(base, headers=key)
+        else:
+            patch = (
+                {"enabled": False} if change == "turned off" else {"url": "http://127.0.0.1:9/new"}
+            )
+            response = wh.client().patch(base, json=patch, headers=key)
+        assert response.status_code in (200, 204), response.get_json()
+    finally:
+        transport.release.set()
+    eventually(lambda: len(transport.bodies) == 1, message="the request in flight answered")
+    d.tick(wait_for_results=True)  # records the chunk, and claims what is due
+    d.drain()
+    sent = [(url, b["data"]["person"]["email"])
+            for url, b in zip(transport.urls, transport.bodies, strict=True)]  # fmt: skip
+    first = ("http://127.0.0.1:9/old", "first.of.chunk@example.org")
+    if change == "moved":
+        assert sent == [first, ("http://127.0.0.1:9/new", "second.of.chunk@example.org")]
+    else:
+        assert sent == [first]
+    if change == "turned off":
+        waiting = message_rows(wh, ep["endpoint_id"])
+        assert [(m.status, m.attempts) for m in waiting if m.status != "succeeded"] == [
+            ("pending", 0)
+        ]
 
 
 def test_deletions_an_endpoint_holds_move_to_its_successor_when_it_is_deleted(
