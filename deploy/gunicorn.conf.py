@@ -105,6 +105,13 @@ class PrivateAccessLogger(Logger):
 
 
 logger_class = PrivateAccessLogger
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """gunicorn's default logs each request's whole path at DEBUG: the route only."""
+    worker.log.debug("%s %s", req.method, redact_path(req.path))
+
+
 # Method, route (tokens redacted), status, bytes, milliseconds: enough to debug, nothing personal.
 access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms"
 

@@ -125,3 +125,32 @@ def test_the_error_log_names_no_client_address_request_line_or_token(
     assert "Invalid request" in text and "Error handling request GET" in text
     for secret in ("203.0.113.9", "SECRET123", "mei"):
         assert secret not in text
+
+
+def test_at_debug_the_request_line_gunicorn_logs_holds_no_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """gunicorn's own pre_request hook logs every request's path at DEBUG: an operator
+    chasing a bug would have written every unsubscribe, preference and confirmation link
+    (enough to change someone's consents, or confirm their signature) to the error log."""
+    import io
+    import logging
+
+    settings = load(monkeypatch, LOG_LEVEL="debug")
+    config = Config()
+    for name, value in settings.items():
+        if name in config.settings:
+            config.set(name, value)
+    logger = config.logger_class(config)
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    logger.error_log.addHandler(handler)
+    try:
+        worker = SimpleNamespace(log=logger)
+        request = SimpleNamespace(method="GET", path="/api/v1/confirmations/tok_SECRET123")
+        config.pre_request(worker, request)
+    finally:
+        logger.error_log.removeHandler(handler)
+    text = written.getvalue()
+    assert "GET /api/v1/confirmations/<redacted>" in text
+    assert "SECRET123" not in text
