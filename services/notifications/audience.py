@@ -14,6 +14,7 @@ from sqlalchemy import (
     delete,
     exists,
     false,
+    func,
     null,
     or_,
     select,
@@ -568,24 +569,26 @@ def number_locale(conn: Connection, contact_hash: str) -> str:
     return str(found or "en")
 
 
-def record_erasure(conn: Connection, contact_hash: str, at: datetime) -> None:
-    """Note when an address was erased (the latest erasure counts)."""
-    upsert(conn, erasures, {"contact_hash": contact_hash, "erased_at": at}, ["contact_hash"])
-
-
-def erased_since(conn: Connection, contact_hash: str, moment: datetime) -> bool:
-    """Return whether the address was erased after moment (what it said then is void)."""
-    erased_at = conn.execute(
-        select(erasures.c.erased_at).where(erasures.c.contact_hash == contact_hash)
-    ).scalar()
-    return erased_at is not None and erased_at > moment
+def record_erasure(conn: Connection, marks: Iterable[str], at: datetime) -> None:
+    """Note when a person was erased, under each of their marks: the keyed hashes of their
+    address and number, and their supporter id (the latest erasure of each counts)."""
+    for mark in dict.fromkeys(marks):
+        upsert(conn, erasures, {"contact_hash": mark, "erased_at": at}, ["contact_hash"])
 
 
 def signed_before_erasure(hash_key: str, conn: Connection, event: Event) -> bool:
-    """Return whether a signature was made before its signer's address was erased (it arrived
-    late: consumer lag, a retried event, an outbox row not yet relayed). It is void."""
-    contact = email_hash(hash_key, str(event.data["person"]["email"]))
-    return erased_since(conn, contact, event.happened_at)
+    """Return whether a signature was made before its signer was erased, by address, number
+    or supporter id (it arrived late: consumer lag, a retried event, an outbox row not yet
+    relayed). It is void: it would bring back what the erasure removed."""
+    person = event.data["person"]
+    marks = [email_hash(hash_key, str(person["email"])), str(event.data["supporter_id"])]
+    phone = person_phone(person)
+    if phone:
+        marks.append(phone_hash(hash_key, phone))
+    erased_at = conn.execute(
+        select(func.max(erasures.c.erased_at)).where(erasures.c.contact_hash.in_(marks))
+    ).scalar()
+    return erased_at is not None and erased_at > event.happened_at
 
 
 def lift_suppression(

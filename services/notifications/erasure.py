@@ -45,8 +45,8 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     for channel, contact in hashes:
         if contact:
             audience.suppress(conn, str(contact), channel, EVERY_ORG, "erased", now)
-            if channel == "email":
-                audience.record_erasure(conn, str(contact), now)
+    # A signature made before now and arriving after is void, whichever of these it names.
+    audience.record_erasure(conn, [sid, *(str(c) for _, c in hashes if c)], now)
     delivery_ids = select(deliveries.c.delivery_id).where(deliveries.c.recipient_id == sid)
     conn.execute(delete(captured).where(captured.c.delivery_id.in_(delivery_ids)))
     conn.execute(delete(captured).where(captured.c.supporter_id == sid))

@@ -199,6 +199,36 @@ def test_a_signature_made_before_an_erasure_and_delivered_after_brings_nobody_ba
     assert wh.rows(deliveries) == [] and wh.rows(messages) == []
 
 
+@pytest.mark.parametrize("erased_by", ["phone", "supporter_id"])
+def test_a_late_signature_of_someone_erased_by_number_or_id_brings_nobody_back(
+    wh: Service, erased_by: str
+) -> None:
+    """Erased by number, or by the id a partner knows them by, before their signature reached
+    this service: the signature, made before the erasure, must not recreate, thank, text or
+    share them (before, only an erasure by address voided it, and they came back whole)."""
+    from services.notifications.store import processed_table
+    from services.notifications.webhooks.store import messages
+    from tests.integration.notifications.test_webhooks import PARTNER_A, register
+
+    wh.start()
+    register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/hooks",
+             event_types=["signature.created"])  # fmt: skip
+    wh.publish(organization("org-r"), organization(PARTNER_A), petition("pet-r", "camp-r", "org-r"))
+    late = signature("kai@example.org", "pet-r", "camp-r", "org-r", phone="+1 415 555 0177")
+    late.data["consents"].update(sms=True, partner_organization_ids=[PARTNER_A])
+    admin = issue_key(wh.engine, "admin", "org-admin")
+    given = {"phone": "+14155550177", "supporter_id": late.data["supporter_id"]}[erased_by]
+    erased = wh.client().post("/api/v1/erasures", json={erased_by: given}, headers=admin)
+    assert erased.status_code == 202
+    wh.publish(late)
+    eventually(
+        lambda: wh.rows(processed_table, processed_table.c.event_id == late.id),
+        message="the late signature handled",
+    )
+    assert wh.rows(supporters) == []
+    assert wh.rows(deliveries) == [] and wh.rows(messages) == []
+
+
 def test_person_erases_themselves_from_the_preference_page(service: Service) -> None:
     prefs = signed_up(service, "ren@example.org", "org-y")
     client = service.client()
