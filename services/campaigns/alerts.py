@@ -56,6 +56,7 @@ def alert_view(
     view = {k: v for k, v in row._mapping.items() if not k.startswith("progress_")}
     view["progress"] = {name: getattr(row, f"progress_{name}") for name in store.PROGRESS_FIELDS}
     view["progress"]["updated_at"] = row.progress_at
+    view["progress"]["status"] = row.progress_status
     problems: dict[str, list[str]] = {}
     try:
         rules.check_content(
@@ -218,16 +219,17 @@ def check_sendable(conn: Connection, alert: Any, campaign: Any, partner_rows: li
 
 
 def cancel_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, Any]:
-    """Cancel a draft or scheduled alert; once published, sending has started: 409."""
+    """Cancel an alert: a draft or scheduled one sends nothing; a published one stops
+    sending (what went stays sent; the rest is counted suppressed). Cancelled already: 409."""
     now = deps.clock()
     with deps.engine.begin() as conn:
         alert, campaign, partner_rows = _load(conn, alert_id, lock=True)
         domain.may_manage_campaign(principal, access_of(campaign, partner_rows))
-        domain.require_alert_status(alert.status, domain.ALERT_CANCELLABLE, "cancelled")
+        domain.check_cancellable(alert.status, alert.progress_status)
         store.update_alert(
             conn, alert_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now}
         )
-        if alert.status == "scheduled":
+        if alert.status != "draft":
             deps.outbox.add(conn, events.alert_cancelled(alert_id, campaign.campaign_id, now))
         return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
 
@@ -308,4 +310,4 @@ def _call_off(
 def record_progress(conn: Connection, data: Mapping[str, Any], at: datetime) -> bool:
     """Keep notifications' latest progress report of an alert."""
     counts = {name: int(data[name]) for name in store.PROGRESS_FIELDS}
-    return store.record_progress(conn, data["alert_id"], counts, at)
+    return store.record_progress(conn, data["alert_id"], counts, data.get("status"), at)

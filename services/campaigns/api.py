@@ -330,7 +330,11 @@ def schedule_alert(data: dict[str, Any], alert_id: str) -> Any:
 @alert_bp.response(200, s.AlertOut)
 @alert_bp.doc(**AUTH_DOC)
 def cancel_alert(alert_id: str) -> Any:
-    """Cancel an alert until sending starts."""
+    """Cancel an alert: before sending, nothing goes; while sending, the rest does not.
+
+    Notifications stops within seconds: batches already on their way and texts held for
+    quiet hours are not sent, and count as `suppressed` in the progress; what was sent
+    stays sent. A cancelled alert cannot be cancelled again (409)."""
     return alerts.cancel_alert(deps(), caller(), alert_id)
 
 

@@ -185,12 +185,23 @@ def check_answer(access: CampaignAccess, organization_id: str) -> None:
 
 
 ALERT_EDITABLE = ("draft",)
-ALERT_CANCELLABLE = ("draft", "scheduled")
+# Not yet handed to notifications: what closing a campaign cancels.
+ALERT_UNSENT = ("draft", "scheduled")
+# A published alert can still be stopped: what has not gone yet stays unsent (a wrong link
+# noticed at 22:00, with the texts held for the morning's quiet-hours window).
+ALERT_CANCELLABLE = (*ALERT_UNSENT, "published")
 
 
 def require_alert_status(status: str, allowed: Sequence[str], action: str) -> None:
     if status not in allowed:
         raise Conflict(f"An alert that is {status} cannot be {action}")
+
+
+def check_cancellable(status: str, progress_status: str | None) -> None:
+    """An alert can be cancelled until notifications reports it done (or it is cancelled)."""
+    require_alert_status(status, ALERT_CANCELLABLE, "cancelled")
+    if progress_status == "done":
+        raise Conflict("This alert has gone to everyone it was for: nothing is left to stop")
 
 
 def check_send_at(send_at: datetime | None, now: datetime) -> datetime:

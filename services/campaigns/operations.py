@@ -350,7 +350,7 @@ def _cancel_pending_alerts(
 ) -> None:
     """A closed campaign sends nothing more: cancel its drafts and scheduled alerts."""
     query = store.alerts_query(campaign_id, None).where(
-        store.alerts.c.status.in_(domain.ALERT_CANCELLABLE)
+        store.alerts.c.status.in_(domain.ALERT_UNSENT)
     )
     for alert in conn.execute(query).all():
         store.update_alert(

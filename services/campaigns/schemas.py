@@ -316,6 +316,13 @@ class ProgressOut(Schema):
     failed = fields.Integer()
     suppressed = fields.Integer()
     updated_at = fields.DateTime(allow_none=True)
+    status = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "notifications' word: sending, done (every recipient counted) or"
+            " cancelled; null before its first report"
+        },
+    )
 
 
 class AlertOut(Schema):

@@ -123,6 +123,8 @@ alerts = Table(
     Column("progress_failed", Integer, nullable=False, default=0),
     Column("progress_suppressed", Integer, nullable=False, default=0),
     Column("progress_at", Moment()),
+    # Notifications' word on it: sending, done or cancelled (None before its first report).
+    Column("progress_status", String(12)),
     Index("ix_alerts_due", "status", "send_at"),
 )
 
@@ -394,11 +396,12 @@ def due_alerts(conn: Connection, now: datetime, limit: int) -> list[Any]:
 
 
 def record_progress(
-    conn: Connection, alert_id: str, counts: Mapping[str, int], at: datetime
+    conn: Connection, alert_id: str, counts: Mapping[str, int], status: str | None, at: datetime
 ) -> bool:
     """Keep the newest progress report of an alert; an older one arriving late changes nothing."""
     values: dict[str, Any] = {f"progress_{name}": counts[name] for name in PROGRESS_FIELDS}
     values["progress_at"] = at
+    values["progress_status"] = status
     result = conn.execute(
         update(alerts)
         .where(

@@ -226,7 +226,7 @@ class Deliverer:
     def send_alert_email_batch(self, data: Mapping[str, Any]) -> str:
         """Send one dispatch batch of an email alert; return 'done', 'skipped' or 'dead'."""
         info = self.alert(str(data["alert_id"]))
-        if info is None or info.status == "cancelled":
+        if info is None:
             return "skipped"
         batch_id = str(data["batch_id"])
         batch_key = f"{batch_id}@{self.instance}"
@@ -236,6 +236,8 @@ class Deliverer:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "email")
 
             def decide(sid: str) -> tuple[str, datetime | None]:
+                if info.status == "cancelled":
+                    return CANCELLED
                 return _email_decision(people.get(sid), sid in allowed)
 
             entries = [ledger.Entry(sid, decide(sid)[0], batch_key) for sid in ids]
@@ -666,7 +668,7 @@ class Deliverer:
     def send_alert_sms_batch(self, data: Mapping[str, Any], bucket: TokenBucket) -> str:
         """Send one dispatch batch of an SMS alert, paced by the bucket; defer quiet hours."""
         info = self.alert(str(data["alert_id"]))
-        if info is None or info.status == "cancelled":
+        if info is None:
             return "skipped"
         batch_id = str(data["batch_id"])
         batch_key = f"{batch_id}@{self.instance}"
@@ -676,6 +678,8 @@ class Deliverer:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
 
             def decide(sid: str) -> tuple[str, datetime | None]:
+                if info.status == "cancelled":
+                    return CANCELLED
                 return self._sms_decision(people.get(sid), sid in allowed, now)
 
             entries = []
@@ -1360,6 +1364,11 @@ class _Regroup(Exception):
     def __init__(self, members: list[tuple[str, Supporter]]) -> None:
         super().__init__(f"{len(members)} left")
         self.members = members
+
+
+# A batch of an alert cancelled while it was sending: its recipients are counted, not sent to
+# (the alert's total keeps adding up: sent + failed + suppressed).
+CANCELLED: tuple[str, datetime | None] = ("suppressed", None)
 
 
 def _email_decision(person: Supporter | None, allowed: bool) -> tuple[str, datetime | None]:

@@ -658,7 +658,7 @@ class ProgressPublisher:
                         .where(alerts.c.alert_id == row.alert_id, alerts.c.status == "sending")
                         .values(status="done")
                     )
-                self.deps.outbox.add(conn, progress_event(row))
+                self.deps.outbox.add(conn, progress_event(row, status))
                 conn.execute(
                     update(alerts)
                     .where(alerts.c.alert_id == row.alert_id)
@@ -668,7 +668,7 @@ class ProgressPublisher:
         return published
 
 
-def progress_event(row: Any) -> Event:
+def progress_event(row: Any, status: str) -> Event:
     """Return alert.progressed for an alert row: queued = total - sent - failed - suppressed."""
     queued = max(row.total - row.sent - row.failed - row.suppressed, 0)
     return Event(
@@ -684,6 +684,7 @@ def progress_event(row: Any) -> Event:
             "delivered": row.delivered,
             "failed": row.failed,
             "suppressed": row.suppressed,
+            "status": status,
             "at": format_time(utcnow()),
         },
     )

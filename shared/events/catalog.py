@@ -268,6 +268,9 @@ class AlertProgressedSchema(Schema):
     delivered = fields.Integer(required=True)
     failed = fields.Integer(required=True)
     suppressed = fields.Integer(required=True)
+    # expanding, sending, done (sent + failed + suppressed = total, nothing left to expand) or
+    # cancelled; absent in reports made before it was added.
+    status = fields.String(load_default=None)
     at = _time()
 
 

@@ -91,6 +91,7 @@ def test_organizer_builds_a_coalition_launches_and_schedules_a_bilingual_alert(
         "failed": 0,
         "suppressed": 0,
         "updated_at": None,
+        "status": None,
     }
     cancelled = lead.post(f"/api/v1/alerts/{alert['alert_id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
@@ -99,6 +100,9 @@ def test_organizer_builds_a_coalition_launches_and_schedules_a_bilingual_alert(
     now = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
     sent = lead.post(f"/api/v1/alerts/{now['alert_id']}/schedule")
     assert sent.status_code == 200 and sent.json["status"] == "published"
+    # Sending has started: cancelling stops the rest (notifications is told).
+    stopped = lead.post(f"/api/v1/alerts/{now['alert_id']}/cancel")
+    assert stopped.status_code == 200 and stopped.json["status"] == "cancelled"
     assert lead.post(f"/api/v1/alerts/{now['alert_id']}/cancel").status_code == 409
     closed = lead.post(f"/api/v1/campaigns/{cid}/close")
     assert closed.status_code == 200 and closed.json["status"] == "closed"
@@ -112,6 +116,7 @@ def test_organizer_builds_a_coalition_launches_and_schedules_a_bilingual_alert(
         "alert.cancelled",
         "alert.scheduled",
         "alert.published",
+        "alert.cancelled",
         "campaign.closed",
     ]
 

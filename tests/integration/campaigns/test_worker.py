@@ -216,7 +216,7 @@ def test_two_workers_publish_each_due_alert_exactly_once(
         assert body["published_at"] >= body["send_at"]
 
 
-def progress_event(alert: dict[str, Any], at: datetime, **counts: int) -> Event:
+def progress_event(alert: dict[str, Any], at: datetime, **counts: Any) -> Event:
     data = {
         "alert_id": alert["alert_id"],
         "campaign_id": alert["campaign_id"],
@@ -254,6 +254,7 @@ def test_progress_comes_from_notifications_events(
         "delivered": 90,
         "failed": 4,
         "suppressed": 6,
+        "status": "sending",
     }
     events = [
         progress_event(alert, start, total=120, queued=120),
@@ -294,3 +295,13 @@ def test_progress_comes_from_notifications_events(
         message="the stale report and the unknown alert's each skipped",
     )
     assert progress() == newest and workers.alive()
+    # Notifications reports it done: nothing is left to stop, and cancelling says so.
+    finished = {**newest, "queued": 0, "sent": 110, "status": "done"}
+    producer = make_producer(kafka_bootstrap, "test-notifications")
+    done = progress_event(alert, start + timedelta(seconds=3), **finished)
+    producer.send(NOTIFICATIONS, key=done.key.encode(), value=done.value(), headers=done.headers())
+    producer.flush()
+    producer.close()
+    eventually(lambda: progress() == finished, timeout=180, message="the last report applied")
+    refused = lead.post(f"/api/v1/alerts/{alert['alert_id']}/cancel")
+    assert refused.status_code == 409 and "nothing is left to stop" in refused.json["message"]

@@ -737,6 +737,44 @@ def test_a_cancellation_that_overtakes_its_alert_keeps_the_alert_from_being_sent
     assert service.count(deliveries, deliveries.c.alert_id == "alert-k") == 0
 
 
+def test_an_alert_cancelled_while_sending_sends_nothing_more_and_counts_the_rest(
+    service: Service,
+) -> None:
+    """An organizer stops an alert mid-send (a wrong link): batches still on their way send
+    nothing, and their recipients count as suppressed, so sent + failed + suppressed still
+    adds up to the total (before, such a batch was skipped and its people stayed `queued`)."""
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_cancelled, handle_alert_published
+    from tests.integration.notifications.harness import event
+
+    people = seed_audience(
+        service.engine, "camp-c", "org-c", 6, phone_every=1, time_zone="America/New_York"
+    )
+    service.deps.clock = lambda: NOON_UTC + timedelta(hours=4)  # 11:00 in New York
+    with service.engine.begin() as conn:
+        handle_alert_published(
+            service.deps, alert("alert-c", "camp-c", "org-c", ["email", "sms"]), conn
+        )
+    first, rest = _batch("alert-c", people[:3]), _batch("alert-c", people[3:])
+    rest["batch_id"] = "alert-c:2"
+    assert Deliverer(service.deps).send_alert_email_batch(first) == "done"
+    cancelled = event("alert.cancelled", "camp-c", alert_id="alert-c", campaign_id="camp-c")
+    with service.engine.begin() as conn:
+        handle_alert_cancelled(service.deps, cancelled, conn)
+    after = Deliverer(service.deps)
+    assert after.send_alert_email_batch(rest) == "done"
+    assert after.send_alert_sms_batch(first, TokenBucket(100.0)) == "done"
+    assert after.send_alert_email_batch(rest) == "done"  # delivered again: counted once
+    sent = sorted(address for address, _ in service.fakes.sendgrid_recipients())
+    assert sent == sorted(p["email"] for p in people[:3])
+    assert service.fakes.twilio_messages() == []
+    row = service.rows(alerts, alerts.c.alert_id == "alert-c")[0]
+    assert (row.status, row.sent, row.suppressed, row.failed) == ("cancelled", 3, 6, 0)
+    statuses = Counter((r.channel, r.status) for r in service.rows(deliveries))
+    assert statuses == {("email", "sent"): 3, ("email", "suppressed"): 3,
+                        ("sms", "suppressed"): 3}  # fmt: skip
+
+
 class _Crashed(Exception):
     pass
 

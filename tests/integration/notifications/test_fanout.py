@@ -154,7 +154,9 @@ def test_email_alert_goes_out_in_batches_of_1000_with_compliance(service: Servic
 
     # The last alert.progressed is committed with the counts, then relayed: wait for Kafka.
     eventually(
-        lambda: any(p["sent"] == n - 1 and p["queued"] == 0 for p in progress()),
+        lambda: any(
+            (p["sent"], p["queued"], p["status"]) == (n - 1, 0, "done") for p in progress()
+        ),
         message="the final alert.progressed on Kafka",
     )
 

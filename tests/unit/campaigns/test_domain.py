@@ -63,6 +63,16 @@ def test_campaign_moves_only_forward() -> None:
             domain.move_campaign(status, action)
 
 
+def test_an_alert_can_be_stopped_until_it_has_gone_to_everyone() -> None:
+    for status in ("draft", "scheduled", "published"):
+        domain.check_cancellable(status, None)
+    domain.check_cancellable("published", "sending")  # a wrong link noticed mid-send
+    with pytest.raises(Conflict, match="nothing is left to stop"):
+        domain.check_cancellable("published", "done")
+    with pytest.raises(Conflict):
+        domain.check_cancellable("cancelled", "cancelled")
+
+
 def test_send_at_must_be_aware_future_and_within_a_year() -> None:
     now = datetime(2026, 11, 28, 12, tzinfo=UTC)
     assert domain.check_send_at(None, now) == now
