@@ -50,7 +50,7 @@ def _check_draft(data: Mapping[str, Any], access: domain.CampaignAccess) -> dict
 
 
 def alert_view(
-    row: Any, titles: Mapping[str, str], org_name: str, partner_names: Sequence[str] = ()
+    row: Any, titles: Mapping[str, str], org_name: str, unsayable: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Return an alert with its progress and what checking its content found."""
     view = {k: v for k, v in row._mapping.items() if not k.startswith("progress_")}
@@ -60,7 +60,7 @@ def alert_view(
     problems: dict[str, list[str]] = {}
     try:
         rules.check_content(
-            row.content, row.channels, row.default_locale, titles, org_name, partner_names
+            row.content, row.channels, row.default_locale, titles, org_name, unsayable
         )
     except DomainError as exc:
         problems = exc.errors
@@ -87,14 +87,21 @@ def _load(conn: Connection, alert_id: str, lock: bool = False) -> tuple[Any, Any
 
 def _view(conn: Connection, alert: Any, campaign: Any, partner_rows: list[Any]) -> dict[str, Any]:
     org = store.organization(conn, campaign.lead_organization_id)
-    return alert_view(alert, campaign.titles, org.name if org else "", partner_names(partner_rows))
+    return alert_view(
+        alert, campaign.titles, org.name if org else "", unsayable(campaign, org, partner_rows)
+    )
 
 
-def partner_names(partner_rows: list[Any]) -> list[str]:
-    """The names of the organizations that joined the campaign (of its partner rows, as
-    store.partners reads them): a discreet text names none of them. (Not those merely
-    invited: renaming themselves should not let them call the lead's alerts off.)"""
-    return [row.name for row in partner_rows if row.status == "joined"]
+def unsayable(campaign: Any, lead: Any, partner_rows: list[Any]) -> list[str]:
+    """What a discreet text must not say besides the title and the lead's name: the names of
+    the organizations that joined the campaign (of its partner rows, as store.partners reads
+    them), and the communities the campaign, its lead and those partners serve. (Not those
+    merely invited: renaming themselves should not let them call the lead's alerts off.)"""
+    joined = [row for row in partner_rows if row.status == "joined"]
+    labels = [*(campaign.communities or ()), *((lead.communities or ()) if lead else ())]
+    for row in joined:
+        labels += row.communities or ()
+    return [*(row.name for row in joined), *labels]
 
 
 def create_alert(
@@ -213,7 +220,7 @@ def check_sendable(conn: Connection, alert: Any, campaign: Any, partner_rows: li
         alert.default_locale,
         campaign.titles,
         org.name,
-        partner_names(partner_rows),
+        unsayable(campaign, org, partner_rows),
     )
     return org
 

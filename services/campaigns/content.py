@@ -101,11 +101,13 @@ def check_content(
     default_locale: str,
     titles: Mapping[str, str],
     organization_name: str,
-    partner_names: Sequence[str] = (),
+    unsayable: Sequence[str] = (),
 ) -> dict[str, dict[str, dict[str, object]]]:
     """Validate every locale's content for sending; return SMS measures per locale and field.
 
-    Raises FieldError naming the first wrong field, e.g. content.fil.sms_text.
+    unsayable: what a discreet text must not say besides the titles and the lead's name (the
+    partners' names, the communities served). Raises FieldError naming the first wrong field,
+    e.g. content.fil.sms_text.
     """
     if not channels:
         raise FieldError("channels", "Choose email, sms or both.")
@@ -123,7 +125,7 @@ def check_content(
             text = texts.get(name)
             if text:
                 check_template(text, f"content.{locale}.{name}", ALLOWED[name])
-        check_discreet(texts, locale, titles, (organization_name, *partner_names))
+        check_discreet(texts, locale, titles, (organization_name, *unsayable))
         report[locale] = measure_locale(texts, locale, titles, organization_name)
         for name, measure in report[locale].items():
             if int(str(measure["segments"])) > MAX_SMS_SEGMENTS:
@@ -185,18 +187,23 @@ def check_discreet(
     texts: Mapping[str, str | None],
     locale: str,
     titles: Mapping[str, str],
-    org_names: Sequence[str],
+    names: Sequence[str],
 ) -> None:
     """A discreet text must not spell out the campaign's title (in any of its languages: a
-    title is often left untranslated) or the name of an organization in it, the lead's or a
-    partner's (an LGBTQ+ group's name says as much as a cause): it is for who must not be
-    seen."""
-    names = {_folded(t.strip()) for t in (*titles.values(), *org_names)} - {""}
-    named = [_as_written(n) for n in names]
+    title is often left untranslated), the name of an organization in it, the lead's or a
+    partner's (an LGBTQ+ group's name says as much as a cause), or a community the campaign
+    or its organizations serve ("trans", "LGBTQ+"): it is for who must not be seen.
+
+    A label is also matched as people write it: "mixed-heritage" as "mixed heritage",
+    "LGBTQ+" as "LGBTQ"."""
+    folded = {_folded(t.strip()) for t in (*titles.values(), *names)}
+    spelled = {re.sub(r"[-_/]+", " ", n).rstrip("+").strip() for n in folded}
+    named = [_as_written(n) for n in (folded | spelled) - {""}]
     for name in ("discreet_email_subject", "sms_discreet_text"):
         text = _folded(texts.get(name) or "")
         if any(pattern.search(text) for pattern in named):
             raise FieldError(
                 f"content.{locale}.{name}",
-                "A discreet text must not name the campaign or its organizations.",
+                "A discreet text must not name the campaign, its organizations or the"
+                " communities they serve.",
             )

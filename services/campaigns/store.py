@@ -265,7 +265,12 @@ def update_campaign(conn: Connection, campaign_id: str, changes: Mapping[str, An
 
 def partners(conn: Connection, campaign_id: str) -> list[Any]:
     query = (
-        select(campaign_partners, organizations.c.slug, organizations.c.name)
+        select(
+            campaign_partners,
+            organizations.c.slug,
+            organizations.c.name,
+            organizations.c.communities,
+        )
         .join(organizations, organizations.c.organization_id == campaign_partners.c.organization_id)
         .where(campaign_partners.c.campaign_id == campaign_id)
         .order_by(campaign_partners.c.invited_at, organizations.c.slug)
@@ -278,7 +283,12 @@ def partners_of(conn: Connection, campaign_ids: Sequence[str]) -> dict[str, list
     if not campaign_ids:
         return found
     query = (
-        select(campaign_partners, organizations.c.slug, organizations.c.name)
+        select(
+            campaign_partners,
+            organizations.c.slug,
+            organizations.c.name,
+            organizations.c.communities,
+        )
         .join(organizations, organizations.c.organization_id == campaign_partners.c.organization_id)
         .where(campaign_partners.c.campaign_id.in_(campaign_ids))
         .order_by(campaign_partners.c.invited_at, organizations.c.slug)

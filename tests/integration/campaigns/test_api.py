@@ -150,6 +150,22 @@ def test_alert_drafts_with_bad_input_get_422_naming_the_field(
     assert field in body["errors"], body
 
 
+def test_a_discreet_text_may_not_name_a_community_the_coalition_serves(service: Service) -> None:
+    """The campaign serves Filipino communities; its organizations also LGBTQ+ ones: a lock
+    screen reading either says what the discreet text is for hiding."""
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    lead.post(f"/api/v1/campaigns/{cid}/launch")
+    for text in ("Filipino families: rally Sat 2pm", "LGBTQ meetup moved to Sat"):
+        body = bilingual_alert()
+        body["content"]["en"]["sms_discreet_text"] = text
+        draft = post_alert(service, cid, body).json
+        assert list(draft["checks"]["problems"]) == ["content.en.sms_discreet_text"], text
+        refused = lead.post(f"/api/v1/alerts/{draft['alert_id']}/schedule")
+        assert refused.status_code == 422
+        assert list(refused.json["errors"]) == ["content.en.sms_discreet_text"]
+
+
 def test_scheduling_validates_every_locale_and_the_send_time(service: Service) -> None:
     cid = make_coalition(service)["campaign_id"]
     lead = service.as_("organizer@lead")

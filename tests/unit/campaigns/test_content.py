@@ -138,6 +138,22 @@ def test_sms_length_counts_what_is_sent_where_a_locale_has_no_title() -> None:
     assert report["zh-Hant"]["sms_text"]["length"] == len(long_title) + len(" Reply STOP to end")
 
 
+def test_a_discreet_text_names_no_community_the_coalition_serves() -> None:
+    """On a lock screen "Trans rights rally" says as much as the campaign's title."""
+    labels = ["trans", "LGBTQ+", "mixed-asian-heritage"]
+    for text in ("Trans rights rally Sat 2pm", "LGBTQ rally Sat", "LGBTQ+ meetup",
+                 "For mixed Asian heritage families: call today"):  # fmt: skip
+        with pytest.raises(FieldError) as caught:
+            content.check_content(
+                {"en": complete(sms_discreet_text=text)}, ["sms"], "en", TITLES, "Org", labels
+            )
+        assert list(caught.value.errors) == ["content.en.sms_discreet_text"]
+        assert "communities" in caught.value.errors["content.en.sms_discreet_text"][0]
+    # As words: "Transit strike" names no community.
+    fine = complete(sms_discreet_text="Transit strike: meet at 2pm")
+    assert content.check_content({"en": fine}, ["sms"], "en", TITLES, "Org", labels)
+
+
 def test_a_discreet_text_names_no_title_in_any_language_nor_the_organization() -> None:
     for texts in (
         complete(sms_discreet_text="\u660e\u5929 Stop the Deportations \u96c6\u5408"),
