@@ -1,7 +1,8 @@
 """Kinship's event types: the contract between the services.
 
 Each type's record key is named in its description. Within a major version, changes are additive
-only. Community identity never appears in any of these events.
+only. Community identity never appears in any of these events; signature.created's pronouns
+and interests come near it and only notifications reads them (docs/events.md).
 """
 
 from __future__ import annotations

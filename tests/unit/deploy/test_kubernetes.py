@@ -130,3 +130,28 @@ def test_strimzi_kafka_in_kraft_mode_with_kinship_topics(manifests: list[dict[st
     for topic in topics.values():
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "kinship"
         assert topic["spec"]["replicas"] == 3
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def test_events_outlive_an_erasure_in_kafka_by_at_most_eight_days(
+    manifests: list[dict[str, Any]], tmp_path: Any
+) -> None:
+    """signature.created carries the signer's details; Kafka deletes a segment whole once its
+    newest record is past retention, so retention plus a segment's age bounds how long they
+    stay after an erasure: on every topic, and the defaults the retry and dead-letter topics
+    (created by the consumers) take, in the cluster and in the local broker."""
+    from shared.local_kafka import LocalKafka
+
+    for topic in of_kind(manifests, "KafkaTopic").values():
+        config = topic["spec"]["config"]
+        assert config["retention.ms"] + config["segment.ms"] <= 8 * DAY_MS
+    broker = of_kind(manifests, "Kafka")["kinship"]["spec"]["kafka"]["config"]
+    assert broker["log.retention.hours"] + broker["log.roll.hours"] <= 8 * 24
+    local = LocalKafka(tmp_path)
+    local._write_config()
+    lines = dict(
+        line.split("=", 1) for line in local._config_file.read_text().splitlines() if "=" in line
+    )
+    assert int(lines["log.retention.hours"]) + int(lines["log.roll.hours"]) <= 8 * 24
