@@ -106,8 +106,9 @@ def consent_event(
 def delivery_event(
     kind: str, row: Any, at: datetime, error_code: str | None = None
 ) -> Event | None:
-    """Return delivery.<kind> for a supporter's row (organizers' mail has no supporter)."""
-    if str(row.recipient_id).startswith("org:"):
+    """Return delivery.<kind> for a supporter's row (organizers' mail, and a message to someone
+    erased since, name no supporter)."""
+    if not ledger.names_a_supporter(str(row.recipient_id)):
         return None
     return Event(
         type=type_name(f"delivery.{kind}"),
@@ -466,7 +467,7 @@ def apply_sendgrid_event(
         contact = email_hash(hash_key, str(address)) if address else None
         owners = (
             [row.recipient_id]
-            if row is not None and not str(row.recipient_id).startswith("org:")
+            if row is not None and ledger.names_a_supporter(str(row.recipient_id))
             else []
         )
         if not owners and contact:

@@ -1181,8 +1181,8 @@ class Deliverer:
         """Render one queued row; return the provider call, None if re-deferred, or raise _Skip."""
         params = dict(row.params or {})
         with self.deps.engine.connect() as conn:
-            if str(row.recipient_id).startswith("org:"):
-                org = audience.organization(conn, str(row.recipient_id)[4:])
+            if str(row.recipient_id).startswith(ledger.ORGANIZATION):
+                org = audience.organization(conn, str(row.recipient_id)[len(ledger.ORGANIZATION) :])
                 if org is None or not org.contact_email:
                     raise _Skip("failed", "no_contact")
                 return self._single_email(row, params, str(org.contact_email), None, None, conn)

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, literal, select, update
 
-from services.notifications import audience, links, preferences
+from services.notifications import audience, ledger, links, preferences
 from services.notifications.audience import EVERY_ORG
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.store import (
@@ -50,10 +50,25 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     delivery_ids = select(deliveries.c.delivery_id).where(deliveries.c.recipient_id == sid)
     conn.execute(delete(captured).where(captured.c.delivery_id.in_(delivery_ids)))
     conn.execute(delete(captured).where(captured.c.supporter_id == sid))
-    # Ledger rows stay (counts must stay right) but lose anything personal they carried. They
-    # keep their recipient and message key: a batch delivered again after the erasure must
-    # find its rows (one per alert, supporter and channel), or it would count them twice.
-    conn.execute(update(deliveries).where(deliveries.c.recipient_id == sid).values(params=None))
+    # Ledger rows stay (counts must stay right) but lose anything personal they carried. An
+    # alert's rows keep their recipient: a batch delivered again after the erasure must find
+    # its rows (one per alert, supporter and channel), or it would count them twice. Messages
+    # to the person alone (thanks, confirmations, links) are found again by nobody (a late
+    # event about the person is void): their recipient, with the key and a guessed address,
+    # would prove what the person signed, and the provider's id finds them at the provider.
+    mine = deliveries.c.recipient_id == sid
+    conn.execute(
+        update(deliveries).where(mine, deliveries.c.alert_id.is_not(None)).values(params=None)
+    )
+    conn.execute(
+        update(deliveries)
+        .where(mine, deliveries.c.alert_id.is_(None))
+        .values(
+            recipient_id=literal(ledger.ERASED) + deliveries.c.delivery_id,
+            params=None,
+            provider_message_id=None,
+        )
+    )
     for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
     if data.get("phone_hash"):

@@ -266,7 +266,7 @@ def handle_milestone(deps: Deps, event: Event, conn: Connection) -> None:
     queue(
         conn,
         message_key=f"milestone:{data['petition_id']}:{data['milestone']}",
-        recipient_id=f"org:{petition.organization_id}",
+        recipient_id=ledger.ORGANIZATION + petition.organization_id,
         channel="email",
         kind="milestone",
         params={
@@ -330,7 +330,7 @@ def handle_alert_cancelled(deps: Deps, event: Event, conn: Connection) -> None:
         # The scheduler cancelled it when due (it no longer passed the checks): tell the lead.
         queue(
             conn, message_key=f"not_sent:{data['alert_id']}",
-            recipient_id=f"org:{data['organization_id']}", channel="email",
+            recipient_id=ledger.ORGANIZATION + data["organization_id"], channel="email",
             kind="alert_not_sent",
             params={
                 "alert_name": data.get("name"), "reason": data["reason"],

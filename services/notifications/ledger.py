@@ -24,6 +24,14 @@ from shared.ids import ROWS_PER_PREFIX, uuid7, uuid7_prefix
 DONE = ("sent", "delivered", "failed", "suppressed")
 UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
 COUNTERS = ("total", "sent", "delivered", "failed", "suppressed", "deferred", "ambiguous")
+# Recipients that are not a supporter: an organization's contact ("org:<id>"), or a message to
+# someone since erased ("erased:<delivery id>", erasure.apply_erasure).
+ORGANIZATION, ERASED = "org:", "erased:"
+
+
+def names_a_supporter(recipient_id: str) -> bool:
+    """Return whether a ledger row's recipient is a supporter still on file by that id."""
+    return not recipient_id.startswith((ORGANIZATION, ERASED))
 
 
 def new_row(

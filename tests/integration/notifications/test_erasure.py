@@ -30,6 +30,7 @@ from tests.integration.notifications.harness import (
     organization,
     petition,
     seed_audience,
+    sendgrid_signature,
     signature,
 )
 from tests.support.kafka import headers_of, read_all
@@ -96,6 +97,46 @@ def test_admin_erasure_removes_personal_data_and_keeps_a_hash(service: Service) 
     eventually(lambda: (r := service.rows(alerts)) and r[0].status == "done", message="alert done")
     sent = {e for e, _ in service.fakes.sendgrid_recipients()}
     assert target["email"] not in sent and len(sent) == 2
+
+
+def test_after_an_erasure_no_message_to_the_person_alone_still_points_at_them(
+    service: Service,
+) -> None:
+    """The ledger keeps its rows (counts stay right), but a thank-you's row kept the erased
+    person's supporter id (with the key and a guessed address, proof they signed that
+    petition) and the provider's message id (their record at SendGrid). Alert rows keep the
+    id: a batch delivered again after the erasure must find its rows, or count them twice."""
+    from services.notifications import ledger
+    from services.notifications.store import outbox_table
+
+    [mei] = seed_audience(service.engine, "camp-m", "org-m", 1, prefix="mei")
+    sid, now = mei["supporter_id"], service.deps.clock()
+    thanks = ledger.new_row(message_key="thanks:sig-m", recipient_id=sid, channel="email",
+                            kind="thank_you", status="sent", now=now)  # fmt: skip
+    thanks["provider_message_id"] = "sg-thanks-m"
+    alerted = ledger.new_row(message_key="alert-m", recipient_id=sid, channel="email",
+                             kind="alert", status="sent", alert_id="alert-m", now=now)  # fmt: skip
+    with service.engine.begin() as conn:
+        ledger.insert_new(conn, [thanks, alerted])
+    admin = issue_key(service.engine, "admin", "org-admin")
+    erased = service.client().post("/api/v1/erasures", json={"email": mei["email"]}, headers=admin)
+    assert erased.status_code == 202
+    rows = {r.delivery_id: r for r in service.rows(deliveries)}
+    kept = rows[thanks["delivery_id"]]
+    assert kept.status == "sent"  # still counted
+    assert kept.recipient_id != sid and kept.provider_message_id is None
+    assert rows[alerted["delivery_id"]].recipient_id == sid
+    # SendGrid then reports the address unsubscribed, naming the thank-you: no event may name
+    # the row's recipient as a supporter (it is none now).
+    before = {r.event_id for r in service.rows(outbox_table)}
+    payload = json.dumps([{"email": mei["email"], "event": "unsubscribe",
+                           "notification_id": thanks["delivery_id"]}])  # fmt: skip
+    callback = service.client().post(
+        "/api/v1/callbacks/sendgrid/events", data=payload, headers=sendgrid_signature(payload)
+    )
+    assert callback.status_code == 204
+    later = [r for r in service.rows(outbox_table) if r.event_id not in before]
+    assert not [r for r in later if kept.recipient_id.encode() in bytes(r.data)], later
 
 
 def test_admin_erases_addresses_in_any_script_and_by_supporter_id(service: Service) -> None:
