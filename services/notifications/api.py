@@ -432,6 +432,8 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
         )
         keyword = told or sms_keyword(request.form.get("Body", ""))
         now = deps.clock()
+        if told == "help":
+            return _twiml()  # Twilio has sent the HELP reply set in its console: not a second
         if keyword == "help":  # in the language of whoever holds the number, if we know them
             with deps.engine.connect() as conn:
                 locale = audience.number_locale(conn, phone_hash(deps.settings.hash_key, number))

@@ -75,12 +75,31 @@ _CA_POSTAL_ZONE = {
 _POSTCODE_DIGITS = {"US": 5, "AU": 4}
 
 # Carriers' standard words, and those Twilio's own opt-out list has added (OPTOUT, REVOKE):
-# Twilio blocks a number that sent one of them, and Kinship must know it has.
+# Twilio blocks a number that sent one of them, and Kinship must know it has. Then the same in
+# the languages Kinship writes its texts in (a supporter answers a Chinese text in Chinese:
+# 退订 and TD are what Chinese carriers' own messages ask for), with Vietnamese only as
+# written with its marks (HUY and DUNG are names).
 STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+    | {"停止", "退订", "退訂", "TD", "取消订阅", "取消訂閱", "配信停止", "停止して", "中止"}
+    | {"중지", "그만", "수신거부", "HỦY", "DỪNG", "NGỪNG", "TIGIL", "ITIGIL", "HINTO"}
 )
+# Said within a longer message, these still ask for no more texts, as anyone would read them
+# (the FCC's rule: a reply a reasonable person reads as an opt-out is one). A STOP alone in a
+# sentence is not among them: "Stop the sweeps!" is the campaign's slogan, cheered back.
+OPT_OUT_PHRASES = (
+    "STOP TEXTING", "STOP TEXT", "STOP MESSAGING", "STOP SENDING", "STOP CONTACTING",
+    "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "REMOVE ME", "TAKE ME OFF", "WRONG NUMBER",
+    "DONT TEXT", "DO NOT TEXT", "NO MORE TEXTS", "NO MORE MESSAGES",
+)  # fmt: skip
+# Words around a keyword that leave it the whole message ('please stop', 'stop it now').
+COURTESIES = frozenset(
+    {"PLEASE", "PLS", "PLZ", "NOW", "THANKS", "THANK", "YOU", "THX", "OK", "OKAY", "IT", "JUST"}
+)
+# Written without spaces, so found anywhere in a message: unambiguous "unsubscribe" words.
+OPT_OUT_ANYWHERE = ("退订", "退訂", "取消订阅", "取消訂閱", "配信停止", "수신거부", "수신 거부")
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
+HELP_WORDS = frozenset({"HELP", "INFO", "帮助", "幫助", "ヘルプ", "도움말", "GIÚP", "TULONG"})
 
 
 def to_e164(raw: str | None, country: str | None = None) -> str | None:
@@ -341,15 +360,17 @@ def pick_variant(
 
 
 def sms_keyword(body: str) -> str | None:
-    """Classify an inbound SMS: 'stop', 'start', 'help' or None (carriers' standard words).
+    """Classify an inbound SMS: 'stop', 'start', 'help' or None.
 
     Read as people type them: compatibility forms as their letters (a CJK phone keyboard in
     full-width mode sends 'ＳＴＯＰ　ＡＬＬ'), punctuation, quotes, emoji and invisible
     characters ignored ('Stop.', '"STOP"', 'STOP🛑'), words run together or apart ('STOP ALL',
-    'OPT OUT'). The keyword must be the whole message, as carriers read it: a reply of the
-    campaign's own slogan ('Stop the sweeps!') is not an opt-out. A STOP missed is a supporter
-    texted against their will."""
-    text = unicodedata.normalize("NFKC", body).upper()
+    'OPT OUT'). A keyword (in English or a language Kinship texts in) counts as the whole
+    message, as carriers read it: a reply of the campaign's own slogan ('Stop the sweeps!') is
+    not an opt-out. But a message asking for no more texts in other words is one ('please
+    stop', 'stop texting me', 'wrong number', 请退订): a STOP missed is a supporter texted
+    against their will, and START undoes one read too eagerly."""
+    text = unicodedata.normalize("NFKC", body).upper().replace("'", "").replace("\u2019", "")
     words = "".join(ch if ch.isalnum() else " " for ch in text).split()
     if not words:
         return None
@@ -360,7 +381,13 @@ def sms_keyword(body: str) -> str | None:
             return "start"
         if phrase in HELP_WORDS:
             return "help"
-    return None
+    plain = [w for w in words if w not in COURTESIES]
+    if plain != words and len(plain) == 1 and plain[0] in STOP_WORDS:
+        return "stop"
+    spaced = f" {' '.join(words)} "
+    if any(f" {p} " in spaced for p in OPT_OUT_PHRASES):
+        return "stop"
+    return "stop" if any(w in text for w in OPT_OUT_ANYWHERE) else None
 
 
 def backoff_delay(

@@ -459,6 +459,28 @@ def test_twilios_own_reading_of_an_opt_out_is_honoured(service: Service) -> None
     back = {"From": number, "Body": "\u8ba2\u9605", "OptOutType": "START"}
     client.post(INBOUND, data=back, headers=twilio_signature(INBOUND, back))
     assert service.count(suppressions) == 0
+    # Twilio answered a HELP itself (its console's reply): a second, billed answer would
+    # only repeat it.
+    helped = {"From": number, "Body": "info", "OptOutType": "HELP"}
+    answer = client.post(INBOUND, data=helped, headers=twilio_signature(INBOUND, helped))
+    assert answer.status_code == 200 and b"<Message>" not in answer.data
+
+
+def test_a_supporter_who_asks_for_no_more_texts_in_other_words_gets_none(
+    service: Service,
+) -> None:
+    """Opt-outs as supporters write them, in the language of their texts or in a sentence,
+    which Twilio's keyword list does not catch (no OptOutType comes with them)."""
+    client = service.client()
+    for i, body in enumerate(("\u8bf7\u9000\u8ba2", "please stop", "Wrong number, stop texting")):
+        number = f"+1415555012{i}"
+        form = {"From": number, "Body": body}
+        assert (
+            client.post(INBOUND, data=form, headers=twilio_signature(INBOUND, form)).status_code
+            == 200
+        )
+        reasons = {r.contact_hash: r.reason for r in service.rows(suppressions)}
+        assert reasons.get(phone_hash(HASH_KEY, number)) == "stop", body
 
 
 def test_help_is_answered_in_the_language_of_the_numbers_supporter(service: Service) -> None:

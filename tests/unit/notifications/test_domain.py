@@ -230,6 +230,27 @@ def test_content_variant_prefers_the_supporters_locale() -> None:
         ("Revoke", "stop"),
         ("help?", "help"),
         ("Stop the sweeps!", None),  # the campaign's slogan, not an opt-out
+        ("Please stop the sweeps", None),
+        ("Stop all deportations!", None),
+        # In the languages Kinship texts in, as a Chinese carrier's own messages ask (TD).
+        ("\u9000\u8ba2", "stop"),  # 退订
+        ("td", "stop"),
+        ("\u505c\u6b62", "stop"),  # 停止
+        ("\u914d\u4fe1\u505c\u6b62", "stop"),  # 配信停止
+        ("\uc911\uc9c0", "stop"),  # 중지
+        ("H\u1ee6Y", "stop"),  # HỦY
+        ("Huy", None),  # a name, not HỦY without its marks
+        ("tigil", "stop"),
+        ("\u5e6b\u52a9", "help"),  # 幫助
+        # Asking for no more texts in other words: as anyone would read it, an opt-out.
+        ("please stop", "stop"),
+        ("Stop it now, thanks", "stop"),
+        ("can you stop texting me", "stop"),
+        ("Wrong number", "stop"),
+        ("don't text me again", "stop"),
+        ("how do I unsubscribe?", "stop"),
+        ("\u8bf7\u9000\u8ba2\u8c22\u8c22", "stop"),  # 请退订谢谢
+        ("\uc218\uc2e0\uac70\ubd80 \ud569\ub2c8\ub2e4", "stop"),  # 수신거부 합니다
         ("", None),
         ("\U0001f44d", None),
     ],
