@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -574,6 +574,12 @@ def record_erasure(conn: Connection, marks: Iterable[str], at: datetime) -> None
     address and number, and their supporter id (the latest erasure of each counts)."""
     for mark in dict.fromkeys(marks):
         upsert(conn, erasures, {"contact_hash": mark, "erased_at": at}, ["contact_hash"])
+
+
+def erased(conn: Connection, marks: Sequence[str]) -> bool:
+    """Return whether a person was ever erased under one of these marks."""
+    found = conn.execute(select(erasures.c.contact_hash).where(erasures.c.contact_hash.in_(marks)))
+    return found.first() is not None
 
 
 def signed_before_erasure(hash_key: str, conn: Connection, event: Event) -> bool:

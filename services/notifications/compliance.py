@@ -219,7 +219,9 @@ def suppress_email_everywhere(
             select(supporters.c.supporter_id).where(supporters.c.email_hash == contact_hash)
         ).scalars()
     )
-    if not owners and address:
+    if not owners and address and not audience.erased(conn, [contact_hash]):
+        # Petitions may know them by now (this service's projection lags); not someone erased,
+        # whose rows there the event would bring back.
         owners = [supporter_id(hash_key, address)]
     for owner in owners:
         outbox.add(conn, consent_event(owner, "email", None, change, at))
@@ -417,15 +419,15 @@ SENDGRID_SUPPRESSING = {
 
 
 # SendGrid's reasons for dropping a message that are about the address itself (its glossary
-# of drops); others ("Spam Content", "Invalid SMTPAPI header", ...) are about the message.
-ADDRESS_DROPS = frozenset(
-    {
-        "Bounced Address",
-        "Invalid",
-        "Spam Reporting Address",
-        "Unsubscribed Address",
-    }
-)
+# of drops), each suppressed for what it is (reason, change); others ("Spam Content",
+# "Invalid SMTPAPI header", ...) are about the message. An address on the account's
+# unsubscribe list is an unsubscribe (its owner can take it back), not a dead address.
+ADDRESS_DROPS = {
+    "Bounced Address": ("dropped", "bounce"),
+    "Invalid": ("dropped", "bounce"),
+    "Spam Reporting Address": ("complaint", "complaint"),
+    "Unsubscribed Address": ("unsubscribe", "unsubscribe"),
+}
 
 
 def apply_sendgrid_event(
@@ -454,6 +456,8 @@ def apply_sendgrid_event(
         return
     if kind in SENDGRID_SUPPRESSING:
         reason, change = SENDGRID_SUPPRESSING[kind]
+        if kind == "dropped":
+            reason, change = ADDRESS_DROPS[str(event.get("reason"))]
         if row is not None:
             mark_failed_after_send(conn, outbox, row, reason, at, sent_as)
         suppress_email_everywhere(
@@ -478,9 +482,9 @@ def apply_sendgrid_event(
             )
         people = audience.load_supporters(conn, owners)
         if org is None:
-            # Unsubscribed from everything at SendGrid: honour it for every organization.
-            if contact:
-                audience.suppress(conn, contact, "email", EVERY_ORG, "unsubscribe", at)
+            # Unsubscribed from everything at SendGrid: honour it for every organization, and
+            # say so once (SendGrid posts an event again until it is answered).
+            if contact and audience.suppress(conn, contact, "email", EVERY_ORG, "unsubscribe", at):
                 for owner in owners:
                     outbox.add(conn, consent_event(owner, "email", None, "unsubscribe", at))
             return

@@ -72,11 +72,15 @@ def _retry_after(exc: HTTPError) -> float | None:
 # Kinship's mail is never tracked, whatever the account's defaults: click tracking would
 # route each unsubscribe, preference, confirmation and erasure link (its token) through
 # SendGrid's redirects and store it there, and an open-tracking pixel tells when and where a
-# person read about a cause they may keep to themselves.
+# person read about a cause they may keep to themselves. SendGrid's own unsubscribe link
+# (subscription tracking) would put an address on the account's global unsubscribe list, so
+# one organization's unsubscribe would drop every organization's mail (Kinship's own
+# unsubscribe links and List-Unsubscribe are per organization).
 NO_TRACKING = {
     "click_tracking": {"enable": False, "enable_text": False},
     "open_tracking": {"enable": False},
     "ganalytics": {"enable": False},
+    "subscription_tracking": {"enable": False},
 }
 
 

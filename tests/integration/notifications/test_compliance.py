@@ -580,8 +580,21 @@ def test_sendgrid_events_are_verified_then_bounce_suppresses_and_delivered_count
     assert changes == ["bounce", "complaint"]
 
 
+def test_an_account_wide_unsubscribe_posted_again_is_announced_once(service: Service) -> None:
+    """SendGrid posts an event again until it is answered (and a signed post can come twice
+    within its window): the second changes nothing, and must say nothing."""
+    people = seed_audience(service.engine, "camp-g", "org-g", 2)
+    payload = json.dumps([{"email": people[0]["email"], "event": "unsubscribe"}])
+    client = service.client()
+    for _ in range(2):
+        answer = client.post(EVENTS, data=payload, headers=sendgrid_signature(payload))
+        assert answer.status_code == 204
+    mine = [e for e in consent_events(service) if e["supporter_id"] == people[0]["supporter_id"]]
+    assert [(e["change"], e["organization_id"]) for e in mine] == [("unsubscribe", None)]
+
+
 def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: Service) -> None:
-    people, ids = email_alert_sent(service, "u", 5)
+    people, ids = email_alert_sent(service, "u", 7)
     events = [
         {"event": "unsubscribe"},  # SendGrid's own unsubscribe link: this organization only
         {"event": "group_unsubscribe", "asm_group_id": 7},
@@ -590,6 +603,9 @@ def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: 
         # Dropped for the message, not the address: suppressing it would have cut the whole
         # audience of an alert the spam checker caught off for good.
         {"event": "dropped", "reason": "Spam Content"},
+        # On the account's lists: an unsubscribe its owner can take back, and a complaint.
+        {"event": "dropped", "reason": "Unsubscribed Address"},
+        {"event": "dropped", "reason": "Spam Reporting Address"},
     ]
     payload = json.dumps(
         [
@@ -605,6 +621,8 @@ def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: 
         (hashes[0], "org-u", "unsubscribe"),
         (hashes[1], "org-u", "unsubscribe"),
         (hashes[2], EVERY_ORG, "dropped"),
+        (hashes[5], EVERY_ORG, "unsubscribe"),
+        (hashes[6], EVERY_ORG, "complaint"),
     }
     granted = {
         r.supporter_id
@@ -615,9 +633,9 @@ def test_sendgrid_unsubscribes_drops_and_blocks_each_do_what_they_mean(service: 
     assert codes[people[3]["supporter_id"]] == "blocked"
     assert codes[people[4]["supporter_id"]] == "dropped"
     row = service.rows(alerts)[0]
-    assert (row.sent, row.failed) == (2, 3) and row.total == row.sent + row.failed
+    assert (row.sent, row.failed) == (2, 5) and row.total == row.sent + row.failed
     changes = sorted(e["change"] for e in consent_events(service))
-    assert changes == ["bounce", "unsubscribe", "unsubscribe"]
+    assert changes == ["bounce", "complaint", "unsubscribe", "unsubscribe", "unsubscribe"]
 
 
 def test_an_undelivered_text_fails_and_21610_stops_the_number(service: Service) -> None:

@@ -139,6 +139,31 @@ def test_after_an_erasure_no_message_to_the_person_alone_still_points_at_them(
     assert not [r for r in later if kept.recipient_id.encode() in bytes(r.data)], later
 
 
+def test_a_bounce_after_an_erasure_tells_no_other_service_about_the_person(
+    service: Service,
+) -> None:
+    """An alert's email bounces an hour after its recipient was erased: the address is held
+    as a bounce (stronger than the tombstone), but the consent.changed it used to publish, for
+    the id derived from the address, put a row about the person back in petitions."""
+    from services.notifications.store import outbox_table
+
+    [ana] = seed_audience(service.engine, "camp-b", "org-b", 1, prefix="ana")
+    admin = issue_key(service.engine, "admin", "org-admin")
+    erased = service.client().post("/api/v1/erasures", json={"email": ana["email"]}, headers=admin)
+    assert erased.status_code == 202
+    before = {r.event_id for r in service.rows(outbox_table)}
+    payload = json.dumps([{"email": ana["email"], "event": "bounce", "type": "bounce"}])
+    callback = service.client().post(
+        "/api/v1/callbacks/sendgrid/events", data=payload, headers=sendgrid_signature(payload)
+    )
+    assert callback.status_code == 204
+    assert [r.reason for r in service.rows(suppressions, suppressions.c.channel == "email")] == [
+        "bounce"
+    ]
+    later = [r.type for r in service.rows(outbox_table) if r.event_id not in before]
+    assert "kinship.consent.changed.v1" not in later
+
+
 def test_admin_erases_addresses_in_any_script_and_by_supporter_id(service: Service) -> None:
     # Petitions accepts addresses such as these (email-validator); the admin must be able to
     # erase what was accepted, and a person partners know only by their supporter id.

@@ -216,6 +216,9 @@ def test_sendgrid_body_reaches_the_provider_whole_and_stays_out_of_debug_logs(
     tracking = body["tracking_settings"]
     assert tracking["click_tracking"] == {"enable": False, "enable_text": False}
     assert tracking["open_tracking"] == {"enable": False}
+    # Nor SendGrid's own unsubscribe link: it would put the address on the account's global
+    # list, one organization's unsubscribe dropping every organization's mail.
+    assert tracking["subscription_tracking"] == {"enable": False}
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "PAYLOAD: <" in logged and "bytes of JSON>" in logged
     assert "example.org" not in logged
