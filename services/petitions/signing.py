@@ -210,7 +210,8 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
     Several requests share one transaction here (see GroupCommit): one status query, one
     multi-row insert, one counter upsert per petition and one outbox insert for all of them.
     """
-    statuses = store.petition_statuses(conn, {item.petition.petition_id for item in items})
+    petition_ids = {item.petition.petition_id for item in items}
+    statuses = store.petition_statuses(conn, petition_ids, for_share=True)
     errors: list[Exception | None] = []
     accepted: list[Pending] = []
     for item in items:
@@ -349,10 +350,16 @@ def _link(deps: Deps, conn: Connection, token: str, moment: datetime, lock: bool
     signature_id = domain.signature_of_token(deps.settings.hash_key, token)
     if signature_id is None:
         return Link("gone")
-    signature = store.get_signature(conn, signature_id, for_update=lock)
+    signature = store.get_signature(conn, signature_id)
     if signature is None or signature.status == domain.ERASED:
         return Link("gone")
-    petition = store.get_petition(conn, signature.petition_id)
+    # Held in share mode when confirming: closing waits for the confirmation, which it counts.
+    # The petition first, then the signature, in the order signing takes them.
+    petition = store.get_petition(conn, signature.petition_id, for_share=lock)
+    if lock:
+        signature = store.get_signature(conn, signature_id, for_update=True)
+        if signature is None or signature.status == domain.ERASED:
+            return Link("gone")
     if signature.status == domain.CONFIRMED:
         return Link("confirmed", signature, petition)
     if signature.expires_at is not None and aware(signature.expires_at) < moment:

@@ -310,20 +310,30 @@ def organization_names(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[
 _PETITION_BY_ID = select(petitions).where(petitions.c.petition_id == bindparam("petition_id"))
 
 
-def get_petition(conn: Connection, petition_id: str, *, for_update: bool = False) -> Any:
+def get_petition(
+    conn: Connection, petition_id: str, *, for_update: bool = False, for_share: bool = False
+) -> Any:
+    """Return a petition's row; for_share: held against closing until the transaction ends."""
     query = _PETITION_BY_ID
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    if (for_update or for_share) and conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=not for_update)
     return conn.execute(query, {"petition_id": petition_id}).first()
 
 
-def petition_statuses(conn: Connection, petition_ids: Iterable[str]) -> dict[str, str]:
-    """Return petition id -> status for the given petitions (usually one)."""
+def petition_statuses(
+    conn: Connection, petition_ids: Iterable[str], *, for_share: bool = False
+) -> dict[str, str]:
+    """Return petition id -> status for the given petitions (usually one).
+
+    for_share: for a transaction that counts signatures in them. The rows are held in share
+    mode until it ends, so closing (which updates them) waits for the signatures being written
+    and counts them in the total it announces; signers hold the lock together."""
     ids = sorted(petition_ids)
     names = ", ".join(f"%(p{i})s" for i in range(len(ids)))
+    lock = " FOR SHARE" if for_share and conn.dialect.name == "postgresql" else ""
     rows = raw(
         conn,
-        f"SELECT petition_id, status FROM petitions WHERE petition_id IN ({names})",
+        f"SELECT petition_id, status FROM petitions WHERE petition_id IN ({names}){lock}",
         {f"p{i}": petition_id for i, petition_id in enumerate(ids)},
     ).fetchall()
     return {str(petition_id): str(status) for petition_id, status in rows}

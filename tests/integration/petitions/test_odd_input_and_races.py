@@ -251,6 +251,36 @@ def test_expiry_waiting_on_a_confirmation_never_deadlocks_on_the_counts(
     assert (counts["total"], counts["pending"]) == (1, 0)
 
 
+def test_a_signature_committing_as_its_petition_closes_counts_in_the_closing_total(
+    svc: Petitions,
+) -> None:
+    """A batch of signatures read the petition open, then the organizer closed it: the close
+    announced its total, and the batch committed after, signatures counted past the close.
+    Closing now waits for the signatures already being written, and announces them."""
+    petition_id = svc.open_petition()
+    assert svc.sign(petition_id, "first@example.org").status_code == 202
+    petition = signing.open_petition(svc.deps, petition_id)
+    item = signing.prepare(svc.deps, petition, {"person": {"email": "late@example.org"}}, [])
+    closing: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: closing.append(
+            svc.client.post(f"/api/v1/petitions/{petition_id}/close", headers=svc.auth("lead"))
+        )
+    )
+    with svc.deps.engine.connect() as conn, conn.begin():
+        assert signing.record(svc.deps, conn, [item]) == [None]
+        thread.start()
+        eventually(
+            lambda: _waiting_on_a_lock(svc) or not thread.is_alive(),
+            timeout=30,
+            message="the close waiting or done",
+        )
+    thread.join(timeout=30)
+    assert closing and closing[0].status_code == 200
+    [closed] = svc.outbox_events("petition.closed")
+    assert closed["total"] == svc.counts(petition_id)["total"] == 2
+
+
 def test_a_petition_published_while_its_campaign_closes_is_not_left_open(svc: Petitions) -> None:
     """The campaign's closing (its consumer) marks the campaign closed, then closes the open
     petitions it finds. A publish that read the campaign as active before that committed, and
