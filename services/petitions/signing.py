@@ -11,7 +11,14 @@ from sqlalchemy import Connection
 
 from services.petitions import domain, store
 from services.petitions.bootstrap import Deps
-from services.petitions.usecases import Result, coalition_of, event, now, run_idempotent
+from services.petitions.usecases import (
+    Result,
+    check_idempotency_key,
+    coalition_of,
+    event,
+    now,
+    run_idempotent,
+)
 from shared.db import aware
 from shared.errors import Conflict, FieldError, NotFound
 from shared.ids import uuid7
@@ -71,6 +78,8 @@ def sign(
     accept_languages: Sequence[str] = (),
 ) -> Result:
     """Record a signature, once per person; a repeat gets the same answer and counts nothing."""
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)  # before the honeypot: the same answer either way
     petition = open_petition(deps, petition_id)
     response = sign_response(petition_id, petition.double_opt_in)
     item = prepare(deps, petition, data, accept_languages)
@@ -83,17 +92,20 @@ def sign(
         if statuses.get(petition_id) != domain.OPEN:
             raise closed()
         return response
-    if idempotency_key:
+    if idempotency_key is not None:
 
         def work(conn: Connection) -> Result:
             _raise_first(record(deps, conn, [item]))
             return response
 
         # The signer's own key: the endpoint is public, and another form sending the same one
-        # (an embed's counter) must neither be refused nor learn that the key was used.
+        # (an embed's counter), or someone else's address with it, must neither be refused nor
+        # learn that the key was used: a different request under it signs as without one.
         scope = f"sign:{petition_id}:{item.row['email_hash']}"
         return _again_if_vanished(
-            lambda: run_idempotent(deps, scope, idempotency_key, dict(data), work)
+            lambda: run_idempotent(
+                deps, scope, idempotency_key, dict(data), work, other_request_runs=True
+            )
         )
     deps.group_commit.submit(item, lambda items: commit_batch(deps, items))
     return response

@@ -85,24 +85,37 @@ def _replay(prior: Any, fingerprint: str) -> Result:
 MAX_IDEMPOTENCY_KEY = 200  # idempotency_keys.key
 
 
+def check_idempotency_key(key: str) -> None:
+    """Refuse an Idempotency-Key no record can hold (422 naming the header)."""
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or "\x00" in key:
+        raise FieldError("Idempotency-Key", f"Use 1 to {MAX_IDEMPOTENCY_KEY} characters (no NUL).")
+
+
 def run_idempotent(
     deps: Deps,
     scope: str,
     key: str | None,
     payload: Any,
     work: Callable[[Connection], Result],
+    *,
+    other_request_runs: bool = False,
 ) -> Result:
-    """Run work in one transaction; a repeated key returns the first response, with no effect."""
+    """Run work in one transaction; a repeated key returns the first response, with no effect.
+
+    A key used before for a different request is a 422, unless other_request_runs: then the
+    request runs as if it came without the key (public signing, where a 422 would tell whoever
+    sent someone else's address with a form's key that this person had signed with it)."""
     if key is None:
         with deps.engine.begin() as conn:
             return work(conn)
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or "\x00" in key:
-        raise FieldError("Idempotency-Key", f"Use 1 to {MAX_IDEMPOTENCY_KEY} characters (no NUL).")
+    check_idempotency_key(key)
     fingerprint = request_fingerprint(deps, payload)
     try:
         with deps.engine.begin() as conn:
             prior = store.find_idempotency_key(conn, scope, key)
             if prior is not None:
+                if other_request_runs and prior.request_hash != fingerprint:
+                    return work(conn)
                 return _replay(prior, fingerprint)
             status, body = work(conn)
             # The key row is unique: a concurrent twin waits here, then finds it taken.
@@ -112,6 +125,9 @@ def run_idempotent(
     except _Raced:
         with deps.engine.connect() as conn:
             prior = store.find_idempotency_key(conn, scope, key)
+        if other_request_runs and prior.request_hash != fingerprint:
+            with deps.engine.begin() as conn:
+                return work(conn)
         return _replay(prior, fingerprint)
 
 

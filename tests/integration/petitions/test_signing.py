@@ -104,10 +104,15 @@ def test_one_idempotency_key_signs_once_and_says_nothing_twice(svc: Petitions) -
     assert comparable(first) == (status, body, replay_headers)
     # A network retry is not a second signature: no "already signed" email.
     assert len(svc.outbox_events("signature.created")) == 1
+    # A different request under the same key and address signs as one without a key would:
+    # a 422 here told whoever typed Ana's address with a form's key that she had signed.
     renamed = {"given_name": "Ana María", "family_name": "Santos", "email": "ana@example.org"}
     changed = svc.sign(petition_id, "ana@example.org", headers=headers, person=renamed)
-    assert changed.status_code == 422
-    assert "Idempotency-Key" in changed.get_json()["errors"]
+    assert comparable(changed) == comparable(first)
+    assert svc.counts(petition_id)["total"] == 1  # and is her duplicate, counted once
+    # An empty key is refused, as everywhere (it could never be replayed).
+    empty = svc.sign(petition_id, "ana@example.org", headers={"Idempotency-Key": ""})
+    assert empty.status_code == 422 and "Idempotency-Key" in empty.get_json()["errors"]
     # Keys are the signer's own: another signer's form that happens to send the same one (an
     # embed's counter, a widget's id) signs, and learns nothing of who used it first.
     other = svc.sign(petition_id, "someone-else@example.org", headers=headers)
@@ -190,6 +195,12 @@ def test_a_filled_honeypot_is_dropped_silently(svc: Petitions) -> None:
         svc.client.post(f"/api/v1/petitions/{petition_id}/signatures", json=body)
         for body in (bad, {**bad, "website": "http://spam.example"})
     )
+    assert plain.status_code == trapped.status_code == 422
+    assert plain.get_json() == trapped.get_json()
+    # So is a key no record could hold.
+    long_key = {"Idempotency-Key": "k" * 201}
+    plain = svc.sign(petition_id, "x@example.org", headers=long_key)
+    trapped = svc.sign(petition_id, "x@example.org", headers=long_key, website="http://spam")
     assert plain.status_code == trapped.status_code == 422
     assert plain.get_json() == trapped.get_json()
     # And a closed petition refuses the bot as it refuses anyone.
