@@ -13,6 +13,7 @@ from html import escape
 from http import HTTPStatus
 from typing import Any
 
+import tldextract
 from apispec import BasePlugin
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api, abort
@@ -54,13 +55,17 @@ def utc_representable(value: datetime) -> None:
 
 
 # What mail clients and phones turn into a link in running text: a scheme, "www.", an address,
-# or a host name (a word, a dot, and letters: any top-level domain, since link finders know
-# hundreds), read in NFKC (full-width letters and dots are the ASCII ones), with the ideographic
-# full stop as a dot. A short title-case abbreviation before a title-case word is a name
-# ("Ma.Cristina", "J.Smith", "St.John"), not a host.
+# or a host name (dotted words ending in a top-level domain or other public suffix: "bit.ly",
+# "evil.example.com", "例子.中国"), read in NFKC (full-width letters and dots are the ASCII
+# ones), with the ideographic full stop as a dot. Dotted words that end in no suffix are a name
+# written without a space: "Ma.Luz" and "MA.CRISTINA" (Filipino names abbreviate María so),
+# "J.Smith", "St.John".
 _LINK_MARK = re.compile(r"://|\bwww[.\u3002]|@", re.IGNORECASE)
-_HOST = re.compile(r"[\w-]+[.\u3002][a-z]{2,}\b", re.IGNORECASE)
-_ABBREVIATED = re.compile(r"[A-Z][a-z]{0,2}\.[A-Z][a-z]{3,}")
+_DOTTED = re.compile(r"[\w-]+(?:[.\u3002][\w-]+)+")
+# The public suffix list's ICANN section as tldextract ships it: never fetched, no cache.
+_SUFFIXES = tldextract.TLDExtract(
+    suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False
+)
 
 
 def no_links(value: str | None) -> None:
@@ -71,10 +76,14 @@ def no_links(value: str | None) -> None:
     if not value:
         return
     text = unicodedata.normalize("NFKC", value)
-    if _LINK_MARK.search(text) or any(
-        not _ABBREVIATED.fullmatch(host.group()) for host in _HOST.finditer(text)
-    ):
+    if _LINK_MARK.search(text):
         raise ValidationError("A name, not a web or email address.")
+    for dotted in _DOTTED.finditer(text):
+        if _SUFFIXES(dotted.group().replace("\u3002", ".")).suffix:
+            raise ValidationError(
+                f"A name, not a web address: {dotted.group()!r} reads as one."
+                " Put a space after the dot."
+            )
 
 
 def refuse_unstorable_path() -> None:

@@ -175,6 +175,12 @@ def test_a_worker_serves_its_metrics_on_its_own_port() -> None:
         "Mr.Nguyen",
         "St.John",
         "J.R.R. Tolkien",
+        # Filipino names abbreviate María so, in any case; and given names joined by a dot.
+        "Ma.Luz",
+        "MA.CRISTINA",
+        "ma.cristina",
+        "Jean.Pierre",
+        "A.Nguyen",
     ],
 )
 def test_names_are_names(name: str) -> None:
@@ -197,6 +203,9 @@ def test_names_are_names(name: str) -> None:
         "evil.\uff43\uff4f\uff4d",
         "evil\uff0ecom",
         "Visit Unlock.Page",
+        "go.shop",
+        "see example.co.uk",
+        "\u4f8b\u5b50.\u4e2d\u56fd",  # 例子.中国
     ],
 )
 def test_a_name_that_would_be_a_link_in_an_email_is_refused(name: str) -> None:
