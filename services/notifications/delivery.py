@@ -39,6 +39,7 @@ from services.notifications.store import alerts, deliveries
 from shared import metrics
 from shared.db import aware, is_transient_error, one_of
 from shared.events.envelope import parse_time
+from shared.privacy import email_hash
 from shared.templates import with_opt_out
 
 log = logging.getLogger(__name__)
@@ -1185,7 +1186,15 @@ class Deliverer:
                 org = audience.organization(conn, str(row.recipient_id)[len(ledger.ORGANIZATION) :])
                 if org is None or not org.contact_email:
                     raise _Skip("failed", "no_contact")
-                return self._single_email(row, params, str(org.contact_email), None, None, conn)
+                contact = str(org.contact_email)
+                # Its own mail, whatever it unsubscribed from as a supporter; not to an address
+                # that bounces or complained (held for every organization).
+                if audience.suppressed_hashes(
+                    conn, [email_hash(self.deps.settings.hash_key, contact)], "email", None,
+                    ORGANIZATION_STOPPED_BY,
+                ):  # fmt: skip
+                    raise _Skip("suppressed", "suppressed")
+                return self._single_email(row, params, contact, None, None, conn)
             person = audience.load_supporters(conn, [row.recipient_id]).get(row.recipient_id)
             if person is None:
                 raise _Skip("suppressed", "erased")
@@ -1343,6 +1352,7 @@ class Deliverer:
 
 # The suppressions that stop a message a person needs to act on (kind: reasons); any
 # suppression stops every other message.
+ORGANIZATION_STOPPED_BY = (*audience.UNDELIVERABLE, "complaint")
 LINK_STOPPED_BY = {
     "erase": audience.UNDELIVERABLE,
     "confirm_preferences": audience.UNDELIVERABLE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notifications.audience import EVERY_ORG
+from services.notifications.audience import EVERY_ORG, suppress
 from services.notifications.messages import CATALOGUE
 from services.notifications.store import (
     deliveries,
@@ -417,3 +417,31 @@ def test_the_lead_is_told_when_its_scheduled_alert_was_cancelled_when_due(
     )
     assert mail["subject"] == CATALOGUE["vi"]["not_sent_subject"].format(name="Vote on Tuesday")
     assert reason in mail["content"][0]["value"]
+
+
+def test_an_organizations_address_that_bounces_is_not_mailed_again(service: Service) -> None:
+    """A hard bounce (or a spam complaint) holds an address for everyone, an organization's
+    contact address too: its milestone and not-sent emails stopped going only when SendGrid
+    dropped them itself, and a sender mailing dead addresses loses its reputation."""
+    from shared.privacy import email_hash
+
+    service.start()
+    service.publish(organization("org-dead", contact_email="gone@org-dead.example.org"))
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    with service.engine.begin() as conn:
+        suppress(conn, email_hash(HASH_KEY, "gone@org-dead.example.org"), "email", EVERY_ORG,
+                 "bounce", utcnow())  # fmt: skip
+    service.publish(
+        event(
+            "alert.cancelled", "camp-dead", alert_id="alert-dead", campaign_id="camp-dead",
+            at=utcnow().isoformat(), organization_id="org-dead", name="Vote", default_locale="en",
+            reason="channels: no postal address",
+        )
+    )  # fmt: skip
+    [row] = eventually(
+        lambda: [r for r in service.rows(deliveries) if r.kind == "alert_not_sent"
+                 and r.status != "queued"],
+        message="the not-sent email settled",
+    )  # fmt: skip
+    assert (row.status, row.error_code) == ("suppressed", "suppressed")
+    assert mails_to(service, "gone@org-dead.example.org") == []
