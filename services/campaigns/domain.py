@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pycountry
+
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, PermissionDenied
 from shared.events.catalog import INTEREST as INTEREST_PATTERN
@@ -217,11 +219,17 @@ def check_send_at(send_at: datetime | None, now: datetime) -> datetime:
     return max(send_at, now)
 
 
+def _known_region(code: str) -> bool:
+    """An ISO 3166-2 code that exists ("US-CA"): a typo ("US-CAL") would reach nobody."""
+    found = pycountry.subdivisions.get(code=code)  # type: ignore[no-untyped-call]
+    return bool(REGION.match(code) and found)
+
+
 def check_audience(audience: dict[str, list[str]], access: CampaignAccess) -> dict[str, list[str]]:
     """Validate an audience filter; recruiting partners must be in the coalition."""
     rules: dict[str, Callable[[str], object]] = {
         "countries": COUNTRIES.__contains__,
-        "regions": REGION.match,
+        "regions": _known_region,
         "postal_prefixes": POSTAL_PREFIX.match,
         "interests": INTEREST.match,
     }

@@ -22,7 +22,13 @@ from sqlalchemy import (
     update,
 )
 
-from services.notifications.domain import postal_key, region_code, resolve_time_zone, to_e164
+from services.notifications.domain import (
+    packed_postal,
+    postal_key,
+    region_code,
+    resolve_time_zone,
+    to_e164,
+)
 from services.notifications.store import (
     campaigns,
     consents,
@@ -669,12 +675,10 @@ def audience_query(
     if audience.get("regions"):
         query = query.where(s.c.region.in_(list(audience["regions"])))
     if audience.get("postal_prefixes"):
-        query = query.where(
-            or_(
-                false(),
-                *[s.c.postal_code.startswith(postal_key(p)) for p in audience["postal_prefixes"]],
-            )
-        )
+        # Compared without spaces or hyphens (kept as typed, for the time zone's reading).
+        packed = func.replace(func.replace(s.c.postal_code, " ", ""), "-", "")
+        prefixes = {packed_postal(p) for p in audience["postal_prefixes"]} - {""}
+        query = query.where(or_(false(), *[packed.startswith(p) for p in sorted(prefixes)]))
     if audience.get("partner_organization_ids"):
         query = query.where(
             sc.c.partner_organization_id.in_(list(audience["partner_organization_ids"]))

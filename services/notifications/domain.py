@@ -139,6 +139,12 @@ def postal_key(code: str | None) -> str | None:
     return folded[:POSTAL_CODE_LENGTH].rstrip() or None
 
 
+def packed_postal(code: str) -> str:
+    """A postal code (or prefix) as an alert's prefix compares it: postal_key, without spaces
+    or hyphens ('M5V 2T6' and 'm5v2t6' are one code; '94110-1234' starts with '941101')."""
+    return "".join(ch for ch in (postal_key(code) or "") if ch not in " -")
+
+
 def _folded(name: str) -> str:
     """A region name or code as typed, for matching: no accents, case, dots or spaces."""
     bare = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", name))

@@ -132,6 +132,7 @@ def post_alert(service: Service, cid: str, body: dict[str, Any]) -> Any:
         ({"channels": []}, "channels"),
         ({"default_locale": "xx-nope"}, "default_locale"),
         ({"audience": {"countries": ["USA"]}}, "audience.countries"),
+        ({"audience": {"regions": ["US-CAL"]}}, "audience.regions"),  # no such subdivision
         ({"audience": {"partner_organization_ids": ["nope"]}}, "audience.partner_organization_ids"),
         ({"content": {"en": {"sms_text": "Hi {{ frist_name }}"}}}, "content.en.sms_text"),
         ({"content": {"en": {"sms_txt": "typo"}}}, "content"),

@@ -351,6 +351,37 @@ def test_an_alert_for_regions_reaches_signers_however_they_typed_theirs(
     assert reached == {"golden@example.org", "bay@example.org", "montreal@example.org"}
 
 
+def test_an_alert_for_postal_prefixes_reaches_codes_however_they_are_spaced(
+    service: Service,
+) -> None:
+    """An organizer targets "M5V2" (or "M5V 2"); signers type "M5V 2T6" or "m5v2t6", and a
+    ZIP+4 with its hyphen: the space or hyphen must not decide who is reached."""
+    service.publish(organization("org-pc"), petition("pet-pc", "camp-pc", "org-pc"))
+    service.start()
+    signers = {
+        "spaced@example.org": ("CA", "M5V 2T6"),
+        "packed@example.org": ("CA", "m5v2t6"),
+        "elsewhere@example.org": ("CA", "M5W 1E6"),
+        "zip4@example.org": ("US", "94110-1234"),
+        "zip@example.org": ("US", "94112"),
+    }
+    for email, (country, code) in signers.items():
+        service.publish(
+            signature(email, "pet-pc", "camp-pc", "org-pc", country=country, postal_code=code)
+        )
+    joined = supporter_campaigns.c.campaign_id == "camp-pc"
+    eventually(lambda: service.count(supporter_campaigns, joined) == 5, message="signers")
+    audience = {"postal_prefixes": ["M5V 2", "941101"]}
+    service.publish(alert("alert-pc", "camp-pc", "org-pc", ["email"], audience=audience))
+    eventually(lambda: finished(service, "alert-pc"), timeout=60, message="alert done")
+    reached = {
+        email
+        for email, args in service.fakes.sendgrid_recipients()
+        if args.get("alert_id") == "alert-pc"
+    }
+    assert reached == {"spaced@example.org", "packed@example.org", "zip4@example.org"}
+
+
 def test_an_alert_for_a_language_reaches_its_speakers_in_it(service: Service) -> None:
     """Kinship writes its own messages in seven languages, and a Spanish speaker reads them in
     English; an organizer's alert for Spanish speakers must still reach them, and only them,
