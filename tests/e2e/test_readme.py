@@ -52,4 +52,4 @@ def test_walkthrough_runs_as_written(stack: Stack) -> None:
     # does her address, unless asked (--show).
     assert "subject: ‹…›，委員會星期四投票" in output and "Mei，" not in output
     assert "to m***@e***.org" in output
-    assert re.search(r"'sent': 1, 'suppressed': 0, 'total': 1", output)
+    assert re.search(r"'sent': 1, 'status': 'done', 'suppressed': 0, 'total': 1", output)
