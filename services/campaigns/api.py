@@ -267,6 +267,16 @@ def decline_invitation(campaign_id: str, org: str) -> Any:
     return operations.answer_invitation(deps(), caller(), campaign_id, org, accept=False)
 
 
+@campaigns.route("/<campaign_id>/partners/<org>/withdraw", methods=["POST"])
+@campaigns.response(200, s.PartnerOut)
+@campaigns.doc(**AUTH_DOC)
+def withdraw_invitation(campaign_id: str, org: str) -> Any:
+    """Withdraw an open invitation (the lead's organizers): the organization no longer reads
+    the campaign (an invitation sent to the wrong organization, or no longer meant). It can
+    be invited again. A partner that has joined is not removed here (409)."""
+    return operations.withdraw_invitation(deps(), caller(), campaign_id, org)
+
+
 # -- alerts ------------------------------------------------------------------------------------
 
 

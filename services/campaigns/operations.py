@@ -403,6 +403,21 @@ def answer_invitation(
         return _invitation(conn, campaign_id, org.organization_id)
 
 
+def withdraw_invitation(
+    deps: Deps, principal: Principal, campaign_id: str, organization_ref: str
+) -> dict[str, Any]:
+    """Withdraw an invitation not yet answered: the organization stops reading the campaign."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        access = access_of(row, partner_rows)
+        domain.may_manage_campaign(principal, access)
+        org = _organization(conn, organization_ref)
+        domain.check_answer(access, org.organization_id)
+        store.set_partner_status(conn, campaign_id, org.organization_id, "withdrawn", now)
+        return _invitation(conn, campaign_id, org.organization_id)
+
+
 def list_partners(
     deps: Deps, principal: Principal, campaign_id: str, page: int, per_page: int
 ) -> tuple[list[dict[str, Any]], int]:

@@ -91,7 +91,7 @@ campaign_partners = Table(
         primary_key=True,
         index=True,
     ),
-    Column("status", String(16), nullable=False),  # invited | joined | declined
+    Column("status", String(16), nullable=False),  # invited | joined | declined | withdrawn
     Column("invited_at", Moment(), nullable=False),
     Column("responded_at", Moment()),
 )

@@ -293,11 +293,23 @@ def test_invitations_are_answered_by_the_invited_organization_only(world: World)
     )
     assert invite.status_code == 201 and invite.json["status"] == "invited"
     # Invited: the stranger may now read the campaign, to decide.
-    assert (
-        world.call("campaigns", "GET", f"/api/v1/campaigns/{cid}", "partner@stranger").status_code
-        == 200
-    )
+    read = f"/api/v1/campaigns/{cid}"
+    assert world.call("campaigns", "GET", read, "partner@stranger").status_code == 200
+    # Sent to the wrong organization: the lead withdraws it, and the stranger reads no more
+    # (nor accepts); only the lead's organizers may withdraw, and it can be sent again.
+    withdraw = f"{path}/{stranger['organization_id']}/withdraw"
+    for who in ("organizer@stranger", "organizer@partner", "partner@lead"):
+        assert world.call("campaigns", "POST", withdraw, who).status_code == 403, who
+    withdrawn = world.call("campaigns", "POST", withdraw, "organizer@lead")
+    assert withdrawn.status_code == 200 and withdrawn.json["status"] == "withdrawn"
+    assert world.call("campaigns", "GET", read, "partner@stranger").status_code == 403
     accept = f"{path}/{stranger['organization_id']}/accept"
+    assert world.call("campaigns", "POST", accept, "organizer@stranger").status_code == 409
+    assert world.call("campaigns", "POST", withdraw, "organizer@lead").status_code == 409
+    again = world.call(
+        "campaigns", "POST", path, "organizer@lead", {"organization": stranger["slug"]}
+    )
+    assert again.status_code == 201 and again.json["status"] == "invited"
     for who in ("organizer@lead", "partner@stranger", "organizer@partner"):
         assert world.call("campaigns", "POST", accept, who).status_code == 403, who
     joined = world.call("campaigns", "POST", accept, "organizer@stranger")
