@@ -37,6 +37,11 @@ SMS_VARIABLES = frozenset({"given_name", "organization_name", "campaign_title"})
 DISCREET_VARIABLES = frozenset({"given_name", "family_name", "unsubscribe_url", "preferences_url"})
 
 EMAIL_FIELDS = ("email_subject", "email_html", "email_text")
+SUBJECTS = ("email_subject", "discreet_email_subject")
+# Gmail clips a message whose HTML passes about 102 KB behind a "[Message clipped]" link: the
+# footer notifications adds (the unsubscribe link and the postal address the law asks for)
+# would be what is hidden. The alert's own HTML, in UTF-8, stays under this.
+EMAIL_HTML_MAX_BYTES = 90_000
 SMS_FIELDS = ("sms_text",)
 ALL_FIELDS = (*EMAIL_FIELDS, "discreet_email_subject", "sms_text", "sms_discreet_text")
 ALLOWED = {
@@ -125,6 +130,7 @@ def check_content(
             text = texts.get(name)
             if text:
                 check_template(text, f"content.{locale}.{name}", ALLOWED[name])
+        check_email_shape(texts, locale)
         check_discreet(texts, locale, titles, (organization_name, *unsayable))
         report[locale] = measure_locale(texts, locale, titles, organization_name)
         for name, measure in report[locale].items():
@@ -181,6 +187,23 @@ def _folded(text: str) -> str:
     """text as compared: NFKC, then casefolded. "Tết" typed composed or decomposed (Unikey's
     "Unicode tổ hợp"), and full-width Ｐｒｉｄｅ, read the same on a lock screen."""
     return unicodedata.normalize("NFKC", text).casefold()
+
+
+def check_email_shape(texts: Mapping[str, str | None], locale: str) -> None:
+    """A subject is one line (a line break or other control character would break the header
+    or show as a box), and the HTML leaves room for the footer before Gmail clips it."""
+    for name in SUBJECTS:
+        subject = texts.get(name) or ""
+        if any(unicodedata.category(ch) == "Cc" for ch in subject):
+            raise FieldError(f"content.{locale}.{name}", "One line: no line breaks or tabs.")
+    size = len((texts.get("email_html") or "").encode())
+    if size > EMAIL_HTML_MAX_BYTES:
+        raise FieldError(
+            f"content.{locale}.email_html",
+            f"{size // 1000} KB: Gmail clips an email past about 102 KB and would hide its"
+            f" footer (the unsubscribe link and postal address); keep the HTML under"
+            f" {EMAIL_HTML_MAX_BYTES // 1000} KB.",
+        )
 
 
 def check_discreet(

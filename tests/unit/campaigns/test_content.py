@@ -237,3 +237,22 @@ def test_variables_are_named_without_their_surrounding_spaces() -> None:
     assert content.expand_for_length(text, {"given_name": "Mei", "organization_name": "Org"}) == (
         "Mei, Org and " + "x" * content.PERSONAL.get("campaign_title", 20)
     )
+
+
+def test_a_subject_is_one_line_and_the_html_leaves_room_for_the_footer() -> None:
+    """A line break in a subject breaks the header; HTML past Gmail's clipping point hides the
+    footer with the unsubscribe link and postal address behind "[Message clipped]"."""
+    for name in ("email_subject", "discreet_email_subject"):
+        with pytest.raises(FieldError) as caught:
+            content.check_content(
+                {"en": complete(**{name: "Vote Tuesday\nBcc: everyone"})}, ["email"], "en",
+                TITLES, "Org",
+            )  # fmt: skip
+        assert list(caught.value.errors) == [f"content.en.{name}"]
+    big = "<p>" + "\u8acb" * 30_001 + "</p>"  # 90 KB in UTF-8, a third of it in characters
+    with pytest.raises(FieldError) as caught:
+        content.check_content({"zh-Hant": complete(email_html=big)}, ["email"], "zh-Hant",
+                              TITLES, "Org")  # fmt: skip
+    assert list(caught.value.errors) == ["content.zh-Hant.email_html"]
+    fits = "<p>" + "a" * 89_000 + "</p>"
+    assert content.check_content({"en": complete(email_html=fits)}, ["email"], "en", TITLES, "Org")
