@@ -67,6 +67,7 @@ def alert_view(
     view["checks"] = {
         "ready": not problems,
         "problems": problems,
+        "warnings": rules.warnings(row.content, row.channels, row.default_locale),
         "sms": {
             locale: rules.measure_locale(texts, locale, titles, org_name)
             for locale, texts in row.content.items()

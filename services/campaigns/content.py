@@ -189,6 +189,23 @@ def _folded(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+def warnings(
+    content: Mapping[str, Mapping[str, str | None]], channels: Sequence[str], default_locale: str
+) -> dict[str, list[str]]:
+    """What would not stop the alert but that its organizers should know, by field.
+
+    A supporter in discreet mode gets the discreet text of their language, else the default
+    language's, else no text at all (counted failed, no_discreet_text): never the text that
+    names the cause. Without one in the default language, some may get nothing."""
+    found: dict[str, list[str]] = {}
+    if "sms" in channels and not (content.get(default_locale) or {}).get("sms_discreet_text"):
+        found[f"content.{default_locale}.sms_discreet_text"] = [
+            "Supporters in discreet mode get no text of this alert without one (their"
+            " delivery is counted failed, no_discreet_text)."
+        ]
+    return found
+
+
 def check_email_shape(texts: Mapping[str, str | None], locale: str) -> None:
     """A subject is one line (a line break or other control character would break the header
     or show as a box), and the HTML leaves room for the footer before Gmail clips it."""

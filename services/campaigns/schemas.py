@@ -346,7 +346,10 @@ class AlertOut(Schema):
     )
     progress = fields.Nested(ProgressOut)
     checks = fields.Dict(
-        metadata={"description": "ready, problems by field, SMS encoding/length/segments"}
+        metadata={
+            "description": "ready, problems by field (they stop scheduling), warnings by field"
+            " (they do not), SMS encoding/length/segments"
+        }
     )
 
 

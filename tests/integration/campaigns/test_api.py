@@ -176,6 +176,7 @@ def test_scheduling_validates_every_locale_and_the_send_time(service: Service) -
     assert draft["checks"] == {
         "ready": False,
         "problems": {"content.tl.email_html": ["Missing for a chosen channel."]},
+        "warnings": {},
         "sms": draft["checks"]["sms"],
     }
     schedule = f"/api/v1/alerts/{draft['alert_id']}/schedule"

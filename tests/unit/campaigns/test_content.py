@@ -256,3 +256,17 @@ def test_a_subject_is_one_line_and_the_html_leaves_room_for_the_footer() -> None
     assert list(caught.value.errors) == ["content.zh-Hant.email_html"]
     fits = "<p>" + "a" * 89_000 + "</p>"
     assert content.check_content({"en": complete(email_html=fits)}, ["email"], "en", TITLES, "Org")
+
+
+def test_an_sms_alert_without_a_discreet_text_warns_that_discreet_supporters_get_none() -> None:
+    plain = complete(sms_discreet_text=None)
+    assert content.warnings({"en": plain}, ["sms"], "en") == {
+        "content.en.sms_discreet_text": [
+            "Supporters in discreet mode get no text of this alert without one (their"
+            " delivery is counted failed, no_discreet_text)."
+        ]
+    }
+    # The default language's discreet text reaches them whatever their language: enough.
+    both = {"en": complete(sms_discreet_text="Reminder: a call to make today."), "tl": plain}
+    assert content.warnings(both, ["sms"], "en") == {}
+    assert content.warnings({"en": plain}, ["email"], "en") == {}
