@@ -388,7 +388,15 @@ def set_consent(
     values = {"granted": granted, "changed_at": at}
     if granted:
         values["contact_hash"] = contact
-    upsert(
+    # Read above for the common case; decided here, on the row as committed: of two
+    # unsubscribes at once (a mail client's one-click POST and the footer's button), only one
+    # changes it, and only one consent.changed goes out.
+    changed = (
+        or_(consents.c.granted.is_(False), consents.c.contact_hash.is_distinct_from(contact))
+        if granted
+        else consents.c.granted.is_(True)
+    )
+    return upsert(
         conn,
         consents,
         {
@@ -400,8 +408,8 @@ def set_consent(
         },
         ["supporter_id", "organization_id", "channel"],
         values,
+        where=changed,
     )
-    return True
 
 
 def load_supporters(conn: Connection, ids: Iterable[str]) -> dict[str, Supporter]:
@@ -548,7 +556,8 @@ def suppress(
     ).first()
     if held and (held.reason != "erased" or reason == "erased"):
         return False
-    upsert(
+    # Decided on the row as committed: of two STOPs at once, one suppresses and says so.
+    return upsert(
         conn,
         suppressions,
         {
@@ -559,9 +568,9 @@ def suppress(
             "created_at": at,
         },
         ["contact_hash", "channel", "scope"],
-        {"reason": reason, "created_at": at},
+        {"reason": reason, "created_at": at} if reason != "erased" else None,
+        where=suppressions.c.reason == "erased",
     )
-    return True
 
 
 def number_locale(conn: Connection, contact_hash: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -329,17 +330,21 @@ def upsert(
     keys: list[str],
     update: Mapping[str, Any] | None = None,
     where: Any = None,
-) -> None:
+) -> bool:
     """Insert a row, or on a key conflict update the given columns (only where `where` holds
-    of the existing row, when given), or do nothing."""
+    of the existing row, when given), or do nothing; return whether a row was written.
+
+    Decided by the statement, on the row as committed: of two transactions writing the same
+    change at once, the second waits for the first and then finds nothing to do (False)."""
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(table).values(**row)
     if update:
-        conn.execute(
-            statement.on_conflict_do_update(index_elements=keys, set_=dict(update), where=where)
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_=dict(update), where=where
         )
     else:
-        conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    return conn.execute(statement.returning(literal_column("1"))).first() is not None
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | None = None) -> Any:

@@ -874,3 +874,48 @@ def test_a_signature_anyone_could_type_is_not_published_as_lifting_an_unsubscrib
     changes = [(e["channel"], e["change"]) for e in consent_events(service)]
     assert changes == [("email", "unsubscribe"), ("email", "subscribe")]
     assert service.count(suppressions, suppressions.c.contact_hash == contact) == 0
+
+
+@pytest.mark.parametrize("change", ["consent", "suppression"])
+def test_two_opt_outs_at_once_are_announced_once(service: Service, change: str) -> None:
+    """A mail client's one-click POST and the footer's button a moment later (or two STOPs):
+    both read the consent as given, and each published consent.changed. The change is now
+    decided on the row as committed: the second waits for the first and finds nothing to do."""
+    import threading
+
+    from sqlalchemy import text
+
+    from services.notifications import audience
+
+    [person] = seed_audience(service.engine, "camp-2x", "org-2x", 1)
+    from shared.events.envelope import utcnow
+
+    now = utcnow()
+
+    def opt_out(conn: Any) -> bool:
+        if change == "consent":
+            return audience.set_consent(conn, person["supporter_id"], "org-2x", "email", False, now)
+        contact = email_hash(HASH_KEY, person["email"])
+        return audience.suppress(conn, contact, "email", EVERY_ORG, "unsubscribe", now)
+
+    second: list[bool] = []
+    with service.engine.connect() as first, first.begin():
+        assert opt_out(first)
+        thread = threading.Thread(target=lambda: second.append(_in_a_transaction(service, opt_out)))
+        thread.start()
+
+        def waiting() -> bool:
+            with service.engine.connect() as conn:
+                return bool(conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )).scalar_one())  # fmt: skip
+
+        eventually(waiting, timeout=30, message="the second opt-out waiting on the first")
+    thread.join(timeout=30)
+    assert second == [False]
+
+
+def _in_a_transaction(service: Service, work: Any) -> Any:
+    with service.engine.begin() as conn:
+        return work(conn)
