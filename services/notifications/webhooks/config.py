@@ -53,6 +53,10 @@ class WebhookConfig:
     # lease is taken for a crashed dispatcher's, and its messages are handed out again.
     claim_lease_seconds: float | None = None
     connection_max_age: float = 60.0
+    # Delivered and failed messages (their bodies carry signers' details, their attempts the
+    # partners' answers) are deleted this long after they finished: a failed one can be
+    # recovered until then.
+    retention_seconds: float = 30 * 86400.0
 
     @classmethod
     def from_env(cls) -> WebhookConfig:
@@ -77,6 +81,7 @@ class WebhookConfig:
             per_organization_concurrency=(
                 int(_env("WEBHOOK_PER_ORGANIZATION_CONCURRENCY", "0")) or None
             ),
+            retention_seconds=float(_env("WEBHOOK_RETENTION_DAYS", "30")) * 86400.0,
         )
 
     def organization_concurrency(self) -> int:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Integer,
     Select,
     bindparam,
+    delete,
     insert,
     literal_column,
     or_,
@@ -60,6 +61,8 @@ LATENCY = Histogram("kinship_webhook_attempt_seconds", "Webhook delivery attempt
 USER_AGENT = "Kinship-Webhooks/1"
 RECLAIM_EVERY = 10.0
 NOTICE_EVERY = 5.0
+PURGE_EVERY = 600.0
+PURGE_BATCH = 1000
 # A notice still 'sending' after this long was left by a dispatcher that died mid-send.
 NOTICE_LEASE = 300.0
 
@@ -201,6 +204,7 @@ class Dispatcher:
         self._finished: queue.SimpleQueue[_Finished | None] = queue.SimpleQueue()
         self._last_reclaim = 0.0
         self._last_notice = 0.0
+        self._last_purge = 0.0
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -692,6 +696,36 @@ class Dispatcher:
         if force or mono - self._last_notice >= NOTICE_EVERY:
             self._last_notice = mono
             self.send_notices()
+        if force or mono - self._last_purge >= PURGE_EVERY:
+            self._last_purge = mono
+            self.purge()
+
+    def purge(self) -> int:
+        """Delete the messages finished longer ago than the retention, with their attempts, a
+        batch per transaction; return how many. A deletion notice that failed before deletions
+        were held for good stays: turning its endpoint on again sends it."""
+        cutoff = self.clock() - timedelta(seconds=self.config.retention_seconds)
+        held_failed = messages.c.event_type.in_(domain.HELD) & (messages.c.status == "failed")
+        purged = 0
+        while not self._stop.is_set():
+            with self.engine.begin() as conn:
+                batch = (
+                    conn.execute(
+                        select(messages.c.message_id)
+                        .where(messages.c.finished_at < cutoff, ~held_failed)
+                        .limit(PURGE_BATCH)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not batch:
+                    break
+                conn.execute(delete(attempts).where(attempts.c.message_id.in_(batch)))
+                conn.execute(delete(messages).where(messages.c.message_id.in_(batch)))
+            purged += len(batch)
+        if purged:
+            log.info("webhook messages past retention purged", extra={"count": purged})
+        return purged
 
     def reclaim(self) -> int:
         """Put back messages, and owner notices, whose dispatcher died mid-send."""

@@ -82,6 +82,13 @@ messages = Table(
         sqlite_where=text("status = 'delivering'"),
     ),
     Index("ix_wh_messages_endpoint", "endpoint_id", "created_at"),
+    # Finished messages, purged once past the retention (Dispatcher.purge).
+    Index(
+        "ix_wh_messages_finished",
+        "finished_at",
+        postgresql_where=text("finished_at IS NOT NULL"),
+        sqlite_where=text("finished_at IS NOT NULL"),
+    ),
     Index("ix_wh_messages_endpoint_due", "endpoint_id", "status", "next_attempt_at"),
 )
 

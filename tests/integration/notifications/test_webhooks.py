@@ -1313,3 +1313,39 @@ def test_deletions_an_endpoint_holds_move_to_its_successor_when_it_is_deleted(
         assert told.verifies(new["secret"]) and told.json()["type"] == "person.erased"
         assert told.json()["data"]["supporter_id"] == sig.key
         assert len(old_rx.received) == 1
+
+
+def test_messages_are_purged_with_their_attempts_once_past_the_retention(wh: Service) -> None:
+    """A delivered or failed message kept a signer's details (and the partner's answer, which
+    often echoes them) for ever. Past the retention they go; what is still to be sent, and a
+    deletion notice waiting for its endpoint to come back, stay."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/hook")
+    sigs = [signed(f"kept.{i}@example.org", [PARTNER_A]) for i in range(4)]
+    write_events(wh, clock, *sigs)
+    d = dispatcher(wh, clock, retention_seconds=30 * 86400.0)
+    d.transport = HoldingTransport("nobody")  # answers 200 to all
+    assert d.drain() == 4
+    rows = message_rows(wh, ep["endpoint_id"])
+    old, recent, failed_deletion, waiting = rows
+    with wh.engine.begin() as conn:
+        for row, days, values in (
+            (old, 31, {}),
+            (recent, 29, {}),
+            (failed_deletion, 40, {"status": "failed", "event_type": "person.erased"}),
+            (waiting, 40, {"status": "pending", "finished_at": None}),
+        ):
+            finished = clock.now - timedelta(days=days)
+            conn.execute(
+                messages.update()
+                .where(messages.c.message_id == row.message_id)
+                .values(**{"finished_at": finished, **values})
+            )
+    assert d.purge() == 1
+    left = {r.message_id for r in message_rows(wh, ep["endpoint_id"])}
+    assert left == {recent.message_id, failed_deletion.message_id, waiting.message_id}
+    assert wh.rows(attempts, attempts.c.message_id == old.message_id) == []
+    assert wh.rows(attempts, attempts.c.message_id == recent.message_id) != []
+
