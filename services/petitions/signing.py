@@ -272,6 +272,11 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
             # Same person, same petition: nothing changes; notifications says "already signed",
             # or sends the link again, which then lives as long as a new one would.
             signature_id, status = known[person_key]
+            if signature_id == item.row["signature_id"]:
+                # This very request's row: its batch committed, but the answer was lost (a
+                # dropped connection, a failover) and commit_batch tried it again on its own.
+                # It is the signature, not a repeat: nothing to announce twice.
+                continue
             if status == domain.PENDING:
                 renewed.add(person_key)
         token = domain.confirm_token(key, signature_id) if status == domain.PENDING else None

@@ -281,6 +281,30 @@ def test_a_signature_committing_as_its_petition_closes_counts_in_the_closing_tot
     assert closed["total"] == svc.counts(petition_id)["total"] == 2
 
 
+def test_a_batch_whose_commit_answer_was_lost_is_not_announced_twice(svc: Petitions) -> None:
+    """The batch committed, but its answer was lost (a dropped connection, a failover), and
+    group commit recorded each signature again on its own: each found its own row and was
+    announced again as a repeat (an "already signed" email besides the thank-you)."""
+    petition_id = svc.open_petition()
+    petition = signing.open_petition(svc.deps, petition_id)
+    items = [
+        signing.prepare(svc.deps, petition, {"person": {"email": f"lost{i}@example.org"}}, [])
+        for i in range(2)
+    ]
+    with svc.deps.engine.begin() as conn:
+        assert signing.record(svc.deps, conn, items) == [None, None]
+    for item in items:  # commit_batch's retry, one by one
+        with svc.deps.engine.begin() as conn:
+            assert signing.record(svc.deps, conn, [item]) == [None]
+    events = svc.outbox_events("signature.created")
+    assert sorted(e["person"]["email"] for e in events) == [
+        "lost0@example.org",
+        "lost1@example.org",
+    ]
+    assert not any(e["duplicate"] for e in events)
+    assert svc.counts(petition_id)["total"] == 2
+
+
 def test_a_petition_published_while_its_campaign_closes_is_not_left_open(svc: Petitions) -> None:
     """The campaign's closing (its consumer) marks the campaign closed, then closes the open
     petitions it finds. A publish that read the campaign as active before that committed, and
