@@ -60,6 +60,18 @@ class LeaderLock(Protocol):
         """Give the lock up (best effort; a dead connection has released it already)."""
 
 
+# PostgreSQL frees a session's locks when it sees the session gone: at once for a process that
+# died (its socket closed), but for a host that vanished (powered off, cut off) only when TCP
+# gives up on it, two hours by the kernel's defaults, with every standby waiting meanwhile.
+# The server's keepalives for the session, set by the session, make it about half a minute.
+KEEPALIVES = {
+    "tcp_keepalives_idle": 10,
+    "tcp_keepalives_interval": 5,
+    "tcp_keepalives_count": 3,
+    "tcp_user_timeout": 25_000,  # milliseconds: unacknowledged data, as when sending
+}
+
+
 class AdvisoryLock:
     """A PostgreSQL session-level advisory lock."""
 
@@ -67,6 +79,8 @@ class AdvisoryLock:
         self.key = zlib.crc32(name.encode())
 
     def try_acquire(self, conn: Connection) -> bool:
+        for setting, value in KEEPALIVES.items():
+            conn.execute(text(f"SET {setting} = {int(value)}"))
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
         conn.commit()
         return bool(got)

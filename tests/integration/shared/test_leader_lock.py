@@ -32,3 +32,29 @@ def test_a_leader_whose_transaction_failed_still_gives_the_lock_up(database_url:
     finally:
         engine.dispose()
         other.dispose()
+
+
+def test_a_leader_whose_host_vanished_frees_the_lock_within_a_minute(database_url: str) -> None:
+    """A leader's host powered off or cut off: its socket is never closed, and the server
+    learns the session is gone only when TCP gives up, two hours by default, the standbys
+    waiting all that time (no event published). The leader's session asks the server to probe
+    it after 10 s idle, every 5 s, 3 times, and to give up on unacknowledged data after 25 s."""
+    engine = make_engine(database_url, pool_size=1)
+    lock = AdvisoryLock("test-keepalive")
+    try:
+        with engine.connect() as leader:
+            assert lock.try_acquire(leader)
+            shown = {
+                name: leader.execute(text(f"SHOW {name}")).scalar()
+                for name in ("tcp_keepalives_idle", "tcp_keepalives_interval",
+                             "tcp_keepalives_count", "tcp_user_timeout")
+            }  # fmt: skip
+            lock.release(leader)
+    finally:
+        engine.dispose()
+    assert shown == {
+        "tcp_keepalives_idle": "10",
+        "tcp_keepalives_interval": "5",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "25000",
+    }
