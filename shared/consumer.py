@@ -13,6 +13,7 @@ validated: batches are still applied one at a time and in order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import sys
@@ -39,12 +40,15 @@ from shared.errors import InvalidEvent, RetryableError
 from shared.events.envelope import Event, decode, utcnow
 from shared.events.registry import EventRegistry
 from shared.kafka import (
+    H_VALUE_BYTES,
     ConsumerSpinning,
     SpinGuard,
+    close_quietly,
     dead_letter_topic,
     ensure_topics,
     make_consumer,
     make_producer,
+    refused,
     retry_topic,
 )
 from shared.logging import error_text
@@ -163,13 +167,26 @@ def origin_headers(record: Any) -> list[tuple[str, bytes]]:
     ]
 
 
+def carried_headers(record: Any) -> list[tuple[str, bytes]]:
+    """A record's own headers, less Kinship's bookkeeping, to go with it to a retry or
+    dead-letter topic. A header's value may be null (Kafka allows it, another client may write
+    one, kafka-python reads it as None): bytes(None) raised, and the runner died on the record
+    at every start, never dead-lettering it. kafka-python's producer writes no null value, so
+    an empty one stands for it."""
+    return [
+        (k, b"" if v is None else bytes(v))
+        for k, v in record.headers or ()
+        if k not in _OWN_HEADERS
+    ]
+
+
 def dead_letter_headers(
     record: Any, exc: BaseException, origin: list[tuple[str, bytes]] | None = None
 ) -> list[tuple[str, bytes]]:
     """The headers of a record's dead letter: its own (less Kinship's bookkeeping), where it
     came from (origin, else where it was read), the error named without personal data
     (shared.logging.error_text), when, and after how many attempts."""
-    headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
+    headers = carried_headers(record)
     headers += origin_headers(record) if origin is None else origin
     headers += [
         (H_ERROR, error_text(exc).encode()),
@@ -812,14 +829,61 @@ class ConsumerRunner:
     def _finish(self, outcome: _Outcome) -> None:
         """Dead-letter and schedule retries, then commit offsets."""
         if outcome.dead or outcome.retries:
-            producer = self._get_producer()
-            futures = [self._send_dead(producer, record, exc) for record, exc in outcome.dead]
-            futures += [self._send_retry(producer, retry) for retry in outcome.retries]
-            producer.flush(timeout=30)
-            if not all(future.succeeded() for future in futures):
-                # The batch comes back; its applied events are deduped on the second pass.
-                raise KafkaError("dead-letter or retry records were not acknowledged")
+            sends: list[tuple[Any, Callable[[KafkaProducer], Any]]] = [
+                (record, functools.partial(self._send_dead, record=record, exc=exc))
+                for record, exc in outcome.dead
+            ]
+            sends += [
+                (retry.item.record, functools.partial(self._send_retry, retry=retry))
+                for retry in outcome.retries
+            ]
+            refusals = self._send_all(sends)
+            if refusals:
+                # Refused for good as written again: larger than the broker takes once sent
+                # without the compression they came with and with our headers. Their dead
+                # letters go without the value; else the batch would come back for ever.
+                close_quietly(self._producer)
+                self._producer = None
+                stubs = [
+                    (record, functools.partial(self._send_stub, record=record, refusal=why))
+                    for record, why in refusals
+                ]
+                if self._send_all(stubs):
+                    raise KafkaError("dead letters refused even without their values")
         self._commit(outcome.offsets)
+
+    def _send_all(
+        self, sends: Sequence[tuple[Any, Callable[[KafkaProducer], Any]]]
+    ) -> list[tuple[Any, BaseException]]:
+        """Send records and wait for them; return those the broker refused for good (raise
+        KafkaError for any other failure: the batch comes back, its applied events deduped)."""
+        producer = self._get_producer()
+        futures: list[tuple[Any, Any]] = []
+        refusals: list[tuple[Any, BaseException]] = []
+        for record, send in sends:
+            try:
+                futures.append((record, send(producer)))
+            except KafkaError as exc:  # the producer's own size limit: refused before sending
+                if not refused(exc):
+                    raise
+                refusals.append((record, exc))
+        producer.flush(timeout=30)
+        for record, future in futures:
+            if future.succeeded():
+                continue
+            failure = future.exception if future.is_done else None
+            if not refused(failure):
+                raise KafkaError("dead-letter or retry records were not acknowledged")
+            refusals.append((record, failure))
+        return refusals
+
+    def _send_stub(self, producer: KafkaProducer, record: Any, refusal: BaseException) -> Any:
+        """Dead-letter a record the broker refused to take again: its headers, no value."""
+        self.stats["dead"] += 1
+        headers = dead_letter_headers(record, refusal, self._origin(record))
+        headers.append((H_VALUE_BYTES, str(len(record.value or b"")).encode()))
+        topic = dead_letter_topic(self._main_topic(record), self.group)
+        return producer.send(topic, key=record.key, value=b"", headers=headers)
 
     def _commit(self, offsets: Mapping[TopicPartition, int], wait: bool = False) -> None:
         """Commit offsets; asynchronously by default, since effects are already deduped.
@@ -872,7 +936,7 @@ class ConsumerRunner:
         topic: str = record.topic
         return self._retry_topics.get(topic, topic)
 
-    def _send_dead(self, producer: KafkaProducer, record: Any, exc: BaseException) -> Any:
+    def _send_dead(self, producer: KafkaProducer, *, record: Any, exc: BaseException) -> Any:
         self.stats["dead"] += 1
         metrics.EVENTS_CONSUMED.labels(self.group, "-", "dead_lettered").inc()
         log.warning(
@@ -888,12 +952,12 @@ class ConsumerRunner:
         topic = dead_letter_topic(self._main_topic(record), self.group)
         return producer.send(topic, key=record.key, value=record.value, headers=headers)
 
-    def _send_retry(self, producer: KafkaProducer, retry: _Retry) -> Any:
+    def _send_retry(self, producer: KafkaProducer, *, retry: _Retry) -> Any:
         item = retry.item
         self.stats[retry.kind] += 1
         metrics.EVENTS_CONSUMED.labels(self.group, item.event.type, retry.kind).inc()
         record = item.record
-        headers = [(k, bytes(v)) for k, v in record.headers or () if k not in _OWN_HEADERS]
+        headers = carried_headers(record)
         headers += self._origin(record)
         headers += [
             (H_ATTEMPT, str(retry.attempt).encode()),

@@ -6,16 +6,44 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import (
+    InvalidRecordError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+)
 from kafka.partitioner import DefaultPartitioner
 
 from shared.events.catalog import UNORDERED_TOPICS
 
 log = logging.getLogger(__name__)
+
+
+# What the broker says of one record that no retry can change (none of these is `retriable`).
+REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, InvalidRecordError)
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+# A dead letter sent without its value (the size refused) says how large the value was.
+H_VALUE_BYTES = "kinship_value_bytes"
+
+
+def refused(exc: BaseException | None) -> TypeGuard[BaseException]:
+    """Return whether the broker refused a record for good (no retry can change it)."""
+    return isinstance(exc, REFUSED) and not getattr(exc, "retriable", False)
+
+
+def close_quietly(producer: KafkaProducer | None) -> None:
+    """Close a producer a refusal may have left broken; a fresh one gets a new producer id, so
+    no half-failed sequence state survives."""
+    if producer is not None:
+        try:
+            producer.close(timeout=5)
+        except Exception:  # noqa: BLE001 - closing a broken producer must not mask the cause
+            log.debug("closing a failed producer raised", exc_info=True)
 
 
 def keep_response_classes() -> None:

@@ -19,21 +19,15 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 from kafka import KafkaProducer
-from kafka.errors import (
-    InvalidRecordError,
-    InvalidTopicError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-)
+from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine, Table, delete, func, select, text
 
 from shared.consumer import H_ERROR, H_ERROR_CLASS, H_FAILED_AT, H_ORIGIN_TOPIC
 from shared.events.envelope import CONTENT_TYPE, SPEC_VERSION, format_time, utcnow
-from shared.kafka import ensure_topics
+from shared.kafka import H_VALUE_BYTES, REFUSED, TOO_LARGE, close_quietly, ensure_topics, refused
 from shared.logging import error_text
 from shared.outbox import NOTIFY_CHANNEL
 from shared.pacing import CommitListener
@@ -41,13 +35,6 @@ from shared.pacing import CommitListener
 log = logging.getLogger(__name__)
 ProducerFactory = Callable[[], KafkaProducer]
 DEAD_LETTER_TOPIC = "kinship.outbox.dlq"
-H_VALUE_BYTES = "kinship_value_bytes"
-# What the broker says of one record that no retry can change (none of these is `retriable`).
-REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, InvalidRecordError)
-
-
-def _refused(exc: BaseException | None) -> TypeGuard[BaseException]:
-    return isinstance(exc, REFUSED) and not getattr(exc, "retriable", False)
 
 
 class LeaderLock(Protocol):
@@ -224,13 +211,8 @@ class OutboxRelay:
         return self._producer
 
     def _drop_producer(self) -> None:
-        # A fresh producer gets a new producer id, so no half-failed sequence state survives.
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=5)
-            except Exception:  # noqa: BLE001 - closing a broken producer must not mask the cause
-                log.debug("closing a failed producer raised", exc_info=True)
-            self._producer = None
+        close_quietly(self._producer)
+        self._producer = None
 
     def publish_batch(self, conn: Connection) -> int:
         """Publish one batch of committed rows; return how many were published (or moved to the
@@ -242,7 +224,7 @@ class OutboxRelay:
             return 0
         done, failure = self._send(rows)
         dead = []
-        if _refused(failure):
+        if refused(failure):
             # kafka-python fails every record still pending in the idempotent producer behind
             # one the broker refuses for good (a fatal error of that producer): a new producer
             # sends the first unacknowledged row alone to tell whether it is the one.
@@ -250,7 +232,7 @@ class OutboxRelay:
             row = rows[len(done)]
             alone, failure = self._send([row])
             done += alone
-            if _refused(failure):
+            if refused(failure):
                 self._dead_letter(row, failure)
                 dead.append(row.id)
                 failure = None
@@ -309,7 +291,7 @@ class OutboxRelay:
             (H_FAILED_AT, utcnow().isoformat().encode()),
             (H_VALUE_BYTES, str(size).encode()),
         ]
-        too_large = isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError)
+        too_large = isinstance(exc, TOO_LARGE)
         value = b"" if too_large else bytes(row.data)
         future = producer.send(
             self.dead_letter_topic, key=row.key.encode(), value=value, headers=headers

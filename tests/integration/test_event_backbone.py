@@ -294,6 +294,37 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_good_ones_still_apply(a
     assert b"{not json" in [record.value for record in dead]  # as it came, whatever the order
 
 
+def test_a_poison_record_kafka_refuses_to_take_again_is_dead_lettered_without_its_value(
+    app: App,
+) -> None:
+    """Another client's record, compressed under the broker's limit but past it once written
+    again uncompressed with our headers: its dead letter was refused for good, the batch came
+    back, and the consumer went round it for ever, committing nothing. Its dead letter now
+    goes without the value (its size in a header), and the events behind it apply."""
+    good = [eventapp.item_event("k", i) for i in range(3)]
+    squeezed = make_producer(app.bootstrap, "test-squeezed", compression_type="gzip")
+    poison = b"{not json" + b" " * 2_000_000  # a few KB gzipped; 2 MB as written again
+    squeezed.send(app.topic, key=b"k", value=poison, headers=good[0].headers())
+    squeezed.flush()
+    squeezed.close()
+    producer = make_producer(app.bootstrap, "test-good")
+    for event in good:
+        producer.send(app.topic, key=b"k", value=event.value(), headers=event.headers())
+    producer.flush()
+    producer.close()
+    consumer = app.spawn("consumer")
+    try:
+        eventually(lambda: app.count(app.effects) == 3, timeout=180, message="good events applied")
+        [dead] = read_all(app.bootstrap, dead_letter_topic(app.topic, app.group), expected=1)
+    finally:
+        stop(consumer)
+    assert consumer.returncode == 0, "the consumer crashed"
+    headers = headers_of(dead)
+    assert dead.value == b"" and int(headers["kinship_value_bytes"]) == len(poison)
+    assert headers["kinship_error_class"] == "MessageSizeTooLargeError"
+    assert headers["kinship_origin_topic"] == app.topic
+
+
 def _runner(app: App, handler: Any, **kwargs: Any) -> ConsumerRunner:
     return ConsumerRunner(
         engine=app.engine,
