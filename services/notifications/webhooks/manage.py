@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
 
-from services.notifications.store import insert_ignore
+from services.notifications.store import insert_ignore, organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
 from services.notifications.webhooks.handlers import enqueue, message_id
@@ -83,6 +83,19 @@ def create(ctx: Context, principal: Principal, data: Mapping[str, Any]) -> Any:
         "updated_at": ctx.now,
     }
     with ctx.engine.begin() as conn:
+        if (
+            principal.is_admin
+            and not conn.execute(
+                select(organizations.c.organization_id).where(
+                    organizations.c.organization_id == org
+                )
+            ).first()
+        ):
+            # A typo would register an endpoint no event ever reaches, silently.
+            raise FieldError(
+                "organization_id",
+                "No such organization here (one created a moment ago is known within seconds)",
+            )
         conn.execute(endpoints.insert().values(**row))
         return conn.execute(
             select(endpoints).where(endpoints.c.endpoint_id == row["endpoint_id"])

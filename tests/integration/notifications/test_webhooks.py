@@ -695,6 +695,16 @@ def test_a_partner_cannot_read_or_change_another_partners_endpoints(wh: Service)
         bad = client.post("/api/v1/webhooks/endpoints", headers=a,
                           json={"url": rx.url, "event_types": ["person.erased"]})  # fmt: skip
         assert bad.status_code == 422 and "event_types" in bad.get_json()["errors"]
+        # An admin registers for an organization by its id: a typo is refused, not left
+        # registered where no event will ever reach it.
+        seed_projection(wh)  # the organizations, as campaigns' events make them known
+        admin = issue_key(wh.engine, "admin", LEAD)
+        for org, status in (("org-typo", 422), (PARTNER_B, 201)):
+            made = client.post("/api/v1/webhooks/endpoints", headers=admin,
+                               json={"url": rx.url, "organization_id": org})  # fmt: skip
+            assert made.status_code == status, made.get_json()
+        assert "organization_id" in client.post("/api/v1/webhooks/endpoints", headers=admin,
+            json={"url": rx.url, "organization_id": "org-typo"}).get_json()["errors"]  # fmt: skip
 
 
 # -- SSRF ------------------------------------------------------------------------------------------
@@ -1348,4 +1358,3 @@ def test_messages_are_purged_with_their_attempts_once_past_the_retention(wh: Ser
     assert left == {recent.message_id, failed_deletion.message_id, waiting.message_id}
     assert wh.rows(attempts, attempts.c.message_id == old.message_id) == []
     assert wh.rows(attempts, attempts.c.message_id == recent.message_id) != []
-
