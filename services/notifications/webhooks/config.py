@@ -43,8 +43,9 @@ class WebhookConfig:
     per_organization_concurrency: int | None = None
     batch_per_endpoint: int = 25
     # A chunk's next message goes only after its endpoint is found unchanged (not deleted,
-    # turned off or moved to another URL) at most this long ago: a partner who deletes an
-    # endpoint mid-chunk gets nothing more there after this and the request in flight.
+    # turned off or moved to another URL): the dispatcher reads every endpoint again this often
+    # while chunks are in flight, so a partner who deletes an endpoint mid-chunk gets nothing
+    # more there after about twice this and the request in flight.
     recheck_seconds: float = 0.25
     poll_interval: float = 0.05
     # An idle dispatcher looks less often, down to once per ceiling (shared.pacing.Pacer).

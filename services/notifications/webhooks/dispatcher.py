@@ -205,6 +205,9 @@ class Dispatcher:
         self._last_reclaim = 0.0
         self._last_notice = 0.0
         self._last_purge = 0.0
+        # Every endpoint's (url, enabled), read by the watcher while chunks are in flight, and
+        # when (monotonic): chunks check their endpoint here, not each with a query of its own.
+        self._seen: tuple[float, dict[str, tuple[str, bool]]] = (0.0, {})
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -218,6 +221,8 @@ class Dispatcher:
             target=self._housekeeping_loop, name="webhook-keeper", daemon=True
         )
         keeper.start()
+        watcher = threading.Thread(target=self._watch_loop, name="webhook-watcher", daemon=True)
+        watcher.start()
         while not self._stop.is_set():
             try:
                 claimed = self.tick()
@@ -232,6 +237,7 @@ class Dispatcher:
         self._finished.put(None)
         recorder.join()
         keeper.join()
+        watcher.join()
         close = getattr(self.transport, "close", None)
         if callable(close):
             close()
@@ -451,19 +457,38 @@ class Dispatcher:
             self._finished.put(_Finished(endpoint, chunk, outcomes))
 
     def _unchanged(self, endpoint: Endpoint) -> bool:
-        """Return whether the endpoint is still there, on, and at the URL the chunk is for."""
+        """Return whether the endpoint is still there, on, and at the URL the chunk is for: as
+        the watcher last read it, if that is recent enough, else read now."""
+        at, seen = self._seen
         try:
-            with self.engine.connect() as conn:
-                now = conn.execute(
-                    select(endpoints.c.url, endpoints.c.enabled).where(
-                        endpoints.c.endpoint_id == endpoint.endpoint_id
-                    )
-                ).first()
+            if time.monotonic() - at > 2 * self.config.recheck_seconds:
+                at, seen = self._read_endpoints()
         except Exception as exc:
             # Unknown is not unchanged: the rest wait (recorded as untried, or reclaimed).
             log.warning("webhook endpoint not read again: %s", type(exc).__name__)
             return False
-        return now is not None and now.enabled and now.url == endpoint.url
+        return seen.get(endpoint.endpoint_id) == (endpoint.url, True)
+
+    def _read_endpoints(self) -> tuple[float, dict[str, tuple[str, bool]]]:
+        at = time.monotonic()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(endpoints.c.endpoint_id, endpoints.c.url, endpoints.c.enabled)
+            ).all()
+        self._seen = (at, {r.endpoint_id: (r.url, bool(r.enabled)) for r in rows})
+        return self._seen
+
+    def _watch_loop(self) -> None:
+        """Read every endpoint again each recheck_seconds while chunks are in flight: one small
+        query for the whole pool, where a query per chunk held the database pool's connections
+        (64 delivery threads) and slowed every delivery."""
+        while not self._stop.wait(self.config.recheck_seconds):
+            if not self._inflight:
+                continue
+            try:
+                self._read_endpoints()
+            except Exception as exc:  # noqa: BLE001 - chunks read for themselves meanwhile
+                log.warning("webhook endpoints not read: %s", type(exc).__name__)
 
     # -- recording ---------------------------------------------------------------------------------
 
