@@ -149,6 +149,7 @@ class _Finished:
     endpoint: Endpoint
     chunk: Sequence[Any]
     outcomes: list[Outcome]
+    claimed_at: datetime  # the claim its rows carry (what hands back only rows still ours)
 
 
 def outcome(reply: Reply) -> str:
@@ -286,7 +287,9 @@ class Dispatcher:
                 with self._lock:
                     self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
                     self._failing_inflight += endpoint.failing
-                futures.append(self._pool.submit(self._deliver, endpoint, chunk, time.monotonic()))
+                futures.append(
+                    self._pool.submit(self._deliver, endpoint, chunk, time.monotonic(), now)
+                )
         if handed_back:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -402,10 +405,17 @@ class Dispatcher:
 
     # -- delivering --------------------------------------------------------------------------------
 
-    def _deliver(self, endpoint: Endpoint, chunk: Sequence[Any], checked: float) -> None:
-        """POST a chunk's messages one after another; `checked` is when the endpoint was read."""
+    def _deliver(
+        self, endpoint: Endpoint, chunk: Sequence[Any], checked: float, claimed_at: datetime
+    ) -> None:
+        """POST a chunk's messages one after another; `checked` is when the endpoint was read
+        (monotonic), claimed_at the claim the rows carry."""
         outcomes: list[Outcome] = []
         timeout = self.config.timeout
+        if time.monotonic() - checked > self.config.claim_lease() / 4:
+            # Long in the pool's queue (every thread busy): the lease may have run out and the
+            # rows been handed to another delivery. Only those still ours go, under a new claim.
+            chunk, claimed_at = self._still_ours(chunk, claimed_at)
         try:
             for row in chunk:
                 if self._stop.is_set():
@@ -454,7 +464,31 @@ class Dispatcher:
         finally:
             # The endpoint's slot is freed once this is recorded: until then its health is
             # not known to the next round.
-            self._finished.put(_Finished(endpoint, chunk, outcomes))
+            self._finished.put(_Finished(endpoint, chunk, outcomes, claimed_at))
+
+    def _still_ours(
+        self, chunk: Sequence[Any], claimed_at: datetime
+    ) -> tuple[Sequence[Any], datetime]:
+        """Claim a chunk's rows again, now, if they still carry its claim; return those."""
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                ours = set(
+                    conn.execute(
+                        update(messages)
+                        .where(
+                            messages.c.message_id.in_([row.message_id for row in chunk]),
+                            messages.c.status == "delivering",
+                            messages.c.claimed_at == claimed_at,
+                        )
+                        .values(claimed_at=now)
+                        .returning(messages.c.message_id)
+                    ).scalars()
+                )
+        except Exception as exc:
+            log.warning("webhook claim not renewed: %s", type(exc).__name__)
+            return [], claimed_at  # reclaimed when their lease runs out
+        return [row for row in chunk if row.message_id in ours], now
 
     def _unchanged(self, endpoint: Endpoint) -> bool:
         """Return whether the endpoint is still there, on, and at the URL the chunk is for: as
@@ -619,15 +653,22 @@ class Dispatcher:
                 )
             )
         # The untried go back first: an endpoint disabled below fails its waiting messages,
-        # these among them, so none is left pending behind a disabled endpoint.
+        # these among them, so none is left pending behind a disabled endpoint. Only rows still
+        # under the chunk's claim: one reclaimed meanwhile is another delivery's now.
         done = {o.message_id for _, o in tried}
-        untried = [
-            row.message_id for i in finished for row in i.chunk if row.message_id not in done
-        ]
-        if untried:
+        untried: defaultdict[datetime, list[str]] = defaultdict(list)
+        for item in finished:
+            for row in item.chunk:
+                if row.message_id not in done:
+                    untried[item.claimed_at].append(row.message_id)
+        for claimed_at, ids in untried.items():
             conn.execute(
                 update(messages)
-                .where(messages.c.message_id.in_(untried), messages.c.status == "delivering")
+                .where(
+                    messages.c.message_id.in_(ids),
+                    messages.c.status == "delivering",
+                    messages.c.claimed_at == claimed_at,
+                )
                 .values(status="pending", claimed_at=None)
             )
         for endpoint, o in tried:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -1358,3 +1359,54 @@ def test_messages_are_purged_with_their_attempts_once_past_the_retention(wh: Ser
     assert left == {recent.message_id, failed_deletion.message_id, waiting.message_id}
     assert wh.rows(attempts, attempts.c.message_id == old.message_id) == []
     assert wh.rows(attempts, attempts.c.message_id == recent.message_id) != []
+
+
+class _HoldingFirst:
+    """Answers 200, holding its first POST until released (hold=True); keeps the URLs."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.hold = hold
+        self.holding, self.release = threading.Event(), threading.Event()
+        self.urls: list[str] = []
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        if self.hold and not self.holding.is_set():
+            self.holding.set()
+            self.release.wait(10)
+        self.urls.append(url)
+        return Reply(200, None, b"", None)
+
+
+def test_a_chunk_left_waiting_past_its_lease_sends_only_what_is_still_its_own(
+    wh: Service,
+) -> None:
+    """Every delivery thread busy, a claimed chunk waits in the pool's queue past its lease;
+    housekeeping hands its rows out again and another dispatcher sends them. When the chunk
+    finally starts, it must not send them a second time."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    one, two = "http://127.0.0.1:9/one", "http://127.0.0.1:9/two"
+    register(wh, key, one)
+    register(wh, key, two)
+    write_events(wh, clock, signed("queued@example.org", [PARTNER_A]))
+    busy = _HoldingFirst(hold=True)
+    first = dispatcher(wh, clock, pool_size=1, claim_lease_seconds=2.0)
+    first.transport = busy
+    other = dispatcher(wh, clock)
+    other.transport = fresh = _HoldingFirst()
+    try:
+        assert first.tick() == 2  # two chunks, one thread: one held, the other waiting
+        assert busy.holding.wait(10)
+        clock.advance(3)
+        assert first.reclaim() == 2  # both leases ran out
+        assert other.tick(wait_for_results=True) == 2
+        time.sleep(0.6)  # the waiting chunk has now waited past a quarter of its lease
+    finally:
+        busy.release.set()
+    first._pool.shutdown(wait=True)
+    first._record_waiting(raise_errors=True)
+    assert len(busy.urls) == 1  # the held request, nothing more
+    assert sorted(fresh.urls) == [one, two]
+    assert {m.status for m in wh.rows(messages)} == {"succeeded"}
