@@ -57,6 +57,11 @@ KEEPALIVES = {
     "tcp_keepalives_count": 3,
     "tcp_user_timeout": 25_000,  # milliseconds: unacknowledged data, as when sending
 }
+# The try's answer is the first column (scalar() reads it); the settings come after it.
+_TRY_LOCK = text(
+    "SELECT pg_try_advisory_lock(:k)"
+    + "".join(f", set_config('{name}', '{int(v)}', false)" for name, v in KEEPALIVES.items())
+)
 
 
 class AdvisoryLock:
@@ -66,9 +71,8 @@ class AdvisoryLock:
         self.key = zlib.crc32(name.encode())
 
     def try_acquire(self, conn: Connection) -> bool:
-        for setting, value in KEEPALIVES.items():
-            conn.execute(text(f"SET {setting} = {int(value)}"))
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
+        # The keepalives and the try in one round trip (a standby tries every second).
+        got = conn.execute(_TRY_LOCK, {"k": self.key}).scalar()
         conn.commit()
         return bool(got)
 
