@@ -315,12 +315,33 @@ def test_an_alert_for_some_interests_reaches_only_supporters_who_share_one(
     assert row.total == row.sent == 20
 
 
+def _reached(
+    service: Service, name: str, signers: dict[str, dict[str, Any]], audience: dict[str, Any]
+) -> set[str]:
+    """Sign each address up (with its signature's fields) for one campaign, send it an email
+    alert for `audience`, and return the addresses the alert reached."""
+    org, pet, camp, alert_id = f"org-{name}", f"pet-{name}", f"camp-{name}", f"alert-{name}"
+    service.publish(organization(org), petition(pet, camp, org))
+    service.start()
+    for email, fields in signers.items():
+        service.publish(signature(email, pet, camp, org, **fields))
+    joined = supporter_campaigns.c.campaign_id == camp
+    eventually(
+        lambda: service.count(supporter_campaigns, joined) == len(signers), message="signers"
+    )
+    service.publish(alert(alert_id, camp, org, ["email"], audience=audience))
+    eventually(lambda: finished(service, alert_id), timeout=60, message="alert done")
+    return {
+        email
+        for email, args in service.fakes.sendgrid_recipients()
+        if args.get("alert_id") == alert_id
+    }
+
+
 def test_an_alert_for_regions_reaches_signers_however_they_typed_theirs(
     service: Service,
 ) -> None:
     """Organizers target regions by code ("US-CA"); signers type "California" or "ca"."""
-    service.publish(organization("org-reg"), petition("pet-reg", "camp-reg", "org-reg"))
-    service.start()
     signers = {
         "golden@example.org": ("US", "California"),
         "bay@example.org": ("US", " ca "),
@@ -328,26 +349,11 @@ def test_an_alert_for_regions_reaches_signers_however_they_typed_theirs(
         "toronto@example.org": ("CA", "Ontario"),
         "brooklyn@example.org": ("US", "NY"),
     }
-    for email, (country, region) in signers.items():
-        service.publish(
-            signature(
-                email, "pet-reg", "camp-reg", "org-reg", country=country, region=region,
-                postal_code=None,
-            )
-        )  # fmt: skip
-    joined = supporter_campaigns.c.campaign_id == "camp-reg"
-    eventually(lambda: service.count(supporter_campaigns, joined) == 5, message="signers")
-    service.publish(
-        alert(
-            "alert-reg", "camp-reg", "org-reg", ["email"], audience={"regions": ["US-CA", "CA-QC"]}
-        )
-    )
-    eventually(lambda: finished(service, "alert-reg"), timeout=60, message="alert done")
-    reached = {
-        email
-        for email, args in service.fakes.sendgrid_recipients()
-        if args.get("alert_id") == "alert-reg"
-    }
+    reached = _reached(
+        service, "reg",
+        {e: {"country": c, "region": r, "postal_code": None} for e, (c, r) in signers.items()},
+        {"regions": ["US-CA", "CA-QC"]},
+    )  # fmt: skip
     assert reached == {"golden@example.org", "bay@example.org", "montreal@example.org"}
 
 
@@ -356,8 +362,6 @@ def test_an_alert_for_postal_prefixes_reaches_codes_however_they_are_spaced(
 ) -> None:
     """An organizer targets "M5V2" (or "M5V 2"); signers type "M5V 2T6" or "m5v2t6", and a
     ZIP+4 with its hyphen: the space or hyphen must not decide who is reached."""
-    service.publish(organization("org-pc"), petition("pet-pc", "camp-pc", "org-pc"))
-    service.start()
     signers = {
         "spaced@example.org": ("CA", "M5V 2T6"),
         "packed@example.org": ("CA", "m5v2t6"),
@@ -365,20 +369,11 @@ def test_an_alert_for_postal_prefixes_reaches_codes_however_they_are_spaced(
         "zip4@example.org": ("US", "94110-1234"),
         "zip@example.org": ("US", "94112"),
     }
-    for email, (country, code) in signers.items():
-        service.publish(
-            signature(email, "pet-pc", "camp-pc", "org-pc", country=country, postal_code=code)
-        )
-    joined = supporter_campaigns.c.campaign_id == "camp-pc"
-    eventually(lambda: service.count(supporter_campaigns, joined) == 5, message="signers")
-    audience = {"postal_prefixes": ["M5V 2", "941101"]}
-    service.publish(alert("alert-pc", "camp-pc", "org-pc", ["email"], audience=audience))
-    eventually(lambda: finished(service, "alert-pc"), timeout=60, message="alert done")
-    reached = {
-        email
-        for email, args in service.fakes.sendgrid_recipients()
-        if args.get("alert_id") == "alert-pc"
-    }
+    reached = _reached(
+        service, "pc",
+        {e: {"country": c, "postal_code": p} for e, (c, p) in signers.items()},
+        {"postal_prefixes": ["M5V 2", "941101"]},
+    )  # fmt: skip
     assert reached == {"spaced@example.org", "packed@example.org", "zip4@example.org"}
 
 
