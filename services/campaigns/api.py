@@ -273,8 +273,21 @@ def decline_invitation(campaign_id: str, org: str) -> Any:
 def withdraw_invitation(campaign_id: str, org: str) -> Any:
     """Withdraw an open invitation (the lead's organizers): the organization no longer reads
     the campaign (an invitation sent to the wrong organization, or no longer meant). It can
-    be invited again. A partner that has joined is not removed here (409)."""
+    be invited again. A partner that has joined is removed with `remove`, not here (409)."""
     return operations.withdraw_invitation(deps(), caller(), campaign_id, org)
+
+
+@campaigns.route("/<campaign_id>/partners/<org>/remove", methods=["POST"])
+@campaigns.response(200, s.PartnerOut)
+@campaigns.doc(**AUTH_DOC)
+def remove_partner(campaign_id: str, org: str) -> Any:
+    """End a partnership: the lead's organizers remove a partner (status `removed`), or the
+    partner's own organizers leave (`left`). The organization then no longer reads the
+    campaign or its petitions' counts and exports, its box is no longer offered to signers,
+    and its source code no longer credits it.
+    Details that signers already chose to share with it are not recalled. It can be invited
+    again. 409 if it is not a partner that has joined."""
+    return operations.remove_partner(deps(), caller(), campaign_id, org)
 
 
 # -- alerts ------------------------------------------------------------------------------------

@@ -183,6 +183,19 @@ def check_answer(access: CampaignAccess, organization_id: str) -> None:
         raise Conflict("There is no open invitation for this organization")
 
 
+def may_remove_partner(principal: Principal, access: CampaignAccess, organization_id: str) -> None:
+    """The lead's organizers remove a partner; a partner's own organizers take it out."""
+    authorize(
+        principal, [access.lead_organization_id, organization_id], ("organizer",),
+        "remove this partner",
+    )  # fmt: skip
+
+
+def check_partner(access: CampaignAccess, organization_id: str) -> None:
+    if organization_id not in access.joined:
+        raise Conflict("This organization is not a partner of the campaign")
+
+
 # -- alerts ------------------------------------------------------------------------------------
 
 

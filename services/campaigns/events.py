@@ -72,6 +72,17 @@ def partner_joined(campaign_id: str, organization_id: str, at: datetime) -> Even
     return _event("campaign.partner_joined", campaign_id, data, at)
 
 
+def partner_removed(campaign_id: str, organization_id: str, left: bool, at: datetime) -> Event:
+    """A partner is out of the coalition: removed by the lead, or left (left=True)."""
+    data = {
+        "campaign_id": campaign_id,
+        "organization_id": organization_id,
+        "left": left,
+        "at": format_time(at),
+    }
+    return _event("campaign.partner_removed", campaign_id, data, at)
+
+
 def alert_scheduled(row: Any, lead_organization_id: str, at: datetime) -> Event:
     data = {
         "alert_id": row.alert_id,

@@ -418,6 +418,28 @@ def withdraw_invitation(
         return _invitation(conn, campaign_id, org.organization_id)
 
 
+def remove_partner(
+    deps: Deps, principal: Principal, campaign_id: str, organization_ref: str
+) -> dict[str, Any]:
+    """End a partnership: the lead removes a partner ("removed"), or the partner leaves
+    ("left"). Either way it stops reading the campaign, and (campaign.partner_removed) the
+    campaign's petitions, its box is no longer offered to signers and its source code no
+    longer credits it. What signers already chose to share with it stays shared. It can be
+    invited again."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row, partner_rows = load_campaign(conn, campaign_id, lock=True)
+        access = access_of(row, partner_rows)
+        org = _organization(conn, organization_ref)
+        domain.may_remove_partner(principal, access, org.organization_id)
+        domain.check_partner(access, org.organization_id)
+        left = not principal.is_admin and principal.organization_id == org.organization_id
+        status = "left" if left else "removed"
+        store.set_partner_status(conn, campaign_id, org.organization_id, status, now)
+        deps.outbox.add(conn, events.partner_removed(campaign_id, org.organization_id, left, now))
+        return _invitation(conn, campaign_id, org.organization_id)
+
+
 def list_partners(
     deps: Deps, principal: Principal, campaign_id: str, page: int, per_page: int
 ) -> tuple[list[dict[str, Any]], int]:

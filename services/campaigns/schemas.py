@@ -193,7 +193,7 @@ class PartnerOut(Schema):
     organization_id = Text()
     slug = Text()
     name = Text()
-    status = Text(metadata={"description": "invited, joined, declined or withdrawn"})
+    status = Text(metadata={"description": "invited, joined, declined, withdrawn, removed or left"})
     invited_at = fields.DateTime()
     responded_at = fields.DateTime(allow_none=True)
 

@@ -91,7 +91,8 @@ campaign_partners = Table(
         primary_key=True,
         index=True,
     ),
-    Column("status", String(16), nullable=False),  # invited | joined | declined | withdrawn
+    # invited | joined | declined | withdrawn | removed | left
+    Column("status", String(16), nullable=False),
     Column("invited_at", Moment(), nullable=False),
     Column("responded_at", Moment()),
 )

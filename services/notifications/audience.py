@@ -126,18 +126,22 @@ def upsert_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> 
     )
 
 
-def add_campaign_partner(conn: Connection, campaign_id: str, organization_id: str) -> None:
+def set_campaign_partner(
+    conn: Connection, campaign_id: str, organization_id: str, member: bool
+) -> None:
+    """Add a partner to a campaign's (member) or take it out (not member)."""
     current = conn.execute(
         select(campaigns.c.partner_organization_ids).where(campaigns.c.campaign_id == campaign_id)
     ).scalar()
-    if current is None:
+    if current is None or (organization_id in current) == member:
         return
-    if organization_id not in current:
-        conn.execute(
-            update(campaigns)
-            .where(campaigns.c.campaign_id == campaign_id)
-            .values(partner_organization_ids=[*current, organization_id])
-        )
+    others = [o for o in current if o != organization_id]
+    partners = [*others, organization_id] if member else others
+    conn.execute(
+        update(campaigns)
+        .where(campaigns.c.campaign_id == campaign_id)
+        .values(partner_organization_ids=partners)
+    )
 
 
 def upsert_petition(conn: Connection, data: Mapping[str, Any]) -> None:

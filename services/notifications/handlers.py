@@ -377,9 +377,10 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         audience.upsert_campaign(conn, event.data, event.happened_at)
 
     def partner(event: Event, conn: Connection) -> None:
-        audience.add_campaign_partner(
-            conn, str(event.data["campaign_id"]), str(event.data["organization_id"])
-        )
+        audience.set_campaign_partner(
+            conn, str(event.data["campaign_id"]), str(event.data["organization_id"]),
+            member=event.type == type_name("campaign.partner_joined"),
+        )  # fmt: skip
 
     def petition(event: Event, conn: Connection) -> None:
         audience.upsert_petition(conn, event.data)
@@ -395,6 +396,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         type_name("campaign.updated"): [campaign],  # titles fill {{campaign_title}}
         type_name("campaign.closed"): [campaign],
         type_name("campaign.partner_joined"): [partner],
+        type_name("campaign.partner_removed"): [partner],
         type_name("petition.published"): [petition],
         type_name("signature.created"): [bind(handle_signature_created)],
         type_name("signature.confirmed"): [bind(handle_signature_confirmed)],

@@ -43,6 +43,12 @@ def on_partner_joined(event: Event, conn: Connection) -> None:
     store.add_partners(conn, event.data["campaign_id"], [event.data["organization_id"]])
 
 
+def on_partner_removed(event: Event, conn: Connection) -> None:
+    """A partner out of the coalition no longer manages, reads or exports the campaign's
+    petitions, nor is it offered to signers or credited by its source code."""
+    store.remove_partner(conn, event.data["campaign_id"], event.data["organization_id"])
+
+
 def handlers(deps: Deps) -> dict[str, list[Handler]]:
     """Return HANDLERS for this service's consumer group, bound to its dependencies."""
 
@@ -68,6 +74,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         type_name("campaign.launched"): [on_campaign],
         type_name("campaign.closed"): [on_campaign_closed],
         type_name("campaign.partner_joined"): [on_partner_joined],
+        type_name("campaign.partner_removed"): [on_partner_removed],
         type_name("person.erased"): [on_person_erased],
         type_name("consent.changed"): [on_consent_changed],
     }

@@ -265,6 +265,15 @@ def add_partners(conn: Connection, campaign_id: str, organization_ids: Iterable[
         )
 
 
+def remove_partner(conn: Connection, campaign_id: str, organization_id: str) -> None:
+    conn.execute(
+        delete(campaign_partners).where(
+            campaign_partners.c.campaign_id == campaign_id,
+            campaign_partners.c.organization_id == organization_id,
+        )
+    )
+
+
 def coalition(
     conn: Connection, campaign_id: str, *, lock: bool = False
 ) -> tuple[Coalition, str] | None:

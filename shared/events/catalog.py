@@ -101,6 +101,12 @@ class CampaignPartnerJoinedSchema(Schema):
     at = _time()
 
 
+class CampaignPartnerRemovedSchema(CampaignPartnerJoinedSchema):
+    """A partner is out of the coalition: the lead removed it, or it left."""
+
+    left = fields.Boolean(required=True)
+
+
 class AlertContentSchema(Schema):
     email_subject = fields.String(allow_none=True)
     email_html = fields.String(allow_none=True)
@@ -328,6 +334,7 @@ CATALOG = EventRegistry(
         _t("campaign.closed", CAMPAIGNS, CampaignSchema, "campaign_id"),
         _t("campaign.updated", CAMPAIGNS, CampaignSchema, "campaign_id"),
         _t("campaign.partner_joined", CAMPAIGNS, CampaignPartnerJoinedSchema, "campaign_id"),
+        _t("campaign.partner_removed", CAMPAIGNS, CampaignPartnerRemovedSchema, "campaign_id"),
         _t("alert.scheduled", CAMPAIGNS, AlertScheduledSchema, "campaign_id"),
         _t("alert.published", CAMPAIGNS, AlertPublishedSchema, "campaign_id"),
         _t("alert.cancelled", CAMPAIGNS, AlertCancelledSchema, "campaign_id"),

@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "campaign.updated",
     "campaign.closed",
     "campaign.partner_joined",
+    "campaign.partner_removed",
     "petition.published",
     "petition.closed",
     "petition.milestone_reached",
@@ -224,6 +225,7 @@ _CAMPAIGN = (
 )  # fmt: skip
 _PUBLIC = {
     "campaign.partner_joined": ("campaign_id", "organization_id", "at"),
+    "campaign.partner_removed": ("campaign_id", "organization_id", "left", "at"),
     "petition.published": (
         "petition_id",
         "campaign_id",
@@ -266,7 +268,7 @@ def payload_data(short: str, data: Mapping[str, Any], organization_id: str) -> d
     type anyone's address): its `signature.created` is the non-personal part for everyone, and
     the details go with `signature.confirmed`.
     """
-    if short.startswith("campaign.") and short != "campaign.partner_joined":
+    if short.startswith("campaign.") and short not in _PUBLIC:
         return _pick(data, _CAMPAIGN)
     if short in DELETIONS:  # the id they were given with the details: delete them
         return _pick(data, ("supporter_id", "at"))

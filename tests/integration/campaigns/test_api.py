@@ -412,3 +412,46 @@ def test_a_patch_merges_audience_filters_and_content_by_locale(service: Service)
     assert titled.status_code == 200 and sorted(titled.json["titles"]) == ["en", "tl"]
     untitled = lead.patch(f"/api/v1/campaigns/{cid}", json={"titles": {"en": None}})
     assert untitled.status_code == 422 and list(untitled.json["errors"]) == ["titles.en"]
+
+
+def test_a_partner_leaves_or_is_removed_and_stops_reading_the_campaign(service: Service) -> None:
+    """A coalition partner that turns out unsafe, or that leaves: the lead removes it, or it
+    leaves itself; either way it reads the campaign no more, and the other services are told
+    (campaign.partner_removed)."""
+    campaign = make_coalition(service)
+    cid = campaign["campaign_id"]
+    partner_id = service.orgs["partner"]["organization_id"]
+    remove = f"/api/v1/campaigns/{cid}/partners/{partner_id}/remove"
+    read = f"/api/v1/campaigns/{cid}"
+    for who in ("organizer@stranger", "partner@partner", "partner@lead"):
+        assert service.as_(who).post(remove).status_code == 403, who
+    assert service.as_("partner@partner").get(read).status_code == 200
+
+    removed = service.as_("organizer@lead").post(remove)
+    assert removed.status_code == 200 and removed.json["status"] == "removed"
+    assert service.outbox_types()[-1] == "campaign.partner_removed"
+    announced = service.last_outbox_data()
+    assert (announced["campaign_id"], announced["organization_id"]) == (cid, partner_id)
+    assert announced["left"] is False
+    assert service.as_("partner@partner").get(read).status_code == 403
+    listed = service.as_("organizer@partner").get("/api/v1/campaigns").json
+    assert cid not in [c["campaign_id"] for c in listed["_embedded"]["campaigns"]]
+    assert service.as_("organizer@lead").get(read).json["partner_organization_ids"] == []
+    assert service.as_("organizer@lead").post(remove).status_code == 409
+    # Invited again, it joins, and this time leaves on its own.
+    lead = service.as_("organizer@lead")
+    again = lead.post(
+        f"/api/v1/campaigns/{cid}/partners", json={"organization": service.orgs["partner"]["slug"]}
+    )
+    assert again.status_code == 201 and again.json["status"] == "invited"
+    accept = f"/api/v1/campaigns/{cid}/partners/{partner_id}/accept"
+    assert service.as_("organizer@partner").post(accept).status_code == 200
+    left = service.as_("organizer@partner").post(remove)
+    assert left.status_code == 200 and left.json["status"] == "left"
+    assert service.last_outbox_data()["left"] is True
+    assert service.as_("partner@partner").get(read).status_code == 403
+    # An invitation not yet answered is withdrawn, not removed.
+    stranger = service.orgs["stranger"]
+    lead.post(f"/api/v1/campaigns/{cid}/partners", json={"organization": stranger["slug"]})
+    not_joined = lead.post(f"/api/v1/campaigns/{cid}/partners/{stranger['organization_id']}/remove")
+    assert not_joined.status_code == 409

@@ -231,6 +231,36 @@ def test_personal_data_reaches_only_the_partners_a_signer_chose(wh: Service) -> 
         assert "shares.with.nobody" not in stored
 
 
+def test_a_partner_out_of_the_coalition_is_told_once_and_then_hears_nothing(wh: Service) -> None:
+    wh.start()
+    with receivers(3) as (lead_rx, a_rx, b_rx):
+        for org, rx in ((LEAD, lead_rx), (PARTNER_A, a_rx), (PARTNER_B, b_rx)):
+            register(wh, issue_key(wh.engine, "partner", org), rx.url)
+        wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B))
+        wh.publish(campaign())
+        eventually(lambda: len(b_rx.received) == 1, message="campaign to B")
+        removed = event(
+            "campaign.partner_removed", "camp-1", campaign_id="camp-1",
+            organization_id=PARTNER_B, left=False,
+        )  # fmt: skip
+        wh.publish(removed)
+        eventually(lambda: len(b_rx.received) == 2, message="B told of its removal")
+        assert b_rx.received[1].json()["data"] == {
+            "campaign_id": "camp-1", "organization_id": PARTNER_B, "left": False,
+            "at": removed.data["at"],
+        }  # fmt: skip
+        # What the coalition does next is no longer B's to hear.
+        wh.publish(campaign(partners=(PARTNER_A,)), petition("pet-1", "camp-1", LEAD))
+        eventually(lambda: len(lead_rx.received) == 4 and len(a_rx.received) == 4,
+                   message="the rest of the coalition hears on")  # fmt: skip
+        time.sleep(1.0)  # the dispatcher works in ticks; nothing more may come to B
+        assert [r.json()["type"] for r in b_rx.received] == [
+            "campaign.launched",
+            "campaign.partner_removed",
+        ]
+        assert wh.rows(campaigns)[0].partner_organization_ids == [PARTNER_A]
+
+
 def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirmed(
     wh: Service,
 ) -> None:

@@ -184,6 +184,47 @@ def test_a_closed_campaign_closes_its_open_petitions(svc: Petitions) -> None:
     assert publish.status_code == 409
 
 
+def test_a_partner_out_of_the_coalition_loses_its_box_credit_and_exports(svc: Petitions) -> None:
+    """The lead removes a partner (or it leaves): signers are no longer offered its box nor
+    credited to it, and it no longer reads, exports or manages the campaign's petitions."""
+    petition_id = svc.open_petition()
+    shared = svc.sign(petition_id, "ana@example.org", consents={"partners": {"rainbow": True}})
+    assert shared.status_code == 202
+    export = f"/api/v1/petitions/{petition_id}/exports/partners/{svc.p1}.csv"
+    before = svc.client.get(export, headers=svc.auth("p1"))
+    assert before.status_code == 200 and "ana@example.org" in before.get_data(as_text=True)
+    counts = f"/api/v1/petitions/{petition_id}/counts"
+    assert svc.client.get(counts, headers=svc.auth("p1")).status_code == 200
+    public = f"/api/v1/petitions/{petition_id}"
+    assert "rainbow" in str(svc.client.get(public).get_json())
+
+    svc.deliver(
+        "campaign.partner_removed",
+        {"campaign_id": svc.campaign_id, "organization_id": svc.p1, "left": False, "at": at()},
+    )
+    svc.deps.coalitions.clear()  # what the web processes cache of a campaign lives 5 s
+    after = svc.client.get(export, headers=svc.auth("p1"))
+    assert after.status_code == 404 and "ana@example.org" not in after.get_data(as_text=True)
+    assert "rainbow" not in str(svc.client.get(public).get_json())
+    ticked = svc.sign(petition_id, "cai@example.org", consents={"partners": {"rainbow": True}})
+    assert ticked.status_code == 422 and "consents.partners.rainbow" in ticked.get_json()["errors"]
+    assert (
+        svc.sign(petition_id, "dee@example.org", referrer_data={"source": "rb"}).status_code == 202
+    )
+    assert (
+        svc.sign(petition_id, "eve@example.org", referrer_data={"source": "kp"}).status_code == 202
+    )
+    seen = svc.counts(petition_id)
+    assert seen["total"] == 3, seen
+    assert seen["by_partner"].get(svc.p2) == 1 and svc.p1 not in seen["by_partner"], seen
+    for who in ("p1_organizer", "p1"):
+        assert svc.client.get(counts, headers=svc.auth(who)).status_code == 403, who
+    body = {"campaign_id": svc.campaign_id, "default_locale": "en",
+            "texts": {"en": {"title": "T", "text": "X"}}}  # fmt: skip
+    made = svc.client.post("/api/v1/petitions", json=body, headers=svc.auth("p1_organizer"))
+    assert made.status_code == 403, made.get_json()
+
+
 def test_keys_and_campaigns_arrive_through_kafka(svc: Petitions) -> None:
     """The real path: campaigns' events on Kafka, the worker's consumer, then the API."""
     ensure_topics(svc.bootstrap, list(TOPICS))
