@@ -196,7 +196,10 @@ class CountsSchema(Schema):
     by_source = fields.Dict(
         keys=fields.String(),
         values=fields.Integer(),
-        metadata={"description": "Referrer source code ('(none)' when none)"},
+        metadata={
+            "description": "Referrer source code ('(none)' when none): the 99 largest, and the"
+            " rest added up under '(other)' when there are more than 100"
+        },
     )
 
 

@@ -320,11 +320,24 @@ def read_counts(deps: Deps, principal: Principal, petition_id: str) -> dict[str,
         "by_partner": _nonzero(counts.get("partner", {}), empty="direct"),
         # A label no source code can be (they are letters, digits, ".", "_" and "-"): with
         # "none", a signer's ?source=none took the unattributed signatures' place.
-        "by_source": _nonzero(counts.get("source", {}), empty=NO_SOURCE),
+        "by_source": _largest(_nonzero(counts.get("source", {}), empty=NO_SOURCE)),
     }
 
 
 NO_SOURCE = "(none)"
+# Source codes come from the link a signer followed (?source=…): anyone can make up new ones.
+# The counts show the largest SOURCES_SHOWN and add up the rest under OTHER_SOURCES, so the
+# answer stays one screen and still sums to the total.
+SOURCES_SHOWN, OTHER_SOURCES = 100, "(other)"
+
+
+def _largest(buckets: dict[str, int]) -> dict[str, int]:
+    if len(buckets) <= SOURCES_SHOWN:
+        return buckets
+    ranked = sorted(buckets.items(), key=lambda item: (-item[1], item[0]))
+    shown = dict(sorted(ranked[: SOURCES_SHOWN - 1]))
+    shown[OTHER_SOURCES] = sum(n for _, n in ranked[SOURCES_SHOWN - 1 :])
+    return shown
 
 
 def _nonzero(buckets: Mapping[str, int], empty: str = "") -> dict[str, int]:

@@ -406,3 +406,22 @@ def test_a_source_code_named_none_never_takes_the_unattributed_signatures_place(
     counts = svc.counts(petition_id)
     assert counts["by_source"] == {"(none)": 3, "none": 1}
     assert sum(counts["by_source"].values()) == counts["total"] == 4
+
+
+def test_made_up_source_codes_cannot_grow_the_counts_past_one_screen(svc: Petitions) -> None:
+    """Anyone can follow a link with ?source=anything: the counts keep the 99 largest sources
+    and add up the rest, so they still sum to the total."""
+    petition_id = svc.open_petition()
+    for i in range(3):
+        assert (
+            svc.sign(petition_id, f"rb{i}@example.org", referrer_data={"source": "rb"}).status_code
+            == 202
+        )
+    for i in range(120):
+        signed = svc.sign(petition_id, f"s{i}@example.org", referrer_data={"source": f"x{i:03d}"})
+        assert signed.status_code == 202
+    counts = svc.counts(petition_id)
+    assert len(counts["by_source"]) == 100
+    assert counts["by_source"]["rb"] == 3
+    assert counts["by_source"]["(other)"] == 120 - 98
+    assert sum(counts["by_source"].values()) == counts["total"] == 123
