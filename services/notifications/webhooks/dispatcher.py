@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,17 +75,13 @@ class Endpoint:
     organization_id: str
     url: str
     secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
+    previous_secrets: Sequence[Mapping[str, str]] | None
     failing: bool
 
     def secrets(self, now: datetime) -> list[str]:
-        """Return the secrets to sign with: the current one, and the old one while it overlaps."""
-        live = [self.secret]
-        expires = self.previous_secret_expires_at
-        if self.previous_secret and expires is not None and expires > now:
-            live.append(self.previous_secret)
-        return live
+        """Return the secrets to sign with: the current one, and the old ones while they
+        overlap (signing.live_secrets)."""
+        return [self.secret, *signing.live_secrets(self.previous_secrets, now)]
 
 
 @dataclass(frozen=True)
@@ -325,8 +321,7 @@ class Dispatcher:
                 r.organization_id,
                 r.url,
                 r.secret,
-                r.previous_secret,
-                r.previous_secret_expires_at,
+                r.previous_secrets,
                 r.failing_since is not None,
             )
             for r in rows

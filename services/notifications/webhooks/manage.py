@@ -44,9 +44,13 @@ def _check_url(ctx: Context, url: str) -> None:
         raise FieldError("url", f"The URL {exc}") from exc
 
 
-def owned(conn: Connection, principal: Principal, endpoint_id: str) -> Any:
-    """Return an endpoint the caller may manage; another organization's is simply not found."""
-    row = conn.execute(select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)).first()
+def owned(conn: Connection, principal: Principal, endpoint_id: str, lock: bool = False) -> Any:
+    """Return an endpoint the caller may manage; another organization's is simply not found.
+    lock: hold its row until the transaction ends (PostgreSQL)."""
+    query = select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
     if row is None or not (principal.is_admin or row.organization_id == principal.organization_id):
         raise NotFound("No such webhook endpoint")
     authorize(principal, [row.organization_id], MANAGERS, "manage webhook endpoints")
@@ -209,17 +213,22 @@ def _hand_on_deletions(conn: Connection, endpoint: Any, now: datetime) -> None:
 
 
 def rotate(ctx: Context, principal: Principal, endpoint_id: str) -> Any:
-    """Issue a new secret; the old one keeps signing alongside it for the overlap period."""
+    """Issue a new secret; the old one keeps signing alongside it for the overlap period, as
+    do the ones rotated out before it whose overlap has not ended (a partner that has not yet
+    deployed the first new secret when the second rotation comes still verifies)."""
     with ctx.engine.begin() as conn:
-        row = owned(conn, principal, endpoint_id)
+        # Locked: two rotations at once would each keep the same old secret, and the first's
+        # new secret, already handed to its caller, would never sign.
+        row = owned(conn, principal, endpoint_id, lock=True)
+        until = ctx.now + timedelta(seconds=ctx.config.rotation_overlap_seconds)
+        old = signing.rotated_out(row.previous_secrets, row.secret, ctx.now, until)
         conn.execute(
             update(endpoints)
             .where(endpoints.c.endpoint_id == endpoint_id)
             .values(
                 secret=signing.new_secret(),
-                previous_secret=row.secret,
-                previous_secret_expires_at=ctx.now
-                + timedelta(seconds=ctx.config.rotation_overlap_seconds),
+                previous_secrets=old,
+                previous_secret_expires_at=until,
                 updated_at=ctx.now,
             )
         )

@@ -33,7 +33,9 @@ endpoints = Table(
     Column("disabled_at", Moment()),
     # The signing secret is needed in clear to sign; it never leaves except once, when made.
     Column("secret", String(80), nullable=False),
-    Column("previous_secret", String(80)),
+    # Secrets rotated out that still sign alongside it: [{"secret", "expires_at"}], newest
+    # last; previous_secret_expires_at is when the last of them stops.
+    Column("previous_secrets", JSON),
     Column("previous_secret_expires_at", Moment()),
     Column("failing_since", Moment()),
     # "pending" once disabled automatically (gone, failing), "sending" while taken (updated_at

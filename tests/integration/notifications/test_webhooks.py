@@ -361,6 +361,41 @@ def test_rotation_signs_with_both_secrets_for_24_hours_then_only_the_new(wh: Ser
         assert after.verifies(new) and not after.verifies(old)
 
 
+def test_a_second_rotation_within_the_overlap_keeps_the_first_old_secret(wh: Service) -> None:
+    """Rotated at 10:00 and again at 11:00 (the partner has not deployed the 10:00 secret yet):
+    the original secret still signs until 10:00 the next day, the 10:00 one until 11:00."""
+    clock = Clock()
+    wh.deps.clock = clock
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        ep = register(wh, key, rx.url)
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        rotate = f"{base}/rotate-secret"
+        first = wh.client().post(rotate, headers=key).get_json()["secret"]
+        clock.advance(3600)
+        second = wh.client().post(rotate, headers=key).get_json()
+        expires = datetime.fromisoformat(second["previous_secret_expires_at"])
+        assert expires == clock.now + timedelta(days=1)
+        original, latest = ep["secret"], second["secret"]
+        d = dispatcher(wh, clock)
+
+        def delivered(email: str) -> Any:
+            write_events(wh, clock, signed(email, [PARTNER_A]))
+            d.drain()
+            return rx.received[-1]
+
+        now = delivered("t1@example.org")
+        assert all(now.verifies(s) for s in (original, first, latest))
+        clock.advance(23 * 3600 + 1)  # the original's day is over, the first's is not
+        later = delivered("t2@example.org")
+        assert later.verifies(first) and later.verifies(latest) and not later.verifies(original)
+        clock.advance(3600)
+        last = delivered("t3@example.org")
+        assert last.verifies(latest) and not last.verifies(first)
+        assert len(last.headers["webhook-signature"].split(" ")) == 1
+
+
 def test_failures_retry_on_the_schedule_with_jitter_and_honour_retry_after(wh: Service) -> None:
     clock = Clock()
     seed_projection(wh)

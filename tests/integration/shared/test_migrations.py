@@ -4,6 +4,8 @@ and come down and go up again cleanly (what `kinship migrate` runs on every depl
 from __future__ import annotations
 
 import importlib
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,49 @@ def test_supporters_projected_before_zone_spans_are_reckoned_again(database: str
         "sf": "America/Los_Angeles",
         "nothing": "UTC",
     }
+
+
+def test_an_endpoints_old_secret_keeps_signing_after_0027(database: str) -> None:
+    """An endpoint rotated before 0027 kept its old secret in one column: it is carried into
+    the list, with its end, so a partner mid-rotation still verifies after the deploy."""
+    from services.notifications.webhooks.dispatcher import Endpoint
+
+    config = alembic_config("notifications", database)
+    command.upgrade(config, "0026_webhook_retention")
+    engine = make_engine(database)
+    try:
+        with engine.begin() as conn:
+            for eid, old, expires in (
+                ("ep-rotated", "whsec_old", "2030-01-02 03:04:05+00:00"),
+                ("ep-never", None, None),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO wh_endpoints (endpoint_id, organization_id, url, description,"
+                        " event_types, enabled, secret, previous_secret,"
+                        " previous_secret_expires_at, created_at, updated_at) VALUES (:eid, 'o',"
+                        " 'https://x.example', '', '[]', true, 'whsec_new', :old, :expires,"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"eid": eid, "old": old, "expires": expires},
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            stored = dict(
+                conn.execute(text("SELECT endpoint_id, previous_secrets FROM wh_endpoints")).all()
+            )
+        command.downgrade(config, "0026_webhook_retention")
+        with engine.connect() as conn:
+            back = dict(
+                conn.execute(text("SELECT endpoint_id, previous_secret FROM wh_endpoints")).all()
+            )
+    finally:
+        engine.dispose()
+    rotated = stored["ep-rotated"]
+    rotated = json.loads(rotated) if isinstance(rotated, str) else rotated
+    assert rotated == [{"secret": "whsec_old", "expires_at": "2030-01-02T03:04:05Z"}]
+    assert stored["ep-never"] is None
+    endpoint = Endpoint("ep-rotated", "o", "https://x.example", "whsec_new", rotated, False)
+    assert endpoint.secrets(datetime(2030, 1, 2, 3, 4, 4, tzinfo=UTC)) == ["whsec_new", "whsec_old"]
+    assert endpoint.secrets(datetime(2030, 1, 2, 3, 4, 6, tzinfo=UTC)) == ["whsec_new"]
+    assert back == {"ep-rotated": "whsec_old", "ep-never": None}
