@@ -48,8 +48,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "zh-Hans": {
         "discreet_subject": "\u7ed9\u60a8\u7684\u6700\u65b0\u6d88\u606f",
         "friend": "\u670b\u53cb",
-        "hello": "{name}\uff0c\u4f60\u597d\uff1a",
-        "hello_anon": "\u4f60\u597d\uff1a",
+        "hello": "{name}\uff0c\u60a8\u597d\uff1a",
+        "hello_anon": "\u60a8\u597d\uff1a",
         "thanks_subject": "\u611f\u8c22\u60a8\u7684\u7b7e\u540d\uff1a{title}",
         "thanks_body": "\u611f\u8c22\u60a8\u5728\u201c{title}\u201d\u4e0a\u7b7e\u540d\u3002"
         "\u6bcf\u4e00\u4e2a\u7b7e\u540d\u90fd\u5f88\u91cd\u8981\u3002",
@@ -57,9 +57,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "confirm_body": "\u8bf7\u6253\u5f00\u6b64\u94fe\u63a5\uff0c\u786e\u8ba4\u60a8\u5728"
         "\u201c{title}\u201d\u4e0a\u7684\u7b7e\u540d\uff1a",
         "already_subject": "\u60a8\u5df2\u7ecf\u7b7e\u8fc7\u540d\u4e86\uff1a{title}",
-        "already_body": "\u6709\u4eba\uff08\u53ef\u80fd\u662f\u60a8\uff09\u7528\u6b64\u5730"
-        "\u5740\u518d\u6b21\u7b7e\u7f72\u4e86\u201c{title}\u201d\u3002\u60a8\u7684\u7b2c\u4e00"
-        "\u6b21\u7b7e\u540d\u4ecd\u7136\u6709\u6548\u3002",
+        "already_body": "\u6709\u4eba\uff08\u53ef\u80fd\u662f\u60a8\uff09\u8bd5\u56fe\u7528\u6b64"
+        "\u90ae\u7bb1\u5730\u5740\u518d\u6b21\u7b7e\u7f72\u201c{title}\u201d\u3002\u60a8\u7684"
+        "\u7b2c\u4e00\u6b21\u7b7e\u540d\u4ecd\u7136\u6709\u6548\uff0c\u60a8\u65e0\u9700\u518d"
+        "\u505a\u4efb\u4f55\u64cd\u4f5c\u3002",
         "pronouns": "\u6211\u4eec\u8bb0\u5f55\u7684\u60a8\u7684\u540d\u5b57\u662f{name}\uff08"
         "\u4ee3\u8bcd\uff1a{pronouns}\uff09\u3002\u60a8\u53ef\u4ee5\u968f\u65f6\u66f4\u6539\u3002",
         "sms_welcome": "{org}\uff1a\u611f\u8c22\u60a8\u8ba2\u9605\u77ed\u4fe1\u63d0\u9192\u3002"
@@ -89,8 +90,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "zh-Hant": {
         "discreet_subject": "\u7d66\u60a8\u7684\u6700\u65b0\u6d88\u606f",
         "friend": "\u670b\u53cb",
-        "hello": "{name}\uff0c\u4f60\u597d\uff1a",
-        "hello_anon": "\u4f60\u597d\uff1a",
+        "hello": "{name}\uff0c\u60a8\u597d\uff1a",
+        "hello_anon": "\u60a8\u597d\uff1a",
         "thanks_subject": "\u611f\u8b1d\u60a8\u7684\u7c3d\u540d\uff1a{title}",
         "thanks_body": "\u611f\u8b1d\u60a8\u5728\u300c{title}\u300d\u4e0a\u7c3d\u540d\u3002"
         "\u6bcf\u4e00\u500b\u7c3d\u540d\u90fd\u5f88\u91cd\u8981\u3002",
@@ -98,9 +99,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "confirm_body": "\u8acb\u6253\u958b\u6b64\u9023\u7d50\uff0c\u78ba\u8a8d\u60a8\u5728"
         "\u300c{title}\u300d\u4e0a\u7684\u7c3d\u540d\uff1a",
         "already_subject": "\u60a8\u5df2\u7d93\u7c3d\u904e\u540d\u4e86\uff1a{title}",
-        "already_body": "\u6709\u4eba\uff08\u53ef\u80fd\u662f\u60a8\uff09\u7528\u6b64\u5730"
-        "\u5740\u518d\u6b21\u7c3d\u7f72\u4e86\u300c{title}\u300d\u3002\u60a8\u7684\u7b2c\u4e00"
-        "\u6b21\u7c3d\u540d\u4ecd\u7136\u6709\u6548\u3002",
+        "already_body": "\u6709\u4eba\uff08\u53ef\u80fd\u662f\u60a8\uff09\u8a66\u5716\u7528\u6b64"
+        "\u96fb\u5b50\u90f5\u4ef6\u5730\u5740\u518d\u6b21\u7c3d\u7f72\u300c{title}\u300d\u3002"
+        "\u60a8\u7684\u7b2c\u4e00\u6b21\u7c3d\u540d\u4ecd\u7136\u6709\u6548\uff0c\u60a8\u7121"
+        "\u9700\u518d\u505a\u4efb\u4f55\u64cd\u4f5c\u3002",
         "pronouns": "\u6211\u5011\u8a18\u9304\u7684\u60a8\u7684\u540d\u5b57\u662f{name}\uff08"
         "\u4ee3\u540d\u8a5e\uff1a{pronouns}\uff09\u3002\u60a8\u53ef\u4ee5\u96a8\u6642\u66f4\u6539"
         "\u3002",
@@ -131,35 +133,39 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
     "ja": {
         "discreet_subject": "\u304a\u77e5\u3089\u305b",
-        "friend": "\u7686\u3055\u307e",
+        "friend": "\u30b5\u30dd\u30fc\u30bf\u30fc",
         "hello": "{name}\u3055\u3093\u3001\u3053\u3093\u306b\u3061\u306f\u3002",
         "hello_anon": "\u3053\u3093\u306b\u3061\u306f\u3002",
         "thanks_subject": "\u3054\u7f72\u540d\u3042\u308a\u304c\u3068\u3046\u3054\u3056\u3044"
         "\u307e\u3059\uff1a{title}",
         "thanks_body": "\u300c{title}\u300d\u3078\u306e\u3054\u7f72\u540d\u3042\u308a\u304c\u3068"
-        "\u3046\u3054\u3056\u3044\u307e\u3059\u3002",
+        "\u3046\u3054\u3056\u3044\u307e\u3059\u3002\u4e00\u4eba\u3072\u3068\u308a\u306e\u7f72"
+        "\u540d\u304c\u5927\u304d\u306a\u529b\u306b\u306a\u308a\u307e\u3059\u3002",
         "confirm_subject": "\u7f72\u540d\u306e\u78ba\u8a8d\u3092\u304a\u9858\u3044\u3057\u307e"
         "\u3059\uff1a{title}",
         "confirm_body": "\u6b21\u306e\u30ea\u30f3\u30af\u3092\u958b\u3044\u3066\u300c{title}"
         "\u300d\u3078\u306e\u7f72\u540d\u3092\u78ba\u8a8d\u3057\u3066\u304f\u3060\u3055\u3044\uff1a",
         "already_subject": "\u3059\u3067\u306b\u7f72\u540d\u6e08\u307f\u3067\u3059\uff1a{title}",
-        "already_body": "\u3053\u306e\u30a2\u30c9\u30ec\u30b9\u3067\u300c{title}\u300d\u306b"
-        "\u518d\u5ea6\u7f72\u540d\u304c\u3042\u308a\u307e\u3057\u305f\u3002\u6700\u521d\u306e"
-        "\u7f72\u540d\u304c\u6709\u52b9\u3067\u3059\u3002",
+        "already_body": "\u3053\u306e\u30e1\u30fc\u30eb\u30a2\u30c9\u30ec\u30b9\u3067\u300c{title}"
+        "\u300d\u3078\u306e\u7f72\u540d\u304c\u518d\u5ea6\u884c\u308f\u308c\u307e\u3057\u305f"
+        "\uff08\u304a\u305d\u3089\u304f\u3054\u672c\u4eba\u306b\u3088\u308b\u3082\u306e\u3067"
+        "\u3059\uff09\u3002\u6700\u521d\u306e\u3054\u7f72\u540d\u306f\u5f15\u304d\u7d9a\u304d"
+        "\u6709\u52b9\u3067\u3059\u306e\u3067\u3001\u7279\u306b\u5fc5\u8981\u306a\u304a\u624b"
+        "\u7d9a\u304d\u306f\u3042\u308a\u307e\u305b\u3093\u3002",
         "pronouns": "\u304a\u540d\u524d\u306f{name}\uff08{pronouns}\uff09\u3067\u767b\u9332\u3055"
         "\u308c\u3066\u3044\u307e\u3059\u3002\u3044\u3064\u3067\u3082\u5909\u66f4\u3067\u304d"
         "\u307e\u3059\u3002",
         "sms_welcome": "{org}\uff1aSMS\u901a\u77e5\u3078\u306e\u3054\u767b\u9332\u3042\u308a\u304c"
-        "\u3068\u3046\u3054\u3056\u3044\u307e\u3059\u3002\u914d\u4fe1\u983b\u5ea6\u306f\u5909"
-        "\u52d5\u3057\u307e\u3059\u3002\u30e1\u30c3\u30bb\u30fc\u30b8\u30fb\u30c7\u30fc\u30bf"
-        "\u901a\u4fe1\u6599\u304c\u304b\u304b\u308b\u5834\u5408\u304c\u3042\u308a\u307e\u3059"
-        "\u3002HELP\u3067\u6848\u5185\u3001STOP\u3067\u914d\u4fe1\u505c\u6b62\u3002",
+        "\u3068\u3046\u3054\u3056\u3044\u307e\u3059\u3002\u914d\u4fe1\u983b\u5ea6\u306f\u4e0d"
+        "\u5b9a\u671f\u3067\u3059\u3002\u901a\u4fe1\u6599\u304c\u304b\u304b\u308b\u5834\u5408"
+        "\u304c\u3042\u308a\u307e\u3059\u3002HELP\u3068\u8fd4\u4fe1\u3067\u30d8\u30eb\u30d7\u3001S"
+        "TOP\u3068\u8fd4\u4fe1\u3067\u914d\u4fe1\u505c\u6b62\u3057\u307e\u3059\u3002",
         "sms_help": "{org}\uff1a\u3054\u652f\u63f4\u3044\u305f\u3060\u3044\u3066\u3044\u308b\u30ad"
         "\u30e3\u30f3\u30da\u30fc\u30f3\u306e\u304a\u77e5\u3089\u305b\u3067\u3059\u3002STOP\u3068"
-        "\u8fd4\u4fe1\u3059\u308b\u3068\u914d\u4fe1\u505c\u6b62\u3002\u304a\u554f\u3044\u5408"
-        "\u308f\u305b\uff1a{contact}",
-        "milestone_subject": "\u7bc0\u76ee\u3092\u9054\u6210\uff1a{title}\u306e\u7f72\u540d\u304c"
-        "{total}\u4ef6\u306b\u306a\u308a\u307e\u3057\u305f",
+        "\u8fd4\u4fe1\u3059\u308b\u3068\u914d\u4fe1\u3092\u505c\u6b62\u3057\u307e\u3059\u3002"
+        "\u304a\u554f\u3044\u5408\u308f\u305b\uff1a{contact}",
+        "milestone_subject": "\u76ee\u6a19\u9054\u6210\uff1a\u300c{title}\u300d\u306e\u7f72\u540d"
+        "\u304c{total}\u4ef6\u306b\u306a\u308a\u307e\u3057\u305f",
         "milestone_body": "\u300c{title}\u300d\u306e\u7f72\u540d\u304c{milestone}\u4ef6\u3092"
         "\u8d85\u3048\u307e\u3057\u305f\uff08\u73fe\u5728{total}\u4ef6\uff09\u3002\u6b21\u306e"
         "\u76ee\u6a19\u306f{next_goal}\u4ef6\u3067\u3059\u3002",
@@ -182,20 +188,22 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
     "ko": {
         "discreet_subject": "\uc0c8 \uc18c\uc2dd\uc774 \uc788\uc2b5\ub2c8\ub2e4",
-        "friend": "\uce5c\uad6c",
+        "friend": "\uc11c\ud3ec\ud130",
         "hello": "{name}\ub2d8, \uc548\ub155\ud558\uc138\uc694.",
         "hello_anon": "\uc548\ub155\ud558\uc138\uc694.",
         "thanks_subject": "\uc11c\uba85\ud574 \uc8fc\uc154\uc11c \uac10\uc0ac\ud569\ub2c8\ub2e4: "
         "{title}",
-        "thanks_body": "\u201c{title}\u201d\uc5d0 \uc11c\uba85\ud574 \uc8fc\uc154\uc11c "
-        "\uac10\uc0ac\ud569\ub2c8\ub2e4.",
+        "thanks_body": "\u201c{title}\u201d\uc5d0 \uc11c\uba85\ud574 \uc8fc\uc154\uc11c \uac10"
+        "\uc0ac\ud569\ub2c8\ub2e4. \uc11c\uba85 \ud558\ub098\ud558\ub098\uac00 \ud070 \ud798\uc774"
+        " \ub429\ub2c8\ub2e4.",
         "confirm_subject": "\uc11c\uba85\uc744 \ud655\uc778\ud574 \uc8fc\uc138\uc694: {title}",
         "confirm_body": "\uc774 \ub9c1\ud06c\ub97c \uc5f4\uc5b4 \u201c{title}\u201d \uc11c\uba85"
         "\uc744 \ud655\uc778\ud574 \uc8fc\uc138\uc694:",
         "already_subject": "\uc774\ubbf8 \uc11c\uba85\ud558\uc168\uc2b5\ub2c8\ub2e4: {title}",
-        "already_body": "\uc774 \uc8fc\uc18c\ub85c \u201c{title}\u201d\uc5d0 \ub2e4\uc2dc "
-        "\uc11c\uba85\ud558\ub824\ub294 \uc2dc\ub3c4\uac00 \uc788\uc5c8\uc2b5\ub2c8\ub2e4. "
-        "\ucc98\uc74c \uc11c\uba85\uc774 \uc720\ud6a8\ud569\ub2c8\ub2e4.",
+        "already_body": "\ub204\uad70\uac00(\uc544\ub9c8\ub3c4 \ubcf8\uc778)\uac00 \uc774 \uc8fc"
+        "\uc18c\ub85c \u201c{title}\u201d\uc5d0 \ub2e4\uc2dc \uc11c\uba85\ud558\ub824\uace0 \ud588"
+        "\uc2b5\ub2c8\ub2e4. \ucc98\uc74c \ud558\uc2e0 \uc11c\uba85\uc740 \uadf8\ub300\ub85c "
+        "\uc720\ud6a8\ud558\uba70, \ub354 \ud558\uc2e4 \uc77c\uc740 \uc5c6\uc2b5\ub2c8\ub2e4.",
         "pronouns": "{name}({pronouns}) \ub2d8\uc73c\ub85c \ub4f1\ub85d\ub418\uc5b4 "
         "\uc788\uc2b5\ub2c8\ub2e4. \uc5b8\uc81c\ub4e0\uc9c0 \ubcc0\uacbd\ud558\uc2e4 \uc218 "
         "\uc788\uc2b5\ub2c8\ub2e4.",
@@ -240,17 +248,17 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "confirm_body": "Vui l\u00f2ng m\u1edf li\u00ean k\u1ebft n\u00e0y \u0111\u1ec3 "
         "x\u00e1c nh\u1eadn ch\u1eef k\u00fd c\u1ee7a b\u1ea1n cho \u201c{title}\u201d:",
         "already_subject": "B\u1ea1n \u0111\u00e3 k\u00fd r\u1ed3i: {title}",
-        "already_body": "C\u00f3 ng\u01b0\u1eddi \u0111\u00e3 k\u00fd l\u1ea1i \u201c{title}"
-        "\u201d b\u1eb1ng \u0111\u1ecba ch\u1ec9 n\u00e0y. Ch\u1eef k\u00fd \u0111\u1ea7u "
-        "ti\u00ean c\u1ee7a b\u1ea1n v\u1eabn \u0111\u01b0\u1ee3c t\u00ednh.",
+        "already_body": "C\u00f3 ng\u01b0\u1eddi (c\u00f3 th\u1ec3 l\u00e0 b\u1ea1n) \u0111\u00e3 "
+        "th\u1eed k\u00fd l\u1ea1i \u201c{title}\u201d b\u1eb1ng \u0111\u1ecba ch\u1ec9 email n"
+        "\u00e0y. Ch\u1eef k\u00fd \u0111\u1ea7u ti\u00ean c\u1ee7a b\u1ea1n v\u1eabn \u0111\u01b0"
+        "\u1ee3c t\u00ednh; b\u1ea1n kh\u00f4ng c\u1ea7n l\u00e0m g\u00ec th\u00eam.",
         "pronouns": "Ch\u00fang t\u00f4i ghi nh\u1eadn b\u1ea1n l\u00e0 {name} ({pronouns}). "
         "B\u1ea1n c\u00f3 th\u1ec3 thay \u0111\u1ed5i th\u00f4ng tin n\u00e0y b\u1ea5t c\u1ee9 "
         "l\u00fac n\u00e0o.",
-        "sms_welcome": "{org}: c\u1ea3m \u01a1n b\u1ea1n \u0111\u00e3 \u0111\u0103ng k\u00fd "
-        "nh\u1eadn tin SMS. T\u1ea7n su\u1ea5t tin nh\u1eafn thay \u0111\u1ed5i. C\u00f3 th\u1ec3 "
-        "m\u1ea5t ph\u00ed tin nh\u1eafn v\u00e0 d\u1eef li\u1ec7u. Tr\u1ea3 l\u1eddi HELP "
-        "\u0111\u1ec3 \u0111\u01b0\u1ee3c tr\u1ee3 gi\u00fap, STOP \u0111\u1ec3 h\u1ee7y "
-        "\u0111\u0103ng k\u00fd.",
+        "sms_welcome": "{org}: c\u1ea3m \u01a1n b\u1ea1n \u0111\u00e3 \u0111\u0103ng k\u00fd tin S"
+        "MS. S\u1ed1 tin thay \u0111\u1ed5i. C\u00f3 th\u1ec3 t\u00ednh ph\u00ed tin nh\u1eafn/d"
+        "\u1eef li\u1ec7u. Tr\u1ea3 l\u1eddi HELP \u0111\u1ec3 \u0111\u01b0\u1ee3c gi\u00fap, STOP"
+        " \u0111\u1ec3 h\u1ee7y.",
         "sms_help": "{org}: th\u00f4ng b\u00e1o v\u1ec1 c\u00e1c chi\u1ebfn d\u1ecbch b\u1ea1n "
         "\u1ee7ng h\u1ed9. Tr\u1ea3 l\u1eddi STOP \u0111\u1ec3 h\u1ee7y \u0111\u0103ng k\u00fd. "
         "Tr\u1ee3 gi\u00fap: {contact}",
@@ -286,11 +294,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "confirm_body": "Pakibuksan ang link na ito para kumpirmahin ang iyong pirma sa "
         "\u201c{title}\u201d:",
         "already_subject": "Nakapirma ka na: {title}",
-        "already_body": "May sumubok na pumirma muli sa \u201c{title}\u201d gamit ang address na "
-        "ito. Bilang pa rin ang una mong pirma.",
+        "already_body": "May sumubok (malamang ikaw) na pumirma muli sa \u201c{title}\u201d gamit "
+        "ang address na ito. Bilang pa rin ang una mong pirma; wala ka nang kailangang gawin.",
         "pronouns": "Nakatala ka bilang {name} ({pronouns}). Maaari mo itong baguhin anumang oras.",
-        "sms_welcome": "{org}: salamat sa pagsali sa SMS alerts. Iba-iba ang dalas ng msg. "
-        "Maaaring may msg&data rates. Reply HELP para sa tulong, STOP para mag-opt out.",
+        "sms_welcome": "{org}: salamat sa pagsali sa SMS alerts. Iba-iba ang dalas ng msg. Maaarin"
+        "g may msg&data rates. I-reply ang HELP para sa tulong, STOP para mag-opt out.",
         "sms_help": "{org}: mga alerto tungkol sa mga kampanyang sinusuportahan mo. I-reply ang "
         "STOP para mag-opt out. Tulong: {contact}",
         "milestone_subject": "Naabot ang milestone: {total} na ang pirma sa {title}",
@@ -299,7 +307,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "erase_subject": "Kumpirmahin ang pagbura ng iyong data",
         "erase_body": "Hiniling mong burahin namin ang iyong data. Buksan ang link na ito para "
         "kumpirmahin; kung hindi ikaw ito, huwag pansinin ang email na ito:",
-        "prefs_subject": "Kumpirmahin ang mga pagbabago sa iyong mga kagustuhan",
+        "prefs_subject": "Kumpirmahin ang mga pagbabago sa iyong mga preference",
         "prefs_body": "Hiniling mong baguhin kung paano ka namin tinatawag o kinokontak. Buksan an"
         "g link na ito para kumpirmahin; kung hindi ikaw ito, huwag pansinin ang email na ito at w"
         "alang magbabago:",
@@ -348,8 +356,8 @@ NOT_SENT: dict[str, dict[str, str]] = {
         "\uc694.",
     },
     "vi": {
-        "not_sent_subject": "C\u1ea3nh b\u00e1o \u201c{name}\u201d ch\u01b0a \u0111\u01b0\u1ee3c "
-        "g\u1eedi",
+        "not_sent_subject": "Th\u00f4ng b\u00e1o \u201c{name}\u201d c\u1ee7a b\u1ea1n \u0111\u00e3"
+        " kh\u00f4ng \u0111\u01b0\u1ee3c g\u1eedi",
         "not_sent_body": "\u201c{name}\u201d \u0111\u00e3 \u0111\u1ebfn gi\u1edd g\u1eedi "
         "nh\u01b0ng kh\u00f4ng c\u00f2n v\u01b0\u1ee3t qua c\u00e1c b\u01b0\u1edbc ki\u1ec3m "
         "tra n\u00ean \u0111\u00e3 b\u1ecb h\u1ee7y: {reason} H\u00e3y s\u1eeda r\u1ed3i l\u00ean "

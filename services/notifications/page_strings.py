@@ -238,7 +238,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_gone": "\u6b64\u9023\u7d50\u5df2\u5931\u6548\u3002",
     },
     "ja": {
-        "page_prefs_title": "\u914d\u4fe1\u8a2d\u5b9a",
+        "page_prefs_title": "\u5404\u7a2e\u8a2d\u5b9a",
         "page_email_from": "{org} \u304b\u3089 {address} \u3078\u306e\u30e1\u30fc\u30eb\u3002",
         "page_unsubscribe_button": (
             "\u3053\u308c\u3089\u306e\u30e1\u30fc\u30eb\u306e\u914d\u4fe1\u3092\u505c\u6b62"
@@ -313,9 +313,8 @@ PAGES: dict[str, dict[str, str]] = {
         "page_saved": "\u4fdd\u5b58\u3057\u307e\u3057\u305f",
         "page_saved_body": "\u8a2d\u5b9a\u3092\u4fdd\u5b58\u3057\u307e\u3057\u305f\u3002",
         "page_confirm_title": "\u5909\u66f4\u306e\u78ba\u8a8d",
-        "page_confirm_lead": (
-            "\u6b21\u306e\u5909\u66f4\u304c\u4f9d\u983c\u3055\u308c\u307e\u3057\u305f\uff1a"
-        ),
+        "page_confirm_lead": "\u6b21\u306e\u5909\u66f4\u3092\u3054\u4f9d\u983c\u3044\u305f\u3060"
+        "\u304d\u307e\u3057\u305f\uff1a",
         "page_changes_replaced": (
             "\u30da\u30fc\u30b8\u3092\u958b\u3044\u305f\u5f8c\u3067\u3001\u3053\u306e\u30ea\u30f3"
             "\u30af\u3067\u78ba\u5b9a\u3059\u308b\u5909\u66f4\u304c\u5909\u308f\u308a\u307e\u3057"
@@ -346,7 +345,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_gone": "\u3053\u306e\u30ea\u30f3\u30af\u306f\u7121\u52b9\u3067\u3059\u3002",
     },
     "ko": {
-        "page_prefs_title": "\uc218\uc2e0 \uc124\uc815",
+        "page_prefs_title": "\ud658\uacbd\uc124\uc815",
         "page_email_from": (
             "{org}\uc5d0\uc11c {address}(\uc73c)\ub85c \ubcf4\ub0b4\ub294 "
             "\uc774\uba54\uc77c\uc785\ub2c8\ub2e4."
@@ -457,7 +456,7 @@ PAGES: dict[str, dict[str, str]] = {
             "H\u1ee7y \u0111\u0103ng k\u00fd nh\u1eadn c\u00e1c email n\u00e0y"
         ),
         "page_email": "Email",
-        "page_sms": "Tin nh\u1eafn v\u0103n b\u1ea3n",
+        "page_sms": "Tin nh\u1eafn SMS",
         "page_stopped": (
             "S\u1ed1 n\u00e0y \u0111\u00e3 tr\u1ea3 l\u1eddi STOP n\u00ean kh\u00f4ng "
             "nh\u1eadn tin nh\u1eafn n\u1eefa. Nh\u1eafn START \u0111\u1ebfn s\u1ed1 "
@@ -506,14 +505,11 @@ PAGES: dict[str, dict[str, str]] = {
             "g\u1eedi t\u1ed1i \u0111a m\u1ed9t email: n\u1ebfu b\u1ea1n v\u1eeba y\u00eau "
             "c\u1ea7u, h\u00e3y t\u00ecm email \u0111\u00f3."
         ),
-        "page_held": (
-            "\u0110\u00e3 l\u01b0u. M\u1ed9t s\u1ed1 thay \u0111\u1ed5i khi\u1ebfn b\u1ea1n "
-            "d\u1ec5 b\u1ecb nh\u1eadn di\u1ec7n ho\u1eb7c li\u00ean l\u1ea1c h\u01a1n: "
-            "ch\u00fang t\u00f4i \u0111\u00e3 g\u1eedi email cho b\u1ea1n m\u1ed9t li\u00ean "
-            "k\u1ebft \u0111\u1ec3 x\u00e1c nh\u1eadn, \u0111\u1ec3 kh\u00f4ng ai c\u1ea7m "
-            "email \u0111\u01b0\u1ee3c chuy\u1ec3n ti\u1ebfp c\u00f3 th\u1ec3 thay "
-            "\u0111\u1ed5i thay b\u1ea1n."
-        ),
+        "page_held": "\u0110\u00e3 l\u01b0u. M\u1ed9t s\u1ed1 thay \u0111\u1ed5i khi\u1ebfn b"
+        "\u1ea1n d\u1ec5 b\u1ecb nh\u1eadn di\u1ec7n ho\u1eb7c li\u00ean l\u1ea1c h\u01a1n: ch"
+        "\u00fang t\u00f4i \u0111\u00e3 g\u1eedi email cho b\u1ea1n m\u1ed9t li\u00ean k\u1ebft "
+        "\u0111\u1ec3 x\u00e1c nh\u1eadn, \u0111\u1ec3 kh\u00f4ng ai c\u00f3 email \u0111\u01b0"
+        "\u1ee3c chuy\u1ec3n ti\u1ebfp c\u00f3 th\u1ec3 thay \u0111\u1ed5i thay cho b\u1ea1n.",
         "page_saved": "\u0110\u00e3 l\u01b0u",
         "page_saved_body": (
             "T\u00f9y ch\u1ecdn c\u1ee7a b\u1ea1n \u0111\u00e3 \u0111\u01b0\u1ee3c l\u01b0u."
@@ -538,7 +534,7 @@ PAGES: dict[str, dict[str, str]] = {
             "v\u00e0 tin nh\u1eafn c\u00f3 th\u1ec3 n\u00eau t\u00ean v\u1ea5n \u0111\u1ec1"
         ),
         "page_email_on": "B\u1eadt email",
-        "page_sms_on": "B\u1eadt tin nh\u1eafn v\u0103n b\u1ea3n",
+        "page_sms_on": "B\u1eadt tin nh\u1eafn SMS",
         "page_erase_lead": (
             "Thao t\u00e1c n\u00e0y x\u00f3a th\u00f4ng tin li\u00ean l\u1ea1c v\u00e0 "
             "t\u00f9y ch\u1ecdn c\u1ee7a b\u1ea1n kh\u1ecfi m\u1ecdi d\u1ecbch v\u1ee5 "
@@ -560,7 +556,7 @@ PAGES: dict[str, dict[str, str]] = {
             "Sumagot ng STOP ang numerong ito, kaya walang text na ipinapadala rito. I-text "
             "ang START sa aming numero para makatanggap muli."
         ),
-        "page_discreet": "Discreet mode: mga text at subject na hindi nagbabanggit ng layunin",
+        "page_discreet": "Discreet mode: mga text at subject na hindi binabanggit ang adbokasiya",
         "page_name": "Ang pangalang ginagamit namin sa pagbati sa iyo",
         "page_pronouns": "Iyong mga panghalip",
         "page_unchanged": "walang pagbabago",
@@ -602,9 +598,8 @@ PAGES: dict[str, dict[str, str]] = {
         "page_confirm_button": "Kumpirmahin",
         "page_changes_saved": "Na-save ang iyong mga pagbabago.",
         "page_none": "(wala)",
-        "page_discreet_off": (
-            "Naka-off ang discreet mode: maaaring banggitin ng mga subject at text ang layunin"
-        ),
+        "page_discreet_off": "Naka-off ang discreet mode: maaaring banggitin ng mga subject at tex"
+        "t ang adbokasiya",
         "page_email_on": "Naka-on ang email",
         "page_sms_on": "Naka-on ang mga text message",
         "page_erase_lead": (

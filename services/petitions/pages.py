@@ -52,9 +52,9 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "zh-Hant": {
         "title": "\u78ba\u8a8d\u60a8\u7684\u7c3d\u540d",
-        "lead": "\u60a8\uff08\u6216\u4f7f\u7528\u60a8\u96fb\u90f5\u5730\u5740\u7684\u4eba\uff09"
-        "\u7c3d\u7f72\u4e86\u300c{title}\u300d\u3002\u53ea\u6709\u5728\u60a8\u78ba\u8a8d\u5f8c"
-        "\uff0c\u60a8\u7684\u7c3d\u540d\u624d\u6703\u88ab\u8a08\u5165\u3002",
+        "lead": "\u60a8\uff08\u6216\u4f7f\u7528\u60a8\u96fb\u5b50\u90f5\u4ef6\u5730\u5740\u7684"
+        "\u4eba\uff09\u7c3d\u7f72\u4e86\u300c{title}\u300d\u3002\u53ea\u6709\u5728\u60a8\u78ba"
+        "\u8a8d\u5f8c\uff0c\u60a8\u7684\u7c3d\u540d\u624d\u6703\u88ab\u8a08\u5165\u3002",
         "button": "\u662f\u7684\uff0c\u8a08\u5165\u6211\u7684\u7c3d\u540d",
         "ignore": "\u5982\u679c\u4e0d\u662f\u60a8\u672c\u4eba\uff0c\u8acb\u95dc\u9589\u6b64"
         "\u9801\u9762\uff1a\u4e0d\u6703\u8a08\u5165\u4efb\u4f55\u7c3d\u540d\u3002",
@@ -72,8 +72,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "title": "\u7f72\u540d\u306e\u78ba\u8a8d",
         "lead": "\u3042\u306a\u305f\uff08\u307e\u305f\u306f\u3042\u306a\u305f\u306e\u30e1\u30fc"
         "\u30eb\u30a2\u30c9\u30ec\u30b9\u3092\u4f7f\u3063\u305f\u8ab0\u304b\uff09\u304c\u300c"
-        "{title}\u300d\u306b\u7f72\u540d\u3057\u307e\u3057\u305f\u3002\u78ba\u8a8d\u3059\u308b"
-        "\u3068\u7f72\u540d\u304c\u6570\u3048\u3089\u308c\u307e\u3059\u3002",
+        "{title}\u300d\u306b\u7f72\u540d\u3057\u307e\u3057\u305f\u3002\u7f72\u540d\u306f\u3001"
+        "\u3054\u78ba\u8a8d\u3044\u305f\u3060\u3044\u3066\u521d\u3081\u3066\u6570\u3048\u3089"
+        "\u308c\u307e\u3059\u3002",
         "button": "\u306f\u3044\u3001\u7f72\u540d\u3092\u6570\u3048\u3066\u304f\u3060\u3055\u3044",
         "ignore": "\u3054\u81ea\u8eab\u3067\u306a\u3044\u5834\u5408\u306f\u3001\u3053\u306e"
         "\u30da\u30fc\u30b8\u3092\u9589\u3058\u3066\u304f\u3060\u3055\u3044\u3002\u4f55\u3082"
@@ -141,7 +142,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "button": "Oo, bilangin ang aking lagda",
         "ignore": "Kung hindi ikaw ito, isara ang pahinang ito: walang mabibilang.",
         "confirmed": "Salamat. Nakumpirma na ang iyong lagda sa \u201c{title}\u201d.",
-        "gone": "Hindi kilala o paso na ang link na ito.",
+        "gone": "Hindi wasto o paso na ang link na ito.",
         "closed": "Sarado na ang petisyong ito.",
         "also": "Sa pagkumpirma, pumapayag ka rin sa:",
         "email": "mga email update mula sa {org}",

@@ -89,7 +89,7 @@ def test_only_the_variables_in_use_ride_with_each_recipient():
 def test_a_text_message_is_filled_for_its_recipient():
     body = fill_text("{{ given_name }}: {{organization_name}} votes on {{ campaign_title }}", "ja",
                      SHARED, person(None))  # fmt: skip
-    assert body == "皆さま: Rainbow & Bridge votes on Fund <translation> now"
+    assert body == "サポーター: Rainbow & Bridge votes on Fund <translation> now"
 
 
 def test_without_a_discreet_subject_discreet_supporters_get_a_neutral_one_in_their_language():
