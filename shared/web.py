@@ -45,6 +45,18 @@ def storable_text(value: str) -> None:
         raise ValidationError("Must not contain NUL or unpaired surrogate characters.")
 
 
+def one_line(value: str) -> bool:
+    """Whether text holds no control character (line break, tab): what becomes an email's
+    subject or sender name, where one would break the header or show as a box."""
+    return not any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+def single_line_text(value: str) -> None:
+    """A marshmallow validator: refuse text that is not one line (one_line)."""
+    if not one_line(value):
+        raise ValidationError("One line: no line breaks, tabs or other control characters.")
+
+
 def utc_representable(value: datetime) -> None:
     """A marshmallow validator for an aware time: one whose UTC reading falls outside years
     1-9999 ("0001-01-01T00:00+01:00") is refused (a 422), where storing it would be a 500."""

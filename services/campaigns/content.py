@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from shared.errors import FieldError
 from shared.templates import VARIABLE, fill, variables, with_opt_out
+from shared.web import one_line
 
 # GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
 GSM_BASIC = frozenset(
@@ -211,7 +212,7 @@ def check_email_shape(texts: Mapping[str, str | None], locale: str) -> None:
     or show as a box), and the HTML leaves room for the footer before Gmail clips it."""
     for name in SUBJECTS:
         subject = texts.get(name) or ""
-        if any(unicodedata.category(ch) == "Cc" for ch in subject):
+        if not one_line(subject):
             raise FieldError(f"content.{locale}.{name}", "One line: no line breaks or tabs.")
     size = len((texts.get("email_html") or "").encode())
     if size > EMAIL_HTML_MAX_BYTES:

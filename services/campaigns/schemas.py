@@ -13,7 +13,7 @@ from shared.events.catalog import CHANNELS
 from shared.events.envelope import json_dumps
 from shared.pages import PageArgs, page_schema
 from shared.privacy import EMAIL_MAX
-from shared.web import storable_text
+from shared.web import single_line_text, storable_text
 
 ALERT_STATUSES = ("draft", "scheduled", "published", "cancelled")
 CAMPAIGN_STATUSES = ("draft", "active", "closed")
@@ -65,16 +65,24 @@ def _first_message(messages: Any) -> str:
 
 
 def _texts(
-    max_length: int, required: bool = False, max_bytes: int | None = None, patch: bool = False
+    max_length: int,
+    required: bool = False,
+    max_bytes: int | None = None,
+    patch: bool = False,
+    line: bool = False,
 ) -> fields.Dict:
     """Return a map of locale to text: at most MAX_LOCALES locales (and max_bytes in all); in
-    a PATCH a merge patch, where null removes a locale."""
+    a PATCH a merge patch, where null removes a locale; line: each text one line (a title,
+    which can fill an email's subject)."""
+    value_checks: list[Callable[[Any], Any]] = [validate.Length(max=max_length)]
+    if line:
+        value_checks.append(single_line_text)
     checks: list[Callable[[Any], Any]] = [validate.Length(max=MAX_LOCALES)]
     if max_bytes is not None:
         checks.append(encoded_at_most(max_bytes))
     return fields.Dict(
         keys=Text(validate=validate.Length(min=2, max=35)),
-        values=Text(validate=validate.Length(max=max_length), allow_none=patch),
+        values=Text(validate=value_checks, allow_none=patch),
         required=required,
         validate=checks,
     )
@@ -88,7 +96,7 @@ class Links(Schema):
 
 
 class OrganizationIn(Schema):
-    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, validate=[validate.Length(min=1, max=200), single_line_text])
     slug = Text(required=True, validate=validate.Length(min=1, max=64))
     communities = fields.List(
         Text(validate=validate.Length(max=63)),
@@ -103,7 +111,7 @@ class OrganizationIn(Schema):
 
 
 class OrganizationPatch(Schema):
-    name = Text(validate=validate.Length(min=1, max=200))
+    name = Text(validate=[validate.Length(min=1, max=200), single_line_text])
     slug = Text(validate=validate.Length(min=1, max=64))
     communities = fields.List(
         Text(validate=validate.Length(max=63)), validate=validate.Length(max=MAX_COMMUNITIES)
@@ -168,7 +176,7 @@ class KeyFilter(PageArgs):
 class CampaignIn(Schema):
     lead_organization = Text(metadata={"description": "Id or slug (default: your own)"})
     default_locale = Text(required=True, validate=validate.Length(min=2, max=35))
-    titles = _texts(300, required=True)
+    titles = _texts(300, required=True, line=True)
     descriptions = _texts(20_000, max_bytes=MAX_DESCRIPTIONS_BYTES)
     communities = fields.List(
         Text(validate=validate.Length(max=63)),
@@ -182,7 +190,7 @@ class CampaignPatch(Schema):
     to null is removed; communities, a list, is replaced whole."""
 
     default_locale = Text(validate=validate.Length(min=2, max=35))
-    titles = _texts(300, patch=True)
+    titles = _texts(300, patch=True, line=True)
     descriptions = _texts(20_000, max_bytes=MAX_DESCRIPTIONS_BYTES, patch=True)
     communities = fields.List(
         Text(validate=validate.Length(max=63)), validate=validate.Length(max=MAX_COMMUNITIES)
@@ -254,7 +262,9 @@ class AudienceIn(Schema):
 
 def _alert_fields(required: bool) -> dict[str, Any]:
     return {
-        "name": Text(required=required, validate=validate.Length(min=1, max=200)),
+        "name": Text(
+            required=required, validate=[validate.Length(min=1, max=200), single_line_text]
+        ),
         "channels": fields.List(
             Text(validate=validate.OneOf(CHANNELS)),
             required=required,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
@@ -11,15 +12,22 @@ from shared.events.catalog import INTEREST, MAX_INTERESTS
 from shared.locales import COUNTRIES, canonical_language_tag
 from shared.pages import PageArgs, page_schema
 from shared.privacy import EMAIL_MAX
-from shared.web import no_links, storable_text
+from shared.web import no_links, single_line_text, storable_text
 
 MAX_LOCALES = 20
 
 
-def _text(max_length: int, min_length: int | None = None, **kwargs: Any) -> fields.String:
-    return fields.String(
-        validate=[validate.Length(min=min_length, max=max_length), storable_text], **kwargs
-    )
+def _text(
+    max_length: int, min_length: int | None = None, line: bool = False, **kwargs: Any
+) -> fields.String:
+    """A text field; line: one line (a title, which fills the emails' subjects)."""
+    checks: list[Callable[[Any], Any]] = [
+        validate.Length(min=min_length, max=max_length),
+        storable_text,
+    ]
+    if line:
+        checks.append(single_line_text)
+    return fields.String(validate=checks, **kwargs)
 
 
 def _named(max_length: int) -> fields.String:
@@ -66,7 +74,7 @@ class Timestamp(fields.DateTime):
 
 
 class PetitionTextSchema(Schema):
-    title = _text(200, 1, required=True)
+    title = _text(200, 1, line=True, required=True)
     summary = _text(1000, load_default=None, allow_none=True)
     text = _text(20_000, 1, required=True)
 

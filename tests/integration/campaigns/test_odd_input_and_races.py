@@ -173,7 +173,9 @@ def test_slugs_that_shadow_an_id_or_race_are_refused_naming_slug(
     first = admin.post("/api/v1/organizations", json=org_body("first")).json
     shadow = admin.post("/api/v1/organizations", json=org_body(first["organization_id"]))
     assert shadow.status_code == 422 and list(shadow.json["errors"]) == ["slug"]
-    newline = admin.post("/api/v1/organizations", json=org_body("acme\n", contact_email=None))
+    newline = admin.post(
+        "/api/v1/organizations", json=org_body("acme\n", name="Acme", contact_email=None)
+    )
     assert newline.status_code == 422 and list(newline.json["errors"]) == ["slug"]
     # Two concurrent creates: each checked before the other committed, as if taken() said no.
     monkeypatch.setattr(store, "taken", lambda *args, **kwargs: False)
@@ -226,3 +228,28 @@ def test_a_null_text_in_a_new_campaign_is_a_422_naming_it(service: Service) -> N
         refused = lead.post("/api/v1/campaigns", json=bad)
         assert refused.status_code == 422, refused.json
         assert list(refused.json["errors"]) == [field]
+
+
+def test_names_and_titles_that_fill_email_headers_are_one_line(service: Service) -> None:
+    """An organization's name is the emails' sender name and a campaign's title or an alert's
+    name can fill a subject: a line break there would break the header (or add one)."""
+    make_coalition(service)
+    admin = service.http.as_(service.admin_key())
+    injected = "Rainbow Alliance\r\nBcc: everyone@example.org"
+    created = admin.post("/api/v1/organizations", json={**org_body("crlf"), "name": injected})
+    assert created.status_code == 422 and list(created.json["errors"]) == ["name"]
+    made = admin.post("/api/v1/organizations", json=org_body("one-line")).json
+    patched = admin.patch(f"/api/v1/organizations/{made['slug']}", json={"name": "A\nB"})
+    assert patched.status_code == 422 and list(patched.json["errors"]) == ["name"]
+    lead = service.as_("organizer@lead")
+    body = {"default_locale": "en", "titles": {"en": "Language\naccess"}}
+    refused = lead.post("/api/v1/campaigns", json=body)
+    assert refused.status_code == 422 and list(refused.json["errors"]) == ["titles"]
+    described = {**body, "titles": {"en": "Language access"}, "descriptions": {"en": "A\nB"}}
+    campaign = lead.post("/api/v1/campaigns", json=described)
+    assert campaign.status_code == 201, campaign.json  # a description may run over lines
+    cid = campaign.json["campaign_id"]
+    retitled = lead.patch(f"/api/v1/campaigns/{cid}", json={"titles": {"tl": "Wika\tpara"}})
+    assert retitled.status_code == 422 and list(retitled.json["errors"]) == ["titles"]
+    alert = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert(name="Vote\r\nnow"))
+    assert alert.status_code == 422 and list(alert.json["errors"]) == ["name"], alert.json

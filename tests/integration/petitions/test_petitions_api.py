@@ -145,6 +145,11 @@ def test_petition_input_is_checked(svc: Petitions) -> None:
     assert status == 422 and any(name.startswith("texts") for name in body["errors"])
     status, body = create(texts={"en": {"title": "T" * 201, "text": "X"}})
     assert status == 422 and "texts.en.value.title" in body["errors"]
+    # A title fills the emails' subjects: a line break would break the header (or add one).
+    status, body = create(texts={"en": {"title": "Sign\r\nBcc: all@example.org", "text": "X"}})
+    assert status == 422 and "texts.en.value.title" in body["errors"]
+    status, body = create(texts={"en": {"title": "T", "text": "Lines\nand\nlines"}})
+    assert status == 201, body
     status, body = create(campaign_id="no-such-campaign")
     assert status == 422 and "campaign_id" in body["errors"]
     status, body = create(goal=0)
