@@ -378,6 +378,12 @@ def _link(deps: Deps, conn: Connection, token: str, moment: datetime, lock: bool
         if signature is None or signature.status == domain.ERASED:
             return Link("gone")
     if signature.status == domain.CONFIRMED:
+        # Opened again soon after (a second click, a mail client's preview): "confirmed".
+        # Later the link is dead: found in a mail archive or a synced browser history, it must
+        # not stay a live proof of what its owner signed.
+        confirmed_at = signature.confirmed_at and aware(signature.confirmed_at)
+        if confirmed_at and confirmed_at + timedelta(hours=deps.config.confirm_ttl_hours) < moment:
+            return Link("gone")
         return Link("confirmed", signature, petition)
     if signature.expires_at is not None and aware(signature.expires_at) < moment:
         return Link("gone")

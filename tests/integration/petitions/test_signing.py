@@ -278,6 +278,27 @@ def test_double_opt_in_counts_only_confirmed_signatures(svc: Petitions) -> None:
     assert svc.outbox_events("signature.created")[2]["confirm_url"] is None
 
 
+def test_a_confirmation_link_dies_a_while_after_it_was_used(svc: Petitions) -> None:
+    """Found later in a mail archive or a synced browser history, a used link must not stay a
+    live proof of what its owner signed; a second click soon after still says confirmed."""
+    petition_id = svc.open_petition(double_opt_in=True)
+    svc.sign(petition_id, "archived@example.org")
+    url = svc.outbox_events("signature.created")[0]["confirm_url"]
+    path = url.removeprefix("https://act.example.org")
+    assert svc.client.post(path).status_code == 200
+    assert svc.client.post(path).status_code == 200
+    assert "confirmed" in svc.client.get(path).get_data(as_text=True)
+    ttl = timedelta(hours=svc.deps.config.confirm_ttl_hours, minutes=1)
+    with svc.deps.engine.begin() as conn:
+        conn.execute(
+            store.signatures.update().values(confirmed_at=store.signatures.c.confirmed_at - ttl)
+        )
+    page = svc.client.get(path)
+    assert page.status_code == 404 and "Protect our elders" not in page.get_data(as_text=True)
+    assert svc.client.post(path).status_code == 404
+    assert svc.counts(petition_id)["total"] == 1
+
+
 def test_the_confirmation_page_shows_what_else_the_click_agrees_to(svc: Petitions) -> None:
     """Whoever typed the address chose the texts and the partners; its owner, who clicks, sees
     them first (anyone can type someone else's address)."""
