@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared.local_kafka import PROJECT_ROOT
 
@@ -24,6 +25,14 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = _env(name, "1" if default else "0").strip().lower()
     if raw in {"1", "true", "yes", "on"}:
@@ -40,6 +49,8 @@ def var_dir() -> Path:
 
 # secrets.token_urlsafe(32) gives 43 characters.
 MIN_HASH_KEY_LENGTH = 32
+ENVIRONMENTS = ("development", "production")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,19 @@ class Settings:
             worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
         )
         settings.check()
+        if settings.production and service == "notifications":
+            # Chosen by default (no credentials), capture in production would send nothing and
+            # keep every message, addresses and links included, in the database.
+            for channel, variable, credentials in (
+                ("email", "EMAIL_BACKEND", "SENDGRID_API_KEY"),
+                ("sms", "SMS_BACKEND", "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
+            ):
+                if getattr(settings, f"{channel}_backend") == "capture" and not _env(variable, ""):
+                    raise ValueError(
+                        f"no {channel} provider in production: set {credentials}, or"
+                        f" {variable}=capture to send none on purpose (messages are then kept"
+                        " in the database, not sent)"
+                    )
         return settings
 
     def check(self) -> None:
@@ -119,6 +143,26 @@ class Settings:
             raise ValueError("EMAIL_BACKEND must be 'sendgrid' or 'capture'")
         if self.sms_backend not in {"twilio", "capture"}:
             raise ValueError("SMS_BACKEND must be 'twilio' or 'capture'")
+        if self.environment not in ENVIRONMENTS:
+            # "prod" read as development would skip every check below.
+            raise ValueError(f"KINSHIP_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if self.email_backend == "sendgrid" and not self.sendgrid_api_key:
+            raise ValueError("EMAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
+        if self.sms_backend == "twilio" and not (
+            self.twilio_account_sid and self.twilio_auth_token
+        ):
+            raise ValueError("SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        if self.production and self.database_url.startswith("sqlite"):
+            # Each process would keep its own file: what one writes, no other reads.
+            raise ValueError(
+                f"{self.service.upper()}_DATABASE_URL (or DATABASE_URL) must name a PostgreSQL"
+                " database in production"
+            )
+        if self.production and (urlsplit(self.public_base_url).hostname or "") in LOOPBACK_HOSTS:
+            raise ValueError(
+                "KINSHIP_PUBLIC_BASE_URL must be the address supporters reach in production:"
+                " every confirmation, unsubscribe and preference link starts with it"
+            )
         if self.production and (
             self.hash_key.startswith("dev-only") or "change-me" in self.hash_key.lower()
         ):

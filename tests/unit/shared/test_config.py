@@ -37,8 +37,20 @@ def test_provider_credentials_switch_the_senders_and_urls_use_psycopg(
 SECRET = "kT3v9Qx2LmP8wZr5Yb7Nc1Hd4Fg6Js0Ae2Ui"  # 36 characters, random
 
 
-def test_production_needs_a_real_hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A production environment that passes every check (tests then break one thing)."""
     monkeypatch.setenv("KINSHIP_ENV", "production")
+    monkeypatch.setenv("KINSHIP_HASH_KEY", SECRET)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://kinship@db.internal/kinship")
+    monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "https://kinship.example.org")
+    for name in ("EMAIL_BACKEND", "SMS_BACKEND", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.x")
+    monkeypatch.setenv("SMS_BACKEND", "capture")
+
+
+def test_production_needs_a_real_hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
     monkeypatch.delenv("KINSHIP_HASH_KEY", raising=False)
     with pytest.raises(ValueError, match="KINSHIP_HASH_KEY"):
         Settings.from_env("campaigns")
@@ -58,15 +70,16 @@ def test_production_needs_a_real_hash_key(monkeypatch: pytest.MonkeyPatch) -> No
 def test_production_settings_that_look_like_mistakes_are_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("KINSHIP_ENV", "production")
-    monkeypatch.setenv("KINSHIP_HASH_KEY", SECRET)
-    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
-    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+    production(monkeypatch)
+    monkeypatch.delenv("SENDGRID_API_KEY")
+    monkeypatch.setenv("EMAIL_BACKEND", "capture")  # on purpose: started, and named
     monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "http://kinship.example.org")
     found = " ".join(Settings.from_env("notifications").production_warnings())
     assert "KINSHIP_PUBLIC_BASE_URL" in found and "EMAIL_BACKEND" in found
     assert "SMS_BACKEND" in found
     monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "https://kinship.example.org")
+    monkeypatch.delenv("EMAIL_BACKEND")
+    monkeypatch.delenv("SMS_BACKEND")
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.x")
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC1")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "t")
@@ -74,3 +87,43 @@ def test_production_settings_that_look_like_mistakes_are_named(
     monkeypatch.setenv("KINSHIP_ENV", "development")
     monkeypatch.setenv("KINSHIP_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
     assert Settings.from_env("notifications").production_warnings() == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        # Read as development, "prod" would have skipped every production check.
+        ("KINSHIP_ENV", "prod", "KINSHIP_ENV"),
+        # Each process its own SQLite file: what the API writes, no worker reads.
+        ("DATABASE_URL", "", "DATABASE_URL"),
+        # Links in every email that lead nowhere.
+        ("KINSHIP_PUBLIC_BASE_URL", "", "KINSHIP_PUBLIC_BASE_URL"),
+        ("KINSHIP_PUBLIC_BASE_URL", "http://localhost:8003", "KINSHIP_PUBLIC_BASE_URL"),
+        # No credentials: capture chosen by default would send nothing and keep everything.
+        ("SENDGRID_API_KEY", "", "SENDGRID_API_KEY"),
+        ("SMS_BACKEND", "", "SMS_BACKEND=capture"),
+        # A provider named without its credentials: every send refused, for ever.
+        ("EMAIL_BACKEND", "sendgrid", "SENDGRID_API_KEY"),
+        ("SMS_BACKEND", "twilio", "TWILIO_ACCOUNT_SID"),
+    ],
+)
+def test_production_refuses_to_start_half_working(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    production(monkeypatch)
+    assert Settings.from_env("notifications").production
+    monkeypatch.setenv(variable, value)
+    if variable == "EMAIL_BACKEND":
+        monkeypatch.delenv("SENDGRID_API_KEY")
+    with pytest.raises(ValueError, match=named):
+        Settings.from_env("notifications")
+
+
+def test_the_other_services_need_no_provider_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch)
+    monkeypatch.delenv("SENDGRID_API_KEY")
+    monkeypatch.delenv("SMS_BACKEND")
+    assert Settings.from_env("petitions").production
+    assert Settings.from_env("campaigns").production
