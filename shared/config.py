@@ -12,29 +12,31 @@ from shared.local_kafka import PROJECT_ROOT
 SERVICES = ("campaigns", "petitions", "notifications")
 
 
-def _env(name: str, default: str) -> str:
+def env_str(name: str, default: str) -> str:
+    """Return an environment variable, or default when unset or empty."""
     value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
-def _int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
+def env_int(name: str, default: int) -> int:
+    """Read an integer variable; a bad value is refused naming the variable."""
+    raw = env_str(name, str(default))
     try:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
-def _float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name, str(default))
     try:
         return float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name, "1" if default else "0").strip().lower()
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name, "1" if default else "0").strip().lower()
     if raw in {"1", "true", "yes", "on"}:
         return True
     if raw in {"0", "false", "no", "off"}:
@@ -44,7 +46,7 @@ def _bool(name: str, default: bool) -> bool:
 
 def var_dir() -> Path:
     """Return the folder for local state (SQLite files, local Kafka, logs)."""
-    return Path(_env("KINSHIP_VAR_DIR", str(PROJECT_ROOT / "var")))
+    return Path(env_str("KINSHIP_VAR_DIR", str(PROJECT_ROOT / "var")))
 
 
 # secrets.token_urlsafe(32) gives 43 characters.
@@ -91,33 +93,37 @@ class Settings:
         """Build the settings of one service from the process environment."""
         var_dir_path = var_dir()
         default_db = f"sqlite:///{var_dir_path / f'{service}.db'}"
-        database_url = _env(f"{service.upper()}_DATABASE_URL", _env("DATABASE_URL", default_db))
-        sendgrid_key = _env("SENDGRID_API_KEY", "")
-        twilio_sid = _env("TWILIO_ACCOUNT_SID", "")
-        twilio_token = _env("TWILIO_AUTH_TOKEN", "")
+        database_url = env_str(
+            f"{service.upper()}_DATABASE_URL", env_str("DATABASE_URL", default_db)
+        )
+        sendgrid_key = env_str("SENDGRID_API_KEY", "")
+        twilio_sid = env_str("TWILIO_ACCOUNT_SID", "")
+        twilio_token = env_str("TWILIO_AUTH_TOKEN", "")
         settings = cls(
             service=service,
             database_url=normalize_database_url(database_url),
-            kafka_bootstrap_servers=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            kafka_topic_partitions=_int("KAFKA_TOPIC_PARTITIONS", 3),
-            kafka_replication_factor=_int("KAFKA_REPLICATION_FACTOR", 1),
-            environment=_env("KINSHIP_ENV", "development"),
-            log_level=_env("LOG_LEVEL", "INFO").upper(),
+            kafka_bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            kafka_topic_partitions=env_int("KAFKA_TOPIC_PARTITIONS", 3),
+            kafka_replication_factor=env_int("KAFKA_REPLICATION_FACTOR", 1),
+            environment=env_str("KINSHIP_ENV", "development"),
+            log_level=env_str("LOG_LEVEL", "INFO").upper(),
             var_dir=var_dir_path,
-            hash_key=_env("KINSHIP_HASH_KEY", "dev-only-hash-key-change-me"),
-            public_base_url=_env("KINSHIP_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
-            email_backend=_env("EMAIL_BACKEND", "sendgrid" if sendgrid_key else "capture"),
-            sms_backend=_env("SMS_BACKEND", "twilio" if twilio_sid and twilio_token else "capture"),
+            hash_key=env_str("KINSHIP_HASH_KEY", "dev-only-hash-key-change-me"),
+            public_base_url=env_str("KINSHIP_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            email_backend=env_str("EMAIL_BACKEND", "sendgrid" if sendgrid_key else "capture"),
+            sms_backend=env_str(
+                "SMS_BACKEND", "twilio" if twilio_sid and twilio_token else "capture"
+            ),
             sendgrid_api_key=sendgrid_key,
-            sendgrid_api_host=_env("SENDGRID_API_HOST", "https://api.sendgrid.com"),
+            sendgrid_api_host=env_str("SENDGRID_API_HOST", "https://api.sendgrid.com"),
             twilio_account_sid=twilio_sid,
             twilio_auth_token=twilio_token,
-            twilio_api_base_url=_env("TWILIO_API_BASE_URL", "https://api.twilio.com"),
-            twilio_messaging_service_sid=_env("TWILIO_MESSAGING_SERVICE_SID", ""),
-            twilio_from_number=_env("TWILIO_FROM_NUMBER", ""),
-            relay_batch_size=_int("OUTBOX_RELAY_BATCH_SIZE", 1000),
-            consumer_max_attempts=_int("CONSUMER_MAX_ATTEMPTS", 5),
-            worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
+            twilio_api_base_url=env_str("TWILIO_API_BASE_URL", "https://api.twilio.com"),
+            twilio_messaging_service_sid=env_str("TWILIO_MESSAGING_SERVICE_SID", ""),
+            twilio_from_number=env_str("TWILIO_FROM_NUMBER", ""),
+            relay_batch_size=env_int("OUTBOX_RELAY_BATCH_SIZE", 1000),
+            consumer_max_attempts=env_int("CONSUMER_MAX_ATTEMPTS", 5),
+            worker_metrics_port=env_int("WORKER_METRICS_PORT", 0),
         )
         settings.check()
         if settings.production and service == "notifications":
@@ -127,7 +133,9 @@ class Settings:
                 ("email", "EMAIL_BACKEND", "SENDGRID_API_KEY"),
                 ("sms", "SMS_BACKEND", "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
             ):
-                if getattr(settings, f"{channel}_backend") == "capture" and not _env(variable, ""):
+                if getattr(settings, f"{channel}_backend") == "capture" and not env_str(
+                    variable, ""
+                ):
                     raise ValueError(
                         f"no {channel} provider in production: set {credentials}, or"
                         f" {variable}=capture to send none on purpose (messages are then kept"

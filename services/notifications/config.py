@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
-
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
+from shared.config import env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -72,34 +68,32 @@ class NotificationConfig:
         """Read NOTIFICATIONS_* (and SENDGRID_WEBHOOK_PUBLIC_KEY, SMS_RATE_PER_SECOND)."""
         d = cls()
         return cls(
-            from_email=_env("NOTIFICATIONS_FROM_EMAIL", d.from_email),
-            from_name=_env("NOTIFICATIONS_FROM_NAME", d.from_name),
-            help_contact=_env("NOTIFICATIONS_HELP_CONTACT", d.help_contact),
-            sendgrid_webhook_public_key=_env("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
-            sms_rate_per_second=float(_env("SMS_RATE_PER_SECOND", str(d.sms_rate_per_second))),
-            email_batch_size=min(int(_env("EMAIL_BATCH_SIZE", str(d.email_batch_size))), 1000),
+            from_email=env_str("NOTIFICATIONS_FROM_EMAIL", d.from_email),
+            from_name=env_str("NOTIFICATIONS_FROM_NAME", d.from_name),
+            help_contact=env_str("NOTIFICATIONS_HELP_CONTACT", d.help_contact),
+            sendgrid_webhook_public_key=env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+            sms_rate_per_second=env_float("SMS_RATE_PER_SECOND", d.sms_rate_per_second),
+            email_batch_size=min(env_int("EMAIL_BATCH_SIZE", d.email_batch_size), 1000),
             # A dispatch batch names at most 1,000 supporters (the event's schema).
-            sms_batch_size=min(int(_env("SMS_BATCH_SIZE", str(d.sms_batch_size))), 1000),
-            send_max_attempts=int(_env("SEND_MAX_ATTEMPTS", str(d.send_max_attempts))),
-            retry_base_delay=float(_env("SEND_RETRY_BASE_DELAY", str(d.retry_base_delay))),
-            retry_max_delay=float(_env("SEND_RETRY_MAX_DELAY", str(d.retry_max_delay))),
-            queued_max_attempts=int(_env("QUEUED_SEND_MAX_ATTEMPTS", str(d.queued_max_attempts))),
-            queued_retry_max_delay=float(
-                _env("QUEUED_RETRY_MAX_DELAY", str(d.queued_retry_max_delay))
+            sms_batch_size=min(env_int("SMS_BATCH_SIZE", d.sms_batch_size), 1000),
+            send_max_attempts=env_int("SEND_MAX_ATTEMPTS", d.send_max_attempts),
+            retry_base_delay=env_float("SEND_RETRY_BASE_DELAY", d.retry_base_delay),
+            retry_max_delay=env_float("SEND_RETRY_MAX_DELAY", d.retry_max_delay),
+            queued_max_attempts=env_int("QUEUED_SEND_MAX_ATTEMPTS", d.queued_max_attempts),
+            queued_retry_max_delay=env_float("QUEUED_RETRY_MAX_DELAY", d.queued_retry_max_delay),
+            provider_timeout=env_float("PROVIDER_TIMEOUT", d.provider_timeout),
+            email_sender_threads=env_int("EMAIL_SENDER_THREADS", d.email_sender_threads),
+            sms_sender_threads=env_int("SMS_SENDER_THREADS", d.sms_sender_threads),
+            sms_concurrency=env_int("SMS_CONCURRENCY", d.sms_concurrency),
+            sms_recheck_seconds=env_float("SMS_RECHECK_SECONDS", d.sms_recheck_seconds),
+            dispatch_partitions=env_int("DISPATCH_PARTITIONS", d.dispatch_partitions),
+            batch_lease_seconds=env_float("BATCH_LEASE_SECONDS", d.batch_lease_seconds),
+            batch_max_attempts=env_int("BATCH_MAX_ATTEMPTS", d.batch_max_attempts),
+            expander_head_rows=env_int("EXPANDER_HEAD_ROWS", d.expander_head_rows),
+            credentials_pause_seconds=env_float(
+                "CREDENTIALS_PAUSE_SECONDS", d.credentials_pause_seconds
             ),
-            provider_timeout=float(_env("PROVIDER_TIMEOUT", str(d.provider_timeout))),
-            email_sender_threads=int(_env("EMAIL_SENDER_THREADS", str(d.email_sender_threads))),
-            sms_sender_threads=int(_env("SMS_SENDER_THREADS", str(d.sms_sender_threads))),
-            sms_concurrency=int(_env("SMS_CONCURRENCY", str(d.sms_concurrency))),
-            sms_recheck_seconds=float(_env("SMS_RECHECK_SECONDS", str(d.sms_recheck_seconds))),
-            dispatch_partitions=int(_env("DISPATCH_PARTITIONS", str(d.dispatch_partitions))),
-            batch_lease_seconds=float(_env("BATCH_LEASE_SECONDS", str(d.batch_lease_seconds))),
-            batch_max_attempts=int(_env("BATCH_MAX_ATTEMPTS", str(d.batch_max_attempts))),
-            expander_head_rows=int(_env("EXPANDER_HEAD_ROWS", str(d.expander_head_rows))),
-            credentials_pause_seconds=float(
-                _env("CREDENTIALS_PAUSE_SECONDS", str(d.credentials_pause_seconds))
-            ),
-            pending_ttl_hours=float(_env("PENDING_SIGNATURE_TTL_HOURS", str(d.pending_ttl_hours))),
+            pending_ttl_hours=env_float("PENDING_SIGNATURE_TTL_HOURS", d.pending_ttl_hours),
         )
 
     @property

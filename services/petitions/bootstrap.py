@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from sqlalchemy import Engine
 from services.petitions import store
 from services.petitions.groupcommit import GroupCommit
 from shared.auth import KeyVerifier
-from shared.config import Settings
+from shared.config import Settings, env_int, env_str
 from shared.db import make_engine
 from shared.events.catalog import CATALOG
 from shared.outbox import Outbox
@@ -22,11 +21,6 @@ from shared.outbox import Outbox
 SOURCE = "/services/petitions"
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
 
 
 @dataclass(frozen=True)
@@ -50,17 +44,15 @@ class PetitionsConfig:
         """Read PETITIONS_* variables (RATELIMIT_STORAGE_URI is honoured as is)."""
         defaults = cls()
         return cls(
-            sign_limits=_env("PETITIONS_SIGN_RATE_LIMITS", defaults.sign_limits),
-            ratelimit_storage_uri=_env("RATELIMIT_STORAGE_URI", defaults.ratelimit_storage_uri),
-            proxy_hops=int(_env("PETITIONS_PROXY_HOPS", str(defaults.proxy_hops))),
-            counter_shards=int(_env("PETITIONS_COUNTER_SHARDS", str(defaults.counter_shards))),
-            confirm_ttl_hours=int(
-                _env("PETITIONS_CONFIRM_TTL_HOURS", str(defaults.confirm_ttl_hours))
+            sign_limits=env_str("PETITIONS_SIGN_RATE_LIMITS", defaults.sign_limits),
+            ratelimit_storage_uri=env_str("RATELIMIT_STORAGE_URI", defaults.ratelimit_storage_uri),
+            proxy_hops=env_int("PETITIONS_PROXY_HOPS", defaults.proxy_hops),
+            counter_shards=env_int("PETITIONS_COUNTER_SHARDS", defaults.counter_shards),
+            confirm_ttl_hours=env_int("PETITIONS_CONFIRM_TTL_HOURS", defaults.confirm_ttl_hours),
+            idempotency_ttl_hours=env_int(
+                "PETITIONS_IDEMPOTENCY_TTL_HOURS", defaults.idempotency_ttl_hours
             ),
-            idempotency_ttl_hours=int(
-                _env("PETITIONS_IDEMPOTENCY_TTL_HOURS", str(defaults.idempotency_ttl_hours))
-            ),
-            pool_size=int(_env("PETITIONS_DB_POOL_SIZE", str(defaults.pool_size))),
+            pool_size=env_int("PETITIONS_DB_POOL_SIZE", defaults.pool_size),
         )
 
     def with_(self, **changes: object) -> PetitionsConfig:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
+
+from shared.config import env_bool, env_float, env_int, env_str
 
 # An attempt's whole time, in network-step timeouts (the transport's watchdog).
 DEADLINE_STEPS = 3
@@ -11,9 +12,13 @@ DEADLINE_STEPS = 3
 DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
+def _schedule(raw: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(delay) for delay in raw.split(","))
+    except ValueError:
+        raise ValueError(
+            f"WEBHOOK_RETRY_SCHEDULE must be seconds separated by commas, got {raw!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -63,26 +68,27 @@ class WebhookConfig:
     def from_env(cls) -> WebhookConfig:
         """Read WEBHOOK_* settings."""
         d = cls()
-        nets = _env("WEBHOOK_ALLOWED_NETWORKS", "")
-        https = _env("WEBHOOK_REQUIRE_HTTPS", "")
-        schedule = _env("WEBHOOK_RETRY_SCHEDULE", "")
+        nets = env_str("WEBHOOK_ALLOWED_NETWORKS", "")
+        https = env_str("WEBHOOK_REQUIRE_HTTPS", "")
+        schedule = env_str("WEBHOOK_RETRY_SCHEDULE", "")
         return cls(
-            schedule=tuple(float(s) for s in schedule.split(",")) if schedule else d.schedule,
-            jitter=float(_env("WEBHOOK_JITTER", str(d.jitter))),
-            timeout=float(_env("WEBHOOK_TIMEOUT", str(d.timeout))),
-            disable_after_seconds=float(
-                _env("WEBHOOK_DISABLE_AFTER_SECONDS", str(d.disable_after_seconds))
+            schedule=_schedule(schedule) if schedule else d.schedule,
+            jitter=env_float("WEBHOOK_JITTER", d.jitter),
+            timeout=env_float("WEBHOOK_TIMEOUT", d.timeout),
+            disable_after_seconds=env_float(
+                "WEBHOOK_DISABLE_AFTER_SECONDS", d.disable_after_seconds
             ),
             allowed_networks=tuple(n.strip() for n in nets.split(",") if n.strip()),
-            require_https=None if not https else https.lower() in {"1", "true", "yes", "on"},
-            pool_size=int(_env("WEBHOOK_POOL_SIZE", str(d.pool_size))),
-            per_endpoint_concurrency=int(
-                _env("WEBHOOK_PER_ENDPOINT_CONCURRENCY", str(d.per_endpoint_concurrency))
+            # Unset: what KINSHIP_ENV implies; "ture" is refused, not read as false.
+            require_https=env_bool("WEBHOOK_REQUIRE_HTTPS", False) if https else None,
+            pool_size=env_int("WEBHOOK_POOL_SIZE", d.pool_size),
+            per_endpoint_concurrency=env_int(
+                "WEBHOOK_PER_ENDPOINT_CONCURRENCY", d.per_endpoint_concurrency
             ),
             per_organization_concurrency=(
-                int(_env("WEBHOOK_PER_ORGANIZATION_CONCURRENCY", "0")) or None
+                env_int("WEBHOOK_PER_ORGANIZATION_CONCURRENCY", 0) or None
             ),
-            retention_seconds=float(_env("WEBHOOK_RETENTION_DAYS", "30")) * 86400.0,
+            retention_seconds=env_float("WEBHOOK_RETENTION_DAYS", 30.0) * 86400.0,
         )
 
     def organization_concurrency(self) -> int:

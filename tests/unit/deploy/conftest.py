@@ -18,7 +18,8 @@ def env_names_read_by_code() -> set[str]:
     """Return every environment variable the services and shared code read."""
     names: set[str] = set()
     pattern = re.compile(
-        r"""(?:_env|_int|_bool|_float|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+        r"""(?:_env|_int|_bool|_float|env_str|env_int|env_bool|env_float|environ\.get|getenv)"""
+        r"""\(\s*["']([A-Z][A-Z0-9_]+)["']"""
     )
     for folder in ("shared", "services"):
         for path in (ROOT / folder).rglob("*.py"):

@@ -127,3 +127,26 @@ def test_the_other_services_need_no_provider_in_production(
     monkeypatch.delenv("SMS_BACKEND")
     assert Settings.from_env("petitions").production
     assert Settings.from_env("campaigns").production
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # Read as false before: http endpoints allowed in production.
+        ("WEBHOOK_REQUIRE_HTTPS", "ture"),
+        ("WEBHOOK_RETRY_SCHEDULE", "5,5m"),
+        ("SMS_RATE_PER_SECOND", "fast"),
+        ("PETITIONS_PROXY_HOPS", "one"),
+    ],
+)
+def test_a_bad_number_or_switch_is_refused_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    from services.notifications.config import NotificationConfig
+    from services.notifications.webhooks.config import WebhookConfig
+    from services.petitions.bootstrap import PetitionsConfig
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=variable):
+        for config in (NotificationConfig, WebhookConfig, PetitionsConfig):
+            config.from_env()
