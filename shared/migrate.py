@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.local_kafka import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+SCHEMA_WAIT_SECONDS = 120.0
 
 
 def migrations_of(service: str) -> Path:
@@ -97,3 +103,35 @@ def drop_parked_events() -> None:
 
     op.drop_index("ix_kinship_parked_events_key", table_name="kinship_parked_events")
     op.drop_table("kinship_parked_events")
+
+
+def await_schema(
+    service: str, engine: Engine, timeout: float = SCHEMA_WAIT_SECONDS, every: float = 2.0
+) -> None:
+    """Wait until the database holds this code's schema (schema_check), then return; exit
+    after timeout.
+
+    A worker started before its migrations ran (a deploy applies them alongside) met missing
+    tables or columns as handler errors: the events it read were retried a few times, then
+    dead-lettered, and the relay paused without saying why. It now waits, and tells."""
+    check = schema_check(service, engine)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+            problem = "the database is not at this version's schema yet"
+        except SQLAlchemyError as exc:  # not reachable yet, or no alembic table at all
+            problem = f"the database cannot be read yet ({type(exc).__name__})"
+        if time.monotonic() >= deadline:
+            log.error(
+                "not starting: database schema not reached",
+                extra={
+                    "problem": problem,
+                    "waited_s": timeout,
+                    "run": f"kinship migrate {service}",
+                },
+            )
+            raise SystemExit(1)
+        log.info("waiting for the database schema", extra={"problem": problem})
+        time.sleep(every)

@@ -11,6 +11,7 @@ from services.campaigns.scheduler import AlertScheduler
 from shared.config import Settings
 from shared.events.catalog import CAMPAIGNS
 from shared.kafka import ensure_topics
+from shared.migrate import await_schema
 from shared.service import start_logging, worker_parts
 from shared.worker import Stoppable, run_all
 
@@ -46,6 +47,7 @@ def ensure_own_topic(settings: Settings) -> None:
 def main() -> None:
     deps = build()
     start_logging("campaigns-worker", deps.settings)
+    await_schema("campaigns", deps.engine)
     ensure_own_topic(deps.settings)
     run_all(parts(deps), metrics_port=deps.settings.worker_metrics_port)
 

@@ -17,6 +17,7 @@ from services.notifications.fanout import DispatchSender, Expander, ProgressPubl
 from services.notifications.handlers import handlers
 from services.notifications.webhooks.dispatcher import from_deps as webhook_dispatcher
 from shared.events.catalog import CAMPAIGNS, NOTIFICATIONS, PETITIONS, type_name
+from shared.migrate import await_schema
 from shared.service import start_logging, worker_parts
 from shared.worker import Stoppable, run_all
 
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     deps = build()
     start_logging("notifications-worker", deps.settings)
+    await_schema("notifications", deps.engine)
     run_all(
         parts(deps, args.role, group=args.group),
         metrics_port=deps.settings.worker_metrics_port,

@@ -9,6 +9,7 @@ import time
 from services.petitions import signing, store, usecases
 from services.petitions.bootstrap import Deps, build
 from services.petitions.handlers import TOPICS, handlers
+from shared.migrate import await_schema
 from shared.service import start_logging, worker_parts
 from shared.worker import run_all
 
@@ -52,6 +53,7 @@ class Housekeeping:
 def main() -> None:
     deps = build()
     start_logging("petitions-worker", deps.settings)
+    await_schema("petitions", deps.engine)
     relay, runner = worker_parts(
         deps.settings, deps.engine, store.outbox, store.processed, TOPICS, handlers(deps)
     )
