@@ -45,7 +45,7 @@ def dev_up(timeout: float) -> None:
         click.echo(f"  {name:<14} {url}/api/v1/docs   (OpenAPI {url}/api/v1/openapi.json)")
     click.echo(f"  email: {settings[0]}, SMS: {settings[1]}   (`kinship outbox` lists captured)")
     click.echo(f"  logs:  {stack.log_dir}/<part>.log   (Kafka: {stack.kafka.home}/logs)")
-    click.echo("Next: `kinship demo`; stop with `kinship dev down`.")
+    click.echo("Next: `.venv/bin/kinship demo`; stop with `.venv/bin/kinship dev down`.")
 
 
 def _backends() -> tuple[str, str]:

@@ -155,3 +155,49 @@ def test_events_outlive_an_erasure_in_kafka_by_at_most_eight_days(
         line.split("=", 1) for line in local._config_file.read_text().splitlines() if "=" in line
     )
     assert int(lines["log.retention.hours"]) + int(lines["log.roll.hours"]) <= 8 * 24
+
+
+# Paths every service serves alike: reached on the service itself, never through the Ingress.
+PER_SERVICE = ("/api/v1/docs", "/api/v1/openapi.json", "/healthz", "/readyz", "/metrics", "/static")
+# Routed to campaigns by its Prefix; campaigns' alert carries the same progress.
+NOT_ROUTED = {("notifications", "/api/v1/alerts/<alert_id>/progress")}
+
+
+def routed_to(paths: list[dict[str, Any]], url: str) -> str | None:
+    """The Service an Ingress sends url to: the longest Prefix path matching whole segments."""
+    best: tuple[int, str] | None = None
+    for item in paths:
+        prefix = item["path"].rstrip("/")
+        if item["pathType"] == "Prefix" and (url == prefix or url.startswith(prefix + "/")):
+            if best is None or len(prefix) > best[0]:
+                best = (len(prefix), item["backend"]["service"]["name"])
+    return best[1] if best else None
+
+
+def test_the_ingress_sends_every_public_route_to_its_service(
+    manifests: list[dict[str, Any]], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Supporters' links, provider callbacks and the APIs on one host: a route sent to the
+    wrong service is a 404 in every email (or a callback lost)."""
+    import importlib
+
+    monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
+    [ingress] = of_kind(manifests, "Ingress").values()
+    [rule] = ingress["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    services = of_kind(manifests, "Service")
+    for item in paths:
+        backend = item["backend"]["service"]
+        assert backend["name"] in services and backend["port"] == {"name": "http"}
+    config = of_kind(manifests, "ConfigMap")["kinship-config"]["data"]
+    assert f"https://{rule['host']}" == config["KINSHIP_PUBLIC_BASE_URL"]
+    assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
+    for name in SERVICES:
+        app = importlib.import_module(f"services.{name}").create_app()
+        for url in {r.rule for r in app.url_map.iter_rules()}:
+            if url.startswith(PER_SERVICE):
+                assert routed_to(paths, url) is None, url  # never public
+                continue
+            expected = None if (name, url) in NOT_ROUTED else f"kinship-{name}"
+            if expected is not None:
+                assert routed_to(paths, url) == expected, (name, url)
