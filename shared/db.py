@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.types import TypeEngine
+
+from shared.logging import error_text
+
+log = logging.getLogger(__name__)
 
 # A pooled connection idle for longer than this is tested before use (see ping_when_idle).
 IDLE_PING_SECONDS = 1.0
@@ -239,11 +244,21 @@ def is_transient_error(exc: BaseException) -> bool:
     return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
 
 
+_last_unready: dict[int, str] = {}
+
+
 def database_ready(engine: Engine) -> bool:
-    """Return True when a trivial query succeeds."""
+    """Return True when a trivial query succeeds; say why not in the log when that changes
+    (a readiness probe asks every second or so)."""
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - not ready, whatever the cause
+        reason = error_text(exc, 300)
+        if _last_unready.get(id(engine)) != reason:
+            _last_unready[id(engine)] = reason
+            log.warning("database not ready", extra={"error": reason})
         return False
+    if _last_unready.pop(id(engine), None) is not None:
+        log.info("database ready again")
+    return True

@@ -346,9 +346,8 @@ class OutboxRelay:
                             log.debug("lock release failed", exc_info=True)
                 backoff = 0.5
             except Exception as exc:  # noqa: BLE001 - keep relaying through outages
-                log.warning(
-                    "outbox relay paused", extra={"error": type(exc).__name__, "retry_in": backoff}
-                )
+                reason = error_text(exc, 300)  # the host refused, a bad password: never row data
+                log.warning("outbox relay paused", extra={"error": reason, "retry_in": backoff})
                 self._drop_producer()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)

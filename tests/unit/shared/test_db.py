@@ -8,7 +8,8 @@ import pytest
 from psycopg import errors
 from sqlalchemy.exc import OperationalError as WrappedOperationalError
 
-from shared.db import is_connection_error
+from shared.db import is_connection_error, make_engine
+from tests.support.postgres import free_port
 
 
 def wrapped(orig: BaseException) -> WrappedOperationalError:
@@ -75,3 +76,22 @@ def test_work_is_given_up_only_for_errors_that_may_be_its_own(
         transient
     )
     assert is_transient_error(PoolTimeout("QueuePool limit reached"))
+
+
+def test_a_database_that_cannot_be_reached_is_named_once_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A wrong host or port and a network blip looked alike: the log now says what the driver
+    said, once per change (a readiness probe asks every second), addresses masked as in
+    every log line."""
+    from shared.db import database_ready
+
+    port = free_port()
+    engine = make_engine(f"postgresql+psycopg://kinship@127.0.0.1:{port}/nowhere")
+    with caplog.at_level("WARNING", logger="shared.db"):
+        assert database_ready(engine) is False
+        assert database_ready(engine) is False
+    [said] = [r for r in caplog.records if r.getMessage() == "database not ready"]
+    reason = said.error  # type: ignore[attr-defined]
+    assert f"port {port}" in reason and "refused" in reason.lower()
+    engine.dispose()
