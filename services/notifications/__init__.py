@@ -33,16 +33,9 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     )
     app.extensions["kinship_deps"] = deps
     idempotency.install(deps.engine)  # erasures and webhook endpoints honour Idempotency-Key
-    sendgrid = deps.settings.email_backend == "sendgrid"
-    if deps.settings.production and sendgrid and not deps.config.sendgrid_webhook_public_key:
-        # Every SendGrid event is then refused (403): bounces and complaints suppress nobody.
-        log.warning(
-            "setting looks wrong for production",
-            extra={
-                "problem": "SENDGRID_WEBHOOK_PUBLIC_KEY is empty: bounces and spam"
-                " complaints are never applied"
-            },
-        )
+    if deps.settings.production:
+        for problem in deps.config.production_warnings(deps.settings):
+            log.warning("setting looks wrong for production", extra={"problem": problem})
     api.register_blueprint(api_blueprint(deps))
     api.register_blueprint(callbacks_blueprint(deps))
     app.register_blueprint(public_blueprint(deps))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from shared.config import env_float, env_int, env_str
+from shared.config import Settings, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,24 @@ class NotificationConfig:
             ),
             pending_ttl_hours=env_float("PENDING_SIGNATURE_TTL_HOURS", d.pending_ttl_hours),
         )
+
+    def production_warnings(self, settings: Settings) -> list[str]:
+        """What production allows here but almost surely did not mean (logged at start)."""
+        found = []
+        if settings.email_backend == "sendgrid" and not self.sendgrid_webhook_public_key:
+            # Every SendGrid event is then refused (403): bounces and complaints suppress nobody.
+            found.append(
+                "SENDGRID_WEBHOOK_PUBLIC_KEY is empty: bounces and spam complaints are never"
+                " applied"
+            )
+        for variable, value in (
+            ("NOTIFICATIONS_FROM_EMAIL", self.from_email),
+            ("NOTIFICATIONS_HELP_CONTACT", self.help_contact),
+        ):
+            if value.endswith(".example"):
+                # The HELP reply of every text names it: supporters are told to write nowhere.
+                found.append(f"{variable} is the placeholder {value}")
+        return found
 
     @property
     def pool_size(self) -> int:

@@ -150,3 +150,21 @@ def test_a_bad_number_or_switch_is_refused_naming_its_variable(
     with pytest.raises(ValueError, match=variable):
         for config in (NotificationConfig, WebhookConfig, PetitionsConfig):
             config.from_env()
+
+
+def test_placeholder_addresses_in_production_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every SMS HELP reply names the help contact: the shipped placeholder tells supporters
+    to write nowhere."""
+    from services.notifications.config import NotificationConfig
+
+    production(monkeypatch)
+    monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", "MFkw")
+    settings = Settings.from_env("notifications")
+    found = " ".join(NotificationConfig.from_env().production_warnings(settings))
+    assert "NOTIFICATIONS_HELP_CONTACT" in found and "NOTIFICATIONS_FROM_EMAIL" in found
+    monkeypatch.setenv("NOTIFICATIONS_HELP_CONTACT", "help@rainbow.org")
+    monkeypatch.setenv("NOTIFICATIONS_FROM_EMAIL", "alerts@rainbow.org")
+    assert NotificationConfig.from_env().production_warnings(settings) == []
+    monkeypatch.delenv("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    found = " ".join(NotificationConfig.from_env().production_warnings(settings))
+    assert "SENDGRID_WEBHOOK_PUBLIC_KEY" in found
