@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from shared.config import SERVICES
 from shared.events.catalog import CHANNELS, sender_group
+from shared.kafka import make_admin
 from shared.local_kafka import PROJECT_ROOT, LocalKafka, LocalKafkaError, port_is_open
 
 DEFAULT_PORTS = {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
@@ -321,7 +321,7 @@ class DevStack:
         """
         deadline = time.monotonic() + timeout
         seen: dict[str, str] = {}
-        with KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="kinship-dev") as admin:
+        with make_admin(self.bootstrap, "kinship-dev") as admin:
             while True:
                 try:
                     described = admin.describe_groups(list(CONSUMER_GROUPS))

@@ -19,6 +19,7 @@ from kafka.errors import (
 )
 from kafka.partitioner import DefaultPartitioner
 
+from shared.config import env_str
 from shared.events.catalog import UNORDERED_TOPICS
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,45 @@ class SpreadPartitioner(DefaultPartitioner):  # type: ignore[misc]  # untyped li
         return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
 
 
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def security_options() -> dict[str, Any]:
+    """How every Kafka client of a process connects: TLS and SASL as the cluster asks, from
+    KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), KAFKA_SASL_MECHANISM
+    (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and
+    KAFKA_SSL_CAFILE (the cluster's CA, when not one the system trusts). Managed clusters
+    (Confluent Cloud, MSK, Aiven) take only SASL_SSL; signers' details are in the events."""
+    protocol = env_str("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}")
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        cafile = env_str("KAFKA_SSL_CAFILE", "")
+        if cafile:
+            options["ssl_cafile"] = cafile
+    if protocol.startswith("SASL_"):
+        mechanism = env_str("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ValueError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}")
+        username = env_str("KAFKA_SASL_USERNAME", "")
+        password = env_str("KAFKA_SASL_PASSWORD", "")
+        if not (username and password):
+            raise ValueError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        options.update(
+            sasl_mechanism=mechanism, sasl_plain_username=username, sasl_plain_password=password
+        )
+    return options
+
+
+def make_admin(bootstrap: str, client_id: str, **overrides: Any) -> KafkaAdminClient:
+    """Create an admin client that connects as the process's other clients do."""
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id=client_id, **security_options(), **overrides
+    )
+
+
 def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProducer:
     """Create an idempotent producer (acks=all) that batches for throughput."""
     config: dict[str, Any] = {
@@ -122,6 +162,7 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
         "max_block_ms": 30_000,
         # Alert batches (keyed <alert id>:<sequence>) spread evenly over the sender threads.
         "partitioner": SpreadPartitioner(UNORDERED_TOPICS),
+        **security_options(),
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -141,6 +182,7 @@ def make_consumer(bootstrap: str, group: str, client_id: str, **overrides: Any) 
         "heartbeat_interval_ms": 3_000,
         "fetch_max_wait_ms": 500,
         "isolation_level": "read_committed",
+        **security_options(),
     }
     config.update(overrides)
     return KafkaConsumer(**config)
@@ -188,7 +230,7 @@ def ensure_topics(
 ) -> None:
     """Create the topics that do not exist yet (idempotent; safe from several processes)."""
     wanted = sorted(set(topics))
-    with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kinship-admin") as admin:
+    with make_admin(bootstrap, "kinship-admin") as admin:
         existing = set(admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if not missing:

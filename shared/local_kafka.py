@@ -8,6 +8,7 @@ network. Data lives under the given home directory (``var/kafka`` by default) ac
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,12 +93,16 @@ class LocalKafka:
         controller_port: int | None = None,
         heap: str = "512m",
         host: str = "127.0.0.1",
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
+        """sasl_users: clients must sign in (SASL PLAIN over SASL_PLAINTEXT) as one of these
+        users and passwords, as a managed cluster asks (tests of the clients' security)."""
         self.home = Path(home).resolve()
         self.host = host
         self.port = port
         self.controller_port = controller_port or port + 1
         self.heap = heap
+        self.sasl_users = dict(sasl_users or {})
 
     @property
     def bootstrap(self) -> str:
@@ -178,16 +184,18 @@ class LocalKafka:
             "share.coordinator.state.topic.replication.factor",
             "share.coordinator.state.topic.min.isr",
         ]
+        listener = "SASL_PLAINTEXT" if self.sasl_users else "PLAINTEXT"
         lines = [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}",
-            f"listeners=PLAINTEXT://{self.host}:{self.port},"
+            f"listeners={listener}://{self.host}:{self.port},"
             f"CONTROLLER://{self.host}:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+            f"advertised.listeners={listener}://{self.host}:{self.port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"inter.broker.listener.name={listener}",
+            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{listener}",
+            *self._sasl_config(),
             f"log.dirs={self._data_dir}",
             "num.partitions=3",
             "default.replication.factor=1",
@@ -205,6 +213,19 @@ class LocalKafka:
             *(f"{key}=1" for key in internal_rf),
         ]
         self._config_file.write_text("\n".join(lines) + "\n")
+
+    def _sasl_config(self) -> list[str]:
+        if not self.sasl_users:
+            return []
+        broker = secrets.token_urlsafe(16)
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users.items())
+        return [
+            "sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.inter.broker.protocol=PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required"
+            f' username="broker" password="{broker}" user_broker="{broker}" {users};',
+        ]
 
     def _format_storage(self, java: str, classpath: str) -> None:
         if (self._data_dir / "meta.properties").exists():
@@ -354,14 +375,14 @@ def _reap(pid: int) -> None:
 
 def broker_answers(bootstrap: str, timeout_ms: int = 3000) -> bool:
     """Return True when a metadata request to the cluster succeeds."""
-    from kafka.admin import KafkaAdminClient
+    from shared.kafka import make_admin
 
     try:
-        with KafkaAdminClient(
-            bootstrap_servers=bootstrap,
+        with make_admin(
+            bootstrap,
+            f"kinship-probe-{uuid.uuid4().hex[:6]}",
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
-            client_id=f"kinship-probe-{uuid.uuid4().hex[:6]}",
         ) as admin:
             return bool(admin.describe_cluster().get("brokers"))
     except Exception:

@@ -66,3 +66,44 @@ def test_a_taken_port_gets_a_clear_message(tmp_path: Path) -> None:
         result = kinship(["kafka", "start"], env)
     assert result.returncode == 1
     assert "taken" in result.stderr
+
+
+def test_clients_sign_in_to_a_cluster_that_asks_for_sasl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Managed clusters (Confluent Cloud, MSK, Aiven) take only authenticated clients: every
+    producer, consumer and admin client of a process signs in with KAFKA_SASL_*; without the
+    right password none reaches the broker."""
+    from shared.kafka import ensure_topics, make_consumer, make_producer
+    from shared.local_kafka import LocalKafka, broker_answers
+
+    port, controller_port = free_ports(2)
+    broker = LocalKafka(
+        tmp_path, port, controller_port, heap="256m", sasl_users={"kinship": "s3cret"}
+    )
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "kinship")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret")
+    broker.start()
+    try:
+        ensure_topics(broker.bootstrap, ["kinship.secured"], partitions=1)
+        producer = make_producer(broker.bootstrap, "test-sasl")
+        producer.send("kinship.secured", key=b"k", value=b"signed in").get(timeout=30)
+        producer.close()
+        consumer = make_consumer(broker.bootstrap, "test-sasl", "test-sasl")
+        consumer.subscribe(["kinship.secured"])
+        got: list[bytes] = []
+        for _ in range(30):
+            for records in consumer.poll(timeout_ms=1000).values():
+                got += [r.value for r in records]
+            if got:
+                break
+        consumer.close()
+        assert got == [b"signed in"]
+        monkeypatch.setenv("KAFKA_SASL_PASSWORD", "wrong")
+        assert broker_answers(broker.bootstrap) is False
+        monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+        assert broker_answers(broker.bootstrap) is False
+    finally:
+        broker.stop()

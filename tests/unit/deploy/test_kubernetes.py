@@ -112,16 +112,36 @@ def test_config_names_settings_the_code_reads(
     for service in SERVICES:
         assert f"{service.upper()}_DATABASE_URL" in secret
     assert "KINSHIP_HASH_KEY" in secret and config["KINSHIP_ENV"] == "production"
-    assert config["KAFKA_BOOTSTRAP_SERVERS"] == "kinship-kafka-bootstrap.kafka:9092"
+    assert config["KAFKA_BOOTSTRAP_SERVERS"] == "kinship-kafka-bootstrap.kafka:9093"
+
+
+def test_kinship_signs_in_to_kafka_over_tls(manifests: list[dict[str, Any]]) -> None:
+    """Signers' details are in the events: the example cluster takes only TLS and signed-in
+    clients, and every Kinship process connects so, with the cluster's CA mounted."""
+    config = of_kind(manifests, "ConfigMap")["kinship-config"]["data"]
+    secret = of_kind(manifests, "Secret")["kinship-secrets"]["stringData"]
+    kafka = of_kind(manifests, "Kafka")["kinship"]["spec"]["kafka"]
+    port = int(config["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
+    for listener in kafka["listeners"]:  # no listener lets anyone in unseen
+        assert listener["tls"] is True and listener["authentication"]["type"] == "scram-sha-512"
+    assert port in {listener["port"] for listener in kafka["listeners"]}
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    user = of_kind(manifests, "KafkaUser")[config["KAFKA_SASL_USERNAME"]]
+    assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+    assert "KAFKA_SASL_PASSWORD" in secret
+    folder = config["KAFKA_SSL_CAFILE"].rsplit("/", 1)[0]
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
+        assert mounts.get("kafka-ca") == folder, name
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["kafka-ca"]["secret"]["secretName"] == "kinship-kafka-ca", name
 
 
 def test_strimzi_kafka_in_kraft_mode_with_kinship_topics(manifests: list[dict[str, Any]]) -> None:
     kafka = of_kind(manifests, "Kafka")["kinship"]
     assert kafka["apiVersion"].startswith("kafka.strimzi.io/")
     assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
-    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False} in kafka["spec"][
-        "kafka"
-    ]["listeners"]
     pool = of_kind(manifests, "KafkaNodePool")["dual-role"]
     assert set(pool["spec"]["roles"]) == {"controller", "broker"}
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "kinship"

@@ -168,3 +168,30 @@ def test_placeholder_addresses_in_production_are_named(monkeypatch: pytest.Monke
     monkeypatch.delenv("SENDGRID_WEBHOOK_PUBLIC_KEY")
     found = " ".join(NotificationConfig.from_env().production_warnings(settings))
     assert "SENDGRID_WEBHOOK_PUBLIC_KEY" in found
+
+
+def test_kafka_security_settings_are_checked_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.kafka import security_options
+
+    for name in ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert security_options() == {"security_protocol": "PLAINTEXT"}
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "TLS")
+    with pytest.raises(ValueError, match="KAFKA_SECURITY_PROTOCOL"):
+        security_options()
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    with pytest.raises(ValueError, match="KAFKA_SASL_USERNAME"):
+        security_options()
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "kinship")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", "/etc/kafka-ca/ca.crt")
+    assert security_options() == {
+        "security_protocol": "SASL_SSL", "ssl_cafile": "/etc/kafka-ca/ca.crt",
+        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "kinship",
+        "sasl_plain_password": "s3cret",
+    }  # fmt: skip
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "GSSAPI")
+    with pytest.raises(ValueError, match="KAFKA_SASL_MECHANISM"):
+        security_options()
