@@ -85,8 +85,12 @@ def kafka_status() -> None:
 @click.argument("services", nargs=-1)
 def migrate(services: tuple[str, ...]) -> None:
     """Upgrade each service's database to its newest schema (default: every service)."""
+    from sqlalchemy.exc import OperationalError
+
     from shared.config import SERVICES, Settings
+    from shared.db import is_connection_error
     from shared.local_kafka import PROJECT_ROOT
+    from shared.logging import error_text
     from shared.migrate import upgrade
 
     unknown = [name for name in services if name not in SERVICES]
@@ -99,7 +103,17 @@ def migrate(services: tuple[str, ...]) -> None:
                 click.echo(f"kinship migrate: {name} has no migrations", err=True)
                 sys.exit(1)
             continue
-        upgrade(name, Settings.from_env(name).database_url)
+        try:
+            upgrade(name, Settings.from_env(name).database_url)
+        except ValueError as exc:  # a setting refused (shared.config)
+            click.echo(f"kinship migrate: {name}: {exc}", err=True)
+            sys.exit(1)
+        except OperationalError as exc:
+            if not is_connection_error(exc):
+                raise
+            reason = error_text(exc, 300)
+            click.echo(f"kinship migrate: {name}: cannot reach the database: {reason}", err=True)
+            sys.exit(1)
         click.echo(f"{name}: database at the newest schema")
 
 
