@@ -444,7 +444,10 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
             )
         if keyword in ("stop", "start") and number:
             contact = phone_hash(deps.settings.hash_key, number)
+            sid = request.form.get("MessageSid", "")
             with deps.engine.begin() as conn:
+                if sid and not compliance.first_inbound(conn, deps.settings.hash_key, sid, now):
+                    return _twiml()  # a replay of a text already applied: a later STOP holds
                 if keyword == "stop":
                     compliance.sms_stop(conn, deps.outbox, contact, now)
                 else:

@@ -17,6 +17,8 @@ from services.notifications.store import (
     alerts,
     deliveries,
     early_outcomes,
+    inbound_sms,
+    insert_ignore,
     preference_requests,
     supporters,
     upsert,
@@ -25,7 +27,7 @@ from shared.events import Event
 from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
 from shared.outbox import Outbox
-from shared.privacy import email_hash, keyed_digest, supporter_id
+from shared.privacy import email_hash, keyed_digest, keyed_hash, supporter_id
 
 UNSUBSCRIBE_REASONS = ("unsubscribe",)  # what a supporter may undo from the preference page
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -237,6 +239,23 @@ def _phone_owners(conn: Connection, contact_hash: str) -> list[str]:
             select(supporters.c.supporter_id).where(supporters.c.phone_hash == contact_hash)
         ).scalars()
     )
+
+
+INBOUND_KEPT = timedelta(days=365)
+
+
+def first_inbound(conn: Connection, hash_key: str, message_sid: str, at: datetime) -> bool:
+    """Record an inbound text's MessageSid; return False when it was recorded before (a
+    replayed request: Twilio's signature covers no time)."""
+    sid_hash = keyed_hash(hash_key, "twilio-inbound", message_sid)
+    added = insert_ignore(conn, inbound_sms, [{"sid_hash": sid_hash, "received_at": at}])
+    return conn.execute(added.returning(inbound_sms.c.sid_hash)).first() is not None
+
+
+def forget_inbound(conn: Connection, now: datetime) -> int:
+    """Forget inbound texts' MessageSids recorded over INBOUND_KEPT ago."""
+    gone = delete(inbound_sms).where(inbound_sms.c.received_at < now - INBOUND_KEPT)
+    return int(conn.execute(gone).rowcount or 0)
 
 
 def sms_stop(conn: Connection, outbox: Outbox, contact_hash: str, at: datetime) -> bool:

@@ -303,6 +303,16 @@ preference_requests = Table(
     Column("expires_at", Moment(), nullable=False),
 )
 
+# Inbound texts that changed a number's consent (STOP, START), by a keyed hash of Twilio's
+# MessageSid: Twilio's signature covers no time, so one captured request (a proxy's body log)
+# replayed later would lift a STOP; a repeat of a MessageSid changes nothing. Kept a year.
+inbound_sms = Table(
+    "nf_inbound_sms",
+    metadata,
+    Column("sid_hash", String(64), primary_key=True),
+    Column("received_at", Moment(), nullable=False, index=True),
+)
+
 # A provider's word on a message (Twilio's status callback, SendGrid's events) that came while
 # its ledger row was still `queued` or `sending`: the sender had not yet recorded that the
 # provider took it. Held here, and applied once the row is `sent` (ProgressPublisher).

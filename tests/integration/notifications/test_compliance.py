@@ -17,6 +17,7 @@ from services.notifications.store import (
     consents,
     deliveries,
     erasure_requests,
+    inbound_sms,
     organizations,
     outbox_table,
     supporters,
@@ -443,6 +444,32 @@ def test_inbound_stop_start_help_are_verified_and_applied(service: Service) -> N
     start = {"From": number, "Body": "UNSTOP"}
     client.post(INBOUND, data=start, headers=twilio_signature(INBOUND, start))
     assert service.count(suppressions) == 0
+
+
+def test_a_replayed_start_does_not_lift_a_later_stop(service: Service) -> None:
+    """Twilio's signature covers no time: a signed START captured on its way (a proxy's body
+    log) and sent again after the person texted STOP must not subscribe them again."""
+    number = "+14155550166"
+    client = service.client()
+
+    def text(body: str, sid: str) -> None:
+        form = {"From": number, "Body": body, "MessageSid": sid}
+        assert (
+            client.post(INBOUND, data=form, headers=twilio_signature(INBOUND, form)).status_code
+            == 200
+        )
+
+    text("STOP", "SM" + "a" * 32)
+    text("START", "SM" + "b" * 32)
+    assert service.count(suppressions) == 0
+    text("STOP", "SM" + "c" * 32)
+    assert service.count(suppressions) == 1
+    text("START", "SM" + "b" * 32)  # the first START again
+    [row] = service.rows(suppressions)
+    assert (row.contact_hash, row.reason) == (phone_hash(HASH_KEY, number), "stop")
+    text("START", "SM" + "d" * 32)  # a new START is theirs to send
+    assert service.count(suppressions) == 0
+    assert all("SM" not in str(tuple(r)) for r in service.rows(inbound_sms))
 
 
 def test_twilios_own_reading_of_an_opt_out_is_honoured(service: Service) -> None:
