@@ -100,15 +100,19 @@ class Coalition:
         return self.partner_organization_ids | {self.lead_organization_id}
 
     def recruiter_for(self, source: str | None) -> str | None:
-        """Return the member organization whose source code this is (case-insensitive)."""
+        """Return the member organization whose source code this is, or starts with followed by
+        "-" ("qh-instagram" credits the organization whose code is "qh": partners tell their
+        own channels apart), the longest such code winning (case-insensitive)."""
         if not source:
             return None
         wanted = source.lower()
+        found: tuple[int, str] | None = None
         for org_id in sorted(self.members):
-            code = self.organizations.get(org_id, ("", None))[1]
-            if code and code.lower() == wanted:
-                return org_id
-        return None
+            code = (self.organizations.get(org_id, ("", None))[1] or "").lower()
+            if code and (wanted == code or wanted.startswith(code + "-")):
+                if found is None or len(code) > found[0]:
+                    found = (len(code), org_id)
+        return found[1] if found else None
 
     def partner_boxes(self, ticks: Mapping[str, bool]) -> list[str]:
         """Return the ids of partner organizations whose box was ticked (by id or slug)."""

@@ -60,6 +60,18 @@ def test_a_signature_is_recorded_counted_and_announced(svc: Petitions) -> None:
     assert counts["by_source"] == {"rb": 1}
 
 
+def test_a_partners_own_channel_codes_credit_it(svc: Petitions) -> None:
+    """A partner telling its channels apart ("rb-instagram", "rb-newsletter") is still credited
+    with the people it brought; a code that merely starts with its letters is not its own."""
+    petition_id = svc.open_petition()
+    for i, source in enumerate(("RB-Instagram", "rb-newsletter", "rbx", "kp", "rb_", "rb-")):
+        signed = svc.sign(petition_id, f"c{i}@example.org", referrer_data={"source": source})
+        assert signed.status_code == 202, source
+    counts = svc.counts(petition_id)
+    assert counts["by_partner"] == {svc.p1: 3, svc.p2: 1, "direct": 2}, counts
+    assert counts["by_source"]["rb-instagram"] == 1 and counts["by_source"]["rbx"] == 1
+
+
 def test_the_interests_a_signer_ticks_reach_notifications_and_nothing_else(
     svc: Petitions,
 ) -> None:
