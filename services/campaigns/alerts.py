@@ -201,6 +201,24 @@ def schedule_alert(
         return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
 
 
+def unschedule_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, Any]:
+    """Take a scheduled alert back to draft (a typo noticed the night before): it can be edited
+    and scheduled again. Published already (or not scheduled): 409. The campaign's row is held,
+    as the scheduler holds it to publish: one of the two wins, never both."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        alert, campaign, partner_rows = _load(conn, alert_id, lock=True)
+        domain.may_manage_campaign(principal, access_of(campaign, partner_rows))
+        domain.require_alert_status(alert.status, ("scheduled",), "taken back to draft")
+        store.update_alert(
+            conn,
+            alert_id,
+            {"status": "draft", "send_at": None, "scheduled_at": None, "updated_at": now},
+        )
+        deps.outbox.add(conn, events.alert_unscheduled(alert_id, campaign.campaign_id, now))
+        return _view(conn, store.alert(conn, alert_id), campaign, partner_rows)
+
+
 def check_sendable(conn: Connection, alert: Any, campaign: Any, partner_rows: list[Any]) -> Any:
     """Return the lead organization if the alert may be sent as it stands, else raise naming why.
 

@@ -349,6 +349,15 @@ def schedule_alert(data: dict[str, Any], alert_id: str) -> Any:
     return alerts.schedule_alert(deps(), caller(), alert_id, data.get("send_at"))
 
 
+@alert_bp.route("/<alert_id>/unschedule", methods=["POST"])
+@alert_bp.response(200, s.AlertOut)
+@alert_bp.doc(**AUTH_DOC)
+def unschedule_alert(alert_id: str) -> Any:
+    """Take a scheduled alert back to draft, to edit it and schedule it again (a typo noticed
+    before it goes). An alert already published cannot be taken back (409): cancel it."""
+    return alerts.unschedule_alert(deps(), caller(), alert_id)
+
+
 @alert_bp.route("/<alert_id>/cancel", methods=["POST"])
 @alert_bp.response(200, s.AlertOut)
 @alert_bp.doc(**AUTH_DOC)

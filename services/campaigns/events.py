@@ -119,6 +119,11 @@ def alert_published(row: Any, lead: Any, partner_ids: Sequence[str], at: datetim
     return _event("alert.published", row.campaign_id, data, at)
 
 
+def alert_unscheduled(alert_id: str, campaign_id: str, at: datetime) -> Event:
+    data = {"alert_id": alert_id, "campaign_id": campaign_id, "at": format_time(at)}
+    return _event("alert.unscheduled", campaign_id, data, at)
+
+
 def alert_cancelled(alert_id: str, campaign_id: str, at: datetime, **why: str) -> Event:
     """alert.cancelled; why (organization_id, name, default_locale, reason) when the scheduler
     cancelled a due alert that no longer passed the checks, so its lead is told."""

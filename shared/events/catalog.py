@@ -158,6 +158,14 @@ class AlertPublishedSchema(Schema):
     sender = fields.Nested(SenderSchema)
 
 
+class AlertUnscheduledSchema(Schema):
+    """A scheduled alert taken back to draft, to be edited and scheduled again."""
+
+    alert_id = _id()
+    campaign_id = _id()
+    at = _time()
+
+
 class AlertCancelledSchema(Schema):
     alert_id = _id()
     campaign_id = _id()
@@ -337,6 +345,7 @@ CATALOG = EventRegistry(
         _t("campaign.partner_removed", CAMPAIGNS, CampaignPartnerRemovedSchema, "campaign_id"),
         _t("alert.scheduled", CAMPAIGNS, AlertScheduledSchema, "campaign_id"),
         _t("alert.published", CAMPAIGNS, AlertPublishedSchema, "campaign_id"),
+        _t("alert.unscheduled", CAMPAIGNS, AlertUnscheduledSchema, "campaign_id"),
         _t("alert.cancelled", CAMPAIGNS, AlertCancelledSchema, "campaign_id"),
         _t("petition.published", PETITIONS, PetitionPublishedSchema, "petition_id"),
         _t("petition.closed", PETITIONS, PetitionClosedSchema, "petition_id"),

@@ -16,6 +16,7 @@ from tests.integration.campaigns.conftest import (
     bilingual_alert,
     make_coalition,
     org_body,
+    scheduled_alert,
 )
 
 pytestmark = pytest.mark.integration
@@ -455,3 +456,33 @@ def test_a_partner_leaves_or_is_removed_and_stops_reading_the_campaign(service: 
     lead.post(f"/api/v1/campaigns/{cid}/partners", json={"organization": stranger["slug"]})
     not_joined = lead.post(f"/api/v1/campaigns/{cid}/partners/{stranger['organization_id']}/remove")
     assert not_joined.status_code == 409
+
+
+def test_a_scheduled_alert_taken_back_to_draft_is_not_sent(service: Service) -> None:
+    """A typo noticed the night before: the alert goes back to draft, is fixed, and is
+    scheduled again; the scheduler never publishes the version taken back."""
+    from services.campaigns import alerts
+
+    start = datetime.now(UTC)
+    service.deps.clock = lambda: start
+    soon = start + timedelta(minutes=5)
+    alert = scheduled_alert(service, soon)
+    path = f"/api/v1/alerts/{alert['alert_id']}"
+    for who in ("partner@lead", "organizer@partner", "organizer@stranger"):
+        assert service.as_(who).post(f"{path}/unschedule").status_code == 403, who
+    lead = service.as_("organizer@lead")
+    back = lead.post(f"{path}/unschedule")
+    assert back.status_code == 200 and back.json["status"] == "draft"
+    assert back.json["send_at"] is None
+    assert service.outbox_types()[-1] == "alert.unscheduled"
+    assert lead.post(f"{path}/unschedule").status_code == 409  # a draft is not scheduled
+    service.deps.clock = lambda: soon + timedelta(seconds=1)
+    assert alerts.publish_due(service.deps) == 0  # the time it had has come: nothing goes
+    fixed = lead.patch(path, json={"name": "Call the county clerk today"})
+    assert fixed.status_code == 200, fixed.json
+    later = (soon + timedelta(minutes=10)).isoformat()
+    again = lead.post(f"{path}/schedule", json={"send_at": later})
+    assert again.status_code == 200 and again.json["status"] == "scheduled"
+    service.deps.clock = lambda: soon + timedelta(minutes=11)
+    assert alerts.publish_due(service.deps) == 1
+    assert lead.post(f"{path}/unschedule").status_code == 409  # published: cancel it instead
