@@ -241,21 +241,12 @@ def _phone_owners(conn: Connection, contact_hash: str) -> list[str]:
     )
 
 
-INBOUND_KEPT = timedelta(days=365)
-
-
 def first_inbound(conn: Connection, hash_key: str, message_sid: str, at: datetime) -> bool:
     """Record an inbound text's MessageSid; return False when it was recorded before (a
     replayed request: Twilio's signature covers no time)."""
     sid_hash = keyed_hash(hash_key, "twilio-inbound", message_sid)
     added = insert_ignore(conn, inbound_sms, [{"sid_hash": sid_hash, "received_at": at}])
     return conn.execute(added.returning(inbound_sms.c.sid_hash)).first() is not None
-
-
-def forget_inbound(conn: Connection, now: datetime) -> int:
-    """Forget inbound texts' MessageSids recorded over INBOUND_KEPT ago."""
-    gone = delete(inbound_sms).where(inbound_sms.c.received_at < now - INBOUND_KEPT)
-    return int(conn.execute(gone).rowcount or 0)
 
 
 def sms_stop(conn: Connection, outbox: Outbox, contact_hash: str, at: datetime) -> bool:

@@ -635,7 +635,6 @@ class ProgressPublisher:
         older_than = now - timedelta(hours=self.deps.config.pending_ttl_hours)
         with self.deps.engine.begin() as conn:
             preferences.forget_expired(conn, now)
-            compliance.forget_inbound(conn, now)
             return audience.forget_unconfirmed(conn, older_than)
 
     def publish_once(self) -> int:

@@ -305,7 +305,8 @@ preference_requests = Table(
 
 # Inbound texts that changed a number's consent (STOP, START), by a keyed hash of Twilio's
 # MessageSid: Twilio's signature covers no time, so one captured request (a proxy's body log)
-# replayed later would lift a STOP; a repeat of a MessageSid changes nothing. Kept a year.
+# replayed later would lift a STOP; a repeat of a MessageSid changes nothing. Kept for good (a
+# purge would let the replay through again): a hash and a time per STOP or START.
 inbound_sms = Table(
     "nf_inbound_sms",
     metadata,

@@ -228,6 +228,7 @@ def rotate(ctx: Context, principal: Principal, endpoint_id: str) -> Any:
             .values(
                 secret=signing.new_secret(),
                 previous_secrets=old,
+                previous_secret=row.secret,
                 previous_secret_expires_at=until,
                 updated_at=ctx.now,
             )

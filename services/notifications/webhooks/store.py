@@ -36,6 +36,9 @@ endpoints = Table(
     # Secrets rotated out that still sign alongside it: [{"secret", "expires_at"}], newest
     # last; previous_secret_expires_at is when the last of them stops.
     Column("previous_secrets", JSON),
+    # The newest of them, as versions before 0027 read it: kept in step for their pods while a
+    # rollout replaces them; to be dropped by a later release.
+    Column("previous_secret", String(80)),
     Column("previous_secret_expires_at", Moment()),
     Column("failing_since", Moment()),
     # "pending" once disabled automatically (gone, failing), "sending" while taken (updated_at

@@ -205,6 +205,10 @@ def test_an_endpoints_old_secret_keeps_signing_after_0027(database: str) -> None
             stored = dict(
                 conn.execute(text("SELECT endpoint_id, previous_secrets FROM wh_endpoints")).all()
             )
+            # The previous version's pods, still serving mid-rollout, read the old column.
+            kept = dict(
+                conn.execute(text("SELECT endpoint_id, previous_secret FROM wh_endpoints")).all()
+            )
         command.downgrade(config, "0026_webhook_retention")
         with engine.connect() as conn:
             back = dict(
@@ -216,6 +220,7 @@ def test_an_endpoints_old_secret_keeps_signing_after_0027(database: str) -> None
     rotated = json.loads(rotated) if isinstance(rotated, str) else rotated
     assert rotated == [{"secret": "whsec_old", "expires_at": "2030-01-02T03:04:05Z"}]
     assert stored["ep-never"] is None
+    assert kept == {"ep-rotated": "whsec_old", "ep-never": None}
     endpoint = Endpoint("ep-rotated", "o", "https://x.example", "whsec_new", rotated, False)
     assert endpoint.secrets(datetime(2030, 1, 2, 3, 4, 4, tzinfo=UTC)) == ["whsec_new", "whsec_old"]
     assert endpoint.secrets(datetime(2030, 1, 2, 3, 4, 6, tzinfo=UTC)) == ["whsec_new"]

@@ -2,7 +2,9 @@
 
 One column held the secret rotated out last: rotating twice within the overlap (24 h) dropped
 the first old secret at once, and a partner that had not yet deployed the first new secret
-failed to verify every delivery. The old secrets are now a list, each with its own end.
+failed to verify every delivery. The old secrets are now a list, each with its own end. The
+old column stays (the previous version reads it mid-rollout) and is kept in step with the
+newest old secret.
 
 Revision ID: 0027_webhook_old_secrets
 Revises: 0026_webhook_retention
@@ -48,13 +50,12 @@ def upgrade() -> None:
             .where(old.endpoint_id == row.endpoint_id)
             .values(previous_secrets=moved)
         )
-    with op.batch_alter_table("wh_endpoints") as batch:
-        batch.drop_column("previous_secret")
+    # previous_secret stays: the previous version's pods read it until the rollout ends
+    # (migrations add before they remove); a later release drops it.
 
 
 def downgrade() -> None:
     """Downgrade schema, keeping the newest old secret."""
-    op.add_column("wh_endpoints", sa.Column("previous_secret", sa.String(80), nullable=True))
     conn = op.get_bind()
     old = _ENDPOINTS.c
     for row in conn.execute(

@@ -3,7 +3,8 @@
 Twilio's X-Twilio-Signature covers the URL and the form, no time: a signed inbound "START"
 captured anywhere on its way (a proxy's or a WAF's body log) could be replayed after the person
 texted STOP, and would subscribe them again. Each MessageSid that changed a consent is now
-kept (as a keyed hash, for a year) and a repeat changes nothing.
+kept (as a keyed hash, for good: a purge would let the replay through again) and a repeat
+changes nothing.
 
 Revision ID: 0028_inbound_sms
 Revises: 0027_webhook_old_secrets
