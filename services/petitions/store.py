@@ -373,8 +373,13 @@ def update_petition(conn: Connection, petition_id: str, **values: Any) -> None:
 
 def partner_names_of_signature(conn: Connection, petition_id: str, row_id: int) -> list[str]:
     """Return the names of the partner organizations a signature agreed to share with (the
-    id of one whose name has not reached this service yet: listed all the same)."""
+    id of one whose name has not reached this service yet: listed all the same) that are still
+    partners of its campaign (one removed since is shared nothing)."""
     name = func.coalesce(organizations.c.name, partner_consents.c.organization_id)
+    campaign = select(petitions.c.campaign_id).where(petitions.c.petition_id == petition_id)
+    partners_now = select(campaign_partners.c.organization_id).where(
+        campaign_partners.c.campaign_id == campaign.scalar_subquery()
+    )
     query = (
         select(name)
         .select_from(partner_consents)
@@ -385,6 +390,7 @@ def partner_names_of_signature(conn: Connection, petition_id: str, row_id: int) 
         .where(
             partner_consents.c.petition_id == petition_id,
             partner_consents.c.signature_row == row_id,
+            partner_consents.c.organization_id.in_(partners_now),
         )
         .order_by(name)
     )

@@ -52,7 +52,13 @@ def campaign_members(conn: Connection, campaign_id: str) -> set[str]:
 def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
     """Return the organizations an event concerns."""
     if short in ("signature.created", "signature.confirmed"):
-        return domain.signature_recipients(data)
+        orgs = domain.signature_recipients(data)
+        members = campaign_members(conn, str(data["campaign_id"]))
+        if members:
+            # A partner removed since the signature was made (a double opt-in confirmed after,
+            # an event read late) is sent nothing of it: the lead took it out of the coalition.
+            orgs &= members
+        return orgs
     if short.startswith("campaign."):
         orgs = campaign_members(conn, str(data["campaign_id"]))
         orgs.update(str(o) for o in data.get("partner_organization_ids") or [])

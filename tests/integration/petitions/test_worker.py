@@ -190,6 +190,14 @@ def test_a_partner_out_of_the_coalition_loses_its_box_credit_and_exports(svc: Pe
     petition_id = svc.open_petition()
     shared = svc.sign(petition_id, "ana@example.org", consents={"partners": {"rainbow": True}})
     assert shared.status_code == 202
+    # A double opt-in signature ticking its box, still to be confirmed when it is removed.
+    pending_id = svc.open_petition(double_opt_in=True)
+    svc.sign(pending_id, "lin@example.org", consents={"partners": {"rainbow": True}})
+    [created] = [
+        e for e in svc.outbox_events("signature.created") if e["petition_id"] == pending_id
+    ]
+    link = created["confirm_url"].removeprefix("https://act.example.org")
+    assert "Rainbow Alliance" in svc.client.get(link).get_data(as_text=True)
     export = f"/api/v1/petitions/{petition_id}/exports/partners/{svc.p1}.csv"
     before = svc.client.get(export, headers=svc.auth("p1"))
     assert before.status_code == 200 and "ana@example.org" in before.get_data(as_text=True)
@@ -203,6 +211,8 @@ def test_a_partner_out_of_the_coalition_loses_its_box_credit_and_exports(svc: Pe
         {"campaign_id": svc.campaign_id, "organization_id": svc.p1, "left": False, "at": at()},
     )
     svc.deps.coalitions.clear()  # what the web processes cache of a campaign lives 5 s
+    # Confirming now shares nothing with it, and the page no longer says it would.
+    assert "Rainbow Alliance" not in svc.client.get(link).get_data(as_text=True)
     after = svc.client.get(export, headers=svc.auth("p1"))
     assert after.status_code == 404 and "ana@example.org" not in after.get_data(as_text=True)
     assert "rainbow" not in str(svc.client.get(public).get_json())
