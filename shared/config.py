@@ -154,6 +154,9 @@ class Settings:
         if self.environment not in ENVIRONMENTS:
             # "prod" read as development would skip every check below.
             raise ValueError(f"KINSHIP_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        from shared.kafka import security_options  # it reads its settings with this module
+
+        security_options()  # KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_*: refused now, naming them
         if self.email_backend == "sendgrid" and not self.sendgrid_api_key:
             raise ValueError("EMAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
         if self.sms_backend == "twilio" and not (

@@ -123,7 +123,14 @@ def install(engine: Engine) -> None:
             event.listen(engine, "commit", _mark_applied)
 
 
-def header_doc(max_length: int = 255) -> dict[str, Any]:
+REPLAY_DOC = (
+    "Retry safely: the same key and request return the first response (kept 24 h), with the"
+    " header Idempotent-Replayed: true; the same key with another request is a 422 naming"
+    " Idempotency-Key"
+)
+
+
+def header_doc(max_length: int = 255, description: str = REPLAY_DOC) -> dict[str, Any]:
     """Return the OpenAPI description of the Idempotency-Key header, for a view's doc."""
     return {
         "parameters": [
@@ -132,11 +139,7 @@ def header_doc(max_length: int = 255) -> dict[str, Any]:
                 "name": HEADER,
                 "required": False,
                 "schema": {"type": "string", "minLength": 1, "maxLength": max_length},
-                "description": (
-                    "Retry safely: the same key and request return the first response (kept"
-                    " 24 h), with the header Idempotent-Replayed: true; the same key with"
-                    " another request is a 422 naming Idempotency-Key"
-                ),
+                "description": description,
             }
         ]
     }

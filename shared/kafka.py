@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeGuard
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -138,11 +138,14 @@ def security_options() -> dict[str, Any]:
     return options
 
 
-def make_admin(bootstrap: str, client_id: str, **overrides: Any) -> KafkaAdminClient:
-    """Create an admin client that connects as the process's other clients do."""
-    return KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id=client_id, **security_options(), **overrides
-    )
+def make_admin(
+    bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None, **overrides: Any
+) -> KafkaAdminClient:
+    """Create an admin client that connects as the process's other clients do (or as
+    security says: the local broker, which is plaintext whatever the environment)."""
+    options = security_options() if security is None else dict(security)
+    options.update(overrides)
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id, **options)
 
 
 def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProducer:

@@ -315,7 +315,9 @@ class LocalKafka:
                 raise LocalKafkaError(
                     f"the Kafka JVM exited with code {proc.returncode}:\n{self.log_tail()}"
                 )
-            if port_is_open(self.host, self.port) and broker_answers(self.bootstrap):
+            if port_is_open(self.host, self.port) and broker_answers(
+                self.bootstrap, security=None if self.sasl_users else PLAINTEXT
+            ):
                 return
             time.sleep(0.25)
         raise LocalKafkaError(f"Kafka did not answer within {timeout:.0f} s:\n{self.log_tail()}")
@@ -373,14 +375,21 @@ def _reap(pid: int) -> None:
         pass
 
 
-def broker_answers(bootstrap: str, timeout_ms: int = 3000) -> bool:
-    """Return True when a metadata request to the cluster succeeds."""
+PLAINTEXT = {"security_protocol": "PLAINTEXT"}
+
+
+def broker_answers(
+    bootstrap: str, timeout_ms: int = 3000, security: Mapping[str, str] | None = None
+) -> bool:
+    """Return True when a metadata request to the cluster succeeds (connecting as the
+    process's clients do, unless security says otherwise)."""
     from shared.kafka import make_admin
 
     try:
         with make_admin(
             bootstrap,
             f"kinship-probe-{uuid.uuid4().hex[:6]}",
+            security,
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
         ) as admin:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, replace
 
 from shared.config import Settings, env_float, env_int, env_str
 
+# RFC 2606's reserved names: what example configurations ship with (as "kinship.example.org").
+PLACEHOLDER_DOMAINS = ("example", "example.com", "example.net", "example.org")
+
 
 @dataclass(frozen=True)
 class NotificationConfig:
@@ -109,7 +112,8 @@ class NotificationConfig:
             ("NOTIFICATIONS_FROM_EMAIL", self.from_email),
             ("NOTIFICATIONS_HELP_CONTACT", self.help_contact),
         ):
-            if value.endswith(".example"):
+            domain = value.rpartition("@")[2].lower()
+            if any(domain == d or domain.endswith("." + d) for d in PLACEHOLDER_DOMAINS):
                 # The HELP reply of every text names it: supporters are told to write nowhere.
                 found.append(f"{variable} is the placeholder {value}")
         return found

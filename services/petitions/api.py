@@ -200,7 +200,13 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     @blp.response(202, schemas.SignResponseSchema)
     @blp.doc(
         responses={"429": {"description": "Too many signatures from this address"}},
-        **header_doc(usecases.MAX_IDEMPOTENCY_KEY),
+        **header_doc(
+            usecases.MAX_IDEMPOTENCY_KEY,
+            "Retry safely: the same key and request return the first response (kept 24 h),"
+            " exactly as a first signature's: no Idempotent-Replayed header, which would tell"
+            " who sent someone's details with a form's key that this person had signed. The"
+            " key is the signer's own: another request under it signs as one without a key.",
+        ),
     )
     def sign(data: dict[str, Any], petition_id: str) -> Response:
         """Sign a petition (OSDI record_signature_helper); repeat signers get the same answer."""

@@ -162,7 +162,10 @@ def test_placeholder_addresses_in_production_are_named(monkeypatch: pytest.Monke
     settings = Settings.from_env("notifications")
     found = " ".join(NotificationConfig.from_env().production_warnings(settings))
     assert "NOTIFICATIONS_HELP_CONTACT" in found and "NOTIFICATIONS_FROM_EMAIL" in found
-    monkeypatch.setenv("NOTIFICATIONS_HELP_CONTACT", "help@rainbow.org")
+    monkeypatch.setenv("NOTIFICATIONS_HELP_CONTACT", "help@kinship.example.org")  # Kubernetes'
+    found = " ".join(NotificationConfig.from_env().production_warnings(settings))
+    assert "NOTIFICATIONS_HELP_CONTACT" in found
+    monkeypatch.setenv("NOTIFICATIONS_HELP_CONTACT", "help@rainbowexample.org")
     monkeypatch.setenv("NOTIFICATIONS_FROM_EMAIL", "alerts@rainbow.org")
     assert NotificationConfig.from_env().production_warnings(settings) == []
     monkeypatch.delenv("SENDGRID_WEBHOOK_PUBLIC_KEY")
@@ -195,3 +198,11 @@ def test_kafka_security_settings_are_checked_naming_the_variable(
     monkeypatch.setenv("KAFKA_SASL_MECHANISM", "GSSAPI")
     with pytest.raises(ValueError, match="KAFKA_SASL_MECHANISM"):
         security_options()
+
+
+def test_a_kafka_security_mistake_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found only when a client connects, it showed as a /readyz 503 naming no variable."""
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.delenv("KAFKA_SASL_PASSWORD", raising=False)
+    with pytest.raises(ValueError, match="KAFKA_SASL_PASSWORD"):
+        Settings.from_env("campaigns")
