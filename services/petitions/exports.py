@@ -19,8 +19,11 @@ from shared.db import aware
 from shared.errors import NotFound
 from shared.events.catalog import SHARE
 
+# supporter_id: the id deletion notices name (person.erased, consent.withdrawn, by webhook):
+# whoever imports a CSV into its own records can find the row a notice asks it to delete.
 CONTACT = (
     "signature_id",
+    "supporter_id",
     "signed_at",
     "given_name",
     "family_name",
@@ -39,6 +42,7 @@ CONTACT = (
 )
 DELIVERY = ("signed_at", "given_name", "family_name", "postal_code", "country", "region", "comment")
 PARTNER = (
+    "supporter_id",
     "signed_at",
     "given_name",
     "family_name",
@@ -95,6 +99,7 @@ def _cells(
 ) -> dict[str, Any]:
     return {
         "signature_id": row.signature_id,
+        "supporter_id": row.supporter_id,
         "signed_at": (row.confirmed_at or row.created_at).isoformat(),
         "given_name": row.given_name,
         "family_name": row.family_name,

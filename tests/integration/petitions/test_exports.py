@@ -120,6 +120,11 @@ def test_a_partner_export_holds_only_those_who_ticked_its_box(
     rainbow = table(svc.client.get(f"{base}/{svc.p1}.csv", headers=svc.auth("p1")))
     assert [r["email"] for r in rainbow] == ["ana@example.org", "cai@example.org"]
     assert "pronouns" not in rainbow[0]
+    # The id a deletion notice names (person.erased, consent.withdrawn): a partner working
+    # from this file finds the row it is asked to delete.
+    from shared.privacy import supporter_id
+
+    assert rainbow[0]["supporter_id"] == supporter_id(HASH_KEY, "ana@example.org")
     kapwa = table(svc.client.get(f"{base}/{svc.p2}.csv", headers=svc.auth("p2")))
     assert [r["email"] for r in kapwa] == ["ben@example.org", "cai@example.org"]
     by_lead = table(svc.client.get(f"{base}/{svc.p2}.csv", headers=svc.auth("lead")))
