@@ -409,10 +409,11 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
 
     table.update(projection_handlers(api_keys))
     # Partner webhooks run after the projection handlers, so they see the updated campaign;
-    # but before a confirmation's, which clears what the signature said (the partner's share).
-    confirmed = type_name("signature.confirmed")
+    # but before a confirmation's, which clears what the signature said (the partner's share),
+    # and an erasure's, which forgets the campaigns and shares that say who holds the person.
+    first = (type_name("signature.confirmed"), type_name("person.erased"))
     for name, fns in webhook_handlers(lambda: deps.clock(), deps.settings.hash_key).items():
         table[name] = (
-            [*fns, *table.get(name, [])] if name == confirmed else [*table.get(name, []), *fns]
+            [*fns, *table.get(name, [])] if name in first else [*table.get(name, []), *fns]
         )
     return table

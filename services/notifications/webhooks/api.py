@@ -13,7 +13,7 @@ from services.notifications.webhooks import manage
 from services.notifications.webhooks import schemas as s
 from services.notifications.webhooks.config import WebhookConfig
 from services.notifications.webhooks.domain import EVENT_TYPES
-from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.store import attempts, deletions, endpoints, messages
 from shared.auth import KeyVerifier, Principal, authorize, current_principal
 from shared.config import Settings
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
@@ -104,6 +104,30 @@ def webhooks_blueprint(
                 args["page"], args["per_page"],
             )  # fmt: skip
         return page_body("endpoints", [dict(r._mapping) for r in rows], total, args)
+
+    @bp.route("/deletions", methods=["GET"])
+    @bp.arguments(s.DeletionFilter, location="query")
+    @bp.response(200, s.DeletionPage)
+    @bp.doc(**AUTH_DOC)
+    def list_deletions(args: dict[str, Any]) -> Any:
+        """List whom your organization must delete from its own records, oldest first: people
+        erased who signed its campaigns, shared with it or were sent to it, and people who
+        withdrew their share with it (`since`: from a time). What webhooks tell endpoints, for
+        those that import exports instead: match `supporter_id` in the exports. Kept as long
+        as webhook messages (WEBHOOK_RETENTION_DAYS, 30): read it more often than that."""
+        principal = caller()
+        org = args.get("organization_id") if principal.is_admin else principal.organization_id
+        authorize(principal, [principal.organization_id], manage.MANAGERS, "list deletions")
+        query = select(
+            deletions.c.deletion_id, deletions.c.supporter_id, deletions.c.reason, deletions.c.at
+        ).where(deletions.c.organization_id == org)
+        if args.get("since"):
+            query = query.where(deletions.c.at >= args["since"])
+        with engine.connect() as conn:
+            rows, total = manage.page(
+                conn, query, [deletions.c.deletion_id], args["page"], args["per_page"]
+            )
+        return page_body("deletions", [dict(r._mapping) for r in rows], total, args)
 
     @bp.route("/endpoints/<endpoint_id>", methods=["GET"])
     @bp.response(200, s.EndpointOut)

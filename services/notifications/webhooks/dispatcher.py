@@ -48,7 +48,7 @@ from services.notifications.senders import (
 from services.notifications.store import organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
-from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.store import attempts, deletions, endpoints, messages
 from services.notifications.webhooks.transport import GuardedTransport, Reply, Transport
 from shared.pacing import Pacer
 
@@ -784,6 +784,8 @@ class Dispatcher:
                 conn.execute(delete(attempts).where(attempts.c.message_id.in_(batch)))
                 conn.execute(delete(messages).where(messages.c.message_id.in_(batch)))
             purged += len(batch)
+        with self.engine.begin() as conn:  # the deletions list keeps as long (GET /deletions)
+            conn.execute(delete(deletions).where(deletions.c.at < cutoff))
         if purged:
             log.info("webhook messages past retention purged", extra={"count": purged})
         return purged

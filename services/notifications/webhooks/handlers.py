@@ -17,9 +17,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.notifications.audience import person_phone, signed_before_erasure
-from services.notifications.store import campaigns, petitions, signatures, supporters
+from services.notifications.store import (
+    campaigns,
+    consents,
+    petitions,
+    signatures,
+    supporter_campaigns,
+    supporters,
+)
 from services.notifications.webhooks import domain
-from services.notifications.webhooks.store import attempts, endpoints, messages, shares
+from services.notifications.webhooks.store import (
+    attempts,
+    deletions,
+    endpoints,
+    messages,
+    shares,
+)
 from shared.events import Event
 from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
@@ -262,6 +275,39 @@ def scrub(
     return len(rows)
 
 
+def note_deletions(
+    conn: Connection, orgs: Iterable[str], supporter_id: str, reason: str, at: datetime
+) -> None:
+    """List a deletion for each organization (GET /deletions), webhook or not."""
+    rows = [
+        {"organization_id": org, "supporter_id": supporter_id, "reason": reason, "at": at}
+        for org in sorted(set(orgs))
+    ]
+    if rows:
+        conn.execute(deletions.insert(), rows)
+
+
+def holders(conn: Connection, supporter_id: str) -> set[str]:
+    """Return the organizations that may hold a person's details outside Kinship: the lead of
+    each campaign they joined (its contact export), each partner they ticked "share my details"
+    for (its export), each that was sent them by webhook. Read before the projection forgets
+    them (the erasure handlers run in that order)."""
+    leads = (
+        select(campaigns.c.lead_organization_id)
+        .join(supporter_campaigns, supporter_campaigns.c.campaign_id == campaigns.c.campaign_id)
+        .where(supporter_campaigns.c.supporter_id == supporter_id)
+    )
+    shared = select(consents.c.organization_id).where(
+        consents.c.supporter_id == supporter_id, consents.c.channel == SHARE
+    )
+    sent = select(shares.c.organization_id).where(shares.c.supporter_id == supporter_id)
+    told = select(messages.c.organization_id).where(messages.c.supporter_id == supporter_id)
+    found: set[str] = set()
+    for query in (leads, shared, sent, told):
+        found.update(str(org) for org in conn.execute(query).scalars() if org)
+    return found
+
+
 def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Handler]]:
     """Return the webhook handlers of every event type partners may subscribe to, and erasure."""
 
@@ -281,6 +327,7 @@ def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Han
         # The endpoints that were sent this person's details are told to delete them, whatever
         # their filter: a partner keeps what we shared only as long as the person lets us.
         sid = str(event.data["supporter_id"])
+        note_deletions(conn, holders(conn, sid), sid, "erased", event.time)
         told = conn.execute(
             select(messages.c.endpoint_id, messages.c.organization_id)
             .where(messages.c.supporter_id == sid)
@@ -308,6 +355,8 @@ def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Han
         if data.get("channel") != SHARE or data.get("change") != "unsubscribe":
             return
         sid, org = str(data["supporter_id"]), str(data.get("organization_id") or "")
+        if org:  # its export held them, webhook or not
+            note_deletions(conn, [org], sid, "withdrawn", event.time)
         told = set(
             conn.execute(
                 select(messages.c.endpoint_id)

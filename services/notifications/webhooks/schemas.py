@@ -98,7 +98,19 @@ class AttemptOut(Schema):
     response_excerpt = fields.String(allow_none=True)
 
 
+class DeletionFilter(EndpointFilter):
+    since = fields.AwareDateTime(validate=utc_representable)
+
+
+class DeletionOut(Schema):
+    deletion_id = fields.Integer(metadata={"description": "increasing: a cursor for syncing"})
+    supporter_id = fields.String(metadata={"description": "as in exports and webhook bodies"})
+    reason = fields.String(metadata={"description": "erased, or withdrawn (their share)"})
+    at = fields.DateTime()
+
+
 EndpointPage = page_schema("endpoints", EndpointOut, "Webhook")
+DeletionPage = page_schema("deletions", DeletionOut, "Webhook")
 MessagePage = page_schema("messages", MessageOut, "Webhook")
 AttemptPage = page_schema("attempts", AttemptOut, "Webhook")
 

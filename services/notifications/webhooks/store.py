@@ -115,6 +115,21 @@ attempts = Table(
 
 # Which organizations were sent a supporter's details: an erasure tells them to delete them,
 # even once the endpoint that carried the details (and its messages) is gone.
+# Whom each organization must delete, for those that keep signers' details without a webhook
+# (a CSV export imported into their own records): an erased person for the lead of every
+# campaign they joined and every partner they shared with, a withdrawn share for its partner.
+# Read at GET /api/v1/webhooks/deletions; purged with the messages (WEBHOOK_RETENTION_DAYS).
+deletions = Table(
+    "wh_deletions",
+    metadata,
+    Column("deletion_id", BigId, primary_key=True, autoincrement=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("supporter_id", String(64), nullable=False),
+    Column("reason", String(16), nullable=False),  # erased | withdrawn
+    Column("at", Moment(), nullable=False, index=True),
+    Index("ix_wh_deletions_organization", "organization_id", "deletion_id"),
+)
+
 shares = Table(
     "wh_shares",
     metadata,

@@ -961,6 +961,40 @@ def test_a_supporter_who_stops_sharing_has_every_partner_told_to_delete(wh: Serv
         assert 'name="share"' not in client.get(f"/preferences/{token}").get_data(as_text=True)
 
 
+def test_organizations_without_a_webhook_can_list_whom_to_delete(wh: Service) -> None:
+    """A lead or partner that imports exports into its own records has no endpoint to be told
+    by: it reads the deletions list, and finds the rows by the exports' supporter_id."""
+    wh.start()
+    keys = {org: issue_key(wh.engine, "partner", org) for org in (LEAD, PARTNER_A, PARTNER_B)}
+    wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B))
+    wh.publish(campaign())
+    eventually(lambda: wh.count(campaigns) == 1, message="campaign projected")
+    ana = signed("ana.forget@example.org", [PARTNER_A])
+    bo = signed("bo.unshare@example.org", [PARTNER_B])
+    wh.publish(ana, bo)
+    eventually(lambda: wh.count(supporters) == 2, message="signers projected")
+    erased = event("person.erased", ana.key, supporter_id=ana.key, email_hash=None,
+                   phone_hash=None)  # fmt: skip
+    withdrawn = event("consent.changed", bo.key, supporter_id=bo.key, channel="share",
+                      organization_id=PARTNER_B, change="unsubscribe")  # fmt: skip
+    for e in (erased, withdrawn):
+        wh.producer.send(NOTIFICATIONS, key=e.key.encode(), value=e.value(), headers=e.headers())
+    wh.producer.flush(timeout=30)
+
+    def listed(org: str, query: str = "") -> list[tuple[str, str]]:
+        got = wh.client().get(f"/api/v1/webhooks/deletions{query}", headers=keys[org])
+        assert got.status_code == 200, got.get_json()
+        return [(d["supporter_id"], d["reason"]) for d in got.get_json()["_embedded"]["deletions"]]
+
+    eventually(lambda: listed(PARTNER_B), message="the withdrawal listed")
+    assert listed(LEAD) == [(ana.key, "erased")]  # its contact export held her
+    assert listed(PARTNER_A) == [(ana.key, "erased")]  # she shared with it
+    assert listed(PARTNER_B) == [(bo.key, "withdrawn")]  # Bo unticked its box; Ana never ticked
+    later = format_time(utcnow() + timedelta(minutes=1))
+    assert listed(LEAD, f"?since={later.replace('+', '%2B')}") == []
+    assert wh.client().get("/api/v1/webhooks/deletions").status_code == 401
+
+
 def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_successor(
     wh: Service,
 ) -> None:
