@@ -398,6 +398,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         type_name("campaign.partner_joined"): [partner],
         type_name("campaign.partner_removed"): [partner],
         type_name("petition.published"): [petition],
+        type_name("petition.updated"): [petition],  # new titles for the emails
         type_name("signature.created"): [bind(handle_signature_created)],
         type_name("signature.confirmed"): [bind(handle_signature_confirmed)],
         type_name("petition.milestone_reached"): [bind(handle_milestone)],

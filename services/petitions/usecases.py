@@ -218,18 +218,52 @@ def _managed(
     return petition, coalition
 
 
+# What may change once a petition is open: its words (a typo, a translation that arrived after
+# launch) and whom it addresses. How it counts (double opt-in) is what its signers signed under,
+# and its goal climbs by itself.
+OPEN_EDITABLE = frozenset({"texts", "targets", "default_locale"})
+
+
 def edit_petition(
     deps: Deps, principal: Principal, petition_id: str, changes: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Change a draft petition (texts replace all locale variants when given)."""
+    """Change a draft petition, or an open one's texts, targets and default locale (texts
+    replace all locale variants when given); an open one's change is announced
+    (petition.updated), so the emails and partners use the new titles."""
     with deps.engine.begin() as conn:
         petition, _ = _managed(deps, conn, principal, petition_id)
-        if petition.status != domain.DRAFT:
-            raise Conflict("Only a draft petition can be edited", {"status": [petition.status]})
+        if petition.status == domain.OPEN:
+            fixed = sorted(set(changes) - OPEN_EDITABLE)
+            if fixed:
+                raise Conflict(
+                    "An open petition's texts, targets and default locale can change; not this",
+                    {name: ["fixed once the petition is open"] for name in fixed},
+                )
+        elif petition.status != domain.DRAFT:
+            raise Conflict("A closed petition cannot be edited", {"status": [petition.status]})
         texts = changes.get("texts", petition.texts)
         _check_texts(texts, changes.get("default_locale", petition.default_locale))
-        store.update_petition(conn, petition_id, **dict(changes), updated_at=now())
-        return organizer_view(_petition(conn, petition_id), 0)
+        moment = now()
+        store.update_petition(conn, petition_id, **dict(changes), updated_at=moment)
+        changed = _petition(conn, petition_id)
+        if changed.status == domain.OPEN:
+            deps.outbox.add(conn, _announced(deps, "petition.updated", changed, moment))
+        return organizer_view(changed, store.total(conn, petition_id))
+
+
+def _announced(deps: Deps, kind: str, petition: Any, moment: datetime) -> Event:
+    """petition.published or petition.updated: the petition as its readers need it."""
+    data = {
+        "petition_id": petition.petition_id,
+        "campaign_id": petition.campaign_id,
+        "organization_id": petition.organization_id,
+        "titles": {locale: text["title"] for locale, text in petition.texts.items()},
+        "default_locale": petition.default_locale,
+        "goal": petition.goal,
+        "double_opt_in": petition.double_opt_in,
+        "at": moment.isoformat(),
+    }
+    return event(deps, kind, petition.petition_id, data)
 
 
 def publish_petition(deps: Deps, principal: Principal, petition_id: str) -> dict[str, Any]:
@@ -248,17 +282,7 @@ def publish_petition(deps: Deps, principal: Principal, petition_id: str) -> dict
         store.update_petition(
             conn, petition_id, status=domain.OPEN, published_at=moment, updated_at=moment
         )
-        data = {
-            "petition_id": petition_id,
-            "campaign_id": petition.campaign_id,
-            "organization_id": petition.organization_id,
-            "titles": {locale: text["title"] for locale, text in petition.texts.items()},
-            "default_locale": petition.default_locale,
-            "goal": petition.goal,
-            "double_opt_in": petition.double_opt_in,
-            "at": moment.isoformat(),
-        }
-        deps.outbox.add(conn, event(deps, "petition.published", petition_id, data))
+        deps.outbox.add(conn, _announced(deps, "petition.published", petition, moment))
         return organizer_view(_petition(conn, petition_id), store.total(conn, petition_id))
 
 

@@ -348,6 +348,8 @@ CATALOG = EventRegistry(
         _t("alert.unscheduled", CAMPAIGNS, AlertUnscheduledSchema, "campaign_id"),
         _t("alert.cancelled", CAMPAIGNS, AlertCancelledSchema, "campaign_id"),
         _t("petition.published", PETITIONS, PetitionPublishedSchema, "petition_id"),
+        # An open petition's texts, targets or default locale changed: the same shape.
+        _t("petition.updated", PETITIONS, PetitionPublishedSchema, "petition_id"),
         _t("petition.closed", PETITIONS, PetitionClosedSchema, "petition_id"),
         _t("signature.created", PETITIONS, SignatureCreatedSchema, "supporter_id"),
         _t("signature.confirmed", PETITIONS, SignatureConfirmedSchema, "supporter_id"),

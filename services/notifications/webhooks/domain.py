@@ -22,6 +22,7 @@ EVENT_TYPES = (
     "campaign.partner_joined",
     "campaign.partner_removed",
     "petition.published",
+    "petition.updated",
     "petition.closed",
     "petition.milestone_reached",
     "signature.created",
@@ -223,18 +224,14 @@ _CAMPAIGN = (
     "campaign_id", "lead_organization_id", "partner_organization_ids", "titles",
     "descriptions", "default_locale", "status", "at",
 )  # fmt: skip
+_PETITION = (
+    "petition_id", "campaign_id", "organization_id", "titles", "default_locale", "goal", "at",
+)  # fmt: skip
 _PUBLIC = {
     "campaign.partner_joined": ("campaign_id", "organization_id", "at"),
     "campaign.partner_removed": ("campaign_id", "organization_id", "left", "at"),
-    "petition.published": (
-        "petition_id",
-        "campaign_id",
-        "organization_id",
-        "titles",
-        "default_locale",
-        "goal",
-        "at",
-    ),  # fmt: skip
+    "petition.published": _PETITION,
+    "petition.updated": _PETITION,
     "petition.closed": ("petition_id", "campaign_id", "total", "at"),
     "petition.milestone_reached": (
         "petition_id",

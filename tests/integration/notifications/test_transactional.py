@@ -109,6 +109,31 @@ def test_the_thank_you_names_the_petition_in_the_variant_signed(service: Service
     assert titles["es"] in mail["subject"] and titles["fr"] not in mail["subject"]
 
 
+def test_a_title_fixed_after_launch_is_the_one_thanked_for(service: Service) -> None:
+    """An organizer fixes a typo in an open petition's title (petition.updated): signers
+    thanked after it read the title as fixed."""
+    service.start()
+    published = dict(
+        petition_id="pet-fix", campaign_id="camp-1", organization_id="org-rb",
+        default_locale="en", goal=100, double_opt_in=False,
+    )  # fmt: skip
+    service.publish(
+        organization("org-rb"),
+        event("petition.published", "pet-fix", titles={"en": "Fund langauge access"}, **published),
+        event("petition.updated", "pet-fix", titles={"en": "Fund language access"}, **published),
+    )
+    eventually(
+        lambda: (
+            projected(service)
+            and service.rows(petitions)[0].titles == {"en": "Fund language access"}
+        ),
+        message="organization and the petition as fixed projected",
+    )
+    service.publish(signature("noor@example.org", "pet-fix", "camp-1", "org-rb"))
+    [mail] = eventually(lambda: mails_to(service, "noor@example.org"), message="thank-you")
+    assert "Fund language access" in mail["subject"] and "langauge" not in mail["subject"]
+
+
 def test_a_discreet_korean_speaker_signing_in_english_is_thanked_in_korean_discreetly(
     service: Service,
 ) -> None:

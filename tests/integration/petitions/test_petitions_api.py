@@ -53,10 +53,36 @@ def test_organizer_publishes_a_bilingual_petition(svc: Petitions) -> None:
     again = svc.client.patch(
         f"/api/v1/petitions/{petition_id}", json={"goal": 10}, headers=svc.auth("lead")
     )
-    assert again.status_code == 409  # only drafts are edited
+    assert again.status_code == 409 and "goal" in again.get_json()["errors"]  # it climbs alone
+    # Once open, its words can change (a typo, a translation that arrived after launch), and
+    # the emails and partners hear of the new titles; how it counts cannot.
+    texts = {
+        "en": {"title": "Protect our elders now", "text": "We ask…"},
+        "es": {"title": "Protejan a nuestros mayores", "text": "Pedimos…"},
+        "vi": {"title": "Bảo vệ người cao tuổi", "text": "Chúng tôi yêu cầu…"},
+    }
+    fixed = svc.client.patch(
+        f"/api/v1/petitions/{petition_id}", json={"texts": texts}, headers=svc.auth("lead")
+    )
+    assert fixed.status_code == 200 and fixed.get_json()["status"] == "open"
+    [updated] = svc.outbox_events("petition.updated")
+    assert updated["titles"] == {k: v["title"] for k, v in texts.items()}
+    vietnamese = svc.client.get(f"/api/v1/petitions/{petition_id}?locale=vi").get_json()
+    assert (vietnamese["locale"], vietnamese["title"]) == ("vi", "Bảo vệ người cao tuổi")
+    counted = svc.client.patch(
+        f"/api/v1/petitions/{petition_id}",
+        json={"double_opt_in": True, "texts": texts},
+        headers=svc.auth("lead"),
+    )
+    assert counted.status_code == 409 and "double_opt_in" in counted.get_json()["errors"]
+    assert len(svc.outbox_events("petition.updated")) == 1
 
     closed = svc.client.post(f"/api/v1/petitions/{petition_id}/close", headers=svc.auth("lead"))
     assert closed.status_code == 200 and closed.get_json()["status"] == "closed"
+    late = svc.client.patch(
+        f"/api/v1/petitions/{petition_id}", json={"texts": texts}, headers=svc.auth("lead")
+    )
+    assert late.status_code == 409
     assert svc.outbox_events("petition.closed")[0]["total"] == 0
     signing = svc.sign(petition_id, "late@example.org")
     assert signing.status_code == 409
