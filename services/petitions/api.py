@@ -20,7 +20,7 @@ from shared.auth import Principal, bearer_token, current_principal, require_role
 from shared.errors import Conflict, NotFound
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import REPLAYED, header_doc
-from shared.pages import page_body
+from shared.pages import PageArgs, page_body
 from shared.web import AUTH_DOC, ERROR_RESPONSES, JsonParser
 
 
@@ -258,7 +258,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     def export_signers(query: dict[str, Any], petition_id: str) -> Response:
         """Stream every confirmed signer as CSV (lead organization's organizers)."""
         principal = current_principal(deps.verifier)
-        slugs = exports.authorize(deps, principal, petition_id, None)
+        slugs = exports.authorize(deps, principal, petition_id, None, query["purpose"])
         columns = exports.DELIVERY if query["purpose"] == "delivery" else exports.CONTACT
         lines = exports.csv_lines(deps, petition_id, columns, slugs, bom=query["bom"])
         return _csv(lines, f"petition-{petition_id}-signers.csv")
@@ -271,11 +271,25 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     def export_partner(query: dict[str, Any], petition_id: str, organization_id: str) -> Response:
         """Stream the confirmed signers who chose to share their details with one partner."""
         principal = current_principal(deps.verifier)
-        slugs = exports.authorize(deps, principal, petition_id, organization_id)
+        slugs = exports.authorize(deps, principal, petition_id, organization_id, "partner")
         lines = exports.csv_lines(
             deps, petition_id, exports.PARTNER, slugs, organization_id, bom=query["bom"]
         )
         return _csv(lines, f"petition-{petition_id}-partner-{organization_id}.csv")
+
+    @blp.route("/petitions/<petition_id>/exports/log", methods=["GET"])
+    @members
+    @blp.doc(**AUTH_DOC)
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, schemas.ExportLogPage)
+    def export_log(args: dict[str, Any], petition_id: str) -> Any:
+        """Who exported this petition's lists, when, newest first: `kind` contact, delivery or
+        partner (with its partner), the caller's organization, key and role. For the lead
+        organization's organizers and admins: a leaked list can be traced to who took it."""
+        items, total = exports.export_log(
+            deps, current_principal(deps.verifier), petition_id, args["page"], args["per_page"]
+        )
+        return page_body("exports", items, total, args)
 
     return blp
 

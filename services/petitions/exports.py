@@ -11,9 +11,11 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
+
 from services.petitions import domain, store
 from services.petitions.bootstrap import Deps
-from services.petitions.usecases import coalition_of
+from services.petitions.usecases import coalition_of, now
 from shared.auth import Principal
 from shared.db import aware
 from shared.errors import NotFound
@@ -56,19 +58,41 @@ PARTNER = (
 
 
 def authorize(
-    deps: Deps, principal: Principal, petition_id: str, partner_id: str | None
+    deps: Deps, principal: Principal, petition_id: str, partner_id: str | None, kind: str
 ) -> dict[str, str]:
-    """Check the caller may export; return organization id -> slug for the recruited_by column."""
+    """Check the caller may export, and log that it does (export_log: who took which list,
+    when); return organization id -> slug for the recruited_by column."""
+    with deps.engine.begin() as conn:
+        petition = store.get_petition(conn, petition_id)
+        if petition is None:
+            raise NotFound("No such petition")
+        coalition, _ = coalition_of(deps, conn, petition.campaign_id, fresh=True)
+        if partner_id is None:
+            domain.require_full_export(principal, coalition)
+        else:
+            domain.require_partner_export(principal, coalition, partner_id)
+        store.log_export(conn, petition_id, kind, partner_id, principal, now())
+    return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
+
+
+def export_log(
+    deps: Deps, principal: Principal, petition_id: str, page: int, per_page: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Return a page of who exported this petition's lists, newest first (its lead
+    organization's organizers, and admins: those who may export every signer)."""
     with deps.engine.connect() as conn:
         petition = store.get_petition(conn, petition_id)
         if petition is None:
             raise NotFound("No such petition")
         coalition, _ = coalition_of(deps, conn, petition.campaign_id, fresh=True)
-    if partner_id is None:
         domain.require_full_export(principal, coalition)
-    else:
-        domain.require_partner_export(principal, coalition, partner_id)
-    return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
+        log = store.export_log
+        query = log.select().where(log.c.petition_id == petition_id)
+        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = conn.execute(
+            query.order_by(log.c.export_id.desc()).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+    return [dict(row._mapping) for row in rows], int(total)
 
 
 Changes = Mapping[tuple[str, str, str], Mapping[str, datetime]]

@@ -347,6 +347,19 @@ class ConfirmResponseSchema(Schema):
     status = fields.String()
 
 
+class ExportLogOut(Schema):
+    export_id = fields.Integer()
+    kind = fields.String(metadata={"description": "contact, delivery or partner"})
+    partner_organization_id = fields.String(allow_none=True)
+    organization_id = fields.String(metadata={"description": "the exporting key's"})
+    key_id = fields.String()
+    role = fields.String()
+    at = fields.DateTime()
+
+
+ExportLogPage = page_schema("exports", ExportLogOut, "Export")
+
+
 class CsvQuerySchema(Schema):
     bom = fields.Boolean(
         load_default=False,

@@ -46,8 +46,8 @@ from services.petitions.domain import (
     Coalition,
     OpenPetition,
 )
-from shared.auth import api_keys_table
-from shared.db import BigId, json_param, raw
+from shared.auth import Principal, api_keys_table
+from shared.db import BigId, Moment, json_param, raw
 from shared.events.catalog import type_name
 from shared.outbox import shared_tables
 
@@ -182,6 +182,40 @@ counters = Table(
     Column("shard", Integer, primary_key=True),
     Column("count", Integer, nullable=False),
 )
+
+# Who exported which list, when: the lists of a coalition whose supporters a leaked list could
+# out. Kept for good; it names keys and organizations, never a signer.
+export_log = Table(
+    "export_log",
+    metadata,
+    Column("export_id", BigId, primary_key=True, autoincrement=True),
+    Column("petition_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # contact | delivery | partner
+    Column("partner_organization_id", String(64)),
+    Column("organization_id", String(64), nullable=False),  # the caller's
+    Column("key_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("at", Moment(), nullable=False),
+    Index("ix_export_log_petition", "petition_id", "export_id"),
+)
+
+
+def log_export(
+    conn: Connection,
+    petition_id: str,
+    kind: str,
+    partner_id: str | None,
+    principal: Principal,
+    at: datetime,
+) -> None:
+    conn.execute(
+        export_log.insert().values(
+            petition_id=petition_id, kind=kind, partner_organization_id=partner_id,
+            organization_id=principal.organization_id, key_id=principal.key_id,
+            role=principal.role, at=at,
+        )
+    )  # fmt: skip
+
 
 idempotency_keys = Table(
     "idempotency_keys",

@@ -210,3 +210,30 @@ def test_an_export_for_excel_starts_with_a_byte_order_mark(svc: Petitions) -> No
     refused = svc.client.get(f"{full}?bom=perhaps", headers=svc.auth("lead"))
     assert refused.status_code == 422
     assert "bom" in refused.get_json()["errors"]
+
+
+def test_every_export_leaves_a_trace_the_lead_can_read(svc: Petitions, petition: str) -> None:
+    """A leaked list must be traceable to whoever took it: each export is logged with the
+    caller's organization, key and role; the lead's organizers read the log, nobody else."""
+    base = f"/api/v1/petitions/{petition}/exports"
+    assert svc.client.get(f"{base}/signers.csv", headers=svc.auth("lead")).status_code == 200
+    delivery = f"{base}/signers.csv?purpose=delivery"
+    assert svc.client.get(delivery, headers=svc.auth("lead")).status_code == 200
+    assert (
+        svc.client.get(f"{base}/partners/{svc.p1}.csv", headers=svc.auth("p1")).status_code == 200
+    )
+    assert (
+        svc.client.get(f"{base}/partners/{svc.p2}.csv", headers=svc.auth("p1")).status_code == 403
+    )
+    log = svc.client.get(f"{base}/log", headers=svc.auth("lead"))
+    assert log.status_code == 200
+    entries = log.get_json()["_embedded"]["exports"]
+    assert [(e["kind"], e["organization_id"], e["partner_organization_id"]) for e in entries] == [
+        ("partner", svc.p1, svc.p1),
+        ("delivery", svc.lead, None),
+        ("contact", svc.lead, None),
+    ]  # newest first; the refused one left none
+    assert entries[0]["role"] == "partner" and entries[2]["role"] == "organizer"
+    assert log.get_json()["total_records"] == 3
+    for who in ("p1", "p1_organizer", "outsider"):
+        assert svc.client.get(f"{base}/log", headers=svc.auth(who)).status_code == 403, who
