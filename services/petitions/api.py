@@ -194,6 +194,18 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
         """Read the total and the counts by locale, recruiting partner and source."""
         return usecases.read_counts(deps, current_principal(deps.verifier), petition_id)
 
+    @blp.route("/petitions/<petition_id>/counts/daily", methods=["GET"])
+    @members
+    @blp.doc(**AUTH_DOC)
+    @blp.arguments(schemas.DailyCountsQuery(), location="query")
+    @blp.response(200, schemas.DailyCountsSchema)
+    def read_daily_counts(query: dict[str, Any], petition_id: str) -> dict[str, Any]:
+        """Signatures counted on each of the last `days` days (today included, up to 366) in a
+        time zone, by recruiting partner; a day with none is listed with 0."""
+        return usecases.read_daily_counts(
+            deps, current_principal(deps.verifier), petition_id, query["days"], query["time_zone"]
+        )
+
     @blp.route("/petitions/<petition_id>/signatures", methods=["POST"])
     @limited(sign_limits)
     @blp.arguments(schemas.SignRequestSchema())

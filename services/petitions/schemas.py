@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import available_timezones
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
@@ -345,6 +346,39 @@ class SignResponseSchema(Schema):
 class ConfirmResponseSchema(Schema):
     petition_id = fields.String()
     status = fields.String()
+
+
+_ZONES = frozenset(available_timezones())
+
+
+def _known_zone(value: str) -> None:
+    if value not in _ZONES:
+        raise ValidationError("Not an IANA time zone (such as America/Los_Angeles).")
+
+
+class DailyCountsQuery(Schema):
+    days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=366))
+    time_zone = fields.String(
+        load_default="UTC",
+        validate=_known_zone,
+        metadata={"description": "IANA time zone whose days are counted (America/Los_Angeles)"},
+    )
+
+
+class DayCountSchema(Schema):
+    date = fields.String(metadata={"description": "YYYY-MM-DD in time_zone"})
+    total = fields.Integer()
+    by_partner = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "Recruiting organization id ('direct' when none)"},
+    )
+
+
+class DailyCountsSchema(Schema):
+    petition_id = fields.String()
+    time_zone = fields.String()
+    days = fields.List(fields.Nested(DayCountSchema))
 
 
 class ExportLogOut(Schema):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     or_,
@@ -47,7 +50,7 @@ from services.petitions.domain import (
     OpenPetition,
 )
 from shared.auth import Principal, api_keys_table
-from shared.db import BigId, Moment, json_param, raw
+from shared.db import BigId, Moment, aware, json_param, raw
 from shared.events.catalog import type_name
 from shared.outbox import shared_tables
 
@@ -906,3 +909,30 @@ def claim_idempotency_key(
 def forget_idempotency_keys(conn: Connection, before: datetime) -> int:
     result = conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < before))
     return int(result.rowcount or 0)
+
+
+def confirmed_since(
+    conn: Connection, petition_id: str, since: datetime, zone: str
+) -> list[tuple[date, str | None, int]]:
+    """Count a petition's signatures confirmed since a time by day in a time zone and by
+    recruiting partner: [(day, partner id or None, count)]. Erased ones still count (their
+    time and recruiter are kept). PostgreSQL counts them itself; SQLite (the local run) has no
+    time zones, and its rows are read and counted here."""
+    where = and_(
+        signatures.c.petition_id == petition_id,
+        signatures.c.confirmed_at.is_not(None),
+        signatures.c.confirmed_at >= since,
+    )
+    partner = signatures.c.recruiter_organization_id
+    if conn.dialect.name == "postgresql":
+        day = cast(func.timezone(zone, signatures.c.confirmed_at), Date).label("day")
+        rows = conn.execute(
+            select(day, partner, func.count()).where(where).group_by(day, partner)
+        ).all()
+        return [(row[0], row[1], int(row[2])) for row in rows]
+    tz = ZoneInfo(zone)
+    counted: dict[tuple[date, str | None], int] = {}
+    for at, org in conn.execute(select(signatures.c.confirmed_at, partner).where(where)):
+        key = (aware(at).astimezone(tz).date(), org)
+        counted[key] = counted.get(key, 0) + 1
+    return [(day, org, n) for (day, org), n in counted.items()]

@@ -458,3 +458,36 @@ def test_made_up_source_codes_cannot_grow_the_counts_past_one_screen(svc: Petiti
     assert counts["by_source"]["rb"] == 3
     assert counts["by_source"]["(other)"] == 120 - 98
     assert sum(counts["by_source"].values()) == counts["total"] == 123
+
+
+def test_counts_by_day_show_the_momentum_in_the_organizers_time_zone(svc: Petitions) -> None:
+    """'+3 today, 2 of them through Rainbow': each of the last days in the organizer's time
+    zone, by recruiting partner, a quiet day listed with 0; erased signatures still count."""
+    from datetime import UTC, datetime, timedelta
+
+    petition_id = svc.open_petition()
+    for i, source in enumerate(("rb", "rb", None, "kp")):
+        extra = {"referrer_data": {"source": source}} if source else {}
+        assert svc.sign(petition_id, f"d{i}@example.org", **extra).status_code == 202
+    # One of them signed three days ago, late in the evening in Los Angeles (UTC's next day).
+    la_evening = datetime.now(UTC).replace(hour=5, minute=30, second=0) - timedelta(days=3)
+    with svc.deps.engine.begin() as conn:
+        first = min(r.id for r in conn.execute(store.signatures.select()))
+        conn.execute(
+            store.signatures.update()
+            .where(store.signatures.c.id == first)
+            .values(confirmed_at=la_evening, created_at=la_evening)
+        )
+    path = f"/api/v1/petitions/{petition_id}/counts/daily"
+    got = svc.client.get(f"{path}?days=5&time_zone=America/Los_Angeles", headers=svc.auth("p1"))
+    assert got.status_code == 200, got.get_json()
+    days = got.get_json()["days"]
+    assert len(days) == 5 and sum(d["total"] for d in days) == svc.counts(petition_id)["total"]
+    la_day = (la_evening - timedelta(hours=8)).date().isoformat()
+    [earlier] = [d for d in days if d["date"] == la_day]
+    assert earlier == {"date": la_day, "total": 1, "by_partner": {svc.p1: 1}}
+    assert days[-1]["total"] == 3 and days[-1]["by_partner"] == {svc.p1: 1, "direct": 1, svc.p2: 1}
+    assert [d["total"] for d in days if d["date"] not in (la_day, days[-1]["date"])] == [0, 0, 0]
+    bad = svc.client.get(f"{path}?time_zone=Mars/Olympus", headers=svc.auth("lead"))
+    assert bad.status_code == 422 and "time_zone" in bad.get_json()["errors"]
+    assert svc.client.get(path, headers=svc.auth("outsider")).status_code == 403

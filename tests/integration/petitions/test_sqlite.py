@@ -52,6 +52,11 @@ def test_the_whole_flow_runs_on_sqlite(lite: Petitions) -> None:
         assert lite.client.post(path).status_code == 200
     counts = lite.counts(petition_id)
     assert (counts["total"], counts["pending"]) == (2, 0)
+    daily = lite.client.get(
+        f"/api/v1/petitions/{petition_id}/counts/daily?days=2&time_zone=Asia/Manila",
+        headers=lite.auth("lead"),
+    ).get_json()
+    assert [d["total"] for d in daily["days"]] == [0, 2]  # both confirmed today, in Manila
 
     Housekeeping(lite.deps).run_once()
     assert [e["milestone"] for e in lite.outbox_events("petition.milestone_reached")] == [2]
