@@ -128,10 +128,12 @@ _add_service_commands()
 
 
 def _add_dev_commands() -> None:
-    """Register `dev`, `demo` and `outbox` (their modules import nothing heavy at load)."""
+    """Register `dev`, `demo`, `outbox` and `dlq` (their modules import nothing heavy at load)."""
     from shared.cli.dev import register
+    from shared.cli.dlq import dlq
 
     register(cli)
+    cli.add_command(dlq)
 
 
 _add_dev_commands()

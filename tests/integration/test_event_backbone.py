@@ -864,3 +864,54 @@ def test_a_long_wait_for_the_database_restarts_the_parked_events_clock(
         assert runner.running_since - before > timedelta(hours=2)
     finally:
         runner._consumer.close(autocommit=False)  # type: ignore[union-attr]
+
+
+def test_an_operator_redrives_dead_letters_once_the_cause_is_fixed(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead-lettered event is a signer never thanked until someone acts: `kinship dlq list`
+    shows what failed and why (never its data), `kinship dlq redrive` sends it back to its
+    topic once the cause is fixed; it applies once, the events handled already stay handled,
+    and a second redrive sends nothing."""
+    from click.testing import CliRunner
+
+    from shared.cli.main import cli
+
+    broken = {"on": True}
+    apply = eventapp.effect_handler(app.effects)
+
+    def handler(event: Event, conn: Any) -> None:
+        if event.data["seq"] == 2 and broken["on"]:
+            raise ValueError("a setting was wrong")
+        apply(event, conn)
+
+    runner = _runner(app, handler, retry=RetryPolicy(max_attempts=1, base_delay=0.1))
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    dlq = dead_letter_topic(app.topic, app.group)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", app.bootstrap)
+    try:
+        app.add_events([eventapp.item_event("k", i) for i in range(5)])
+        _publish_all(app)
+        eventually(lambda: sum(end_offsets(app.bootstrap, dlq).values()) == 1, timeout=180,
+                   message="one dead letter")  # fmt: skip
+        eventually(lambda: app.count(app.effects) == 4, message="the others applied")
+        listed = CliRunner().invoke(cli, ["dlq", "list", dlq])
+        assert listed.exit_code == 0, listed.output
+        [line] = listed.output.strip().splitlines()
+        assert eventapp.ITEM_CREATED in line and "ValueError" in line
+        assert '"seq"' not in line  # the event's data stays in Kafka
+        assert f"{dlq}\t1" in CliRunner().invoke(cli, ["dlq", "list"]).output
+        broken["on"] = False  # the fix is deployed
+        redriven = CliRunner().invoke(cli, ["dlq", "redrive", dlq])
+        assert redriven.exit_code == 0 and "1 redriven" in redriven.output, redriven.output
+        eventually(lambda: app.count(app.effects) == 5, message="the dead letter applied")
+        again = CliRunner().invoke(cli, ["dlq", "redrive", dlq])
+        assert "0 redriven" in again.output
+        time.sleep(1.0)
+    finally:
+        runner.stop()
+        thread.join(timeout=30)
+    assert app.distinct_effects() == 5 and app.count(app.effects) == 5
+    missing = CliRunner().invoke(cli, ["dlq", "redrive", "kinship.nowhere.dlq"])
+    assert missing.exit_code == 1
