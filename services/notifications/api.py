@@ -20,7 +20,13 @@ from services.notifications import audience, compliance, erasure, messages, pref
 from services.notifications.bootstrap import Deps
 from services.notifications.domain import sms_keyword
 from services.notifications.fanout import alert_counts
-from services.notifications.schemas import AlertProgressSchema, ErasureRequestSchema, ErasureSchema
+from services.notifications.schemas import (
+    AlertProgressSchema,
+    AudienceEstimateIn,
+    AudienceEstimateOut,
+    ErasureRequestSchema,
+    ErasureSchema,
+)
 from services.notifications.store import alerts, idempotency_keys, supporters
 from shared.auth import Principal, authorize, current_principal, require_role
 from shared.errors import FieldError, NotFound, PermissionDenied
@@ -547,6 +553,29 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
         with deps.engine.begin() as conn:
             erased = erasure.erase(deps, conn, email=email, phone=phone, supporter=supporter)
         return {"status": "erased", "count": len(erased)}
+
+    @blp.route("/audiences/estimate", methods=["POST"])
+    @require_role(verifier, ["admin", "organizer"])
+    @blp.arguments(AudienceEstimateIn)
+    @blp.response(200, AudienceEstimateOut)
+    @blp.doc(**AUTH_DOC)
+    def estimate_audience(body: dict[str, Any]) -> dict[str, Any]:
+        """How many of a campaign's supporters an alert to this audience (the filters an alert
+        takes) would reach now, by channel: consent given and not suppressed. For the lead
+        organization's organizers, before they send: 12 people or 12,000."""
+        principal: Principal = current_principal(deps.verifier)
+        campaign_id = body["campaign_id"]
+        with deps.engine.connect() as conn:
+            found = audience.campaign(conn, campaign_id)
+            if found is None:
+                raise NotFound("No such campaign")
+            try:
+                authorize(principal, [found.lead_organization_id], ["organizer"], "estimate")
+            except PermissionDenied:
+                raise NotFound("No such campaign") from None
+            counts = audience.estimate(conn, campaign_id, found.lead_organization_id,
+                                       body["audience"])  # fmt: skip
+        return {"campaign_id": campaign_id, **counts}
 
     @blp.route("/alerts/<alert_id>/progress", methods=["GET"])
     @blp.response(200, AlertProgressSchema)

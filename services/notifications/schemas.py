@@ -35,3 +35,33 @@ class AlertProgressSchema(Schema):
     ambiguous = fields.Integer(required=True)
     dead_batches = fields.Integer(required=True)
     batches = fields.Integer(required=True)
+
+
+def _values(max_length: int) -> fields.List[str]:
+    """A filter's values, as an alert's audience carries them (at most 500)."""
+    return fields.List(
+        fields.String(validate=validate.Length(min=1, max=max_length)),
+        load_default=list,
+        validate=validate.Length(max=500),
+    )
+
+
+class AudienceFilterSchema(Schema):
+    locales = _values(35)
+    countries = _values(2)
+    regions = _values(6)
+    postal_prefixes = _values(12)
+    partner_organization_ids = _values(64)
+    interests = _values(64)
+
+
+class AudienceEstimateIn(Schema):
+    campaign_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    audience = fields.Nested(AudienceFilterSchema, load_default=dict)
+
+
+class AudienceEstimateOut(Schema):
+    campaign_id = fields.String()
+    email = fields.Integer(metadata={"description": "reachable by email now"})
+    sms = fields.Integer(metadata={"description": "reachable by text now"})
+    either = fields.Integer(metadata={"description": "reachable by one channel or both"})

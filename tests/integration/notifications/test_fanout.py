@@ -44,6 +44,8 @@ from tests.integration.notifications.harness import (
     Service,
     alert,
     daytime_zone,
+    event,
+    issue_key,
     organization,
     petition,
     running_service,
@@ -336,6 +338,54 @@ def _reached(
         for email, args in service.fakes.sendgrid_recipients()
         if args.get("alert_id") == alert_id
     }
+
+
+def test_an_audience_estimate_counts_whom_the_alert_then_reaches(service: Service) -> None:
+    """Before sending, the lead's organizer asks how many an audience reaches: the count is
+    what the alert then reaches (consent given, not unsubscribed, in the filter)."""
+    from services.notifications import audience as projection
+    from shared.privacy import email_hash
+
+    org, pet, camp = "org-est", "pet-est", "camp-est"
+    service.publish(
+        organization(org), petition(pet, camp, org),
+        event("campaign.launched", camp, campaign_id=camp, lead_organization_id=org,
+              partner_organization_ids=[], titles={"en": "Estimate"}, status="active"),
+    )  # fmt: skip
+    service.start()
+    signers = {
+        "la@example.org": ("US", True),
+        "sf@example.org": ("US", True),
+        "nyc@example.org": ("US", True),
+        "quiet@example.org": ("US", False),  # signed, no email consent
+        "toronto@example.org": ("CA", True),
+    }
+    for email, (country, email_ok) in signers.items():
+        service.publish(signature(email, pet, camp, org, country=country, postal_code=None,
+                                  email_ok=email_ok))  # fmt: skip
+    joined = supporter_campaigns.c.campaign_id == camp
+    eventually(lambda: service.count(supporter_campaigns, joined) == 5, message="signers")
+    eventually(lambda: service.count(campaigns, campaigns.c.campaign_id == camp) == 1,
+               message="campaign")  # fmt: skip
+    with service.engine.begin() as conn:  # nyc unsubscribed since
+        projection.suppress(conn, email_hash(HASH_KEY, "nyc@example.org"), "email", EVERY_ORG,
+                            "unsubscribe", utcnow())  # fmt: skip
+    key = issue_key(service.engine, "organizer", org)
+    body = {"campaign_id": camp, "audience": {"countries": ["US"]}}
+    got = service.client().post("/api/v1/audiences/estimate", json=body, headers=key)
+    assert got.status_code == 200, got.get_json()
+    assert got.get_json() == {"campaign_id": camp, "email": 2, "sms": 0, "either": 2}
+    stranger = issue_key(service.engine, "organizer", "org-other")
+    assert service.client().post("/api/v1/audiences/estimate", json=body,
+                                 headers=stranger).status_code == 404  # fmt: skip
+    bad = service.client().post("/api/v1/audiences/estimate", headers=key,
+                                json={**body, "audience": {"countries": ["USA"]}})  # fmt: skip
+    assert bad.status_code == 422 and "audience" in bad.get_json()["errors"]
+    service.publish(alert("alert-est", camp, org, ["email"], audience=body["audience"]))
+    eventually(lambda: finished(service, "alert-est"), timeout=60, message="alert done")
+    reached = {e for e, args in service.fakes.sendgrid_recipients()
+               if args.get("alert_id") == "alert-est"}  # fmt: skip
+    assert reached == {"la@example.org", "sf@example.org"}
 
 
 def test_an_alert_for_regions_reaches_signers_however_they_typed_theirs(
