@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import html
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,6 +20,7 @@ from services.campaigns.schemas import AlertIn, check_merged
 from shared.auth import Principal
 from shared.errors import Conflict, DomainError, FieldError, NotFound
 from shared.outbox import Outbox
+from shared.templates import fill, with_opt_out
 
 log = logging.getLogger(__name__)
 AUDIENCE_KEYS = (
@@ -136,6 +139,61 @@ def get_alert(deps: Deps, principal: Principal, alert_id: str) -> dict[str, Any]
         alert, campaign, partner_rows = _load(conn, alert_id)
         domain.may_read_campaign(principal, access_of(campaign, partner_rows))
         return _view(conn, alert, campaign, partner_rows)
+
+
+# A sample person for previews (or the name the organizer types): links lead nowhere.
+SAMPLE = {"given_name": "Alex", "family_name": "Rivera"}
+SMS = ("sms_text", "sms_discreet_text")
+
+
+def _value(values: Mapping[str, str], name: str) -> str:
+    return values.get(name, "")
+
+
+def preview_alert(
+    deps: Deps, principal: Principal, alert_id: str, locale: str | None, given_name: str | None
+) -> dict[str, Any]:
+    """Return the alert in one of its languages as a supporter would read it: every field
+    filled (a sample name or the one given, the campaign's title, the lead's name and postal
+    address; links to a preview page), each text with the opt-out line notifications adds when
+    it has none, and its segments. Notifications adds each email's footer (who sent it, their
+    address, how to leave) besides."""
+    with deps.engine.connect() as conn:
+        alert, campaign, partner_rows = _load(conn, alert_id)
+        domain.may_read_campaign(principal, access_of(campaign, partner_rows))
+        org = store.organization(conn, campaign.lead_organization_id)
+    variant = locale or alert.default_locale
+    texts = (alert.content or {}).get(variant)
+    if texts is None:
+        raise FieldError(
+            "locale", f"Not a language of this alert: {', '.join(sorted(alert.content))}"
+        )
+    link = f"{deps.settings.public_base_url}/preview"
+    values = {
+        **SAMPLE,
+        **({"given_name": given_name} if given_name else {}),
+        "organization_name": org.name if org else "",
+        "campaign_title": campaign.titles.get(variant)
+        or campaign.titles.get(campaign.default_locale)
+        or "",
+        "postal_address": (org.postal_address or "") if org else "",
+        "unsubscribe_url": link,
+        "preferences_url": link,
+    }
+    filled: dict[str, str] = {}
+    for field, template in texts.items():
+        if not template:
+            continue
+        shown = {k: html.escape(v) for k, v in values.items()} if field == "email_html" else values
+        filled[field] = fill(template, functools.partial(_value, shown))
+        if field in SMS:
+            filled[field] = with_opt_out(filled[field], written=template)
+    return {
+        "alert_id": alert_id,
+        "locale": variant,
+        "texts": filled,
+        "sms": {f: rules.measure_sms(filled[f]).as_dict() for f in SMS if f in filled},
+    }
 
 
 def list_alerts(

@@ -331,6 +331,20 @@ def get_alert(alert_id: str) -> Any:
     return alerts.get_alert(deps(), caller(), alert_id)
 
 
+@alert_bp.route("/<alert_id>/preview", methods=["GET"])
+@alert_bp.arguments(s.PreviewQuery, location="query")
+@alert_bp.response(200, s.PreviewOut)
+@alert_bp.doc(**AUTH_DOC)
+def preview_alert(args: dict[str, Any], alert_id: str) -> Any:
+    """The alert in one of its languages as a supporter would read it: subject, email and text
+    messages filled with a sample person (or `given_name`), the campaign's title and the lead's
+    name and address, each text with its opt-out line and segments. Notifications adds each
+    email's footer besides."""
+    return alerts.preview_alert(
+        deps(), caller(), alert_id, args.get("locale"), args.get("given_name")
+    )
+
+
 @alert_bp.route("/<alert_id>", methods=["PATCH"])
 @alert_bp.arguments(s.AlertPatch)
 @alert_bp.response(200, s.AlertOut)

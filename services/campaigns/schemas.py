@@ -372,3 +372,23 @@ KeyPage = page_schema("api_keys", KeyOut)
 CampaignPage = page_schema("campaigns", CampaignOut)
 AlertPage = page_schema("alerts", AlertOut)
 PartnerPage = page_schema("partners", PartnerOut)
+
+
+class PreviewQuery(Schema):
+    locale = Text(validate=validate.Length(min=2, max=35))
+    given_name = Text(validate=validate.Length(min=1, max=100))
+
+
+class PreviewOut(Schema):
+    alert_id = Text()
+    locale = Text()
+    texts = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "each of the alert's texts in that language, filled"},
+    )
+    sms = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(),
+        metadata={"description": "each text message's encoding, length and segments"},
+    )

@@ -486,3 +486,29 @@ def test_a_scheduled_alert_taken_back_to_draft_is_not_sent(service: Service) -> 
     service.deps.clock = lambda: soon + timedelta(minutes=11)
     assert alerts.publish_due(service.deps) == 1
     assert lead.post(f"{path}/unschedule").status_code == 409  # published: cancel it instead
+
+
+def test_an_alert_is_previewed_as_a_supporter_would_read_it(service: Service) -> None:
+    """Before scheduling, an organizer reads each language filled in, each text with the
+    opt-out line it will carry and what it will cost in segments."""
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    body = bilingual_alert()
+    body["content"]["en"]["email_html"] = "<p>Hi {{ given_name }}.</p><p>{{ unsubscribe_url }}</p>"
+    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=body).json
+    path = f"/api/v1/alerts/{draft['alert_id']}/preview"
+    english = lead.get(f"{path}?given_name=Mai <b>")
+    assert english.status_code == 200, english.json
+    texts = english.json["texts"]
+    assert texts["email_subject"] == "Mai <b>, ballots in every language"
+    assert "<p>Hi Mai &lt;b&gt;.</p>" in texts["email_html"]  # a name is text, never markup
+    name = service.orgs["lead"]["name"]
+    assert texts["sms_text"] == f"{name}: call the county clerk today. Reply STOP to opt out."
+    assert texts["sms_discreet_text"].startswith("Reminder: a call to make today.")
+    measured = english.json["sms"]["sms_text"]
+    assert measured == {"encoding": "GSM-7", "length": len(texts["sms_text"]), "segments": 1}
+    tagalog = service.as_("partner@partner").get(f"{path}?locale=tl").json
+    assert tagalog["locale"] == "tl" and tagalog["texts"]["email_subject"].startswith("Alex,")
+    unknown = lead.get(f"{path}?locale=fr")
+    assert unknown.status_code == 422 and "locale" in unknown.json["errors"]
+    assert service.as_("organizer@stranger").get(path).status_code == 403
