@@ -164,6 +164,17 @@ def revoke_key(key_id: str) -> None:
     operations.revoke_key(deps(), caller(), key_id)
 
 
+@keys.route("/<key_id>/revoke", methods=["POST"])
+@keys.arguments(s.RevokeIn)
+@keys.response(200, s.RevokedOut)
+@keys.doc(**AUTH_DOC)
+def revoke_key_and_issued(data: dict[str, Any], key_id: str) -> Any:
+    """Revoke a key and, with `with_issued`, every key still active it issued, and theirs in
+    turn: a stolen key's first act may be to mint another. All or none (a 403 for any of them
+    revokes nothing). Answers the ids revoked."""
+    return {"revoked": operations.revoke_key(deps(), caller(), key_id, data["with_issued"])}
+
+
 # -- campaigns ---------------------------------------------------------------------------------
 
 campaigns = Blueprint(

@@ -189,16 +189,29 @@ def mark_revoked(conn: Connection, outbox: Outbox, row: Any, now: datetime) -> N
     outbox.add(conn, events.key_revoked(row.key_id, row.organization_id, now))
 
 
-def revoke_key(deps: Deps, principal: Principal, key_id: str) -> None:
+def revoke_key(
+    deps: Deps, principal: Principal, key_id: str, with_issued: bool = False
+) -> list[str]:
+    """Revoke a key; with_issued, every key still active it issued too, and theirs in turn (a
+    stolen key's first act may be to mint another). All or none: a 403 for any of them revokes
+    nothing. Return the ids revoked."""
     now = deps.clock()
     with deps.engine.begin() as conn:
         row = store.key(conn, key_id)
         if row is None:
             raise NotFound("No such key")
-        if row.role == "admin" and not principal.is_admin:
-            raise PermissionDenied("Only a platform admin key can revoke admin keys")
-        domain.may_issue_key(principal, row.organization_id, "organizer")
-        mark_revoked(conn, deps.outbox, row, now)
+        rows, frontier = [row], [row.key_id]
+        while with_issued and frontier:
+            issued = [r for r in store.keys_issued_by(conn, frontier) if r not in rows]
+            rows += issued
+            frontier = [r.key_id for r in issued]
+        for each in rows:
+            if each.role == "admin" and not principal.is_admin:
+                raise PermissionDenied("Only a platform admin key can revoke admin keys")
+            domain.may_issue_key(principal, each.organization_id, "organizer")
+        for each in rows:
+            mark_revoked(conn, deps.outbox, each, now)
+        return [each.key_id for each in rows if each.revoked_at is None]
 
 
 def list_keys(

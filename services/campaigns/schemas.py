@@ -392,3 +392,13 @@ class PreviewOut(Schema):
         values=fields.Dict(),
         metadata={"description": "each text message's encoding, length and segments"},
     )
+
+
+class RevokeIn(Schema):
+    with_issued = fields.Boolean(
+        load_default=False, metadata={"description": "also every key it issued, transitively"}
+    )
+
+
+class RevokedOut(Schema):
+    revoked = fields.List(Text())

@@ -224,6 +224,13 @@ def key(conn: Connection, key_id: str) -> Any:
     return conn.execute(keys_query(None, True).where(api_keys.c.key_id == key_id)).first()
 
 
+def keys_issued_by(conn: Connection, key_ids: Sequence[str]) -> list[Any]:
+    """Return the keys still active that one of key_ids issued."""
+    return list(
+        conn.execute(keys_query(None, False).where(api_key_labels.c.issued_by.in_(key_ids)))
+    )
+
+
 # -- campaigns ---------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from tests.integration.campaigns.conftest import (
     org_body,
     scheduled_alert,
 )
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -512,3 +513,39 @@ def test_an_alert_is_previewed_as_a_supporter_would_read_it(service: Service) ->
     unknown = lead.get(f"{path}?locale=fr")
     assert unknown.status_code == 422 and "locale" in unknown.json["errors"]
     assert service.as_("organizer@stranger").get(path).status_code == 403
+
+
+def test_a_stolen_keys_offspring_are_revoked_with_it(service: Service) -> None:
+    """A stolen organizer key's first act may be to mint another: revoking it with_issued
+    takes every key it issued, and theirs, in one go; a key of another organization cannot."""
+    make_coalition(service)
+    slug = service.orgs["lead"]["slug"]
+
+    def issue(secret: str, role: str) -> dict[str, Any]:
+        made = service.http.as_(secret).post(
+            "/api/v1/keys", json={"organization": slug, "role": role, "name": role}
+        )
+        assert made.status_code == 201, made.json
+        return dict(made.json)
+
+    stolen = issue(service.keys["organizer@lead"], "organizer")
+    minted = issue(stolen["secret"], "organizer")
+    grandchild = issue(minted["secret"], "partner")
+    bystander = issue(service.keys["organizer@lead"], "partner")
+    path = f"/api/v1/keys/{stolen['key_id']}/revoke"
+    refused = service.as_("organizer@partner").post(path, json={"with_issued": True})
+    assert refused.status_code == 403
+    assert service.http.as_(grandchild["secret"]).get("/api/v1/keys/me").status_code == 200
+    revoked = service.as_("organizer@lead").post(path, json={"with_issued": True})
+    assert revoked.status_code == 200, revoked.json
+    assert set(revoked.json["revoked"]) == {k["key_id"] for k in (stolen, minted, grandchild)}
+    for key in (stolen, minted, grandchild):  # within the verifier's second of cache
+        eventually(
+            lambda k=key: service.http.as_(k["secret"]).get("/api/v1/keys/me").status_code == 401,
+            timeout=5,
+            message="revoked",
+        )
+    assert service.http.as_(bystander["secret"]).get("/api/v1/keys/me").status_code == 200
+    assert service.outbox_types().count("apikey.revoked") == 3
+    again = service.as_("organizer@lead").post(path, json={"with_issued": True})
+    assert again.status_code == 200 and again.json["revoked"] == []
