@@ -36,5 +36,12 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         message="Too many signatures from this address",
         hash_key=deps.settings.hash_key,
     )
-    api.register_blueprint(build_blueprint(deps, sign_limits))
+    export_limits = RateLimits(
+        deps.config.export_limits,
+        deps.config.ratelimit_storage_uri,
+        scope="export",
+        message="Too many exports with this key",
+        hash_key=deps.settings.hash_key,
+    )
+    api.register_blueprint(build_blueprint(deps, sign_limits, export_limits))
     return app

@@ -111,7 +111,7 @@ def limited(limits: RateLimits) -> Callable[[Callable[..., Any]], Callable[..., 
     return decorate
 
 
-def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
+def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimits) -> Blueprint:
     """Return the petitions blueprint bound to one app's dependencies."""
     blp = PetitionsBlueprint(
         "petitions",
@@ -270,6 +270,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     def export_signers(query: dict[str, Any], petition_id: str) -> Response:
         """Stream every confirmed signer as CSV (lead organization's organizers)."""
         principal = current_principal(deps.verifier)
+        export_limits.hit(principal.key_id)
         slugs = exports.authorize(deps, principal, petition_id, None, query["purpose"])
         columns = exports.DELIVERY if query["purpose"] == "delivery" else exports.CONTACT
         lines = exports.csv_lines(deps, petition_id, columns, slugs, bom=query["bom"])
@@ -283,6 +284,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits) -> Blueprint:
     def export_partner(query: dict[str, Any], petition_id: str, organization_id: str) -> Response:
         """Stream the confirmed signers who chose to share their details with one partner."""
         principal = current_principal(deps.verifier)
+        export_limits.hit(principal.key_id)
         slugs = exports.authorize(deps, principal, petition_id, organization_id, "partner")
         lines = exports.csv_lines(
             deps, petition_id, exports.PARTNER, slugs, organization_id, bom=query["bom"]

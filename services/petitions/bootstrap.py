@@ -29,6 +29,8 @@ class PetitionsConfig:
 
     # Per client IP: a burst limit and a sustained one (flask-limiter notation, ';'-separated).
     sign_limits: str = "10 per second;120 per minute"
+    # Per API key: a leaked key (or a runaway script) pulling every list over and over.
+    export_limits: str = "30 per hour"
     # memory:// counts per gunicorn worker process (so N workers allow N times the limit);
     # a shared store such as redis://host:6379 makes the limits exact across processes and hosts.
     ratelimit_storage_uri: str = "memory://"
@@ -45,6 +47,7 @@ class PetitionsConfig:
         defaults = cls()
         return cls(
             sign_limits=env_str("PETITIONS_SIGN_RATE_LIMITS", defaults.sign_limits),
+            export_limits=env_str("PETITIONS_EXPORT_RATE_LIMITS", defaults.export_limits),
             ratelimit_storage_uri=env_str("RATELIMIT_STORAGE_URI", defaults.ratelimit_storage_uri),
             proxy_hops=env_int("PETITIONS_PROXY_HOPS", defaults.proxy_hops),
             counter_shards=env_int("PETITIONS_COUNTER_SHARDS", defaults.counter_shards),

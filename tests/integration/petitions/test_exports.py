@@ -237,3 +237,19 @@ def test_every_export_leaves_a_trace_the_lead_can_read(svc: Petitions, petition:
     assert log.get_json()["total_records"] == 3
     for who in ("p1", "p1_organizer", "outsider"):
         assert svc.client.get(f"{base}/log", headers=svc.auth(who)).status_code == 403, who
+
+
+def test_a_key_pulling_lists_over_and_over_gets_a_clear_429(make_service: Any) -> None:
+    """A leaked key, or a runaway script: each key's exports are limited; another key's are
+    not touched."""
+    svc = make_service(export_limits="2 per hour")
+    petition_id = svc.open_petition()
+    path = f"/api/v1/petitions/{petition_id}/exports/signers.csv"
+    statuses = [svc.client.get(path, headers=svc.auth("lead")).status_code for _ in range(2)]
+    assert statuses == [200, 200]
+    limited = svc.client.get(path, headers=svc.auth("lead"))
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert "Too many exports" in limited.get_json()["message"]
+    assert svc.client.get(path, headers=svc.auth("admin")).status_code == 200
+    log = svc.client.get(f"/api/v1/petitions/{petition_id}/exports/log", headers=svc.auth("lead"))
+    assert log.get_json()["total_records"] == 3  # the refused one left no trace of a list
