@@ -29,19 +29,12 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         # Only behind a known number of proxies is X-Forwarded-For the client's address.
         hops = deps.config.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    sign_limits = RateLimits(
-        deps.config.sign_limits,
-        deps.config.ratelimit_storage_uri,
-        scope="sign",
-        message="Too many signatures from this address",
-        hash_key=deps.settings.hash_key,
-    )
-    export_limits = RateLimits(
-        deps.config.export_limits,
-        deps.config.ratelimit_storage_uri,
-        scope="export",
-        message="Too many exports with this key",
-        hash_key=deps.settings.hash_key,
-    )
+
+    def limits(text: str, scope: str, message: str) -> RateLimits:
+        storage = deps.config.ratelimit_storage_uri
+        return RateLimits(text, storage, scope, message, deps.settings.hash_key)
+
+    sign_limits = limits(deps.config.sign_limits, "sign", "Too many signatures from this address")
+    export_limits = limits(deps.config.export_limits, "export", "Too many exports with this key")
     api.register_blueprint(build_blueprint(deps, sign_limits, export_limits))
     return app
