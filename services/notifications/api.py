@@ -32,7 +32,7 @@ from shared.auth import Principal, authorize, current_principal, require_role
 from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
-from shared.locales import resolve_locale
+from shared.locales import SUPPORTED_LOCALES, resolve_locale
 from shared.privacy import clean_email, phone_hash
 from shared.web import (
     AUTH_DOC,
@@ -45,6 +45,28 @@ from shared.web import (
 
 SIGNATURE_MAX_AGE = 600  # seconds: older signed SendGrid posts are replays
 NAME_MAX, PRONOUNS_MAX = 100, 40  # as petitions accepts them
+
+
+# Each language Kinship writes in, named in itself: a supporter who signed on an English form
+# (or a relative's phone) reads the page in a language they may not read.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "zh-Hans": "\u7b80\u4f53\u4e2d\u6587",
+    "zh-Hant": "\u7e41\u9ad4\u4e2d\u6587",
+    "ja": "\u65e5\u672c\u8a9e",
+    "ko": "\ud55c\uad6d\uc5b4",
+    "vi": "Ti\u1ebfng Vi\u1ec7t",
+    "tl": "Tagalog",
+}
+
+
+def _language_choice(current: str) -> str:
+    options = "".join(
+        f'<option value="{code}" lang="{code}"{" selected" if code == current else ""}>'
+        f"{LANGUAGE_NAMES[code]}</option>"
+        for code in SUPPORTED_LOCALES
+    )
+    return f'<select name="locale">{options}</select>'
 
 
 def _t(locale: str, key: str, **values: Any) -> str:
@@ -236,6 +258,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 f"</label><br><p>{_t(lang, 'share_note')}</p>"
             )
         unchanged = escape(messages.text(lang, "page_unchanged"))  # an attribute: quotes too
+        body += f"<label>{_t(lang, 'language')} {_language_choice(lang)}</label><br>"
         body += (
             f'<label><input type="checkbox" name="discreet"{checked[person.discreet]}> '
             f"{_t(lang, 'discreet')}</label><br>"
@@ -305,6 +328,15 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 )
             if request.form.get("shares_offered") and not request.form.get("share"):
                 compliance.withdraw_shares(conn, deps.outbox, person, now)
+            chosen = request.form.get("locale", "")
+            if chosen in SUPPORTED_LOCALES and chosen != person.locale:
+                # Their messages and pages from now on, alerts' language variants included.
+                conn.execute(
+                    update(supporters)
+                    .where(supporters.c.supporter_id == person.supporter_id)
+                    .values(locale=chosen, language=chosen, updated_at=now)
+                )
+                lang = chosen
             discreet = bool(request.form.get("discreet"))
             if discreet and not person.discreet:
                 conn.execute(

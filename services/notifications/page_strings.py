@@ -4,6 +4,7 @@ key (messages.text)."""
 
 PAGES: dict[str, dict[str, str]] = {
     "en": {
+        "page_language": "Language of our messages",
         "page_prefs_title": "Your preferences",
         "page_email_from": "Email from {org} to {address}.",
         "page_unsubscribe_button": "Unsubscribe from these emails",
@@ -63,6 +64,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_gone": "This link is no longer valid.",
     },
     "zh-Hans": {
+        "page_language": "\u6d88\u606f\u8bed\u8a00",
         "page_prefs_title": "\u60a8\u7684\u504f\u597d\u8bbe\u7f6e",
         "page_email_from": (
             "{org} \u53d1\u9001\u81f3 {address} \u7684\u7535\u5b50\u90ae\u4ef6\u3002"
@@ -151,6 +153,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_gone": "\u6b64\u94fe\u63a5\u5df2\u5931\u6548\u3002",
     },
     "zh-Hant": {
+        "page_language": "\u8a0a\u606f\u8a9e\u8a00",
         "page_prefs_title": "\u60a8\u7684\u504f\u597d\u8a2d\u5b9a",
         "page_email_from": "{org} \u5bc4\u81f3 {address} \u7684\u96fb\u5b50\u90f5\u4ef6\u3002",
         "page_unsubscribe_button": "\u53d6\u6d88\u8a02\u95b1\u9019\u4e9b\u96fb\u5b50\u90f5\u4ef6",
@@ -238,6 +241,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_gone": "\u6b64\u9023\u7d50\u5df2\u5931\u6548\u3002",
     },
     "ja": {
+        "page_language": "\u30e1\u30c3\u30bb\u30fc\u30b8\u306e\u8a00\u8a9e",
         "page_prefs_title": "\u5404\u7a2e\u8a2d\u5b9a",
         "page_email_from": "{org} \u304b\u3089 {address} \u3078\u306e\u30e1\u30fc\u30eb\u3002",
         "page_unsubscribe_button": (
@@ -345,6 +349,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_gone": "\u3053\u306e\u30ea\u30f3\u30af\u306f\u7121\u52b9\u3067\u3059\u3002",
     },
     "ko": {
+        "page_language": "\uba54\uc2dc\uc9c0 \uc5b8\uc5b4",
         "page_prefs_title": "\ud658\uacbd\uc124\uc815",
         "page_email_from": (
             "{org}\uc5d0\uc11c {address}(\uc73c)\ub85c \ubcf4\ub0b4\ub294 "
@@ -450,6 +455,7 @@ PAGES: dict[str, dict[str, str]] = {
         ),
     },
     "vi": {
+        "page_language": "Ng\u00f4n ng\u1eef c\u1ee7a tin nh\u1eafn",
         "page_prefs_title": "T\u00f9y ch\u1ecdn c\u1ee7a b\u1ea1n",
         "page_email_from": "Email t\u1eeb {org} g\u1eedi \u0111\u1ebfn {address}.",
         "page_unsubscribe_button": (
@@ -547,6 +553,7 @@ PAGES: dict[str, dict[str, str]] = {
         "page_gone": "Li\u00ean k\u1ebft n\u00e0y kh\u00f4ng c\u00f2n hi\u1ec7u l\u1ef1c.",
     },
     "tl": {
+        "page_language": "Wika ng mga mensahe",
         "page_prefs_title": "Iyong mga preference",
         "page_email_from": "Email mula sa {org} para sa {address}.",
         "page_unsubscribe_button": "Mag-unsubscribe sa mga email na ito",

@@ -387,6 +387,30 @@ def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> No
     assert sms_box in client.get(f"/preferences/{token}").data  # the consent given still holds
 
 
+def test_a_supporter_chooses_the_language_of_their_messages(service: Service) -> None:
+    """Signed on an English form (or a relative's phone): the page offers each language
+    Kinship writes in, named in itself, and the choice holds for their pages and messages."""
+    project_org(service, "org-lang")
+    people = seed_audience(service.engine, "camp-lang", "org-lang", 1)
+    token = token_of(service, people[0], "org-lang")
+    client = service.client()
+    page = client.get(f"/preferences/{token}").get_data(as_text=True)
+    assert '<option value="en" lang="en" selected>English</option>' in page
+    assert "Ti\u1ebfng Vi\u1ec7t" in page and "\ud55c\uad6d\uc5b4" in page
+    form = {"email": "on", "locale": "vi", "action": "save"}
+    saved = client.post(f"/preferences/{token}", data=form)
+    assert saved.status_code == 200 and 'lang="vi"' in saved.get_data(as_text=True)
+    [row] = service.rows(supporters, supporters.c.supporter_id == people[0]["supporter_id"])
+    assert (row.locale, row.language) == ("vi", "vi")
+    again = client.get(f"/preferences/{token}").get_data(as_text=True)
+    assert '<option value="vi" lang="vi" selected>' in again
+    assert "Ng\u00f4n ng\u1eef c\u1ee7a tin nh\u1eafn" in again  # the page itself in Vietnamese
+    odd = client.post(f"/preferences/{token}", data={**form, "locale": "xx"})
+    assert odd.status_code == 200
+    [row] = service.rows(supporters, supporters.c.supporter_id == people[0]["supporter_id"])
+    assert row.locale == "vi"  # an unknown choice changes nothing
+
+
 def test_saving_preferences_after_stop_keeps_the_consent_start_brings_back(
     service: Service,
 ) -> None:
