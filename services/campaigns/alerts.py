@@ -393,5 +393,5 @@ def _call_off(
 
 def record_progress(conn: Connection, data: Mapping[str, Any], at: datetime) -> bool:
     """Keep notifications' latest progress report of an alert."""
-    counts = {name: int(data[name]) for name in store.PROGRESS_FIELDS}
+    counts = {name: int(data.get(name) or 0) for name in store.PROGRESS_FIELDS}
     return store.record_progress(conn, data["alert_id"], counts, data.get("status"), at)

@@ -325,6 +325,9 @@ class ProgressOut(Schema):
     delivered = fields.Integer()
     failed = fields.Integer()
     suppressed = fields.Integer()
+    deferred = fields.Integer(
+        metadata={"description": "texts held now for their recipient's morning (in queued)"}
+    )
     updated_at = fields.DateTime(allow_none=True)
     status = fields.String(
         allow_none=True,

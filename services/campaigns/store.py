@@ -123,6 +123,7 @@ alerts = Table(
     Column("progress_delivered", Integer, nullable=False, default=0),
     Column("progress_failed", Integer, nullable=False, default=0),
     Column("progress_suppressed", Integer, nullable=False, default=0),
+    Column("progress_deferred", Integer, nullable=False, default=0, server_default="0"),
     Column("progress_at", Moment()),
     # Notifications' word on it: sending, done or cancelled (None before its first report).
     Column("progress_status", String(12)),
@@ -131,7 +132,7 @@ alerts = Table(
 
 idempotency_keys = idempotency_table(metadata)
 
-PROGRESS_FIELDS = ("total", "queued", "sent", "delivered", "failed", "suppressed")
+PROGRESS_FIELDS = ("total", "queued", "sent", "delivered", "failed", "suppressed", "deferred")
 
 
 def page_of(conn: Connection, query: Any, page: int, per_page: int) -> tuple[list[Any], int]:

@@ -684,6 +684,7 @@ def progress_event(row: Any, status: str) -> Event:
             "delivered": row.delivered,
             "failed": row.failed,
             "suppressed": row.suppressed,
+            "deferred": row.deferred,
             "status": status,
             "at": format_time(utcnow()),
         },

@@ -283,6 +283,9 @@ class AlertProgressedSchema(Schema):
     delivered = fields.Integer(required=True)
     failed = fields.Integer(required=True)
     suppressed = fields.Integer(required=True)
+    # Texts held now for the recipient's morning (quiet hours), counted in queued: additive,
+    # 0 in reports made before it was added.
+    deferred = fields.Integer(load_default=0)
     # expanding, sending, done (sent + failed + suppressed = total, nothing left to expand) or
     # cancelled; absent in reports made before it was added.
     status = fields.String(load_default=None)

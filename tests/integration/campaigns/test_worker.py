@@ -254,6 +254,7 @@ def test_progress_comes_from_notifications_events(
         "delivered": 90,
         "failed": 4,
         "suppressed": 6,
+        "deferred": 8,  # texts held for their recipients' morning, among the queued
         "status": "sending",
     }
     events = [
