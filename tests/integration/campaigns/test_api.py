@@ -92,6 +92,7 @@ def test_organizer_builds_a_coalition_launches_and_schedules_a_bilingual_alert(
         "delivered": 0,
         "failed": 0,
         "suppressed": 0,
+        "deferred": 0,
         "updated_at": None,
         "status": None,
     }
