@@ -73,6 +73,23 @@ def _records(bootstrap: str, topic: str, group: str | None) -> Iterator[tuple[An
         consumer.close()
 
 
+def _count(bootstrap: str, topic: str) -> int:
+    """How many records a topic holds, from its partitions' offsets (none is read)."""
+    from kafka import TopicPartition
+
+    from shared.kafka import make_consumer
+
+    consumer = make_consumer(bootstrap, "kinship-dlq-list", "kinship-dlq")
+    try:
+        partitions = [
+            TopicPartition(topic, n) for n in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        first, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        return sum(end[tp] - first[tp] for tp in partitions)
+    finally:
+        consumer.close()
+
+
 def _header(record: Any, name: str) -> str:
     for key, value in record.headers or ():
         if key == name:
@@ -94,8 +111,7 @@ def dlq_list(topic: str | None) -> None:
     topics = dead_letter_topics(bootstrap)
     if topic is None:
         for name in topics:
-            count = sum(1 for _ in _records(bootstrap, name, None))
-            click.echo(f"{name}\t{count}")
+            click.echo(f"{name}\t{_count(bootstrap, name)}")
         return
     if topic not in topics:
         click.echo(f"kinship dlq list: no dead-letter topic {topic}", err=True)

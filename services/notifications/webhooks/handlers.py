@@ -66,6 +66,8 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
     """Return the organizations an event concerns."""
     if short in ("signature.created", "signature.confirmed"):
         orgs = domain.signature_recipients(data)
+        if orgs <= {str(data["organization_id"])}:
+            return orgs  # the petition's own organization alone: no partner to check
         members = campaign_members(conn, str(data["campaign_id"]))
         if members:
             # A partner removed since the signature was made (a double opt-in confirmed after,
