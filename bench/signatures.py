@@ -1,6 +1,6 @@
 """Benchmark signing a petition under gunicorn with PostgreSQL and Kafka (not a test).
 
-    .venv/bin/python bench/signatures.py [--seconds 30] [--workers 3] [--worker-class gthread]
+    .venv/bin/python bench/signatures.py [--seconds 30] [--workers 3] [--worker-class gevent]
         [--gthreads 8] [--connections 32]
 
 Starts a throwaway PostgreSQL and a local Kafka (or uses KINSHIP_BENCH_DATABASE_URL, an admin
@@ -178,6 +178,11 @@ def bare_run(
         )
 
 
+def threads_note(options: argparse.Namespace) -> str:
+    """Return " x N threads" for gthread workers: the others run one thread."""
+    return f" x {options.gthreads} threads" if options.worker_class == "gthread" else ""
+
+
 def gunicorn(
     app: str, port: int, options: argparse.Namespace, env: dict[str, str], log: Path, chdir: Path
 ) -> Any:
@@ -194,7 +199,7 @@ def gunicorn(
         f"127.0.0.1:{port}",
         "--backlog",
         "2048",
-        # A gthread worker accepts while it holds fewer connections than this. Unbounded, the
+        # A worker accepts while it holds fewer connections than this. Unbounded, the
         # client's connections can all land on one worker (one core, one GIL): the bare
         # endpoint measured 2,400 req/s that way against 7,500 spread over the workers.
         "--worker-connections",
@@ -369,13 +374,14 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="signing load duration")
     parser.add_argument("--bare-seconds", type=float, default=15.0, help="bare endpoint duration")
-    # Threaded workers let concurrent signatures share a commit (services/petitions/groupcommit.py);
-    # of 2x8 gthread, 3x8 gthread and 2 sync workers, 3x8 did best here.
+    # Concurrent workers (greenlets or threads) let signatures share a commit
+    # (services/petitions/groupcommit.py); of 2x8 gthread, 3x8 gthread and 2 sync workers, 3x8
+    # did best here, and 3 gevent workers did better still (deploy/gunicorn.conf.py).
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--worker-class", default="gevent", choices=["sync", "gthread", "gevent"])
     parser.add_argument("--gthreads", type=int, default=8, help="threads per gthread worker")
     parser.add_argument(
-        "--worker-connections", type=int, default=16, help="connections a gthread worker holds"
+        "--worker-connections", type=int, default=16, help="connections a worker holds"
     )
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -438,7 +444,7 @@ def main() -> None:
         print(
             f"bare Flask JSON endpoint: {bare['rate']:.0f} req/s, "
             f"p50 {bare['p50_us'] / 1000:.1f} ms, p99 {bare['p99_us'] / 1000:.1f} ms "
-            f"({args.workers} {args.worker_class} workers x {args.gthreads} threads, "
+            f"({args.workers} {args.worker_class} workers{threads_note(args)}, "
             f"{args.connections} connections); {bare['cpu_ms']:.2f} ms of worker CPU a request; "
             f"load average {bare['load']:.1f} on {os.cpu_count()} cores",
             flush=True,

@@ -16,6 +16,7 @@ def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     for name in (
         "GUNICORN_WORKERS",
         "GUNICORN_THREADS",
+        "GUNICORN_WORKER_CLASS",
         "GUNICORN_WORKER_CONNECTIONS",
         "GUNICORN_BIND",
         "PORT",
@@ -44,6 +45,16 @@ def test_a_worker_holds_a_bounded_share_of_connections(monkeypatch: pytest.Monke
     assert conf["worker_connections"] == 4 * conf["threads"]
     assert load(monkeypatch, GUNICORN_THREADS="8")["worker_connections"] == 32
     assert load(monkeypatch, GUNICORN_WORKER_CONNECTIONS="50")["worker_connections"] == 50
+
+
+def test_workers_are_gevent_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = load(monkeypatch)
+    assert conf["worker_class"] == "gevent"
+    assert load(monkeypatch, GUNICORN_WORKER_CLASS="gthread")["worker_class"] == "gthread"
+    # gunicorn can load the class (gevent is a dependency, not an extra to remember).
+    config = Config()
+    config.set("worker_class", conf["worker_class"])
+    assert config.worker_class.__name__ == "GeventWorker"
 
 
 def test_binds_to_port_and_stops_gracefully(monkeypatch: pytest.MonkeyPatch) -> None:
