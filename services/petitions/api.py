@@ -268,12 +268,15 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimi
     @blp.arguments(schemas.ExportQuerySchema(), location="query")
     @blp.doc(responses={"200": CSV_RESPONSE})
     def export_signers(query: dict[str, Any], petition_id: str) -> Response:
-        """Stream every confirmed signer as CSV (lead organization's organizers)."""
+        """Stream every confirmed signer as CSV (lead organization's organizers); with `since`,
+        only those counted since then, for syncing a list."""
         principal = current_principal(deps.verifier)
         export_limits.hit(principal.key_id)
         slugs = exports.authorize(deps, principal, petition_id, None, query["purpose"])
         columns = exports.DELIVERY if query["purpose"] == "delivery" else exports.CONTACT
-        lines = exports.csv_lines(deps, petition_id, columns, slugs, bom=query["bom"])
+        lines = exports.csv_lines(
+            deps, petition_id, columns, slugs, bom=query["bom"], since=query["since"]
+        )
         return _csv(lines, f"petition-{petition_id}-signers.csv")
 
     @blp.route("/petitions/<petition_id>/exports/partners/<organization_id>.csv", methods=["GET"])
@@ -287,7 +290,13 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimi
         export_limits.hit(principal.key_id)
         slugs = exports.authorize(deps, principal, petition_id, organization_id, "partner")
         lines = exports.csv_lines(
-            deps, petition_id, exports.PARTNER, slugs, organization_id, bom=query["bom"]
+            deps,
+            petition_id,
+            exports.PARTNER,
+            slugs,
+            organization_id,
+            bom=query["bom"],
+            since=query["since"],
         )
         return _csv(lines, f"petition-{petition_id}-partner-{organization_id}.csv")
 

@@ -150,8 +150,10 @@ def csv_lines(
     partner_id: str | None = None,
     batch: int = 1000,
     bom: bool = False,
+    since: datetime | None = None,
 ) -> Iterator[str]:
-    """Yield the CSV in chunks of one batch of rows each, after a byte-order mark if asked.
+    """Yield the CSV in chunks of one batch of rows each, after a byte-order mark if asked;
+    with since, only the signers counted at or after it.
 
     The consent columns say whether the signer may be contacted now: ticked when signing, and
     not withdrawn since (store.consent_changes, read once a batch). A partner's export leaves
@@ -165,7 +167,7 @@ def csv_lines(
     with deps.engine.connect() as conn:
         petition = store.get_petition(conn, petition_id)
     organization_id = petition.organization_id if petition is not None else ""
-    for rows in store.stream_signers(deps.engine.connect, petition_id, partner_id, batch):
+    for rows in store.stream_signers(deps.engine.connect, petition_id, partner_id, batch, since):
         changes: Changes = {}
         if consents:
             with deps.engine.connect() as conn:

@@ -13,7 +13,7 @@ from shared.events.catalog import INTEREST, MAX_INTERESTS
 from shared.locales import COUNTRIES, canonical_language_tag
 from shared.pages import PageArgs, page_schema
 from shared.privacy import EMAIL_MAX
-from shared.web import no_links, single_line_text, storable_text
+from shared.web import no_links, single_line_text, storable_text, utc_representable
 
 MAX_LOCALES = 20
 
@@ -400,6 +400,17 @@ class CsvQuerySchema(Schema):
         metadata={
             "description": "start the file with a UTF-8 byte-order mark, so that Excel shows "
             "CJK, Vietnamese and other non-Latin names as written instead of garbled"
+        },
+    )
+    since = fields.AwareDateTime(
+        load_default=None,
+        validate=utc_representable,
+        metadata={
+            "description": "only the signers counted at or after this time (ISO 8601 with its "
+            "offset): signed, or confirmed under double opt-in. To sync a list, pass the "
+            "previous export's `Date` less a few minutes (a signature committing as that "
+            "export began may carry a slightly earlier time) and match the overlap on "
+            "`supporter_id`"
         },
     )
 

@@ -845,10 +845,14 @@ EXPORT_COLUMNS = (
 
 
 def stream_signers(
-    engine_connect: Any, petition_id: str, partner_id: str | None, batch: int = 1000
+    engine_connect: Any,
+    petition_id: str,
+    partner_id: str | None,
+    batch: int = 1000,
+    since: datetime | None = None,
 ) -> Iterator[list[Any]]:
     """Yield confirmed, unerased signers in row order, a batch at a time, one short query per
-    batch (keyset)."""
+    batch (keyset); with since, only those confirmed (counted) at or after it."""
     last = 0
     while True:
         query = select(*EXPORT_COLUMNS).where(
@@ -856,6 +860,8 @@ def stream_signers(
             signatures.c.status == CONFIRMED,
             signatures.c.id > last,
         )
+        if since is not None:
+            query = query.where(signatures.c.confirmed_at >= since)
         if partner_id is not None:
             query = query.join(
                 partner_consents,
