@@ -16,7 +16,14 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import Connection, select, update
 from twilio.request_validator import RequestValidator
 
-from services.notifications import audience, compliance, erasure, messages, preferences
+from services.notifications import (
+    audience,
+    compliance,
+    erasure,
+    messages,
+    preferences,
+    reports,
+)
 from services.notifications.bootstrap import Deps
 from services.notifications.domain import sms_keyword
 from services.notifications.fanout import alert_counts
@@ -24,6 +31,7 @@ from services.notifications.schemas import (
     AlertProgressSchema,
     AudienceEstimateIn,
     AudienceEstimateOut,
+    DeliveryReportSchema,
     ErasureRequestSchema,
     ErasureSchema,
 )
@@ -609,25 +617,42 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
                                        body["audience"])  # fmt: skip
         return {"campaign_id": campaign_id, **counts}
 
+    def readable_alert(conn: Connection, alert_id: str) -> None:
+        """Raise NotFound unless the caller may read the alert (its organization's organizers,
+        admins): to anyone else, another organization's alert does not exist."""
+        principal: Principal = current_principal(deps.verifier)
+        org = conn.execute(
+            select(alerts.c.organization_id).where(alerts.c.alert_id == alert_id)
+        ).scalar()
+        if org is None:
+            raise NotFound("No such alert")
+        try:
+            authorize(principal, [str(org)], ["organizer"], "read this alert")
+        except PermissionDenied:
+            raise NotFound("No such alert") from None
+
     @blp.route("/alerts/<alert_id>/progress", methods=["GET"])
     @blp.response(200, AlertProgressSchema)
     @blp.doc(**AUTH_DOC)
     @require_role(verifier, ["admin", "organizer"])
     def alert_progress(alert_id: str) -> dict[str, Any]:
         """Return an alert's delivery counts."""
-        principal: Principal = current_principal(deps.verifier)
         with deps.engine.connect() as conn:
-            org = conn.execute(
-                select(alerts.c.organization_id).where(alerts.c.alert_id == alert_id)
-            ).scalar()
-            if org is None:
-                raise NotFound("No such alert")
-            try:
-                authorize(principal, [str(org)], ["organizer"], "read this alert")
-            except PermissionDenied:
-                raise NotFound("No such alert") from None
+            readable_alert(conn, alert_id)
             counts = alert_counts(conn, alert_id)
         assert counts is not None
         return counts
+
+    @blp.route("/delivery-reports/<alert_id>", methods=["GET"])
+    @blp.response(200, DeliveryReportSchema)
+    @blp.doc(**AUTH_DOC)
+    @require_role(verifier, ["admin", "organizer"])
+    def delivery_report(alert_id: str) -> dict[str, Any]:
+        """An alert's counts by channel, and its failed and suppressed messages by cause (a
+        Twilio error code, a SendGrid bounce, retries run out), each in plain words. Read from
+        the alert's delivery rows when asked: it names no recipient."""
+        with deps.engine.connect() as conn:
+            readable_alert(conn, alert_id)
+            return reports.alert_report(conn, alert_id)
 
     return blp

@@ -37,6 +37,44 @@ class AlertProgressSchema(Schema):
     batches = fields.Integer(required=True)
 
 
+class ChannelReportSchema(Schema):
+    channel = fields.String(required=True)
+    total = fields.Integer(required=True)
+    queued = fields.Integer(required=True)
+    sending = fields.Integer(required=True)
+    deferred = fields.Integer(
+        required=True, metadata={"description": "texts held for their recipient's morning"}
+    )
+    sent = fields.Integer(required=True)
+    delivered = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    suppressed = fields.Integer(required=True)
+
+
+class ReasonSchema(Schema):
+    channel = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "failed or suppressed"})
+    reason = fields.String(
+        required=True,
+        metadata={
+            "description": "the provider's code (a Twilio error code, a SendGrid event) or the "
+            "sender's own (invalid_address, retries_exhausted, held_back, ...)"
+        },
+    )
+    count = fields.Integer(required=True)
+    meaning = fields.String(allow_none=True, metadata={"description": "in plain words"})
+
+
+class DeliveryReportSchema(Schema):
+    alert_id = fields.String(required=True)
+    channels = fields.List(fields.Nested(ChannelReportSchema), required=True)
+    reasons = fields.List(
+        fields.Nested(ReasonSchema),
+        required=True,
+        metadata={"description": "failed and suppressed messages by cause, largest first"},
+    )
+
+
 def _values(max_length: int) -> fields.List[str]:
     """A filter's values, as an alert's audience carries them (at most 500)."""
     return fields.List(

@@ -24,6 +24,7 @@ from tests.integration.notifications.harness import (
     Service,
     alert,
     fast_config,
+    issue_key,
     project_org,
     running_service,
     seed_audience,
@@ -159,6 +160,27 @@ def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> Non
         ]
 
     assert eventually(published_changes, message="consent.changed published") == ["stop"]
+
+    # The organizer learns why two texts failed, in plain words, without a name or number.
+    report = service.client().get(
+        "/api/v1/delivery-reports/alert-p", headers=issue_key(service.engine, "organizer", "org-p")
+    )
+    assert report.status_code == 200, report.get_json()
+    body = report.get_json()
+    assert body["channels"] == [
+        {"channel": "sms", "total": 3, "queued": 0, "sending": 0, "deferred": 0, "sent": 1,
+         "delivered": 0, "failed": 2, "suppressed": 0}
+    ]  # fmt: skip
+    assert {(r["status"], r["reason"], r["count"]) for r in body["reasons"]} == {
+        ("failed", "21610", 1),
+        ("failed", "21211", 1),
+    }
+    meanings = {r["reason"]: r["meaning"] for r in body["reasons"]}
+    assert "STOP" in meanings["21610"] and "not a valid phone number" in meanings["21211"]
+    assert "+1500555" not in report.get_data(as_text=True)
+    stranger = issue_key(service.engine, "organizer", "org-other")
+    assert service.client().get("/api/v1/delivery-reports/alert-p",
+                                headers=stranger).status_code == 404  # fmt: skip
 
 
 def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
