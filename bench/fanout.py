@@ -45,6 +45,8 @@ from kafka.admin import KafkaAdminClient  # noqa: E402
 from kafka.errors import KafkaError  # noqa: E402
 from sendgrid import SendGridAPIClient  # noqa: E402
 
+from services.notifications.reports import alert_report  # noqa: E402
+from shared.db import make_engine  # noqa: E402
 from shared.events import Event  # noqa: E402
 from shared.events.catalog import CAMPAIGNS, DISPATCH_TOPICS, NOTIFICATIONS, PETITIONS  # noqa: E402
 from shared.events.envelope import format_time, utcnow  # noqa: E402
@@ -391,6 +393,20 @@ def plain_twilio(url: str, count: int, concurrency: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def delivery_report_seconds(db_url: str) -> float:
+    """Time GET /api/v1/delivery-reports/{id}'s query over the alert's million rows."""
+    engine = make_engine(db_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            started = time.perf_counter()
+            report = alert_report(conn, "bench-email-alert")
+            seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    assert report["channels"], "the report found no rows"
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -542,6 +558,7 @@ def main() -> None:
             f"  plain SDK, pre-built       {plain_rate:12,.0f} recipients/s ({concurrency} threads)"
         )
         print(f"  ratio kinship / plain SDK  {kinship_rate / plain_rate:12.2f}")
+        print(f"  delivery report of the alert {delivery_report_seconds(db_url):10.2f} s")
 
         vacuumed = vacuum_ledger(db_url)
         print(f"  ledger vacuumed in {vacuumed:.1f} s before the SMS phase (see vacuum_ledger)")
