@@ -173,11 +173,14 @@ def require_manage(principal: Principal, coalition: Coalition) -> None:
         raise PermissionDenied("Only organizers of this campaign's organizations may do this")
 
 
-def require_read_counts(principal: Principal, coalition: Coalition) -> None:
+def can_read_counts(principal: Principal, coalition: Coalition) -> bool:
     """Any key of a campaign member (organizer or partner) may read the counts."""
-    if principal.is_admin or principal.organization_id in coalition.members:
-        return
-    raise PermissionDenied("Only the campaign's organizations may read its counts")
+    return principal.is_admin or principal.organization_id in coalition.members
+
+
+def require_read_counts(principal: Principal, coalition: Coalition) -> None:
+    if not can_read_counts(principal, coalition):
+        raise PermissionDenied("Only the campaign's organizations may read its counts")
 
 
 def require_full_export(principal: Principal, coalition: Coalition) -> None:

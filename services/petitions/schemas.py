@@ -115,6 +115,13 @@ DOUBLE_OPT_IN = (
 )
 
 
+PUBLIC_TOTAL = (
+    "Show the public the total and the goal (default). Off, they read null for anyone but the"
+    " coalition's own keys: on a single opt-in petition, a total anyone can watch tells whether"
+    " an address signed already (see double_opt_in). Can change while the petition is open."
+)
+
+
 class PetitionCreateSchema(Schema):
     campaign_id = fields.String(
         required=True, validate=[validate.Length(min=1, max=64), storable_text]
@@ -128,6 +135,7 @@ class PetitionCreateSchema(Schema):
         strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 10**9)
     )
     double_opt_in = fields.Boolean(load_default=False, metadata={"description": DOUBLE_OPT_IN})
+    public_total = fields.Boolean(load_default=True, metadata={"description": PUBLIC_TOTAL})
 
 
 class PetitionPatchSchema(Schema):
@@ -136,6 +144,7 @@ class PetitionPatchSchema(Schema):
     targets = fields.List(fields.Nested(TargetSchema), validate=validate.Length(max=50))
     goal = fields.Integer(strict=True, validate=validate.Range(1, 10**9))
     double_opt_in = fields.Boolean(metadata={"description": DOUBLE_OPT_IN})
+    public_total = fields.Boolean(metadata={"description": PUBLIC_TOTAL})
 
 
 class PetitionSchema(Schema):
@@ -150,6 +159,7 @@ class PetitionSchema(Schema):
     targets = fields.List(fields.Nested(TargetSchema))
     goal = fields.Integer()
     double_opt_in = fields.Boolean()
+    public_total = fields.Boolean()
     total = fields.Integer()
     created_at = Timestamp()
     published_at = Timestamp(allow_none=True)
@@ -173,8 +183,8 @@ class PublicPetitionSchema(Schema):
     summary = fields.String(allow_none=True)
     text = fields.String()
     targets = fields.List(fields.Nested(TargetSchema))
-    total = fields.Integer()
-    goal = fields.Integer()
+    total = fields.Integer(allow_none=True, metadata={"description": "null when not shown"})
+    goal = fields.Integer(allow_none=True, metadata={"description": "null when not shown"})
     double_opt_in = fields.Boolean()
     partners = fields.List(fields.Nested(PartnerBoxSchema))
 

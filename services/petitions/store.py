@@ -33,6 +33,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
     update,
 )
@@ -101,6 +102,8 @@ petitions = Table(
     Column("targets", JSON, nullable=False),
     Column("goal", Integer, nullable=False),
     Column("double_opt_in", Boolean, nullable=False),
+    # False: the public read shows neither the total nor the goal (migration 0008).
+    Column("public_total", Boolean, nullable=False, server_default=true()),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True)),

@@ -146,6 +146,7 @@ def organizer_view(petition: Any, total: int) -> dict[str, Any]:
         "targets": petition.targets,
         "goal": petition.goal,
         "double_opt_in": petition.double_opt_in,
+        "public_total": petition.public_total,
         "total": total,
         "created_at": petition.created_at,
         "published_at": petition.published_at,
@@ -193,6 +194,7 @@ def create_petition(
             "targets": data.get("targets") or [],
             "goal": domain.initial_goal(data.get("goal")),
             "double_opt_in": bool(data.get("double_opt_in")),
+            "public_total": data.get("public_total", True),
             "created_at": moment,
             "updated_at": moment,
         }
@@ -222,7 +224,7 @@ def _managed(
 # What may change once a petition is open: its words (a typo, a translation that arrived after
 # launch) and whom it addresses. How it counts (double opt-in) is what its signers signed under,
 # and its goal climbs by itself.
-OPEN_EDITABLE = frozenset({"texts", "targets", "default_locale"})
+OPEN_EDITABLE = frozenset({"texts", "targets", "default_locale", "public_total"})
 
 
 def edit_petition(
@@ -412,6 +414,10 @@ def read_public(
             raise NotFound("No such petition")
         total = store.total(conn, petition_id)
         names = store.organization_names(conn, coalition.partner_organization_ids)
+    # Hidden from the public, the total stays in sight of the coalition's own keys.
+    shown = petition.public_total or (
+        principal is not None and domain.can_read_counts(principal, coalition)
+    )
     locale = best_match(wanted, petition.texts, petition.default_locale)
     text = petition.texts[locale]
     return {
@@ -423,8 +429,8 @@ def read_public(
         "summary": text.get("summary"),
         "text": text["text"],
         "targets": petition.targets,
-        "total": total,
-        "goal": petition.goal,
+        "total": total if shown else None,
+        "goal": petition.goal if shown else None,
         "double_opt_in": petition.double_opt_in,
         "partners": [
             {"organization_id": org_id, "slug": slug, "name": name}

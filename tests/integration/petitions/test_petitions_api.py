@@ -111,6 +111,28 @@ def test_a_reader_in_taiwan_reads_and_signs_in_traditional_characters(svc: Petit
     assert page["locale"] == "zh-Hans"
 
 
+def test_an_organizer_can_keep_the_total_from_the_public(svc: Petitions) -> None:
+    """On a single opt-in petition a total anyone can watch tells whether an address signed
+    already (sign with it: +1 or +0). Hidden, it reads null to the public and stays in sight of
+    the coalition's keys; it can be hidden or shown again while the petition is open."""
+    petition_id = svc.open_petition(public_total=False)
+    assert svc.sign(petition_id, "mei@example.org").status_code == 202
+    url = f"/api/v1/petitions/{petition_id}"
+    page = svc.client.get(url).get_json()
+    assert (page["total"], page["goal"]) == (None, None)
+    assert page["title"] == "Protect our elders"
+    partner_view = svc.client.get(url, headers=svc.auth("p1")).get_json()
+    assert (partner_view["total"], partner_view["goal"]) == (1, 100)
+    assert svc.counts(petition_id)["total"] == 1
+
+    shown = svc.client.patch(url, json={"public_total": True}, headers=svc.auth("lead"))
+    assert shown.status_code == 200, shown.get_json()
+    assert shown.get_json()["public_total"] is True
+    assert svc.client.get(url).get_json()["total"] == 1
+    # Every petition shows it unless told otherwise.
+    assert svc.client.get(f"/api/v1/petitions/{svc.open_petition()}").get_json()["total"] == 0
+
+
 def test_keys_decide_who_manages(svc: Petitions) -> None:
     body = {
         "campaign_id": svc.campaign_id,
