@@ -6,8 +6,9 @@ Read from the environment so one file serves every deployment:
   PORT / GUNICORN_BIND     where to listen (default 0.0.0.0:$PORT, PORT default 8000)
   GUNICORN_WORKERS         worker processes (default: 2 x CPUs + 1, at most 8)
   GUNICORN_WORKER_CLASS    "gevent" (default) or "gthread"
-  GUNICORN_THREADS         threads per gthread worker (default 4; a gevent worker ignores it)
-  GUNICORN_WORKER_CONNECTIONS connections a worker holds at once (default 4 x threads)
+  GUNICORN_THREADS         threads per gthread worker (default 4; a gevent worker has none)
+  GUNICORN_WORKER_CONNECTIONS connections a worker holds at once (default 16 under gevent, each
+                           a request at a time; 4 x threads under gthread)
   GUNICORN_TIMEOUT         seconds before a silent worker is restarted (default 30)
   GUNICORN_GRACEFUL_TIMEOUT seconds a worker gets to finish its requests on SIGTERM (default 30)
   GUNICORN_ACCESS_LOG      "-" (stdout, default), a file, or "off"
@@ -48,7 +49,12 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "gevent"
 # one core, one GIL. Measured with 32 connections on 3 workers: ~2,400 req/s that way against
 # 7,100-8,300 spread out (docs/runtime-facts.md). A worker stops accepting at this many, so
 # the others take the rest.
-worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 4 * threads)
+# Under gevent this is also how many requests a worker serves at once (16, as the signing
+# benchmark measured). One finding the database pool (5, and 5 in overflow) all in use waits
+# for a connection, it is not refused; concurrent signatures share one (the group commit).
+worker_connections = _int(
+    "GUNICORN_WORKER_CONNECTIONS", 16 if worker_class == "gevent" else 4 * threads
+)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 # SIGTERM lets in-flight requests finish; their outbox rows are already committed, so a stop
 # never loses an event.

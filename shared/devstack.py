@@ -53,6 +53,12 @@ def service_ports(environ: Mapping[str, str]) -> dict[str, int]:
     return ports
 
 
+def sqlite_database(environ: Mapping[str, str], service: str) -> bool:
+    """Whether a service runs on SQLite here (its own URL, the shared one, or the default)."""
+    url = environ.get(f"{service.upper()}_DATABASE_URL") or environ.get("DATABASE_URL") or ""
+    return not url.strip() or url.strip().startswith("sqlite")
+
+
 @dataclass(frozen=True)
 class Part:
     """One background process of the stack."""
@@ -152,6 +158,11 @@ class DevStack:
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("GUNICORN_WORKERS", "1")
         env.setdefault("GUNICORN_THREADS", "4")
+        if service is not None and sqlite_database(env, service):
+            # sqlite3 waits for a lock in C, which a greenlet cannot leave: one request waiting
+            # on a worker's write would hold up every request of a gevent worker, the
+            # heartbeat too. Threads wait apart (docs/runtime-facts.md).
+            env.setdefault("GUNICORN_WORKER_CLASS", "gthread")
         # Everything local listens on loopback, a developer's webhook receiver (and the demo's)
         # too; production keeps refusing private addresses unless configured otherwise.
         env.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")

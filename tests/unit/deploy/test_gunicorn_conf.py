@@ -39,11 +39,13 @@ def test_workers_follow_the_cpu_count_within_bounds(monkeypatch: pytest.MonkeyPa
 
 def test_a_worker_holds_a_bounded_share_of_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = load(monkeypatch)
-    # Bounded, so one worker cannot take every kept-alive connection; above the thread count,
-    # so a worker still keeps connections alive between requests.
-    assert conf["threads"] < conf["worker_connections"] < Config().worker_connections
-    assert conf["worker_connections"] == 4 * conf["threads"]
-    assert load(monkeypatch, GUNICORN_THREADS="8")["worker_connections"] == 32
+    # Bounded, so one worker cannot take every kept-alive connection.
+    assert conf["worker_connections"] == 16 < Config().worker_connections
+    # Threads do not size a gevent worker; under gthread, above the thread count, so a worker
+    # still keeps connections alive between requests.
+    assert load(monkeypatch, GUNICORN_THREADS="8")["worker_connections"] == 16
+    threaded = load(monkeypatch, GUNICORN_WORKER_CLASS="gthread", GUNICORN_THREADS="8")
+    assert threaded["threads"] < threaded["worker_connections"] == 32
     assert load(monkeypatch, GUNICORN_WORKER_CONNECTIONS="50")["worker_connections"] == 50
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.cli.outbox import format_message, mask, mask_email, mask_phone, summarize
-from shared.devstack import DevStackError, service_ports
+from shared.devstack import DevStackError, service_ports, sqlite_database
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,13 @@ def test_ports_default_to_8001_8003_and_can_move() -> None:
     assert service_ports({"KINSHIP_PETITIONS_PORT": "9102"})["petitions"] == 9102
     with pytest.raises(DevStackError, match="KINSHIP_CAMPAIGNS_PORT"):
         service_ports({"KINSHIP_CAMPAIGNS_PORT": "http"})
+
+
+def test_services_on_sqlite_run_threaded_workers() -> None:
+    """sqlite3 waits for its lock in C: under gevent that would stall a whole worker."""
+    assert sqlite_database({}, "petitions")
+    assert sqlite_database({"DATABASE_URL": "sqlite:////tmp/x.db"}, "petitions")
+    postgres = "postgresql+psycopg://kinship@db/kinship"
+    assert not sqlite_database({"DATABASE_URL": postgres}, "petitions")
+    assert not sqlite_database({"PETITIONS_DATABASE_URL": postgres}, "petitions")
+    assert sqlite_database({"CAMPAIGNS_DATABASE_URL": postgres}, "petitions")
