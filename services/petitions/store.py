@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -864,7 +864,8 @@ def stream_signers(
             signatures.c.id > last,
         )
         if since is not None:
-            query = query.where(signatures.c.confirmed_at >= since)
+            # In UTC, as stored: SQLite's DATETIME drops the offset, comparing wall clocks.
+            query = query.where(signatures.c.confirmed_at >= since.astimezone(UTC))
         if partner_id is not None:
             query = query.join(
                 partner_consents,
@@ -930,7 +931,7 @@ def confirmed_since(
     where = and_(
         signatures.c.petition_id == petition_id,
         signatures.c.confirmed_at.is_not(None),
-        signatures.c.confirmed_at >= since,
+        signatures.c.confirmed_at >= since.astimezone(UTC),  # SQLite compares wall clocks
     )
     partner = signatures.c.recruiter_organization_id
     if conn.dialect.name == "postgresql":

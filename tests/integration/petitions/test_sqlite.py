@@ -35,6 +35,24 @@ def lite(tmp_path: Path) -> Any:
     deps.engine.dispose()
 
 
+def test_an_export_since_a_time_in_another_zone_reads_it_as_that_moment(lite: Petitions) -> None:
+    """SQLite keeps times without their offset: a `since` in Manila's time must still mean
+    the same moment, not the same clock reading in UTC (eight hours off)."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    petition_id = lite.open_petition()
+    assert lite.sign(petition_id, "early@example.org").status_code == 202
+    mark = datetime.now(UTC)
+    assert lite.sign(petition_id, "late@example.org").status_code == 202
+    url = f"/api/v1/petitions/{petition_id}/exports/signers.csv"
+    for zone in (UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-7))):
+        since = mark.astimezone(zone).isoformat()
+        response = lite.client.get(url, query_string={"since": since}, headers=lite.auth("lead"))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+        assert [r["email"] for r in rows] == ["late@example.org"], since
+
+
 def test_the_whole_flow_runs_on_sqlite(lite: Petitions) -> None:
     petition_id = lite.open_petition(goal=2, double_opt_in=True)
     assert (
