@@ -26,6 +26,8 @@ MEANINGS = {
     "retries_exhausted": "the provider kept refusing (rate limits, errors, timeouts) past the "
     "last retry",
     "error": "an unexpected error while sending; the service's log has its kind",
+    "batch_error": "its batch kept failing and was given up (dead-lettered); the service's "
+    "log has why",
     "no_consent": "the consent to text this person at this number was withdrawn before their "
     "turn came",
     "suppressed": "unsubscribed, STOP, bounced or complained before their turn came",
@@ -51,11 +53,23 @@ MEANINGS = {
     "30006": "a landline, or a carrier that takes no texts",
     "30007": "the carrier filtered the message as spam",
     "30008": "the carrier failed for a reason it did not give",
+    "30032": "the sending toll-free number is not verified",
+    "30034": "the sending number is not registered for texting in the US (A2P 10DLC)",
     "undelivered": "the carrier did not deliver the text and gave no code",
     "failed": "Twilio could not send the text and gave no code",
 }
 COUNTED = ("queued", "sending", "deferred", "sent", "delivered", "failed", "suppressed")
 EXPLAINED = ("failed", "suppressed")
+
+
+def meaning_of(reason: str) -> str | None:
+    """Return a reason in plain words; a bare HTTP status is a request the provider refused
+    (SendGrid's, or Twilio's when it gave no code of its own)."""
+    if reason in MEANINGS:
+        return MEANINGS[reason]
+    if len(reason) == 3 and reason.isdigit():
+        return f"the provider refused the request (HTTP {reason})"
+    return None
 
 
 def reason_of(error_code: str | None) -> str:
@@ -101,7 +115,7 @@ def alert_report(conn: Connection, alert_id: str) -> dict[str, Any]:
                 "status": status,
                 "reason": reason,
                 "count": count,
-                "meaning": MEANINGS.get(reason),
+                "meaning": meaning_of(reason),
             }
             for (channel, status, reason), count in sorted(
                 reasons.items(), key=lambda item: (item[0][0], item[0][1], -item[1], item[0][2])

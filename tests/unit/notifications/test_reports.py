@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notifications.reports import MEANINGS, reason_of
+from services.notifications.reports import MEANINGS, meaning_of, reason_of
 
 
 def test_a_code_with_detail_reads_as_its_cause() -> None:
@@ -20,8 +20,14 @@ def test_every_cause_the_senders_write_is_explained() -> None:
     # The codes delivery.py and compliance.py write (beside the providers' own numbers).
     written = {
         "invalid_address", "no_content", "no_discreet_text", "no_contact", "retries_exhausted",
-        "error", "no_consent",
+        "error", "batch_error", "no_consent",
         "suppressed", "erased", "cancelled", "held_back", "bounce", "dropped", "complaint",
         "unsubscribe", "blocked", "21610", "undelivered", "failed",
     }  # fmt: skip
     assert written <= set(MEANINGS)
+
+
+def test_a_bare_http_status_reads_as_a_refused_request() -> None:
+    assert meaning_of("400") == "the provider refused the request (HTTP 400)"
+    assert meaning_of("21610") == MEANINGS["21610"]
+    assert meaning_of("something_new") is None
