@@ -230,16 +230,18 @@ OPEN_EDITABLE = frozenset({"texts", "targets", "default_locale", "public_total"}
 def edit_petition(
     deps: Deps, principal: Principal, petition_id: str, changes: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Change a draft petition, or an open one's texts, targets and default locale (texts
-    replace all locale variants when given); an open one's change is announced
-    (petition.updated), so the emails and partners use the new titles."""
+    """Change a draft petition, or an open one's texts, targets, default locale and whether
+    the public sees its total (texts replace all locale variants when given); an open one's
+    change of words is announced (petition.updated), so the emails and partners use the new
+    titles."""
     with deps.engine.begin() as conn:
         petition, _ = _managed(deps, conn, principal, petition_id)
         if petition.status == domain.OPEN:
             fixed = sorted(set(changes) - OPEN_EDITABLE)
             if fixed:
                 raise Conflict(
-                    "An open petition's texts, targets and default locale can change; not this",
+                    "An open petition's texts, targets, default locale and public_total can"
+                    " change; not this",
                     {name: ["fixed once the petition is open"] for name in fixed},
                 )
         elif petition.status != domain.DRAFT:
@@ -249,7 +251,8 @@ def edit_petition(
         moment = now()
         store.update_petition(conn, petition_id, **dict(changes), updated_at=moment)
         changed = _petition(conn, petition_id)
-        if changed.status == domain.OPEN:
+        # Showing or hiding the total changes nothing petition.updated carries.
+        if changed.status == domain.OPEN and set(changes) - {"public_total"}:
             deps.outbox.add(conn, _announced(deps, "petition.updated", changed, moment))
         return organizer_view(changed, store.total(conn, petition_id))
 

@@ -125,10 +125,20 @@ def test_an_organizer_can_keep_the_total_from_the_public(svc: Petitions) -> None
     assert (partner_view["total"], partner_view["goal"]) == (1, 100)
     assert svc.counts(petition_id)["total"] == 1
 
+    assert svc.client.get(url, headers=svc.auth("admin")).get_json()["total"] == 1
+
     shown = svc.client.patch(url, json={"public_total": True}, headers=svc.auth("lead"))
     assert shown.status_code == 200, shown.get_json()
     assert shown.get_json()["public_total"] is True
     assert svc.client.get(url).get_json()["total"] == 1
+    # Showing or hiding the count tells partners nothing new: no petition.updated.
+    assert svc.outbox_events("petition.updated") == []
+    hidden = svc.client.patch(url, json={"public_total": False}, headers=svc.auth("lead"))
+    assert hidden.status_code == 200 and hidden.get_json()["public_total"] is False
+    closed = svc.client.post(f"{url}/close", headers=svc.auth("lead"))
+    assert closed.status_code == 200, closed.get_json()
+    page = svc.client.get(url).get_json()
+    assert (page["status"], page["total"], page["goal"]) == ("closed", None, None)
     # Every petition shows it unless told otherwise.
     assert svc.client.get(f"/api/v1/petitions/{svc.open_petition()}").get_json()["total"] == 0
 
