@@ -22,26 +22,11 @@ class ErasureSchema(Schema):
     count = fields.Integer(required=True)
 
 
-class AlertProgressSchema(Schema):
-    alert_id = fields.String(required=True)
-    status = fields.String(required=True)
+class _DeliveryCounts(Schema):
+    """Where an alert's messages stand (the deliveries' statuses)."""
+
     total = fields.Integer(required=True)
     queued = fields.Integer(required=True)
-    sent = fields.Integer(required=True)
-    delivered = fields.Integer(required=True)
-    failed = fields.Integer(required=True)
-    suppressed = fields.Integer(required=True)
-    deferred = fields.Integer(required=True)
-    ambiguous = fields.Integer(required=True)
-    dead_batches = fields.Integer(required=True)
-    batches = fields.Integer(required=True)
-
-
-class ChannelReportSchema(Schema):
-    channel = fields.String(required=True)
-    total = fields.Integer(required=True)
-    queued = fields.Integer(required=True)
-    sending = fields.Integer(required=True)
     deferred = fields.Integer(
         required=True, metadata={"description": "texts held for their recipient's morning"}
     )
@@ -49,6 +34,19 @@ class ChannelReportSchema(Schema):
     delivered = fields.Integer(required=True)
     failed = fields.Integer(required=True)
     suppressed = fields.Integer(required=True)
+
+
+class AlertProgressSchema(_DeliveryCounts):
+    alert_id = fields.String(required=True)
+    status = fields.String(required=True)
+    ambiguous = fields.Integer(required=True)
+    dead_batches = fields.Integer(required=True)
+    batches = fields.Integer(required=True)
+
+
+class ChannelReportSchema(_DeliveryCounts):
+    channel = fields.String(required=True)
+    sending = fields.Integer(required=True)
 
 
 class ReasonSchema(Schema):
