@@ -196,6 +196,42 @@ def preview_alert(
     }
 
 
+def request_test(
+    deps: Deps, principal: Principal, alert_id: str, locale: str | None, given_name: str | None
+) -> dict[str, Any]:
+    """Have notifications send the alert's email in one language, marked as a test, to the lead
+    organization's contact address: how it reads in a real inbox before anyone else gets it.
+    Never to anyone else, so a key cannot mail whom it likes."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        alert, campaign, partner_rows = _load(conn, alert_id)
+        domain.may_manage_campaign(principal, access_of(campaign, partner_rows))
+        lead = store.organization(conn, campaign.lead_organization_id)
+        assert lead is not None  # a campaign's lead is a foreign key
+        variant = locale or alert.default_locale
+        texts = (alert.content or {}).get(variant)
+        if texts is None:
+            raise FieldError(
+                "locale", f"Not a language of this alert: {', '.join(sorted(alert.content))}"
+            )
+        if "email" not in alert.channels or not (
+            texts.get("email_subject") and (texts.get("email_text") or texts.get("email_html"))
+        ):
+            raise FieldError("locale", "This alert has no email in this language to test")
+        if not (lead.contact_email or "").strip():
+            raise Conflict(
+                "The lead organization has no contact address to send the test to",
+                {"contact_email": ["missing"]},
+            )
+        title = campaign.titles.get(variant) or campaign.titles.get(campaign.default_locale) or ""
+        name = given_name or SAMPLE["given_name"]
+        event = events.alert_test_requested(
+            alert, lead, variant, title, name, str(uuid.uuid4()), now
+        )
+        deps.outbox.add(conn, event)
+    return {"alert_id": alert_id, "locale": variant, "to": lead.contact_email}
+
+
 def list_alerts(
     deps: Deps,
     principal: Principal,

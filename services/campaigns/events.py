@@ -119,6 +119,31 @@ def alert_published(row: Any, lead: Any, partner_ids: Sequence[str], at: datetim
     return _event("alert.published", row.campaign_id, data, at)
 
 
+def alert_test_requested(
+    row: Any,
+    lead: Any,
+    locale: str,
+    campaign_title: str,
+    given_name: str,
+    request_id: str,
+    at: datetime,
+) -> Event:
+    """alert.test_requested: one locale's email content, to the lead's own address."""
+    data = {
+        "alert_id": row.alert_id,
+        "campaign_id": row.campaign_id,
+        "organization_id": lead.organization_id,
+        "request_id": request_id,
+        "locale": locale,
+        "content": dict(row.content[locale]),
+        "campaign_title": campaign_title,
+        "sender": {"name": lead.name, "postal_address": lead.postal_address},
+        "given_name": given_name,
+        "at": format_time(at),
+    }
+    return _event("alert.test_requested", row.campaign_id, data, at)
+
+
 def alert_unscheduled(alert_id: str, campaign_id: str, at: datetime) -> Event:
     data = {"alert_id": alert_id, "campaign_id": campaign_id, "at": format_time(at)}
     return _event("alert.unscheduled", campaign_id, data, at)

@@ -382,6 +382,12 @@ class PreviewQuery(Schema):
     given_name = Text(validate=validate.Length(min=1, max=100))
 
 
+class TestSendOut(Schema):
+    alert_id = Text()
+    locale = Text()
+    to = Text(metadata={"description": "the lead organization's contact address"})
+
+
 class PreviewOut(Schema):
     alert_id = Text()
     locale = Text()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from services.notifications import audience, compliance, erasure, ledger, preferences
+from services.notifications import audience, compliance, erasure, ledger, messages, preferences
 from services.notifications.bootstrap import Deps
 from services.notifications.store import alerts, signatures, supporters, upsert
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
@@ -279,6 +280,37 @@ def handle_milestone(deps: Deps, event: Event, conn: Connection) -> None:
     )
 
 
+def handle_alert_test(deps: Deps, event: Event, conn: Connection) -> None:
+    """Queue an alert's email, marked as a test, to the lead organization's contact address
+    (looked up when it goes, as for every message to an organization). Its links lead to a
+    preview page: the test names no supporter."""
+    data = event.data
+    sender = data["sender"]
+    name, address = str(sender["name"]), str(sender.get("postal_address") or "")
+    preview = f"{deps.settings.public_base_url}/preview"
+    shared = {"organization_name": name, "campaign_title": str(data.get("campaign_title") or ""),
+              "postal_address": address}  # fmt: skip
+    person = SimpleNamespace(given_name=data.get("given_name") or "", family_name="")
+    rendered = messages.alert_test_email(
+        data["content"], str(data["locale"]), shared,
+        messages.Footer(name, address, preview, preview), person,
+    )  # fmt: skip
+    queue(
+        conn,
+        message_key=f"alert_test:{data['request_id']}",
+        recipient_id=ledger.ORGANIZATION + str(data["organization_id"]),
+        channel="email",
+        kind="alert_test",
+        params={
+            "subject": rendered.subject,
+            "text": rendered.text,
+            "html": rendered.html,
+            "locale": data["locale"],
+        },  # fmt: skip
+        now=deps.clock(),
+    )
+
+
 def handle_alert_published(deps: Deps, event: Event, conn: Connection) -> None:
     """Record an alert for the expander (it starts at send_at, or now)."""
     data = event.data
@@ -403,6 +435,7 @@ def handlers(deps: Deps) -> dict[str, list[Handler]]:
         type_name("signature.confirmed"): [bind(handle_signature_confirmed)],
         type_name("petition.milestone_reached"): [bind(handle_milestone)],
         type_name("alert.published"): [bind(handle_alert_published)],
+        type_name("alert.test_requested"): [bind(handle_alert_test)],
         type_name("alert.cancelled"): [bind(handle_alert_cancelled)],
         type_name("person.erased"): [erased],
     }

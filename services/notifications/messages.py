@@ -576,6 +576,26 @@ def _email(
     return Rendered(subject, body, html)
 
 
+# The subject of an alert's test send starts so: the same in every language, as senders'
+# tools mark tests.
+TEST_MARK = "[TEST]"
+
+
+def alert_test_email(
+    content: Mapping[str, Any], locale: str, shared: Mapping[str, str], footer: Footer, person: Any
+) -> Rendered:
+    """Fill an alert's email for one stand-in recipient, as a bulk request would for each."""
+    email = bulk_email(content, locale, shared, footer)
+    values = email.substitutions("", person)
+
+    def filled(template: str) -> str:
+        for tag, value in values.items():
+            template = template.replace(tag, value)
+        return template
+
+    return Rendered(filled(email.subject), filled(email.text), filled(email.html))
+
+
 def render_transactional(
     kind: str, locale: str, params: dict[str, Any], footer: Footer | None
 ) -> Rendered:
@@ -619,6 +639,13 @@ def render_transactional(
             [text(locale, "milestone_body", title=title, **values)],
             None,
             None,
+        )
+    if kind == "alert_test":
+        # Rendered when asked for (handlers.handle_alert_test), as the alert will be sent.
+        return Rendered(
+            f"{TEST_MARK} {params.get('subject') or ''}",
+            str(params.get("text") or ""),
+            str(params.get("html") or ""),
         )
     if kind == "alert_not_sent":
         values = {"name": params.get("alert_name") or "", "reason": params.get("reason") or ""}

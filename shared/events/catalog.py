@@ -166,6 +166,23 @@ class AlertUnscheduledSchema(Schema):
     at = _time()
 
 
+class AlertTestRequestedSchema(Schema):
+    """An organizer asked to see an alert's email in an inbox before sending it: notifications
+    sends it, marked as a test, to the lead organization's contact address only."""
+
+    alert_id = _id()
+    campaign_id = _id()
+    organization_id = _id()
+    request_id = _id()
+    locale = fields.String(required=True)
+    content = fields.Nested(AlertContentSchema, required=True)
+    campaign_title = fields.String(load_default="")
+    sender = fields.Nested(SenderSchema, required=True)
+    # The stand-in name the email greets (the preview's, or the one the organizer gave).
+    given_name = fields.String(load_default="")
+    at = _time()
+
+
 class AlertCancelledSchema(Schema):
     alert_id = _id()
     campaign_id = _id()
@@ -350,6 +367,7 @@ CATALOG = EventRegistry(
         _t("alert.published", CAMPAIGNS, AlertPublishedSchema, "campaign_id"),
         _t("alert.unscheduled", CAMPAIGNS, AlertUnscheduledSchema, "campaign_id"),
         _t("alert.cancelled", CAMPAIGNS, AlertCancelledSchema, "campaign_id"),
+        _t("alert.test_requested", CAMPAIGNS, AlertTestRequestedSchema, "campaign_id"),
         _t("petition.published", PETITIONS, PetitionPublishedSchema, "petition_id"),
         # An open petition's texts, targets or default locale changed: the same shape.
         _t("petition.updated", PETITIONS, PetitionPublishedSchema, "petition_id"),

@@ -516,6 +516,38 @@ def test_an_alert_is_previewed_as_a_supporter_would_read_it(service: Service) ->
     assert service.as_("organizer@stranger").get(path).status_code == 403
 
 
+def test_a_test_send_goes_to_the_leads_own_address_only(service: Service) -> None:
+    """Before 10,000 inboxes, the organizer's own: notifications is asked to send one
+    language's email, marked as a test, to the lead organization's contact address."""
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
+    path = f"/api/v1/alerts/{draft['alert_id']}/test"
+    sent = lead.post(path, json={"locale": "tl", "given_name": "Mai"})
+    assert sent.status_code == 202, sent.json
+    assert sent.json == {"alert_id": draft["alert_id"], "locale": "tl",
+                         "to": service.orgs["lead"]["contact_email"]}  # fmt: skip
+    assert service.outbox_types()[-1] == "alert.test_requested"
+    data = service.last_outbox_data()
+    assert data["content"] == bilingual_alert()["content"]["tl"]
+    assert (data["given_name"], data["organization_id"]) == (
+        "Mai",
+        service.orgs["lead"]["organization_id"],
+    )
+    assert "to" not in data and "email" not in data  # the address is notifications' to find
+    # Nobody else's key, no other address, a language the alert has, an email to test.
+    for who in ("partner@lead", "organizer@partner", "organizer@stranger"):
+        assert service.as_(who).post(path, json={}).status_code == 403, who
+    assert lead.post(path, json={"to": "someone@example.org"}).status_code == 422
+    unknown = lead.post(path, json={"locale": "fr"})
+    assert unknown.status_code == 422 and "locale" in unknown.json["errors"]
+    texts_only = bilingual_alert()
+    texts_only["channels"] = ["sms"]
+    sms = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=texts_only).json
+    refused = lead.post(f"/api/v1/alerts/{sms['alert_id']}/test", json={})
+    assert refused.status_code == 422 and "locale" in refused.json["errors"]
+
+
 def test_a_stolen_keys_offspring_are_revoked_with_it(service: Service) -> None:
     """A stolen organizer key's first act may be to mint another: revoking it with_issued
     takes every key it issued, and theirs, in one go; a key of another organization cannot."""

@@ -444,6 +444,43 @@ def test_the_lead_is_told_when_its_scheduled_alert_was_cancelled_when_due(
     assert reason in mail["content"][0]["value"]
 
 
+def test_an_alerts_test_send_reaches_the_leads_contact_address_as_it_will_read(
+    service: Service,
+) -> None:
+    """Before the alert goes to thousands, its lead sees it in a real inbox: filled in for a
+    stand-in name, with the footer every alert email carries, the subject marked as a test,
+    and links that lead to a preview, not to anyone's preferences."""
+    service.start()
+    service.publish(organization("org-tt", contact_email="organizers@org-tt.example.org"))
+    eventually(lambda: service.rows(organizations), message="organization projected")
+    content = {
+        "email_subject": "{{ given_name }}, ballots in every language",
+        "email_html": "<p>Hi {{ given_name }}, from {{ organization_name }}.</p>",
+        "email_text": "Hi {{ given_name }}, from {{ organization_name }}.",
+    }
+    service.publish(
+        event(
+            "alert.test_requested", "camp-tt", alert_id="alert-tt", campaign_id="camp-tt",
+            organization_id="org-tt", request_id="req-1", locale="en", content=content,
+            campaign_title="Language access", given_name="Mai <b>",
+            sender={"name": "Rainbow Bridge", "postal_address": "1 Way, Oakland"},
+            at=utcnow().isoformat(),
+        )
+    )  # fmt: skip
+    [mail] = eventually(
+        lambda: mails_to(service, "organizers@org-tt.example.org"), message="test email"
+    )
+    assert mail["subject"] == "[TEST] Mai <b>, ballots in every language"
+    parts = {part["type"]: part["value"] for part in mail["content"]}
+    assert "Hi Mai &lt;b&gt;, from Rainbow Bridge." in parts["text/html"]  # a name is text
+    assert "Hi Mai <b>, from Rainbow Bridge." in parts["text/plain"]
+    assert "1 Way, Oakland" in parts["text/plain"]  # the footer every alert email carries
+    assert "/preview" in parts["text/plain"] and "/unsubscribe/" not in parts["text/plain"]
+    # It counts for no alert and reaches no one else.
+    assert {r.kind for r in service.rows(deliveries)} == {"alert_test"}
+    assert all(r.alert_id is None for r in service.rows(deliveries))
+
+
 def test_an_organizations_address_that_bounces_is_not_mailed_again(service: Service) -> None:
     """A hard bounce (or a spam complaint) holds an address for everyone, an organization's
     contact address too: its milestone and not-sent emails stopped going only when SendGrid
