@@ -6,8 +6,8 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.petitions.bootstrap import Deps, build
-from services.petitions.ratelimit import RateLimits
 from shared.config import Settings
+from shared.ratelimit import RateLimits
 from shared.service import app_shell
 
 # Petition texts in 20 locales fit; anything bigger is not a petition.

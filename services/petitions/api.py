@@ -15,12 +15,12 @@ from marshmallow import Schema, ValidationError
 
 from services.petitions import exports, pages, schemas, signing, usecases
 from services.petitions.bootstrap import Deps
-from services.petitions.ratelimit import RateLimits
 from shared.auth import Principal, bearer_token, current_principal, require_role
 from shared.errors import Conflict, NotFound
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import REPLAYED, header_doc
 from shared.pages import PageArgs, page_body
+from shared.ratelimit import RateLimits
 from shared.web import AUTH_DOC, ERROR_RESPONSES, JsonParser
 
 

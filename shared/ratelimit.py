@@ -1,4 +1,5 @@
-"""Per-client-address limits on signing, counted by the `limits` library.
+"""Rate limits counted by the `limits` library: per client address (signing), per API key
+(petitions' exports), per organization (campaigns' alert test sends).
 
 flask-limiter (the Flask extension over `limits`) ran its before_request pass on every request,
 resolved the route's limits, and injected headers: 15 % of a signature's CPU on the hottest
@@ -6,7 +7,7 @@ path (services/petitions/README.md). Signing has one pair of limits keyed by one
 route checks them here directly, on the same `limits` storage and fixed-window strategy.
 
 A client's address is personal data, and a shared store (Redis) would hold it for as long as a
-window lasts: the limits count a keyed hash of it instead.
+window lasts: the limits count a keyed hash of what they count instead.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def client_network(address: str) -> str:
 
 
 class RateLimits:
-    """A set of limits ("10 per second;120 per minute") per key, each request counted once."""
+    """A set of limits ("10 per second;120 per minute") per client, each request counted once."""
 
     def __init__(
         self, limits_text: str, configured_storage: str, scope: str, message: str, hash_key: str
@@ -86,8 +87,8 @@ class RateLimits:
         self.hash_key = hash_key
 
     def hit(self, client: str) -> None:
-        """Count one request from client (its address); raise a 429 with Retry-After once any
-        limit is passed.
+        """Count one request from client (an address, a key id, an organization id); raise a
+        429 with Retry-After once any limit is passed.
 
         Every limit counts the request, as flask-limiter did, so a refused burst still uses up
         the sustained allowance.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.exceptions import TooManyRequests
 
-from services.petitions.ratelimit import RateLimits
+from shared.ratelimit import RateLimits
 
 
 def test_an_address_over_its_limit_gets_429_and_others_go_on() -> None:
