@@ -201,7 +201,9 @@ def request_test(
 ) -> dict[str, Any]:
     """Have notifications send the alert's email in one language, marked as a test, to the lead
     organization's contact address: how it reads in a real inbox before anyone else gets it.
-    Never to anyone else, so a key cannot mail whom it likes."""
+    The address is never the caller's to give, and an organization gets few a day
+    (deps.test_limits): its organizers can change that address, so a stolen key must not make
+    a mailer of it."""
     now = deps.clock()
     with deps.engine.begin() as conn:
         alert, campaign, partner_rows = _load(conn, alert_id)
@@ -223,11 +225,9 @@ def request_test(
                 "The lead organization has no contact address to send the test to",
                 {"contact_email": ["missing"]},
             )
-        title = campaign.titles.get(variant) or campaign.titles.get(campaign.default_locale) or ""
-        name = given_name or SAMPLE["given_name"]
-        event = events.alert_test_requested(
-            alert, lead, variant, title, name, str(uuid.uuid4()), now
-        )
+        deps.test_limits.hit(lead.organization_id)
+        sample = {**SAMPLE, **({"given_name": given_name} if given_name else {})}
+        event = events.alert_test_requested(alert, lead, variant, sample, str(uuid.uuid4()), now)
         deps.outbox.add(conn, event)
     return {"alert_id": alert_id, "locale": variant, "to": lead.contact_email}
 

@@ -11,11 +11,28 @@ from sqlalchemy import Engine
 from services.campaigns import store
 from services.campaigns.events import SOURCE
 from shared.auth import KeyVerifier
-from shared.config import Settings
+from shared.config import Settings, env_str
 from shared.db import make_engine
 from shared.events.catalog import CATALOG
 from shared.events.envelope import utcnow
 from shared.outbox import Outbox
+from shared.ratelimit import RateLimits
+
+# An alert's test send goes to the lead's contact address, which its organizers set: few a
+# day, so a stolen key cannot make a mailer of it (services/campaigns/README.md).
+TEST_SEND_LIMITS = "5 per hour;20 per day"
+
+
+def test_send_limits(settings: Settings) -> RateLimits:
+    """Count test sends per organization (CAMPAIGNS_TEST_SEND_RATE_LIMITS), in the store the
+    other limits use (RATELIMIT_STORAGE_URI: memory:// per process, redis:// shared)."""
+    return RateLimits(
+        env_str("CAMPAIGNS_TEST_SEND_RATE_LIMITS", TEST_SEND_LIMITS),
+        env_str("RATELIMIT_STORAGE_URI", "memory://"),
+        "alert-test",
+        "Too many test sends for this organization",
+        settings.hash_key,
+    )
 
 
 @dataclass
@@ -26,6 +43,7 @@ class Deps:
     engine: Engine
     verifier: KeyVerifier
     outbox: Outbox
+    test_limits: RateLimits
     clock: Callable[[], datetime] = field(default=utcnow)
 
 
@@ -39,4 +57,5 @@ def build(settings: Settings | None = None, engine: Engine | None = None) -> Dep
         # One second of cache: a revoked key is refused here within a second of revocation.
         verifier=KeyVerifier(engine, store.api_keys, ttl=1.0),
         outbox=Outbox(store.outbox_table, CATALOG, source=SOURCE),
+        test_limits=test_send_limits(settings),
     )

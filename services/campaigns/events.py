@@ -120,25 +120,21 @@ def alert_published(row: Any, lead: Any, partner_ids: Sequence[str], at: datetim
 
 
 def alert_test_requested(
-    row: Any,
-    lead: Any,
-    locale: str,
-    campaign_title: str,
-    given_name: str,
-    request_id: str,
-    at: datetime,
+    row: Any, lead: Any, locale: str, sample: Mapping[str, str], request_id: str, at: datetime
 ) -> Event:
-    """alert.test_requested: one locale's email content, to the lead's own address."""
+    """alert.test_requested: one locale's email content, to the lead's own address, greeting
+    a stand-in (sample: given_name, family_name)."""
     data = {
         "alert_id": row.alert_id,
         "campaign_id": row.campaign_id,
         "organization_id": lead.organization_id,
         "request_id": request_id,
         "locale": locale,
+        "default_locale": row.default_locale,
         "content": dict(row.content[locale]),
-        "campaign_title": campaign_title,
         "sender": {"name": lead.name, "postal_address": lead.postal_address},
-        "given_name": given_name,
+        "given_name": sample["given_name"],
+        "family_name": sample["family_name"],
         "at": format_time(at),
     }
     return _event("alert.test_requested", row.campaign_id, data, at)

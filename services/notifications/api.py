@@ -159,6 +159,13 @@ PUBLIC_PAGES: dict[str, dict[str, Any]] = {
             {"200": "Saved; or the page again, when what it confirms changed since", "404": _GONE},
         ),
     },
+    "/preview": {
+        "get": _page_operation(
+            "Where the links of an alert's preview and test send lead (each recipient's are"
+            " their own)",
+            {"200": "The page"},
+        ),
+    },
     "/erase/{token}": {
         "get": _page_operation(
             "The emailed erasure link's page; only its button (a POST) erases",
@@ -423,7 +430,21 @@ def public_blueprint(deps: Deps) -> Blueprint:
             erasure.erase(deps, conn, supporter=target)
         return _page(lang, "erased", f"<p>{_t(lang, 'erased_body')}</p>")
 
+    @bp.get("/preview")
+    def preview_page() -> Response:
+        # Organizers follow it from a preview or a test send, never supporters: in English, as
+        # the API is.
+        return html_page("Preview", f"<p>{escape(PREVIEW_LINK)}</p>")
+
     return bp
+
+
+# Where the links of an alert's preview and test send lead (campaigns' preview, test sends):
+# each real recipient's link is their own.
+PREVIEW_LINK = (
+    "This link is a stand-in. In the alert itself, each recipient's link leads to their own"
+    " page: to stop these emails, or to choose what they get."
+)
 
 
 def _gone(locale: str, title_key: str) -> Response:

@@ -25,7 +25,13 @@ from sqlalchemy import Connection, select, update
 from services.notifications import audience, compliance, ledger, messages
 from services.notifications.audience import Supporter
 from services.notifications.bootstrap import Deps
-from services.notifications.domain import TokenBucket, backoff_delay, next_sms_window, pick_variant
+from services.notifications.domain import (
+    TokenBucket,
+    backoff_delay,
+    next_sms_window,
+    pick_variant,
+    shared_values,
+)
 from services.notifications.senders import (
     Accepted,
     CredentialsRefused,
@@ -82,12 +88,9 @@ class AlertInfo:
 
     def shared_values(self, locale: str) -> dict[str, str]:
         """The values of the content's {{ variables }} that every recipient shares."""
-        title = pick_variant(self.campaign_titles, locale, self.default_locale)
-        return {
-            "organization_name": self.org_name,
-            "campaign_title": str(self.campaign_titles.get(title or "", "")),
-            "postal_address": self.postal_address,
-        }
+        return shared_values(
+            self.org_name, self.postal_address, self.campaign_titles, locale, self.default_locale
+        )
 
 
 class Deliverer:
@@ -1289,7 +1292,8 @@ class Deliverer:
     ) -> Callable[[], Accepted]:
         locale = person.locale if person else str(params.get("locale") or "en")
         footer = None
-        org_name = self.deps.config.from_name
+        # An alert's test send comes from its lead, as the alert will (handle_alert_test).
+        org_name = str(params.get("from_name") or self.deps.config.from_name)
         if person is not None and org_id:
             org = audience.organization(conn, org_id)
             tag = (

@@ -336,6 +336,19 @@ def next_sms_window(
     return later.astimezone(now.tzinfo) if later else None
 
 
+def shared_values(
+    org_name: str, postal_address: str, titles: Mapping[str, str], locale: str, default: str
+) -> dict[str, str]:
+    """The values of an alert's {{ variables }} that every recipient of a language shares: the
+    sender's name and address, and the campaign's title in the language that serves it best."""
+    title = pick_variant(titles, locale, default)
+    return {
+        "organization_name": org_name,
+        "campaign_title": str(titles.get(title or "", "")),
+        "postal_address": postal_address,
+    }
+
+
 def pick_variant(
     variants: Mapping[str, object], locale: str, default: str, language: str | None = None
 ) -> str | None:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select, update
 
 from services.notifications import audience, compliance, erasure, ledger, messages, preferences
 from services.notifications.bootstrap import Deps
+from services.notifications.domain import shared_values
 from services.notifications.store import alerts, signatures, supporters, upsert
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
 from shared.auth import projection_handlers
@@ -285,16 +286,18 @@ def handle_alert_test(deps: Deps, event: Event, conn: Connection) -> None:
     (looked up when it goes, as for every message to an organization). Its links lead to a
     preview page: the test names no supporter."""
     data = event.data
-    sender = data["sender"]
+    sender, locale = data["sender"], str(data["locale"])
     name, address = str(sender["name"]), str(sender.get("postal_address") or "")
+    campaign = audience.campaign(conn, str(data["campaign_id"]))
+    titles = dict(campaign.titles or {}) if campaign else {}
+    shared = shared_values(name, address, titles, locale, str(data["default_locale"]))
     preview = f"{deps.settings.public_base_url}/preview"
-    shared = {"organization_name": name, "campaign_title": str(data.get("campaign_title") or ""),
-              "postal_address": address}  # fmt: skip
-    person = SimpleNamespace(given_name=data.get("given_name") or "", family_name="")
+    person = SimpleNamespace(
+        given_name=data.get("given_name") or "", family_name=data.get("family_name") or ""
+    )
     rendered = messages.alert_test_email(
-        data["content"], str(data["locale"]), shared,
-        messages.Footer(name, address, preview, preview), person,
-    )  # fmt: skip
+        data["content"], locale, shared, messages.Footer(name, address, preview, preview), person
+    )
     queue(
         conn,
         message_key=f"alert_test:{data['request_id']}",
@@ -305,8 +308,9 @@ def handle_alert_test(deps: Deps, event: Event, conn: Connection) -> None:
             "subject": rendered.subject,
             "text": rendered.text,
             "html": rendered.html,
-            "locale": data["locale"],
-        },  # fmt: skip
+            "locale": locale,
+            "from_name": name,
+        },
         now=deps.clock(),
     )
 

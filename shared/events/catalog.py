@@ -175,11 +175,13 @@ class AlertTestRequestedSchema(Schema):
     organization_id = _id()
     request_id = _id()
     locale = fields.String(required=True)
+    # The alert's: the campaign title's language is picked as for the alert itself.
+    default_locale = fields.String(required=True)
     content = fields.Nested(AlertContentSchema, required=True)
-    campaign_title = fields.String(load_default="")
     sender = fields.Nested(SenderSchema, required=True)
-    # The stand-in name the email greets (the preview's, or the one the organizer gave).
+    # The stand-in the email greets (the preview's, or the name the organizer gave).
     given_name = fields.String(load_default="")
+    family_name = fields.String(load_default="")
     at = _time()
 
 

@@ -530,10 +530,8 @@ def test_a_test_send_goes_to_the_leads_own_address_only(service: Service) -> Non
     assert service.outbox_types()[-1] == "alert.test_requested"
     data = service.last_outbox_data()
     assert data["content"] == bilingual_alert()["content"]["tl"]
-    assert (data["given_name"], data["organization_id"]) == (
-        "Mai",
-        service.orgs["lead"]["organization_id"],
-    )
+    assert (data["given_name"], data["family_name"]) == ("Mai", "Rivera")
+    assert data["organization_id"] == service.orgs["lead"]["organization_id"]
     assert "to" not in data and "email" not in data  # the address is notifications' to find
     # Nobody else's key, no other address, a language the alert has, an email to test.
     for who in ("partner@lead", "organizer@partner", "organizer@stranger"):
@@ -546,6 +544,40 @@ def test_a_test_send_goes_to_the_leads_own_address_only(service: Service) -> Non
     sms = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=texts_only).json
     refused = lead.post(f"/api/v1/alerts/{sms['alert_id']}/test", json={})
     assert refused.status_code == 422 and "locale" in refused.json["errors"]
+
+
+def test_test_sends_are_few_and_need_an_address(service: Service) -> None:
+    """The lead's organizers set its contact address: a stolen key could point it anywhere, so
+    test sends are few an hour per organization; a retry with its Idempotency-Key is not
+    another; and without an address there is nowhere to send."""
+    from sqlalchemy import update
+
+    from services.campaigns import store
+
+    cid = make_coalition(service)["campaign_id"]
+    lead = service.as_("organizer@lead")
+    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
+    path = f"/api/v1/alerts/{draft['alert_id']}/test"
+    again = {"Idempotency-Key": "test-1"}
+    assert lead.post(path, json={}, headers=again).status_code == 202
+    assert lead.post(path, json={}, headers=again).status_code == 202  # the same one
+    assert service.outbox_types().count("alert.test_requested") == 1
+    for _ in range(4):
+        assert lead.post(path, json={}).status_code == 202
+    limited = lead.post(path, json={})
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert service.outbox_types().count("alert.test_requested") == 5
+
+    org = service.orgs["lead"]["organization_id"]
+    with service.deps.engine.begin() as conn:
+        conn.execute(
+            update(store.organizations)
+            .where(store.organizations.c.organization_id == org)
+            .values(contact_email=None)
+        )
+    service.deps.test_limits.window.storage.reset()
+    nowhere = lead.post(path, json={})
+    assert nowhere.status_code == 409 and "contact_email" in nowhere.json["errors"]
 
 
 def test_a_stolen_keys_offspring_are_revoked_with_it(service: Service) -> None:

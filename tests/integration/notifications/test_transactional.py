@@ -461,8 +461,8 @@ def test_an_alerts_test_send_reaches_the_leads_contact_address_as_it_will_read(
     service.publish(
         event(
             "alert.test_requested", "camp-tt", alert_id="alert-tt", campaign_id="camp-tt",
-            organization_id="org-tt", request_id="req-1", locale="en", content=content,
-            campaign_title="Language access", given_name="Mai <b>",
+            organization_id="org-tt", request_id="req-1", locale="en", default_locale="en",
+            content=content, given_name="Mai <b>", family_name="Rivera",
             sender={"name": "Rainbow Bridge", "postal_address": "1 Way, Oakland"},
             at=utcnow().isoformat(),
         )
@@ -471,11 +471,14 @@ def test_an_alerts_test_send_reaches_the_leads_contact_address_as_it_will_read(
         lambda: mails_to(service, "organizers@org-tt.example.org"), message="test email"
     )
     assert mail["subject"] == "[TEST] Mai <b>, ballots in every language"
+    assert mail["from"]["name"] == "Rainbow Bridge"  # from the lead, as the alert will be
     parts = {part["type"]: part["value"] for part in mail["content"]}
     assert "Hi Mai &lt;b&gt;, from Rainbow Bridge." in parts["text/html"]  # a name is text
     assert "Hi Mai <b>, from Rainbow Bridge." in parts["text/plain"]
     assert "1 Way, Oakland" in parts["text/plain"]  # the footer every alert email carries
     assert "/preview" in parts["text/plain"] and "/unsubscribe/" not in parts["text/plain"]
+    page = service.client().get("/preview")
+    assert page.status_code == 200 and "stand-in" in page.get_data(as_text=True)
     # It counts for no alert and reaches no one else.
     assert {r.kind for r in service.rows(deliveries)} == {"alert_test"}
     assert all(r.alert_id is None for r in service.rows(deliveries))
