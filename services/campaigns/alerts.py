@@ -150,6 +150,18 @@ def _value(values: Mapping[str, str], name: str) -> str:
     return values.get(name, "")
 
 
+def _language(alert: Any, locale: str | None) -> tuple[str, Mapping[str, Any]]:
+    """Return the language asked for (the alert's default when none) and its texts, or a 422
+    naming `locale` and the alert's languages."""
+    variant = locale or alert.default_locale
+    texts = (alert.content or {}).get(variant)
+    if texts is None:
+        raise FieldError(
+            "locale", f"Not a language of this alert: {', '.join(sorted(alert.content))}"
+        )
+    return variant, texts
+
+
 def preview_alert(
     deps: Deps, principal: Principal, alert_id: str, locale: str | None, given_name: str | None
 ) -> dict[str, Any]:
@@ -162,12 +174,7 @@ def preview_alert(
         alert, campaign, partner_rows = _load(conn, alert_id)
         domain.may_read_campaign(principal, access_of(campaign, partner_rows))
         org = store.organization(conn, campaign.lead_organization_id)
-    variant = locale or alert.default_locale
-    texts = (alert.content or {}).get(variant)
-    if texts is None:
-        raise FieldError(
-            "locale", f"Not a language of this alert: {', '.join(sorted(alert.content))}"
-        )
+    variant, texts = _language(alert, locale)
     link = f"{deps.settings.public_base_url}/preview"
     values = {
         **SAMPLE,
@@ -210,12 +217,7 @@ def request_test(
         domain.may_manage_campaign(principal, access_of(campaign, partner_rows))
         lead = store.organization(conn, campaign.lead_organization_id)
         assert lead is not None  # a campaign's lead is a foreign key
-        variant = locale or alert.default_locale
-        texts = (alert.content or {}).get(variant)
-        if texts is None:
-            raise FieldError(
-                "locale", f"Not a language of this alert: {', '.join(sorted(alert.content))}"
-            )
+        variant, texts = _language(alert, locale)
         if "email" not in alert.channels or not (
             texts.get("email_subject") and (texts.get("email_text") or texts.get("email_html"))
         ):

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from services.notifications.page_strings import PAGES
+from services.notifications.senders import substitute
 from shared.locales import resolve_locale
 from shared.templates import fill
 
@@ -587,13 +588,7 @@ def alert_test_email(
     """Fill an alert's email for one stand-in recipient, as a bulk request would for each."""
     email = bulk_email(content, locale, shared, footer)
     values = email.substitutions("", person)
-
-    def filled(template: str) -> str:
-        for tag, value in values.items():
-            template = template.replace(tag, value)
-        return template
-
-    return Rendered(filled(email.subject), filled(email.text), filled(email.html))
+    return Rendered(*(substitute(part, values) for part in (email.subject, email.text, email.html)))
 
 
 def render_transactional(
