@@ -56,3 +56,9 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status = 409
+
+
+class Gone(DomainError):
+    """What was asked for existed and was removed for good (410)."""
+
+    status = 410

@@ -164,7 +164,10 @@ def idempotency_table(metadata: MetaData, name: str = "idempotency_keys") -> Tab
     )
 
 
-def _fingerprint(hash_key: str) -> str:
+def request_fingerprint(hash_key: str) -> str:
+    """A keyed hash of the request as sent (method, path, query and body bytes): a retry sends
+    the same bytes, while a fingerprint of the parsed arguments would change with any default a
+    later release adds, and answer a retry across a deploy with a 422."""
     request_line = f"{request.method} {request.full_path}\n".encode()
     return keyed_hash(hash_key, "idempotency", request_line + request.get_data(cache=True))
 
@@ -187,7 +190,7 @@ def idempotent(services: Services, redact: Mapping[str, Any] | None = None) -> C
             engine, verifier, table, hash_key = services()
             install(engine)
             key_id = current_principal(verifier).key_id
-            replay, claimed_at = _claim(engine, table, key_id, idem, _fingerprint(hash_key))
+            replay, claimed_at = _claim(engine, table, key_id, idem, request_fingerprint(hash_key))
             if replay is not None:
                 return replay
             claim = (engine, table, key_id, idem, claimed_at)

@@ -7,7 +7,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import phonenumbers
 
@@ -17,6 +17,16 @@ from shared.errors import FieldError, NotFound, PermissionDenied
 DRAFT, OPEN, CLOSED = "draft", "open", "closed"
 PENDING, CONFIRMED, ERASED = "pending", "confirmed", "erased"
 SOURCE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+# The longest an organizer can have Kinship keep a closed petition's signers: ten years.
+MAX_SIGNER_RETENTION_DAYS = 3650
+
+
+def signer_data_erase_at(closed_at: datetime | None, retention_days: int | None) -> datetime | None:
+    """When a closed petition's signers' personal data is due for erasure (an aware closed_at
+    and its signer_retention_days); None while it is open or keeps its signers."""
+    if closed_at is None or retention_days is None:
+        return None
+    return closed_at + timedelta(days=retention_days)
 
 
 # -- the goal ladder ---------------------------------------------------------------------------

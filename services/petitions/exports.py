@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from services.petitions import domain, store
 from services.petitions.bootstrap import Deps
-from services.petitions.usecases import coalition_of, now
+from services.petitions.usecases import coalition_of, now, signers_erased
 from shared.auth import Principal
 from shared.db import aware
-from shared.errors import NotFound
+from shared.errors import Gone, NotFound
 from shared.events.catalog import SHARE
 
 # supporter_id: the id deletion notices name (person.erased, consent.withdrawn, by webhook):
@@ -71,8 +71,19 @@ def authorize(
             domain.require_full_export(principal, coalition)
         else:
             domain.require_partner_export(principal, coalition, partner_id)
+        _refuse_erased(petition)
         store.log_export(conn, petition_id, kind, partner_id, principal, now())
     return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
+
+
+def _refuse_erased(petition: Any) -> None:
+    """410 once the petition's signers are erased, or due to be, under its retention: a list
+    half erased is no list to deliver."""
+    if signers_erased(petition):
+        raise Gone(
+            f"The signers' personal data was erased {petition.signer_retention_days} days after"
+            " the petition closed (signer_retention_days); the counts remain"
+        )
 
 
 def export_log(

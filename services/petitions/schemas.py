@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
+from services.petitions import domain
 from shared.events.catalog import INTEREST, MAX_INTERESTS
 from shared.locales import COUNTRIES, canonical_language_tag
 from shared.pages import PageArgs, page_schema
@@ -121,6 +122,25 @@ PUBLIC_TOTAL = (
     " an address signed already (see double_opt_in). Can change while the petition is open."
 )
 
+SIGNER_RETENTION = (
+    "Days after the petition closes when Kinship erases its signers' personal data: names,"
+    " email addresses, phone numbers, postal codes, pronouns and comments (0: at once, within"
+    " a minute of closing). The counts stay, and what a partner was given with a signer's"
+    " consent is the partner's to keep. Take the exports first: once erased, they answer 410."
+    " Null (the default) keeps the signers until each asks to be erased. Can change until the"
+    " erasure is due, closed or not."
+)
+
+
+def _signer_retention(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(0, domain.MAX_SIGNER_RETENTION_DAYS),
+        metadata={"description": SIGNER_RETENTION},
+        **kwargs,
+    )
+
 
 class PetitionCreateSchema(Schema):
     campaign_id = fields.String(
@@ -136,6 +156,7 @@ class PetitionCreateSchema(Schema):
     )
     double_opt_in = fields.Boolean(load_default=False, metadata={"description": DOUBLE_OPT_IN})
     public_total = fields.Boolean(load_default=True, metadata={"description": PUBLIC_TOTAL})
+    signer_retention_days = _signer_retention(load_default=None)
 
 
 class PetitionPatchSchema(Schema):
@@ -145,6 +166,7 @@ class PetitionPatchSchema(Schema):
     goal = fields.Integer(strict=True, validate=validate.Range(1, 10**9))
     double_opt_in = fields.Boolean(metadata={"description": DOUBLE_OPT_IN})
     public_total = fields.Boolean(metadata={"description": PUBLIC_TOTAL})
+    signer_retention_days = _signer_retention()
 
 
 class PetitionSchema(Schema):
@@ -160,6 +182,11 @@ class PetitionSchema(Schema):
     goal = fields.Integer()
     double_opt_in = fields.Boolean()
     public_total = fields.Boolean()
+    signer_retention_days = fields.Integer(allow_none=True)
+    signer_data_erase_at = Timestamp(
+        allow_none=True, metadata={"description": "When the signers' data is due for erasure"}
+    )
+    signer_data_erased_at = Timestamp(allow_none=True)
     total = fields.Integer()
     created_at = Timestamp()
     published_at = Timestamp(allow_none=True)

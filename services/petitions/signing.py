@@ -18,6 +18,7 @@ from services.petitions.usecases import (
     event,
     now,
     run_idempotent,
+    signers_erased,
 )
 from shared.db import aware
 from shared.errors import Conflict, FieldError, NotFound
@@ -103,9 +104,7 @@ def sign(
         # learn that the key was used: a different request under it signs as without one.
         scope = f"sign:{petition_id}:{item.row['email_hash']}"
         return _again_if_vanished(
-            lambda: run_idempotent(
-                deps, scope, idempotency_key, dict(data), work, other_request_runs=True
-            )
+            lambda: run_idempotent(deps, scope, idempotency_key, work, other_request_runs=True)
         )
     deps.group_commit.submit(item, lambda items: commit_batch(deps, items))
     return response
@@ -456,6 +455,48 @@ def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
     return len(rows)
 
 
+def erase_signer_data(deps: Deps, batch: int = 500) -> int:
+    """Erase the signers' personal data of each closed petition whose signer retention has run
+    out (petitions.signer_retention_days), a batch of rows a transaction; return how many
+    signatures it erased. Confirmed signatures stay counted, anonymous, as an erasure leaves
+    them; unconfirmed ones go, as at expiry. Stored responses to retried signing requests go
+    too. The petition is then marked (signer_data_erased_at) and never read again."""
+    with deps.engine.connect() as conn:
+        due = [
+            row.petition_id for row in store.petitions_keeping_signers(conn) if signers_erased(row)
+        ]
+    erased = 0
+    for petition_id in due:
+        last = 0
+        while True:
+            with deps.engine.begin() as conn:
+                rows = store.signatures_holding_data(conn, petition_id, last, batch)
+                # In expiry's order, as expiry deletes them: two workers never wait on each other.
+                pending = sorted(
+                    (row for row in rows if row.status == domain.PENDING),
+                    key=lambda row: row.email_hash or "",
+                )
+                gone = {
+                    row.id
+                    for row in pending
+                    if store.delete_signature(conn, row.id, status=domain.PENDING)
+                }
+                # A pending row not deleted was confirmed since it was read: it is scrubbed.
+                store.scrub_signatures(conn, [row.id for row in rows if row.id not in gone])
+                if gone:
+                    store.bump(
+                        conn, petition_id, [("pending", "", -len(gone))], deps.config.counter_shards
+                    )
+            erased += len(rows)
+            if len(rows) < batch:
+                break
+            last = rows[-1].id
+        with deps.engine.begin() as conn:
+            store.forget_idempotency_scopes(conn, f"sign:{petition_id}:")
+            store.update_petition(conn, petition_id, signer_data_erased_at=now())
+    return erased
+
+
 def erase_person(
     deps: Deps,
     conn: Connection,
@@ -492,7 +533,7 @@ def erase_person(
             store.bump(conn, row.petition_id, [("pending", "", -1)], deps.config.counter_shards)
         elif row.status in (domain.PENDING, domain.CONFIRMED):
             # Confirmed, or confirmed since it was read (the delete found it no longer pending).
-            store.scrub_signature(conn, row.id)
+            store.scrub_signatures(conn, [row.id])
     return len(rows)
 
 

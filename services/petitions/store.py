@@ -104,6 +104,10 @@ petitions = Table(
     Column("double_opt_in", Boolean, nullable=False),
     # False: the public read shows neither the total nor the goal (migration 0008).
     Column("public_total", Boolean, nullable=False, server_default=true()),
+    # Days after closing when the signers' personal data is erased (0: at once); NULL keeps it
+    # until each signer asks. signer_data_erased_at: when that finished (migration 0009).
+    Column("signer_retention_days", Integer),
+    Column("signer_data_erased_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True)),
@@ -814,14 +818,57 @@ def forget_idempotency_scope(conn: Connection, scope: str) -> None:
     conn.execute(delete(idempotency_keys).where(idempotency_keys.c.scope == scope))
 
 
-def scrub_signature(conn: Connection, row_id: int) -> None:
-    """Remove a confirmed signature's personal data and its link to the person; keep it counted."""
-    conn.execute(delete(partner_consents).where(partner_consents.c.signature_row == row_id))
+def scrub_signatures(conn: Connection, row_ids: Sequence[int]) -> None:
+    """Remove confirmed signatures' personal data and their link to the person; keep them
+    counted."""
+    if not row_ids:
+        return
+    ids = list(row_ids)
+    conn.execute(delete(partner_consents).where(partner_consents.c.signature_row.in_(ids)))
     values: dict[str, Any] = {name: None for name in PERSONAL_COLUMNS}
     values.update(
         status=ERASED, email_hash=None, supporter_id=None, consent_email=False, consent_sms=False
     )
-    conn.execute(update(signatures).where(signatures.c.id == row_id).values(**values))
+    conn.execute(update(signatures).where(signatures.c.id.in_(ids)).values(**values))
+
+
+def petitions_keeping_signers(conn: Connection) -> list[Any]:
+    """Closed petitions with a signer retention whose signers' data is not erased yet."""
+    query = select(
+        petitions.c.petition_id,
+        petitions.c.closed_at,
+        petitions.c.signer_retention_days,
+        petitions.c.signer_data_erased_at,
+    ).where(
+        petitions.c.status == CLOSED,
+        petitions.c.signer_retention_days.is_not(None),
+        petitions.c.signer_data_erased_at.is_(None),
+    )
+    return list(conn.execute(query).all())
+
+
+def signatures_holding_data(
+    conn: Connection, petition_id: str, after: int, limit: int
+) -> list[Any]:
+    """Return (id, status, email_hash) of a petition's signatures holding personal data (pending or
+    confirmed) past row id `after`, in row order (keyset: erased rows are never read again)."""
+    query = (
+        select(signatures.c.id, signatures.c.status, signatures.c.email_hash)
+        .where(
+            signatures.c.petition_id == petition_id,
+            signatures.c.id > after,
+            signatures.c.status.in_([PENDING, CONFIRMED]),
+        )
+        .order_by(signatures.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(query).all())
+
+
+def forget_idempotency_scopes(conn: Connection, prefix: str) -> None:
+    """Drop the stored responses of every scope starting with prefix."""
+    scope = idempotency_keys.c.scope
+    conn.execute(delete(idempotency_keys).where(scope.startswith(prefix, autoescape=True)))
 
 
 EXPORT_COLUMNS = (

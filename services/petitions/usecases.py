@@ -14,11 +14,12 @@ from sqlalchemy import Connection
 from services.petitions import domain, store
 from services.petitions.bootstrap import Deps
 from shared.auth import Principal
+from shared.db import aware
 from shared.errors import Conflict, FieldError, NotFound
 from shared.events import Event
 from shared.events.catalog import type_name
+from shared.idempotency import request_fingerprint
 from shared.locales import best_match
-from shared.privacy import keyed_hash
 
 Result = tuple[int, dict[str, Any]]
 
@@ -67,11 +68,6 @@ class _Raced(Exception):
     """Another request with the same Idempotency-Key committed first."""
 
 
-def request_fingerprint(deps: Deps, payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
-    return keyed_hash(deps.settings.hash_key, "idempotency", text)
-
-
 class Replayed(dict[str, Any]):
     """A response body kept under an Idempotency-Key, answered again: the API adds the header
     Idempotent-Replayed: true, as the other services' replays carry."""
@@ -96,7 +92,6 @@ def run_idempotent(
     deps: Deps,
     scope: str,
     key: str | None,
-    payload: Any,
     work: Callable[[Connection], Result],
     *,
     other_request_runs: bool = False,
@@ -110,7 +105,7 @@ def run_idempotent(
         with deps.engine.begin() as conn:
             return work(conn)
     check_idempotency_key(key)
-    fingerprint = request_fingerprint(deps, payload)
+    fingerprint = request_fingerprint(deps.settings.hash_key)
     try:
         with deps.engine.begin() as conn:
             prior = store.find_idempotency_key(conn, scope, key)
@@ -147,11 +142,19 @@ def organizer_view(petition: Any, total: int) -> dict[str, Any]:
         "goal": petition.goal,
         "double_opt_in": petition.double_opt_in,
         "public_total": petition.public_total,
+        "signer_retention_days": petition.signer_retention_days,
+        "signer_data_erase_at": signer_data_erase_at(petition),
+        "signer_data_erased_at": _aware(petition.signer_data_erased_at),
         "total": total,
-        "created_at": petition.created_at,
-        "published_at": petition.published_at,
-        "closed_at": petition.closed_at,
+        # In UTC with its offset on SQLite too, which keeps times without one.
+        "created_at": _aware(petition.created_at),
+        "published_at": _aware(petition.published_at),
+        "closed_at": _aware(petition.closed_at),
     }
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else aware(moment)
 
 
 def _petition(conn: Connection, petition_id: str, *, for_update: bool = False) -> Any:
@@ -195,6 +198,7 @@ def create_petition(
             "goal": domain.initial_goal(data.get("goal")),
             "double_opt_in": bool(data.get("double_opt_in")),
             "public_total": data.get("public_total", True),
+            "signer_retention_days": data.get("signer_retention_days"),
             "created_at": moment,
             "updated_at": moment,
         }
@@ -203,7 +207,7 @@ def create_petition(
         return 201, json.loads(json.dumps(body, default=_iso))
 
     scope = f"create-petition:{principal.key_id}"
-    return run_idempotent(deps, scope, idempotency_key, dict(data), work)
+    return run_idempotent(deps, scope, idempotency_key, work)
 
 
 def _iso(value: Any) -> str:
@@ -222,39 +226,68 @@ def _managed(
 
 
 # What may change once a petition is open: its words (a typo, a translation that arrived after
-# launch) and whom it addresses. How it counts (double opt-in) is what its signers signed under,
-# and its goal climbs by itself.
-OPEN_EDITABLE = frozenset({"texts", "targets", "default_locale", "public_total"})
+# launch), whom it addresses and what it shows and keeps. How it counts (double opt-in) is what
+# its signers signed under, and its goal climbs by itself.
+OPEN_EDITABLE = frozenset(
+    {"texts", "targets", "default_locale", "public_total", "signer_retention_days"}
+)
+# Changes petition.updated does not carry: they announce nothing.
+UNANNOUNCED = frozenset({"public_total", "signer_retention_days"})
 
 
 def edit_petition(
     deps: Deps, principal: Principal, petition_id: str, changes: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Change a draft petition, or an open one's texts, targets, default locale and whether
-    the public sees its total (texts replace all locale variants when given); an open one's
-    change of words is announced (petition.updated), so the emails and partners use the new
-    titles."""
+    """Change a draft petition; an open one's texts, targets, default locale, whether the
+    public sees its total and how long its signers are kept (texts replace all locale variants
+    when given); a closed one's signer retention until the erasure is due. An open one's change
+    of words is announced (petition.updated), so the emails and partners use the new titles."""
     with deps.engine.begin() as conn:
         petition, _ = _managed(deps, conn, principal, petition_id)
         if petition.status == domain.OPEN:
             fixed = sorted(set(changes) - OPEN_EDITABLE)
             if fixed:
                 raise Conflict(
-                    "An open petition's texts, targets, default locale and public_total can"
-                    " change; not this",
+                    "An open petition's texts, targets, default locale, public_total and"
+                    " signer_retention_days can change; not this",
                     {name: ["fixed once the petition is open"] for name in fixed},
                 )
-        elif petition.status != domain.DRAFT:
-            raise Conflict("A closed petition cannot be edited", {"status": [petition.status]})
+        elif petition.status == domain.CLOSED:
+            _check_closed_edit(petition, changes)
         texts = changes.get("texts", petition.texts)
         _check_texts(texts, changes.get("default_locale", petition.default_locale))
         moment = now()
         store.update_petition(conn, petition_id, **dict(changes), updated_at=moment)
         changed = _petition(conn, petition_id)
-        # Showing or hiding the total changes nothing petition.updated carries.
-        if changed.status == domain.OPEN and set(changes) - {"public_total"}:
+        if changed.status == domain.OPEN and set(changes) - UNANNOUNCED:
             deps.outbox.add(conn, _announced(deps, "petition.updated", changed, moment))
         return organizer_view(changed, store.total(conn, petition_id))
+
+
+def signer_data_erase_at(petition: Any) -> datetime | None:
+    """When a petition row's signers are due for erasure (None: open, or kept)."""
+    return domain.signer_data_erase_at(_aware(petition.closed_at), petition.signer_retention_days)
+
+
+def signers_erased(petition: Any) -> bool:
+    """Whether a petition row's signers' personal data is erased, or due to be by now."""
+    due = signer_data_erase_at(petition)
+    return petition.signer_data_erased_at is not None or (due is not None and due <= now())
+
+
+def _check_closed_edit(petition: Any, changes: Mapping[str, Any]) -> None:
+    """A closed petition's signer retention may change until its erasure is due; nothing else."""
+    fixed = sorted(set(changes) - {"signer_retention_days"})
+    if fixed:
+        raise Conflict(
+            "A closed petition's signer_retention_days can change; nothing else",
+            {name: ["fixed once the petition is closed"] for name in fixed},
+        )
+    if signers_erased(petition):
+        raise Conflict(
+            "The signers' personal data is erased, or being erased, under the petition's retention",
+            {"signer_retention_days": ["the erasure is due: it cannot be put off"]},
+        )
 
 
 def _announced(deps: Deps, kind: str, petition: Any, moment: datetime) -> Event:

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class Housekeeping:
-    """Publishes milestones, expires unconfirmed signatures and old idempotency keys.
+    """Publishes milestones, expires unconfirmed signatures and old idempotency keys, and erases
+    closed petitions' signers once their retention runs out (within a minute).
 
     Milestones are found here rather than in the signing request: a signer's transaction cannot
     see concurrent uncommitted signatures, so two signers could each see 99 and neither claim
@@ -44,6 +45,9 @@ class Housekeeping:
         signing.expire_unconfirmed(self.deps)
         if time.monotonic() - self._last_forget > 60:
             signing.forget_idempotency_keys(self.deps)
+            erased = signing.erase_signer_data(self.deps)
+            if erased:
+                log.info("signers erased after their petition's retention", extra={"count": erased})
             self._last_forget = time.monotonic()
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,6 +229,23 @@ def make_service(database_url: str, kafka_bootstrap: str) -> Iterator[Any]:
 @pytest.fixture
 def svc(make_service: Any) -> Petitions:
     return make_service()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Iterator[Petitions]:
+    """The service on a SQLite file (the embedded local run), its coalition seeded."""
+    url = f"sqlite:///{tmp_path / 'petitions.db'}"
+    upgrade("petitions", url)
+    upgrade("petitions", url)  # idempotent
+    settings = Settings.from_env("petitions").with_(
+        database_url=url, hash_key="k", public_base_url="https://act.example.org"
+    )
+    deps = build(settings, PetitionsConfig(sign_limits="1000 per second"))
+    app = create_app(deps=deps)
+    service = Petitions(deps, app, app.test_client(), "127.0.0.1:1")
+    service.seed()
+    yield service
+    deps.engine.dispose()
 
 
 @pytest.fixture

@@ -4,35 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from services.petitions import create_app, signing, usecases
-from services.petitions.bootstrap import PetitionsConfig, build
+from services.petitions import signing, usecases
 from services.petitions.worker import Housekeeping
-from shared.config import Settings
-from shared.migrate import upgrade
 from tests.integration.petitions.conftest import Petitions
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def lite(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path / 'petitions.db'}"
-    upgrade("petitions", url)
-    upgrade("petitions", url)  # idempotent
-    settings = Settings.from_env("petitions").with_(
-        database_url=url, hash_key="k", public_base_url="https://act.example.org"
-    )
-    deps = build(settings, PetitionsConfig(sign_limits="1000 per second"))
-    app = create_app(deps=deps)
-    service = Petitions(deps, app, app.test_client(), "127.0.0.1:1")
-    service.seed()
-    yield service
-    deps.engine.dispose()
 
 
 def test_an_export_since_a_time_in_another_zone_reads_it_as_that_moment(lite: Petitions) -> None:
