@@ -305,6 +305,64 @@ def forget_unconfirmed(conn: Connection, older_than: datetime) -> int:
     return int(orphans.rowcount or 0)
 
 
+def take_unconsented(conn: Connection, older_than: datetime, limit: int) -> list[str]:
+    """Delete, and return the ids of, up to limit supporters who agreed to no contact and are
+    done with: no consent granted (email, text or sharing, by any organization) and none
+    changed since older_than, no signature waiting for its link, seen last before older_than,
+    and every campaign they joined closed before it (one not known here, or not closed, keeps
+    them). The caller forgets the rest of what is held of them (erasure.forget_supporters).
+
+    One statement deletes the rows it picks: a signature being projected for one of them
+    updates the row first and is waited for, then the row no longer qualifies; one for a
+    person known only by a pending link reads the row in share mode (known), so it waits for
+    this transaction and finds the person gone."""
+    sid = supporters.c.supporter_id
+    joined = supporter_campaigns.outerjoin(
+        campaigns, campaigns.c.campaign_id == supporter_campaigns.c.campaign_id
+    )
+    campaign_keeps = (
+        select(supporter_campaigns.c.supporter_id)
+        .select_from(joined)
+        .where(
+            supporter_campaigns.c.supporter_id == sid,
+            or_(
+                campaigns.c.status.is_(None),
+                campaigns.c.status != "closed",
+                campaigns.c.updated_at >= older_than,
+            ),
+        )
+    )
+    picked = (
+        select(sid)
+        .where(
+            supporters.c.updated_at < older_than,
+            ~exists().where(
+                consents.c.supporter_id == sid,
+                or_(consents.c.granted.is_(True), consents.c.changed_at >= older_than),
+            ),
+            ~exists().where(signatures.c.supporter_id == sid, signatures.c.confirmed.is_(False)),
+            ~exists(campaign_keeps),
+        )
+        .order_by(sid)
+        .limit(limit)
+    )
+    taken = conn.execute(
+        delete(supporters)
+        .where(sid.in_(picked.scalar_subquery()), supporters.c.updated_at < older_than)
+        .returning(sid)
+    )
+    return sorted(str(row.supporter_id) for row in taken)
+
+
+def known(conn: Connection, supporter_id: str) -> bool:
+    """Whether a supporter is held here; on PostgreSQL read in share mode, so a retention
+    taking the person (take_unconsented) is waited for, and seen through."""
+    query = select(supporters.c.supporter_id).where(supporters.c.supporter_id == supporter_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return conn.execute(query).first() is not None
+
+
 def join_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:
     """Add a signature's supporter to its campaign's audience, with who recruited them."""
     sid = str(data["supporter_id"])

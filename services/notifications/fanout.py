@@ -10,6 +10,7 @@ every row of its batch has an outcome in the ledger.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, select, update
 
-from services.notifications import audience, compliance, ledger, preferences
+from services.notifications import audience, compliance, erasure, ledger, preferences
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
@@ -587,13 +588,15 @@ class ProgressPublisher:
     """Publishes alert.progressed when an alert's counts changed, at most once per interval.
 
     Before each look it applies providers' outcomes that came before their rows were settled.
-    Hourly it also forgets expired Idempotency-Key records and unconfirmed signatures.
+    Hourly it also forgets expired Idempotency-Key records, unconfirmed signatures and the
+    supporters who agreed to no contact, once done with (erasure.forget_unconsented).
     """
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.expired_keys = ExpiredKeys(deps.engine, idempotency_keys)
         self.unconfirmed = Periodic(self.forget_unconfirmed)
+        self.unconsented = Periodic(functools.partial(erasure.forget_unconsented, deps))
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -609,6 +612,7 @@ class ProgressPublisher:
                 self.publish_once()
                 self.expired_keys.forget_if_due()
                 self.unconfirmed.run_if_due()
+                self.unconsented.run_if_due()
             except Exception as exc:  # noqa: BLE001
                 log.warning("progress publisher paused", extra={"error": type(exc).__name__})
             self._stop.wait(self.deps.config.progress_interval)

@@ -120,6 +120,9 @@ supporter_campaigns = Table(
     Column("partner_organization_id", String(64)),
     Column("source", String(64)),
     Column("joined_at", Moment(), nullable=False),
+    # The campaigns one person joined: erasure and the retention of those who agreed to no
+    # contact find them by it (migration 0030).
+    Index("ix_nf_supporter_campaigns_supporter", "supporter_id"),
 )
 
 # Signatures awaiting double opt-in keep their consents here until confirmed.
@@ -244,6 +247,15 @@ deliveries = Table(
         "poll_at",
         postgresql_where=text("poll_at IS NOT NULL AND alert_id IS NULL"),
         sqlite_where=text("poll_at IS NOT NULL AND alert_id IS NULL"),
+    ),
+    # One person's own messages (thanks, links, welcomes), for erasure and the retention of
+    # those who agreed to no contact; an alert's rows are not in it, so the fan-out's inserts
+    # never touch it (migration 0030).
+    Index(
+        "ix_nf_deliveries_own_recipient",
+        "recipient_id",
+        postgresql_where=text("alert_id IS NULL"),
+        sqlite_where=text("alert_id IS NULL"),
     ),
     # Half of each page left free for those in-place updates (PostgreSQL).
     postgresql_with={"fillfactor": 50},
