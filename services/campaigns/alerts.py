@@ -204,7 +204,12 @@ def preview_alert(
 
 
 def request_test(
-    deps: Deps, principal: Principal, alert_id: str, locale: str | None, given_name: str | None
+    deps: Deps,
+    principal: Principal,
+    alert_id: str,
+    locale: str | None,
+    given_name: str | None,
+    discreet: bool = False,
 ) -> dict[str, Any]:
     """Have notifications send the alert's email in one language, marked as a test, to the lead
     organization's contact address: how it reads in a real inbox before anyone else gets it.
@@ -229,7 +234,9 @@ def request_test(
             )
         deps.test_limits.hit(lead.organization_id)
         sample = {**SAMPLE, **({"given_name": given_name} if given_name else {})}
-        event = events.alert_test_requested(alert, lead, variant, sample, str(uuid.uuid4()), now)
+        event = events.alert_test_requested(
+            alert, lead, variant, sample, str(uuid.uuid4()), now, discreet=discreet
+        )
         deps.outbox.add(conn, event)
     return {"alert_id": alert_id, "locale": variant, "to": lead.contact_email}
 

@@ -358,17 +358,18 @@ def preview_alert(args: dict[str, Any], alert_id: str) -> Any:
 
 @alert_bp.route("/<alert_id>/test", methods=["POST"])
 @once
-@alert_bp.arguments(s.PreviewQuery)
+@alert_bp.arguments(s.TestSendIn)
 @alert_bp.response(202, s.TestSendOut)
 @alert_bp.doc(**AUTH_DOC, **IDEMPOTENCY_DOC)
 def test_alert(data: dict[str, Any], alert_id: str) -> Any:
     """Send the alert's email in one language (`locale`, default the alert's), marked as a
     test and greeting `given_name` (default a stand-in), to the lead organization's contact
-    address: how it reads in a real inbox, footer and all, before anyone else gets it. Any
-    alert that has an email, draft or not; never to an address given here, and at most
-    5 an hour and 20 a day per organization (429 with Retry-After past them)."""
+    address: how it reads in a real inbox, footer and all, before anyone else gets it;
+    `discreet` as supporters in discreet mode get it. Any alert that has an email, draft or
+    not; never to an address given here, and at most 5 an hour and 20 a day per organization
+    (429 with Retry-After past them)."""
     return alerts.request_test(
-        deps(), caller(), alert_id, data.get("locale"), data.get("given_name")
+        deps(), caller(), alert_id, data.get("locale"), data.get("given_name"), data["discreet"]
     )
 
 

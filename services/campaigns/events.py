@@ -120,10 +120,17 @@ def alert_published(row: Any, lead: Any, partner_ids: Sequence[str], at: datetim
 
 
 def alert_test_requested(
-    row: Any, lead: Any, locale: str, sample: Mapping[str, str], request_id: str, at: datetime
+    row: Any,
+    lead: Any,
+    locale: str,
+    sample: Mapping[str, str],
+    request_id: str,
+    at: datetime,
+    *,
+    discreet: bool = False,
 ) -> Event:
     """alert.test_requested: one locale's email content, to the lead's own address, greeting
-    a stand-in (sample: given_name, family_name)."""
+    a stand-in (sample: given_name, family_name), as a discreet supporter gets it if asked."""
     data = {
         "alert_id": row.alert_id,
         "campaign_id": row.campaign_id,
@@ -135,6 +142,7 @@ def alert_test_requested(
         "sender": {"name": lead.name, "postal_address": lead.postal_address},
         "given_name": sample["given_name"],
         "family_name": sample["family_name"],
+        "discreet": discreet,
         "at": format_time(at),
     }
     return _event("alert.test_requested", row.campaign_id, data, at)

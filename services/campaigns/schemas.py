@@ -382,6 +382,16 @@ class PreviewQuery(Schema):
     given_name = Text(validate=validate.Length(min=1, max=100))
 
 
+class TestSendIn(PreviewQuery):
+    discreet = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Send it as a supporter in discreet mode gets it: the alert's"
+            " discreet subject (or a neutral one) from the service's neutral sender name"
+        },
+    )
+
+
 class TestSendOut(Schema):
     alert_id = Text()
     locale = Text()

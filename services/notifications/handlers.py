@@ -291,9 +291,11 @@ def handle_alert_test(deps: Deps, event: Event, conn: Connection) -> None:
     person = SimpleNamespace(
         given_name=data.get("given_name") or "", family_name=data.get("family_name") or ""
     )
+    discreet = bool(data.get("discreet"))
     rendered = messages.alert_test_email(
-        data["content"], locale, shared, messages.Footer(name, address, preview, preview), person
-    )
+        data["content"], locale, shared, messages.Footer(name, address, preview, preview), person,
+        discreet,
+    )  # fmt: skip
     queue(
         conn,
         message_key=f"alert_test:{data['request_id']}",
@@ -305,7 +307,8 @@ def handle_alert_test(deps: Deps, event: Event, conn: Connection) -> None:
             "text": rendered.text,
             "html": rendered.html,
             "locale": locale,
-            "from_name": name,
+            # A discreet supporter's alerts come from the service's neutral name (delivery).
+            "from_name": deps.config.from_name if discreet else name,
         },
         now=deps.clock(),
     )

@@ -583,12 +583,19 @@ TEST_MARK = "[TEST]"
 
 
 def alert_test_email(
-    content: Mapping[str, Any], locale: str, shared: Mapping[str, str], footer: Footer, person: Any
+    content: Mapping[str, Any],
+    locale: str,
+    shared: Mapping[str, str],
+    footer: Footer,
+    person: Any,
+    discreet: bool = False,
 ) -> Rendered:
-    """Fill an alert's email for one stand-in recipient, as a bulk request would for each."""
+    """Fill an alert's email for one stand-in recipient, as a bulk request would for each
+    (discreet: with the subject a supporter in discreet mode gets)."""
     email = bulk_email(content, locale, shared, footer)
     values = email.substitutions("", person)
-    return Rendered(*(substitute(part, values) for part in (email.subject, email.text, email.html)))
+    subject = email.discreet_subject if discreet else email.subject
+    return Rendered(*(substitute(part, values) for part in (subject, email.text, email.html)))
 
 
 def render_transactional(

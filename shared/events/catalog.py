@@ -182,6 +182,8 @@ class AlertTestRequestedSchema(Schema):
     # The stand-in the email greets (the preview's, or the name the organizer gave).
     given_name = fields.String(load_default="")
     family_name = fields.String(load_default="")
+    # As a supporter in discreet mode gets it: the discreet subject, the neutral sender.
+    discreet = fields.Boolean(load_default=False)
     at = _time()
 
 

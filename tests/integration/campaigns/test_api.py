@@ -533,6 +533,10 @@ def test_a_test_send_goes_to_the_leads_own_address_only(service: Service) -> Non
     assert (data["given_name"], data["family_name"]) == ("Mai", "Rivera")
     assert data["organization_id"] == service.orgs["lead"]["organization_id"]
     assert "to" not in data and "email" not in data  # the address is notifications' to find
+    assert data["discreet"] is False
+    # As a supporter in discreet mode would get it.
+    again = lead.post(path, json={"locale": "tl", "discreet": True})
+    assert again.status_code == 202 and service.last_outbox_data()["discreet"] is True
     # Nobody else's key, no other address, a language the alert has, an email to test.
     for who in ("partner@lead", "organizer@partner", "organizer@stranger"):
         assert service.as_(who).post(path, json={}).status_code == 403, who

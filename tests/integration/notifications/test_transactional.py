@@ -479,6 +479,22 @@ def test_an_alerts_test_send_reaches_the_leads_contact_address_as_it_will_read(
     assert "/preview" in parts["text/plain"] and "/unsubscribe/" not in parts["text/plain"]
     page = service.client().get("/preview")
     assert page.status_code == 200 and "stand-in" in page.get_data(as_text=True)
+    # As a supporter in discreet mode gets it: a subject naming no cause, a neutral sender.
+    service.publish(
+        event(
+            "alert.test_requested", "camp-tt", alert_id="alert-tt", campaign_id="camp-tt",
+            organization_id="org-tt", request_id="req-2", locale="en", default_locale="en",
+            content={**content, "discreet_email_subject": "{{ given_name }}, a note for you"},
+            given_name="Mai", discreet=True,
+            sender={"name": "Rainbow Bridge", "postal_address": "1 Way, Oakland"},
+            at=utcnow().isoformat(),
+        )
+    )  # fmt: skip
+    discreet = eventually(
+        lambda: mails_to(service, "organizers@org-tt.example.org")[1:], message="discreet test"
+    )[0]
+    assert discreet["subject"] == "[TEST] Mai, a note for you"
+    assert discreet["from"]["name"] == service.deps.config.from_name != "Rainbow Bridge"
     # It counts for no alert and reaches no one else.
     assert {r.kind for r in service.rows(deliveries)} == {"alert_test"}
     assert all(r.alert_id is None for r in service.rows(deliveries))
