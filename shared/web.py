@@ -258,6 +258,9 @@ ERROR_RESPONSES: dict[str, dict[str, Any]] = {
     "400": _error_response(
         "The body is not valid JSON: malformed, not UTF-8, nested too deep, or a number too long"
     ),
+    "410": _error_response(
+        "What was asked for is gone for good (a petition's signers erased under its retention)"
+    ),
     "413": _error_response("The body is over 2 MiB, or the event it makes is over 900 KB"),
     "415": _error_response("The body is not JSON (Content-Type: application/json)"),
     "422": _error_response("A field, parameter or header is invalid: `errors` names it"),
@@ -273,7 +276,7 @@ class ErrorResponses(BasePlugin):
     the success and a generic default): 401/403 where a key is asked for, 404 where the path
     names a resource, 409 for a change, 400/413/415 where a body is read, 422 where an
     Idempotency-Key is read (flask-smorest documents it only where arguments are parsed), and
-    429 (with its Retry-After) where a route declares a limit."""
+    410 and 429 (with its Retry-After) where a route declares them."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
@@ -296,8 +299,7 @@ class ErrorResponses(BasePlugin):
             }
             if idempotency.HEADER in headers and "422" not in responses:
                 wanted.append("422")
-            if "429" in responses:
-                wanted.append("429")
+            wanted += [status for status in ("410", "429") if status in responses]
             for status in wanted:
                 responses[status] = ERROR_RESPONSES[status]
 

@@ -37,6 +37,11 @@ CSV_RESPONSE = {
 }
 
 
+# Exports are limited per key (429) and gone once a petition's signers are erased (410); the
+# error shapes are filled in by shared.web.ErrorResponses.
+EXPORT_RESPONSES = {"200": CSV_RESPONSE, "410": {}, "429": {}}
+
+
 def dotted(messages: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten nested Marshmallow errors to dotted field names ({"person.email": [...]})."""
     if not isinstance(messages, Mapping):
@@ -266,7 +271,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimi
     @organizers
     @blp.doc(**AUTH_DOC)
     @blp.arguments(schemas.ExportQuerySchema(), location="query")
-    @blp.doc(responses={"200": CSV_RESPONSE})
+    @blp.doc(responses=EXPORT_RESPONSES)
     def export_signers(query: dict[str, Any], petition_id: str) -> Response:
         """Stream every confirmed signer as CSV (lead organization's organizers); with `since`,
         only those counted since then, for syncing a list."""
@@ -283,7 +288,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimi
     @members
     @blp.doc(**AUTH_DOC)
     @blp.arguments(schemas.CsvQuerySchema(), location="query")
-    @blp.doc(responses={"200": CSV_RESPONSE})
+    @blp.doc(responses=EXPORT_RESPONSES)
     def export_partner(query: dict[str, Any], petition_id: str, organization_id: str) -> Response:
         """Stream the confirmed signers who chose to share their details with one partner."""
         principal = current_principal(deps.verifier)
