@@ -11,6 +11,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    case,
     delete,
     exists,
     false,
@@ -305,17 +306,19 @@ def forget_unconfirmed(conn: Connection, older_than: datetime) -> int:
     return int(orphans.rowcount or 0)
 
 
-def take_unconsented(conn: Connection, older_than: datetime, limit: int) -> list[str]:
-    """Delete, and return the ids of, up to limit supporters who agreed to no contact and are
-    done with: no consent granted (email, text or sharing, by any organization) and none
-    changed since older_than, no signature waiting for its link, seen last before older_than,
-    and every campaign they joined closed before it (one not known here, or not closed, keeps
-    them). The caller forgets the rest of what is held of them (erasure.forget_supporters).
+def minimize_unconsented(conn: Connection, older_than: datetime, now: datetime, limit: int) -> int:
+    """Drop what up to limit supporters who agreed to no contact typed, once done with; return
+    how many. Done with: no consent granted (email, texts or sharing, by any organization) and
+    none changed since older_than, no signature waiting for its link, last signed before
+    older_than, every campaign they joined closed before it (one not known here, or not
+    closed, keeps them), and not minimized since they last signed.
 
-    One statement deletes the rows it picks: a signature being projected for one of them
-    updates the row first and is waited for, then the row no longer qualifies; one for a
-    person known only by a pending link reads the row in share mode (known), so it waits for
-    this transaction and finds the person gone."""
+    Their names, pronouns, postcode, region and interests go, and their number unless they
+    once agreed to texts (a STOP or START from it must still find its owner). What answers
+    their own later requests stays: the address, language, discreet mode, campaigns, consents
+    and the preference token. The row is updated, never deleted: a signature projected at the
+    same moment either commits first (the row's updated_at then no longer qualifies, checked
+    again under the row's lock) or refreshes the row after."""
     sid = supporters.c.supporter_id
     joined = supporter_campaigns.outerjoin(
         campaigns, campaigns.c.campaign_id == supporter_campaigns.c.campaign_id
@@ -332,10 +335,14 @@ def take_unconsented(conn: Connection, older_than: datetime, limit: int) -> list
             ),
         )
     )
-    picked = (
+    done_with = (
         select(sid)
         .where(
             supporters.c.updated_at < older_than,
+            or_(
+                supporters.c.minimized_at.is_(None),
+                supporters.c.minimized_at < supporters.c.updated_at,
+            ),
             ~exists().where(
                 consents.c.supporter_id == sid,
                 or_(consents.c.granted.is_(True), consents.c.changed_at >= older_than),
@@ -343,24 +350,24 @@ def take_unconsented(conn: Connection, older_than: datetime, limit: int) -> list
             ~exists().where(signatures.c.supporter_id == sid, signatures.c.confirmed.is_(False)),
             ~exists(campaign_keeps),
         )
-        .order_by(sid)
         .limit(limit)
     )
-    taken = conn.execute(
-        delete(supporters)
-        .where(sid.in_(picked.scalar_subquery()), supporters.c.updated_at < older_than)
-        .returning(sid)
+    texted = exists().where(consents.c.supporter_id == sid, consents.c.channel == "sms")
+    dropped = conn.execute(
+        update(supporters)
+        .where(sid.in_(done_with.scalar_subquery()), supporters.c.updated_at < older_than)
+        .values(
+            given_name=None,
+            family_name=None,
+            pronouns=None,
+            postal_code=None,
+            region=None,
+            interests=[],
+            phone=case((texted, supporters.c.phone), else_=null()),
+            minimized_at=now,
+        )
     )
-    return sorted(str(row.supporter_id) for row in taken)
-
-
-def known(conn: Connection, supporter_id: str) -> bool:
-    """Whether a supporter is held here; on PostgreSQL read in share mode, so a retention
-    taking the person (take_unconsented) is waited for, and seen through."""
-    query = select(supporters.c.supporter_id).where(supporters.c.supporter_id == supporter_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    return conn.execute(query).first() is not None
+    return int(dropped.rowcount or 0)
 
 
 def join_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:

@@ -65,8 +65,8 @@ class NotificationConfig:
     # An unconfirmed double opt-in signature (and a supporter recorded only to be sent its
     # link) is forgotten after this. Keep it above PETITIONS_CONFIRM_TTL_HOURS (72).
     pending_ttl_hours: float = 30 * 24
-    # A supporter who agreed to no contact (no email, text or sharing, from any organization)
-    # is forgotten this long after the last campaign they joined closed (audience.unconsented).
+    # What a supporter who agreed to no contact typed (names, pronouns, number, postcode) is
+    # dropped this long after the campaigns they joined closed (audience.minimize_unconsented).
     unconsented_retention_days: float = 30.0
 
     @classmethod

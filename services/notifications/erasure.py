@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -47,38 +47,16 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
             audience.suppress(conn, str(contact), channel, EVERY_ORG, "erased", now)
     # A signature made before now and arriving after is void, whichever of these it names.
     audience.record_erasure(conn, [sid, *(str(c) for _, c in hashes if c)], now)
-    forget_supporters(conn, [sid])
-    if data.get("phone_hash"):
-        # Unconfirmed signatures typed with the number, under whatever address, and the
-        # number held for an address's owner to confirm: what they say about their signer
-        # would otherwise wait here until they expire (and a confirmation bring it back).
-        conn.execute(
-            delete(signatures).where(
-                signatures.c.phone_hash == data["phone_hash"], signatures.c.confirmed.is_(False)
-            )
-        )
-        preferences.forget_number(conn, str(data["phone_hash"]))
-
-
-def forget_supporters(conn: Connection, supporter_ids: Sequence[str]) -> None:
-    """Delete what is held of these supporters: their record, campaigns, consents, signatures,
-    pending requests and captured messages. Ledger rows stay (counts must stay right) but lose
-    anything personal they carried. An erasure does this, and so does the retention of those
-    who agreed to no contact (forget_unconsented); neither touches suppressions.
-
-    An alert's rows keep their recipient: a batch delivered again after the erasure must find
-    its rows (one per alert, supporter and channel), or it would count them twice. Messages to
-    the person alone (thanks, confirmations, links) are found again by nobody (a late event
-    about an erased person is void): their recipient, with the key and a guessed address,
-    would prove what the person signed, and the provider's id finds them at the provider."""
-    ids = list(supporter_ids)
-    if not ids:
-        return
-    mine = deliveries.c.recipient_id.in_(ids)
-    conn.execute(delete(captured).where(captured.c.delivery_id.in_(
-        select(deliveries.c.delivery_id).where(mine)
-    )))  # fmt: skip
-    conn.execute(delete(captured).where(captured.c.supporter_id.in_(ids)))
+    delivery_ids = select(deliveries.c.delivery_id).where(deliveries.c.recipient_id == sid)
+    conn.execute(delete(captured).where(captured.c.delivery_id.in_(delivery_ids)))
+    conn.execute(delete(captured).where(captured.c.supporter_id == sid))
+    # Ledger rows stay (counts must stay right) but lose anything personal they carried. An
+    # alert's rows keep their recipient: a batch delivered again after the erasure must find
+    # its rows (one per alert, supporter and channel), or it would count them twice. Messages
+    # to the person alone (thanks, confirmations, links) are found again by nobody (a late
+    # event about the person is void): their recipient, with the key and a guessed address,
+    # would prove what the person signed, and the provider's id finds them at the provider.
+    mine = deliveries.c.recipient_id == sid
     conn.execute(
         update(deliveries).where(mine, deliveries.c.alert_id.is_not(None)).values(params=None)
     )
@@ -92,27 +70,18 @@ def forget_supporters(conn: Connection, supporter_ids: Sequence[str]) -> None:
         )
     )
     for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
-        conn.execute(delete(table).where(table.c.supporter_id.in_(ids)))
-    conn.execute(delete(supporters).where(supporters.c.supporter_id.in_(ids)))
-
-
-UNCONSENTED_BATCH = 500
-
-
-def forget_unconsented(deps: Deps) -> int:
-    """Forget the supporters who agreed to no contact, UNCONSENTED_RETENTION_DAYS after the
-    last campaign they joined closed (audience.unconsented), a batch a transaction; return how
-    many. Nothing is published: it is not an erasure, and their signatures stay with petitions
-    under the petition's own retention. A later signature brings the person back as new."""
-    older_than = deps.clock() - timedelta(days=deps.config.unconsented_retention_days)
-    forgotten = 0
-    while True:
-        with deps.engine.begin() as conn:
-            batch = audience.take_unconsented(conn, older_than, UNCONSENTED_BATCH)
-            forget_supporters(conn, batch)
-        forgotten += len(batch)
-        if len(batch) < UNCONSENTED_BATCH:
-            return forgotten
+        conn.execute(delete(table).where(table.c.supporter_id == sid))
+    if data.get("phone_hash"):
+        # Unconfirmed signatures typed with the number, under whatever address, and the
+        # number held for an address's owner to confirm: what they say about their signer
+        # would otherwise wait here until they expire (and a confirmation bring it back).
+        conn.execute(
+            delete(signatures).where(
+                signatures.c.phone_hash == data["phone_hash"], signatures.c.confirmed.is_(False)
+            )
+        )
+        preferences.forget_number(conn, str(data["phone_hash"]))
+    conn.execute(delete(supporters).where(supporters.c.supporter_id == sid))
 
 
 def erase(

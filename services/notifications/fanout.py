@@ -10,7 +10,6 @@ every row of its batch has an outcome in the ledger.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -23,7 +22,7 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, select, update
 
-from services.notifications import audience, compliance, erasure, ledger, preferences
+from services.notifications import audience, compliance, ledger, preferences
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
 from services.notifications.domain import TokenBucket
@@ -588,15 +587,15 @@ class ProgressPublisher:
     """Publishes alert.progressed when an alert's counts changed, at most once per interval.
 
     Before each look it applies providers' outcomes that came before their rows were settled.
-    Hourly it also forgets expired Idempotency-Key records, unconfirmed signatures and the
-    supporters who agreed to no contact, once done with (erasure.forget_unconsented).
+    Hourly it also forgets expired Idempotency-Key records and unconfirmed signatures, and
+    drops what supporters who agreed to no contact typed, once done with.
     """
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.expired_keys = ExpiredKeys(deps.engine, idempotency_keys)
         self.unconfirmed = Periodic(self.forget_unconfirmed)
-        self.unconsented = Periodic(functools.partial(erasure.forget_unconsented, deps))
+        self.unconsented = Periodic(self.minimize_unconsented)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -640,6 +639,20 @@ class ProgressPublisher:
         with self.deps.engine.begin() as conn:
             preferences.forget_expired(conn, now)
             return audience.forget_unconfirmed(conn, older_than)
+
+    def minimize_unconsented(self, batch: int = 500) -> int:
+        """Drop what supporters who agreed to no contact typed, UNCONSENTED_RETENTION_DAYS
+        after the campaigns they joined closed (audience.minimize_unconsented), a batch a
+        transaction (hourly); return how many supporters."""
+        now = self.deps.clock()
+        older_than = now - timedelta(days=self.deps.config.unconsented_retention_days)
+        done = 0
+        while True:
+            with self.deps.engine.begin() as conn:
+                dropped = audience.minimize_unconsented(conn, older_than, now, batch)
+            done += dropped
+            if dropped < batch:
+                return done
 
     def publish_once(self) -> int:
         """Publish the counts of every alert that changed; mark alerts whose rows are all done."""

@@ -77,14 +77,16 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
         # may be lost); a counted one, "you had already signed". At most one such email a
         # petition and a day, however often the address is typed: each one names the cause,
         # and a flood of them to a shared or work inbox could out the person.
-        known = audience.known(conn, sid)
+        known = conn.execute(
+            select(supporters.c.supporter_id).where(supporters.c.supporter_id == sid)
+        ).first()
         day = f"{data['petition_id']}:{event.time.date().isoformat()}"
-        if known and data.get("confirm_url"):
+        if known is not None and data.get("confirm_url"):
             queue(
                 conn, message_key=f"confirm-again:{day}", recipient_id=sid, channel="email",
                 kind="confirm", params={**params, "confirm_url": data["confirm_url"]}, now=now,
             )  # fmt: skip
-        elif known:
+        elif known is not None:
             queue(
                 conn, message_key=f"already:{day}", recipient_id=sid, channel="email",
                 kind="already_signed", params=params, now=now,
@@ -95,8 +97,10 @@ def handle_signature_created(deps: Deps, event: Event, conn: Connection) -> None
         # Anyone can type an address into a form: until its link is clicked, the signature
         # changes nothing about the person (name, phone, campaigns, an erasure's tombstone). A
         # person we do not know yet is recorded, to be sent the link, and joins nothing.
-        known = audience.known(conn, sid)
-        if not known:
+        known = conn.execute(
+            select(supporters.c.supporter_id).where(supporters.c.supporter_id == sid)
+        ).first()
+        if known is None:
             audience.project_supporter(conn, deps.settings.hash_key, data, now, verified=False)
         upsert(
             conn,

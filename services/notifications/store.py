@@ -95,6 +95,8 @@ supporters = Table(
     Column("token", String(64), nullable=False, unique=True),
     Column("created_at", Moment(), nullable=False),
     Column("updated_at", Moment(), nullable=False),
+    # When what a supporter who agreed to no contact typed was dropped (migration 0030).
+    Column("minimized_at", Moment()),
 )
 
 # channel is "email", "sms", or "share" (the supporter agreed to share details with the org).
@@ -120,9 +122,6 @@ supporter_campaigns = Table(
     Column("partner_organization_id", String(64)),
     Column("source", String(64)),
     Column("joined_at", Moment(), nullable=False),
-    # The campaigns one person joined: erasure and the retention of those who agreed to no
-    # contact find them by it (migration 0030).
-    Index("ix_nf_supporter_campaigns_supporter", "supporter_id"),
 )
 
 # Signatures awaiting double opt-in keep their consents here until confirmed.
@@ -247,15 +246,6 @@ deliveries = Table(
         "poll_at",
         postgresql_where=text("poll_at IS NOT NULL AND alert_id IS NULL"),
         sqlite_where=text("poll_at IS NOT NULL AND alert_id IS NULL"),
-    ),
-    # One person's own messages (thanks, links, welcomes), for erasure and the retention of
-    # those who agreed to no contact; an alert's rows are not in it, so the fan-out's inserts
-    # never touch it (migration 0030).
-    Index(
-        "ix_nf_deliveries_own_recipient",
-        "recipient_id",
-        postgresql_where=text("alert_id IS NULL"),
-        sqlite_where=text("alert_id IS NULL"),
     ),
     # Half of each page left free for those in-place updates (PostgreSQL).
     postgresql_with={"fillfactor": 50},

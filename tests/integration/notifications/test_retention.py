@@ -1,4 +1,4 @@
-"""Supporters who agreed to no contact are forgotten once the campaigns they joined are over."""
+"""What a supporter who agreed to no contact typed is dropped once their campaigns are over."""
 
 from __future__ import annotations
 
@@ -6,14 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from services.notifications import erasure, ledger
-from services.notifications.store import (
-    consents,
-    deliveries,
-    supporter_campaigns,
-    supporters,
-    suppressions,
-)
+from services.notifications.fanout import ProgressPublisher
+from services.notifications.handlers import handlers
+from services.notifications.store import consents, supporters
 from shared.events import Event
 from tests.integration.notifications.harness import (
     Service,
@@ -22,8 +17,6 @@ from tests.integration.notifications.harness import (
     petition,
     signature,
 )
-from tests.integration.notifications.test_transactional import mails_to
-from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -36,94 +29,99 @@ def campaign(campaign_id: str, status: str) -> Event:
     )  # fmt: skip
 
 
-def test_those_who_agreed_to_no_contact_are_forgotten_after_their_campaigns_close(
+def apply(service: Service, *events: Event) -> None:
+    """Project events as the consumer does (its handlers, one transaction each)."""
+    table = handlers(service.deps)
+    for item in events:
+        with service.engine.begin() as conn:
+            for handle in table[item.type]:
+                handle(item, conn)
+
+
+def person(service: Service, email: str) -> dict[str, object]:
+    [row] = [p for p in service.rows(supporters) if p.email == email]
+    return dict(row._mapping)
+
+
+PERSONAL = ("given_name", "family_name", "pronouns", "postal_code", "region", "phone")
+
+
+def test_what_those_who_agreed_to_no_contact_typed_goes_after_their_campaigns_close(
     service: Service,
 ) -> None:
-    service.start()
-    service.publish(
+    apply(
+        service,
         organization("org-rb"),
         campaign("camp-1", "active"),
         campaign("camp-2", "active"),
         petition("pet-1", "camp-1", "org-rb"),
         petition("pet-2", "camp-2", "org-rb"),
-    )
-    service.publish(
         signature("quiet@example.org", "pet-1", "camp-1", "org-rb", email_ok=False,
-                  pronouns="she/her", phone="+14155550177"),
-        signature("member@example.org", "pet-1", "camp-1", "org-rb", email_ok=True),
+                  pronouns="she/her", phone="+14155550177", region="CA"),
+        signature("member@example.org", "pet-1", "camp-1", "org-rb", email_ok=True,
+                  pronouns="he/him"),
         signature("both@example.org", "pet-1", "camp-1", "org-rb", email_ok=False),
         signature("both@example.org", "pet-2", "camp-2", "org-rb", email_ok=False),
+        campaign("camp-1", "closed"),
     )  # fmt: skip
-    for address in ("quiet@example.org", "member@example.org"):
-        eventually(lambda a=address: len(mails_to(service, a)) == 1, message=f"thanks {address}")
-    eventually(lambda: len(mails_to(service, "both@example.org")) == 2, message="both thanked")
-    quiet = next(p for p in service.rows(supporters) if p.email == "quiet@example.org")
-    thanks = service.rows(deliveries, deliveries.c.recipient_id == quiet.supporter_id)
-    assert [row.status for row in thanks] == ["sent"]
+    publisher = ProgressPublisher(service.deps)
+    assert publisher.minimize_unconsented() == 0  # closed today: not yet
+    start = service.deps.clock()
+    days = service.deps.config.unconsented_retention_days
+    service.deps.clock = lambda: start + timedelta(days=days + 1)
 
-    # Campaign 1 is over; campaign 2 goes on.
-    service.publish(campaign("camp-1", "closed"))
-    eventually(
-        lambda: erasure.forget_unconsented(service.deps) == 0 and _closed(service, "camp-1"),
-        message="camp-1 closed",
-    )  # not yet: closed today
-    service.stop()
-    later = service.deps.clock() + timedelta(
-        days=service.deps.config.unconsented_retention_days + 1
-    )
-    service.deps.clock = lambda: later
+    assert publisher.minimize_unconsented(batch=1) == 1  # batches until none is left
+    quiet = person(service, "quiet@example.org")
+    assert {name: quiet[name] for name in PERSONAL} == dict.fromkeys(PERSONAL)
+    assert quiet["interests"] == [] and quiet["minimized_at"] is not None
+    # What answers the person's own later requests stays: address, language, link token.
+    assert (quiet["locale"], quiet["token"]) != (None, None) and quiet["phone_hash"]
+    # A member of the lead's list keeps everything; so does whoever joined a running campaign.
+    assert person(service, "member@example.org")["pronouns"] == "he/him"
+    assert person(service, "both@example.org")["given_name"] == "Alex"
+    assert publisher.minimize_unconsented() == 0  # once
 
-    assert erasure.forget_unconsented(service.deps) == 1
-    kept = sorted(p.email for p in service.rows(supporters))
-    # A member of the lead's list stays, and so does whoever joined a campaign still running.
-    assert kept == ["both@example.org", "member@example.org"]
-    sid = quiet.supporter_id
-    assert service.rows(supporter_campaigns, supporter_campaigns.c.supporter_id == sid) == []
-    assert service.rows(consents, consents.c.supporter_id == sid) == []
-    assert service.rows(deliveries, deliveries.c.recipient_id == sid) == []
-    # The thank-you is still counted in the ledger, under no one's id and with nothing personal.
-    [sent] = service.rows(deliveries, deliveries.c.delivery_id == thanks[0].delivery_id)
-    assert sent.recipient_id == ledger.ERASED + sent.delivery_id
-    assert sent.status == "sent" and sent.params is None and sent.provider_message_id is None
-    assert service.count(suppressions) == 0  # forgotten, not erased: nothing to hold against
-    assert erasure.forget_unconsented(service.deps) == 0  # once
+    # Signing again brings back what they type, and starts their time anew.
+    apply(
+        service,
+        campaign("camp-3", "active"),
+        petition("pet-3", "camp-3", "org-rb"),
+        signature("quiet@example.org", "pet-3", "camp-3", "org-rb", email_ok=False,
+                  pronouns="she/her"),
+    )  # fmt: skip
+    assert person(service, "quiet@example.org")["pronouns"] == "she/her"
 
 
-def test_an_unsubscribe_keeps_a_person_until_it_is_old_too(service: Service) -> None:
-    """A person who withdrew their consent keeps their preference link working for the
-    retention's length after the change, whatever their campaigns."""
-    from services.notifications.handlers import handlers
-
-    table = handlers(service.deps)
-    signed = signature("left@example.org", "pet-9", "camp-9", "org-rb", email_ok=True)
-    for item in (
+def test_a_former_subscriber_keeps_their_number_and_a_fresh_change_waits(
+    service: Service,
+) -> None:
+    """Someone who once took texts keeps their number (a STOP or START from it must find its
+    owner), and someone who just unsubscribed is left alone for the retention's length."""
+    signed = signature(
+        "left@example.org", "pet-9", "camp-9", "org-rb", email_ok=True,
+        phone="+14155550188", sms=True, pronouns="they/them",
+    )  # fmt: skip
+    apply(
+        service,
         organization("org-rb"),
         campaign("camp-9", "active"),
         petition("pet-9", "camp-9", "org-rb"),
         signed,
         campaign("camp-9", "closed"),
-    ):
-        with service.engine.begin() as conn:
-            for handle in table[item.type]:
-                handle(item, conn)
+    )
     start = service.deps.clock()
     days = service.deps.config.unconsented_retention_days
     service.deps.clock = lambda: start + timedelta(days=days + 1)
-    assert erasure.forget_unconsented(service.deps) == 0  # consented: a member of the list
+    publisher = ProgressPublisher(service.deps)
+    assert publisher.minimize_unconsented() == 0  # consented: on the lead's list
     with service.engine.begin() as conn:
         conn.execute(
             consents.update()
             .where(consents.c.supporter_id == signed.key)
             .values(granted=False, changed_at=start + timedelta(days=days))
         )
-    assert erasure.forget_unconsented(service.deps) == 0  # withdrew a day ago
+    assert publisher.minimize_unconsented() == 0  # withdrew a day ago
     service.deps.clock = lambda: start + timedelta(days=2 * days + 1)
-    assert erasure.forget_unconsented(service.deps) == 1
-    assert service.count(supporters) == 0
-
-
-def _closed(service: Service, campaign_id: str) -> bool:
-    from services.notifications.store import campaigns
-
-    rows = service.rows(campaigns, campaigns.c.campaign_id == campaign_id)
-    return bool(rows) and rows[0].status == "closed"
+    assert publisher.minimize_unconsented() == 1
+    left = person(service, "left@example.org")
+    assert left["pronouns"] is None and left["phone"] == "+14155550188"
