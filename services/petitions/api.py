@@ -171,7 +171,8 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimi
     @blp.arguments(schemas.PetitionPatchSchema())
     @blp.response(200, schemas.PetitionSchema)
     def edit_petition(changes: dict[str, Any], petition_id: str) -> dict[str, Any]:
-        """Edit a draft petition."""
+        """Edit a draft petition; an open one's texts, targets, default locale, public_total and
+        signer_retention_days; a closed one's signer_retention_days until its erasure is due."""
         principal = current_principal(deps.verifier)
         return usecases.edit_petition(deps, principal, petition_id, changes)
 

@@ -124,9 +124,10 @@ PUBLIC_TOTAL = (
 
 SIGNER_RETENTION = (
     "Days after the petition closes when Kinship erases its signers' personal data: names,"
-    " email addresses, phone numbers, postal codes, pronouns and comments (0: at once, within"
-    " a minute of closing). The counts stay, and what a partner was given with a signer's"
-    " consent is the partner's to keep. Take the exports first: once erased, they answer 410."
+    " email addresses, phone numbers, postal codes, pronouns and comments (0: on closing). The"
+    " exports answer 410 from then, and the rows are erased within the hour after. The counts"
+    " stay, and what a partner was given with a signer's consent is the partner's to keep."
+    " Take the exports first."
     " Null (the default) keeps the signers until each asks to be erased. Can change until the"
     " erasure is due, closed or not."
 )

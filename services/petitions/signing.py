@@ -104,7 +104,9 @@ def sign(
         # learn that the key was used: a different request under it signs as without one.
         scope = f"sign:{petition_id}:{item.row['email_hash']}"
         return _again_if_vanished(
-            lambda: run_idempotent(deps, scope, idempotency_key, work, other_request_runs=True)
+            lambda: run_idempotent(
+                deps, scope, idempotency_key, dict(data), work, other_request_runs=True
+            )
         )
     deps.group_commit.submit(item, lambda items: commit_batch(deps, items))
     return response
@@ -455,16 +457,29 @@ def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
     return len(rows)
 
 
+# From the due time the exports answer 410; the rows are erased this long after it, so that an
+# export started just before (a million rows, a slow client) is not cut short mid-stream.
+ERASE_AFTER_DUE = timedelta(hours=1)
+
+
 def erase_signer_data(deps: Deps, batch: int = 500) -> int:
-    """Erase the signers' personal data of each closed petition whose signer retention has run
-    out (petitions.signer_retention_days), a batch of rows a transaction; return how many
-    signatures it erased. Confirmed signatures stay counted, anonymous, as an erasure leaves
-    them; unconfirmed ones go, as at expiry. Stored responses to retried signing requests go
-    too. The petition is then marked (signer_data_erased_at) and never read again."""
+    """Erase the signers' personal data of each closed petition whose signer retention ran out
+    over ERASE_AFTER_DUE ago (petitions.signer_retention_days), a batch of rows a transaction;
+    return how many signatures it erased. Confirmed signatures stay counted, anonymous, as an
+    erasure leaves them; unconfirmed ones go, as at expiry. Stored responses to retried
+    signing requests go too. A petition waits while its signature.created events are still in
+    the outbox: they carry what signers typed, and notifications needs them to thank and reach
+    those who asked. The petition is then marked (signer_data_erased_at) and never read
+    again."""
     with deps.engine.connect() as conn:
         due = [
-            row.petition_id for row in store.petitions_keeping_signers(conn) if signers_erased(row)
+            row.petition_id
+            for row in store.petitions_keeping_signers(conn)
+            if signers_erased(row, at=now() - ERASE_AFTER_DUE)
         ]
+        if due:
+            waiting = store.petitions_with_unrelayed_signatures(conn)
+            due = [petition_id for petition_id in due if petition_id not in waiting]
     erased = 0
     for petition_id in due:
         last = 0

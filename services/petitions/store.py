@@ -847,6 +847,14 @@ def petitions_keeping_signers(conn: Connection) -> list[Any]:
     return list(conn.execute(query).all())
 
 
+def petitions_with_unrelayed_signatures(conn: Connection) -> set[str]:
+    """The petitions of the signature.created events still in the outbox (not yet relayed)."""
+    rows = conn.execute(
+        select(outbox.c.data).where(outbox.c.type == type_name("signature.created"))
+    )
+    return {str(json.loads(bytes(row.data))["petition_id"]) for row in rows}
+
+
 def signatures_holding_data(
     conn: Connection, petition_id: str, after: int, limit: int
 ) -> list[Any]:

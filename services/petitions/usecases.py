@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from shared.events import Event
 from shared.events.catalog import type_name
 from shared.idempotency import request_fingerprint
 from shared.locales import best_match
+from shared.privacy import keyed_hash
 
 Result = tuple[int, dict[str, Any]]
 
@@ -73,8 +75,26 @@ class Replayed(dict[str, Any]):
     Idempotent-Replayed: true, as the other services' replays carry."""
 
 
-def _replay(prior: Any, fingerprint: str) -> Result:
-    if prior.request_hash != fingerprint:
+# Fields the loaded arguments gained with the release that fingerprints the request as sent,
+# at their defaults: the arguments a key was fingerprinted from before did not have them.
+_NEW_DEFAULTS = {"signer_retention_days": None}
+
+
+def _legacy_fingerprint(deps: Deps, payload: Any) -> str:
+    """How keys were fingerprinted before the request as sent was (of the loaded arguments):
+    a retry across that deploy still replays. Drop it once a release has run for longer than
+    the idempotency window (PETITIONS_IDEMPOTENCY_TTL_HOURS)."""
+    before = {
+        name: value
+        for name, value in dict(payload).items()
+        if name not in _NEW_DEFAULTS or value != _NEW_DEFAULTS[name]
+    }
+    text = json.dumps(before, sort_keys=True, default=str, separators=(",", ":"))
+    return keyed_hash(deps.settings.hash_key, "idempotency", text)
+
+
+def _replay(prior: Any, fingerprints: AbstractSet[str]) -> Result:
+    if prior.request_hash not in fingerprints:
         raise FieldError("Idempotency-Key", "This key was already used for a different request")
     return int(prior.status_code), Replayed(prior.body)
 
@@ -92,6 +112,7 @@ def run_idempotent(
     deps: Deps,
     scope: str,
     key: str | None,
+    payload: Any,
     work: Callable[[Connection], Result],
     *,
     other_request_runs: bool = False,
@@ -106,13 +127,14 @@ def run_idempotent(
             return work(conn)
     check_idempotency_key(key)
     fingerprint = request_fingerprint(deps.settings.hash_key)
+    accepted = {fingerprint, _legacy_fingerprint(deps, payload)}
     try:
         with deps.engine.begin() as conn:
             prior = store.find_idempotency_key(conn, scope, key)
             if prior is not None:
-                if other_request_runs and prior.request_hash != fingerprint:
+                if other_request_runs and prior.request_hash not in accepted:
                     return work(conn)
-                return _replay(prior, fingerprint)
+                return _replay(prior, accepted)
             status, body = work(conn)
             # The key row is unique: a concurrent twin waits here, then finds it taken.
             if not store.claim_idempotency_key(conn, scope, key, fingerprint, status, body, now()):
@@ -121,10 +143,10 @@ def run_idempotent(
     except _Raced:
         with deps.engine.connect() as conn:
             prior = store.find_idempotency_key(conn, scope, key)
-        if other_request_runs and prior.request_hash != fingerprint:
+        if other_request_runs and prior.request_hash not in accepted:
             with deps.engine.begin() as conn:
                 return work(conn)
-        return _replay(prior, fingerprint)
+        return _replay(prior, accepted)
 
 
 # -- views of a petition -----------------------------------------------------------------------
@@ -207,7 +229,7 @@ def create_petition(
         return 201, json.loads(json.dumps(body, default=_iso))
 
     scope = f"create-petition:{principal.key_id}"
-    return run_idempotent(deps, scope, idempotency_key, work)
+    return run_idempotent(deps, scope, idempotency_key, dict(data), work)
 
 
 def _iso(value: Any) -> str:
@@ -269,10 +291,12 @@ def signer_data_erase_at(petition: Any) -> datetime | None:
     return domain.signer_data_erase_at(_aware(petition.closed_at), petition.signer_retention_days)
 
 
-def signers_erased(petition: Any) -> bool:
-    """Whether a petition row's signers' personal data is erased, or due to be by now."""
+def signers_erased(petition: Any, at: datetime | None = None) -> bool:
+    """Whether a petition row's signers' personal data is erased, or due to be by `at` (now)."""
     due = signer_data_erase_at(petition)
-    return petition.signer_data_erased_at is not None or (due is not None and due <= now())
+    if petition.signer_data_erased_at is not None:
+        return True
+    return due is not None and due <= (at or now())
 
 
 def _check_closed_edit(petition: Any, changes: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class Housekeeping:
     """Publishes milestones, expires unconfirmed signatures and old idempotency keys, and erases
-    closed petitions' signers once their retention runs out (within a minute).
+    closed petitions' signers an hour after their retention runs out.
 
     Milestones are found here rather than in the signing request: a signer's transaction cannot
     see concurrent uncommitted signatures, so two signers could each see 99 and neither claim
