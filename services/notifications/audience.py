@@ -11,7 +11,6 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
-    case,
     delete,
     exists,
     false,
@@ -304,70 +303,6 @@ def forget_unconfirmed(conn: Connection, older_than: datetime) -> int:
         )
     )
     return int(orphans.rowcount or 0)
-
-
-def minimize_unconsented(conn: Connection, older_than: datetime, now: datetime, limit: int) -> int:
-    """Drop what up to limit supporters who agreed to no contact typed, once done with; return
-    how many. Done with: no consent granted (email, texts or sharing, by any organization) and
-    none changed since older_than, no signature waiting for its link, last signed before
-    older_than, every campaign they joined closed before it (one not known here, or not
-    closed, keeps them), and not minimized since they last signed.
-
-    Their names, pronouns, postcode, region and interests go, and their number unless they
-    once agreed to texts (a STOP or START from it must still find its owner). What answers
-    their own later requests stays: the address, language, discreet mode, campaigns, consents
-    and the preference token. The row is updated, never deleted: a signature projected at the
-    same moment either commits first (the row's updated_at then no longer qualifies, checked
-    again under the row's lock) or refreshes the row after."""
-    sid = supporters.c.supporter_id
-    joined = supporter_campaigns.outerjoin(
-        campaigns, campaigns.c.campaign_id == supporter_campaigns.c.campaign_id
-    )
-    campaign_keeps = (
-        select(supporter_campaigns.c.supporter_id)
-        .select_from(joined)
-        .where(
-            supporter_campaigns.c.supporter_id == sid,
-            or_(
-                campaigns.c.status.is_(None),
-                campaigns.c.status != "closed",
-                campaigns.c.updated_at >= older_than,
-            ),
-        )
-    )
-    done_with = (
-        select(sid)
-        .where(
-            supporters.c.updated_at < older_than,
-            or_(
-                supporters.c.minimized_at.is_(None),
-                supporters.c.minimized_at < supporters.c.updated_at,
-            ),
-            ~exists().where(
-                consents.c.supporter_id == sid,
-                or_(consents.c.granted.is_(True), consents.c.changed_at >= older_than),
-            ),
-            ~exists().where(signatures.c.supporter_id == sid, signatures.c.confirmed.is_(False)),
-            ~exists(campaign_keeps),
-        )
-        .limit(limit)
-    )
-    texted = exists().where(consents.c.supporter_id == sid, consents.c.channel == "sms")
-    dropped = conn.execute(
-        update(supporters)
-        .where(sid.in_(done_with.scalar_subquery()), supporters.c.updated_at < older_than)
-        .values(
-            given_name=None,
-            family_name=None,
-            pronouns=None,
-            postal_code=None,
-            region=None,
-            interests=[],
-            phone=case((texted, supporters.c.phone), else_=null()),
-            minimized_at=now,
-        )
-    )
-    return int(dropped.rowcount or 0)
 
 
 def join_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:

@@ -65,9 +65,6 @@ class NotificationConfig:
     # An unconfirmed double opt-in signature (and a supporter recorded only to be sent its
     # link) is forgotten after this. Keep it above PETITIONS_CONFIRM_TTL_HOURS (72).
     pending_ttl_hours: float = 30 * 24
-    # What a supporter who agreed to no contact typed (names, pronouns, number, postcode) is
-    # dropped this long after the campaigns they joined closed (audience.minimize_unconsented).
-    unconsented_retention_days: float = 30.0
 
     @classmethod
     def from_env(cls) -> NotificationConfig:
@@ -100,9 +97,6 @@ class NotificationConfig:
                 "CREDENTIALS_PAUSE_SECONDS", d.credentials_pause_seconds
             ),
             pending_ttl_hours=env_float("PENDING_SIGNATURE_TTL_HOURS", d.pending_ttl_hours),
-            unconsented_retention_days=env_float(
-                "UNCONSENTED_RETENTION_DAYS", d.unconsented_retention_days
-            ),
         )
 
     def production_warnings(self, settings: Settings) -> list[str]:

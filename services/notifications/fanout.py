@@ -587,15 +587,13 @@ class ProgressPublisher:
     """Publishes alert.progressed when an alert's counts changed, at most once per interval.
 
     Before each look it applies providers' outcomes that came before their rows were settled.
-    Hourly it also forgets expired Idempotency-Key records and unconfirmed signatures, and
-    drops what supporters who agreed to no contact typed, once done with.
+    Hourly it also forgets expired Idempotency-Key records and unconfirmed signatures.
     """
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.expired_keys = ExpiredKeys(deps.engine, idempotency_keys)
         self.unconfirmed = Periodic(self.forget_unconfirmed)
-        self.unconsented = Periodic(self.minimize_unconsented)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -611,7 +609,6 @@ class ProgressPublisher:
                 self.publish_once()
                 self.expired_keys.forget_if_due()
                 self.unconfirmed.run_if_due()
-                self.unconsented.run_if_due()
             except Exception as exc:  # noqa: BLE001
                 log.warning("progress publisher paused", extra={"error": type(exc).__name__})
             self._stop.wait(self.deps.config.progress_interval)
@@ -639,20 +636,6 @@ class ProgressPublisher:
         with self.deps.engine.begin() as conn:
             preferences.forget_expired(conn, now)
             return audience.forget_unconfirmed(conn, older_than)
-
-    def minimize_unconsented(self, batch: int = 500) -> int:
-        """Drop what supporters who agreed to no contact typed, UNCONSENTED_RETENTION_DAYS
-        after the campaigns they joined closed (audience.minimize_unconsented), a batch a
-        transaction (hourly); return how many supporters."""
-        now = self.deps.clock()
-        older_than = now - timedelta(days=self.deps.config.unconsented_retention_days)
-        done = 0
-        while True:
-            with self.deps.engine.begin() as conn:
-                dropped = audience.minimize_unconsented(conn, older_than, now, batch)
-            done += dropped
-            if dropped < batch:
-                return done
 
     def publish_once(self) -> int:
         """Publish the counts of every alert that changed; mark alerts whose rows are all done."""

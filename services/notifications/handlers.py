@@ -292,10 +292,12 @@ def handle_alert_test(deps: Deps, event: Event, conn: Connection) -> None:
     titles = dict(campaign.titles or {}) if campaign else {}
     shared = shared_values(name, address, titles, locale, str(data["default_locale"]))
     preview = f"{deps.settings.public_base_url}/preview"
-    person = SimpleNamespace(
-        given_name=data.get("given_name") or "", family_name=data.get("family_name") or ""
-    )
     discreet = bool(data.get("discreet"))
+    person = SimpleNamespace(
+        given_name=data.get("given_name") or "",
+        family_name=data.get("family_name") or "",
+        discreet=discreet,
+    )
     rendered = messages.alert_test_email(
         data["content"], locale, shared, messages.Footer(name, address, preview, preview), person,
         discreet,

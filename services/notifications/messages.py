@@ -591,8 +591,9 @@ def alert_test_email(
     discreet: bool = False,
 ) -> Rendered:
     """Fill an alert's email for one stand-in recipient, as a bulk request would for each
-    (discreet: with the subject a supporter in discreet mode gets)."""
-    email = bulk_email(content, locale, shared, footer)
+    (discreet: as a supporter in discreet mode gets it, subject and inbox preview line; the
+    stand-in's `discreet` says the same)."""
+    email = bulk_email(content, locale, shared, footer, previews=discreet)
     values = email.substitutions("", person)
     subject = email.discreet_subject if discreet else email.subject
     return Rendered(*(substitute(part, values) for part in (subject, email.text, email.html)))

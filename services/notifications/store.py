@@ -95,8 +95,6 @@ supporters = Table(
     Column("token", String(64), nullable=False, unique=True),
     Column("created_at", Moment(), nullable=False),
     Column("updated_at", Moment(), nullable=False),
-    # When what a supporter who agreed to no contact typed was dropped (migration 0030).
-    Column("minimized_at", Moment()),
 )
 
 # channel is "email", "sms", or "share" (the supporter agreed to share details with the org).

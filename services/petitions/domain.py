@@ -21,12 +21,37 @@ SOURCE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 MAX_SIGNER_RETENTION_DAYS = 3650
 
 
-def signer_data_erase_at(closed_at: datetime | None, retention_days: int | None) -> datetime | None:
-    """When a closed petition's signers' personal data is due for erasure (an aware closed_at
-    and its signer_retention_days); None while it is open or keeps its signers."""
-    if closed_at is None or retention_days is None:
+# A retention changed after closing takes effect no sooner than this: time to undo a slip (3
+# for 30) or take the exports, which answer 410 from the due time.
+RETENTION_NOTICE = timedelta(hours=1)
+# The rows are erased this long after the due time, so that an export started just before it
+# (a million rows, a slow client) is not cut short; an export still streaming then is broken
+# off (exports.csv_lines), never completed with rows missing.
+ERASE_AFTER_DUE = timedelta(hours=1)
+
+
+def erasure_may_start(closed: bool, erase_at: datetime | None, seen_at: datetime) -> datetime:
+    """The soonest a petition's rows may start being erased, as it stood at seen_at (aware):
+    its due time, or one a change could set (after closing, no sooner than RETENTION_NOTICE
+    later; an open petition could close at once with a retention of 0), plus ERASE_AFTER_DUE."""
+    soonest = seen_at + RETENTION_NOTICE if closed else seen_at
+    if erase_at is not None:
+        soonest = min(soonest, erase_at)
+    return soonest + ERASE_AFTER_DUE
+
+
+def signer_data_erase_at(
+    closed_at: datetime, retention_days: int | None, changed_at: datetime | None = None
+) -> datetime | None:
+    """When a closed petition's signers' personal data falls due for erasure (aware times):
+    retention_days after closing, or, for a retention changed after closing (at changed_at),
+    no sooner than RETENTION_NOTICE after the change; None for a petition that keeps them."""
+    if retention_days is None:
         return None
-    return closed_at + timedelta(days=retention_days)
+    due = closed_at + timedelta(days=retention_days)
+    if changed_at is not None:
+        due = max(due, changed_at + RETENTION_NOTICE)
+    return due
 
 
 # -- the goal ladder ---------------------------------------------------------------------------

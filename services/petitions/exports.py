@@ -76,13 +76,17 @@ def authorize(
     return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
 
 
+class ExportBrokenOff(RuntimeError):
+    """An export still streaming when its petition's signers may start being erased."""
+
+
 def _refuse_erased(petition: Any) -> None:
     """410 once the petition's signers are erased, or due to be, under its retention: a list
     half erased is no list to deliver."""
     if signers_erased(petition):
         raise Gone(
-            f"The signers' personal data was erased {petition.signer_retention_days} days after"
-            " the petition closed (signer_retention_days); the counts remain"
+            "The signers' personal data is erased, or being erased, under the petition's"
+            " signer_retention_days; the counts remain"
         )
 
 
@@ -178,7 +182,20 @@ def csv_lines(
     with deps.engine.connect() as conn:
         petition = store.get_petition(conn, petition_id)
     organization_id = petition.organization_id if petition is not None else ""
+    deadline = (
+        domain.erasure_may_start(
+            petition.status == domain.CLOSED,
+            aware(petition.signer_data_erase_at) if petition.signer_data_erase_at else None,
+            now(),
+        )
+        if petition is not None
+        else None
+    )
     for rows in store.stream_signers(deps.engine.connect, petition_id, partner_id, batch, since):
+        if deadline is not None and now() >= deadline:
+            # The rows may be going: a CSV ending here would look whole with signers missing.
+            # Raising breaks the streamed response off, which its client sees as an error.
+            raise ExportBrokenOff("The petition's signers are being erased (signer_retention_days)")
         changes: Changes = {}
         if consents:
             with deps.engine.connect() as conn:

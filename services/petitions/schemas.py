@@ -123,13 +123,14 @@ PUBLIC_TOTAL = (
 )
 
 SIGNER_RETENTION = (
-    "Days after the petition closes when Kinship erases its signers' personal data: names,"
-    " email addresses, phone numbers, postal codes, pronouns and comments (0: on closing). The"
-    " exports answer 410 from then, and the rows are erased within the hour after. The counts"
-    " stay, and what a partner was given with a signer's consent is the partner's to keep."
-    " Take the exports first."
-    " Null (the default) keeps the signers until each asks to be erased. Can change until the"
-    " erasure is due, closed or not."
+    "Days after the petition closes when the petitions service erases its signers' personal"
+    " data: names, email addresses, phone numbers, postal codes, pronouns and comments (0: on"
+    " closing). The counts stay. The exports answer 410 from then, and the rows are erased"
+    " within the hour after. Changed after closing, it takes effect no sooner than an hour"
+    " later; it cannot be changed once due. Only the lead organization's organizers (and"
+    " admins) set it. Take the exports first. Null (the default) keeps the signers until each"
+    " asks to be erased. Notifications keeps its own records of signers (their address,"
+    " consents and what they were sent) until an erasure."
 )
 
 
@@ -185,7 +186,8 @@ class PetitionSchema(Schema):
     public_total = fields.Boolean()
     signer_retention_days = fields.Integer(allow_none=True)
     signer_data_erase_at = Timestamp(
-        allow_none=True, metadata={"description": "When the signers' data is due for erasure"}
+        allow_none=True,
+        metadata={"description": "When the signers' data falls due for erasure (once closed)"},
     )
     signer_data_erased_at = Timestamp(allow_none=True)
     total = fields.Integer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from shared.ids import uuid7
 from shared.locales import best_match
 from shared.privacy import clean_email, email_hash, phone_hash, supporter_id
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MESSAGES = {
@@ -457,29 +459,24 @@ def expire_unconfirmed(deps: Deps, batch: int = 500) -> int:
     return len(rows)
 
 
-# From the due time the exports answer 410; the rows are erased this long after it, so that an
-# export started just before (a million rows, a slow client) is not cut short mid-stream.
-ERASE_AFTER_DUE = timedelta(hours=1)
-
-
 def erase_signer_data(deps: Deps, batch: int = 500) -> int:
     """Erase the signers' personal data of each closed petition whose signer retention ran out
-    over ERASE_AFTER_DUE ago (petitions.signer_retention_days), a batch of rows a transaction;
-    return how many signatures it erased. Confirmed signatures stay counted, anonymous, as an
-    erasure leaves them; unconfirmed ones go, as at expiry. Stored responses to retried
-    signing requests go too. A petition waits while its signature.created events are still in
-    the outbox: they carry what signers typed, and notifications needs them to thank and reach
-    those who asked. The petition is then marked (signer_data_erased_at) and never read
-    again."""
+    over domain.ERASE_AFTER_DUE ago (petitions.signer_data_erase_at), a batch of rows a
+    transaction; return how many signatures it erased. Confirmed signatures stay counted,
+    anonymous, as an erasure leaves them; unconfirmed ones go, as at expiry. Stored responses
+    to retried signing requests go too. It waits while any signature.created event is still in
+    the outbox (the relay or Kafka down): those carry what signers typed, and would leave the
+    service after the erasure. The petition is then marked (signer_data_erased_at) and never
+    read again."""
     with deps.engine.connect() as conn:
         due = [
             row.petition_id
             for row in store.petitions_keeping_signers(conn)
-            if signers_erased(row, at=now() - ERASE_AFTER_DUE)
+            if signers_erased(row, at=now() - domain.ERASE_AFTER_DUE)
         ]
-        if due:
-            waiting = store.petitions_with_unrelayed_signatures(conn)
-            due = [petition_id for petition_id in due if petition_id not in waiting]
+        if due and store.unrelayed_signatures(conn):
+            log.info("signer erasure waits for the outbox", extra={"petitions": len(due)})
+            return 0
     erased = 0
     for petition_id in due:
         last = 0

@@ -104,9 +104,11 @@ petitions = Table(
     Column("double_opt_in", Boolean, nullable=False),
     # False: the public read shows neither the total nor the goal (migration 0008).
     Column("public_total", Boolean, nullable=False, server_default=true()),
-    # Days after closing when the signers' personal data is erased (0: at once); NULL keeps it
-    # until each signer asks. signer_data_erased_at: when that finished (migration 0009).
+    # Days after closing when the signers' personal data is erased (0: on closing); NULL keeps
+    # it until each signer asks. signer_data_erase_at: when that falls due (set on closing, or
+    # by a change after it); signer_data_erased_at: when it was done (migration 0009).
     Column("signer_retention_days", Integer),
+    Column("signer_data_erase_at", DateTime(timezone=True)),
     Column("signer_data_erased_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -836,23 +838,19 @@ def petitions_keeping_signers(conn: Connection) -> list[Any]:
     """Closed petitions with a signer retention whose signers' data is not erased yet."""
     query = select(
         petitions.c.petition_id,
-        petitions.c.closed_at,
-        petitions.c.signer_retention_days,
+        petitions.c.signer_data_erase_at,
         petitions.c.signer_data_erased_at,
     ).where(
-        petitions.c.status == CLOSED,
-        petitions.c.signer_retention_days.is_not(None),
+        petitions.c.signer_data_erase_at.is_not(None),
         petitions.c.signer_data_erased_at.is_(None),
     )
     return list(conn.execute(query).all())
 
 
-def petitions_with_unrelayed_signatures(conn: Connection) -> set[str]:
-    """The petitions of the signature.created events still in the outbox (not yet relayed)."""
-    rows = conn.execute(
-        select(outbox.c.data).where(outbox.c.type == type_name("signature.created"))
-    )
-    return {str(json.loads(bytes(row.data))["petition_id"]) for row in rows}
+def unrelayed_signatures(conn: Connection) -> bool:
+    """Whether any signature.created event is still in the outbox (not yet relayed)."""
+    query = select(outbox.c.id).where(outbox.c.type == type_name("signature.created")).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def signatures_holding_data(

@@ -165,7 +165,7 @@ def organizer_view(petition: Any, total: int) -> dict[str, Any]:
         "double_opt_in": petition.double_opt_in,
         "public_total": petition.public_total,
         "signer_retention_days": petition.signer_retention_days,
-        "signer_data_erase_at": signer_data_erase_at(petition),
+        "signer_data_erase_at": _aware(petition.signer_data_erase_at),
         "signer_data_erased_at": _aware(petition.signer_data_erased_at),
         "total": total,
         # In UTC with its offset on SQLite too, which keeps times without one.
@@ -206,6 +206,8 @@ def create_petition(
         except NotFound as exc:
             raise FieldError("campaign_id", exc.message) from None
         domain.require_manage(principal, coalition)
+        if data.get("signer_retention_days") is not None:
+            domain.require_full_export(principal, coalition)  # the lead's list, the lead's call
         if status == "closed":
             raise FieldError("campaign_id", "This campaign is closed")
         moment = now()
@@ -265,7 +267,12 @@ def edit_petition(
     when given); a closed one's signer retention until the erasure is due. An open one's change
     of words is announced (petition.updated), so the emails and partners use the new titles."""
     with deps.engine.begin() as conn:
-        petition, _ = _managed(deps, conn, principal, petition_id)
+        petition, coalition = _managed(deps, conn, principal, petition_id)
+        values = dict(changes)
+        if "signer_retention_days" in changes:
+            # How long the lead's list is kept is the lead's call: a partner must neither erase
+            # it nor keep one the lead wants gone.
+            domain.require_full_export(principal, coalition)
         if petition.status == domain.OPEN:
             fixed = sorted(set(changes) - OPEN_EDITABLE)
             if fixed:
@@ -276,26 +283,25 @@ def edit_petition(
                 )
         elif petition.status == domain.CLOSED:
             _check_closed_edit(petition, changes)
+        if petition.status == domain.CLOSED and "signer_retention_days" in changes:
+            values["signer_data_erase_at"] = domain.signer_data_erase_at(
+                aware(petition.closed_at), changes["signer_retention_days"], changed_at=now()
+            )
         texts = changes.get("texts", petition.texts)
         _check_texts(texts, changes.get("default_locale", petition.default_locale))
         moment = now()
-        store.update_petition(conn, petition_id, **dict(changes), updated_at=moment)
+        store.update_petition(conn, petition_id, **values, updated_at=moment)
         changed = _petition(conn, petition_id)
         if changed.status == domain.OPEN and set(changes) - UNANNOUNCED:
             deps.outbox.add(conn, _announced(deps, "petition.updated", changed, moment))
         return organizer_view(changed, store.total(conn, petition_id))
 
 
-def signer_data_erase_at(petition: Any) -> datetime | None:
-    """When a petition row's signers are due for erasure (None: open, or kept)."""
-    return domain.signer_data_erase_at(_aware(petition.closed_at), petition.signer_retention_days)
-
-
 def signers_erased(petition: Any, at: datetime | None = None) -> bool:
     """Whether a petition row's signers' personal data is erased, or due to be by `at` (now)."""
-    due = signer_data_erase_at(petition)
     if petition.signer_data_erased_at is not None:
         return True
+    due = _aware(petition.signer_data_erase_at)
     return due is not None and due <= (at or now())
 
 
@@ -354,6 +360,11 @@ def close_open_petition(deps: Deps, conn: Connection, petition: Any) -> None:
     moment = now()
     if not store.close_if_open(conn, petition.petition_id, moment):
         return  # closed meanwhile, and announced by whoever closed it
+    # Read again now that the row is held: a retention changed since the caller read it counts.
+    days = _petition(conn, petition.petition_id).signer_retention_days
+    if days is not None:
+        due = domain.signer_data_erase_at(moment, days)
+        store.update_petition(conn, petition.petition_id, signer_data_erase_at=due)
     data = {
         "petition_id": petition.petition_id,
         "campaign_id": petition.campaign_id,

@@ -494,6 +494,9 @@ def test_an_alerts_test_send_reaches_the_leads_contact_address_as_it_will_read(
         lambda: mails_to(service, "organizers@org-tt.example.org")[1:], message="discreet test"
     )[0]
     assert discreet["subject"] == "[TEST] Mai, a note for you"
+    # The inbox's preview line is that subject too, not the body's first words (the cause).
+    body = next(part["value"] for part in discreet["content"] if part["type"] == "text/plain")
+    assert body.startswith("Mai, a note for you\n\nHi Mai")
     assert discreet["from"]["name"] == service.deps.config.from_name != "Rainbow Bridge"
     # It counts for no alert and reaches no one else.
     assert {r.kind for r in service.rows(deliveries)} == {"alert_test"}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.petitions import signing, store, usecases
+from services.petitions import domain, exports, signing, store, usecases
 from tests.integration.petitions.conftest import Petitions
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def close(svc: Petitions, petition_id: str) -> None:
     assert closed.status_code == 200, closed.get_json()
 
 
-def exports(svc: Petitions, petition_id: str) -> list[int]:
+def export_statuses(svc: Petitions, petition_id: str) -> list[int]:
     urls = [
         (f"/api/v1/petitions/{petition_id}/exports/signers.csv", "lead"),
         (f"/api/v1/petitions/{petition_id}/exports/signers.csv?purpose=delivery", "lead"),
@@ -92,23 +92,36 @@ def test_signers_are_erased_once_the_retention_runs_out_and_the_counts_stay(
 
     # Not due: nothing goes, and the lead and the partner still take their lists.
     assert signing.erase_signer_data(svc.deps) == 0
-    assert exports(svc, petition_id) == [200, 200, 200]
+    assert export_statuses(svc, petition_id) == [200, 200, 200]
 
-    # Closed, only the retention may change; the lead has delivered and wants the list gone.
+    # Closed, only the retention may change, and only the lead decides how long its list stays.
     refused = patch(svc, petition_id, goal=5000, signer_retention_days=0)
     assert refused.status_code == 409 and set(refused.get_json()["errors"]) == {"goal"}
+    by_partner = svc.client.patch(
+        f"/api/v1/petitions/{petition_id}", json={"signer_retention_days": 0},
+        headers=svc.auth("p1_organizer"),
+    )  # fmt: skip
+    assert by_partner.status_code == 403
+    # The lead has delivered and wants the list gone: a change after closing takes effect an
+    # hour later (a slip, 3 for 30, can still be undone, and the exports taken meanwhile).
+    asked = datetime.now(UTC)
     shortened = patch(svc, petition_id, signer_retention_days=0)
     assert shortened.status_code == 200, shortened.get_json()
-    assert datetime.fromisoformat(shortened.get_json()["signer_data_erase_at"]) == closed_at
+    due = datetime.fromisoformat(shortened.get_json()["signer_data_erase_at"])
+    assert asked + domain.RETENTION_NOTICE <= due <= datetime.now(UTC) + domain.RETENTION_NOTICE
+    assert export_statuses(svc, petition_id) == [200, 200, 200]
+    monkeypatch.setattr(domain, "RETENTION_NOTICE", timedelta(0))
+    assert patch(svc, petition_id, signer_retention_days=0).status_code == 200
+    due = datetime.fromisoformat(view(svc, petition_id)["signer_data_erase_at"])
+    assert closed_at < due <= datetime.now(UTC)  # from the change, not from the closing
     # Due: the lists are gone at once, before the worker has got to them.
-    assert exports(svc, petition_id) == [410, 410, 410]
+    assert export_statuses(svc, petition_id) == [410, 410, 410]
     late = patch(svc, petition_id, signer_retention_days=365)
     assert late.status_code == 409 and "signer_retention_days" in late.get_json()["errors"]
     # The rows go an hour later: an export started before the due time is not cut short.
     assert signing.erase_signer_data(svc.deps) == 0
-    monkeypatch.setattr(signing, "ERASE_AFTER_DUE", timedelta(0))
-    # Nor while the signers' events wait in the outbox: notifications needs them to thank
-    # and reach those who asked.
+    monkeypatch.setattr(domain, "ERASE_AFTER_DUE", timedelta(0))
+    # Nor while signers' events wait in the outbox: what they typed would leave after it.
     assert signing.erase_signer_data(svc.deps) == 0
     relayed(svc)
 
@@ -131,6 +144,7 @@ def test_signers_are_erased_once_the_retention_runs_out_and_the_counts_stay(
 
     # The other petition is still within its retention: its unconfirmed signer waits.
     assert len(svc.rows(store.signatures, petition_id=waiting)) == 1
+    assert export_statuses(svc, waiting)[0] == 200
     assert patch(svc, waiting, signer_retention_days=0).status_code == 200
     assert signing.erase_signer_data(svc.deps) == 1
     assert svc.rows(store.signatures, petition_id=waiting) == []
@@ -214,3 +228,34 @@ def test_a_key_stored_by_the_previous_release_still_replays(svc: Petitions) -> N
     retried = svc.client.post("/api/v1/petitions", json=body, headers=headers)
     assert retried.status_code == 201, retried.get_json()
     assert retried.get_json()["petition_id"] == first.get_json()["petition_id"]
+
+
+def test_only_the_lead_sets_the_retention_of_its_list(svc: Petitions) -> None:
+    body = {
+        "campaign_id": svc.campaign_id,
+        "default_locale": "en",
+        "texts": {"en": {"title": "T", "text": "X"}},
+    }
+    partner = svc.auth("p1_organizer")
+    refused = svc.client.post(
+        "/api/v1/petitions", json={**body, "signer_retention_days": 0}, headers=partner
+    )
+    assert refused.status_code == 403
+    assert svc.client.post("/api/v1/petitions", json=body, headers=partner).status_code == 201
+
+
+def test_an_export_streaming_when_the_erasure_may_start_is_broken_off(
+    svc: Petitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSV cut short would look whole with signers missing: the stream fails instead."""
+    petition_id = svc.open_petition(signer_retention_days=0)
+    for email in ("ana@example.org", "ben@example.org", "cai@example.org"):
+        assert svc.sign(petition_id, email).status_code == 202
+    close(svc, petition_id)
+    start = datetime.now(UTC)
+    lines = exports.csv_lines(svc.deps, petition_id, exports.CONTACT, {}, batch=1)
+    assert "ana@example.org" in next(lines) + next(lines)  # the header, then a first signer
+    later = start + domain.ERASE_AFTER_DUE + timedelta(seconds=1)
+    monkeypatch.setattr(exports, "now", lambda: later)
+    with pytest.raises(exports.ExportBrokenOff):
+        list(lines)

@@ -1,11 +1,12 @@
 """petitions.signer_retention_days: signers' personal data erased some days after closing.
 
-With it petitions.signer_data_erased_at, when that was done.
+With it petitions.signer_data_erase_at, when that falls due, and signer_data_erased_at, when it
+was done.
 
 A list of who signed outlives its use: once the petition is delivered and the lead has taken
 its export, every copy kept is one more that can leak, be seized or be subpoenaed. Organizers
-whose signers could be at risk can now have Kinship erase the signers' names, addresses,
-numbers and comments that many days after the petition closes (0: at once); the counts stay.
+whose signers could be at risk can now have the petitions service erase the signers' names,
+addresses, numbers and comments that many days after the petition closes; the counts stay.
 Existing petitions keep their signers until someone asks (NULL).
 
 Revision ID: 0009_signer_retention
@@ -28,6 +29,9 @@ def upgrade() -> None:
     # Nullable, no default: PostgreSQL adds both without rewriting the table.
     op.add_column("petitions", sa.Column("signer_retention_days", sa.Integer(), nullable=True))
     op.add_column(
+        "petitions", sa.Column("signer_data_erase_at", sa.DateTime(timezone=True), nullable=True)
+    )
+    op.add_column(
         "petitions", sa.Column("signer_data_erased_at", sa.DateTime(timezone=True), nullable=True)
     )
 
@@ -36,4 +40,5 @@ def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table("petitions") as batch:
         batch.drop_column("signer_data_erased_at")
+        batch.drop_column("signer_data_erase_at")
         batch.drop_column("signer_retention_days")
