@@ -30,28 +30,34 @@ RETENTION_NOTICE = timedelta(hours=1)
 ERASE_AFTER_DUE = timedelta(hours=1)
 
 
-def erasure_may_start(closed: bool, erase_at: datetime | None, seen_at: datetime) -> datetime:
-    """The soonest a petition's rows may start being erased, as it stood at seen_at (aware):
-    its due time, or one a change could set (after closing, no sooner than RETENTION_NOTICE
-    later; an open petition could close at once with a retention of 0), plus ERASE_AFTER_DUE."""
-    soonest = seen_at + RETENTION_NOTICE if closed else seen_at
-    if erase_at is not None:
-        soonest = min(soonest, erase_at)
-    return soonest + ERASE_AFTER_DUE
+# Clocks of the web and worker processes differ a little: an export gives up this much early.
+CLOCK_MARGIN = timedelta(minutes=1)
+
+
+def erasure_may_have_started(
+    erase_at: datetime | None, erased_at: datetime | None, at: datetime
+) -> bool:
+    """Whether a petition's rows may be being erased at `at` (aware times): done, or past
+    its due time by ERASE_AFTER_DUE (less CLOCK_MARGIN), when the worker starts on them. A due
+    time once passed never moves (a change is refused), so this is exact, read afresh."""
+    if erased_at is not None:
+        return True
+    return erase_at is not None and at >= erase_at + ERASE_AFTER_DUE - CLOCK_MARGIN
 
 
 def signer_data_erase_at(
     closed_at: datetime, retention_days: int | None, changed_at: datetime | None = None
 ) -> datetime | None:
     """When a closed petition's signers' personal data falls due for erasure (aware times):
-    retention_days after closing, or, for a retention changed after closing (at changed_at),
-    no sooner than RETENTION_NOTICE after the change; None for a petition that keeps them."""
+    retention_days after closing, but no sooner than RETENTION_NOTICE after the closing or,
+    for a retention changed after it, after the change (changed_at): whoever closes or changes
+    it, the lead has that long to undo it or take the exports. None for a petition that keeps
+    them."""
     if retention_days is None:
         return None
-    due = closed_at + timedelta(days=retention_days)
-    if changed_at is not None:
-        due = max(due, changed_at + RETENTION_NOTICE)
-    return due
+    return max(
+        closed_at + timedelta(days=retention_days), (changed_at or closed_at) + RETENTION_NOTICE
+    )
 
 
 # -- the goal ladder ---------------------------------------------------------------------------
@@ -218,8 +224,8 @@ def require_read_counts(principal: Principal, coalition: Coalition) -> None:
         raise PermissionDenied("Only the campaign's organizations may read its counts")
 
 
-def require_full_export(principal: Principal, coalition: Coalition) -> None:
-    """Only the lead organization's organizers (and admins) get every signer's details."""
+def require_lead(principal: Principal, coalition: Coalition, refusal: str) -> None:
+    """Only the lead organization's organizers (and admins) pass; others get refusal (403)."""
     if principal.is_admin:
         return
     if (
@@ -227,9 +233,27 @@ def require_full_export(principal: Principal, coalition: Coalition) -> None:
         and principal.organization_id == coalition.lead_organization_id
     ):
         return
-    raise PermissionDenied(
+    raise PermissionDenied(refusal)
+
+
+def require_full_export(principal: Principal, coalition: Coalition) -> None:
+    """Only the lead organization's organizers (and admins) get every signer's details."""
+    require_lead(
+        principal,
+        coalition,
         "Only organizers of the lead organization may export all signers; "
-        "partners export the signers who chose to share with them"
+        "partners export the signers who chose to share with them",
+    )
+
+
+def require_retention_choice(principal: Principal, coalition: Coalition) -> None:
+    """How long the lead's list of signers is kept is the lead's call: a partner must neither
+    have it erased nor keep one the lead wants gone."""
+    require_lead(
+        principal,
+        coalition,
+        "Only organizers of the lead organization set how long its signers are kept"
+        " (signer_retention_days)",
     )
 
 

@@ -76,6 +76,10 @@ def authorize(
     return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
 
 
+def _maybe_aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else aware(moment)
+
+
 class ExportBrokenOff(RuntimeError):
     """An export still streaming when its petition's signers may start being erased."""
 
@@ -182,20 +186,24 @@ def csv_lines(
     with deps.engine.connect() as conn:
         petition = store.get_petition(conn, petition_id)
     organization_id = petition.organization_id if petition is not None else ""
-    deadline = (
-        domain.erasure_may_start(
-            petition.status == domain.CLOSED,
-            aware(petition.signer_data_erase_at) if petition.signer_data_erase_at else None,
+
+    def still_whole() -> None:
+        """Break the export off once the petition's rows may be being erased (retention): a
+        CSV ending then would look whole with signers missing. Raising inside the streamed
+        response makes the server drop the connection before the body's last chunk, which the
+        client sees as a failed transfer. Read afresh after each batch is fetched, and after
+        the last: a slow client may hold the stream while the worker erases the rest."""
+        with deps.engine.connect() as conn:
+            current = store.get_petition(conn, petition_id)
+        if current is not None and domain.erasure_may_have_started(
+            _maybe_aware(current.signer_data_erase_at),
+            _maybe_aware(current.signer_data_erased_at),
             now(),
-        )
-        if petition is not None
-        else None
-    )
-    for rows in store.stream_signers(deps.engine.connect, petition_id, partner_id, batch, since):
-        if deadline is not None and now() >= deadline:
-            # The rows may be going: a CSV ending here would look whole with signers missing.
-            # Raising breaks the streamed response off, which its client sees as an error.
+        ):
             raise ExportBrokenOff("The petition's signers are being erased (signer_retention_days)")
+
+    for rows in store.stream_signers(deps.engine.connect, petition_id, partner_id, batch, since):
+        still_whole()
         changes: Changes = {}
         if consents:
             with deps.engine.connect() as conn:
@@ -212,5 +220,6 @@ def csv_lines(
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
+    still_whole()
     if buffer.tell():  # no signer: the header alone
         yield buffer.getvalue()

@@ -124,13 +124,14 @@ PUBLIC_TOTAL = (
 
 SIGNER_RETENTION = (
     "Days after the petition closes when the petitions service erases its signers' personal"
-    " data: names, email addresses, phone numbers, postal codes, pronouns and comments (0: on"
-    " closing). The counts stay. The exports answer 410 from then, and the rows are erased"
-    " within the hour after. Changed after closing, it takes effect no sooner than an hour"
-    " later; it cannot be changed once due. Only the lead organization's organizers (and"
-    " admins) set it. Take the exports first. Null (the default) keeps the signers until each"
-    " asks to be erased. Notifications keeps its own records of signers (their address,"
-    " consents and what they were sent) until an erasure."
+    " data: names, email addresses, phone numbers, postal codes, pronouns and comments. The"
+    " counts stay. Whoever closes the petition or changes this after closing, it falls due no"
+    " sooner than an hour later (0: an hour after closing), time to undo a slip or take the"
+    " exports, which answer 410 from the due time; it cannot change once due. The rows are"
+    " erased an hour or more after it. Only the lead organization's organizers (and admins) set"
+    " it. Null (the default) keeps the signers until each asks to be erased. Notifications keeps"
+    " its own records of signers (their address, consents and what they were sent) until an"
+    " erasure."
 )
 
 

@@ -464,19 +464,23 @@ def erase_signer_data(deps: Deps, batch: int = 500) -> int:
     over domain.ERASE_AFTER_DUE ago (petitions.signer_data_erase_at), a batch of rows a
     transaction; return how many signatures it erased. Confirmed signatures stay counted,
     anonymous, as an erasure leaves them; unconfirmed ones go, as at expiry. Stored responses
-    to retried signing requests go too. It waits while any signature.created event is still in
-    the outbox (the relay or Kafka down): those carry what signers typed, and would leave the
-    service after the erasure. The petition is then marked (signer_data_erased_at) and never
-    read again."""
+    to retried signing requests go too. It waits while a signature.created event older than the
+    due time is still in the outbox (the relay or Kafka down): those carry what signers typed,
+    and would leave the service after the erasure. The petition is then marked
+    (signer_data_erased_at) and never read again."""
     with deps.engine.connect() as conn:
-        due = [
-            row.petition_id
+        rows = [
+            row
             for row in store.petitions_keeping_signers(conn)
             if signers_erased(row, at=now() - domain.ERASE_AFTER_DUE)
         ]
-        if due and store.unrelayed_signatures(conn):
-            log.info("signer erasure waits for the outbox", extra={"petitions": len(due)})
+        # A petition's signatures were all written before its due time (closing waits for the
+        # signers being written), so only events older than the earliest due time hold it.
+        earliest = min((aware(row.signer_data_erase_at) for row in rows), default=None)
+        if earliest is not None and store.unrelayed_signatures(conn, made_before=earliest):
+            log.info("signer erasure waits for the outbox", extra={"petitions": len(rows)})
             return 0
+    due = [row.petition_id for row in rows]
     erased = 0
     for petition_id in due:
         last = 0

@@ -847,9 +847,15 @@ def petitions_keeping_signers(conn: Connection) -> list[Any]:
     return list(conn.execute(query).all())
 
 
-def unrelayed_signatures(conn: Connection) -> bool:
-    """Whether any signature.created event is still in the outbox (not yet relayed)."""
-    query = select(outbox.c.id).where(outbox.c.type == type_name("signature.created")).limit(1)
+def unrelayed_signatures(conn: Connection, made_before: datetime) -> bool:
+    """Whether a signature.created event made before a time is still in the outbox (not yet
+    relayed): the relay or Kafka is down. Fresh ones, always there briefly while people sign,
+    do not count."""
+    query = (
+        select(outbox.c.id)
+        .where(outbox.c.type == type_name("signature.created"), outbox.c.time < made_before)
+        .limit(1)
+    )
     return conn.execute(query).first() is not None
 
 

@@ -207,7 +207,7 @@ def create_petition(
             raise FieldError("campaign_id", exc.message) from None
         domain.require_manage(principal, coalition)
         if data.get("signer_retention_days") is not None:
-            domain.require_full_export(principal, coalition)  # the lead's list, the lead's call
+            domain.require_retention_choice(principal, coalition)
         if status == "closed":
             raise FieldError("campaign_id", "This campaign is closed")
         moment = now()
@@ -270,9 +270,7 @@ def edit_petition(
         petition, coalition = _managed(deps, conn, principal, petition_id)
         values = dict(changes)
         if "signer_retention_days" in changes:
-            # How long the lead's list is kept is the lead's call: a partner must neither erase
-            # it nor keep one the lead wants gone.
-            domain.require_full_export(principal, coalition)
+            domain.require_retention_choice(principal, coalition)
         if petition.status == domain.OPEN:
             fixed = sorted(set(changes) - OPEN_EDITABLE)
             if fixed:
@@ -363,7 +361,7 @@ def close_open_petition(deps: Deps, conn: Connection, petition: Any) -> None:
     # Read again now that the row is held: a retention changed since the caller read it counts.
     days = _petition(conn, petition.petition_id).signer_retention_days
     if days is not None:
-        due = domain.signer_data_erase_at(moment, days)
+        due = domain.signer_data_erase_at(moment, days)  # an hour's notice at least
         store.update_petition(conn, petition.petition_id, signer_data_erase_at=due)
     data = {
         "petition_id": petition.petition_id,

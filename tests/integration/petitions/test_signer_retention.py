@@ -244,18 +244,57 @@ def test_only_the_lead_sets_the_retention_of_its_list(svc: Petitions) -> None:
     assert svc.client.post("/api/v1/petitions", json=body, headers=partner).status_code == 201
 
 
-def test_an_export_streaming_when_the_erasure_may_start_is_broken_off(
+def test_an_export_still_streaming_when_the_rows_are_erased_is_broken_off(
     svc: Petitions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A CSV cut short would look whole with signers missing: the stream fails instead."""
+    """A CSV ending with signers missing would look whole: the stream fails instead, even when
+    the worker erased the rest while a slow client held it (the next read finds no rows)."""
+    monkeypatch.setattr(domain, "RETENTION_NOTICE", timedelta(0))
     petition_id = svc.open_petition(signer_retention_days=0)
     for email in ("ana@example.org", "ben@example.org", "cai@example.org"):
         assert svc.sign(petition_id, email).status_code == 202
-    close(svc, petition_id)
-    start = datetime.now(UTC)
+    close(svc, petition_id)  # due now; the rows go ERASE_AFTER_DUE later
     lines = exports.csv_lines(svc.deps, petition_id, exports.CONTACT, {}, batch=1)
-    assert "ana@example.org" in next(lines) + next(lines)  # the header, then a first signer
-    later = start + domain.ERASE_AFTER_DUE + timedelta(seconds=1)
-    monkeypatch.setattr(exports, "now", lambda: later)
+    assert "ana@example.org" in next(lines)  # the header and a first signer
+    relayed(svc)
+    monkeypatch.setattr(domain, "ERASE_AFTER_DUE", timedelta(0))
+    assert signing.erase_signer_data(svc.deps) == 3
     with pytest.raises(exports.ExportBrokenOff):
         list(lines)
+
+
+def test_an_export_of_a_list_kept_is_never_broken_off(
+    svc: Petitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    petition_id = svc.open_petition()
+    for email in ("ana@example.org", "ben@example.org"):
+        assert svc.sign(petition_id, email).status_code == 202
+    lines = exports.csv_lines(svc.deps, petition_id, exports.CONTACT, {}, batch=1)
+    first = next(lines)
+    much_later = datetime.now(UTC) + timedelta(days=2)
+    monkeypatch.setattr(exports, "now", lambda: much_later)  # a very slow client
+    assert "ben@example.org" in first + "".join(lines)
+
+
+def test_closing_by_the_campaign_stamps_the_due_time_and_null_keeps_the_list(
+    svc: Petitions,
+) -> None:
+    kept_a_week = svc.open_petition(signer_retention_days=7)
+    svc.deliver(
+        "campaign.closed",
+        {
+            "campaign_id": svc.campaign_id,
+            "lead_organization_id": svc.lead,
+            "partner_organization_ids": [svc.p1, svc.p2],
+            "titles": {"en": "Campaign"},
+            "status": "closed",
+            "at": datetime.now(UTC).isoformat(),
+        },
+    )
+    shown = view(svc, kept_a_week)
+    closed_at = datetime.fromisoformat(shown["closed_at"])
+    assert shown["status"] == "closed"
+    assert datetime.fromisoformat(shown["signer_data_erase_at"]) == closed_at + timedelta(days=7)
+    kept = patch(svc, kept_a_week, signer_retention_days=None)
+    assert kept.status_code == 200 and kept.get_json()["signer_data_erase_at"] is None
+    assert export_statuses(svc, kept_a_week) == [200, 200, 200]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from services.notifications.audience import Supporter
 from services.notifications.messages import (
+    PREVIEW_HTML_TAG,
+    PREVIEW_TEXT_TAG,
     TOKEN_TAG,
     Footer,
     bulk_email,
@@ -99,3 +101,18 @@ def test_without_a_discreet_subject_discreet_supporters_get_a_neutral_one_in_the
     korean = bulk_email(content, "ko", SHARED, FOOTER)
     assert korean.discreet_subject not in (email.discreet_subject, korean.subject)
     assert "translation" not in korean.discreet_subject
+
+
+def test_a_discreet_recipients_preview_line_is_their_subject_filled_in_and_escaped():
+    """The preview holds the names themselves, escaped in the HTML: a tag left in a
+    substitution's value would depend on the provider substituting it a second time, and a
+    text value put in the HTML part unescaped would be markup."""
+    email = bulk_email(CONTENT, "en", SHARED, FOOTER, previews=True)
+    mei = person("<Mei>")._replace(discreet=True)
+    values = email.substitutions("tok", mei)
+    assert values[PREVIEW_TEXT_TAG] == "<Mei>, an update for you\n\n"
+    assert "&lt;Mei&gt;, an update for you" in values[PREVIEW_HTML_TAG]
+    assert (
+        "<Mei>" not in values[PREVIEW_HTML_TAG] and "-given_name-" not in values[PREVIEW_HTML_TAG]
+    )
+    assert email.substitutions("tok", person("Mei"))[PREVIEW_HTML_TAG] == ""  # not discreet

@@ -26,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    # Nullable, no default: PostgreSQL adds both without rewriting the table.
+    # Nullable, no default: PostgreSQL adds them without rewriting the table.
     op.add_column("petitions", sa.Column("signer_retention_days", sa.Integer(), nullable=True))
     op.add_column(
         "petitions", sa.Column("signer_data_erase_at", sa.DateTime(timezone=True), nullable=True)
