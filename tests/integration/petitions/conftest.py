@@ -78,17 +78,7 @@ class Petitions:
                     "at": at(),
                 },
             )
-        self.deliver(
-            "campaign.created",
-            {
-                "campaign_id": self.campaign_id,
-                "lead_organization_id": self.lead,
-                "partner_organization_ids": [self.p1, self.p2],
-                "titles": {"en": "Campaign"},
-                "status": "active",
-                "at": at(),
-            },
-        )
+        self.campaign_event("campaign.created", "active")
         for name, role, org in [
             ("admin", "admin", "org-platform"),
             ("lead", "organizer", self.lead),
@@ -98,6 +88,28 @@ class Petitions:
             ("outsider", "organizer", self.outsider),
         ]:
             self.keys[name] = self.issue_key(role, org)
+
+    def campaign_event(self, short: str, status: str) -> None:
+        """Deliver an event about the seeded campaign (created, closed, ...) to the service."""
+        self.deliver(
+            short,
+            {
+                "campaign_id": self.campaign_id,
+                "lead_organization_id": self.lead,
+                "partner_organization_ids": [self.p1, self.p2],
+                "titles": {"en": "Campaign"},
+                "status": status,
+                "at": at(),
+            },
+        )
+
+    def minimal_petition(self) -> dict[str, Any]:
+        """The smallest body that creates a petition in the seeded campaign."""
+        return {
+            "campaign_id": self.campaign_id,
+            "default_locale": "en",
+            "texts": {"en": {"title": "T", "text": "X"}},
+        }
 
     def issue_key(self, role: str, org: str) -> str:
         new = generate_key(role)

@@ -215,11 +215,7 @@ def test_petition_input_is_checked(svc: Petitions) -> None:
 
 
 def test_creating_twice_with_one_idempotency_key_creates_once(svc: Petitions) -> None:
-    body = {
-        "campaign_id": svc.campaign_id,
-        "default_locale": "en",
-        "texts": {"en": {"title": "T", "text": "X"}},
-    }
+    body = svc.minimal_petition()
     headers = {**svc.auth("lead"), "Idempotency-Key": "create-1"}
     first = svc.client.post("/api/v1/petitions", json=body, headers=headers)
     second = svc.client.post("/api/v1/petitions", json=body, headers=headers)

@@ -153,11 +153,7 @@ def test_signers_are_erased_once_the_retention_runs_out_and_the_counts_stay(
 
 
 def test_the_retention_is_checked_and_kept_from_the_public(svc: Petitions) -> None:
-    base = {
-        "campaign_id": svc.campaign_id,
-        "default_locale": "en",
-        "texts": {"en": {"title": "T", "text": "X"}},
-    }
+    base = svc.minimal_petition()
     for bad in (-1, 3651, "30", 2.5):
         response = svc.client.post(
             "/api/v1/petitions",
@@ -181,11 +177,7 @@ def test_a_create_retried_after_a_release_adds_a_default_is_still_a_replay(
 ) -> None:
     """The key's fingerprint is of the request as sent: a later release whose schema loads one
     more defaulted field must still answer a client's retry with the first response."""
-    body = {
-        "campaign_id": svc.campaign_id,
-        "default_locale": "en",
-        "texts": {"en": {"title": "T", "text": "X"}},
-    }
+    body = svc.minimal_petition()
     headers = {**svc.auth("lead"), "Idempotency-Key": "create-across-deploy"}
     first = svc.client.post("/api/v1/petitions", json=body, headers=headers)
     assert first.status_code == 201
@@ -208,11 +200,7 @@ def test_a_key_stored_by_the_previous_release_still_replays(svc: Petitions) -> N
     from services.petitions import schemas
     from shared.privacy import keyed_hash
 
-    body = {
-        "campaign_id": svc.campaign_id,
-        "default_locale": "en",
-        "texts": {"en": {"title": "T", "text": "X"}},
-    }
+    body = svc.minimal_petition()
     headers = {**svc.auth("lead"), "Idempotency-Key": "create-before-the-deploy"}
     first = svc.client.post("/api/v1/petitions", json=body, headers=headers)
     assert first.status_code == 201
@@ -231,11 +219,7 @@ def test_a_key_stored_by_the_previous_release_still_replays(svc: Petitions) -> N
 
 
 def test_only_the_lead_sets_the_retention_of_its_list(svc: Petitions) -> None:
-    body = {
-        "campaign_id": svc.campaign_id,
-        "default_locale": "en",
-        "texts": {"en": {"title": "T", "text": "X"}},
-    }
+    body = svc.minimal_petition()
     partner = svc.auth("p1_organizer")
     refused = svc.client.post(
         "/api/v1/petitions", json={**body, "signer_retention_days": 0}, headers=partner
@@ -280,17 +264,7 @@ def test_closing_by_the_campaign_stamps_the_due_time_and_null_keeps_the_list(
     svc: Petitions,
 ) -> None:
     kept_a_week = svc.open_petition(signer_retention_days=7)
-    svc.deliver(
-        "campaign.closed",
-        {
-            "campaign_id": svc.campaign_id,
-            "lead_organization_id": svc.lead,
-            "partner_organization_ids": [svc.p1, svc.p2],
-            "titles": {"en": "Campaign"},
-            "status": "closed",
-            "at": datetime.now(UTC).isoformat(),
-        },
-    )
+    svc.campaign_event("campaign.closed", "closed")
     shown = view(svc, kept_a_week)
     closed_at = datetime.fromisoformat(shown["closed_at"])
     assert shown["status"] == "closed"
