@@ -21,8 +21,8 @@ SOURCE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 MAX_SIGNER_RETENTION_DAYS = 3650
 
 
-# A retention changed after closing takes effect no sooner than this: time to undo a slip (3
-# for 30) or take the exports, which answer 410 from the due time.
+# Signers fall due for erasure no sooner than this after the closing, or after a retention
+# changed since: time to undo a slip (3 for 30) or take the exports, which answer 410 from then.
 RETENTION_NOTICE = timedelta(hours=1)
 # The rows are erased this long after the due time, so that an export started just before it
 # (a million rows, a slow client) is not cut short; an export still streaming then is broken

@@ -469,18 +469,18 @@ def erase_signer_data(deps: Deps, batch: int = 500) -> int:
     and would leave the service after the erasure. The petition is then marked
     (signer_data_erased_at) and never read again."""
     with deps.engine.connect() as conn:
-        rows = [
-            row
-            for row in store.petitions_keeping_signers(conn)
-            if signers_erased(row, at=now() - domain.ERASE_AFTER_DUE)
+        petitions = [
+            petition
+            for petition in store.petitions_keeping_signers(conn)
+            if signers_erased(petition, at=now() - domain.ERASE_AFTER_DUE)
         ]
         # A petition's signatures were all written before its due time (closing waits for the
         # signers being written), so only events older than the earliest due time hold it.
-        earliest = min((aware(row.signer_data_erase_at) for row in rows), default=None)
+        earliest = min((aware(p.signer_data_erase_at) for p in petitions), default=None)
         if earliest is not None and store.unrelayed_signatures(conn, made_before=earliest):
-            log.info("signer erasure waits for the outbox", extra={"petitions": len(rows)})
+            log.info("signer erasure waits for the outbox", extra={"petitions": len(petitions)})
             return 0
-    due = [row.petition_id for row in rows]
+    due = [petition.petition_id for petition in petitions]
     erased = 0
     for petition_id in due:
         last = 0

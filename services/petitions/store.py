@@ -104,9 +104,10 @@ petitions = Table(
     Column("double_opt_in", Boolean, nullable=False),
     # False: the public read shows neither the total nor the goal (migration 0008).
     Column("public_total", Boolean, nullable=False, server_default=true()),
-    # Days after closing when the signers' personal data is erased (0: on closing); NULL keeps
-    # it until each signer asks. signer_data_erase_at: when that falls due (set on closing, or
-    # by a change after it); signer_data_erased_at: when it was done (migration 0009).
+    # Days after closing when the signers' personal data is erased (never sooner than an hour
+    # after); NULL keeps it until each signer asks. signer_data_erase_at: when that falls due
+    # (set on closing, or by a change after it); signer_data_erased_at: when it was done
+    # (migration 0009).
     Column("signer_retention_days", Integer),
     Column("signer_data_erase_at", DateTime(timezone=True)),
     Column("signer_data_erased_at", DateTime(timezone=True)),
