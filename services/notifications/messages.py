@@ -430,20 +430,18 @@ class BulkEmail:
     def substitutions(self, list_token: str, person: Any) -> dict[str, str]:
         """Return one recipient's substitutions: their list token and the variables in use."""
         values = {TOKEN_TAG: list_token}
-        personal = {}
         for name, html in self.personal:
             value = personal_value(self.locale, name, person)
-            personal[personal_tag(name, html)] = escape(value) if html else value
+            values[personal_tag(name, html)] = escape(value) if html else value
         if self.previews:
             # A discreet recipient's preview is their subject: the body's first words (the
             # organization's, shared by the whole request) can name the cause. It is filled in
             # here, each name as text, then escaped whole for the HTML part: a tag left in a
             # substitution's value would depend on the provider substituting it again.
             discreet = bool(person.discreet)
-            line = substitute(self.discreet_subject, personal) if discreet else ""
+            line = substitute(self.discreet_subject, values) if discreet else ""
             values[PREVIEW_HTML_TAG] = preheader(line) if discreet else ""
             values[PREVIEW_TEXT_TAG] = f"{line}\n\n" if discreet else ""
-        values.update(personal)
         return values
 
 
