@@ -1169,10 +1169,12 @@ class Deliverer:
             if not moved:
                 return
             if row.kind in SECRET_LINKS:
+                # The rest stays: an unsubscribe from this email is for its organization.
+                kept = {k: v for k, v in (row.params or {}).items() if k not in LINK_PARAMS}
                 conn.execute(
                     update(deliveries)
                     .where(deliveries.c.delivery_id == row.delivery_id)
-                    .values(params=None)
+                    .values(params=kept or None)
                 )
             ledger.bump(conn, row.alert_id, **{status: 1})
             if status in ("sent", "failed") and (row.alert_id is None or status == "failed"):
@@ -1362,9 +1364,12 @@ LINK_STOPPED_BY = {
     "confirm_preferences": audience.UNDELIVERABLE,
     "confirm": (*audience.UNDELIVERABLE, "complaint"),
 }
-# Messages whose link acts for the person: kept only until sent (the request keeps only the
-# token's hash), not for anyone who can read the ledger to use.
-SECRET_LINKS = frozenset({"erase", "confirm_preferences"})
+# Messages whose link acts for the person: the link is kept only until sent (the request keeps
+# only the token's hash), not for anyone who can read the ledger to use. A signature's
+# confirmation link counts a signature someone else may have typed, grants its boxes and hands
+# the person's details to the partners ticked: as much a secret as the others.
+SECRET_LINKS = frozenset({"erase", "confirm_preferences", "confirm"})
+LINK_PARAMS = frozenset({"erase_url", "confirm_url"})
 
 
 class _Withheld(Exception):

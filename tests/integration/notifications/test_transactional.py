@@ -236,6 +236,15 @@ def test_double_opt_in_sends_the_confirmation_link_then_thanks(service: Service)
     mails = eventually(lambda: mails_to(service, "kai@example.org"), message="confirmation")
     assert sig.data["confirm_url"] in mails[0]["content"][0]["value"]
     assert "confirm" in mails[0]["subject"].lower()
+    # Once sent, the ledger no longer holds the link: whoever reads it (a backup, a replica)
+    # cannot confirm a signature someone else typed. Its organization stays, for unsubscribes.
+    (sent,) = eventually(
+        lambda: service.rows(
+            deliveries, deliveries.c.kind == "confirm", deliveries.c.status == "sent"
+        ),
+        message="the confirmation settled",
+    )
+    assert "confirm_url" not in sent.params and sent.params["organization_id"] == "org-rb"
     # Signing again before confirming (the first email lost?) sends the link again.
     again = signature(
         "kai@example.org", "pet-2", "camp-1", "org-rb", double_opt_in=True, duplicate=True
