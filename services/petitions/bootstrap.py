@@ -73,8 +73,10 @@ class Deps:
     verifier: KeyVerifier
     # Campaign id -> (Coalition, status); a few seconds stale at most, off the signing hot path.
     coalitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=5.0))
-    # Petition id -> OpenPetition: immutable once open, so kept for an hour.
-    open_petitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=3600.0))
+    # Petition id -> OpenPetition. An open petition's languages can change (a translation
+    # added after launch): this process forgets one it changed at once (edit_petition), the
+    # others within seconds; one row read every few seconds costs signing nothing.
+    open_petitions: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(ttl=5.0))
     # Concurrent signatures of this process share transactions (threaded workers).
     group_commit: GroupCommit[Any] = field(default_factory=GroupCommit)
 

@@ -113,7 +113,8 @@ def e164(number: str, country: str | None, field: str = "person.phone") -> str:
 
 @dataclass(frozen=True)
 class OpenPetition:
-    """What signing needs of a petition; none of it changes once the petition is open."""
+    """What signing needs of a petition. Its languages and default can change while it is
+    open (usecases.OPEN_EDITABLE); whether it counts with double opt-in cannot."""
 
     petition_id: str
     campaign_id: str

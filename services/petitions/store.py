@@ -398,7 +398,7 @@ def petition_statuses(
 
 
 def signing_view(conn: Connection, petition_id: str) -> OpenPetition | None:
-    """Return what signing needs of a published petition (fixed once open); None for drafts."""
+    """Return what signing needs of a published petition; None for drafts."""
     row = get_petition(conn, petition_id)
     if row is None or row.status == DRAFT:
         return None

@@ -292,7 +292,10 @@ def edit_petition(
         changed = _petition(conn, petition_id)
         if changed.status == domain.OPEN and set(changes) - UNANNOUNCED:
             deps.outbox.add(conn, _announced(deps, "petition.updated", changed, moment))
-        return organizer_view(changed, store.total(conn, petition_id))
+        view = organizer_view(changed, store.total(conn, petition_id))
+    # Once committed: a signature in between would load the old languages again.
+    deps.open_petitions.forget(petition_id)
+    return view
 
 
 def signers_erased(petition: Any, at: datetime | None = None) -> bool:

@@ -89,6 +89,26 @@ def test_organizer_publishes_a_bilingual_petition(svc: Petitions) -> None:
     assert "petition_id" in signing.get_json()["errors"]
 
 
+def test_a_language_added_to_an_open_petition_can_be_signed_in_at_once(svc: Petitions) -> None:
+    """An organizer adds the Vietnamese text the day after launch and shares the link: the
+    first readers sign in Vietnamese rather than being told the petition is not in it (the
+    signing view was kept for an hour as if fixed once open); a language taken away is
+    refused again."""
+    petition_id = svc.open_petition()
+    url = f"/api/v1/petitions/{petition_id}"
+    assert svc.sign(petition_id, "an@example.org", locale="es").status_code == 202
+    texts = {
+        "en": {"title": "Protect our elders", "text": "We ask…"},
+        "vi": {"title": "Bảo vệ người cao tuổi", "text": "Chúng tôi yêu cầu…"},
+    }
+    added = svc.client.patch(url, json={"texts": texts}, headers=svc.auth("lead"))
+    assert added.status_code == 200
+    assert svc.sign(petition_id, "binh@example.org", locale="vi").status_code == 202
+    gone = svc.sign(petition_id, "chi@example.org", locale="es")
+    assert gone.status_code == 422 and "locale" in gone.get_json()["errors"]
+    assert svc.counts(petition_id)["by_locale"] == {"es": 1, "vi": 1}
+
+
 def test_a_reader_in_taiwan_reads_and_signs_in_traditional_characters(svc: Petitions) -> None:
     """zh-TW shares its language with zh-Hans, which sorts first: the page and the signature
     (its count by locale, the thank-you's language) both take the reader's script."""
