@@ -172,6 +172,11 @@ def person_phone(person: Mapping[str, Any]) -> str | None:
 
 # How a person is addressed: who can type their address must not change it (SELF_NAMING).
 SELF_NAMING = ("given_name", "family_name", "pronouns")
+# Where a person is and the language they read: nor these. A signature "from" New York moved a
+# Honolulu supporter's quiet hours, and texts came at 03:00 their time; filling a blank postcode
+# narrows a country's span of zones just as well. Only a confirmed signature moves them.
+PLACE = ("country", "region", "postal_code", "time_zone")
+LANGUAGE = ("locale", "language")
 
 
 def project_supporter(
@@ -185,7 +190,11 @@ def project_supporter(
     replaces them: anyone who knows an address could otherwise have every later email greet
     its owner by a name they no longer use, or misgender them. The person changes theirs on
     the preference page, which every email links to and the thank-you quotes them on. Nor
-    does it give a known supporter another number: the owner confirms it (handlers)."""
+    does it give a known supporter another number (the owner confirms it: handlers), another
+    place or time zone (PLACE), or another language (LANGUAGE). A signature that names no
+    language (the petition's language stands in) never replaces a known one: a supporter who
+    chose Korean on the preference page kept getting English after signing an English
+    petition."""
     person = data["person"]
     sid = str(data["supporter_id"])
     country = _country(person)
@@ -220,6 +229,7 @@ def project_supporter(
             supporters.c.country,
             supporters.c.postal_code,
             *(supporters.c[name] for name in SELF_NAMING),
+            *(supporters.c[name] for name in LANGUAGE),
         ).where(supporters.c.supporter_id == sid)
     ).first()
     kept_back = None
@@ -256,6 +266,12 @@ def project_supporter(
         keep["discreet"] = bool(existing.discreet) or values["discreet"]
         if not verified:
             for name in SELF_NAMING:
+                if getattr(existing, name) is not None:
+                    keep.pop(name, None)
+            for name in (*PLACE, *LANGUAGE):
+                keep.pop(name, None)
+        elif not language_tag(person.get("language")):
+            for name in LANGUAGE:
                 if getattr(existing, name) is not None:
                     keep.pop(name, None)
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))

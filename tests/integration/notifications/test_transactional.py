@@ -205,6 +205,55 @@ def test_a_discreet_tick_on_a_known_signers_new_signature_is_honoured_at_once(
     assert confirm["from"]["name"] == "Kinship"
 
 
+def test_whoever_types_an_address_cannot_move_its_owners_quiet_hours_or_language(
+    service: Service,
+) -> None:
+    """A Honolulu supporter gets texts. Anyone who knows their address signs a single opt-in
+    petition "from" New York: their texts would have come from 08:00 Eastern, 03:00 theirs.
+    And a signature naming no language (a form that does not ask) must not undo the Korean
+    they chose: the petition's English only stands in for a language not given."""
+    service.start()
+    service.publish(
+        organization("org-rb"),
+        petition("pet-h1", "camp-1", "org-rb"),
+        petition("pet-h2", "camp-1", "org-rb"),
+        petition("pet-h3", "camp-1", "org-rb", True),
+    )
+    address = "kai@example.org"
+    service.publish(
+        signature(address, "pet-h1", "camp-1", "org-rb", postal_code="96813", language="ko")
+    )
+    eventually(lambda: mails_to(service, address), message="first thank-you")
+    before = service.rows(supporters)[0]
+    assert (before.time_zone, before.locale) == ("Pacific/Honolulu", "ko")
+    forged = signature(address, "pet-h2", "camp-1", "org-rb", postal_code="10001", language="en")
+    service.publish(forged)
+    eventually(lambda: len(mails_to(service, address)) == 2, message="second thanks")
+    after = service.rows(supporters)[0]
+    assert (after.time_zone, after.postal_code, after.country) == (
+        "Pacific/Honolulu",
+        "96813",
+        "US",
+    )
+    assert (after.locale, after.language) == ("ko", "ko")
+    # The owner, confirming a double opt-in signature, does move: to New York, still Korean
+    # (their form named no language).
+    moved = signature(address, "pet-h3", "camp-1", "org-rb", double_opt_in=True,
+                      postal_code="10001")  # fmt: skip
+    moved.data["person"]["language"] = None
+    service.publish(moved)
+    eventually(lambda: len(mails_to(service, address)) == 3, message="confirmation")
+    service.publish(
+        event("signature.confirmed", moved.key, signature_id=moved.data["signature_id"],
+              petition_id="pet-h3", campaign_id="camp-1", supporter_id=moved.key)
+    )  # fmt: skip
+    eventually(lambda: service.rows(supporters)[0].time_zone == "America/New_York", message="moved")
+    assert (service.rows(supporters)[0].locale, service.rows(supporters)[0].language) == (
+        "ko",
+        "ko",
+    )
+
+
 def test_a_later_signature_without_a_postcode_keeps_the_supporters_time_zone(
     service: Service,
 ) -> None:
