@@ -21,6 +21,7 @@ from services.notifications.store import (
     supporter_campaigns,
     supporters,
 )
+from services.notifications.webhooks import handlers as webhook_handlers
 from shared.events import Event
 from shared.events.catalog import type_name
 from shared.events.envelope import format_time
@@ -124,6 +125,13 @@ def erase(
             data["email_hash"] = contact_email
         if contact_phone and not data["phone_hash"]:
             data["phone_hash"] = contact_phone
+        # The organizations whose exports held the person are known only from what this
+        # erasure forgets: listed now (GET /webhooks/deletions), or never. Those sent the
+        # person by webhook are listed by person.erased's handler, which tells them too.
+        orgs = webhook_handlers.export_holders(conn, sid) - webhook_handlers.webhook_holders(
+            conn, sid
+        )
+        webhook_handlers.note_deletions(conn, orgs, sid, "erased", now)
         apply_erasure(deps, conn, data)
         deps.outbox.add(
             conn, Event(type=type_name("person.erased"), key=sid, source=SOURCE, data=data)

@@ -294,6 +294,12 @@ def holders(conn: Connection, supporter_id: str) -> set[str]:
     each campaign they joined (its contact export), each partner they ticked "share my details"
     for (its export), each that was sent them by webhook. Read before the projection forgets
     them (the erasure handlers run in that order)."""
+    return export_holders(conn, supporter_id) | webhook_holders(conn, supporter_id)
+
+
+def export_holders(conn: Connection, supporter_id: str) -> set[str]:
+    """The organizations whose exports held the person, as the projection knows them: gone
+    with it, so an erasure made here lists them before it forgets them (erasure.erase)."""
     leads = (
         select(campaigns.c.lead_organization_id)
         .join(supporter_campaigns, supporter_campaigns.c.campaign_id == campaigns.c.campaign_id)
@@ -302,12 +308,19 @@ def holders(conn: Connection, supporter_id: str) -> set[str]:
     shared = select(consents.c.organization_id).where(
         consents.c.supporter_id == supporter_id, consents.c.channel == SHARE
     )
+    return _organizations(conn, leads, shared)
+
+
+def webhook_holders(conn: Connection, supporter_id: str) -> set[str]:
+    """The organizations sent the person's details by webhook: kept until the erasure's
+    handler, which lists them."""
     sent = select(shares.c.organization_id).where(shares.c.supporter_id == supporter_id)
     told = select(messages.c.organization_id).where(messages.c.supporter_id == supporter_id)
-    found: set[str] = set()
-    for query in (leads, shared, sent, told):
-        found.update(str(org) for org in conn.execute(query).scalars() if org)
-    return found
+    return _organizations(conn, sent, told)
+
+
+def _organizations(conn: Connection, *queries: Any) -> set[str]:
+    return {str(org) for query in queries for org in conn.execute(query).scalars() if org}
 
 
 def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Handler]]:
