@@ -23,11 +23,12 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy import Engine, Table, func, insert, select
 
-from shared.consumer import ConsumerRunner, RetryPolicy, _Batch
+from shared.consumer import H_ORIGIN_TOPIC, ConsumerRunner, RetryPolicy, _Batch
 from shared.db import make_engine
 from shared.errors import RetryableError
 from shared.events import Event, EventRegistry
 from shared.kafka import (
+    H_VALUE_BYTES,
     ConsumerSpinning,
     SpinGuard,
     dead_letter_topic,
@@ -903,8 +904,19 @@ def test_an_operator_redrives_dead_letters_once_the_cause_is_fixed(
         assert '"seq"' not in line  # the event's data stays in Kafka
         assert f"{dlq}\t1" in CliRunner().invoke(cli, ["dlq", "list"]).output
         broken["on"] = False  # the fix is deployed
+        # A stub: an event the broker refused as too large, dead-lettered without its value.
+        # There is nothing to send back; an empty record would be dead-lettered again by
+        # every group on the topic, and counted as redriven.
+        stub_producer = make_producer(app.bootstrap, "test-stub")
+        stub_headers = [(H_ORIGIN_TOPIC, app.topic.encode()), (H_VALUE_BYTES, b"2000000"),
+                        ("ce_type", eventapp.ITEM_CREATED.encode())]  # fmt: skip
+        stub_producer.send(dlq, key=b"k", value=b"", headers=stub_headers).get(timeout=30)
+        stub_producer.close()
+        before = sum(end_offsets(app.bootstrap, app.topic).values())
         redriven = CliRunner().invoke(cli, ["dlq", "redrive", dlq])
-        assert redriven.exit_code == 0 and "1 redriven" in redriven.output, redriven.output
+        assert redriven.exit_code == 0, redriven.output
+        assert "1 redriven, 1 without a value" in redriven.output, redriven.output
+        assert sum(end_offsets(app.bootstrap, app.topic).values()) == before + 1
         eventually(lambda: app.count(app.effects) == 5, message="the dead letter applied")
         again = CliRunner().invoke(cli, ["dlq", "redrive", dlq])
         assert "0 redriven" in again.output
