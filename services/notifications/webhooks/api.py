@@ -16,6 +16,7 @@ from services.notifications.webhooks.domain import EVENT_TYPES
 from services.notifications.webhooks.store import attempts, deletions, endpoints, messages
 from shared.auth import KeyVerifier, Principal, authorize, current_principal
 from shared.config import Settings
+from shared.errors import FieldError
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
 from shared.pages import page_body
@@ -114,10 +115,15 @@ def webhooks_blueprint(
         erased who signed its campaigns, shared with it or were sent to it, and people who
         withdrew their share with it (`since`: from a time). What webhooks tell endpoints, for
         those that import exports instead: match `supporter_id` in the exports. Kept as long
-        as webhook messages (WEBHOOK_RETENTION_DAYS, 30): read it more often than that."""
+        as webhook messages (WEBHOOK_RETENTION_DAYS, 30): read it more often than that. An
+        admin names the organization (`organization_id`; 422 without)."""
         principal = caller()
         org = args.get("organization_id") if principal.is_admin else principal.organization_id
         authorize(principal, [principal.organization_id], manage.MANAGERS, "list deletions")
+        if not org:
+            # An admin's list is one organization's (the rows say nothing of whose they are):
+            # without one it read as "nobody to delete".
+            raise FieldError("organization_id", "name the organization whose list to read")
         query = select(
             deletions.c.deletion_id, deletions.c.supporter_id, deletions.c.reason, deletions.c.at
         ).where(deletions.c.organization_id == org)

@@ -9,6 +9,7 @@ threads or Kafka offsets held back.
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import queue
 import random
@@ -890,7 +891,7 @@ class Dispatcher:
             from_name="Kinship",
             subject="Your Kinship webhook endpoint was disabled",
             text=text,
-            html=f"<p>{text}</p>",
+            html=f"<p>{html.escape(text)}</p>",  # the URL is as its owner typed it
             recipients=[Recipient(contact, None, {"webhook_endpoint_id": row.endpoint_id})],
         )
         try:

@@ -533,7 +533,9 @@ def test_failing_for_five_days_disables_and_emails_the_organization(wh: Service)
     clock = Clock()
     seed_projection(wh)
     with receivers(1) as (rx,):
-        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), rx.url)
+        # The URL as its owner typed it goes into the email's HTML: escaped.
+        typed = f"{rx.url}?tag=<b>x</b>"
+        ep = register(wh, issue_key(wh.engine, "partner", PARTNER_A), typed)
         rx.default = (503, {}, b"down")
         d = dispatcher(wh, clock)
         for day in range(6):
@@ -548,7 +550,8 @@ def test_failing_for_five_days_disables_and_emails_the_organization(wh: Service)
                    for p in m.body["personalizations"] for t in p["to"])
         ]  # fmt: skip
         assert len(mails) == 1 and "disabled" in mails[0].body["subject"]
-        assert rx.url in json.dumps(mails[0].body)
+        html = next(c["value"] for c in mails[0].body["content"] if c["type"] == "text/html")
+        assert f"{rx.url}?tag=&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html
 
 
 class RefusingEmail:
@@ -1005,6 +1008,11 @@ def test_organizations_without_a_webhook_can_list_whom_to_delete(wh: Service) ->
     later = format_time(utcnow() + timedelta(minutes=1))
     assert listed(LEAD, f"?since={later.replace('+', '%2B')}") == []
     assert wh.client().get("/api/v1/webhooks/deletions").status_code == 401
+    # An admin reads one organization's list, named; without one it is not "nobody".
+    unnamed = wh.client().get("/api/v1/webhooks/deletions", headers=admin)
+    assert unnamed.status_code == 422 and "organization_id" in unnamed.get_json()["errors"]
+    keys[LEAD] = admin
+    assert listed(LEAD, f"?organization_id={LEAD}") == [(ana.key, "erased")]
 
 
 def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_successor(
