@@ -113,10 +113,18 @@ def upsert_organization(
 
 
 def upsert_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> None:
+    partners = list(data.get("partner_organization_ids") or [])
+    held = conn.execute(
+        select(campaigns.c.partner_organization_ids, campaigns.c.removed_partner_ids).where(
+            campaigns.c.campaign_id == data["campaign_id"]
+        )
+    ).first()
+    before, removed = (held[0], held[1] or []) if held is not None else ([], [])
     row = {
         "campaign_id": data["campaign_id"],
         "lead_organization_id": data["lead_organization_id"],
-        "partner_organization_ids": list(data.get("partner_organization_ids") or []),
+        "partner_organization_ids": partners,
+        "removed_partner_ids": _removed(removed, gone=set(before) - set(partners), back=partners),
         "titles": dict(data.get("titles") or {}),
         "status": data.get("status"),
         "updated_at": at,
@@ -126,21 +134,35 @@ def upsert_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> 
     )
 
 
+def _removed(removed: Iterable[str], *, gone: Iterable[str], back: Iterable[str]) -> list[str]:
+    """A campaign's partners taken out: those before, and gone now, less those back now."""
+    return sorted((set(removed) | set(gone)) - set(back))
+
+
 def set_campaign_partner(
     conn: Connection, campaign_id: str, organization_id: str, member: bool
 ) -> None:
     """Add a partner to a campaign's (member) or take it out (not member)."""
-    current = conn.execute(
-        select(campaigns.c.partner_organization_ids).where(campaigns.c.campaign_id == campaign_id)
-    ).scalar()
-    if current is None or (organization_id in current) == member:
+    held = conn.execute(
+        select(campaigns.c.partner_organization_ids, campaigns.c.removed_partner_ids).where(
+            campaigns.c.campaign_id == campaign_id
+        )
+    ).first()
+    if held is None:
         return
+    current, removed = held[0], held[1] or []
     others = [o for o in current if o != organization_id]
-    partners = [*others, organization_id] if member else others
+    if member:
+        partners, removed = (
+            [*others, organization_id],
+            _removed(removed, gone=(), back=[organization_id]),
+        )
+    else:
+        partners, removed = others, _removed(removed, gone=[organization_id], back=())
     conn.execute(
         update(campaigns)
         .where(campaigns.c.campaign_id == campaign_id)
-        .values(partner_organization_ids=partners)
+        .values(partner_organization_ids=partners, removed_partner_ids=removed)
     )
 
 

@@ -54,6 +54,9 @@ campaigns = Table(
     Column("campaign_id", String(64), primary_key=True),
     Column("lead_organization_id", String(64), nullable=False),
     Column("partner_organization_ids", JSON, nullable=False),
+    # The partners taken out since (campaign events say so in order); NULL for a campaign
+    # projected before migration 0030 (webhooks.handlers.recipients).
+    Column("removed_partner_ids", JSON),
     Column("titles", JSON, nullable=False),
     Column("status", String(16)),
     Column("updated_at", Moment(), nullable=False),

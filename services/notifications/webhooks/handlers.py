@@ -50,6 +50,15 @@ def encode(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
+def removed_partners(conn: Connection, campaign_id: str) -> set[str] | None:
+    """Return the partners taken out of a campaign, as projected from its events; None when
+    not tracked (a campaign projected before migration 0030, or not at all)."""
+    removed = conn.execute(
+        select(campaigns.c.removed_partner_ids).where(campaigns.c.campaign_id == campaign_id)
+    ).scalar()
+    return None if removed is None else {str(o) for o in removed}
+
+
 def campaign_members(conn: Connection, campaign_id: str) -> set[str]:
     """Return the lead and partner organizations of a campaign, as projected from its events."""
     row = conn.execute(
@@ -68,11 +77,16 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
         orgs = domain.signature_recipients(data)
         if orgs <= {str(data["organization_id"])}:
             return orgs  # the petition's own organization alone: no partner to check
+        # A partner removed since the signature was made (a double opt-in confirmed after,
+        # an event read late) is sent nothing of it: the lead took it out of the coalition.
+        # One not yet known to have joined is sent it: petitions offered its box, and the
+        # join may simply not be read yet (campaign events come on another topic).
+        removed = removed_partners(conn, str(data["campaign_id"]))
+        if removed is not None:
+            return orgs - removed
         members = campaign_members(conn, str(data["campaign_id"]))
         if members:
-            # A partner removed since the signature was made (a double opt-in confirmed after,
-            # an event read late) is sent nothing of it: the lead took it out of the coalition.
-            orgs &= members
+            orgs &= members  # untracked: the members as known
         return orgs
     if short.startswith("campaign."):
         orgs = campaign_members(conn, str(data["campaign_id"]))

@@ -266,6 +266,33 @@ def test_a_partner_out_of_the_coalition_is_told_once_and_then_hears_nothing(wh: 
                                                if r.organization_id == PARTNER_B)  # fmt: skip
 
 
+def test_a_partner_whose_join_is_not_read_yet_still_gets_the_signers_who_ticked_its_box(
+    wh: Service,
+) -> None:
+    """Petitions offered B's box as soon as B joined; notifications reads the join on another
+    topic, with no order against the signatures (a consumer catching up after an outage). A
+    signer who ticked B's box in between is B's: only a partner the lead took out is dropped."""
+    clock = Clock()
+    with wh.engine.begin() as conn:
+        for org in (LEAD, PARTNER_A, PARTNER_B):
+            audience.upsert_organization(conn, "k", {"organization_id": org, "name": org}, utcnow())
+        audience.upsert_campaign(conn, campaign(partners=(PARTNER_A,)).data, utcnow())
+    a = register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/a",
+                 event_types=["signature.created"])  # fmt: skip
+    b = register(wh, issue_key(wh.engine, "partner", PARTNER_B), "http://127.0.0.1:9/b",
+                 event_types=["signature.created"])  # fmt: skip
+    write_events(wh, clock, signed("early@example.org", [PARTNER_B]))
+    assert [m.supporter_id for m in message_rows(wh, b["endpoint_id"])] == [
+        signed("early@example.org", []).key
+    ]
+    with wh.engine.begin() as conn:  # the join read at last; then the lead takes A out
+        audience.set_campaign_partner(conn, "camp-1", PARTNER_B, member=True)
+        audience.set_campaign_partner(conn, "camp-1", PARTNER_A, member=False)
+    write_events(wh, clock, signed("late@example.org", [PARTNER_A, PARTNER_B]))
+    assert len(message_rows(wh, b["endpoint_id"])) == 2
+    assert message_rows(wh, a["endpoint_id"]) == []  # the lead took A out
+
+
 def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirmed(
     wh: Service,
 ) -> None:
