@@ -119,7 +119,7 @@ def upsert_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> 
             campaigns.c.campaign_id == data["campaign_id"]
         )
     ).first()
-    before, removed = (held[0], held[1] or []) if held is not None else ([], [])
+    before, removed = (held[0], held[1]) if held is not None else ([], [])
     row = {
         "campaign_id": data["campaign_id"],
         "lead_organization_id": data["lead_organization_id"],
@@ -134,8 +134,14 @@ def upsert_campaign(conn: Connection, data: Mapping[str, Any], at: datetime) -> 
     )
 
 
-def _removed(removed: Iterable[str], *, gone: Iterable[str], back: Iterable[str]) -> list[str]:
-    """A campaign's partners taken out: those before, and gone now, less those back now."""
+def _removed(
+    removed: Iterable[str] | None, *, gone: Iterable[str], back: Iterable[str]
+) -> list[str] | None:
+    """A campaign's partners taken out: those before, and gone now, less those back now. None
+    stays None: a campaign projected before migration 0030, whose earlier removals nobody
+    recorded, keeps the rule of its partners as known (webhooks.handlers.recipients)."""
+    if removed is None:
+        return None
     return sorted((set(removed) | set(gone)) - set(back))
 
 
@@ -150,7 +156,7 @@ def set_campaign_partner(
     ).first()
     if held is None:
         return
-    current, removed = held[0], held[1] or []
+    current, removed = held[0], held[1]
     others = [o for o in current if o != organization_id]
     if member:
         partners, removed = (

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from psycopg import sql as psql
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 
 from services.notifications import audience
@@ -291,6 +292,16 @@ def test_a_partner_whose_join_is_not_read_yet_still_gets_the_signers_who_ticked_
     write_events(wh, clock, signed("late@example.org", [PARTNER_A, PARTNER_B]))
     assert len(message_rows(wh, b["endpoint_id"])) == 2
     assert message_rows(wh, a["endpoint_id"]) == []  # the lead took A out
+    # A campaign projected before removals were recorded keeps the partners-as-known rule:
+    # a partner it took out then, unrecorded, is never sent anything.
+    with wh.engine.begin() as conn:
+        conn.execute(update(campaigns).values(removed_partner_ids=None))
+        audience.set_campaign_partner(conn, "camp-1", PARTNER_B, member=False)
+        audience.upsert_campaign(conn, campaign(partners=()).data, utcnow())
+    assert wh.rows(campaigns)[0].removed_partner_ids is None
+    write_events(wh, clock, signed("later@example.org", [PARTNER_A, PARTNER_B]))
+    assert len(message_rows(wh, b["endpoint_id"])) == 2
+    assert message_rows(wh, a["endpoint_id"]) == []
 
 
 def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirmed(

@@ -3,8 +3,9 @@
 A signature's webhook messages went only to the partners the campaign's projection listed.
 A partner that had just joined, whose box a signer ticked before notifications read the join
 (another topic, no order between them: a consumer catching up after an outage), was dropped,
-and never sent that signer. Only partners the lead took out are dropped now. NULL: nothing
-tracked yet (a campaign projected before this revision), where the previous rule holds.
+and never sent that signer. Only partners the lead took out are dropped now. NULL: a campaign
+projected before this revision, whose earlier removals nobody recorded: it keeps the previous
+rule (only the partners as known get its signatures) for good.
 
 Revision ID: 0030_campaign_removed_partners
 Revises: 0029_webhook_deletions
