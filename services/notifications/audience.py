@@ -258,26 +258,30 @@ def project_supporter(
             supporters.c.postal_code,
             *(supporters.c[name] for name in SELF_NAMING),
             *(supporters.c[name] for name in LANGUAGE),
+            exists().where(supporter_campaigns.c.supporter_id == sid).label("joined"),
         ).where(supporters.c.supporter_id == sid)
     ).first()
+    # A supporter recorded only to be sent a double opt-in link (handlers) is known through
+    # what someone typed and nobody confirmed: this signature is the first that counts, and
+    # sets everything, as for someone new. Else whoever typed the address first would have
+    # fixed its owner's name, place and language.
+    known = existing if existing is not None and existing.joined else None
     kept_back = None
-    if phone and existing is not None and not verified and phone != existing.phone:
+    if phone and known is not None and not verified and phone != known.phone:
         # Nor their number: texts to it would carry the name, language and discreet mode on
         # file to whoever typed it. The owner confirms it (preferences.hold_new_number).
         kept_back, phone = phone, None
         del values["phone"], values["phone_hash"]
-    interests = sorted(
-        set(data.get("interests") or []) | set(existing.interests if existing else [])
-    )
+    interests = sorted(set(data.get("interests") or []) | set(known.interests if known else []))
     values["interests"] = interests
     # From everything known, not only this signature: one without a postcode must not move
     # a Perth supporter to the country's default zone (Sydney), and texts to 05:00.
     postal_code = person.get("postal_code")
-    if existing is not None and not postal_code and country in (None, "", existing.country):
-        postal_code = existing.postal_code
+    if known is not None and not postal_code and country in (None, "", known.country):
+        postal_code = known.postal_code
     values["time_zone"] = resolve_time_zone(
-        phone or (existing.phone if existing else None),
-        country or (existing.country if existing else None),
+        phone or (known.phone if known else None),
+        country or (known.country if known else None),
         postal_code,
     )
     if existing is None:
@@ -286,21 +290,27 @@ def project_supporter(
                 supporter_id=sid, token=secrets.token_urlsafe(24), created_at=at, **values
             )
         )
+    elif known is None:
+        # Everything the unconfirmed signature said goes, blanks included; discretion asked
+        # for stays (honoured at once, handlers).
+        fresh = {**values, "phone": phone, "phone_hash": values.get("phone_hash")}
+        fresh["discreet"] = bool(existing.discreet) or values["discreet"]
+        conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**fresh))
     else:
         # A later signature refreshes what the person typed, but never blanks a known field,
         # and never turns discreet mode off: a form left unticked is not a choice to be named
         # (only the preference page turns it off).
         keep = {k: v for k, v in values.items() if v is not None}
-        keep["discreet"] = bool(existing.discreet) or values["discreet"]
+        keep["discreet"] = bool(known.discreet) or values["discreet"]
         if not verified:
             for name in SELF_NAMING:
-                if getattr(existing, name) is not None:
+                if getattr(known, name) is not None:
                     keep.pop(name, None)
             for name in (*PLACE, *LANGUAGE):
                 keep.pop(name, None)
         elif not language_tag(person.get("language")):
             for name in LANGUAGE:
-                if getattr(existing, name) is not None:
+                if getattr(known, name) is not None:
                     keep.pop(name, None)
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**keep))
     return kept_back

@@ -254,6 +254,40 @@ def test_whoever_types_an_address_cannot_move_its_owners_quiet_hours_or_language
     )
 
 
+def test_what_a_stranger_typed_unconfirmed_gives_way_to_the_owners_first_signature(
+    service: Service,
+) -> None:
+    """A stranger signs a double opt-in petition with someone's address "from" New York, as
+    "Wrong", and never confirms (the owner gets the link and ignores it). The owner's own
+    single opt-in signature from Honolulu, in Korean, is the first that counts: their
+    texts' hours, language and name are theirs, not the stranger's."""
+    service.start()
+    service.publish(
+        organization("org-rb"),
+        petition("pet-s1", "camp-1", "org-rb", True),
+        petition("pet-s2", "camp-1", "org-rb"),
+    )
+    address = "noa@example.org"
+    service.publish(
+        signature(address, "pet-s1", "camp-1", "org-rb", double_opt_in=True,
+                  postal_code="10001", given_name="Wrong", phone="+12125550100")
+    )  # fmt: skip
+    eventually(lambda: mails_to(service, address), message="the link")
+    assert service.rows(supporters)[0].time_zone == "America/New_York"
+    service.publish(
+        signature(address, "pet-s2", "camp-1", "org-rb", postal_code="96813", language="ko",
+                  given_name="Noa")
+    )  # fmt: skip
+    eventually(lambda: len(mails_to(service, address)) == 2, message="thank-you")
+    person = service.rows(supporters)[0]
+    assert (person.time_zone, person.postal_code, person.locale) == (
+        "Pacific/Honolulu",
+        "96813",
+        "ko",
+    )
+    assert (person.given_name, person.phone) == ("Noa", None)
+
+
 def test_a_later_signature_without_a_postcode_keeps_the_supporters_time_zone(
     service: Service,
 ) -> None:
