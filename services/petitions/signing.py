@@ -475,9 +475,12 @@ def erase_signer_data(deps: Deps, batch: int = 500) -> int:
             if signers_erased(petition, at=now() - domain.ERASE_AFTER_DUE)
         ]
         # A petition's signatures were all written before its due time (closing waits for the
-        # signers being written), so only events older than the earliest due time hold it.
-        earliest = min((aware(p.signer_data_erase_at) for p in petitions), default=None)
-        if earliest is not None and store.unrelayed_signatures(conn, made_before=earliest):
+        # signers being written), so only events older than its due time hold it; every due
+        # time here is over ERASE_AFTER_DUE old, so the latest of them still lets fresh events
+        # of open petitions pass, and holds each due petition's (the earliest did not hold a
+        # later one's events made after it).
+        latest = max((aware(p.signer_data_erase_at) for p in petitions), default=None)
+        if latest is not None and store.unrelayed_signatures(conn, made_before=latest):
             log.info("signer erasure waits for the outbox", extra={"petitions": len(petitions)})
             return 0
     due = [petition.petition_id for petition in petitions]

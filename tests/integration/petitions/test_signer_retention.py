@@ -272,3 +272,37 @@ def test_closing_by_the_campaign_stamps_the_due_time_and_null_keeps_the_list(
     kept = patch(svc, kept_a_week, signer_retention_days=None)
     assert kept.status_code == 200 and kept.get_json()["signer_data_erase_at"] is None
     assert export_statuses(svc, kept_a_week) == [200, 200, 200]
+
+
+def test_an_erasure_waits_for_every_due_petitions_events_not_only_the_earliest(
+    svc: Petitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two petitions fall due hours apart while the relay is down; the later one's signers'
+    events, made after the earlier due time, still wait in the outbox. Erasing then would
+    publish what they typed after the erasure: both wait until the outbox is relayed."""
+    monkeypatch.setattr(domain, "ERASE_AFTER_DUE", timedelta(0))
+    earlier = svc.open_petition(signer_retention_days=30)
+    assert svc.sign(earlier, "ana@example.org").status_code == 202
+    relayed(svc)
+    later = svc.open_petition(signer_retention_days=30)
+    assert svc.sign(later, "ben@example.org").status_code == 202
+    close(svc, earlier)
+    close(svc, later)
+    moment = datetime.now(UTC)
+    with svc.deps.engine.begin() as conn:
+        conn.execute(
+            store.outbox.update()
+            .where(store.outbox.c.type.like("%signature.created%"))
+            .values(time=moment - timedelta(minutes=30))
+        )
+        for petition_id, due in ((earlier, moment - timedelta(hours=2)),
+                                 (later, moment - timedelta(minutes=10))):  # fmt: skip
+            conn.execute(
+                store.petitions.update()
+                .where(store.petitions.c.petition_id == petition_id)
+                .values(signer_data_erase_at=due)
+            )
+    assert signing.erase_signer_data(svc.deps) == 0
+    assert svc.rows(store.signatures, petition_id=later)[0].email == "ben@example.org"
+    relayed(svc)
+    assert signing.erase_signer_data(svc.deps) == 2
