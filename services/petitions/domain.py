@@ -165,11 +165,14 @@ class Coalition:
         }
         chosen: set[str] = set()
         for key, ticked in ticks.items():
+            if ticked is not True:
+                # A box left unticked asks for nothing: a form still showing a partner since
+                # removed (or renamed) must not turn every signer away.
+                continue
             org_id = key if key in self.partner_organization_ids else by_slug.get(key)
             if org_id is None:
                 raise FieldError(f"consents.partners.{key}", "Not a partner of this campaign")
-            if ticked is True:
-                chosen.add(org_id)
+            chosen.add(org_id)
         return sorted(chosen)
 
 

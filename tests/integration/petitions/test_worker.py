@@ -218,6 +218,10 @@ def test_a_partner_out_of_the_coalition_loses_its_box_credit_and_exports(svc: Pe
     assert "rainbow" not in str(svc.client.get(public).get_json())
     ticked = svc.sign(petition_id, "cai@example.org", consents={"partners": {"rainbow": True}})
     assert ticked.status_code == 422 and "consents.partners.rainbow" in ticked.get_json()["errors"]
+    # A form not yet updated still sends the removed partner's box, unticked: that asks for
+    # nothing, and the signer must not be turned away for it.
+    unticked = svc.sign(petition_id, "fay@example.org", consents={"partners": {"rainbow": False}})
+    assert unticked.status_code == 202, unticked.get_json()
     assert (
         svc.sign(petition_id, "dee@example.org", referrer_data={"source": "rb"}).status_code == 202
     )
@@ -225,7 +229,7 @@ def test_a_partner_out_of_the_coalition_loses_its_box_credit_and_exports(svc: Pe
         svc.sign(petition_id, "eve@example.org", referrer_data={"source": "kp"}).status_code == 202
     )
     seen = svc.counts(petition_id)
-    assert seen["total"] == 3, seen
+    assert seen["total"] == 4, seen
     assert seen["by_partner"].get(svc.p2) == 1 and svc.p1 not in seen["by_partner"], seen
     for who in ("p1_organizer", "p1"):
         assert svc.client.get(counts, headers=svc.auth(who)).status_code == 403, who
