@@ -33,9 +33,10 @@ def _text(
 
 
 def _named(max_length: int) -> fields.String:
-    """A signer's name or pronouns: the emails to the address typed greet them by it."""
+    """A signer's name or pronouns: the emails to the address typed greet them by it, so one
+    line without links (else the organization's sender would speak for whoever typed it)."""
     return fields.String(
-        validate=[validate.Length(max=max_length), storable_text, no_links],
+        validate=[validate.Length(max=max_length), storable_text, single_line_text, no_links],
         load_default=None,
         allow_none=True,
     )

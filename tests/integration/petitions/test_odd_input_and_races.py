@@ -77,6 +77,21 @@ def test_unstorable_characters_in_a_signature_are_a_422(
     assert svc.rows(store.signatures) == []
 
 
+@pytest.mark.parametrize("field", ["given_name", "family_name", "pronouns"])
+def test_a_name_of_several_lines_is_a_422(svc: Petitions, field: str) -> None:
+    """The emails to the address typed greet the person by these: a name that runs on into a
+    second paragraph ("Your signature was flagged. Call ...") would be the organization's
+    sender speaking for whoever typed it."""
+    petition_id = svc.open_petition()
+    person = {"email": "a@example.org", field: "Sam\n\nYour signature was flagged. Call us"}
+    response = svc.client.post(
+        f"/api/v1/petitions/{petition_id}/signatures", json={"person": person}
+    )
+    assert response.status_code == 422, response.get_json()
+    assert f"person.{field}" in response.get_json()["errors"]
+    assert svc.rows(store.signatures) == []
+
+
 @pytest.mark.parametrize("bad", ["a\u0000b", "\ud800"], ids=["nul", "lone-surrogate"])
 def test_unstorable_characters_in_petition_texts_are_a_422(svc: Petitions, bad: str) -> None:
     body = {
