@@ -25,7 +25,7 @@ from services.notifications import (
     reports,
 )
 from services.notifications.bootstrap import Deps
-from services.notifications.domain import sms_keyword
+from services.notifications.domain import sms_keyword, twilio_answers
 from services.notifications.fanout import alert_counts
 from services.notifications.schemas import (
     AlertProgressSchema,
@@ -515,10 +515,16 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
             with deps.engine.begin() as conn:
                 if sid and not compliance.first_inbound(conn, deps.settings.hash_key, sid, now):
                     return _twiml()  # a replay of a text already applied: a later STOP holds
-                if keyword == "stop":
-                    compliance.sms_stop(conn, deps.outbox, contact, now)
-                else:
+                if keyword == "start":
                     compliance.sms_start(conn, deps.outbox, contact, now)
+                    return _twiml()
+                compliance.sms_stop(conn, deps.outbox, contact, now)
+                if told or twilio_answers(request.form.get("Body", "")):
+                    return _twiml()  # Twilio confirmed it itself (and now blocks the number)
+                # An opt-out only Kinship reads as one ('그만 보내세요', 'STOP STOP'): one reply
+                # says it was heard, as carriers' rules ask, in the person's language.
+                locale = audience.number_locale(conn, contact)
+            return _twiml(messages.text(locale, "sms_stopped", org=deps.config.from_name))
         return _twiml()
 
     @blp.route("/twilio/status/<delivery_id>", methods=["POST"])

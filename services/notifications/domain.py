@@ -90,12 +90,20 @@ STOP_WORDS = frozenset(
 OPT_OUT_PHRASES = (
     "STOP TEXTING", "STOP TEXT", "STOP MESSAGING", "STOP SENDING", "STOP CONTACTING",
     "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "REMOVE ME", "TAKE ME OFF", "WRONG NUMBER",
-    "DONT TEXT", "DO NOT TEXT", "NO MORE TEXTS", "NO MORE MESSAGES",
+    "DONT TEXT", "DO NOT TEXT", "NO MORE TEXTS", "NO MORE MESSAGES", "STOP TEXTS",
+    "STOP MESSAGES", "STOP ALL TEXTS", "STOP ALL MESSAGES", "STOP THE TEXTS",
 )  # fmt: skip
-# Words around a keyword that leave it the whole message ('please stop', 'stop it now').
+# Words around a keyword that leave it the whole message ('please stop', 'stop it now'), in
+# the languages Kinship texts in too ('그만 보내세요', 'Dừng lại', 'Tigil po').
 COURTESIES = frozenset(
     {"PLEASE", "PLS", "PLZ", "NOW", "THANKS", "THANK", "YOU", "THX", "OK", "OKAY", "IT", "JUST"}
+    | {"请", "請", "谢谢", "謝謝", "吧", "ください", "下さい", "주세요", "보내세요", "보내지"}
+    | {"마세요", "LẠI", "ĐI", "NHÉ", "PO", "NA", "SALAMAT"}
 )
+# The same, written onto the keyword in languages without spaces ('请停止', '停止してください').
+COURTESY_AFFIXES = (
+    "してください", "して下さい", "ください", "下さい", "请", "請", "吧", "谢谢", "謝謝"
+)  # fmt: skip
 # Written without spaces, so found anywhere in a message: unambiguous "unsubscribe" words.
 OPT_OUT_ANYWHERE = ("退订", "退訂", "取消订阅", "取消訂閱", "配信停止", "수신거부", "수신 거부")
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
@@ -400,13 +408,41 @@ def sms_keyword(body: str) -> str | None:
             return "start"
         if phrase in HELP_WORDS:
             return "help"
-    plain = [w for w in words if w not in COURTESIES]
-    if plain != words and len(plain) == 1 and plain[0] in STOP_WORDS:
+    # Nothing but keywords once courtesies go ('STOP STOP', 'Stop. Stop!', 'quit end',
+    # '请停止', '停止してください'): as much the whole message as one keyword is.
+    plain = [bare for w in words if w not in COURTESIES and (bare := _without_courtesies(w))]
+    if plain and all(w in STOP_WORDS for w in plain):
         return "stop"
     spaced = f" {' '.join(words)} "
     if any(f" {p} " in spaced for p in OPT_OUT_PHRASES):
         return "stop"
     return "stop" if any(w in text for w in OPT_OUT_ANYWHERE) else None
+
+
+def _without_courtesies(word: str) -> str:
+    """A word less the courtesies written onto it (COURTESY_AFFIXES), at either end."""
+    changed = True
+    while changed and word:
+        changed = False
+        for affix in COURTESY_AFFIXES:
+            if word != affix and word.startswith(affix):
+                word, changed = word[len(affix) :], True
+            elif word != affix and word.endswith(affix):
+                word, changed = word[: -len(affix)], True
+    return "" if word in COURTESY_AFFIXES else word
+
+
+# Twilio's own opt-out keywords, the whole message: it answers those itself.
+TWILIO_STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+)
+
+
+def twilio_answers(body: str) -> bool:
+    """Whether Twilio's own opt-out handling answers this text (one of its keywords, alone)."""
+    text = unicodedata.normalize("NFKC", body).upper()
+    words = "".join(ch if ch.isalnum() else " " for ch in text).split()
+    return " ".join(words) in TWILIO_STOP_WORDS or "".join(words) in TWILIO_STOP_WORDS
 
 
 def backoff_delay(

@@ -33,6 +33,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "apply. Reply HELP for help, STOP to opt out.",
         "sms_help": "{org}: alerts about campaigns you support. Reply STOP to opt out. "
         "Help: {contact}",
+        "sms_stopped": "{org}: you are unsubscribed and will get no more texts. Reply START to resu"
+        "bscribe.",
         "milestone_subject": "Milestone reached: {title} has {total} signatures",
         "milestone_body": "\u201c{title}\u201d passed {milestone} signatures ({total} so far). "
         "The next goal is {next_goal}.",
@@ -70,6 +72,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "STOP\u9000\u8ba2\u3002",
         "sms_help": "{org}\uff1a\u60a8\u6240\u652f\u6301\u7684\u6d3b\u52a8\u7684\u76f8\u5173\u63d0"
         "\u9192\u3002\u56de\u590dSTOP\u9000\u8ba2\u3002\u5e2e\u52a9\uff1a{contact}",
+        "sms_stopped": "{org}\uff1a\u60a8\u5df2\u9000\u8ba2\uff0c\u5c06\u4e0d\u518d\u6536\u5230"
+        "\u77ed\u4fe1\u3002\u56de\u590dSTART\u53ef\u91cd\u65b0\u8ba2\u9605\u3002",
         "milestone_subject": "\u8fbe\u6210\u91cc\u7a0b\u7891\uff1a{title}\u5df2\u83b7\u5f97{total}"
         "\u4e2a\u7b7e\u540d",
         "milestone_body": "\u201c{title}\u201d\u7684\u7b7e\u540d\u5df2\u7a81\u7834{milestone}"
@@ -113,6 +117,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\u56de\u8986STOP\u53d6\u6d88\u8a02\u95b1\u3002",
         "sms_help": "{org}\uff1a\u60a8\u6240\u652f\u6301\u7684\u6d3b\u52d5\u7684\u76f8\u95dc\u901a"
         "\u77e5\u3002\u56de\u8986STOP\u53d6\u6d88\u8a02\u95b1\u3002\u5354\u52a9\uff1a{contact}",
+        "sms_stopped": "{org}\uff1a\u60a8\u5df2\u53d6\u6d88\u8a02\u95b1\uff0c\u5c07\u4e0d\u518d"
+        "\u6536\u5230\u7c21\u8a0a\u3002\u56de\u8986START\u53ef\u91cd\u65b0\u8a02\u95b1\u3002",
         "milestone_subject": "\u9054\u6210\u91cc\u7a0b\u7891\uff1a{title}\u5df2\u7372\u5f97{total}"
         "\u500b\u7c3d\u540d",
         "milestone_body": "\u300c{title}\u300d\u7684\u7c3d\u540d\u5df2\u7a81\u7834{milestone}"
@@ -165,6 +171,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "\u30e3\u30f3\u30da\u30fc\u30f3\u306e\u304a\u77e5\u3089\u305b\u3067\u3059\u3002STOP\u3068"
         "\u8fd4\u4fe1\u3059\u308b\u3068\u914d\u4fe1\u3092\u505c\u6b62\u3057\u307e\u3059\u3002"
         "\u304a\u554f\u3044\u5408\u308f\u305b\uff1a{contact}",
+        "sms_stopped": "{org}\uff1a\u914d\u4fe1\u3092\u505c\u6b62\u3057\u307e\u3057\u305f\u3002"
+        "\u4eca\u5f8cSMS\u306f\u5c4a\u304d\u307e\u305b\u3093\u3002\u518d\u958b\u3059\u308b\u306b"
+        "\u306fSTART\u3068\u8fd4\u4fe1\u3057\u3066\u304f\u3060\u3055\u3044\u3002",
         "milestone_subject": "\u76ee\u6a19\u9054\u6210\uff1a\u300c{title}\u300d\u306e\u7f72\u540d"
         "\u304c{total}\u4ef6\u306b\u306a\u308a\u307e\u3057\u305f",
         "milestone_body": "\u300c{title}\u300d\u306e\u7f72\u540d\u304c{milestone}\u4ef6\u3092"
@@ -216,6 +225,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "sms_help": "{org}: \uc9c0\uc9c0\ud558\uc2dc\ub294 \ucea0\ud398\uc778\uc5d0 \uad00\ud55c "
         "\uc54c\ub9bc\uc785\ub2c8\ub2e4. \uc218\uc2e0 \uac70\ubd80\ub294 STOP\uc73c\ub85c "
         "\ud68c\uc2e0\ud574 \uc8fc\uc138\uc694. \ubb38\uc758: {contact}",
+        "sms_stopped": "{org}: \uc218\uc2e0\uc774 \uac70\ubd80\ub418\uc5c8\uc2b5\ub2c8\ub2e4. "
+        "\ub354 \uc774\uc0c1 \ubb38\uc790\ub97c \ubcf4\ub0b4\uc9c0 \uc54a\uc2b5\ub2c8\ub2e4. \ub2e4"
+        "\uc2dc \ubc1b\uc73c\uc2dc\ub824\uba74 START\ub85c \ud68c\uc2e0\ud574 \uc8fc\uc138\uc694.",
         "milestone_subject": "\ubaa9\ud45c \ub2ec\uc131: {title} \uc11c\uba85\uc774 "
         "{total}\uba85\uc774 \ub418\uc5c8\uc2b5\ub2c8\ub2e4",
         "milestone_body": "\u201c{title}\u201d \uc11c\uba85\uc774 {milestone}\uba85\uc744 "
@@ -263,6 +275,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "sms_help": "{org}: th\u00f4ng b\u00e1o v\u1ec1 c\u00e1c chi\u1ebfn d\u1ecbch b\u1ea1n "
         "\u1ee7ng h\u1ed9. Tr\u1ea3 l\u1eddi STOP \u0111\u1ec3 h\u1ee7y \u0111\u0103ng k\u00fd. "
         "Tr\u1ee3 gi\u00fap: {contact}",
+        "sms_stopped": "{org}: B\u1ea1n \u0111\u00e3 h\u1ee7y \u0111\u0103ng k\u00fd v\u00e0 s"
+        "\u1ebd kh\u00f4ng nh\u1eadn th\u00eam tin nh\u1eafn. Tr\u1ea3 l\u1eddi START \u0111\u1ec3 "
+        "\u0111\u0103ng k\u00fd l\u1ea1i.",
         "milestone_subject": "\u0110\u1ea1t m\u1ed1c m\u1edbi: {title} \u0111\u00e3 c\u00f3 "
         "{total} ch\u1eef k\u00fd",
         "milestone_body": "\u201c{title}\u201d \u0111\u00e3 v\u01b0\u1ee3t m\u1ed1c {milestone} "
@@ -302,6 +317,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "g may msg&data rates. I-reply ang HELP para sa tulong, STOP para mag-opt out.",
         "sms_help": "{org}: mga alerto tungkol sa mga kampanyang sinusuportahan mo. I-reply ang "
         "STOP para mag-opt out. Tulong: {contact}",
+        "sms_stopped": "{org}: Hindi ka na makakatanggap ng mga text. I-reply ang START para muling"
+        " mag-subscribe.",
         "milestone_subject": "Naabot ang milestone: {total} na ang pirma sa {title}",
         "milestone_body": "Lumampas na sa {milestone} ang pirma sa \u201c{title}\u201d ({total} "
         "sa ngayon). Ang susunod na layunin ay {next_goal} pirma.",

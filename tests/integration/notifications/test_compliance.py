@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.notifications.audience import EVERY_ORG
+from services.notifications.messages import CATALOGUE
 from services.notifications.store import (
     alerts,
     consents,
@@ -385,6 +386,32 @@ def test_the_preferences_page_shows_texts_off_after_stop(service: Service) -> No
     start = {"From": people[0]["phone"], "Body": "START"}
     client.post(INBOUND, data=start, headers=twilio_signature(INBOUND, start))
     assert sms_box in client.get(f"/preferences/{token}").data  # the consent given still holds
+
+
+def test_an_opt_out_in_other_words_is_applied_and_answered_in_the_persons_language(
+    service: Service,
+) -> None:
+    """A Korean supporter answers '그만 보내세요' ('stop sending'): not a word Twilio acts on,
+    so Kinship suppresses the number itself and says so, once, in Korean. A plain STOP,
+    which Twilio answers (and blocks) itself, gets no second reply."""
+    project_org(service, "org-ko")
+    people = seed_audience(service.engine, "camp-ko", "org-ko", 2, phone_every=1)
+    with service.engine.begin() as conn:
+        conn.execute(update(supporters).values(locale="ko"))
+    client = service.client()
+    polite = {"From": people[0]["phone"], "Body": "\uadf8\ub9cc \ubcf4\ub0b4\uc138\uc694",
+              "MessageSid": "SM" + "1" * 32}  # fmt: skip
+    answer = client.post(INBOUND, data=polite, headers=twilio_signature(INBOUND, polite))
+    assert answer.status_code == 200
+    assert CATALOGUE["ko"]["sms_stopped"].format(org="Kinship") in answer.get_data(as_text=True)
+    reasons = {s.contact_hash: s.reason for s in service.rows(suppressions)}
+    assert reasons == {phone_hash(HASH_KEY, people[0]["phone"]): "stop"}
+    again = client.post(INBOUND, data=polite, headers=twilio_signature(INBOUND, polite))
+    assert "<Message>" not in again.get_data(as_text=True)  # a replay: applied once, said once
+    plain = {"From": people[1]["phone"], "Body": "STOP", "MessageSid": "SM" + "2" * 32}
+    quiet = client.post(INBOUND, data=plain, headers=twilio_signature(INBOUND, plain))
+    assert "<Message>" not in quiet.get_data(as_text=True)
+    assert len(service.rows(suppressions)) == 2
 
 
 def test_a_supporter_chooses_the_language_of_their_messages(service: Service) -> None:

@@ -251,6 +251,19 @@ def test_content_variant_prefers_the_supporters_locale() -> None:
         ("how do I unsubscribe?", "stop"),
         ("\u8bf7\u9000\u8ba2\u8c22\u8c22", "stop"),  # 请退订谢谢
         ("\uc218\uc2e0\uac70\ubd80 \ud569\ub2c8\ub2e4", "stop"),  # 수신거부 합니다
+        # Nothing but keywords and courtesies, in any of those languages.
+        ("STOP STOP", "stop"),
+        ("Stop. Stop!", "stop"),
+        ("quit end", "stop"),
+        ("Stop all texts", "stop"),
+        ("\u8bf7\u505c\u6b62", "stop"),  # 请停止
+        ("\u505c\u6b62\u3057\u3066\u304f\u3060\u3055\u3044", "stop"),  # 停止してください
+        ("\uadf8\ub9cc \ubcf4\ub0b4\uc138\uc694", "stop"),  # 그만 보내세요
+        ("D\u1eeang l\u1ea1i", "stop"),  # Dừng lại
+        ("Tigil po", "stop"),
+        ("\u8bf7", None),  # 请 alone asks for nothing
+        ("Stop ICE now", None),
+        ("Cancel my order?", None),
         ("", None),
         ("\U0001f44d", None),
     ],
