@@ -276,6 +276,9 @@ def handle_milestone(deps: Deps, event: Event, conn: Connection) -> None:
             "milestone": data["milestone"],
             "total": data["total"],
             "next_goal": data["next_goal"],
+            # The organizers' language, as their petition's: a Vietnamese group's own petition
+            # is not announced to it in English.
+            "locale": resolve_locale(petition.default_locale, "en"),
         },
         now=deps.clock(),
     )

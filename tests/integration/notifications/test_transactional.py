@@ -510,6 +510,25 @@ def test_milestone_email_goes_to_the_petition_organizers(service: Service) -> No
         lambda: mails_to(service, "organizers@org-ms.example.org"), message="milestone email"
     )
     assert "101" in mails[0]["subject"]
+    # Organizers whose petition is in Traditional Chinese are told in it, with its title.
+    hant = petition("pet-5", "camp-1", "org-ms")
+    hant.data["default_locale"] = "zh-Hant"
+    service.publish(hant)
+    eventually(lambda: service.count(petitions) == 2, message="second petition projected")
+    service.publish(
+        event(
+            "petition.milestone_reached", "pet-5", petition_id="pet-5", campaign_id="camp-1",
+            milestone=250, total=251, next_goal=500,
+        )
+    )  # fmt: skip
+    mails = eventually(
+        lambda: (found := mails_to(service, "organizers@org-ms.example.org")) and len(found) == 2
+        and found, message="second milestone email",
+    )  # fmt: skip
+    expected = CATALOGUE["zh-Hant"]["milestone_subject"].format(
+        title="\u8cc7\u52a9\u8a9e\u8a00\u670d\u52d9", total=251
+    )
+    assert mails[1]["subject"] == expected
 
 
 def test_the_lead_is_told_when_its_scheduled_alert_was_cancelled_when_due(
