@@ -220,6 +220,11 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 compliance.unsubscribe_email(
                     conn, deps.outbox, person, org.organization_id, deps.clock()
                 )
+            if request.form.get("via") == "page":
+                # The preference page's button, pressed by a person: answered with a page in
+                # their language (a mail client's one-click post never sends this field).
+                lang = person.locale
+                return _page(lang, "saved", f"<p>{_t(lang, 'saved_body')}</p>")
         return Response("Unsubscribed.\n", 200, PAGE_HEADERS, content_type="text/plain")
 
     @bp.get("/unsubscribe/<token>")
@@ -252,6 +257,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
             )  # fmt: skip
             + "</p>"
             f'<form method="post" action="/unsubscribe/{t}">'
+            '<input type="hidden" name="via" value="page">'
             f'<button type="submit">{_t(lang, "unsubscribe_button")}</button></form>'
             f'<form method="post" action="/preferences/{t}">'
             f'<label><input type="checkbox" name="email"{checked[email_on]}> {_t(lang, "email")}'

@@ -91,6 +91,25 @@ def test_one_click_unsubscribe_is_idempotent_cookieless_and_sticks(service: Serv
     assert people[0]["email"] not in got and got[people[1]["email"]] == 1
     row = service.rows(alerts)[0]  # an unsubscriber has left the audience altogether
     assert (row.total, row.sent) == (2, 2)
+    # The page's own button, pressed by a Japanese reader, is answered with a page in
+    # Japanese, not the one-click endpoint's bare English line (still no cookie, no redirect).
+    with service.engine.begin() as conn:
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.supporter_id == people[1]["supporter_id"])
+            .values(locale="ja")
+        )
+    other = token_of(service, people[1], "org-u")
+    form = re.search(r'<form method="post" action="(/unsubscribe/[^"]+)">(.*?)</form>',
+                     client.get(f"/preferences/{other}").get_data(as_text=True))  # fmt: skip
+    assert form is not None
+    fields = dict(re.findall(r'name="(\w+)" value="(\w+)"', form.group(2)))
+    pressed = client.post(form.group(1), data=fields)
+    assert pressed.status_code == 200 and pressed.mimetype == "text/html"
+    assert "Set-Cookie" not in pressed.headers and "Location" not in pressed.headers
+    assert CATALOGUE["ja"]["page_saved_body"] in pressed.get_data(as_text=True)
+    contact = email_hash(HASH_KEY, people[1]["email"])
+    assert service.count(suppressions, suppressions.c.contact_hash == contact) == 1
 
 
 def test_a_list_token_opens_only_its_own_organizations_list(service: Service) -> None:
