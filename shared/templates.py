@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from shared.locales import resolve_locale
+
 # The name's surrounding spaces are stripped after the match: `\{\{\s*([^{}]*?)\s*\}\}` lets
 # its three parts share a run of spaces in every way, and "{{" and 4,000 spaces without a
 # closing "}}" took 51 s to refuse (cubic), holding the GIL of a whole API worker.
@@ -22,20 +24,47 @@ def fill(text: str, value: Callable[[str], str]) -> str:
     return VARIABLE.sub(lambda match: value(match.group(1).strip()), text)
 
 
-# Every alert text tells how to stop them (carriers and the TCPA expect it in each message).
-STOP_SUFFIX = "Reply STOP to opt out."
+# Every alert text tells how to stop them (carriers and the TCPA expect it in each message),
+# in the language of the text: a Vietnamese reader told only in English may not know how. The
+# keyword stays STOP, the one word every carrier and Twilio act on.
+STOP_SUFFIXES = {
+    "en": "Reply STOP to opt out.",
+    "zh-Hans": "回复STOP退订。",
+    "zh-Hant": "回覆STOP取消訂閱。",
+    "ja": "配信停止はSTOPと返信。",
+    "ko": "수신거부는 STOP으로 회신.",
+    "vi": "Trả lời STOP để hủy đăng ký.",
+    "tl": "I-reply ang STOP para mag-opt out.",
+}
+STOP_SUFFIX = STOP_SUFFIXES["en"]
 # An instruction to stop already in the text, not merely the word: "Stop Asian Hate rally",
-# "nonstop" or "bus stop" say nothing of how to opt out.
+# "nonstop" or "bus stop" say nothing of how to opt out. English in any language's text, and
+# each language's own way of saying "reply STOP".
 _OPT_OUT = re.compile(
     r"\b(?:reply|text|txt|send|respond)\b\W{0,3}(?:with\W{0,3})?[\"'“«]?stop\b", re.I
 )
+_OPT_OUT_IN = {
+    "zh-Hans": re.compile(r"(?:回复|发送|短信)\W{0,3}[\"'“「]?STOP", re.I),
+    "zh-Hant": re.compile(r"(?:回覆|回复|傳送|發送|簡訊)\W{0,3}[\"'“「]?STOP", re.I),
+    "ja": re.compile(r"STOP[\"'”」]?\W{0,2}(?:と|を)?\W{0,2}(?:返信|送信)", re.I),
+    "ko": re.compile(
+        r"STOP[\"'”]?\W{0,2}(?:으로|로|을|를|라고)?\W{0,2}(?:회신|답장|전송|보내)", re.I
+    ),
+    "vi": re.compile(r"(?:trả lời|nhắn|gửi)\W{0,3}[\"'“]?STOP\b", re.I),
+    "tl": re.compile(r"(?:i-?reply|i-?text|reply|text)\W{0,3}(?:ang\W{0,3})?[\"'“]?STOP\b", re.I),
+}
 
 
-def with_opt_out(body: str, written: str | None = None) -> str:
-    """Return an SMS text that says how to opt out: as written, or with STOP_SUFFIX added.
+def with_opt_out(body: str, written: str | None = None, locale: str | None = None) -> str:
+    """Return an SMS text that says how to opt out: as written, or with the opt-out line of
+    its language added (STOP_SUFFIXES; English for a language Kinship does not write in).
 
     written: the template body was filled from, whose own wording is what counts: a
-    supporter's name reading "reply STOP" must not take the instruction off their texts."""
-    return (
-        body if _OPT_OUT.search(body if written is None else written) else f"{body} {STOP_SUFFIX}"
-    )
+    supporter's name reading "reply STOP" must not take the instruction off their texts.
+    locale: the language of the text (the alert variant's)."""
+    lang = resolve_locale(locale, "en")
+    wording = body if written is None else written
+    native = _OPT_OUT_IN.get(lang)
+    if _OPT_OUT.search(wording) or (native is not None and native.search(wording)):
+        return body
+    return f"{body} {STOP_SUFFIXES[lang]}"

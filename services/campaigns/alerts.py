@@ -194,7 +194,7 @@ def preview_alert(
         shown = {k: html.escape(v) for k, v in values.items()} if field == "email_html" else values
         filled[field] = fill(template, functools.partial(_value, shown))
         if field in SMS:
-            filled[field] = with_opt_out(filled[field], written=template)
+            filled[field] = with_opt_out(filled[field], written=template, locale=variant)
     return {
         "alert_id": alert_id,
         "locale": variant,

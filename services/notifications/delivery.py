@@ -899,7 +899,7 @@ class Deliverer:
             return None
         locale = variant or info.default_locale
         body = messages.fill_text(template, locale, info.shared_values(locale), person)
-        return with_opt_out(body, written=template)
+        return with_opt_out(body, written=template, locale=locale)
 
     @staticmethod
     def _no_sms_body(person: Supporter) -> str:

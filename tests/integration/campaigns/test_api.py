@@ -511,6 +511,9 @@ def test_an_alert_is_previewed_as_a_supporter_would_read_it(service: Service) ->
     assert measured == {"encoding": "GSM-7", "length": len(texts["sms_text"]), "segments": 1}
     tagalog = service.as_("partner@partner").get(f"{path}?locale=tl").json
     assert tagalog["locale"] == "tl" and tagalog["texts"]["email_subject"].startswith("Alex,")
+    # Each language's text tells how to stop in that language, and is measured with it.
+    assert tagalog["texts"]["sms_text"].endswith(" I-reply ang STOP para mag-opt out.")
+    assert tagalog["sms"]["sms_text"]["length"] == len(tagalog["texts"]["sms_text"])
     unknown = lead.get(f"{path}?locale=fr")
     assert unknown.status_code == 422 and "locale" in unknown.json["errors"]
     assert service.as_("organizer@stranger").get(path).status_code == 403

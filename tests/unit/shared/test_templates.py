@@ -32,3 +32,45 @@ def test_a_filled_in_name_cannot_take_the_opt_out_line_off() -> None:
     assert with_opt_out(
         "Vote Tuesday. Reply STOP to quit", written="Vote Tuesday. Reply STOP to quit"
     ).endswith("quit")
+
+
+@pytest.mark.parametrize(
+    ("locale", "line"),
+    [
+        ("zh-Hans", "回复STOP退订。"),
+        ("zh-TW", "回覆STOP取消訂閱。"),
+        ("ja", "配信停止はSTOPと返信。"),
+        ("ko", "수신거부는 STOP으로 회신."),
+        ("vi", "Trả lời STOP để hủy đăng ký."),
+        ("tl", "I-reply ang STOP para mag-opt out."),
+        ("es", STOP_SUFFIX),  # a language Kinship does not write in: English
+        (None, STOP_SUFFIX),
+    ],
+)
+def test_the_opt_out_line_is_in_the_language_of_the_text(locale: str | None, line: str) -> None:
+    """A Vietnamese reader told only "Reply STOP to opt out." may not know how to stop."""
+    assert with_opt_out("Rally at 6", locale=locale) == f"Rally at 6 {line}"
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [
+        ("zh-Hans", "今晚六点集会。回复STOP退订"),
+        ("zh-Hant", "今晚六點集會。回覆「STOP」取消"),
+        ("ja", "今夜6時に集会。配信停止はSTOPと返信してください"),
+        ("ko", "오늘 6시 집회. 수신거부는 STOP으로 회신"),
+        ("vi", "Biểu tình lúc 6 giờ. Trả lời STOP để hủy"),
+        ("tl", "Rally mamayang 6. I-reply ang STOP para tumigil"),
+        ("vi", "Rally at 6. Reply STOP to opt out."),  # English in any language's text
+    ],
+)
+def test_a_text_saying_how_to_opt_out_in_its_language_is_sent_as_written(
+    locale: str, text: str
+) -> None:
+    assert with_opt_out(text, locale=locale) == text
+
+
+def test_the_word_stop_in_another_language_is_not_an_instruction() -> None:
+    """停止亚裔仇恨 ("stop Asian hate") names the cause; it says nothing of how to opt out."""
+    text = "停止亚裔仇恨：今晚六点集会"
+    assert with_opt_out(text, locale="zh-Hans") == f"{text} 回复STOP退订。"
