@@ -424,6 +424,9 @@ def confirm(deps: Deps, token: str) -> dict[str, Any]:
         if link.state == "confirmed":
             return result
         if store.confirm_signature(conn, signature.id, moment):
+            store.drop_boxes_of_former_partners(
+                conn, signature.petition_id, signature.id, petition.campaign_id
+            )
             changes = [
                 ("pending", "", -1),
                 *_counted(signature.locale, signature.recruiter_organization_id, signature.source),

@@ -705,6 +705,24 @@ def confirm_signature(conn: Connection, row_id: int, at: datetime) -> bool:
     return result.rowcount == 1
 
 
+def drop_boxes_of_former_partners(
+    conn: Connection, petition_id: str, row_id: int, campaign_id: str
+) -> None:
+    """Forget a signature's boxes ticked for organizations no longer partners of its campaign:
+    its confirmation page listed only those still partners, and confirming shares with
+    nobody else (not with one that joins again later)."""
+    current = select(campaign_partners.c.organization_id).where(
+        campaign_partners.c.campaign_id == campaign_id
+    )
+    conn.execute(
+        delete(partner_consents).where(
+            partner_consents.c.petition_id == petition_id,
+            partner_consents.c.signature_row == row_id,
+            partner_consents.c.organization_id.not_in(current),
+        )
+    )
+
+
 def expired_pending(conn: Connection, now: datetime, limit: int) -> list[Any]:
     return list(
         conn.execute(

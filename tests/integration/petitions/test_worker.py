@@ -237,6 +237,20 @@ def test_a_partner_out_of_the_coalition_loses_its_box_credit_and_exports(svc: Pe
             "texts": {"en": {"title": "T", "text": "X"}}}  # fmt: skip
     made = svc.client.post("/api/v1/petitions", json=body, headers=svc.auth("p1_organizer"))
     assert made.status_code == 403, made.get_json()
+    # Lin confirms on a page that no longer names Rainbow: that shares nothing with it, not
+    # even once it joins the campaign again.
+    confirmed = svc.client.post(link, headers={"Accept": "application/json"})
+    assert confirmed.status_code == 200, confirmed.get_data(as_text=True)
+    svc.deliver(
+        "campaign.partner_joined",
+        {"campaign_id": svc.campaign_id, "organization_id": svc.p1, "at": at()},
+    )
+    svc.deps.coalitions.clear()
+    back = svc.client.get(
+        f"/api/v1/petitions/{pending_id}/exports/partners/{svc.p1}.csv", headers=svc.auth("p1")
+    )
+    assert back.status_code == 200, back.get_data(as_text=True)
+    assert "lin@example.org" not in back.get_data(as_text=True)
 
 
 def test_keys_and_campaigns_arrive_through_kafka(svc: Petitions) -> None:
