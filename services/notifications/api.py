@@ -542,8 +542,9 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
         twilio_verified()
         with deps.engine.begin() as conn:
             compliance.apply_twilio_status(
-                conn, deps.outbox, delivery_id, request.form.to_dict(), deps.clock()
-            )
+                conn, deps.outbox, deps.settings.hash_key, delivery_id, request.form.to_dict(),
+                deps.clock(),
+            )  # fmt: skip
         return Response(b"", 204)
 
     @blp.route("/sendgrid/events", methods=["POST"])

@@ -27,7 +27,7 @@ from shared.events import Event
 from shared.events.catalog import SHARE, type_name
 from shared.events.envelope import format_time
 from shared.outbox import Outbox
-from shared.privacy import email_hash, keyed_digest, keyed_hash, supporter_id
+from shared.privacy import email_hash, keyed_digest, keyed_hash, phone_hash, supporter_id
 
 UNSUBSCRIBE_REASONS = ("unsubscribe",)  # what a supporter may undo from the preference page
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -508,7 +508,12 @@ TWILIO_FAILED = {"failed", "undelivered"}
 
 
 def apply_twilio_status(
-    conn: Connection, outbox: Outbox, delivery_id: str, form: Mapping[str, str], at: datetime
+    conn: Connection,
+    outbox: Outbox,
+    hash_key: str,
+    delivery_id: str,
+    form: Mapping[str, str],
+    at: datetime,
 ) -> None:
     """Apply one verified Twilio status callback to its ledger row."""
     row = ledger.by_id(conn, delivery_id)
@@ -522,8 +527,17 @@ def apply_twilio_status(
     elif status in TWILIO_FAILED:
         mark_failed_after_send(conn, outbox, row, error_code or status, at, sent_as)
         if error_code == "21610":
-            number_hash = conn.execute(
-                select(supporters.c.phone_hash).where(supporters.c.supporter_id == row.recipient_id)
-            ).scalar()
+            # The number texted opted out, which may no longer be the one on file (changed
+            # since): that one never sent STOP.
+            texted = form.get("To")
+            number_hash = (
+                phone_hash(hash_key, texted)
+                if texted
+                else conn.execute(
+                    select(supporters.c.phone_hash).where(
+                        supporters.c.supporter_id == row.recipient_id
+                    )
+                ).scalar()
+            )
             if number_hash:
                 sms_stop(conn, outbox, str(number_hash), at)

@@ -935,12 +935,22 @@ class Deliverer:
 
         def recheck() -> None:
             # A retry comes after a wait, as long as the provider's Retry-After: a STOP, a new
-            # number or 21:00 in between holds for this text as for those still to go.
-            nonlocal sms
+            # number, discreet mode or 21:00 in between holds for this text as for those still
+            # to go. The text is made again for the person as now stored (a 21610 then stops
+            # the number it went to).
+            nonlocal sms, person
             kept = self._recheck(info, "sms", [(delivery_id, person, "")], batch_key)
             if not kept:
                 raise _Withheld()
-            sms = dataclasses.replace(sms, to=str(kept[0][1].phone))
+            person = kept[0][1]
+            again = self._sms_body(info, person)
+            if again is None:  # discreet since, and the alert has no discreet text
+                self._finish(
+                    [delivery_id], "failed", info.alert_id, batch_key,
+                    error_code=self._no_sms_body(person),
+                )  # fmt: skip
+                raise _Withheld()
+            sms = dataclasses.replace(sms, to=str(person.phone), body=again)
 
         try:
             accepted = self._send_rows(

@@ -747,13 +747,21 @@ def test_an_undelivered_text_fails_and_21610_stops_the_number(service: Service) 
     eventually(lambda: service.count(deliveries, deliveries.c.status == "sent") == 2)
     client = service.client()
     by_number = {m.body["To"]: m for m in service.fakes.twilio_messages()}
+    # Meanwhile the second supporter's number changed: the one texted is the one that
+    # opted out, not the new one, which never sent STOP.
+    with service.engine.begin() as conn:
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.supporter_id == people[1]["supporter_id"])
+            .values(phone="+14155550999", phone_hash=phone_hash(HASH_KEY, "+14155550999"))
+        )
     for person, form_extra in (
         (people[0], {"MessageStatus": "undelivered", "ErrorCode": "30003"}),  # phone off
         (people[1], {"MessageStatus": "failed", "ErrorCode": "21610"}),  # the number opted out
     ):
         message = by_number[person["phone"]]
         path = message.body["StatusCallback"].removeprefix("https://notify.example.org")
-        form = {"MessageSid": message.resource_id, **form_extra}
+        form = {"MessageSid": message.resource_id, "To": person["phone"], **form_extra}
         assert client.post(path, data=form, headers=twilio_signature(path, form)).status_code == 204
     codes = {r.recipient_id: (r.status, r.error_code) for r in service.rows(deliveries)}
     assert codes == {

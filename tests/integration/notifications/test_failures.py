@@ -1015,6 +1015,39 @@ def test_a_stop_texted_during_a_retry_wait_holds_for_the_retry(service: Service)
     assert stopped.status == "suppressed"
 
 
+def test_discreet_mode_turned_on_during_a_retry_wait_holds_for_the_retry(service: Service) -> None:
+    """A supporter turns discreet mode on while the provider's Retry-After runs: the text
+    retried is the discreet one, not the one naming the cause."""
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+    from services.notifications.store import supporters
+
+    people = seed_audience(service.engine, "camp-d", "org-d", 1, phone_every=1, time_zone="UTC")
+    service.deps.clock = lambda: NOON_UTC
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-d", "camp-d", "org-d", ["sms"]), conn)
+
+    def discreet_now() -> None:
+        with service.engine.begin() as conn:
+            conn.execute(
+                update(supporters)
+                .where(supporters.c.supporter_id == people[0]["supporter_id"])
+                .values(discreet=True)
+            )
+
+    config = service.deps.config.with_(sms_concurrency=1, sms_recheck_seconds=3600.0)
+    deps = replace(service.deps, sms=_RefusedOnce(service.deps.sms, discreet_now), config=config)
+    outcome = Deliverer(deps).send_alert_sms_batch(_batch("alert-d", people), TokenBucket(1e3))
+    assert outcome == "done"
+    [text] = service.fakes.twilio_messages()
+    assert text.body["Body"].startswith("A reminder from your group.")
+    assert "language access" not in text.body["Body"]
+
+
 def test_an_unsubscribe_during_an_email_retry_wait_holds_for_the_retry(service: Service) -> None:
     """SendGrid's Retry-After can be long: a one-click unsubscribe during the wait holds for
     the request being retried, which goes to the others only."""
