@@ -24,6 +24,19 @@ def fill(text: str, value: Callable[[str], str]) -> str:
     return VARIABLE.sub(lambda match: value(match.group(1).strip()), text)
 
 
+# GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def gsm7(text: str) -> bool:
+    """Whether an SMS text goes in GSM-7 (160 characters a segment, not UCS-2's 70)."""
+    return all(ch in GSM_BASIC or ch in GSM_EXTENDED for ch in text)
+
+
 # Every alert text tells how to stop them (carriers and the TCPA expect it in each message),
 # in the language of the text: a Vietnamese reader told only in English may not know how. The
 # keyword stays STOP, the one word every carrier and Twilio act on.
@@ -37,21 +50,36 @@ STOP_SUFFIXES = {
     "tl": "I-reply ang STOP para mag-opt out.",
 }
 STOP_SUFFIX = STOP_SUFFIXES["en"]
+# A text that goes in GSM-7 keeps to it: a Vietnamese line with its marks would make it UCS-2,
+# twice the segments. Vietnamese is read without them in texts; the others fall back to English.
+GSM_STOP_SUFFIXES = {"vi": "Tra loi STOP de huy dang ky.", "tl": STOP_SUFFIXES["tl"]}
 # An instruction to stop already in the text, not merely the word: "Stop Asian Hate rally",
 # "nonstop" or "bus stop" say nothing of how to opt out. English in any language's text, and
 # each language's own way of saying "reply STOP".
+# STOP must end there (the sentence, or the words of what it does): 'send "Stop AAPI Hate" to
+# your friends' is the cause's name, not an instruction.
 _OPT_OUT = re.compile(
-    r"\b(?:reply|text|txt|send|respond)\b\W{0,3}(?:with\W{0,3})?[\"'“«]?stop\b", re.I
+    r"\b(?:reply|text|txt|send|respond)\b\W{0,3}(?:with\W{0,3})?[\"'“«]?stop\b[\"'”»]?"
+    r"(?=\s*(?:$|[.!,;:)\-–—]|(?:to|for|if|and|or)\b))",
+    re.I,
 )
+_CJK_END = r"[\"'”」]?(?=\s*(?:$|[。.!！,，;；:：)）]|退订|退訂|取消))"
 _OPT_OUT_IN = {
-    "zh-Hans": re.compile(r"(?:回复|发送|短信)\W{0,3}[\"'“「]?STOP", re.I),
-    "zh-Hant": re.compile(r"(?:回覆|回复|傳送|發送|簡訊)\W{0,3}[\"'“「]?STOP", re.I),
+    "zh-Hans": re.compile(r"(?:回复|发送|短信)\W{0,3}[\"'“「]?STOP" + _CJK_END, re.I),
+    "zh-Hant": re.compile(r"(?:回覆|回复|傳送|發送|簡訊)\W{0,3}[\"'“「]?STOP" + _CJK_END, re.I),
     "ja": re.compile(r"STOP[\"'”」]?\W{0,2}(?:と|を)?\W{0,2}(?:返信|送信)", re.I),
     "ko": re.compile(
         r"STOP[\"'”]?\W{0,2}(?:으로|로|을|를|라고)?\W{0,2}(?:회신|답장|전송|보내)", re.I
     ),
-    "vi": re.compile(r"(?:trả lời|nhắn|gửi)\W{0,3}[\"'“]?STOP\b", re.I),
-    "tl": re.compile(r"(?:i-?reply|i-?text|reply|text)\W{0,3}(?:ang\W{0,3})?[\"'“]?STOP\b", re.I),
+    "vi": re.compile(
+        r"(?:trả lời|tra loi|nhắn|gửi)\W{0,3}[\"'“]?STOP[\"'”]?(?=\s*(?:$|[.!,;:)]|để\b|de\b))",
+        re.I,
+    ),
+    "tl": re.compile(
+        r"(?:i-?reply|i-?text|reply|text)\W{0,3}(?:ang\W{0,3})?[\"'“]?STOP[\"'”]?"
+        r"(?=\s*(?:$|[.!,;:)]|para\b|upang\b|sa\b))",
+        re.I,
+    ),
 }
 
 
@@ -67,4 +95,7 @@ def with_opt_out(body: str, written: str | None = None, locale: str | None = Non
     native = _OPT_OUT_IN.get(lang)
     if _OPT_OUT.search(wording) or (native is not None and native.search(wording)):
         return body
-    return f"{body} {STOP_SUFFIXES[lang]}"
+    line = STOP_SUFFIXES[lang]
+    if not gsm7(line) and gsm7(body):
+        line = GSM_STOP_SUFFIXES.get(lang, STOP_SUFFIX)
+    return f"{body} {line}"

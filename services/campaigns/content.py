@@ -9,15 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import FieldError
-from shared.templates import VARIABLE, fill, variables, with_opt_out
+from shared.templates import GSM_EXTENDED, VARIABLE, fill, gsm7, variables, with_opt_out
 from shared.web import one_line
 
-# GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
-GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 MAX_SMS_SEGMENTS = 4
 
 # Variables notifications fills per recipient, with the width assumed when counting SMS length.
@@ -69,7 +63,7 @@ class SmsMeasure:
 
 def measure_sms(text: str) -> SmsMeasure:
     """Count an SMS's segments: GSM-7 160/153 characters, else UCS-2 70/67 UTF-16 units."""
-    if all(ch in GSM_BASIC or ch in GSM_EXTENDED for ch in text):
+    if gsm7(text):
         units = sum(2 if ch in GSM_EXTENDED else 1 for ch in text)
         single, multi, encoding = 160, 153, "GSM-7"
     else:

@@ -524,9 +524,11 @@ def callbacks_blueprint(deps: Deps) -> ApiBlueprint:
                 if keyword == "start":
                     compliance.sms_start(conn, deps.outbox, contact, now)
                     return _twiml()
-                compliance.sms_stop(conn, deps.outbox, contact, now)
-                if told or twilio_answers(request.form.get("Body", "")):
-                    return _twiml()  # Twilio confirmed it itself (and now blocks the number)
+                stopped = compliance.sms_stop(conn, deps.outbox, contact, now)
+                if not stopped or told or twilio_answers(request.form.get("Body", "")):
+                    # Stopped already (said so then), or Twilio confirmed it itself and now
+                    # blocks the number.
+                    return _twiml()
                 # An opt-out only Kinship reads as one ('그만 보내세요', 'STOP STOP'): one reply
                 # says it was heard, as carriers' rules ask, in the person's language.
                 locale = audience.number_locale(conn, contact)

@@ -92,6 +92,7 @@ OPT_OUT_PHRASES = (
     "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "REMOVE ME", "TAKE ME OFF", "WRONG NUMBER",
     "DONT TEXT", "DO NOT TEXT", "NO MORE TEXTS", "NO MORE MESSAGES", "STOP TEXTS",
     "STOP MESSAGES", "STOP ALL TEXTS", "STOP ALL MESSAGES", "STOP THE TEXTS",
+    "보내지 마세요", "보내지 말아 주세요",
 )  # fmt: skip
 # Words around a keyword that leave it the whole message ('please stop', 'stop it now'), in
 # the languages Kinship texts in too ('그만 보내세요', 'Dừng lại', 'Tigil po').

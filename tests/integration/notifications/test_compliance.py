@@ -427,6 +427,10 @@ def test_an_opt_out_in_other_words_is_applied_and_answered_in_the_persons_langua
     assert reasons == {phone_hash(HASH_KEY, people[0]["phone"]): "stop"}
     again = client.post(INBOUND, data=polite, headers=twilio_signature(INBOUND, polite))
     assert "<Message>" not in again.get_data(as_text=True)  # a replay: applied once, said once
+    # Said again in a new text: stopped already, and told so already.
+    twice = {**polite, "MessageSid": "SM" + "3" * 32}
+    repeat = client.post(INBOUND, data=twice, headers=twilio_signature(INBOUND, twice))
+    assert repeat.status_code == 200 and "<Message>" not in repeat.get_data(as_text=True)
     plain = {"From": people[1]["phone"], "Body": "STOP", "MessageSid": "SM" + "2" * 32}
     quiet = client.post(INBOUND, data=plain, headers=twilio_signature(INBOUND, plain))
     assert "<Message>" not in quiet.get_data(as_text=True)

@@ -261,6 +261,8 @@ def test_content_variant_prefers_the_supporters_locale() -> None:
         ("\uadf8\ub9cc \ubcf4\ub0b4\uc138\uc694", "stop"),  # 그만 보내세요
         ("D\u1eeang l\u1ea1i", "stop"),  # Dừng lại
         ("Tigil po", "stop"),
+        ("\ubcf4\ub0b4\uc9c0 \ub9c8\uc138\uc694", "stop"),  # 보내지 마세요, "don't send"
+        ("\ubcf4\ub0b4\uc138\uc694", None),  # 보내세요, "send"
         ("\u8bf7", None),  # 请 alone asks for nothing
         ("Stop ICE now", None),
         ("Cancel my order?", None),

@@ -35,21 +35,46 @@ def test_a_filled_in_name_cannot_take_the_opt_out_line_off() -> None:
 
 
 @pytest.mark.parametrize(
-    ("locale", "line"),
+    ("locale", "body", "line"),
     [
-        ("zh-Hans", "回复STOP退订。"),
-        ("zh-TW", "回覆STOP取消訂閱。"),
-        ("ja", "配信停止はSTOPと返信。"),
-        ("ko", "수신거부는 STOP으로 회신."),
-        ("vi", "Trả lời STOP để hủy đăng ký."),
-        ("tl", "I-reply ang STOP para mag-opt out."),
-        ("es", STOP_SUFFIX),  # a language Kinship does not write in: English
-        (None, STOP_SUFFIX),
+        ("zh-Hans", "今晚集会", "回复STOP退订。"),
+        ("zh-TW", "今晚集會", "回覆STOP取消訂閱。"),
+        ("ja", "今夜集会", "配信停止はSTOPと返信。"),
+        ("ko", "오늘 집회", "수신거부는 STOP으로 회신."),
+        ("vi", "Biểu tình tối nay", "Trả lời STOP để hủy đăng ký."),
+        ("tl", "Rally mamaya", "I-reply ang STOP para mag-opt out."),
+        ("es", "Marcha hoy", STOP_SUFFIX),  # a language Kinship does not write in: English
+        (None, "Rally at 6", STOP_SUFFIX),
     ],
 )
-def test_the_opt_out_line_is_in_the_language_of_the_text(locale: str | None, line: str) -> None:
+def test_the_opt_out_line_is_in_the_language_of_the_text(
+    locale: str | None, body: str, line: str
+) -> None:
     """A Vietnamese reader told only "Reply STOP to opt out." may not know how to stop."""
-    assert with_opt_out("Rally at 6", locale=locale) == f"Rally at 6 {line}"
+    assert with_opt_out(body, locale=locale) == f"{body} {line}"
+
+
+def test_a_gsm7_text_keeps_to_gsm7() -> None:
+    """A Vietnamese text written without marks goes in GSM-7, 160 characters a segment: the
+    line's marks would make it UCS-2, 70 a segment. So would a Chinese line on a text that
+    is all Latin letters."""
+    from shared.templates import gsm7
+
+    vietnamese = with_opt_out("Bieu tinh toi nay luc 6 gio", locale="vi")
+    assert vietnamese.endswith(" Tra loi STOP de huy dang ky.") and gsm7(vietnamese)
+    assert with_opt_out("Rally at 6", locale="zh-Hans") == f"Rally at 6 {STOP_SUFFIX}"
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [
+        ("en", "Send 'Stop AAPI Hate' to your friends"),
+        ("vi", 'Gửi "Stop AAPI Hate" cho bạn bè'),
+        ("zh-Hans", "发送“STOP仇恨”给朋友"),
+    ],
+)
+def test_a_quoted_slogan_is_not_the_opt_out_instruction(locale: str, text: str) -> None:
+    assert with_opt_out(text, locale=locale) != text
 
 
 @pytest.mark.parametrize(
