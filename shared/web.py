@@ -45,10 +45,16 @@ def storable_text(value: str) -> None:
         raise ValidationError("Must not contain NUL or unpaired surrogate characters.")
 
 
+# Control characters (line breaks, tabs) and the line and paragraph separators U+2028/U+2029,
+# where renderers break a line too. Format characters (ZWJ, ZWNJ) stay: Indic names use them.
+_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+
+
 def one_line(value: str) -> bool:
-    """Whether text holds no control character (line break, tab): what becomes an email's
-    subject or sender name, where one would break the header or show as a box."""
-    return not any(unicodedata.category(ch) == "Cc" for ch in value)
+    """Whether text holds no control character or line separator (a line break, a tab): what
+    becomes an email's subject or sender name, where one would break the header or show as a
+    box."""
+    return not any(unicodedata.category(ch) in _BREAKING for ch in value)
 
 
 def single_line_text(value: str) -> None:

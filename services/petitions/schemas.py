@@ -32,10 +32,17 @@ def _text(
     return fields.String(validate=checks, **kwargs)
 
 
+class _Trimmed(fields.String):
+    """A string with its surrounding spaces and line breaks taken off (a paste's "Maria\n")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
 def _named(max_length: int) -> fields.String:
     """A signer's name or pronouns: the emails to the address typed greet them by it, so one
     line without links (else the organization's sender would speak for whoever typed it)."""
-    return fields.String(
+    return _Trimmed(
         validate=[validate.Length(max=max_length), storable_text, single_line_text, no_links],
         load_default=None,
         allow_none=True,

@@ -89,7 +89,21 @@ def test_a_name_of_several_lines_is_a_422(svc: Petitions, field: str) -> None:
     )
     assert response.status_code == 422, response.get_json()
     assert f"person.{field}" in response.get_json()["errors"]
+    # A paragraph separator breaks a line where an email shows it just as well.
+    person[field] = "Sam\u2029Your signature was flagged"
+    response = svc.client.post(
+        f"/api/v1/petitions/{petition_id}/signatures", json={"person": person}
+    )
+    assert response.status_code == 422 and f"person.{field}" in response.get_json()["errors"]
     assert svc.rows(store.signatures) == []
+    # A line break a paste left around it is only taken off; joiners in a name stay.
+    person[field] = "\u0915\u094d\u200d\u0937\n"  # Devanagari with a zero-width joiner
+    response = svc.client.post(
+        f"/api/v1/petitions/{petition_id}/signatures", json={"person": person}
+    )
+    assert response.status_code == 202, response.get_json()
+    [row] = svc.rows(store.signatures)
+    assert getattr(row, field) == "\u0915\u094d\u200d\u0937"
 
 
 @pytest.mark.parametrize("bad", ["a\u0000b", "\ud800"], ids=["nul", "lone-surrogate"])
