@@ -145,6 +145,15 @@ def _removed(
     return sorted((set(removed) | set(gone)) - set(back))
 
 
+def removed_partners(conn: Connection, campaign_id: str) -> set[str] | None:
+    """Return the partners taken out of a campaign, as projected from its events; None when
+    not tracked (a campaign projected before migration 0030, or not at all)."""
+    removed = conn.execute(
+        select(campaigns.c.removed_partner_ids).where(campaigns.c.campaign_id == campaign_id)
+    ).scalar()
+    return None if removed is None else {str(o) for o in removed}
+
+
 def set_campaign_partner(
     conn: Connection, campaign_id: str, organization_id: str, member: bool
 ) -> None:
@@ -259,6 +268,8 @@ def project_supporter(
             *(supporters.c[name] for name in SELF_NAMING),
             *(supporters.c[name] for name in LANGUAGE),
             exists().where(supporter_campaigns.c.supporter_id == sid).label("joined"),
+            supporters.c.created_at,
+            supporters.c.updated_at,
         ).where(supporters.c.supporter_id == sid)
     ).first()
     # A supporter recorded only to be sent a double opt-in link (handlers) is known through
@@ -295,6 +306,12 @@ def project_supporter(
         # for stays (honoured at once, handlers).
         fresh = {**values, "phone": phone, "phone_hash": values.get("phone_hash")}
         fresh["discreet"] = bool(existing.discreet) or values["discreet"]
+        if existing.updated_at != existing.created_at and not language_tag(person.get("language")):
+            # Changed since it was recorded: the preference page (linked from the link's
+            # email) applies a language at once. The owner chose it; a form naming none
+            # does not undo it.
+            for name in LANGUAGE:
+                fresh.pop(name, None)
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**fresh))
     else:
         # A later signature refreshes what the person typed, but never blanks a known field,

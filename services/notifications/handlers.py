@@ -245,16 +245,21 @@ def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> No
         .where(signatures.c.signature_id == row.signature_id)
         .values(confirmed=True, pending=None, phone_hash=None)
     )
+    consents = dict(row.consents)
+    campaign_id = (row.pending or {}).get("campaign_id")
+    removed = audience.removed_partners(conn, str(campaign_id)) if campaign_id else None
+    if removed and consents.get("partner_organization_ids"):
+        # A partner taken out since the signature: its confirmation page no longer named it,
+        # and confirming shares nothing with it (as petitions forgets its box).
+        consents["partner_organization_ids"] = [
+            org for org in consents["partner_organization_ids"] if org not in removed
+        ]
     if row.pending is not None:  # (rows from before 0014 were applied when they arrived)
-        pending = {
-            **row.pending,
-            "consents": dict(row.consents),
-            "organization_id": row.organization_id,
-        }
+        pending = {**row.pending, "consents": consents, "organization_id": row.organization_id}
         _project(deps, conn, pending, deps.clock(), verified=True)
     params = {"petition_id": row.petition_id, "organization_id": row.organization_id}
     _welcome(
-        deps, conn, row.supporter_id, row.organization_id, dict(row.consents),
+        deps, conn, row.supporter_id, row.organization_id, consents,
         row.signature_id, params, event.time,
     )  # fmt: skip
 

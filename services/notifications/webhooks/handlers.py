@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.notifications.audience import person_phone, signed_before_erasure
+from services.notifications.audience import person_phone, removed_partners, signed_before_erasure
 from services.notifications.store import (
     campaigns,
     consents,
@@ -48,15 +48,6 @@ def message_id(endpoint_id: str, event_id: str) -> str:
 def encode(body: dict[str, Any]) -> str:
     """Serialize a body once; the exact string is what gets signed on every attempt."""
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
-def removed_partners(conn: Connection, campaign_id: str) -> set[str] | None:
-    """Return the partners taken out of a campaign, as projected from its events; None when
-    not tracked (a campaign projected before migration 0030, or not at all)."""
-    removed = conn.execute(
-        select(campaigns.c.removed_partner_ids).where(campaigns.c.campaign_id == campaign_id)
-    ).scalar()
-    return None if removed is None else {str(o) for o in removed}
 
 
 def campaign_members(conn: Connection, campaign_id: str) -> set[str]:

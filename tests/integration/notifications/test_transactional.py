@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from sqlalchemy import update
 
 from services.notifications.audience import EVERY_ORG, suppress
 from services.notifications.messages import CATALOGUE
@@ -286,6 +289,33 @@ def test_what_a_stranger_typed_unconfirmed_gives_way_to_the_owners_first_signatu
         "ko",
     )
     assert (person.given_name, person.phone) == ("Noa", None)
+
+
+def test_a_language_chosen_before_the_first_counted_signature_holds(service: Service) -> None:
+    """Known only through an unconfirmed double opt-in signature, the owner opens the
+    preference page from that email and picks Korean, which applies at once; their own
+    signature on an English form that asks no language does not undo it."""
+    service.start()
+    service.publish(
+        organization("org-rb"),
+        petition("pet-l1", "camp-1", "org-rb", True),
+        petition("pet-l2", "camp-1", "org-rb"),
+    )
+    address = "min@example.org"
+    service.publish(signature(address, "pet-l1", "camp-1", "org-rb", double_opt_in=True))
+    eventually(lambda: mails_to(service, address), message="the link")
+    with service.engine.begin() as conn:  # what the page's language choice does
+        conn.execute(
+            update(supporters).values(
+                locale="ko", language="ko", updated_at=datetime.now(UTC) + timedelta(seconds=1)
+            )
+        )
+    english = signature(address, "pet-l2", "camp-1", "org-rb", postal_code="96813")
+    english.data["person"]["language"] = None
+    service.publish(english)
+    eventually(lambda: len(mails_to(service, address)) == 2, message="thank-you")
+    person = service.rows(supporters)[0]
+    assert (person.locale, person.language, person.time_zone) == ("ko", "ko", "Pacific/Honolulu")
 
 
 def test_a_later_signature_without_a_postcode_keeps_the_supporters_time_zone(

@@ -315,6 +315,27 @@ def test_a_partner_whose_join_is_not_read_yet_still_gets_the_signers_who_ticked_
     assert len(message_rows(wh, a["endpoint_id"])) == 1  # only "back@" of before
 
 
+def test_confirming_after_a_partner_left_shares_nothing_with_it(wh: Service) -> None:
+    """A double opt-in signature ticked A's and B's boxes; B left the campaign before the
+    link was used. The confirmation shares with A only: no consent to share with B, which
+    would show on the preference page and list B among those holding the person."""
+    wh.start()
+    wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B),
+               campaign(), petition("pet-1", "camp-1", LEAD, double_opt_in=True))  # fmt: skip
+    sig = signed("late.confirm@example.org", [PARTNER_A, PARTNER_B], double_opt_in=True)
+    wh.publish(sig)
+    eventually(lambda: wh.count(signatures) == 1, message="pending signature projected")
+    wh.publish(event("campaign.partner_removed", "camp-1", campaign_id="camp-1",
+                     organization_id=PARTNER_B, left=True))  # fmt: skip
+    eventually(lambda: wh.rows(campaigns)[0].removed_partner_ids == [PARTNER_B],
+               message="B's leaving projected")  # fmt: skip
+    wh.publish(event("signature.confirmed", sig.key, signature_id=sig.data["signature_id"],
+                     petition_id="pet-1", campaign_id="camp-1", supporter_id=sig.key))  # fmt: skip
+    eventually(lambda: wh.rows(signatures)[0].confirmed, message="confirmed")
+    with wh.engine.connect() as conn:
+        assert audience.shared_with(conn, sig.key) == [PARTNER_A]
+
+
 def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirmed(
     wh: Service,
 ) -> None:
