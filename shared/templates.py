@@ -58,26 +58,36 @@ GSM_STOP_SUFFIXES = {"vi": "Tra loi STOP de huy dang ky.", "tl": STOP_SUFFIXES["
 # each language's own way of saying "reply STOP".
 # STOP must end there (the sentence, or the words of what it does): 'send "Stop AAPI Hate" to
 # your friends' is the cause's name, not an instruction.
+_OPEN, _CLOSE = "[\"'“‘«「]?", "[\"'”’»」]?"
+# What may follow: the end of the text or of its line, punctuation, or a word of what it does.
+_ENDS = r"(?=[ \t]*(?:$|\n|[.!,;:()\-–—。！，；：（）]|{}))"
 _OPT_OUT = re.compile(
-    r"\b(?:reply|text|txt|send|respond)\b\W{0,3}(?:with\W{0,3})?[\"'“«]?stop\b[\"'”»]?"
-    r"(?=\s*(?:$|[.!,;:)\-–—]|(?:to|for|if|and|or)\b))",
+    r"\b(?:reply|text|txt|send|respond)\b\W{0,3}(?:with\W{0,3})?" + _OPEN + r"stop\b" + _CLOSE
+    + _ENDS.format(r"(?:to|for|if|and|or|at|anytime|now)\b"),
     re.I,
-)
-_CJK_END = r"[\"'”」]?(?=\s*(?:$|[。.!！,，;；:：)）]|退订|退訂|取消))"
+)  # fmt: skip
+_CJK_END = _CLOSE + _ENDS.format("退订|退訂|取消|即可|即|以")
 _OPT_OUT_IN = {
-    "zh-Hans": re.compile(r"(?:回复|发送|短信)\W{0,3}[\"'“「]?STOP" + _CJK_END, re.I),
-    "zh-Hant": re.compile(r"(?:回覆|回复|傳送|發送|簡訊)\W{0,3}[\"'“「]?STOP" + _CJK_END, re.I),
+    "zh-Hans": re.compile(r"(?:回复|发送|短信)\W{0,3}" + _OPEN + "STOP" + _CJK_END, re.I),
+    "zh-Hant": re.compile(r"(?:回覆|回复|傳送|發送|簡訊)\W{0,3}" + _OPEN + "STOP" + _CJK_END, re.I),
     "ja": re.compile(r"STOP[\"'”」]?\W{0,2}(?:と|を)?\W{0,2}(?:返信|送信)", re.I),
     "ko": re.compile(
         r"STOP[\"'”]?\W{0,2}(?:으로|로|을|를|라고)?\W{0,2}(?:회신|답장|전송|보내)", re.I
     ),
     "vi": re.compile(
-        r"(?:trả lời|tra loi|nhắn|gửi)\W{0,3}[\"'“]?STOP[\"'”]?(?=\s*(?:$|[.!,;:)]|để\b|de\b))",
+        r"(?:trả lời|tra loi|nhắn|nhan|gửi|gui)\W{0,3}"
+        + _OPEN
+        + r"STOP\b"
+        + _CLOSE
+        + _ENDS.format(r"(?:để|de|đến|den|tới|toi)\b"),
         re.I,
     ),
     "tl": re.compile(
-        r"(?:i-?reply|i-?text|reply|text)\W{0,3}(?:ang\W{0,3})?[\"'“]?STOP[\"'”]?"
-        r"(?=\s*(?:$|[.!,;:)]|para\b|upang\b|sa\b))",
+        r"(?:i-?reply|i-?text|reply|text)\W{0,3}(?:ang\W{0,3})?"
+        + _OPEN
+        + r"STOP\b"
+        + _CLOSE
+        + _ENDS.format(r"(?:para|upang|sa)\b"),
         re.I,
     ),
 }

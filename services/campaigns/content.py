@@ -159,12 +159,16 @@ def measure_locale(
     for name in ("sms_text", "sms_discreet_text"):
         text = texts.get(name)
         if text:
-            measured = measure_sms(with_opt_out(expand_for_length(text, known), locale=locale))
+            measured = measure_sms(
+                with_opt_out(expand_for_length(text, known), written=text, locale=locale)
+            )
             found[name] = measured.as_dict()
             if any(variable in PERSONAL for variable in variables(text)):
                 # Trần, Thảo or 李 in a name: what such a recipient's text costs.
                 wide = measure_sms(
-                    with_opt_out(expand_for_length(text, known, OUTSIDE_GSM), locale=locale)
+                    with_opt_out(
+                        expand_for_length(text, known, OUTSIDE_GSM), written=text, locale=locale
+                    )
                 )
                 if wide.segments > measured.segments:
                     found[name]["segments_with_a_name_outside_gsm"] = wide.segments

@@ -270,3 +270,16 @@ def test_an_sms_alert_without_a_discreet_text_warns_that_discreet_supporters_get
     both = {"en": complete(sms_discreet_text="Reminder: a call to make today."), "tl": plain}
     assert content.warnings(both, ["sms"], "en") == {}
     assert content.warnings({"en": plain}, ["email"], "en") == {}
+
+
+def test_a_text_is_measured_with_the_line_it_will_be_sent_with() -> None:
+    """Whether a text already says how to opt out is read from what the organizer wrote, at
+    the send and in the preview: the measure too. An organization named "To Be Free" after
+    "Reply STOP" is not an instruction, and the line it will carry is counted."""
+    from shared.templates import STOP_SUFFIX
+
+    measured = content.measure_locale(
+        {"sms_text": "Reply STOP {{ organization_name }}"}, "en", {"en": "T"}, "To Be Free"
+    )
+    sent = f"Reply STOP To Be Free {STOP_SUFFIX}"
+    assert measured["sms_text"]["length"] == len(sent)

@@ -87,6 +87,12 @@ def test_a_quoted_slogan_is_not_the_opt_out_instruction(locale: str, text: str) 
         ("vi", "Biểu tình lúc 6 giờ. Trả lời STOP để hủy"),
         ("tl", "Rally mamayang 6. I-reply ang STOP para tumigil"),
         ("vi", "Rally at 6. Reply STOP to opt out."),  # English in any language's text
+        ("en", "Rally at 6. Reply \u2018STOP\u2019 to opt out"),  # a phone's curly quotes
+        ("en", "Rally at 6. Reply STOP\nKinship"),
+        ("en", "Rally at 6. Reply STOP at any time"),
+        ("en", "Rally at 6. Reply STOP (or HELP)"),
+        ("zh-Hans", "今晚集会。回复STOP即可退订"),
+        ("vi", "Biểu tình lúc 6 giờ. Nhắn STOP đến 8xxx"),
     ],
 )
 def test_a_text_saying_how_to_opt_out_in_its_language_is_sent_as_written(
