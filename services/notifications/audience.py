@@ -154,6 +154,26 @@ def removed_partners(conn: Connection, campaign_id: str) -> set[str] | None:
     return None if removed is None else {str(o) for o in removed}
 
 
+def confirmed_consents(
+    conn: Connection, consents: dict[str, Any], data: Mapping[str, Any], pending: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The consents a confirmed double opt-in signature gives: those ticked, less the partners
+    petitions no longer shares it with (left the campaign since: its confirmation page no
+    longer named them, and petitions forgot their boxes), as signature.confirmed says; from an
+    earlier release's event, less those this projection knows were taken out."""
+    ticked = list(consents.get("partner_organization_ids") or [])
+    if not ticked:
+        return consents
+    if data.get("partner_organization_ids") is not None:
+        kept = set(data["partner_organization_ids"])
+        return {**consents, "partner_organization_ids": [o for o in ticked if o in kept]}
+    campaign_id = data.get("campaign_id") or pending.get("campaign_id")
+    removed = removed_partners(conn, str(campaign_id)) if campaign_id else None
+    if not removed:
+        return consents
+    return {**consents, "partner_organization_ids": [o for o in ticked if o not in removed]}
+
+
 def set_campaign_partner(
     conn: Connection, campaign_id: str, organization_id: str, member: bool
 ) -> None:

@@ -245,15 +245,7 @@ def handle_signature_confirmed(deps: Deps, event: Event, conn: Connection) -> No
         .where(signatures.c.signature_id == row.signature_id)
         .values(confirmed=True, pending=None, phone_hash=None)
     )
-    consents = dict(row.consents)
-    campaign_id = (row.pending or {}).get("campaign_id")
-    removed = audience.removed_partners(conn, str(campaign_id)) if campaign_id else None
-    if removed and consents.get("partner_organization_ids"):
-        # A partner taken out since the signature: its confirmation page no longer named it,
-        # and confirming shares nothing with it (as petitions forgets its box).
-        consents["partner_organization_ids"] = [
-            org for org in consents["partner_organization_ids"] if org not in removed
-        ]
+    consents = audience.confirmed_consents(conn, dict(row.consents), data, row.pending or {})
     if row.pending is not None:  # (rows from before 0014 were applied when they arrived)
         pending = {**row.pending, "consents": consents, "organization_id": row.organization_id}
         _project(deps, conn, pending, deps.clock(), verified=True)

@@ -438,6 +438,11 @@ def confirm(deps: Deps, token: str) -> dict[str, Any]:
                 "campaign_id": petition.campaign_id,
                 "supporter_id": signature.supporter_id,
                 "at": moment.isoformat(),
+                # What this confirmation shares, so notifications need not guess it from its
+                # own view of the coalition (campaign events reach it on another topic).
+                "partner_organization_ids": store.partner_ids_of_signature(
+                    conn, signature.petition_id, signature.id
+                ),
             }
             deps.outbox.add(conn, event(deps, "signature.confirmed", signature.supporter_id, data))
         return result

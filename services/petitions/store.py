@@ -420,6 +420,19 @@ def update_petition(conn: Connection, petition_id: str, **values: Any) -> None:
     conn.execute(update(petitions).where(petitions.c.petition_id == petition_id).values(**values))
 
 
+def partner_ids_of_signature(conn: Connection, petition_id: str, row_id: int) -> list[str]:
+    """Return the ids of the organizations a signature's boxes share it with, as stored."""
+    query = (
+        select(partner_consents.c.organization_id)
+        .where(
+            partner_consents.c.petition_id == petition_id,
+            partner_consents.c.signature_row == row_id,
+        )
+        .order_by(partner_consents.c.organization_id)
+    )
+    return [str(value) for value in conn.execute(query).scalars()]
+
+
 def partner_names_of_signature(conn: Connection, petition_id: str, row_id: int) -> list[str]:
     """Return the names of the partner organizations a signature agreed to share with (the
     id of one whose name has not reached this service yet: listed all the same) that are still

@@ -16,7 +16,12 @@ from sqlalchemy import Connection, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.notifications.audience import person_phone, removed_partners, signed_before_erasure
+from services.notifications.audience import (
+    confirmed_consents,
+    person_phone,
+    removed_partners,
+    signed_before_erasure,
+)
 from services.notifications.store import (
     campaigns,
     consents,
@@ -132,7 +137,7 @@ def confirmed_signature(conn: Connection, data: dict[str, Any]) -> dict[str, Any
         "supporter_id": sig.supporter_id,
         "organization_id": sig.organization_id,
         "locale": locale,
-        "consents": dict(sig.consents),
+        "consents": confirmed_consents(conn, dict(sig.consents), data, sig.pending or {}),
         "person": contact,
     }
 

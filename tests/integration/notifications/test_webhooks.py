@@ -334,6 +334,19 @@ def test_confirming_after_a_partner_left_shares_nothing_with_it(wh: Service) -> 
     eventually(lambda: wh.rows(signatures)[0].confirmed, message="confirmed")
     with wh.engine.connect() as conn:
         assert audience.shared_with(conn, sig.key) == [PARTNER_A]
+    # Petitions says what a confirmation shares: that holds even where this projection has
+    # not read the partner's leaving yet (campaign events come on another topic).
+    other = signed("other.confirm@example.org", [PARTNER_A, PARTNER_B], double_opt_in=True)
+    wh.publish(other)
+    eventually(lambda: wh.count(signatures) == 2, message="second pending signature")
+    with wh.engine.begin() as conn:  # B back, as far as this projection knows
+        audience.set_campaign_partner(conn, "camp-1", PARTNER_B, member=True)
+    wh.publish(event("signature.confirmed", other.key, signature_id=other.data["signature_id"],
+                     petition_id="pet-1", campaign_id="camp-1", supporter_id=other.key,
+                     partner_organization_ids=[PARTNER_A]))  # fmt: skip
+    eventually(lambda: all(r.confirmed for r in wh.rows(signatures)), message="second confirmed")
+    with wh.engine.connect() as conn:
+        assert audience.shared_with(conn, other.key) == [PARTNER_A]
 
 
 def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirmed(

@@ -241,6 +241,10 @@ def test_a_partner_out_of_the_coalition_loses_its_box_credit_and_exports(svc: Pe
     # even once it joins the campaign again.
     confirmed = svc.client.post(link, headers={"Accept": "application/json"})
     assert confirmed.status_code == 200, confirmed.get_data(as_text=True)
+    # The event says so, for notifications and the webhooks (whatever their view of the
+    # coalition at the time).
+    [announced] = svc.outbox_events("signature.confirmed")
+    assert announced["partner_organization_ids"] == []
     svc.deliver(
         "campaign.partner_joined",
         {"campaign_id": svc.campaign_id, "organization_id": svc.p1, "at": at()},
