@@ -18,6 +18,7 @@ from services.notifications.store import (
     erasure_requests,
     preference_requests,
     signatures,
+    sms_welcomes,
     supporter_campaigns,
     supporters,
 )
@@ -72,6 +73,9 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     )
     for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
+    for channel, contact in hashes:
+        if channel == "sms" and contact:  # when the number was last welcomed, and by whom
+            conn.execute(delete(sms_welcomes).where(sms_welcomes.c.phone_hash == str(contact)))
     if data.get("phone_hash"):
         # Unconfirmed signatures typed with the number, under whatever address, and the
         # number held for an address's owner to confirm: what they say about their signer

@@ -7,7 +7,7 @@ ledger rows in `queued`, which the queue poller sends once the transaction has c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select, update
 from services.notifications import audience, compliance, erasure, ledger, messages, preferences
 from services.notifications.bootstrap import Deps
 from services.notifications.domain import shared_values
-from services.notifications.store import alerts, signatures, supporters, upsert
+from services.notifications.store import alerts, signatures, sms_welcomes, supporters, upsert
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
 from shared.auth import projection_handlers
 from shared.events import Event
@@ -26,6 +26,8 @@ from shared.locales import resolve_locale
 from shared.privacy import email_hash, phone_hash
 
 Handler = Callable[[Event, Connection], None]
+# At most one SMS welcome to a number from an organization this often (queue_sms_welcome).
+WELCOME_EVERY = timedelta(days=1)
 
 
 def queue(
@@ -223,8 +225,18 @@ def queue_sms_welcome(
     occasion: str | None = None,
 ) -> None:
     """Queue the SMS welcome (with HELP and STOP wording) for a new opt-in to org's texts;
-    occasion names the opt-in (a signature id; the moment when none)."""
+    occasion names the opt-in (a signature id; the moment when none). At most one a day to a
+    number from an organization (WELCOME_EVERY): a new supporter's number is taken as typed,
+    and signatures under fresh addresses giving one number would each text it, at any hour."""
     org_id = org.organization_id if org is not None else params.get("organization_id")
+    number = conn.execute(
+        select(supporters.c.phone_hash).where(supporters.c.supporter_id == sid)
+    ).scalar()
+    if number and org_id:
+        row = {"phone_hash": number, "organization_id": org_id, "welcomed_at": now}
+        stale = sms_welcomes.c.welcomed_at < now - WELCOME_EVERY
+        if not upsert(conn, sms_welcomes, row, ["phone_hash", "organization_id"], row, stale):
+            return  # welcomed from this organization within the day: not again
     queue(
         conn, message_key=f"sms_welcome:{org_id}:{occasion or now.isoformat()}", recipient_id=sid,
         channel="sms", kind="sms_welcome",

@@ -310,6 +310,16 @@ preference_requests = Table(
 # MessageSid: Twilio's signature covers no time, so one captured request (a proxy's body log)
 # replayed later would lift a STOP; a repeat of a MessageSid changes nothing. Kept for good (a
 # purge would let the replay through again): a hash and a time per STOP or START.
+# The last SMS welcome to a number (keyed hash) from an organization: one a day at most, however
+# many signatures give the number (migration 0031).
+sms_welcomes = Table(
+    "nf_sms_welcomes",
+    metadata,
+    Column("phone_hash", ident(64), primary_key=True),
+    Column("organization_id", ident(64), primary_key=True),
+    Column("welcomed_at", Moment(), nullable=False),
+)
+
 inbound_sms = Table(
     "nf_inbound_sms",
     metadata,

@@ -14,6 +14,7 @@ from services.notifications.store import (
     organizations,
     petitions,
     signatures,
+    sms_welcomes,
     supporter_campaigns,
     supporters,
     suppressions,
@@ -25,6 +26,7 @@ from tests.integration.notifications.harness import (
     HASH_KEY,
     Service,
     event,
+    issue_key,
     organization,
     petition,
     signature,
@@ -159,6 +161,42 @@ def test_a_discreet_korean_speaker_signing_in_english_is_thanked_in_korean_discr
     assert body.startswith(CATALOGUE["ko"]["discreet_subject"])
     assert mail["content"][1]["value"].startswith('<div style="display:none')
     assert service.rows(supporters)[0].locale == "ko"
+
+
+def test_a_number_gets_one_welcome_a_day_however_many_signatures_give_it(
+    service: Service,
+) -> None:
+    """Single opt-in signatures under fresh addresses, each typing the same number and
+    ticking texts: the number is welcomed once (a welcome goes at once, at any hour), not once
+    a signature. Another organization's texts are another welcome."""
+    service.start()
+    service.publish(
+        organization("org-rb"), organization("org-kp"),
+        petition("pet-w1", "camp-1", "org-rb"), petition("pet-w2", "camp-2", "org-kp"),
+    )  # fmt: skip
+    eventually(lambda: service.count(petitions) == 2, message="petitions projected")
+    number = "+14155550188"
+    signers = [f"fresh{i}@example.org" for i in range(3)]
+    service.publish(
+        *(signature(a, "pet-w1", "camp-1", "org-rb", phone=number, sms=True) for a in signers),
+        signature("other@example.org", "pet-w2", "camp-2", "org-kp", phone=number, sms=True),
+    )
+    eventually(
+        lambda: service.count(deliveries, deliveries.c.kind == "thank_you") == 4,
+        message="four thank-yous queued",
+    )
+    welcomes = service.rows(deliveries, deliveries.c.kind == "sms_welcome")
+    assert sorted(w.params["organization_id"] for w in welcomes) == ["org-kp", "org-rb"]
+    texts = eventually(
+        lambda: (found := service.fakes.twilio_messages()) and len(found) == 2 and found,
+        message="the two welcomes",
+    )
+    assert {t.body["To"] for t in texts} == {number}
+    # Erasing the number forgets when it was welcomed, and by whom.
+    admin = issue_key(service.engine, "admin", "org-rb")
+    erased = service.client().post("/api/v1/erasures", json={"phone": number}, headers=admin)
+    assert erased.status_code == 202, erased.get_json()
+    assert service.count(sms_welcomes) == 0
 
 
 def test_a_discreet_signers_sms_welcome_does_not_name_the_organization(service: Service) -> None:
