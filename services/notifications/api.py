@@ -355,7 +355,7 @@ def public_blueprint(deps: Deps) -> Blueprint:
                 conn.execute(
                     update(supporters)
                     .where(supporters.c.supporter_id == person.supporter_id)
-                    .values(locale=chosen, language=chosen, updated_at=now)
+                    .values(locale=chosen, language=chosen, language_chosen_at=now, updated_at=now)
                 )
                 lang = chosen
             discreet = bool(request.form.get("discreet"))

@@ -288,8 +288,7 @@ def project_supporter(
             *(supporters.c[name] for name in SELF_NAMING),
             *(supporters.c[name] for name in LANGUAGE),
             exists().where(supporter_campaigns.c.supporter_id == sid).label("joined"),
-            supporters.c.created_at,
-            supporters.c.updated_at,
+            supporters.c.language_chosen_at,
         ).where(supporters.c.supporter_id == sid)
     ).first()
     # A supporter recorded only to be sent a double opt-in link (handlers) is known through
@@ -326,10 +325,9 @@ def project_supporter(
         # for stays (honoured at once, handlers).
         fresh = {**values, "phone": phone, "phone_hash": values.get("phone_hash")}
         fresh["discreet"] = bool(existing.discreet) or values["discreet"]
-        if existing.updated_at != existing.created_at and not language_tag(person.get("language")):
-            # Changed since it was recorded: the preference page (linked from the link's
-            # email) applies a language at once. The owner chose it; a form naming none
-            # does not undo it.
+        if existing.language_chosen_at is not None and not language_tag(person.get("language")):
+            # Chosen on the preference page (linked from the link's email), which applies a
+            # language at once: the owner chose it, and a form naming none does not undo it.
             for name in LANGUAGE:
                 fresh.pop(name, None)
         conn.execute(update(supporters).where(supporters.c.supporter_id == sid).values(**fresh))

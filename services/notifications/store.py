@@ -87,6 +87,8 @@ supporters = Table(
     Column("locale", String(16), nullable=False),
     # The person's language as alerts target it (shared.locales.language_tag: es-MX, ko, fr).
     Column("language", String(35)),
+    # When the person chose their language on the preference page (migration 0032).
+    Column("language_chosen_at", Moment()),
     Column("country", String(2)),
     # As long as petitions accepts (services/petitions/schemas.py): a longer one fails every time.
     Column("region", String(100)),

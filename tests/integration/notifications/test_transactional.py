@@ -332,28 +332,47 @@ def test_what_a_stranger_typed_unconfirmed_gives_way_to_the_owners_first_signatu
 def test_a_language_chosen_before_the_first_counted_signature_holds(service: Service) -> None:
     """Known only through an unconfirmed double opt-in signature, the owner opens the
     preference page from that email and picks Korean, which applies at once; their own
-    signature on an English form that asks no language does not undo it."""
+    signature on an English form that asks no language does not undo it. Another page
+    change (discreet mode on) keeps nothing of the language a stranger typed."""
     service.start()
     service.publish(
         organization("org-rb"),
         petition("pet-l1", "camp-1", "org-rb", True),
         petition("pet-l2", "camp-1", "org-rb"),
     )
-    address = "min@example.org"
-    service.publish(signature(address, "pet-l1", "camp-1", "org-rb", double_opt_in=True))
-    eventually(lambda: mails_to(service, address), message="the link")
-    with service.engine.begin() as conn:  # what the page's language choice does
+    chose, other = "min@example.org", "jun@example.org"
+    service.publish(
+        signature(chose, "pet-l1", "camp-1", "org-rb", double_opt_in=True),
+        signature(other, "pet-l1", "camp-1", "org-rb", double_opt_in=True, language="vi"),
+    )
+    eventually(lambda: mails_to(service, chose) and mails_to(service, other), message="links")
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    with service.engine.begin() as conn:  # what the page's choices do
         conn.execute(
-            update(supporters).values(
-                locale="ko", language="ko", updated_at=datetime.now(UTC) + timedelta(seconds=1)
-            )
+            update(supporters)
+            .where(supporters.c.email == chose)
+            .values(locale="ko", language="ko", language_chosen_at=later, updated_at=later)
         )
-    english = signature(address, "pet-l2", "camp-1", "org-rb", postal_code="96813")
-    english.data["person"]["language"] = None
-    service.publish(english)
-    eventually(lambda: len(mails_to(service, address)) == 2, message="thank-you")
-    person = service.rows(supporters)[0]
-    assert (person.locale, person.language, person.time_zone) == ("ko", "ko", "Pacific/Honolulu")
+        conn.execute(
+            update(supporters)
+            .where(supporters.c.email == other)
+            .values(discreet=True, updated_at=later)
+        )
+    for address in (chose, other):
+        english = signature(address, "pet-l2", "camp-1", "org-rb", postal_code="96813")
+        english.data["person"]["language"] = None
+        service.publish(english)
+    eventually(
+        lambda: len(mails_to(service, chose)) == 2 and len(mails_to(service, other)) == 2,
+        message="thank-yous",
+    )
+    people = {p.email: p for p in service.rows(supporters)}
+    assert (people[chose].locale, people[chose].language) == ("ko", "ko")
+    assert (people[other].locale, people[other].language, people[other].discreet) == (
+        "en",
+        "en",
+        True,
+    )
 
 
 def test_a_later_signature_without_a_postcode_keeps_the_supporters_time_zone(
