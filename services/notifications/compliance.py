@@ -20,6 +20,7 @@ from services.notifications.store import (
     inbound_sms,
     insert_ignore,
     preference_requests,
+    sms_welcomes,
     supporters,
     upsert,
 )
@@ -249,10 +250,20 @@ def first_inbound(conn: Connection, hash_key: str, message_sid: str, at: datetim
     return conn.execute(added.returning(inbound_sms.c.sid_hash)).first() is not None
 
 
+def forget_welcomes(conn: Connection, number: str, organization_id: str | None = None) -> None:
+    """Forget when a number was last welcomed (by an organization, or by any): after an
+    opt-out, the next opt-in is a new one and gets its welcome (handlers.queue_sms_welcome)."""
+    query = delete(sms_welcomes).where(sms_welcomes.c.phone_hash == number)
+    if organization_id is not None:
+        query = query.where(sms_welcomes.c.organization_id == organization_id)
+    conn.execute(query)
+
+
 def sms_stop(conn: Connection, outbox: Outbox, contact_hash: str, at: datetime) -> bool:
     """Suppress a number for every organization (STOP and its synonyms, Twilio 21610)."""
     if not audience.suppress(conn, contact_hash, "sms", EVERY_ORG, "stop", at):
         return False
+    forget_welcomes(conn, contact_hash)
     for owner in _phone_owners(conn, contact_hash):
         outbox.add(conn, consent_event(owner, "sms", None, "stop", at))
     return True

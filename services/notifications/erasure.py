@@ -73,9 +73,10 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     )
     for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
-    for channel, contact in hashes:
-        if channel == "sms" and contact:  # when the number was last welcomed, and by whom
-            conn.execute(delete(sms_welcomes).where(sms_welcomes.c.phone_hash == str(contact)))
+    # When its numbers were last welcomed, and by whom: the one named and the one held.
+    numbers = {str(n) for n in (data.get("phone_hash"), row.phone_hash if row else None) if n}
+    if numbers:
+        conn.execute(delete(sms_welcomes).where(sms_welcomes.c.phone_hash.in_(sorted(numbers))))
     if data.get("phone_hash"):
         # Unconfirmed signatures typed with the number, under whatever address, and the
         # number held for an address's owner to confirm: what they say about their signer

@@ -188,6 +188,8 @@ def set_sms_consent(
     outbox.add(
         conn, compliance.consent_event(person.supporter_id, "sms", organization_id, change, at)
     )
+    if not wanted:  # a later opt-in is a new one, and is welcomed again (however soon)
+        compliance.forget_welcomes(conn, person.phone_hash, organization_id)
     if wanted:  # a new opt-in gets the welcome with HELP and STOP wording
         org = audience.organization(conn, organization_id)
         handlers.queue_sms_welcome(conn, person.supporter_id, org, {}, at)

@@ -272,7 +272,8 @@ class SignatureConfirmedSchema(Schema):
     supporter_id = _id()
     at = _time()
     # Additive: the partners the confirmed signature shares with, as petitions decided when it
-    # was confirmed (those its page named, still partners). Absent from an earlier release's.
+    # was confirmed (the boxes ticked, of those still partners then). Absent from an earlier
+    # release's.
     partner_organization_ids = fields.List(fields.String(), load_default=None, allow_none=True)
 
 

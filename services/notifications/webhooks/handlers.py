@@ -73,6 +73,10 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
         orgs = domain.signature_recipients(data)
         if orgs <= {str(data["organization_id"])}:
             return orgs  # the petition's own organization alone: no partner to check
+        if short == "signature.confirmed" and data.get("partner_organization_ids") is not None:
+            # Petitions said whom this confirmation shares with (confirmed_consents applied
+            # it); attribution aside, the partners it names are partners then.
+            return orgs
         # A partner removed since the signature was made (a double opt-in confirmed after,
         # an event read late) is sent nothing of it: the lead took it out of the coalition.
         # One not yet known to have joined is sent it: petitions offered its box, and the

@@ -192,6 +192,15 @@ def test_a_number_gets_one_welcome_a_day_however_many_signatures_give_it(
         message="the two welcomes",
     )
     assert {t.body["To"] for t in texts} == {number}
+    # Texts turned off for one organization: the next opt-in to it is a new one, welcomed.
+    from services.notifications import audience, preferences
+
+    first = signature(signers[0], "pet-w1", "camp-1", "org-rb").key
+    with service.engine.begin() as conn:
+        person = audience.load_supporters(conn, [first])[first]
+        assert preferences.set_sms_consent(conn, service.deps.outbox, person, "org-rb", False,
+                                           utcnow())  # fmt: skip
+    assert {r.organization_id for r in service.rows(sms_welcomes)} == {"org-kp"}
     # Erasing the number forgets when it was welcomed, and by whom.
     admin = issue_key(service.engine, "admin", "org-rb")
     erased = service.client().post("/api/v1/erasures", json={"phone": number}, headers=admin)

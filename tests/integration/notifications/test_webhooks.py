@@ -349,6 +349,30 @@ def test_confirming_after_a_partner_left_shares_nothing_with_it(wh: Service) -> 
         assert audience.shared_with(conn, other.key) == [PARTNER_A]
 
 
+def test_a_confirmation_reaches_the_partners_petitions_names_whatever_this_view_says(
+    wh: Service,
+) -> None:
+    """Petitions kept A's box when the signature was confirmed (A was a partner then); this
+    projection has not read A's rejoining yet and counts it out. The confirmation's webhook
+    goes to A all the same, with the share it now holds."""
+    wh.start()
+    wh.publish(organization(LEAD), organization(PARTNER_A), organization(PARTNER_B),
+               campaign(), petition("pet-1", "camp-1", LEAD, double_opt_in=True))  # fmt: skip
+    a = register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/a",
+                 event_types=["signature.confirmed"])  # fmt: skip
+    sig = signed("kept.by.petitions@example.org", [PARTNER_A], double_opt_in=True)
+    wh.publish(sig)
+    eventually(lambda: wh.count(signatures) == 1, message="pending signature projected")
+    with wh.engine.begin() as conn:  # out, as far as this projection knows
+        audience.set_campaign_partner(conn, "camp-1", PARTNER_A, member=False)
+    wh.publish(event("signature.confirmed", sig.key, signature_id=sig.data["signature_id"],
+                     petition_id="pet-1", campaign_id="camp-1", supporter_id=sig.key,
+                     partner_organization_ids=[PARTNER_A]))  # fmt: skip
+    eventually(lambda: message_rows(wh, a["endpoint_id"]), message="A's confirmation message")
+    with wh.engine.connect() as conn:
+        assert audience.shared_with(conn, sig.key) == [PARTNER_A]
+
+
 def test_a_double_opt_in_signers_details_go_out_only_once_the_address_is_confirmed(
     wh: Service,
 ) -> None:
