@@ -79,9 +79,12 @@ _POSTCODE_DIGITS = {"US": 5, "AU": 4}
 # the languages Kinship writes its texts in (a supporter answers a Chinese text in Chinese:
 # 退订 and TD are what Chinese carriers' own messages ask for), with Vietnamese only as
 # written with its marks (HUY and DUNG are names).
-STOP_WORDS = frozenset(
+# Twilio's own, which it answers itself (a keyword alone: twilio_answers).
+TWILIO_STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
-    | {"停止", "退订", "退訂", "TD", "取消订阅", "取消訂閱", "配信停止", "停止して", "中止"}
+)
+STOP_WORDS = TWILIO_STOP_WORDS | frozenset(
+    {"停止", "退订", "退訂", "TD", "取消订阅", "取消訂閱", "配信停止", "停止して", "中止"}
     | {"중지", "그만", "수신거부", "HỦY", "DỪNG", "NGỪNG", "TIGIL", "ITIGIL", "HINTO"}
 )
 # Said within a longer message, these still ask for no more texts, as anyone would read them
@@ -398,8 +401,7 @@ def sms_keyword(body: str) -> str | None:
     not an opt-out. But a message asking for no more texts in other words is one ('please
     stop', 'stop texting me', 'wrong number', 请退订): a STOP missed is a supporter texted
     against their will, and START undoes one read too eagerly."""
-    text = unicodedata.normalize("NFKC", body).upper().replace("'", "").replace("\u2019", "")
-    words = "".join(ch if ch.isalnum() else " " for ch in text).split()
+    text, words = _read(body)
     if not words:
         return None
     for phrase in (" ".join(words), "".join(words)):
@@ -420,6 +422,13 @@ def sms_keyword(body: str) -> str | None:
     return "stop" if any(w in text for w in OPT_OUT_ANYWHERE) else None
 
 
+def _read(body: str) -> tuple[str, list[str]]:
+    """An inbound text as read for keywords: compatibility forms as their letters, upper case,
+    apostrophes dropped ("don't"); and its words, anything not a letter or digit a space."""
+    text = unicodedata.normalize("NFKC", body).upper().replace("'", "").replace("\u2019", "")
+    return text, "".join(ch if ch.isalnum() else " " for ch in text).split()
+
+
 def _without_courtesies(word: str) -> str:
     """A word less the courtesies written onto it (COURTESY_AFFIXES), at either end."""
     changed = True
@@ -433,16 +442,9 @@ def _without_courtesies(word: str) -> str:
     return "" if word in COURTESY_AFFIXES else word
 
 
-# Twilio's own opt-out keywords, the whole message: it answers those itself.
-TWILIO_STOP_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
-)
-
-
 def twilio_answers(body: str) -> bool:
     """Whether Twilio's own opt-out handling answers this text (one of its keywords, alone)."""
-    text = unicodedata.normalize("NFKC", body).upper()
-    words = "".join(ch if ch.isalnum() else " " for ch in text).split()
+    _, words = _read(body)
     return " ".join(words) in TWILIO_STOP_WORDS or "".join(words) in TWILIO_STOP_WORDS
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, literal, select, update
 
-from services.notifications import audience, ledger, links, preferences
+from services.notifications import audience, compliance, ledger, links, preferences
 from services.notifications.audience import EVERY_ORG
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.store import (
@@ -18,7 +18,6 @@ from services.notifications.store import (
     erasure_requests,
     preference_requests,
     signatures,
-    sms_welcomes,
     supporter_campaigns,
     supporters,
 )
@@ -74,9 +73,8 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
     for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
     # When its numbers were last welcomed, and by whom: the one named and the one held.
-    numbers = {str(n) for n in (data.get("phone_hash"), row.phone_hash if row else None) if n}
-    if numbers:
-        conn.execute(delete(sms_welcomes).where(sms_welcomes.c.phone_hash.in_(sorted(numbers))))
+    for number in {str(n) for n in (data.get("phone_hash"), row.phone_hash if row else None) if n}:
+        compliance.forget_welcomes(conn, number)
     if data.get("phone_hash"):
         # Unconfirmed signatures typed with the number, under whatever address, and the
         # number held for an address's owner to confirm: what they say about their signer
