@@ -187,13 +187,8 @@ def set_campaign_partner(
         return
     current, removed = held[0], held[1]
     others = [o for o in current if o != organization_id]
-    if member:
-        partners, removed = (
-            [*others, organization_id],
-            _removed(removed, gone=(), back=[organization_id]),
-        )
-    else:
-        partners, removed = others, _removed(removed, gone=[organization_id], back=())
+    partners = [*others, organization_id] if member else others
+    removed = _removed(removed, gone=() if member else [organization_id], back=partners)
     conn.execute(
         update(campaigns)
         .where(campaigns.c.campaign_id == campaign_id)
@@ -314,6 +309,8 @@ def project_supporter(
         country or (known.country if known else None),
         postal_code,
     )
+    # A form left unticked is not a choice to be named: only the preference page turns it off.
+    discreet = bool(existing is not None and existing.discreet) or values["discreet"]
     if existing is None:
         conn.execute(
             supporters.insert().values(
@@ -324,7 +321,7 @@ def project_supporter(
         # Everything the unconfirmed signature said goes, blanks included; discretion asked
         # for stays (honoured at once, handlers).
         fresh = {**values, "phone": phone, "phone_hash": values.get("phone_hash")}
-        fresh["discreet"] = bool(existing.discreet) or values["discreet"]
+        fresh["discreet"] = discreet
         if existing.language_chosen_at is not None and not language_tag(person.get("language")):
             # Chosen on the preference page (linked from the link's email), which applies a
             # language at once: the owner chose it, and a form naming none does not undo it.
@@ -336,7 +333,7 @@ def project_supporter(
         # and never turns discreet mode off: a form left unticked is not a choice to be named
         # (only the preference page turns it off).
         keep = {k: v for k, v in values.items() if v is not None}
-        keep["discreet"] = bool(known.discreet) or values["discreet"]
+        keep["discreet"] = discreet
         if not verified:
             for name in SELF_NAMING:
                 if getattr(known, name) is not None:
