@@ -61,35 +61,27 @@ GSM_STOP_SUFFIXES = {"vi": "Tra loi STOP de huy dang ky.", "tl": STOP_SUFFIXES["
 _OPEN, _CLOSE = "[\"'“‘«「]?", "[\"'”’»」]?"
 # What may follow: the end of the text or of its line, punctuation, or a word of what it does.
 _ENDS = r"(?=[ \t]*(?:$|\n|[.!,;:()\-–—。！，；：（）]|{}))"
-_OPT_OUT = re.compile(
-    r"\b(?:reply|text|txt|send|respond)\b\W{0,3}(?:with\W{0,3})?" + _OPEN + r"stop\b" + _CLOSE
-    + _ENDS.format(r"(?:to|for|if|and|or|at|anytime|now)\b"),
-    re.I,
-)  # fmt: skip
-_CJK_END = _CLOSE + _ENDS.format("退订|退訂|取消|即可|即|以")
+
+
+def _instruction(verb: str, after: str, stop: str = r"STOP\b") -> re.Pattern[str]:
+    """An instruction to text STOP: a verb, STOP (maybe quoted), then what may follow it."""
+    return re.compile(verb + r"\W{0,3}" + _OPEN + stop + _CLOSE + _ENDS.format(after), re.I)
+
+
+_OPT_OUT = _instruction(
+    r"\b(?:reply|text|txt|send|respond)\b(?:\W{0,3}with)?", r"(?:to|for|if|and|or|at|anytime|now)\b"
+)
+# Chinese runs STOP into the next word: no word boundary after it.
+_CJK_AFTER = "退订|退訂|取消|即可|即|以"
 _OPT_OUT_IN = {
-    "zh-Hans": re.compile(r"(?:回复|发送|短信)\W{0,3}" + _OPEN + "STOP" + _CJK_END, re.I),
-    "zh-Hant": re.compile(r"(?:回覆|回复|傳送|發送|簡訊)\W{0,3}" + _OPEN + "STOP" + _CJK_END, re.I),
+    "zh-Hans": _instruction("(?:回复|发送|短信)", _CJK_AFTER, stop="STOP"),
+    "zh-Hant": _instruction("(?:回覆|回复|傳送|發送|簡訊)", _CJK_AFTER, stop="STOP"),
     "ja": re.compile(r"STOP[\"'”」]?\W{0,2}(?:と|を)?\W{0,2}(?:返信|送信)", re.I),
     "ko": re.compile(
         r"STOP[\"'”]?\W{0,2}(?:으로|로|을|를|라고)?\W{0,2}(?:회신|답장|전송|보내)", re.I
     ),
-    "vi": re.compile(
-        r"(?:trả lời|tra loi|nhắn|nhan|gửi|gui)\W{0,3}"
-        + _OPEN
-        + r"STOP\b"
-        + _CLOSE
-        + _ENDS.format(r"(?:để|de|đến|den|tới|toi)\b"),
-        re.I,
-    ),
-    "tl": re.compile(
-        r"(?:i-?reply|i-?text|reply|text)\W{0,3}(?:ang\W{0,3})?"
-        + _OPEN
-        + r"STOP\b"
-        + _CLOSE
-        + _ENDS.format(r"(?:para|upang|sa)\b"),
-        re.I,
-    ),
+    "vi": _instruction("(?:trả lời|tra loi|nhắn|nhan|gửi|gui)", r"(?:để|de|đến|den|tới|toi)\b"),
+    "tl": _instruction(r"(?:i-?reply|i-?text|reply|text)(?:\W{0,3}ang)?", r"(?:para|upang|sa)\b"),
 }
 
 
