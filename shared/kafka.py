@@ -228,6 +228,13 @@ class SpinGuard:
         return records
 
 
+# Kafka deletes a segment whole once its newest record is past retention, and rolls one after a
+# week by default: a signer's details in signature.created (and in a retry or dead-letter copy)
+# would outlive an erasure by retention plus up to a week. Rolled daily, on any cluster, by
+# at most a day (docs/architecture.md).
+TOPIC_CONFIGS = {"segment.ms": str(24 * 3600 * 1000)}
+
+
 def ensure_topics(
     bootstrap: str, topics: Iterable[str], partitions: int = 3, replication_factor: int = 1
 ) -> None:
@@ -239,7 +246,11 @@ def ensure_topics(
         if not missing:
             return
         spec = {
-            name: {"num_partitions": partitions, "replication_factor": replication_factor}
+            name: {
+                "num_partitions": partitions,
+                "replication_factor": replication_factor,
+                "configs": TOPIC_CONFIGS,
+            }
             for name in missing
         }
         try:

@@ -34,10 +34,12 @@ from shared.config import SERVICES, var_dir
 from shared.devstack import DEFAULT_PORTS, read_stack_state, service_ports
 
 # One SMS signer's number, chosen so that it is daytime where they live: the notifications
-# service holds texts outside 08:00-21:00 local time, and the demo should finish now.
+# service holds texts outside 08:00-21:00 local time, and the demo should finish now. Numbers
+# the regulators set aside for fiction (ACMA's 0491 570 xxx, ARCEP's 01 99 00 xx xx, the US
+# 555-01xx), so a stack started with real Twilio credentials texts nobody.
 SMS_SIGNERS = (
-    ("+886912345678", "TW", "Asia/Taipei", None),
-    ("+447400123456", "GB", "Europe/London", None),
+    ("+61491570156", "AU", "Australia/Perth", None),
+    ("+33199001234", "FR", "Europe/Paris", None),
     ("+12135550147", "US", "America/Los_Angeles", "90012"),
 )
 

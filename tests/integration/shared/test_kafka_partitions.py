@@ -6,10 +6,11 @@ import uuid
 from collections import Counter
 
 import pytest
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.partitioner.default import murmur2
 
 from shared.events.catalog import DISPATCH_TOPICS
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import ensure_topics, make_admin, make_producer
 from tests.support.kafka import read_all
 
 pytestmark = pytest.mark.integration
@@ -42,3 +43,13 @@ def test_alert_batches_spread_evenly_and_other_topics_keep_key_hashing(
     plain = read_all(kafka_bootstrap, other, expected=len(keys))
     assert len(plain) == len(keys)
     assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 6 for r in plain)
+
+
+def test_topics_roll_a_segment_a_day_whatever_the_cluster_default(kafka_bootstrap: str) -> None:
+    """A segment is deleted whole once its newest record is past retention: rolled daily, an
+    erased signer's details in an event outlive the erasure by at most retention plus a day."""
+    topic = f"test.segments.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, [topic], 1)
+    with make_admin(kafka_bootstrap, "test-segments") as admin:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    assert described["topic"][topic]["segment.ms"]["value"] == str(24 * 3600 * 1000)

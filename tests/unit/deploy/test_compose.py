@@ -23,6 +23,13 @@ def test_kafka_is_the_official_image_in_kraft_mode(compose: dict[str, Any]) -> N
     assert "kafka-broker-api-versions.sh" in " ".join(kafka["healthcheck"]["test"])
 
 
+def test_kafka_keeps_events_at_most_eight_days_after_an_erasure(compose: dict[str, Any]) -> None:
+    """A segment goes whole once its newest record is past retention: retention plus the
+    segment's age bounds how long a signer's details outlive an erasure (docs/architecture.md)."""
+    env = compose["services"]["kafka"]["environment"]
+    assert int(env["KAFKA_LOG_RETENTION_HOURS"]) + int(env["KAFKA_LOG_ROLL_HOURS"]) <= 8 * 24
+
+
 def test_postgres_gets_one_database_per_service(compose: dict[str, Any]) -> None:
     pg = compose["services"]["postgres"]
     assert pg["image"].startswith("postgres:")
