@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,13 @@ from kafka.errors import KafkaError
 from shared.config import SERVICES
 from shared.events.catalog import CHANNELS, sender_group
 from shared.kafka import make_admin
-from shared.local_kafka import PROJECT_ROOT, LocalKafka, LocalKafkaError, port_is_open
+from shared.local_kafka import (
+    PROJECT_ROOT,
+    LocalKafka,
+    LocalKafkaError,
+    find_java,
+    port_is_open,
+)
 
 DEFAULT_PORTS = {"campaigns": 8001, "petitions": 8002, "notifications": 8003}
 GUNICORN_CONF = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
@@ -222,14 +227,12 @@ class DevStack:
                     f"or choose another port with KINSHIP_{part.service.upper()}_PORT."
                 )
         if self.external_kafka is None and self.kafka.running_pid() is None:
-            java_home = self.environ.get("JAVA_HOME")
-            java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-            if not java or not os.path.exists(java):
+            try:
+                find_java(self.environ)
+            except LocalKafkaError as exc:
                 raise DevStackError(
-                    "Java 17 or newer is needed to run the local Kafka; install it "
-                    "(Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME "
-                    "(or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka)."
-                )
+                    f"{exc} Or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka."
+                ) from exc
 
     def _start_kafka(self, timeout: float) -> str:
         if self.external_kafka is not None:

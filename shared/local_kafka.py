@@ -8,6 +8,7 @@ network. Data lives under the given home directory (``var/kafka`` by default) ac
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -72,6 +73,43 @@ def _pid_alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except OSError:
         return True
+
+
+JAVA_NEEDED = (
+    "Java 17 or newer is needed to run Kafka 4.x; install it "
+    "(Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+)
+
+
+def find_java(environ: Mapping[str, str]) -> str:
+    """Return the java to run Kafka with ($JAVA_HOME's, else the one on PATH); raise
+    LocalKafkaError when there is none or it is older than 17 (Kafka 4.x's classes would not
+    load, and the broker would die with a class-version error instead of this message)."""
+    java_home = environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise LocalKafkaError(f"{JAVA_NEEDED}.")
+    try:
+        said = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LocalKafkaError(f"{JAVA_NEEDED} ({java} did not run: {exc}).") from exc
+    major = java_major(said)
+    if major is None or major < 17:
+        found = f"Java {major}" if major is not None else "no Java version"
+        raise LocalKafkaError(f"{JAVA_NEEDED}: {java} says {found}.")
+    return java
+
+
+def java_major(version_output: str) -> int | None:
+    """The major version in `java -version`'s output: 'version "17.0.15"' is 17, the old
+    scheme's 'version "1.8.0_402"' is 8."""
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if found is None:
+        return None
+    first, second = int(found.group(1)), found.group(2)
+    return int(second) if first == 1 and second is not None else first
 
 
 @dataclass(frozen=True)
@@ -164,14 +202,7 @@ class LocalKafka:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def _java(self) -> str:
-        java_home = os.environ.get("JAVA_HOME")
-        java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-        if not java or not os.path.exists(java):
-            raise LocalKafkaError(
-                "Java 17 or newer is needed to run Kafka 4.x; install it "
-                "(Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME."
-            )
-        return java
+        return find_java(os.environ)
 
     def _classpath(self) -> str:
         return os.pathsep.join(str(jar) for jar in sorted(self.ensure_jars().glob("*.jar")))

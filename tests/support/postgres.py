@@ -22,11 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-PG_BIN_CANDIDATES = (
-    "/usr/lib/postgresql/17/bin",
-    "/usr/lib/postgresql/16/bin",
-    "/usr/lib/postgresql/15/bin",
-)
+# Debian and Ubuntu install each major version's server in its own folder, off PATH.
+PG_LIB = Path("/usr/lib/postgresql")
+PG_OLDEST = 15
 
 
 def free_port() -> int:
@@ -46,9 +44,16 @@ def free_ports(count: int) -> list[int]:
 
 
 def _pg_bin() -> Path:
-    for candidate in PG_BIN_CANDIDATES:
-        if Path(candidate, "initdb").exists():
-            return Path(candidate)
+    """The newest server of version 15 or later in PG_LIB, else the one whose initdb is on PATH."""
+    versions = sorted(
+        (int(folder.name), folder / "bin")
+        for folder in PG_LIB.glob("*")
+        if folder.name.isdigit()
+        and int(folder.name) >= PG_OLDEST
+        and (folder / "bin" / "initdb").exists()
+    )
+    if versions:
+        return versions[-1][1]
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).resolve().parent
