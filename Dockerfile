@@ -1,8 +1,10 @@
 # One image for every Kinship process: the three APIs (gunicorn), their workers and migrations.
 #   docker build -t kinship:0.1.0 .
-#   The image runs with KINSHIP_ENV=production, which refuses to start without a real hash key
-#   and the service's database and broker (docs/configuration.md), e.g. in an env file:
+#   The image runs with KINSHIP_ENV=production, which refuses to start without a real hash key,
+#   a PostgreSQL database for the service and the public address its links start with
+#   (docs/configuration.md); the workers need the broker too. E.g. in an env file:
 #     KINSHIP_HASH_KEY=<python3 -c 'import secrets; print(secrets.token_urlsafe(32))'>
+#     KINSHIP_PUBLIC_BASE_URL=https://act.example.org
 #     CAMPAIGNS_DATABASE_URL=postgresql://...   KAFKA_BOOTSTRAP_SERVERS=broker:9092
 #   docker run --env-file kinship.env kinship:0.1.0 kinship migrate campaigns
 #   docker run --env-file kinship.env -p 8000:8000 kinship:0.1.0     # campaigns API on :8000
@@ -16,17 +18,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, pinned by pyproject.toml, so code changes reuse this layer.
-COPY pyproject.toml README.md ./
+# Dependencies first, named by pyproject.toml at the lock's versions (constraints.txt), so code
+# changes reuse this layer.
+COPY pyproject.toml README.md constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
+    && pip install pip==26.3 \
+    && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 COPY shared ./shared
 COPY services ./services
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
 # Editable, so migrations are found beside the code (services/<name>/migrations).
-RUN pip install --no-deps -e . \
+RUN pip install --no-deps -c constraints.txt --build-constraint constraints.txt -e . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin kinship \
     && mkdir -p /app/var /tmp/prometheus \
     && chown kinship /app/var /tmp/prometheus

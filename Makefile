@@ -6,11 +6,12 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: install run test test-unit test-integration lint format bench clean
 
-$(STAMP): pyproject.toml
+# Every version comes from the lock (constraints.txt), build tools included.
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet pip==26.3
+	$(BIN)/pip install --quiet -c constraints.txt --build-constraint constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## install: virtualenv, Python dependencies, and the Kafka jars (fetched once with mvn)

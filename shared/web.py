@@ -333,6 +333,9 @@ def _map_sizes(
 AUTH_DOC: dict[str, Any] = {"security": [{"bearer": []}]}
 
 
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/"
+
+
 def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
     """Configure OpenAPI 3 at /api/v1/openapi.json with docs at /api/v1/docs."""
     app.config.setdefault("API_TITLE", title)
@@ -341,7 +344,8 @@ def create_api(app: Flask, title: str, description: str = "") -> KinshipApi:
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+    # A fixed release: the docs page runs its script where people paste their API keys.
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", SWAGGER_UI)
     app.config.setdefault("API_SPEC_OPTIONS", {"info": {"description": description}})
     app.config["JSON_SORT_KEYS"] = False
     api = KinshipApi(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})

@@ -37,10 +37,12 @@ def test_runs_as_a_non_root_user_with_the_code_and_gunicorn_config() -> None:
     assert "/healthz" in next(arg for op, arg in ops if op == "HEALTHCHECK")
 
 
-def test_dependencies_come_from_pyproject_pins() -> None:
+def test_dependencies_come_from_pyproject_at_the_locks_versions() -> None:
     run = " ".join(arg for op, arg in instructions() if op == "RUN")
-    assert "tomllib" in run and "pip install -r" in run
-    assert "pip install --no-deps -e ." in run
+    assert "tomllib" in run and "pip install -c constraints.txt -r" in run
+    assert "pip install --no-deps -c constraints.txt --build-constraint constraints.txt -e ." in run
+    copied = " ".join(arg for op, arg in instructions() if op == "COPY")
+    assert "constraints.txt" in copied
 
 
 def test_build_context_leaves_out_local_state() -> None:
