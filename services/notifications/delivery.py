@@ -144,6 +144,13 @@ class Deliverer:
         self._alerts[alert_id] = (moment, info)
         return info
 
+    @staticmethod
+    def cancelled(conn: Connection, alert_id: str) -> bool:
+        """Whether the alert is cancelled, as stored now: the cached alert() is seconds old, and
+        a sender that read it before an organizer's cancel would go on sending whole batches."""
+        status = conn.execute(select(alerts.c.status).where(alerts.c.alert_id == alert_id))
+        return status.scalar() == "cancelled"
+
     # -- retries ---------------------------------------------------------------------------------
 
     def wait(self, seconds: float) -> None:
@@ -238,9 +245,10 @@ class Deliverer:
         now = self.now
         with self.deps.engine.begin() as conn:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "email")
+            cancelled = self.cancelled(conn, info.alert_id)
 
             def decide(sid: str) -> tuple[str, datetime | None]:
-                if info.status == "cancelled":
+                if cancelled:
                     return CANCELLED
                 return _email_decision(people.get(sid), sid in allowed)
 
@@ -680,9 +688,10 @@ class Deliverer:
         now = self.now
         with self.deps.engine.begin() as conn:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
+            cancelled = self.cancelled(conn, info.alert_id)
 
             def decide(sid: str) -> tuple[str, datetime | None]:
-                if info.status == "cancelled":
+                if cancelled:
                     return CANCELLED
                 return self._sms_decision(people.get(sid), sid in allowed, now)
 
@@ -756,9 +765,10 @@ class Deliverer:
 
         An email request's retry may come minutes later (a provider's Retry-After). A batch of
         texts takes its size over the SMS rate to send (10 s by default, 100 s at a long
-        code's one text a second). A STOP, a withdrawn consent, a new number or 21:00 in that
-        time holds for the texts not yet sent: their rows move to suppressed, or to deferred
-        for the queue poller, and are counted, in one transaction. Each text kept carries its
+        code's one text a second). A STOP, a withdrawn consent, a new number, the alert's
+        cancellation or 21:00 in that time holds for the texts not yet sent: their rows move
+        to suppressed, or to deferred for the queue poller, and are counted, in one
+        transaction. Each text kept carries its
         supporter as now stored. A row this lane claimed ahead (`sending`, never requested)
         moves as a queued one does. It takes a transaction from the pool, beside the lane's
         own connection in autocommit, as a failed text's settling does."""
@@ -769,10 +779,13 @@ class Deliverer:
         deferred: dict[datetime, list[str]] = defaultdict(list)
         with self.deps.engine.begin() as conn:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, channel)
+            cancelled = self.cancelled(conn, info.alert_id)
             for delivery_id, person, state in work:
                 sid = person.supporter_id
                 status, later = (
-                    self._sms_decision(people.get(sid), sid in allowed, now)
+                    CANCELLED
+                    if cancelled
+                    else self._sms_decision(people.get(sid), sid in allowed, now)
                     if channel == "sms"
                     else _email_decision(people.get(sid), sid in allowed)
                 )
@@ -1216,7 +1229,7 @@ class Deliverer:
             org_id = params.get("organization_id")
             if row.alert_id is not None:
                 info = self.alert(str(row.alert_id))
-                if info is None or info.status == "cancelled":
+                if info is None or self.cancelled(conn, info.alert_id):
                     raise _Skip("suppressed", "cancelled")
                 org_id = info.organization_id
             if row.channel == "email":

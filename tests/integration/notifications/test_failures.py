@@ -779,11 +779,12 @@ def test_an_alert_cancelled_while_sending_sends_nothing_more_and_counts_the_rest
         )
     first, rest = _batch("alert-c", people[:3]), _batch("alert-c", people[3:])
     rest["batch_id"] = "alert-c:2"
-    assert Deliverer(service.deps).send_alert_email_batch(first) == "done"
+    # One sender throughout, as a worker's: it has read the alert before the cancel.
+    after = Deliverer(service.deps)
+    assert after.send_alert_email_batch(first) == "done"
     cancelled = event("alert.cancelled", "camp-c", alert_id="alert-c", campaign_id="camp-c")
     with service.engine.begin() as conn:
         handle_alert_cancelled(service.deps, cancelled, conn)
-    after = Deliverer(service.deps)
     assert after.send_alert_email_batch(rest) == "done"
     assert after.send_alert_sms_batch(first, TokenBucket(100.0)) == "done"
     assert after.send_alert_email_batch(rest) == "done"  # delivered again: counted once
@@ -1073,6 +1074,31 @@ def test_an_unsubscribe_during_an_email_retry_wait_holds_for_the_retry(service: 
     assert (row.sent, row.suppressed, row.failed) == (2, 1, 0)
     [held] = service.rows(deliveries, deliveries.c.recipient_id == people[1]["supporter_id"])
     assert held.status == "suppressed"
+
+
+def test_an_alert_cancelled_during_an_email_retry_wait_sends_nothing(service: Service) -> None:
+    """An organizer cancels while a batch waits out SendGrid's Retry-After: the retry sends
+    nothing, and the batch's recipients count as suppressed."""
+    from dataclasses import replace
+
+    from services.notifications.handlers import handle_alert_cancelled, handle_alert_published
+    from tests.integration.notifications.harness import event
+
+    project_org(service, "org-x")
+    people = seed_audience(service.engine, "camp-x", "org-x", 3, sms_consent=False)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-x", "camp-x", "org-x", ["email"]), conn)
+
+    def cancel() -> None:
+        cancelled = event("alert.cancelled", "camp-x", alert_id="alert-x", campaign_id="camp-x")
+        with service.engine.begin() as conn:
+            handle_alert_cancelled(service.deps, cancelled, conn)
+
+    deps = replace(service.deps, email=_RefusedOnce(service.deps.email, cancel))
+    assert Deliverer(deps).send_alert_email_batch(_batch("alert-x", people)) == "done"
+    assert service.fakes.sendgrid_requests() == []
+    row = service.rows(alerts, alerts.c.alert_id == "alert-x")[0]
+    assert (row.status, row.sent, row.suppressed, row.failed) == ("cancelled", 0, 3, 0)
 
 
 def test_an_alert_prints_the_sender_and_address_campaigns_checked(service: Service) -> None:
