@@ -60,6 +60,13 @@ class NotificationConfig:
     # How long sending pauses when a provider refuses our credentials (a revoked key), before
     # trying again; nothing is failed meanwhile.
     credentials_pause_seconds: float = 30.0
+    # A dispatch batch whose provider kept refusing it (429, 5xx, refused connections) through
+    # its send_max_attempts (~16 s) is not failed: its rows go back to queued and sending
+    # pauses this long before the batch is tried again, for up to provider_outage_seconds from
+    # the first such refusal. Failing it at once lost the alert for every recipient of every
+    # batch that a provider's brief incident met.
+    provider_pause_seconds: float = 30.0
+    provider_outage_seconds: float = 3600.0
     quiet_start_hour: int = 8
     quiet_end_hour: int = 21
     # An unconfirmed double opt-in signature (and a supporter recorded only to be sent its
@@ -96,6 +103,8 @@ class NotificationConfig:
             credentials_pause_seconds=env_float(
                 "CREDENTIALS_PAUSE_SECONDS", d.credentials_pause_seconds
             ),
+            provider_pause_seconds=env_float("PROVIDER_PAUSE_SECONDS", d.provider_pause_seconds),
+            provider_outage_seconds=env_float("PROVIDER_OUTAGE_SECONDS", d.provider_outage_seconds),
             pending_ttl_hours=env_float("PENDING_SIGNATURE_TTL_HOURS", d.pending_ttl_hours),
         )
 

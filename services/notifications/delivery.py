@@ -69,6 +69,11 @@ class ClaimLost(Exception):
     lease and a rebalance handed the batch to another worker): theirs to send now, not ours."""
 
 
+class ProviderDown(Exception):
+    """A provider kept refusing a dispatch batch's request, surely without sending it: its rows
+    are queued again, and the sender pauses before trying the batch again (fanout)."""
+
+
 class RetriesExhausted(Exception):
     """A provider kept failing; the rows were marked failed."""
 
@@ -100,6 +105,8 @@ class Deliverer:
         self.deps = deps
         self.stop = stop or threading.Event()
         self._alerts: dict[str, tuple[float, AlertInfo | None]] = {}
+        # Dispatch batch -> when (monotonic) a provider's outage first stopped it.
+        self._down_since: dict[str, float] = {}
         # This worker's name in ledger claims, so a batch's next owner can tell it apart.
         self.instance = uuid.uuid4().hex[:8]
 
@@ -561,11 +568,26 @@ class Deliverer:
             release()  # refused before reading the message: nothing went out, nothing failed
             raise
         except TransientSendError as exc:
+            batch_id = ledger.dispatch_batch(batch_key)
+            if not exc.ambiguous and batch_id is not None and self._may_wait_out(batch_id):
+                release()  # the provider refused it: nothing went out
+                raise ProviderDown(str(exc)) from exc
             self._finish(
                 ids, "failed", alert_id, batch_key, error_code=f"retries_exhausted:{exc}"[:64],
-                dead_batch=ledger.dispatch_batch(batch_key),
+                dead_batch=batch_id,
             )  # fmt: skip
             raise RetriesExhausted(str(exc)) from exc
+
+    def _may_wait_out(self, batch_id: str) -> bool:
+        """Whether a provider's outage that stopped this batch is still young enough to wait
+        out (config.provider_outage_seconds from the first time it stopped it)."""
+        moment = time.monotonic()
+        since = self._down_since.setdefault(batch_id, moment)
+        return moment - since < self.deps.config.provider_outage_seconds
+
+    def batch_finished(self, batch_id: str) -> None:
+        """Forget a batch's outage once it is sent (or given up)."""
+        self._down_since.pop(batch_id, None)
 
     def _finish(
         self,

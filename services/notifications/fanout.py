@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select, update
 
 from services.notifications import audience, compliance, ledger, preferences
 from services.notifications.bootstrap import SOURCE, Deps
-from services.notifications.delivery import Busy, ClaimLost, Deliverer, Stopped
+from services.notifications.delivery import Busy, ClaimLost, Deliverer, ProviderDown, Stopped
 from services.notifications.domain import TokenBucket
 from services.notifications.senders import CredentialsRefused
 from services.notifications.store import alerts, idempotency_keys
@@ -352,6 +352,16 @@ class DispatchSender:
                     consumer.seek(tp, record.offset)
                     pause_for_credentials(self.deps, self._stop, exc)
                     return
+                except ProviderDown as exc:
+                    # The provider's incident, not the batch's: every batch would fail the
+                    # same way. Its rows are queued again; wait, then take it up again.
+                    consumer.seek(tp, record.offset)
+                    log.warning(
+                        "provider unavailable; sending paused",
+                        extra={"error": str(exc), "group": self.group},
+                    )
+                    self._stop.wait(self.deps.config.provider_pause_seconds)
+                    return
                 except (Busy, ClaimLost):
                     # A worker that lost this partition in a rebalance is still sending it, or
                     # took rows of it over from this one during a long backoff.
@@ -390,6 +400,7 @@ class DispatchSender:
             assert self.bucket is not None
             self.deliverer.send_alert_sms_batch(event.data, self.bucket)
         self.stats["batches"] += 1
+        self.deliverer.batch_finished(str(event.data["batch_id"]))
         # A batch that died was recorded and counted with its failed deliveries. Checked on
         # every delivery of the batch, not only when this send saw it die: a sender stopped, or
         # cut off from the broker, before its dead-letter write sees the batch back with

@@ -183,10 +183,37 @@ def test_permanent_sms_errors_fail_and_21610_suppresses(service: Service) -> Non
                                 headers=stranger).status_code == 404  # fmt: skip
 
 
-def test_a_batch_that_keeps_failing_is_dead_lettered_and_counted(
+def test_a_provider_outage_pauses_sending_and_fails_nobody(
     database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
 ) -> None:
-    config = fast_config(send_max_attempts=3)
+    """SendGrid answers 503 for longer than a batch's retries last: the batch is not failed
+    (that lost the alert for everyone a brief incident met); its rows go back to queued, the
+    sender pauses and tries again, and once SendGrid answers every recipient gets it once."""
+    config = fast_config(send_max_attempts=2, provider_pause_seconds=0.3)
+    with running_service(
+        database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config
+    ) as service:
+        people = seed_audience(service.engine, "camp-o", "org-o", 1500)
+        outage = 7  # more than three batches' worth of attempts
+        service.fakes.set_faults(
+            "sendgrid", {"rules": [{"kind": "status", "status": 503, "count": outage}]}
+        )
+        service.start()
+        service.publish(alert("alert-o", "camp-o", "org-o", ["email"]))
+        eventually(lambda: done(service, "alert-o"), timeout=90, message="alert done")
+        row = service.rows(alerts)[0]
+        assert (row.total, row.sent, row.failed, row.dead_batches) == (1500, 1500, 0, 0)
+        assert len(service.fakes.faults("sendgrid")) == outage
+        recipients = [address for address, _ in service.fakes.sendgrid_recipients()]
+        assert sorted(recipients) == sorted(p["email"] for p in people)  # each once
+        dlq = dead_letter_topic(DISPATCH_TOPICS["email"], f"{service.group}-email-sender")
+        assert sum(end_offsets(service.bootstrap, dlq).values()) == 0
+
+
+def test_a_provider_outage_past_its_allowance_fails_the_batch_and_dead_letters_it(
+    database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    config = fast_config(send_max_attempts=3, provider_outage_seconds=0)
     with running_service(
         database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config
     ) as service:
@@ -301,7 +328,7 @@ def test_a_dead_batch_is_dead_lettered_and_counted_even_if_its_first_write_fails
 
     from services.notifications.fanout import DispatchSender
 
-    config = fast_config(send_max_attempts=2, email_sender_threads=1)
+    config = fast_config(send_max_attempts=2, email_sender_threads=1, provider_outage_seconds=0)
     with running_service(
         database_url, kafka_bootstrap, *provider_urls, fakes_db, config=config
     ) as service:
@@ -1014,6 +1041,37 @@ def test_a_stop_texted_during_a_retry_wait_holds_for_the_retry(service: Service)
     assert (row.sent, row.suppressed, row.failed) == (1, 1, 0)
     [stopped] = service.rows(deliveries, deliveries.c.recipient_id == first["supporter_id"])
     assert stopped.status == "suppressed"
+
+
+def test_texts_met_by_a_twilio_outage_wait_for_it_and_go_once(service: Service) -> None:
+    """Twilio answers 503 for longer than a text's retries last: the batch stops, failing
+    nobody, its texts queued again; taken up again after the outage, each goes once."""
+    from services.notifications.delivery import ProviderDown
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(service.engine, "camp-t", "org-t", 3, phone_every=1, time_zone="UTC")
+    service.deps.clock = lambda: NOON_UTC
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-t", "camp-t", "org-t", ["sms"]), conn)
+    attempts = service.deps.config.send_max_attempts
+    service.fakes.set_faults(
+        "twilio", {"rules": [{"kind": "status", "status": 503, "count": attempts}]}
+    )
+    from dataclasses import replace
+
+    deliverer = Deliverer(
+        replace(service.deps, config=service.deps.config.with_(sms_concurrency=1))
+    )
+    batch = _batch("alert-t", people)
+    with pytest.raises(ProviderDown):
+        deliverer.send_alert_sms_batch(batch, TokenBucket(1e3))
+    assert {r.status for r in service.rows(deliveries)} == {"queued"}
+    assert deliverer.send_alert_sms_batch(batch, TokenBucket(1e3)) == "done"  # taken up again
+    sent = sorted(t.body["To"] for t in service.fakes.twilio_messages())
+    assert sent == sorted(p["phone"] for p in people)
+    row = service.rows(alerts, alerts.c.alert_id == "alert-t")[0]
+    assert (row.sent, row.failed, row.dead_batches) == (3, 0, 0)
 
 
 def test_discreet_mode_turned_on_during_a_retry_wait_holds_for_the_retry(service: Service) -> None:
