@@ -99,10 +99,12 @@ class WebhookConfig:
 
     def claim_lease(self) -> float:
         """Return how long a claimed chunk is left to its dispatcher: every one of its
-        messages answered just inside the attempt's deadline, and a minute to record them."""
+        messages answered just inside the attempt's deadline and a minute to record them,
+        after waiting in the pool's queue for up to a quarter of the lease (a chunk that
+        waited longer claims its rows anew, Dispatcher._still_ours)."""
         if self.claim_lease_seconds is not None:
             return self.claim_lease_seconds
-        return self.batch_per_endpoint * DEADLINE_STEPS * self.timeout + 60.0
+        return (self.batch_per_endpoint * DEADLINE_STEPS * self.timeout + 60.0) * 4 / 3
 
     def https_required(self, production: bool) -> bool:
         """Return whether endpoint URLs must use HTTPS."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -465,26 +466,36 @@ class Dispatcher:
     def _still_ours(
         self, chunk: Sequence[Any], claimed_at: datetime
     ) -> tuple[Sequence[Any], datetime]:
-        """Claim a chunk's rows again, now, if they still carry its claim; return those."""
+        """Claim a chunk's rows again, now, if they still carry its claim; return those, with
+        their bodies as stored now.
+
+        The new claim is later than a deletion written while the chunk waited, which then no
+        longer waits for it (due_query): the bodies read at the first claim may hold details
+        an erasure or a withdrawal scrubbed since, and would reach the partner after it was
+        told to delete them."""
         now = self.clock()
         try:
             with self.engine.begin() as conn:
-                ours = set(
-                    conn.execute(
-                        update(messages)
-                        .where(
-                            messages.c.message_id.in_([row.message_id for row in chunk]),
-                            messages.c.status == "delivering",
-                            messages.c.claimed_at == claimed_at,
-                        )
-                        .values(claimed_at=now)
-                        .returning(messages.c.message_id)
-                    ).scalars()
+                renewed = conn.execute(
+                    update(messages)
+                    .where(
+                        messages.c.message_id.in_([row.message_id for row in chunk]),
+                        messages.c.status == "delivering",
+                        messages.c.claimed_at == claimed_at,
+                    )
+                    .values(claimed_at=now)
+                    .returning(messages.c.message_id, messages.c.body)
                 )
+                stored = {str(row.message_id): str(row.body) for row in renewed}
         except Exception as exc:
             log.warning("webhook claim not renewed: %s", type(exc).__name__)
             return [], claimed_at  # reclaimed when their lease runs out
-        return [row for row in chunk if row.message_id in ours], now
+        ours = [
+            SimpleNamespace(**{**row._asdict(), "body": stored[row.message_id]})
+            for row in chunk
+            if row.message_id in stored
+        ]
+        return ours, now
 
     def _unchanged(self, endpoint: Endpoint) -> bool:
         """Return whether the endpoint is still there, on, and at the URL the chunk is for: as

@@ -1641,3 +1641,55 @@ def test_a_chunk_left_waiting_past_its_lease_sends_only_what_is_still_its_own(
     assert len(busy.urls) == 1  # the held request, nothing more
     assert sorted(fresh.urls) == [one, two]
     assert {m.status for m in wh.rows(messages)} == {"succeeded"}
+
+
+class _HoldingFirstKeepingBodies(_HoldingFirst):
+    """_HoldingFirst that also keeps each body it was sent, with its URL."""
+
+    def __init__(self, hold: bool = False) -> None:
+        super().__init__(hold)
+        self.bodies: list[tuple[str, str]] = []
+
+    def post(self, pool_key: str, url: str, headers: dict[str, str], body: bytes,
+             timeout: float) -> Reply:  # fmt: skip
+        self.bodies.append((url, body.decode()))
+        return super().post(pool_key, url, headers, body, timeout)
+
+
+def test_a_chunk_that_waited_past_its_claim_sends_the_bodies_an_erasure_left(
+    wh: Service,
+) -> None:
+    """A chunk waits in the pool's queue (every thread busy) while its signer is erased. When
+    it starts it claims its rows anew, a claim later than the deletion, which then no longer
+    waits for it: it must send the bodies as stored now, scrubbed, not the details it read
+    when first claimed, or the partner gets them after being told to delete them."""
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    one, two = "http://127.0.0.1:9/one", "http://127.0.0.1:9/two"
+    register(wh, key, one)
+    register(wh, key, two)
+    sig = signed("waiting.chunk@example.org", [PARTNER_A])
+    write_events(wh, clock, sig)
+    busy = _HoldingFirstKeepingBodies(hold=True)
+    d = dispatcher(wh, clock, pool_size=1, claim_lease_seconds=2.0)
+    d.transport = busy
+    try:
+        assert d.tick() == 2  # two chunks, one thread: one held, the other waiting
+        assert busy.holding.wait(10)
+        write_events(wh, clock, erasure_of(sig))
+        time.sleep(0.6)  # past a quarter of the lease: the waiting chunk claims anew
+    finally:
+        busy.release.set()
+    d._pool.shutdown(wait=True)
+    d._record_waiting(raise_errors=True)
+    print(
+        "BODIES",
+        busy.bodies,
+        [(m.endpoint_id, m.event_type, m.status, m.claimed_at) for m in wh.rows(messages)],
+    )
+    (held_url, held_body), (waited_url, waited_body) = busy.bodies
+    assert held_url != waited_url
+    assert "waiting.chunk@example.org" in held_body  # on its way before the erasure
+    assert "waiting.chunk@example.org" not in waited_body
+    assert json.loads(waited_body)["data"]["erased"] is True
