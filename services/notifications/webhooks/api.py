@@ -113,10 +113,11 @@ def webhooks_blueprint(
     def list_deletions(args: dict[str, Any]) -> Any:
         """List whom your organization must delete from its own records, oldest first: people
         erased who signed its campaigns, shared with it or were sent to it, and people who
-        withdrew their share with it (`since`: from a time). What webhooks tell endpoints, for
-        those that import exports instead: match `supporter_id` in the exports. Kept as long
-        as webhook messages (WEBHOOK_RETENTION_DAYS, 30): read it more often than that. An
-        admin names the organization (`organization_id`; 422 without)."""
+        withdrew their share with it (`after`: those listed after a `deletion_id`, to sync;
+        `since`: from a time). What webhooks tell endpoints, for those that import exports
+        instead: match `supporter_id` in the exports. Kept as long as webhook messages
+        (WEBHOOK_RETENTION_DAYS, 30): read it more often than that. An admin names the
+        organization (`organization_id`; 422 without)."""
         principal = caller()
         org = args.get("organization_id") if principal.is_admin else principal.organization_id
         authorize(principal, [principal.organization_id], manage.MANAGERS, "list deletions")
@@ -129,6 +130,8 @@ def webhooks_blueprint(
         ).where(deletions.c.organization_id == org)
         if args.get("since"):
             query = query.where(deletions.c.at >= args["since"])
+        if args.get("after") is not None:
+            query = query.where(deletions.c.deletion_id > args["after"])
         with engine.connect() as conn:
             rows, total = manage.page(
                 conn, query, [deletions.c.deletion_id], args["page"], args["per_page"]

@@ -99,7 +99,21 @@ class AttemptOut(Schema):
 
 
 class DeletionFilter(EndpointFilter):
-    since = fields.AwareDateTime(validate=utc_representable)
+    since = fields.AwareDateTime(
+        validate=utc_representable,
+        metadata={
+            "description": "those erased or withdrawn from this time on (when it happened: a "
+            "row can be listed later than that, so sync with `after`)"
+        },
+    )
+    after = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={
+            "description": "those listed after this `deletion_id`: pass the last one you "
+            "handled. Ids follow the order rows were written, which two erasures committing at "
+            "once can swap for a moment: start a little before it (deleting twice is harmless)"
+        },
+    )
 
 
 class DeletionOut(Schema):

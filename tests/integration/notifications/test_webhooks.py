@@ -1122,6 +1122,32 @@ def test_organizations_without_a_webhook_can_list_whom_to_delete(wh: Service) ->
     assert listed(LEAD, f"?organization_id={LEAD}") == [(ana.key, "erased")]
 
 
+def test_a_deletion_listed_late_is_found_by_syncing_after_the_last_id(wh: Service) -> None:
+    """A deletion's time is the erasure's; its row can be written minutes later (a consumer
+    catching up after an outage). A partner syncing by time would skip it for good; syncing
+    `after` the last deletion_id it handled finds it."""
+    from services.notifications.webhooks.handlers import note_deletions
+
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    moment = utcnow()
+    with wh.engine.begin() as conn:
+        note_deletions(conn, [PARTNER_A], "sup-first", "erased", moment)
+
+    def listed(query: str) -> list[dict[str, Any]]:
+        got = wh.client().get(f"/api/v1/webhooks/deletions{query}", headers=key)
+        assert got.status_code == 200, got.get_json()
+        return list(got.get_json()["_embedded"]["deletions"])
+
+    [first] = listed("")
+    synced_at = format_time(moment + timedelta(seconds=1)).replace("+", "%2B")
+    with wh.engine.begin() as conn:  # erased before the partner's last read, listed after it
+        note_deletions(conn, [PARTNER_A], "sup-late", "erased", moment - timedelta(minutes=3))
+    assert listed(f"?since={synced_at}") == []
+    assert [d["supporter_id"] for d in listed(f"?after={first['deletion_id']}")] == ["sup-late"]
+    refused = wh.client().get("/api/v1/webhooks/deletions?after=-1", headers=key)
+    assert refused.status_code == 422 and "after" in refused.get_json()["errors"]
+
+
 def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_successor(
     wh: Service,
 ) -> None:
