@@ -436,11 +436,23 @@ class DispatchSender:
                 self._dead_letter(record, exc)
                 self.deliverer.dead_lettered(batch_id)
         except Exception as failed:  # noqa: BLE001 - tried again with the next retry
-            log.warning(
-                "dispatch batch not given up yet",
-                extra={"error": type(failed).__name__, "group": self.group},
+            if is_transient_error(failed) or isinstance(failed, KafkaError):
+                log.warning(
+                    "dispatch batch not given up yet",
+                    extra={"error": type(failed).__name__, "group": self.group},
+                )
+                return 1.0
+            # Its recipients cannot even be recorded as failed (data the ledger refuses): tried
+            # again, it would hold the partition for ever. The dead-letter topic keeps it.
+            try:
+                self._dead_letter(record, exc)
+            except Exception:  # noqa: BLE001 - the broker: tried again with the next retry
+                return 1.0
+            log.error(
+                "dispatch batch dead-lettered unrecorded",
+                extra={"error": type(failed).__name__, "group": self.group, "tries": tries},
             )
-            return 1.0
+            return None
         log.error(
             "dispatch batch given up: recipients failed, batch dead-lettered",
             extra={"error": type(exc).__name__, "group": self.group, "tries": tries},

@@ -318,6 +318,49 @@ def test_a_batch_given_up_and_delivered_again_is_dead_lettered_once(service: Ser
     assert (row.failed, row.dead_batches) == (3, 1)
 
 
+def test_a_batch_whose_failure_cannot_be_recorded_is_dead_lettered_not_retried_for_ever(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data the ledger refuses fails the batch and then its giving up alike: it goes to the
+    dead-letter topic after its tries, so the partition moves on (it was retried every
+    second for ever)."""
+    from types import SimpleNamespace
+
+    from services.notifications.fanout import BATCH_TYPES, DispatchSender
+    from services.notifications.handlers import handle_alert_published
+    from shared.events import Event
+
+    people = seed_audience(service.engine, "camp-u", "org-u", 2)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-u", "camp-u", "org-u", ["email"]), conn)
+    batch = Event(
+        type=BATCH_TYPES["email"], key="alert-u:1", source="test", subject="email",
+        data={**_batch("alert-u", people), "campaign_id": "camp-u", "organization_id": "org-u",
+              "channel": "email", "seq": 1, "at": "2026-11-28T12:00:00Z"},
+    )  # fmt: skip
+    record = SimpleNamespace(
+        topic=DISPATCH_TOPICS["email"], partition=0, offset=3, key=batch.key.encode(),
+        value=batch.value(), headers=batch.headers(), timestamp=0,
+    )  # fmt: skip
+    sender = DispatchSender(service.deps, "email", "unrecorded", group=f"{service.group}-un")
+
+    def refused(*args: Any) -> None:
+        raise ValueError("value too long for type character varying(80)")
+
+    monkeypatch.setattr(sender.deliverer, "fail_batch", refused)
+    try:
+        waits = [
+            sender._after_failure(record, ValueError("value too long"))
+            for _ in range(service.deps.config.batch_max_attempts)
+        ]
+    finally:
+        if sender._producer is not None:
+            sender._producer.close()
+    assert waits[-1] is None and all(w is not None for w in waits[:-1])
+    dlq = dead_letter_topic(DISPATCH_TOPICS["email"], sender.group)
+    assert sum(end_offsets(service.bootstrap, dlq).values()) == 1
+
+
 def test_a_dead_batch_is_dead_lettered_and_counted_even_if_its_first_write_fails(
     database_url: str, kafka_bootstrap: str, provider_urls: tuple[str, str], fakes_db: Path
 ) -> None:

@@ -128,3 +128,22 @@ def test_lists_of_plain_items_pass_fast_only_when_the_schema_takes_them(
     assert EventRegistry([event_type]).accepts_fast(event_type.name, data, strict=True) is fast
     if fast:
         assert _Lists().validate(data) == {}
+
+
+@pytest.mark.parametrize("bad", ["x" * 65, "a\x00b", "", "tab\there"])
+def test_a_dispatch_batch_naming_an_id_the_ledger_cannot_store_is_refused(bad: str) -> None:
+    """Refused as invalid, it goes to the dead-letter topic; accepted, it failed the ledger's
+    insert on every try and held its partition for ever."""
+    from shared.errors import InvalidEvent
+    from shared.events import Event
+    from shared.events.catalog import type_name
+
+    data = {
+        "batch_id": "alert-1:1", "alert_id": "alert-1", "campaign_id": "camp-1",
+        "organization_id": "org-1", "channel": "email", "seq": 1,
+        "at": "2026-11-28T12:00:00Z", "supporter_ids": ["sup-1", bad],
+    }  # fmt: skip
+    batch = Event(type=type_name("email_batch.queued"), key="alert-1:1", data=data, source="t")
+    with pytest.raises(InvalidEvent, match="supporter_ids"):
+        CATALOG.check_incoming(batch)
+    CATALOG.check_incoming(Event(batch.type, batch.key, {**data, "supporter_ids": ["sup-1"]}, "t"))
