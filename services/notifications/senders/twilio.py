@@ -27,6 +27,13 @@ from services.notifications.senders import (
 )
 
 OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
+# Twilio refusing our sender, not the message: an invalid or foreign 'From' (21212, 21606,
+# 21659, 21660), a Messaging Service missing, unavailable or without numbers (21701-21705).
+# Every text would fail the same way until an operator fixes TWILIO_FROM_NUMBER or
+# TWILIO_MESSAGING_SERVICE_SID: sending pauses, as for refused credentials, failing nobody.
+SENDER_CODES = frozenset(
+    {"21212", "21606", "21659", "21660", "21701", "21702", "21703", "21704", "21705"}
+)
 CA_BUNDLE_VARIABLES = (
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
@@ -146,9 +153,11 @@ class TwilioSender:
             status = int(exc.status or 0)
             if status == 429 or status >= 500:
                 raise TransientSendError(f"twilio {status}", self._retry_after()) from None
+            code = str(exc.code or status)
             if status in CREDENTIALS_STATUSES:  # a rotated auth token, a suspended account
                 raise CredentialsRefused(f"twilio {status} {exc.code}") from None
-            code = str(exc.code or status)
+            if code in SENDER_CODES:
+                raise CredentialsRefused(f"twilio {status} {code}: our sender is refused") from None
             raise PermanentSendError(
                 f"twilio {status} {code}", code, opt_out=code in OPT_OUT_CODES
             ) from None

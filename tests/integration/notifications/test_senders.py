@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from services.notifications.capture import list_captured
 from services.notifications.senders import (
     Accepted,
+    CredentialsRefused,
     EmailBatch,
     EmailSender,
     PermanentSendError,
@@ -137,6 +138,18 @@ def test_sendgrid_errors_map_to_transient_or_permanent(
     with pytest.raises(PermanentSendError) as bad:
         sender.send_batch(batch("a@example.org", "not-an-address", "c@example.org"))
     assert bad.value.bad_indices == [1]
+
+
+def test_twilio_refusing_our_sender_pauses_sending_instead_of_failing_the_text(
+    provider_urls: tuple[str, str], fakes_db: Path
+) -> None:
+    """A mistyped TWILIO_FROM_NUMBER (21212) says nothing about the text: every one would
+    fail the same way, so it is refused like a revoked key (sending pauses, nobody fails)."""
+    sender = TwilioSender.build(
+        ACCOUNT_SID, AUTH_TOKEN, provider_urls[1], from_number="+1555-NOT-A-NUMBER", timeout=5.0
+    )
+    with pytest.raises(CredentialsRefused, match="21212"):
+        sender.send(Sms("+14155550100", "hi"))
 
 
 def test_twilio_errors_map_to_transient_permanent_and_opt_out(
