@@ -61,7 +61,8 @@ def authorize(
     deps: Deps, principal: Principal, petition_id: str, partner_id: str | None, kind: str
 ) -> dict[str, str]:
     """Check the caller may export, and log that it does (export_log: who took which list,
-    when); return organization id -> slug for the recruited_by column."""
+    when); return organization id -> slug for the recruited_by column: of every organization
+    that recruited signers here, partners since gone included (the counts still name them)."""
     with deps.engine.begin() as conn:
         petition = store.get_petition(conn, petition_id)
         if petition is None:
@@ -73,7 +74,11 @@ def authorize(
             domain.require_partner_export(principal, coalition, partner_id)
         _refuse_erased(petition)
         store.log_export(conn, petition_id, kind, partner_id, principal, now())
-    return {org_id: slug for org_id, (slug, _) in coalition.organizations.items()}
+        recruiters = [org for org in store.counts(conn, petition_id).get("partner", {}) if org]
+        known = store.organization_names(conn, recruiters)
+    slugs = {org_id: slug for org_id, (slug, _) in known.items()}
+    slugs.update((org_id, slug) for org_id, (slug, _) in coalition.organizations.items())
+    return slugs
 
 
 def _maybe_aware(moment: datetime | None) -> datetime | None:
@@ -154,7 +159,9 @@ def _cells(
         "language": row.language,
         "locale": row.locale,
         "source": row.source,
-        "recruited_by": slugs.get(row.recruiter_organization_id or "", ""),
+        # An organization this service never learnt the slug of is named by its id.
+        "recruited_by": slugs.get(row.recruiter_organization_id, row.recruiter_organization_id)
+        or "",
         "email_consent": "yes" if _reachable(row, "email", organization_id, changes) else "no",
         "sms_consent": "yes" if _reachable(row, "sms", organization_id, changes) else "no",
         "comment": row.comment,

@@ -336,3 +336,28 @@ def test_a_key_pulling_lists_over_and_over_gets_a_clear_429(make_service: Any) -
     assert svc.client.get(path, headers=svc.auth("admin")).status_code == 200
     log = svc.client.get(f"/api/v1/petitions/{petition_id}/exports/log", headers=svc.auth("lead"))
     assert log.get_json()["total_records"] == 3  # the refused one left no trace of a list
+
+
+def test_recruited_by_names_a_partner_that_has_left_as_the_counts_do(svc: Petitions) -> None:
+    """A partner recruits, then leaves the campaign: its signers stay counted under it, and
+    the lead's export still says who recruited them (it read as a direct signup)."""
+    from tests.integration.petitions.conftest import at
+
+    petition_id = svc.open_petition()
+    for email, source in [("ana@example.org", "rb-ig"), ("ben@example.org", None)]:
+        referrer = {"referrer_data": {"source": source}} if source else {}
+        assert svc.sign(petition_id, email, **referrer).status_code == 202
+
+    def recruited_by() -> dict[str, str]:
+        url = f"/api/v1/petitions/{petition_id}/exports/signers.csv"
+        rows = table(svc.client.get(url, headers=svc.auth("lead")))
+        return {row["email"]: row["recruited_by"] for row in rows}
+
+    assert recruited_by() == {"ana@example.org": "rainbow", "ben@example.org": ""}
+    svc.deliver(
+        "campaign.partner_removed",
+        {"campaign_id": svc.campaign_id, "organization_id": svc.p1, "left": True, "at": at()},
+    )
+    svc.deps.coalitions.clear()  # what the web processes cache of a campaign lives 5 s
+    assert svc.counts(petition_id)["by_partner"] == {svc.p1: 1, "direct": 1}
+    assert recruited_by() == {"ana@example.org": "rainbow", "ben@example.org": ""}
