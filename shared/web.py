@@ -307,7 +307,13 @@ class ErrorResponses(BasePlugin):
                 wanted.append("422")
             wanted += [status for status in ("410", "429") if status in responses]
             for status in wanted:
-                responses[status] = ERROR_RESPONSES[status]
+                error = ERROR_RESPONSES[status]
+                declared = responses.get(status) or {}
+                # A route may answer the error in another type too (a page for a browser):
+                # both are documented, under the route's own description.
+                content = {**error["content"], **declared.get("content", {})}
+                description = declared.get("description", error["description"])
+                responses[status] = {**error, "description": description, "content": content}
 
 
 class KinshipApi(Api):  # type: ignore[misc]

@@ -243,6 +243,7 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimi
             for status, text in (
                 ("200", "A page whose button confirms"),
                 ("404", "A link unknown or expired (the page says no more than that)"),
+                ("409", "The petition closed before the signature was confirmed"),
             )
         },
     )
@@ -259,6 +260,15 @@ def build_blueprint(deps: Deps, sign_limits: RateLimits, export_limits: RateLimi
 
     @blp.route("/confirmations/<token>", methods=["POST"])
     @blp.response(200, schemas.ConfirmResponseSchema)
+    @blp.doc(
+        responses={
+            status: {"description": text, "content": {"text/html": {"schema": {"type": "string"}}}}
+            for status, text in (
+                ("404", "A link unknown or expired (a browser gets the page)"),
+                ("409", "The petition is closed (a browser gets the page)"),
+            )
+        }
+    )
     def confirm(token: str) -> Any:
         """Confirm a double opt-in signature (the page's button, or a campaign's own page;
         safe to repeat). A browser's form post gets the page back, anything else JSON."""

@@ -7,7 +7,15 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import available_timezones
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from services.petitions import domain
 from shared.events.catalog import INTEREST, MAX_INTERESTS
@@ -114,6 +122,13 @@ class TextsField(fields.Dict):
             validate=validate.Length(min=1, max=MAX_LOCALES),
             **kwargs,
         )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        texts = super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]
+        if len(texts) < len(value):
+            # "pt_BR" and "pt-BR", or "en" and "EN": one language; one text silently won.
+            raise ValidationError("Two texts for one language (such as 'pt-BR' and 'pt_BR').")
+        return texts
 
 
 DOUBLE_OPT_IN = (
@@ -264,12 +279,16 @@ class CountsSchema(Schema):
 # -- signatures (OSDI record_signature_helper) ---------------------------------------------------
 
 
-def _first(items: Any, key: str) -> Any:
-    """Return key of the primary (else first) item of an OSDI list, if any."""
-    if not isinstance(items, list) or not items:
+def _first(items: Any, key: str, name: str) -> Any:
+    """Return key of the primary (else first) item of the OSDI list `name`, if any; a value
+    that is not a list of objects is refused, naming the field (read as none, the address or
+    number it held was dropped without a word)."""
+    if items is None or items == []:
         return None
-    chosen = next((i for i in items if isinstance(i, dict) and i.get("primary")), items[0])
-    return chosen.get(key) if isinstance(chosen, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValidationError(f"A list of objects, like [{{'{key}': ...}}]", name)
+    chosen = next((item for item in items if item.get("primary")), items[0])
+    return chosen.get(key)
 
 
 def _first_language(languages: Any) -> str | None:
@@ -289,8 +308,11 @@ class SignerSchema(Schema):
 
     given_name = _named(100)
     family_name = _named(100)
+    # Required, here or as OSDI's email_addresses (checked once those are read, has_email):
+    # marked required, the document refused the OSDI shape that signing takes.
     email = fields.String(
-        required=True, validate=[validate.Length(min=3, max=EMAIL_MAX), storable_text]
+        validate=[validate.Length(min=3, max=EMAIL_MAX), storable_text],
+        metadata={"description": "Required, here or as `email_addresses`"},
     )
     phone = _text(40, load_default=None, allow_none=True)
     postal_code = _text(20, load_default=None, allow_none=True)
@@ -299,18 +321,39 @@ class SignerSchema(Schema):
     language = LocaleField(load_default=None, allow_none=True)
     pronouns = _named(40)
     discreet = fields.Boolean(load_default=False)
+    # OSDI's lists, read into the fields above when those are not given (the primary item,
+    # else the first). Declared for the document; flatten_osdi takes them out before loading.
+    email_addresses = fields.List(
+        fields.Dict(), metadata={"description": "OSDI: [{address, primary}]"}
+    )
+    phone_numbers = fields.List(
+        fields.Dict(), metadata={"description": "OSDI: [{number, primary}]"}
+    )
+    postal_addresses = fields.List(
+        fields.Dict(),
+        metadata={"description": "OSDI: [{postal_code, country, region, primary}]"},
+    )
+    languages_spoken = fields.List(
+        fields.String(), metadata={"description": "OSDI: language tags, the first is used"}
+    )
+
+    @validates_schema
+    def has_email(self, data: dict[str, Any], **_: Any) -> None:
+        if not data.get("email"):
+            raise ValidationError("Missing data for required field.", "email")
 
     @pre_load
     def flatten_osdi(self, data: Any, **_: Any) -> Any:
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        postal = data.pop("postal_addresses", None)
         osdi = {
-            "email": _first(data.pop("email_addresses", None), "address"),
-            "phone": _first(data.pop("phone_numbers", None), "number"),
-            "postal_code": _first(data.get("postal_addresses"), "postal_code"),
-            "country": _first(data.get("postal_addresses"), "country"),
-            "region": _first(data.pop("postal_addresses", None), "region"),
+            "email": _first(data.pop("email_addresses", None), "address", "email_addresses"),
+            "phone": _first(data.pop("phone_numbers", None), "number", "phone_numbers"),
+            "postal_code": _first(postal, "postal_code", "postal_addresses"),
+            "country": _first(postal, "country", "postal_addresses"),
+            "region": _first(postal, "region", "postal_addresses"),
             "language": _first_language(data.pop("languages_spoken", None)),
         }
         for name, value in osdi.items():

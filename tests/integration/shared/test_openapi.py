@@ -119,3 +119,21 @@ def test_the_pages_emails_link_to_are_documented(tmp_path: Path) -> None:
         assert "404" in paths[path]["get"]["responses"]
     assert set(one_click["responses"]) == {"200"}  # no JSON errors: the same answer always
     assert "application/json" not in paths["/erase/{token}"]["get"]["responses"]["404"]["content"]
+
+
+def test_the_signing_document_takes_what_signing_takes(tmp_path: Path) -> None:
+    """A client that checks its requests against the document must be able to send OSDI's
+    shape (email_addresses instead of email), and read every answer of the confirmation link:
+    its page for a closed petition (409), and the pages a browser's form post gets."""
+    spec = spec_of("petitions", tmp_path)
+    signer = spec["components"]["schemas"]["Signer"]
+    assert "email" not in signer.get("required", [])
+    assert {"email_addresses", "phone_numbers", "postal_addresses", "languages_spoken"} <= set(
+        signer["properties"]
+    )
+    link = spec["paths"]["/api/v1/confirmations/{token}"]
+    assert "text/html" in link["get"]["responses"]["409"]["content"]
+    for status in ("404", "409"):
+        assert {"application/json", "text/html"} <= set(
+            link["post"]["responses"][status]["content"]
+        )

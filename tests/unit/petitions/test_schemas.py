@@ -190,3 +190,41 @@ def test_pages_have_a_ceiling(page: str) -> None:
         ListQuerySchema().load({"page": page})
     assert "page" in caught.value.messages
     assert ListQuerySchema().load({"page": "1000000"})["page"] == 10**6
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("postal_addresses", {"postal_code": "94110", "country": "US"}),
+        ("phone_numbers", {"number": "+14155552671"}),
+        ("email_addresses", "a@example.org"),
+        ("postal_addresses", ["94110"]),
+    ],
+)
+def test_an_osdi_list_sent_as_something_else_is_refused_naming_it(field: str, value: Any) -> None:
+    """Read as none, the postal code or number it held was dropped without a word."""
+    body = {"person": {"email": "a@example.org", field: value}}
+    with pytest.raises(ValidationError) as caught:
+        SignRequestSchema().load(body)
+    assert f"person.{field}" in dotted(caught.value.messages)
+
+
+def test_osdi_lists_give_the_primary_items_details() -> None:
+    emails = [{"address": "b@example.org"}, {"address": "a@example.org", "primary": True}]
+    person = {
+        "email_addresses": emails,
+        "postal_addresses": [{"postal_code": "94110", "country": "US", "region": "CA"}],
+    }
+    data = SignRequestSchema().load({"person": person})["person"]
+    assert (data["email"], data["postal_code"], data["country"]) == ("a@example.org", "94110", "US")
+
+
+@pytest.mark.parametrize("twin", ["EN", "en_US", "en-us"])
+def test_two_texts_for_one_language_are_refused(twin: str) -> None:
+    """Both keys name one language: one text silently overwrote the other."""
+    text = {"title": "A title", "text": "The text"}
+    first = "en-US" if twin != "EN" else "en"
+    body = {"campaign_id": "camp-1", "default_locale": first, "texts": {first: text, twin: text}}
+    with pytest.raises(ValidationError) as caught:
+        PetitionCreateSchema().load(body)
+    assert "texts" in dotted(caught.value.messages)
