@@ -432,9 +432,13 @@ class Deliverer:
             info.org_name, info.postal_address, compliance.unsubscribe_url(base, tag),
             compliance.preferences_url(base, tag),
         )  # fmt: skip
-        discreet = any(person.discreet for _, person in members)
-        email = messages.bulk_email(content, locale, info.shared_values(locale), footer, discreet)
         while members:
+            # Built for the members as they are: after a regroup, one may have turned discreet
+            # mode on during the wait (no preview of the text on a lock screen then).
+            discreet = any(person.discreet for _, person in members)
+            email = messages.bulk_email(
+                content, locale, info.shared_values(locale), footer, discreet
+            )
             ids = [delivery_id for delivery_id, _ in members]
             try:
                 accepted = self._try_email_group(info, email, members, batch_key, later)
@@ -490,8 +494,11 @@ class Deliverer:
 
         def recheck() -> None:
             kept = self._recheck(info, "email", [(d, p, "") for d, p in members], batch_key)
-            if {d: p.email for d, p in members} != {d: p.email for d, p, _ in kept}:
-                # Some were suppressed, or an address changed, during the wait.
+            if {d: _as_addressed(p) for d, p in members} != {
+                d: _as_addressed(p) for d, p, _ in kept
+            }:
+                # Some were suppressed, or an address, a name or discreet mode changed, during
+                # the wait: the request is built again for them as they are now.
                 raise _Regroup([(delivery_id, person) for delivery_id, person, _ in kept])
 
         return self._send_rows(
@@ -1428,6 +1435,12 @@ class _Regroup(Exception):
     def __init__(self, members: list[tuple[str, Supporter]]) -> None:
         super().__init__(f"{len(members)} left")
         self.members = members
+
+
+def _as_addressed(person: Supporter) -> tuple[Any, ...]:
+    """What of a supporter an email request carries: a change during a retry's wait rebuilds
+    it (a discreet supporter gets the neutral subject and sender, and no preview)."""
+    return (person.email, person.given_name, person.discreet)
 
 
 # A batch of an alert cancelled while it was sending: its recipients are counted, not sent to

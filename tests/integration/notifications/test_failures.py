@@ -1177,6 +1177,43 @@ def test_an_unsubscribe_during_an_email_retry_wait_holds_for_the_retry(service: 
     assert held.status == "suppressed"
 
 
+def test_discreet_mode_turned_on_during_an_email_retry_wait_holds_for_the_retry(
+    service: Service,
+) -> None:
+    """As for a text: the email request retried after a Retry-After is built for the
+    supporter as now stored, with the neutral subject and sender and no preview of the body
+    (it was sent as first built, its subject naming the cause)."""
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from services.notifications.handlers import handle_alert_published
+    from services.notifications.store import supporters
+
+    project_org(service, "org-v")
+    people = seed_audience(service.engine, "camp-v", "org-v", 2, sms_consent=False)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-v", "camp-v", "org-v", ["email"]), conn)
+    turned = people[1]
+
+    def discreet_now() -> None:
+        with service.engine.begin() as conn:
+            conn.execute(
+                update(supporters)
+                .where(supporters.c.supporter_id == turned["supporter_id"])
+                .values(discreet=True)
+            )
+
+    deps = replace(service.deps, email=_RefusedOnce(service.deps.email, discreet_now))
+    assert Deliverer(deps).send_alert_email_batch(_batch("alert-v", people)) == "done"
+    [request] = service.fakes.sendgrid_requests()
+    sent = {p["to"][0]["email"]: p for p in request.body["personalizations"]}
+    assert set(sent) == {p["email"] for p in people}
+    assert sent[turned["email"]]["subject"] == "An update for you"
+    assert sent[turned["email"]]["from"]["name"] == "Kinship"
+    assert "subject" not in sent[people[0]["email"]]
+
+
 def test_an_alert_cancelled_during_an_email_retry_wait_sends_nothing(service: Service) -> None:
     """An organizer cancels while a batch waits out SendGrid's Retry-After: the retry sends
     nothing, and the batch's recipients count as suppressed."""
