@@ -693,8 +693,14 @@ class Dispatcher:
         # The endpoint row changes only when its health does: rewriting it after every chunk
         # made concurrent chunks of one endpoint queue on its row lock.
         this = endpoints.c.endpoint_id == endpoint.endpoint_id
-        if last_ok and endpoint.failing:
-            conn.execute(update(endpoints).where(this).values(failing_since=None))
+        if last_ok:
+            # Whatever the endpoint was when this chunk was claimed: another chunk of the same
+            # round may have marked it failing since. Matching nothing, it locks nothing.
+            conn.execute(
+                update(endpoints)
+                .where(this, endpoints.c.failing_since.is_not(None))
+                .values(failing_since=None)
+            )
         elif not last_ok and not endpoint.failing:
             conn.execute(
                 update(endpoints)

@@ -1719,3 +1719,29 @@ def test_a_chunk_that_waited_past_its_claim_sends_the_bodies_an_erasure_left(
     assert "waiting.chunk@example.org" in held_body  # on its way before the erasure
     assert "waiting.chunk@example.org" not in waited_body
     assert json.loads(waited_body)["data"]["erased"] is True
+
+
+def test_a_success_clears_a_failure_recorded_after_its_chunk_was_claimed(wh: Service) -> None:
+    """Two chunks of one healthy endpoint in a round: one fails and marks it failing, the
+    other then succeeds. The endpoint answers again: it is not failing (the success, read
+    against the endpoint as it was at the claim, left it failing and throttled)."""
+    from services.notifications.webhooks.dispatcher import Endpoint, Outcome
+    from services.notifications.webhooks.store import endpoints
+
+    clock = Clock()
+    seed_projection(wh)
+    made = register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/hook")
+    d = dispatcher(wh, clock)
+    claimed = Endpoint(made["endpoint_id"], PARTNER_A, made["url"], "whsec_x", None, False)
+
+    def answered(status: int) -> Outcome:
+        return Outcome("msg", 0, "initial", clock(), Reply(status, None, b"", None), 5)
+
+    with wh.engine.begin() as conn:
+        d._record_health(conn, claimed, answered(503), clock())
+    [row] = wh.rows(endpoints)
+    assert row.failing_since is not None
+    with wh.engine.begin() as conn:
+        d._record_health(conn, claimed, answered(200), clock())
+    [row] = wh.rows(endpoints)
+    assert row.failing_since is None
