@@ -34,9 +34,30 @@ OWN_PREFIX = "kinship_"
 
 
 def _bootstrap() -> str:
-    from shared.config import env_str
+    """The Kafka to read, as `kinship dev up` chose it: KAFKA_BOOTSTRAP_SERVERS, else the one
+    the running stack recorded, else the local broker (KAFKA_PORT, 9092). Refused at once,
+    naming it, when nothing answers there (the client waited 30 s, then gave a traceback)."""
+    from shared.cli.main import local_kafka
+    from shared.config import env_str, var_dir
+    from shared.devstack import read_stack_state
+    from shared.local_kafka import port_is_open
 
-    return env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    recorded = read_stack_state(var_dir()).get("kafka_bootstrap")
+    bootstrap = (
+        env_str("KAFKA_BOOTSTRAP_SERVERS", "")
+        or (recorded if isinstance(recorded, str) else "")
+        or local_kafka().bootstrap
+    )
+    first = bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if not port.isdigit() or not port_is_open(host.strip("[]") or "127.0.0.1", int(port)):
+        click.echo(
+            f"kinship dlq: no Kafka answers at {bootstrap}; start the stack (kinship dev up)"
+            " or set KAFKA_BOOTSTRAP_SERVERS",
+            err=True,
+        )
+        sys.exit(1)
+    return bootstrap
 
 
 def dead_letter_topics(bootstrap: str) -> list[str]:

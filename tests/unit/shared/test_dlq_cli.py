@@ -1,0 +1,48 @@
+"""`kinship dlq` finds the Kafka `dev up` runs, and says so at once when none answers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from shared.cli.dlq import _bootstrap
+from shared.cli.main import cli
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_nothing_answering_is_named_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
+    nowhere = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", nowhere)
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["dlq", "list"])
+    assert result.exit_code == 1 and time.monotonic() - started < 5
+    assert f"no Kafka answers at {nowhere}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_stacks_recorded_broker_is_used_without_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dev up` moved to another port (KAFKA_PORT) records where its broker listens."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        bootstrap = f"127.0.0.1:{listening.getsockname()[1]}"
+        (tmp_path / "dev").mkdir()
+        (tmp_path / "dev" / "stack.json").write_text(json.dumps({"kafka_bootstrap": bootstrap}))
+        monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
+        monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+        assert _bootstrap() == bootstrap
