@@ -7,6 +7,7 @@ network. Data lives under the given home directory (``var/kafka`` by default) ac
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -20,6 +21,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 KAFKA_VERSION = "4.3.1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -285,12 +288,30 @@ class LocalKafka:
         return result.stdout
 
     def running_pid(self) -> int | None:
-        """Return the broker's pid when the one this home started is alive."""
+        """Return the broker's pid when the one this home started is alive.
+
+        After a reboot (or a container's restart) the recorded pid may name another process:
+        taken for the broker, `dev up` waited for a Kafka that never came and `stop` signalled
+        that process. The pid counts only with the start time recorded beside it (a file
+        written before that, only if the process is a Kafka broker)."""
         try:
-            pid = int(self._pid_file.read_text().strip())
-        except (OSError, ValueError):
+            text = self._pid_file.read_text().strip()
+            record = json.loads(text) if text.startswith("{") else {"pid": int(text)}
+            pid = int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        return pid if _pid_alive(pid) else None
+        if not _pid_alive(pid):
+            return None
+        try:
+            process = psutil.Process(pid)
+            if "created" in record:
+                if abs(process.create_time() - float(record["created"])) > 1.0:
+                    return None
+            elif "kafka.Kafka" not in process.cmdline():
+                return None
+        except (psutil.Error, ValueError, TypeError):
+            return None
+        return pid
 
     def start(self, timeout: float = 90.0) -> KafkaStatus:
         """Start the broker (formatting storage on first use) and wait until it answers."""
@@ -330,7 +351,8 @@ class LocalKafka:
             cwd=self.home,
         )
         stdout.close()
-        self._pid_file.write_text(str(proc.pid))
+        created = psutil.Process(proc.pid).create_time()
+        self._pid_file.write_text(json.dumps({"pid": proc.pid, "created": created}))
         try:
             self.wait_ready(timeout, proc=proc)
         except LocalKafkaError:
