@@ -896,43 +896,52 @@ class Deliverer:
         recheck_every = self.deps.config.sms_recheck_seconds
         checked = time.monotonic()
         index = 0
-        while index < len(work):
-            if time.monotonic() - checked >= recheck_every:
-                work = work[:index] + self._recheck(info, "sms", work[index:], batch_key)
-                checked = time.monotonic()
-                if index == len(work):
-                    break
-                # The row claimed ahead may be the one that moved; a kept one is still held.
-                claimed = claimed and work[index][0] == ahead
-            delivery_id, person, state = work[index]
-            index += 1
-            if self.stop.is_set():
-                if claimed:  # claimed but never sent: not ambiguous, give it back
+        try:
+            while index < len(work):
+                if time.monotonic() - checked >= recheck_every:
+                    work = work[:index] + self._recheck(info, "sms", work[index:], batch_key)
+                    checked = time.monotonic()
+                    if index == len(work):
+                        break
+                    # The row claimed ahead may be the one that moved; a kept one is still held.
+                    claimed = claimed and work[index][0] == ahead
+                delivery_id, person, state = work[index]
+                index += 1
+                if self.stop.is_set():
+                    if claimed:  # claimed but never sent: not ambiguous, give it back
+                        with self._one_statement(lane) as conn:
+                            ledger.transition(
+                                conn, [delivery_id], "queued", self.now,
+                                from_status=("sending",), batch_key=batch_key,
+                            )  # fmt: skip
+                    raise Stopped()
+                bucket.acquire()
+                if state == "queued" and not claimed:
                     with self._one_statement(lane) as conn:
-                        ledger.transition(
-                            conn, [delivery_id], "queued", self.now,
-                            from_status=("sending",), batch_key=batch_key,
-                        )  # fmt: skip
-                raise Stopped()
-            bucket.acquire()
-            if state == "queued" and not claimed:
-                with self._one_statement(lane) as conn:
-                    if not ledger.transition(
-                        conn, [delivery_id], "sending", self.now,
-                        from_status=("queued",), batch_key=batch_key,
-                    ):  # fmt: skip
-                        continue  # no longer ours to send
-            elif state == "sending":
-                # Taken over when the batch began: a slow lane may reach it after the lease,
-                # when yet another worker may have taken it over in turn.
-                with self._one_statement(lane) as conn:
-                    if not self._renew(conn, [delivery_id], batch_key):
-                        continue  # no longer ours to send
-            following = work[index] if index < len(work) else None
-            ahead = following[0] if following and following[2] == "queued" else None
-            sent, claimed = self._send_sms_row(lane, info, delivery_id, person, batch_key, ahead)
-            if sent == "dead":
-                outcome = "dead"
+                        if not ledger.transition(
+                            conn, [delivery_id], "sending", self.now,
+                            from_status=("queued",), batch_key=batch_key,
+                        ):  # fmt: skip
+                            continue  # no longer ours to send
+                elif state == "sending":
+                    # Taken over when the batch began: a slow lane may reach it after the lease,
+                    # when yet another worker may have taken it over in turn.
+                    with self._one_statement(lane) as conn:
+                        if not self._renew(conn, [delivery_id], batch_key):
+                            continue  # no longer ours to send
+                following = work[index] if index < len(work) else None
+                ahead = following[0] if following and following[2] == "queued" else None
+                sent, claimed = self._send_sms_row(
+                    lane, info, delivery_id, person, batch_key, ahead
+                )
+                if sent == "dead":
+                    outcome = "dead"
+        except BaseException:
+            # Rows this lane never requested go back to queued (a provider's outage, refused
+            # credentials, a stop): left `sending`, the batch's next try counted each as
+            # ambiguous, as if it might have gone out, once per try of an hour's outage.
+            self._release_unsent([delivery_id for delivery_id, _, _ in work[index:]], batch_key)
+            raise
         return outcome
 
     def _sms_body(self, info: AlertInfo, person: Supporter) -> str | None:

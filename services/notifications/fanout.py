@@ -436,7 +436,8 @@ class DispatchSender:
                 self._dead_letter(record, exc)
                 self.deliverer.dead_lettered(batch_id)
         except Exception as failed:  # noqa: BLE001 - tried again with the next retry
-            if is_transient_error(failed) or isinstance(failed, KafkaError):
+            if isinstance(failed, (Busy, ClaimLost, KafkaError)) or is_transient_error(failed):
+                # An outage, or rows another live worker holds: nothing about the batch.
                 log.warning(
                     "dispatch batch not given up yet",
                     extra={"error": type(failed).__name__, "group": self.group},

@@ -38,7 +38,9 @@ from shared.devstack import DEFAULT_PORTS, read_stack_state, service_ports
 # the regulators set aside for fiction (ACMA's 0491 570 xxx, ARCEP's 01 99 00 xx xx, the US
 # 555-01xx), so a stack started with real Twilio credentials texts nobody.
 SMS_SIGNERS = (
-    ("+61491570156", "AU", "Australia/Perth", None),
+    # A Perth postcode: without one, an Australian number spans the country's zones, and the
+    # text waits until it is daytime in all of them.
+    ("+61491570156", "AU", "Australia/Perth", "6000"),
     ("+33199001234", "FR", "Europe/Paris", None),
     ("+12135550147", "US", "America/Los_Angeles", "90012"),
 )

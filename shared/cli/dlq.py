@@ -48,9 +48,12 @@ def _bootstrap() -> str:
         or (recorded if isinstance(recorded, str) else "")
         or local_kafka().bootstrap
     )
-    first = bootstrap.split(",")[0].strip()
-    host, _, port = first.rpartition(":")
-    if not port.isdigit() or not port_is_open(host.strip("[]") or "127.0.0.1", int(port)):
+
+    def answers(server: str) -> bool:
+        host, _, port = server.strip().rpartition(":")
+        return port.isdigit() and port_is_open(host.strip("[]") or "127.0.0.1", int(port))
+
+    if not any(answers(server) for server in bootstrap.split(",")):
         click.echo(
             f"kinship dlq: no Kafka answers at {bootstrap}; start the stack (kinship dev up)"
             " or set KAFKA_BOOTSTRAP_SERVERS",

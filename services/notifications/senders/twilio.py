@@ -27,13 +27,13 @@ from services.notifications.senders import (
 )
 
 OPT_OUT_CODES = {"21610"}  # recipient replied STOP to this sender
-# Twilio refusing our sender, not the message: an invalid or foreign 'From' (21212, 21606,
-# 21659, 21660), a Messaging Service missing, unavailable or without numbers (21701-21705).
+# Twilio refusing our sender, not the message: an invalid 'From' (21212) or one not on the
+# account (21660), a Messaging Service missing, unavailable or without numbers (21701-21705).
 # Every text would fail the same way until an operator fixes TWILIO_FROM_NUMBER or
 # TWILIO_MESSAGING_SERVICE_SID: sending pauses, as for refused credentials, failing nobody.
-SENDER_CODES = frozenset(
-    {"21212", "21606", "21659", "21660", "21701", "21702", "21703", "21704", "21705"}
-)
+# (21606 and 21659 can depend on the recipient's country, a short code texting abroad: they
+# stay that text's own failure, or one foreign number would pause every text for ever.)
+SENDER_CODES = frozenset({"21212", "21660", "21701", "21702", "21703", "21704", "21705"})
 CA_BUNDLE_VARIABLES = (
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",

@@ -107,7 +107,7 @@ class DeletionFilter(EndpointFilter):
         },
     )
     after = fields.Integer(
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=2**63 - 1),
         metadata={
             "description": "those listed after this `deletion_id`: pass the last one you "
             "handled. Ids follow the order rows were written, which two erasures committing at "

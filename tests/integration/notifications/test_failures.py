@@ -326,6 +326,7 @@ def test_a_batch_whose_failure_cannot_be_recorded_is_dead_lettered_not_retried_f
     second for ever)."""
     from types import SimpleNamespace
 
+    from services.notifications.delivery import Busy
     from services.notifications.fanout import BATCH_TYPES, DispatchSender
     from services.notifications.handlers import handle_alert_published
     from shared.events import Event
@@ -347,12 +348,17 @@ def test_a_batch_whose_failure_cannot_be_recorded_is_dead_lettered_not_retried_f
     def refused(*args: Any) -> None:
         raise ValueError("value too long for type character varying(80)")
 
-    monkeypatch.setattr(sender.deliverer, "fail_batch", refused)
+    def busy(*args: Any) -> None:
+        raise Busy("alert-u:1")
+
+    tries = service.deps.config.batch_max_attempts
     try:
-        waits = [
-            sender._after_failure(record, ValueError("value too long"))
-            for _ in range(service.deps.config.batch_max_attempts)
-        ]
+        # Rows another live worker holds say nothing of the batch: tried again, not given up.
+        monkeypatch.setattr(sender.deliverer, "fail_batch", busy)
+        assert all(sender._after_failure(record, ValueError("x")) for _ in range(tries + 2))
+        sender._failing = (None, 0)
+        monkeypatch.setattr(sender.deliverer, "fail_batch", refused)
+        waits = [sender._after_failure(record, ValueError("value too long")) for _ in range(tries)]
     finally:
         if sender._producer is not None:
             sender._producer.close()
@@ -1087,34 +1093,33 @@ def test_a_stop_texted_during_a_retry_wait_holds_for_the_retry(service: Service)
 
 
 def test_texts_met_by_a_twilio_outage_wait_for_it_and_go_once(service: Service) -> None:
-    """Twilio answers 503 for longer than a text's retries last: the batch stops, failing
-    nobody, its texts queued again; taken up again after the outage, each goes once."""
+    """Twilio answers 503 for longer than a text's retries last, over two tries of the batch:
+    each try stops failing nobody, its texts queued again, none counted as possibly sent
+    (they were refused); taken up after the outage, each goes once."""
+    from dataclasses import replace
+
     from services.notifications.delivery import ProviderDown
     from services.notifications.domain import TokenBucket
     from services.notifications.handlers import handle_alert_published
 
-    people = seed_audience(service.engine, "camp-t", "org-t", 3, phone_every=1, time_zone="UTC")
+    people = seed_audience(service.engine, "camp-t", "org-t", 6, phone_every=1, time_zone="UTC")
     service.deps.clock = lambda: NOON_UTC
     with service.engine.begin() as conn:
         handle_alert_published(service.deps, alert("alert-t", "camp-t", "org-t", ["sms"]), conn)
-    attempts = service.deps.config.send_max_attempts
-    service.fakes.set_faults(
-        "twilio", {"rules": [{"kind": "status", "status": 503, "count": attempts}]}
-    )
-    from dataclasses import replace
-
-    deliverer = Deliverer(
-        replace(service.deps, config=service.deps.config.with_(sms_concurrency=1))
-    )
+    service.fakes.set_faults("twilio", {"rules": [{"kind": "status", "status": 503}]})
+    config = service.deps.config.with_(send_max_attempts=2)  # four lanes, as by default
+    deliverer = Deliverer(replace(service.deps, config=config))
     batch = _batch("alert-t", people)
-    with pytest.raises(ProviderDown):
-        deliverer.send_alert_sms_batch(batch, TokenBucket(1e3))
-    assert {r.status for r in service.rows(deliveries)} == {"queued"}
+    for _ in range(2):
+        with pytest.raises(ProviderDown):
+            deliverer.send_alert_sms_batch(batch, TokenBucket(1e3))
+        assert {r.status for r in service.rows(deliveries)} == {"queued"}
+    service.fakes.clear_faults("twilio")
     assert deliverer.send_alert_sms_batch(batch, TokenBucket(1e3)) == "done"  # taken up again
     sent = sorted(t.body["To"] for t in service.fakes.twilio_messages())
     assert sent == sorted(p["phone"] for p in people)
     row = service.rows(alerts, alerts.c.alert_id == "alert-t")[0]
-    assert (row.sent, row.failed, row.dead_batches) == (3, 0, 0)
+    assert (row.sent, row.failed, row.ambiguous, row.dead_batches) == (6, 0, 0, 0)
 
 
 def test_a_number_several_supporters_gave_gets_an_alert_once(service: Service) -> None:

@@ -1144,8 +1144,9 @@ def test_a_deletion_listed_late_is_found_by_syncing_after_the_last_id(wh: Servic
         note_deletions(conn, [PARTNER_A], "sup-late", "erased", moment - timedelta(minutes=3))
     assert listed(f"?since={synced_at}") == []
     assert [d["supporter_id"] for d in listed(f"?after={first['deletion_id']}")] == ["sup-late"]
-    refused = wh.client().get("/api/v1/webhooks/deletions?after=-1", headers=key)
-    assert refused.status_code == 422 and "after" in refused.get_json()["errors"]
+    for after in ("-1", str(2**63)):
+        refused = wh.client().get(f"/api/v1/webhooks/deletions?after={after}", headers=key)
+        assert refused.status_code == 422 and "after" in refused.get_json()["errors"]
 
 
 def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_successor(

@@ -46,3 +46,16 @@ def test_the_stacks_recorded_broker_is_used_without_settings(
         monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
         monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
         assert _bootstrap() == bootstrap
+
+
+def test_a_broker_down_among_several_does_not_stop_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first broker listed is down for maintenance: the others still serve dead letters."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        servers = f"127.0.0.1:{free_port()},127.0.0.1:{listening.getsockname()[1]}"
+        monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", servers)
+        assert _bootstrap() == servers
