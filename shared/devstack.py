@@ -42,6 +42,11 @@ HOST = "127.0.0.1"
 CONSUMER_GROUPS = (*SERVICES, *(sender_group("notifications", c) for c in CHANNELS))
 
 
+# Behind one public host every service's links share a base; on the local stack each
+# service has its own port, and a service's links go to the one that answers them.
+LINKS_ANSWERED_BY = {"campaigns": "notifications"}
+
+
 class DevStackError(RuntimeError):
     """The local stack could not be started or stopped; the message says what to do."""
 
@@ -173,8 +178,10 @@ class DevStack:
         env.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
         if service is not None and not self.environ.get("KINSHIP_PUBLIC_BASE_URL"):
             # Links in emails point at the service that answers them: confirmations at
-            # petitions, unsubscribe and preference pages at notifications.
-            env["KINSHIP_PUBLIC_BASE_URL"] = f"http://{HOST}:{self.ports[service]}"
+            # petitions, unsubscribe and preference pages at notifications, and so do the
+            # links of campaigns' alert previews (notifications' /preview page).
+            answered_by = LINKS_ANSWERED_BY.get(service, service)
+            env["KINSHIP_PUBLIC_BASE_URL"] = f"http://{HOST}:{self.ports[answered_by]}"
         return env
 
     def _pid_file(self, part: Part) -> Path:

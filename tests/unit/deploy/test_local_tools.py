@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared.cli.outbox import format_message, mask, mask_email, mask_phone, summarize
@@ -99,3 +101,18 @@ def test_services_on_sqlite_run_threaded_workers() -> None:
     assert not sqlite_database({"DATABASE_URL": postgres}, "petitions")
     assert not sqlite_database({"PETITIONS_DATABASE_URL": postgres}, "petitions")
     assert sqlite_database({"CAMPAIGNS_DATABASE_URL": postgres}, "petitions")
+
+
+def test_local_links_point_at_the_service_that_answers_them(tmp_path: Path) -> None:
+    """An alert preview's links go to notifications' /preview page (campaigns answers 404)."""
+    from shared.devstack import DevStack
+    from shared.local_kafka import LocalKafka
+
+    stack = DevStack(tmp_path, LocalKafka(tmp_path / "kafka"), environ={})
+    urls = {name: stack.env_for(name)["KINSHIP_PUBLIC_BASE_URL"] for name in stack.ports}
+    assert (
+        urls["campaigns"]
+        == urls["notifications"]
+        == f"http://127.0.0.1:{stack.ports['notifications']}"
+    )
+    assert urls["petitions"] == f"http://127.0.0.1:{stack.ports['petitions']}"
