@@ -51,15 +51,29 @@ class DevStackError(RuntimeError):
     """The local stack could not be started or stopped; the message says what to do."""
 
 
-def service_ports(environ: Mapping[str, str]) -> dict[str, int]:
-    """Return each service's port (KINSHIP_<SERVICE>_PORT, else 8001-8003)."""
+def service_ports(
+    environ: Mapping[str, str], recorded: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Return each service's port: KINSHIP_<SERVICE>_PORT, else the one the running stack
+    was started on (recorded), else 8001-8003."""
     ports = {}
     for name in SERVICES:
         raw = environ.get(f"KINSHIP_{name.upper()}_PORT", "").strip()
         try:
-            ports[name] = int(raw) if raw else DEFAULT_PORTS[name]
+            ports[name] = int(raw) if raw else (recorded or {}).get(name, DEFAULT_PORTS[name])
         except ValueError:
             raise DevStackError(f"KINSHIP_{name.upper()}_PORT must be a port number") from None
+    return ports
+
+
+def recorded_ports(var: Path) -> dict[str, int]:
+    """The ports `up` started the services on (stack.json, while the stack runs), if any."""
+    urls = read_stack_state(var).get("urls")
+    ports = {}
+    for name, url in urls.items() if isinstance(urls, dict) else ():
+        port = str(url).rpartition(":")[2]
+        if name in SERVICES and port.isdigit():
+            ports[name] = int(port)
     return ports
 
 
@@ -118,7 +132,9 @@ class DevStack:
         self.kafka = kafka
         self.environ = dict(os.environ if environ is None else environ)
         self.echo = echo
-        self.ports = service_ports(self.environ)
+        # Those `up` recorded unless named again: a second `up`, `status` or `down` run
+        # without the variables the first had must not look at the default ports.
+        self.ports = service_ports(self.environ, recorded_ports(self.var))
         # A production-like Kafka named in the environment replaces the local broker.
         self.external_kafka = self.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
         self.run_dir = self.var / "dev"

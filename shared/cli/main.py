@@ -11,10 +11,17 @@ from shared.local_kafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
 
 
 def local_kafka() -> LocalKafka:
-    """Return the local broker of this checkout (var/kafka, port KAFKA_PORT or 9092)."""
+    """Return the local broker of this checkout (var/kafka, port KAFKA_PORT, else the one the
+    running stack started it on, else 9092)."""
     from shared.config import var_dir
+    from shared.devstack import read_stack_state
 
-    port = int(os.environ.get("KAFKA_PORT") or "9092")  # empty counts as unset
+    raw = (os.environ.get("KAFKA_PORT") or "").strip()  # empty counts as unset
+    if not raw:
+        state = read_stack_state(var_dir())
+        recorded = str(state.get("kafka_bootstrap") or "").rpartition(":")[2]
+        raw = recorded if state.get("kafka_owned") and recorded.isdigit() else "9092"
+    port = int(raw)
     controller = os.environ.get("KAFKA_CONTROLLER_PORT")
     return LocalKafka(
         var_dir() / "kafka",

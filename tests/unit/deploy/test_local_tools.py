@@ -8,6 +8,7 @@ import pytest
 
 from shared.cli.outbox import format_message, mask, mask_email, mask_phone, summarize
 from shared.devstack import DevStackError, service_ports, sqlite_database
+from shared.local_kafka import LocalKafka
 
 
 @pytest.mark.parametrize(
@@ -106,7 +107,6 @@ def test_services_on_sqlite_run_threaded_workers() -> None:
 def test_local_links_point_at_the_service_that_answers_them(tmp_path: Path) -> None:
     """An alert preview's links go to notifications' /preview page (campaigns answers 404)."""
     from shared.devstack import DevStack
-    from shared.local_kafka import LocalKafka
 
     stack = DevStack(tmp_path, LocalKafka(tmp_path / "kafka"), environ={})
     urls = {name: stack.env_for(name)["KINSHIP_PUBLIC_BASE_URL"] for name in stack.ports}
@@ -116,3 +116,31 @@ def test_local_links_point_at_the_service_that_answers_them(tmp_path: Path) -> N
         == f"http://127.0.0.1:{stack.ports['notifications']}"
     )
     assert urls["petitions"] == f"http://127.0.0.1:{stack.ports['petitions']}"
+
+
+def test_commands_without_the_port_variables_find_the_running_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` ran with KINSHIP_PETITIONS_PORT and KAFKA_PORT moved; `status`, `down` or a second
+    `up` in a shell without them looked at the default ports (NOT READY, the wrong stack)."""
+    import json
+
+    from shared.cli.main import local_kafka
+    from shared.devstack import DevStack
+
+    (tmp_path / "dev").mkdir()
+    state = {
+        "kafka_bootstrap": "127.0.0.1:19092",
+        "kafka_owned": True,
+        "urls": {"campaigns": "http://127.0.0.1:8001", "petitions": "http://127.0.0.1:18002",
+                 "notifications": "http://127.0.0.1:8003"},
+    }  # fmt: skip
+    (tmp_path / "dev" / "stack.json").write_text(json.dumps(state))
+    stack = DevStack(tmp_path, LocalKafka(tmp_path / "kafka"), environ={})
+    assert stack.ports == {"campaigns": 8001, "petitions": 18002, "notifications": 8003}
+    named = DevStack(tmp_path, LocalKafka(tmp_path / "kafka"),
+                     environ={"KINSHIP_PETITIONS_PORT": "28002"})  # fmt: skip
+    assert named.ports["petitions"] == 28002
+    monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("KAFKA_PORT", raising=False)
+    assert local_kafka().bootstrap.endswith(":19092")
