@@ -30,11 +30,9 @@ from services.notifications.domain import (
     to_e164,
 )
 from services.notifications.store import (
-    alert_numbers,
     campaigns,
     consents,
     erasures,
-    insert_ignore,
     organizations,
     petitions,
     signatures,
@@ -854,29 +852,3 @@ def campaign(conn: Connection, campaign_id: str) -> Any:
 
 def petition(conn: Connection, petition_id: str) -> Any:
     return conn.execute(select(petitions).where(petitions.c.petition_id == petition_id)).first()
-
-
-def number_owners(conn: Connection, alert_id: str, numbers: Mapping[str, str]) -> dict[str, str]:
-    """Take each number (supporter id -> keyed hash) for its supporter on this alert, unless
-    another supporter already has it; return each number's owner (hash -> supporter id).
-
-    An alert texts a number once: given by several supporters, the first an alert's batch
-    decides for has it, whichever batch the others are in. Taken in the hashes' order, so two
-    batches deciding at once wait on each other's rows, never in a cycle."""
-    first: dict[str, str] = {}
-    for sid, number in sorted(numbers.items()):
-        first.setdefault(number, sid)
-    if not first:
-        return {}
-    rows = [
-        {"alert_id": alert_id, "phone_hash": number, "supporter_id": sid}
-        for number, sid in sorted(first.items())
-    ]
-    conn.execute(insert_ignore(conn, alert_numbers, rows))
-    taken = conn.execute(
-        select(alert_numbers.c.phone_hash, alert_numbers.c.supporter_id).where(
-            alert_numbers.c.alert_id == alert_id,
-            one_of(conn, alert_numbers.c.phone_hash, sorted(first)),
-        )
-    )
-    return {str(number): str(owner) for number, owner in taken}

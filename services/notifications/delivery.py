@@ -718,19 +718,10 @@ class Deliverer:
         with self.deps.engine.begin() as conn:
             people, allowed = audience.batch_recipients(conn, ids, info.organization_id, "sms")
             cancelled = self.cancelled(conn, info.alert_id)
-            numbers = {
-                sid: person.phone_hash
-                for sid, person in people.items()
-                if person is not None and person.phone and person.phone_hash and sid in allowed
-            }
-            owners = {} if cancelled else audience.number_owners(conn, info.alert_id, numbers)
 
             def decide(sid: str) -> tuple[str, datetime | None]:
                 if cancelled:
                     return CANCELLED
-                number = numbers.get(sid)
-                if number is not None and owners.get(number, sid) != sid:
-                    return "suppressed", None  # another supporter's text of this alert goes there
                 return self._sms_decision(people.get(sid), sid in allowed, now)
 
             entries = []

@@ -12,7 +12,6 @@ from services.notifications import audience, compliance, ledger, links, preferen
 from services.notifications.audience import EVERY_ORG
 from services.notifications.bootstrap import SOURCE, Deps
 from services.notifications.store import (
-    alert_numbers,
     captured,
     consents,
     deliveries,
@@ -71,14 +70,7 @@ def apply_erasure(deps: Deps, conn: Connection, data: Mapping[str, Any]) -> None
             provider_message_id=None,
         )
     )
-    for table in (
-        consents,
-        supporter_campaigns,
-        signatures,
-        erasure_requests,
-        preference_requests,
-        alert_numbers,
-    ):
+    for table in (consents, supporter_campaigns, signatures, erasure_requests, preference_requests):
         conn.execute(delete(table).where(table.c.supporter_id == sid))
     # When its numbers were last welcomed, and by whom: the one named and the one held.
     for number in {str(n) for n in (data.get("phone_hash"), row.phone_hash if row else None) if n}:

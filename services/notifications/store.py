@@ -322,17 +322,6 @@ sms_welcomes = Table(
     Column("welcomed_at", Moment(), nullable=False),
 )
 
-# The supporter an alert texts each number for: a number typed by several supporters (a
-# household, or someone signing fresh addresses with another's number) gets one text an alert,
-# not one per supporter, each greeting a name someone typed (migration 0033).
-alert_numbers = Table(
-    "nf_alert_numbers",
-    metadata,
-    Column("alert_id", ident(64), primary_key=True),
-    Column("phone_hash", ident(64), primary_key=True),
-    Column("supporter_id", ident(64), nullable=False, index=True),
-)
-
 inbound_sms = Table(
     "nf_inbound_sms",
     metadata,

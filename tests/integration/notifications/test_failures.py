@@ -1122,51 +1122,6 @@ def test_texts_met_by_a_twilio_outage_wait_for_it_and_go_once(service: Service) 
     assert (row.sent, row.failed, row.ambiguous, row.dead_batches) == (6, 0, 0, 0)
 
 
-def test_a_number_several_supporters_gave_gets_an_alert_once(service: Service) -> None:
-    """Someone signs under fresh addresses with another person's number (or a household
-    shares one): an alert texts that number once, whichever batches the supporters are in,
-    not once per supporter greeting each name typed; a batch delivered again is unchanged."""
-    from sqlalchemy import update
-
-    from services.notifications.domain import TokenBucket
-    from services.notifications.handlers import handle_alert_published
-    from services.notifications.store import consents, supporters
-
-    people = seed_audience(service.engine, "camp-n", "org-n", 3, phone_every=1, time_zone="UTC")
-    shared = people[0]
-    with service.engine.begin() as conn:  # people[1] opted in to texts at people[0]'s number
-        conn.execute(
-            update(supporters)
-            .where(supporters.c.supporter_id == people[1]["supporter_id"])
-            .values(phone=shared["phone"], phone_hash=shared["phone_hash"])
-        )
-        conn.execute(
-            update(consents)
-            .where(consents.c.supporter_id == people[1]["supporter_id"])
-            .values(contact_hash=shared["phone_hash"])
-        )
-    service.deps.clock = lambda: NOON_UTC
-    with service.engine.begin() as conn:
-        handle_alert_published(service.deps, alert("alert-n", "camp-n", "org-n", ["sms"]), conn)
-    first, second = _batch("alert-n", people[:1]), _batch("alert-n", people[1:])
-    second["batch_id"] = "alert-n:2"
-    deliverer = Deliverer(service.deps)
-    for batch in (first, second, first):
-        assert deliverer.send_alert_sms_batch(batch, TokenBucket(1e3)) == "done"
-    sent = sorted(t.body["To"] for t in service.fakes.twilio_messages())
-    assert sent == sorted([shared["phone"], people[2]["phone"]])
-    row = service.rows(alerts, alerts.c.alert_id == "alert-n")[0]
-    assert (row.sent, row.suppressed, row.failed) == (2, 1, 0)
-    # Which number an alert texted for whom is the supporter's: an erasure takes it.
-    from services.notifications.erasure import apply_erasure
-    from services.notifications.store import alert_numbers
-
-    with service.engine.begin() as conn:
-        apply_erasure(service.deps, conn, {"supporter_id": shared["supporter_id"]})
-    owners = {r.supporter_id for r in service.rows(alert_numbers)}
-    assert owners == {people[2]["supporter_id"]}
-
-
 def test_discreet_mode_turned_on_during_a_retry_wait_holds_for_the_retry(service: Service) -> None:
     """A supporter turns discreet mode on while the provider's Retry-After runs: the text
     retried is the discreet one, not the one naming the cause."""
