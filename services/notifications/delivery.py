@@ -887,6 +887,7 @@ class Deliverer:
         recheck_every = self.deps.config.sms_recheck_seconds
         checked = time.monotonic()
         index = 0
+        unsent: str | None = None  # the row in hand, until its request may have gone
         try:
             while index < len(work):
                 if time.monotonic() - checked >= recheck_every:
@@ -898,6 +899,7 @@ class Deliverer:
                     claimed = claimed and work[index][0] == ahead
                 delivery_id, person, state = work[index]
                 index += 1
+                unsent = delivery_id
                 if self.stop.is_set():
                     if claimed:  # claimed but never sent: not ambiguous, give it back
                         with self._one_statement(lane) as conn:
@@ -922,6 +924,7 @@ class Deliverer:
                             continue  # no longer ours to send
                 following = work[index] if index < len(work) else None
                 ahead = following[0] if following and following[2] == "queued" else None
+                unsent = None
                 sent, claimed = self._send_sms_row(
                     lane, info, delivery_id, person, batch_key, ahead
                 )
@@ -931,7 +934,8 @@ class Deliverer:
             # Rows this lane never requested go back to queued (a provider's outage, refused
             # credentials, a stop): left `sending`, the batch's next try counted each as
             # ambiguous, as if it might have gone out, once per try of an hour's outage.
-            self._release_unsent([delivery_id for delivery_id, _, _ in work[index:]], batch_key)
+            rest = [delivery_id for delivery_id, _, _ in work[index:]]
+            self._release_unsent([unsent, *rest] if unsent else rest, batch_key)
             raise
         return outcome
 

@@ -693,21 +693,21 @@ class Dispatcher:
         # The endpoint row changes only when its health does: rewriting it after every chunk
         # made concurrent chunks of one endpoint queue on its row lock.
         this = endpoints.c.endpoint_id == endpoint.endpoint_id
+        # Whatever the endpoint was when this chunk was claimed: another chunk of the same
+        # round may have marked it failing, or cleared the mark, since. Each statement matches
+        # only a row whose health it changes, so a steady endpoint's row is never locked.
         if last_ok:
-            # Whatever the endpoint was when this chunk was claimed: another chunk of the same
-            # round may have marked it failing since. Matching nothing, it locks nothing.
             conn.execute(
                 update(endpoints)
                 .where(this, endpoints.c.failing_since.is_not(None))
                 .values(failing_since=None)
             )
-        elif not last_ok and not endpoint.failing:
+        else:
             conn.execute(
                 update(endpoints)
                 .where(this, endpoints.c.failing_since.is_(None))
                 .values(failing_since=now)
             )
-        if not last_ok:
             self._maybe_disable_failing(conn, endpoint.endpoint_id, now)
 
     @staticmethod

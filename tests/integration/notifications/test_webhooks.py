@@ -1746,3 +1746,9 @@ def test_a_success_clears_a_failure_recorded_after_its_chunk_was_claimed(wh: Ser
         d._record_health(conn, claimed, answered(200), clock())
     [row] = wh.rows(endpoints)
     assert row.failing_since is None
+    # The mirror: a probe claimed while it was failing fails after a success cleared the mark.
+    probe = Endpoint(made["endpoint_id"], PARTNER_A, made["url"], "whsec_x", None, True)
+    with wh.engine.begin() as conn:
+        d._record_health(conn, probe, answered(503), clock())
+    [row] = wh.rows(endpoints)
+    assert row.failing_since is not None
