@@ -278,28 +278,38 @@ def test_a_batch_failing_by_a_fault_of_its_own_is_given_up_failed_and_dead_lette
         assert headers_of(dead[0])["kinship_error_class"] == "ValueError"
 
 
+def _published_batch_record(service: Service, tag: str, size: int) -> Any:
+    """Publish an email alert to `size` new supporters; return its first dispatch batch as
+    the record a sender reads."""
+    from types import SimpleNamespace
+
+    from services.notifications.fanout import BATCH_TYPES
+    from services.notifications.handlers import handle_alert_published
+    from shared.events import Event
+
+    camp, org, alert_id = f"camp-{tag}", f"org-{tag}", f"alert-{tag}"
+    people = seed_audience(service.engine, camp, org, size)
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert(alert_id, camp, org, ["email"]), conn)
+    batch = Event(
+        type=BATCH_TYPES["email"], key=f"{alert_id}:1", source="test", subject="email",
+        data={**_batch(alert_id, people), "campaign_id": camp, "organization_id": org,
+              "channel": "email", "seq": 1, "at": "2026-11-28T12:00:00Z"},
+    )  # fmt: skip
+    return SimpleNamespace(
+        topic=DISPATCH_TOPICS["email"], partition=0, offset=7, key=batch.key.encode(),
+        value=batch.value(), headers=batch.headers(), timestamp=0,
+    )  # fmt: skip
+
+
 def test_a_batch_given_up_and_delivered_again_is_dead_lettered_once(service: Service) -> None:
     """A batch given up by a fault of its own comes back (a commit lost in a rebalance) and
     fails as before: its recipients and the alert's count stay as they were, and the
     dead-letter topic gets it once."""
-    from types import SimpleNamespace
 
-    from services.notifications.fanout import BATCH_TYPES, DispatchSender
-    from services.notifications.handlers import handle_alert_published
-    from shared.events import Event
+    from services.notifications.fanout import DispatchSender
 
-    people = seed_audience(service.engine, "camp-g", "org-g", 3)
-    with service.engine.begin() as conn:
-        handle_alert_published(service.deps, alert("alert-g", "camp-g", "org-g", ["email"]), conn)
-    batch = Event(
-        type=BATCH_TYPES["email"], key="alert-g:1", source="test", subject="email",
-        data={**_batch("alert-g", people), "campaign_id": "camp-g", "organization_id": "org-g",
-              "channel": "email", "seq": 1, "at": "2026-11-28T12:00:00Z"},
-    )  # fmt: skip
-    record = SimpleNamespace(
-        topic=DISPATCH_TOPICS["email"], partition=0, offset=7, key=batch.key.encode(),
-        value=batch.value(), headers=batch.headers(), timestamp=0,
-    )  # fmt: skip
+    record = _published_batch_record(service, "g", 3)
     sender = DispatchSender(service.deps, "email", "given-up", group=f"{service.group}-gu")
     try:
         for _ in range(2):  # given up, then delivered again and given up again
@@ -324,25 +334,11 @@ def test_a_batch_whose_failure_cannot_be_recorded_is_dead_lettered_not_retried_f
     """Data the ledger refuses fails the batch and then its giving up alike: it goes to the
     dead-letter topic after its tries, so the partition moves on (it was retried every
     second for ever)."""
-    from types import SimpleNamespace
 
     from services.notifications.delivery import Busy
-    from services.notifications.fanout import BATCH_TYPES, DispatchSender
-    from services.notifications.handlers import handle_alert_published
-    from shared.events import Event
+    from services.notifications.fanout import DispatchSender
 
-    people = seed_audience(service.engine, "camp-u", "org-u", 2)
-    with service.engine.begin() as conn:
-        handle_alert_published(service.deps, alert("alert-u", "camp-u", "org-u", ["email"]), conn)
-    batch = Event(
-        type=BATCH_TYPES["email"], key="alert-u:1", source="test", subject="email",
-        data={**_batch("alert-u", people), "campaign_id": "camp-u", "organization_id": "org-u",
-              "channel": "email", "seq": 1, "at": "2026-11-28T12:00:00Z"},
-    )  # fmt: skip
-    record = SimpleNamespace(
-        topic=DISPATCH_TOPICS["email"], partition=0, offset=3, key=batch.key.encode(),
-        value=batch.value(), headers=batch.headers(), timestamp=0,
-    )  # fmt: skip
+    record = _published_batch_record(service, "u", 2)
     sender = DispatchSender(service.deps, "email", "unrecorded", group=f"{service.group}-un")
 
     def refused(*args: Any) -> None:

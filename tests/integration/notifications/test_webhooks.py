@@ -1636,6 +1636,16 @@ class _HoldingFirst:
         return Reply(200, None, b"", None)
 
 
+def two_endpoints(wh: Service) -> tuple[str, str]:
+    """Register two endpoints of partner A, one chunk each a round; return their URLs."""
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    urls = ("http://127.0.0.1:9/one", "http://127.0.0.1:9/two")
+    for url in urls:
+        register(wh, key, url)
+    return urls
+
+
 def test_a_chunk_left_waiting_past_its_lease_sends_only_what_is_still_its_own(
     wh: Service,
 ) -> None:
@@ -1643,11 +1653,7 @@ def test_a_chunk_left_waiting_past_its_lease_sends_only_what_is_still_its_own(
     housekeeping hands its rows out again and another dispatcher sends them. When the chunk
     finally starts, it must not send them a second time."""
     clock = Clock()
-    seed_projection(wh)
-    key = issue_key(wh.engine, "partner", PARTNER_A)
-    one, two = "http://127.0.0.1:9/one", "http://127.0.0.1:9/two"
-    register(wh, key, one)
-    register(wh, key, two)
+    one, two = two_endpoints(wh)
     write_events(wh, clock, signed("queued@example.org", [PARTNER_A]))
     busy = _HoldingFirst(hold=True)
     first = dispatcher(wh, clock, pool_size=1, claim_lease_seconds=2.0)
@@ -1691,11 +1697,7 @@ def test_a_chunk_that_waited_past_its_claim_sends_the_bodies_an_erasure_left(
     waits for it: it must send the bodies as stored now, scrubbed, not the details it read
     when first claimed, or the partner gets them after being told to delete them."""
     clock = Clock()
-    seed_projection(wh)
-    key = issue_key(wh.engine, "partner", PARTNER_A)
-    one, two = "http://127.0.0.1:9/one", "http://127.0.0.1:9/two"
-    register(wh, key, one)
-    register(wh, key, two)
+    two_endpoints(wh)
     sig = signed("waiting.chunk@example.org", [PARTNER_A])
     write_events(wh, clock, sig)
     busy = _HoldingFirstKeepingBodies(hold=True)
