@@ -14,7 +14,7 @@ from unittest.mock import ANY
 
 import pytest
 
-from services.notifications.delivery import Deliverer
+from services.notifications.delivery import Deliverer, Stopped
 from services.notifications.store import alerts, deliveries, suppressions
 from shared.db import aware
 from shared.events.catalog import DISPATCH_TOPICS, NOTIFICATIONS
@@ -714,6 +714,38 @@ def test_a_taken_over_sms_batch_waits_for_the_morning_when_it_is_now_night(
     row = service.rows(alerts, alerts.c.alert_id == "alert-q")[0]
     # A text in flight at the crash may have gone out, and goes again in the morning.
     assert (row.deferred, row.ambiguous) == (3, len(in_flight))
+
+
+def test_texts_taken_over_and_stopped_before_their_requests_are_counted_once(
+    service: Service,
+) -> None:
+    """A batch taken over from a crashed sender counts its texts that may have gone as
+    ambiguous, once. Stopped before any request of its own, the new owner hands every row
+    back: left `sending`, the next owner counted them ambiguous all over again."""
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+    from tests.integration.notifications.harness import build_sender
+
+    people = seed_audience(service.engine, "camp-s", "org-s", 3, phone_every=1, time_zone="UTC")
+    service.deps.clock = lambda: NOON_UTC
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-s", "camp-s", "org-s", ["sms"]), conn)
+    batch = _batch("alert-s", people)
+    service.deps.sms = _Crash()  # type: ignore[assignment]
+    _crash_then_age(service, lambda d: d.send_alert_sms_batch(batch, TokenBucket(100.0)))
+    in_flight = len([r for r in service.rows(deliveries) if r.status == "sending"])
+    assert in_flight
+    service.deps.sms = build_sender(service, "sms")
+    stopping = Deliverer(service.deps)
+    stopping.stop.set()  # a SIGTERM as it takes the batch up
+    with pytest.raises(Stopped):
+        stopping.send_alert_sms_batch(batch, TokenBucket(100.0))
+    assert {r.status for r in service.rows(deliveries)} == {"queued"}
+    _age(service)  # the stopped owner's lease runs out
+    assert Deliverer(service.deps).send_alert_sms_batch(batch, TokenBucket(100.0)) == "done"
+    assert len(service.fakes.twilio_messages()) == 3
+    row = service.rows(alerts, alerts.c.alert_id == "alert-s")[0]
+    assert (row.sent, row.ambiguous) == (3, in_flight)
 
 
 def test_a_discreet_supporter_gets_no_text_when_the_alert_has_no_discreet_one(
