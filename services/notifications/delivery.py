@@ -105,6 +105,7 @@ class Deliverer:
         self.deps = deps
         self.stop = stop or threading.Event()
         self._alerts: dict[str, tuple[float, AlertInfo | None]] = {}
+        self._alerts_lock = threading.Lock()  # the queue poller's lanes share this cache
         # Dispatch batch -> when (monotonic) a provider's outage first stopped it.
         self._down_since: dict[str, float] = {}
         # This worker's name in ledger claims, so a batch's next owner can tell it apart.
@@ -144,11 +145,12 @@ class Deliverer:
                 campaign_titles=dict(campaign.titles or {}) if campaign else {},
             )
         moment = time.monotonic()
-        # Forget the alerts gone stale: a long-running sender sees thousands, each with its
-        # content in every language.
-        for stale in [k for k, (at, _) in self._alerts.items() if moment - at >= 5.0]:
-            del self._alerts[stale]
-        self._alerts[alert_id] = (moment, info)
+        with self._alerts_lock:
+            # Forget the alerts gone stale: a long-running sender sees thousands, each with its
+            # content in every language.
+            for stale in [k for k, (at, _) in self._alerts.items() if moment - at >= 5.0]:
+                del self._alerts[stale]
+            self._alerts[alert_id] = (moment, info)
         return info
 
     @staticmethod

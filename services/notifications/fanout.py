@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -585,26 +586,55 @@ class QueuePoller:
                 continue
             claim, rows = self.deliverer.claim_due(limit, channel)
             claimed += len(rows)
-            for index, row in enumerate(rows):
-                if self._stop.is_set():
-                    break  # the claim lapses and another poller takes the rest
-                if row.channel == "sms" and self.bucket is not None:
-                    self.bucket.acquire()
-                try:
-                    self.deliverer.send_claimed(claim, row)
-                except CredentialsRefused as exc:
-                    self.deliverer.unclaim(claim, rows[index + 1 :])
-                    report_refused_credentials(exc)
-                    pause = self.deps.config.credentials_pause_seconds
-                    self._paused[channel] = time.monotonic() + pause
-                    break
-                except Stopped:
-                    raise
-                except Exception as exc:
-                    if is_transient_error(exc):
-                        raise  # the database is away: the run loop waits, the claim lapses
-                    self.deliverer.note_error(claim, row, exc)
+            # Texts a few at a time (SMS_CONCURRENCY, as an alert batch's lanes), paced by the
+            # bucket: one at a time, a provider's latency held the texts a night deferred, all
+            # due at 08:00, to a few a second whatever SMS_RATE_PER_SECOND said.
+            lanes = self.deps.config.sms_concurrency if channel == "sms" else 1
+            self._send_claim(channel, claim, rows, max(1, min(lanes, len(rows))))
         return claimed
+
+    def _send_claim(self, channel: str, claim: str, rows: list[Any], lanes: int) -> None:
+        """Send a claim's rows, `lanes` at once. A provider refusing our key hands back the
+        rows not tried yet and pauses the channel; on a stop the claim lapses and another
+        poller takes the rest; an outage of the database is raised to the run loop."""
+        refused: list[CredentialsRefused] = []
+        untried: list[Any] = []
+        lock = threading.Lock()
+
+        def send(row: Any) -> None:
+            if self._stop.is_set():
+                return  # the claim lapses and another poller takes it
+            if refused:
+                with lock:
+                    untried.append(row)
+                return
+            if row.channel == "sms" and self.bucket is not None:
+                self.bucket.acquire()
+            try:
+                self.deliverer.send_claimed(claim, row)
+            except CredentialsRefused as exc:
+                with lock:
+                    refused.append(exc)
+            except Stopped:
+                raise
+            except Exception as exc:
+                if is_transient_error(exc):
+                    raise  # the database is away: the run loop waits, the claim lapses
+                self.deliverer.note_error(claim, row, exc)
+
+        if lanes == 1:
+            for row in rows:
+                send(row)
+        else:
+            with ThreadPoolExecutor(lanes, thread_name_prefix="poller") as pool:
+                futures = [pool.submit(send, row) for row in rows]
+            for future in futures:
+                future.result()  # a stop or an outage, raised as from one lane
+        if refused:
+            self.deliverer.unclaim(claim, untried)
+            report_refused_credentials(refused[0])
+            pause = self.deps.config.credentials_pause_seconds
+            self._paused[channel] = time.monotonic() + pause
 
 
 class ProgressPublisher:

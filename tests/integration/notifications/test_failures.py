@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -1419,6 +1420,48 @@ def test_a_refused_email_key_pauses_email_only_and_texts_go_on(service: Service)
     assert (thanks.status, thanks.attempts) == ("queued", 0)  # waiting, not failed
     assert poller.run_once() == 0  # email paused: SendGrid is not asked again at once
     assert len(service.fakes.faults("sendgrid")) == 1
+
+
+class _CountingInFlight:
+    """An SMS sender that notes how many of its requests were in flight at once."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.lock = real, threading.Lock()
+        self.now = self.most = 0
+
+    def send(self, sms: Any) -> Any:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.05)  # a provider's latency
+            return self.real.send(sms)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_texts_due_together_go_out_several_at_a_time_each_once(service: Service) -> None:
+    """The texts a night deferred all come due at 08:00: the poller sends them in lanes
+    (SMS_CONCURRENCY) under the rate, not one after another at a provider's latency (a few a
+    second, whatever SMS_RATE_PER_SECOND said)."""
+    from dataclasses import replace
+
+    from services.notifications.fanout import QueuePoller
+    from services.notifications.handlers import queue_sms_welcome
+
+    people = seed_audience(service.engine, "camp-l", "org-l", 8, phone_every=1, time_zone="UTC")
+    with service.engine.begin() as conn:
+        for person in people:
+            params = {"organization_id": "org-l", "title": "Fund language access"}
+            queue_sms_welcome(conn, person["supporter_id"], None, params, datetime.now(UTC))
+    counting = _CountingInFlight(service.deps.sms)
+    poller = QueuePoller(replace(service.deps, sms=counting))
+    assert poller.run_once() == len(people)
+    sent = sorted(t.body["To"] for t in service.fakes.twilio_messages())
+    assert sent == sorted(p["phone"] for p in people)
+    assert counting.most > 1
+    assert {r.status for r in service.rows(deliveries)} == {"sent"}
 
 
 class _OutageAfterSending:
