@@ -80,9 +80,15 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and a folder for its file."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        pooled: dict[str, Any] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
+            # A file's pool is sized as a server's: SQLAlchemy's default (5 and 10 overflow)
+            # was less than a notifications worker's threads hold at once.
+            pooled = {"pool_size": pool_size, "max_overflow": pool_size}
+        engine = create_engine(
+            url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True, **pooled
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -132,11 +132,13 @@ class NotificationConfig:
         """Database connections a worker process keeps (as many again may overflow).
 
         One for each SMS lane (it holds its connection through its texts) and each email
-        sender, and eight for the other parts (relay and its LISTEN, consumer, expander and its
-        lock, queue poller, progress, webhook dispatcher). The overflow covers a lane's second,
-        brief connection when a text fails or it checks its texts still to go again
-        (sms_recheck_seconds), so the lanes can never hold the whole pool."""
-        return self.sms_sender_threads * self.sms_concurrency + self.email_sender_threads + 8
+        sender, two for each of the queue poller's lanes (sms_concurrency: a text's checks
+        read the alert on a second connection), and eight for the other parts (relay and its
+        LISTEN, consumer, expander and its lock, progress, webhook dispatcher). The overflow
+        covers a lane's second, brief connection when a text fails or it checks its texts
+        still to go again (sms_recheck_seconds), so the lanes can never hold the whole pool."""
+        lanes = self.sms_sender_threads * self.sms_concurrency
+        return lanes + self.email_sender_threads + 2 * self.sms_concurrency + 8
 
     def with_(self, **changes: object) -> NotificationConfig:
         """Return a copy with some fields changed (tests)."""

@@ -10,6 +10,7 @@ every row of its batch has an outcome in the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -622,19 +623,23 @@ class QueuePoller:
                     raise  # the database is away: the run loop waits, the claim lapses
                 self.deliverer.note_error(claim, row, exc)
 
-        if lanes == 1:
-            for row in rows:
-                send(row)
-        else:
-            with ThreadPoolExecutor(lanes, thread_name_prefix="poller") as pool:
-                futures = [pool.submit(send, row) for row in rows]
-            for future in futures:
-                future.result()  # a stop or an outage, raised as from one lane
-        if refused:
-            self.deliverer.unclaim(claim, untried)
-            report_refused_credentials(refused[0])
-            pause = self.deps.config.credentials_pause_seconds
-            self._paused[channel] = time.monotonic() + pause
+        try:
+            if lanes == 1:
+                for row in rows:
+                    send(row)
+            else:
+                with ThreadPoolExecutor(lanes, thread_name_prefix="poller") as pool:
+                    futures = [pool.submit(send, row) for row in rows]
+                for future in futures:
+                    future.result()  # a stop or an outage, raised as from one lane
+        finally:
+            # Also when a lane met an outage meanwhile: the refusal still pauses the channel.
+            if refused:
+                pause = self.deps.config.credentials_pause_seconds
+                self._paused[channel] = time.monotonic() + pause
+                report_refused_credentials(refused[0])
+                with contextlib.suppress(Exception):  # in an outage the claim lapses instead
+                    self.deliverer.unclaim(claim, untried)
 
 
 class ProgressPublisher:

@@ -1464,6 +1464,57 @@ def test_texts_due_together_go_out_several_at_a_time_each_once(service: Service)
     assert {r.status for r in service.rows(deliveries)} == {"sent"}
 
 
+def test_a_refused_key_pauses_texts_even_when_a_lane_meets_an_outage_too(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One lane's text meets a refused key while another's meets the database gone: the
+    channel still pauses (the next round would send more with the key refused) and the
+    rows not tried are handed back, before the outage reaches the run loop."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from services.notifications.fanout import QueuePoller
+    from services.notifications.senders import CredentialsRefused
+
+    poller = QueuePoller(service.deps)
+    rows = [SimpleNamespace(channel="sms", delivery_id=f"d{i}") for i in range(3)]
+    handed_back: list[list[str]] = []
+
+    second_lane = threading.Event()
+
+    def send_claimed(claim: str, row: Any) -> None:
+        if row.delivery_id == "d0":
+            second_lane.wait(10)  # the other lane has d1 in hand
+            raise CredentialsRefused("twilio 401 20003")
+        second_lane.set()
+        time.sleep(0.3)  # d0's refusal is known before d1's lane fails
+        raise PoolTimeout("no connection free")
+
+    monkeypatch.setattr(poller.deliverer, "send_claimed", send_claimed)
+    monkeypatch.setattr(
+        poller.deliverer, "unclaim", lambda claim, left: handed_back.append(
+            [r.delivery_id for r in left]
+        )
+    )  # fmt: skip
+    with pytest.raises(PoolTimeout):
+        poller._send_claim("sms", "poll:test", rows, 2)
+    assert handed_back == [["d2"]]
+    assert poller._paused["sms"] > time.monotonic()
+
+
+def test_a_sqlite_file_pool_holds_what_a_worker_asks_for(tmp_path: Path) -> None:
+    """SQLite (the embedded default) got SQLAlchemy's 5 and 10 overflow whatever the worker's
+    threads hold at once; a checkout past them waited 30 s and failed."""
+    from shared.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'n.db'}", pool_size=22)
+    try:
+        assert engine.pool.size() == 22  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
 class _OutageAfterSending:
     """An email sender whose request goes through, after which the database goes away for a
     couple of seconds: the settle that records it meets the outage."""
