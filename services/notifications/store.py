@@ -308,10 +308,6 @@ preference_requests = Table(
     Column("expires_at", Moment(), nullable=False),
 )
 
-# Inbound texts that changed a number's consent (STOP, START), by a keyed hash of Twilio's
-# MessageSid: Twilio's signature covers no time, so one captured request (a proxy's body log)
-# replayed later would lift a STOP; a repeat of a MessageSid changes nothing. Kept for good (a
-# purge would let the replay through again): a hash and a time per STOP or START.
 # The last SMS welcome to a number (keyed hash) from an organization: one a day at most, however
 # many signatures give the number (migration 0031).
 sms_welcomes = Table(
@@ -322,6 +318,10 @@ sms_welcomes = Table(
     Column("welcomed_at", Moment(), nullable=False),
 )
 
+# Inbound texts that changed a number's consent (STOP, START), by a keyed hash of Twilio's
+# MessageSid: Twilio's signature covers no time, so one captured request (a proxy's body log)
+# replayed later would lift a STOP; a repeat of a MessageSid changes nothing. Kept for good (a
+# purge would let the replay through again): a hash and a time per STOP or START.
 inbound_sms = Table(
     "nf_inbound_sms",
     metadata,
