@@ -813,13 +813,12 @@ class Deliverer:
             cancelled = self.cancelled(conn, info.alert_id)
             for delivery_id, person, state in work:
                 sid = person.supporter_id
-                status, later = (
-                    CANCELLED
-                    if cancelled
-                    else self._sms_decision(people.get(sid), sid in allowed, now)
-                    if channel == "sms"
-                    else _email_decision(people.get(sid), sid in allowed)
-                )
+                if cancelled:
+                    status, later = CANCELLED
+                elif channel == "sms":
+                    status, later = self._sms_decision(people.get(sid), sid in allowed, now)
+                else:
+                    status, later = _email_decision(people.get(sid), sid in allowed)
                 if status == "suppressed":
                     suppressed.append(delivery_id)
                 elif later is not None:
@@ -903,13 +902,7 @@ class Deliverer:
                 index += 1
                 unsent = delivery_id
                 if self.stop.is_set():
-                    if claimed:  # claimed but never sent: not ambiguous, give it back
-                        with self._one_statement(lane) as conn:
-                            ledger.transition(
-                                conn, [delivery_id], "queued", self.now,
-                                from_status=("sending",), batch_key=batch_key,
-                            )  # fmt: skip
-                    raise Stopped()
+                    raise Stopped()  # this row, claimed or not, is handed back below
                 bucket.acquire()
                 if state == "queued" and not claimed:
                     with self._one_statement(lane) as conn:
