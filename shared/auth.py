@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from shared.cache import TtlCache
 from shared.errors import PermissionDenied, Unauthenticated
 from shared.events import Event
 from shared.events.catalog import type_name
@@ -176,17 +175,13 @@ class KeyVerifier:
     def __init__(self, engine: Engine, table: Table, ttl: float = 1.0) -> None:
         self.engine = engine
         self.table = table
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
-        self._lock = threading.Lock()
+        self._cache: TtlCache[str, Principal | None] = TtlCache(ttl)
 
     def verify(self, secret: str) -> Principal | None:
         digest = hash_key(secret)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        return self._cache.get(digest, lambda: self._look_up(digest))
+
+    def _look_up(self, digest: str) -> Principal | None:
         table = self.table
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -194,12 +189,7 @@ class KeyVerifier:
                     table.c.key_hash == digest, table.c.revoked_at.is_(None)
                 )
             ).first()
-        principal = Principal(row.key_id, row.role, row.organization_id) if row else None
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now, principal)
-        return principal
+        return Principal(row.key_id, row.role, row.organization_id) if row else None
 
 
 def bearer_token() -> str | None:

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 
 from services.petitions import store
 from services.petitions.groupcommit import GroupCommit
 from shared.auth import KeyVerifier
+from shared.cache import TtlCache
 from shared.config import Settings, env_int, env_str
 from shared.db import make_engine
 from shared.events.catalog import CATALOG
 from shared.outbox import Outbox
 
 SOURCE = "/services/petitions"
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -96,34 +92,3 @@ def build(settings: Settings | None = None, config: PetitionsConfig | None = Non
         outbox=Outbox(store.outbox, CATALOG, source=SOURCE),
         verifier=KeyVerifier(engine, store.api_keys),
     )
-
-
-class TtlCache(Generic[K, V]):
-    """A small per-process cache for data that changes rarely (a campaign's organizations)."""
-
-    def __init__(self, ttl: float, max_items: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_items = max_items
-        self._items: dict[K, tuple[float, V]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: K, load: Callable[[], V]) -> V:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        value = load()
-        with self._lock:
-            if len(self._items) >= self.max_items:
-                self._items.clear()
-            self._items[key] = (now, value)
-        return value
-
-    def forget(self, key: K) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()

@@ -1,0 +1,59 @@
+"""The per-process cache in front of rarely changing rows (campaigns, petitions, API keys)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from shared.cache import TtlCache
+
+
+def test_an_expired_entry_is_loaded_once_however_many_ask_at_that_moment() -> None:
+    """Under load every request in flight asks when an entry expires: one database query
+    answers them all, not one each (each on a connection of its own, past the pool)."""
+    cache: TtlCache[str, int] = TtlCache(ttl=60)
+    loads = 0
+    started = threading.Event()
+
+    def load() -> int:
+        nonlocal loads
+        loads += 1
+        started.set()
+        time.sleep(0.2)  # a query, while the others arrive
+        return 7
+
+    answers: list[int] = []
+    first = threading.Thread(target=lambda: answers.append(cache.get("campaign", load)))
+    first.start()
+    assert started.wait(5)
+    others = [
+        threading.Thread(target=lambda: answers.append(cache.get("campaign", load)))
+        for _ in range(8)
+    ]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert answers == [7] * 9
+    assert loads == 1
+
+
+def test_entries_expire_and_a_failed_load_is_tried_again_by_the_next_caller() -> None:
+    cache: TtlCache[str, str | None] = TtlCache(ttl=0.05)
+    values = iter(["old", "new"])
+    assert cache.get("key", lambda: next(values)) == "old"
+    assert cache.get("key", lambda: "unused") == "old"
+    time.sleep(0.06)
+    assert cache.get("key", lambda: next(values)) == "new"
+
+    def broken() -> str | None:
+        raise ConnectionError("database away")
+
+    with pytest.raises(ConnectionError):
+        cache.get("other", broken)
+    assert cache.get("other", lambda: None) is None  # None is kept like any value
+    assert cache.get("other", lambda: "unused") is None
+    cache.forget("other")
+    assert cache.get("other", lambda: "again") == "again"
