@@ -61,6 +61,7 @@ BLOCKED_NETWORKS: tuple[IpNetwork, ...] = tuple(
         "64:ff9b:1::/48",  # NAT64 for a local network's own translators (RFC 8215)
         "fc00::/7",
         "fe80::/10",
+        "fec0::/10",  # site-local (deprecated, still routed inside some networks; not global)
         "ff00::/8",
         "fd00:ec2::254/128",
     )

@@ -60,6 +60,7 @@ def test_an_endpoint_failing_five_days_is_disabled() -> None:
         "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
         "0.0.0.0", "::1", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1", "224.0.0.1",
         "::ffff:0:127.0.0.1", "::ffff:0:a9fe:a9fe",
+        "fec0::1",  # site-local: Python counts it global
     ],
 )  # fmt: skip
 def test_private_loopback_link_local_cgnat_and_metadata_addresses_are_refused(
