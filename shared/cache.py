@@ -40,18 +40,24 @@ class TtlCache(Generic[K, V]):
             return hit[1]
         with self._lock:
             gate = self._loading.setdefault(key, threading.Lock())
-        with gate:
-            hit = self._fresh(key)  # loaded while this caller waited
-            if hit is not None:
-                return hit[1]
-            began = time.monotonic()
-            value = load()
+        try:
+            with gate:
+                hit = self._fresh(key)  # loaded while this caller waited
+                if hit is not None:
+                    return hit[1]
+                began = time.monotonic()
+                value = load()
+                with self._lock:
+                    if len(self._items) >= self.max_items:
+                        self._items.clear()
+                    self._items[key] = (began, value)
+                return value
+        finally:
+            # Gates live while a load runs: keys no one keeps (a 404's id, forgotten at once)
+            # would otherwise pile up one gate each.
             with self._lock:
-                if len(self._items) >= self.max_items:
-                    self._items.clear()
-                    self._loading.clear()  # a gate held now is simply not shared further
-                self._items[key] = (began, value)
-        return value
+                if self._loading.get(key) is gate:
+                    del self._loading[key]
 
     def forget(self, key: K) -> None:
         with self._lock:

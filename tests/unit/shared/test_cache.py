@@ -57,3 +57,13 @@ def test_entries_expire_and_a_failed_load_is_tried_again_by_the_next_caller() ->
     assert cache.get("other", lambda: "unused") is None
     cache.forget("other")
     assert cache.get("other", lambda: "again") == "again"
+
+
+def test_keys_never_kept_leave_nothing_behind() -> None:
+    """A signing request for an unknown petition id (any string) caches and forgets it: a
+    stream of them must not grow the process."""
+    cache: TtlCache[str, None] = TtlCache(ttl=60)
+    for i in range(1000):
+        cache.get(f"unknown-{i}", lambda: None)
+        cache.forget(f"unknown-{i}")
+    assert not cache._items and not cache._loading
