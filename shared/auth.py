@@ -175,11 +175,11 @@ class KeyVerifier:
     def __init__(self, engine: Engine, table: Table, ttl: float = 1.0) -> None:
         self.engine = engine
         self.table = table
-        self._cache: TtlCache[str, Principal | None] = TtlCache(ttl)
+        self.cache: TtlCache[str, Principal | None] = TtlCache(ttl)
 
     def verify(self, secret: str) -> Principal | None:
         digest = hash_key(secret)
-        return self._cache.get(digest, lambda: self._look_up(digest))
+        return self.cache.get(digest, lambda: self._look_up(digest))
 
     def _look_up(self, digest: str) -> Principal | None:
         table = self.table

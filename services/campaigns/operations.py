@@ -15,7 +15,7 @@ from services.campaigns import domain, events, store
 from services.campaigns.bootstrap import Deps
 from services.campaigns.schemas import CampaignIn, check_merged
 from shared.auth import NewKey, Principal, generate_key, store_issued, store_revoked
-from shared.errors import Conflict, FieldError, NotFound, PermissionDenied
+from shared.errors import Conflict, FieldError, NotFound, PermissionDenied, Unauthenticated
 from shared.outbox import Outbox
 
 # -- organizations -----------------------------------------------------------------------------
@@ -176,6 +176,12 @@ def issue_key(
     with deps.engine.begin() as conn:
         org = _organization(conn, organization_ref, field="organization", lock=True)
         domain.may_issue_key(principal, org.organization_id, role)
+        # The issuing key as now stored, held until this commits: the verifier's cache may
+        # still admit a key revoked a moment ago, and a revocation of it with the keys it
+        # issued, running now, would not find this one.
+        issuer = store.key(conn, principal.key_id, lock="share")
+        if issuer is None or issuer.revoked_at is not None:
+            raise Unauthenticated("The API key is unknown or revoked")
         new = insert_key(conn, deps.outbox, org.organization_id, role, name, principal.key_id, now)
         return new, store.key(conn, new.key_id)
 
@@ -197,12 +203,17 @@ def revoke_key(
     nothing. Return the ids revoked."""
     now = deps.clock()
     with deps.engine.begin() as conn:
-        row = store.key(conn, key_id)
-        if row is None:
+        found = store.key(conn, key_id)
+        if found is None:
             raise NotFound("No such key")
+        # No key may be issued by one of these while they are collected: SQLite's write lock
+        # from here (issue_key takes it first too); on PostgreSQL the key rows' locks, which
+        # an issue by one of them waits for, to be found by the next look.
+        store.lock_organization(conn, found.organization_id)
+        row = store.key(conn, key_id, lock="update")
         rows, frontier = [row], [row.key_id]
         while with_issued and frontier:
-            issued = [r for r in store.keys_issued_by(conn, frontier) if r not in rows]
+            issued = [r for r in store.keys_issued_by(conn, frontier, lock=True) if r not in rows]
             rows += issued
             frontier = [r.key_id for r in issued]
         for each in rows:

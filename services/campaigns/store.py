@@ -221,15 +221,24 @@ def keys_query(organization_id: str | None, include_revoked: bool) -> Any:
     return query
 
 
-def key(conn: Connection, key_id: str) -> Any:
-    return conn.execute(keys_query(None, True).where(api_keys.c.key_id == key_id)).first()
+def key(conn: Connection, key_id: str, lock: str | None = None) -> Any:
+    """Return a key (with its label), or None. lock "share" or "update": hold its row so a
+    revocation and an issue by that key commit one after the other (PostgreSQL)."""
+    query = keys_query(None, True).where(api_keys.c.key_id == key_id)
+    return conn.execute(_locked(query, lock)).first()
 
 
-def keys_issued_by(conn: Connection, key_ids: Sequence[str]) -> list[Any]:
-    """Return the keys still active that one of key_ids issued."""
-    return list(
-        conn.execute(keys_query(None, False).where(api_key_labels.c.issued_by.in_(key_ids)))
-    )
+def keys_issued_by(conn: Connection, key_ids: Sequence[str], lock: bool = False) -> list[Any]:
+    """Return the keys still active that one of key_ids issued; lock: hold their rows (an
+    issue by one of them waits for the revocation, which then finds the key it made)."""
+    query = keys_query(None, False).where(api_key_labels.c.issued_by.in_(key_ids))
+    return list(conn.execute(_locked(query, "update" if lock else None)))
+
+
+def _locked(query: Any, lock: str | None) -> Any:
+    if lock is None:
+        return query
+    return query.with_for_update(of=api_keys, read=lock == "share")
 
 
 # -- campaigns ---------------------------------------------------------------------------------

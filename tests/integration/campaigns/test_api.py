@@ -605,12 +605,22 @@ def test_a_stolen_keys_offspring_are_revoked_with_it(service: Service) -> None:
     grandchild = issue(minted["secret"], "partner")
     bystander = issue(service.keys["organizer@lead"], "partner")
     path = f"/api/v1/keys/{stolen['key_id']}/revoke"
+    # The web process remembers a key it admitted a while (a second): not long enough to let
+    # a key revoked meanwhile mint another.
+    service.deps.verifier.cache.ttl = 60
+    assert service.http.as_(stolen["secret"]).get("/api/v1/keys/me").status_code == 200
     refused = service.as_("organizer@partner").post(path, json={"with_issued": True})
     assert refused.status_code == 403
     assert service.http.as_(grandchild["secret"]).get("/api/v1/keys/me").status_code == 200
     revoked = service.as_("organizer@lead").post(path, json={"with_issued": True})
     assert revoked.status_code == 200, revoked.json
     assert set(revoked.json["revoked"]) == {k["key_id"] for k in (stolen, minted, grandchild)}
+    issued = service.outbox_types().count("apikey.issued")
+    late = service.http.as_(stolen["secret"]).post(
+        "/api/v1/keys", json={"organization": slug, "role": "organizer", "name": "late"}
+    )
+    assert late.status_code == 401
+    service.deps.verifier.cache.ttl = 1.0
     for key in (stolen, minted, grandchild):  # within the verifier's second of cache
         eventually(
             lambda k=key: service.http.as_(k["secret"]).get("/api/v1/keys/me").status_code == 401,
@@ -619,5 +629,6 @@ def test_a_stolen_keys_offspring_are_revoked_with_it(service: Service) -> None:
         )
     assert service.http.as_(bystander["secret"]).get("/api/v1/keys/me").status_code == 200
     assert service.outbox_types().count("apikey.revoked") == 3
+    assert service.outbox_types().count("apikey.issued") == issued  # none for the late one
     again = service.as_("organizer@lead").post(path, json={"with_issued": True})
     assert again.status_code == 200 and again.json["revoked"] == []

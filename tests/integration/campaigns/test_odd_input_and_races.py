@@ -253,3 +253,45 @@ def test_names_and_titles_that_fill_email_headers_are_one_line(service: Service)
     assert retitled.status_code == 422 and list(retitled.json["errors"]) == ["titles"]
     alert = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert(name="Vote\r\nnow"))
     assert alert.status_code == 422 and list(alert.json["errors"]) == ["name"], alert.json
+
+
+def test_a_key_issued_while_its_issuer_is_revoked_with_issued_is_revoked_too(
+    service: Service,
+) -> None:
+    """An issue by a stolen key that commits while the revocation of that key and its
+    offspring runs: the revocation waits for it and takes the new key as well."""
+    import threading
+
+    from services.campaigns import operations
+    from shared.auth import Principal
+
+    make_coalition(service)
+    slug = service.orgs["lead"]["slug"]
+    made = service.as_("organizer@lead").post(
+        "/api/v1/keys", json={"organization": slug, "role": "organizer", "name": "stolen"}
+    )
+    stolen = made.json
+    org = service.orgs["lead"]["organization_id"]
+    engine = service.deps.engine
+    with engine.connect() as conn:
+        issuing = conn.begin()  # issue_key's steps, held open before its commit
+        assert store.lock_organization(conn, org) is not None
+        assert store.key(conn, stolen["key_id"], lock="share").revoked_at is None
+        minted = operations.insert_key(
+            conn, service.deps.outbox, org, "organizer", "minted", stolen["key_id"],
+            datetime.now(UTC),
+        )  # fmt: skip
+        lead = service.deps.verifier.verify(service.keys["organizer@lead"])
+        assert isinstance(lead, Principal)
+        revoked: list[str] = []
+        revoking = threading.Thread(
+            target=lambda: revoked.extend(
+                operations.revoke_key(service.deps, lead, stolen["key_id"], with_issued=True)
+            )
+        )
+        revoking.start()
+        revoking.join(1.0)
+        assert revoking.is_alive()  # waiting for the issue to commit
+        issuing.commit()
+    revoking.join(10)
+    assert sorted(revoked) == sorted([stolen["key_id"], minted.key_id])
