@@ -543,15 +543,16 @@ def erase_person(
     }
     for person in theirs - {None}:
         store.forget_consent_changes(conn, str(person))
-        store.forget_unrelayed_signatures(conn, str(person))
-    typed_with_the_number: dict[str, set[str]] = {}
+    signed: dict[str, set[str]] = {}
     for row in rows:
-        if row.supporter_id not in theirs:
-            typed_with_the_number.setdefault(row.supporter_id, set()).add(row.signature_id)
+        signed.setdefault(row.supporter_id, set()).add(row.signature_id)
         if row.email_hash and row.supporter_id in theirs:
             # A retried request's key is kept per signer (the address's keyed hash).
             store.forget_idempotency_scope(conn, f"sign:{row.petition_id}:{row.email_hash}")
-    for person, signature_ids in typed_with_the_number.items():
+    # The events of the signatures read above only: one committed since that read keeps its
+    # row, its data and its count, and so its event too (signatures and events stay one for
+    # one).
+    for person, signature_ids in signed.items():
         store.forget_unrelayed_signatures(conn, person, signature_ids)
     for row in rows:
         if row.status == domain.PENDING and store.delete_signature(

@@ -835,15 +835,12 @@ def forget_consent_changes(conn: Connection, supporter_id: str) -> None:
 
 
 def forget_unrelayed_signatures(
-    conn: Connection, supporter_id: str, signature_ids: set[str] | None = None
+    conn: Connection, supporter_id: str, signature_ids: set[str]
 ) -> None:
-    """Drop a person's signature.created events the relay has not published yet (only those
-    of signature_ids, if given): each holds what they typed (name, address, number), which
-    would otherwise reach the topic, and every partner's webhook, after their erasure."""
+    """Drop the signature.created events of these signatures the relay has not published yet:
+    each holds what they typed (name, address, number), which would otherwise reach the
+    topic, and every partner's webhook, after their erasure."""
     of_person = and_(outbox.c.key == supporter_id, outbox.c.type == type_name("signature.created"))
-    if signature_ids is None:
-        conn.execute(delete(outbox).where(of_person))
-        return
     events = conn.execute(select(outbox.c.id, outbox.c.data).where(of_person)).all()
     gone = [e.id for e in events if json.loads(bytes(e.data))["signature_id"] in signature_ids]
     if gone:

@@ -131,6 +131,37 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(svc: Petitions) -> N
     assert "Noor" not in export and "other@example.org" in export
 
 
+def test_a_signature_committed_during_an_erasure_keeps_its_event(
+    svc: Petitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same address signs another petition between the erasure's read of the person's
+    signatures and its removal of their unpublished events: that signature stays (counted,
+    exported), so its event must stay too, or it is never thanked and never projected."""
+    first, second = svc.open_petition(), svc.open_petition()
+    assert svc.sign(first, "kai@example.org").status_code == 202
+    read = store.signatures_of_person
+
+    def read_then_sign(*args: Any) -> Any:
+        rows = read(*args)
+        assert svc.sign(second, "kai@example.org").status_code == 202  # commits meanwhile
+        return rows
+
+    monkeypatch.setattr(store, "signatures_of_person", read_then_sign)
+    svc.deliver(
+        "person.erased",
+        {
+            "supporter_id": supporter_id(HASH_KEY, "kai@example.org"),
+            "email_hash": email_hash(HASH_KEY, "kai@example.org"),
+            "at": at(),
+        },
+    )
+    [kept] = svc.rows(store.signatures, petition_id=second)
+    assert kept.status == "confirmed" and kept.email == "kai@example.org"
+    events = svc.outbox_events("signature.created")
+    assert [(e["petition_id"], e["signature_id"]) for e in events] == [(second, kept.signature_id)]
+    assert svc.rows(store.signatures, petition_id=first)[0].status == "erased"
+
+
 def test_erasure_by_phone_reaches_each_signature_made_with_that_number(svc: Petitions) -> None:
     """Notifications knows a person's latest phone only: a number given on an earlier signature
     reaches petitions as its keyed hash alone, under no supporter id of ours."""
