@@ -271,8 +271,9 @@ class DispatchSender:
         self._spin_guard = SpinGuard()
         self._finished: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._committed_at = time.monotonic()
-        # The record failing in a row, and how often (DispatchSender._after_failure).
-        self._failing: tuple[tuple[str, int, int] | None, int] = (None, 0)
+        # How often each record failed so far (DispatchSender._after_failure), by its place:
+        # several failing batches take turns at the head of their partitions.
+        self._failing: dict[tuple[str, int, int], int] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -380,6 +381,7 @@ class DispatchSender:
                         consumer.seek(tp, record.offset)
                         self._stop.wait(wait)
                         return
+                self._failing.pop((record.topic, record.partition, record.offset), None)
                 self._finished[tp] = record.offset + 1
         if time.monotonic() - self._committed_at >= self.commit_interval:
             self.commit_finished(consumer)
@@ -420,13 +422,16 @@ class DispatchSender:
         long (a second at a time): it says nothing about the batch. Any other error (a fault in
         our code or in the alert's data, failing the batch every time) used to be retried for
         ever: the partition stalled behind it, and the alert never finished. It is tried
-        BATCH_MAX_ATTEMPTS times, the waits doubling (1, 2, 4, 8 s...). Only the record in hand
-        is counted."""
+        BATCH_MAX_ATTEMPTS times, the waits doubling (1, 2, 4, 8 s...), each record counted
+        on its own: a sender owns several partitions, and failing batches at their heads come
+        back in turns (one counter for the latest record was reset by each of them in turn,
+        and none was ever given up)."""
         if is_transient_error(exc) or isinstance(exc, KafkaError):
             return 1.0
         place = (record.topic, record.partition, record.offset)
-        tries = self._failing[1] + 1 if self._failing[0] == place else 1
-        self._failing = (place, tries)
+        if len(self._failing) >= 10_000:
+            self._failing.clear()  # places of partitions this sender no longer owns
+        tries = self._failing[place] = self._failing.get(place, 0) + 1
         if tries < self.deps.config.batch_max_attempts:
             return min(2.0 ** (tries - 1), 30.0)
         try:

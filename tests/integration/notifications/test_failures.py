@@ -289,7 +289,7 @@ def _published_batch_record(service: Service, tag: str, size: int) -> Any:
     from shared.events import Event
 
     camp, org, alert_id = f"camp-{tag}", f"org-{tag}", f"alert-{tag}"
-    people = seed_audience(service.engine, camp, org, size)
+    people = seed_audience(service.engine, camp, org, size, prefix=tag)
     with service.engine.begin() as conn:
         handle_alert_published(service.deps, alert(alert_id, camp, org, ["email"]), conn)
     batch = Event(
@@ -319,7 +319,7 @@ def test_a_batch_given_up_and_delivered_again_is_dead_lettered_once(service: Ser
                 for _ in range(service.deps.config.batch_max_attempts)
             ]
             assert waits[-1] is None and all(w is not None for w in waits[:-1])
-            sender._failing = (None, 0)  # the record comes back as a new delivery
+            sender._failing.clear()  # the record comes back as a new delivery
     finally:
         if sender._producer is not None:
             sender._producer.close()
@@ -1830,3 +1830,31 @@ def test_a_welcome_waiting_for_the_morning_needs_the_consent_still_standing(
     for person in (turned_off, renumbered):
         [row] = service.rows(deliveries, deliveries.c.recipient_id == person["supporter_id"])
         assert (row.status, row.error_code) == ("suppressed", "no_consent")
+
+
+def test_batches_failing_in_turns_are_each_given_up(service: Service) -> None:
+    """A sender owns several partitions: batches failing at their heads come back in turns,
+    and each is still given up after BATCH_MAX_ATTEMPTS tries of its own (a count kept for
+    the latest record only was reset by the other each time: neither was ever given up, and
+    the channel stalled behind them)."""
+    from services.notifications.fanout import DispatchSender
+
+    first = _published_batch_record(service, "t1", 2)
+    second = _published_batch_record(service, "t2", 2)
+    second.partition = 1
+    sender = DispatchSender(service.deps, "email", "in-turns", group=f"{service.group}-it")
+    waits: dict[int, list[float | None]] = {0: [], 1: []}
+    try:
+        for _ in range(service.deps.config.batch_max_attempts):
+            for record in (first, second):
+                waits[record.partition].append(
+                    sender._after_failure(record, ValueError("a fault of ours"))
+                )
+    finally:
+        if sender._producer is not None:
+            sender._producer.close()
+    for each in waits.values():
+        assert each[-1] is None and None not in each[:-1]
+    dlq = dead_letter_topic(DISPATCH_TOPICS["email"], sender.group)
+    assert sum(end_offsets(service.bootstrap, dlq).values()) == 2
+    assert sorted((r.failed, r.dead_batches) for r in service.rows(alerts)) == [(2, 1), (2, 1)]
