@@ -156,10 +156,15 @@ class SendGridSender:
             if status in CREDENTIALS_STATUSES:  # a revoked key, an unverified sender
                 raise CredentialsRefused(f"sendgrid {status}") from None
             raise self._permanent(exc, status) from None
+        except urllib.error.URLError as exc:
+            # urllib wraps what failed while connecting and sending: refused, unreachable, a
+            # name that does not resolve, a connect timeout, a reset before the body was all
+            # sent. The provider never had the whole request: an outage, waited out as a 5xx.
+            raise TransientSendError(f"sendgrid unreachable: {type(exc.reason).__name__}") from None
         except TimeoutError as exc:
             raise TransientSendError(f"sendgrid timeout: {exc}", ambiguous=True) from None
-        except (urllib.error.URLError, ConnectionError, OSError) as exc:
-            # Refused or reset before an answer: the request may or may not have been read.
+        except (ConnectionError, OSError) as exc:
+            # Reset or closed while the answer was awaited: the request may have been read.
             raise TransientSendError(
                 f"sendgrid transport: {type(exc).__name__}", ambiguous=True
             ) from None

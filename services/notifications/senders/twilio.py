@@ -161,6 +161,10 @@ class TwilioSender:
             raise PermanentSendError(
                 f"twilio {status} {code}", code, opt_out=code in OPT_OUT_CODES
             ) from None
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            # No connection was made (urllib3 counts refused, unreachable and unresolvable
+            # among these): Twilio never saw the request. An outage, waited out as a 5xx.
+            raise TransientSendError(f"twilio unreachable: {type(exc).__name__}") from None
         except urllib3.exceptions.TimeoutError as exc:
             raise TransientSendError(
                 f"twilio timeout: {type(exc).__name__}", ambiguous=True

@@ -30,6 +30,7 @@ from services.notifications.store import metadata
 from shared.db import make_engine
 from tests.fakes.providers import FakeRecords
 from tests.integration.notifications.harness import ACCOUNT_SID, AUTH_TOKEN, SENDGRID_KEY
+from tests.support.postgres import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -138,6 +139,23 @@ def test_sendgrid_errors_map_to_transient_or_permanent(
     with pytest.raises(PermanentSendError) as bad:
         sender.send_batch(batch("a@example.org", "not-an-address", "c@example.org"))
     assert bad.value.bad_indices == [1]
+
+
+def test_a_provider_that_cannot_be_reached_is_an_outage_not_an_ambiguity() -> None:
+    """A connection never made (refused here; a name that does not resolve, no route) means
+    the provider never had the request: sending waits it out as a 5xx, where an ambiguous
+    error fails the batch after its retries (two minutes of SendGrid unreachable lost every
+    batch tried meanwhile)."""
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(TransientSendError) as email:
+        SendGridSender.build(SENDGRID_KEY, nowhere, timeout=5.0).send_batch(batch("a@x.org"))
+    sms_sender = TwilioSender.build(
+        ACCOUNT_SID, AUTH_TOKEN, nowhere, from_number="+15557654321", timeout=5.0
+    )
+    with pytest.raises(TransientSendError) as sms:
+        sms_sender.send(Sms("+14155550100", "hi"))
+    assert not email.value.ambiguous and not sms.value.ambiguous
+    assert "unreachable" in str(email.value) and "unreachable" in str(sms.value)
 
 
 def test_twilio_refusing_our_sender_pauses_sending_instead_of_failing_the_text(
