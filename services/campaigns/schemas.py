@@ -379,7 +379,7 @@ PartnerPage = page_schema("partners", PartnerOut)
 
 class PreviewQuery(Schema):
     locale = Text(validate=validate.Length(min=2, max=35))
-    given_name = Text(validate=validate.Length(min=1, max=100))
+    given_name = Text(validate=[validate.Length(min=1, max=100), single_line_text])
 
 
 class TestSendIn(PreviewQuery):

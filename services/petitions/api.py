@@ -39,7 +39,11 @@ CSV_RESPONSE = {
 
 # Exports are limited per key (429) and gone once a petition's signers are erased (410); the
 # error shapes are filled in by shared.web.ErrorResponses.
-EXPORT_RESPONSES = {"200": CSV_RESPONSE, "410": {}, "429": {}}
+EXPORT_RESPONSES = {
+    "200": CSV_RESPONSE,
+    "410": {},
+    "429": {"description": "Too many exports with this key"},
+}
 
 
 def dotted(messages: Any, prefix: str = "") -> dict[str, Any]:

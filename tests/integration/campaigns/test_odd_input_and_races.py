@@ -253,6 +253,13 @@ def test_names_and_titles_that_fill_email_headers_are_one_line(service: Service)
     assert retitled.status_code == 422 and list(retitled.json["errors"]) == ["titles"]
     alert = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert(name="Vote\r\nnow"))
     assert alert.status_code == 422 and list(alert.json["errors"]) == ["name"], alert.json
+    # A test send's name fills the {{ given_name }} of the subject.
+    draft = lead.post(f"/api/v1/campaigns/{cid}/alerts", json=bilingual_alert()).json
+    test = lead.post(
+        f"/api/v1/alerts/{draft['alert_id']}/test", json={"given_name": "Alex\r\nBcc: x"}
+    )
+    assert test.status_code == 422 and list(test.json["errors"]) == ["given_name"], test.json
+    assert "alert.test_requested" not in service.outbox_types()
 
 
 def test_a_key_issued_while_its_issuer_is_revoked_with_issued_is_revoked_too(

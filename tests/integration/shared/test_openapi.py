@@ -76,6 +76,9 @@ def test_each_operation_documents_the_errors_it_can_answer(tmp_path: Path) -> No
     assert "401" not in sign  # signing is public
     export = petitions["/api/v1/petitions/{petition_id}/exports/signers.csv"]["get"]["responses"]
     assert "text/csv" in export["200"]["content"] and "409" not in export
+    # Exports are limited per API key, not per address as signing is.
+    assert export["429"]["description"] == "Too many exports with this key"
+    assert "Retry-After" in export["429"]["headers"]
 
 
 @pytest.mark.parametrize("service", ["campaigns", "petitions", "notifications"])
