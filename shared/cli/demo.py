@@ -217,8 +217,9 @@ def run_demo(
     except FileNotFoundError:
         story.baseline = 0
     say(f"[1/6] Coalition: organizations and keys (run {tag})")
-    keys = build_coalition(api, story)
+    keys: dict[str, str] = {}
     try:
+        build_coalition(api, story, keys)
         say("[2/6] Campaign: bilingual, partner invited and joined, launched")
         launch_campaign(api, story, keys)
         say("[3/6] Petition: English and Traditional Chinese, one counter")
@@ -242,15 +243,21 @@ def run_demo(
 
 
 def revoke_keys(api: Api, keys: dict[str, str]) -> None:
-    """Revoke every key the demo issued, its platform admin key last, so that none outlives it."""
-    admin = keys["admin"]
+    """Revoke every key the demo issued (so far, when it failed on the way), its platform
+    admin key last, so that none outlives it."""
+    admin = keys.get("admin")
+    if admin is None:
+        return
     for role in ("lead", "partner_organizer", "partner", "admin"):
-        key_id = api.call("campaigns", "GET", "/api/v1/keys/me", keys[role])["key_id"]
-        api.call("campaigns", "DELETE", f"/api/v1/keys/{key_id}", admin)
+        if role in keys:
+            key_id = api.call("campaigns", "GET", "/api/v1/keys/me", keys[role])["key_id"]
+            api.call("campaigns", "DELETE", f"/api/v1/keys/{key_id}", admin)
 
 
-def build_coalition(api: Api, story: Story) -> dict[str, str]:
-    admin = admin_key(story.tag)
+def build_coalition(api: Api, story: Story, keys: dict[str, str]) -> None:
+    """Create the two organizations and their keys, each key kept in keys as soon as it is
+    issued (to be revoked however the demo ends)."""
+    admin = keys["admin"] = admin_key(story.tag)
     story.lead = api.call(
         "campaigns",
         "POST",
@@ -282,12 +289,9 @@ def build_coalition(api: Api, story: Story) -> dict[str, str]:
         body = {"organization": org["slug"], "role": role, "name": f"demo {role}"}
         return str(api.call("campaigns", "POST", "/api/v1/keys", admin, body)["secret"])
 
-    return {
-        "admin": admin,
-        "lead": issue(story.lead, "organizer"),
-        "partner_organizer": issue(story.partner, "organizer"),
-        "partner": issue(story.partner, "partner"),
-    }
+    keys["lead"] = issue(story.lead, "organizer")
+    keys["partner_organizer"] = issue(story.partner, "organizer")
+    keys["partner"] = issue(story.partner, "partner")
 
 
 def launch_campaign(api: Api, story: Story, keys: dict[str, str]) -> None:

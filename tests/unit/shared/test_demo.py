@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -22,3 +23,30 @@ def test_the_demo_picks_a_signer_for_each_hour_of_the_day() -> None:
     picked = {sms_signer(midnight + timedelta(hours=hour))[0] for hour in range(24)}
     # Each signer is someone's daytime at some hour, so every number gets used by the demo.
     assert picked == {phone for phone, *_ in SMS_SIGNERS}
+
+
+def test_keys_issued_before_the_demo_fails_are_revoked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo failing while it builds the coalition (an organization refused, a key not
+    issued) still revokes the keys it had issued, its platform admin key last."""
+    from shared.cli import demo
+
+    calls: list[tuple[str, str, str | None]] = []
+
+    def call(
+        self: demo.Api, service: str, method: str, path: str, key: str | None = None,
+        body: Any = None, expect: tuple[int, ...] = (),
+    ) -> Any:  # fmt: skip
+        calls.append((method, path, key))
+        if path == "/api/v1/keys/me":
+            return {"key_id": f"id-of-{key}"}
+        if method == "POST" and path == "/api/v1/organizations" and len(calls) > 1:
+            raise demo.DemoError("POST campaigns/api/v1/organizations: 500")
+        return {"slug": "lead", "organization_id": "org-lead"}
+
+    monkeypatch.setattr(demo.Api, "call", call)
+    monkeypatch.setattr(demo, "stack_urls", lambda: dict.fromkeys(demo.SERVICES, "http://x"))
+    monkeypatch.setattr(demo, "admin_key", lambda tag: "admin-secret")
+    monkeypatch.setattr(demo, "captured_messages", lambda limit: [])
+    with pytest.raises(demo.DemoError, match="organizations: 500"):
+        demo.run_demo(echo=lambda line: None)
+    assert calls[-1] == ("DELETE", "/api/v1/keys/id-of-admin-secret", "admin-secret")
