@@ -220,6 +220,7 @@ def enqueue(
                 "event_type": short,
                 "body": encoded,
                 "supporter_id": person_of,
+                "campaign_id": data.get("campaign_id") if person_of is not None else None,
                 "status": "pending" if live else "failed",
                 "attempts": 0,
                 "next_attempt_at": now if live else None,
@@ -254,6 +255,28 @@ def erasure_endpoints(conn: Connection, orgs: Collection[str], told: Collection[
         for row in existing
         if row.endpoint_id in told or row.organization_id not in reached
     }
+
+
+def withdraw_undelivered(conn: Connection, campaign_id: str, organization_id: str) -> int:
+    """Drop the messages carrying a campaign's signers' details not yet delivered to an
+    organization taken out of it (waiting for a retry, in flight, or failed, which a recovery
+    would send); return how many. Those delivered stay in its log, and are not replayed."""
+    ids = list(
+        conn.execute(
+            select(messages.c.message_id).where(
+                messages.c.organization_id == organization_id,
+                messages.c.campaign_id == campaign_id,
+                messages.c.supporter_id.is_not(None),
+                messages.c.status != "succeeded",
+            )
+        ).scalars()
+    )
+    if ids:
+        # Messages first: a dispatcher recording a chunk of them holds their rows, so this
+        # waits for its attempts, and deletes them next (as an endpoint's deletion does).
+        conn.execute(delete(messages).where(messages.c.message_id.in_(ids)))
+        conn.execute(delete(attempts).where(attempts.c.message_id.in_(ids)))
+    return len(ids)
 
 
 def scrub(
@@ -410,7 +433,15 @@ def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Han
             only_endpoints=erasure_endpoints(conn, {org}, told),
         )  # fmt: skip
 
+    def partner_out(event: Event, conn: Connection) -> None:
+        # Taken out of the coalition (or gone on its own): the signers' details waiting for
+        # it are no longer its to receive. It is told of the removal as before.
+        data = event.data
+        withdraw_undelivered(conn, str(data["campaign_id"]), str(data["organization_id"]))
+        handle(event, conn)
+
     table: dict[str, list[Handler]] = {type_name(short): [handle] for short in domain.EVENT_TYPES}
+    table[type_name("campaign.partner_removed")] = [partner_out]
     table[type_name("person.erased")] = [erased]
     table[type_name("consent.changed")] = [share_withdrawn]
     return table

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
 
+from services.notifications.audience import removed_partners
 from services.notifications.store import insert_ignore, organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
@@ -278,8 +279,21 @@ def replay(ctx: Context, principal: Principal, endpoint_id: str, message_id: str
     with ctx.engine.begin() as conn:
         _require_enabled(owned(conn, principal, endpoint_id))
         where = [messages.c.message_id == message_id, messages.c.endpoint_id == endpoint_id]
-        if not conn.execute(select(messages.c.status).where(*where)).first():
+        found = conn.execute(
+            select(
+                messages.c.supporter_id, messages.c.campaign_id, messages.c.organization_id
+            ).where(*where)
+        ).first()
+        if not found:
             raise NotFound("No such message for this endpoint")
+        if found.supporter_id is not None and found.organization_id in (
+            removed_partners(conn, str(found.campaign_id)) or set()
+        ):
+            raise Conflict(
+                "This organization was taken out of the campaign: its signers' details are"
+                " no longer sent to it",
+                {"message_id": ["partner_removed"]},
+            )
         # A message being delivered right now finishes first; replaying it again is a no-op.
         _resend(conn, [*where, messages.c.status != "delivering"], "replay", ctx.now)
         return conn.execute(select(messages).where(*where)).one()

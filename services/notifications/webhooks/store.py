@@ -63,8 +63,10 @@ messages = Table(
     Column("event_id", String(64), nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("body", Text, nullable=False),
-    # Set only when the body carries a signer's personal data, so erasure can find it.
+    # Set only when the body carries a signer's personal data, so erasure can find it, and
+    # with it the signature's campaign, so a partner's removal from it can (migration 0033).
     Column("supporter_id", String(64), index=True),
+    Column("campaign_id", String(64)),
     Column("status", String(12), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Moment()),
@@ -95,6 +97,13 @@ messages = Table(
         sqlite_where=text("finished_at IS NOT NULL"),
     ),
     Index("ix_wh_messages_endpoint_due", "endpoint_id", "status", "next_attempt_at"),
+    Index(
+        "ix_wh_messages_person_campaign",
+        "organization_id",
+        "campaign_id",
+        postgresql_where=text("supporter_id IS NOT NULL"),
+        sqlite_where=text("supporter_id IS NOT NULL"),
+    ),
 )
 
 attempts = Table(

@@ -267,6 +267,47 @@ def test_a_partner_out_of_the_coalition_is_told_once_and_then_hears_nothing(wh: 
                                                if r.organization_id == PARTNER_B)  # fmt: skip
 
 
+def test_a_partner_taken_out_is_sent_no_signer_still_waiting_for_it(wh: Service) -> None:
+    """Signers who ticked a partner's box before the lead took it out: those its endpoint
+    already received stay in its log but are not replayed; those still waiting (a retry, a
+    failure a recovery would resend) never go."""
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh.engine, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        d = dispatcher(wh, clock, schedule=(60.0,))
+        write_events(wh, clock, signed("early@example.org", [PARTNER_A]))
+        d.drain()
+        [early] = [r for r in rx.received if "early@example.org" in r.body]
+        rx.default = (503, {}, b"")
+        write_events(wh, clock, signed("waiting@example.org", [PARTNER_A]))
+        d.drain()  # its first try fails; a retry is due in a minute
+        assert len(rx.received) == 2
+        removed = event(
+            "campaign.partner_removed", "camp-1", campaign_id="camp-1",
+            organization_id=PARTNER_A, left=False,
+        )  # fmt: skip
+        with wh.engine.begin() as conn:  # the projection's handler runs first in the consumer
+            audience.set_campaign_partner(conn, "camp-1", PARTNER_A, member=False)
+        write_events(wh, clock, removed)
+        rx.default = (204, {}, b"")
+        for _ in range(3):
+            clock.advance(120)
+            d.drain()
+        assert [r.json()["type"] for r in rx.received[2:]] == ["campaign.partner_removed"]
+        stored = message_rows(wh, ep["endpoint_id"])
+        assert "waiting@example.org" not in " ".join(r.body for r in stored)
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        replay = wh.client().post(f"{base}/messages/{early.message_id}/replay", headers=key)
+        assert replay.status_code == 409 and "message_id" in replay.get_json()["errors"]
+        recovered = wh.client().post(
+            f"{base}/recover", json={"since": format_time(clock.now - timedelta(days=1))},
+            headers=key,
+        )  # fmt: skip
+        assert recovered.get_json() == {"recovered": 0}
+
+
 def test_a_partner_whose_join_is_not_read_yet_still_gets_the_signers_who_ticked_its_box(
     wh: Service,
 ) -> None:

@@ -1,0 +1,46 @@
+"""wh_messages.campaign_id: the campaign of a message carrying a signer's details.
+
+A partner taken out of a campaign was still sent the signers' details already waiting for
+it (retries for up to a day; a recovery of failed ones for up to 30 days), although the lead
+had taken it out of the coalition. Finding them meant reading every body of the partner's
+backlog. Now each message with a person in it records its campaign, and the removal drops
+those not yet delivered.
+
+Revision ID: 0033_webhook_message_campaign
+Revises: 0032_language_chosen_at
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0033_webhook_message_campaign"
+down_revision: str | Sequence[str] | None = "0032_language_chosen_at"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+INDEX = "ix_wh_messages_person_campaign"
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    op.add_column("wh_messages", sa.Column("campaign_id", sa.String(length=64), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        campaign = "(body::jsonb #>> '{data,campaign_id}')"
+    else:
+        campaign = "json_extract(body, '$.data.campaign_id')"
+    op.execute(f"UPDATE wh_messages SET campaign_id = {campaign} WHERE supporter_id IS NOT NULL")
+    op.create_index(
+        INDEX,
+        "wh_messages",
+        ["organization_id", "campaign_id"],
+        postgresql_where=sa.text("supporter_id IS NOT NULL"),
+        sqlite_where=sa.text("supporter_id IS NOT NULL"),
+    )
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    op.drop_index(INDEX, table_name="wh_messages")
+    op.drop_column("wh_messages", "campaign_id")
