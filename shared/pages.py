@@ -47,11 +47,9 @@ def page_body(
     it with the request's other query arguments. A page past the end links back to the last
     page that has items, not to the one before it, empty too."""
     page, per_page = args["page"], args["per_page"]
-    query = {k: v for k, v in request.args.items() if k not in {"page", "per_page"}}
 
     def link(number: int) -> dict[str, str]:
-        arguments = urlencode({**query, "page": number, "per_page": per_page})
-        return {"href": f"{request.base_url}?{arguments}"}
+        return this_request_with(page=number, per_page=per_page)
 
     pages = math.ceil(total / per_page) if total else 0
     links = {"self": link(page)}
@@ -67,3 +65,9 @@ def page_body(
         "links": links,
         "embedded": {name: list(items)},
     }
+
+
+def this_request_with(**changes: Any) -> dict[str, str]:
+    """A link to this request's URL with some query arguments changed (a page, a cursor)."""
+    query = {k: v for k, v in request.args.items() if k not in changes}
+    return {"href": f"{request.base_url}?{urlencode({**query, **changes})}"}

@@ -19,7 +19,7 @@ from shared.config import Settings
 from shared.errors import FieldError
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
-from shared.pages import page_body
+from shared.pages import page_body, this_request_with
 from shared.web import AUTH_DOC
 from shared.web import ApiBlueprint as Blueprint
 
@@ -114,8 +114,9 @@ def webhooks_blueprint(
         """List whom your organization must delete from its own records, oldest first: people
         erased who signed its campaigns, shared with it or were sent to it, and people who
         withdrew their share with it (`after`: those listed after a `deletion_id`, to sync;
-        `since`: from a time). What webhooks tell endpoints, for those that import exports
-        instead: match `supporter_id` in the exports. Kept as long as webhook messages
+        `since`: from a time; `_links.next` continues after the page's last `deletion_id`).
+        What webhooks tell endpoints, for those that import exports instead: match
+        `supporter_id` in the exports. Kept as long as webhook messages
         (WEBHOOK_RETENTION_DAYS, 30): read it more often than that. An admin names the
         organization (`organization_id`; 422 without)."""
         principal = caller()
@@ -136,7 +137,14 @@ def webhooks_blueprint(
             rows, total = manage.page(
                 conn, query, [deletions.c.deletion_id], args["page"], args["per_page"]
             )
-        return page_body("deletions", [dict(r._mapping) for r in rows], total, args)
+        body = page_body("deletions", [dict(r._mapping) for r in rows], total, args)
+        if "next" in body["links"]:
+            # After this page's last id, not page + 1: the oldest rows are purged as time
+            # goes on, and a page number then skips as many rows as went.
+            body["links"]["next"] = this_request_with(
+                after=rows[-1].deletion_id, page=1, per_page=args["per_page"]
+            )
+        return body
 
     @bp.route("/endpoints/<endpoint_id>", methods=["GET"])
     @bp.response(200, s.EndpointOut)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -317,12 +317,21 @@ def scrub(
 def note_deletions(
     conn: Connection, orgs: Iterable[str], supporter_id: str, reason: str, at: datetime
 ) -> None:
-    """List a deletion for each organization (GET /deletions), webhook or not."""
+    """List a deletion for each organization (GET /deletions), webhook or not.
+
+    Partners sync the list by `deletion_id` (`after=`), so ids must become visible in their
+    order: a row numbered while an earlier-numbered one was still uncommitted would let a
+    reader pass the earlier one for good (an erasure forgotten). On PostgreSQL the writers of
+    the list take turns, each holding its lock until it commits (readers are not held up);
+    SQLite has one writer at a time already.
+    """
     rows = [
         {"organization_id": org, "supporter_id": supporter_id, "reason": reason, "at": at}
         for org in sorted(set(orgs))
     ]
     if rows:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"LOCK TABLE {deletions.name} IN SHARE ROW EXCLUSIVE MODE"))
         conn.execute(deletions.insert(), rows)
 
 

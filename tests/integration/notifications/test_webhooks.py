@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from psycopg import sql as psql
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql
 
 from services.notifications import audience
@@ -22,7 +22,7 @@ from services.notifications.store import campaigns, organizations, signatures, s
 from services.notifications.webhooks import manage
 from services.notifications.webhooks.dispatcher import Dispatcher, due_query
 from services.notifications.webhooks.handlers import handlers as webhook_handlers
-from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.store import attempts, deletions, endpoints, messages
 from services.notifications.webhooks.transport import Reply
 from shared.errors import FieldError
 from shared.events import Event
@@ -1188,6 +1188,45 @@ def test_a_deletion_listed_late_is_found_by_syncing_after_the_last_id(wh: Servic
     for after in ("-1", str(2**63)):
         refused = wh.client().get(f"/api/v1/webhooks/deletions?after={after}", headers=key)
         assert refused.status_code == 422 and "after" in refused.get_json()["errors"]
+
+
+def test_deletion_ids_become_visible_in_their_order_and_pages_follow_them(
+    wh: Service,
+) -> None:
+    """A deletion numbered while an earlier-numbered one is still uncommitted would let a
+    partner syncing `after` the last id pass the earlier one for good: writers of the list
+    take turns until they commit. And the next page starts after the last id shown, so the
+    rows purged from the head meanwhile skip nothing."""
+    import threading
+
+    from services.notifications.webhooks.handlers import note_deletions
+
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    moment = utcnow()
+    with wh.engine.connect() as conn:
+        first = conn.begin()  # an erasure's transaction, still at work after its row
+        note_deletions(conn, [PARTNER_A], "sup-slow", "erased", moment)
+        second = threading.Thread(
+            target=lambda: _note_one(wh, note_deletions, "sup-quick", moment), daemon=True
+        )
+        second.start()
+        second.join(1.0)
+        assert second.is_alive()  # it waits for the first to commit
+        first.commit()
+    second.join(10)
+    listed = wh.client().get("/api/v1/webhooks/deletions?per_page=1", headers=key).get_json()
+    assert [d["supporter_id"] for d in listed["_embedded"]["deletions"]] == ["sup-slow"]
+    href = listed["_links"]["next"]["href"]
+    assert f"after={listed['_embedded']['deletions'][0]['deletion_id']}" in href
+    with wh.engine.begin() as conn:  # the head purged before the next page is read
+        conn.execute(delete(deletions).where(deletions.c.supporter_id == "sup-slow"))
+    following = wh.client().get(href.replace("http://localhost", ""), headers=key).get_json()
+    assert [d["supporter_id"] for d in following["_embedded"]["deletions"]] == ["sup-quick"]
+
+
+def _note_one(wh: Service, note: Any, supporter: str, moment: datetime) -> None:
+    with wh.engine.begin() as conn:
+        note(conn, [PARTNER_A], supporter, "erased", moment)
 
 
 def test_an_erasure_waits_for_a_paused_endpoint_and_reaches_a_deleted_ones_successor(
