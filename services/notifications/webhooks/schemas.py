@@ -110,8 +110,7 @@ class DeletionFilter(EndpointFilter):
         validate=validate.Range(min=0, max=2**63 - 1),
         metadata={
             "description": "those listed after this `deletion_id`: pass the last one you "
-            "handled. Ids follow the order rows were written, which two erasures committing at "
-            "once can swap for a moment: start a little before it (deleting twice is harmless)"
+            "handled. Ids become visible in their order, so none is passed for good"
         },
     )
 
