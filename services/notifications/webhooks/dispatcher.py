@@ -50,6 +50,7 @@ from services.notifications.senders import (
 from services.notifications.store import organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
+from services.notifications.webhooks.handlers import delete_messages_in_batches
 from services.notifications.webhooks.store import attempts, deletions, endpoints, messages
 from services.notifications.webhooks.transport import GuardedTransport, Reply, Transport
 from shared.pacing import Pacer
@@ -769,6 +770,7 @@ class Dispatcher:
             self._last_reclaim = mono
             self.reclaim()
             self.disable_failing()
+            self.fail_disabled_backlogs()
             sweep = getattr(self.transport, "sweep", None)
             if callable(sweep):
                 sweep()
@@ -785,23 +787,9 @@ class Dispatcher:
         were held for good stays: turning its endpoint on again sends it."""
         cutoff = self.clock() - timedelta(seconds=self.config.retention_seconds)
         held_failed = messages.c.event_type.in_(domain.HELD) & (messages.c.status == "failed")
-        purged = 0
-        while not self._stop.is_set():
-            with self.engine.begin() as conn:
-                batch = (
-                    conn.execute(
-                        select(messages.c.message_id)
-                        .where(messages.c.finished_at < cutoff, ~held_failed)
-                        .limit(PURGE_BATCH)
-                    )
-                    .scalars()
-                    .all()
-                )
-                if not batch:
-                    break
-                conn.execute(delete(attempts).where(attempts.c.message_id.in_(batch)))
-                conn.execute(delete(messages).where(messages.c.message_id.in_(batch)))
-            purged += len(batch)
+        purged = delete_messages_in_batches(
+            self.engine, (messages.c.finished_at < cutoff) & ~held_failed, PURGE_BATCH, self._stop
+        )
         with self.engine.begin() as conn:  # the deletions list keeps as long (GET /deletions)
             conn.execute(delete(deletions).where(deletions.c.at < cutoff))
         if purged:
@@ -848,6 +836,54 @@ class Dispatcher:
             for endpoint_id in failing:
                 disable(conn, endpoint_id, "failing", now)
         return len(failing)
+
+    def fail_disabled_backlogs(self) -> int:
+        """Fail the messages waiting for endpoints disabled automatically (gone, failing), a
+        batch per transaction; return how many. A recovery resends them once the endpoint is
+        enabled again; erasures stay pending until it is. Each batch holds the endpoint's row,
+        so one enabled meanwhile keeps the rest waiting, to be sent."""
+        with self.engine.connect() as conn:
+            disabled = list(
+                conn.execute(
+                    select(endpoints.c.endpoint_id).where(
+                        endpoints.c.enabled.is_(False),
+                        endpoints.c.disabled_reason.in_(domain.AUTO_DISABLED),
+                    )
+                ).scalars()
+            )
+        failed = 0
+        for endpoint_id in disabled:
+            while not self._stop.is_set():
+                with self.engine.begin() as conn:
+                    still = conn.execute(
+                        select(endpoints.c.endpoint_id)
+                        .where(
+                            endpoints.c.endpoint_id == endpoint_id, endpoints.c.enabled.is_(False)
+                        )
+                        .with_for_update(read=True)
+                    ).first()
+                    if still is None:
+                        break
+                    waiting = (
+                        select(messages.c.message_id)
+                        .where(
+                            messages.c.endpoint_id == endpoint_id,
+                            messages.c.status == "pending",
+                            messages.c.event_type.not_in(domain.HELD),
+                        )
+                        .limit(PURGE_BATCH)
+                    )
+                    ids = list(conn.execute(waiting).scalars())
+                    if ids:
+                        conn.execute(
+                            update(messages)
+                            .where(messages.c.message_id.in_(ids), messages.c.status == "pending")
+                            .values(status="failed", finished_at=self.clock(), next_attempt_at=None)
+                        )
+                if not ids:
+                    break
+                failed += len(ids)
+        return failed
 
     def send_notices(self) -> int:
         """Email the organization of each endpoint disabled automatically (gone, failing) once.
@@ -923,8 +959,10 @@ class Dispatcher:
 
 
 def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> None:
-    """Disable an endpoint; its waiting messages fail (recoverable once it is enabled again),
-    except erasures, which stay pending until it is."""
+    """Disable an endpoint: its row only. Its waiting messages are failed by housekeeping
+    (Dispatcher.fail_disabled_backlogs), a batch per transaction: this runs in the
+    transaction recording every endpoint's deliveries, which a dead endpoint's whole backlog
+    held up for as long as it took to fail."""
     conn.execute(
         update(endpoints)
         .where(endpoints.c.endpoint_id == endpoint_id, endpoints.c.enabled.is_(True))
@@ -935,15 +973,6 @@ def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> N
             notice="pending" if reason in domain.AUTO_DISABLED else None,
             updated_at=now,
         )
-    )
-    conn.execute(
-        update(messages)
-        .where(
-            messages.c.endpoint_id == endpoint_id,
-            messages.c.status == "pending",
-            messages.c.event_type.not_in(domain.HELD),
-        )
-        .values(status="failed", finished_at=now, next_attempt_at=None)
     )
 
 

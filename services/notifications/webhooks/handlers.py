@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Collection, Iterable
+import threading
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select, text, update
+from sqlalchemy import Connection, Engine, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -271,12 +272,36 @@ def withdraw_undelivered(conn: Connection, campaign_id: str, organization_id: st
             )
         ).scalars()
     )
+    delete_messages(conn, ids)
+    return len(ids)
+
+
+def delete_messages(conn: Connection, ids: Sequence[str]) -> None:
+    """Delete messages and their attempt log. Messages first: a dispatcher recording a chunk
+    of them holds their rows, so this waits for its attempts, and deletes them next."""
     if ids:
-        # Messages first: a dispatcher recording a chunk of them holds their rows, so this
-        # waits for its attempts, and deletes them next (as an endpoint's deletion does).
         conn.execute(delete(messages).where(messages.c.message_id.in_(ids)))
         conn.execute(delete(attempts).where(attempts.c.message_id.in_(ids)))
-    return len(ids)
+
+
+def delete_messages_in_batches(
+    engine: Engine, where: Any, batch: int = 1000, stop: threading.Event | None = None
+) -> int:
+    """Delete the messages `where` selects, and their attempts, a batch per transaction;
+    return how many. A dead endpoint's backlog can be hundreds of thousands of messages: in
+    one transaction, the dispatcher's recording of every endpoint's deliveries, which locks
+    the rows of the chunks it records, waited for all of it."""
+    deleted = 0
+    while stop is None or not stop.is_set():
+        with engine.begin() as conn:
+            ids = list(
+                conn.execute(select(messages.c.message_id).where(where).limit(batch)).scalars()
+            )
+            delete_messages(conn, ids)
+        if not ids:
+            break
+        deleted += len(ids)
+    return deleted
 
 
 def scrub(

@@ -15,7 +15,11 @@ from services.notifications.audience import removed_partners
 from services.notifications.store import insert_ignore, organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
-from services.notifications.webhooks.handlers import enqueue, message_id
+from services.notifications.webhooks.handlers import (
+    delete_messages_in_batches,
+    enqueue,
+    message_id,
+)
 from services.notifications.webhooks.store import attempts, endpoints, messages
 from services.notifications.webhooks.transport import check_destination
 from shared.auth import Principal, authorize
@@ -158,11 +162,12 @@ def remove(ctx: Context, principal: Principal, endpoint_id: str) -> None:
     go to its organization's other endpoints (409 if it has none)."""
     with ctx.engine.begin() as conn:
         _hand_on_deletions(conn, owned(conn, principal, endpoint_id), ctx.now)
-        # Messages first: a dispatcher recording a chunk of them holds their rows, so this
-        # waits for its attempts, and deletes them next.
-        conn.execute(delete(messages).where(messages.c.endpoint_id == endpoint_id))
-        conn.execute(delete(attempts).where(attempts.c.endpoint_id == endpoint_id))
         conn.execute(delete(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
+    # Then its messages and their attempts, a batch at a time (none is claimed any more: the
+    # dispatcher claims for endpoints that exist), and attempts left of messages purged.
+    delete_messages_in_batches(ctx.engine, messages.c.endpoint_id == endpoint_id)
+    with ctx.engine.begin() as conn:
+        conn.execute(delete(attempts).where(attempts.c.endpoint_id == endpoint_id))
 
 
 def _hand_on_deletions(conn: Connection, endpoint: Any, now: datetime) -> None:

@@ -631,6 +631,39 @@ def test_410_gone_disables_the_endpoint_at_once(wh: Service) -> None:
         assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"succeeded"}
 
 
+def test_a_disabled_endpoints_backlog_is_failed_by_housekeeping_in_batches(
+    wh: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disabling a dead endpoint flips its row only, in the transaction that records every
+    endpoint's deliveries: failing its whole backlog there held up all partners' deliveries
+    for as long as that took. Housekeeping fails the backlog a batch at a time; an endpoint
+    enabled again before then gets the waiting messages sent, no recovery needed."""
+    from services.notifications.webhooks import dispatcher as dispatching
+
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh.engine, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        write_events(wh, clock, *(signed(f"b{i}@example.org", [PARTNER_A]) for i in range(7)))
+        with wh.engine.begin() as conn:
+            dispatching.disable(conn, ep["endpoint_id"], "failing", clock.now)
+        assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"pending"}
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        assert wh.client().patch(base, json={"enabled": True}, headers=key).status_code == 200
+        d = dispatcher(wh, clock)
+        d.drain()
+        assert len(rx.received) == 7  # enabled again in time: sent as they were
+        write_events(wh, clock, *(signed(f"c{i}@example.org", [PARTNER_A]) for i in range(7)))
+        with wh.engine.begin() as conn:
+            dispatching.disable(conn, ep["endpoint_id"], "gone", clock.now)
+        monkeypatch.setattr(dispatching, "PURGE_BATCH", 3)
+        assert d.fail_disabled_backlogs() == 7
+        waiting = [r for r in message_rows(wh, ep["endpoint_id"]) if r.status != "succeeded"]
+        assert len(waiting) == 7 and {r.status for r in waiting} == {"failed"}
+        assert d.fail_disabled_backlogs() == 0
+
+
 def test_a_410_fails_the_rest_of_its_chunk_too(wh: Service) -> None:
     """The messages a chunk never tried once the endpoint said 410 are failed with the rest:
     none is left pending behind a disabled endpoint, where `?status=failed` and `recover`
