@@ -254,17 +254,26 @@ def test_send(ctx: Context, principal: Principal, endpoint_id: str) -> str:
         row = owned(conn, principal, endpoint_id)
         _require_enabled(row)
         data = {"endpoint_id": endpoint_id, "message": "A test message from Kinship."}
+        front = _front(conn, endpoint_id, ctx.now)
         enqueue(
             conn, domain.TEST_EVENT_TYPE, event_id, ctx.now, data, [row.organization_id],
             ctx.now, only_endpoints={endpoint_id}, trigger="test",
         )  # fmt: skip
-        return str(
-            conn.execute(
-                select(messages.c.message_id).where(
-                    messages.c.endpoint_id == endpoint_id, messages.c.event_id == event_id
-                )
-            ).scalar_one()
+        this = (messages.c.endpoint_id == endpoint_id) & (messages.c.event_id == event_id)
+        conn.execute(update(messages).where(this).values(next_attempt_at=front))
+        return str(conn.execute(select(messages.c.message_id).where(this)).scalar_one())
+
+
+def _front(conn: Connection, endpoint_id: str, now: datetime) -> datetime:
+    """When a message must be due to go before everything waiting for an endpoint: a test
+    send or a replay is someone at the endpoint's side waiting for it, and a failing endpoint
+    takes one message a round, oldest due first (its backlog took hours)."""
+    first = conn.execute(
+        select(func.min(messages.c.next_attempt_at)).where(
+            messages.c.endpoint_id == endpoint_id, messages.c.status == "pending"
         )
+    ).scalar()
+    return now if first is None or first > now else first - timedelta(milliseconds=1)
 
 
 def _resend(conn: Connection, where: list[Any], trigger: str, now: datetime) -> int:
@@ -300,7 +309,8 @@ def replay(ctx: Context, principal: Principal, endpoint_id: str, message_id: str
                 {"message_id": ["partner_removed"]},
             )
         # A message being delivered right now finishes first; replaying it again is a no-op.
-        _resend(conn, [*where, messages.c.status != "delivering"], "replay", ctx.now)
+        front = _front(conn, endpoint_id, ctx.now)
+        _resend(conn, [*where, messages.c.status != "delivering"], "replay", front)
         return conn.execute(select(messages).where(*where)).one()
 
 

@@ -664,6 +664,36 @@ def test_a_disabled_endpoints_backlog_is_failed_by_housekeeping_in_batches(
         assert d.fail_disabled_backlogs() == 0
 
 
+def test_a_test_send_or_replay_goes_before_a_failing_endpoints_backlog(wh: Service) -> None:
+    """A failing endpoint gets one message a round, oldest due first: a test send or a replay
+    pressed while debugging it waited behind the whole backlog (hours), with nothing in the
+    attempt log to show for it. They go first."""
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh.engine, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        write_events(wh, clock, *(signed(f"f{i}@example.org", [PARTNER_A]) for i in range(4)))
+        with wh.engine.begin() as conn:
+            conn.execute(
+                update(endpoints)
+                .where(endpoints.c.endpoint_id == ep["endpoint_id"])
+                .values(failing_since=clock.now - timedelta(hours=1))
+            )
+        clock.advance(60)
+        rx.default = (503, {}, b"")  # still failing: one message a round
+        base = f"/api/v1/webhooks/endpoints/{ep['endpoint_id']}"
+        assert wh.client().post(f"{base}/test", headers=key).status_code == 202
+        d = dispatcher(wh, clock)
+        d.tick(wait_for_results=True)
+        assert [r.json()["type"] for r in rx.received] == ["webhook.test"]
+        newest = max(message_rows(wh, ep["endpoint_id"]), key=lambda r: r.event_time)
+        replay = wh.client().post(f"{base}/messages/{newest.message_id}/replay", headers=key)
+        assert replay.status_code == 202
+        d.tick(wait_for_results=True)
+        assert [r.message_id for r in rx.received[1:]] == [newest.message_id]
+
+
 def test_a_410_fails_the_rest_of_its_chunk_too(wh: Service) -> None:
     """The messages a chunk never tried once the endpoint said 410 are failed with the rest:
     none is left pending behind a disabled endpoint, where `?status=failed` and `recover`
