@@ -904,6 +904,13 @@ class Deliverer:
                 if self.stop.is_set():
                     raise Stopped()  # this row, claimed or not, is handed back below
                 bucket.acquire()
+                if self._night_until(person, self.now) is not None:
+                    # The wait for a token (shared by every lane, at a long code's one text
+                    # a second) ran past the evening's end in this person's zone: check this
+                    # row and the rest again now, which defers them.
+                    index -= 1
+                    checked = time.monotonic() - recheck_every
+                    continue
                 if state == "queued" and not claimed:
                     with self._one_statement(lane) as conn:
                         if not ledger.transition(

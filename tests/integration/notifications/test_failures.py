@@ -717,6 +717,35 @@ def test_a_taken_over_sms_batch_waits_for_the_morning_when_it_is_now_night(
     assert (row.deferred, row.ambiguous) == (3, len(in_flight))
 
 
+def test_a_text_whose_wait_for_the_rate_runs_past_nine_pm_waits_for_the_morning(
+    service: Service,
+) -> None:
+    """Quiet hours are checked when a text's turn under the rate comes, not only before its
+    wait: at a long code's one text a second, with lanes queued on one bucket, a text checked
+    at 20:59:58 went out after 21:00."""
+    from services.notifications.domain import TokenBucket
+    from services.notifications.handlers import handle_alert_published
+
+    people = seed_audience(
+        service.engine, "camp-n", "org-n", 2, phone_every=1, time_zone="America/New_York"
+    )
+    moment = [NOON_UTC + timedelta(hours=13, minutes=59, seconds=58)]  # 20:59:58 there
+    service.deps.clock = lambda: moment[0]
+    with service.engine.begin() as conn:
+        handle_alert_published(service.deps, alert("alert-n", "camp-n", "org-n", ["sms"]), conn)
+
+    class SlowBucket(TokenBucket):
+        def acquire(self) -> None:  # each token comes 3 s later
+            moment[0] += timedelta(seconds=3)
+
+    batch = _batch("alert-n", people)
+    assert Deliverer(service.deps).send_alert_sms_batch(batch, SlowBucket(1.0)) == "done"
+    assert service.fakes.twilio_messages() == []
+    rows = service.rows(deliveries, deliveries.c.alert_id == "alert-n")
+    assert {r.status for r in rows} == {"deferred"}
+    assert service.rows(alerts, alerts.c.alert_id == "alert-n")[0].deferred == 2
+
+
 def test_texts_taken_over_and_stopped_before_their_requests_are_counted_once(
     service: Service,
 ) -> None:
