@@ -36,6 +36,9 @@ class NotificationConfig:
     sms_sender_threads: int = 1
     # Texts of one batch in flight at once (each claimed in the ledger before its request).
     sms_concurrency: int = 4
+    # Transactional emails (confirmation links, thank-yous) the queue poller sends at once:
+    # one at a time, a provider's latency (150-300 ms) held them to a few a second.
+    email_concurrency: int = 4
     # A lane checks its texts still to go against opt-outs, consents and quiet hours again this
     # often: a batch takes sms_batch_size / sms_rate_per_second (10 s by default, 100 s at a
     # long code's one text a second), and a STOP or 21:00 in between must hold for the rest.
@@ -95,6 +98,7 @@ class NotificationConfig:
             email_sender_threads=env_int("EMAIL_SENDER_THREADS", d.email_sender_threads),
             sms_sender_threads=env_int("SMS_SENDER_THREADS", d.sms_sender_threads),
             sms_concurrency=env_int("SMS_CONCURRENCY", d.sms_concurrency),
+            email_concurrency=env_int("EMAIL_CONCURRENCY", d.email_concurrency),
             sms_recheck_seconds=env_float("SMS_RECHECK_SECONDS", d.sms_recheck_seconds),
             dispatch_partitions=env_int("DISPATCH_PARTITIONS", d.dispatch_partitions),
             batch_lease_seconds=env_float("BATCH_LEASE_SECONDS", d.batch_lease_seconds),
@@ -132,13 +136,15 @@ class NotificationConfig:
         """Database connections a worker process keeps (as many again may overflow).
 
         One for each SMS lane (it holds its connection through its texts) and each email
-        sender, two for each of the queue poller's lanes (sms_concurrency: a text's checks
-        read the alert on a second connection), and eight for the other parts (relay and its
-        LISTEN, consumer, expander and its lock, progress, webhook dispatcher). The overflow
-        covers a lane's second, brief connection when a text fails or it checks its texts
-        still to go again (sms_recheck_seconds), so the lanes can never hold the whole pool."""
+        sender, two for each lane of the queue pollers (sms_concurrency and email_concurrency:
+        a message's checks read the alert on a second connection), and eight for the other
+        parts (relay and its LISTEN, consumer, expander and its lock, progress, webhook
+        dispatcher). The overflow covers a lane's second, brief connection when a text fails
+        or it checks its texts still to go again (sms_recheck_seconds), so the lanes can never
+        hold the whole pool."""
         lanes = self.sms_sender_threads * self.sms_concurrency
-        return lanes + self.email_sender_threads + 2 * self.sms_concurrency + 8
+        pollers = 2 * (self.sms_concurrency + self.email_concurrency)
+        return lanes + self.email_sender_threads + pollers + 8
 
     def with_(self, **changes: object) -> NotificationConfig:
         """Return a copy with some fields changed (tests)."""

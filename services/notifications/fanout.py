@@ -543,10 +543,20 @@ SMS_SLICE = 20
 
 
 class QueuePoller:
-    """Sends queued single messages: transactional mail and SMS, and deferred SMS when due."""
+    """Sends queued single messages: transactional mail and SMS, and deferred SMS when due.
 
-    def __init__(self, deps: Deps, bucket: TokenBucket | None = None) -> None:
+    A worker runs one for each channel: one after the other in one loop, a slow provider
+    (30 s timeouts) held up the other channel's slice for many minutes (a welcome text then
+    missed its window)."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        bucket: TokenBucket | None = None,
+        channels: Sequence[str] = ("email", "sms"),
+    ) -> None:
         self.deps = deps
+        self.channels = tuple(channels)
         self._stop = threading.Event()
         self.deliverer = Deliverer(deps, self._stop)
         self.bucket = bucket
@@ -585,17 +595,19 @@ class QueuePoller:
         (credentials_pause_seconds at a time); the other goes on.
         """
         claimed = 0
-        for channel, limit in (("email", EMAIL_SLICE), ("sms", SMS_SLICE)):
+        config = self.deps.config
+        for channel in self.channels:
             if self._stop.is_set():
                 break
             if self._paused.get(channel, 0.0) > time.monotonic():
                 continue
+            limit = SMS_SLICE if channel == "sms" else EMAIL_SLICE
             claim, rows = self.deliverer.claim_due(limit, channel)
             claimed += len(rows)
-            # Texts a few at a time (SMS_CONCURRENCY, as an alert batch's lanes), paced by the
-            # bucket: one at a time, a provider's latency held the texts a night deferred, all
-            # due at 08:00, to a few a second whatever SMS_RATE_PER_SECOND said.
-            lanes = self.deps.config.sms_concurrency if channel == "sms" else 1
+            # A few at a time (texts paced by the bucket): one at a time, a provider's latency
+            # held confirmation links, and the texts a night deferred, all due at 08:00, to a
+            # few a second whatever SMS_RATE_PER_SECOND said.
+            lanes = config.sms_concurrency if channel == "sms" else config.email_concurrency
             self._send_claim(channel, claim, rows, max(1, min(lanes, len(rows))))
         return claimed
 

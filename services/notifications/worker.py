@@ -37,11 +37,12 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
         topics = [CAMPAIGNS, PETITIONS, NOTIFICATIONS]
         dispatcher = webhook_dispatcher(deps)
         expander = Expander(deps)
-        poller = QueuePoller(deps, bucket)
+        pollers = [QueuePoller(deps, None, ["email"]), QueuePoller(deps, bucket, ["sms"])]
 
         def committed(event_types: AbstractSet[str]) -> None:
             dispatcher.wake()  # webhook messages written by the consumer go out now
-            poller.wake()  # and so do the messages it queued (a thank-you after a signature)
+            for poller in pollers:  # and so do the messages it queued (a thank-you, say)
+                poller.wake()
             if ALERT_PUBLISHED in event_types:
                 expander.wake()  # and a new alert starts now, not at the expander's next look
 
@@ -59,7 +60,7 @@ def parts(deps: Deps, role: str = "all", group: str = "notifications") -> list[S
             relay,
             runner,
             expander,
-            poller,
+            *pollers,
             ProgressPublisher(deps),
             dispatcher,
         ]

@@ -871,6 +871,47 @@ def test_texts_a_night_deferred_do_not_hold_up_a_later_email(service: Service) -
     assert len(still) == 120 - SMS_SLICE  # and the texts go a slice at a time
 
 
+def test_transactional_emails_go_a_few_at_once_on_their_own_poller(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Confirmation links went one after another at the provider's latency (a few a second
+    against signing's 1,200 a second), and a slow provider's email slice held up the texts'
+    (a welcome then missed its window): emails go EMAIL_CONCURRENCY at once, and a worker
+    runs a poller for each channel."""
+    import threading
+
+    from services.notifications import ledger
+    from services.notifications.fanout import QueuePoller
+    from services.notifications.worker import parts
+    from shared.events.envelope import utcnow
+
+    now = utcnow()
+    links = [
+        ledger.new_row(message_key=f"confirm:sig-{i}", recipient_id=f"signer-{i}",
+                       channel="email", kind="confirmation", status="queued", now=now)
+        for i in range(8)
+    ]  # fmt: skip
+    with service.engine.begin() as conn:
+        ledger.insert_new(conn, links)
+    poller = QueuePoller(service.deps, None, ["email"])
+    in_flight, most, lock = 0, 0, threading.Lock()
+
+    def slow(claim: str, row: Any) -> None:  # the provider's latency
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.2)
+        with lock:
+            in_flight -= 1
+
+    monkeypatch.setattr(poller.deliverer, "send_claimed", slow)
+    assert poller.run_once() == 8
+    assert most == service.deps.config.email_concurrency == 4
+    pollers = [p for p in parts(service.deps, "core") if isinstance(p, QueuePoller)]
+    assert sorted(p.channels for p in pollers) == [("email",), ("sms",)]
+
+
 def test_a_cancellation_that_overtakes_its_alert_keeps_the_alert_from_being_sent(
     service: Service,
 ) -> None:
