@@ -280,11 +280,14 @@ class DevStack:
             return {}
 
     def _write_state(self) -> None:
+        email, sms = notification_backends()
         state = {
             "var_dir": str(self.var),
             "kafka_bootstrap": self.bootstrap,
             "kafka_owned": self._kafka_owned,
             "urls": {name: f"http://{HOST}:{port}" for name, port in self.ports.items()},
+            # What the services send email and SMS with (they inherit this environment).
+            "backends": {"email": email, "sms": sms},
         }
         (self.run_dir / "stack.json").write_text(json.dumps(state, indent=2) + "\n")
 
@@ -513,6 +516,14 @@ def tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def notification_backends() -> tuple[str, str]:
+    """The email and SMS backends notifications runs with in this environment."""
+    from shared.config import Settings
+
+    settings = Settings.from_env("notifications")
+    return settings.email_backend, settings.sms_backend
 
 
 def read_stack_state(var: Path) -> dict[str, object]:

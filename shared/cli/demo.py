@@ -31,7 +31,12 @@ import requests
 
 from shared.cli.outbox import captured_messages, mask_email
 from shared.config import SERVICES, var_dir
-from shared.devstack import DEFAULT_PORTS, read_stack_state, service_ports
+from shared.devstack import (
+    DEFAULT_PORTS,
+    notification_backends,
+    read_stack_state,
+    service_ports,
+)
 
 # One SMS signer's number, chosen so that it is daytime where they live: the notifications
 # service holds texts outside 08:00-21:00 local time, and the demo should finish now. Numbers
@@ -148,6 +153,26 @@ def stack_urls() -> dict[str, str]:
     return {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
 
+def check_capture_senders() -> None:
+    """Refuse a stack that sends through SendGrid or Twilio: the demo's supporters are
+    fictional (example.org addresses, numbers set aside for fiction), so a real provider
+    would bounce every one (and a sender's reputation suffers from bounces), and the report
+    reads what each channel delivered from the capture outbox."""
+    recorded = read_stack_state(var_dir()).get("backends")
+    if isinstance(recorded, dict):
+        email, sms = str(recorded.get("email")), str(recorded.get("sms"))
+    else:  # a stack not started by `kinship dev up`: this environment says
+        email, sms = notification_backends()
+    real = [name for name in (email, sms) if name != "capture"]
+    if real:
+        raise DemoError(
+            f"this stack sends through {' and '.join(real)}: the demo's supporters are "
+            "fictional, so a real provider would bounce them, and its report reads the "
+            "capture outbox. Run it against the capture senders: `kinship dev down`, then "
+            "`EMAIL_BACKEND=capture SMS_BACKEND=capture kinship dev up`."
+        )
+
+
 def admin_key(tag: str) -> str:
     """Issue a platform admin key with `kinship keys create` (how a fresh install bootstraps)."""
     cmd = [
@@ -207,6 +232,7 @@ def run_demo(
 ) -> str:
     """Run the story against the running stack and return the report."""
     say = echo or (lambda line: print(line, flush=True))
+    check_capture_senders()
     api = Api(stack_urls(), timeout)
     for name in SERVICES:
         api.call(name, "GET", "/readyz")

@@ -28,7 +28,7 @@ def dev() -> None:
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for /readyz.")
 def dev_up(timeout: float) -> None:
     """Start everything not yet running and wait until every service is ready."""
-    from shared.devstack import DevStackError
+    from shared.devstack import DevStackError, notification_backends
 
     stack = _stack()
     click.echo("Starting Kinship (a second `up` only starts what is missing)...")
@@ -37,7 +37,7 @@ def dev_up(timeout: float) -> None:
     except DevStackError as exc:
         click.echo(f"kinship dev up: {exc}", err=True)
         sys.exit(1)
-    settings = _backends()
+    settings = notification_backends()
     click.echo("")
     click.echo(f"Kinship is up. {report.kafka}; data in {stack.var}")
     for name in SERVICES:
@@ -46,13 +46,6 @@ def dev_up(timeout: float) -> None:
     click.echo(f"  email: {settings[0]}, SMS: {settings[1]}   (`kinship outbox` lists captured)")
     click.echo(f"  logs:  {stack.log_dir}/<part>.log   (Kafka: {stack.kafka.home}/logs)")
     click.echo("Next: `.venv/bin/kinship demo`; stop with `.venv/bin/kinship dev down`.")
-
-
-def _backends() -> tuple[str, str]:
-    from shared.config import Settings
-
-    settings = Settings.from_env("notifications")
-    return settings.email_backend, settings.sms_backend
 
 
 @dev.command("down")

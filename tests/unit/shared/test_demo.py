@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +48,31 @@ def test_keys_issued_before_the_demo_fails_are_revoked(monkeypatch: pytest.Monke
     monkeypatch.setattr(demo, "stack_urls", lambda: dict.fromkeys(demo.SERVICES, "http://x"))
     monkeypatch.setattr(demo, "admin_key", lambda tag: "admin-secret")
     monkeypatch.setattr(demo, "captured_messages", lambda limit: [])
+    monkeypatch.setattr(demo, "check_capture_senders", lambda: None)
     with pytest.raises(demo.DemoError, match="organizations: 500"):
         demo.run_demo(echo=lambda line: None)
     assert calls[-1] == ("DELETE", "/api/v1/keys/id-of-admin-secret", "admin-secret")
+
+
+def test_the_demo_refuses_a_stack_sending_through_real_providers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Its supporters are fictional: SendGrid would bounce every address (and the sender's
+    reputation suffers), and the report reads the capture outbox, which a real provider never
+    fills (the demo waited three minutes and failed). It says so before it does anything."""
+    import json
+
+    from shared.cli import demo
+
+    (tmp_path / "dev").mkdir()
+    state = {"urls": {}, "backends": {"email": "sendgrid", "sms": "capture"}}
+    (tmp_path / "dev" / "stack.json").write_text(json.dumps(state))
+    monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
+    called: list[str] = []
+    monkeypatch.setattr(demo.Api, "call", lambda *a, **k: called.append("api"))
+    with pytest.raises(demo.DemoError, match="sends through sendgrid"):
+        demo.run_demo(echo=lambda line: None)
+    assert called == []
+    state["backends"] = {"email": "capture", "sms": "capture"}
+    (tmp_path / "dev" / "stack.json").write_text(json.dumps(state))
+    demo.check_capture_senders()  # the embedded default passes
