@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -288,7 +289,13 @@ class LocalKafka:
         return result.stdout
 
     def running_pid(self) -> int | None:
-        """Return the broker's pid when the one this home started is alive.
+        """Return the broker's pid when the one this home started is alive."""
+        record = self.running_record()
+        return None if record is None else int(record["pid"])
+
+    def running_record(self) -> dict[str, Any] | None:
+        """Return what starting the broker of this home recorded (pid, start time, ports)
+        while that broker is alive, else None.
 
         After a reboot (or a container's restart) the recorded pid may name another process:
         taken for the broker, `dev up` waited for a Kafka that never came and `stop` signalled
@@ -311,7 +318,7 @@ class LocalKafka:
                 return None
         except (psutil.Error, ValueError, TypeError):
             return None
-        return pid
+        return dict(record)
 
     def start(self, timeout: float = 90.0) -> KafkaStatus:
         """Start the broker (formatting storage on first use) and wait until it answers."""
@@ -352,7 +359,17 @@ class LocalKafka:
         )
         stdout.close()
         created = psutil.Process(proc.pid).create_time()
-        self._pid_file.write_text(json.dumps({"pid": proc.pid, "created": created}))
+        self._pid_file.write_text(
+            json.dumps(
+                {
+                    "pid": proc.pid,
+                    "created": created,
+                    # Found again by whoever looks without KAFKA_PORT set (status, a second up).
+                    "port": self.port,
+                    "controller_port": self.controller_port,
+                }
+            )
+        )
         try:
             self.wait_ready(timeout, proc=proc)
         except LocalKafkaError:

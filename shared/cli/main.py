@@ -11,23 +11,34 @@ from shared.local_kafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
 
 
 def local_kafka() -> LocalKafka:
-    """Return the local broker of this checkout (var/kafka, port KAFKA_PORT, else the one the
-    running stack started it on, else 9092)."""
+    """Return the local broker of this checkout (var/kafka, port KAFKA_PORT, else the one it
+    runs on, whoever started it, else the one the stack last started it on, else 9092)."""
     from shared.config import var_dir
     from shared.devstack import read_stack_state
 
+    home = var_dir() / "kafka"
+    heap = os.environ.get("KAFKA_HEAP") or "512m"
     raw = (os.environ.get("KAFKA_PORT") or "").strip()  # empty counts as unset
     if not raw:
+        running = LocalKafka(home).running_record() or {}
+        if isinstance(running.get("port"), int):
+            controller = running.get("controller_port")
+            return LocalKafka(
+                home,
+                port=running["port"],
+                controller_port=controller if isinstance(controller, int) else None,
+                heap=heap,
+            )
         state = read_stack_state(var_dir())
         recorded = str(state.get("kafka_bootstrap") or "").rpartition(":")[2]
         raw = recorded if state.get("kafka_owned") and recorded.isdigit() else "9092"
     port = int(raw)
     controller = os.environ.get("KAFKA_CONTROLLER_PORT")
     return LocalKafka(
-        var_dir() / "kafka",
+        home,
         port=port,
         controller_port=int(controller) if controller else None,
-        heap=os.environ.get("KAFKA_HEAP") or "512m",
+        heap=heap,
     )
 
 
