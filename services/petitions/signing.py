@@ -255,7 +255,6 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
     deltas: dict[str, dict[tuple[str, str], int]] = {}
     consents: list[tuple[str, int, str]] = []
     renewed: set[tuple[str, str]] = set()
-    replaced: dict[tuple[str, str], str] = {}  # person -> the signature id now pending
     events = []
     key = deps.settings.hash_key
     for item in accepted:
@@ -282,12 +281,7 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
                 # It is the signature, not a repeat: nothing to announce twice.
                 continue
             if status == domain.PENDING:
-                signature_id = replaced.get(person_key, signature_id)
-                if person_key not in replaced and _replace_pending(conn, item, signature_id):
-                    replaced[person_key] = signature_id = item.row["signature_id"]
-                    new = True  # announced as a signature of its own, with its own link
-                else:
-                    renewed.add(person_key)
+                renewed.add(person_key)
         token = domain.confirm_token(key, signature_id) if status == domain.PENDING else None
         data = dict(item.event)
         data.update(
@@ -312,47 +306,6 @@ def record(deps: Deps, conn: Connection, items: Sequence[Pending]) -> list[Excep
         )
     deps.outbox.add_many(conn, events)
     return errors
-
-
-# What a submission says of the person and their choices: a newer one saying something else
-# replaces an unconfirmed signature (the address's case, the language of the page or the link
-# followed alone do not), and the replacement takes all of the newer submission.
-SAID = (
-    "given_name", "family_name", "phone", "postal_code", "country", "region", "language",
-    "pronouns", "discreet", "comment", "consent_email", "consent_sms",
-)  # fmt: skip
-SUBMITTED = (*SAID, "email", "phone_hash", "locale", "recruiter_organization_id", "source")
-
-
-def _replace_pending(conn: Connection, item: Pending, signature_id: str) -> bool:
-    """Put a newer submission in place of the person's unconfirmed signature when it says
-    something else; return whether it did.
-
-    Whoever types an address first must not decide what its owner confirms: the owner's own
-    submission was dropped as a repeat, and the only link they got confirmed the stranger's
-    name, comment, partner boxes and number (which then got the SMS welcome, and so learnt
-    that the owner signed). The replacement takes the newer submission's signature id: the
-    earlier link stops working, and the new one, emailed to the address, confirms what the
-    newer submission said. A repeat saying the same (a second click) keeps the link.
-    """
-    petition_id, email_hash = item.row["petition_id"], item.row["email_hash"]
-    stored = store.pending_signature(conn, petition_id, email_hash)
-    if stored is None or stored.signature_id != signature_id:
-        raise _Vanished()  # confirmed, expired or replaced since it was read: sign anew
-    boxes = store.partner_ids_of_signature(conn, petition_id, stored.id)
-    same = all(getattr(stored, name) == item.row[name] for name in SAID)
-    if same and boxes == sorted(item.partner_ids):
-        return False
-    values = {name: item.row[name] for name in SUBMITTED}
-    values.update(
-        signature_id=item.row["signature_id"],
-        created_at=item.row["created_at"],
-        expires_at=item.row["expires_at"],
-    )
-    if not store.replace_pending(conn, stored.id, signature_id, values):
-        raise _Vanished()
-    store.set_partner_boxes(conn, petition_id, stored.id, sorted(item.partner_ids))
-    return True
 
 
 def _raise_first(errors: Sequence[Exception | None]) -> None:

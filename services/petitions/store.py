@@ -692,48 +692,6 @@ def renew_pending(
     return result.rowcount
 
 
-def pending_signature(conn: Connection, petition_id: str, email_hash: str) -> Any:
-    """Return a person's pending signature of a petition (its whole row), or None."""
-    return conn.execute(
-        select(signatures).where(
-            signatures.c.petition_id == petition_id,
-            signatures.c.email_hash == email_hash,
-            signatures.c.status == PENDING,
-        )
-    ).first()
-
-
-def replace_pending(
-    conn: Connection, row_id: int, signature_id: str, values: Mapping[str, Any]
-) -> bool:
-    """Put what a newer submission said in place of a pending signature's, under the newer
-    submission's signature id (so the earlier id's link stops working); False when it is no
-    longer pending under that id (confirmed, expired, erased, replaced meanwhile)."""
-    result = conn.execute(
-        update(signatures)
-        .where(
-            signatures.c.id == row_id,
-            signatures.c.signature_id == signature_id,
-            signatures.c.status == PENDING,
-        )
-        .values(**values)
-    )
-    return result.rowcount == 1
-
-
-def set_partner_boxes(
-    conn: Connection, petition_id: str, row_id: int, organization_ids: Sequence[str]
-) -> None:
-    """Make a signature's ticked partner boxes exactly these."""
-    conn.execute(
-        delete(partner_consents).where(
-            partner_consents.c.petition_id == petition_id,
-            partner_consents.c.signature_row == row_id,
-        )
-    )
-    add_partner_consent_rows(conn, [(petition_id, row_id, org) for org in organization_ids])
-
-
 def add_partner_consent_rows(conn: Connection, rows: Sequence[tuple[str, int, str]]) -> None:
     """Record ticked partner boxes: (petition id, signature row id, organization id)."""
     if rows:

@@ -290,45 +290,6 @@ def test_double_opt_in_counts_only_confirmed_signatures(svc: Petitions) -> None:
     assert svc.outbox_events("signature.created")[2]["confirm_url"] is None
 
 
-def test_whoever_types_an_address_first_does_not_decide_what_its_owner_confirms(
-    svc: Petitions,
-) -> None:
-    """A stranger signs first with someone's address, their own name, number and partner
-    boxes. The owner's own signature replaces that one before confirmation: the stranger's
-    link stops working, and the owner's link confirms what the owner said (the stranger's
-    number never gets the SMS welcome, and learns nothing)."""
-    petition_id = svc.open_petition(double_opt_in=True)
-    first = svc.sign(
-        petition_id, "owner@example.org",
-        person={"email": "owner@example.org", "given_name": "Stranger", "phone": "+14155552671"},
-        consents={"sms": True, "partners": {svc.p1: True}}, comment="not mine",
-    )  # fmt: skip
-    owners = svc.sign(
-        petition_id, "owner@example.org",
-        person={"email": "owner@example.org", "given_name": "Owner"},
-        consents={"email": True},
-    )  # fmt: skip
-    assert owners.get_data() == first.get_data()  # answered alike, as every signer is
-    stranger_event, owner_event = svc.outbox_events("signature.created")
-    assert owner_event["duplicate"] is False
-    assert owner_event["signature_id"] != stranger_event["signature_id"]
-    assert owner_event["person"]["phone"] is None
-    assert owner_event["consents"]["partner_organization_ids"] == []
-    stale = stranger_event["confirm_url"].removeprefix("https://act.example.org")
-    assert svc.client.post(stale).status_code == 404
-    fresh = owner_event["confirm_url"].removeprefix("https://act.example.org")
-    assert svc.client.post(fresh).status_code == 200
-    [row] = svc.rows(store.signatures)
-    assert (row.given_name, row.phone, row.comment, row.consent_sms) == ("Owner", None, None, False)
-    assert row.signature_id == owner_event["signature_id"]
-    assert svc.rows(store.partner_consents) == []
-    [confirmed] = svc.outbox_events("signature.confirmed")
-    assert confirmed["signature_id"] == owner_event["signature_id"]
-    assert confirmed["partner_organization_ids"] == []
-    counts = svc.counts(petition_id)
-    assert (counts["total"], counts["pending"]) == (1, 0)
-
-
 def test_a_confirmation_link_dies_a_while_after_it_was_used(svc: Petitions) -> None:
     """Found later in a mail archive or a synced browser history, a used link must not stay a
     live proof of what its owner signed; a second click soon after still says confirmed."""
