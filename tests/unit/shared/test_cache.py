@@ -67,3 +67,37 @@ def test_keys_never_kept_leave_nothing_behind() -> None:
         cache.get(f"unknown-{i}", lambda: None)
         cache.forget(f"unknown-{i}")
     assert not cache._items and not cache._loading
+
+
+def test_callers_waiting_for_a_failed_load_get_its_error_without_loading_again() -> None:
+    """The database away (a pool timeout of 30 s): each waiter loading again in turn made the
+    last of them wait as many times as long. They all fail with the one load's error."""
+    cache: TtlCache[str, int] = TtlCache(ttl=60)
+    loads = 0
+    started = threading.Event()
+
+    def away() -> int:
+        nonlocal loads
+        loads += 1
+        started.set()
+        time.sleep(0.2)
+        raise TimeoutError("pool timeout")
+
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            cache.get("campaign", away)
+        except TimeoutError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(5)
+    others = [threading.Thread(target=ask) for _ in range(5)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert len(errors) == 6 and loads == 1
+    assert cache.get("campaign", lambda: 3) == 3  # the next caller loads afresh
