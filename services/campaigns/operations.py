@@ -174,16 +174,23 @@ def issue_key(
 ) -> tuple[NewKey, Any]:
     now = deps.clock()
     with deps.engine.begin() as conn:
-        org = _organization(conn, organization_ref, field="organization", lock=True)
-        domain.may_issue_key(principal, org.organization_id, role)
         # The issuing key as now stored, held until this commits: the verifier's cache may
         # still admit a key revoked a moment ago, and a revocation of it with the keys it
-        # issued, running now, would not find this one.
-        issuer = store.key(conn, principal.key_id, lock="share")
-        if issuer is None or issuer.revoked_at is not None:
-            raise Unauthenticated("The API key is unknown or revoked")
+        # issued, running now, would not find this one. Held before the organization's lock,
+        # as a revocation holds the keys before it takes their organizations' (the other
+        # order deadlocked), and read again under it (SQLite's write lock comes with that).
+        _active_issuer(conn, principal, lock="share")
+        org = _organization(conn, organization_ref, field="organization", lock=True)
+        domain.may_issue_key(principal, org.organization_id, role)
+        _active_issuer(conn, principal)
         new = insert_key(conn, deps.outbox, org.organization_id, role, name, principal.key_id, now)
         return new, store.key(conn, new.key_id)
+
+
+def _active_issuer(conn: Connection, principal: Principal, lock: str | None = None) -> None:
+    issuer = store.key(conn, principal.key_id, lock=lock)
+    if issuer is None or issuer.revoked_at is not None:
+        raise Unauthenticated("The API key is unknown or revoked")
 
 
 def mark_revoked(conn: Connection, outbox: Outbox, row: Any, now: datetime) -> None:
@@ -203,14 +210,15 @@ def revoke_key(
     nothing. Return the ids revoked."""
     now = deps.clock()
     with deps.engine.begin() as conn:
-        found = store.key(conn, key_id)
-        if found is None:
-            raise NotFound("No such key")
-        # No key may be issued by one of these while they are collected: SQLite's write lock
-        # from here (issue_key takes it first too); on PostgreSQL the key rows' locks, which
-        # an issue by one of them waits for, to be found by the next look.
-        store.lock_organization(conn, found.organization_id)
+        # No key may be issued by one of these while they are collected. On PostgreSQL the
+        # key rows' locks do it: an issue by one of them holds it (share) first, and is found
+        # by the next look once it commits; both take keys before organizations. SQLite has
+        # no row locks: its write lock is taken first, as issue_key's organization lock does.
+        if conn.dialect.name == "sqlite":
+            store.lock_organization(conn, principal.organization_id or "")
         row = store.key(conn, key_id, lock="update")
+        if row is None:
+            raise NotFound("No such key")
         rows, frontier = [row], [row.key_id]
         while with_issued and frontier:
             issued = [r for r in store.keys_issued_by(conn, frontier, lock=True) if r not in rows]

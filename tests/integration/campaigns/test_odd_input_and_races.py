@@ -280,25 +280,27 @@ def test_a_key_issued_while_its_issuer_is_revoked_with_issued_is_revoked_too(
     stolen = made.json
     org = service.orgs["lead"]["organization_id"]
     engine = service.deps.engine
+    lead = service.deps.verifier.verify(service.keys["organizer@lead"])
+    assert isinstance(lead, Principal)
+    revoked: list[str] = []
+    revoking = threading.Thread(
+        target=lambda: revoked.extend(
+            operations.revoke_key(service.deps, lead, stolen["key_id"], with_issued=True)
+        )
+    )
     with engine.connect() as conn:
-        issuing = conn.begin()  # issue_key's steps, held open before its commit
-        assert store.lock_organization(conn, org) is not None
+        issuing = conn.begin()  # issue_key's steps, in its order, held open before its commit
         assert store.key(conn, stolen["key_id"], lock="share").revoked_at is None
+        revoking.start()
+        revoking.join(1.0)
+        assert revoking.is_alive()  # waiting for the issue to commit
+        # The issue goes on to the organization's lock (the one being revoked in): a
+        # revocation holding it while waiting for the key deadlocked with this.
+        assert store.lock_organization(conn, org) is not None
         minted = operations.insert_key(
             conn, service.deps.outbox, org, "organizer", "minted", stolen["key_id"],
             datetime.now(UTC),
         )  # fmt: skip
-        lead = service.deps.verifier.verify(service.keys["organizer@lead"])
-        assert isinstance(lead, Principal)
-        revoked: list[str] = []
-        revoking = threading.Thread(
-            target=lambda: revoked.extend(
-                operations.revoke_key(service.deps, lead, stolen["key_id"], with_issued=True)
-            )
-        )
-        revoking.start()
-        revoking.join(1.0)
-        assert revoking.is_alive()  # waiting for the issue to commit
         issuing.commit()
     revoking.join(10)
     assert sorted(revoked) == sorted([stolen["key_id"], minted.key_id])
