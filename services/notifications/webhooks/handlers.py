@@ -74,6 +74,9 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
         orgs = domain.signature_recipients(data)
         if orgs <= {str(data["organization_id"])}:
             return orgs  # the petition's own organization alone: no partner to check
+        # Held (share) until this transaction ends: a removal handled meanwhile by another
+        # consumer then withdraws what this writes for the partner, or is seen here.
+        removed = removed_partners(conn, str(data["campaign_id"]), hold=True)
         if short == "signature.confirmed" and data.get("partner_organization_ids") is not None:
             # Petitions said whom this confirmation shares with (confirmed_consents applied
             # it); attribution aside, the partners it names are partners then.
@@ -82,7 +85,6 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
         # an event read late) is sent nothing of it: the lead took it out of the coalition.
         # One not yet known to have joined is sent it: petitions offered its box, and the
         # join may simply not be read yet (campaign events come on another topic).
-        removed = removed_partners(conn, str(data["campaign_id"]))
         if removed is not None:
             return orgs - removed
         members = campaign_members(conn, str(data["campaign_id"]))
@@ -262,17 +264,21 @@ def withdraw_undelivered(conn: Connection, campaign_id: str, organization_id: st
     """Drop the messages carrying a campaign's signers' details not yet delivered to an
     organization taken out of it (waiting for a retry, in flight, or failed, which a recovery
     would send); return how many. Those delivered stay in its log, and are not replayed."""
-    ids = list(
-        conn.execute(
-            select(messages.c.message_id).where(
-                messages.c.organization_id == organization_id,
-                messages.c.campaign_id == campaign_id,
-                messages.c.supporter_id.is_not(None),
-                messages.c.status != "succeeded",
-            )
-        ).scalars()
+    undelivered = (
+        delete(messages)
+        .where(
+            messages.c.organization_id == organization_id,
+            messages.c.campaign_id == campaign_id,
+            messages.c.supporter_id.is_not(None),
+            messages.c.status != "succeeded",
+        )
+        .returning(messages.c.message_id)
     )
-    delete_messages(conn, ids)
+    # One statement however many (a dead endpoint's month of failures): a list of their ids
+    # as parameters could pass the driver's 65,535, failing the event for ever.
+    ids = list(conn.execute(undelivered).scalars())
+    for start in range(0, len(ids), 1000):
+        conn.execute(delete(attempts).where(attempts.c.message_id.in_(ids[start : start + 1000])))
     return len(ids)
 
 

@@ -308,6 +308,46 @@ def test_a_partner_taken_out_is_sent_no_signer_still_waiting_for_it(wh: Service)
         assert recovered.get_json() == {"recovered": 0}
 
 
+def test_a_signer_written_for_a_partner_while_its_removal_is_handled_is_withdrawn(
+    wh: Service,
+) -> None:
+    """Two consumers at once: one writes a signer's message for partner A (it read A as a
+    partner), the other handles A's removal, which could not see that uncommitted message
+    and left it to be sent. The first holds the campaign's row until it commits; the removal
+    waits for it, then withdraws the message."""
+    import threading
+
+    clock = Clock()
+    seed_projection(wh)
+    key = issue_key(wh.engine, "partner", PARTNER_A)
+    ep = register(wh, key, "http://127.0.0.1:9/a")
+    table = webhook_handlers(clock, wh.deps.settings.hash_key)
+    removed = event(
+        "campaign.partner_removed", "camp-1", campaign_id="camp-1",
+        organization_id=PARTNER_A, left=False,
+    )  # fmt: skip
+
+    def handle_removal() -> None:
+        with wh.engine.begin() as conn:  # the projection's handler, then the webhooks'
+            audience.set_campaign_partner(conn, "camp-1", PARTNER_A, member=False)
+            for handle in table[removed.type]:
+                handle(removed, conn)
+
+    sig = signed("racing@example.org", [PARTNER_A])
+    with wh.engine.connect() as conn:
+        writing = conn.begin()
+        for handle in table[sig.type]:
+            handle(sig, conn)
+        removal = threading.Thread(target=handle_removal, daemon=True)
+        removal.start()
+        removal.join(1.0)
+        assert removal.is_alive()  # waits for the signer's message to commit
+        writing.commit()
+    removal.join(10)
+    bodies = " ".join(r.body for r in message_rows(wh, ep["endpoint_id"]))
+    assert "racing@example.org" not in bodies and "campaign.partner_removed" in bodies
+
+
 def test_a_partner_whose_join_is_not_read_yet_still_gets_the_signers_who_ticked_its_box(
     wh: Service,
 ) -> None:

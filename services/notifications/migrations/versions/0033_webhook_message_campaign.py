@@ -11,6 +11,7 @@ Revises: 0032_language_chosen_at
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,20 +25,37 @@ INDEX = "ix_wh_messages_person_campaign"
 
 
 def upgrade() -> None:
-    """Upgrade schema."""
+    """Upgrade schema. On PostgreSQL the backfill goes a batch per transaction and the index
+    is built CONCURRENTLY: the dispatcher and the consumers keep going meanwhile."""
     op.add_column("wh_messages", sa.Column("campaign_id", sa.String(length=64), nullable=True))
-    if op.get_bind().dialect.name == "postgresql":
-        campaign = "(body::jsonb #>> '{data,campaign_id}')"
-    else:
-        campaign = "json_extract(body, '$.data.campaign_id')"
-    op.execute(f"UPDATE wh_messages SET campaign_id = {campaign} WHERE supporter_id IS NOT NULL")
-    op.create_index(
-        INDEX,
-        "wh_messages",
-        ["organization_id", "campaign_id"],
-        postgresql_where=sa.text("supporter_id IS NOT NULL"),
-        sqlite_where=sa.text("supporter_id IS NOT NULL"),
+    where = sa.text("supporter_id IS NOT NULL")
+    options: dict[str, Any] = {"postgresql_where": where, "sqlite_where": where}
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        op.execute(
+            "UPDATE wh_messages SET campaign_id = json_extract(body, '$.data.campaign_id')"
+            " WHERE supporter_id IS NOT NULL"
+        )
+        op.create_index(INDEX, "wh_messages", ["organization_id", "campaign_id"], **options)
+        return
+    campaign = "body::jsonb #>> '{data,campaign_id}'"
+    batch = sa.text(
+        f"UPDATE wh_messages SET campaign_id = {campaign}"
+        " WHERE message_id IN (SELECT message_id FROM wh_messages"
+        f" WHERE supporter_id IS NOT NULL AND campaign_id IS NULL AND {campaign} IS NOT NULL"
+        " LIMIT 1000) AND campaign_id IS NULL"
     )
+    with context.autocommit_block():
+        bind = op.get_bind()
+        while bind.execute(batch).rowcount:
+            pass
+        op.create_index(
+            INDEX,
+            "wh_messages",
+            ["organization_id", "campaign_id"],
+            postgresql_concurrently=True,
+            **options,
+        )
 
 
 def downgrade() -> None:
