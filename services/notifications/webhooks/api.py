@@ -138,7 +138,7 @@ def webhooks_blueprint(
                 conn, query, [deletions.c.deletion_id], args["page"], args["per_page"]
             )
         body = page_body("deletions", [dict(r._mapping) for r in rows], total, args)
-        if "next" in body["links"]:
+        if "next" in body["links"] and rows:
             # After this page's last id, not page + 1: the oldest rows are purged as time
             # goes on, and a page number then skips as many rows as went.
             body["links"]["next"] = this_request_with(

@@ -381,9 +381,16 @@ class Dispatcher:
         due = [row[0] for row in conn.execute(due_query(len(endpoint_ids)), params)]
         if not due:
             return {}
+        # Of an endpoint still there and on: one deleted or turned off after `live` was read
+        # keeps its messages (deleted afterwards, a batch at a time) unsent.
+        on = (
+            select(endpoints.c.endpoint_id)
+            .where(endpoints.c.endpoint_id == messages.c.endpoint_id, endpoints.c.enabled.is_(True))
+            .exists()
+        )
         query = (
             update(messages)
-            .where(messages.c.message_id.in_(due), messages.c.status == "pending")
+            .where(messages.c.message_id.in_(due), messages.c.status == "pending", on)
             .values(status="delivering", claimed_at=now)
             .returning(
                 messages.c.message_id,
@@ -660,9 +667,9 @@ class Dispatcher:
                     last_status_code=code,
                 )
             )
-        # The untried go back first: an endpoint disabled below fails its waiting messages,
-        # these among them, so none is left pending behind a disabled endpoint. Only rows still
-        # under the chunk's claim: one reclaimed meanwhile is another delivery's now.
+        # The untried go back to wait first, so an endpoint disabled below has them among the
+        # waiting messages housekeeping fails (fail_disabled_backlogs). Only rows still under
+        # the chunk's claim: one reclaimed meanwhile is another delivery's now.
         done = {o.message_id for _, o in tried}
         untried: defaultdict[datetime, list[str]] = defaultdict(list)
         for item in finished:
@@ -790,6 +797,21 @@ class Dispatcher:
         purged = delete_messages_in_batches(
             self.engine, (messages.c.finished_at < cutoff) & ~held_failed, PURGE_BATCH, self._stop
         )
+        # What a deleted endpoint left (its deletion stopped part way: a restart, an outage).
+        orphaned = (
+            ~select(endpoints.c.endpoint_id)
+            .where(endpoints.c.endpoint_id == messages.c.endpoint_id)
+            .exists()
+        )
+        purged += delete_messages_in_batches(self.engine, orphaned, PURGE_BATCH, self._stop)
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(attempts).where(
+                    ~select(endpoints.c.endpoint_id)
+                    .where(endpoints.c.endpoint_id == attempts.c.endpoint_id)
+                    .exists()
+                )
+            )
         with self.engine.begin() as conn:  # the deletions list keeps as long (GET /deletions)
             conn.execute(delete(deletions).where(deletions.c.at < cutoff))
         if purged:
@@ -842,12 +864,22 @@ class Dispatcher:
         batch per transaction; return how many. A recovery resends them once the endpoint is
         enabled again; erasures stay pending until it is. Each batch holds the endpoint's row,
         so one enabled meanwhile keeps the rest waiting, to be sent."""
+        has_waiting = (
+            select(messages.c.message_id)
+            .where(
+                messages.c.endpoint_id == endpoints.c.endpoint_id,
+                messages.c.status == "pending",
+                messages.c.event_type.not_in(domain.HELD),
+            )
+            .exists()
+        )
         with self.engine.connect() as conn:
             disabled = list(
                 conn.execute(
                     select(endpoints.c.endpoint_id).where(
                         endpoints.c.enabled.is_(False),
                         endpoints.c.disabled_reason.in_(domain.AUTO_DISABLED),
+                        has_waiting,
                     )
                 ).scalars()
             )
