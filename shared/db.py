@@ -6,10 +6,10 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -37,6 +37,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.types import TypeEngine
 
 from shared.logging import error_text
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +250,26 @@ def is_transient_error(exc: BaseException) -> bool:
     import sqlite3
 
     return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+
+
+def aborted_by_the_database(exc: BaseException) -> bool:
+    """Return True when PostgreSQL aborted a transaction to let others go on (a deadlock, a
+    serialization failure): nothing of it was done, and it may simply run again."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return str(getattr(cause, "sqlstate", None) or "") in ("40001", "40P01")
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 3) -> T:
+    """Run work(conn) in a transaction of its own, again (up to attempts in all) when the
+    database aborts it to let others go on (a request then answers instead of failing)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if attempt == attempts or not aborted_by_the_database(exc):
+                raise
+    raise AssertionError("unreachable")
 
 
 _last_unready: dict[int, str] = {}

@@ -37,6 +37,7 @@ from services.notifications.schemas import (
 )
 from services.notifications.store import alerts, idempotency_keys, supporters
 from shared.auth import Principal, authorize, current_principal, require_role
+from shared.db import in_transaction
 from shared.errors import FieldError, NotFound, PermissionDenied
 from shared.idempotency import DOC as IDEMPOTENCY_DOC
 from shared.idempotency import idempotent
@@ -428,12 +429,19 @@ def public_blueprint(deps: Deps) -> Blueprint:
 
     @bp.post("/erase/<token>")
     def erase_confirm(token: str) -> Response:
-        with deps.engine.begin() as conn:
+        def work(conn: Connection) -> str | None:
             target = erasure.erasure_target(deps, conn, token)
             if target is None:
-                return _gone(_browser_locale(), "erase")
+                return None
             lang = locale_of(conn, target)  # read before the erasure forgets it
             erasure.erase(deps, conn, supporter=target)
+            return lang
+
+        # Erasures list deletions, whose writers take turns (note_deletions): a consumer
+        # batch holding this person's rows meanwhile can deadlock with it, and one is aborted.
+        lang = in_transaction(deps.engine, work)
+        if lang is None:
+            return _gone(_browser_locale(), "erase")
         return _page(lang, "erased", f"<p>{_t(lang, 'erased_body')}</p>")
 
     @bp.get("/preview")
@@ -626,8 +634,10 @@ def api_blueprint(deps: Deps) -> ApiBlueprint:
             email = clean_email(email, "email")
         if supporter and not storable(supporter):
             raise FieldError("supporter_id", "not an id")
-        with deps.engine.begin() as conn:
-            erased = erasure.erase(deps, conn, email=email, phone=phone, supporter=supporter)
+        erased = in_transaction(
+            deps.engine,
+            lambda conn: erasure.erase(deps, conn, email=email, phone=phone, supporter=supporter),
+        )
         return {"status": "erased", "count": len(erased)}
 
     @blp.route("/audiences/estimate", methods=["POST"])

@@ -3,6 +3,8 @@ dead-letter it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 from psycopg import errors
@@ -95,3 +97,42 @@ def test_a_database_that_cannot_be_reached_is_named_once_in_the_log(
     reason = said.error  # type: ignore[attr-defined]
     assert f"port {port}" in reason and "refused" in reason.lower()
     engine.dispose()
+
+
+def test_a_transaction_the_database_aborted_to_break_a_deadlock_runs_again() -> None:
+    """An erasure can deadlock with a consumer batch holding the person's rows (writers of
+    the deletions list take turns): PostgreSQL aborts one, and the request runs again
+    instead of answering 500. Any other error is not retried."""
+    import contextlib
+
+    from sqlalchemy.exc import DBAPIError
+
+    from shared.db import in_transaction
+
+    class Refused(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            self.sqlstate = sqlstate
+
+    class Engine:
+        def __init__(self, failures: list[str]) -> None:
+            self.failures = failures
+            self.runs = 0
+
+        @contextlib.contextmanager
+        def begin(self) -> Any:
+            self.runs += 1
+            yield "conn"
+            if self.failures:
+                raise DBAPIError("COMMIT", {}, Refused(self.failures.pop(0)))
+
+    deadlocked = Engine(["40P01"])
+    assert in_transaction(deadlocked, lambda conn: conn + "!") == "conn!"  # type: ignore[arg-type]
+    assert deadlocked.runs == 2
+    broken = Engine(["23505"])  # a unique violation: the work's own fault
+    with pytest.raises(DBAPIError):
+        in_transaction(broken, lambda conn: conn)  # type: ignore[arg-type]
+    assert broken.runs == 1
+    endless = Engine(["40P01"] * 5)
+    with pytest.raises(DBAPIError):
+        in_transaction(endless, lambda conn: conn)  # type: ignore[arg-type]
+    assert endless.runs == 3
