@@ -232,7 +232,7 @@ class DevStack:
         for folder in (self.run_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         report.kafka = self._start_kafka(timeout)
-        self._write_state()
+        self._write_state(spawning=[p.service for p in missing])
         self._migrate()
         for part in missing:
             self._spawn(part)
@@ -279,15 +279,19 @@ class DevStack:
         except (OSError, ValueError):
             return {}
 
-    def _write_state(self) -> None:
-        email, sms = notification_backends()
+    def _write_state(self, spawning: list[str]) -> None:
+        backends = self._read_state().get("backends")
+        if "notifications" in spawning or not isinstance(backends, dict):
+            # What the services started now send with (they inherit this environment); one
+            # already running keeps what it was started with.
+            email, sms = notification_backends()
+            backends = {"email": email, "sms": sms}
         state = {
             "var_dir": str(self.var),
             "kafka_bootstrap": self.bootstrap,
             "kafka_owned": self._kafka_owned,
             "urls": {name: f"http://{HOST}:{port}" for name, port in self.ports.items()},
-            # What the services send email and SMS with (they inherit this environment).
-            "backends": {"email": email, "sms": sms},
+            "backends": backends,
         }
         (self.run_dir / "stack.json").write_text(json.dumps(state, indent=2) + "\n")
 

@@ -274,10 +274,17 @@ def revoke_keys(api: Api, keys: dict[str, str]) -> None:
     admin = keys.get("admin")
     if admin is None:
         return
+    failed: DemoError | None = None
     for role in ("lead", "partner_organizer", "partner", "admin"):
-        if role in keys:
+        if role not in keys:
+            continue
+        try:  # each on its own: one refused must not leave the others (the admin's) active
             key_id = api.call("campaigns", "GET", "/api/v1/keys/me", keys[role])["key_id"]
             api.call("campaigns", "DELETE", f"/api/v1/keys/{key_id}", admin)
+        except DemoError as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 def build_coalition(api: Api, story: Story, keys: dict[str, str]) -> None:

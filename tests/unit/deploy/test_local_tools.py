@@ -144,3 +144,22 @@ def test_commands_without_the_port_variables_find_the_running_stack(
     monkeypatch.setenv("KINSHIP_VAR_DIR", str(tmp_path))
     monkeypatch.delenv("KAFKA_PORT", raising=False)
     assert local_kafka().bootstrap.endswith(":19092")
+
+
+def test_the_stack_records_the_backends_its_notifications_were_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second `up` from a shell with other settings starts nothing new: the record keeps
+    what the running services send with (the demo refuses real providers by it)."""
+    from shared.devstack import DevStack
+
+    stack = DevStack(tmp_path, LocalKafka(tmp_path / "kafka"), environ={})
+    stack.run_dir.mkdir(parents=True)
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.real")
+    stack._write_state(spawning=["campaigns", "notifications"])
+    assert stack._read_state()["backends"] == {"email": "sendgrid", "sms": "capture"}
+    monkeypatch.delenv("SENDGRID_API_KEY")
+    stack._write_state(spawning=[])  # everything already running
+    assert stack._read_state()["backends"] == {"email": "sendgrid", "sms": "capture"}
+    stack._write_state(spawning=["notifications"])  # restarted under this environment
+    assert stack._read_state()["backends"] == {"email": "capture", "sms": "capture"}

@@ -52,6 +52,21 @@ def test_keys_issued_before_the_demo_fails_are_revoked(monkeypatch: pytest.Monke
     with pytest.raises(demo.DemoError, match="organizations: 500"):
         demo.run_demo(echo=lambda line: None)
     assert calls[-1] == ("DELETE", "/api/v1/keys/id-of-admin-secret", "admin-secret")
+    # One key refused on the way (the service hiccups): the admin key is still revoked.
+    calls.clear()
+    keys = {"admin": "admin-secret", "lead": "lead-secret", "partner": "partner-secret"}
+
+    def refusing(self: demo.Api, service: str, method: str, path: str, key: str | None = None,
+                 body: Any = None, expect: tuple[int, ...] = ()) -> Any:  # fmt: skip
+        calls.append((method, path, key))
+        if key == "lead-secret":
+            raise demo.DemoError("GET campaigns/api/v1/keys/me: 503")
+        return {"key_id": f"id-of-{key}"}
+
+    monkeypatch.setattr(demo.Api, "call", refusing)
+    with pytest.raises(demo.DemoError, match="503"):
+        demo.revoke_keys(demo.Api({}, 1.0), keys)
+    assert calls[-1] == ("DELETE", "/api/v1/keys/id-of-admin-secret", "admin-secret")
 
 
 def test_the_demo_refuses_a_stack_sending_through_real_providers(
