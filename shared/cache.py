@@ -38,6 +38,9 @@ class TtlCache(Generic[K, V]):
         self._items: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, _Load[V]] = {}
         self._lock = threading.Lock()
+        # Bumped by forget and clear: a load begun before keeps its value out of the cache
+        # (it read the row as it was before the change that made the caller forget it).
+        self._generation = 0
 
     def get(self, key: K, load: Callable[[], V]) -> V:
         with self._lock:
@@ -47,6 +50,7 @@ class TtlCache(Generic[K, V]):
             running = self._loading.get(key)
             if running is None:
                 mine = self._loading[key] = _Load()
+                generation = self._generation
         if running is not None:
             running.done.wait()
             if running.error is not None:
@@ -60,21 +64,28 @@ class TtlCache(Generic[K, V]):
             raise
         else:
             with self._lock:
-                if len(self._items) >= self.max_items:
-                    self._items.clear()
-                self._items[key] = (began, value)
+                if self._generation == generation:
+                    if len(self._items) >= self.max_items:
+                        self._items.clear()
+                    self._items[key] = (began, value)
             return value
         finally:
             # Loads live while they run: keys no one keeps (a 404's id, forgotten at once)
             # would otherwise pile up one each.
             with self._lock:
-                del self._loading[key]
+                if self._loading.get(key) is mine:
+                    del self._loading[key]
             mine.done.set()
 
     def forget(self, key: K) -> None:
+        """Drop a key's value; a caller from now on loads it afresh."""
         with self._lock:
             self._items.pop(key, None)
+            self._loading.pop(key, None)
+            self._generation += 1
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._loading.clear()
+            self._generation += 1

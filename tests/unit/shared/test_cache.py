@@ -101,3 +101,25 @@ def test_callers_waiting_for_a_failed_load_get_its_error_without_loading_again()
         thread.join(5)
     assert len(errors) == 6 and loads == 1
     assert cache.get("campaign", lambda: 3) == 3  # the next caller loads afresh
+
+
+def test_a_key_forgotten_while_it_loads_is_not_cached_stale() -> None:
+    """A petition edited while a signature loads its view: the edit forgets the key, and the
+    load that read the old row must not put it back for five seconds."""
+    cache: TtlCache[str, str] = TtlCache(ttl=60)
+    reading = threading.Event()
+    edited = threading.Event()
+
+    def old_view() -> str:
+        reading.set()
+        assert edited.wait(5)
+        return "old"
+
+    loader = threading.Thread(target=lambda: cache.get("petition", old_view))
+    loader.start()
+    assert reading.wait(5)
+    cache.forget("petition")  # the edit committed
+    assert cache.get("petition", lambda: "new") == "new"  # a caller after it loads afresh
+    edited.set()
+    loader.join(5)
+    assert cache.get("petition", lambda: "unused") == "new"
