@@ -232,7 +232,7 @@ class DevStack:
         for folder in (self.run_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         report.kafka = self._start_kafka(timeout)
-        self._write_state(spawning=[p.service for p in missing])
+        self._write_state(spawning=[p.name for p in missing])
         self._migrate()
         for part in missing:
             self._spawn(part)
@@ -281,9 +281,9 @@ class DevStack:
 
     def _write_state(self, spawning: list[str]) -> None:
         backends = self._read_state().get("backends")
-        if "notifications" in spawning or not isinstance(backends, dict):
-            # What the services started now send with (they inherit this environment); one
-            # already running keeps what it was started with.
+        if "notifications-worker" in spawning or not isinstance(backends, dict):
+            # What the worker (the one that sends) started now sends with: it inherits this
+            # environment. One already running keeps what it was started with.
             email, sms = notification_backends()
             backends = {"email": email, "sms": sms}
         state = {

@@ -107,7 +107,7 @@ def revoke(key_id: str) -> None:
 
     deps = _deps()
     with deps.engine.begin() as conn:
-        row = store.key(conn, key_id)
+        row = store.key(conn, key_id, lock="update")  # the key, then its organization
         if row is None:
             _fail(f"no key {key_id!r}")
         operations.mark_revoked(conn, deps.outbox, row, deps.clock())

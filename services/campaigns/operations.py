@@ -228,6 +228,10 @@ def revoke_key(
             if each.role == "admin" and not principal.is_admin:
                 raise PermissionDenied("Only a platform admin key can revoke admin keys")
             domain.may_issue_key(principal, each.organization_id, "organizer")
+        # The organizations in one order: two revocations whose keys span the same ones the
+        # other way round would deadlock.
+        for organization_id in sorted({each.organization_id for each in rows}):
+            store.lock_organization(conn, organization_id)
         for each in rows:
             mark_revoked(conn, deps.outbox, each, now)
         return [each.key_id for each in rows if each.revoked_at is None]

@@ -156,10 +156,10 @@ def test_the_stack_records_the_backends_its_notifications_were_started_with(
     stack = DevStack(tmp_path, LocalKafka(tmp_path / "kafka"), environ={})
     stack.run_dir.mkdir(parents=True)
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.real")
-    stack._write_state(spawning=["campaigns", "notifications"])
+    stack._write_state(spawning=["campaigns-api", "notifications-worker"])
     assert stack._read_state()["backends"] == {"email": "sendgrid", "sms": "capture"}
     monkeypatch.delenv("SENDGRID_API_KEY")
-    stack._write_state(spawning=[])  # everything already running
+    stack._write_state(spawning=["notifications-api"])  # the worker already running
     assert stack._read_state()["backends"] == {"email": "sendgrid", "sms": "capture"}
-    stack._write_state(spawning=["notifications"])  # restarted under this environment
+    stack._write_state(spawning=["notifications-worker"])  # started under this environment
     assert stack._read_state()["backends"] == {"email": "capture", "sms": "capture"}
