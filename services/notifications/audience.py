@@ -145,17 +145,12 @@ def _removed(
     return sorted((set(removed) | set(gone)) - set(back))
 
 
-def removed_partners(conn: Connection, campaign_id: str, hold: bool = False) -> set[str] | None:
+def removed_partners(conn: Connection, campaign_id: str) -> set[str] | None:
     """Return the partners taken out of a campaign, as projected from its events; None when
-    not tracked (a campaign projected before migration 0030, or not at all).
-
-    hold: keep the campaign's row (share mode) until the caller's transaction ends, so a
-    removal handled meanwhile by another consumer waits for what the caller writes for a
-    partner (and then withdraws it), or is seen by it."""
-    query = select(campaigns.c.removed_partner_ids).where(campaigns.c.campaign_id == campaign_id)
-    if hold:
-        query = query.with_for_update(read=True)
-    removed = conn.execute(query).scalar()
+    not tracked (a campaign projected before migration 0030, or not at all)."""
+    removed = conn.execute(
+        select(campaigns.c.removed_partner_ids).where(campaigns.c.campaign_id == campaign_id)
+    ).scalar()
     return None if removed is None else {str(o) for o in removed}
 
 

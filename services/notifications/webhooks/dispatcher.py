@@ -50,8 +50,14 @@ from services.notifications.senders import (
 from services.notifications.store import organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
-from services.notifications.webhooks.handlers import delete_messages_in_batches
-from services.notifications.webhooks.store import attempts, deletions, endpoints, messages
+from services.notifications.webhooks.handlers import delete_messages_in_batches, finish_removing
+from services.notifications.webhooks.store import (
+    attempts,
+    deletions,
+    endpoints,
+    messages,
+    removed_endpoints,
+)
 from services.notifications.webhooks.transport import GuardedTransport, Reply, Transport
 from shared.pacing import Pacer
 
@@ -797,21 +803,11 @@ class Dispatcher:
         purged = delete_messages_in_batches(
             self.engine, (messages.c.finished_at < cutoff) & ~held_failed, PURGE_BATCH, self._stop
         )
-        # What a deleted endpoint left (its deletion stopped part way: a restart, an outage).
-        orphaned = (
-            ~select(endpoints.c.endpoint_id)
-            .where(endpoints.c.endpoint_id == messages.c.endpoint_id)
-            .exists()
-        )
-        purged += delete_messages_in_batches(self.engine, orphaned, PURGE_BATCH, self._stop)
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(attempts).where(
-                    ~select(endpoints.c.endpoint_id)
-                    .where(endpoints.c.endpoint_id == attempts.c.endpoint_id)
-                    .exists()
-                )
-            )
+        # What a deleted endpoint left (its deletion cut short: a restart, an outage).
+        with self.engine.connect() as conn:
+            removed = list(conn.execute(select(removed_endpoints.c.endpoint_id)).scalars())
+        for endpoint_id in removed:
+            finish_removing(self.engine, endpoint_id, self._stop)
         with self.engine.begin() as conn:  # the deletions list keeps as long (GET /deletions)
             conn.execute(delete(deletions).where(deletions.c.at < cutoff))
         if purged:

@@ -37,6 +37,7 @@ from services.notifications.webhooks.store import (
     deletions,
     endpoints,
     messages,
+    removed_endpoints,
     shares,
 )
 from shared.events import Event
@@ -74,9 +75,10 @@ def recipients(conn: Connection, short: str, data: dict[str, Any]) -> set[str]:
         orgs = domain.signature_recipients(data)
         if orgs <= {str(data["organization_id"])}:
             return orgs  # the petition's own organization alone: no partner to check
-        # Held (share) until this transaction ends: a removal handled meanwhile by another
-        # consumer then withdraws what this writes for the partner, or is seen here.
-        removed = removed_partners(conn, str(data["campaign_id"]), hold=True)
+        # Until this transaction ends: a removal handled meanwhile by another consumer then
+        # withdraws what this writes for the partner, or is seen here.
+        hold_partners(conn, str(data["campaign_id"]))
+        removed = removed_partners(conn, str(data["campaign_id"]))
         if short == "signature.confirmed" and data.get("partner_organization_ids") is not None:
             # Petitions said whom this confirmation shares with (confirmed_consents applied
             # it); attribution aside, the partners it names are partners then.
@@ -260,6 +262,25 @@ def erasure_endpoints(conn: Connection, orgs: Collection[str], told: Collection[
     }
 
 
+# The space of the advisory locks on a campaign's partners (the other number: the campaign).
+PARTNERS_LOCK_SPACE = 0x57485041  # "WHPA"
+
+
+def hold_partners(conn: Connection, campaign_id: str, exclusive: bool = False) -> None:
+    """Hold a campaign's partners until the transaction ends (PostgreSQL): shared by those
+    writing signers' messages for them, exclusive for a removal. The removal waits for the
+    signers being written, then withdraws them; one written after it sees the removal. An
+    advisory lock, not the campaign's row: held for a whole consumer batch, a row lock held
+    up every update of the campaign, and share locks taken one after another starved them."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: one writer at a time already
+    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    conn.execute(
+        text(f"SELECT {lock}(CAST(:space AS integer), hashtext(:campaign))"),
+        {"space": PARTNERS_LOCK_SPACE, "campaign": campaign_id},
+    )
+
+
 def withdraw_undelivered(conn: Connection, campaign_id: str, organization_id: str) -> int:
     """Drop the messages carrying a campaign's signers' details not yet delivered to an
     organization taken out of it (waiting for a retry, in flight, or failed, which a recovery
@@ -288,6 +309,21 @@ def delete_messages(conn: Connection, ids: Sequence[str]) -> None:
     if ids:
         conn.execute(delete(messages).where(messages.c.message_id.in_(ids)))
         conn.execute(delete(attempts).where(attempts.c.message_id.in_(ids)))
+
+
+def finish_removing(engine: Engine, endpoint_id: str, stop: threading.Event | None = None) -> bool:
+    """Delete a deleted endpoint's messages and attempts a batch at a time, then its record
+    (wh_removed_endpoints); return whether all of it is gone (not stopped on the way)."""
+    delete_messages_in_batches(engine, messages.c.endpoint_id == endpoint_id, stop=stop)
+    left = select(attempts.c.attempt_id).where(attempts.c.endpoint_id == endpoint_id).limit(1000)
+    while stop is None or not stop.is_set():
+        with engine.begin() as conn:
+            if not conn.execute(delete(attempts).where(attempts.c.attempt_id.in_(left))).rowcount:
+                conn.execute(
+                    delete(removed_endpoints).where(removed_endpoints.c.endpoint_id == endpoint_id)
+                )
+                return True
+    return False
 
 
 def delete_messages_in_batches(
@@ -477,6 +513,7 @@ def handlers(clock: Callable[[], datetime], hash_key: str) -> dict[str, list[Han
         # Taken out of the coalition (or gone on its own): the signers' details waiting for
         # it are no longer its to receive. It is told of the removal as before.
         data = event.data
+        hold_partners(conn, str(data["campaign_id"]), exclusive=True)
         withdraw_undelivered(conn, str(data["campaign_id"]), str(data["organization_id"]))
         handle(event, conn)
 

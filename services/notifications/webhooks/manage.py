@@ -15,12 +15,8 @@ from services.notifications.audience import removed_partners
 from services.notifications.store import insert_ignore, organizations
 from services.notifications.webhooks import domain, signing
 from services.notifications.webhooks.config import WebhookConfig
-from services.notifications.webhooks.handlers import (
-    delete_messages_in_batches,
-    enqueue,
-    message_id,
-)
-from services.notifications.webhooks.store import attempts, endpoints, messages
+from services.notifications.webhooks.handlers import enqueue, finish_removing, message_id
+from services.notifications.webhooks.store import endpoints, messages, removed_endpoints
 from services.notifications.webhooks.transport import check_destination
 from shared.auth import Principal, authorize
 from shared.errors import Conflict, FieldError, NotFound
@@ -163,11 +159,10 @@ def remove(ctx: Context, principal: Principal, endpoint_id: str) -> None:
     with ctx.engine.begin() as conn:
         _hand_on_deletions(conn, owned(conn, principal, endpoint_id), ctx.now)
         conn.execute(delete(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
+        conn.execute(removed_endpoints.insert().values(endpoint_id=endpoint_id, removed_at=ctx.now))
     # Then its messages and their attempts, a batch at a time (none is claimed any more: the
-    # dispatcher claims for endpoints that exist), and attempts left of messages purged.
-    delete_messages_in_batches(ctx.engine, messages.c.endpoint_id == endpoint_id)
-    with ctx.engine.begin() as conn:
-        conn.execute(delete(attempts).where(attempts.c.endpoint_id == endpoint_id))
+    # dispatcher claims for endpoints that exist). Cut short, the dispatcher's purge finishes.
+    finish_removing(ctx.engine, endpoint_id)
 
 
 def _hand_on_deletions(conn: Connection, endpoint: Any, now: datetime) -> None:

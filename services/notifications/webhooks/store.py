@@ -139,6 +139,14 @@ deletions = Table(
     Index("ix_wh_deletions_organization", "organization_id", "deletion_id"),
 )
 
+# Endpoints deleted whose messages and attempts are still being removed (migration 0034).
+removed_endpoints = Table(
+    "wh_removed_endpoints",
+    metadata,
+    Column("endpoint_id", String(40), primary_key=True),
+    Column("removed_at", Moment(), nullable=False),
+)
+
 shares = Table(
     "wh_shares",
     metadata,

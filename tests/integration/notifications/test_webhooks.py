@@ -1829,6 +1829,32 @@ def two_endpoints(wh: Service) -> tuple[str, str]:
     return urls
 
 
+def test_a_deletion_of_an_endpoint_cut_short_is_finished_by_the_purge(wh: Service) -> None:
+    """An endpoint's row goes at once and its messages and attempts a batch at a time: a
+    deletion cut short (a restart) left the rest, signers' details among them, for ever."""
+    from services.notifications.webhooks.store import removed_endpoints
+
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh.engine, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        write_events(wh, clock, *(signed(f"r{i}@example.org", [PARTNER_A]) for i in range(3)))
+        d = dispatcher(wh, clock)
+        d.drain()
+        write_events(wh, clock, signed("left@example.org", [PARTNER_A]))
+    with wh.engine.begin() as conn:  # what remove() commits first; then it was cut short
+        conn.execute(endpoints.delete().where(endpoints.c.endpoint_id == ep["endpoint_id"]))
+        conn.execute(removed_endpoints.insert().values(endpoint_id=ep["endpoint_id"],
+                                                       removed_at=clock.now))  # fmt: skip
+    assert len(message_rows(wh, ep["endpoint_id"])) == 4
+    assert d.drain() == 0  # nothing of it is claimed
+    d.purge()
+    assert message_rows(wh, ep["endpoint_id"]) == []
+    assert wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"]) == []
+    assert wh.rows(removed_endpoints) == []
+
+
 def test_a_chunk_left_waiting_past_its_lease_sends_only_what_is_still_its_own(
     wh: Service,
 ) -> None:

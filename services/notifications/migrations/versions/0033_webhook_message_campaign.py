@@ -25,30 +25,37 @@ INDEX = "ix_wh_messages_person_campaign"
 
 
 def upgrade() -> None:
-    """Upgrade schema. On PostgreSQL the backfill goes a batch per transaction and the index
-    is built CONCURRENTLY: the dispatcher and the consumers keep going meanwhile."""
-    op.add_column("wh_messages", sa.Column("campaign_id", sa.String(length=64), nullable=True))
+    """Upgrade schema. On PostgreSQL the backfill goes a batch per transaction, in key order,
+    and the index is built CONCURRENTLY: the dispatcher and the consumers keep going
+    meanwhile. Each step can run again after a run cut short (the revision is stamped last)."""
     where = sa.text("supporter_id IS NOT NULL")
     options: dict[str, Any] = {"postgresql_where": where, "sqlite_where": where}
     context = op.get_context()
     if context.dialect.name != "postgresql":
+        op.add_column("wh_messages", sa.Column("campaign_id", sa.String(length=64)))
         op.execute(
             "UPDATE wh_messages SET campaign_id = json_extract(body, '$.data.campaign_id')"
             " WHERE supporter_id IS NOT NULL"
         )
         op.create_index(INDEX, "wh_messages", ["organization_id", "campaign_id"], **options)
         return
-    campaign = "body::jsonb #>> '{data,campaign_id}'"
-    batch = sa.text(
-        f"UPDATE wh_messages SET campaign_id = {campaign}"
-        " WHERE message_id IN (SELECT message_id FROM wh_messages"
-        f" WHERE supporter_id IS NOT NULL AND campaign_id IS NULL AND {campaign} IS NOT NULL"
-        " LIMIT 1000) AND campaign_id IS NULL"
+    op.execute("ALTER TABLE wh_messages ADD COLUMN IF NOT EXISTS campaign_id VARCHAR(64)")
+    page = sa.text(
+        "SELECT message_id FROM wh_messages WHERE message_id > :last"
+        " AND supporter_id IS NOT NULL ORDER BY message_id LIMIT 1000"
+    )
+    fill = sa.text(
+        "UPDATE wh_messages SET campaign_id = body::jsonb #>> '{data,campaign_id}'"
+        " WHERE message_id = ANY(:ids) AND campaign_id IS NULL"
     )
     with context.autocommit_block():
         bind = op.get_bind()
-        while bind.execute(batch).rowcount:
-            pass
+        last = ""
+        while ids := list(bind.execute(page, {"last": last}).scalars()):
+            bind.execute(fill, {"ids": ids})
+            last = ids[-1]
+        # An index a cut-short run left INVALID would be kept by IF NOT EXISTS: built anew.
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
         op.create_index(
             INDEX,
             "wh_messages",
