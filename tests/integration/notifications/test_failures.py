@@ -353,7 +353,7 @@ def test_a_batch_whose_failure_cannot_be_recorded_is_dead_lettered_not_retried_f
         # Rows another live worker holds say nothing of the batch: tried again, not given up.
         monkeypatch.setattr(sender.deliverer, "fail_batch", busy)
         assert all(sender._after_failure(record, ValueError("x")) for _ in range(tries + 2))
-        sender._failing = (None, 0)
+        sender._failing.clear()
         monkeypatch.setattr(sender.deliverer, "fail_batch", refused)
         waits = [sender._after_failure(record, ValueError("value too long")) for _ in range(tries)]
     finally:
