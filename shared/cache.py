@@ -38,9 +38,6 @@ class TtlCache(Generic[K, V]):
         self._items: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, _Load[V]] = {}
         self._lock = threading.Lock()
-        # Bumped by forget and clear: a load begun before keeps its value out of the cache
-        # (it read the row as it was before the change that made the caller forget it).
-        self._generation = 0
 
     def get(self, key: K, load: Callable[[], V]) -> V:
         with self._lock:
@@ -50,7 +47,6 @@ class TtlCache(Generic[K, V]):
             running = self._loading.get(key)
             if running is None:
                 mine = self._loading[key] = _Load()
-                generation = self._generation
         if running is not None:
             running.done.wait()
             if running.error is not None:
@@ -64,7 +60,9 @@ class TtlCache(Generic[K, V]):
             raise
         else:
             with self._lock:
-                if self._generation == generation:
+                # Not if the key was forgotten meanwhile (forget drops its load): the load
+                # read the row as it was before the change that made the caller forget it.
+                if self._loading.get(key) is mine:
                     if len(self._items) >= self.max_items:
                         self._items.clear()
                     self._items[key] = (began, value)
@@ -82,10 +80,8 @@ class TtlCache(Generic[K, V]):
         with self._lock:
             self._items.pop(key, None)
             self._loading.pop(key, None)
-            self._generation += 1
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
             self._loading.clear()
-            self._generation += 1

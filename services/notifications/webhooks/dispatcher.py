@@ -803,11 +803,15 @@ class Dispatcher:
         purged = delete_messages_in_batches(
             self.engine, (messages.c.finished_at < cutoff) & ~held_failed, PURGE_BATCH, self._stop
         )
-        # What a deleted endpoint left (its deletion cut short: a restart, an outage).
+        # What a deleted endpoint left (its deletion cut short: a restart, an outage; or a
+        # consumer batch that read it before and committed after). Forgotten after a day.
+        cutoff_of_removals = self.clock() - timedelta(days=1)
         with self.engine.connect() as conn:
             removed = list(conn.execute(select(removed_endpoints.c.endpoint_id)).scalars())
         for endpoint_id in removed:
-            finish_removing(self.engine, endpoint_id, self._stop)
+            finish_removing(
+                self.engine, endpoint_id, self._stop, forget_removed_before=cutoff_of_removals
+            )
         with self.engine.begin() as conn:  # the deletions list keeps as long (GET /deletions)
             conn.execute(delete(deletions).where(deletions.c.at < cutoff))
         if purged:

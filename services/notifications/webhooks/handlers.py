@@ -311,19 +311,30 @@ def delete_messages(conn: Connection, ids: Sequence[str]) -> None:
         conn.execute(delete(attempts).where(attempts.c.message_id.in_(ids)))
 
 
-def finish_removing(engine: Engine, endpoint_id: str, stop: threading.Event | None = None) -> bool:
-    """Delete a deleted endpoint's messages and attempts a batch at a time, then its record
-    (wh_removed_endpoints); return whether all of it is gone (not stopped on the way)."""
+def finish_removing(
+    engine: Engine,
+    endpoint_id: str,
+    stop: threading.Event | None = None,
+    forget_removed_before: datetime | None = None,
+) -> None:
+    """Delete a deleted endpoint's messages and attempts a batch at a time. Its record
+    (wh_removed_endpoints) goes too once it was removed before forget_removed_before: a
+    consumer batch that read the endpoint before its deletion may still commit messages for
+    it (the purge looks again later, and forgets it once no batch can be that old)."""
     delete_messages_in_batches(engine, messages.c.endpoint_id == endpoint_id, stop=stop)
     left = select(attempts.c.attempt_id).where(attempts.c.endpoint_id == endpoint_id).limit(1000)
     while stop is None or not stop.is_set():
         with engine.begin() as conn:
-            if not conn.execute(delete(attempts).where(attempts.c.attempt_id.in_(left))).rowcount:
+            if conn.execute(delete(attempts).where(attempts.c.attempt_id.in_(left))).rowcount:
+                continue
+            if forget_removed_before is not None:
                 conn.execute(
-                    delete(removed_endpoints).where(removed_endpoints.c.endpoint_id == endpoint_id)
+                    delete(removed_endpoints).where(
+                        removed_endpoints.c.endpoint_id == endpoint_id,
+                        removed_endpoints.c.removed_at < forget_removed_before,
+                    )
                 )
-                return True
-    return False
+            return
 
 
 def delete_messages_in_batches(

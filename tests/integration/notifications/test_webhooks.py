@@ -1852,6 +1852,19 @@ def test_a_deletion_of_an_endpoint_cut_short_is_finished_by_the_purge(wh: Servic
     d.purge()
     assert message_rows(wh, ep["endpoint_id"]) == []
     assert wh.rows(attempts, attempts.c.endpoint_id == ep["endpoint_id"]) == []
+    # Kept a day: a consumer batch that read the endpoint before may still commit for it.
+    with wh.engine.begin() as conn:
+        conn.execute(messages.insert().values(
+            message_id="msg_late", endpoint_id=ep["endpoint_id"], organization_id=PARTNER_A,
+            event_id="late", event_type="signature.created", body="{}", supporter_id="s",
+            status="pending", attempts=0, trigger="scheduled", event_time=clock.now,
+            created_at=clock.now,
+        ))  # fmt: skip
+    clock.advance(3600)
+    d.purge()
+    assert message_rows(wh, ep["endpoint_id"]) == [] and len(wh.rows(removed_endpoints)) == 1
+    clock.advance(2 * 86400)
+    d.purge()
     assert wh.rows(removed_endpoints) == []
 
 
