@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,6 +113,22 @@ def seed_projection(svc: Service) -> None:
                             "contact_email": f"tech@{org}.example.org"}, utcnow(),
             )  # fmt: skip
         audience.upsert_campaign(conn, campaign().data, utcnow())
+
+
+@contextmanager
+def partner_endpoint(
+    wh: Service, signers: int, prefix: str
+) -> Iterator[tuple[Clock, Any, dict[str, str], dict[str, Any]]]:
+    """Partner A's endpoint at a receiver, and `signers` signatures shared with A written:
+    the clock, the receiver, A's key and the endpoint."""
+    clock = Clock()
+    seed_projection(wh)
+    with receivers(1) as (rx,):
+        key = issue_key(wh.engine, "partner", PARTNER_A)
+        ep = register(wh, key, rx.url)
+        emails = (f"{prefix}{i}@example.org" for i in range(signers))
+        write_events(wh, clock, *(signed(email, [PARTNER_A]) for email in emails))
+        yield clock, rx, key, ep
 
 
 # -- the partner's path ----------------------------------------------------------------------------
@@ -271,15 +288,10 @@ def test_a_partner_taken_out_is_sent_no_signer_still_waiting_for_it(wh: Service)
     """Signers who ticked a partner's box before the lead took it out: those its endpoint
     already received stay in its log but are not replayed; those still waiting (a retry, a
     failure a recovery would resend) never go."""
-    clock = Clock()
-    seed_projection(wh)
-    with receivers(1) as (rx,):
-        key = issue_key(wh.engine, "partner", PARTNER_A)
-        ep = register(wh, key, rx.url)
+    with partner_endpoint(wh, 1, "early") as (clock, rx, key, ep):
         d = dispatcher(wh, clock, schedule=(60.0,))
-        write_events(wh, clock, signed("early@example.org", [PARTNER_A]))
         d.drain()
-        [early] = [r for r in rx.received if "early@example.org" in r.body]
+        [early] = [r for r in rx.received if "early0@example.org" in r.body]
         rx.default = (503, {}, b"")
         write_events(wh, clock, signed("waiting@example.org", [PARTNER_A]))
         d.drain()  # its first try fails; a retry is due in a minute
@@ -680,12 +692,7 @@ def test_a_disabled_endpoints_backlog_is_failed_by_housekeeping_in_batches(
     enabled again before then gets the waiting messages sent, no recovery needed."""
     from services.notifications.webhooks import dispatcher as dispatching
 
-    clock = Clock()
-    seed_projection(wh)
-    with receivers(1) as (rx,):
-        key = issue_key(wh.engine, "partner", PARTNER_A)
-        ep = register(wh, key, rx.url)
-        write_events(wh, clock, *(signed(f"b{i}@example.org", [PARTNER_A]) for i in range(7)))
+    with partner_endpoint(wh, 7, "b") as (clock, rx, key, ep):
         with wh.engine.begin() as conn:
             dispatching.disable(conn, ep["endpoint_id"], "failing", clock.now)
         assert {r.status for r in message_rows(wh, ep["endpoint_id"])} == {"pending"}
@@ -708,12 +715,7 @@ def test_a_test_send_or_replay_goes_before_a_failing_endpoints_backlog(wh: Servi
     """A failing endpoint gets one message a round, oldest due first: a test send or a replay
     pressed while debugging it waited behind the whole backlog (hours), with nothing in the
     attempt log to show for it. They go first."""
-    clock = Clock()
-    seed_projection(wh)
-    with receivers(1) as (rx,):
-        key = issue_key(wh.engine, "partner", PARTNER_A)
-        ep = register(wh, key, rx.url)
-        write_events(wh, clock, *(signed(f"f{i}@example.org", [PARTNER_A]) for i in range(4)))
+    with partner_endpoint(wh, 4, "f") as (clock, rx, key, ep):
         with wh.engine.begin() as conn:
             conn.execute(
                 update(endpoints)
@@ -1834,12 +1836,7 @@ def test_a_deletion_of_an_endpoint_cut_short_is_finished_by_the_purge(wh: Servic
     deletion cut short (a restart) left the rest, signers' details among them, for ever."""
     from services.notifications.webhooks.store import removed_endpoints
 
-    clock = Clock()
-    seed_projection(wh)
-    with receivers(1) as (rx,):
-        key = issue_key(wh.engine, "partner", PARTNER_A)
-        ep = register(wh, key, rx.url)
-        write_events(wh, clock, *(signed(f"r{i}@example.org", [PARTNER_A]) for i in range(3)))
+    with partner_endpoint(wh, 3, "r") as (clock, _, _, ep):
         d = dispatcher(wh, clock)
         d.drain()
         write_events(wh, clock, signed("left@example.org", [PARTNER_A]))

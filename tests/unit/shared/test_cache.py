@@ -4,40 +4,51 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from shared.cache import TtlCache
 
 
-def test_an_expired_entry_is_loaded_once_however_many_ask_at_that_moment() -> None:
-    """Under load every request in flight asks when an entry expires: one database query
-    answers them all, not one each (each on a connection of its own, past the pool)."""
-    cache: TtlCache[str, int] = TtlCache(ttl=60)
-    loads = 0
-    started = threading.Event()
+class SlowLoad:
+    """A load that takes a while (a query, while others arrive) and counts its runs."""
 
-    def load() -> int:
-        nonlocal loads
-        loads += 1
-        started.set()
-        time.sleep(0.2)  # a query, while the others arrive
-        return 7
+    def __init__(self, outcome: int | BaseException) -> None:
+        self.outcome = outcome
+        self.runs = 0
+        self.started = threading.Event()
 
-    answers: list[int] = []
-    first = threading.Thread(target=lambda: answers.append(cache.get("campaign", load)))
+    def __call__(self) -> int:
+        self.runs += 1
+        self.started.set()
+        time.sleep(0.2)
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+def one_then_more(ask: Callable[[], object], started: threading.Event, more: int) -> None:
+    """One caller starts a load; `more` ask while it runs; wait for them all."""
+    first = threading.Thread(target=ask)
     first.start()
     assert started.wait(5)
-    others = [
-        threading.Thread(target=lambda: answers.append(cache.get("campaign", load)))
-        for _ in range(8)
-    ]
+    others = [threading.Thread(target=ask) for _ in range(more)]
     for thread in others:
         thread.start()
     for thread in [first, *others]:
         thread.join(5)
+
+
+def test_an_expired_entry_is_loaded_once_however_many_ask_at_that_moment() -> None:
+    """Under load every request in flight asks when an entry expires: one database query
+    answers them all, not one each (each on a connection of its own, past the pool)."""
+    cache: TtlCache[str, int] = TtlCache(ttl=60)
+    load = SlowLoad(7)
+    answers: list[int] = []
+    one_then_more(lambda: answers.append(cache.get("campaign", load)), load.started, 8)
     assert answers == [7] * 9
-    assert loads == 1
+    assert load.runs == 1
 
 
 def test_entries_expire_and_a_failed_load_is_tried_again_by_the_next_caller() -> None:
@@ -73,16 +84,7 @@ def test_callers_waiting_for_a_failed_load_get_its_error_without_loading_again()
     """The database away (a pool timeout of 30 s): each waiter loading again in turn made the
     last of them wait as many times as long. They all fail with the one load's error."""
     cache: TtlCache[str, int] = TtlCache(ttl=60)
-    loads = 0
-    started = threading.Event()
-
-    def away() -> int:
-        nonlocal loads
-        loads += 1
-        started.set()
-        time.sleep(0.2)
-        raise TimeoutError("pool timeout")
-
+    away = SlowLoad(TimeoutError("pool timeout"))
     errors: list[BaseException] = []
 
     def ask() -> None:
@@ -91,15 +93,8 @@ def test_callers_waiting_for_a_failed_load_get_its_error_without_loading_again()
         except TimeoutError as exc:
             errors.append(exc)
 
-    first = threading.Thread(target=ask)
-    first.start()
-    assert started.wait(5)
-    others = [threading.Thread(target=ask) for _ in range(5)]
-    for thread in others:
-        thread.start()
-    for thread in [first, *others]:
-        thread.join(5)
-    assert len(errors) == 6 and loads == 1
+    one_then_more(ask, away.started, 5)
+    assert len(errors) == 6 and away.runs == 1
     assert cache.get("campaign", lambda: 3) == 3  # the next caller loads afresh
 
 
