@@ -1,9 +1,9 @@
 """The delivery loop: due messages from the database, sent concurrently, each endpoint isolated.
 
-Every endpoint has its own small budget of concurrent deliveries (one while it is failing), and
-failing endpoints together never hold more than half the pool, so a dead endpoint's 15-second
-timeouts can only ever occupy its own slots. Retries are rows with a due time, not sleeping
-threads or Kafka offsets held back.
+Every endpoint has its own small budget of concurrent deliveries (one while it is failing, or
+answering slowly though successfully), and such endpoints together never hold more than half
+the pool, so a dead or slow endpoint's 15-second waits can only ever occupy its own slots.
+Retries are rows with a due time, not sleeping threads or Kafka offsets held back.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ RECLAIM_EVERY = 10.0
 NOTICE_EVERY = 5.0
 PURGE_EVERY = 600.0
 PURGE_BATCH = 1000
+# An endpoint whose successful answers take this long on average is limited like a failing one.
+SLOW_ANSWER_SECONDS = 5.0
 # A notice still 'sending' after this long was left by a dispatcher that died mid-send.
 NOTICE_LEASE = 300.0
 
@@ -86,6 +88,14 @@ class Endpoint:
     secret: str
     previous_secrets: Sequence[Mapping[str, str]] | None
     failing: bool
+    # Its last chunk's answers were slow (SLOW_ANSWER_SECONDS on average), though successes.
+    slow: bool = False
+
+    @property
+    def limited(self) -> bool:
+        """Whether it takes one chunk at a time, within the half of the pool such endpoints
+        share: failing, or answering so slowly that a few of them would hold every thread."""
+        return self.failing or self.slow
 
     def secrets(self, now: datetime) -> list[str]:
         """Return the secrets to sign with: the current one, and the old ones while they
@@ -202,7 +212,8 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(config.pool_size, thread_name_prefix="webhook")
         self._lock = threading.Lock()
         self._inflight: dict[str, int] = {}
-        self._failing_inflight = 0
+        self._failing_inflight = 0  # chunks in flight of limited endpoints (failing, slow)
+        self._slow: set[str] = set()  # endpoints whose last chunk answered slowly
         self._stop = threading.Event()
         self._pace = Pacer(config.poll_interval, config.poll_ceiling)
         # Finished chunks waiting to be recorded: one recorder writes all that are waiting in
@@ -277,7 +288,7 @@ class Dispatcher:
         for endpoint_id, rows in order:
             endpoint = live[endpoint_id]
             size = 1 if endpoint.failing else self.config.batch_per_endpoint
-            if endpoint.failing:
+            if endpoint.limited:
                 keep = max(0, min(len(rows), failing_room))
                 handed_back += [row.message_id for row in rows[keep:]]
                 rows = rows[:keep]
@@ -291,7 +302,7 @@ class Dispatcher:
                 chunk = rows[start : start + size]
                 with self._lock:
                     self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
-                    self._failing_inflight += endpoint.failing
+                    self._failing_inflight += endpoint.limited
                 futures.append(
                     self._pool.submit(self._deliver, endpoint, chunk, time.monotonic(), now)
                 )
@@ -324,6 +335,8 @@ class Dispatcher:
 
     def _endpoints(self, conn: Connection) -> dict[str, Endpoint]:
         rows = conn.execute(select(endpoints).where(endpoints.c.enabled.is_(True)))
+        with self._lock:
+            slow = set(self._slow)
         return {
             r.endpoint_id: Endpoint(
                 r.endpoint_id,
@@ -332,6 +345,7 @@ class Dispatcher:
                 r.secret,
                 r.previous_secrets,
                 r.failing_since is not None,
+                r.endpoint_id in slow,
             )
             for r in rows
         }
@@ -359,11 +373,11 @@ class Dispatcher:
                     continue  # its organization's share is in flight: claim nothing for it
                 cap = (
                     config.failing_endpoint_concurrency
-                    if endpoint.failing
+                    if endpoint.limited
                     else config.per_endpoint_concurrency
                 )
                 room = min(cap - self._inflight.get(endpoint_id, 0), org_left)
-                if endpoint.failing:
+                if endpoint.limited:
                     room = min(room, failing_room)
                 # Not decremented per endpoint: most have nothing due, and counting their
                 # unused room would starve the endpoints listed after them. The executor
@@ -620,8 +634,22 @@ class Dispatcher:
                     self._inflight[endpoint.endpoint_id] -= 1
                     if not self._inflight[endpoint.endpoint_id]:
                         del self._inflight[endpoint.endpoint_id]
-                    self._failing_inflight -= endpoint.failing
+                    self._failing_inflight -= endpoint.limited
+                    self._note_speed(item)
             self._pace.wake()
+
+    def _note_speed(self, item: _Finished) -> None:
+        """Mark an endpoint slow, or not, by its chunk's successful answers (the caller holds
+        the lock). An endpoint answering 2xx just inside the deadline never counts as failing:
+        four chunks of each of a few such partners held every thread, and everyone else's
+        deliveries (deletions among them) waited for hours."""
+        answered = [o.latency_ms for o in item.outcomes if domain.is_success(o.reply.status)]
+        if not answered:
+            return
+        if sum(answered) / len(answered) >= SLOW_ANSWER_SECONDS * 1000:
+            self._slow.add(item.endpoint.endpoint_id)
+        else:
+            self._slow.discard(item.endpoint.endpoint_id)
 
     def _record(self, conn: Connection, finished: list[_Finished]) -> None:
         config = self.config

@@ -1465,6 +1465,37 @@ def test_one_organizations_slow_endpoints_hold_at_most_its_share_of_the_pool(
         loop.join(timeout=15)
 
 
+def test_an_endpoint_answering_slowly_is_limited_like_a_failing_one(wh: Service) -> None:
+    """2xx just inside the deadline never counts as failing: four chunks of each of a few such
+    partners (of different organizations) held every thread, and everyone else's deliveries,
+    deletions among them, waited. An endpoint whose last chunk answered slowly takes one chunk
+    at a time, within the half of the pool failing ones share; answering fast, its full room."""
+    from services.notifications.webhooks.dispatcher import (
+        SLOW_ANSWER_SECONDS,
+        Outcome,
+        _Finished,
+    )
+
+    clock = Clock()
+    seed_projection(wh)
+    slow = register(wh, issue_key(wh.engine, "partner", PARTNER_A), "http://127.0.0.1:9/slow")
+    config = wh.deps.webhooks.with_(pool_size=16, per_endpoint_concurrency=4)
+    d = Dispatcher(wh.engine, config, clock=clock, transport=BlockingTransport())
+
+    def room_after(seconds: float) -> int:
+        with wh.engine.connect() as conn:
+            live = d._endpoints(conn)
+        answer = Outcome("m", 0, "scheduled", clock.now, Reply(200, None, b"", None),
+                         int(seconds * 1000))  # fmt: skip
+        with d._lock:
+            d._note_speed(_Finished(live[slow["endpoint_id"]], [], [answer], clock.now))
+        with wh.engine.connect() as conn:
+            return d._budgets(d._endpoints(conn))[slow["endpoint_id"]] // config.batch_per_endpoint
+
+    assert room_after(SLOW_ANSWER_SECONDS + 1) == config.failing_endpoint_concurrency == 1
+    assert room_after(0.2) == config.per_endpoint_concurrency == 4
+
+
 def test_the_running_dispatcher_records_every_attempt_once_and_leaves_nothing_claimed(
     wh: Service,
 ) -> None:
